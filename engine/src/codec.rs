@@ -1,0 +1,31 @@
+//! Codecs for sample columns and for the small integers of file formats.
+//!
+//! - [`timestamp`]: delta-of-delta, bit-packed with prefix buckets (a regular interval costs
+//!   one bit per sample).
+//! - [`value`]: Gorilla XOR of consecutive floats, and an integer path (delta or
+//!   delta-of-delta of exact integers, zig-zag, bucketed) for integer-valued series.
+//! - [`chunk`]: a chunk of samples = both columns, with the value encoding chosen per chunk
+//!   by whichever is smaller; plus the incremental [`chunk::ChunkAppender`] the head uses.
+//! - [`varint`]: LEB128 integers and a bounds-checked reader for file metadata.
+//!
+//! Every decoder takes untrusted bytes: it checks every length and returns a
+//! [`crate::DecodeError`] rather than panicking.
+
+pub mod bits;
+pub mod bucket;
+pub mod chunk;
+pub mod timestamp;
+pub mod value;
+pub mod varint;
+
+/// Zig-zag maps signed integers to unsigned ones so that small magnitudes stay small.
+#[inline]
+pub fn zigzag(x: i64) -> u64 {
+    ((x << 1) ^ (x >> 63)) as u64
+}
+
+/// Inverse of [`zigzag`].
+#[inline]
+pub fn unzigzag(u: u64) -> i64 {
+    ((u >> 1) as i64) ^ -((u & 1) as i64)
+}

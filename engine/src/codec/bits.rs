@@ -1,0 +1,183 @@
+//! Bit-level writer and reader. Bits are packed least-significant first into little-endian
+//! 64-bit words, so the reader can load eight bytes and shift, with no per-bit loop.
+
+use crate::DecodeError;
+
+/// Appends bit fields to a byte buffer.
+#[derive(Debug, Clone, Default)]
+pub struct BitWriter {
+    buf: Vec<u8>,
+    acc: u64,
+    nbits: u32,
+}
+
+impl BitWriter {
+    /// An empty writer.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Writes the low `n` bits of `value` (`n` ≤ 64).
+    #[inline]
+    pub fn write(&mut self, value: u64, n: u32) {
+        debug_assert!(n <= 64);
+        if n == 0 {
+            return;
+        }
+        let v = if n == 64 {
+            value
+        } else {
+            value & ((1u64 << n) - 1)
+        };
+        self.acc |= v << self.nbits;
+        let total = self.nbits + n;
+        if total >= 64 {
+            self.buf.extend_from_slice(&self.acc.to_le_bytes());
+            self.acc = if self.nbits == 0 {
+                0
+            } else {
+                v >> (64 - self.nbits)
+            };
+            self.nbits = total - 64;
+        } else {
+            self.nbits = total;
+        }
+    }
+
+    /// Bits written so far.
+    pub fn bit_len(&self) -> usize {
+        self.buf.len() * 8 + self.nbits as usize
+    }
+
+    /// The bytes written so far, the last one padded with zero bits, without ending the writer.
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.buf.len() + 8);
+        out.extend_from_slice(&self.buf);
+        self.append_tail(&mut out);
+        out
+    }
+
+    /// Ends the writer and returns its bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        let mut buf = std::mem::take(&mut self.buf);
+        self.append_tail(&mut buf);
+        buf
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.buf.capacity()
+    }
+
+    fn append_tail(&self, out: &mut Vec<u8>) {
+        let tail = self.acc.to_le_bytes();
+        out.extend_from_slice(tail.get(..self.nbits.div_ceil(8) as usize).unwrap_or(&[]));
+    }
+}
+
+/// Reads bit fields written by [`BitWriter`], refusing to read past the end.
+#[derive(Debug, Clone)]
+pub struct BitReader<'a> {
+    data: &'a [u8],
+    pos: usize,
+    len_bits: usize,
+}
+
+impl<'a> BitReader<'a> {
+    /// A reader over `data`.
+    pub fn new(data: &'a [u8]) -> Self {
+        BitReader {
+            data,
+            pos: 0,
+            len_bits: data.len() * 8,
+        }
+    }
+
+    /// The next 64 bits from the current position (zero past the end); at least 57 are real.
+    #[inline]
+    pub fn peek(&self) -> u64 {
+        let byte = self.pos >> 3;
+        let shift = self.pos & 7;
+        let word = match self.data.get(byte..byte + 8) {
+            Some(b) => u64::from_le_bytes(b.try_into().unwrap_or([0; 8])),
+            None => {
+                let mut tmp = [0u8; 8];
+                let rest = self.data.get(byte..).unwrap_or(&[]);
+                if let Some(dst) = tmp.get_mut(..rest.len()) {
+                    dst.copy_from_slice(rest);
+                }
+                u64::from_le_bytes(tmp)
+            }
+        };
+        word >> shift
+    }
+
+    /// Skips `n` bits already examined with [`BitReader::peek`].
+    #[inline]
+    pub fn consume(&mut self, n: u32) -> Result<(), DecodeError> {
+        let next = self.pos + n as usize;
+        if next > self.len_bits {
+            return Err(self.underrun());
+        }
+        self.pos = next;
+        Ok(())
+    }
+
+    /// Reads `n` ≤ 56 bits.
+    #[inline]
+    pub fn read(&mut self, n: u32) -> Result<u64, DecodeError> {
+        debug_assert!(n <= 56);
+        let v = self.peek() & ((1u64 << n) - 1);
+        self.consume(n)?;
+        Ok(v)
+    }
+
+    /// Reads `n` ≤ 64 bits.
+    #[inline]
+    pub fn read_wide(&mut self, n: u32) -> Result<u64, DecodeError> {
+        if n <= 56 {
+            return self.read(n);
+        }
+        let low = self.read(32)?;
+        let high = self.read(n - 32)?;
+        Ok(low | (high << 32))
+    }
+
+    /// Bit position.
+    pub fn position(&self) -> usize {
+        self.pos
+    }
+
+    fn underrun(&self) -> DecodeError {
+        DecodeError::new((self.pos / 8) as u64, "bit stream ends early")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_of_every_width_round_trip() {
+        let mut w = BitWriter::new();
+        let fields: Vec<(u64, u32)> = (0..=64u32)
+            .map(|n| (u64::MAX.wrapping_mul(0x9E37_79B9) >> (64 - n.max(1)), n))
+            .collect();
+        for &(v, n) in &fields {
+            w.write(v, n);
+        }
+        let bytes = w.finish();
+        let mut r = BitReader::new(&bytes);
+        for &(v, n) in &fields {
+            let mask = if n == 64 { u64::MAX } else { (1u64 << n) - 1 };
+            assert_eq!(r.read_wide(n).expect("read"), v & mask, "width {n}");
+        }
+    }
+
+    #[test]
+    fn reading_past_the_end_is_an_error() {
+        let mut r = BitReader::new(&[0xff]);
+        assert_eq!(r.read(8).ok(), Some(0xff));
+        assert!(r.read(1).is_err());
+    }
+}

@@ -1,0 +1,235 @@
+//! A chunk: the timestamp and value columns of consecutive samples of one series.
+//!
+//! ```text
+//! offset  size      field
+//! 0       1         value encoding (0 XOR, 1 integer delta, 2 integer delta-of-delta)
+//! 1       varint    n, the number of samples (1 ..= MAX_CHUNK_SAMPLES)
+//! ..      varint    length of the timestamp column in bytes
+//! ..      ts_len    timestamp column (see `timestamp`)
+//! ..      rest      value column (see `value`)
+//! ```
+//! The chunk carries no checksum of its own: the block that holds it (a segment block, or
+//! memory in the head) does.
+
+use super::timestamp::{self, TimestampEncoder};
+use super::value::{self, IntEncoder, ValueEncoding, XorEncoder, as_exact_int};
+use super::varint::{ByteReader, put_u64};
+use crate::DecodeError;
+
+/// Most samples one chunk may hold; larger counts in a file are corruption.
+pub const MAX_CHUNK_SAMPLES: usize = 1 << 20;
+
+/// Encodes samples (given as columns of equal length) choosing the smallest value encoding.
+pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
+    debug_assert_eq!(ts.len(), vs.len());
+    let mut t_enc = TimestampEncoder::new();
+    for &t in ts {
+        t_enc.push(t);
+    }
+    let delta = value::int_cost(vs, ValueEncoding::IntDelta);
+    let dod = value::int_cost(vs, ValueEncoding::IntDeltaOfDelta);
+    let (encoding, values) = match (delta, dod) {
+        (Some(d), Some(dd)) => {
+            let enc = if dd < d {
+                ValueEncoding::IntDeltaOfDelta
+            } else {
+                ValueEncoding::IntDelta
+            };
+            let mut e = IntEncoder::new(enc);
+            vs.iter().for_each(|&v| e.push(v as i64));
+            let xor_guess = estimate_xor_bits(vs);
+            if xor_guess < d.min(dd) {
+                (ValueEncoding::Xor, xor_bytes(vs))
+            } else {
+                (enc, e.finish())
+            }
+        }
+        _ => (ValueEncoding::Xor, xor_bytes(vs)),
+    };
+    assemble(encoding, ts.len(), &t_enc.finish(), &values)
+}
+
+fn xor_bytes(vs: &[f64]) -> Vec<u8> {
+    let mut e = XorEncoder::new();
+    vs.iter().for_each(|&v| e.push(v));
+    e.finish()
+}
+
+/// XOR cost of integer values is only lower for constant series, which the integer path
+/// also codes in one bit; a cheap check spares encoding twice.
+fn estimate_xor_bits(vs: &[f64]) -> usize {
+    if vs
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if a.to_bits() == b.to_bits()))
+    {
+        64 + vs.len().saturating_sub(1)
+    } else {
+        usize::MAX
+    }
+}
+
+fn assemble(encoding: ValueEncoding, n: usize, ts: &[u8], values: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(12 + ts.len() + values.len());
+    out.push(encoding as u8);
+    put_u64(&mut out, n as u64);
+    put_u64(&mut out, ts.len() as u64);
+    out.extend_from_slice(ts);
+    out.extend_from_slice(values);
+    out
+}
+
+/// Number of samples in a chunk, read from its header.
+pub fn sample_count(data: &[u8]) -> Result<usize, DecodeError> {
+    let mut r = ByteReader::new(data);
+    r.u8()?;
+    r.len(MAX_CHUNK_SAMPLES, "chunk sample count")
+}
+
+/// Decodes a chunk, appending its samples to `ts` and `vs`; returns how many.
+pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize, DecodeError> {
+    let mut r = ByteReader::new(data);
+    let encoding = ValueEncoding::try_from(r.u8()?)?;
+    let n = r.len(MAX_CHUNK_SAMPLES, "chunk sample count")?;
+    if n == 0 {
+        return Err(r.error("chunk holds no samples"));
+    }
+    let ts_len = r.len(r.remaining(), "timestamp column length")?;
+    let ts_start = r.position();
+    let ts_bytes = r.bytes(ts_len)?;
+    let v_start = r.position();
+    let v_bytes = r.bytes(r.remaining())?;
+    // Each sample needs at least one bit after the first 64: bounds what we allocate.
+    let min_value_bits = if encoding == ValueEncoding::Xor {
+        63 + n
+    } else {
+        n
+    };
+    if ts_bytes.len() * 8 < 63 + n || v_bytes.len() * 8 < min_value_bits {
+        return Err(DecodeError::new(
+            1,
+            format!("{n} samples cannot fit in the chunk's columns"),
+        ));
+    }
+    let before = ts.len();
+    timestamp::decode(ts_bytes, n, ts).map_err(|e| e.shifted(ts_start as u64))?;
+    let decoded = match encoding {
+        ValueEncoding::Xor => value::decode_xor(v_bytes, n, vs),
+        int => value::decode_int(v_bytes, n, int, vs),
+    };
+    if let Err(e) = decoded {
+        ts.truncate(before);
+        return Err(e.shifted(v_start as u64));
+    }
+    Ok(n)
+}
+
+/// The head's open chunk: samples are appended one at a time, in timestamp order.
+/// Values start on the integer-delta path and move to XOR (re-encoding what is there) at
+/// the first value that is not an exact integer.
+#[derive(Debug, Clone, Default)]
+pub struct ChunkAppender {
+    ts: TimestampEncoder,
+    values: ValueAppender,
+}
+
+#[derive(Debug, Clone)]
+enum ValueAppender {
+    Int(IntEncoder, Vec<i64>),
+    Xor(XorEncoder),
+}
+
+impl Default for ValueAppender {
+    fn default() -> Self {
+        ValueAppender::Int(IntEncoder::new(ValueEncoding::IntDelta), Vec::new())
+    }
+}
+
+impl ChunkAppender {
+    /// An empty appender.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a sample.
+    #[inline]
+    pub fn push(&mut self, t: i64, v: f64) {
+        self.ts.push(t);
+        match &mut self.values {
+            ValueAppender::Xor(e) => e.push(v),
+            ValueAppender::Int(e, _) if self.ts.len() > INT_RECHECK => {
+                // Past a few samples we stop keeping the integers aside for a transcode.
+                match as_exact_int(v) {
+                    Some(i) => e.push(i),
+                    None => self.to_xor_then_push(v),
+                }
+            }
+            ValueAppender::Int(e, kept) => match as_exact_int(v) {
+                Some(i) => {
+                    e.push(i);
+                    kept.push(i);
+                }
+                None => self.to_xor_then_push(v),
+            },
+        }
+    }
+
+    #[cold]
+    fn to_xor_then_push(&mut self, v: f64) {
+        let mut xor = XorEncoder::new();
+        let ValueAppender::Int(enc, kept) = &self.values else {
+            return;
+        };
+        let n = self.ts.len() - 1;
+        if kept.len() == n {
+            kept.iter().for_each(|&i| xor.push(i as f64));
+        } else {
+            let mut vs = Vec::with_capacity(n);
+            let bytes = enc.snapshot();
+            // Our own bytes, just written: decoding cannot fail short of a bug.
+            if value::decode_int(&bytes, n, ValueEncoding::IntDelta, &mut vs).is_ok() {
+                vs.iter().for_each(|&x| xor.push(x));
+            }
+        }
+        xor.push(v);
+        self.values = ValueAppender::Xor(xor);
+    }
+
+    /// Samples appended.
+    pub fn len(&self) -> usize {
+        self.ts.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.ts.is_empty()
+    }
+
+    /// The last timestamp appended.
+    pub fn last_t(&self) -> Option<i64> {
+        self.ts.last()
+    }
+
+    /// The chunk as it stands, in the format above (the appender goes on).
+    pub fn snapshot(&self) -> Vec<u8> {
+        let (encoding, values) = match &self.values {
+            ValueAppender::Int(e, _) => (ValueEncoding::IntDelta, e.snapshot()),
+            ValueAppender::Xor(e) => (ValueEncoding::Xor, e.snapshot()),
+        };
+        assemble(encoding, self.ts.len(), &self.ts.snapshot(), &values)
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.ts.heap_bytes()
+            + match &self.values {
+                ValueAppender::Int(e, kept) => e.heap_bytes() + kept.capacity() * 8,
+                ValueAppender::Xor(e) => e.heap_bytes(),
+            }
+    }
+}
+
+/// How many leading integers the appender keeps aside so that a switch to XOR is cheap.
+const INT_RECHECK: usize = 8;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,115 @@
+//! Property tests: every column round-trips bit for bit, whatever the values and intervals.
+
+use proptest::prelude::*;
+
+use super::*;
+
+fn special_value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        Just(f64::NAN),
+        Just(f64::from_bits(0x7ff8_0000_dead_beef)),
+        Just(f64::from_bits(0xfff0_0000_0000_0001)),
+        Just(f64::INFINITY),
+        Just(f64::NEG_INFINITY),
+        Just(-0.0),
+        Just(0.0),
+        Just(f64::MAX),
+        Just(f64::MIN_POSITIVE),
+        Just(5e-324),
+        Just(9_007_199_254_740_992.0),
+        Just(-9_007_199_254_740_993.0),
+        (-1000i64..1000).prop_map(|i| i as f64),
+        any::<f64>(),
+        (0u32..20).prop_map(|i| f64::from(i) * 0.1),
+    ]
+}
+
+fn timestamps() -> impl Strategy<Value = Vec<i64>> {
+    prop_oneof![
+        // Regular intervals with jitter.
+        (any::<i32>(), 1i64..100_000, 1usize..300, 0i64..50).prop_map(
+            |(start, step, n, jitter)| {
+                (0..n as i64)
+                    .map(|i| i64::from(start) + i * step + (i * 7919) % (jitter + 1))
+                    .collect()
+            }
+        ),
+        // Anything: negative, out of order, extreme.
+        prop::collection::vec(any::<i64>(), 1..50),
+    ]
+}
+
+fn assert_round_trip(ts: &[i64], vs: &[f64], bytes: &[u8]) {
+    let (mut dt, mut dv) = (Vec::new(), Vec::new());
+    let n = decode(bytes, &mut dt, &mut dv).expect("decodes");
+    assert_eq!(n, ts.len());
+    assert_eq!(dt, ts);
+    let bits: Vec<u64> = dv.iter().map(|v| v.to_bits()).collect();
+    let want: Vec<u64> = vs.iter().map(|v| v.to_bits()).collect();
+    assert_eq!(bits, want);
+}
+
+fn cycle(ts: &[i64], seed: &[f64]) -> Vec<f64> {
+    seed.iter().copied().cycle().take(ts.len()).collect()
+}
+
+proptest! {
+    #[test]
+    fn encoded_chunks_round_trip_bit_for_bit(ts in timestamps(), seed in prop::collection::vec(special_value(), 1..300)) {
+        let vs = cycle(&ts, &seed);
+        assert_round_trip(&ts, &vs, &encode(&ts, &vs));
+    }
+
+    #[test]
+    fn appended_chunks_round_trip_bit_for_bit(ts in timestamps(), seed in prop::collection::vec(special_value(), 1..300)) {
+        let vs = cycle(&ts, &seed);
+        let mut a = ChunkAppender::new();
+        for (i, (&t, &v)) in ts.iter().zip(&vs).enumerate() {
+            a.push(t, v);
+            if i % 17 == 0 {
+                assert_round_trip(&ts[..=i], &vs[..=i], &a.snapshot());
+            }
+        }
+        assert_round_trip(&ts, &vs, &a.snapshot());
+    }
+
+    #[test]
+    fn decoding_garbage_never_panics(data in prop::collection::vec(any::<u8>(), 0..200)) {
+        let (mut t, mut v) = (Vec::new(), Vec::new());
+        let _ = decode(&data, &mut t, &mut v);
+    }
+}
+
+#[test]
+fn one_sample_chunks_round_trip() {
+    for v in [f64::NAN, -0.0, 42.0, 0.5] {
+        assert_round_trip(&[-5], &[v], &encode(&[-5], &[v]));
+    }
+}
+
+#[test]
+fn regular_integer_series_cost_under_three_bits_a_sample() {
+    let ts: Vec<i64> = (0..720).map(|i| 1_700_000_000_000 + i * 10_000).collect();
+    let vs: Vec<f64> = (0..720).map(|i| (i / 7) as f64).collect();
+    let bytes = encode(&ts, &vs);
+    assert!(
+        bytes.len() * 8 < 720 * 3,
+        "{} bytes for 720 samples",
+        bytes.len()
+    );
+    assert_eq!(bytes.first(), Some(&(ValueEncoding::IntDelta as u8)));
+}
+
+#[test]
+fn a_truncated_chunk_is_an_error_not_a_panic() {
+    let ts: Vec<i64> = (0..100).collect();
+    let vs: Vec<f64> = (0..100).map(|i| f64::from(i) * 1.5).collect();
+    let bytes = encode(&ts, &vs);
+    for cut in 0..bytes.len() {
+        let (mut t, mut v) = (Vec::new(), Vec::new());
+        assert!(
+            decode(&bytes[..cut], &mut t, &mut v).is_err(),
+            "cut at {cut}"
+        );
+    }
+}

@@ -1,0 +1,277 @@
+//! Value column encodings.
+//!
+//! - **XOR** (Gorilla): the first value's 64 bits, then for each value the XOR with the
+//!   previous one: `0` when equal; else `1`, then `0` + the meaningful bits when they fit in
+//!   the previous leading/trailing-zero window, or `1` + 5 bits of leading zeros + 6 bits of
+//!   (length − 1) + the meaningful bits. Bit-exact for every `f64` (NaN payloads, −0.0, ±Inf).
+//! - **Integer delta** / **integer delta-of-delta**: for chunks whose values are all exact
+//!   integers in ±2^53 (and not −0.0), the first value then the deltas (or delta-of-deltas),
+//!   bucketed ([`super::bucket`]). Gauges that move by small steps cost a few bits; counters
+//!   that rise steadily cost about one.
+
+use super::bits::{BitReader, BitWriter};
+use super::bucket;
+use crate::DecodeError;
+
+/// Largest integer magnitude the integer path takes: every integer up to it is an exact f64.
+pub const MAX_EXACT_INT: f64 = 9_007_199_254_740_992.0;
+
+/// The value encodings, as stored in a chunk's first byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueEncoding {
+    /// Gorilla XOR.
+    Xor = 0,
+    /// Integer deltas.
+    IntDelta = 1,
+    /// Integer delta-of-deltas.
+    IntDeltaOfDelta = 2,
+}
+
+impl TryFrom<u8> for ValueEncoding {
+    type Error = DecodeError;
+
+    fn try_from(tag: u8) -> Result<Self, DecodeError> {
+        match tag {
+            0 => Ok(ValueEncoding::Xor),
+            1 => Ok(ValueEncoding::IntDelta),
+            2 => Ok(ValueEncoding::IntDeltaOfDelta),
+            other => Err(DecodeError::new(
+                0,
+                format!("unknown value encoding tag {other}"),
+            )),
+        }
+    }
+}
+
+/// The value as an exact integer, if it is one the integer path can carry bit-exactly.
+#[inline]
+pub fn as_exact_int(v: f64) -> Option<i64> {
+    let exact = v.fract() == 0.0 && v.abs() <= MAX_EXACT_INT && !(v == 0.0 && v.is_sign_negative());
+    exact.then_some(v as i64)
+}
+
+/// Incremental Gorilla XOR encoder.
+#[derive(Debug, Clone, Default)]
+pub struct XorEncoder {
+    w: BitWriter,
+    n: usize,
+    prev: u64,
+    lead: u32,
+    trail: u32,
+}
+
+impl XorEncoder {
+    /// An empty encoder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends `v`.
+    #[inline]
+    pub fn push(&mut self, v: f64) {
+        let bits = v.to_bits();
+        if self.n == 0 {
+            self.w.write(bits, 64);
+        } else {
+            let x = bits ^ self.prev;
+            if x == 0 {
+                self.w.write(0, 1);
+            } else {
+                let lead = x.leading_zeros().min(31);
+                let trail = x.trailing_zeros();
+                if self.n > 1
+                    && lead >= self.lead
+                    && trail >= self.trail
+                    && self.lead + self.trail > 0
+                {
+                    let width = 64 - self.lead - self.trail;
+                    self.w.write(0b01, 2);
+                    self.w.write(x >> self.trail, width);
+                } else {
+                    let width = 64 - lead - trail;
+                    self.w.write(0b11, 2);
+                    self.w.write(u64::from(lead), 5);
+                    self.w.write(u64::from(width - 1), 6);
+                    self.w.write(x >> trail, width);
+                    self.lead = lead;
+                    self.trail = trail;
+                }
+            }
+        }
+        self.prev = bits;
+        self.n += 1;
+    }
+
+    /// The bytes so far (the writer goes on).
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.w.snapshot()
+    }
+
+    /// Ends the encoder.
+    pub fn finish(self) -> Vec<u8> {
+        self.w.finish()
+    }
+
+    /// Bits written so far.
+    pub fn bit_len(&self) -> usize {
+        self.w.bit_len()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.w.heap_bytes()
+    }
+}
+
+/// Decodes `n` XOR-encoded values, appending them to `out`.
+pub fn decode_xor(data: &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), DecodeError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let mut r = BitReader::new(data);
+    let mut prev = r.read_wide(64)?;
+    out.reserve(n);
+    out.push(f64::from_bits(prev));
+    let (mut lead, mut trail) = (0u32, 0u32);
+    for _ in 1..n {
+        let word = r.peek();
+        if word & 1 == 0 {
+            r.consume(1)?;
+        } else if word & 0b10 == 0 {
+            r.consume(2)?;
+            let width = 64 - lead - trail;
+            if width == 64 || lead + trail == 0 {
+                return Err(DecodeError::new(
+                    (r.position() / 8) as u64,
+                    "XOR value reuses a window before one was set",
+                ));
+            }
+            prev ^= r.read_wide(width)? << trail;
+        } else {
+            r.consume(2)?;
+            let header = r.read(11)?;
+            lead = (header & 0x1f) as u32;
+            let width = ((header >> 5) & 0x3f) as u32 + 1;
+            if lead + width > 64 {
+                return Err(DecodeError::new(
+                    (r.position() / 8) as u64,
+                    format!("XOR window of {lead} leading zeros and {width} bits exceeds 64"),
+                ));
+            }
+            trail = 64 - lead - width;
+            prev ^= r.read_wide(width)? << trail;
+        }
+        out.push(f64::from_bits(prev));
+    }
+    Ok(())
+}
+
+/// Incremental integer encoder (delta or delta-of-delta of exact integers).
+#[derive(Debug, Clone)]
+pub struct IntEncoder {
+    w: BitWriter,
+    encoding: ValueEncoding,
+    n: usize,
+    prev: i64,
+    prev_delta: i64,
+}
+
+impl IntEncoder {
+    /// An empty encoder; `encoding` must be one of the integer encodings.
+    pub fn new(encoding: ValueEncoding) -> Self {
+        IntEncoder {
+            w: BitWriter::new(),
+            encoding,
+            n: 0,
+            prev: 0,
+            prev_delta: 0,
+        }
+    }
+
+    /// Appends `v`, which must satisfy [`as_exact_int`].
+    #[inline]
+    pub fn push(&mut self, v: i64) {
+        let delta = v.wrapping_sub(self.prev);
+        match (self.n, self.encoding) {
+            (0, _) => bucket::write(&mut self.w, v),
+            (1, _) | (_, ValueEncoding::IntDelta) => bucket::write(&mut self.w, delta),
+            _ => bucket::write(&mut self.w, delta.wrapping_sub(self.prev_delta)),
+        }
+        self.prev_delta = delta;
+        self.prev = v;
+        self.n += 1;
+    }
+
+    /// Bits written so far.
+    pub fn bit_len(&self) -> usize {
+        self.w.bit_len()
+    }
+
+    /// The bytes so far (the writer goes on).
+    pub fn snapshot(&self) -> Vec<u8> {
+        self.w.snapshot()
+    }
+
+    /// Ends the encoder.
+    pub fn finish(self) -> Vec<u8> {
+        self.w.finish()
+    }
+
+    /// Heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.w.heap_bytes()
+    }
+}
+
+/// Bits the integer path would need for `values` under `encoding`, or `None` when a value
+/// is not an exact integer.
+pub fn int_cost(values: &[f64], encoding: ValueEncoding) -> Option<usize> {
+    let mut bits = 0usize;
+    let (mut prev, mut prev_delta) = (0i64, 0i64);
+    for (i, &v) in values.iter().enumerate() {
+        let x = as_exact_int(v)?;
+        let delta = x.wrapping_sub(prev);
+        let coded = match (i, encoding) {
+            (0, _) => x,
+            (1, _) | (_, ValueEncoding::IntDelta) => delta,
+            _ => delta.wrapping_sub(prev_delta),
+        };
+        bits += bucket::cost(coded) as usize;
+        prev_delta = delta;
+        prev = x;
+    }
+    Some(bits)
+}
+
+/// Decodes `n` integer-encoded values, appending them to `out`.
+pub fn decode_int(
+    data: &[u8],
+    n: usize,
+    encoding: ValueEncoding,
+    out: &mut Vec<f64>,
+) -> Result<(), DecodeError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let mut r = BitReader::new(data);
+    let mut v = bucket::read(&mut r)?;
+    out.reserve(n);
+    out.push(v as f64);
+    if n == 1 {
+        return Ok(());
+    }
+    let mut delta = bucket::read(&mut r)?;
+    v = v.wrapping_add(delta);
+    out.push(v as f64);
+    for _ in 2..n {
+        let coded = bucket::read(&mut r)?;
+        delta = if encoding == ValueEncoding::IntDelta {
+            coded
+        } else {
+            delta.wrapping_add(coded)
+        };
+        v = v.wrapping_add(delta);
+        out.push(v as f64);
+    }
+    Ok(())
+}

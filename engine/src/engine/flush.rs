@@ -1,0 +1,196 @@
+//! Flushing: cut the head into a frozen generation, write one segment per time partition,
+//! publish them in a new manifest, then drop the WAL files they cover.
+//!
+//! A failure after the cut leaves the generation frozen (still visible to queries) and its
+//! WAL files in place; the next flush writes it again under the same file names, so a retry
+//! never orders old data after newer data.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use super::{Engine, FrozenGen, Inner, SegmentHandle, Version};
+use crate::fs::layout;
+use crate::head::dedupe_newest_wins;
+use crate::index::SeriesRef;
+use crate::segment::{Segment, SegmentInput, write_segment};
+use crate::{Error, Result};
+
+/// What a flush wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FlushReport {
+    /// Segment files written.
+    pub segments: usize,
+    /// Samples written (after merging rewrites of the same timestamp).
+    pub samples: u64,
+    /// Bytes written.
+    pub bytes: u64,
+}
+
+impl Engine {
+    /// Moves everything in the head into segments and truncates the WAL.
+    pub fn flush(&self) -> Result<FlushReport> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        let mut state = inner.flush.lock();
+        cut(inner, &mut state.manifest.next_seq)?;
+        let version = inner.current_version();
+        if version.frozen.is_empty() {
+            return Ok(FlushReport::default());
+        }
+        let mut report = FlushReport::default();
+        let mut handles = Vec::new();
+        for generation in &version.frozen {
+            handles.extend(write_generation(inner, generation, &mut report)?);
+        }
+        let seg_dir = inner.dir.join(layout::SEGMENT_DIR);
+        inner
+            .opts
+            .vfs
+            .sync_dir(&seg_dir)
+            .map_err(|e| Error::io(&seg_dir, e))?;
+
+        let wal_below = version
+            .frozen
+            .iter()
+            .map(|g| g.wal_below)
+            .max()
+            .unwrap_or(0);
+        let mut manifest = state.manifest.clone();
+        for h in &handles {
+            if !manifest.segments.contains(&h.name) {
+                manifest.segments.push(h.name.clone());
+            }
+        }
+        manifest.wal_flushed_below = manifest.wal_flushed_below.max(wal_below);
+        manifest.store(&*inner.opts.vfs, &inner.dir)?;
+        state.manifest = manifest;
+
+        let flushed: Vec<u64> = version.frozen.iter().map(|g| g.seq).collect();
+        {
+            let mut v = inner.version.write();
+            let mut segments: Vec<Arc<SegmentHandle>> = v
+                .segments
+                .iter()
+                .filter(|s| !handles.iter().any(|h| h.name == s.name))
+                .cloned()
+                .collect();
+            segments.extend(handles.into_iter().map(Arc::new));
+            segments.sort_by(|a, b| (a.segment.seq, &a.name).cmp(&(b.segment.seq, &b.name)));
+            let frozen = v
+                .frozen
+                .iter()
+                .filter(|g| !flushed.contains(&g.seq))
+                .cloned()
+                .collect();
+            *v = Arc::new(Version { segments, frozen });
+        }
+        if let Err(e) = inner.wal.remove_before(wal_below) {
+            tracing::warn!(error = %e, "could not remove flushed WAL files; they will be skipped at open");
+        }
+        Ok(report)
+    }
+}
+
+/// Moves all head data into a new frozen generation and rolls the WAL (under the exclusive
+/// gate: no write is between its WAL append and its head apply meanwhile).
+fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
+    let _gate = inner.gate.write();
+    if let Some(e) = inner.wal.failure() {
+        return Err(e);
+    }
+    let mut series = HashMap::new();
+    for s in inner.index.all() {
+        if let Some((layer, freed)) = s.head.take() {
+            inner.add_head_bytes(-(freed as isize));
+            series.insert(s.id, layer);
+        }
+    }
+    if series.is_empty() {
+        return Ok(());
+    }
+    let wal_below = inner.wal.roll()?;
+    let generation = Arc::new(FrozenGen {
+        seq: *next_seq,
+        wal_below,
+        series,
+    });
+    *next_seq += 1;
+    let mut v = inner.version.write();
+    let mut frozen = v.frozen.clone();
+    frozen.push(generation);
+    *v = Arc::new(Version {
+        segments: v.segments.clone(),
+        frozen,
+    });
+    Ok(())
+}
+
+/// Writes one generation's segments (one per partition) and opens them.
+fn write_generation(
+    inner: &Inner,
+    generation: &FrozenGen,
+    report: &mut FlushReport,
+) -> Result<Vec<SegmentHandle>> {
+    let partition_ms = inner.opts.partition_ms.max(1);
+    let mut partitions: BTreeMap<i64, (Vec<SeriesRef>, Vec<SegmentInput>)> = BTreeMap::new();
+    let mut ids: Vec<&SeriesRef> = generation.series.keys().collect();
+    ids.sort();
+    for &id in ids {
+        let (Some(layer), Some(series)) = (generation.series.get(&id), inner.index.get(id)) else {
+            continue;
+        };
+        let mut samples = Vec::new();
+        layer
+            .decode_into(i64::MIN, i64::MAX, &mut samples)
+            .map_err(|e| Error::Corrupt {
+                file: "head".into(),
+                offset: e.offset,
+                reason: format!("in-memory chunk of {}: {}", series.labels, e.reason),
+            })?;
+        dedupe_newest_wins(&mut samples, 0);
+        let mut rest = samples.as_slice();
+        while let Some(first) = rest.first() {
+            let partition = first.t.div_euclid(partition_ms) * partition_ms;
+            let limit = partition.saturating_add(partition_ms);
+            let split = rest.iter().position(|s| s.t >= limit).unwrap_or(rest.len());
+            let (part, tail) = rest.split_at(split);
+            let entry = partitions.entry(partition).or_default();
+            entry.0.push(id);
+            entry.1.push(SegmentInput {
+                namespace: series.namespace.clone(),
+                labels: series.labels.clone(),
+                samples: part.to_vec(),
+            });
+            rest = tail;
+        }
+    }
+    let mut handles = Vec::new();
+    for (partition, (refs, inputs)) in partitions {
+        let name = layout::segment_name(generation.seq, partition);
+        let path = layout::segment_path(&inner.dir, &name);
+        report.bytes += write_segment(&*inner.opts.vfs, &path, generation.seq, &inputs)?;
+        report.samples += inputs.iter().map(|i| i.samples.len() as u64).sum::<u64>();
+        report.segments += 1;
+        let bytes = inner
+            .opts
+            .vfs
+            .open_immutable(&path)
+            .map_err(|e| Error::io(&path, e))?;
+        let segment = Segment::open(&path, bytes)?;
+        let locals = refs
+            .iter()
+            .enumerate()
+            .map(|(local, &id)| (id, local as u32))
+            .collect();
+        let refs: RoaringBitmap = refs.into_iter().collect();
+        handles.push(SegmentHandle {
+            name,
+            segment,
+            locals,
+            refs,
+        });
+    }
+    Ok(handles)
+}

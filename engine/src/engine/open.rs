@@ -1,0 +1,270 @@
+//! Opening a store: lock the directory, read the manifest, open segments (quarantining the
+//! corrupt ones), remove files no manifest ever published, and replay the WAL.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::{FlushState, Inner, Quarantined, SegmentHandle, Version};
+use crate::fs::{Vfs, layout};
+use crate::index::{Index, Series};
+use crate::manifest::Manifest;
+use crate::model::Sample;
+use crate::options::{Options, WalCorruption};
+use crate::segment::Segment;
+use crate::wal::Wal;
+use crate::wal::frame::End;
+use crate::wal::record::SeriesDef;
+use crate::wal::replay::{ReplaySink, replay_file};
+use crate::{DecodeError, Error, Result};
+
+pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
+    let vfs = opts.vfs.clone();
+    for sub in [
+        "",
+        layout::WAL_DIR,
+        layout::SEGMENT_DIR,
+        layout::QUARANTINE_DIR,
+    ] {
+        let path = dir.join(sub);
+        vfs.create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+    }
+    let lock = lock_dir(dir)?;
+    let mut manifest = Manifest::load(&*vfs, dir)?.unwrap_or(Manifest {
+        next_seq: 1,
+        ..Manifest::default()
+    });
+    let index = Index::default();
+    let mut quarantined = Vec::new();
+
+    let mut segments = Vec::new();
+    let mut live_names = Vec::new();
+    for name in &manifest.segments {
+        let path = layout::segment_path(dir, name);
+        let opened = vfs
+            .open_immutable(&path)
+            .map_err(|e| Error::io(&path, e))
+            .and_then(|bytes| Segment::open(&path, bytes));
+        match opened {
+            Ok(segment) => {
+                manifest.next_seq = manifest.next_seq.max(segment.seq + 1);
+                segments.push(Arc::new(register_segment(&index, name.clone(), segment)));
+                live_names.push(name.clone());
+            }
+            Err(e) => quarantined.push(quarantine(&*vfs, dir, &path, &e, true)),
+        }
+    }
+    if live_names.len() != manifest.segments.len() {
+        manifest.segments = live_names;
+        manifest.store(&*vfs, dir)?;
+    }
+    segments.sort_by(|a, b| (a.segment.seq, &a.name).cmp(&(b.segment.seq, &b.name)));
+    remove_orphans(&*vfs, dir, &manifest)?;
+
+    let head_bytes = AtomicI64::new(0);
+    let last_wal = replay_wal(
+        &*vfs,
+        dir,
+        &opts,
+        &manifest,
+        &index,
+        &head_bytes,
+        &mut quarantined,
+    )?;
+    let first_file = last_wal.max(manifest.wal_flushed_below) + 1;
+    let wal = Wal::new(
+        dir.to_path_buf(),
+        vfs.clone(),
+        opts.fsync,
+        opts.wal_file_bytes,
+        first_file,
+    );
+
+    Ok(Inner {
+        dir: dir.to_path_buf(),
+        index,
+        wal,
+        gate: RwLock::new(()),
+        version: RwLock::new(Arc::new(Version {
+            segments,
+            frozen: Vec::new(),
+        })),
+        flush: Mutex::new(FlushState { manifest }),
+        head_bytes,
+        accepted: AtomicU64::new(0),
+        rejections: Default::default(),
+        quarantined: Mutex::new(quarantined),
+        closed: AtomicBool::new(false),
+        _lock: lock,
+        opts,
+    })
+}
+
+fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(layout::LOCK);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::io(&path, e)),
+    }
+}
+
+fn register_segment(index: &Index, name: String, segment: Segment) -> SegmentHandle {
+    let mut locals = HashMap::with_capacity(segment.series.len());
+    for (local, s) in segment.series.iter().enumerate() {
+        if let Ok(series) = index.get_or_create(&s.namespace, s.labels.clone(), None) {
+            locals.insert(series.id, local as u32);
+        }
+    }
+    let refs = locals.keys().copied().collect();
+    SegmentHandle {
+        name,
+        segment,
+        locals,
+        refs,
+    }
+}
+
+/// Moves a corrupt file aside (a copy for WAL files, which stay in use cut to their good
+/// prefix; a rename for segments) and reports it.
+fn quarantine(vfs: &dyn Vfs, dir: &Path, path: &Path, error: &Error, rename: bool) -> Quarantined {
+    let moved_to = layout::quarantine_path(dir, path);
+    let moved = if rename {
+        vfs.rename(path, &moved_to)
+    } else {
+        vfs.read(path).and_then(|data| {
+            let mut f = vfs.create(&moved_to)?;
+            f.write_all(&data)?;
+            f.sync()
+        })
+    };
+    if let Err(e) = moved {
+        tracing::error!(file = %path.display(), error = %e, "could not move a corrupt file to quarantine");
+    }
+    tracing::error!(file = %path.display(), to = %moved_to.display(), error = %error, "corrupt file quarantined");
+    Quarantined {
+        file: path.to_path_buf(),
+        moved_to,
+        reason: error.to_string(),
+    }
+}
+
+/// Removes segment files that no manifest lists: written by a flush that crashed before
+/// publishing them, so their data is still in the WAL.
+fn remove_orphans(vfs: &dyn Vfs, dir: &Path, manifest: &Manifest) -> Result<()> {
+    let seg_dir = dir.join(layout::SEGMENT_DIR);
+    let entries = vfs.list_dir(&seg_dir).map_err(|e| Error::io(&seg_dir, e))?;
+    for path in entries {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if !manifest.segments.iter().any(|s| s == name) {
+            tracing::info!(file = %path.display(), "removing a segment no manifest published");
+            vfs.remove(&path).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+struct Applier<'a> {
+    index: &'a Index,
+    refs: HashMap<u32, Arc<Series>>,
+    head_bytes: &'a AtomicI64,
+    buf: Vec<Sample>,
+}
+
+impl ReplaySink for Applier<'_> {
+    fn define(&mut self, defs: Vec<SeriesDef>) -> Result<(), DecodeError> {
+        for def in defs {
+            let series = self
+                .index
+                .get_or_create(&def.namespace, def.labels, None)
+                .map_err(|r| DecodeError::new(0, r.to_string()))?;
+            self.refs.insert(def.wal_ref, series);
+        }
+        Ok(())
+    }
+
+    fn samples(
+        &mut self,
+        wal_ref: u32,
+        samples: &mut dyn Iterator<Item = Sample>,
+    ) -> Result<usize, DecodeError> {
+        let series = self.refs.get(&wal_ref).ok_or_else(|| {
+            DecodeError::new(
+                0,
+                format!("samples for series {wal_ref}, never defined in this file"),
+            )
+        })?;
+        self.buf.clear();
+        self.buf.extend(samples);
+        let delta = series.head.append(self.buf.iter().copied());
+        self.head_bytes
+            .fetch_add(delta as i64, std::sync::atomic::Ordering::Relaxed);
+        Ok(self.buf.len())
+    }
+}
+
+/// Replays the WAL files not covered by segments; returns the highest file number seen.
+fn replay_wal(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    opts: &Options,
+    manifest: &Manifest,
+    index: &Index,
+    head_bytes: &AtomicI64,
+    quarantined: &mut Vec<Quarantined>,
+) -> Result<u64> {
+    let wal_dir = dir.join(layout::WAL_DIR);
+    let mut files: Vec<(u64, std::path::PathBuf)> = vfs
+        .list_dir(&wal_dir)
+        .map_err(|e| Error::io(&wal_dir, e))?
+        .into_iter()
+        .filter_map(|p| layout::parse_wal_file(&p).map(|n| (n, p)))
+        .collect();
+    files.sort();
+    let last = files.last().map_or(0, |(n, _)| *n);
+    for (n, path) in files {
+        if n < manifest.wal_flushed_below {
+            vfs.remove(&path).map_err(|e| Error::io(&path, e))?;
+            continue;
+        }
+        let data = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
+        let mut sink = Applier {
+            index,
+            refs: HashMap::new(),
+            head_bytes,
+            buf: Vec::new(),
+        };
+        let report = replay_file(&data, &mut sink);
+        match report.end {
+            End::Clean => {}
+            End::Torn { offset } => {
+                tracing::warn!(file = %path.display(), offset, "cutting a torn write at the end of a WAL file");
+                vfs.truncate(&path, offset)
+                    .map_err(|e| Error::io(&path, e))?;
+            }
+            End::Corrupt(e) => {
+                let error = e.in_file(&path, 0);
+                if opts.wal_corruption == WalCorruption::Refuse {
+                    return Err(error);
+                }
+                quarantined.push(quarantine(vfs, dir, &path, &error, false));
+                vfs.truncate(&path, report.good_len)
+                    .map_err(|e| Error::io(&path, e))?;
+            }
+        }
+        tracing::debug!(file = %path.display(), frames = report.frames, samples = report.samples, "replayed WAL file");
+    }
+    Ok(last)
+}

@@ -1,0 +1,86 @@
+//! What an operator sees of the store: series, samples, bytes, rejections, quarantine.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+
+use super::Engine;
+use crate::model::RejectReason;
+
+/// A file moved aside because it was corrupt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantined {
+    /// Where the file was.
+    pub file: PathBuf,
+    /// Where its copy is now.
+    pub moved_to: PathBuf,
+    /// What was wrong (with the offset).
+    pub reason: String,
+}
+
+/// A snapshot of the store's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Series known (head or segments).
+    pub series: u64,
+    /// Series per namespace.
+    pub series_by_namespace: BTreeMap<String, u64>,
+    /// Samples in the head (live and not yet flushed).
+    pub head_samples: u64,
+    /// Bytes the head accounts for (the figure the memory budget limits).
+    pub head_bytes: u64,
+    /// Bytes of label strings held by the index.
+    pub index_label_bytes: u64,
+    /// Live segment files.
+    pub segments: u64,
+    /// Samples in segments (counting the same timestamp again if it was rewritten).
+    pub segment_samples: u64,
+    /// Segment file bytes in total.
+    pub segment_bytes: u64,
+    /// Chunk bytes on disk per namespace.
+    pub disk_bytes_by_namespace: BTreeMap<String, u64>,
+    /// Samples accepted since open.
+    pub accepted_samples: u64,
+    /// Samples rejected since open, by reason kind.
+    pub rejected_samples: BTreeMap<&'static str, u64>,
+    /// Files moved to quarantine since open.
+    pub quarantined: Vec<Quarantined>,
+    /// Why writes are stopped, if they are.
+    pub writes_stopped: Option<String>,
+}
+
+impl Engine {
+    /// Current counters.
+    pub fn stats(&self) -> Stats {
+        let inner = &*self.inner;
+        let version = inner.current_version();
+        let mut stats = Stats {
+            series: inner.index.len() as u64,
+            series_by_namespace: inner.index.namespace_counts().into_iter().collect(),
+            head_bytes: inner.head_bytes.load(Ordering::Relaxed).max(0) as u64,
+            index_label_bytes: inner.index.label_bytes(),
+            segments: version.segments.len() as u64,
+            accepted_samples: inner.accepted.load(Ordering::Relaxed),
+            quarantined: inner.quarantined.lock().clone(),
+            writes_stopped: inner.wal.failure().map(|e| e.to_string()),
+            ..Stats::default()
+        };
+        for s in inner.index.all() {
+            stats.head_samples += s.head.sample_count() as u64;
+        }
+        for h in &version.segments {
+            stats.segment_samples += h.segment.samples;
+            stats.segment_bytes += h.segment.file_bytes();
+            for (ns, bytes) in h.segment.bytes_by_namespace() {
+                *stats.disk_bytes_by_namespace.entry(ns).or_default() += bytes;
+            }
+        }
+        for (kind, count) in RejectReason::KINDS.iter().zip(&inner.rejections) {
+            let n = count.load(Ordering::Relaxed);
+            if n > 0 {
+                stats.rejected_samples.insert(kind, n);
+            }
+        }
+        stats
+    }
+}

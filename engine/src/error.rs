@@ -1,0 +1,118 @@
+//! The engine's one public error type, and the path-free decode error that decoders return.
+//!
+//! Variants are what a caller can act on: bad input (fix the request), an exhausted resource
+//! (retry later), a stopped write path (reopen), corruption (an operator must look at a file).
+//! Rejected *samples* are not errors: they are reported in [`crate::WriteOutcome`].
+
+use std::io;
+use std::path::PathBuf;
+
+/// Result alias for engine operations.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in an engine call.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file operation failed; `path` names the file or directory.
+    #[error("I/O error on {}: {source}", path.display())]
+    Io {
+        /// The file or directory the operation was on.
+        path: PathBuf,
+        /// The operating system's error.
+        #[source]
+        source: io::Error,
+    },
+    /// Bytes on disk do not decode; `file` and `offset` say where.
+    #[error("corrupt data in {} at offset {offset}: {reason}", file.display())]
+    Corrupt {
+        /// The corrupt file.
+        file: PathBuf,
+        /// Byte offset in the file where the problem was found.
+        offset: u64,
+        /// What was wrong.
+        reason: String,
+    },
+    /// A configured limit or budget was reached; retry later or raise the limit.
+    #[error("resource exhausted: {limit}: {detail}")]
+    ResourceExhausted {
+        /// The name of the limit, as in [`crate::Options`].
+        limit: &'static str,
+        /// What was asked for and what the limit allows.
+        detail: String,
+    },
+    /// The write path has stopped after an unrecoverable WAL failure (for example a failed
+    /// fsync). Queries still work; reopen the engine to replay the WAL and resume writing.
+    #[error("writes are stopped: {reason}; reopen the engine to recover")]
+    WritesStopped {
+        /// The failure that stopped the write path.
+        reason: String,
+    },
+    /// The request itself is malformed (as opposed to one bad sample in it).
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    /// Another process holds the data directory.
+    #[error("data directory {} is locked by another process", path.display())]
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// The engine has been closed.
+    #[error("the engine is closed")]
+    Closed,
+}
+
+impl Error {
+    /// Wraps an I/O error with the path it happened on.
+    pub(crate) fn io(path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// True when the error means the disk is full (ENOSPC).
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => source.kind() == io::ErrorKind::StorageFull,
+            Error::ResourceExhausted { limit, .. } => *limit == "disk",
+            _ => false,
+        }
+    }
+}
+
+/// A decoder's error: where in the buffer it failed and why, without knowing the file.
+/// The caller that knows the file turns it into [`Error::Corrupt`] with [`DecodeError::in_file`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("at offset {offset}: {reason}")]
+pub struct DecodeError {
+    /// Offset of the failure, relative to the start of the decoded buffer.
+    pub offset: u64,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl DecodeError {
+    /// A decode failure at `offset` (relative to the buffer being decoded).
+    pub fn new(offset: u64, reason: impl Into<String>) -> Self {
+        DecodeError {
+            offset,
+            reason: reason.into(),
+        }
+    }
+
+    /// Shifts the offset by the position of the decoded buffer inside a larger one.
+    pub fn shifted(mut self, by: u64) -> Self {
+        self.offset += by;
+        self
+    }
+
+    /// Names the file: `base` is where the decoded buffer starts in it.
+    pub fn in_file(self, file: impl Into<PathBuf>, base: u64) -> Error {
+        Error::Corrupt {
+            file: file.into(),
+            offset: base + self.offset,
+            reason: self.reason,
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! The file-system seam. Every file operation of the engine goes through [`Vfs`], so tests
+//! can fail the k-th operation (EIO, ENOSPC) deterministically and in-process, and the real
+//! implementation ([`OsFs`]) stays small enough to read in one sitting.
+//!
+//! Immutable files (segments) are read through [`Bytes`], a safe, read-only byte handle; the
+//! memory map behind it lives in [`mmap`], the only module allowed `unsafe`.
+
+mod bytes;
+pub mod layout;
+mod mmap;
+mod os;
+
+use std::fmt::Debug;
+use std::io;
+use std::path::{Path, PathBuf};
+
+pub use bytes::Bytes;
+pub use os::OsFs;
+
+/// A file open for writing (appending).
+pub trait VfsFile: Send + Debug {
+    /// Writes all of `buf` at the end of the file.
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
+    /// Makes everything written so far durable (fdatasync).
+    fn sync(&mut self) -> io::Result<()>;
+}
+
+/// The file operations the engine needs, and nothing more.
+pub trait Vfs: Send + Sync + Debug {
+    /// Creates a directory and its parents.
+    fn create_dir_all(&self, path: &Path) -> io::Result<()>;
+    /// The entries of a directory (full paths), in no particular order.
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>>;
+    /// Reads a whole file.
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>>;
+    /// Creates (or truncates) a file for writing.
+    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>>;
+    /// Renames a file, replacing the target.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove(&self, path: &Path) -> io::Result<()>;
+    /// Makes a directory's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, path: &Path) -> io::Result<()>;
+    /// Cuts a file to `len` bytes and makes that durable.
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
+    /// Opens an immutable, fully written file for reading (memory-mapped by [`OsFs`]).
+    fn open_immutable(&self, path: &Path) -> io::Result<Bytes>;
+}

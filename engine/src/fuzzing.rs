@@ -1,0 +1,51 @@
+//! Entry points for the fuzz targets in `fuzz/` and for the tests that replay their seed
+//! corpora: each feeds untrusted bytes to one decoder. None may panic, whatever the input.
+
+use crate::DecodeError;
+use crate::fs::Bytes;
+use crate::model::Sample;
+use crate::segment::Segment;
+use crate::wal::record::SeriesDef;
+use crate::wal::replay::{ReplaySink, replay_file};
+
+/// Decodes a chunk.
+pub fn decode_chunk(data: &[u8]) {
+    let (mut ts, mut vs) = (Vec::new(), Vec::new());
+    let _ = crate::codec::chunk::decode(data, &mut ts, &mut vs);
+}
+
+/// Replays one WAL file's bytes into a sink that only counts.
+pub fn replay_wal(data: &[u8]) {
+    struct Count(usize);
+    impl ReplaySink for Count {
+        fn define(&mut self, defs: Vec<SeriesDef>) -> Result<(), DecodeError> {
+            self.0 += defs.len();
+            Ok(())
+        }
+        fn samples(
+            &mut self,
+            _: u32,
+            samples: &mut dyn Iterator<Item = Sample>,
+        ) -> Result<usize, DecodeError> {
+            Ok(samples.count())
+        }
+    }
+    let _ = replay_file(data, &mut Count(0));
+}
+
+/// Opens a segment from bytes and reads every chunk and the postings.
+pub fn read_segment(data: &[u8]) {
+    let Ok(segment) = Segment::open(
+        std::path::Path::new("fuzz.seg"),
+        Bytes::owned(data.to_vec()),
+    ) else {
+        return;
+    };
+    let mut out = Vec::new();
+    for s in &segment.series {
+        for c in &s.chunks {
+            let _ = segment.read_chunk(c, i64::MIN, i64::MAX, &mut out);
+        }
+    }
+    let _ = segment.postings();
+}

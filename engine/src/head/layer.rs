@@ -1,0 +1,81 @@
+//! A layer of one series' data (chunks in timestamp order plus out-of-order samples in
+//! arrival order), and the merge that combines layers with the newest write winning.
+
+use crate::DecodeError;
+use crate::codec::chunk;
+use crate::head::SealedChunk;
+use crate::model::Sample;
+
+/// One source's data for one series: head snapshot, frozen head, or segment.
+#[derive(Debug, Clone, Default)]
+pub struct SeriesLayer {
+    /// Chunks in timestamp order, not overlapping.
+    pub chunks: Vec<SealedChunk>,
+    /// Samples written at or before the series' last timestamp, in arrival order.
+    pub ooo: Vec<Sample>,
+}
+
+impl SeriesLayer {
+    /// Appends this layer's samples in `[start, end]` to `out`, chunks first, then the
+    /// out-of-order samples in arrival order (so that later entries win).
+    pub fn decode_into(
+        &self,
+        start: i64,
+        end: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<(), DecodeError> {
+        let (mut ts, mut vs) = (Vec::new(), Vec::new());
+        for c in self
+            .chunks
+            .iter()
+            .filter(|c| c.max_t >= start && c.min_t <= end)
+        {
+            ts.clear();
+            vs.clear();
+            chunk::decode(&c.bytes, &mut ts, &mut vs)?;
+            out.extend(
+                ts.iter()
+                    .zip(&vs)
+                    .filter(|(t, _)| **t >= start && **t <= end)
+                    .map(|(&t, &v)| Sample { t, v }),
+            );
+        }
+        out.extend(self.ooo.iter().filter(|s| s.t >= start && s.t <= end));
+        Ok(())
+    }
+}
+
+/// Merges layers given oldest first into `out`, sorted by timestamp, keeping for each
+/// timestamp the sample that came last (the newest write).
+pub fn merge_newest_wins(
+    layers: Vec<SeriesLayer>,
+    start: i64,
+    end: i64,
+    out: &mut Vec<Sample>,
+) -> Result<(), DecodeError> {
+    let from = out.len();
+    for layer in &layers {
+        layer.decode_into(start, end, out)?;
+    }
+    dedupe_newest_wins(out, from);
+    Ok(())
+}
+
+/// Sorts `out[from..]` by timestamp, keeping the last-appended sample of each timestamp.
+pub fn dedupe_newest_wins(out: &mut Vec<Sample>, from: usize) {
+    let tail = out.get(from..).unwrap_or(&[]);
+    if tail.windows(2).all(|w| matches!(w, [a, b] if a.t < b.t)) {
+        return;
+    }
+    let mut merged: Vec<Sample> = out.drain(from..).collect();
+    // Stable: among equal timestamps the arrival order stays, so the last one is the newest.
+    merged.sort_by_key(|s| s.t);
+    let mut kept: Vec<Sample> = Vec::with_capacity(merged.len());
+    for s in merged {
+        match kept.last_mut() {
+            Some(last) if last.t == s.t => *last = s,
+            _ => kept.push(s),
+        }
+    }
+    out.extend(kept);
+}

@@ -1,0 +1,50 @@
+//! # iocdb-engine
+//!
+//! The storage core of iocdb, a time-series metrics engine: a write-ahead log with group
+//! commit, an in-memory head of compressed chunks, a label index on roaring bitmaps, and
+//! immutable, memory-mapped columnar segment files. It knows nothing of gRPC.
+//!
+//! ```
+//! use iocdb_engine::{Engine, Label, Matcher, Options, Sample, SeriesWrite, WriteRequest};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let engine = Engine::open(dir.path(), Options::default())?;
+//! let outcome = engine.write(WriteRequest {
+//!     namespace: "lodging".into(),
+//!     series: vec![SeriesWrite {
+//!         labels: vec![Label::new("__name__", "lodging_guests"), Label::new("commune", "Châu Đốc")],
+//!         samples: vec![Sample::new(1_700_000_000_000, 42.0)],
+//!     }],
+//! })?;
+//! assert_eq!(outcome.accepted, 1);
+//! let found = engine.select("lodging", &[Matcher::equal("commune", "Châu Đốc")], 0, i64::MAX)?;
+//! assert_eq!(found[0].samples, vec![Sample::new(1_700_000_000_000, 42.0)]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! Module map (following the data): [`model`] → [`engine`] (write) → [`wal`] → [`head`];
+//! [`engine`] (flush) → [`segment`] + [`manifest`]; [`engine`] (select) → [`index`] →
+//! head and segments, merged newest-write-wins. All file I/O goes through [`fs::Vfs`].
+
+pub mod codec;
+pub mod engine;
+mod error;
+pub mod fs;
+pub mod fuzzing;
+pub mod head;
+pub mod index;
+pub mod manifest;
+pub mod model;
+mod options;
+pub mod segment;
+pub mod wal;
+
+pub use engine::flush::FlushReport;
+pub use engine::{Engine, Quarantined, SeriesSamples, Stats};
+pub use error::{DecodeError, Error, Result};
+pub use index::{MatchOp, Matcher};
+pub use model::{
+    DEFAULT_NAMESPACE, Label, Labels, Namespace, RejectReason, Rejection, Sample, SeriesWrite,
+    WriteOutcome, WriteRequest,
+};
+pub use options::{FsyncPolicy, Limits, Options, WalCorruption};

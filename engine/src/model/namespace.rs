@@ -1,0 +1,78 @@
+//! Namespaces: every series belongs to one (a department such as `health`), so that
+//! retention, limits and access can differ per department.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The namespace a request uses when it names none.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Longest accepted namespace name, in bytes.
+pub const MAX_NAMESPACE_LEN: usize = 64;
+
+/// A validated namespace name: 1–64 bytes of `[a-zA-Z0-9_-]`, starting with a letter or `_`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Namespace(Arc<str>);
+
+impl Namespace {
+    /// Validates `name`; an empty name means [`DEFAULT_NAMESPACE`].
+    pub fn new(name: &str) -> Result<Self, String> {
+        let name = if name.is_empty() {
+            DEFAULT_NAMESPACE
+        } else {
+            name
+        };
+        if name.len() > MAX_NAMESPACE_LEN {
+            return Err(format!(
+                "namespace {name:?} is longer than {MAX_NAMESPACE_LEN} bytes"
+            ));
+        }
+        let mut chars = name.chars();
+        let first_ok = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+        if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(format!(
+                "namespace {name:?} must match [a-zA-Z_][a-zA-Z0-9_-]*"
+            ));
+        }
+        Ok(Namespace(Arc::from(name)))
+    }
+
+    /// The default namespace.
+    pub fn default_namespace() -> Self {
+        Namespace(Arc::from(DEFAULT_NAMESPACE))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_namespace_means_default() {
+        assert_eq!(
+            Namespace::new("").map(|n| n.as_str().to_owned()),
+            Ok("default".to_owned())
+        );
+    }
+
+    #[test]
+    fn namespaces_with_spaces_or_leading_digits_are_refused() {
+        assert!(Namespace::new("health dept").is_err());
+        assert!(Namespace::new("1health").is_err());
+        assert!(Namespace::new(&"a".repeat(65)).is_err());
+        assert!(Namespace::new("lodging-2").is_ok());
+    }
+}

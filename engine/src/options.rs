@@ -1,0 +1,93 @@
+//! Engine options. Every default is documented with its unit; choices are enums.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::fs::{OsFs, Vfs};
+
+/// How the write-ahead log is made durable before a write is acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// fsync before acknowledging every write; concurrent writers share one fsync (group
+    /// commit). Acknowledged means durable. The default.
+    Always,
+    /// Write to the OS before acknowledging and fsync every `Duration`. A process crash loses
+    /// nothing; a power loss or kernel crash can lose up to that much acknowledged data.
+    Interval(Duration),
+}
+
+/// What opening does when a WAL record in the middle of the log is corrupt (a torn tail at
+/// the end of the newest file is always truncated: it was never acknowledged).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WalCorruption {
+    /// Keep the records before the corrupt one, copy the damaged file to `quarantine/`, and
+    /// go on with the later files. Reported in the log and in [`crate::Stats`]. The default:
+    /// the province keeps its dashboards while an operator looks at the file.
+    Salvage,
+    /// Refuse to open, naming the file and offset, so that an operator decides.
+    Refuse,
+}
+
+/// Input limits. Defaults follow what Prometheus and Mimir operators know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Most labels on one series, `__name__` included. Default 30.
+    pub max_labels_per_series: usize,
+    /// Longest label name, bytes. Default 256.
+    pub max_label_name_bytes: usize,
+    /// Longest label value, bytes. Default 2,048.
+    pub max_label_value_bytes: usize,
+    /// How far in the future a timestamp may be, relative to the wall clock. Default 10 min.
+    pub max_future: Duration,
+    /// Most series in one namespace. Default 200,000.
+    pub max_series_per_namespace: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_labels_per_series: 30,
+            max_label_name_bytes: 256,
+            max_label_value_bytes: 2048,
+            max_future: Duration::from_secs(600),
+            max_series_per_namespace: 200_000,
+        }
+    }
+}
+
+/// Options for [`crate::Engine::open`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// WAL durability. Default [`FsyncPolicy::Always`].
+    pub fsync: FsyncPolicy,
+    /// What to do with a corrupt WAL record. Default [`WalCorruption::Salvage`].
+    pub wal_corruption: WalCorruption,
+    /// Size at which the WAL starts a new file, bytes. Default 64 MiB.
+    pub wal_file_bytes: u64,
+    /// Memory the head may hold before writes are refused with a resource-exhausted error,
+    /// bytes. Default 1 GiB.
+    pub head_memory_budget: usize,
+    /// Width of a time partition, ms; each flushed segment covers one partition. Default 2 h.
+    pub partition_ms: i64,
+    /// Samples older than this (relative to the wall clock) are rejected. Default: none.
+    pub retention: Option<Duration>,
+    /// Input limits.
+    pub limits: Limits,
+    /// The file system every engine file operation goes through (tests inject faults here).
+    pub vfs: Arc<dyn Vfs>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            fsync: FsyncPolicy::Always,
+            wal_corruption: WalCorruption::Salvage,
+            wal_file_bytes: 64 << 20,
+            head_memory_budget: 1 << 30,
+            partition_ms: 2 * 3600 * 1000,
+            retention: None,
+            limits: Limits::default(),
+            vfs: Arc::new(OsFs),
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! Segment files: immutable, columnar, one time partition of many series.
+//!
+//! ```text
+//! offset            size   field
+//! 0                 8      magic "IOCDBSEG"
+//! 8                 4      format version, u32 LE (1)
+//! 12                4      reserved, zero
+//! 16                ...    chunk blocks, series after series:
+//!                            u32 LE length | u32 LE CRC-32C of the chunk | chunk bytes
+//! table_offset      ...    series table block: u32 LE length | u32 LE CRC-32C | payload
+//!                            varint series count, then per series (local id order):
+//!                              str namespace | varint label count | (str name, str value)*
+//!                              varint chunk count, then per chunk:
+//!                                varint block offset | varint chunk length
+//!                                zigzag min_t | zigzag (max_t - min_t) | varint samples
+//! postings_offset   ...    postings block: u32 LE length | u32 LE CRC-32C | payload
+//!                            varint entry count, then per label pair:
+//!                              str name | str value | varint length | roaring bitmap of local ids
+//! end - 68          68     footer:
+//!                            u64 table_offset | u64 postings_offset | u64 seq
+//!                            u64 sample count | i64 min_t | i64 max_t | u32 series count
+//!                            u32 CRC-32C of the 52 bytes before it
+//!                            u32 format version | 8 bytes magic "IOCDBSEG"
+//! ```
+//! All integers little-endian. Chunks of one series are in time order and do not overlap.
+//! A segment is written to a temporary name, fsynced, then renamed; it never changes after.
+
+mod reader;
+mod writer;
+
+pub use reader::{ChunkMeta, Segment, SegmentSeries};
+pub use writer::{SegmentInput, write_segment};
+
+/// Magic at both ends of a segment file.
+pub const MAGIC: &[u8; 8] = b"IOCDBSEG";
+/// Current format version.
+pub const VERSION: u32 = 1;
+/// Header length.
+pub const HEADER_LEN: usize = 16;
+/// Footer length.
+pub const FOOTER_LEN: usize = 68;
+/// Most samples written into one chunk.
+pub const CHUNK_SAMPLES: usize = 2048;
+
+#[cfg(test)]
+mod tests;

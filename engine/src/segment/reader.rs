@@ -1,0 +1,351 @@
+//! Reading a segment file. Opening checks magic, version, footer checksum, and the series
+//! table and postings blocks (bounds and checksums); chunk blocks are checked when read.
+//! Every error names the file and the offset.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use roaring::RoaringBitmap;
+
+use super::{FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use crate::codec::chunk;
+use crate::codec::varint::ByteReader;
+use crate::fs::Bytes;
+use crate::model::{Label, Labels, Namespace, Sample};
+use crate::{DecodeError, Error, Result};
+
+const MAX_STR: usize = 1 << 16;
+const MAX_LABELS: usize = 1 << 10;
+
+/// Where one chunk lies and what it covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkMeta {
+    /// Offset of the chunk's block (its length field).
+    pub offset: u64,
+    /// Length of the chunk bytes.
+    pub len: u32,
+    /// Earliest timestamp.
+    pub min_t: i64,
+    /// Latest timestamp.
+    pub max_t: i64,
+    /// Samples.
+    pub samples: u32,
+}
+
+/// One series in a segment.
+#[derive(Debug, Clone)]
+pub struct SegmentSeries {
+    /// Namespace.
+    pub namespace: Namespace,
+    /// Labels.
+    pub labels: Labels,
+    /// Chunks in time order.
+    pub chunks: Vec<ChunkMeta>,
+}
+
+/// An open segment.
+#[derive(Debug)]
+pub struct Segment {
+    path: PathBuf,
+    bytes: Bytes,
+    /// Flush sequence number: a higher one holds newer writes.
+    pub seq: u64,
+    /// Samples in the segment.
+    pub samples: u64,
+    /// Earliest timestamp.
+    pub min_t: i64,
+    /// Latest timestamp.
+    pub max_t: i64,
+    /// The series, by local id.
+    pub series: Vec<SegmentSeries>,
+    postings_offset: u64,
+}
+
+fn field<const N: usize>(data: &[u8], at: usize) -> [u8; N] {
+    data.get(at..at + N)
+        .and_then(|b| b.try_into().ok())
+        .unwrap_or([0; N])
+}
+
+impl Segment {
+    /// Opens and checks a segment held in `bytes`, read from `path`.
+    pub fn open(path: &Path, bytes: Bytes) -> Result<Segment> {
+        Self::parse(&bytes)
+            .map(|p| Segment {
+                path: path.to_path_buf(),
+                bytes: bytes.clone(),
+                seq: p.seq,
+                samples: p.samples,
+                min_t: p.min_t,
+                max_t: p.max_t,
+                series: p.series,
+                postings_offset: p.postings_offset,
+            })
+            .map_err(|e| e.in_file(path, 0))
+    }
+
+    fn parse(data: &[u8]) -> Result<Parsed, DecodeError> {
+        let len = data.len();
+        if len < HEADER_LEN + FOOTER_LEN {
+            return Err(DecodeError::new(
+                0,
+                format!("{len} bytes is too short for a segment"),
+            ));
+        }
+        if data.get(..8) != Some(MAGIC.as_slice()) {
+            return Err(DecodeError::new(0, "bad magic at the start"));
+        }
+        let version = u32::from_le_bytes(field(data, 8));
+        if version != VERSION {
+            return Err(DecodeError::new(
+                8,
+                format!("unsupported segment version {version}"),
+            ));
+        }
+        let f = len - FOOTER_LEN;
+        if data.get(len - 8..) != Some(MAGIC.as_slice()) {
+            return Err(DecodeError::new(
+                (len - 8) as u64,
+                "bad magic at the end (truncated?)",
+            ));
+        }
+        let stored_crc = u32::from_le_bytes(field(data, f + 52));
+        let actual_crc = crc32c::crc32c(data.get(f..f + 52).unwrap_or(&[]));
+        if stored_crc != actual_crc {
+            return Err(DecodeError::new(f as u64, "footer checksum mismatch"));
+        }
+        let table_offset = u64::from_le_bytes(field(data, f));
+        let postings_offset = u64::from_le_bytes(field(data, f + 8));
+        let seq = u64::from_le_bytes(field(data, f + 16));
+        let samples = u64::from_le_bytes(field(data, f + 24));
+        let min_t = i64::from_le_bytes(field(data, f + 32));
+        let max_t = i64::from_le_bytes(field(data, f + 40));
+        let series_count = u32::from_le_bytes(field(data, f + 48)) as usize;
+
+        let table_end = postings_offset;
+        let table = block(data, table_offset, HEADER_LEN as u64, table_end)?;
+        let table_at = table_offset + 8;
+        let series =
+            parse_table(table, table_offset, series_count).map_err(|e| e.shifted(table_at))?;
+        let postings = block(data, postings_offset, table_end, f as u64)?;
+        let _ = postings;
+        let mut total = 0u64;
+        for s in &series {
+            for c in &s.chunks {
+                let end = c.offset + 8 + u64::from(c.len);
+                if c.offset < HEADER_LEN as u64 || end > table_offset {
+                    return Err(DecodeError::new(
+                        table_at,
+                        format!(
+                            "chunk at {} of {} bytes lies outside the data region",
+                            c.offset, c.len
+                        ),
+                    ));
+                }
+                total += u64::from(c.samples);
+            }
+        }
+        if total != samples {
+            return Err(DecodeError::new(
+                f as u64 + 24,
+                format!("footer says {samples} samples, table {total}"),
+            ));
+        }
+        Ok(Parsed {
+            seq,
+            samples,
+            min_t,
+            max_t,
+            series,
+            postings_offset,
+        })
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Size of the file in bytes.
+    pub fn file_bytes(&self) -> u64 {
+        self.bytes.len() as u64
+    }
+
+    /// Reads one chunk's samples in `[start, end]` into `out`, checking its checksum.
+    pub fn read_chunk(
+        &self,
+        meta: &ChunkMeta,
+        start: i64,
+        end: i64,
+        out: &mut Vec<Sample>,
+    ) -> Result<()> {
+        let bytes = self.chunk_bytes(meta)?;
+        let (mut ts, mut vs) = (
+            Vec::with_capacity(meta.samples as usize),
+            Vec::with_capacity(meta.samples as usize),
+        );
+        chunk::decode(bytes, &mut ts, &mut vs)
+            .map_err(|e| e.in_file(&self.path, meta.offset + 8))?;
+        out.extend(
+            ts.iter()
+                .zip(&vs)
+                .filter(|(t, _)| **t >= start && **t <= end)
+                .map(|(&t, &v)| Sample { t, v }),
+        );
+        Ok(())
+    }
+
+    /// The raw bytes of one chunk, checksum verified.
+    pub fn chunk_bytes(&self, meta: &ChunkMeta) -> Result<&[u8]> {
+        let data: &[u8] = &self.bytes;
+        let corrupt = |reason: String| Error::Corrupt {
+            file: self.path.clone(),
+            offset: meta.offset,
+            reason,
+        };
+        let at = meta.offset as usize;
+        let len = u32::from_le_bytes(field(data, at));
+        let crc = u32::from_le_bytes(field(data, at + 4));
+        if len != meta.len {
+            return Err(corrupt(format!(
+                "chunk length {len} != {} in the series table",
+                meta.len
+            )));
+        }
+        let bytes = data
+            .get(at + 8..at + 8 + len as usize)
+            .ok_or_else(|| corrupt("chunk runs past the end of the file".into()))?;
+        if crc32c::crc32c(bytes) != crc {
+            return Err(corrupt("chunk checksum mismatch".into()));
+        }
+        Ok(bytes)
+    }
+
+    /// The postings stored in the file: label pair → local series ids.
+    pub fn postings(&self) -> Result<BTreeMap<(String, String), RoaringBitmap>> {
+        let data: &[u8] = &self.bytes;
+        let f = (data.len() - FOOTER_LEN) as u64;
+        let at = self.postings_offset + 8;
+        let payload =
+            block(data, self.postings_offset, 0, f).map_err(|e| e.in_file(&self.path, 0))?;
+        parse_postings(payload).map_err(|e| e.in_file(&self.path, at))
+    }
+
+    /// Bytes of chunk data per namespace (what each department's data costs on disk).
+    pub fn bytes_by_namespace(&self) -> BTreeMap<String, u64> {
+        let mut out = BTreeMap::new();
+        for s in &self.series {
+            let bytes: u64 = s.chunks.iter().map(|c| u64::from(c.len) + 8).sum();
+            *out.entry(s.namespace.to_string()).or_default() += bytes;
+        }
+        out
+    }
+}
+
+struct Parsed {
+    seq: u64,
+    samples: u64,
+    min_t: i64,
+    max_t: i64,
+    series: Vec<SegmentSeries>,
+    postings_offset: u64,
+}
+
+/// The payload of the block at `offset`, which must lie in `[min, max)`.
+fn block(data: &[u8], offset: u64, min: u64, max: u64) -> Result<&[u8], DecodeError> {
+    if offset < min || offset.saturating_add(8) > max {
+        return Err(DecodeError::new(
+            offset,
+            format!("block offset {offset} is outside [{min}, {max})"),
+        ));
+    }
+    let at = offset as usize;
+    let len = u32::from_le_bytes(field(data, at)) as u64;
+    let crc = u32::from_le_bytes(field(data, at + 4));
+    if offset + 8 + len > max {
+        return Err(DecodeError::new(
+            offset,
+            format!("block of {len} bytes runs past {max}"),
+        ));
+    }
+    let payload = data.get(at + 8..at + 8 + len as usize).unwrap_or(&[]);
+    if crc32c::crc32c(payload) != crc {
+        return Err(DecodeError::new(offset, "block checksum mismatch"));
+    }
+    Ok(payload)
+}
+
+fn parse_table(
+    payload: &[u8],
+    data_end: u64,
+    expected: usize,
+) -> Result<Vec<SegmentSeries>, DecodeError> {
+    let mut r = ByteReader::new(payload);
+    let count = r.len(payload.len(), "series count")?;
+    if count != expected {
+        return Err(r.error(format!(
+            "table holds {count} series, footer says {expected}"
+        )));
+    }
+    let mut series = Vec::with_capacity(count);
+    for _ in 0..count {
+        let at = r.position() as u64;
+        let namespace =
+            Namespace::new(r.str(MAX_STR, "namespace")?).map_err(|e| DecodeError::new(at, e))?;
+        let n = r.len(MAX_LABELS, "label count")?;
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.str(MAX_STR, "label name")?.to_owned();
+            let value = r.str(MAX_STR, "label value")?.to_owned();
+            labels.push(Label { name, value });
+        }
+        let nchunks = r.len(r.remaining(), "chunk count")?;
+        let mut chunks = Vec::with_capacity(nchunks);
+        for _ in 0..nchunks {
+            let offset = r.varint()?;
+            let len =
+                u32::try_from(r.varint()?).map_err(|_| r.error("chunk length exceeds u32"))?;
+            let min_t = r.varint_i64()?;
+            let max_t = min_t.wrapping_add(r.varint_i64()?);
+            let samples =
+                u32::try_from(r.varint()?).map_err(|_| r.error("sample count exceeds u32"))?;
+            if offset >= data_end || samples == 0 || max_t < min_t {
+                return Err(r.error(format!("chunk entry at {offset} is inconsistent")));
+            }
+            chunks.push(ChunkMeta {
+                offset,
+                len,
+                min_t,
+                max_t,
+                samples,
+            });
+        }
+        series.push(SegmentSeries {
+            namespace,
+            labels: Labels::from_trusted(labels),
+            chunks,
+        });
+    }
+    if !r.is_empty() {
+        return Err(r.error("trailing bytes after the series table"));
+    }
+    Ok(series)
+}
+
+fn parse_postings(
+    payload: &[u8],
+) -> Result<BTreeMap<(String, String), RoaringBitmap>, DecodeError> {
+    let mut r = ByteReader::new(payload);
+    let count = r.len(payload.len(), "postings count")?;
+    let mut out = BTreeMap::new();
+    for _ in 0..count {
+        let name = r.str(MAX_STR, "label name")?.to_owned();
+        let value = r.str(MAX_STR, "label value")?.to_owned();
+        let n = r.len(r.remaining(), "bitmap length")?;
+        let at = r.position();
+        let bitmap = RoaringBitmap::deserialize_from(r.bytes(n)?)
+            .map_err(|e| DecodeError::new(at as u64, format!("bad roaring bitmap: {e}")))?;
+        out.insert((name, value), bitmap);
+    }
+    Ok(out)
+}

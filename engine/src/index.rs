@@ -9,7 +9,7 @@
 mod matcher;
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -75,9 +75,7 @@ impl Default for Index {
 
 impl Index {
     fn shard(&self, key: &Key) -> &RwLock<HashMap<Key, SeriesRef>> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let i = (h.finish() as usize) % SHARDS;
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         // `i < SHARDS == lookup.len()`.
         self.lookup
             .get(i)

@@ -160,7 +160,7 @@ impl ChunkAppender {
                 // Past a few samples we stop keeping the integers aside for a transcode.
                 match as_exact_int(v) {
                     Some(i) => e.push(i),
-                    None => self.to_xor_then_push(v),
+                    None => self.switch_to_xor_then_push(v),
                 }
             }
             ValueAppender::Int(e, kept) => match as_exact_int(v) {
@@ -168,13 +168,13 @@ impl ChunkAppender {
                     e.push(i);
                     kept.push(i);
                 }
-                None => self.to_xor_then_push(v),
+                None => self.switch_to_xor_then_push(v),
             },
         }
     }
 
     #[cold]
-    fn to_xor_then_push(&mut self, v: f64) {
+    fn switch_to_xor_then_push(&mut self, v: f64) {
         let mut xor = XorEncoder::new();
         let ValueAppender::Int(enc, kept) = &self.values else {
             return;

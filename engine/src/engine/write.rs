@@ -24,10 +24,8 @@ impl Engine {
     pub fn write(&self, req: WriteRequest) -> Result<WriteOutcome> {
         let inner = &*self.inner;
         inner.check_open()?;
-        if let Some(e) = inner.wal.failure() {
-            if !e.is_disk_full() {
-                return Err(e);
-            }
+        if let Some(e) = inner.wal.failure().filter(|e| !e.is_disk_full()) {
+            return Err(e);
         }
         let budget = inner.opts.head_memory_budget;
         let used = inner.head_bytes.load(Ordering::Relaxed).max(0) as usize;
@@ -43,7 +41,9 @@ impl Engine {
         let mut outcome = WriteOutcome::default();
         let batch = self.validate(req, &mut outcome);
         for r in &outcome.rejected {
-            inner.rejections[r.reason.index()].fetch_add(r.samples as u64, Ordering::Relaxed);
+            if let Some(counter) = inner.rejections.get(r.reason.index()) {
+                counter.fetch_add(r.samples as u64, Ordering::Relaxed);
+            }
         }
         if batch.is_empty() {
             return Ok(outcome);

@@ -302,24 +302,19 @@ impl Wal {
         Ok(st.file)
     }
 
-    /// Removes the files numbered below `n` (their records are in segments now).
+    /// Removes the files numbered below `n` (their records are in segments now). The removal
+    /// need not be durable: a file that comes back after a crash is below the manifest's
+    /// flush point, and opening skips and removes it.
     pub fn remove_before(&self, n: u64) -> Result<()> {
         let wal_dir = self.dir.join(layout::WAL_DIR);
         let entries = self
             .vfs
             .list_dir(&wal_dir)
             .map_err(|e| Error::io(&wal_dir, e))?;
-        let mut removed = false;
         for path in entries {
             if layout::parse_wal_file(&path).is_some_and(|f| f < n) {
                 self.vfs.remove(&path).map_err(|e| Error::io(&path, e))?;
-                removed = true;
             }
-        }
-        if removed {
-            self.vfs
-                .sync_dir(&wal_dir)
-                .map_err(|e| Error::io(&wal_dir, e))?;
         }
         Ok(())
     }

@@ -1,1 +1,104 @@
-//! Shared fixtures.
+//! Shared fixtures: label sets, batches, an oracle of what the store must hold.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use iocdb_engine::{Engine, Label, Matcher, Options, Sample, SeriesWrite, WriteRequest};
+
+/// Communes whose names must round-trip exactly.
+pub const COMMUNES: [&str; 4] = [
+    "Phường Long Xuyên",
+    "Phường Châu Đốc",
+    "Xã Tri Tôn",
+    "Đặc khu Phú Quốc",
+];
+
+/// Labels of test series `i`.
+pub fn labels(metric: &str, i: usize) -> Vec<Label> {
+    vec![
+        Label::new("__name__", metric),
+        Label::new("commune", COMMUNES[i % COMMUNES.len()]),
+        Label::new("site", format!("s{i}")),
+    ]
+}
+
+/// A one-series write.
+pub fn series(metric: &str, i: usize, samples: Vec<Sample>) -> SeriesWrite {
+    SeriesWrite {
+        labels: labels(metric, i),
+        samples,
+    }
+}
+
+/// A write request in namespace `ns`.
+pub fn request(ns: &str, series: Vec<SeriesWrite>) -> WriteRequest {
+    WriteRequest {
+        namespace: ns.into(),
+        series,
+    }
+}
+
+/// Everything in the namespace, by site label, as (t, value bits).
+pub fn dump(engine: &Engine, ns: &str) -> BTreeMap<String, Vec<(i64, u64)>> {
+    let all = engine
+        .select(
+            ns,
+            &[Matcher::new("site", iocdb_engine::MatchOp::Regex, ".+").expect("m")],
+            i64::MIN,
+            i64::MAX,
+        )
+        .expect("select");
+    all.into_iter()
+        .map(|s| {
+            let site = s.labels.get("site").unwrap_or_default().to_owned();
+            (
+                site,
+                s.samples.iter().map(|x| (x.t, x.v.to_bits())).collect(),
+            )
+        })
+        .collect()
+}
+
+/// An oracle: site → timestamp → value bits, last write wins.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Oracle(pub BTreeMap<String, BTreeMap<i64, u64>>);
+
+impl Oracle {
+    /// Records an acknowledged write.
+    pub fn apply(&mut self, req: &WriteRequest) {
+        for s in &req.series {
+            let site = s
+                .labels
+                .iter()
+                .find(|l| l.name == "site")
+                .map(|l| l.value.clone())
+                .unwrap_or_default();
+            let m = self.0.entry(site).or_default();
+            for x in &s.samples {
+                m.insert(x.t, x.v.to_bits());
+            }
+        }
+    }
+
+    /// The oracle in [`dump`]'s shape.
+    pub fn expected(&self) -> BTreeMap<String, Vec<(i64, u64)>> {
+        self.0
+            .iter()
+            .filter(|(_, m)| !m.is_empty())
+            .map(|(k, m)| (k.clone(), m.iter().map(|(&t, &v)| (t, v)).collect()))
+            .collect()
+    }
+}
+
+/// Options for tests: small partitions so flushes make several segments.
+pub fn options() -> Options {
+    Options {
+        partition_ms: 10_000,
+        ..Options::default()
+    }
+}
+
+/// Opens with [`options`].
+pub fn open(dir: &Path) -> Engine {
+    Engine::open(dir, options()).expect("open")
+}

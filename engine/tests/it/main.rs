@@ -1,3 +1,12 @@
 //! The engine's integration tests, one binary, modules by theme.
 
+// Tests index their own fixtures freely: a panic there is a failed test, not a crash on input.
+#![allow(clippy::indexing_slicing)]
+
 mod common;
+mod corruption;
+mod crash;
+mod faults;
+mod fuzz_corpus;
+mod model;
+mod write_select;

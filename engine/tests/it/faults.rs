@@ -1,0 +1,237 @@
+//! Fault injection through the `Vfs` seam: for every k over a workload of a few hundred file
+//! operations, fail the k-th one (EIO or ENOSPC, once or from then on). Writes after a failed
+//! fsync must never be acknowledged, and after a simulated power cut (unsynced bytes
+//! dropped) the store reopens to exactly the acknowledged writes.
+
+use std::collections::HashMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use iocdb_engine::fs::{Bytes, OsFs, Vfs, VfsFile};
+use iocdb_engine::{Engine, Options, Sample};
+use parking_lot::Mutex;
+
+use crate::common::{self, Oracle, dump, request, series};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Once,
+    Persistent,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    ops: usize,
+    fail_at: Option<(usize, io::ErrorKind, Mode)>,
+    failed_sync: bool,
+    /// Length of each file that is durable (a real fsync is skipped: this is the record).
+    synced: HashMap<PathBuf, u64>,
+}
+
+/// An `OsFs` that counts operations, fails the chosen one, and records durable lengths.
+#[derive(Debug, Clone, Default)]
+struct FaultyFs(Arc<Mutex<State>>);
+
+impl FaultyFs {
+    fn failing(at: usize, kind: io::ErrorKind, mode: Mode) -> Self {
+        let fs = FaultyFs::default();
+        fs.0.lock().fail_at = Some((at, kind, mode));
+        fs
+    }
+
+    /// `wal_sync`: the operation makes WAL data durable (a WAL file or the WAL folder).
+    fn op(&self, wal_sync: bool) -> io::Result<()> {
+        let mut st = self.0.lock();
+        let n = st.ops;
+        st.ops += 1;
+        match st.fail_at {
+            Some((at, kind, mode)) if n == at || (mode == Mode::Persistent && n > at) => {
+                st.failed_sync |= wal_sync;
+                Err(io::Error::from(kind))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Power cut: every file loses what was written after its last successful fsync.
+    fn power_cut(&self) {
+        for (path, len) in self.0.lock().synced.iter() {
+            if path.exists() {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(path)
+                    .expect("open");
+                f.set_len(*len).expect("truncate");
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct FaultyFile {
+    fs: FaultyFs,
+    path: PathBuf,
+    inner: Box<dyn VfsFile>,
+    written: u64,
+}
+
+impl VfsFile for FaultyFile {
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.fs.op(false)?;
+        self.inner.write_all(buf)?;
+        self.written += buf.len() as u64;
+        Ok(())
+    }
+
+    fn sync(&mut self) -> io::Result<()> {
+        self.fs.op(is_wal(&self.path))?;
+        self.fs
+            .0
+            .lock()
+            .synced
+            .insert(self.path.clone(), self.written);
+        Ok(())
+    }
+}
+
+impl Vfs for FaultyFs {
+    fn create_dir_all(&self, path: &Path) -> io::Result<()> {
+        OsFs.create_dir_all(path)
+    }
+    fn list_dir(&self, path: &Path) -> io::Result<Vec<PathBuf>> {
+        self.op(false)?;
+        OsFs.list_dir(path)
+    }
+    fn read(&self, path: &Path) -> io::Result<Vec<u8>> {
+        self.op(false)?;
+        OsFs.read(path)
+    }
+    fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
+        self.op(false)?;
+        let inner = OsFs.create(path)?;
+        self.0.lock().synced.insert(path.to_path_buf(), 0);
+        Ok(Box::new(FaultyFile {
+            fs: self.clone(),
+            path: path.to_path_buf(),
+            inner,
+            written: 0,
+        }))
+    }
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.op(false)?;
+        OsFs.rename(from, to)?;
+        let mut st = self.0.lock();
+        if let Some(len) = st.synced.remove(from) {
+            st.synced.insert(to.to_path_buf(), len);
+        }
+        Ok(())
+    }
+    fn remove(&self, path: &Path) -> io::Result<()> {
+        self.op(false)?;
+        OsFs.remove(path)
+    }
+    fn sync_dir(&self, path: &Path) -> io::Result<()> {
+        self.op(path.ends_with("wal"))
+    }
+    fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
+        self.op(false)?;
+        OsFs.truncate(path, len)?;
+        self.0.lock().synced.insert(path.to_path_buf(), len);
+        Ok(())
+    }
+    fn open_immutable(&self, path: &Path) -> io::Result<Bytes> {
+        self.op(false)?;
+        OsFs.open_immutable(path)
+    }
+}
+
+/// Whether a path is a WAL file. A failed fsync of a segment or manifest fails that flush
+/// (its data stays in the WAL, which is still sound); a failed WAL fsync stops writes.
+fn is_wal(path: &Path) -> bool {
+    path.parent().is_some_and(|p| p.ends_with("wal"))
+}
+
+/// The workload: writes with corrections and backfill, flushes between them. Returns the
+/// oracle of acknowledged writes and whether any write was acknowledged after a failed fsync.
+fn workload(engine: &Engine, fs: &FaultyFs) -> (Oracle, bool) {
+    let mut oracle = Oracle::default();
+    let mut acked_after_failed_sync = false;
+    for step in 0..36i64 {
+        let req = request(
+            "faults",
+            (0..2)
+                .map(|i| {
+                    let t0 = (step % 9) * 4000 + i as i64;
+                    series(
+                        "m",
+                        (step as usize + i) % 3,
+                        (0..6)
+                            .map(|k| Sample::new(t0 + k * 700, (step * 10 + k) as f64))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        );
+        let failed_sync_before = fs.0.lock().failed_sync;
+        if engine.write(req.clone()).is_ok() {
+            acked_after_failed_sync |= failed_sync_before;
+            oracle.apply(&req);
+        }
+        if step % 8 == 7 {
+            let _ = engine.flush();
+        }
+    }
+    (oracle, acked_after_failed_sync)
+}
+
+fn options(fs: &FaultyFs) -> Options {
+    Options {
+        vfs: Arc::new(fs.clone()),
+        ..common::options()
+    }
+}
+
+#[test]
+fn every_failed_operation_leaves_exactly_the_acknowledged_writes() {
+    let clean = FaultyFs::default();
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = Engine::open(dir.path(), options(&clean)).expect("open");
+    let (oracle, _) = workload(&engine, &clean);
+    assert_eq!(dump(&engine, "faults"), oracle.expected());
+    drop(engine);
+    let total = clean.0.lock().ops;
+    assert!(
+        (150..1000).contains(&total),
+        "the workload is a few hundred operations: {total}"
+    );
+
+    let mut runs = 0;
+    for kind in [io::ErrorKind::Other, io::ErrorKind::StorageFull] {
+        for mode in [Mode::Once, Mode::Persistent] {
+            for k in 0..total {
+                let dir = tempfile::tempdir().expect("dir");
+                let fs = FaultyFs::failing(k, kind, mode);
+                let (oracle, acked_after_failed_sync) = match Engine::open(dir.path(), options(&fs))
+                {
+                    Ok(engine) => workload(&engine, &fs),
+                    Err(_) => (Oracle::default(), false),
+                };
+                assert!(
+                    !acked_after_failed_sync,
+                    "k={k} {kind:?} {mode:?}: a write was acknowledged after a failed fsync"
+                );
+                fs.power_cut();
+                let engine = Engine::open(dir.path(), common::options())
+                    .unwrap_or_else(|e| panic!("k={k} {kind:?} {mode:?}: reopen failed: {e}"));
+                assert_eq!(
+                    dump(&engine, "faults"),
+                    oracle.expected(),
+                    "k={k} {kind:?} {mode:?}"
+                );
+                runs += 1;
+            }
+        }
+    }
+    assert_eq!(runs, total * 4);
+}

@@ -1,0 +1,336 @@
+//! Writing and reading back through the facade: corrections, out-of-order data, flush and
+//! reopen, bad input beside good input, limits, stats.
+
+use std::time::Duration;
+
+use iocdb_engine::{
+    Engine, Error, Label, Limits, Matcher, Options, RejectReason, Sample, SeriesWrite,
+};
+
+use crate::common::{self, Oracle, dump, request, series};
+
+#[test]
+fn written_samples_read_back_from_head_then_segments_then_after_reopen() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    let mut oracle = Oracle::default();
+    let req = request(
+        "tourism",
+        (0..4)
+            .map(|i| {
+                series(
+                    "tourism_visitors_current",
+                    i,
+                    (0..100)
+                        .map(|t| Sample::new(t * 1000, (t * i as i64) as f64))
+                        .collect(),
+                )
+            })
+            .collect(),
+    );
+    assert_eq!(engine.write(req.clone()).expect("write").accepted, 400);
+    oracle.apply(&req);
+    assert_eq!(dump(&engine, "tourism"), oracle.expected());
+
+    let report = engine.flush().expect("flush");
+    assert!(
+        report.segments >= 10,
+        "100 s over 10 s partitions: {report:?}"
+    );
+    assert_eq!(dump(&engine, "tourism"), oracle.expected());
+
+    // Corrections and backfill after the flush: the newest write wins over the segment.
+    let fix = request(
+        "tourism",
+        vec![series(
+            "tourism_visitors_current",
+            1,
+            vec![Sample::new(5000, -1.0), Sample::new(-7000, 3.5)],
+        )],
+    );
+    engine.write(fix.clone()).expect("write");
+    oracle.apply(&fix);
+    assert_eq!(dump(&engine, "tourism"), oracle.expected());
+    engine.close().expect("close");
+
+    let engine = common::open(dir.path());
+    assert_eq!(dump(&engine, "tourism"), oracle.expected());
+    engine.flush().expect("flush");
+    drop(engine);
+    let engine = common::open(dir.path());
+    assert_eq!(dump(&engine, "tourism"), oracle.expected());
+}
+
+#[test]
+fn vietnamese_label_values_round_trip_exactly_through_wal_and_segments() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    engine
+        .write(request(
+            "lodging",
+            vec![series("lodging_guests", 3, vec![Sample::new(1, 2.0)])],
+        ))
+        .expect("write");
+    engine.flush().expect("flush");
+    engine
+        .write(request(
+            "lodging",
+            vec![series("lodging_guests", 1, vec![Sample::new(1, 2.0)])],
+        ))
+        .expect("write");
+    drop(engine);
+    let engine = common::open(dir.path());
+    for commune in ["Đặc khu Phú Quốc", "Phường Châu Đốc"] {
+        let got = engine
+            .select("lodging", &[Matcher::equal("commune", commune)], 0, 10)
+            .expect("select");
+        assert_eq!(got.len(), 1, "{commune}");
+        assert_eq!(got[0].labels.get("commune"), Some(commune));
+    }
+}
+
+#[test]
+fn each_bad_input_is_rejected_with_its_reason_and_the_good_samples_are_stored() {
+    let dir = tempfile::tempdir().expect("dir");
+    let limits = Limits {
+        max_labels_per_series: 5,
+        max_label_value_bytes: 24,
+        max_label_name_bytes: 16,
+        ..Limits::default()
+    };
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            limits,
+            retention: Some(Duration::from_secs(3600)),
+            ..common::options()
+        },
+    )
+    .expect("open");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let good = |i: usize| series("m", i, vec![Sample::new(now, 1.0)]);
+    let with = |pairs: &[(&str, &str)]| SeriesWrite {
+        labels: pairs.iter().map(|(n, v)| Label::new(*n, *v)).collect(),
+        samples: vec![Sample::new(now, 1.0), Sample::new(now + 1, 2.0)],
+    };
+    let req = request(
+        "health",
+        vec![
+            good(0),
+            with(&[("site", "x")]),
+            with(&[("__name__", "m"), ("bad-name", "x")]),
+            with(&[("__name__", "m"), ("a", "1"), ("a", "2")]),
+            with(&[("__name__", "m"), ("v", "a value that is much too long")]),
+            with(&[
+                ("__name__", "m"),
+                ("a", "1"),
+                ("b", "1"),
+                ("c", "1"),
+                ("d", "1"),
+                ("e", "1"),
+            ]),
+            with(&[("__name__", "m"), ("a_name_longer_than_sixteen", "1")]),
+            SeriesWrite {
+                labels: common::labels("m", 1),
+                samples: vec![
+                    Sample::new(now + 3_600_000, 1.0),
+                    Sample::new(now, 5.0),
+                    Sample::new(now - 7_200_000, 1.0),
+                ],
+            },
+            good(2),
+        ],
+    );
+    let outcome = engine.write(req).expect("write");
+    assert_eq!(outcome.accepted, 3);
+    let reasons: Vec<(usize, Option<usize>, &str)> = outcome
+        .rejected
+        .iter()
+        .map(|r| (r.series_index, r.sample_index, r.reason.kind()))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            (1, None, "missing_metric_name"),
+            (2, None, "invalid_label_name"),
+            (3, None, "duplicate_label_name"),
+            (4, None, "label_value_too_long"),
+            (5, None, "too_many_labels"),
+            (6, None, "label_name_too_long"),
+            (7, Some(0), "too_far_in_future"),
+            (7, Some(2), "too_old"),
+        ]
+    );
+    assert!(
+        outcome
+            .rejected
+            .iter()
+            .all(|r| !r.reason.to_string().is_empty())
+    );
+    assert!(
+        matches!(&outcome.rejected[1].reason, RejectReason::InvalidLabelName { name } if name == "bad-name")
+    );
+    let stored = dump(&engine, "health");
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    assert_eq!(stored["s1"], vec![(now, 5f64.to_bits())]);
+    let stats = engine.stats();
+    assert_eq!(stats.rejected_samples.get("missing_metric_name"), Some(&2));
+    assert_eq!(stats.rejected_samples.get("too_old"), Some(&1));
+    assert_eq!(stats.accepted_samples, 3);
+
+    let bad_ns = engine
+        .write(request("no spaces allowed", vec![good(0)]))
+        .expect("write");
+    assert_eq!(bad_ns.accepted, 0);
+    assert_eq!(bad_ns.rejected[0].reason.kind(), "invalid_namespace");
+}
+
+#[test]
+fn the_series_limit_rejects_new_series_only() {
+    let dir = tempfile::tempdir().expect("dir");
+    let limits = Limits {
+        max_series_per_namespace: 2,
+        ..Limits::default()
+    };
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            limits,
+            ..common::options()
+        },
+    )
+    .expect("open");
+    let out = engine
+        .write(request(
+            "cams",
+            (0..3)
+                .map(|i| series("c", i, vec![Sample::new(1, 1.0)]))
+                .collect(),
+        ))
+        .expect("write");
+    assert_eq!(out.accepted, 2);
+    assert!(matches!(
+        out.rejected[0].reason,
+        RejectReason::SeriesLimit { max: 2, .. }
+    ));
+    assert_eq!(
+        engine
+            .write(request(
+                "other",
+                vec![series("c", 9, vec![Sample::new(1, 1.0)])]
+            ))
+            .expect("w")
+            .accepted,
+        1
+    );
+}
+
+#[test]
+fn a_full_head_refuses_writes_until_a_flush_frees_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = Engine::open(
+        dir.path(),
+        Options {
+            head_memory_budget: 4096,
+            ..common::options()
+        },
+    )
+    .expect("open");
+    let batch = |k: i64| {
+        request(
+            "cams",
+            (0..8)
+                .map(|i| {
+                    series(
+                        "c",
+                        i,
+                        (0..64)
+                            .map(|t| Sample::new(k * 1000 + t, t as f64 * 0.37))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let mut refused = None;
+    for k in 0..50 {
+        if let Err(e) = engine.write(batch(k)) {
+            refused = Some(e);
+            break;
+        }
+    }
+    assert!(
+        matches!(
+            refused,
+            Some(Error::ResourceExhausted {
+                limit: "head_memory_budget",
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    engine.flush().expect("flush");
+    assert!(engine.write(batch(99)).is_ok());
+}
+
+#[test]
+fn a_second_open_of_the_same_directory_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let _engine = common::open(dir.path());
+    assert!(matches!(
+        Engine::open(dir.path(), Options::default()),
+        Err(Error::Locked { .. })
+    ));
+}
+
+#[test]
+fn select_filters_by_time_range_and_matchers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    engine
+        .write(request(
+            "edu",
+            (0..3)
+                .map(|i| {
+                    series(
+                        "school_attendance_ratio",
+                        i,
+                        (0..50).map(|t| Sample::new(t * 1000, 0.5)).collect(),
+                    )
+                })
+                .collect(),
+        ))
+        .expect("w");
+    engine.flush().expect("flush");
+    let got = engine
+        .select("edu", &[Matcher::equal("site", "s1")], 20_000, 29_999)
+        .expect("select");
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].samples.len(), 10);
+    assert!(
+        engine
+            .select("edu", &[Matcher::equal("site", "s1")], 60_000, 70_000)
+            .expect("s")
+            .is_empty()
+    );
+    assert!(engine.select("nobody", &[], 0, 1).expect("s").is_empty());
+}
+
+#[test]
+fn interval_fsync_acknowledges_and_keeps_data_across_a_clean_close() {
+    let dir = tempfile::tempdir().expect("dir");
+    let opts = Options {
+        fsync: iocdb_engine::FsyncPolicy::Interval(Duration::from_millis(5)),
+        ..common::options()
+    };
+    let engine = Engine::open(dir.path(), opts.clone()).expect("open");
+    let req = request("s", vec![series("m", 0, vec![Sample::new(1, 1.0)])]);
+    engine.write(req.clone()).expect("w");
+    std::thread::sleep(Duration::from_millis(20));
+    engine.close().expect("close");
+    let engine = Engine::open(dir.path(), opts).expect("open");
+    assert_eq!(dump(&engine, "s").len(), 1);
+}

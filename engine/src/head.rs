@@ -25,6 +25,9 @@ pub const SEAL_SAMPLES: usize = 128;
 /// Fixed overhead accounted per series (the struct, its lock, its table slot).
 const SERIES_OVERHEAD: usize = 160;
 
+/// Overhead of one sealed chunk besides its bytes (the `Arc` header).
+const SEALED_OVERHEAD: usize = 16;
+
 /// An immutable, compressed chunk with its time bounds.
 #[derive(Debug, Clone)]
 pub struct SealedChunk {
@@ -42,6 +45,8 @@ struct SeriesData {
     open: ChunkAppender,
     open_min_t: i64,
     ooo: Vec<Sample>,
+    /// Bytes of the sealed chunks, kept so accounting is O(1) per append.
+    sealed_bytes: usize,
     bytes: usize,
 }
 
@@ -70,10 +75,12 @@ impl HeadSeries {
                 let max_t = s.t;
                 let min_t = d.open_min_t;
                 let open = std::mem::take(&mut d.open);
+                let bytes: Arc<[u8]> = open.snapshot().into();
+                d.sealed_bytes += bytes.len() + SEALED_OVERHEAD;
                 d.sealed.push(SealedChunk {
                     min_t,
                     max_t,
-                    bytes: open.snapshot().into(),
+                    bytes,
                 });
             }
         }
@@ -127,6 +134,7 @@ impl HeadSeries {
         let ooo = std::mem::take(&mut d.ooo);
         let freed = d.bytes;
         d.bytes = 0;
+        d.sealed_bytes = 0;
         Some((SeriesLayer { chunks, ooo }, freed))
     }
 
@@ -153,7 +161,7 @@ fn accounted_bytes(d: &SeriesData) -> usize {
     }
     SERIES_OVERHEAD
         + d.sealed.capacity() * std::mem::size_of::<SealedChunk>()
-        + d.sealed.iter().map(|c| c.bytes.len() + 16).sum::<usize>()
+        + d.sealed_bytes
         + d.open.heap_bytes()
         + d.ooo.capacity() * std::mem::size_of::<Sample>()
 }

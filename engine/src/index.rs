@@ -42,6 +42,7 @@ pub struct Series {
 }
 
 type Key = (Namespace, Labels);
+type Lookup = HashMap<Key, Arc<Series>, foldhash::fast::RandomState>;
 
 #[derive(Debug, Default)]
 struct Postings {
@@ -52,10 +53,10 @@ struct Postings {
 /// The registry and postings.
 #[derive(Debug)]
 pub struct Index {
-    lookup: Box<[RwLock<HashMap<Key, SeriesRef>>]>,
+    lookup: Box<[RwLock<Lookup>]>,
     series: RwLock<Vec<Arc<Series>>>,
     postings: RwLock<Postings>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: foldhash::fast::RandomState,
     label_bytes: AtomicU64,
     next: AtomicU32,
 }
@@ -63,7 +64,9 @@ pub struct Index {
 impl Default for Index {
     fn default() -> Self {
         Index {
-            lookup: (0..SHARDS).map(|_| RwLock::new(HashMap::new())).collect(),
+            lookup: (0..SHARDS)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
             series: RwLock::new(Vec::new()),
             postings: RwLock::new(Postings::default()),
             hasher: Default::default(),
@@ -74,7 +77,7 @@ impl Default for Index {
 }
 
 impl Index {
-    fn shard(&self, key: &Key) -> &RwLock<HashMap<Key, SeriesRef>> {
+    fn shard(&self, key: &Key) -> &RwLock<Lookup> {
         let i = (self.hasher.hash_one(key) as usize) % SHARDS;
         // `i < SHARDS == lookup.len()`.
         self.lookup
@@ -92,16 +95,12 @@ impl Index {
     ) -> Result<Arc<Series>, RejectReason> {
         let key = (namespace.clone(), labels);
         let shard = self.shard(&key);
-        if let Some(&id) = shard.read().get(&key) {
-            return Ok(self
-                .get(id)
-                .unwrap_or_else(|| unreachable!("registered series {id}")));
+        if let Some(series) = shard.read().get(&key) {
+            return Ok(series.clone());
         }
         let mut lookup = shard.write();
-        if let Some(&id) = lookup.get(&key) {
-            return Ok(self
-                .get(id)
-                .unwrap_or_else(|| unreachable!("registered series {id}")));
+        if let Some(series) = lookup.get(&key) {
+            return Ok(series.clone());
         }
         let mut postings = self.postings.write();
         if let Some(max) = max_per_namespace {
@@ -144,7 +143,7 @@ impl Index {
         });
         debug_assert_eq!(table.len(), id as usize);
         table.push(series.clone());
-        lookup.insert((namespace, labels), id);
+        lookup.insert((namespace, labels), series.clone());
         Ok(series)
     }
 

@@ -143,6 +143,28 @@ impl<'a> BitReader<'a> {
         Ok(low | (high << 32))
     }
 
+    /// Reads `n` fields of `width` ≤ 56 bits each, calling `f` with each; checks the bounds
+    /// once for the whole run, which lets the loop run without branches on the length.
+    #[inline]
+    pub fn read_run(
+        &mut self,
+        width: u32,
+        n: usize,
+        mut f: impl FnMut(u64),
+    ) -> Result<(), DecodeError> {
+        debug_assert!(width <= 56);
+        let bits = width as usize * n;
+        if self.pos + bits > self.len_bits {
+            return Err(self.underrun());
+        }
+        let mask = if width == 0 { 0 } else { (1u64 << width) - 1 };
+        for _ in 0..n {
+            f(self.peek() & mask);
+            self.pos += width as usize;
+        }
+        Ok(())
+    }
+
     /// Bit position.
     pub fn position(&self) -> usize {
         self.pos

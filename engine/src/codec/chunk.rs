@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! offset  size      field
-//! 0       1         value encoding (0 XOR, 1 integer delta, 2 integer delta-of-delta)
+//! 0       1         value encoding (0 XOR, 1 integer delta, 2 integer delta-of-delta,
+//!                   3 integer delta blocks)
 //! 1       varint    n, the number of samples (1 ..= MAX_CHUNK_SAMPLES)
 //! ..      varint    length of the timestamp column in bytes
 //! ..      ts_len    timestamp column (see `timestamp`)
@@ -26,25 +27,33 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
     for &t in ts {
         t_enc.push(t);
     }
-    let delta = value::int_cost(vs, ValueEncoding::IntDelta);
-    let dod = value::int_cost(vs, ValueEncoding::IntDeltaOfDelta);
-    let (encoding, values) = match (delta, dod) {
-        (Some(d), Some(dd)) => {
-            let enc = if dd < d {
-                ValueEncoding::IntDeltaOfDelta
-            } else {
-                ValueEncoding::IntDelta
-            };
+    let candidates = [
+        (
+            ValueEncoding::IntDelta,
+            value::int_cost(vs, ValueEncoding::IntDelta),
+        ),
+        (
+            ValueEncoding::IntDeltaOfDelta,
+            value::int_cost(vs, ValueEncoding::IntDeltaOfDelta),
+        ),
+        (ValueEncoding::IntDeltaBlocks, value::blocks_cost(vs)),
+    ];
+    let best = candidates
+        .iter()
+        .filter_map(|&(e, c)| c.map(|c| (c, e)))
+        .min_by_key(|&(c, _)| c);
+    let (encoding, values) = match best {
+        Some((cost, _)) if estimate_xor_bits(vs) < cost => (ValueEncoding::Xor, xor_bytes(vs)),
+        Some((_, ValueEncoding::IntDeltaBlocks)) => match value::encode_blocks(vs) {
+            Some(bytes) => (ValueEncoding::IntDeltaBlocks, bytes),
+            None => (ValueEncoding::Xor, xor_bytes(vs)),
+        },
+        Some((_, enc)) => {
             let mut e = IntEncoder::new(enc);
             vs.iter().for_each(|&v| e.push(v as i64));
-            let xor_guess = estimate_xor_bits(vs);
-            if xor_guess < d.min(dd) {
-                (ValueEncoding::Xor, xor_bytes(vs))
-            } else {
-                (enc, e.finish())
-            }
+            (enc, e.finish())
         }
-        _ => (ValueEncoding::Xor, xor_bytes(vs)),
+        None => (ValueEncoding::Xor, xor_bytes(vs)),
     };
     assemble(encoding, ts.len(), &t_enc.finish(), &values)
 }
@@ -99,10 +108,11 @@ pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize
     let v_start = r.position();
     let v_bytes = r.bytes(r.remaining())?;
     // Each sample needs at least one bit after the first 64: bounds what we allocate.
-    let min_value_bits = if encoding == ValueEncoding::Xor {
-        63 + n
-    } else {
-        n
+    let min_value_bits = match encoding {
+        ValueEncoding::Xor => 63 + n,
+        // A block of up to BLOCK values costs at least its 6-bit width.
+        ValueEncoding::IntDeltaBlocks => 1 + (n - 1).div_ceil(value::BLOCK) * 6,
+        _ => n,
     };
     if ts_bytes.len() * 8 < 63 + n || v_bytes.len() * 8 < min_value_bits {
         return Err(DecodeError::new(
@@ -114,6 +124,7 @@ pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize
     timestamp::decode(ts_bytes, n, ts).map_err(|e| e.shifted(ts_start as u64))?;
     let decoded = match encoding {
         ValueEncoding::Xor => value::decode_xor(v_bytes, n, vs),
+        ValueEncoding::IntDeltaBlocks => value::decode_blocks(v_bytes, n, vs),
         int => value::decode_int(v_bytes, n, int, vs),
     };
     if let Err(e) = decoded {

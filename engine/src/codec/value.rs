@@ -8,6 +8,10 @@
 //!   integers in ±2^53 (and not −0.0), the first value then the deltas (or delta-of-deltas),
 //!   bucketed ([`super::bucket`]). Gauges that move by small steps cost a few bits; counters
 //!   that rise steadily cost about one.
+//! - **Integer delta blocks**: the first value bucketed, then the zig-zagged deltas in blocks
+//!   of [`BLOCK`], each block a 6-bit width followed by its values at that fixed width.
+//!   Noisy small gauges (camera counts) pack tighter than with prefixes, and a block decodes
+//!   in one branch-free loop.
 
 use super::bits::{BitReader, BitWriter};
 use super::bucket;
@@ -25,7 +29,12 @@ pub enum ValueEncoding {
     IntDelta = 1,
     /// Integer delta-of-deltas.
     IntDeltaOfDelta = 2,
+    /// Integer deltas in fixed-width blocks.
+    IntDeltaBlocks = 3,
 }
+
+/// Values per block of [`ValueEncoding::IntDeltaBlocks`].
+pub const BLOCK: usize = 32;
 
 impl TryFrom<u8> for ValueEncoding {
     type Error = DecodeError;
@@ -35,6 +44,7 @@ impl TryFrom<u8> for ValueEncoding {
             0 => Ok(ValueEncoding::Xor),
             1 => Ok(ValueEncoding::IntDelta),
             2 => Ok(ValueEncoding::IntDeltaOfDelta),
+            3 => Ok(ValueEncoding::IntDeltaBlocks),
             other => Err(DecodeError::new(
                 0,
                 format!("unknown value encoding tag {other}"),
@@ -272,6 +282,84 @@ pub fn decode_int(
         };
         v = v.wrapping_add(delta);
         out.push(v as f64);
+    }
+    Ok(())
+}
+
+fn zz_deltas(values: &[f64]) -> Option<(i64, Vec<u64>)> {
+    let first = as_exact_int(*values.first()?)?;
+    let mut prev = first;
+    let mut out = Vec::with_capacity(values.len());
+    for &v in values.get(1..).unwrap_or(&[]) {
+        let x = as_exact_int(v)?;
+        out.push(super::zigzag(x.wrapping_sub(prev)));
+        prev = x;
+    }
+    Some((first, out))
+}
+
+fn width(block: &[u64]) -> u32 {
+    64 - block.iter().fold(0u64, |a, &b| a | b).leading_zeros()
+}
+
+/// Bits the block encoding would need, or `None` when a value is not an exact integer or
+/// a delta needs more than 56 bits.
+pub fn blocks_cost(values: &[f64]) -> Option<usize> {
+    let (first, deltas) = zz_deltas(values)?;
+    let mut bits = bucket::cost(first) as usize;
+    for block in deltas.chunks(BLOCK) {
+        let w = width(block);
+        if w > 56 {
+            return None;
+        }
+        bits += 6 + w as usize * block.len();
+    }
+    Some(bits)
+}
+
+/// Encodes with [`ValueEncoding::IntDeltaBlocks`]; `None` under the conditions of
+/// [`blocks_cost`].
+pub fn encode_blocks(values: &[f64]) -> Option<Vec<u8>> {
+    let (first, deltas) = zz_deltas(values)?;
+    let mut w = BitWriter::new();
+    bucket::write(&mut w, first);
+    for block in deltas.chunks(BLOCK) {
+        let width = width(block);
+        if width > 56 {
+            return None;
+        }
+        w.write(u64::from(width), 6);
+        for &d in block {
+            w.write(d, width);
+        }
+    }
+    Some(w.finish())
+}
+
+/// Decodes `n` block-encoded values, appending them to `out`.
+pub fn decode_blocks(data: &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), DecodeError> {
+    if n == 0 {
+        return Ok(());
+    }
+    let mut r = BitReader::new(data);
+    let mut v = bucket::read(&mut r)?;
+    out.reserve(n);
+    out.push(v as f64);
+    let mut left = n - 1;
+    while left > 0 {
+        let width = r.read(6)? as u32;
+        if width > 56 {
+            return Err(DecodeError::new(
+                (r.position() / 8) as u64,
+                format!("block width {width} exceeds 56"),
+            ));
+        }
+        let count = left.min(BLOCK);
+        r.read_run(width, count, |zz| {
+            v = v.wrapping_add(super::unzigzag(zz));
+            out.push(v as f64);
+        })?;
+        left -= count;
     }
     Ok(())
 }

@@ -64,11 +64,12 @@ impl Engine {
             .wal
             .append(&frames, |file| series_defs(file, &batch))?;
         inner.wal.commit(ticket)?;
-        let mut accepted = 0;
+        let (mut accepted, mut grown) = (0, 0);
         for (series, samples) in batch {
             accepted += samples.len();
-            inner.add_head_bytes(series.head.append(samples));
+            grown += series.head.append(samples);
         }
+        inner.add_head_bytes(grown);
         inner.accepted.fetch_add(accepted as u64, Ordering::Relaxed);
         outcome.accepted = accepted;
         Ok(outcome)
@@ -168,7 +169,8 @@ fn series_defs(file: u64, batch: &[(Arc<Series>, Vec<Sample>)]) -> Option<Vec<u8
     let mut payload = Vec::new();
     let mut count = 0u64;
     for (series, _) in batch {
-        if series.wal_file.swap(file, Ordering::Relaxed) != file {
+        if series.wal_file.load(Ordering::Relaxed) != file {
+            series.wal_file.store(file, Ordering::Relaxed);
             record::encode_series_def(
                 &mut payload,
                 series.id,

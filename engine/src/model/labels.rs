@@ -36,7 +36,8 @@ impl Labels {
     /// Validates raw labels against `limits`. Labels with an empty value are dropped, as in
     /// Prometheus, where an empty value means the label is absent.
     pub fn validate(raw: Vec<Label>, limits: &Limits) -> Result<Labels, RejectReason> {
-        let mut labels: Vec<Label> = raw.into_iter().filter(|l| !l.value.is_empty()).collect();
+        let mut labels = raw;
+        labels.retain(|l| !l.value.is_empty());
         if labels.len() > limits.max_labels_per_series {
             return Err(RejectReason::TooManyLabels {
                 count: labels.len(),
@@ -64,7 +65,9 @@ impl Labels {
                 });
             }
         }
-        labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        if !labels.is_sorted_by(|a, b| a.name <= b.name) {
+            labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        }
         if let Some(pair) = labels
             .windows(2)
             .find(|w| matches!(w, [a, b] if a.name == b.name))

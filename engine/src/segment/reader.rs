@@ -125,10 +125,10 @@ impl Segment {
         let table_end = postings_offset;
         let table = block(data, table_offset, HEADER_LEN as u64, table_end)?;
         let table_at = table_offset + 8;
-        let series =
-            parse_table(table, table_offset, series_count).map_err(|e| e.shifted(table_at))?;
-        let postings = block(data, postings_offset, table_end, f as u64)?;
-        let _ = postings;
+        let table = decompress(table).map_err(|e| e.shifted(table_at))?;
+        let series = parse_table(&table, table_offset, series_count)
+            .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?;
+        block(data, postings_offset, table_end, f as u64)?;
         let mut total = 0u64;
         for s in &series {
             for c in &s.chunks {
@@ -228,7 +228,8 @@ impl Segment {
         let at = self.postings_offset + 8;
         let payload =
             block(data, self.postings_offset, 0, f).map_err(|e| e.in_file(&self.path, 0))?;
-        parse_postings(payload).map_err(|e| e.in_file(&self.path, at))
+        let payload = decompress(payload).map_err(|e| e.in_file(&self.path, at))?;
+        parse_postings(&payload).map_err(|e| e.in_file(&self.path, at))
     }
 
     /// Bytes of chunk data per namespace (what each department's data costs on disk).
@@ -273,6 +274,30 @@ fn block(data: &[u8], offset: u64, min: u64, max: u64) -> Result<&[u8], DecodeEr
         return Err(DecodeError::new(offset, "block checksum mismatch"));
     }
     Ok(payload)
+}
+
+/// Largest decompressed metadata block accepted.
+const MAX_METADATA: usize = 256 << 20;
+
+/// Decompresses a metadata block: varint raw length, then zstd bytes.
+fn decompress(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
+    let mut r = ByteReader::new(body);
+    // zstd cannot expand more than about 1:1000 of real data; a larger claim is corruption.
+    let max = MAX_METADATA.min(body.len().saturating_mul(1024));
+    let raw_len = r.len(max, "decompressed block length")?;
+    let at = r.position() as u64;
+    let out = zstd::bulk::decompress(r.bytes(r.remaining())?, raw_len)
+        .map_err(|e| DecodeError::new(at, format!("zstd: {e}")))?;
+    if out.len() != raw_len {
+        return Err(DecodeError::new(
+            at,
+            format!(
+                "block decompressed to {} bytes, expected {raw_len}",
+                out.len()
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 fn parse_table(

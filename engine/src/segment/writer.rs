@@ -73,7 +73,7 @@ pub fn encode_segment(seq: u64, series: &[SegmentInput]) -> Vec<u8> {
         }
     }
     let table_offset = out.len() as u64;
-    put_block(&mut out, &table);
+    put_compressed_block(&mut out, &table);
 
     let mut post = Vec::new();
     put_u64(&mut post, postings.len() as u64);
@@ -88,7 +88,7 @@ pub fn encode_segment(seq: u64, series: &[SegmentInput]) -> Vec<u8> {
         post.extend_from_slice(&bitmap);
     }
     let postings_offset = out.len() as u64;
-    put_block(&mut out, &post);
+    put_compressed_block(&mut out, &post);
 
     if samples == 0 {
         (min_t, max_t) = (0, 0);
@@ -109,10 +109,16 @@ pub fn encode_segment(seq: u64, series: &[SegmentInput]) -> Vec<u8> {
     out
 }
 
-fn put_block(out: &mut Vec<u8>, payload: &[u8]) {
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    out.extend_from_slice(payload);
+/// A metadata block: labels repeat across series (names, communes, domains), so zstd
+/// shrinks them several times; chunk data is already bit-packed and stays as it is.
+fn put_compressed_block(out: &mut Vec<u8>, payload: &[u8]) {
+    let mut body = Vec::with_capacity(payload.len() / 4 + 16);
+    put_u64(&mut body, payload.len() as u64);
+    // Compressing into memory cannot fail short of allocation failure.
+    body.extend(zstd::bulk::compress(payload, 3).unwrap_or_default());
+    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
+    out.extend_from_slice(&body);
 }
 
 /// Writes a segment durably at `path`: temporary name, fsync, rename. The caller fsyncs the

@@ -100,5 +100,20 @@ pub fn options() -> Options {
 
 /// Opens with [`options`].
 pub fn open(dir: &Path) -> Engine {
-    Engine::open(dir, options()).expect("open")
+    open_with(dir, options()).expect("open")
+}
+
+/// Opens, waiting out a lock held for a moment by a forked child of another test: between
+/// fork and exec the crash test's child holds copies of every open file, the LOCK files of
+/// stores the other tests just closed included.
+pub fn open_with(dir: &Path, opts: Options) -> iocdb_engine::Result<Engine> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Engine::open(dir, opts.clone()) {
+            Err(iocdb_engine::Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }

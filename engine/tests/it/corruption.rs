@@ -12,7 +12,7 @@ use crate::common::{self, request, series};
 /// holding series "c".
 fn build() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("dir");
-    let engine = Engine::open(
+    let engine = common::open_with(
         dir.path(),
         Options {
             partition_ms: 1 << 40,
@@ -83,7 +83,7 @@ fn a_damaged_segment_is_reported_by_name_and_the_other_segments_stay_readable() 
         std::fs::write(&victim, &bytes).expect("write");
 
         let engine =
-            Engine::open(dir.path(), Options::default()).expect("opens despite a bad segment");
+            common::open_with(dir.path(), Options::default()).expect("opens despite a bad segment");
         assert_eq!(read_site(&engine, "s1").expect("untouched segment"), 500);
         assert_eq!(read_site(&engine, "s2").expect("WAL data"), 500);
         let stats = engine.stats();
@@ -136,11 +136,11 @@ fn a_damaged_wal_keeps_what_precedes_the_damage_or_refuses_when_asked() {
             wal_corruption: WalCorruption::Refuse,
             ..Options::default()
         };
-        match Engine::open(dir.path(), refuse) {
+        match common::open_with(dir.path(), refuse) {
             Ok(engine) => drop(engine),
             Err(e) => assert!(names(&victim)(&e) && !truncated, "offset {offset}: {e}"),
         }
-        let engine = Engine::open(dir.path(), Options::default()).expect("salvage opens");
+        let engine = common::open_with(dir.path(), Options::default()).expect("salvage opens");
         assert_eq!(read_site(&engine, "s0").expect("segment"), 500);
         assert_eq!(read_site(&engine, "s1").expect("segment"), 500);
         let n = read_site(&engine, "s2").expect("WAL prefix");
@@ -158,7 +158,7 @@ fn a_damaged_manifest_refuses_to_open_with_its_name() {
     let mut bytes = std::fs::read(&manifest).expect("read");
     bytes[5] ^= 1;
     std::fs::write(&manifest, bytes).expect("write");
-    let err = Engine::open(base.path(), Options::default()).expect_err("refused");
+    let err = common::open_with(base.path(), Options::default()).expect_err("refused");
     assert!(names(&manifest)(&err), "{err}");
 }
 

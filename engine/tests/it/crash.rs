@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use iocdb_engine::{Engine, Sample};
+use iocdb_engine::Sample;
 use rand::Rng;
 
 use crate::common::{self, dump, request, series};
@@ -102,7 +102,7 @@ fn run_kills(kills: usize) {
             "round {round}: the child acknowledged nothing in 20 s"
         );
 
-        let engine = Engine::open(dir.path(), common::options()).expect("reopen after kill");
+        let engine = common::open_with(dir.path(), common::options()).expect("reopen after kill");
         let stored = dump(&engine, "crash");
         let max_acked = *acked.iter().max().expect("acked");
         // Every sample found belongs to a batch that was started, with its exact value,

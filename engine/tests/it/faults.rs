@@ -196,7 +196,7 @@ fn options(fs: &FaultyFs) -> Options {
 fn every_failed_operation_leaves_exactly_the_acknowledged_writes() {
     let clean = FaultyFs::default();
     let dir = tempfile::tempdir().expect("dir");
-    let engine = Engine::open(dir.path(), options(&clean)).expect("open");
+    let engine = common::open_with(dir.path(), options(&clean)).expect("open");
     let (oracle, _) = workload(&engine, &clean);
     assert_eq!(dump(&engine, "faults"), oracle.expected());
     drop(engine);
@@ -212,17 +212,17 @@ fn every_failed_operation_leaves_exactly_the_acknowledged_writes() {
             for k in 0..total {
                 let dir = tempfile::tempdir().expect("dir");
                 let fs = FaultyFs::failing(k, kind, mode);
-                let (oracle, acked_after_failed_sync) = match Engine::open(dir.path(), options(&fs))
-                {
-                    Ok(engine) => workload(&engine, &fs),
-                    Err(_) => (Oracle::default(), false),
-                };
+                let (oracle, acked_after_failed_sync) =
+                    match common::open_with(dir.path(), options(&fs)) {
+                        Ok(engine) => workload(&engine, &fs),
+                        Err(_) => (Oracle::default(), false),
+                    };
                 assert!(
                     !acked_after_failed_sync,
                     "k={k} {kind:?} {mode:?}: a write was acknowledged after a failed fsync"
                 );
                 fs.power_cut();
-                let engine = Engine::open(dir.path(), common::options())
+                let engine = common::open_with(dir.path(), common::options())
                     .unwrap_or_else(|e| panic!("k={k} {kind:?} {mode:?}: reopen failed: {e}"));
                 assert_eq!(
                     dump(&engine, "faults"),

@@ -98,7 +98,7 @@ fn each_bad_input_is_rejected_with_its_reason_and_the_good_samples_are_stored() 
         max_label_name_bytes: 16,
         ..Limits::default()
     };
-    let engine = Engine::open(
+    let engine = common::open_with(
         dir.path(),
         Options {
             limits,
@@ -195,7 +195,7 @@ fn the_series_limit_rejects_new_series_only() {
         max_series_per_namespace: 2,
         ..Limits::default()
     };
-    let engine = Engine::open(
+    let engine = common::open_with(
         dir.path(),
         Options {
             limits,
@@ -231,7 +231,7 @@ fn the_series_limit_rejects_new_series_only() {
 #[test]
 fn a_full_head_refuses_writes_until_a_flush_frees_it() {
     let dir = tempfile::tempdir().expect("dir");
-    let engine = Engine::open(
+    let engine = common::open_with(
         dir.path(),
         Options {
             head_memory_budget: 4096,
@@ -326,11 +326,11 @@ fn interval_fsync_acknowledges_and_keeps_data_across_a_clean_close() {
         fsync: iocdb_engine::FsyncPolicy::Interval(Duration::from_millis(5)),
         ..common::options()
     };
-    let engine = Engine::open(dir.path(), opts.clone()).expect("open");
+    let engine = common::open_with(dir.path(), opts.clone()).expect("open");
     let req = request("s", vec![series("m", 0, vec![Sample::new(1, 1.0)])]);
     engine.write(req.clone()).expect("w");
     std::thread::sleep(Duration::from_millis(20));
     engine.close().expect("close");
-    let engine = Engine::open(dir.path(), opts).expect("open");
+    let engine = common::open_with(dir.path(), opts).expect("open");
     assert_eq!(dump(&engine, "s").len(), 1);
 }

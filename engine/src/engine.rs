@@ -11,7 +11,7 @@
 
 pub mod flush;
 mod open;
-mod select;
+pub(crate) mod select;
 mod stats;
 mod write;
 
@@ -32,6 +32,7 @@ use crate::Result;
 use crate::head::SeriesLayer;
 use crate::index::{Index, SeriesRef};
 use crate::manifest::Manifest;
+use crate::metadata::{MetadataStore, MetricMetadata};
 use crate::model::RejectReason;
 use crate::options::{FsyncPolicy, Options};
 use crate::segment::Segment;
@@ -57,6 +58,7 @@ pub(crate) struct Inner {
     accepted: AtomicU64,
     rejections: [AtomicU64; RejectReason::KINDS.len()],
     quarantined: Mutex<Vec<Quarantined>>,
+    metadata: Mutex<MetadataStore>,
     closed: AtomicBool,
     _lock: std::fs::File,
 }
@@ -129,6 +131,70 @@ impl Engine {
     /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
+    }
+}
+
+impl Engine {
+    /// Records what is known of a metric in a namespace (replacing earlier metadata of it).
+    pub fn set_metadata(&self, namespace: &str, metadata: MetricMetadata) -> Result<()> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        let ns = crate::model::Namespace::new(namespace).map_err(crate::Error::InvalidArgument)?;
+        if !crate::model::labels::is_valid_metric_name(&metadata.metric) {
+            return Err(crate::Error::InvalidArgument(format!(
+                "{:?} is not a valid metric name",
+                metadata.metric
+            )));
+        }
+        if metadata.expected_interval_ms.is_some_and(|i| i <= 0) {
+            return Err(crate::Error::InvalidArgument(
+                "the expected interval must be positive".into(),
+            ));
+        }
+        let mut store = inner.metadata.lock();
+        let mut next = store.clone();
+        next.0
+            .insert((ns.to_string(), metadata.metric.clone()), metadata);
+        next.store(&*inner.opts.vfs, &inner.dir)?;
+        *store = next;
+        Ok(())
+    }
+
+    /// The metadata of a namespace's metrics, sorted by metric.
+    pub fn metadata(&self, namespace: &str) -> Result<Vec<MetricMetadata>> {
+        let ns = crate::model::Namespace::new(namespace).map_err(crate::Error::InvalidArgument)?;
+        let store = self.inner.metadata.lock();
+        Ok(store
+            .0
+            .iter()
+            .filter(|((n, _), _)| n == ns.as_str())
+            .map(|(_, m)| m.clone())
+            .collect())
+    }
+
+    /// The query limits in force.
+    pub(crate) fn query_limits(&self) -> &crate::options::QueryLimits {
+        &self.inner.opts.query_limits
+    }
+
+    /// Whether a series may have samples in `[start, end]`, judged from chunk bounds alone.
+    pub(crate) fn has_data(&self, series: &crate::index::Series, start: i64, end: i64) -> bool {
+        if series.head.overlaps(start, end) {
+            return true;
+        }
+        let version = self.inner.current_version();
+        version.frozen.iter().any(|g| {
+            g.series
+                .get(&series.id)
+                .is_some_and(|l| l.overlaps(start, end))
+        }) || version.segments.iter().any(|h| {
+            h.segment.max_t >= start
+                && h.segment.min_t <= end
+                && h.locals
+                    .get(&series.id)
+                    .and_then(|&l| h.segment.series.get(l as usize))
+                    .is_some_and(|s| s.chunks.iter().any(|c| c.max_t >= start && c.min_t <= end))
+        })
     }
 }
 

@@ -48,6 +48,12 @@ pub enum Error {
         /// The failure that stopped the write path.
         reason: String,
     },
+    /// A query ran past its time limit (its own deadline or the configured timeout).
+    #[error("deadline exceeded: the query ran longer than {limit:?}; narrow its range or matchers")]
+    DeadlineExceeded {
+        /// The time limit that was passed.
+        limit: std::time::Duration,
+    },
     /// The request itself is malformed (as opposed to one bad sample in it).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

@@ -138,6 +138,16 @@ impl HeadSeries {
         Some((SeriesLayer { chunks, ooo }, freed))
     }
 
+    /// Whether any held sample may lie in `[start, end]` (by chunk bounds).
+    pub fn overlaps(&self, start: i64, end: i64) -> bool {
+        let d = self.data.lock();
+        d.sealed.iter().any(|c| c.max_t >= start && c.min_t <= end)
+            || (!d.open.is_empty()
+                && d.open_min_t <= end
+                && d.open.last_t().is_some_and(|t| t >= start))
+            || d.ooo.iter().any(|s| s.t >= start && s.t <= end)
+    }
+
     /// Samples held.
     pub fn sample_count(&self) -> usize {
         let d = self.data.lock();

@@ -34,8 +34,10 @@ pub mod fuzzing;
 pub mod head;
 pub mod index;
 pub mod manifest;
+pub mod metadata;
 pub mod model;
 mod options;
+pub mod query;
 pub mod segment;
 pub mod wal;
 
@@ -43,8 +45,13 @@ pub use engine::flush::FlushReport;
 pub use engine::{Engine, Quarantined, SeriesSamples, Stats};
 pub use error::{DecodeError, Error, Result};
 pub use index::{MatchOp, Matcher};
+pub use metadata::MetricMetadata;
 pub use model::{
     DEFAULT_NAMESPACE, Label, Labels, Namespace, RejectReason, Rejection, Sample, SeriesWrite,
     WriteOutcome, WriteRequest,
 };
-pub use options::{FsyncPolicy, Limits, Options, WalCorruption};
+pub use options::{FsyncPolicy, Limits, Options, QueryLimits, WalCorruption};
+pub use query::{
+    AggregateOp, Aggregation, FunctionKind, Grouping, LatestSample, QueryResult, RangeFunction,
+    RangeQuery, ResultSeries, SeriesFilter, StaleSeries,
+};

@@ -1,7 +1,7 @@
 //! The data model: labels and series identity, samples, namespaces, write batches and the
 //! reasons a sample can be rejected.
 
-mod labels;
+pub(crate) mod labels;
 mod namespace;
 mod reject;
 mod sample;

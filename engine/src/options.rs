@@ -55,6 +55,30 @@ impl Default for Limits {
     }
 }
 
+/// Limits on what one query may touch. Defaults follow Prometheus and Mimir.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryLimits {
+    /// Most series one query may read. Default 500,000.
+    pub max_series: usize,
+    /// Most samples one query may read. Default 50 million.
+    pub max_samples: u64,
+    /// Most points (steps) per series in a range query. Default 11,000.
+    pub max_points_per_series: usize,
+    /// Longest a query may run. Default 30 s.
+    pub timeout: Duration,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_series: 500_000,
+            max_samples: 50_000_000,
+            max_points_per_series: 11_000,
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
 /// Options for [`crate::Engine::open`].
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -73,6 +97,8 @@ pub struct Options {
     pub retention: Option<Duration>,
     /// Input limits.
     pub limits: Limits,
+    /// Query limits.
+    pub query_limits: QueryLimits,
     /// The file system every engine file operation goes through (tests inject faults here).
     pub vfs: Arc<dyn Vfs>,
 }
@@ -87,6 +113,7 @@ impl Default for Options {
             partition_ms: 2 * 3600 * 1000,
             retention: None,
             limits: Limits::default(),
+            query_limits: QueryLimits::default(),
             vfs: Arc::new(OsFs),
         }
     }

@@ -97,6 +97,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         accepted: AtomicU64::new(0),
         rejections: Default::default(),
         quarantined: Mutex::new(quarantined),
+        metadata: Mutex::new(crate::metadata::MetadataStore::load(&*vfs, dir)?),
         closed: AtomicBool::new(false),
         _lock: lock,
         opts,

@@ -1,12 +1,17 @@
 //! Reading raw samples: matchers → postings → series, then per series the merge of
 //! segments, frozen head generations and the live head, with the newest write winning.
+//! Segments and chunks outside the range, or without the series, are skipped by their
+//! bounds and reference bitmaps without decoding. Large selections are read on all cores.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use super::{Engine, Version};
 use crate::head::{SeriesLayer, dedupe_newest_wins};
 use crate::index::{Matcher, Series};
 use crate::model::{Labels, Namespace, Sample};
+use crate::options::QueryLimits;
 use crate::{Error, Result};
 
 /// One series and its samples in the selected range, sorted by time.
@@ -17,6 +22,77 @@ pub struct SeriesSamples {
     /// Samples in time order, one per timestamp.
     pub samples: Vec<Sample>,
 }
+
+/// What one query may still spend: series, samples and time.
+#[derive(Debug)]
+pub struct Budget {
+    limits: QueryLimits,
+    deadline: Instant,
+    timeout: Duration,
+    samples: AtomicU64,
+}
+
+impl Budget {
+    /// A budget from the limits, with an optional tighter deadline from the caller.
+    pub fn new(limits: &QueryLimits, deadline: Option<Instant>) -> Budget {
+        let configured = Instant::now() + limits.timeout;
+        let deadline = deadline.map_or(configured, |d| d.min(configured));
+        Budget {
+            limits: limits.clone(),
+            timeout: deadline.saturating_duration_since(Instant::now()),
+            deadline,
+            samples: AtomicU64::new(0),
+        }
+    }
+
+    /// The limits in force.
+    pub fn limits(&self) -> &QueryLimits {
+        &self.limits
+    }
+
+    /// Fails once the deadline has passed.
+    pub fn check_time(&self) -> Result<()> {
+        if Instant::now() > self.deadline {
+            return Err(Error::DeadlineExceeded {
+                limit: self.timeout,
+            });
+        }
+        Ok(())
+    }
+
+    fn check_series(&self, n: usize) -> Result<()> {
+        let max = self.limits.max_series;
+        if n > max {
+            return Err(Error::ResourceExhausted {
+                limit: "query_max_series",
+                detail: format!("the query selects {n} series, the limit is {max}; add matchers"),
+            });
+        }
+        Ok(())
+    }
+
+    fn spend_samples(&self, n: usize) -> Result<()> {
+        let total = self.samples.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        let max = self.limits.max_samples;
+        if total > max {
+            return Err(Error::ResourceExhausted {
+                limit: "query_max_samples",
+                detail: format!(
+                    "the query read more than {max} samples; narrow its range or matchers"
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Samples read so far.
+    pub fn samples_read(&self) -> u64 {
+        self.samples.load(Ordering::Relaxed)
+    }
+}
+
+/// Below this many series a selection is read on the calling thread.
+const PARALLEL_MIN_SERIES: usize = 64;
 
 impl Engine {
     /// The samples in `[start, end]` (ms, inclusive) of every series of `namespace` that
@@ -29,12 +105,57 @@ impl Engine {
         start: i64,
         end: i64,
     ) -> Result<Vec<SeriesSamples>> {
+        let budget = Budget::new(&self.inner.opts.query_limits, None);
+        let mut out: Vec<SeriesSamples> = self
+            .gather(namespace, matchers, start, end, &budget)?
+            .into_iter()
+            .filter(|(_, samples)| !samples.is_empty())
+            .map(|(s, samples)| SeriesSamples {
+                labels: s.labels.clone(),
+                samples,
+            })
+            .collect();
+        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(out)
+    }
+
+    /// The series of `namespace` matching `matchers`, in reference order.
+    pub(crate) fn matching_series(
+        &self,
+        namespace: &str,
+        matchers: &[Matcher],
+    ) -> Result<Vec<Arc<Series>>> {
         let inner = &*self.inner;
         inner.check_open()?;
         let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
         let ids = inner.index.select(&namespace, matchers);
-        let series: Vec<Arc<Series>> = ids.iter().filter_map(|id| inner.index.get(id)).collect();
+        Ok(ids.iter().filter_map(|id| inner.index.get(id)).collect())
+    }
 
+    /// Every matching series with its samples in `[start, end]` (possibly none), charging
+    /// `budget`.
+    pub(crate) fn gather(
+        &self,
+        namespace: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+        budget: &Budget,
+    ) -> Result<Vec<(Arc<Series>, Vec<Sample>)>> {
+        let series = self.matching_series(namespace, matchers)?;
+        budget.check_series(series.len())?;
+        self.read_series(series, start, end, budget)
+    }
+
+    /// Reads the given series over `[start, end]`.
+    pub(crate) fn read_series(
+        &self,
+        series: Vec<Arc<Series>>,
+        start: i64,
+        end: i64,
+        budget: &Budget,
+    ) -> Result<Vec<(Arc<Series>, Vec<Sample>)>> {
+        let inner = &*self.inner;
         // Snapshot the live head and the version together, so a flush's cut between the
         // two cannot hide data.
         let (live, version) = {
@@ -43,24 +164,67 @@ impl Engine {
                 series.iter().map(|s| s.head.snapshot(start, end)).collect();
             (live, inner.current_version())
         };
-
-        let mut out = Vec::new();
-        for (s, live) in series.iter().zip(live) {
-            let samples = read_series(&version, s, live, start, end)?;
-            if !samples.is_empty() {
-                out.push(SeriesSamples {
-                    labels: s.labels.clone(),
-                    samples,
-                });
-            }
+        let work: Vec<(Arc<Series>, SeriesLayer)> = series.into_iter().zip(live).collect();
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if threads < 2 || work.len() < PARALLEL_MIN_SERIES {
+            return read_all(&version, work, start, end, budget);
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
+        let per = work.len().div_ceil(threads);
+        let mut parts: Vec<Vec<(Arc<Series>, SeriesLayer)>> = Vec::with_capacity(threads);
+        let mut work = work.into_iter();
+        loop {
+            let part: Vec<_> = work.by_ref().take(per).collect();
+            if part.is_empty() {
+                break;
+            }
+            parts.push(part);
+        }
+        let results: Vec<Result<Vec<_>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    let version = &version;
+                    s.spawn(move || read_all(version, part, start, end, budget))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::InvalidArgument("a query thread panicked".into()))
+                    })
+                })
+                .collect()
+        });
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
         Ok(out)
     }
 }
 
+fn read_all(
+    version: &Version,
+    work: Vec<(Arc<Series>, SeriesLayer)>,
+    start: i64,
+    end: i64,
+    budget: &Budget,
+) -> Result<Vec<(Arc<Series>, Vec<Sample>)>> {
+    let mut out = Vec::with_capacity(work.len());
+    for (i, (series, live)) in work.into_iter().enumerate() {
+        if i % 64 == 0 {
+            budget.check_time()?;
+        }
+        let samples = read_one(version, &series, live, start, end)?;
+        budget.spend_samples(samples.len())?;
+        out.push((series, samples));
+    }
+    Ok(out)
+}
+
 /// Oldest first: segments by sequence, frozen generations, then the live head.
-fn read_series(
+fn read_one(
     version: &Version,
     series: &Series,
     live: SeriesLayer,

@@ -5,6 +5,7 @@
 //!   LOCK                      held (flock) by the process that has the store open
 //!   MANIFEST                  the live segments and the WAL position they cover
 //!   MANIFEST.tmp              a manifest being written (renamed over MANIFEST)
+//!   METADATA                  indicator metadata: units, descriptions, expected intervals
 //!   wal/0000000000000007.wal  write-ahead log files, replayed in number order
 //!   segments/<seq>-<partition>.seg   immutable columnar segment files
 //!   quarantine/               corrupt files moved aside for an operator; never deleted
@@ -18,6 +19,10 @@ pub const LOCK: &str = "LOCK";
 pub const MANIFEST: &str = "MANIFEST";
 /// A manifest being written.
 pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
+/// Indicator metadata (units, descriptions, expected intervals).
+pub const METADATA: &str = "METADATA";
+/// Metadata being written.
+pub const METADATA_TMP: &str = "METADATA.tmp";
 /// WAL folder.
 pub const WAL_DIR: &str = "wal";
 /// WAL file extension.

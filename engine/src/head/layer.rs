@@ -16,6 +16,14 @@ pub struct SeriesLayer {
 }
 
 impl SeriesLayer {
+    /// Whether any sample may lie in `[start, end]` (by chunk bounds).
+    pub fn overlaps(&self, start: i64, end: i64) -> bool {
+        self.chunks
+            .iter()
+            .any(|c| c.max_t >= start && c.min_t <= end)
+            || self.ooo.iter().any(|s| s.t >= start && s.t <= end)
+    }
+
     /// Appends this layer's samples in `[start, end]` to `out`, chunks first, then the
     /// out-of-order samples in arrival order (so that later entries win).
     pub fn decode_into(

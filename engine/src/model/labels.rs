@@ -93,6 +93,11 @@ impl Labels {
         Labels(labels)
     }
 
+    /// The same labels without label `name`.
+    pub fn without(&self, name: &str) -> Labels {
+        Labels(self.0.iter().filter(|l| l.name != name).cloned().collect())
+    }
+
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

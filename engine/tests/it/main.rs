@@ -9,4 +9,5 @@ mod crash;
 mod faults;
 mod fuzz_corpus;
 mod model;
+mod query;
 mod write_select;

@@ -1,0 +1,178 @@
+//! Indicator metadata: per namespace and metric, a unit, a description and the expected
+//! reporting interval (what lets the engine say which series are no longer live).
+//!
+//! Stored in the data directory's `METADATA` file, replaced atomically on each change:
+//! ```text
+//! iocdb-metadata 1
+//! <namespace>\t<metric>\t<interval ms or ->\t<unit>\t<description>     one line per metric
+//! crc32c <8 hex digits>
+//! ```
+//! Tabs, newlines and backslashes in text fields are escaped as `\t`, `\n`, `\\`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::fs::{Vfs, layout};
+use crate::{Error, Result};
+
+const HEADER: &str = "iocdb-metadata 1";
+
+/// What is known of a metric.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricMetadata {
+    /// Metric name.
+    pub metric: String,
+    /// Unit, e.g. "người", "%", "tỷ đồng".
+    pub unit: String,
+    /// What the metric means.
+    pub description: String,
+    /// How often sources report it, ms.
+    pub expected_interval_ms: Option<i64>,
+}
+
+/// All metadata, by (namespace, metric).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetadataStore(pub BTreeMap<(String, String), MetricMetadata>);
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+}
+
+fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            },
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+impl MetadataStore {
+    /// Serializes.
+    pub fn encode(&self) -> String {
+        let mut s = format!("{HEADER}\n");
+        for ((ns, _), m) in &self.0 {
+            let interval = m
+                .expected_interval_ms
+                .map_or("-".to_owned(), |i| i.to_string());
+            s.push_str(&format!(
+                "{}\t{}\t{interval}\t{}\t{}\n",
+                escape(ns),
+                escape(&m.metric),
+                escape(&m.unit),
+                escape(&m.description)
+            ));
+        }
+        let crc = crc32c::crc32c(s.as_bytes());
+        s.push_str(&format!("crc32c {crc:08x}\n"));
+        s
+    }
+
+    /// Parses; `path` names the file in errors.
+    pub fn decode(path: &Path, data: &[u8]) -> Result<Self> {
+        let corrupt = |offset: usize, reason: String| Error::Corrupt {
+            file: path.to_path_buf(),
+            offset: offset as u64,
+            reason,
+        };
+        let text =
+            std::str::from_utf8(data).map_err(|e| corrupt(e.valid_up_to(), "not UTF-8".into()))?;
+        let at = text
+            .rfind("crc32c ")
+            .ok_or_else(|| corrupt(text.len(), "no checksum line".into()))?;
+        let (body, crc) = text.split_at(at);
+        let stored = u32::from_str_radix(crc.trim_start_matches("crc32c ").trim(), 16)
+            .map_err(|_| corrupt(at, "unreadable checksum".into()))?;
+        if crc32c::crc32c(body.as_bytes()) != stored {
+            return Err(corrupt(at, "checksum mismatch".into()));
+        }
+        let mut store = MetadataStore::default();
+        let mut offset = 0;
+        for (i, line) in body.lines().enumerate() {
+            if i == 0 {
+                if line != HEADER {
+                    return Err(corrupt(0, "not an iocdb metadata file (version 1)".into()));
+                }
+            } else {
+                let fields: Vec<&str> = line.split('\t').collect();
+                let [ns, metric, interval, unit, description] = fields.as_slice() else {
+                    return Err(corrupt(
+                        offset,
+                        format!("line {} has {} fields, expected 5", i + 1, fields.len()),
+                    ));
+                };
+                let expected_interval_ms = match *interval {
+                    "-" => None,
+                    n => Some(
+                        n.parse()
+                            .map_err(|_| corrupt(offset, format!("bad interval {n:?}")))?,
+                    ),
+                };
+                let m = MetricMetadata {
+                    metric: unescape(metric),
+                    unit: unescape(unit),
+                    description: unescape(description),
+                    expected_interval_ms,
+                };
+                store.0.insert((unescape(ns), m.metric.clone()), m);
+            }
+            offset += line.len() + 1;
+        }
+        Ok(store)
+    }
+
+    /// Loads the store of `dir` (empty when there is none).
+    pub fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Self> {
+        let path = dir.join(layout::METADATA);
+        match vfs.read(&path) {
+            Ok(data) => Self::decode(&path, &data),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(Error::io(&path, e)),
+        }
+    }
+
+    /// Replaces the store of `dir` atomically and durably.
+    pub fn store(&self, vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+        let tmp = dir.join(layout::METADATA_TMP);
+        let path = dir.join(layout::METADATA);
+        let mut file = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
+        file.write_all(self.encode().as_bytes())
+            .map_err(|e| Error::io(&tmp, e))?;
+        file.sync().map_err(|e| Error::io(&tmp, e))?;
+        drop(file);
+        vfs.rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
+        vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_with_vietnamese_tabs_and_newlines_round_trips() {
+        let mut store = MetadataStore::default();
+        let m = MetricMetadata {
+            metric: "indicator_value".into(),
+            unit: "tỷ đồng".into(),
+            description: "GRDP\tquý\nđiều chỉnh \\ sau".into(),
+            expected_interval_ms: Some(7_776_000_000),
+        };
+        store.0.insert(("economy".into(), m.metric.clone()), m);
+        let text = store.encode();
+        assert_eq!(
+            MetadataStore::decode(Path::new("M"), text.as_bytes()).ok(),
+            Some(store)
+        );
+    }
+}

@@ -487,8 +487,7 @@ fn naive(data: &BTreeMap<Labels, Vec<Sample>>, q: &RangeQuery) -> Vec<(String, V
             let v = match q.function {
                 None => samples
                     .iter()
-                    .filter(|s| s.t <= t && s.t >= t - 300_000)
-                    .next_back()
+                    .rfind(|s| s.t <= t && s.t >= t - 300_000)
                     .map(|s| s.v),
                 Some(f) => {
                     let window: Vec<Sample> = samples

@@ -42,7 +42,7 @@ use crate::wal::Wal;
 #[derive(Debug)]
 pub struct Engine {
     inner: Arc<Inner>,
-    syncer: Option<JoinHandle<()>>,
+    syncer: Mutex<Option<JoinHandle<()>>>,
 }
 
 #[derive(Debug)]
@@ -104,20 +104,19 @@ impl Engine {
             FsyncPolicy::Interval(every) => Some(spawn_syncer(Arc::downgrade(&inner), every)),
             FsyncPolicy::Always => None,
         };
-        Ok(Engine { inner, syncer })
+        Ok(Engine {
+            inner,
+            syncer: Mutex::new(syncer),
+        })
     }
 
-    /// Makes the WAL durable and closes the store. Later calls on clones fail with
-    /// [`crate::Error::Closed`]. Dropping the engine does the same, ignoring errors.
-    pub fn close(mut self) -> Result<()> {
-        self.shutdown()
-    }
-
-    fn shutdown(&mut self) -> Result<()> {
+    /// Waits for writes in flight, makes the WAL durable and closes the store; later calls
+    /// fail with [`crate::Error::Closed`]. Dropping the engine does the same, ignoring errors.
+    pub fn close(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        if let Some(syncer) = self.syncer.take() {
+        if let Some(syncer) = self.syncer.lock().take() {
             let _ = syncer.join();
         }
         // Wait for writers in flight, then make what they wrote durable.
@@ -200,7 +199,7 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Err(e) = self.shutdown() {
+        if let Err(e) = self.close() {
             tracing::error!(error = %e, "closing the engine failed");
         }
     }

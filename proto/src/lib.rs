@@ -1,0 +1,19 @@
+//! The iocdb gRPC API, generated from `proto/iocdb/v1/iocdb.proto`. Nothing else lives here:
+//! conversion to engine types is the server's business.
+
+#![allow(
+    missing_docs,
+    clippy::all,
+    clippy::pedantic,
+    clippy::unwrap_used,
+    clippy::indexing_slicing
+)]
+
+/// Package `iocdb.v1`.
+pub mod v1 {
+    tonic::include_proto!("iocdb.v1");
+
+    /// The encoded file descriptor set of the package, for gRPC server reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        include_bytes!(concat!(env!("OUT_DIR"), "/iocdb_v1_descriptor.bin"));
+}

@@ -1,0 +1,165 @@
+//! The command line: `iocdb serve | write | query | latest | stale | stats | flush | bench`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// iocdb: the time-series metrics store of the province's Intelligent Operations Center.
+#[derive(Debug, Parser)]
+#[command(name = "iocdb", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (defaults just work: ./iocdb-data, 127.0.0.1:7070).
+    Serve(ServeArgs),
+    /// Write samples from a CSV file or stdin.
+    Write(WriteArgs),
+    /// Run a range query and print a table or JSON.
+    Query(QueryArgs),
+    /// Print the latest value of each matching series.
+    Latest(LatestArgs),
+    /// List series whose sources stopped reporting.
+    Stale(StaleArgs),
+    /// Print the server's counters.
+    Stats(ClientArgs),
+    /// Flush the head to segments now.
+    Flush(ClientArgs),
+    /// Measure ingest over gRPC against in-process ingest, side by side.
+    Bench(BenchArgs),
+}
+
+/// Server settings; each also comes from `IOCDB_*` or the config file (flags win over the
+/// environment, the environment over the file).
+#[derive(Debug, Args, Default)]
+pub struct ServeArgs {
+    /// TOML config file.
+    #[arg(long, env = "IOCDB_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data directory [default: ./iocdb-data].
+    #[arg(long, env = "IOCDB_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:7070].
+    #[arg(long, env = "IOCDB_LISTEN")]
+    pub listen: Option<String>,
+    /// WAL durability: "always" (fsync before acknowledging) or "interval" [default: always].
+    #[arg(long, env = "IOCDB_FSYNC")]
+    pub fsync: Option<String>,
+    /// fsync period under `--fsync interval`, ms [default: 100].
+    #[arg(long, env = "IOCDB_FSYNC_INTERVAL_MS")]
+    pub fsync_interval_ms: Option<u64>,
+    /// Memory the head may hold before writes are refused, MiB [default: 1024].
+    #[arg(long, env = "IOCDB_HEAD_MEMORY_MB")]
+    pub head_memory_mb: Option<usize>,
+    /// Flush the head to segments this often, s [default: 900].
+    #[arg(long, env = "IOCDB_FLUSH_INTERVAL_S")]
+    pub flush_interval_s: Option<u64>,
+    /// Log format: "text" or "json" [default: text].
+    #[arg(long, env = "IOCDB_LOG_FORMAT")]
+    pub log_format: Option<String>,
+}
+
+/// Where the server is.
+#[derive(Debug, Args, Clone)]
+pub struct ClientArgs {
+    /// Server address.
+    #[arg(long, env = "IOCDB_ADDR", default_value = "http://127.0.0.1:7070")]
+    pub addr: String,
+}
+
+/// `iocdb write`.
+#[derive(Debug, Args)]
+pub struct WriteArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Namespace (department).
+    #[arg(long, short, default_value = "default")]
+    pub namespace: String,
+    /// CSV file with a header: `metric` (or `__name__`), `timestamp` (ms), `value`, and any
+    /// other column as a label; "-" reads stdin.
+    #[arg(default_value = "-")]
+    pub file: PathBuf,
+    /// Samples per request.
+    #[arg(long, default_value_t = 10_000)]
+    pub batch: usize,
+}
+
+/// Series selection shared by the query commands.
+#[derive(Debug, Args)]
+pub struct Selection {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Namespace.
+    #[arg(long, short, default_value = "default")]
+    pub namespace: String,
+    /// Matchers like `__name__=lodging_guests`, `commune=~"Phường.*"`, `site!=x` (repeatable).
+    #[arg(long = "match", short = 'm')]
+    pub matchers: Vec<String>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `iocdb query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Start: ms since epoch, or a duration ago like `24h` [default: 1h].
+    #[arg(long, default_value = "1h")]
+    pub start: String,
+    /// End: ms since epoch, or `now` [default: now].
+    #[arg(long, default_value = "now")]
+    pub end: String,
+    /// Step, e.g. `1m`.
+    #[arg(long, default_value = "1m")]
+    pub step: String,
+    /// Range function and window, e.g. `rate:5m`, `quantile_over_time:0.95:1h`.
+    #[arg(long = "fn")]
+    pub function: Option<String>,
+    /// Aggregation, e.g. `sum`, `sum:by=commune,agency`, `topk:5`, `max:without=camera`.
+    #[arg(long = "agg")]
+    pub aggregation: Option<String>,
+}
+
+/// `iocdb latest`.
+#[derive(Debug, Args)]
+pub struct LatestArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Lookback, e.g. `5m`.
+    #[arg(long, default_value = "5m")]
+    pub lookback: String,
+}
+
+/// `iocdb stale`.
+#[derive(Debug, Args)]
+pub struct StaleArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Silent for more than this many expected intervals.
+    #[arg(long, default_value_t = 3.0)]
+    pub factor: f64,
+}
+
+/// `iocdb bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Workload scale (1.0 = the province).
+    #[arg(long, default_value_t = 1.0)]
+    pub scale: f64,
+    /// Minutes of live data to send per run.
+    #[arg(long, default_value_t = 10)]
+    pub minutes: i64,
+    /// Concurrent clients to try, comma-separated.
+    #[arg(long, default_value = "1,2,4")]
+    pub clients: String,
+    /// Batch sizes (samples per request) to try, comma-separated.
+    #[arg(long, default_value = "1000,10000")]
+    pub batches: String,
+}

@@ -1,0 +1,160 @@
+//! `iocdb serve`: open the store, serve gRPC, flush in the background, shut down gracefully.
+//!
+//! Shutdown (SIGINT or SIGTERM): stop accepting connections and report NOT_SERVING; write
+//! streams stop reading and answer with what they stored; calls in flight get
+//! `shutdown_grace_s` to finish; then the WAL is synced and the store closed. A second
+//! signal exits at once (the WAL makes that safe: acknowledged writes are durable).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use iocdb_engine::Engine;
+use iocdb_proto::v1::{
+    FILE_DESCRIPTOR_SET, admin_server::AdminServer, ingest_server::IngestServer,
+    query_server::QueryServer,
+};
+use tokio::sync::{Semaphore, watch};
+use tonic::codec::CompressionEncoding;
+
+use crate::config::Config;
+use crate::service::{AppState, admin::AdminService, ingest::IngestService, query::QueryService};
+
+/// Runs the server until a signal.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let opts = config.engine_options()?;
+    let dir = config.data_dir.clone();
+    tracing::info!(data_dir = %dir.display(), "opening the store");
+    let engine = tokio::task::spawn_blocking(move || Engine::open(&dir, opts)).await??;
+    let engine = Arc::new(engine);
+    let listener = tokio::net::TcpListener::bind(&config.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    tracing::info!(%addr, "listening");
+    // One plain line that scripts and tests look for.
+    println!("listening on {addr}");
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let config = Arc::new(config);
+    let state = AppState {
+        engine: engine.clone(),
+        config: config.clone(),
+        shutdown: stop_rx.clone(),
+        write_streams: Arc::new(Semaphore::new(config.max_concurrent_write_streams)),
+    };
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<IngestServer<IngestService>>().await;
+    health.set_serving::<QueryServer<QueryService>>().await;
+    health.set_serving::<AdminServer<AdminService>>().await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let ingest = IngestServer::new(IngestService(state.clone()))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(config.max_ingest_message_bytes);
+    let query = QueryServer::new(QueryService(state.clone()))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .accept_compressed(CompressionEncoding::Zstd)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(config.max_query_message_bytes)
+        .max_encoding_message_size(64 << 20);
+    let admin = AdminServer::new(AdminService(state.clone()))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(config.max_query_message_bytes);
+
+    tokio::spawn(watch_signals(stop_tx, health.clone()));
+    let flusher = tokio::spawn(flush_periodically(
+        engine.clone(),
+        Duration::from_secs(config.flush_interval_s.max(1)),
+        stop_rx.clone(),
+    ));
+
+    let mut stopped = stop_rx.clone();
+    let server = tonic::transport::Server::builder()
+        .max_concurrent_streams(Some(config.max_concurrent_streams_per_connection))
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(ingest)
+        .add_service(query)
+        .add_service(admin)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            },
+        );
+    let mut stopped = stop_rx.clone();
+    let grace = Duration::from_secs(config.shutdown_grace_s);
+    tokio::pin!(server);
+    tokio::select! {
+        r = &mut server => r?,
+        _ = async { let _ = stopped.wait_for(|s| *s).await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace_s = grace.as_secs(), "calls still in flight after the grace period; closing anyway");
+        }
+    }
+    flusher.abort();
+    tracing::info!("syncing the WAL and closing the store");
+    tokio::task::spawn_blocking(move || engine.close()).await??;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+async fn watch_signals(stop: watch::Sender<bool>, health: tonic_health::server::HealthReporter) {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGTERM");
+            return;
+        }
+    };
+    let first = tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        _ = term.recv() => "SIGTERM",
+    };
+    tracing::info!(
+        signal = first,
+        "shutting down: no new calls; in-flight calls may finish"
+    );
+    health
+        .set_not_serving::<IngestServer<IngestService>>()
+        .await;
+    health.set_not_serving::<QueryServer<QueryService>>().await;
+    let _ = stop.send(true);
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term.recv() => {},
+    }
+    tracing::warn!("second signal: exiting now (acknowledged writes are in the WAL)");
+    std::process::exit(130);
+}
+
+async fn flush_periodically(engine: Arc<Engine>, every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let engine = engine.clone();
+        match tokio::task::spawn_blocking(move || engine.flush()).await {
+            Ok(Ok(r)) if r.segments > 0 => tracing::info!(
+                segments = r.segments,
+                samples = r.samples,
+                bytes = r.bytes,
+                "flushed"
+            ),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "background flush failed; the data stays in the head and the WAL")
+            }
+            Err(e) => tracing::error!(error = %e, "background flush panicked"),
+        }
+    }
+}

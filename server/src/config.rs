@@ -1,0 +1,218 @@
+//! Server configuration: defaults, then the TOML file, then `IOCDB_*` variables, then flags
+//! (clap reads flags and variables; this file adds the file and the defaults).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use iocdb_engine::{FsyncPolicy, Limits, Options, QueryLimits};
+use serde::Deserialize;
+
+use crate::cli::ServeArgs;
+
+/// The port the server listens on by default.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
+
+/// Everything the server can be told. Every field has a default.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Listen address.
+    pub listen: String,
+    /// "always" or "interval".
+    pub fsync: String,
+    /// Period of the interval policy, ms.
+    pub fsync_interval_ms: u64,
+    /// Head memory budget, MiB.
+    pub head_memory_mb: usize,
+    /// Period of background flushes, s.
+    pub flush_interval_s: u64,
+    /// "text" or "json".
+    pub log_format: String,
+    /// Largest ingest request, bytes (after decompression).
+    pub max_ingest_message_bytes: usize,
+    /// Largest query or admin request, bytes.
+    pub max_query_message_bytes: usize,
+    /// Most samples in one write request.
+    pub max_samples_per_request: usize,
+    /// Most series in one write request.
+    pub max_series_per_request: usize,
+    /// Most write streams open at once.
+    pub max_concurrent_write_streams: usize,
+    /// Most concurrent HTTP/2 streams per connection.
+    pub max_concurrent_streams_per_connection: u32,
+    /// Most labels per series.
+    pub max_labels_per_series: usize,
+    /// Longest label name, bytes.
+    pub max_label_name_bytes: usize,
+    /// Longest label value, bytes.
+    pub max_label_value_bytes: usize,
+    /// How far in the future a sample may be, s.
+    pub max_future_s: u64,
+    /// Most series per namespace.
+    pub max_series_per_namespace: usize,
+    /// Query timeout, s.
+    pub query_timeout_s: u64,
+    /// Most series one query may read.
+    pub query_max_series: usize,
+    /// Most samples one query may read.
+    pub query_max_samples: u64,
+    /// Most points per series in a range query.
+    pub query_max_points_per_series: usize,
+    /// Series per message of a streamed query answer.
+    pub query_batch_series: usize,
+    /// How long shutdown waits for calls in flight, s.
+    pub shutdown_grace_s: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let limits = Limits::default();
+        let query = QueryLimits::default();
+        Config {
+            data_dir: PathBuf::from("./iocdb-data"),
+            listen: DEFAULT_LISTEN.into(),
+            fsync: "always".into(),
+            fsync_interval_ms: 100,
+            head_memory_mb: 1024,
+            flush_interval_s: 900,
+            log_format: "text".into(),
+            max_ingest_message_bytes: 64 << 20,
+            max_query_message_bytes: 4 << 20,
+            max_samples_per_request: 1_000_000,
+            max_series_per_request: 200_000,
+            max_concurrent_write_streams: 64,
+            max_concurrent_streams_per_connection: 256,
+            max_labels_per_series: limits.max_labels_per_series,
+            max_label_name_bytes: limits.max_label_name_bytes,
+            max_label_value_bytes: limits.max_label_value_bytes,
+            max_future_s: limits.max_future.as_secs(),
+            max_series_per_namespace: limits.max_series_per_namespace,
+            query_timeout_s: query.timeout.as_secs(),
+            query_max_series: query.max_series,
+            query_max_samples: query.max_samples,
+            query_max_points_per_series: query.max_points_per_series,
+            query_batch_series: 500,
+            shutdown_grace_s: 10,
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, overlaid with the file (if any), overlaid with flags and variables.
+    pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
+        let mut config = match &args.config {
+            Some(path) => Self::from_file(path)?,
+            None => Config::default(),
+        };
+        if let Some(v) = &args.data_dir {
+            config.data_dir = v.clone();
+        }
+        if let Some(v) = &args.listen {
+            config.listen = v.clone();
+        }
+        if let Some(v) = &args.fsync {
+            config.fsync = v.clone();
+        }
+        if let Some(v) = args.fsync_interval_ms {
+            config.fsync_interval_ms = v;
+        }
+        if let Some(v) = args.head_memory_mb {
+            config.head_memory_mb = v;
+        }
+        if let Some(v) = args.flush_interval_s {
+            config.flush_interval_s = v;
+        }
+        if let Some(v) = &args.log_format {
+            config.log_format = v.clone();
+        }
+        config.engine_options()?;
+        Ok(config)
+    }
+
+    fn from_file(path: &Path) -> anyhow::Result<Config> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
+        toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+
+    /// The engine's options.
+    pub fn engine_options(&self) -> anyhow::Result<Options> {
+        let fsync = match self.fsync.as_str() {
+            "always" => FsyncPolicy::Always,
+            "interval" => {
+                FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms.max(1)))
+            }
+            other => anyhow::bail!("fsync must be \"always\" or \"interval\", not {other:?}"),
+        };
+        Ok(Options {
+            fsync,
+            head_memory_budget: self.head_memory_mb.saturating_mul(1 << 20),
+            limits: Limits {
+                max_labels_per_series: self.max_labels_per_series,
+                max_label_name_bytes: self.max_label_name_bytes,
+                max_label_value_bytes: self.max_label_value_bytes,
+                max_future: Duration::from_secs(self.max_future_s),
+                max_series_per_namespace: self.max_series_per_namespace,
+            },
+            query_limits: QueryLimits {
+                max_series: self.query_max_series,
+                max_samples: self.query_max_samples,
+                max_points_per_series: self.query_max_points_per_series,
+                timeout: Duration::from_secs(self.query_timeout_s),
+            },
+            ..Options::default()
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_and_the_file_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("iocdb.toml");
+        std::fs::write(
+            &file,
+            "listen = \"127.0.0.1:9000\"\nhead_memory_mb = 64\nquery_max_series = 7\n",
+        )
+        .expect("write");
+        let args = ServeArgs {
+            config: Some(file),
+            listen: Some("127.0.0.1:0".into()),
+            ..ServeArgs::default()
+        };
+        let c = Config::load(&args).expect("load");
+        assert_eq!(c.listen, "127.0.0.1:0");
+        assert_eq!(c.head_memory_mb, 64);
+        assert_eq!(
+            c.engine_options().expect("options").query_limits.max_series,
+            7
+        );
+        assert_eq!(c.data_dir, PathBuf::from("./iocdb-data"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_policies_are_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("iocdb.toml");
+        std::fs::write(&file, "listen_adress = \"x\"\n").expect("write");
+        assert!(
+            Config::load(&ServeArgs {
+                config: Some(file),
+                ..ServeArgs::default()
+            })
+            .is_err()
+        );
+        assert!(
+            Config::load(&ServeArgs {
+                fsync: Some("sometimes".into()),
+                ..ServeArgs::default()
+            })
+            .is_err()
+        );
+    }
+}

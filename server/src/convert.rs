@@ -1,0 +1,189 @@
+//! Conversion between wire types (`iocdb.v1`) and engine types, at the server's edge.
+
+use iocdb_engine::{
+    AggregateOp, Aggregation, FunctionKind, Grouping, Label, Labels, MatchOp, Matcher,
+    RangeFunction, Rejection, Sample, SeriesWrite, WriteOutcome, WriteRequest,
+};
+use iocdb_proto::v1;
+use tonic::Status;
+
+/// Most rejections listed in one answer; the count covers all of them.
+pub const MAX_LISTED_REJECTIONS: usize = 1000;
+
+/// A wire write into an engine write. Mismatched column lengths are a request error: the
+/// request is malformed as a whole, and it names the series.
+pub fn write_request(req: v1::WriteRequest) -> Result<WriteRequest, Status> {
+    let mut series = Vec::with_capacity(req.series.len());
+    for (i, s) in req.series.into_iter().enumerate() {
+        if s.timestamps_ms.len() != s.values.len() {
+            return Err(Status::invalid_argument(format!(
+                "series {i}: {} timestamps but {} values; the columns must have the same length",
+                s.timestamps_ms.len(),
+                s.values.len()
+            )));
+        }
+        let samples = s
+            .timestamps_ms
+            .iter()
+            .zip(&s.values)
+            .map(|(&t, &v)| Sample { t, v })
+            .collect();
+        series.push(SeriesWrite {
+            labels: labels_in(s.labels),
+            samples,
+        });
+    }
+    Ok(WriteRequest {
+        namespace: req.namespace,
+        series,
+    })
+}
+
+/// Wire labels into engine labels (not yet validated).
+pub fn labels_in(labels: Vec<v1::Label>) -> Vec<Label> {
+    labels
+        .into_iter()
+        .map(|l| Label {
+            name: l.name,
+            value: l.value,
+        })
+        .collect()
+}
+
+/// Engine labels onto the wire.
+pub fn labels_out(labels: &Labels) -> Vec<v1::Label> {
+    labels
+        .iter()
+        .map(|l| v1::Label {
+            name: l.name.clone(),
+            value: l.value.clone(),
+        })
+        .collect()
+}
+
+/// One rejection onto the wire.
+pub fn rejection(r: &Rejection, message_index: u32) -> v1::Rejection {
+    v1::Rejection {
+        series_index: r.series_index as u32,
+        sample_index: r.sample_index.map(|i| i as u32),
+        samples: r.samples as u64,
+        reason: r.reason.kind().to_owned(),
+        message: r.reason.to_string(),
+        message_index,
+    }
+}
+
+/// Adds an outcome to a wire answer.
+pub fn add_outcome(resp: &mut v1::WriteResponse, outcome: &WriteOutcome, message_index: u32) {
+    resp.accepted += outcome.accepted as u64;
+    resp.rejected += outcome.rejected_samples() as u64;
+    let room = MAX_LISTED_REJECTIONS.saturating_sub(resp.rejections.len());
+    resp.rejections.extend(
+        outcome
+            .rejected
+            .iter()
+            .take(room)
+            .map(|r| rejection(r, message_index)),
+    );
+}
+
+/// Wire matchers into engine matchers.
+pub fn matchers(ms: Vec<v1::Matcher>) -> Result<Vec<Matcher>, Status> {
+    ms.into_iter()
+        .map(|m| {
+            let op = match v1::matcher::Op::try_from(m.op) {
+                Ok(v1::matcher::Op::Equal) => MatchOp::Equal,
+                Ok(v1::matcher::Op::NotEqual) => MatchOp::NotEqual,
+                Ok(v1::matcher::Op::Regex) => MatchOp::Regex,
+                Ok(v1::matcher::Op::NotRegex) => MatchOp::NotRegex,
+                Err(_) => {
+                    return Err(Status::invalid_argument(format!(
+                        "matcher on {:?}: unknown operator {}",
+                        m.name, m.op
+                    )));
+                }
+            };
+            Matcher::new(m.name, op, m.value).map_err(crate::status::to_status)
+        })
+        .collect()
+}
+
+/// A wire range function into the engine's.
+pub fn function(f: v1::RangeFunction) -> Result<RangeFunction, Status> {
+    use v1::range_function::Kind;
+    let kind = match Kind::try_from(f.kind) {
+        Ok(Kind::Rate) => FunctionKind::Rate,
+        Ok(Kind::Increase) => FunctionKind::Increase,
+        Ok(Kind::Delta) => FunctionKind::Delta,
+        Ok(Kind::Irate) => FunctionKind::Irate,
+        Ok(Kind::AvgOverTime) => FunctionKind::AvgOverTime,
+        Ok(Kind::MinOverTime) => FunctionKind::MinOverTime,
+        Ok(Kind::MaxOverTime) => FunctionKind::MaxOverTime,
+        Ok(Kind::SumOverTime) => FunctionKind::SumOverTime,
+        Ok(Kind::CountOverTime) => FunctionKind::CountOverTime,
+        Ok(Kind::LastOverTime) => FunctionKind::LastOverTime,
+        Ok(Kind::QuantileOverTime) => FunctionKind::QuantileOverTime(f.quantile),
+        Ok(Kind::StddevOverTime) => FunctionKind::StddevOverTime,
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "unknown range function {}",
+                f.kind
+            )));
+        }
+    };
+    Ok(RangeFunction {
+        kind,
+        window_ms: f.window_ms,
+    })
+}
+
+/// A wire aggregation into the engine's.
+pub fn aggregation(a: v1::Aggregation) -> Result<Aggregation, Status> {
+    use v1::aggregation::Op;
+    let k = || -> Result<usize, Status> {
+        if a.param.is_finite() && a.param >= 1.0 && a.param.fract() == 0.0 {
+            Ok(a.param as usize)
+        } else {
+            Err(Status::invalid_argument(format!(
+                "k of topk/bottomk must be a positive integer, got {}",
+                a.param
+            )))
+        }
+    };
+    let op = match Op::try_from(a.op) {
+        Ok(Op::Sum) => AggregateOp::Sum,
+        Ok(Op::Avg) => AggregateOp::Avg,
+        Ok(Op::Min) => AggregateOp::Min,
+        Ok(Op::Max) => AggregateOp::Max,
+        Ok(Op::Count) => AggregateOp::Count,
+        Ok(Op::Quantile) => AggregateOp::Quantile(a.param),
+        Ok(Op::Stddev) => AggregateOp::Stddev,
+        Ok(Op::Topk) => AggregateOp::Topk(k()?),
+        Ok(Op::Bottomk) => AggregateOp::Bottomk(k()?),
+        Err(_) => {
+            return Err(Status::invalid_argument(format!(
+                "unknown aggregation {}",
+                a.op
+            )));
+        }
+    };
+    let grouping = match (a.by.is_empty(), a.without.is_empty()) {
+        (_, true) => Grouping::By(a.by),
+        (true, false) => Grouping::Without(a.without),
+        (false, false) => {
+            return Err(Status::invalid_argument(
+                "an aggregation groups by or without labels, not both",
+            ));
+        }
+    };
+    Ok(Aggregation { op, grouping })
+}
+
+/// Engine samples as a wire series.
+pub fn series_out(labels: &Labels, samples: &[Sample]) -> v1::Series {
+    v1::Series {
+        labels: labels_out(labels),
+        timestamps_ms: samples.iter().map(|s| s.t).collect(),
+        values: samples.iter().map(|s| s.v).collect(),
+    }
+}

@@ -1,0 +1,75 @@
+//! The tonic services, one type per generated trait, sharing one [`AppState`]. Engine calls
+//! block (an fsync, a scan), so each runs on tokio's blocking pool.
+
+pub mod admin;
+pub mod ingest;
+pub mod query;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use iocdb_engine::Engine;
+use tokio::sync::{Semaphore, watch};
+use tonic::Status;
+
+use crate::config::Config;
+use crate::status;
+
+/// What every service shares.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The store.
+    pub engine: Arc<Engine>,
+    /// The configuration.
+    pub config: Arc<Config>,
+    /// Becomes `true` when the server starts shutting down.
+    pub shutdown: watch::Receiver<bool>,
+    /// Permits for open write streams.
+    pub write_streams: Arc<Semaphore>,
+}
+
+impl AppState {
+    /// Fails when the server is shutting down.
+    pub fn check_running(&self) -> Result<(), Status> {
+        if *self.shutdown.borrow() {
+            return Err(status::shutting_down());
+        }
+        Ok(())
+    }
+
+    /// Runs an engine call on the blocking pool.
+    pub async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Engine) -> iocdb_engine::Result<T> + Send + 'static,
+    ) -> Result<T, Status> {
+        let engine = self.engine.clone();
+        tokio::task::spawn_blocking(move || f(&engine))
+            .await
+            .map_err(|e| status::internal(&e))?
+            .map_err(status::to_status)
+    }
+}
+
+/// The caller's deadline, from the `grpc-timeout` header ("100m", "5S", …).
+pub fn deadline<T>(req: &tonic::Request<T>) -> Option<Instant> {
+    let raw = req.metadata().get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = raw.split_at(raw.len().checked_sub(1)?);
+    let n: u64 = digits.parse().ok()?;
+    let d = match unit {
+        "H" => Duration::from_secs(n.saturating_mul(3600)),
+        "M" => Duration::from_secs(n.saturating_mul(60)),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    };
+    Instant::now().checked_add(d)
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

@@ -1,0 +1,95 @@
+//! `iocdb.v1.Admin`: flush, stats and indicator metadata.
+
+use iocdb_engine::MetricMetadata;
+use iocdb_proto::v1::{self, admin_server::Admin};
+use tonic::{Request, Response, Status};
+
+use super::AppState;
+
+/// The admin service.
+#[derive(Debug, Clone)]
+pub struct AdminService(pub AppState);
+
+#[tonic::async_trait]
+impl Admin for AdminService {
+    async fn flush(
+        &self,
+        _: Request<v1::FlushRequest>,
+    ) -> Result<Response<v1::FlushResponse>, Status> {
+        let r = self.0.blocking(|e| e.flush()).await?;
+        Ok(Response::new(v1::FlushResponse {
+            segments: r.segments as u64,
+            samples: r.samples,
+            bytes: r.bytes,
+        }))
+    }
+
+    async fn stats(
+        &self,
+        _: Request<v1::StatsRequest>,
+    ) -> Result<Response<v1::StatsResponse>, Status> {
+        let s = self.0.blocking(|e| Ok(e.stats())).await?;
+        Ok(Response::new(v1::StatsResponse {
+            series: s.series,
+            head_samples: s.head_samples,
+            head_bytes: s.head_bytes,
+            segments: s.segments,
+            segment_samples: s.segment_samples,
+            segment_bytes: s.segment_bytes,
+            accepted_samples: s.accepted_samples,
+            rejected_samples: s
+                .rejected_samples
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v))
+                .collect(),
+            series_by_namespace: s.series_by_namespace.into_iter().collect(),
+            disk_bytes_by_namespace: s.disk_bytes_by_namespace.into_iter().collect(),
+            quarantined: s
+                .quarantined
+                .into_iter()
+                .map(|q| v1::Quarantined {
+                    file: q.file.display().to_string(),
+                    moved_to: q.moved_to.display().to_string(),
+                    reason: q.reason,
+                })
+                .collect(),
+            writes_stopped: s.writes_stopped.unwrap_or_default(),
+        }))
+    }
+
+    async fn set_metadata(
+        &self,
+        req: Request<v1::MetricMetadata>,
+    ) -> Result<Response<v1::SetMetadataResponse>, Status> {
+        let m = req.into_inner();
+        let ns = m.namespace;
+        let meta = MetricMetadata {
+            metric: m.metric,
+            unit: m.unit,
+            description: m.description,
+            expected_interval_ms: m.expected_interval_ms,
+        };
+        self.0.blocking(move |e| e.set_metadata(&ns, meta)).await?;
+        Ok(Response::new(v1::SetMetadataResponse {}))
+    }
+
+    async fn get_metadata(
+        &self,
+        req: Request<v1::GetMetadataRequest>,
+    ) -> Result<Response<v1::GetMetadataResponse>, Status> {
+        let ns = req.into_inner().namespace;
+        let ns2 = ns.clone();
+        let found = self.0.blocking(move |e| e.metadata(&ns2)).await?;
+        let metrics = found
+            .into_iter()
+            .map(|m| v1::MetricMetadata {
+                namespace: ns.clone(),
+                metric: m.metric,
+                unit: m.unit,
+                description: m.description,
+                expected_interval_ms: m.expected_interval_ms,
+            })
+            .collect();
+        Ok(Response::new(v1::GetMetadataResponse { metrics }))
+    }
+}

@@ -1,0 +1,150 @@
+//! `iocdb.v1.Ingest`: batches and streams of samples.
+//!
+//! Partial failure is explicit: good samples are stored, and when any sample was rejected
+//! the call ends with INVALID_ARGUMENT (or RESOURCE_EXHAUSTED when only the series limit
+//! refused them) whose message names the first rejections and whose details carry the
+//! encoded `WriteResponse` with the accepted count and every rejection.
+
+use iocdb_proto::v1::{self, ingest_server::Ingest};
+use prost::Message;
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use super::AppState;
+use crate::convert;
+
+/// The ingest service.
+#[derive(Debug, Clone)]
+pub struct IngestService(pub AppState);
+
+impl IngestService {
+    fn check_limits(&self, req: &v1::WriteRequest) -> Result<(), Status> {
+        let c = &self.0.config;
+        if req.series.len() > c.max_series_per_request {
+            return Err(Status::resource_exhausted(format!(
+                "max_series_per_request: the request has {} series, the limit is {}; split it",
+                req.series.len(),
+                c.max_series_per_request
+            )));
+        }
+        let samples: usize = req.series.iter().map(|s| s.timestamps_ms.len()).sum();
+        if samples > c.max_samples_per_request {
+            return Err(Status::resource_exhausted(format!(
+                "max_samples_per_request: the request has {samples} samples, the limit is {}; split it",
+                c.max_samples_per_request
+            )));
+        }
+        Ok(())
+    }
+
+    async fn write_one(
+        &self,
+        req: v1::WriteRequest,
+        resp: &mut v1::WriteResponse,
+        index: u32,
+    ) -> Result<(), Status> {
+        self.check_limits(&req)?;
+        let req = convert::write_request(req)?;
+        let outcome = self.0.blocking(move |e| e.write(req)).await?;
+        convert::add_outcome(resp, &outcome, index);
+        Ok(())
+    }
+}
+
+/// The final answer: OK when nothing was rejected, else an error whose details hold it.
+fn finish(resp: v1::WriteResponse) -> Result<Response<v1::WriteResponse>, Status> {
+    if resp.rejected == 0 {
+        return Ok(Response::new(resp));
+    }
+    let only_limit = resp.rejections.iter().all(|r| r.reason == "series_limit");
+    let code = if only_limit {
+        Code::ResourceExhausted
+    } else {
+        Code::InvalidArgument
+    };
+    let first: Vec<String> = resp
+        .rejections
+        .iter()
+        .take(3)
+        .map(|r| match r.sample_index {
+            Some(i) => format!("series {} sample {i}: {}", r.series_index, r.message),
+            None => format!(
+                "series {} (all {} samples): {}",
+                r.series_index, r.samples, r.message
+            ),
+        })
+        .collect();
+    let msg = format!(
+        "{} samples rejected, {} accepted and stored; {}",
+        resp.rejected,
+        resp.accepted,
+        first.join("; ")
+    );
+    Err(Status::with_details(code, msg, resp.encode_to_vec().into()))
+}
+
+/// Error for a failure part-way through a stream: what was stored so far rides along.
+fn partial(status: Status, resp: &v1::WriteResponse) -> Status {
+    let msg = format!(
+        "{} (after {} messages stored: {} samples accepted)",
+        status.message(),
+        resp.messages,
+        resp.accepted
+    );
+    Status::with_details(status.code(), msg, resp.encode_to_vec().into())
+}
+
+#[tonic::async_trait]
+impl Ingest for IngestService {
+    async fn write(
+        &self,
+        req: Request<v1::WriteRequest>,
+    ) -> Result<Response<v1::WriteResponse>, Status> {
+        self.0.check_running()?;
+        let mut resp = v1::WriteResponse::default();
+        self.write_one(req.into_inner(), &mut resp, 0).await?;
+        finish(resp)
+    }
+
+    async fn write_stream(
+        &self,
+        req: Request<Streaming<v1::WriteRequest>>,
+    ) -> Result<Response<v1::WriteResponse>, Status> {
+        self.0.check_running()?;
+        let limit = self.0.config.max_concurrent_write_streams;
+        let _permit = self
+            .0
+            .write_streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(format!(
+                    "max_concurrent_write_streams: {limit} streams are open; retry later"
+                ))
+            })?;
+        let mut stream = req.into_inner();
+        let mut shutdown = self.0.shutdown.clone();
+        let mut resp = v1::WriteResponse::default();
+        loop {
+            let next = tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stop| *stop) => {
+                    resp.stopped_early = true;
+                    break;
+                }
+                next = stream.message() => next,
+            };
+            match next {
+                Ok(Some(msg)) => {
+                    let index = resp.messages as u32;
+                    if let Err(status) = self.write_one(msg, &mut resp, index).await {
+                        return Err(partial(status, &resp));
+                    }
+                    resp.messages += 1;
+                }
+                Ok(None) => break,
+                Err(status) => return Err(partial(status, &resp)),
+            }
+        }
+        finish(resp)
+    }
+}

@@ -1,0 +1,220 @@
+//! `iocdb.v1.Query`: raw selection, range queries, latest values, liveness, metadata.
+//! Large answers are streamed in bounded messages.
+
+use std::pin::Pin;
+
+use iocdb_engine::{LatestSample, RangeQuery, SeriesFilter};
+use iocdb_proto::v1::{self, query_server::Query};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::{AppState, deadline, now_ms};
+use crate::convert;
+
+/// The query service.
+#[derive(Debug, Clone)]
+pub struct QueryService(pub AppState);
+
+type Streamed<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Samples per streamed message: keeps messages well under the 4 MiB default.
+const SAMPLES_PER_MESSAGE: usize = 100_000;
+
+/// Splits series into messages of at most `max_series` series and about
+/// [`SAMPLES_PER_MESSAGE`] samples.
+fn batches(series: Vec<v1::Series>, max_series: usize) -> Vec<Vec<v1::Series>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut samples = 0;
+    for s in series {
+        let n = s.timestamps_ms.len();
+        if !current.is_empty() && (current.len() >= max_series || samples + n > SAMPLES_PER_MESSAGE)
+        {
+            out.push(std::mem::take(&mut current));
+            samples = 0;
+        }
+        samples += n;
+        current.push(s);
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+fn filter(f: v1::MetadataFilter) -> Result<SeriesFilter, Status> {
+    Ok(SeriesFilter {
+        namespace: f.namespace,
+        matchers: convert::matchers(f.matchers)?,
+        start: f.start_ms,
+        end: if f.end_ms == 0 { now_ms() } else { f.end_ms },
+        limit: if f.limit == 0 {
+            10_000
+        } else {
+            f.limit as usize
+        },
+    })
+}
+
+#[tonic::async_trait]
+impl Query for QueryService {
+    type SelectStream = Streamed<v1::SeriesBatch>;
+    type QueryRangeStream = Streamed<v1::RangeQueryResponse>;
+
+    async fn select(
+        &self,
+        req: Request<v1::SelectRequest>,
+    ) -> Result<Response<Self::SelectStream>, Status> {
+        self.0.check_running()?;
+        let r = req.into_inner();
+        let matchers = convert::matchers(r.matchers)?;
+        let found = self
+            .0
+            .blocking(move |e| e.select(&r.namespace, &matchers, r.start_ms, r.end_ms))
+            .await?;
+        let series: Vec<v1::Series> = found
+            .iter()
+            .map(|s| convert::series_out(&s.labels, &s.samples))
+            .collect();
+        let messages = batches(series, self.0.config.query_batch_series)
+            .into_iter()
+            .map(|series| Ok(v1::SeriesBatch { series }));
+        Ok(Response::new(Box::pin(tokio_stream::iter(messages))))
+    }
+
+    async fn query_range(
+        &self,
+        req: Request<v1::RangeQueryRequest>,
+    ) -> Result<Response<Self::QueryRangeStream>, Status> {
+        self.0.check_running()?;
+        let deadline = deadline(&req);
+        let r = req.into_inner();
+        let q = RangeQuery {
+            namespace: r.namespace,
+            matchers: convert::matchers(r.matchers)?,
+            start: r.start_ms,
+            end: r.end_ms,
+            step: r.step_ms,
+            function: r.function.map(convert::function).transpose()?,
+            aggregation: r.aggregation.map(convert::aggregation).transpose()?,
+            lookback_ms: r.lookback_ms,
+            deadline,
+        };
+        let result = self.0.blocking(move |e| e.query_range(&q)).await?;
+        let series: Vec<v1::Series> = result
+            .series
+            .iter()
+            .map(|s| convert::series_out(&s.labels, &s.points))
+            .collect();
+        let mut messages: Vec<v1::RangeQueryResponse> =
+            batches(series, self.0.config.query_batch_series)
+                .into_iter()
+                .map(|series| v1::RangeQueryResponse {
+                    series,
+                    series_read: 0,
+                    samples_read: 0,
+                })
+                .collect();
+        if let Some(last) = messages.last_mut() {
+            last.series_read = result.series_read;
+            last.samples_read = result.samples_read;
+        }
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            messages.into_iter().map(Ok),
+        ))))
+    }
+
+    async fn latest(
+        &self,
+        req: Request<v1::LatestRequest>,
+    ) -> Result<Response<v1::LatestResponse>, Status> {
+        self.0.check_running()?;
+        let r = req.into_inner();
+        let matchers = convert::matchers(r.matchers)?;
+        let at = if r.at_ms == 0 { now_ms() } else { r.at_ms };
+        let lookback = if r.lookback_ms == 0 {
+            iocdb_engine::query::DEFAULT_LOOKBACK_MS
+        } else {
+            r.lookback_ms
+        };
+        let found: Vec<LatestSample> = self
+            .0
+            .blocking(move |e| e.latest(&r.namespace, &matchers, at, lookback))
+            .await?;
+        let samples = found
+            .iter()
+            .map(|l| v1::LatestSample {
+                labels: convert::labels_out(&l.labels),
+                timestamp_ms: l.sample.t,
+                value: l.sample.v,
+            })
+            .collect();
+        Ok(Response::new(v1::LatestResponse { samples }))
+    }
+
+    async fn stale(
+        &self,
+        req: Request<v1::StaleRequest>,
+    ) -> Result<Response<v1::StaleResponse>, Status> {
+        self.0.check_running()?;
+        let r = req.into_inner();
+        let matchers = convert::matchers(r.matchers)?;
+        let at = if r.at_ms == 0 { now_ms() } else { r.at_ms };
+        let factor = if r.factor == 0.0 { 3.0 } else { r.factor };
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(Status::invalid_argument(format!(
+                "factor must be positive, got {factor}"
+            )));
+        }
+        let found = self
+            .0
+            .blocking(move |e| e.stale_series(&r.namespace, &matchers, at, factor))
+            .await?;
+        let series = found
+            .iter()
+            .map(|s| v1::StaleSeries {
+                labels: convert::labels_out(&s.labels),
+                last_timestamp_ms: s.last.map(|x| x.t),
+                last_value: s.last.map(|x| x.v),
+                expected_interval_ms: s.expected_interval_ms,
+                silent_ms: s.silent_ms,
+            })
+            .collect();
+        Ok(Response::new(v1::StaleResponse { series }))
+    }
+
+    async fn series(
+        &self,
+        req: Request<v1::MetadataFilter>,
+    ) -> Result<Response<v1::SeriesResponse>, Status> {
+        let f = filter(req.into_inner())?;
+        let found = self.0.blocking(move |e| e.series(&f)).await?;
+        let series = found
+            .iter()
+            .map(|l| v1::LabelSet {
+                labels: convert::labels_out(l),
+            })
+            .collect();
+        Ok(Response::new(v1::SeriesResponse { series }))
+    }
+
+    async fn label_names(
+        &self,
+        req: Request<v1::MetadataFilter>,
+    ) -> Result<Response<v1::LabelNamesResponse>, Status> {
+        let f = filter(req.into_inner())?;
+        let names = self.0.blocking(move |e| e.label_names(&f)).await?;
+        Ok(Response::new(v1::LabelNamesResponse { names }))
+    }
+
+    async fn label_values(
+        &self,
+        req: Request<v1::LabelValuesRequest>,
+    ) -> Result<Response<v1::LabelValuesResponse>, Status> {
+        let r = req.into_inner();
+        let f = filter(r.filter.unwrap_or_default())?;
+        let name = r.name;
+        let values = self.0.blocking(move |e| e.label_values(&f, &name)).await?;
+        Ok(Response::new(v1::LabelValuesResponse { values }))
+    }
+}

@@ -1,0 +1,50 @@
+//! The one place where engine errors become gRPC status codes.
+//!
+//! | engine                                   | gRPC                | client should          |
+//! |------------------------------------------|---------------------|------------------------|
+//! | bad input (`InvalidArgument`, rejections)| INVALID_ARGUMENT    | fix the request        |
+//! | a limit, the memory budget, a full disk  | RESOURCE_EXHAUSTED  | back off and retry     |
+//! | writes stopped, closed, shutting down    | UNAVAILABLE         | retry elsewhere/later  |
+//! | query deadline                           | DEADLINE_EXCEEDED   | narrow the query       |
+//! | corrupt file met by a query              | DATA_LOSS (names it)| page an operator       |
+//! | anything else                            | INTERNAL + error id | report the id          |
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use iocdb_engine::Error;
+use tonic::{Code, Status};
+
+static ERROR_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Maps an engine error to a status.
+pub fn to_status(e: Error) -> Status {
+    match e {
+        Error::InvalidArgument(msg) => Status::invalid_argument(msg),
+        Error::ResourceExhausted { limit, detail } => {
+            Status::resource_exhausted(format!("{limit}: {detail}"))
+        }
+        Error::DeadlineExceeded { .. } => Status::deadline_exceeded(e.to_string()),
+        Error::WritesStopped { .. } | Error::Closed => Status::unavailable(e.to_string()),
+        Error::Corrupt { .. } => {
+            tracing::error!(error = %e, "corrupt data met by a request");
+            Status::data_loss(e.to_string())
+        }
+        e if e.is_disk_full() => Status::resource_exhausted(format!("disk: {e}")),
+        e => internal(&e),
+    }
+}
+
+/// An INTERNAL status whose id also appears in the log.
+pub fn internal(e: &dyn std::fmt::Display) -> Status {
+    let id = ERROR_IDS.fetch_add(1, Ordering::Relaxed);
+    tracing::error!(error_id = id, error = %e, "internal error");
+    Status::new(
+        Code::Internal,
+        format!("internal error (id {id}); the server log has the details"),
+    )
+}
+
+/// The server is shutting down.
+pub fn shutting_down() -> Status {
+    Status::unavailable("the server is shutting down; retry against another instance or later")
+}

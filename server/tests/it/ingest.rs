@@ -1,0 +1,149 @@
+//! Writing over gRPC: batches, a million-sample stream, eight concurrent writers,
+//! compression.
+
+use iocdb_proto::v1;
+use tonic::codec::CompressionEncoding;
+
+use crate::harness::{Server, eq, now_ms, select_all, series};
+
+#[tokio::test(flavor = "multi_thread")]
+async fn written_samples_read_back_with_vietnamese_labels_exactly() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let t = now_ms() - 60_000;
+    let communes = ["Phường Long Xuyên", "Phường Châu Đốc", "Đặc khu Phú Quốc"];
+    let req = v1::WriteRequest {
+        namespace: "lodging".into(),
+        series: communes
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                series(
+                    "lodging_guests",
+                    &[("commune", c)],
+                    &[(t, i as f64), (t + 1000, 0.5)],
+                )
+            })
+            .collect(),
+    };
+    let r = server
+        .ingest()
+        .await
+        .write(req)
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!((r.accepted, r.rejected), (6, 0));
+    for c in communes {
+        let got = select_all(&server, "lodging", vec![eq("commune", c)]).await;
+        assert_eq!(got.len(), 1, "{c}");
+        let commune = got[0]
+            .labels
+            .iter()
+            .find(|l| l.name == "commune")
+            .map(|l| l.value.clone());
+        assert_eq!(commune.as_deref(), Some(c));
+        assert_eq!(got[0].timestamps_ms, [t, t + 1000]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_of_a_million_samples_is_stored_whole() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let t0 = now_ms() - 3_600_000;
+    let messages: Vec<v1::WriteRequest> = (0..100)
+        .map(|m| v1::WriteRequest {
+            namespace: "cams".into(),
+            series: (0..100)
+                .map(|s| {
+                    let samples: Vec<(i64, f64)> = (0..100)
+                        .map(|k| (t0 + (m * 100 + k) * 10, ((s + k) % 17) as f64))
+                        .collect();
+                    series(
+                        "camera_people_count",
+                        &[("camera", &format!("cam-{s:03}"))],
+                        &samples,
+                    )
+                })
+                .collect(),
+        })
+        .collect();
+    let mut client = server
+        .ingest()
+        .await
+        .send_compressed(CompressionEncoding::Zstd);
+    let r = client
+        .write_stream(tokio_stream::iter(messages))
+        .await
+        .expect("stream")
+        .into_inner();
+    assert_eq!(
+        (r.accepted, r.rejected, r.messages, r.stopped_early),
+        (1_000_000, 0, 100, false)
+    );
+    let got = select_all(&server, "cams", vec![]).await;
+    assert_eq!(got.len(), 100);
+    assert_eq!(
+        got.iter().map(|s| s.timestamps_ms.len()).sum::<usize>(),
+        1_000_000
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn eight_concurrent_writers_lose_and_duplicate_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = std::sync::Arc::new(Server::start(&dir.path().join("data"), ""));
+    let t0 = now_ms() - 3_600_000;
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let server = server.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut client = server
+                .ingest()
+                .await
+                .send_compressed(CompressionEncoding::Gzip);
+            for b in 0..25i64 {
+                let series = (0..10)
+                    .map(|s| {
+                        let samples: Vec<(i64, f64)> = (0..100)
+                            .map(|k| (t0 + b * 1000 + k, (w * 1_000_000 + b * 1000 + k) as f64))
+                            .collect();
+                        series(
+                            "m",
+                            &[("writer", &w.to_string()), ("s", &s.to_string())],
+                            &samples,
+                        )
+                    })
+                    .collect();
+                let r = client
+                    .write(v1::WriteRequest {
+                        namespace: "w".into(),
+                        series,
+                    })
+                    .await
+                    .expect("write")
+                    .into_inner();
+                assert_eq!(r.accepted, 1000);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    let got = select_all(&server, "w", vec![]).await;
+    assert_eq!(got.len(), 80);
+    for s in &got {
+        assert_eq!(s.timestamps_ms.len(), 2500, "every sample once");
+        let w: i64 = s
+            .labels
+            .iter()
+            .find(|l| l.name == "writer")
+            .and_then(|l| l.value.parse().ok())
+            .expect("writer");
+        for (t, v) in s.timestamps_ms.iter().zip(&s.values) {
+            let (b, k) = ((t - t0) / 1000, (t - t0) % 1000);
+            assert_eq!(*v, (w * 1_000_000 + b * 1000 + k) as f64);
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Integration tests of the real `iocdb` binary: each starts the server as a child process on
+//! an ephemeral loopback port and talks to it with a real tonic client.
+
+// Tests index their own fixtures freely: a panic there is a failed test.
+#![allow(clippy::indexing_slicing)]
+
+mod harness;
+mod ingest;
+mod lifecycle;
+mod limits;
+mod query;

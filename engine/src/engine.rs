@@ -60,7 +60,8 @@ pub(crate) struct Inner {
     quarantined: Mutex<Vec<Quarantined>>,
     metadata: Mutex<MetadataStore>,
     closed: AtomicBool,
-    _lock: std::fs::File,
+    /// The data directory's lock, released by `close`.
+    lock: Mutex<Option<std::fs::File>>,
 }
 
 /// What readers see besides the live head: immutable, swapped as a whole.
@@ -121,10 +122,13 @@ impl Engine {
         }
         // Wait for writers in flight, then make what they wrote durable.
         let _gate = self.inner.gate.write();
-        match self.inner.wal.failure() {
+        let synced = match self.inner.wal.failure() {
             Some(_) => Ok(()),
             None => self.inner.wal.sync(),
-        }
+        };
+        // Another process (or a new `Engine::open`) may have the directory now.
+        self.inner.lock.lock().take();
+        synced
     }
 
     /// The data directory.

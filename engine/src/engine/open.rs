@@ -99,7 +99,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         quarantined: Mutex::new(quarantined),
         metadata: Mutex::new(crate::metadata::MetadataStore::load(&*vfs, dir)?),
         closed: AtomicBool::new(false),
-        _lock: lock,
+        lock: Mutex::new(Some(lock)),
         opts,
     })
 }

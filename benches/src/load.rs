@@ -1,0 +1,107 @@
+//! The gRPC load tool behind `iocdb bench`: sends the province workload to a server with N
+//! concurrent clients and measures throughput and acknowledgement latency.
+
+use std::time::{Duration, Instant};
+
+use iocdb_engine::WriteRequest;
+use iocdb_proto::v1::{self, ingest_client::IngestClient};
+use tonic::transport::Channel;
+
+/// An engine request on the wire.
+pub fn to_wire(r: WriteRequest) -> v1::WriteRequest {
+    v1::WriteRequest {
+        namespace: r.namespace,
+        series: r
+            .series
+            .into_iter()
+            .map(|s| v1::Series {
+                labels: s
+                    .labels
+                    .into_iter()
+                    .map(|l| v1::Label {
+                        name: l.name,
+                        value: l.value,
+                    })
+                    .collect(),
+                timestamps_ms: s.samples.iter().map(|x| x.t).collect(),
+                values: s.samples.iter().map(|x| x.v).collect(),
+            })
+            .collect(),
+    }
+}
+
+/// What one load run measured.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LoadFigures {
+    /// Samples acknowledged per second, all clients together.
+    pub samples_per_s: f64,
+    /// Median acknowledgement latency.
+    pub p50: Duration,
+    /// 99th percentile acknowledgement latency.
+    pub p99: Duration,
+}
+
+/// Sends `requests` to `addr` with `clients` concurrent clients (client `i` sends every
+/// `clients`-th request, one at a time, waiting for each acknowledgement).
+pub async fn run(
+    addr: &str,
+    requests: Vec<v1::WriteRequest>,
+    clients: usize,
+) -> Result<LoadFigures, String> {
+    let total: usize = requests
+        .iter()
+        .flat_map(|r| &r.series)
+        .map(|s| s.timestamps_ms.len())
+        .sum();
+    let mut lanes: Vec<Vec<v1::WriteRequest>> = (0..clients).map(|_| Vec::new()).collect();
+    for (i, r) in requests.into_iter().enumerate() {
+        if let Some(lane) = lanes.get_mut(i % clients) {
+            lane.push(r);
+        }
+    }
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        let ch = Channel::from_shared(addr.to_owned())
+            .map_err(|e| e.to_string())?
+            .tcp_nodelay(true)
+            .initial_stream_window_size(Some(8 << 20))
+            .initial_connection_window_size(Some(16 << 20))
+            .connect()
+            .await
+            .map_err(|e| e.to_string())?;
+        conns.push(IngestClient::new(ch).max_encoding_message_size(64 << 20));
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut client, lane) in conns.into_iter().zip(lanes) {
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(lane.len());
+            for r in lane {
+                let t0 = Instant::now();
+                client
+                    .write(r)
+                    .await
+                    .map_err(|s| format!("{}: {}", s.code(), s.message()))?;
+                latencies.push(t0.elapsed());
+            }
+            Ok::<_, String>(latencies)
+        }));
+    }
+    let mut latencies = Vec::new();
+    for t in tasks {
+        latencies.extend(t.await.map_err(|e| e.to_string())??);
+    }
+    let elapsed = start.elapsed();
+    latencies.sort();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q).round() as usize)
+            .copied()
+            .unwrap_or_default()
+    };
+    Ok(LoadFigures {
+        samples_per_s: total as f64 / elapsed.as_secs_f64(),
+        p50: pick(0.5),
+        p99: pick(0.99),
+    })
+}

@@ -4,6 +4,7 @@
 // Benchmark code indexes its own generated tables; no untrusted bytes pass through here.
 #![allow(clippy::indexing_slicing)]
 
+pub mod dashboard;
 pub mod load;
 pub mod report;
 pub mod workload;

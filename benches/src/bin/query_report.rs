@@ -1,0 +1,78 @@
+//! Latency of the dashboard queries of WORKLOAD.md, with 1 and 8 concurrent clients.
+//! Usage: `query_report SCALE DAYS [REPEATS]`; prints Markdown.
+
+use std::time::{Duration, Instant};
+
+use iocdb_benches::dashboard::{self, QueryKind};
+use iocdb_benches::{report, workload};
+use iocdb_engine::{Engine, FsyncPolicy, Options};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn pct(v: &mut [Duration], q: f64) -> f64 {
+    v.sort();
+    v.get(((v.len() as f64 - 1.0) * q).round() as usize).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let scale: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1.0);
+    let days: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let repeats: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(50);
+    let keep = std::env::var("IOCDB_QUERY_REPORT_DIR").ok();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = keep.map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
+    let end = report::day_start() + 86_400_000;
+    let start = end - days * 86_400_000;
+    let opts = Options { fsync: FsyncPolicy::Interval(Duration::from_millis(200)), ..Options::default() };
+    let engine = Engine::open(&dir, opts).expect("open");
+    let t0 = Instant::now();
+    let specs = workload::series(scale);
+    let written = dashboard::load(&engine, &specs, start, end);
+    let stats = engine.stats();
+    eprintln!("loaded {written} samples of {} series in {:.1} s", specs.len(), t0.elapsed().as_secs_f64());
+    println!(
+        "Store: ×{scale} over {days} d: {written} samples, {} series, {} segments, {:.3} bytes/sample on disk.\n",
+        stats.series,
+        stats.segments,
+        stats.segment_bytes as f64 / stats.segment_samples.max(1) as f64
+    );
+    println!("| query | result series | samples read | 1 client p50 | 1 client p99 | 8 clients p50 | 8 clients p99 | samples read/s (1 client) |");
+    println!("|---|---|---|---|---|---|---|---|");
+    for q in dashboard::queries(end - 60_000) {
+        let (series, samples) = dashboard::run(&engine, &q);
+        let mut one: Vec<Duration> = (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                dashboard::run(&engine, &q);
+                t.elapsed()
+            })
+            .collect();
+        let mut eight: Vec<Duration> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..repeats.div_ceil(4))
+                            .map(|_| {
+                                let t = Instant::now();
+                                dashboard::run(&engine, &q);
+                                t.elapsed()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().flat_map(|h| h.join().expect("client")).collect()
+        });
+        let p50 = pct(&mut one, 0.5);
+        let rate = if matches!(q.kind, QueryKind::Stale { .. }) { "—".to_owned() } else { format!("{:.0} M", samples as f64 / (p50 / 1e3) / 1e6) };
+        println!(
+            "| {} | {series} | {samples} | {p50:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {rate} |",
+            q.name,
+            pct(&mut one, 0.99),
+            pct(&mut eight, 0.5),
+            pct(&mut eight, 0.99),
+        );
+    }
+}

@@ -2,7 +2,8 @@
 //! a store with the province workload. Used by the query report and by the peer comparison.
 
 use iocdb_engine::{
-    AggregateOp, Aggregation, Engine, FunctionKind, Grouping, MatchOp, Matcher, RangeFunction, RangeQuery,
+    AggregateOp, Aggregation, Engine, FunctionKind, Grouping, MatchOp, Matcher, RangeFunction,
+    RangeQuery,
 };
 
 use crate::workload::{self, SeriesSpec};
@@ -42,34 +43,84 @@ fn name(metric: &str) -> Matcher {
 pub fn queries(now: i64) -> Vec<DashboardQuery> {
     let h = 3_600_000;
     let by = |l: &str| Grouping::By(vec![l.to_owned()]);
-    let range = |ns: &str, m: Vec<Matcher>, span: i64, step: i64| RangeQuery::new(ns, m, now - span, now, step);
+    let range = |ns: &str, m: Vec<Matcher>, span: i64, step: i64| {
+        RangeQuery::new(ns, m, now - span, now, step)
+    };
     let mut q1 = range("lodging", vec![name("lodging_guests")], 0, 60_000);
-    q1.aggregation = Some(Aggregation { op: AggregateOp::Sum, grouping: by("commune") });
-    let q2 = range("health", vec![name("hospital_patients_waiting"), Matcher::equal("facility", "facility-00007")], 24 * h, 60_000);
+    q1.aggregation = Some(Aggregation {
+        op: AggregateOp::Sum,
+        grouping: by("commune"),
+    });
+    let q2 = range(
+        "health",
+        vec![
+            name("hospital_patients_waiting"),
+            Matcher::equal("facility", "facility-00007"),
+        ],
+        24 * h,
+        60_000,
+    );
     let mut q3 = range("lodging", vec![name("lodging_guests")], 24 * h, 300_000);
-    q3.aggregation = Some(Aggregation { op: AggregateOp::Sum, grouping: by("commune") });
-    let mut q4 = range("procedures", vec![name("dossiers_resolved_total")], 7 * 24 * h, h);
-    q4.function = Some(RangeFunction { kind: FunctionKind::Rate, window_ms: h });
-    q4.aggregation = Some(Aggregation { op: AggregateOp::Sum, grouping: by("agency") });
+    q3.aggregation = Some(Aggregation {
+        op: AggregateOp::Sum,
+        grouping: by("commune"),
+    });
+    let mut q4 = range(
+        "procedures",
+        vec![name("dossiers_resolved_total")],
+        7 * 24 * h,
+        h,
+    );
+    q4.function = Some(RangeFunction {
+        kind: FunctionKind::Rate,
+        window_ms: h,
+    });
+    q4.aggregation = Some(Aggregation {
+        op: AggregateOp::Sum,
+        grouping: by("agency"),
+    });
     let mut q5 = range("security", vec![name("camera_people_count")], 6 * h, 60_000);
-    q5.aggregation = Some(Aggregation { op: AggregateOp::Max, grouping: Grouping::By(vec![]) });
-    let mut q6 = range("health", vec![name("hospital_patients_waiting")], 30 * 24 * h, h);
-    q6.aggregation = Some(Aggregation { op: AggregateOp::Quantile(0.95), grouping: Grouping::By(vec![]) });
+    q5.aggregation = Some(Aggregation {
+        op: AggregateOp::Max,
+        grouping: Grouping::By(vec![]),
+    });
+    let mut q6 = range(
+        "health",
+        vec![name("hospital_patients_waiting")],
+        30 * 24 * h,
+        h,
+    );
+    q6.aggregation = Some(Aggregation {
+        op: AggregateOp::Quantile(0.95),
+        grouping: Grouping::By(vec![]),
+    });
     let _ = MatchOp::Equal;
     vec![
-        DashboardQuery { name: "1 latest per commune (map tile)", promql: "sum by (commune) (lodging_guests)".into(), kind: QueryKind::Range(q1) },
+        DashboardQuery {
+            name: "1 latest per commune (map tile)",
+            promql: "sum by (commune) (lodging_guests)".into(),
+            kind: QueryKind::Range(q1),
+        },
         DashboardQuery {
             name: "2 one series, 24 h at 1 min",
             promql: "hospital_patients_waiting{facility=\"facility-00007\"}".into(),
             kind: QueryKind::Range(q2),
         },
-        DashboardQuery { name: "3 sum by commune, 24 h at 5 min", promql: "sum by (commune) (lodging_guests)".into(), kind: QueryKind::Range(q3) },
+        DashboardQuery {
+            name: "3 sum by commune, 24 h at 5 min",
+            promql: "sum by (commune) (lodging_guests)".into(),
+            kind: QueryKind::Range(q3),
+        },
         DashboardQuery {
             name: "4 rate by agency, 7 d at 1 h",
             promql: "sum by (agency) (rate(dossiers_resolved_total[1h]))".into(),
             kind: QueryKind::Range(q4),
         },
-        DashboardQuery { name: "5 max over 3,000 cameras, 6 h at 1 min", promql: "max(camera_people_count)".into(), kind: QueryKind::Range(q5) },
+        DashboardQuery {
+            name: "5 max over 3,000 cameras, 6 h at 1 min",
+            promql: "max(camera_people_count)".into(),
+            kind: QueryKind::Range(q5),
+        },
         DashboardQuery {
             name: "6 p95 across hospitals, 30 d at 1 h",
             promql: "quantile(0.95, hospital_patients_waiting)".into(),
@@ -78,7 +129,11 @@ pub fn queries(now: i64) -> Vec<DashboardQuery> {
         DashboardQuery {
             name: "7 sources silent > 3 intervals",
             promql: String::new(),
-            kind: QueryKind::Stale { namespace: "lodging", at: now, factor: 3.0 },
+            kind: QueryKind::Stale {
+                namespace: "lodging",
+                at: now,
+                factor: 3.0,
+            },
         },
     ]
 }
@@ -87,11 +142,19 @@ pub fn queries(now: i64) -> Vec<DashboardQuery> {
 pub fn run(engine: &Engine, q: &DashboardQuery) -> (usize, u64) {
     match &q.kind {
         QueryKind::Range(r) => {
-            let res = engine.query_range(r).unwrap_or_else(|e| panic!("{}: {e}", q.name));
+            let res = engine
+                .query_range(r)
+                .unwrap_or_else(|e| panic!("{}: {e}", q.name));
             (res.series.len(), res.samples_read)
         }
-        QueryKind::Stale { namespace, at, factor } => {
-            let res = engine.stale_series(namespace, &[], *at, *factor).unwrap_or_else(|e| panic!("{}: {e}", q.name));
+        QueryKind::Stale {
+            namespace,
+            at,
+            factor,
+        } => {
+            let res = engine
+                .stale_series(namespace, &[], *at, *factor)
+                .unwrap_or_else(|e| panic!("{}: {e}", q.name));
             (res.len(), 0)
         }
     }
@@ -103,7 +166,10 @@ pub fn load(engine: &Engine, specs: &[SeriesSpec], start: i64, end: i64) -> u64 
     let mut n = 0;
     for chunk in specs.chunks(300) {
         for r in workload::backfill(chunk, start, end, 100_000) {
-            n += engine.write(r).unwrap_or_else(|e| panic!("write: {e}")).accepted as u64;
+            n += engine
+                .write(r)
+                .unwrap_or_else(|e| panic!("write: {e}"))
+                .accepted as u64;
         }
         if engine.stats().head_bytes > 512 << 20 {
             engine.flush().unwrap_or_else(|e| panic!("flush: {e}"));

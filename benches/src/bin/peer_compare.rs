@@ -33,13 +33,20 @@ impl Drop for Peer {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
 }
 
 fn wait_ready(url: &str, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(300);
     while Instant::now() < deadline {
-        if ureq::get(url).timeout(Duration::from_secs(2)).call().is_ok() {
+        if ureq::get(url)
+            .timeout(Duration::from_secs(2))
+            .call()
+            .is_ok()
+        {
             return;
         }
         std::thread::sleep(Duration::from_millis(200));
@@ -48,15 +55,26 @@ fn wait_ready(url: &str, what: &str) {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Appends a request's samples in the text exposition format; `seconds` writes OpenMetrics
 /// timestamps (seconds), else milliseconds.
 fn exposition(out: &mut Vec<u8>, r: &WriteRequest, seconds: bool) {
     for s in &r.series {
-        let name = s.labels.iter().find(|l| l.name == "__name__").map_or("", |l| l.value.as_str());
-        let labels: Vec<String> = s.labels.iter().filter(|l| l.name != "__name__").map(|l| format!("{}=\"{}\"", l.name, escape(&l.value))).collect();
+        let name = s
+            .labels
+            .iter()
+            .find(|l| l.name == "__name__")
+            .map_or("", |l| l.value.as_str());
+        let labels: Vec<String> = s
+            .labels
+            .iter()
+            .filter(|l| l.name != "__name__")
+            .map(|l| format!("{}=\"{}\"", l.name, escape(&l.value)))
+            .collect();
         let head = format!("{name}{{{}}}", labels.join(","));
         for x in &s.samples {
             let _ = if seconds {
@@ -93,12 +111,21 @@ fn peer_query(url: &str, promql: &str, start: i64, end: i64, step: i64) -> (Answ
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
             .collect();
         labels.sort();
-        let key = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(",");
+        let key = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join(",");
         let points = r["values"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|p| ((p[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64, p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN)))
+            .map(|p| {
+                (
+                    (p[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64,
+                    p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
+                )
+            })
             .collect();
         out.insert(key, points);
     }
@@ -111,9 +138,17 @@ fn iocdb_answer(engine: &Engine, q: &iocdb_engine::RangeQuery) -> (Answer, Durat
     let elapsed = t.elapsed();
     let mut out = Answer::new();
     for s in res.series {
-        let mut labels: Vec<(String, String)> = s.labels.iter().map(|l| (l.name.clone(), l.value.clone())).collect();
+        let mut labels: Vec<(String, String)> = s
+            .labels
+            .iter()
+            .map(|l| (l.name.clone(), l.value.clone()))
+            .collect();
         labels.sort();
-        let key = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect::<Vec<_>>().join(",");
+        let key = labels
+            .iter()
+            .map(|(k, v)| format!("{k}={v:?}"))
+            .collect::<Vec<_>>()
+            .join(",");
         out.insert(key, s.points.iter().map(|p: &Sample| (p.t, p.v)).collect());
     }
     (out, elapsed)
@@ -122,13 +157,26 @@ fn iocdb_answer(engine: &Engine, q: &iocdb_engine::RangeQuery) -> (Answer, Durat
 /// Points that differ (missing on either side, or values beyond tolerance).
 fn differences(a: &Answer, b: &Answer) -> usize {
     let mut diff = 0;
-    for key in a.keys().chain(b.keys()).collect::<std::collections::BTreeSet<_>>() {
-        let (pa, pb) = (a.get(key).cloned().unwrap_or_default(), b.get(key).cloned().unwrap_or_default());
+    for key in a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let (pa, pb) = (
+            a.get(key).cloned().unwrap_or_default(),
+            b.get(key).cloned().unwrap_or_default(),
+        );
         let ma: BTreeMap<i64, f64> = pa.into_iter().collect();
         let mb: BTreeMap<i64, f64> = pb.into_iter().collect();
-        for t in ma.keys().chain(mb.keys()).collect::<std::collections::BTreeSet<_>>() {
+        for t in ma
+            .keys()
+            .chain(mb.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
             match (ma.get(t), mb.get(t)) {
-                (Some(x), Some(y)) if (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0) || (x.is_nan() && y.is_nan()) => {}
+                (Some(x), Some(y))
+                    if (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+                        || (x.is_nan() && y.is_nan()) => {}
                 _ => diff += 1,
             }
         }
@@ -138,7 +186,8 @@ fn differences(a: &Answer, b: &Answer) -> usize {
 
 fn pct(v: &mut [Duration], q: f64) -> f64 {
     v.sort();
-    v.get(((v.len() as f64 - 1.0) * q).round() as usize).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
 }
 
 fn main() {
@@ -153,14 +202,29 @@ fn main() {
     // step grid is aligned alike in all three systems.
     let now = end - 3_600_000;
 
-    let engine = Engine::open(tmp.path().join("iocdb"), Options { fsync: FsyncPolicy::Interval(Duration::from_millis(200)), ..Options::default() }).expect("open");
+    let engine = Engine::open(
+        tmp.path().join("iocdb"),
+        Options {
+            fsync: FsyncPolicy::Interval(Duration::from_millis(200)),
+            ..Options::default()
+        },
+    )
+    .expect("open");
     let vm_port = free_port();
     let vm = Peer {
         name: "VictoriaMetrics",
         child: Command::new("victoria-metrics")
-            .arg(format!("-storageDataPath={}", tmp.path().join("vm").display()))
+            .arg(format!(
+                "-storageDataPath={}",
+                tmp.path().join("vm").display()
+            ))
             .arg(format!("-httpListenAddr=127.0.0.1:{vm_port}"))
-            .args(["-retentionPeriod=100y", "-search.latencyOffset=0s", "-search.disableCache", "-loggerLevel=ERROR"])
+            .args([
+                "-retentionPeriod=100y",
+                "-search.latencyOffset=0s",
+                "-search.disableCache",
+                "-loggerLevel=ERROR",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -182,36 +246,60 @@ fn main() {
             exposition(&mut body, &r, false);
             let mut text = Vec::new();
             for s in &r.series {
-                let name = s.labels.iter().find(|l| l.name == "__name__").map_or("", |l| l.value.as_str()).to_owned();
+                let name = s
+                    .labels
+                    .iter()
+                    .find(|l| l.name == "__name__")
+                    .map_or("", |l| l.value.as_str())
+                    .to_owned();
                 if name != current_family {
                     let _ = writeln!(text, "# TYPE {name} gauge");
                     current_family = name;
                 }
-                exposition(&mut text, &WriteRequest { namespace: String::new(), series: vec![s.clone()] }, true);
+                exposition(
+                    &mut text,
+                    &WriteRequest {
+                        namespace: String::new(),
+                        series: vec![s.clone()],
+                    },
+                    true,
+                );
             }
             if with_prometheus {
                 let _ = om.write_all(&text);
             }
             samples += engine.write(r).expect("write").accepted as u64;
         }
-        ureq::post(&format!("{}/api/v1/import/prometheus", vm.url)).send_bytes(&body).expect("import into VictoriaMetrics");
+        ureq::post(&format!("{}/api/v1/import/prometheus", vm.url))
+            .send_bytes(&body)
+            .expect("import into VictoriaMetrics");
     }
     let _ = writeln!(om, "# EOF");
     drop(om);
     engine.flush().expect("flush");
     let _ = ureq::get(&format!("{}/internal/force_flush", vm.url)).call();
-    eprintln!("loaded {samples} samples into iocdb and VictoriaMetrics in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded {samples} samples into iocdb and VictoriaMetrics in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
 
     let prom = with_prometheus.then(|| start_prometheus(tmp.path(), &om_path));
 
-    println!("×{scale} over {days} d, {samples} samples; p50 / p99 over {repeats} runs, one client; iocdb in-process, the peers over HTTP (VictoriaMetrics with its result cache off).\n");
-    println!("| query | iocdb p50 / p99 | VictoriaMetrics p50 / p99 | Prometheus p50 / p99 | points differing from Prometheus | from VictoriaMetrics |");
+    println!(
+        "×{scale} over {days} d, {samples} samples; p50 / p99 over {repeats} runs, one client; iocdb in-process, the peers over HTTP (VictoriaMetrics with its result cache off).\n"
+    );
+    println!(
+        "| query | iocdb p50 / p99 | VictoriaMetrics p50 / p99 | Prometheus p50 / p99 | points differing from Prometheus | from VictoriaMetrics |"
+    );
     println!("|---|---|---|---|---|---|");
     let mut failed = false;
     for q in dashboard::queries(now) {
-        let QueryKind::Range(rq) = &q.kind else { continue };
+        let QueryKind::Range(rq) = &q.kind else {
+            continue;
+        };
         let mut times: [Vec<Duration>; 3] = Default::default();
-        let (mut ours, mut theirs_vm, mut theirs_prom) = (Answer::new(), Answer::new(), Answer::new());
+        let (mut ours, mut theirs_vm, mut theirs_prom) =
+            (Answer::new(), Answer::new(), Answer::new());
         for _ in 0..repeats {
             let (a, t) = iocdb_answer(&engine, rq);
             ours = a;
@@ -230,7 +318,12 @@ fn main() {
         failed |= d_prom.is_some_and(|d| d > 0);
         let [a, b, c] = &mut times;
         let prom_cells = match d_prom {
-            Some(d) => format!("{:.2} / {:.2} ms | {d} of {}", pct(c, 0.5), pct(c, 0.99), theirs_prom.values().map(Vec::len).sum::<usize>()),
+            Some(d) => format!(
+                "{:.2} / {:.2} ms | {d} of {}",
+                pct(c, 0.5),
+                pct(c, 0.99),
+                theirs_prom.values().map(Vec::len).sum::<usize>()
+            ),
             None => "— | —".to_owned(),
         };
         println!(
@@ -278,6 +371,9 @@ fn start_prometheus(tmp: &std::path::Path, om_path: &std::path::Path) -> Peer {
         url: format!("http://127.0.0.1:{prom_port}"),
     };
     wait_ready(&format!("{}/-/ready", prom.url), prom.name);
-    eprintln!("Prometheus blocks built and loaded in {:.1} s", t0.elapsed().as_secs_f64());
+    eprintln!(
+        "Prometheus blocks built and loaded in {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
     prom
 }

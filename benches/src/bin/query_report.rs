@@ -12,7 +12,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn pct(v: &mut [Duration], q: f64) -> f64 {
     v.sort();
-    v.get(((v.len() as f64 - 1.0) * q).round() as usize).map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+    v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
 }
 
 fn main() {
@@ -25,20 +26,29 @@ fn main() {
     let dir = keep.map_or_else(|| tmp.path().to_path_buf(), std::path::PathBuf::from);
     let end = report::day_start() + 86_400_000;
     let start = end - days * 86_400_000;
-    let opts = Options { fsync: FsyncPolicy::Interval(Duration::from_millis(200)), ..Options::default() };
+    let opts = Options {
+        fsync: FsyncPolicy::Interval(Duration::from_millis(200)),
+        ..Options::default()
+    };
     let engine = Engine::open(&dir, opts).expect("open");
     let t0 = Instant::now();
     let specs = workload::series(scale);
     let written = dashboard::load(&engine, &specs, start, end);
     let stats = engine.stats();
-    eprintln!("loaded {written} samples of {} series in {:.1} s", specs.len(), t0.elapsed().as_secs_f64());
+    eprintln!(
+        "loaded {written} samples of {} series in {:.1} s",
+        specs.len(),
+        t0.elapsed().as_secs_f64()
+    );
     println!(
         "Store: ×{scale} over {days} d: {written} samples, {} series, {} segments, {:.3} bytes/sample on disk.\n",
         stats.series,
         stats.segments,
         stats.segment_bytes as f64 / stats.segment_samples.max(1) as f64
     );
-    println!("| query | result series | samples read | 1 client p50 | 1 client p99 | 8 clients p50 | 8 clients p99 | samples read/s (1 client) |");
+    println!(
+        "| query | result series | samples read | 1 client p50 | 1 client p99 | 8 clients p50 | 8 clients p99 | samples read/s (1 client) |"
+    );
     println!("|---|---|---|---|---|---|---|---|");
     for q in dashboard::queries(end - 60_000) {
         let (series, samples) = dashboard::run(&engine, &q);
@@ -63,10 +73,17 @@ fn main() {
                     })
                 })
                 .collect();
-            handles.into_iter().flat_map(|h| h.join().expect("client")).collect()
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("client"))
+                .collect()
         });
         let p50 = pct(&mut one, 0.5);
-        let rate = if matches!(q.kind, QueryKind::Stale { .. }) { "—".to_owned() } else { format!("{:.0} M", samples as f64 / (p50 / 1e3) / 1e6) };
+        let rate = if matches!(q.kind, QueryKind::Stale { .. }) {
+            "—".to_owned()
+        } else {
+            format!("{:.0} M", samples as f64 / (p50 / 1e3) / 1e6)
+        };
         println!(
             "| {} | {series} | {samples} | {p50:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {rate} |",
             q.name,

@@ -134,6 +134,48 @@ pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize
     Ok(n)
 }
 
+thread_local! {
+    /// Column buffers reused by [`decode_range`], so reading a chunk allocates nothing.
+    static SCRATCH: std::cell::RefCell<(Vec<i64>, Vec<f64>)> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+}
+
+/// Decodes a chunk and appends its samples in `[start, end]` to `out`.
+pub fn decode_range(
+    data: &[u8],
+    start: i64,
+    end: i64,
+    out: &mut Vec<crate::model::Sample>,
+) -> Result<(), DecodeError> {
+    SCRATCH.with(|scratch| {
+        let mut scratch = scratch.borrow_mut();
+        let (ts, vs) = &mut *scratch;
+        ts.clear();
+        vs.clear();
+        decode(data, ts, vs)?;
+        let from = ts.partition_point(|&t| t < start);
+        let to = ts.partition_point(|&t| t <= end);
+        if ts.is_sorted() {
+            let (ts, vs) = (
+                ts.get(from..to).unwrap_or(&[]),
+                vs.get(from..to).unwrap_or(&[]),
+            );
+            out.extend(
+                ts.iter()
+                    .zip(vs)
+                    .map(|(&t, &v)| crate::model::Sample { t, v }),
+            );
+        } else {
+            out.extend(
+                ts.iter()
+                    .zip(vs.iter())
+                    .filter(|(t, _)| **t >= start && **t <= end)
+                    .map(|(&t, &v)| crate::model::Sample { t, v }),
+            );
+        }
+        Ok(())
+    })
+}
+
 /// The head's open chunk: samples are appended one at a time, in timestamp order.
 /// Values start on the integer-delta path and move to XOR (re-encoding what is there) at
 /// the first value that is not an exact integer.

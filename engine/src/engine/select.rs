@@ -60,7 +60,7 @@ impl Budget {
         Ok(())
     }
 
-    fn check_series(&self, n: usize) -> Result<()> {
+    pub(crate) fn check_series(&self, n: usize) -> Result<()> {
         let max = self.limits.max_series;
         if n > max {
             return Err(Error::ResourceExhausted {
@@ -155,6 +155,22 @@ impl Engine {
         end: i64,
         budget: &Budget,
     ) -> Result<Vec<(Arc<Series>, Vec<Sample>)>> {
+        self.read_series_with(series, start, end, budget, &|s, samples| {
+            Ok((s.clone(), samples.to_vec()))
+        })
+    }
+
+    /// Reads the given series over `[start, end]` and maps each with `f` as soon as it is
+    /// read, on all cores. Each worker reuses one sample buffer, so a query over thousands of
+    /// series holds one series' samples per core, not all of them.
+    pub(crate) fn read_series_with<T: Send>(
+        &self,
+        series: Vec<Arc<Series>>,
+        start: i64,
+        end: i64,
+        budget: &Budget,
+        f: &(dyn Fn(&Arc<Series>, &[Sample]) -> Result<T> + Sync),
+    ) -> Result<Vec<T>> {
         let inner = &*self.inner;
         // Snapshot the live head and the version together, so a flush's cut between the
         // two cannot hide data.
@@ -166,26 +182,28 @@ impl Engine {
         };
         let work: Vec<(Arc<Series>, SeriesLayer)> = series.into_iter().zip(live).collect();
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let run = |part: &[(Arc<Series>, SeriesLayer)]| -> Result<Vec<T>> {
+            let mut buf = Vec::new();
+            let mut out = Vec::with_capacity(part.len());
+            for (i, (series, live)) in part.iter().enumerate() {
+                if i % 64 == 0 {
+                    budget.check_time()?;
+                }
+                buf.clear();
+                read_one(&version, series, live, start, end, &mut buf)?;
+                budget.spend_samples(buf.len())?;
+                out.push(f(series, &buf)?);
+            }
+            Ok(out)
+        };
         if threads < 2 || work.len() < PARALLEL_MIN_SERIES {
-            return read_all(&version, work, start, end, budget);
+            return run(&work);
         }
         let per = work.len().div_ceil(threads);
-        let mut parts: Vec<Vec<(Arc<Series>, SeriesLayer)>> = Vec::with_capacity(threads);
-        let mut work = work.into_iter();
-        loop {
-            let part: Vec<_> = work.by_ref().take(per).collect();
-            if part.is_empty() {
-                break;
-            }
-            parts.push(part);
-        }
-        let results: Vec<Result<Vec<_>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = parts
-                .into_iter()
-                .map(|part| {
-                    let version = &version;
-                    s.spawn(move || read_all(version, part, start, end, budget))
-                })
+        let results: Vec<Result<Vec<T>>> = std::thread::scope(|s| {
+            let handles: Vec<_> = work
+                .chunks(per)
+                .map(|part| s.spawn(move || run(part)))
                 .collect();
             handles
                 .into_iter()
@@ -196,7 +214,7 @@ impl Engine {
                 })
                 .collect()
         });
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(work.len());
         for r in results {
             out.extend(r?);
         }
@@ -204,34 +222,16 @@ impl Engine {
     }
 }
 
-fn read_all(
-    version: &Version,
-    work: Vec<(Arc<Series>, SeriesLayer)>,
-    start: i64,
-    end: i64,
-    budget: &Budget,
-) -> Result<Vec<(Arc<Series>, Vec<Sample>)>> {
-    let mut out = Vec::with_capacity(work.len());
-    for (i, (series, live)) in work.into_iter().enumerate() {
-        if i % 64 == 0 {
-            budget.check_time()?;
-        }
-        let samples = read_one(version, &series, live, start, end)?;
-        budget.spend_samples(samples.len())?;
-        out.push((series, samples));
-    }
-    Ok(out)
-}
-
-/// Oldest first: segments by sequence, frozen generations, then the live head.
+/// Reads one series into `out`, oldest first: segments by sequence, frozen generations,
+/// then the live head; the newest write wins per timestamp.
 fn read_one(
     version: &Version,
     series: &Series,
-    live: SeriesLayer,
+    live: &SeriesLayer,
     start: i64,
     end: i64,
-) -> Result<Vec<Sample>> {
-    let mut out = Vec::new();
+    out: &mut Vec<Sample>,
+) -> Result<()> {
     for handle in &version.segments {
         let seg = &handle.segment;
         if seg.max_t < start || seg.min_t > end || !handle.refs.contains(series.id) {
@@ -249,7 +249,7 @@ fn read_one(
             .iter()
             .filter(|c| c.max_t >= start && c.min_t <= end)
         {
-            seg.read_chunk(c, start, end, &mut out)?;
+            seg.read_chunk(c, start, end, out)?;
         }
     }
     let in_memory = |layer: &SeriesLayer, out: &mut Vec<Sample>| {
@@ -263,10 +263,10 @@ fn read_one(
     };
     for frozen in &version.frozen {
         if let Some(layer) = frozen.series.get(&series.id) {
-            in_memory(layer, &mut out)?;
+            in_memory(layer, out)?;
         }
     }
-    in_memory(&live, &mut out)?;
-    dedupe_newest_wins(&mut out, 0);
-    Ok(out)
+    in_memory(live, out)?;
+    dedupe_newest_wins(out, 0);
+    Ok(())
 }

@@ -32,21 +32,12 @@ impl SeriesLayer {
         end: i64,
         out: &mut Vec<Sample>,
     ) -> Result<(), DecodeError> {
-        let (mut ts, mut vs) = (Vec::new(), Vec::new());
         for c in self
             .chunks
             .iter()
             .filter(|c| c.max_t >= start && c.min_t <= end)
         {
-            ts.clear();
-            vs.clear();
-            chunk::decode(&c.bytes, &mut ts, &mut vs)?;
-            out.extend(
-                ts.iter()
-                    .zip(&vs)
-                    .filter(|(t, _)| **t >= start && **t <= end)
-                    .map(|(&t, &v)| Sample { t, v }),
-            );
+            chunk::decode_range(&c.bytes, start, end, out)?;
         }
         out.extend(self.ooo.iter().filter(|s| s.t >= start && s.t <= end));
         Ok(())

@@ -1,7 +1,6 @@
 //! Evaluating a range query: read, per-series step evaluation on all cores, aggregation.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use super::aggregate::{aggregate, select_k};
 use super::{Budget, DEFAULT_LOOKBACK_MS, QueryResult, RangeQuery, ResultSeries, is_stale_marker};
@@ -50,16 +49,17 @@ impl Engine {
             None => q.lookback_ms.unwrap_or(DEFAULT_LOOKBACK_MS).max(1),
         };
         let budget = Budget::new(limits, q.deadline);
-        let read = self.gather(
-            &q.namespace,
-            &q.matchers,
+        let series = self.matching_series(&q.namespace, &q.matchers)?;
+        budget.check_series(series.len())?;
+        let series_read = series.len() as u64;
+        let steps: Vec<i64> = (0..points as i64).map(|i| q.start + i * q.step).collect();
+        let evaluated = self.read_series_with(
+            series,
             q.start.saturating_sub(window),
             q.end,
             &budget,
+            &|s, samples| Ok(evaluate_one(q, s, samples, &steps, window)),
         )?;
-        let series_read = read.len() as u64;
-        let steps: Vec<i64> = (0..points as i64).map(|i| q.start + i * q.step).collect();
-        let evaluated = evaluate_all(q, read, &steps, window, &budget)?;
         let series: Vec<ResultSeries> = match &q.aggregation {
             None => unique(evaluated)?
                 .into_iter()
@@ -165,57 +165,13 @@ fn unique(evaluated: Vec<Evaluated>) -> Result<Vec<Evaluated>> {
     Ok(evaluated)
 }
 
-fn evaluate_all(
-    q: &RangeQuery,
-    read: Vec<(Arc<Series>, Vec<Sample>)>,
-    steps: &[i64],
-    window: i64,
-    budget: &Budget,
-) -> Result<Vec<Evaluated>> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if threads < 2 || read.len() < 64 {
-        return read
-            .iter()
-            .map(|(s, samples)| evaluate_one(q, s, samples, steps, window, budget))
-            .collect();
-    }
-    let per = read.len().div_ceil(threads);
-    let parts: Vec<Result<Vec<Evaluated>>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = read
-            .chunks(per)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|(s, samples)| evaluate_one(q, s, samples, steps, window, budget))
-                        .collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Error::InvalidArgument("a query thread panicked".into()))
-                })
-            })
-            .collect()
-    });
-    let mut out = Vec::with_capacity(read.len());
-    for part in parts {
-        out.extend(part?);
-    }
-    Ok(out)
-}
-
 fn evaluate_one(
     q: &RangeQuery,
     series: &Series,
     samples: &[Sample],
     steps: &[i64],
     window: i64,
-    budget: &Budget,
-) -> Result<Evaluated> {
-    budget.check_time()?;
+) -> Evaluated {
     let mut values = Vec::with_capacity(steps.len());
     let (mut lo, mut hi) = (0usize, 0usize);
     match q.function {
@@ -255,5 +211,5 @@ fn evaluate_one(
         Some(f) if !f.kind.keeps_metric_name() => series.labels.without(METRIC_NAME),
         _ => series.labels.clone(),
     };
-    Ok((labels, values))
+    (labels, values)
 }

@@ -180,19 +180,8 @@ impl Segment {
         out: &mut Vec<Sample>,
     ) -> Result<()> {
         let bytes = self.chunk_bytes(meta)?;
-        let (mut ts, mut vs) = (
-            Vec::with_capacity(meta.samples as usize),
-            Vec::with_capacity(meta.samples as usize),
-        );
-        chunk::decode(bytes, &mut ts, &mut vs)
-            .map_err(|e| e.in_file(&self.path, meta.offset + 8))?;
-        out.extend(
-            ts.iter()
-                .zip(&vs)
-                .filter(|(t, _)| **t >= start && **t <= end)
-                .map(|(&t, &v)| Sample { t, v }),
-        );
-        Ok(())
+        chunk::decode_range(bytes, start, end, out)
+            .map_err(|e| e.in_file(&self.path, meta.offset + 8))
     }
 
     /// The raw bytes of one chunk, checksum verified.

@@ -91,6 +91,9 @@ impl Budget {
     }
 }
 
+/// What [`Engine::read_series_with`] does with each series as soon as it is read.
+pub(crate) type SeriesMap<'a, T> = &'a (dyn Fn(&Arc<Series>, &[Sample]) -> Result<T> + Sync);
+
 /// Below this many series a selection is read on the calling thread.
 const PARALLEL_MIN_SERIES: usize = 64;
 
@@ -169,7 +172,7 @@ impl Engine {
         start: i64,
         end: i64,
         budget: &Budget,
-        f: &(dyn Fn(&Arc<Series>, &[Sample]) -> Result<T> + Sync),
+        f: SeriesMap<'_, T>,
     ) -> Result<Vec<T>> {
         let inner = &*self.inner;
         // Snapshot the live head and the version together, so a flush's cut between the

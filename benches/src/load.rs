@@ -25,6 +25,7 @@ pub fn to_wire(r: WriteRequest) -> v1::WriteRequest {
                     .collect(),
                 timestamps_ms: s.samples.iter().map(|x| x.t).collect(),
                 values: s.samples.iter().map(|x| x.v).collect(),
+                stream_id: 0,
             })
             .collect(),
     }
@@ -61,15 +62,7 @@ pub async fn run(
     }
     let mut conns = Vec::new();
     for _ in 0..clients {
-        let ch = Channel::from_shared(addr.to_owned())
-            .map_err(|e| e.to_string())?
-            .tcp_nodelay(true)
-            .initial_stream_window_size(Some(8 << 20))
-            .initial_connection_window_size(Some(16 << 20))
-            .connect()
-            .await
-            .map_err(|e| e.to_string())?;
-        conns.push(IngestClient::new(ch).max_encoding_message_size(64 << 20));
+        conns.push(connect(addr).await?);
     }
     let start = Instant::now();
     let mut tasks = Vec::new();
@@ -104,4 +97,99 @@ pub async fn run(
         p50: pick(0.5),
         p99: pick(0.99),
     })
+}
+
+/// Rewrites each client's requests for a write stream: the first time a series appears it
+/// carries its labels and a stream id, later only the id (the server then skips label
+/// validation and lookup). Done before the clock starts: a real source keeps its id.
+pub fn with_stream_ids(requests: Vec<v1::WriteRequest>) -> Vec<v1::WriteRequest> {
+    let mut ids: std::collections::HashMap<Vec<(String, String)>, u64> =
+        std::collections::HashMap::new();
+    requests
+        .into_iter()
+        .map(|mut r| {
+            for s in &mut r.series {
+                let key: Vec<(String, String)> = s
+                    .labels
+                    .iter()
+                    .map(|l| (l.name.clone(), l.value.clone()))
+                    .collect();
+                match ids.get(&key) {
+                    Some(&id) => {
+                        s.stream_id = id;
+                        s.labels.clear();
+                    }
+                    None => {
+                        let id = ids.len() as u64 + 1;
+                        ids.insert(key, id);
+                        s.stream_id = id;
+                    }
+                }
+            }
+            r
+        })
+        .collect()
+}
+
+/// Sends `requests` over one write stream per client (client `i` takes every `clients`-th
+/// request, with stream ids, see [`with_stream_ids`]); returns samples acknowledged per
+/// second.
+pub async fn run_streams(
+    addr: &str,
+    requests: Vec<v1::WriteRequest>,
+    clients: usize,
+) -> Result<f64, String> {
+    let total: usize = requests
+        .iter()
+        .flat_map(|r| &r.series)
+        .map(|s| s.timestamps_ms.len())
+        .sum();
+    let mut lanes: Vec<Vec<v1::WriteRequest>> = (0..clients).map(|_| Vec::new()).collect();
+    for (i, r) in requests.into_iter().enumerate() {
+        if let Some(lane) = lanes.get_mut(i % clients) {
+            lane.push(r);
+        }
+    }
+    let lanes: Vec<Vec<v1::WriteRequest>> = lanes.into_iter().map(with_stream_ids).collect();
+    let mut conns = Vec::new();
+    for _ in 0..clients {
+        conns.push(connect(addr).await?);
+    }
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (mut client, lane) in conns.into_iter().zip(lanes) {
+        tasks.push(tokio::spawn(async move {
+            let n = lane.len() as u64;
+            let r = client
+                .write_stream(tokio_stream_iter(lane))
+                .await
+                .map_err(|s| format!("{}: {}", s.code(), s.message()))?;
+            if r.get_ref().messages != n {
+                return Err(format!("{} of {n} messages stored", r.get_ref().messages));
+            }
+            Ok::<_, String>(())
+        }));
+    }
+    for t in tasks {
+        t.await.map_err(|e| e.to_string())??;
+    }
+    Ok(total as f64 / start.elapsed().as_secs_f64())
+}
+
+fn tokio_stream_iter(
+    v: Vec<v1::WriteRequest>,
+) -> impl tonic::codegen::tokio_stream::Stream<Item = v1::WriteRequest> {
+    tonic::codegen::tokio_stream::iter(v)
+}
+
+async fn connect(addr: &str) -> Result<IngestClient<Channel>, String> {
+    let ch = Channel::from_shared(addr.to_owned())
+        .map_err(|e| e.to_string())?
+        .tcp_nodelay(true)
+        .initial_stream_window_size(Some(8 << 20))
+        .initial_connection_window_size(Some(16 << 20))
+        .connect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(IngestClient::new(ch).max_encoding_message_size(64 << 20))
 }

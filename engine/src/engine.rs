@@ -13,7 +13,7 @@ pub mod flush;
 mod open;
 pub(crate) mod select;
 mod stats;
-mod write;
+pub mod write;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};

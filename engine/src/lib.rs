@@ -42,6 +42,7 @@ pub mod segment;
 pub mod wal;
 
 pub use engine::flush::FlushReport;
+pub use engine::write::{Resolved, SeriesHandle};
 pub use engine::{Engine, Quarantined, SeriesSamples, Stats};
 pub use error::{DecodeError, Error, Result};
 pub use index::{MatchOp, Matcher};

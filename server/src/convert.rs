@@ -10,11 +10,10 @@ use tonic::Status;
 /// Most rejections listed in one answer; the count covers all of them.
 pub const MAX_LISTED_REJECTIONS: usize = 1000;
 
-/// A wire write into an engine write. Mismatched column lengths are a request error: the
-/// request is malformed as a whole, and it names the series.
-pub fn write_request(req: v1::WriteRequest) -> Result<WriteRequest, Status> {
-    let mut series = Vec::with_capacity(req.series.len());
-    for (i, s) in req.series.into_iter().enumerate() {
+/// Mismatched column lengths are a request error: the request is malformed as a whole, and
+/// the message names the series.
+pub fn check_columns(req: &v1::WriteRequest) -> Result<(), Status> {
+    for (i, s) in req.series.iter().enumerate() {
         if s.timestamps_ms.len() != s.values.len() {
             return Err(Status::invalid_argument(format!(
                 "series {i}: {} timestamps but {} values; the columns must have the same length",
@@ -22,6 +21,15 @@ pub fn write_request(req: v1::WriteRequest) -> Result<WriteRequest, Status> {
                 s.values.len()
             )));
         }
+    }
+    Ok(())
+}
+
+/// A wire write into an engine write.
+pub fn write_request(req: v1::WriteRequest) -> Result<WriteRequest, Status> {
+    check_columns(&req)?;
+    let mut series = Vec::with_capacity(req.series.len());
+    for s in req.series {
         let samples = s
             .timestamps_ms
             .iter()
@@ -185,5 +193,6 @@ pub fn series_out(labels: &Labels, samples: &[Sample]) -> v1::Series {
         labels: labels_out(labels),
         timestamps_ms: samples.iter().map(|s| s.t).collect(),
         values: samples.iter().map(|s| s.v).collect(),
+        stream_id: 0,
     }
 }

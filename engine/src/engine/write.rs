@@ -1,5 +1,10 @@
 //! Writing: validate, resolve series, append to the WAL, wait for durability, apply to the
 //! head, acknowledge.
+//!
+//! Writers that send the same series again and again (a camera every 10 s) can resolve a
+//! series once ([`Engine::resolve`]) and then write by [`SeriesHandle`]
+//! ([`Engine::write_resolved`]), skipping label validation and lookup, like a Prometheus
+//! appender's series reference. The gRPC stream uses this for stream-scoped series ids.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -8,10 +13,42 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::Engine;
 use crate::index::Series;
 use crate::model::{
-    Labels, Namespace, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest,
+    Label, Labels, Namespace, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest,
 };
 use crate::wal::{frame, record};
 use crate::{Error, Result};
+
+/// A resolved series: valid for as long as the engine is open.
+#[derive(Debug, Clone)]
+pub struct SeriesHandle(Arc<Series>);
+
+impl SeriesHandle {
+    /// The series' labels.
+    pub fn labels(&self) -> &Labels {
+        &self.0.labels
+    }
+}
+
+/// One entry of [`Engine::write_resolved`]: a resolved series and its samples, or a series
+/// the caller could not resolve (kept so that rejection indices and counters stay right).
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// A series and its samples.
+    Series(SeriesHandle, Vec<Sample>),
+    /// A series that [`Engine::resolve`] refused, with how many samples it carried.
+    Rejected {
+        /// Why.
+        reason: RejectReason,
+        /// Its samples.
+        samples: usize,
+    },
+}
+
+/// The accepted timestamp window at the time of a write.
+struct Window {
+    min_t: i64,
+    max_t: i64,
+}
 
 impl Engine {
     /// Stores a batch. Bad series and samples are rejected one by one, with reasons, and the
@@ -22,6 +59,97 @@ impl Engine {
     /// memory budget or the disk is full, [`Error::WritesStopped`] after a failed fsync,
     /// [`Error::Closed`].
     pub fn write(&self, req: WriteRequest) -> Result<WriteOutcome> {
+        self.check_writable()?;
+        let mut outcome = WriteOutcome::default();
+        let namespace = match Namespace::new(&req.namespace) {
+            Ok(ns) => ns,
+            Err(detail) => {
+                for (i, s) in req.series.iter().enumerate() {
+                    let reason = RejectReason::InvalidNamespace {
+                        detail: detail.clone(),
+                    };
+                    outcome.rejected.push(Rejection {
+                        series_index: i,
+                        sample_index: None,
+                        samples: s.samples.len(),
+                        reason,
+                    });
+                }
+                self.count_rejections(&outcome);
+                return Ok(outcome);
+            }
+        };
+        let window = self.window();
+        let mut batch = Vec::with_capacity(req.series.len());
+        for (i, write) in req.series.into_iter().enumerate() {
+            match self.resolve_in(&namespace, write.labels) {
+                Ok(series) => self.admit(
+                    &window,
+                    i,
+                    series.0,
+                    write.samples,
+                    &mut batch,
+                    &mut outcome,
+                ),
+                Err(reason) => outcome.rejected.push(Rejection {
+                    series_index: i,
+                    sample_index: None,
+                    samples: write.samples.len(),
+                    reason,
+                }),
+            }
+        }
+        self.commit(batch, outcome)
+    }
+
+    /// Validates labels and finds or creates the series, for [`Engine::write_resolved`].
+    pub fn resolve(
+        &self,
+        namespace: &str,
+        labels: Vec<Label>,
+    ) -> std::result::Result<SeriesHandle, RejectReason> {
+        let namespace = Namespace::new(namespace)
+            .map_err(|detail| RejectReason::InvalidNamespace { detail })?;
+        self.resolve_in(&namespace, labels)
+    }
+
+    fn resolve_in(
+        &self,
+        namespace: &Namespace,
+        labels: Vec<Label>,
+    ) -> std::result::Result<SeriesHandle, RejectReason> {
+        let limits = &self.inner.opts.limits;
+        let labels = Labels::validate(labels, limits)?;
+        self.inner
+            .index
+            .get_or_create(namespace, labels, Some(limits.max_series_per_namespace))
+            .map(SeriesHandle)
+    }
+
+    /// Stores samples of already resolved series (see [`Engine::write`] for the guarantees;
+    /// a rejection's `series_index` is the position in `batch`).
+    pub fn write_resolved(&self, batch: Vec<Resolved>) -> Result<WriteOutcome> {
+        self.check_writable()?;
+        let window = self.window();
+        let mut outcome = WriteOutcome::default();
+        let mut admitted = Vec::with_capacity(batch.len());
+        for (i, entry) in batch.into_iter().enumerate() {
+            match entry {
+                Resolved::Series(handle, samples) => {
+                    self.admit(&window, i, handle.0, samples, &mut admitted, &mut outcome)
+                }
+                Resolved::Rejected { reason, samples } => outcome.rejected.push(Rejection {
+                    series_index: i,
+                    sample_index: None,
+                    samples,
+                    reason,
+                }),
+            }
+        }
+        self.commit(admitted, outcome)
+    }
+
+    fn check_writable(&self) -> Result<()> {
         let inner = &*self.inner;
         inner.check_open()?;
         if let Some(e) = inner.wal.failure().filter(|e| !e.is_disk_full()) {
@@ -37,18 +165,87 @@ impl Engine {
                 ),
             });
         }
+        Ok(())
+    }
 
-        let mut outcome = WriteOutcome::default();
-        let batch = self.validate(req, &mut outcome);
+    fn window(&self) -> Window {
+        let opts = &self.inner.opts;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        Window {
+            max_t: now.saturating_add(opts.limits.max_future.as_millis() as i64),
+            min_t: opts
+                .retention
+                .map_or(i64::MIN, |r| now.saturating_sub(r.as_millis() as i64)),
+        }
+    }
+
+    /// Keeps the samples inside the window, rejecting the others one by one.
+    fn admit(
+        &self,
+        w: &Window,
+        series_index: usize,
+        series: Arc<Series>,
+        mut samples: Vec<Sample>,
+        batch: &mut Vec<(Arc<Series>, Vec<Sample>)>,
+        outcome: &mut WriteOutcome,
+    ) {
+        if samples.iter().any(|s| s.t > w.max_t || s.t < w.min_t) {
+            let mut index = 0;
+            samples.retain(|s| {
+                let reason = if s.t > w.max_t {
+                    Some(RejectReason::TooFarInFuture {
+                        timestamp: s.t,
+                        max: w.max_t,
+                    })
+                } else if s.t < w.min_t {
+                    Some(RejectReason::TooOld {
+                        timestamp: s.t,
+                        min: w.min_t,
+                    })
+                } else {
+                    None
+                };
+                index += 1;
+                match reason {
+                    Some(reason) => {
+                        outcome.rejected.push(Rejection {
+                            series_index,
+                            sample_index: Some(index - 1),
+                            samples: 1,
+                            reason,
+                        });
+                        false
+                    }
+                    None => true,
+                }
+            });
+        }
+        if !samples.is_empty() {
+            batch.push((series, samples));
+        }
+    }
+
+    fn count_rejections(&self, outcome: &WriteOutcome) {
         for r in &outcome.rejected {
-            if let Some(counter) = inner.rejections.get(r.reason.index()) {
+            if let Some(counter) = self.inner.rejections.get(r.reason.index()) {
                 counter.fetch_add(r.samples as u64, Ordering::Relaxed);
             }
         }
+    }
+
+    /// WAL append, durability, head apply.
+    fn commit(
+        &self,
+        batch: Vec<(Arc<Series>, Vec<Sample>)>,
+        mut outcome: WriteOutcome,
+    ) -> Result<WriteOutcome> {
+        let inner = &*self.inner;
+        self.count_rejections(&outcome);
         if batch.is_empty() {
             return Ok(outcome);
         }
-
         let mut payload =
             Vec::with_capacity(16 + batch.iter().map(|(_, s)| 12 + s.len() * 16).sum::<usize>());
         crate::codec::varint::put_u64(&mut payload, batch.len() as u64);
@@ -73,94 +270,6 @@ impl Engine {
         inner.accepted.fetch_add(accepted as u64, Ordering::Relaxed);
         outcome.accepted = accepted;
         Ok(outcome)
-    }
-
-    /// Checks every series and sample; returns the accepted ones and records the rest.
-    fn validate(
-        &self,
-        req: WriteRequest,
-        outcome: &mut WriteOutcome,
-    ) -> Vec<(Arc<Series>, Vec<Sample>)> {
-        let inner = &*self.inner;
-        let limits = &inner.opts.limits;
-        let reject_series = |outcome: &mut WriteOutcome, i, n, reason| {
-            outcome.rejected.push(Rejection {
-                series_index: i,
-                sample_index: None,
-                samples: n,
-                reason,
-            })
-        };
-        let namespace = match Namespace::new(&req.namespace) {
-            Ok(ns) => ns,
-            Err(detail) => {
-                for (i, s) in req.series.iter().enumerate() {
-                    let reason = RejectReason::InvalidNamespace {
-                        detail: detail.clone(),
-                    };
-                    reject_series(outcome, i, s.samples.len(), reason);
-                }
-                return Vec::new();
-            }
-        };
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let max_t = now.saturating_add(limits.max_future.as_millis() as i64);
-        let min_t = inner
-            .opts
-            .retention
-            .map_or(i64::MIN, |r| now.saturating_sub(r.as_millis() as i64));
-
-        let mut batch = Vec::with_capacity(req.series.len());
-        for (i, write) in req.series.into_iter().enumerate() {
-            let n = write.samples.len();
-            let series = Labels::validate(write.labels, limits).and_then(|labels| {
-                inner
-                    .index
-                    .get_or_create(&namespace, labels, Some(limits.max_series_per_namespace))
-            });
-            let series = match series {
-                Ok(s) => s,
-                Err(reason) => {
-                    reject_series(outcome, i, n, reason);
-                    continue;
-                }
-            };
-            let mut samples = write.samples;
-            if samples.iter().any(|s| s.t > max_t || s.t < min_t) {
-                let mut index = 0;
-                samples.retain(|s| {
-                    let reason = if s.t > max_t {
-                        Some(RejectReason::TooFarInFuture {
-                            timestamp: s.t,
-                            max: max_t,
-                        })
-                    } else if s.t < min_t {
-                        Some(RejectReason::TooOld {
-                            timestamp: s.t,
-                            min: min_t,
-                        })
-                    } else {
-                        None
-                    };
-                    if let Some(reason) = reason {
-                        outcome.rejected.push(Rejection {
-                            series_index: i,
-                            sample_index: Some(index),
-                            samples: 1,
-                            reason,
-                        });
-                    }
-                    index += 1;
-                    s.t <= max_t && s.t >= min_t
-                });
-            }
-            if !samples.is_empty() {
-                batch.push((series, samples));
-            }
-        }
-        batch
     }
 }
 

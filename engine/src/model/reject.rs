@@ -68,6 +68,11 @@ pub enum RejectReason {
         /// The oldest accepted timestamp at the time of the write (ms).
         min: i64,
     },
+    /// A writer referred to a series by an id it never defined (a stream's series ids).
+    UnknownSeriesId {
+        /// The id.
+        id: u64,
+    },
     /// The namespace already has as many series as its limit allows; this series is new.
     SeriesLimit {
         /// The namespace.
@@ -79,7 +84,7 @@ pub enum RejectReason {
 
 impl RejectReason {
     /// Every reason's stable short name, in the order of [`RejectReason::index`].
-    pub const KINDS: [&'static str; 11] = [
+    pub const KINDS: [&'static str; 12] = [
         "missing_metric_name",
         "invalid_metric_name",
         "invalid_label_name",
@@ -91,6 +96,7 @@ impl RejectReason {
         "too_far_in_future",
         "too_old",
         "series_limit",
+        "unknown_series_id",
     ];
 
     /// Position of this reason's kind in [`RejectReason::KINDS`].
@@ -107,6 +113,7 @@ impl RejectReason {
             RejectReason::TooFarInFuture { .. } => 8,
             RejectReason::TooOld { .. } => 9,
             RejectReason::SeriesLimit { .. } => 10,
+            RejectReason::UnknownSeriesId { .. } => 11,
         }
     }
 
@@ -161,6 +168,10 @@ impl fmt::Display for RejectReason {
             RejectReason::TooOld { timestamp, min } => write!(
                 f,
                 "timestamp {timestamp} is older than the retention window (oldest accepted now: {min})"
+            ),
+            RejectReason::UnknownSeriesId { id } => write!(
+                f,
+                "series id {id} was not defined earlier in this stream; send its labels with it first"
             ),
             RejectReason::SeriesLimit { namespace, max } => write!(
                 f,

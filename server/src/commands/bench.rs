@@ -20,9 +20,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     let start = report::day_start();
     let end = start + a.minutes * 60_000;
     println!(
-        "| batch | clients | gRPC samples/s | p50 ack | p99 ack | in-process samples/s (same writers) | gRPC / in-process |"
+        "| batch | clients | Write samples/s | p50 ack | p99 ack | WriteStream with stream ids, samples/s | in-process samples/s (same writers) | Write / in-process | WriteStream / in-process |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|");
     for &batch in &batches {
         for &n in &clients {
             let in_process = {
@@ -39,41 +39,74 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 })
                 .await??
             };
-            let requests: Vec<_> = workload::batches(&specs, start, end, batch)
-                .into_iter()
-                .map(load::to_wire)
-                .collect();
-            let dir = tempfile::tempdir()?;
-            let config = Config {
-                data_dir: dir.path().to_path_buf(),
-                listen: "127.0.0.1:0".into(),
-                ..Config::default()
+            let wire = || {
+                workload::batches(&specs, start, end, batch)
+                    .into_iter()
+                    .map(load::to_wire)
+                    .collect::<Vec<_>>()
             };
-            let (stop_tx, stop_rx) = watch::channel(false);
-            let (ready_tx, ready_rx) = oneshot::channel();
-            let server = tokio::spawn(super::serve::run_until(
-                config,
-                stop_rx,
-                move |addr| {
-                    let _ = ready_tx.send(addr);
-                },
-                None,
-            ));
-            let addr = tokio::time::timeout(Duration::from_secs(30), ready_rx).await??;
-            let figures = load::run(&format!("http://{addr}"), requests, n)
+            let server = Bench::start().await?;
+            let figures = load::run(&server.addr, wire(), n)
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
-            let _ = stop_tx.send(true);
-            server.await??;
+            server.stop().await?;
+            let server = Bench::start().await?;
+            let streamed = load::run_streams(&server.addr, wire(), n)
+                .await
+                .map_err(|e| anyhow::anyhow!(e))?;
+            server.stop().await?;
             println!(
-                "| {batch} | {n} | {:.2} M | {:.1} ms | {:.1} ms | {:.2} M | {:.0}% |",
+                "| {batch} | {n} | {:.2} M | {:.1} ms | {:.1} ms | {:.2} M | {:.2} M | {:.0}% | {:.0}% |",
                 figures.samples_per_s / 1e6,
                 figures.p50.as_secs_f64() * 1e3,
                 figures.p99.as_secs_f64() * 1e3,
+                streamed / 1e6,
                 in_process / 1e6,
-                100.0 * figures.samples_per_s / in_process
+                100.0 * figures.samples_per_s / in_process,
+                100.0 * streamed / in_process,
             );
         }
     }
     Ok(())
+}
+
+/// A server on a loopback port and a temporary directory, for one run.
+struct Bench {
+    addr: String,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<anyhow::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    async fn start() -> anyhow::Result<Bench> {
+        let dir = tempfile::tempdir()?;
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            listen: "127.0.0.1:0".into(),
+            ..Config::default()
+        };
+        let (stop, stop_rx) = watch::channel(false);
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let task = tokio::spawn(super::serve::run_until(
+            config,
+            stop_rx,
+            move |addr| {
+                let _ = ready_tx.send(addr);
+            },
+            None,
+        ));
+        let addr = tokio::time::timeout(Duration::from_secs(30), ready_rx).await??;
+        Ok(Bench {
+            addr: format!("http://{addr}"),
+            stop,
+            task,
+            _dir: dir,
+        })
+    }
+
+    async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await?
+    }
 }

@@ -183,6 +183,7 @@ pub fn read_csv(
                 labels,
                 timestamps_ms: vec![t],
                 values: vec![v],
+                stream_id: 0,
             }),
         }
         in_batch += 1;

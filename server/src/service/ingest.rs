@@ -5,6 +5,9 @@
 //! refused them) whose message names the first rejections and whose details carry the
 //! encoded `WriteResponse` with the accepted count and every rejection.
 
+use std::collections::HashMap;
+
+use iocdb_engine::{RejectReason, Resolved, Sample, SeriesHandle};
 use iocdb_proto::v1::{self, ingest_server::Ingest};
 use prost::Message;
 use tonic::{Code, Request, Response, Status, Streaming};
@@ -34,6 +37,59 @@ impl IngestService {
             )));
         }
         Ok(())
+    }
+
+    /// One message of a stream: series may come by labels (and a stream id to remember) or
+    /// by a stream id alone.
+    async fn write_streamed(
+        &self,
+        req: v1::WriteRequest,
+        ids: HashMap<u64, SeriesHandle>,
+        resp: &mut v1::WriteResponse,
+        index: u32,
+    ) -> Result<HashMap<u64, SeriesHandle>, Status> {
+        self.check_limits(&req)?;
+        convert::check_columns(&req)?;
+        let (ids, outcome) = self
+            .0
+            .blocking(move |e| {
+                let mut ids = ids;
+                let mut batch = Vec::with_capacity(req.series.len());
+                for s in req.series {
+                    let samples: Vec<Sample> = s
+                        .timestamps_ms
+                        .iter()
+                        .zip(&s.values)
+                        .map(|(&t, &v)| Sample { t, v })
+                        .collect();
+                    if s.labels.is_empty() && s.stream_id != 0 {
+                        batch.push(match ids.get(&s.stream_id) {
+                            Some(h) => Resolved::Series(h.clone(), samples),
+                            None => Resolved::Rejected {
+                                reason: RejectReason::UnknownSeriesId { id: s.stream_id },
+                                samples: samples.len(),
+                            },
+                        });
+                        continue;
+                    }
+                    match e.resolve(&req.namespace, convert::labels_in(s.labels)) {
+                        Ok(h) => {
+                            if s.stream_id != 0 {
+                                ids.insert(s.stream_id, h.clone());
+                            }
+                            batch.push(Resolved::Series(h, samples));
+                        }
+                        Err(reason) => batch.push(Resolved::Rejected {
+                            reason,
+                            samples: samples.len(),
+                        }),
+                    }
+                }
+                Ok((ids, e.write_resolved(batch)?))
+            })
+            .await?;
+        convert::add_outcome(resp, &outcome, index);
+        Ok(ids)
     }
 
     async fn write_one(
@@ -124,6 +180,7 @@ impl Ingest for IngestService {
         let mut stream = req.into_inner();
         let mut shutdown = self.0.shutdown.clone();
         let mut resp = v1::WriteResponse::default();
+        let mut ids = HashMap::new();
         loop {
             let next = tokio::select! {
                 biased;
@@ -136,8 +193,12 @@ impl Ingest for IngestService {
             match next {
                 Ok(Some(msg)) => {
                     let index = resp.messages as u32;
-                    if let Err(status) = self.write_one(msg, &mut resp, index).await {
-                        return Err(partial(status, &resp));
+                    match self
+                        .write_streamed(msg, std::mem::take(&mut ids), &mut resp, index)
+                        .await
+                    {
+                        Ok(back) => ids = back,
+                        Err(status) => return Err(partial(status, &resp)),
                     }
                     resp.messages += 1;
                 }

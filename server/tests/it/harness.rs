@@ -71,13 +71,24 @@ impl Server {
         AdminClient::new(self.channel().await)
     }
 
-    /// Sends SIGTERM and waits (bounded) for a clean exit.
-    pub fn terminate(mut self) -> std::process::ExitStatus {
+    /// Sends SIGTERM and waits (bounded) for the exit.
+    pub fn terminate(self) -> std::process::ExitStatus {
+        self.signal_term();
+        self.wait_exit()
+    }
+
+    /// Sends SIGTERM.
+    pub fn signal_term(&self) {
         let pid = self.child.id().to_string();
         Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill");
+    }
+
+    /// Waits (bounded) for the process to exit, sending nothing (a second signal would make
+    /// it exit at once, on purpose).
+    pub fn wait_exit(mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
@@ -121,6 +132,7 @@ pub fn series(metric: &str, labels: &[(&str, &str)], samples: &[(i64, f64)]) -> 
         labels: l,
         timestamps_ms: samples.iter().map(|s| s.0).collect(),
         values: samples.iter().map(|s| s.1).collect(),
+        stream_id: 0,
     }
 }
 

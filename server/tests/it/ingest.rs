@@ -147,3 +147,75 @@ async fn eight_concurrent_writers_lose_and_duplicate_nothing() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_may_name_its_series_once_and_then_by_id() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let t = now_ms() - 60_000;
+    let by_id = |id: u64, samples: &[(i64, f64)]| v1::Series {
+        stream_id: id,
+        ..series("x", &[], samples)
+    };
+    let first = v1::WriteRequest {
+        namespace: "cams".into(),
+        series: vec![
+            v1::Series {
+                stream_id: 7,
+                ..series(
+                    "camera_people_count",
+                    &[("camera", "Núi Sam 1")],
+                    &[(t, 1.0)],
+                )
+            },
+            v1::Series {
+                stream_id: 8,
+                ..series(
+                    "camera_people_count",
+                    &[("camera", "Núi Sam 2")],
+                    &[(t, 2.0)],
+                )
+            },
+        ],
+    };
+    let mut later = v1::WriteRequest {
+        namespace: "cams".into(),
+        series: vec![
+            by_id(7, &[(t + 10_000, 3.0)]),
+            by_id(8, &[(t + 10_000, 4.0)]),
+        ],
+    };
+    for s in &mut later.series {
+        s.labels.clear();
+    }
+    let mut unknown = v1::WriteRequest {
+        namespace: "cams".into(),
+        series: vec![
+            by_id(9, &[(t + 20_000, 5.0)]),
+            by_id(7, &[(t + 20_000, 6.0)]),
+        ],
+    };
+    unknown.series[0].labels.clear();
+    unknown.series[1].labels.clear();
+    let status = server
+        .ingest()
+        .await
+        .write_stream(tokio_stream::iter([first, later, unknown]))
+        .await
+        .expect_err("an unknown id is rejected");
+    let answer = <v1::WriteResponse as prost::Message>::decode(status.details()).expect("details");
+    assert_eq!(
+        (answer.accepted, answer.rejected, answer.messages),
+        (5, 1, 3)
+    );
+    assert_eq!(answer.rejections[0].reason, "unknown_series_id");
+    assert_eq!(
+        (
+            answer.rejections[0].message_index,
+            answer.rejections[0].series_index
+        ),
+        (2, 0)
+    );
+    let got = select_all(&server, "cams", vec![eq("camera", "Núi Sam 1")]).await;
+    assert_eq!(got[0].values, [1.0, 3.0, 6.0]);
+}

@@ -89,7 +89,10 @@ async fn sigterm_during_a_write_stream_loses_nothing_acknowledged() {
         answer.messages
     );
     assert_eq!(answer.accepted, answer.messages * 500);
-    assert!(server.terminate().success());
+    assert!(
+        server.wait_exit().success(),
+        "a clean exit after one SIGTERM"
+    );
 
     let server = Server::start(&data, "");
     let got = select_all(&server, "s", vec![]).await;

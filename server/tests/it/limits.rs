@@ -105,6 +105,7 @@ async fn bad_samples_are_rejected_one_by_one_and_the_good_ones_stored() {
             }],
             timestamps_ms: vec![1, 2],
             values: vec![1.0],
+            stream_id: 0,
         }],
     };
     let status = server

@@ -49,6 +49,7 @@ impl Engine {
             None => q.lookback_ms.unwrap_or(DEFAULT_LOOKBACK_MS).max(1),
         };
         let budget = Budget::new(limits, q.deadline);
+        budget.check_time()?;
         let series = self.matching_series(&q.namespace, &q.matchers)?;
         budget.check_series(series.len())?;
         let series_read = series.len() as u64;

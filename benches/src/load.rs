@@ -31,6 +31,22 @@ pub fn to_wire(r: WriteRequest) -> v1::WriteRequest {
     }
 }
 
+/// Counts the samples and deals the requests to `clients` lanes, round robin.
+fn split(requests: Vec<v1::WriteRequest>, clients: usize) -> (usize, Vec<Vec<v1::WriteRequest>>) {
+    let total = requests
+        .iter()
+        .flat_map(|r| &r.series)
+        .map(|s| s.timestamps_ms.len())
+        .sum();
+    let mut lanes: Vec<Vec<v1::WriteRequest>> = (0..clients.max(1)).map(|_| Vec::new()).collect();
+    for (i, r) in requests.into_iter().enumerate() {
+        if let Some(lane) = lanes.get_mut(i % clients.max(1)) {
+            lane.push(r);
+        }
+    }
+    (total, lanes)
+}
+
 /// What one load run measured.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct LoadFigures {
@@ -49,17 +65,7 @@ pub async fn run(
     requests: Vec<v1::WriteRequest>,
     clients: usize,
 ) -> Result<LoadFigures, String> {
-    let total: usize = requests
-        .iter()
-        .flat_map(|r| &r.series)
-        .map(|s| s.timestamps_ms.len())
-        .sum();
-    let mut lanes: Vec<Vec<v1::WriteRequest>> = (0..clients).map(|_| Vec::new()).collect();
-    for (i, r) in requests.into_iter().enumerate() {
-        if let Some(lane) = lanes.get_mut(i % clients) {
-            lane.push(r);
-        }
-    }
+    let (total, lanes) = split(requests, clients);
     let mut conns = Vec::new();
     for _ in 0..clients {
         conns.push(connect(addr).await?);
@@ -139,17 +145,7 @@ pub async fn run_streams(
     requests: Vec<v1::WriteRequest>,
     clients: usize,
 ) -> Result<f64, String> {
-    let total: usize = requests
-        .iter()
-        .flat_map(|r| &r.series)
-        .map(|s| s.timestamps_ms.len())
-        .sum();
-    let mut lanes: Vec<Vec<v1::WriteRequest>> = (0..clients).map(|_| Vec::new()).collect();
-    for (i, r) in requests.into_iter().enumerate() {
-        if let Some(lane) = lanes.get_mut(i % clients) {
-            lane.push(r);
-        }
-    }
+    let (total, lanes) = split(requests, clients);
     let lanes: Vec<Vec<v1::WriteRequest>> = lanes.into_iter().map(with_stream_ids).collect();
     let mut conns = Vec::new();
     for _ in 0..clients {

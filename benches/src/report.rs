@@ -19,6 +19,13 @@ pub fn day_start() -> i64 {
     now - now.rem_euclid(86_400_000) - 2 * 86_400_000
 }
 
+/// The `q` quantile of `v`, in milliseconds (sorts `v`).
+pub fn percentile_ms(v: &mut [Duration], q: f64) -> f64 {
+    v.sort();
+    v.get(((v.len() as f64 - 1.0) * q).round() as usize)
+        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
+}
+
 /// Resident memory of this process, bytes (Linux; 0 elsewhere).
 pub fn rss_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();

@@ -39,6 +39,7 @@ pub mod model;
 mod options;
 pub mod query;
 pub mod segment;
+mod textfile;
 pub mod wal;
 
 pub use engine::flush::FlushReport;

@@ -9,11 +9,13 @@
 //! segment <file name>              one line per live segment
 //! crc32c <8 hex digits>            of every byte before this line
 //! ```
-//! Text, so an operator can read it with `cat`; checksummed, so a damaged one is noticed.
+//! Text, so an operator can read it with `cat`; checksummed ([`crate::textfile`]), so a
+//! damaged one is noticed.
 
 use std::path::Path;
 
 use crate::fs::{Vfs, layout};
+use crate::textfile;
 use crate::{Error, Result};
 
 const HEADER: &str = "iocdb-manifest 1";
@@ -41,9 +43,7 @@ impl Manifest {
             s.push_str(seg);
             s.push('\n');
         }
-        let crc = crc32c::crc32c(s.as_bytes());
-        s.push_str(&format!("crc32c {crc:08x}\n"));
-        s
+        textfile::seal(s)
     }
 
     /// Parses; `path` is only used in errors.
@@ -53,16 +53,7 @@ impl Manifest {
             offset: offset as u64,
             reason: reason.to_owned(),
         };
-        let text = std::str::from_utf8(data).map_err(|e| corrupt(e.valid_up_to(), "not UTF-8"))?;
-        let body_end = text
-            .rfind("crc32c ")
-            .ok_or_else(|| corrupt(text.len(), "no checksum line"))?;
-        let (body, crc_line) = text.split_at(body_end);
-        let stored = u32::from_str_radix(crc_line.trim_start_matches("crc32c ").trim(), 16)
-            .map_err(|_| corrupt(body_end, "unreadable checksum"))?;
-        if crc32c::crc32c(body.as_bytes()) != stored {
-            return Err(corrupt(body_end, "checksum mismatch"));
-        }
+        let body = textfile::open(path, data)?;
         let mut m = Manifest::default();
         let mut offset = 0;
         for (i, line) in body.lines().enumerate() {
@@ -87,24 +78,21 @@ impl Manifest {
     /// Reads the manifest of `dir`; `None` when there is none yet.
     pub fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Option<Manifest>> {
         let path = dir.join(layout::MANIFEST);
-        match vfs.read(&path) {
-            Ok(data) => Manifest::decode(&path, &data).map(Some),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(Error::io(&path, e)),
+        match textfile::read(vfs, dir, layout::MANIFEST)? {
+            Some(data) => Manifest::decode(&path, &data).map(Some),
+            None => Ok(None),
         }
     }
 
     /// Replaces the manifest of `dir` atomically and durably.
     pub fn store(&self, vfs: &dyn Vfs, dir: &Path) -> Result<()> {
-        let tmp = dir.join(layout::MANIFEST_TMP);
-        let path = dir.join(layout::MANIFEST);
-        let mut file = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        file.write_all(self.encode().as_bytes())
-            .map_err(|e| Error::io(&tmp, e))?;
-        file.sync().map_err(|e| Error::io(&tmp, e))?;
-        drop(file);
-        vfs.rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))
+        textfile::replace(
+            vfs,
+            dir,
+            layout::MANIFEST,
+            layout::MANIFEST_TMP,
+            &self.encode(),
+        )
     }
 }
 

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::fs::{Vfs, layout};
+use crate::textfile;
 use crate::{Error, Result};
 
 const HEADER: &str = "iocdb-metadata 1";
@@ -73,9 +74,7 @@ impl MetadataStore {
                 escape(&m.description)
             ));
         }
-        let crc = crc32c::crc32c(s.as_bytes());
-        s.push_str(&format!("crc32c {crc:08x}\n"));
-        s
+        textfile::seal(s)
     }
 
     /// Parses; `path` names the file in errors.
@@ -85,17 +84,7 @@ impl MetadataStore {
             offset: offset as u64,
             reason,
         };
-        let text =
-            std::str::from_utf8(data).map_err(|e| corrupt(e.valid_up_to(), "not UTF-8".into()))?;
-        let at = text
-            .rfind("crc32c ")
-            .ok_or_else(|| corrupt(text.len(), "no checksum line".into()))?;
-        let (body, crc) = text.split_at(at);
-        let stored = u32::from_str_radix(crc.trim_start_matches("crc32c ").trim(), 16)
-            .map_err(|_| corrupt(at, "unreadable checksum".into()))?;
-        if crc32c::crc32c(body.as_bytes()) != stored {
-            return Err(corrupt(at, "checksum mismatch".into()));
-        }
+        let body = textfile::open(path, data)?;
         let mut store = MetadataStore::default();
         let mut offset = 0;
         for (i, line) in body.lines().enumerate() {
@@ -134,24 +123,21 @@ impl MetadataStore {
     /// Loads the store of `dir` (empty when there is none).
     pub fn load(vfs: &dyn Vfs, dir: &Path) -> Result<Self> {
         let path = dir.join(layout::METADATA);
-        match vfs.read(&path) {
-            Ok(data) => Self::decode(&path, &data),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(Error::io(&path, e)),
+        match textfile::read(vfs, dir, layout::METADATA)? {
+            Some(data) => Self::decode(&path, &data),
+            None => Ok(Self::default()),
         }
     }
 
     /// Replaces the store of `dir` atomically and durably.
     pub fn store(&self, vfs: &dyn Vfs, dir: &Path) -> Result<()> {
-        let tmp = dir.join(layout::METADATA_TMP);
-        let path = dir.join(layout::METADATA);
-        let mut file = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-        file.write_all(self.encode().as_bytes())
-            .map_err(|e| Error::io(&tmp, e))?;
-        file.sync().map_err(|e| Error::io(&tmp, e))?;
-        drop(file);
-        vfs.rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-        vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))
+        textfile::replace(
+            vfs,
+            dir,
+            layout::METADATA,
+            layout::METADATA_TMP,
+            &self.encode(),
+        )
     }
 }
 

@@ -187,12 +187,6 @@ fn differences(a: &Answer, b: &Answer) -> usize {
     diff
 }
 
-fn pct(v: &mut [Duration], q: f64) -> f64 {
-    v.sort();
-    v.get(((v.len() as f64 - 1.0) * q).round() as usize)
-        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let scale: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(0.1);
@@ -323,8 +317,8 @@ fn main() {
         let prom_cells = match d_prom {
             Some(d) => format!(
                 "{:.2} / {:.2} ms | {d} of {}",
-                pct(c, 0.5),
-                pct(c, 0.99),
+                report::percentile_ms(c, 0.5),
+                report::percentile_ms(c, 0.99),
                 theirs_prom.values().map(Vec::len).sum::<usize>()
             ),
             None => "— | —".to_owned(),
@@ -332,10 +326,10 @@ fn main() {
         println!(
             "| {} | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {prom_cells} | {d_vm} |",
             q.name,
-            pct(a, 0.5),
-            pct(a, 0.99),
-            pct(b, 0.5),
-            pct(b, 0.99),
+            report::percentile_ms(a, 0.5),
+            report::percentile_ms(a, 0.99),
+            report::percentile_ms(b, 0.5),
+            report::percentile_ms(b, 0.99),
         );
     }
     if failed {

@@ -10,12 +10,6 @@ use iocdb_engine::{Engine, FsyncPolicy, Options};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn pct(v: &mut [Duration], q: f64) -> f64 {
-    v.sort();
-    v.get(((v.len() as f64 - 1.0) * q).round() as usize)
-        .map_or(f64::NAN, |d| d.as_secs_f64() * 1e3)
-}
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let scale: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1.0);
@@ -78,7 +72,7 @@ fn main() {
                 .flat_map(|h| h.join().expect("client"))
                 .collect()
         });
-        let p50 = pct(&mut one, 0.5);
+        let p50 = report::percentile_ms(&mut one, 0.5);
         let rate = if matches!(q.kind, QueryKind::Stale { .. }) {
             "—".to_owned()
         } else {
@@ -87,9 +81,9 @@ fn main() {
         println!(
             "| {} | {series} | {samples} | {p50:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {rate} |",
             q.name,
-            pct(&mut one, 0.99),
-            pct(&mut eight, 0.5),
-            pct(&mut eight, 0.99),
+            report::percentile_ms(&mut one, 0.99),
+            report::percentile_ms(&mut eight, 0.5),
+            report::percentile_ms(&mut eight, 0.99),
         );
     }
 }

@@ -126,6 +126,33 @@ impl Labels {
         self.0.is_empty()
     }
 
+    /// Appends the labels as stored in WAL records and segment tables:
+    /// `varint count, then (str name, str value)*`.
+    pub(crate) fn encode_to(&self, out: &mut Vec<u8>) {
+        crate::codec::varint::put_u64(out, self.0.len() as u64);
+        for l in &self.0 {
+            crate::codec::varint::put_str(out, &l.name);
+            crate::codec::varint::put_str(out, &l.value);
+        }
+    }
+
+    /// Reads labels written by [`Labels::encode_to`] (from our own checksummed files, so
+    /// they are taken as valid once they decode).
+    pub(crate) fn decode_from(
+        r: &mut crate::codec::varint::ByteReader<'_>,
+    ) -> Result<Labels, crate::DecodeError> {
+        const MAX_LABELS: usize = 1 << 10;
+        const MAX_STR: usize = 1 << 16;
+        let n = r.len(MAX_LABELS, "label count")?;
+        let mut labels = Vec::with_capacity(n);
+        for _ in 0..n {
+            let name = r.str(MAX_STR, "label name")?.to_owned();
+            let value = r.str(MAX_STR, "label value")?.to_owned();
+            labels.push(Label { name, value });
+        }
+        Ok(Labels::from_trusted(labels))
+    }
+
     /// Approximate heap bytes held, for memory accounting.
     pub fn heap_bytes(&self) -> usize {
         self.0

@@ -67,13 +67,7 @@ impl Engine {
                 .map(|(l, v)| to_series(l, v, &steps))
                 .collect(),
             Some(agg) if agg.op.selects_series() => {
-                let mut groups: BTreeMap<Labels, Vec<usize>> = BTreeMap::new();
-                for (i, (labels, _)) in evaluated.iter().enumerate() {
-                    groups
-                        .entry(agg.grouping.group_of(labels))
-                        .or_default()
-                        .push(i);
-                }
+                let groups = groups(&evaluated, &agg.grouping);
                 let mut kept: Vec<Vec<Option<f64>>> =
                     vec![vec![None; steps.len()]; evaluated.len()];
                 for members in groups.values() {
@@ -103,13 +97,7 @@ impl Engine {
                     .collect()
             }
             Some(agg) => {
-                let mut groups: BTreeMap<Labels, Vec<usize>> = BTreeMap::new();
-                for (i, (labels, _)) in evaluated.iter().enumerate() {
-                    groups
-                        .entry(agg.grouping.group_of(labels))
-                        .or_default()
-                        .push(i);
-                }
+                let groups = groups(&evaluated, &agg.grouping);
                 let mut values = Vec::new();
                 groups
                     .into_iter()
@@ -141,6 +129,15 @@ impl Engine {
             samples_read: budget.samples_read(),
         })
     }
+}
+
+/// Series positions by group.
+fn groups(evaluated: &[Evaluated], grouping: &super::Grouping) -> BTreeMap<Labels, Vec<usize>> {
+    let mut groups: BTreeMap<Labels, Vec<usize>> = BTreeMap::new();
+    for (i, (labels, _)) in evaluated.iter().enumerate() {
+        groups.entry(grouping.group_of(labels)).or_default().push(i);
+    }
+    groups
 }
 
 fn to_series(labels: Labels, values: Vec<Option<f64>>, steps: &[i64]) -> ResultSeries {

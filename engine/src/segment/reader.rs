@@ -11,11 +11,10 @@ use super::{FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
 use crate::codec::chunk;
 use crate::codec::varint::ByteReader;
 use crate::fs::Bytes;
-use crate::model::{Label, Labels, Namespace, Sample};
+use crate::model::{Labels, Namespace, Sample};
 use crate::{DecodeError, Error, Result};
 
 const MAX_STR: usize = 1 << 16;
-const MAX_LABELS: usize = 1 << 10;
 
 /// Where one chunk lies and what it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -306,13 +305,7 @@ fn parse_table(
         let at = r.position() as u64;
         let namespace =
             Namespace::new(r.str(MAX_STR, "namespace")?).map_err(|e| DecodeError::new(at, e))?;
-        let n = r.len(MAX_LABELS, "label count")?;
-        let mut labels = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = r.str(MAX_STR, "label name")?.to_owned();
-            let value = r.str(MAX_STR, "label value")?.to_owned();
-            labels.push(Label { name, value });
-        }
+        let labels = Labels::decode_from(&mut r)?;
         let nchunks = r.len(r.remaining(), "chunk count")?;
         let mut chunks = Vec::with_capacity(nchunks);
         for _ in 0..nchunks {
@@ -336,7 +329,7 @@ fn parse_table(
         }
         series.push(SegmentSeries {
             namespace,
-            labels: Labels::from_trusted(labels),
+            labels,
             chunks,
         });
     }

@@ -37,10 +37,8 @@ pub fn encode_segment(seq: u64, series: &[SegmentInput]) -> Vec<u8> {
     let (mut ts, mut vs) = (Vec::new(), Vec::new());
     for (local, s) in series.iter().enumerate() {
         put_str(&mut table, s.namespace.as_str());
-        put_u64(&mut table, s.labels.len() as u64);
+        s.labels.encode_to(&mut table);
         for l in s.labels.iter() {
-            put_str(&mut table, &l.name);
-            put_str(&mut table, &l.value);
             postings
                 .entry((&l.name, &l.value))
                 .or_default()

@@ -13,7 +13,7 @@
 
 use crate::DecodeError;
 use crate::codec::varint::{ByteReader, put_str, put_u64};
-use crate::model::{Label, Labels, Namespace, Sample};
+use crate::model::{Labels, Namespace, Sample};
 
 /// Kind byte of a series-definitions record.
 pub const KIND_SERIES: u8 = 1;
@@ -21,7 +21,6 @@ pub const KIND_SERIES: u8 = 1;
 pub const KIND_SAMPLES: u8 = 2;
 
 const MAX_STR: usize = 1 << 16;
-const MAX_LABELS: usize = 1 << 10;
 
 /// A series definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,11 +37,7 @@ pub struct SeriesDef {
 pub fn encode_series_def(out: &mut Vec<u8>, wal_ref: u32, namespace: &str, labels: &Labels) {
     put_u64(out, u64::from(wal_ref));
     put_str(out, namespace);
-    put_u64(out, labels.len() as u64);
-    for l in labels.iter() {
-        put_str(out, &l.name);
-        put_str(out, &l.value);
-    }
+    labels.encode_to(out);
 }
 
 /// Decodes a definitions payload.
@@ -55,17 +50,11 @@ pub fn decode_series_defs(payload: &[u8]) -> Result<Vec<SeriesDef>, DecodeError>
         let at = r.position();
         let namespace = Namespace::new(r.str(MAX_STR, "namespace")?)
             .map_err(|e| DecodeError::new(at as u64, e))?;
-        let n = r.len(MAX_LABELS, "label count")?;
-        let mut labels = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = r.str(MAX_STR, "label name")?.to_owned();
-            let value = r.str(MAX_STR, "label value")?.to_owned();
-            labels.push(Label { name, value });
-        }
+        let labels = Labels::decode_from(&mut r)?;
         defs.push(SeriesDef {
             wal_ref,
             namespace,
-            labels: Labels::from_trusted(labels),
+            labels,
         });
     }
     Ok(defs)

@@ -29,7 +29,7 @@ mod reader;
 mod writer;
 
 pub use reader::{ChunkMeta, Segment, SegmentSeries};
-pub use writer::{SegmentInput, write_segment};
+pub use writer::{SegmentInput, encode_segment, write_segment};
 
 /// Magic at both ends of a segment file.
 pub const MAGIC: &[u8; 8] = b"IOCDBSEG";

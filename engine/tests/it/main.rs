@@ -7,6 +7,7 @@ mod common;
 mod corruption;
 mod crash;
 mod faults;
+mod format_freeze;
 mod fuzz_corpus;
 mod model;
 mod query;

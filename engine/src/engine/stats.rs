@@ -50,6 +50,16 @@ pub struct Stats {
 }
 
 impl Engine {
+    /// Bytes the head holds now, and the budget past which writes are refused (cheap: no
+    /// walk over the series, unlike [`Engine::stats`]).
+    pub fn head_memory(&self) -> (u64, u64) {
+        let inner = &*self.inner;
+        (
+            inner.head_bytes.load(Ordering::Relaxed).max(0) as u64,
+            inner.opts.head_memory_budget as u64,
+        )
+    }
+
     /// Current counters.
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;

@@ -164,22 +164,34 @@ async fn watch_signals(stop: watch::Sender<bool>, health: tonic_health::server::
     std::process::exit(130);
 }
 
+/// Flushes every `every`, and early when the head passes half its memory budget, so that
+/// writers are not refused while a flush could make room.
 async fn flush_periodically(engine: Arc<Engine>, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(every);
+    let check = every.min(Duration::from_secs(5));
+    let mut tick = tokio::time::interval(check);
     tick.tick().await;
+    let mut last = tokio::time::Instant::now();
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
+        let (used, budget) = engine.head_memory();
+        if last.elapsed() < every && used < budget / 2 {
+            continue;
+        }
+        last = tokio::time::Instant::now();
         let engine = engine.clone();
         match tokio::task::spawn_blocking(move || engine.flush()).await {
-            Ok(Ok(r)) if r.segments > 0 => tracing::info!(
-                segments = r.segments,
-                samples = r.samples,
-                bytes = r.bytes,
-                "flushed"
-            ),
+            Ok(Ok(r)) if r.segments > 0 => {
+                tracing::info!(
+                    segments = r.segments,
+                    samples = r.samples,
+                    bytes = r.bytes,
+                    head_bytes = used,
+                    "flushed"
+                )
+            }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {
                 tracing::error!(error = %e, "background flush failed; the data stays in the head and the WAL")

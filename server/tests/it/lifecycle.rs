@@ -113,3 +113,45 @@ async fn sigterm_during_a_write_stream_loses_nothing_acknowledged() {
         assert_eq!(s.values[0], (m * 1000) as f64);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_head_past_half_its_budget_is_flushed_in_the_background() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(
+        &dir.path().join("data"),
+        "head_memory_mb = 1\nflush_interval_s = 3600\n",
+    );
+    let t = now_ms() - 600_000;
+    let req = v1::WriteRequest {
+        namespace: "cams".into(),
+        series: (0..4000)
+            .map(|i| {
+                series(
+                    "camera_people_count",
+                    &[("camera", &format!("c{i}"))],
+                    &[(t, 1.0), (t + 10_000, 2.0)],
+                )
+            })
+            .collect(),
+    };
+    server.ingest().await.write(req).await.expect("write");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let stats = server
+            .admin()
+            .await
+            .stats(v1::StatsRequest {})
+            .await
+            .expect("stats")
+            .into_inner();
+        if stats.segments > 0 {
+            assert_eq!(stats.segment_samples, 8000);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background flush within 30 s: {stats:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}

@@ -2,8 +2,7 @@
 //! a store with the province workload. Used by the query report and by the peer comparison.
 
 use iocdb_engine::{
-    AggregateOp, Aggregation, Engine, FunctionKind, Grouping, MatchOp, Matcher, RangeFunction,
-    RangeQuery,
+    AggregateOp, Aggregation, Engine, FunctionKind, Grouping, Matcher, RangeFunction, RangeQuery,
 };
 
 use crate::workload::{self, SeriesSpec};
@@ -94,7 +93,6 @@ pub fn queries(now: i64) -> Vec<DashboardQuery> {
         op: AggregateOp::Quantile(0.95),
         grouping: Grouping::By(vec![]),
     });
-    let _ = MatchOp::Equal;
     vec![
         DashboardQuery {
             name: "1 latest per commune (map tile)",

@@ -4,6 +4,7 @@
 // Tests index their own fixtures freely: a panic there is a failed test.
 #![allow(clippy::indexing_slicing)]
 
+mod cli;
 mod harness;
 mod ingest;
 mod lifecycle;

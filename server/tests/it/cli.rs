@@ -1,0 +1,104 @@
+//! The operator CLI against a running server: `iocdb write` from CSV, `iocdb query --json`,
+//! `iocdb latest`, `iocdb stats`.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use crate::harness::{Server, now_ms};
+
+fn iocdb(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iocdb"))
+        .args(args)
+        .env("IOCDB_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn iocdb");
+    let mut input = child.stdin.take().expect("stdin");
+    input
+        .write_all(stdin.unwrap_or("").as_bytes())
+        .expect("write stdin");
+    drop(input);
+    let out = child.wait_with_output().expect("wait");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn csv_written_with_the_cli_reads_back_as_json() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let t = now_ms() / 60_000 * 60_000 - 120_000;
+    let csv = format!(
+        "metric,commune,timestamp,value\nlodging_guests,Phường Châu Đốc,{t},42\nlodging_guests,Phường Châu Đốc,{},43\nlodging_guests,Xã Tri Tôn,{t},17\n",
+        t + 60_000
+    );
+    let (ok, out, err) = iocdb(
+        &["write", "--addr", &server.addr, "-n", "lodging", "-"],
+        Some(&csv),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("accepted 3 samples"), "{out}");
+
+    let (ok, out, err) = iocdb(
+        &[
+            "query",
+            "--addr",
+            &server.addr,
+            "-n",
+            "lodging",
+            "-m",
+            "commune=~\"Phường.*\"",
+            "--start",
+            &t.to_string(),
+            "--end",
+            &(t + 60_000).to_string(),
+            "--step",
+            "1m",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&out).expect("JSON");
+    assert_eq!(json[0]["labels"]["commune"], "Phường Châu Đốc");
+    assert_eq!(
+        json[0]["points"],
+        serde_json::json!([[t, 42.0], [t + 60_000, 43.0]])
+    );
+
+    let (ok, out, _) = iocdb(
+        &[
+            "latest",
+            "--addr",
+            &server.addr,
+            "-n",
+            "lodging",
+            "-m",
+            "__name__=lodging_guests",
+            "--lookback",
+            "10m",
+        ],
+        None,
+    );
+    assert!(ok);
+    assert!(out.contains("Xã Tri Tôn") && out.contains("43"), "{out}");
+
+    let (ok, out, _) = iocdb(&["stats", "--addr", &server.addr], None);
+    assert!(ok);
+    assert!(out.contains("accepted samples  3"), "{out}");
+
+    let (ok, _, err) = iocdb(
+        &["write", "--addr", &server.addr, "-n", "lodging", "-"],
+        Some("metric,timestamp,value\nbad name,1,2\n"),
+    );
+    assert!(!ok, "a rejected sample makes the command fail");
+    assert!(
+        err.contains("invalid_argument") || err.contains("does not match"),
+        "{err}"
+    );
+}

@@ -155,3 +155,75 @@ async fn a_head_past_half_its_budget_is_flushed_in_the_background() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_segment_met_by_a_query_is_data_loss_naming_the_file_and_the_rest_is_served() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let t = now_ms() - 600_000;
+    let server = Server::start(&data, "");
+    for (site, flush) in [("damaged", true), ("intact", false)] {
+        let samples: Vec<(i64, f64)> = (0..500)
+            .map(|k| (t + k * 100, (k % 7) as f64 + 0.25))
+            .collect();
+        let req = v1::WriteRequest {
+            namespace: "t".into(),
+            series: vec![series("m", &[("site", site)], &samples)],
+        };
+        server.ingest().await.write(req).await.expect("write");
+        if flush {
+            server
+                .admin()
+                .await
+                .flush(v1::FlushRequest {})
+                .await
+                .expect("flush");
+        }
+    }
+    assert!(server.terminate().success());
+    let segment = std::fs::read_dir(data.join("segments"))
+        .expect("segments")
+        .map(|e| e.expect("entry").path())
+        .next()
+        .expect("a segment");
+    let mut bytes = std::fs::read(&segment).expect("read");
+    bytes[40] ^= 0xff; // inside the first chunk block, after the 16-byte header and its 8-byte frame
+    std::fs::write(&segment, bytes).expect("write");
+
+    let server = Server::start(&data, "");
+    let req = |site: &str| v1::SelectRequest {
+        namespace: "t".into(),
+        matchers: vec![crate::harness::eq("site", site)],
+        start_ms: i64::MIN,
+        end_ms: i64::MAX,
+    };
+    let status = server
+        .query()
+        .await
+        .select(req("damaged"))
+        .await
+        .expect_err("corrupt chunk");
+    assert_eq!(status.code(), tonic::Code::DataLoss);
+    let name = segment
+        .file_name()
+        .and_then(|n| n.to_str())
+        .expect("name")
+        .to_owned();
+    assert!(
+        status.message().contains(&name) && status.message().contains("offset"),
+        "{}",
+        status.message()
+    );
+    let intact = server
+        .query()
+        .await
+        .select(req("intact"))
+        .await
+        .expect("the rest is served")
+        .into_inner()
+        .message()
+        .await
+        .expect("msg")
+        .expect("batch");
+    assert_eq!(intact.series[0].timestamps_ms.len(), 500);
+}

@@ -66,10 +66,7 @@ pub async fn run(
     clients: usize,
 ) -> Result<LoadFigures, String> {
     let (total, lanes) = split(requests, clients);
-    let mut conns = Vec::new();
-    for _ in 0..clients {
-        conns.push(connect(addr).await?);
-    }
+    let conns = connect_all(addr, clients).await?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (mut client, lane) in conns.into_iter().zip(lanes) {
@@ -147,10 +144,7 @@ pub async fn run_streams(
 ) -> Result<f64, String> {
     let (total, lanes) = split(requests, clients);
     let lanes: Vec<Vec<v1::WriteRequest>> = lanes.into_iter().map(with_stream_ids).collect();
-    let mut conns = Vec::new();
-    for _ in 0..clients {
-        conns.push(connect(addr).await?);
-    }
+    let conns = connect_all(addr, clients).await?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (mut client, lane) in conns.into_iter().zip(lanes) {
@@ -176,6 +170,14 @@ fn tokio_stream_iter(
     v: Vec<v1::WriteRequest>,
 ) -> impl tonic::codegen::tokio_stream::Stream<Item = v1::WriteRequest> {
     tonic::codegen::tokio_stream::iter(v)
+}
+
+async fn connect_all(addr: &str, clients: usize) -> Result<Vec<IngestClient<Channel>>, String> {
+    let mut conns = Vec::with_capacity(clients);
+    for _ in 0..clients {
+        conns.push(connect(addr).await?);
+    }
+    Ok(conns)
 }
 
 async fn connect(addr: &str) -> Result<IngestClient<Channel>, String> {

@@ -109,21 +109,25 @@ pub fn codec(budget: Duration) -> Vec<CodecFigures> {
     out
 }
 
-/// Writes the requests `make()` returns with `threads` writers, writer `i` taking every
-/// `threads`-th request; returns samples/s. Each writer builds its own requests before the
-/// clock starts, so memory is freed by the thread that allocated it, as in the server.
-pub fn ingest(
+/// Runs `threads` writers against a store opened in `dir`: writer `i` takes every
+/// `threads`-th request of `make()`, turns its share into batches with `prepare` and counts
+/// their samples before the clock starts (so memory is freed by the thread that allocated
+/// it, as in the server), then writes them with `write`. Returns samples/s.
+fn timed_writers<B>(
     dir: &Path,
     opts: Options,
-    make: impl Fn() -> Vec<WriteRequest> + Sync,
     threads: usize,
+    make: impl Fn() -> Vec<WriteRequest> + Sync,
+    prepare: impl Fn(&Engine, Vec<WriteRequest>) -> (Vec<B>, usize) + Sync,
+    write: impl Fn(&Engine, B) -> iocdb_engine::Result<iocdb_engine::WriteOutcome> + Sync,
 ) -> f64 {
     let engine = Engine::open(dir, opts).unwrap_or_else(|e| panic!("open {}: {e}", dir.display()));
     let barrier = std::sync::Barrier::new(threads + 1);
     let total = std::sync::atomic::AtomicUsize::new(0);
     let elapsed = std::thread::scope(|s| {
         for lane in 0..threads {
-            let (engine, barrier, make, total) = (&engine, &barrier, &make, &total);
+            let (engine, barrier, make, prepare, write, total) =
+                (&engine, &barrier, &make, &prepare, &write, &total);
             s.spawn(move || {
                 let mine: Vec<WriteRequest> = make()
                     .into_iter()
@@ -131,10 +135,11 @@ pub fn ingest(
                     .filter(|(i, _)| i % threads == lane)
                     .map(|(_, r)| r)
                     .collect();
-                total.fetch_add(samples_in(&mine), std::sync::atomic::Ordering::Relaxed);
+                let (batches, samples) = prepare(engine, mine);
+                total.fetch_add(samples, std::sync::atomic::Ordering::Relaxed);
                 barrier.wait();
-                for r in mine {
-                    let out = engine.write(r).unwrap_or_else(|e| panic!("write: {e}"));
+                for b in batches {
+                    let out = write(engine, b).unwrap_or_else(|e| panic!("write: {e}"));
                     assert!(out.rejected.is_empty(), "{:?}", out.rejected.first());
                 }
             });
@@ -144,6 +149,27 @@ pub fn ingest(
     })
     .elapsed();
     total.into_inner() as f64 / elapsed.as_secs_f64()
+}
+
+/// Writes the requests `make()` returns with `threads` writers by labels
+/// ([`Engine::write`]); returns samples/s.
+pub fn ingest(
+    dir: &Path,
+    opts: Options,
+    make: impl Fn() -> Vec<WriteRequest> + Sync,
+    threads: usize,
+) -> f64 {
+    timed_writers(
+        dir,
+        opts,
+        threads,
+        make,
+        |_, reqs| {
+            let n = samples_in(&reqs);
+            (reqs, n)
+        },
+        |e, r| e.write(r),
+    )
 }
 
 /// Like [`ingest`], but each writer first resolves every series it will write (as a
@@ -156,64 +182,38 @@ pub fn ingest_resolved(
     threads: usize,
 ) -> f64 {
     use iocdb_engine::Resolved;
-    let engine = Engine::open(dir, opts).unwrap_or_else(|e| panic!("open {}: {e}", dir.display()));
-    let barrier = std::sync::Barrier::new(threads + 1);
-    let total = std::sync::atomic::AtomicUsize::new(0);
-    let elapsed = std::thread::scope(|s| {
-        for lane in 0..threads {
-            let (engine, barrier, make, total) = (&engine, &barrier, &make, &total);
-            s.spawn(move || {
-                let mut handles = std::collections::HashMap::new();
-                let mine: Vec<Vec<Resolved>> = make()
+    let prepare = |engine: &Engine, reqs: Vec<WriteRequest>| {
+        let n = samples_in(&reqs);
+        let mut handles = std::collections::HashMap::new();
+        let batches = reqs
+            .into_iter()
+            .map(|r| {
+                r.series
                     .into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| i % threads == lane)
-                    .map(|(_, r)| {
-                        r.series
-                            .into_iter()
-                            .map(|w| {
-                                let key: Vec<(String, String)> = w
-                                    .labels
-                                    .iter()
-                                    .map(|l| (l.name.clone(), l.value.clone()))
-                                    .collect();
-                                let handle = handles
-                                    .entry(key)
-                                    .or_insert_with(|| {
-                                        engine
-                                            .resolve(&r.namespace, w.labels)
-                                            .unwrap_or_else(|e| panic!("resolve: {e}"))
-                                    })
-                                    .clone();
-                                Resolved::Series(handle, w.samples)
+                    .map(|w| {
+                        let key: Vec<(String, String)> = w
+                            .labels
+                            .iter()
+                            .map(|l| (l.name.clone(), l.value.clone()))
+                            .collect();
+                        let handle = handles
+                            .entry(key)
+                            .or_insert_with(|| {
+                                engine
+                                    .resolve(&r.namespace, w.labels)
+                                    .unwrap_or_else(|e| panic!("resolve: {e}"))
                             })
-                            .collect()
+                            .clone();
+                        Resolved::Series(handle, w.samples)
                     })
-                    .collect();
-                total.fetch_add(
-                    mine.iter()
-                        .flatten()
-                        .map(|r| match r {
-                            Resolved::Series(_, s) => s.len(),
-                            Resolved::Rejected { .. } => 0,
-                        })
-                        .sum(),
-                    std::sync::atomic::Ordering::Relaxed,
-                );
-                barrier.wait();
-                for batch in mine {
-                    let out = engine
-                        .write_resolved(batch)
-                        .unwrap_or_else(|e| panic!("write: {e}"));
-                    assert!(out.rejected.is_empty(), "{:?}", out.rejected.first());
-                }
-            });
-        }
-        barrier.wait();
-        Instant::now()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (batches, n)
+    };
+    timed_writers(dir, opts, threads, make, prepare, |e, b| {
+        e.write_resolved(b)
     })
-    .elapsed();
-    total.into_inner() as f64 / elapsed.as_secs_f64()
 }
 
 /// Every figure of the engine report.

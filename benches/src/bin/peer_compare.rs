@@ -91,6 +91,16 @@ fn exposition(out: &mut Vec<u8>, r: &WriteRequest, seconds: bool) {
 
 type Answer = BTreeMap<String, Vec<(i64, f64)>>;
 
+/// One text key per label set, the same whichever system answered.
+fn series_key(mut labels: Vec<(String, String)>) -> String {
+    labels.sort();
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 fn peer_query(url: &str, promql: &str, start: i64, end: i64, step: i64) -> (Answer, Duration) {
     let t = Instant::now();
     let body = ureq::get(&format!("{url}/api/v1/query_range"))
@@ -107,18 +117,13 @@ fn peer_query(url: &str, promql: &str, start: i64, end: i64, step: i64) -> (Answ
     let json: serde_json::Value = serde_json::from_str(&body).expect("json");
     let mut out = Answer::new();
     for r in json["data"]["result"].as_array().into_iter().flatten() {
-        let mut labels: Vec<(String, String)> = r["metric"]
+        let labels: Vec<(String, String)> = r["metric"]
             .as_object()
             .into_iter()
             .flatten()
             .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
             .collect();
-        labels.sort();
-        let key = labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v:?}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let key = series_key(labels);
         let points = r["values"]
             .as_array()
             .into_iter()
@@ -141,17 +146,12 @@ fn iocdb_answer(engine: &Engine, q: &iocdb_engine::RangeQuery) -> (Answer, Durat
     let elapsed = t.elapsed();
     let mut out = Answer::new();
     for s in res.series {
-        let mut labels: Vec<(String, String)> = s
+        let labels: Vec<(String, String)> = s
             .labels
             .iter()
             .map(|l| (l.name.clone(), l.value.clone()))
             .collect();
-        labels.sort();
-        let key = labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v:?}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let key = series_key(labels);
         out.insert(key, s.points.iter().map(|p: &Sample| (p.t, p.v)).collect());
     }
     (out, elapsed)

@@ -152,9 +152,15 @@ fn write_generation(
         dedupe_newest_wins(&mut samples, 0);
         let mut rest = samples.as_slice();
         while let Some(first) = rest.first() {
-            let partition = first.t.div_euclid(partition_ms) * partition_ms;
-            let limit = partition.saturating_add(partition_ms);
-            let split = rest.iter().position(|s| s.t >= limit).unwrap_or(rest.len());
+            // i128: the partitions at the ends of the i64 range reach past it.
+            let width = i128::from(partition_ms);
+            let floor = i128::from(first.t).div_euclid(width);
+            let partition = (floor * width).max(i128::from(i64::MIN)) as i64;
+            let limit = (floor + 1) * width;
+            let split = rest
+                .iter()
+                .position(|s| i128::from(s.t) >= limit)
+                .unwrap_or(rest.len());
             let (part, tail) = rest.split_at(split);
             let entry = partitions.entry(partition).or_default();
             entry.0.push(id);

@@ -28,8 +28,9 @@ impl Engine {
                 q.end, q.start
             )));
         }
-        let points = ((q.end - q.start) / q.step) as u64 + 1;
-        if points > limits.max_points_per_series as u64 {
+        // i128: start and end come from the network and may be anywhere in i64.
+        let points = (i128::from(q.end) - i128::from(q.start)) / i128::from(q.step) + 1;
+        if points > limits.max_points_per_series as i128 {
             return Err(Error::ResourceExhausted {
                 limit: "query_max_points_per_series",
                 detail: format!(
@@ -53,7 +54,10 @@ impl Engine {
         let series = self.matching_series(&q.namespace, &q.matchers)?;
         budget.check_series(series.len())?;
         let series_read = series.len() as u64;
-        let steps: Vec<i64> = (0..points as i64).map(|i| q.start + i * q.step).collect();
+        // start + i × step ≤ end for every step, so the i128 result fits an i64.
+        let steps: Vec<i64> = (0..points)
+            .map(|i| (i128::from(q.start) + i * i128::from(q.step)) as i64)
+            .collect();
         let evaluated = self.read_series_with(
             series,
             q.start.saturating_sub(window),
@@ -182,7 +186,7 @@ fn evaluate_one(
                 let latest = hi.checked_sub(1).and_then(|i| samples.get(i));
                 values.push(
                     latest
-                        .filter(|s| s.t >= t - window && !is_stale_marker(s.v))
+                        .filter(|s| s.t >= t.saturating_sub(window) && !is_stale_marker(s.v))
                         .map(|s| s.v),
                 );
             }
@@ -197,7 +201,7 @@ fn evaluate_one(
                 while live.get(hi).is_some_and(|s| s.t <= t) {
                     hi += 1;
                 }
-                while live.get(lo).is_some_and(|s| s.t < t - window) {
+                while live.get(lo).is_some_and(|s| s.t < t.saturating_sub(window)) {
                     lo += 1;
                 }
                 let in_window = live.get(lo..hi.max(lo)).unwrap_or(&[]);

@@ -73,16 +73,24 @@ impl RangeFunction {
         let last = samples.last()?;
         let values = || samples.iter().map(|s| s.v);
         match self.kind {
-            FunctionKind::Rate => {
-                extrapolated(samples, t - self.window_ms, t, true, Some(self.window_ms))
+            FunctionKind::Rate => extrapolated(
+                samples,
+                t.saturating_sub(self.window_ms),
+                t,
+                true,
+                Some(self.window_ms),
+            ),
+            FunctionKind::Increase => {
+                extrapolated(samples, t.saturating_sub(self.window_ms), t, true, None)
             }
-            FunctionKind::Increase => extrapolated(samples, t - self.window_ms, t, true, None),
-            FunctionKind::Delta => extrapolated(samples, t - self.window_ms, t, false, None),
+            FunctionKind::Delta => {
+                extrapolated(samples, t.saturating_sub(self.window_ms), t, false, None)
+            }
             FunctionKind::Irate => {
                 let [.., prev, last] = samples else {
                     return None;
                 };
-                let dt = last.t - prev.t;
+                let dt = last.t.saturating_sub(prev.t);
                 if dt == 0 {
                     return None;
                 }
@@ -131,9 +139,9 @@ fn extrapolated(
             prev = s.v;
         }
     }
-    let mut to_start = (first.t - range_start) as f64 / 1000.0;
-    let to_end = (range_end - last.t) as f64 / 1000.0;
-    let sampled = (last.t - first.t) as f64 / 1000.0;
+    let mut to_start = (first.t as f64 - range_start as f64) / 1000.0;
+    let to_end = (range_end as f64 - last.t as f64) / 1000.0;
+    let sampled = (last.t as f64 - first.t as f64) / 1000.0;
     let average = sampled / (samples.len() - 1) as f64;
     if counter && result > 0.0 && first.v >= 0.0 {
         let to_zero = sampled * (first.v / result);

@@ -114,7 +114,7 @@ impl Engine {
                     continue;
                 };
                 let last = samples.last().copied();
-                let silent = last.map_or(window, |l| at - l.t);
+                let silent = last.map_or(window, |l| at.saturating_sub(l.t));
                 if silent as f64 > interval as f64 * factor {
                     out.push(StaleSeries {
                         labels: s.labels.clone(),

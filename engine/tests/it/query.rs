@@ -620,3 +620,42 @@ proptest! {
         prop_assert_eq!(got, naive(&reference, &q));
     }
 }
+
+#[test]
+fn extreme_times_from_the_network_give_answers_or_errors_never_panics() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    engine
+        .write(request(
+            "x",
+            vec![sw("m", &[("site", "a")], &[(0, 1.0), (1000, 2.0)])],
+        ))
+        .expect("w");
+    let whole = RangeQuery::new("x", all("m"), i64::MIN, i64::MAX, 1);
+    assert!(matches!(
+        engine.query_range(&whole),
+        Err(Error::ResourceExhausted {
+            limit: "query_max_points_per_series",
+            ..
+        })
+    ));
+    for kind in [
+        FunctionKind::Rate,
+        FunctionKind::Irate,
+        FunctionKind::AvgOverTime,
+    ] {
+        let mut q = RangeQuery::new("x", all("m"), i64::MIN, i64::MAX, i64::MAX);
+        q.function = Some(RangeFunction {
+            kind,
+            window_ms: i64::MAX,
+        });
+        engine
+            .query_range(&q)
+            .expect("a two-step query over all of time");
+    }
+    engine
+        .latest("x", &all("m"), i64::MIN, i64::MAX)
+        .expect("latest");
+    engine.stale_series("x", &[], i64::MIN, 3.0).expect("stale");
+    engine.stale_series("x", &[], i64::MAX, 3.0).expect("stale");
+}

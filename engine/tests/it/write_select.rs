@@ -334,3 +334,28 @@ fn interval_fsync_acknowledges_and_keeps_data_across_a_clean_close() {
     let engine = common::open_with(dir.path(), opts).expect("open");
     assert_eq!(dump(&engine, "s").len(), 1);
 }
+
+#[test]
+fn extreme_timestamps_are_stored_flushed_and_read_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    let samples = vec![
+        Sample::new(i64::MIN, 1.0),
+        Sample::new(i64::MIN + 1, 2.0),
+        Sample::new(-1, 3.0),
+        Sample::new(0, 4.0),
+    ];
+    let req = request("x", vec![series("m", 0, samples.clone())]);
+    assert_eq!(engine.write(req).expect("write").accepted, 4);
+    engine.flush().expect("flush");
+    drop(engine);
+    let engine = common::open(dir.path());
+    let got = dump(&engine, "x");
+    assert_eq!(
+        got["s0"],
+        samples
+            .iter()
+            .map(|s| (s.t, s.v.to_bits()))
+            .collect::<Vec<_>>()
+    );
+}

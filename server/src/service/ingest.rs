@@ -15,6 +15,9 @@ use tonic::{Code, Request, Response, Status, Streaming};
 use super::AppState;
 use crate::convert;
 
+/// Most series ids one write stream remembers.
+pub const MAX_STREAM_IDS: usize = 1_000_000;
+
 /// The ingest service.
 #[derive(Debug, Clone)]
 pub struct IngestService(pub AppState);
@@ -74,7 +77,12 @@ impl IngestService {
                     }
                     match e.resolve(&req.namespace, convert::labels_in(s.labels)) {
                         Ok(h) => {
-                            if s.stream_id != 0 {
+                            // A stream remembers at most MAX_STREAM_IDS ids, so a client cannot
+                            // grow the server's memory without bound; past it, series still
+                            // store by labels.
+                            if s.stream_id != 0
+                                && (ids.len() < MAX_STREAM_IDS || ids.contains_key(&s.stream_id))
+                            {
                                 ids.insert(s.stream_id, h.clone());
                             }
                             batch.push(Resolved::Series(h, samples));

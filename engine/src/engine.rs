@@ -1,6 +1,8 @@
 //! The facade: [`Engine::open`] and the calls on an open store. The work is split by verb
-//! into `engine/open.rs` (recovery), `engine/write.rs`, `engine/select.rs`,
-//! `engine/flush.rs` and `engine/stats.rs`; this file holds the shared state.
+//! into `engine/open.rs` (recovery), `engine/write.rs`, `engine/read.rs` (the read view
+//! queries use) and `engine/select.rs` (the read calls), `engine/flush.rs` and
+//! `engine/stats.rs`; `engine/version.rs` is what readers see besides the head; this file
+//! holds the shared state.
 //!
 //! Concurrency: writers of different series share nothing but the WAL's group commit and a
 //! shared (read) hold on the *cut gate*. A flush takes the gate exclusively for the moment
@@ -11,11 +13,12 @@
 
 pub mod flush;
 mod open;
-pub(crate) mod select;
+pub mod read;
+mod select;
 mod stats;
+mod version;
 pub mod write;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -23,19 +26,17 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
-use roaring::RoaringBitmap;
 
 pub use select::SeriesSamples;
 pub use stats::{Quarantined, Stats};
+use version::Version;
 
 use crate::Result;
-use crate::head::SeriesLayer;
-use crate::index::{Index, SeriesRef};
+use crate::head::Head;
 use crate::manifest::Manifest;
 use crate::metadata::{MetadataStore, MetricMetadata};
 use crate::model::RejectReason;
 use crate::options::{FsyncPolicy, Options};
-use crate::segment::Segment;
 use crate::wal::Wal;
 
 /// An open store. Cheap to share: clone the `Arc` you keep it in.
@@ -49,7 +50,7 @@ pub struct Engine {
 pub(crate) struct Inner {
     dir: PathBuf,
     opts: Options,
-    index: Index,
+    head: Head,
     wal: Wal,
     gate: RwLock<()>,
     version: RwLock<Arc<Version>>,
@@ -62,33 +63,9 @@ pub(crate) struct Inner {
     closed: AtomicBool,
     /// The data directory's lock, released by `close`.
     lock: Mutex<Option<std::fs::File>>,
-}
-
-/// What readers see besides the live head: immutable, swapped as a whole.
-#[derive(Debug, Default)]
-pub(crate) struct Version {
-    /// Live segments, by (seq, name): later ones hold newer writes.
-    segments: Vec<Arc<SegmentHandle>>,
-    /// Head data cut by a flush and not yet in a published segment, oldest first.
-    frozen: Vec<Arc<FrozenGen>>,
-}
-
-/// An open segment and the engine's references for its series.
-#[derive(Debug)]
-pub(crate) struct SegmentHandle {
-    name: String,
-    segment: Segment,
-    locals: HashMap<SeriesRef, u32>,
-    refs: RoaringBitmap,
-}
-
-/// Head data moved out by one flush's cut.
-#[derive(Debug)]
-pub(crate) struct FrozenGen {
-    seq: u64,
-    /// WAL files numbered below this are covered by this and earlier generations.
-    wal_below: u64,
-    series: HashMap<SeriesRef, SeriesLayer>,
+    /// The workers every query of this engine shares, sized to the machine: eight
+    /// concurrent dashboard queries use these, not eight threads per core.
+    query_pool: rayon::ThreadPool,
 }
 
 #[derive(Debug)]
@@ -165,39 +142,7 @@ impl Engine {
 
     /// The metadata of a namespace's metrics, sorted by metric.
     pub fn metadata(&self, namespace: &str) -> Result<Vec<MetricMetadata>> {
-        let ns = crate::model::Namespace::new(namespace).map_err(crate::Error::InvalidArgument)?;
-        let store = self.inner.metadata.lock();
-        Ok(store
-            .0
-            .iter()
-            .filter(|((n, _), _)| n == ns.as_str())
-            .map(|(_, m)| m.clone())
-            .collect())
-    }
-
-    /// The query limits in force.
-    pub(crate) fn query_limits(&self) -> &crate::options::QueryLimits {
-        &self.inner.opts.query_limits
-    }
-
-    /// Whether a series may have samples in `[start, end]`, judged from chunk bounds alone.
-    pub(crate) fn has_data(&self, series: &crate::index::Series, start: i64, end: i64) -> bool {
-        if series.head.overlaps(start, end) {
-            return true;
-        }
-        let version = self.inner.current_version();
-        version.frozen.iter().any(|g| {
-            g.series
-                .get(&series.id)
-                .is_some_and(|l| l.overlaps(start, end))
-        }) || version.segments.iter().any(|h| {
-            h.segment.max_t >= start
-                && h.segment.min_t <= end
-                && h.locals
-                    .get(&series.id)
-                    .and_then(|&l| h.segment.series.get(l as usize))
-                    .is_some_and(|s| s.chunks.iter().any(|c| c.max_t >= start && c.min_t <= end))
-        })
+        self.inner.metadata(namespace)
     }
 }
 
@@ -239,6 +184,17 @@ impl Inner {
             return Err(crate::Error::Closed);
         }
         Ok(())
+    }
+
+    fn metadata(&self, namespace: &str) -> Result<Vec<MetricMetadata>> {
+        let ns = crate::model::Namespace::new(namespace).map_err(crate::Error::InvalidArgument)?;
+        let store = self.metadata.lock();
+        Ok(store
+            .0
+            .iter()
+            .filter(|((n, _), _)| n == ns.as_str())
+            .map(|(_, m)| m.clone())
+            .collect())
     }
 
     fn current_version(&self) -> Arc<Version> {

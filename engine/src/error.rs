@@ -36,8 +36,8 @@ pub enum Error {
     /// A configured limit or budget was reached; retry later or raise the limit.
     #[error("resource exhausted: {limit}: {detail}")]
     ResourceExhausted {
-        /// The name of the limit, as in [`crate::Options`].
-        limit: &'static str,
+        /// Which limit.
+        limit: Limit,
         /// What was asked for and what the limit allows.
         detail: String,
     },
@@ -66,6 +66,10 @@ pub enum Error {
     /// The engine has been closed.
     #[error("the engine is closed")]
     Closed,
+    /// A bug, never bad input: for example a query worker that panicked. The call failed;
+    /// the engine goes on serving.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl Error {
@@ -81,9 +85,44 @@ impl Error {
     pub fn is_disk_full(&self) -> bool {
         match self {
             Error::Io { source, .. } => source.kind() == io::ErrorKind::StorageFull,
-            Error::ResourceExhausted { limit, .. } => *limit == "disk",
+            Error::ResourceExhausted { limit, .. } => *limit == Limit::Disk,
             _ => false,
         }
+    }
+}
+
+/// The limits a call can run into, named as in [`crate::Options`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The head's memory budget ([`crate::Options::head_memory_budget`]).
+    HeadMemoryBudget,
+    /// The disk is full: writes are refused until space is freed; queries go on.
+    Disk,
+    /// [`crate::QueryLimits::max_series`].
+    QueryMaxSeries,
+    /// [`crate::QueryLimits::max_samples`].
+    QueryMaxSamples,
+    /// [`crate::QueryLimits::max_points_per_series`].
+    QueryMaxPointsPerSeries,
+}
+
+impl Limit {
+    /// The limit's name as operators see it in errors and configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Limit::HeadMemoryBudget => "head_memory_budget",
+            Limit::Disk => "disk",
+            Limit::QueryMaxSeries => "query_max_series",
+            Limit::QueryMaxSamples => "query_max_samples",
+            Limit::QueryMaxPointsPerSeries => "query_max_points_per_series",
+        }
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }
 

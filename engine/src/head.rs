@@ -1,221 +1,157 @@
-//! The head: recent samples in memory, per series, until a flush moves them to a segment.
+//! The head: every series the engine knows, and their recent samples in memory until a
+//! flush moves them to a segment.
 //!
-//! Each series owns its data behind its own small lock, so writers of different series
-//! never meet, and a reader holds a series' lock only long enough to clone chunk handles
-//! and copy the open chunk's few bytes. In-order samples go into a compressed open chunk
-//! ([`ChunkAppender`]) that is sealed into an immutable, shared chunk every
-//! [`SEAL_SAMPLES`] samples; samples at or before the series' last timestamp (backfill,
-//! corrections) go to an out-of-order list that wins over the chunks when read, in arrival
-//! order, so the last write always wins.
+//! [`Head`] owns the series registry — labels → series (sharded by label hash) and
+//! reference → series — and keeps the label [`Index`] (postings) beside it, as Prometheus'
+//! `Head{series, postings}` does: the head uses the index, the index knows nothing of
+//! series. References are dense `u32`s handed out in creation order within a process; they
+//! are not persisted (WAL files define their own, segments carry labels), so they stay dense.
+//! Creating a series takes one shard's write lock and the postings' write lock, once per
+//! series, never per sample.
+//!
+//! Per series, [`HeadSeries`] holds the samples (`head/chunks.rs`); [`SeriesLayer`] is one
+//! source's data for a series and the newest-write-wins merge of several (`head/layer.rs`).
+//!
+//! May use: `model`, `codec`, `index`.
 
+mod chunks;
 mod layer;
+mod series;
 
+use std::collections::HashMap;
+use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
+use roaring::RoaringBitmap;
 
-use crate::codec::chunk::{self, ChunkAppender};
-use crate::model::Sample;
-
+pub use chunks::{HeadSeries, SEAL_SAMPLES, SealedChunk};
 pub use layer::{SeriesLayer, dedupe_newest_wins, merge_newest_wins};
+pub use series::{Series, SeriesHandle, SeriesRef};
 
-/// Samples per sealed head chunk.
-pub const SEAL_SAMPLES: usize = 128;
+use crate::index::{Index, Matcher};
+use crate::model::{Labels, Namespace, RejectReason};
 
-/// Fixed overhead accounted per series (the struct, its lock, its table slot).
-const SERIES_OVERHEAD: usize = 160;
+const SHARDS: usize = 16;
 
-/// Overhead of one sealed chunk besides its bytes (the `Arc` header).
-const SEALED_OVERHEAD: usize = 16;
+type Key = (Namespace, Labels);
+type Lookup = HashMap<Key, Arc<Series>, foldhash::fast::RandomState>;
 
-/// An immutable, compressed chunk with its time bounds.
-#[derive(Debug, Clone)]
-pub struct SealedChunk {
-    /// Earliest timestamp in the chunk.
-    pub min_t: i64,
-    /// Latest timestamp in the chunk.
-    pub max_t: i64,
-    /// The chunk bytes (see [`crate::codec::chunk`]).
-    pub bytes: Arc<[u8]>,
+/// The series registry and, beside it, their postings.
+#[derive(Debug)]
+pub struct Head {
+    lookup: Box<[RwLock<Lookup>]>,
+    series: RwLock<Vec<Arc<Series>>>,
+    postings: Index,
+    hasher: foldhash::fast::RandomState,
+    label_bytes: AtomicU64,
 }
 
-#[derive(Debug, Default)]
-struct SeriesData {
-    sealed: Vec<SealedChunk>,
-    open: ChunkAppender,
-    open_min_t: i64,
-    ooo: Vec<Sample>,
-    /// Bytes of the sealed chunks, kept so accounting is O(1) per append.
-    sealed_bytes: usize,
-    bytes: usize,
+impl Default for Head {
+    fn default() -> Self {
+        Head {
+            lookup: (0..SHARDS)
+                .map(|_| RwLock::new(HashMap::default()))
+                .collect(),
+            series: RwLock::new(Vec::new()),
+            postings: Index::default(),
+            hasher: Default::default(),
+            label_bytes: AtomicU64::new(0),
+        }
+    }
 }
 
-/// The head data of one series.
-#[derive(Debug, Default)]
-pub struct HeadSeries {
-    data: Mutex<SeriesData>,
-}
+impl Head {
+    fn shard(&self, key: &Key) -> &RwLock<Lookup> {
+        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+        // `i < SHARDS == lookup.len()`.
+        self.lookup
+            .get(i)
+            .unwrap_or_else(|| unreachable!("shard {i} of {SHARDS}"))
+    }
 
-impl HeadSeries {
-    /// Appends samples; returns the change in accounted bytes.
-    pub fn append(&self, samples: impl IntoIterator<Item = Sample>) -> isize {
-        let mut d = self.data.lock();
-        let before = d.bytes;
-        for s in samples {
-            let last = d.open.last_t().or_else(|| d.sealed.last().map(|c| c.max_t));
-            if last.is_some_and(|last| s.t <= last) {
-                d.ooo.push(s);
-                continue;
-            }
-            if d.open.is_empty() {
-                d.open_min_t = s.t;
-            }
-            d.open.push(s.t, s.v);
-            if d.open.len() >= SEAL_SAMPLES {
-                let max_t = s.t;
-                let min_t = d.open_min_t;
-                let open = std::mem::take(&mut d.open);
-                let bytes: Arc<[u8]> = open.snapshot().into();
-                d.sealed_bytes += bytes.len() + SEALED_OVERHEAD;
-                d.sealed.push(SealedChunk {
-                    min_t,
-                    max_t,
-                    bytes,
+    /// The series with these labels, created if new. `max_per_namespace` caps creation
+    /// (`None`: no cap, for WAL replay of series that were already accepted).
+    pub fn get_or_create(
+        &self,
+        namespace: &Namespace,
+        labels: Labels,
+        max_per_namespace: Option<usize>,
+    ) -> Result<Arc<Series>, RejectReason> {
+        let key = (namespace.clone(), labels);
+        let shard = self.shard(&key);
+        if let Some(series) = shard.read().get(&key) {
+            return Ok(series.clone());
+        }
+        let mut lookup = shard.write();
+        if let Some(series) = lookup.get(&key) {
+            return Ok(series.clone());
+        }
+        let (namespace, labels) = &key;
+        let mut created = None;
+        // The table grows under the postings' lock, so references stay dense and in order.
+        self.postings
+            .add(namespace, labels, max_per_namespace, || {
+                let mut table = self.series.write();
+                let id = table.len() as SeriesRef;
+                let series = Arc::new(Series {
+                    id,
+                    namespace: namespace.clone(),
+                    labels: labels.clone(),
+                    head: HeadSeries::default(),
+                    wal_file: AtomicU64::new(0),
                 });
-            }
-        }
-        d.bytes = accounted_bytes(&d);
-        d.bytes as isize - before as isize
+                table.push(series.clone());
+                created = Some(series);
+                id
+            })?;
+        let series = created.unwrap_or_else(|| unreachable!("the postings assigned an id"));
+        self.label_bytes
+            .fetch_add(labels.heap_bytes() as u64 * 2, Ordering::Relaxed);
+        lookup.insert(key, series.clone());
+        Ok(series)
     }
 
-    /// A copy of the data overlapping `[start, end]`, cheap enough to take under the lock.
-    pub fn snapshot(&self, start: i64, end: i64) -> SeriesLayer {
-        let d = self.data.lock();
-        let mut chunks: Vec<SealedChunk> = d
-            .sealed
-            .iter()
-            .filter(|c| c.max_t >= start && c.min_t <= end)
-            .cloned()
-            .collect();
-        if !d.open.is_empty() && d.open_min_t <= end && d.open.last_t().is_some_and(|t| t >= start)
-        {
-            let max_t = d.open.last_t().unwrap_or(d.open_min_t);
-            chunks.push(SealedChunk {
-                min_t: d.open_min_t,
-                max_t,
-                bytes: d.open.snapshot().into(),
-            });
-        }
-        let ooo = d
-            .ooo
-            .iter()
-            .filter(|s| s.t >= start && s.t <= end)
-            .copied()
-            .collect();
-        SeriesLayer { chunks, ooo }
+    /// The series with reference `id`.
+    pub fn get(&self, id: SeriesRef) -> Option<Arc<Series>> {
+        self.series.read().get(id as usize).cloned()
     }
 
-    /// Takes all data out (for a flush); returns it and the bytes freed.
-    pub fn take(&self) -> Option<(SeriesLayer, usize)> {
-        let mut d = self.data.lock();
-        if d.sealed.is_empty() && d.open.is_empty() && d.ooo.is_empty() {
-            return None;
-        }
-        let mut chunks = std::mem::take(&mut d.sealed);
-        if !d.open.is_empty() {
-            let max_t = d.open.last_t().unwrap_or(d.open_min_t);
-            let open = std::mem::take(&mut d.open);
-            chunks.push(SealedChunk {
-                min_t: d.open_min_t,
-                max_t,
-                bytes: open.snapshot().into(),
-            });
-        }
-        let ooo = std::mem::take(&mut d.ooo);
-        let freed = d.bytes;
-        d.bytes = 0;
-        d.sealed_bytes = 0;
-        Some((SeriesLayer { chunks, ooo }, freed))
+    /// Every series, in reference order.
+    pub fn all(&self) -> Vec<Arc<Series>> {
+        self.series.read().clone()
     }
 
-    /// Whether any held sample may lie in `[start, end]` (by chunk bounds).
-    pub fn overlaps(&self, start: i64, end: i64) -> bool {
-        let d = self.data.lock();
-        d.sealed.iter().any(|c| c.max_t >= start && c.min_t <= end)
-            || (!d.open.is_empty()
-                && d.open_min_t <= end
-                && d.open.last_t().is_some_and(|t| t >= start))
-            || d.ooo.iter().any(|s| s.t >= start && s.t <= end)
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.series.read().len()
     }
 
-    /// Samples held.
-    pub fn sample_count(&self) -> usize {
-        let d = self.data.lock();
-        let sealed: usize = d
-            .sealed
-            .iter()
-            .map(|c| chunk::sample_count(&c.bytes).unwrap_or(0))
-            .sum();
-        sealed + d.open.len() + d.ooo.len()
+    /// True when no series exists.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
-    /// Accounted bytes.
-    pub fn bytes(&self) -> usize {
-        self.data.lock().bytes
+    /// The series of `namespace` matching every matcher, in reference order.
+    pub fn select(&self, namespace: &Namespace, matchers: &[Matcher]) -> Vec<Arc<Series>> {
+        let ids: RoaringBitmap = self.postings.select(namespace, matchers);
+        let table = self.series.read();
+        ids.iter()
+            .filter_map(|id| table.get(id as usize).cloned())
+            .collect()
     }
-}
 
-fn accounted_bytes(d: &SeriesData) -> usize {
-    if d.sealed.is_empty() && d.open.is_empty() && d.ooo.is_empty() {
-        return 0;
+    /// Series count per namespace.
+    pub fn namespace_counts(&self) -> Vec<(String, u64)> {
+        self.postings.namespace_counts()
     }
-    SERIES_OVERHEAD
-        + d.sealed.capacity() * std::mem::size_of::<SealedChunk>()
-        + d.sealed_bytes
-        + d.open.heap_bytes()
-        + d.ooo.capacity() * std::mem::size_of::<Sample>()
+
+    /// Approximate bytes the registry holds for labels (table and lookup copies).
+    pub fn label_bytes(&self) -> u64 {
+        self.label_bytes.load(Ordering::Relaxed)
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read_all(series: &HeadSeries) -> Vec<(i64, f64)> {
-        let mut out = Vec::new();
-        merge_newest_wins(
-            vec![series.snapshot(i64::MIN, i64::MAX)],
-            i64::MIN,
-            i64::MAX,
-            &mut out,
-        )
-        .expect("own chunks decode");
-        out.iter().map(|s| (s.t, s.v)).collect()
-    }
-
-    #[test]
-    fn in_order_and_out_of_order_samples_read_back_sorted_with_the_last_write_winning() {
-        let s = HeadSeries::default();
-        s.append((0..300).map(|i| Sample::new(i * 10, i as f64)));
-        s.append([
-            Sample::new(55, 1.5),
-            Sample::new(50, 7.0),
-            Sample::new(50, 8.0),
-        ]);
-        let got = read_all(&s);
-        assert_eq!(got.len(), 301);
-        assert!(got.contains(&(50, 8.0)));
-        assert!(got.contains(&(55, 1.5)));
-        assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
-    }
-
-    #[test]
-    fn taking_the_data_leaves_an_empty_series_and_frees_its_bytes() {
-        let s = HeadSeries::default();
-        let grown = s.append((0..10).map(|i| Sample::new(i, 1.0)));
-        let (layer, freed) = s.take().expect("has data");
-        assert_eq!(freed as isize, grown);
-        assert_eq!(layer.chunks.len(), 1);
-        assert!(s.take().is_none());
-        assert_eq!(s.bytes(), 0);
-    }
-}
+mod tests;

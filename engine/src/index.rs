@@ -1,48 +1,23 @@
-//! The series registry and label index: labels → series reference, reference → series, and
-//! postings (label pair → roaring bitmap of references) for matcher selection.
+//! The label index: postings (label pair → roaring bitmap of series references, and
+//! namespace → references) and the selection of references by PromQL matchers. It knows
+//! series only by reference; the head ([`crate::head::Head`]) owns the series and feeds the
+//! index as it creates them.
 //!
-//! References are dense `u32`s handed out in creation order within a process; they are not
-//! persisted (WAL files define their own, segments carry labels), so they can stay dense.
-//! The registry is sharded by label hash; creating a series takes one shard's write lock and
-//! the postings' write lock, which happens once per series, never per sample.
+//! May use: `model`.
 
 mod matcher;
 
 use std::collections::HashMap;
-use std::hash::BuildHasher;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
 pub use matcher::{MatchOp, Matcher};
 
-use crate::head::HeadSeries;
 use crate::model::{Labels, Namespace, RejectReason};
 
-/// A series reference, valid for the life of one open engine.
-pub type SeriesRef = u32;
-
-const SHARDS: usize = 16;
-
-/// One series: its identity, head data, and the WAL file that last defined it.
-#[derive(Debug)]
-pub struct Series {
-    /// Its reference.
-    pub id: SeriesRef,
-    /// Its namespace.
-    pub namespace: Namespace,
-    /// Its labels.
-    pub labels: Labels,
-    /// Its in-memory samples.
-    pub head: HeadSeries,
-    /// Number of the WAL file that holds this series' definition (0: none yet).
-    pub wal_file: AtomicU64,
-}
-
-type Key = (Namespace, Labels);
-type Lookup = HashMap<Key, Arc<Series>, foldhash::fast::RandomState>;
+/// A series reference as the index knows it (see [`crate::head::SeriesRef`]).
+type Ref = u32;
 
 #[derive(Debug, Default)]
 struct Postings {
@@ -50,58 +25,24 @@ struct Postings {
     by_label: HashMap<String, HashMap<String, RoaringBitmap>>,
 }
 
-/// The registry and postings.
-#[derive(Debug)]
+/// The postings.
+#[derive(Debug, Default)]
 pub struct Index {
-    lookup: Box<[RwLock<Lookup>]>,
-    series: RwLock<Vec<Arc<Series>>>,
     postings: RwLock<Postings>,
-    hasher: foldhash::fast::RandomState,
-    label_bytes: AtomicU64,
-    next: AtomicU32,
-}
-
-impl Default for Index {
-    fn default() -> Self {
-        Index {
-            lookup: (0..SHARDS)
-                .map(|_| RwLock::new(HashMap::default()))
-                .collect(),
-            series: RwLock::new(Vec::new()),
-            postings: RwLock::new(Postings::default()),
-            hasher: Default::default(),
-            label_bytes: AtomicU64::new(0),
-            next: AtomicU32::new(0),
-        }
-    }
 }
 
 impl Index {
-    fn shard(&self, key: &Key) -> &RwLock<Lookup> {
-        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
-        // `i < SHARDS == lookup.len()`.
-        self.lookup
-            .get(i)
-            .unwrap_or_else(|| unreachable!("shard {i} of {SHARDS}"))
-    }
-
-    /// The series with these labels, created if new. `max_per_namespace` caps creation
-    /// (`None`: no cap, for WAL replay of series that were already accepted).
-    pub fn get_or_create(
+    /// Adds a new series of `namespace` with `labels` under the reference `assign` returns,
+    /// called while the postings are locked (so that references are handed out in order).
+    /// Refused, without calling `assign`, when the namespace already has
+    /// `max_per_namespace` series.
+    pub fn add(
         &self,
         namespace: &Namespace,
-        labels: Labels,
+        labels: &Labels,
         max_per_namespace: Option<usize>,
-    ) -> Result<Arc<Series>, RejectReason> {
-        let key = (namespace.clone(), labels);
-        let shard = self.shard(&key);
-        if let Some(series) = shard.read().get(&key) {
-            return Ok(series.clone());
-        }
-        let mut lookup = shard.write();
-        if let Some(series) = lookup.get(&key) {
-            return Ok(series.clone());
-        }
+        assign: impl FnOnce() -> Ref,
+    ) -> Result<Ref, RejectReason> {
         let mut postings = self.postings.write();
         if let Some(max) = max_per_namespace {
             let count = postings
@@ -115,9 +56,7 @@ impl Index {
                 });
             }
         }
-        let mut table = self.series.write();
-        let id = self.next.fetch_add(1, Ordering::Relaxed);
-        let (namespace, labels) = key;
+        let id = assign();
         for label in labels.iter() {
             postings
                 .by_label
@@ -132,39 +71,7 @@ impl Index {
             .entry(namespace.clone())
             .or_default()
             .insert(id);
-        self.label_bytes
-            .fetch_add(labels.heap_bytes() as u64 * 2, Ordering::Relaxed);
-        let series = Arc::new(Series {
-            id,
-            namespace: namespace.clone(),
-            labels: labels.clone(),
-            head: HeadSeries::default(),
-            wal_file: AtomicU64::new(0),
-        });
-        debug_assert_eq!(table.len(), id as usize);
-        table.push(series.clone());
-        lookup.insert((namespace, labels), series.clone());
-        Ok(series)
-    }
-
-    /// The series with reference `id`.
-    pub fn get(&self, id: SeriesRef) -> Option<Arc<Series>> {
-        self.series.read().get(id as usize).cloned()
-    }
-
-    /// Every series, in reference order.
-    pub fn all(&self) -> Vec<Arc<Series>> {
-        self.series.read().clone()
-    }
-
-    /// Number of series.
-    pub fn len(&self) -> usize {
-        self.series.read().len()
-    }
-
-    /// True when no series exists.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
+        Ok(id)
     }
 
     /// Series count per namespace.
@@ -177,11 +84,6 @@ impl Index {
             .collect();
         v.sort();
         v
-    }
-
-    /// Approximate bytes the registry holds for labels (table and lookup copies).
-    pub fn label_bytes(&self) -> u64 {
-        self.label_bytes.load(Ordering::Relaxed)
     }
 
     /// The references of `namespace`'s series matching every matcher (PromQL semantics:
@@ -220,21 +122,6 @@ impl Index {
             }
         }
         result
-    }
-
-    /// Values of label `name` among the given series.
-    pub fn label_values(&self, name: &str, among: &RoaringBitmap) -> Vec<String> {
-        let p = self.postings.read();
-        let mut out: Vec<String> = p
-            .by_label
-            .get(name)
-            .into_iter()
-            .flatten()
-            .filter(|(_, b)| !b.is_disjoint(among))
-            .map(|(v, _)| v.clone())
-            .collect();
-        out.sort();
-        out
     }
 }
 

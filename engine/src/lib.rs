@@ -43,9 +43,10 @@ mod textfile;
 pub mod wal;
 
 pub use engine::flush::FlushReport;
-pub use engine::write::{Resolved, SeriesHandle};
+pub use engine::write::Resolved;
 pub use engine::{Engine, Quarantined, SeriesSamples, Stats};
-pub use error::{DecodeError, Error, Result};
+pub use error::{DecodeError, Error, Limit, Result};
+pub use head::SeriesHandle;
 pub use index::{MatchOp, Matcher};
 pub use metadata::MetricMetadata;
 pub use model::{

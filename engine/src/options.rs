@@ -99,6 +99,8 @@ pub struct Options {
     pub limits: Limits,
     /// Query limits.
     pub query_limits: QueryLimits,
+    /// Workers shared by all queries; 0: one per core. Default 0.
+    pub query_threads: usize,
     /// The file system every engine file operation goes through (tests inject faults here).
     pub vfs: Arc<dyn Vfs>,
 }
@@ -114,6 +116,7 @@ impl Default for Options {
             retention: None,
             limits: Limits::default(),
             query_limits: QueryLimits::default(),
+            query_threads: 0,
             vfs: Arc::new(OsFs),
         }
     }

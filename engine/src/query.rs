@@ -26,11 +26,16 @@
 //!   NaN propagates through `sum`, `avg` and `stddev`, as in Prometheus.
 //! - A result series with no point in range is left out; results are sorted by labels.
 //!
-//! Execution reads each series once over `[start − window, end]` (segments and chunks out
-//! of range are skipped without decoding), evaluates series on all cores, and charges a
-//! [`Budget`] of series, samples and time.
+//! Execution goes through the engine's read view only ([`crate::engine::read::Querier`]):
+//! select series by matchers, take a snapshot of them over `[start − window, end]`, and
+//! evaluate each series as the snapshot reads it (on the engine's shared query pool),
+//! charging this module's [`Budget`] of series, samples and time.
+//!
+//! May use: the read view (`engine::read`), `model`, `index::Matcher`, `options`, errors —
+//! nothing else of the engine (checked by `engine/tests/it/rooms.rs`).
 
 pub mod aggregate;
+mod budget;
 mod eval;
 pub mod functions;
 mod latest;
@@ -38,11 +43,12 @@ mod meta;
 
 use std::time::Instant;
 
-pub use crate::engine::select::Budget;
 pub use aggregate::{AggregateOp, Aggregation, Grouping};
+pub use budget::Budget;
+pub use eval::range;
 pub use functions::{FunctionKind, RangeFunction};
-pub use latest::{LatestSample, StaleSeries};
-pub use meta::SeriesFilter;
+pub use latest::{LatestSample, StaleSeries, latest, stale_series};
+pub use meta::{SeriesFilter, label_names, label_values, series};
 
 use crate::index::Matcher;
 use crate::model::{Labels, Sample};

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
-use super::{Engine, FrozenGen, Inner, SegmentHandle, Version};
+use super::version::{FrozenGen, SegmentHandle, Version};
+use super::{Engine, Inner};
 use crate::fs::layout;
-use crate::head::dedupe_newest_wins;
-use crate::index::SeriesRef;
+use crate::head::{SeriesRef, dedupe_newest_wins};
 use crate::segment::{Segment, SegmentInput, write_segment};
 use crate::{Error, Result};
 
@@ -101,7 +101,7 @@ fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
         return Err(e);
     }
     let mut series = HashMap::new();
-    for s in inner.index.all() {
+    for s in inner.head.all() {
         if let Some((layer, freed)) = s.head.take() {
             inner.add_head_bytes(-(freed as isize));
             series.insert(s.id, layer);
@@ -138,7 +138,7 @@ fn write_generation(
     let mut ids: Vec<&SeriesRef> = generation.series.keys().collect();
     ids.sort();
     for &id in ids {
-        let (Some(layer), Some(series)) = (generation.series.get(&id), inner.index.get(id)) else {
+        let (Some(layer), Some(series)) = (generation.series.get(&id), inner.head.get(id)) else {
             continue;
         };
         let mut samples = Vec::new();

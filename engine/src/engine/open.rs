@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 
 use parking_lot::{Mutex, RwLock};
 
-use super::{FlushState, Inner, Quarantined, SegmentHandle, Version};
+use super::version::{SegmentHandle, Version};
+use super::{FlushState, Inner, Quarantined};
 use crate::fs::{Vfs, layout};
-use crate::index::{Index, Series};
+use crate::head::{Head, Series};
 use crate::manifest::Manifest;
 use crate::model::Sample;
 use crate::options::{Options, WalCorruption};
@@ -37,7 +38,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         next_seq: 1,
         ..Manifest::default()
     });
-    let index = Index::default();
+    let head = Head::default();
     let mut quarantined = Vec::new();
 
     let mut segments = Vec::new();
@@ -51,7 +52,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         match opened {
             Ok(segment) => {
                 manifest.next_seq = manifest.next_seq.max(segment.seq + 1);
-                segments.push(Arc::new(register_segment(&index, name.clone(), segment)));
+                segments.push(Arc::new(register_segment(&head, name.clone(), segment)));
                 live_names.push(name.clone());
             }
             Err(e) => quarantined.push(quarantine(&*vfs, dir, &path, &e, true)),
@@ -70,7 +71,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         dir,
         &opts,
         &manifest,
-        &index,
+        &head,
         &head_bytes,
         &mut quarantined,
     )?;
@@ -85,7 +86,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
 
     Ok(Inner {
         dir: dir.to_path_buf(),
-        index,
+        head,
         wal,
         gate: RwLock::new(()),
         version: RwLock::new(Arc::new(Version {
@@ -100,6 +101,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         metadata: Mutex::new(crate::metadata::MetadataStore::load(&*vfs, dir)?),
         closed: AtomicBool::new(false),
         lock: Mutex::new(Some(lock)),
+        query_pool: query_pool(opts.query_threads)?,
         opts,
     })
 }
@@ -119,10 +121,23 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     }
 }
 
-fn register_segment(index: &Index, name: String, segment: Segment) -> SegmentHandle {
+/// The pool every query of the engine shares: `threads` workers, or one per core.
+fn query_pool(threads: usize) -> Result<rayon::ThreadPool> {
+    let threads = match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("iocdb-query-{i}"))
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the query pool: {e}")))
+}
+
+fn register_segment(head: &Head, name: String, segment: Segment) -> SegmentHandle {
     let mut locals = HashMap::with_capacity(segment.series.len());
     for (local, s) in segment.series.iter().enumerate() {
-        if let Ok(series) = index.get_or_create(&s.namespace, s.labels.clone(), None) {
+        if let Ok(series) = head.get_or_create(&s.namespace, s.labels.clone(), None) {
             locals.insert(series.id, local as u32);
         }
     }
@@ -178,7 +193,7 @@ fn remove_orphans(vfs: &dyn Vfs, dir: &Path, manifest: &Manifest) -> Result<()> 
 }
 
 struct Applier<'a> {
-    index: &'a Index,
+    head: &'a Head,
     refs: HashMap<u32, Arc<Series>>,
     head_bytes: &'a AtomicI64,
     buf: Vec<Sample>,
@@ -188,7 +203,7 @@ impl ReplaySink for Applier<'_> {
     fn define(&mut self, defs: Vec<SeriesDef>) -> Result<(), DecodeError> {
         for def in defs {
             let series = self
-                .index
+                .head
                 .get_or_create(&def.namespace, def.labels, None)
                 .map_err(|r| DecodeError::new(0, r.to_string()))?;
             self.refs.insert(def.wal_ref, series);
@@ -222,7 +237,7 @@ fn replay_wal(
     dir: &Path,
     opts: &Options,
     manifest: &Manifest,
-    index: &Index,
+    head: &Head,
     head_bytes: &AtomicI64,
     quarantined: &mut Vec<Quarantined>,
 ) -> Result<u64> {
@@ -242,7 +257,7 @@ fn replay_wal(
         }
         let data = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
         let mut sink = Applier {
-            index,
+            head,
             refs: HashMap::new(),
             head_bytes,
             buf: Vec::new(),

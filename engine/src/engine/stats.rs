@@ -65,17 +65,17 @@ impl Engine {
         let inner = &*self.inner;
         let version = inner.current_version();
         let mut stats = Stats {
-            series: inner.index.len() as u64,
-            series_by_namespace: inner.index.namespace_counts().into_iter().collect(),
+            series: inner.head.len() as u64,
+            series_by_namespace: inner.head.namespace_counts().into_iter().collect(),
             head_bytes: inner.head_bytes.load(Ordering::Relaxed).max(0) as u64,
-            index_label_bytes: inner.index.label_bytes(),
+            index_label_bytes: inner.head.label_bytes(),
             segments: version.segments.len() as u64,
             accepted_samples: inner.accepted.load(Ordering::Relaxed),
             quarantined: inner.quarantined.lock().clone(),
             writes_stopped: inner.wal.failure().map(|e| e.to_string()),
             ..Stats::default()
         };
-        for s in inner.index.all() {
+        for s in inner.head.all() {
             stats.head_samples += s.head.sample_count() as u64;
         }
         for h in &version.segments {

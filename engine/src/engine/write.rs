@@ -11,23 +11,12 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Engine;
-use crate::index::Series;
+use crate::head::{Series, SeriesHandle};
 use crate::model::{
     Label, Labels, Namespace, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest,
 };
 use crate::wal::{frame, record};
-use crate::{Error, Result};
-
-/// A resolved series: valid for as long as the engine is open.
-#[derive(Debug, Clone)]
-pub struct SeriesHandle(Arc<Series>);
-
-impl SeriesHandle {
-    /// The series' labels.
-    pub fn labels(&self) -> &Labels {
-        &self.0.labels
-    }
-}
+use crate::{Error, Limit, Result};
 
 /// One entry of [`Engine::write_resolved`]: a resolved series and its samples, or a series
 /// the caller could not resolve (kept so that rejection indices and counters stay right).
@@ -121,7 +110,7 @@ impl Engine {
         let limits = &self.inner.opts.limits;
         let labels = Labels::validate(labels, limits)?;
         self.inner
-            .index
+            .head
             .get_or_create(namespace, labels, Some(limits.max_series_per_namespace))
             .map(SeriesHandle)
     }
@@ -159,7 +148,7 @@ impl Engine {
         let used = inner.head_bytes.load(Ordering::Relaxed).max(0) as usize;
         if used >= budget {
             return Err(Error::ResourceExhausted {
-                limit: "head_memory_budget",
+                limit: Limit::HeadMemoryBudget,
                 detail: format!(
                     "the head holds {used} bytes, its budget is {budget}; flush, or retry later"
                 ),

@@ -1,4 +1,5 @@
-//! Index selection against a brute-force oracle.
+//! Postings on their own: references handed out in order, the series limit, bad regexes.
+//! Selection semantics are tested through the head in `head/tests.rs`.
 
 use super::*;
 use crate::Error;
@@ -13,78 +14,41 @@ fn labels(pairs: &[(&str, &str)]) -> Labels {
     .expect("valid")
 }
 
-fn fixture() -> (Index, Namespace) {
+#[test]
+fn added_references_are_selected_and_the_limit_refuses_without_assigning() {
     let ix = Index::default();
-    let ns = Namespace::new("tourism").expect("ns");
-    for (site, commune) in [("a", "Châu Đốc"), ("b", "Long Xuyên"), ("c", "")] {
-        ix.get_or_create(
-            &ns,
-            labels(&[
-                ("__name__", "visitors"),
-                ("site", site),
-                ("commune", commune),
-            ]),
-            None,
-        )
-        .expect("created");
+    let ns = Namespace::new("health").expect("ns");
+    let mut next = 0;
+    for site in ["a", "b"] {
+        let id = ix
+            .add(
+                &ns,
+                &labels(&[("__name__", "beds"), ("site", site)]),
+                Some(2),
+                || {
+                    next += 1;
+                    next - 1
+                },
+            )
+            .expect("under the limit");
+        assert_eq!(id, next - 1);
     }
-    (ix, ns)
-}
-
-fn ids(b: RoaringBitmap) -> Vec<u32> {
-    b.iter().collect()
-}
-
-#[test]
-fn the_same_labels_give_the_same_series() {
-    let (ix, ns) = fixture();
-    let again = ix
-        .get_or_create(
-            &ns,
-            labels(&[
-                ("site", "a"),
-                ("__name__", "visitors"),
-                ("commune", "Châu Đốc"),
-            ]),
-            None,
-        )
-        .expect("found");
-    assert_eq!(again.id, 0);
-    assert_eq!(ix.len(), 3);
-}
-
-#[test]
-fn matchers_follow_promql_semantics_for_absent_labels() {
-    let (ix, ns) = fixture();
-    let sel = |ms: Vec<Matcher>| ids(ix.select(&ns, &ms));
-    assert_eq!(sel(vec![Matcher::equal("commune", "Châu Đốc")]), [0]);
-    assert_eq!(sel(vec![Matcher::equal("commune", "")]), [2]);
-    let present = Matcher::new("commune", MatchOp::NotEqual, "").expect("m");
-    assert_eq!(sel(vec![present]), [0, 1]);
-    let re = Matcher::new("commune", MatchOp::Regex, "Long.*").expect("m");
-    assert_eq!(sel(vec![re]), [1]);
-    let anchored = Matcher::new("site", MatchOp::Regex, "a|b").expect("m");
-    assert_eq!(sel(vec![anchored]), [0, 1]);
-    let not_re = Matcher::new("commune", MatchOp::NotRegex, "Châu.*").expect("m");
-    assert_eq!(sel(vec![not_re]), [1, 2]);
-    assert_eq!(sel(vec![Matcher::equal("site", "zzz")]), Vec::<u32>::new());
-    assert!(ids(ix.select(&Namespace::new("health").expect("ns"), &[])).is_empty());
-}
-
-#[test]
-fn the_series_limit_refuses_only_new_series() {
-    let (ix, ns) = fixture();
-    let new = labels(&[("__name__", "visitors"), ("site", "d")]);
+    let refused = ix.add(
+        &ns,
+        &labels(&[("__name__", "beds"), ("site", "c")]),
+        Some(2),
+        || unreachable!("a refused series gets no reference"),
+    );
     assert!(matches!(
-        ix.get_or_create(&ns, new, Some(3)),
-        Err(RejectReason::SeriesLimit { max: 3, .. })
+        refused,
+        Err(RejectReason::SeriesLimit { max: 2, .. })
     ));
-    let old = labels(&[
-        ("__name__", "visitors"),
-        ("site", "a"),
-        ("commune", "Châu Đốc"),
-    ]);
-    assert!(ix.get_or_create(&ns, old, Some(3)).is_ok());
+    let selected: Vec<u32> = ix
+        .select(&ns, &[Matcher::equal("site", "b")])
+        .iter()
+        .collect();
+    assert_eq!(selected, [1]);
+    assert_eq!(ix.namespace_counts(), [("health".to_string(), 2)]);
 }
 
 #[test]

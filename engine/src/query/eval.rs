@@ -4,135 +4,131 @@ use std::collections::BTreeMap;
 
 use super::aggregate::{aggregate, select_k};
 use super::{Budget, DEFAULT_LOOKBACK_MS, QueryResult, RangeQuery, ResultSeries, is_stale_marker};
-use crate::engine::Engine;
-use crate::index::Series;
+use crate::engine::read::{Querier, SeriesHandle};
 use crate::model::{Labels, METRIC_NAME, Sample};
-use crate::{Error, Result};
+use crate::{Error, Limit, Result};
 
 /// Per series: its output labels and a value (or none) per step.
 type Evaluated = (Labels, Vec<Option<f64>>);
 
-impl Engine {
-    /// Runs a range query (see the module doc of [`crate::query`] for the semantics).
-    pub fn query_range(&self, q: &RangeQuery) -> Result<QueryResult> {
-        let limits = self.query_limits();
-        if q.step <= 0 {
+/// Runs a range query over the read view (see the module doc of [`crate::query`] for the
+/// semantics).
+pub fn range(querier: &Querier<'_>, q: &RangeQuery) -> Result<QueryResult> {
+    let limits = querier.limits();
+    if q.step <= 0 {
+        return Err(Error::InvalidArgument(format!(
+            "step must be positive, got {} ms",
+            q.step
+        )));
+    }
+    if q.end < q.start {
+        return Err(Error::InvalidArgument(format!(
+            "end {} is before start {}",
+            q.end, q.start
+        )));
+    }
+    // i128: start and end come from the network and may be anywhere in i64.
+    let points = (i128::from(q.end) - i128::from(q.start)) / i128::from(q.step) + 1;
+    if points > limits.max_points_per_series as i128 {
+        return Err(Error::ResourceExhausted {
+            limit: Limit::QueryMaxPointsPerSeries,
+            detail: format!(
+                "{points} steps from start to end, the limit is {}; use a larger step",
+                limits.max_points_per_series
+            ),
+        });
+    }
+    let window = match q.function {
+        Some(f) if f.window_ms <= 0 => {
             return Err(Error::InvalidArgument(format!(
-                "step must be positive, got {} ms",
-                q.step
+                "the window of {} must be positive",
+                f.kind.name()
             )));
         }
-        if q.end < q.start {
-            return Err(Error::InvalidArgument(format!(
-                "end {} is before start {}",
-                q.end, q.start
-            )));
-        }
-        // i128: start and end come from the network and may be anywhere in i64.
-        let points = (i128::from(q.end) - i128::from(q.start)) / i128::from(q.step) + 1;
-        if points > limits.max_points_per_series as i128 {
-            return Err(Error::ResourceExhausted {
-                limit: "query_max_points_per_series",
-                detail: format!(
-                    "{points} steps from start to end, the limit is {}; use a larger step",
-                    limits.max_points_per_series
-                ),
-            });
-        }
-        let window = match q.function {
-            Some(f) if f.window_ms <= 0 => {
-                return Err(Error::InvalidArgument(format!(
-                    "the window of {} must be positive",
-                    f.kind.name()
-                )));
-            }
-            Some(f) => f.window_ms,
-            None => q.lookback_ms.unwrap_or(DEFAULT_LOOKBACK_MS).max(1),
-        };
-        let budget = Budget::new(limits, q.deadline);
-        budget.check_time()?;
-        let series = self.matching_series(&q.namespace, &q.matchers)?;
-        budget.check_series(series.len())?;
-        let series_read = series.len() as u64;
-        // start + i × step ≤ end for every step, so the i128 result fits an i64.
-        let steps: Vec<i64> = (0..points)
-            .map(|i| (i128::from(q.start) + i * i128::from(q.step)) as i64)
-            .collect();
-        let evaluated = self.read_series_with(
-            series,
-            q.start.saturating_sub(window),
-            q.end,
-            &budget,
-            &|s, samples| Ok(evaluate_one(q, s, samples, &steps, window)),
-        )?;
-        let series: Vec<ResultSeries> = match &q.aggregation {
-            None => unique(evaluated)?
-                .into_iter()
-                .map(|(l, v)| to_series(l, v, &steps))
-                .collect(),
-            Some(agg) if agg.op.selects_series() => {
-                let groups = groups(&evaluated, &agg.grouping);
-                let mut kept: Vec<Vec<Option<f64>>> =
-                    vec![vec![None; steps.len()]; evaluated.len()];
-                for members in groups.values() {
-                    for step in 0..steps.len() {
-                        let candidates = members
-                            .iter()
-                            .filter_map(|&i| {
-                                evaluated.get(i).and_then(|(l, v)| {
-                                    v.get(step).copied().flatten().map(|x| (i, x, l))
-                                })
+        Some(f) => f.window_ms,
+        None => q.lookback_ms.unwrap_or(DEFAULT_LOOKBACK_MS).max(1),
+    };
+    let budget = Budget::new(limits, q.deadline);
+    budget.check_time()?;
+    let series = querier.select(&q.namespace, &q.matchers)?;
+    budget.check_series(series.len())?;
+    let series_read = series.len() as u64;
+    // start + i × step ≤ end for every step, so the i128 result fits an i64.
+    let steps: Vec<i64> = (0..points)
+        .map(|i| (i128::from(q.start) + i * i128::from(q.step)) as i64)
+        .collect();
+    let evaluated = querier
+        .snapshot(series, q.start.saturating_sub(window), q.end)
+        .for_each(&|s, samples| {
+            budget.spend(samples.len())?;
+            Ok(evaluate_one(q, s, samples, &steps, window))
+        })?;
+    let series: Vec<ResultSeries> = match &q.aggregation {
+        None => unique(evaluated)?
+            .into_iter()
+            .map(|(l, v)| to_series(l, v, &steps))
+            .collect(),
+        Some(agg) if agg.op.selects_series() => {
+            let groups = groups(&evaluated, &agg.grouping);
+            let mut kept: Vec<Vec<Option<f64>>> = vec![vec![None; steps.len()]; evaluated.len()];
+            for members in groups.values() {
+                for step in 0..steps.len() {
+                    let candidates = members
+                        .iter()
+                        .filter_map(|&i| {
+                            evaluated.get(i).and_then(|(l, v)| {
+                                v.get(step).copied().flatten().map(|x| (i, x, l))
                             })
-                            .collect();
-                        for i in select_k(agg.op, candidates) {
-                            let value = evaluated
-                                .get(i)
-                                .and_then(|(_, v)| v.get(step).copied().flatten());
-                            if let Some(slot) = kept.get_mut(i).and_then(|k| k.get_mut(step)) {
-                                *slot = value;
-                            }
+                        })
+                        .collect();
+                    for i in select_k(agg.op, candidates) {
+                        let value = evaluated
+                            .get(i)
+                            .and_then(|(_, v)| v.get(step).copied().flatten());
+                        if let Some(slot) = kept.get_mut(i).and_then(|k| k.get_mut(step)) {
+                            *slot = value;
                         }
                     }
                 }
-                evaluated
-                    .into_iter()
-                    .zip(kept)
-                    .map(|((l, _), v)| to_series(l, v, &steps))
-                    .collect()
             }
-            Some(agg) => {
-                let groups = groups(&evaluated, &agg.grouping);
-                let mut values = Vec::new();
-                groups
-                    .into_iter()
-                    .map(|(group, members)| {
-                        let per_step = (0..steps.len())
-                            .map(|step| {
-                                values.clear();
-                                values.extend(members.iter().filter_map(|&i| {
-                                    evaluated
-                                        .get(i)
-                                        .and_then(|(_, v)| v.get(step).copied().flatten())
-                                }));
-                                aggregate(agg.op, &values)
-                            })
-                            .collect();
-                        to_series(group, per_step, &steps)
-                    })
-                    .collect()
-            }
-        };
-        let mut series: Vec<ResultSeries> = series
-            .into_iter()
-            .filter(|s: &ResultSeries| !s.points.is_empty())
-            .collect();
-        series.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(QueryResult {
-            series,
-            series_read,
-            samples_read: budget.samples_read(),
-        })
-    }
+            evaluated
+                .into_iter()
+                .zip(kept)
+                .map(|((l, _), v)| to_series(l, v, &steps))
+                .collect()
+        }
+        Some(agg) => {
+            let groups = groups(&evaluated, &agg.grouping);
+            let mut values = Vec::new();
+            groups
+                .into_iter()
+                .map(|(group, members)| {
+                    let per_step = (0..steps.len())
+                        .map(|step| {
+                            values.clear();
+                            values.extend(members.iter().filter_map(|&i| {
+                                evaluated
+                                    .get(i)
+                                    .and_then(|(_, v)| v.get(step).copied().flatten())
+                            }));
+                            aggregate(agg.op, &values)
+                        })
+                        .collect();
+                    to_series(group, per_step, &steps)
+                })
+                .collect()
+        }
+    };
+    let mut series: Vec<ResultSeries> = series
+        .into_iter()
+        .filter(|s: &ResultSeries| !s.points.is_empty())
+        .collect();
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(QueryResult {
+        series,
+        series_read,
+        samples_read: budget.samples_read(),
+    })
 }
 
 /// Series positions by group.
@@ -169,7 +165,7 @@ fn unique(evaluated: Vec<Evaluated>) -> Result<Vec<Evaluated>> {
 
 fn evaluate_one(
     q: &RangeQuery,
-    series: &Series,
+    series: &SeriesHandle,
     samples: &[Sample],
     steps: &[i64],
     window: i64,
@@ -210,8 +206,8 @@ fn evaluate_one(
         }
     }
     let labels = match q.function {
-        Some(f) if !f.kind.keeps_metric_name() => series.labels.without(METRIC_NAME),
-        _ => series.labels.clone(),
+        Some(f) if !f.kind.keeps_metric_name() => series.labels().without(METRIC_NAME),
+        _ => series.labels().clone(),
     };
     (labels, values)
 }

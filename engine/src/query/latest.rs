@@ -1,12 +1,10 @@
 //! "Current value" tiles and liveness: the last sample of each series, and the series whose
 //! sources have gone quiet for longer than N of their expected reporting intervals.
 
-use std::sync::Arc;
-
 use super::{Budget, is_stale_marker};
 use crate::Result;
-use crate::engine::Engine;
-use crate::index::{Matcher, Series};
+use crate::engine::read::{Querier, SeriesHandle};
+use crate::index::Matcher;
 use crate::model::{Labels, Sample};
 
 /// The last sample of a series.
@@ -38,97 +36,91 @@ pub const STALE_HORIZON_MS: i64 = 456 * 86_400_000;
 /// Samples used to infer a series' interval when no metadata gives it.
 const INFER_SAMPLES: usize = 11;
 
-impl Engine {
-    /// The last sample in `[at − lookback_ms, at]` of each matching series (a map tile, a
-    /// "current value" panel), sorted by labels. Stale markers count as no value.
-    pub fn latest(
-        &self,
-        namespace: &str,
-        matchers: &[Matcher],
-        at: i64,
-        lookback_ms: i64,
-    ) -> Result<Vec<LatestSample>> {
-        let budget = Budget::new(self.query_limits(), None);
-        let read = self.gather(
-            namespace,
-            matchers,
-            at.saturating_sub(lookback_ms.max(0)),
-            at,
-            &budget,
-        )?;
-        let mut out: Vec<LatestSample> = read
-            .into_iter()
-            .filter_map(|(s, samples)| {
-                let last = samples.last().filter(|x| !is_stale_marker(x.v))?;
-                Some(LatestSample {
-                    labels: s.labels.clone(),
-                    sample: *last,
-                })
-            })
-            .collect();
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(out)
-    }
+/// The last sample in `[at − lookback_ms, at]` of each matching series (a map tile, a
+/// "current value" panel), sorted by labels. Stale markers count as no value.
+pub fn latest(
+    querier: &Querier<'_>,
+    namespace: &str,
+    matchers: &[Matcher],
+    at: i64,
+    lookback_ms: i64,
+) -> Result<Vec<LatestSample>> {
+    let budget = Budget::new(querier.limits(), None);
+    let series = querier.select(namespace, matchers)?;
+    budget.check_series(series.len())?;
+    let read = querier
+        .snapshot(series, at.saturating_sub(lookback_ms.max(0)), at)
+        .for_each(&|s, samples| {
+            budget.spend(samples.len())?;
+            let last = samples.last().filter(|x| !is_stale_marker(x.v));
+            Ok(last.map(|last| LatestSample {
+                labels: s.labels().clone(),
+                sample: *last,
+            }))
+        })?;
+    let mut out: Vec<LatestSample> = read.into_iter().flatten().collect();
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
 
-    /// The matching series that have sent nothing for more than `factor` of their expected
-    /// intervals at time `at`. The interval comes from the metric's metadata
-    /// ([`Engine::set_metadata`]) or, failing that, from the median gap between the series'
-    /// last samples; a series with fewer than two samples and no metadata cannot be judged
-    /// and is left out.
-    pub fn stale_series(
-        &self,
-        namespace: &str,
-        matchers: &[Matcher],
-        at: i64,
-        factor: f64,
-    ) -> Result<Vec<StaleSeries>> {
-        let budget = Budget::new(self.query_limits(), None);
-        let series = self.matching_series(namespace, matchers)?;
-        let metadata = self.metadata(namespace)?;
-        let mut out = Vec::new();
-        // Look back in growing windows: dense series are settled by the first, sparse ones
-        // by later ones, and no series is read further back than it needs.
-        let mut pending: Vec<Arc<Series>> = series;
-        let mut window = 3_600_000i64;
-        while !pending.is_empty() {
-            let read = self.read_series(
-                std::mem::take(&mut pending),
-                at.saturating_sub(window),
-                at,
-                &budget,
-            )?;
-            for (s, samples) in read {
-                let declared = metadata
-                    .iter()
-                    .find(|m| m.metric == s.labels.metric_name())
-                    .and_then(|m| m.expected_interval_ms);
-                let inferred = infer_interval(&samples);
-                let settled = samples.len() >= INFER_SAMPLES
-                    || declared
-                        .is_some_and(|i| !samples.is_empty() || window as f64 > i as f64 * factor);
-                if !settled && window < STALE_HORIZON_MS {
-                    pending.push(s);
-                    continue;
-                }
-                let Some(interval) = declared.or(inferred) else {
-                    continue;
-                };
-                let last = samples.last().copied();
-                let silent = last.map_or(window, |l| at.saturating_sub(l.t));
-                if silent as f64 > interval as f64 * factor {
-                    out.push(StaleSeries {
-                        labels: s.labels.clone(),
-                        last,
-                        expected_interval_ms: interval,
-                        silent_ms: silent,
-                    });
-                }
+/// The matching series that have sent nothing for more than `factor` of their expected
+/// intervals at time `at`. The interval comes from the metric's metadata
+/// ([`crate::Engine::set_metadata`]) or, failing that, from the median gap between the
+/// series' last samples; a series with fewer than two samples and no metadata cannot be
+/// judged and is left out.
+pub fn stale_series(
+    querier: &Querier<'_>,
+    namespace: &str,
+    matchers: &[Matcher],
+    at: i64,
+    factor: f64,
+) -> Result<Vec<StaleSeries>> {
+    let budget = Budget::new(querier.limits(), None);
+    let series = querier.select(namespace, matchers)?;
+    let metadata = querier.metadata(namespace)?;
+    let mut out = Vec::new();
+    // Look back in growing windows: dense series are settled by the first, sparse ones
+    // by later ones, and no series is read further back than it needs.
+    let mut pending: Vec<SeriesHandle> = series;
+    let mut window = 3_600_000i64;
+    while !pending.is_empty() {
+        let read = querier
+            .snapshot(std::mem::take(&mut pending), at.saturating_sub(window), at)
+            .for_each(&|s, samples| {
+                budget.spend(samples.len())?;
+                Ok((s.clone(), samples.to_vec()))
+            })?;
+        for (s, samples) in read {
+            let declared = metadata
+                .iter()
+                .find(|m| m.metric == s.labels().metric_name())
+                .and_then(|m| m.expected_interval_ms);
+            let inferred = infer_interval(&samples);
+            let settled = samples.len() >= INFER_SAMPLES
+                || declared
+                    .is_some_and(|i| !samples.is_empty() || window as f64 > i as f64 * factor);
+            if !settled && window < STALE_HORIZON_MS {
+                pending.push(s);
+                continue;
             }
-            window = window.saturating_mul(8).min(STALE_HORIZON_MS);
+            let Some(interval) = declared.or(inferred) else {
+                continue;
+            };
+            let last = samples.last().copied();
+            let silent = last.map_or(window, |l| at.saturating_sub(l.t));
+            if silent as f64 > interval as f64 * factor {
+                out.push(StaleSeries {
+                    labels: s.labels().clone(),
+                    last,
+                    expected_interval_ms: interval,
+                    silent_ms: silent,
+                });
+            }
         }
-        out.sort_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(out)
+        window = window.saturating_mul(8).min(STALE_HORIZON_MS);
     }
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
 }
 
 /// The median gap between the last samples, if there are at least two.

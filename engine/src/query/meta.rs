@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::engine::Engine;
+use crate::engine::read::{Querier, SeriesHandle};
 use crate::index::Matcher;
 use crate::model::Labels;
 use crate::{Error, Result};
@@ -24,40 +24,39 @@ pub struct SeriesFilter {
     pub limit: usize,
 }
 
-impl Engine {
-    /// Labels of the matching series with data in the range, sorted, at most `limit`.
-    pub fn series(&self, f: &SeriesFilter) -> Result<Vec<Labels>> {
-        let mut out: Vec<Labels> = self
-            .matching_series(&f.namespace, &f.matchers)?
-            .into_iter()
-            .filter(|s| self.has_data(s, f.start, f.end))
-            .map(|s| s.labels.clone())
-            .collect();
-        out.sort();
-        truncate(out, f.limit)
-    }
+/// The matching series with data in the range.
+fn with_data(querier: &Querier<'_>, f: &SeriesFilter) -> Result<Vec<SeriesHandle>> {
+    let mut series = querier.select(&f.namespace, &f.matchers)?;
+    series.retain(|s| querier.has_data(s, f.start, f.end));
+    Ok(series)
+}
 
-    /// Label names of the matching series with data in the range, sorted.
-    pub fn label_names(&self, f: &SeriesFilter) -> Result<Vec<String>> {
-        let names: BTreeSet<String> = self
-            .matching_series(&f.namespace, &f.matchers)?
-            .into_iter()
-            .filter(|s| self.has_data(s, f.start, f.end))
-            .flat_map(|s| s.labels.iter().map(|l| l.name.clone()).collect::<Vec<_>>())
-            .collect();
-        truncate(names.into_iter().collect(), f.limit)
-    }
+/// Labels of the matching series with data in the range, sorted, at most `limit`.
+pub fn series(querier: &Querier<'_>, f: &SeriesFilter) -> Result<Vec<Labels>> {
+    let mut out: Vec<Labels> = with_data(querier, f)?
+        .iter()
+        .map(|s| s.labels().clone())
+        .collect();
+    out.sort();
+    truncate(out, f.limit)
+}
 
-    /// Values of label `name` among the matching series with data in the range, sorted.
-    pub fn label_values(&self, f: &SeriesFilter, name: &str) -> Result<Vec<String>> {
-        let values: BTreeSet<String> = self
-            .matching_series(&f.namespace, &f.matchers)?
-            .into_iter()
-            .filter(|s| self.has_data(s, f.start, f.end))
-            .filter_map(|s| s.labels.get(name).map(str::to_owned))
-            .collect();
-        truncate(values.into_iter().collect(), f.limit)
-    }
+/// Label names of the matching series with data in the range, sorted.
+pub fn label_names(querier: &Querier<'_>, f: &SeriesFilter) -> Result<Vec<String>> {
+    let names: BTreeSet<String> = with_data(querier, f)?
+        .iter()
+        .flat_map(|s| s.labels().iter().map(|l| l.name.clone()))
+        .collect();
+    truncate(names.into_iter().collect(), f.limit)
+}
+
+/// Values of label `name` among the matching series with data in the range, sorted.
+pub fn label_values(querier: &Querier<'_>, f: &SeriesFilter, name: &str) -> Result<Vec<String>> {
+    let values: BTreeSet<String> = with_data(querier, f)?
+        .iter()
+        .filter_map(|s| s.labels().get(name).map(str::to_owned))
+        .collect();
+    truncate(values.into_iter().collect(), f.limit)
 }
 
 fn truncate<T>(mut v: Vec<T>, limit: usize) -> Result<Vec<T>> {

@@ -21,7 +21,7 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::fs::{Vfs, VfsFile, layout};
 use crate::options::FsyncPolicy;
-use crate::{Error, Result};
+use crate::{Error, Limit, Result};
 
 /// Proof of an append, redeemed by [`Wal::commit`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -37,7 +37,7 @@ impl Failure {
     fn to_error(&self) -> Error {
         match self {
             Failure::DiskFull(detail) => Error::ResourceExhausted {
-                limit: "disk",
+                limit: Limit::Disk,
                 detail: detail.clone(),
             },
             Failure::Fatal(reason) => Error::WritesStopped {
@@ -257,7 +257,7 @@ impl Wal {
             self.vfs
                 .truncate(&path, io.good_len)
                 .map_err(|e| Error::ResourceExhausted {
-                    limit: "disk",
+                    limit: Limit::Disk,
                     detail: format!("still cannot write {}: {e}", path.display()),
                 })?;
         }

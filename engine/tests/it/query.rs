@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use iocdb_engine::{
-    AggregateOp, Aggregation, Engine, Error, FunctionKind, Grouping, Label, Labels, MatchOp,
+    AggregateOp, Aggregation, Engine, Error, FunctionKind, Grouping, Label, Labels, Limit, MatchOp,
     Matcher, MetricMetadata, Options, QueryLimits, QueryResult, RangeFunction, RangeQuery, Sample,
     SeriesFilter, SeriesWrite, WriteRequest,
 };
@@ -224,7 +224,7 @@ fn limits_are_answered_with_errors_that_name_them() {
         matches!(
             too_many,
             Error::ResourceExhausted {
-                limit: "query_max_series",
+                limit: Limit::QueryMaxSeries,
                 ..
             }
         ),
@@ -238,7 +238,7 @@ fn limits_are_answered_with_errors_that_name_them() {
         matches!(
             samples,
             Error::ResourceExhausted {
-                limit: "query_max_samples",
+                limit: Limit::QueryMaxSamples,
                 ..
             }
         ),
@@ -251,7 +251,7 @@ fn limits_are_answered_with_errors_that_name_them() {
         matches!(
             steps,
             Error::ResourceExhausted {
-                limit: "query_max_points_per_series",
+                limit: Limit::QueryMaxPointsPerSeries,
                 ..
             }
         ),
@@ -635,7 +635,7 @@ fn extreme_times_from_the_network_give_answers_or_errors_never_panics() {
     assert!(matches!(
         engine.query_range(&whole),
         Err(Error::ResourceExhausted {
-            limit: "query_max_points_per_series",
+            limit: Limit::QueryMaxPointsPerSeries,
             ..
         })
     ));

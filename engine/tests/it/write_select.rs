@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use iocdb_engine::{
-    Engine, Error, Label, Limits, Matcher, Options, RejectReason, Sample, SeriesWrite,
+    Engine, Error, Label, Limit, Limits, Matcher, Options, RejectReason, Sample, SeriesWrite,
 };
 
 use crate::common::{self, Oracle, dump, request, series};
@@ -266,7 +266,7 @@ fn a_full_head_refuses_writes_until_a_flush_frees_it() {
         matches!(
             refused,
             Some(Error::ResourceExhausted {
-                limit: "head_memory_budget",
+                limit: Limit::HeadMemoryBudget,
                 ..
             })
         ),

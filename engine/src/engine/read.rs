@@ -1,0 +1,202 @@
+//! The read view: the one door through which queries see the store (compare Prometheus'
+//! `storage.Querier`). [`Querier`] selects series by matchers and answers bounds-only
+//! questions; [`Querier::snapshot`] takes, under the cut gate, the live head data of the
+//! selected series together with the published [`Version`], so that a flush's cut between
+//! the two cannot hide data; [`Snapshot::for_each`] then reads each series — segments,
+//! frozen generations, live head, merged with the newest write winning — and hands its
+//! samples to the caller's function as soon as they are read, on the engine's shared query
+//! pool.
+//!
+//! Segments and chunks outside the range, or without the series, are skipped by their
+//! bounds and reference bitmaps ([`super::version::SegmentHandle::chunks_in`]) without
+//! decoding. What a query may spend is the caller's business: its function charges its own
+//! budget and stops the reading by returning an error.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+
+use super::Inner;
+use super::version::Version;
+use crate::head::{SeriesLayer, dedupe_newest_wins};
+use crate::index::Matcher;
+use crate::metadata::MetricMetadata;
+use crate::model::{Namespace, Sample};
+use crate::options::QueryLimits;
+use crate::{Error, Result};
+
+pub use crate::head::SeriesHandle;
+
+/// What [`Snapshot::for_each`] does with each series as soon as it is read.
+pub type SeriesFn<'a, T> = &'a (dyn Fn(&SeriesHandle, &[Sample]) -> Result<T> + Sync);
+
+/// Below this many series a snapshot is read on the calling thread.
+const PARALLEL_MIN_SERIES: usize = 64;
+
+/// A reader of an open store: cheap, borrowed from the engine.
+#[derive(Clone, Copy)]
+pub struct Querier<'a> {
+    inner: &'a Inner,
+}
+
+impl<'a> Querier<'a> {
+    pub(super) fn new(inner: &'a Inner) -> Self {
+        Querier { inner }
+    }
+
+    /// The query limits in force.
+    pub fn limits(&self) -> &'a QueryLimits {
+        &self.inner.opts.query_limits
+    }
+
+    /// The series of `namespace` matching every matcher, in reference order.
+    pub fn select(&self, namespace: &str, matchers: &[Matcher]) -> Result<Vec<SeriesHandle>> {
+        self.inner.check_open()?;
+        let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
+        Ok(self
+            .inner
+            .head
+            .select(&namespace, matchers)
+            .into_iter()
+            .map(SeriesHandle)
+            .collect())
+    }
+
+    /// Whether a series may have samples in `[start, end]`, judged from chunk bounds alone.
+    pub fn has_data(&self, series: &SeriesHandle, start: i64, end: i64) -> bool {
+        let series = series.series();
+        // The live head first, then the version: data only moves from the head to a frozen
+        // generation to a segment, so whatever a flush moves meanwhile is still found.
+        series.head.overlaps(start, end)
+            || self.inner.current_version().has_data(series.id, start, end)
+    }
+
+    /// The metadata of a namespace's metrics, sorted by metric.
+    pub fn metadata(&self, namespace: &str) -> Result<Vec<MetricMetadata>> {
+        self.inner.metadata(namespace)
+    }
+
+    /// A consistent view of `series` over `[start, end]`.
+    pub fn snapshot(&self, series: Vec<SeriesHandle>, start: i64, end: i64) -> Snapshot<'a> {
+        let inner = self.inner;
+        let (live, version) = {
+            let _gate = inner.gate.read();
+            let live: Vec<SeriesLayer> = series
+                .iter()
+                .map(|s| s.series().head.snapshot(start, end))
+                .collect();
+            (live, inner.current_version())
+        };
+        Snapshot {
+            inner,
+            version,
+            work: series.into_iter().zip(live).collect(),
+            start,
+            end,
+        }
+    }
+}
+
+/// Selected series frozen in time over one range; see the module doc.
+pub struct Snapshot<'a> {
+    inner: &'a Inner,
+    version: Arc<Version>,
+    work: Vec<(SeriesHandle, SeriesLayer)>,
+    start: i64,
+    end: i64,
+}
+
+impl Snapshot<'_> {
+    /// Number of series in the snapshot.
+    pub fn len(&self) -> usize {
+        self.work.len()
+    }
+
+    /// True when the snapshot holds no series.
+    pub fn is_empty(&self) -> bool {
+        self.work.is_empty()
+    }
+
+    /// Reads every series and maps it with `f` as soon as it is read, in snapshot order.
+    /// Each worker reuses one sample buffer, so a query over thousands of series holds one
+    /// series' samples per worker, not all of them. The first error stops the reading.
+    pub fn for_each<T: Send>(&self, f: SeriesFn<'_, T>) -> Result<Vec<T>> {
+        let run = |part: &[(SeriesHandle, SeriesLayer)]| -> Result<Vec<T>> {
+            let mut buf = Vec::new();
+            let mut out = Vec::with_capacity(part.len());
+            for (series, live) in part {
+                buf.clear();
+                read_one(&self.version, series, live, self.start, self.end, &mut buf)?;
+                out.push(f(series, &buf)?);
+            }
+            Ok(out)
+        };
+        // A panic in a worker (a bug, never bad input) answers this query with an internal
+        // error instead of taking the server down with it.
+        let guarded = |part: &[(SeriesHandle, SeriesLayer)]| -> Result<Vec<T>> {
+            std::panic::catch_unwind(AssertUnwindSafe(|| run(part))).unwrap_or_else(|panic| {
+                Err(Error::Internal(format!(
+                    "a query worker panicked: {}",
+                    panic_message(&panic)
+                )))
+            })
+        };
+        let pool = &self.inner.query_pool;
+        let workers = pool.current_num_threads();
+        if workers < 2 || self.work.len() < PARALLEL_MIN_SERIES {
+            return guarded(&self.work);
+        }
+        let per = self.work.len().div_ceil(workers);
+        let results: Vec<Result<Vec<T>>> =
+            pool.install(|| self.work.par_chunks(per).map(guarded).collect());
+        let mut out = Vec::with_capacity(self.work.len());
+        for r in results {
+            out.extend(r?);
+        }
+        Ok(out)
+    }
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
+    panic
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| panic.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
+}
+
+/// Reads one series into `out`, oldest first: segments by sequence, frozen generations,
+/// then the live head; the newest write wins per timestamp.
+fn read_one(
+    version: &Version,
+    series: &SeriesHandle,
+    live: &SeriesLayer,
+    start: i64,
+    end: i64,
+    out: &mut Vec<Sample>,
+) -> Result<()> {
+    let series = series.series();
+    for handle in &version.segments {
+        for c in handle.chunks_in(series.id, start, end) {
+            handle.segment.read_chunk(c, start, end, out)?;
+        }
+    }
+    let in_memory = |layer: &SeriesLayer, out: &mut Vec<Sample>| {
+        layer
+            .decode_into(start, end, out)
+            .map_err(|e| Error::Corrupt {
+                file: "head".into(),
+                offset: e.offset,
+                reason: format!("in-memory chunk of {}: {}", series.labels, e.reason),
+            })
+    };
+    for frozen in &version.frozen {
+        if let Some(layer) = frozen.series.get(&series.id) {
+            in_memory(layer, out)?;
+        }
+    }
+    in_memory(live, out)?;
+    dedupe_newest_wins(out, 0);
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! What readers see besides the live head: the published segments and the frozen head
+//! generations a flush has cut but not yet published, swapped as a whole.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use crate::head::{SeriesLayer, SeriesRef};
+use crate::segment::{ChunkMeta, Segment};
+
+/// Immutable: a flush or an open builds a new one and swaps the `Arc`.
+#[derive(Debug, Default)]
+pub(crate) struct Version {
+    /// Live segments, by (seq, name): later ones hold newer writes.
+    pub(crate) segments: Vec<Arc<SegmentHandle>>,
+    /// Head data cut by a flush and not yet in a published segment, oldest first.
+    pub(crate) frozen: Vec<Arc<FrozenGen>>,
+}
+
+/// An open segment and the engine's references for its series.
+#[derive(Debug)]
+pub(crate) struct SegmentHandle {
+    pub(crate) name: String,
+    pub(crate) segment: Segment,
+    pub(crate) locals: HashMap<SeriesRef, u32>,
+    pub(crate) refs: RoaringBitmap,
+}
+
+impl SegmentHandle {
+    /// The chunks of series `id` that may hold samples in `[start, end]`, judged from the
+    /// segment's, the series' and the chunks' bounds without decoding anything. The one
+    /// skip test of every reader.
+    pub(crate) fn chunks_in(
+        &self,
+        id: SeriesRef,
+        start: i64,
+        end: i64,
+    ) -> impl Iterator<Item = &ChunkMeta> {
+        let seg = &self.segment;
+        let series = if seg.max_t < start || seg.min_t > end || !self.refs.contains(id) {
+            None
+        } else {
+            self.locals
+                .get(&id)
+                .and_then(|&l| seg.series.get(l as usize))
+        };
+        series
+            .into_iter()
+            .flat_map(|s| s.chunks.iter())
+            .filter(move |c| c.max_t >= start && c.min_t <= end)
+    }
+}
+
+/// Head data moved out by one flush's cut.
+#[derive(Debug)]
+pub(crate) struct FrozenGen {
+    pub(crate) seq: u64,
+    /// WAL files numbered below this are covered by this and earlier generations.
+    pub(crate) wal_below: u64,
+    pub(crate) series: HashMap<SeriesRef, SeriesLayer>,
+}
+
+impl Version {
+    /// Whether series `id` may have samples in `[start, end]` outside the live head.
+    pub(crate) fn has_data(&self, id: SeriesRef, start: i64, end: i64) -> bool {
+        self.frozen
+            .iter()
+            .any(|g| g.series.get(&id).is_some_and(|l| l.overlaps(start, end)))
+            || self
+                .segments
+                .iter()
+                .any(|h| h.chunks_in(id, start, end).next().is_some())
+    }
+}

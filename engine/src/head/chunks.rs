@@ -1,0 +1,220 @@
+//! One series' samples in the head, until a flush moves them to a segment.
+//!
+//! Each series owns its data behind its own small lock, so writers of different series
+//! never meet, and a reader holds a series' lock only long enough to clone chunk handles
+//! and copy the open chunk's few bytes. In-order samples go into a compressed open chunk
+//! ([`ChunkAppender`]) that is sealed into an immutable, shared chunk every
+//! [`SEAL_SAMPLES`] samples; samples at or before the series' last timestamp (backfill,
+//! corrections) go to an out-of-order list that wins over the chunks when read, in arrival
+//! order, so the last write always wins.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use crate::codec::chunk::{self, ChunkAppender};
+use crate::model::Sample;
+
+use super::layer::SeriesLayer;
+
+/// Samples per sealed head chunk.
+pub const SEAL_SAMPLES: usize = 128;
+
+/// Fixed overhead accounted per series (the struct, its lock, its table slot).
+const SERIES_OVERHEAD: usize = 160;
+
+/// Overhead of one sealed chunk besides its bytes (the `Arc` header).
+const SEALED_OVERHEAD: usize = 16;
+
+/// An immutable, compressed chunk with its time bounds.
+#[derive(Debug, Clone)]
+pub struct SealedChunk {
+    /// Earliest timestamp in the chunk.
+    pub min_t: i64,
+    /// Latest timestamp in the chunk.
+    pub max_t: i64,
+    /// The chunk bytes (see [`crate::codec::chunk`]).
+    pub bytes: Arc<[u8]>,
+}
+
+#[derive(Debug, Default)]
+struct SeriesData {
+    sealed: Vec<SealedChunk>,
+    open: ChunkAppender,
+    open_min_t: i64,
+    ooo: Vec<Sample>,
+    /// Bytes of the sealed chunks, kept so accounting is O(1) per append.
+    sealed_bytes: usize,
+    bytes: usize,
+}
+
+/// The head data of one series.
+#[derive(Debug, Default)]
+pub struct HeadSeries {
+    data: Mutex<SeriesData>,
+}
+
+impl HeadSeries {
+    /// Appends samples; returns the change in accounted bytes.
+    pub fn append(&self, samples: impl IntoIterator<Item = Sample>) -> isize {
+        let mut d = self.data.lock();
+        let before = d.bytes;
+        for s in samples {
+            let last = d.open.last_t().or_else(|| d.sealed.last().map(|c| c.max_t));
+            if last.is_some_and(|last| s.t <= last) {
+                d.ooo.push(s);
+                continue;
+            }
+            if d.open.is_empty() {
+                d.open_min_t = s.t;
+            }
+            d.open.push(s.t, s.v);
+            if d.open.len() >= SEAL_SAMPLES {
+                let max_t = s.t;
+                let min_t = d.open_min_t;
+                let open = std::mem::take(&mut d.open);
+                let bytes: Arc<[u8]> = open.snapshot().into();
+                d.sealed_bytes += bytes.len() + SEALED_OVERHEAD;
+                d.sealed.push(SealedChunk {
+                    min_t,
+                    max_t,
+                    bytes,
+                });
+            }
+        }
+        d.bytes = accounted_bytes(&d);
+        d.bytes as isize - before as isize
+    }
+
+    /// A copy of the data overlapping `[start, end]`, cheap enough to take under the lock.
+    pub fn snapshot(&self, start: i64, end: i64) -> SeriesLayer {
+        let d = self.data.lock();
+        let mut chunks: Vec<SealedChunk> = d
+            .sealed
+            .iter()
+            .filter(|c| c.max_t >= start && c.min_t <= end)
+            .cloned()
+            .collect();
+        if !d.open.is_empty() && d.open_min_t <= end && d.open.last_t().is_some_and(|t| t >= start)
+        {
+            let max_t = d.open.last_t().unwrap_or(d.open_min_t);
+            chunks.push(SealedChunk {
+                min_t: d.open_min_t,
+                max_t,
+                bytes: d.open.snapshot().into(),
+            });
+        }
+        let ooo = d
+            .ooo
+            .iter()
+            .filter(|s| s.t >= start && s.t <= end)
+            .copied()
+            .collect();
+        SeriesLayer { chunks, ooo }
+    }
+
+    /// Takes all data out (for a flush); returns it and the bytes freed.
+    pub fn take(&self) -> Option<(SeriesLayer, usize)> {
+        let mut d = self.data.lock();
+        if d.sealed.is_empty() && d.open.is_empty() && d.ooo.is_empty() {
+            return None;
+        }
+        let mut chunks = std::mem::take(&mut d.sealed);
+        if !d.open.is_empty() {
+            let max_t = d.open.last_t().unwrap_or(d.open_min_t);
+            let open = std::mem::take(&mut d.open);
+            chunks.push(SealedChunk {
+                min_t: d.open_min_t,
+                max_t,
+                bytes: open.snapshot().into(),
+            });
+        }
+        let ooo = std::mem::take(&mut d.ooo);
+        let freed = d.bytes;
+        d.bytes = 0;
+        d.sealed_bytes = 0;
+        Some((SeriesLayer { chunks, ooo }, freed))
+    }
+
+    /// Whether any held sample may lie in `[start, end]` (by chunk bounds).
+    pub fn overlaps(&self, start: i64, end: i64) -> bool {
+        let d = self.data.lock();
+        d.sealed.iter().any(|c| c.max_t >= start && c.min_t <= end)
+            || (!d.open.is_empty()
+                && d.open_min_t <= end
+                && d.open.last_t().is_some_and(|t| t >= start))
+            || d.ooo.iter().any(|s| s.t >= start && s.t <= end)
+    }
+
+    /// Samples held.
+    pub fn sample_count(&self) -> usize {
+        let d = self.data.lock();
+        let sealed: usize = d
+            .sealed
+            .iter()
+            .map(|c| chunk::sample_count(&c.bytes).unwrap_or(0))
+            .sum();
+        sealed + d.open.len() + d.ooo.len()
+    }
+
+    /// Accounted bytes.
+    pub fn bytes(&self) -> usize {
+        self.data.lock().bytes
+    }
+}
+
+fn accounted_bytes(d: &SeriesData) -> usize {
+    if d.sealed.is_empty() && d.open.is_empty() && d.ooo.is_empty() {
+        return 0;
+    }
+    SERIES_OVERHEAD
+        + d.sealed.capacity() * std::mem::size_of::<SealedChunk>()
+        + d.sealed_bytes
+        + d.open.heap_bytes()
+        + d.ooo.capacity() * std::mem::size_of::<Sample>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::head::merge_newest_wins;
+
+    fn read_all(series: &HeadSeries) -> Vec<(i64, f64)> {
+        let mut out = Vec::new();
+        merge_newest_wins(
+            vec![series.snapshot(i64::MIN, i64::MAX)],
+            i64::MIN,
+            i64::MAX,
+            &mut out,
+        )
+        .expect("own chunks decode");
+        out.iter().map(|s| (s.t, s.v)).collect()
+    }
+
+    #[test]
+    fn in_order_and_out_of_order_samples_read_back_sorted_with_the_last_write_winning() {
+        let s = HeadSeries::default();
+        s.append((0..300).map(|i| Sample::new(i * 10, i as f64)));
+        s.append([
+            Sample::new(55, 1.5),
+            Sample::new(50, 7.0),
+            Sample::new(50, 8.0),
+        ]);
+        let got = read_all(&s);
+        assert_eq!(got.len(), 301);
+        assert!(got.contains(&(50, 8.0)));
+        assert!(got.contains(&(55, 1.5)));
+        assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn taking_the_data_leaves_an_empty_series_and_frees_its_bytes() {
+        let s = HeadSeries::default();
+        let grown = s.append((0..10).map(|i| Sample::new(i, 1.0)));
+        let (layer, freed) = s.take().expect("has data");
+        assert_eq!(freed as isize, grown);
+        assert_eq!(layer.chunks.len(), 1);
+        assert!(s.take().is_none());
+        assert_eq!(s.bytes(), 0);
+    }
+}

@@ -1,0 +1,43 @@
+//! One series of the head: its identity (reference, namespace, labels), its in-memory
+//! samples, and the write path's note of the WAL file that last defined it.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+
+use super::HeadSeries;
+use crate::model::{Labels, Namespace};
+
+/// A series reference, valid for the life of one open engine.
+pub type SeriesRef = u32;
+
+/// One series: its identity, head data, and the WAL file that last defined it.
+#[derive(Debug)]
+pub struct Series {
+    /// Its reference.
+    pub id: SeriesRef,
+    /// Its namespace.
+    pub namespace: Namespace,
+    /// Its labels.
+    pub labels: Labels,
+    /// Its in-memory samples.
+    pub head: HeadSeries,
+    /// Number of the WAL file that holds this series' definition (0: none yet).
+    pub wal_file: AtomicU64,
+}
+
+/// A resolved series, valid for as long as the engine is open: what writers keep to write
+/// by series (like a Prometheus appender's series reference) and what the read view hands
+/// to queries. Its insides stay in the head.
+#[derive(Debug, Clone)]
+pub struct SeriesHandle(pub(crate) Arc<Series>);
+
+impl SeriesHandle {
+    /// The series' labels.
+    pub fn labels(&self) -> &Labels {
+        &self.0.labels
+    }
+
+    pub(crate) fn series(&self) -> &Arc<Series> {
+        &self.0
+    }
+}

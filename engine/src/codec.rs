@@ -6,14 +6,20 @@
 //!   delta-of-delta of exact integers, zig-zag, bucketed) for integer-valued series.
 //! - [`chunk`]: a chunk of samples = both columns, with the value encoding chosen per chunk
 //!   by whichever is smaller; plus the incremental [`chunk::ChunkAppender`] the head uses.
-//! - [`varint`]: LEB128 integers and a bounds-checked reader for file metadata.
+//! - [`varint`]: LEB128 integers; [`bytes`]: the one checked reader ([`bytes::ByteReader`])
+//!   of every binary format, with the limits files may claim; [`labels`]: label sets as
+//!   files store them.
 //!
 //! Every decoder takes untrusted bytes: it checks every length and returns a
 //! [`crate::DecodeError`] rather than panicking.
+//!
+//! May use: `model`.
 
 pub mod bits;
 pub mod bucket;
+pub mod bytes;
 pub mod chunk;
+pub mod labels;
 pub mod timestamp;
 pub mod value;
 pub mod varint;

@@ -1,13 +1,18 @@
-//! The data model: labels and series identity, samples, namespaces, write batches and the
-//! reasons a sample can be rejected.
+//! The data model: labels and series identity, samples, namespaces, write batches, the
+//! input limits, and the reasons a sample can be rejected.
+//!
+//! May use: nothing else of the engine (every other room builds on it; checked by
+//! `engine/tests/it/rooms.rs`).
 
 pub(crate) mod labels;
+mod limits;
 mod namespace;
 mod reject;
 mod sample;
 mod write;
 
 pub use labels::{Label, Labels, METRIC_NAME};
+pub use limits::Limits;
 pub use namespace::{DEFAULT_NAMESPACE, Namespace};
 pub use reject::{RejectReason, Rejection};
 pub use sample::Sample;

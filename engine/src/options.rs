@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::fs::{OsFs, Vfs};
+pub use crate::model::Limits;
 
 /// How the write-ahead log is made durable before a write is acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,33 +27,6 @@ pub enum WalCorruption {
     Salvage,
     /// Refuse to open, naming the file and offset, so that an operator decides.
     Refuse,
-}
-
-/// Input limits. Defaults follow what Prometheus and Mimir operators know.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Limits {
-    /// Most labels on one series, `__name__` included. Default 30.
-    pub max_labels_per_series: usize,
-    /// Longest label name, bytes. Default 256.
-    pub max_label_name_bytes: usize,
-    /// Longest label value, bytes. Default 2,048.
-    pub max_label_value_bytes: usize,
-    /// How far in the future a timestamp may be, relative to the wall clock. Default 10 min.
-    pub max_future: Duration,
-    /// Most series in one namespace. Default 200,000.
-    pub max_series_per_namespace: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_labels_per_series: 30,
-            max_label_name_bytes: 256,
-            max_label_value_bytes: 2048,
-            max_future: Duration::from_secs(600),
-            max_series_per_namespace: 200_000,
-        }
-    }
 }
 
 /// Limits on what one query may touch. Defaults follow Prometheus and Mimir.

@@ -12,9 +12,10 @@
 //! The chunk carries no checksum of its own: the block that holds it (a segment block, or
 //! memory in the head) does.
 
+use super::bytes::ByteReader;
 use super::timestamp::{self, TimestampEncoder};
 use super::value::{self, IntEncoder, ValueEncoding, XorEncoder, as_exact_int};
-use super::varint::{ByteReader, put_u64};
+use super::varint::put_u64;
 use crate::DecodeError;
 
 /// Most samples one chunk may hold; larger counts in a file are corruption.

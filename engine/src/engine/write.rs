@@ -15,7 +15,7 @@ use crate::head::{Series, SeriesHandle};
 use crate::model::{
     Label, Labels, Namespace, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest,
 };
-use crate::wal::{frame, record};
+use crate::wal::record::{self, SeriesDefRef};
 use crate::{Error, Limit, Result};
 
 /// One entry of [`Engine::write_resolved`]: a resolved series and its samples, or a series
@@ -235,14 +235,7 @@ impl Engine {
         if batch.is_empty() {
             return Ok(outcome);
         }
-        let mut payload =
-            Vec::with_capacity(16 + batch.iter().map(|(_, s)| 12 + s.len() * 16).sum::<usize>());
-        crate::codec::varint::put_u64(&mut payload, batch.len() as u64);
-        for (series, samples) in &batch {
-            record::encode_samples(&mut payload, series.id, samples);
-        }
-        let mut frames = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
-        frame::encode(&mut frames, record::KIND_SAMPLES, &payload);
+        let frames = record::samples_frame(batch.iter().map(|(s, v)| (s.id, v.as_slice())));
 
         let _gate = inner.gate.read();
         inner.check_open()?;
@@ -264,27 +257,14 @@ impl Engine {
 
 /// The definitions frame for the batch's series not yet defined in WAL file `file`.
 fn series_defs(file: u64, batch: &[(Arc<Series>, Vec<Sample>)]) -> Option<Vec<u8>> {
-    let mut payload = Vec::new();
-    let mut count = 0u64;
-    for (series, _) in batch {
-        if series.wal_file.load(Ordering::Relaxed) != file {
-            series.wal_file.store(file, Ordering::Relaxed);
-            record::encode_series_def(
-                &mut payload,
-                series.id,
-                series.namespace.as_str(),
-                &series.labels,
-            );
-            count += 1;
-        }
-    }
-    if count == 0 {
-        return None;
-    }
-    let mut full = Vec::with_capacity(payload.len() + 10);
-    crate::codec::varint::put_u64(&mut full, count);
-    full.extend_from_slice(&payload);
-    let mut out = Vec::with_capacity(full.len() + frame::HEADER_LEN);
-    frame::encode(&mut out, record::KIND_SERIES, &full);
-    Some(out)
+    let defs: Vec<SeriesDefRef<'_>> = batch
+        .iter()
+        .filter(|(series, _)| series.wal_file.swap(file, Ordering::Relaxed) != file)
+        .map(|(series, _)| SeriesDefRef {
+            wal_ref: series.id,
+            namespace: &series.namespace,
+            labels: &series.labels,
+        })
+        .collect();
+    (!defs.is_empty()).then(|| record::series_defs_frame(&defs))
 }

@@ -3,8 +3,7 @@
 
 use std::fmt;
 
-use crate::model::RejectReason;
-use crate::options::Limits;
+use super::{Limits, RejectReason};
 
 /// The label that holds the metric name.
 pub const METRIC_NAME: &str = "__name__";
@@ -88,7 +87,7 @@ impl Labels {
 
     /// Builds labels that are already known to be valid (decoded from our own files after
     /// their checksum passed). Sorts them; does not check limits.
-    pub(crate) fn from_trusted(mut labels: Vec<Label>) -> Labels {
+    pub fn from_trusted(mut labels: Vec<Label>) -> Labels {
         labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
         Labels(labels)
     }
@@ -124,33 +123,6 @@ impl Labels {
     /// True when there are no labels (only possible for `Labels::default()`).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    /// Appends the labels as stored in WAL records and segment tables:
-    /// `varint count, then (str name, str value)*`.
-    pub(crate) fn encode_to(&self, out: &mut Vec<u8>) {
-        crate::codec::varint::put_u64(out, self.0.len() as u64);
-        for l in &self.0 {
-            crate::codec::varint::put_str(out, &l.name);
-            crate::codec::varint::put_str(out, &l.value);
-        }
-    }
-
-    /// Reads labels written by [`Labels::encode_to`] (from our own checksummed files, so
-    /// they are taken as valid once they decode).
-    pub(crate) fn decode_from(
-        r: &mut crate::codec::varint::ByteReader<'_>,
-    ) -> Result<Labels, crate::DecodeError> {
-        const MAX_LABELS: usize = 1 << 10;
-        const MAX_STR: usize = 1 << 16;
-        let n = r.len(MAX_LABELS, "label count")?;
-        let mut labels = Vec::with_capacity(n);
-        for _ in 0..n {
-            let name = r.str(MAX_STR, "label name")?.to_owned();
-            let value = r.str(MAX_STR, "label value")?.to_owned();
-            labels.push(Label { name, value });
-        }
-        Ok(Labels::from_trusted(labels))
     }
 
     /// Approximate heap bytes held, for memory accounting.

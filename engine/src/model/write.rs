@@ -1,12 +1,12 @@
 //! The shape of a write: a namespace and a list of series, each with its labels once and its
 //! samples; and what the engine answers.
 
-use crate::model::{Label, Rejection, Sample};
+use super::{Label, Rejection, Sample};
 
 /// A batch of samples for one namespace.
 #[derive(Debug, Clone, Default)]
 pub struct WriteRequest {
-    /// The namespace; empty means [`crate::DEFAULT_NAMESPACE`].
+    /// The namespace; empty means [`super::DEFAULT_NAMESPACE`].
     pub namespace: String,
     /// The series and their samples.
     pub series: Vec<SeriesWrite>,

@@ -8,13 +8,12 @@ use std::path::{Path, PathBuf};
 use roaring::RoaringBitmap;
 
 use super::{FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use crate::codec::bytes::{ByteReader, MAX_STR};
 use crate::codec::chunk;
-use crate::codec::varint::ByteReader;
+use crate::codec::labels::decode_labels;
 use crate::fs::Bytes;
 use crate::model::{Labels, Namespace, Sample};
-use crate::{DecodeError, Error, Result};
-
-const MAX_STR: usize = 1 << 16;
+use crate::{DecodeError, Result};
 
 /// Where one chunk lies and what it covers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,12 +59,6 @@ pub struct Segment {
     postings_offset: u64,
 }
 
-fn field<const N: usize>(data: &[u8], at: usize) -> [u8; N] {
-    data.get(at..at + N)
-        .and_then(|b| b.try_into().ok())
-        .unwrap_or([0; N])
-}
-
 impl Segment {
     /// Opens and checks a segment held in `bytes`, read from `path`.
     pub fn open(path: &Path, bytes: Bytes) -> Result<Segment> {
@@ -94,7 +87,7 @@ impl Segment {
         if data.get(..8) != Some(MAGIC.as_slice()) {
             return Err(DecodeError::new(0, "bad magic at the start"));
         }
-        let version = u32::from_le_bytes(field(data, 8));
+        let version = ByteReader::at(data, 8)?.u32_le()?;
         if version != VERSION {
             return Err(DecodeError::new(
                 8,
@@ -108,18 +101,19 @@ impl Segment {
                 "bad magic at the end (truncated?)",
             ));
         }
-        let stored_crc = u32::from_le_bytes(field(data, f + 52));
-        let actual_crc = crc32c::crc32c(data.get(f..f + 52).unwrap_or(&[]));
+        let mut footer = ByteReader::at(data, f as u64)?;
+        let table_offset = footer.u64_le()?;
+        let postings_offset = footer.u64_le()?;
+        let seq = footer.u64_le()?;
+        let samples = footer.u64_le()?;
+        let min_t = footer.i64_le()?;
+        let max_t = footer.i64_le()?;
+        let series_count = footer.u32_le()? as usize;
+        let stored_crc = footer.u32_le()?;
+        let actual_crc = crc32c::crc32c(data.get(f..f + 52).unwrap_or_default());
         if stored_crc != actual_crc {
             return Err(DecodeError::new(f as u64, "footer checksum mismatch"));
         }
-        let table_offset = u64::from_le_bytes(field(data, f));
-        let postings_offset = u64::from_le_bytes(field(data, f + 8));
-        let seq = u64::from_le_bytes(field(data, f + 16));
-        let samples = u64::from_le_bytes(field(data, f + 24));
-        let min_t = i64::from_le_bytes(field(data, f + 32));
-        let max_t = i64::from_le_bytes(field(data, f + 40));
-        let series_count = u32::from_le_bytes(field(data, f + 48)) as usize;
 
         let table_end = postings_offset;
         let table = block(data, table_offset, HEADER_LEN as u64, table_end)?;
@@ -186,25 +180,19 @@ impl Segment {
     /// The raw bytes of one chunk, checksum verified.
     pub fn chunk_bytes(&self, meta: &ChunkMeta) -> Result<&[u8]> {
         let data: &[u8] = &self.bytes;
-        let corrupt = |reason: String| Error::Corrupt {
-            file: self.path.clone(),
-            offset: meta.offset,
-            reason,
-        };
-        let at = meta.offset as usize;
-        let len = u32::from_le_bytes(field(data, at));
-        let crc = u32::from_le_bytes(field(data, at + 4));
-        if len != meta.len {
-            return Err(corrupt(format!(
-                "chunk length {len} != {} in the series table",
-                meta.len
-            )));
-        }
-        let bytes = data
-            .get(at + 8..at + 8 + len as usize)
-            .ok_or_else(|| corrupt("chunk runs past the end of the file".into()))?;
-        if crc32c::crc32c(bytes) != crc {
-            return Err(corrupt("chunk checksum mismatch".into()));
+        let bytes = ByteReader::at(data, meta.offset)
+            .and_then(|mut r| r.crc_block("chunk"))
+            .map_err(|e| e.in_file(&self.path, 0))?;
+        if bytes.len() != meta.len as usize {
+            return Err(DecodeError::new(
+                meta.offset,
+                format!(
+                    "chunk length {} != {} in the series table",
+                    bytes.len(),
+                    meta.len
+                ),
+            )
+            .in_file(&self.path, 0));
         }
         Ok(bytes)
     }
@@ -248,20 +236,9 @@ fn block(data: &[u8], offset: u64, min: u64, max: u64) -> Result<&[u8], DecodeEr
             format!("block offset {offset} is outside [{min}, {max})"),
         ));
     }
-    let at = offset as usize;
-    let len = u32::from_le_bytes(field(data, at)) as u64;
-    let crc = u32::from_le_bytes(field(data, at + 4));
-    if offset + 8 + len > max {
-        return Err(DecodeError::new(
-            offset,
-            format!("block of {len} bytes runs past {max}"),
-        ));
-    }
-    let payload = data.get(at + 8..at + 8 + len as usize).unwrap_or(&[]);
-    if crc32c::crc32c(payload) != crc {
-        return Err(DecodeError::new(offset, "block checksum mismatch"));
-    }
-    Ok(payload)
+    // A `max` past the end of the file bounds nothing more than the file itself does.
+    let region = data.get(..max as usize).unwrap_or(data);
+    ByteReader::at(region, offset)?.crc_block("block")
 }
 
 /// Largest decompressed metadata block accepted.
@@ -305,7 +282,7 @@ fn parse_table(
         let at = r.position() as u64;
         let namespace =
             Namespace::new(r.str(MAX_STR, "namespace")?).map_err(|e| DecodeError::new(at, e))?;
-        let labels = Labels::decode_from(&mut r)?;
+        let labels = decode_labels(&mut r)?;
         let nchunks = r.len(r.remaining(), "chunk count")?;
         let mut chunks = Vec::with_capacity(nchunks);
         for _ in 0..nchunks {

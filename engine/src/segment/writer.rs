@@ -7,6 +7,7 @@ use roaring::RoaringBitmap;
 
 use super::{CHUNK_SAMPLES, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
 use crate::codec::chunk;
+use crate::codec::labels::encode_labels;
 use crate::codec::varint::{put_i64, put_str, put_u64};
 use crate::fs::Vfs;
 use crate::model::{Labels, Namespace, Sample};
@@ -37,7 +38,7 @@ pub fn encode_segment(seq: u64, series: &[SegmentInput]) -> Vec<u8> {
     let (mut ts, mut vs) = (Vec::new(), Vec::new());
     for (local, s) in series.iter().enumerate() {
         put_str(&mut table, s.namespace.as_str());
-        s.labels.encode_to(&mut table);
+        encode_labels(&mut table, &s.labels);
         for l in s.labels.iter() {
             postings
                 .entry((&l.name, &l.value))

@@ -13,6 +13,7 @@
 //! *corruption*.
 
 use crate::DecodeError;
+use crate::codec::bytes::ByteReader;
 
 /// Bytes before the payload.
 pub const HEADER_LEN: usize = 9;
@@ -108,18 +109,11 @@ impl<'a> Iterator for FrameReader<'a> {
         if self.rest_is_zero() {
             return self.stop(torn);
         }
-        let field = |i: usize| {
-            header
-                .get(i..i + 4)
-                .and_then(|b| b.try_into().ok())
-                .map(u32::from_le_bytes)
-                .unwrap_or(0)
+        let mut r = ByteReader::new(header);
+        let (Ok(len), Ok(crc), Ok(kind)) = (r.u32_le(), r.u32_le(), r.u8()) else {
+            return self.stop(torn);
         };
-        let (len, crc, kind) = (
-            field(0) as usize,
-            field(4),
-            header.get(8).copied().unwrap_or(0),
-        );
+        let len = len as usize;
         let end = self.pos + HEADER_LEN + len;
         if len == 0 || len > MAX_PAYLOAD {
             let e = DecodeError::new(offset, format!("frame length {len} is out of range"));

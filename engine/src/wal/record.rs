@@ -1,4 +1,6 @@
-//! WAL records: what a frame's payload means.
+//! WAL records: what a frame's payload means. Each record kind has an encoder and a decoder
+//! that mirror each other, and [`series_defs_frame`] / [`samples_frame`] give the whole
+//! framed record the writer appends.
 //!
 //! ```text
 //! kind 1, series definitions:
@@ -11,16 +13,17 @@
 //! (`str` = varint length + UTF-8 bytes.) A `wal_ref` is only meaningful inside the file
 //! that defines it.
 
+use super::frame;
 use crate::DecodeError;
-use crate::codec::varint::{ByteReader, put_str, put_u64};
+use crate::codec::bytes::{ByteReader, MAX_STR};
+use crate::codec::labels::{decode_labels, encode_labels};
+use crate::codec::varint::{put_str, put_u64};
 use crate::model::{Labels, Namespace, Sample};
 
 /// Kind byte of a series-definitions record.
 pub const KIND_SERIES: u8 = 1;
 /// Kind byte of a samples record.
 pub const KIND_SAMPLES: u8 = 2;
-
-const MAX_STR: usize = 1 << 16;
 
 /// A series definition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,11 +36,25 @@ pub struct SeriesDef {
     pub labels: Labels,
 }
 
-/// Appends one definition to a definitions payload under construction.
-pub fn encode_series_def(out: &mut Vec<u8>, wal_ref: u32, namespace: &str, labels: &Labels) {
-    put_u64(out, u64::from(wal_ref));
-    put_str(out, namespace);
-    labels.encode_to(out);
+/// One definition to encode, borrowed from the series it defines.
+#[derive(Debug, Clone, Copy)]
+pub struct SeriesDefRef<'a> {
+    /// Reference used by sample records in the same file.
+    pub wal_ref: u32,
+    /// Namespace.
+    pub namespace: &'a Namespace,
+    /// Labels.
+    pub labels: &'a Labels,
+}
+
+/// Encodes a definitions payload; the mirror of [`decode_series_defs`].
+pub fn encode_series_defs(out: &mut Vec<u8>, defs: &[SeriesDefRef<'_>]) {
+    put_u64(out, defs.len() as u64);
+    for def in defs {
+        put_u64(out, u64::from(def.wal_ref));
+        put_str(out, def.namespace.as_str());
+        encode_labels(out, def.labels);
+    }
 }
 
 /// Decodes a definitions payload.
@@ -46,11 +63,11 @@ pub fn decode_series_defs(payload: &[u8]) -> Result<Vec<SeriesDef>, DecodeError>
     let count = r.len(payload.len(), "series definition count")?;
     let mut defs = Vec::with_capacity(count);
     for _ in 0..count {
-        let wal_ref = u32::try_from(r.varint()?).map_err(|_| r.error("series ref exceeds u32"))?;
+        let wal_ref = r.varint_u32("series ref")?;
         let at = r.position();
         let namespace = Namespace::new(r.str(MAX_STR, "namespace")?)
             .map_err(|e| DecodeError::new(at as u64, e))?;
-        let labels = Labels::decode_from(&mut r)?;
+        let labels = decode_labels(&mut r)?;
         defs.push(SeriesDef {
             wal_ref,
             namespace,
@@ -60,14 +77,21 @@ pub fn decode_series_defs(payload: &[u8]) -> Result<Vec<SeriesDef>, DecodeError>
     Ok(defs)
 }
 
-/// Appends one series' samples to a samples payload under construction (after its count).
-pub fn encode_samples(out: &mut Vec<u8>, wal_ref: u32, samples: &[Sample]) {
-    put_u64(out, u64::from(wal_ref));
-    put_u64(out, samples.len() as u64);
-    out.reserve(samples.len() * 16);
-    for s in samples {
-        out.extend_from_slice(&s.t.to_le_bytes());
-        out.extend_from_slice(&s.v.to_bits().to_le_bytes());
+/// Encodes a samples payload, `(wal_ref, samples)` per series; the mirror of
+/// [`decode_samples`].
+pub fn encode_samples<'a>(
+    out: &mut Vec<u8>,
+    batch: impl ExactSizeIterator<Item = (u32, &'a [Sample])>,
+) {
+    put_u64(out, batch.len() as u64);
+    for (wal_ref, samples) in batch {
+        put_u64(out, u64::from(wal_ref));
+        put_u64(out, samples.len() as u64);
+        out.reserve(samples.len() * 16);
+        for s in samples {
+            out.extend_from_slice(&s.t.to_le_bytes());
+            out.extend_from_slice(&s.v.to_bits().to_le_bytes());
+        }
     }
 }
 
@@ -79,22 +103,45 @@ pub fn decode_samples(
     let mut r = ByteReader::new(payload);
     let count = r.len(payload.len(), "series count")?;
     for _ in 0..count {
-        let wal_ref = u32::try_from(r.varint()?).map_err(|_| r.error("series ref exceeds u32"))?;
+        let wal_ref = r.varint_u32("series ref")?;
         let n = r.len(r.remaining() / 16, "sample count")?;
-        let bytes = r.bytes(n * 16)?;
-        let mut samples = bytes.chunks_exact(16).map(|b| {
-            let (t, v) = b.split_at(8);
-            let t = i64::from_le_bytes(t.try_into().unwrap_or([0; 8]));
-            let v = u64::from_le_bytes(v.try_into().unwrap_or([0; 8]));
-            Sample {
+        let mut samples = ByteReader::new(r.bytes(n * 16)?);
+        let mut decoded = std::iter::from_fn(|| {
+            // `n × 16` bytes were taken above, so each read of a pair succeeds.
+            let t = samples.i64_le().ok()?;
+            let v = samples.u64_le().ok()?;
+            Some(Sample {
                 t,
                 v: f64::from_bits(v),
-            }
+            })
         });
-        apply(wal_ref, &mut samples)?;
+        apply(wal_ref, &mut decoded)?;
     }
     if !r.is_empty() {
         return Err(r.error("trailing bytes after the last series"));
     }
     Ok(())
+}
+
+/// A whole framed definitions record, ready to append.
+pub fn series_defs_frame(defs: &[SeriesDefRef<'_>]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(16 + defs.len() * 96);
+    encode_series_defs(&mut payload, defs);
+    framed(KIND_SERIES, &payload)
+}
+
+/// A whole framed samples record, ready to append.
+pub fn samples_frame<'a>(
+    batch: impl ExactSizeIterator<Item = (u32, &'a [Sample])> + Clone,
+) -> Vec<u8> {
+    let bytes: usize = batch.clone().map(|(_, s)| 12 + s.len() * 16).sum();
+    let mut payload = Vec::with_capacity(16 + bytes);
+    encode_samples(&mut payload, batch);
+    framed(KIND_SAMPLES, &payload)
+}
+
+fn framed(kind: u8, payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
+    frame::encode(&mut out, kind, payload);
+    out
 }

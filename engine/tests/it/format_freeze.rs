@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use iocdb_engine::codec::chunk;
 use iocdb_engine::fs::Bytes;
 use iocdb_engine::segment::{Segment, SegmentInput};
-use iocdb_engine::wal::{frame, record};
+use iocdb_engine::wal::record;
 use iocdb_engine::{Label, Labels, Namespace, Sample};
 
 fn fixture(name: &str) -> PathBuf {
@@ -68,15 +68,14 @@ fn chunk_format_version_1_is_frozen() {
 
 #[test]
 fn wal_format_version_1_is_frozen() {
-    let mut defs = Vec::new();
-    iocdb_engine::codec::varint::put_u64(&mut defs, 1);
-    record::encode_series_def(&mut defs, 3, "security", &labels());
-    let mut payload = Vec::new();
-    iocdb_engine::codec::varint::put_u64(&mut payload, 1);
-    record::encode_samples(&mut payload, 3, &samples()[..5]);
-    let mut file = Vec::new();
-    frame::encode(&mut file, record::KIND_SERIES, &defs);
-    frame::encode(&mut file, record::KIND_SAMPLES, &payload);
+    let namespace = Namespace::new("security").expect("ns");
+    let labels = labels();
+    let mut file = record::series_defs_frame(&[record::SeriesDefRef {
+        wal_ref: 3,
+        namespace: &namespace,
+        labels: &labels,
+    }]);
+    file.extend(record::samples_frame([(3, &samples()[..5])].into_iter()));
     check("wal_v1.wal", &file);
 }
 

@@ -11,5 +11,5 @@ cd "$(dirname "$0")/.."
 for tool in victoria-metrics prometheus promtool; do
   command -v "$tool" >/dev/null || { echo "missing $tool: apt-get install -y victoria-metrics prometheus" >&2; exit 2; }
 done
-cargo build --release -q -p iocdb-benches --bin peer_compare
+cargo build --release -q -p iocdb-peer-compare --bin peer_compare
 exec ./target/release/peer_compare "${1:-0.1}" "${2:-1}" "${3:-20}"

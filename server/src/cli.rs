@@ -4,6 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::{FsyncMode, LogFormat};
+
 /// iocdb: the time-series metrics store of the province's Intelligent Operations Center.
 #[derive(Debug, Parser)]
 #[command(name = "iocdb", version, about)]
@@ -47,9 +49,9 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:7070].
     #[arg(long, env = "IOCDB_LISTEN")]
     pub listen: Option<String>,
-    /// WAL durability: "always" (fsync before acknowledging) or "interval" [default: always].
-    #[arg(long, env = "IOCDB_FSYNC")]
-    pub fsync: Option<String>,
+    /// WAL durability: fsync before acknowledging, or every interval [default: always].
+    #[arg(long, env = "IOCDB_FSYNC", value_enum)]
+    pub fsync: Option<FsyncMode>,
     /// fsync period under `--fsync interval`, ms [default: 100].
     #[arg(long, env = "IOCDB_FSYNC_INTERVAL_MS")]
     pub fsync_interval_ms: Option<u64>,
@@ -59,9 +61,9 @@ pub struct ServeArgs {
     /// Flush the head to segments this often, s [default: 900].
     #[arg(long, env = "IOCDB_FLUSH_INTERVAL_S")]
     pub flush_interval_s: Option<u64>,
-    /// Log format: "text" or "json" [default: text].
-    #[arg(long, env = "IOCDB_LOG_FORMAT")]
-    pub log_format: Option<String>,
+    /// Log format [default: text].
+    #[arg(long, env = "IOCDB_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
 }
 
 /// Where the server is.

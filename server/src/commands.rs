@@ -1,5 +1,6 @@
-//! One file per subcommand.
+//! One file per subcommand; `load.rs` is the gRPC load client `bench` drives.
 
 pub mod bench;
 pub mod client;
+mod load;
 pub mod serve;

@@ -9,6 +9,26 @@ use serde::Deserialize;
 
 use crate::cli::ServeArgs;
 
+/// How the WAL is made durable (`--fsync`, `fsync`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum FsyncMode {
+    /// fsync before acknowledging every write (group commit): acknowledged means durable.
+    Always,
+    /// fsync every `fsync_interval_ms`: a power loss can lose that much acknowledged data.
+    Interval,
+}
+
+/// How the server logs (`--log-format`, `log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
 /// The port the server listens on by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
@@ -20,16 +40,16 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Listen address.
     pub listen: String,
-    /// "always" or "interval".
-    pub fsync: String,
+    /// WAL durability.
+    pub fsync: FsyncMode,
     /// Period of the interval policy, ms.
     pub fsync_interval_ms: u64,
     /// Head memory budget, MiB.
     pub head_memory_mb: usize,
     /// Period of background flushes, s.
     pub flush_interval_s: u64,
-    /// "text" or "json".
-    pub log_format: String,
+    /// Log format.
+    pub log_format: LogFormat,
     /// Largest ingest request, bytes (after decompression).
     pub max_ingest_message_bytes: usize,
     /// Largest query or admin request, bytes.
@@ -73,11 +93,11 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./iocdb-data"),
             listen: DEFAULT_LISTEN.into(),
-            fsync: "always".into(),
+            fsync: FsyncMode::Always,
             fsync_interval_ms: 100,
             head_memory_mb: 1024,
             flush_interval_s: 900,
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             max_ingest_message_bytes: 64 << 20,
             max_query_message_bytes: 4 << 20,
             max_samples_per_request: 1_000_000,
@@ -112,8 +132,8 @@ impl Config {
         if let Some(v) = &args.listen {
             config.listen = v.clone();
         }
-        if let Some(v) = &args.fsync {
-            config.fsync = v.clone();
+        if let Some(v) = args.fsync {
+            config.fsync = v;
         }
         if let Some(v) = args.fsync_interval_ms {
             config.fsync_interval_ms = v;
@@ -124,10 +144,9 @@ impl Config {
         if let Some(v) = args.flush_interval_s {
             config.flush_interval_s = v;
         }
-        if let Some(v) = &args.log_format {
-            config.log_format = v.clone();
+        if let Some(v) = args.log_format {
+            config.log_format = v;
         }
-        config.engine_options()?;
         Ok(config)
     }
 
@@ -138,15 +157,14 @@ impl Config {
     }
 
     /// The engine's options.
-    pub fn engine_options(&self) -> anyhow::Result<Options> {
-        let fsync = match self.fsync.as_str() {
-            "always" => FsyncPolicy::Always,
-            "interval" => {
+    pub fn engine_options(&self) -> Options {
+        let fsync = match self.fsync {
+            FsyncMode::Always => FsyncPolicy::Always,
+            FsyncMode::Interval => {
                 FsyncPolicy::Interval(Duration::from_millis(self.fsync_interval_ms.max(1)))
             }
-            other => anyhow::bail!("fsync must be \"always\" or \"interval\", not {other:?}"),
         };
-        Ok(Options {
+        Options {
             fsync,
             head_memory_budget: self.head_memory_mb.saturating_mul(1 << 20),
             limits: Limits {
@@ -163,7 +181,7 @@ impl Config {
                 timeout: Duration::from_secs(self.query_timeout_s),
             },
             ..Options::default()
-        })
+        }
     }
 }
 
@@ -188,10 +206,7 @@ mod tests {
         let c = Config::load(&args).expect("load");
         assert_eq!(c.listen, "127.0.0.1:0");
         assert_eq!(c.head_memory_mb, 64);
-        assert_eq!(
-            c.engine_options().expect("options").query_limits.max_series,
-            7
-        );
+        assert_eq!(c.engine_options().query_limits.max_series, 7);
         assert_eq!(c.data_dir, PathBuf::from("./iocdb-data"));
     }
 
@@ -207,12 +222,16 @@ mod tests {
             })
             .is_err()
         );
+        std::fs::write(dir.path().join("bad.toml"), "fsync = \"sometimes\"\n").expect("write");
+        let refused = Config::load(&ServeArgs {
+            config: Some(dir.path().join("bad.toml")),
+            ..ServeArgs::default()
+        })
+        .expect_err("a bad policy is refused at load");
+        assert!(refused.to_string().contains("fsync"), "{refused}");
+        use clap::Parser as _;
         assert!(
-            Config::load(&ServeArgs {
-                fsync: Some("sometimes".into()),
-                ..ServeArgs::default()
-            })
-            .is_err()
+            crate::cli::Cli::try_parse_from(["iocdb", "serve", "--fsync", "sometimes"]).is_err()
         );
     }
 }

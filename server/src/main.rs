@@ -37,7 +37,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         cli::Command::Serve(args) => {
             let config = config::Config::load(&args)?;
-            init_logging(config.log_format == "json");
+            init_logging(config.log_format == config::LogFormat::Json);
             runtime.block_on(commands::serve::run(config))
         }
         other => {

@@ -2,11 +2,14 @@
 //! the province workload. Starts its own server on a loopback port and a temporary data
 //! directory for every run, so runs do not disturb each other or a real store.
 
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use iocdb_benches::{load, report, workload};
+use iocdb_workload::{self as workload, drive};
 use tokio::sync::{oneshot, watch};
 
+use super::load;
 use crate::cli::BenchArgs;
 use crate::config::Config;
 
@@ -17,7 +20,7 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
     };
     let (clients, batches) = (parse(&a.clients)?, parse(&a.batches)?);
     let specs = workload::series(a.scale);
-    let start = report::day_start();
+    let start = drive::day_start();
     let end = start + a.minutes * 60_000;
     println!(
         "| batch | clients | Write samples/s | p50 ack | p99 ack | WriteStream with stream ids, samples/s | in-process samples/s (same writers) | Write / in-process | WriteStream / in-process |"
@@ -28,9 +31,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
             let in_process = {
                 let specs = specs.clone();
                 tokio::task::spawn_blocking(move || {
-                    let dir = tempfile::tempdir()?;
+                    let dir = ScratchDir::new()?;
                     let make = || workload::batches(&specs, start, end, batch);
-                    Ok::<_, anyhow::Error>(report::ingest(
+                    Ok::<_, anyhow::Error>(drive::ingest(
                         dir.path(),
                         iocdb_engine::Options::default(),
                         make,
@@ -75,12 +78,12 @@ struct Bench {
     addr: String,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<anyhow::Result<()>>,
-    _dir: tempfile::TempDir,
+    _dir: ScratchDir,
 }
 
 impl Bench {
     async fn start() -> anyhow::Result<Bench> {
-        let dir = tempfile::tempdir()?;
+        let dir = ScratchDir::new()?;
         let config = Config {
             data_dir: dir.path().to_path_buf(),
             listen: "127.0.0.1:0".into(),
@@ -108,5 +111,34 @@ impl Bench {
     async fn stop(self) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         self.task.await?
+    }
+}
+
+/// A fresh directory under the system's temporary folder, removed when dropped: each run
+/// of the bench writes its own store and leaves nothing behind.
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> anyhow::Result<ScratchDir> {
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "iocdb-bench-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path)?;
+        Ok(ScratchDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        if let Err(e) = std::fs::remove_dir_all(&self.0) {
+            tracing::warn!(dir = %self.0.display(), error = %e, "could not remove a bench directory");
+        }
     }
 }

@@ -47,21 +47,15 @@ async fn connect(c: &ClientArgs) -> anyhow::Result<Channel> {
 /// Parses `5m`, `1h`, `30s`, `250ms`, `7d` into milliseconds.
 pub fn parse_duration_ms(s: &str) -> anyhow::Result<i64> {
     let s = s.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let n: i64 = num
-        .parse()
-        .map_err(|_| anyhow::anyhow!("bad duration {s:?}: expected e.g. 30s, 5m, 1h, 7d"))?;
-    let scale = match unit {
-        "ms" => 1,
-        "s" | "" => 1000,
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
-        "w" => 7 * 86_400_000,
-        _ => anyhow::bail!("bad duration unit in {s:?}: use ms, s, m, h, d or w"),
-    };
-    Ok(n.saturating_mul(scale))
+    // A bare number is seconds, as in Prometheus' API.
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = s.parse()?;
+        return Ok(n.saturating_mul(1000));
+    }
+    let d = humantime::parse_duration(s).map_err(|e| {
+        anyhow::anyhow!("bad duration {s:?} ({e}): expected e.g. 250ms, 30s, 5m, 1h, 7d")
+    })?;
+    Ok(i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Parses a time: `now`, milliseconds since the epoch, or a duration ago (`24h`).

@@ -38,7 +38,7 @@ pub async fn run_until(
     on_ready: impl FnOnce(SocketAddr),
     signals: Option<watch::Sender<bool>>,
 ) -> anyhow::Result<()> {
-    let opts = config.engine_options()?;
+    let opts = config.engine_options();
     let dir = config.data_dir.clone();
     tracing::info!(data_dir = %dir.display(), "opening the store");
     let engine = tokio::task::spawn_blocking(move || Engine::open(&dir, opts)).await??;

@@ -1,0 +1,129 @@
+//! In-process ingest drivers: writers that time an engine on generated batches, by labels
+//! and by series handle, with the batches built before the clock starts.
+
+use std::path::Path;
+use std::time::Instant;
+
+use iocdb_engine::{Engine, Options, WriteRequest};
+
+/// Midnight (UTC) of a fixed recent day, so runs are comparable.
+pub fn day_start() -> i64 {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    now - now.rem_euclid(86_400_000) - 2 * 86_400_000
+}
+
+fn samples_in(reqs: &[WriteRequest]) -> usize {
+    reqs.iter()
+        .flat_map(|r| &r.series)
+        .map(|s| s.samples.len())
+        .sum()
+}
+
+/// Runs `threads` writers against a store opened in `dir`: writer `i` takes every
+/// `threads`-th request of `make()`, turns its share into batches with `prepare` and counts
+/// their samples before the clock starts (so memory is freed by the thread that allocated
+/// it, as in the server), then writes them with `write`. Returns samples/s.
+fn timed_writers<B>(
+    dir: &Path,
+    opts: Options,
+    threads: usize,
+    make: impl Fn() -> Vec<WriteRequest> + Sync,
+    prepare: impl Fn(&Engine, Vec<WriteRequest>) -> (Vec<B>, usize) + Sync,
+    write: impl Fn(&Engine, B) -> iocdb_engine::Result<iocdb_engine::WriteOutcome> + Sync,
+) -> f64 {
+    let engine = Engine::open(dir, opts).unwrap_or_else(|e| panic!("open {}: {e}", dir.display()));
+    let barrier = std::sync::Barrier::new(threads + 1);
+    let total = std::sync::atomic::AtomicUsize::new(0);
+    let elapsed = std::thread::scope(|s| {
+        for lane in 0..threads {
+            let (engine, barrier, make, prepare, write, total) =
+                (&engine, &barrier, &make, &prepare, &write, &total);
+            s.spawn(move || {
+                let mine: Vec<WriteRequest> = make()
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(i, _)| i % threads == lane)
+                    .map(|(_, r)| r)
+                    .collect();
+                let (batches, samples) = prepare(engine, mine);
+                total.fetch_add(samples, std::sync::atomic::Ordering::Relaxed);
+                barrier.wait();
+                for b in batches {
+                    let out = write(engine, b).unwrap_or_else(|e| panic!("write: {e}"));
+                    assert!(out.rejected.is_empty(), "{:?}", out.rejected.first());
+                }
+            });
+        }
+        barrier.wait();
+        Instant::now()
+    })
+    .elapsed();
+    total.into_inner() as f64 / elapsed.as_secs_f64()
+}
+
+/// Writes the requests `make()` returns with `threads` writers by labels
+/// ([`Engine::write`]); returns samples/s.
+pub fn ingest(
+    dir: &Path,
+    opts: Options,
+    make: impl Fn() -> Vec<WriteRequest> + Sync,
+    threads: usize,
+) -> f64 {
+    timed_writers(
+        dir,
+        opts,
+        threads,
+        make,
+        |_, reqs| {
+            let n = samples_in(&reqs);
+            (reqs, n)
+        },
+        |e, r| e.write(r),
+    )
+}
+
+/// Like [`ingest`], but each writer first resolves every series it will write (as a
+/// long-running source keeps its series handle) and then writes by handle
+/// ([`Engine::write_resolved`]): the engine's ingest without label processing.
+pub fn ingest_resolved(
+    dir: &Path,
+    opts: Options,
+    make: impl Fn() -> Vec<WriteRequest> + Sync,
+    threads: usize,
+) -> f64 {
+    use iocdb_engine::Resolved;
+    let prepare = |engine: &Engine, reqs: Vec<WriteRequest>| {
+        let n = samples_in(&reqs);
+        let mut handles = std::collections::HashMap::new();
+        let batches = reqs
+            .into_iter()
+            .map(|r| {
+                r.series
+                    .into_iter()
+                    .map(|w| {
+                        let key: Vec<(String, String)> = w
+                            .labels
+                            .iter()
+                            .map(|l| (l.name.clone(), l.value.clone()))
+                            .collect();
+                        let handle = handles
+                            .entry(key)
+                            .or_insert_with(|| {
+                                engine
+                                    .resolve(&r.namespace, w.labels)
+                                    .unwrap_or_else(|e| panic!("resolve: {e}"))
+                            })
+                            .clone();
+                        Resolved::Series(handle, w.samples)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        (batches, n)
+    };
+    timed_writers(dir, opts, threads, make, prepare, |e, b| {
+        e.write_resolved(b)
+    })
+}

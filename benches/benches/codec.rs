@@ -2,7 +2,7 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use iocdb_benches::workload::{self, Shape};
-use iocdb_engine::codec::chunk;
+use iocdb_engine::internal::chunk;
 
 fn columns(shape: Shape) -> (Vec<i64>, Vec<f64>) {
     let specs = workload::series(0.01);

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-use iocdb_engine::codec::chunk;
+use iocdb_engine::internal::chunk;
 use iocdb_engine::{Engine, FsyncPolicy, MatchOp, Matcher, Options};
 
 use crate::workload::{self, Shape};

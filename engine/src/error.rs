@@ -91,6 +91,19 @@ impl Error {
     }
 }
 
+/// Names the file of a failed operation: `vfs.read(&path).at(&path)?` — the one way an
+/// I/O error becomes an engine error.
+pub(crate) trait IoContext<T> {
+    /// Wraps the error, if any, with `path`.
+    fn at(self, path: &std::path::Path) -> Result<T>;
+}
+
+impl<T> IoContext<T> for io::Result<T> {
+    fn at(self, path: &std::path::Path) -> Result<T> {
+        self.map_err(|e| Error::io(path, e))
+    }
+}
+
 /// The limits a call can run into, named as in [`crate::Options`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -26,8 +26,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::RwLock;
 use roaring::RoaringBitmap;
 
-pub use chunks::{HeadSeries, SEAL_SAMPLES, SealedChunk};
-pub use layer::{SeriesLayer, dedupe_newest_wins, merge_newest_wins};
+pub use chunks::{HeadSeries, SealedChunk};
+pub use layer::{SeriesLayer, dedupe_newest_wins};
 pub use series::{Series, SeriesHandle, SeriesRef};
 
 use crate::index::{Index, Matcher};
@@ -126,11 +126,6 @@ impl Head {
     /// Number of series.
     pub fn len(&self) -> usize {
         self.series.read().len()
-    }
-
-    /// True when no series exists.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The series of `namespace` matching every matcher, in reference order.

@@ -26,23 +26,26 @@
 //! [`engine`] (flush) → [`segment`] + [`manifest`]; [`engine`] (select) → [`index`] →
 //! head and segments, merged newest-write-wins. All file I/O goes through [`fs::Vfs`].
 
-pub mod codec;
-pub mod engine;
+mod codec;
+mod engine;
 mod error;
 pub mod fs;
-pub mod fuzzing;
-pub mod head;
-pub mod index;
-pub mod manifest;
-pub mod metadata;
-pub mod model;
+mod fuzzing;
+mod head;
+mod index;
+#[doc(hidden)]
+pub mod internal;
+mod manifest;
+mod metadata;
+mod model;
 mod options;
-pub mod query;
-pub mod segment;
+mod query;
+mod segment;
 mod textfile;
-pub mod wal;
+mod wal;
 
 pub use engine::flush::FlushReport;
+pub use engine::read::{Querier, SeriesFn, Snapshot};
 pub use engine::write::Resolved;
 pub use engine::{Engine, Quarantined, SeriesSamples, Stats};
 pub use error::{DecodeError, Error, Limit, Result};
@@ -50,11 +53,12 @@ pub use head::SeriesHandle;
 pub use index::{MatchOp, Matcher};
 pub use metadata::MetricMetadata;
 pub use model::{
-    DEFAULT_NAMESPACE, Label, Labels, Namespace, RejectReason, Rejection, Sample, SeriesWrite,
-    WriteOutcome, WriteRequest,
+    DEFAULT_NAMESPACE, Label, Labels, METRIC_NAME, Namespace, RejectReason, Rejection, Sample,
+    SeriesWrite, WriteOutcome, WriteRequest,
 };
 pub use options::{FsyncPolicy, Limits, Options, QueryLimits, WalCorruption};
 pub use query::{
-    AggregateOp, Aggregation, FunctionKind, Grouping, LatestSample, QueryResult, RangeFunction,
-    RangeQuery, ResultSeries, SeriesFilter, StaleSeries,
+    AggregateOp, Aggregation, Budget, DEFAULT_LOOKBACK_MS, FunctionKind, Grouping, LatestSample,
+    QueryResult, RangeFunction, RangeQuery, ResultSeries, STALE_NAN_BITS, SeriesFilter,
+    StaleSeries, is_stale_marker,
 };

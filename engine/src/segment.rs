@@ -28,7 +28,7 @@
 mod reader;
 mod writer;
 
-pub use reader::{ChunkMeta, Segment, SegmentSeries};
+pub use reader::{ChunkMeta, Segment};
 pub use writer::{SegmentInput, encode_segment, write_segment};
 
 /// Magic at both ends of a segment file.

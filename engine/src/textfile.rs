@@ -5,6 +5,7 @@
 
 use std::path::Path;
 
+use crate::error::IoContext;
 use crate::fs::Vfs;
 use crate::{Error, Result};
 
@@ -47,11 +48,10 @@ pub fn read(vfs: &dyn Vfs, dir: &Path, name: &str) -> Result<Option<Vec<u8>>> {
 /// Replaces `dir/name` with `text` atomically and durably, through `dir/tmp_name`.
 pub fn replace(vfs: &dyn Vfs, dir: &Path, name: &str, tmp_name: &str, text: &str) -> Result<()> {
     let (tmp, path) = (dir.join(tmp_name), dir.join(name));
-    let mut file = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(text.as_bytes())
-        .map_err(|e| Error::io(&tmp, e))?;
-    file.sync().map_err(|e| Error::io(&tmp, e))?;
+    let mut file = vfs.create(&tmp).at(&tmp)?;
+    file.write_all(text.as_bytes()).at(&tmp)?;
+    file.sync().at(&tmp)?;
     drop(file);
-    vfs.rename(&tmp, &path).map_err(|e| Error::io(&path, e))?;
-    vfs.sync_dir(dir).map_err(|e| Error::io(dir, e))
+    vfs.rename(&tmp, &path).at(&path)?;
+    vfs.sync_dir(dir).at(dir)
 }

@@ -1,6 +1,6 @@
-//! Fuzz target: `iocdb_engine::fuzzing::decode_chunk` on arbitrary bytes (must never panic).
+//! Fuzz target: `iocdb_engine::internal::decode_chunk` on arbitrary bytes (must never panic).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    iocdb_engine::fuzzing::decode_chunk(data);
+    iocdb_engine::internal::decode_chunk(data);
 });

@@ -1,6 +1,6 @@
-//! Fuzz target: `iocdb_engine::fuzzing::read_segment` on arbitrary bytes (must never panic).
+//! Fuzz target: `iocdb_engine::internal::read_segment` on arbitrary bytes (must never panic).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    iocdb_engine::fuzzing::read_segment(data);
+    iocdb_engine::internal::read_segment(data);
 });

@@ -1,6 +1,6 @@
-//! Fuzz target: `iocdb_engine::fuzzing::replay_wal` on arbitrary bytes (must never panic).
+//! Fuzz target: `iocdb_engine::internal::replay_wal` on arbitrary bytes (must never panic).
 #![no_main]
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    iocdb_engine::fuzzing::replay_wal(data);
+    iocdb_engine::internal::replay_wal(data);
 });

@@ -122,11 +122,6 @@ impl XorEncoder {
         self.w.finish()
     }
 
-    /// Bits written so far.
-    pub fn bit_len(&self) -> usize {
-        self.w.bit_len()
-    }
-
     /// Heap bytes held.
     pub fn heap_bytes(&self) -> usize {
         self.w.heap_bytes()
@@ -210,11 +205,6 @@ impl IntEncoder {
         self.prev_delta = delta;
         self.prev = v;
         self.n += 1;
-    }
-
-    /// Bits written so far.
-    pub fn bit_len(&self) -> usize {
-        self.w.bit_len()
     }
 
     /// The bytes so far (the writer goes on).

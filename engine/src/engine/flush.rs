@@ -12,6 +12,7 @@ use roaring::RoaringBitmap;
 
 use super::version::{FrozenGen, SegmentHandle, Version};
 use super::{Engine, Inner};
+use crate::error::IoContext;
 use crate::fs::layout;
 use crate::head::{SeriesRef, dedupe_newest_wins};
 use crate::segment::{Segment, SegmentInput, write_segment};
@@ -45,11 +46,7 @@ impl Engine {
             handles.extend(write_generation(inner, generation, &mut report)?);
         }
         let seg_dir = inner.dir.join(layout::SEGMENT_DIR);
-        inner
-            .opts
-            .vfs
-            .sync_dir(&seg_dir)
-            .map_err(|e| Error::io(&seg_dir, e))?;
+        inner.opts.vfs.sync_dir(&seg_dir).at(&seg_dir)?;
 
         let wal_below = version
             .frozen
@@ -179,11 +176,7 @@ fn write_generation(
         report.bytes += write_segment(&*inner.opts.vfs, &path, generation.seq, &inputs)?;
         report.samples += inputs.iter().map(|i| i.samples.len() as u64).sum::<u64>();
         report.segments += 1;
-        let bytes = inner
-            .opts
-            .vfs
-            .open_immutable(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let bytes = inner.opts.vfs.open_immutable(&path).at(&path)?;
         let segment = Segment::open(&path, bytes)?;
         let locals = refs
             .iter()

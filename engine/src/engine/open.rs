@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 
 use super::version::{SegmentHandle, Version};
 use super::{FlushState, Inner, Quarantined};
+use crate::error::IoContext;
 use crate::fs::{Vfs, layout};
 use crate::head::{Head, Series};
 use crate::manifest::Manifest;
@@ -31,7 +32,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         layout::QUARANTINE_DIR,
     ] {
         let path = dir.join(sub);
-        vfs.create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        vfs.create_dir_all(&path).at(&path)?;
     }
     let lock = lock_dir(dir)?;
     let mut manifest = Manifest::load(&*vfs, dir)?.unwrap_or(Manifest {
@@ -47,7 +48,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         let path = layout::segment_path(dir, name);
         let opened = vfs
             .open_immutable(&path)
-            .map_err(|e| Error::io(&path, e))
+            .at(&path)
             .and_then(|bytes| Segment::open(&path, bytes));
         match opened {
             Ok(segment) => {
@@ -113,7 +114,7 @@ fn lock_dir(dir: &Path) -> Result<std::fs::File> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| Error::io(&path, e))?;
+        .at(&path)?;
     match file.try_lock() {
         Ok(()) => Ok(file),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Locked { path }),
@@ -178,7 +179,7 @@ fn quarantine(vfs: &dyn Vfs, dir: &Path, path: &Path, error: &Error, rename: boo
 /// publishing them, so their data is still in the WAL.
 fn remove_orphans(vfs: &dyn Vfs, dir: &Path, manifest: &Manifest) -> Result<()> {
     let seg_dir = dir.join(layout::SEGMENT_DIR);
-    let entries = vfs.list_dir(&seg_dir).map_err(|e| Error::io(&seg_dir, e))?;
+    let entries = vfs.list_dir(&seg_dir).at(&seg_dir)?;
     for path in entries {
         let name = path
             .file_name()
@@ -186,7 +187,7 @@ fn remove_orphans(vfs: &dyn Vfs, dir: &Path, manifest: &Manifest) -> Result<()> 
             .unwrap_or_default();
         if !manifest.segments.iter().any(|s| s == name) {
             tracing::info!(file = %path.display(), "removing a segment no manifest published");
-            vfs.remove(&path).map_err(|e| Error::io(&path, e))?;
+            vfs.remove(&path).at(&path)?;
         }
     }
     Ok(())
@@ -244,7 +245,7 @@ fn replay_wal(
     let wal_dir = dir.join(layout::WAL_DIR);
     let mut files: Vec<(u64, std::path::PathBuf)> = vfs
         .list_dir(&wal_dir)
-        .map_err(|e| Error::io(&wal_dir, e))?
+        .at(&wal_dir)?
         .into_iter()
         .filter_map(|p| layout::parse_wal_file(&p).map(|n| (n, p)))
         .collect();
@@ -252,10 +253,10 @@ fn replay_wal(
     let last = files.last().map_or(0, |(n, _)| *n);
     for (n, path) in files {
         if n < manifest.wal_flushed_below {
-            vfs.remove(&path).map_err(|e| Error::io(&path, e))?;
+            vfs.remove(&path).at(&path)?;
             continue;
         }
-        let data = vfs.read(&path).map_err(|e| Error::io(&path, e))?;
+        let data = vfs.read(&path).at(&path)?;
         let mut sink = Applier {
             head,
             refs: HashMap::new(),
@@ -267,8 +268,7 @@ fn replay_wal(
             End::Clean => {}
             End::Torn { offset } => {
                 tracing::warn!(file = %path.display(), offset, "cutting a torn write at the end of a WAL file");
-                vfs.truncate(&path, offset)
-                    .map_err(|e| Error::io(&path, e))?;
+                vfs.truncate(&path, offset).at(&path)?;
             }
             End::Corrupt(e) => {
                 let error = e.in_file(&path, 0);
@@ -276,8 +276,7 @@ fn replay_wal(
                     return Err(error);
                 }
                 quarantined.push(quarantine(vfs, dir, &path, &error, false));
-                vfs.truncate(&path, report.good_len)
-                    .map_err(|e| Error::io(&path, e))?;
+                vfs.truncate(&path, report.good_len).at(&path)?;
             }
         }
         tracing::debug!(file = %path.display(), frames = report.frames, samples = report.samples, "replayed WAL file");

@@ -158,6 +158,7 @@ impl HeadSeries {
     }
 
     /// Accounted bytes.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.data.lock().bytes
     }
@@ -177,17 +178,15 @@ fn accounted_bytes(d: &SeriesData) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::head::merge_newest_wins;
+    use crate::head::dedupe_newest_wins;
 
     fn read_all(series: &HeadSeries) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
-        merge_newest_wins(
-            vec![series.snapshot(i64::MIN, i64::MAX)],
-            i64::MIN,
-            i64::MAX,
-            &mut out,
-        )
-        .expect("own chunks decode");
+        series
+            .snapshot(i64::MIN, i64::MAX)
+            .decode_into(i64::MIN, i64::MAX, &mut out)
+            .expect("own chunks decode");
+        dedupe_newest_wins(&mut out, 0);
         out.iter().map(|s| (s.t, s.v)).collect()
     }
 

@@ -44,22 +44,6 @@ impl SeriesLayer {
     }
 }
 
-/// Merges layers given oldest first into `out`, sorted by timestamp, keeping for each
-/// timestamp the sample that came last (the newest write).
-pub fn merge_newest_wins(
-    layers: Vec<SeriesLayer>,
-    start: i64,
-    end: i64,
-    out: &mut Vec<Sample>,
-) -> Result<(), DecodeError> {
-    let from = out.len();
-    for layer in &layers {
-        layer.decode_into(start, end, out)?;
-    }
-    dedupe_newest_wins(out, from);
-    Ok(())
-}
-
 /// Sorts `out[from..]` by timestamp, keeping the last-appended sample of each timestamp.
 pub fn dedupe_newest_wins(out: &mut Vec<Sample>, from: usize) {
     let tail = out.get(from..).unwrap_or(&[]);

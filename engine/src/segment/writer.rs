@@ -6,12 +6,13 @@ use std::path::Path;
 use roaring::RoaringBitmap;
 
 use super::{CHUNK_SAMPLES, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use crate::Result;
 use crate::codec::chunk;
 use crate::codec::labels::encode_labels;
 use crate::codec::varint::{put_i64, put_str, put_u64};
+use crate::error::IoContext;
 use crate::fs::Vfs;
 use crate::model::{Labels, Namespace, Sample};
-use crate::{Error, Result};
 
 /// One series' samples for a segment: sorted by time, one sample per timestamp.
 #[derive(Debug, Clone)]
@@ -125,10 +126,10 @@ fn put_compressed_block(out: &mut Vec<u8>, payload: &[u8]) {
 pub fn write_segment(vfs: &dyn Vfs, path: &Path, seq: u64, series: &[SegmentInput]) -> Result<u64> {
     let bytes = encode_segment(seq, series);
     let tmp = path.with_extension(crate::fs::layout::SEGMENT_TMP_EXT);
-    let mut file = vfs.create(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    file.write_all(&bytes).map_err(|e| Error::io(&tmp, e))?;
-    file.sync().map_err(|e| Error::io(&tmp, e))?;
+    let mut file = vfs.create(&tmp).at(&tmp)?;
+    file.write_all(&bytes).at(&tmp)?;
+    file.sync().at(&tmp)?;
     drop(file);
-    vfs.rename(&tmp, path).map_err(|e| Error::io(path, e))?;
+    vfs.rename(&tmp, path).at(path)?;
     Ok(bytes.len() as u64)
 }

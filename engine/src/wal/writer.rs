@@ -19,6 +19,7 @@ use std::sync::Arc;
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::error::IoContext;
 use crate::fs::{Vfs, VfsFile, layout};
 use crate::options::FsyncPolicy;
 use crate::{Error, Limit, Result};
@@ -307,13 +308,10 @@ impl Wal {
     /// flush point, and opening skips and removes it.
     pub fn remove_before(&self, n: u64) -> Result<()> {
         let wal_dir = self.dir.join(layout::WAL_DIR);
-        let entries = self
-            .vfs
-            .list_dir(&wal_dir)
-            .map_err(|e| Error::io(&wal_dir, e))?;
+        let entries = self.vfs.list_dir(&wal_dir).at(&wal_dir)?;
         for path in entries {
             if layout::parse_wal_file(&path).is_some_and(|f| f < n) {
-                self.vfs.remove(&path).map_err(|e| Error::io(&path, e))?;
+                self.vfs.remove(&path).at(&path)?;
             }
         }
         Ok(())

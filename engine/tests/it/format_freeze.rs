@@ -6,10 +6,10 @@
 
 use std::path::PathBuf;
 
-use iocdb_engine::codec::chunk;
 use iocdb_engine::fs::Bytes;
-use iocdb_engine::segment::{Segment, SegmentInput};
-use iocdb_engine::wal::record;
+use iocdb_engine::internal::chunk;
+use iocdb_engine::internal::record;
+use iocdb_engine::internal::{Segment, SegmentInput};
 use iocdb_engine::{Label, Labels, Namespace, Sample};
 
 fn fixture(name: &str) -> PathBuf {
@@ -86,7 +86,7 @@ fn segment_format_version_1_is_frozen() {
         labels: labels(),
         samples: samples(),
     }];
-    let bytes = iocdb_engine::segment::encode_segment(7, &input);
+    let bytes = iocdb_engine::internal::encode_segment(7, &input);
     if std::env::var_os("IOCDB_BLESS").is_some() {
         std::fs::write(fixture("segment_v1.seg"), &bytes).expect("bless");
     }

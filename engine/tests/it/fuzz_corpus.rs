@@ -25,21 +25,21 @@ fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
 #[test]
 fn chunk_decoding_survives_its_corpus() {
     for (_, data) in corpus("chunk_decode") {
-        iocdb_engine::fuzzing::decode_chunk(&data);
+        iocdb_engine::internal::decode_chunk(&data);
     }
 }
 
 #[test]
 fn wal_replay_survives_its_corpus() {
     for (_, data) in corpus("wal_replay") {
-        iocdb_engine::fuzzing::replay_wal(&data);
+        iocdb_engine::internal::replay_wal(&data);
     }
 }
 
 #[test]
 fn segment_reading_survives_its_corpus() {
     for (_, data) in corpus("segment_read") {
-        iocdb_engine::fuzzing::read_segment(&data);
+        iocdb_engine::internal::read_segment(&data);
     }
 }
 
@@ -47,7 +47,7 @@ fn segment_reading_survives_its_corpus() {
 #[test]
 #[ignore = "writes the committed seed corpora"]
 fn write_seed_corpora() {
-    use iocdb_engine::codec::chunk;
+    use iocdb_engine::internal::chunk;
     use iocdb_engine::{Engine, Options, Sample};
 
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus");
@@ -133,9 +133,9 @@ mod mutated {
 
     fn feed(target: &str, data: &[u8]) {
         match target {
-            "chunk_decode" => iocdb_engine::fuzzing::decode_chunk(data),
-            "wal_replay" => iocdb_engine::fuzzing::replay_wal(data),
-            _ => iocdb_engine::fuzzing::read_segment(data),
+            "chunk_decode" => iocdb_engine::internal::decode_chunk(data),
+            "wal_replay" => iocdb_engine::internal::replay_wal(data),
+            _ => iocdb_engine::internal::read_segment(data),
         }
     }
 

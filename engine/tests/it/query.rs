@@ -534,7 +534,7 @@ fn naive(data: &BTreeMap<Labels, Vec<Sample>>, q: &RangeQuery) -> Vec<(String, V
                             .iter()
                             .filter_map(|&i| per_series[i].1.get(&t).copied())
                             .collect();
-                        if let Some(v) = iocdb_engine::query::aggregate::aggregate(agg.op, &vals) {
+                        if let Some(v) = iocdb_engine::internal::aggregate(agg.op, &vals) {
                             pts.push((t, v.to_bits()));
                         }
                         t += q.step;

@@ -133,7 +133,7 @@ impl Query for QueryService {
         let matchers = convert::matchers(r.matchers)?;
         let at = if r.at_ms == 0 { now_ms() } else { r.at_ms };
         let lookback = if r.lookback_ms == 0 {
-            iocdb_engine::query::DEFAULT_LOOKBACK_MS
+            iocdb_engine::DEFAULT_LOOKBACK_MS
         } else {
             r.lookback_ms
         };

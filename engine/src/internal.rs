@@ -1,0 +1,10 @@
+//! **Not a stable API.** The engine's insides that its own tests, benches and fuzz targets
+//! reach: codecs, the segment and WAL record formats, and the fuzzing entry points. Anything
+//! an application needs is re-exported at the crate root instead; this module may change in
+//! any release.
+
+pub use crate::codec::{chunk, varint};
+pub use crate::fuzzing::{decode_chunk, read_segment, replay_wal};
+pub use crate::query::aggregate::aggregate;
+pub use crate::segment::{Segment, SegmentInput, encode_segment};
+pub use crate::wal::record;

@@ -3,7 +3,7 @@
 use super::*;
 use crate::index::MatchOp;
 use crate::model::Label;
-use crate::options::Limits;
+use crate::model::Limits;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     Labels::validate(

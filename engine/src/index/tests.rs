@@ -4,7 +4,7 @@
 use super::*;
 use crate::Error;
 use crate::model::Label;
-use crate::options::Limits;
+use crate::model::Limits;
 
 fn labels(pairs: &[(&str, &str)]) -> Labels {
     Labels::validate(

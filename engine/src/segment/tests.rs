@@ -5,7 +5,7 @@ use super::writer::{SegmentInput, encode_segment};
 use crate::Error;
 use crate::fs::Bytes;
 use crate::model::{Label, Labels, Namespace, Sample};
-use crate::options::Limits;
+use crate::model::Limits;
 
 fn input() -> Vec<SegmentInput> {
     (0..3)

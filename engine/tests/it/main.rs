@@ -11,4 +11,5 @@ mod format_freeze;
 mod fuzz_corpus;
 mod model;
 mod query;
+mod rooms;
 mod write_select;

@@ -10,6 +10,8 @@
 //! the WAL files before the roll is in that generation. Readers take the gate shared while
 //! they snapshot the head and the published [`Version`] (segments and frozen generations),
 //! so a flush never hides data from them; they never block writers.
+//!
+//! May use: every room. Queries reach it only through [`read`], the read view.
 
 pub mod flush;
 mod open;

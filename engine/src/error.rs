@@ -3,6 +3,8 @@
 //! Variants are what a caller can act on: bad input (fix the request), an exhausted resource
 //! (retry later), a stopped write path (reopen), corruption (an operator must look at a file).
 //! Rejected *samples* are not errors: they are reported in [`crate::WriteOutcome`].
+//!
+//! May use: nothing else of the engine.
 
 use std::io;
 use std::path::PathBuf;

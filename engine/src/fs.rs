@@ -3,7 +3,9 @@
 //! implementation ([`OsFs`]) stays small enough to read in one sitting.
 //!
 //! Immutable files (segments) are read through [`Bytes`], a safe, read-only byte handle; the
-//! memory map behind it lives in [`mmap`], the only module allowed `unsafe`.
+//! memory map behind it lives in `fs/mmap.rs`, the only module allowed `unsafe`.
+//!
+//! May use: nothing else of the engine.
 
 mod bytes;
 pub mod layout;

@@ -22,9 +22,13 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
-//! Module map (following the data): [`model`] → [`engine`] (write) → [`wal`] → [`head`];
-//! [`engine`] (flush) → [`segment`] + [`manifest`]; [`engine`] (select) → [`index`] →
-//! head and segments, merged newest-write-wins. All file I/O goes through [`fs::Vfs`].
+//! Module map (following the data): `model` → `engine` (write) → `wal` → `head`;
+//! `engine` (flush) → `segment` + `manifest`; `query` → the read view ([`Querier`],
+//! [`Snapshot`]) → `head` (registry, `index` postings) and segments, merged
+//! newest-write-wins. All file I/O goes through [`fs::Vfs`]. The modules are private: the
+//! API is what this root re-exports; `internal` (hidden) serves the engine's own tests,
+//! benches and fuzz targets. `docs/ARCHITECTURE.md` has the rooms table — which module may
+//! use which — that `engine/tests/it/rooms.rs` enforces.
 
 mod codec;
 mod engine;
@@ -39,7 +43,7 @@ mod manifest;
 mod metadata;
 mod model;
 mod options;
-mod query;
+pub mod query;
 mod segment;
 mod textfile;
 mod wal;

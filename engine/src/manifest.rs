@@ -11,6 +11,8 @@
 //! ```
 //! Text, so an operator can read it with `cat`; checksummed ([`crate::textfile`]), so a
 //! damaged one is noticed.
+//!
+//! May use: `fs`, `textfile`, errors.
 
 use std::path::Path;
 

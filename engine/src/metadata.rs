@@ -8,6 +8,8 @@
 //! crc32c <8 hex digits>
 //! ```
 //! Tabs, newlines and backslashes in text fields are escaped as `\t`, `\n`, `\\`.
+//!
+//! May use: `fs`, `textfile`, errors.
 
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -1,4 +1,6 @@
 //! Engine options. Every default is documented with its unit; choices are enums.
+//!
+//! May use: `fs`, `model`.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -24,6 +24,9 @@
 //! ```
 //! All integers little-endian. Chunks of one series are in time order and do not overlap.
 //! A segment is written to a temporary name, fsynced, then renamed; it never changes after.
+//!
+//! May use: `model`, `codec` (every read through [`crate::codec::bytes::ByteReader`]), `fs`,
+//! errors.
 
 mod reader;
 mod writer;

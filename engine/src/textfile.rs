@@ -2,6 +2,8 @@
 //! `crc32c <8 hex digits>` line over every byte before it; replaced atomically (temporary
 //! file, fsync, rename, directory fsync), so a crash leaves the old or the new one and a
 //! damaged one is noticed.
+//!
+//! May use: `fs`, errors.
 
 use std::path::Path;
 

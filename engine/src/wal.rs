@@ -8,6 +8,8 @@
 //! Each WAL file is self-contained: a series' definition is written into a file before the
 //! first samples of that series in it, so files before a flush point can be deleted without
 //! losing the definitions later files need.
+//!
+//! May use: `model`, `codec`, `fs`, `options`, errors.
 
 pub mod frame;
 pub mod record;

@@ -1,4 +1,4 @@
-//! LEB128 integers, written; [`super::bytes::ByteReader`] reads them back.
+//! LEB128 integers, written; `codec::bytes::ByteReader` reads them back.
 
 /// Appends `v` as LEB128.
 #[inline]

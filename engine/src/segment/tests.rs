@@ -4,8 +4,8 @@ use super::reader::Segment;
 use super::writer::{SegmentInput, encode_segment};
 use crate::Error;
 use crate::fs::Bytes;
-use crate::model::{Label, Labels, Namespace, Sample};
 use crate::model::Limits;
+use crate::model::{Label, Labels, Namespace, Sample};
 
 fn input() -> Vec<SegmentInput> {
     (0..3)

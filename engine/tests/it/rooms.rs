@@ -23,7 +23,10 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("options", &["fs", "model"]),
     ("wal", &["model", "codec", "fs", "options", "error"]),
     ("segment", &["model", "codec", "fs", "error"]),
-    ("query", &["engine::read", "model", "index", "options", "error"]),
+    (
+        "query",
+        &["engine::read", "model", "index", "options", "error"],
+    ),
 ];
 
 /// The rooms a source text names through `crate::` paths, outside comments.

@@ -48,3 +48,16 @@ pub fn internal(e: &dyn std::fmt::Display) -> Status {
 pub fn shutting_down() -> Status {
     Status::unavailable("the server is shutting down; retry against another instance or later")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_engine_error_is_internal_with_an_id_and_no_details() {
+        let status = to_status(Error::Internal("a query worker panicked: secret".into()));
+        assert_eq!(status.code(), Code::Internal);
+        assert!(status.message().contains("id"), "{}", status.message());
+        assert!(!status.message().contains("secret"), "{}", status.message());
+    }
+}

@@ -659,3 +659,41 @@ fn extreme_times_from_the_network_give_answers_or_errors_never_panics() {
     engine.stale_series("x", &[], i64::MIN, 3.0).expect("stale");
     engine.stale_series("x", &[], i64::MAX, 3.0).expect("stale");
 }
+
+#[test]
+fn a_panicking_query_worker_is_an_internal_error_and_the_engine_goes_on() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = Engine::open(dir.path(), Options::default()).expect("open");
+    // Enough series that the snapshot is read on the shared pool, not the calling thread.
+    let series: Vec<SeriesWrite> = (0..200)
+        .map(|i| sw("beds", &[("site", &format!("s{i}"))], &[(1_000, i as f64)]))
+        .collect();
+    engine
+        .write(WriteRequest {
+            namespace: "health".into(),
+            series,
+        })
+        .expect("write");
+    let querier = engine.querier();
+    for small in [false, true] {
+        let mut selected = querier.select("health", &all("beds")).expect("select");
+        if small {
+            selected.truncate(3);
+        }
+        let snapshot = querier.snapshot(selected, 0, 2_000);
+        let outcome = snapshot.for_each(&|s, _| -> iocdb_engine::Result<()> {
+            if s.labels().get("site") == Some("s2") {
+                panic!("a bug in a query function");
+            }
+            Ok(())
+        });
+        assert!(
+            matches!(&outcome, Err(Error::Internal(m)) if m.contains("a bug in a query function")),
+            "{outcome:?}"
+        );
+    }
+    let after = engine
+        .select("health", &all("beds"), 0, 2_000)
+        .expect("the engine still answers");
+    assert_eq!(after.len(), 200);
+}

@@ -45,7 +45,30 @@ use crate::wal::Wal;
 #[derive(Debug)]
 pub struct Engine {
     inner: Arc<Inner>,
-    syncer: Mutex<Option<JoinHandle<()>>>,
+    maintenance: Mutex<Option<(JoinHandle<()>, Arc<StopSignal>)>>,
+}
+
+/// Wakes the maintenance thread at once when the engine closes.
+#[derive(Debug, Default)]
+struct StopSignal {
+    stopped: Mutex<bool>,
+    wake: parking_lot::Condvar,
+}
+
+impl StopSignal {
+    fn stop(&self) {
+        *self.stopped.lock() = true;
+        self.wake.notify_all();
+    }
+
+    /// Sleeps for `tick` or until stopped; true once stopped.
+    fn sleep(&self, tick: Duration) -> bool {
+        let mut stopped = self.stopped.lock();
+        if !*stopped {
+            self.wake.wait_for(&mut stopped, tick);
+        }
+        *stopped
+    }
 }
 
 #[derive(Debug)]
@@ -59,6 +82,8 @@ pub(crate) struct Inner {
     flush: Mutex<FlushState>,
     head_bytes: AtomicI64,
     accepted: AtomicU64,
+    /// Times the write path resumed after a WAL failure.
+    write_recoveries: AtomicU64,
     rejections: [AtomicU64; RejectReason::KINDS.len()],
     quarantined: Mutex<Vec<Quarantined>>,
     metadata: Mutex<MetadataStore>,
@@ -80,13 +105,15 @@ impl Engine {
     /// (quarantining any that are corrupt), and replays the WAL.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Engine> {
         let inner = Arc::new(open::open(dir.as_ref(), opts)?);
-        let syncer = match inner.opts.fsync {
-            FsyncPolicy::Interval(every) => Some(spawn_syncer(Arc::downgrade(&inner), every)),
+        let sync_every = match inner.opts.fsync {
+            FsyncPolicy::Interval(every) => Some(every),
             FsyncPolicy::Always => None,
         };
+        let stop = Arc::new(StopSignal::default());
+        let maintenance = spawn_maintenance(Arc::downgrade(&inner), sync_every, stop.clone());
         Ok(Engine {
             inner,
-            syncer: Mutex::new(syncer),
+            maintenance: Mutex::new(Some((maintenance, stop))),
         })
     }
 
@@ -96,8 +123,9 @@ impl Engine {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());
         }
-        if let Some(syncer) = self.syncer.lock().take() {
-            let _ = syncer.join();
+        if let Some((maintenance, stop)) = self.maintenance.lock().take() {
+            stop.stop();
+            let _ = maintenance.join();
         }
         // Wait for writers in flight, then make what they wrote durable.
         let _gate = self.inner.gate.write();
@@ -156,31 +184,83 @@ impl Drop for Engine {
     }
 }
 
-fn spawn_syncer(inner: Weak<Inner>, every: Duration) -> JoinHandle<()> {
+/// How often the maintenance thread looks at the write path.
+const MAINTENANCE_TICK: Duration = Duration::from_millis(10);
+/// First and longest wait between attempts to resume writing after a WAL failure.
+const RECOVERY_BACKOFF: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(5));
+
+/// The engine's one background thread: fsyncs the WAL periodically under the interval
+/// policy, and resumes writing after a failed fsync or write ([`Inner::recover_writes`]),
+/// with exponential back-off between attempts.
+fn spawn_maintenance(
+    inner: Weak<Inner>,
+    sync_every: Option<Duration>,
+    stop: Arc<StopSignal>,
+) -> JoinHandle<()> {
     std::thread::Builder::new()
-        .name("iocdb-wal-sync".into())
+        .name("iocdb-maintenance".into())
         .spawn(move || {
-            let tick = every.min(Duration::from_millis(50)).max(Duration::from_millis(1));
-            let mut waited = Duration::ZERO;
+            let tick = sync_every.map_or(MAINTENANCE_TICK, |every| {
+                every.min(MAINTENANCE_TICK).max(Duration::from_millis(1))
+            });
+            let mut since_sync = Duration::ZERO;
+            let mut backoff = RECOVERY_BACKOFF.0;
+            let mut next_attempt = Duration::ZERO;
             loop {
-                std::thread::sleep(tick);
-                waited += tick;
+                if stop.sleep(tick) {
+                    return;
+                }
+                since_sync += tick;
                 let Some(inner) = inner.upgrade() else { return };
                 if inner.closed.load(Ordering::SeqCst) {
                     return;
                 }
-                if waited >= every {
-                    waited = Duration::ZERO;
+                if let Some(every) = sync_every
+                    && since_sync >= every
+                {
+                    since_sync = Duration::ZERO;
                     if let Err(e) = inner.wal.sync() {
-                        tracing::error!(error = %e, "periodic WAL fsync failed; writes are stopped");
+                        tracing::error!(error = %e, "periodic WAL fsync failed; writes are stopped until the WAL recovers");
+                    }
+                }
+                if inner.wal.failure().is_none() {
+                    backoff = RECOVERY_BACKOFF.0;
+                    next_attempt = Duration::ZERO;
+                    continue;
+                }
+                next_attempt = next_attempt.saturating_sub(tick);
+                if !next_attempt.is_zero() {
+                    continue;
+                }
+                match inner.recover_writes() {
+                    Ok(()) => backoff = RECOVERY_BACKOFF.0,
+                    Err(e) => {
+                        tracing::warn!(error = %e, retry_in = ?backoff, "the WAL cannot resume writing yet");
+                        next_attempt = backoff;
+                        backoff = (backoff * 2).min(RECOVERY_BACKOFF.1);
                     }
                 }
             }
         })
-        .unwrap_or_else(|e| panic!("cannot start the WAL sync thread: {e}"))
+        .unwrap_or_else(|e| panic!("cannot start the maintenance thread: {e}"))
 }
 
 impl Inner {
+    /// Resumes writing after a WAL failure (see [`Wal::recover_fatal`]), with no write in
+    /// flight: the head already holds exactly the acknowledged writes (a failed batch never
+    /// reaches it), so what must be proved is that the disk holds them too.
+    fn recover_writes(&self) -> Result<()> {
+        let _gate = self.gate.write();
+        let Some(failure) = self.wal.failure() else {
+            return Ok(());
+        };
+        let started = std::time::Instant::now();
+        self.wal.recover_fatal()?;
+        self.write_recoveries.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(after = %failure, took = ?started.elapsed(), "the WAL recovered; writes resume");
+        Ok(())
+    }
+
     fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::SeqCst) {
             return Err(crate::Error::Closed);

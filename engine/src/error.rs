@@ -44,8 +44,9 @@ pub enum Error {
         detail: String,
     },
     /// The write path has stopped after an unrecoverable WAL failure (for example a failed
-    /// fsync). Queries still work; reopen the engine to replay the WAL and resume writing.
-    #[error("writes are stopped: {reason}; reopen the engine to recover")]
+    /// fsync). Queries still work; the engine checks the WAL on disk and resumes writing by
+    /// itself, with back-off ([`crate::Stats::write_recoveries`]). Retry the write later.
+    #[error("writes are stopped: {reason}; the engine is recovering, retry later")]
     WritesStopped {
         /// The failure that stopped the write path.
         reason: String,

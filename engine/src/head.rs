@@ -21,9 +21,10 @@ mod series;
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use parking_lot::RwLock;
+use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringBitmap;
 
 pub use chunks::{HeadSeries, SealedChunk};
@@ -31,7 +32,7 @@ pub use layer::{SeriesLayer, dedupe_newest_wins};
 pub use series::{Series, SeriesHandle, SeriesRef};
 
 use crate::index::{Index, Matcher};
-use crate::model::{Labels, Namespace, RejectReason};
+use crate::model::{Labels, Namespace, RejectReason, Sample};
 
 const SHARDS: usize = 16;
 
@@ -46,6 +47,11 @@ pub struct Head {
     postings: Index,
     hasher: foldhash::fast::RandomState,
     label_bytes: AtomicU64,
+    /// Where writers wait for an earlier writer of the same series to apply (rare: only
+    /// concurrent writes of one series meet here).
+    turns: Mutex<()>,
+    turn_taken: Condvar,
+    waiting: AtomicUsize,
 }
 
 impl Default for Head {
@@ -58,6 +64,9 @@ impl Default for Head {
             postings: Index::default(),
             hasher: Default::default(),
             label_bytes: AtomicU64::new(0),
+            turns: Mutex::new(()),
+            turn_taken: Condvar::new(),
+            waiting: AtomicUsize::new(0),
         }
     }
 }
@@ -111,6 +120,63 @@ impl Head {
             .fetch_add(labels.heap_bytes() as u64 * 2, Ordering::Relaxed);
         lookup.insert(key, series.clone());
         Ok(series)
+    }
+
+    /// Applies a committed batch's `samples` to `series` at the place it reserved
+    /// ([`HeadSeries::reserve`]), waiting for earlier places of the series to be applied or
+    /// skipped first; returns the change in accounted bytes.
+    pub fn apply(&self, series: &Series, place: u64, samples: Vec<Sample>) -> isize {
+        let grown = match series.head.append_at(place, samples) {
+            Ok(grown) => grown,
+            Err(samples) => {
+                let mut samples = Some(samples);
+                self.wait_turn(
+                    || match samples.take().map(|s| series.head.append_at(place, s)) {
+                        Some(Ok(grown)) => Some(grown),
+                        Some(Err(back)) => {
+                            samples = Some(back);
+                            None
+                        }
+                        None => Some(0),
+                    },
+                )
+            }
+        };
+        self.turn_done();
+        grown
+    }
+
+    /// Gives up `series`' place `place` without data: its batch failed.
+    pub fn skip(&self, series: &Series, place: u64) {
+        if !series.head.skip_at(place) {
+            self.wait_turn(|| series.head.skip_at(place).then_some(0));
+        }
+        self.turn_done();
+    }
+
+    /// Retries `attempt` until it succeeds. Writers only wait for batches appended to the
+    /// WAL before theirs, which are committed or failed already and only have to apply or
+    /// skip, so waits are short and cannot form a cycle.
+    fn wait_turn(&self, mut attempt: impl FnMut() -> Option<isize>) -> isize {
+        self.waiting.fetch_add(1, Ordering::SeqCst);
+        let mut turns = self.turns.lock();
+        let done = loop {
+            if let Some(done) = attempt() {
+                break done;
+            }
+            // The timeout is a safety net only: every apply and skip notifies waiters.
+            self.turn_taken
+                .wait_for(&mut turns, Duration::from_millis(5));
+        };
+        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        done
+    }
+
+    fn turn_done(&self) {
+        if self.waiting.load(Ordering::SeqCst) > 0 {
+            let _turns = self.turns.lock();
+            self.turn_taken.notify_all();
+        }
     }
 
     /// The series with reference `id`.

@@ -97,6 +97,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         flush: Mutex::new(FlushState { manifest }),
         head_bytes,
         accepted: AtomicU64::new(0),
+        write_recoveries: AtomicU64::new(0),
         rejections: Default::default(),
         quarantined: Mutex::new(quarantined),
         metadata: Mutex::new(crate::metadata::MetadataStore::load(&*vfs, dir)?),

@@ -45,8 +45,10 @@ pub struct Stats {
     pub rejected_samples: BTreeMap<&'static str, u64>,
     /// Files moved to quarantine since open.
     pub quarantined: Vec<Quarantined>,
-    /// Why writes are stopped, if they are.
+    /// Why writes are stopped, if they are (the engine retries by itself, with back-off).
     pub writes_stopped: Option<String>,
+    /// Times writing resumed by itself after a failed fsync or write, since open.
+    pub write_recoveries: u64,
 }
 
 impl Engine {
@@ -73,6 +75,7 @@ impl Engine {
             accepted_samples: inner.accepted.load(Ordering::Relaxed),
             quarantined: inner.quarantined.lock().clone(),
             writes_stopped: inner.wal.failure().map(|e| e.to_string()),
+            write_recoveries: inner.write_recoveries.load(Ordering::Relaxed),
             ..Stats::default()
         };
         for s in inner.head.all() {

@@ -239,14 +239,24 @@ impl Engine {
 
         let _gate = inner.gate.read();
         inner.check_open()?;
-        let ticket = inner
-            .wal
-            .append(&frames, |file| series_defs(file, &batch))?;
-        inner.wal.commit(ticket)?;
+        // Places in each series' apply order are reserved in WAL order (under the WAL's
+        // append lock), so the head applies concurrent writes of a series in the order
+        // replay will: what a query shows is what survives a crash.
+        let mut places = Vec::new();
+        let ticket = inner.wal.append(&frames, |file| {
+            places = batch.iter().map(|(s, _)| s.head.reserve()).collect();
+            series_defs(file, &batch)
+        })?;
+        if let Err(e) = inner.wal.commit(ticket) {
+            for ((series, _), &place) in batch.iter().zip(&places) {
+                inner.head.skip(series, place);
+            }
+            return Err(e);
+        }
         let (mut accepted, mut grown) = (0, 0);
-        for (series, samples) in batch {
+        for ((series, samples), place) in batch.into_iter().zip(places) {
             accepted += samples.len();
-            grown += series.head.append(samples);
+            grown += inner.head.apply(&series, place, samples);
         }
         inner.add_head_bytes(grown);
         inner.accepted.fetch_add(accepted as u64, Ordering::Relaxed);

@@ -7,8 +7,16 @@
 //! [`SEAL_SAMPLES`] samples; samples at or before the series' last timestamp (backfill,
 //! corrections) go to an out-of-order list that wins over the chunks when read, in arrival
 //! order, so the last write always wins.
+//!
+//! *Arrival* here is the WAL's order. Concurrent writers of one series may finish their
+//! commits in any order, so each batch reserves its place in the series' apply order while
+//! it is appended to the WAL ([`HeadSeries::reserve`], under the WAL's append lock), and
+//! applies only when every earlier place was applied or skipped ([`HeadSeries::append_at`],
+//! [`HeadSeries::skip_at`]). The head therefore applies the writes of a series in exactly
+//! the order WAL replay will, and a query after a crash answers what it answered before.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 
@@ -46,44 +54,53 @@ struct SeriesData {
     /// Bytes of the sealed chunks, kept so accounting is O(1) per append.
     sealed_bytes: usize,
     bytes: usize,
+    /// Places in the apply order applied (or skipped) so far.
+    applied: u64,
 }
 
 /// The head data of one series.
 #[derive(Debug, Default)]
 pub struct HeadSeries {
     data: Mutex<SeriesData>,
+    /// Places in the apply order handed out so far.
+    reserved: AtomicU64,
 }
 
 impl HeadSeries {
-    /// Appends samples; returns the change in accounted bytes.
+    /// Reserves the next place in this series' apply order. Called in WAL order.
+    pub fn reserve(&self) -> u64 {
+        self.reserved.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Applies `samples` at place `place` if every earlier place has been applied or
+    /// skipped; returns the change in accounted bytes, or gives the samples back when an
+    /// earlier place is still outstanding (the caller waits and tries again).
+    pub fn append_at(&self, place: u64, samples: Vec<Sample>) -> Result<isize, Vec<Sample>> {
+        let mut d = self.data.lock();
+        if d.applied + 1 != place {
+            return Err(samples);
+        }
+        d.applied = place;
+        Ok(append_locked(&mut d, samples))
+    }
+
+    /// Marks place `place` done without data (its batch failed), under the same condition
+    /// as [`HeadSeries::append_at`]; false while an earlier place is outstanding.
+    pub fn skip_at(&self, place: u64) -> bool {
+        let mut d = self.data.lock();
+        if d.applied + 1 != place {
+            return false;
+        }
+        d.applied = place;
+        true
+    }
+
+    /// Appends samples at the next place of the apply order (single-threaded callers only:
+    /// WAL replay and tests); returns the change in accounted bytes.
     pub fn append(&self, samples: impl IntoIterator<Item = Sample>) -> isize {
         let mut d = self.data.lock();
-        let before = d.bytes;
-        for s in samples {
-            let last = d.open.last_t().or_else(|| d.sealed.last().map(|c| c.max_t));
-            if last.is_some_and(|last| s.t <= last) {
-                d.ooo.push(s);
-                continue;
-            }
-            if d.open.is_empty() {
-                d.open_min_t = s.t;
-            }
-            d.open.push(s.t, s.v);
-            if d.open.len() >= SEAL_SAMPLES {
-                let max_t = s.t;
-                let min_t = d.open_min_t;
-                let open = std::mem::take(&mut d.open);
-                let bytes: Arc<[u8]> = open.snapshot().into();
-                d.sealed_bytes += bytes.len() + SEALED_OVERHEAD;
-                d.sealed.push(SealedChunk {
-                    min_t,
-                    max_t,
-                    bytes,
-                });
-            }
-        }
-        d.bytes = accounted_bytes(&d);
-        d.bytes as isize - before as isize
+        d.applied = self.reserve();
+        append_locked(&mut d, samples)
     }
 
     /// A copy of the data overlapping `[start, end]`, cheap enough to take under the lock.
@@ -162,6 +179,36 @@ impl HeadSeries {
     pub fn bytes(&self) -> usize {
         self.data.lock().bytes
     }
+}
+
+/// Appends samples to a series' locked data; returns the change in accounted bytes.
+fn append_locked(d: &mut SeriesData, samples: impl IntoIterator<Item = Sample>) -> isize {
+    let before = d.bytes;
+    for s in samples {
+        let last = d.open.last_t().or_else(|| d.sealed.last().map(|c| c.max_t));
+        if last.is_some_and(|last| s.t <= last) {
+            d.ooo.push(s);
+            continue;
+        }
+        if d.open.is_empty() {
+            d.open_min_t = s.t;
+        }
+        d.open.push(s.t, s.v);
+        if d.open.len() >= SEAL_SAMPLES {
+            let max_t = s.t;
+            let min_t = d.open_min_t;
+            let open = std::mem::take(&mut d.open);
+            let bytes: Arc<[u8]> = open.snapshot().into();
+            d.sealed_bytes += bytes.len() + SEALED_OVERHEAD;
+            d.sealed.push(SealedChunk {
+                min_t,
+                max_t,
+                bytes,
+            });
+        }
+    }
+    d.bytes = accounted_bytes(d);
+    d.bytes as isize - before as isize
 }
 
 fn accounted_bytes(d: &SeriesData) -> usize {

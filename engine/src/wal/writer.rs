@@ -7,10 +7,15 @@
 //! Writers that arrive meanwhile queue up for the next leader, so under load many writers
 //! share each fsync.
 //!
-//! Failures: a failed fsync, or any write error other than a full disk, stops the write path
-//! for good (the page cache may have dropped what we wrote; retrying the fsync and then
-//! acknowledging would lie). A full disk stops it too, but the next append tries to recover:
-//! it cuts the current file back to its last good length and starts a new file.
+//! Failures: a failed write or fsync fails every writer whose ticket it had not yet made
+//! durable, and cuts the file back at once to its acknowledged length, so that nothing of a
+//! failed batch is left for replay to apply; a batch whose bytes went into an earlier file
+//! that was synced before the failure is acknowledged (it is durable). A full disk stops the
+//! write path until the next append, which starts a new file. A failed fsync, or any other
+//! write error, stops it until [`Wal::recover`] (the engine calls it with back-off): the
+//! fsync is never retried to acknowledge what it covered (the page cache may have dropped
+//! those pages); instead the file is read back from disk and checked to hold exactly its
+//! acknowledged frames, the cut is made durable, and writing resumes in a new file.
 
 use std::collections::VecDeque;
 use std::io;
@@ -54,8 +59,8 @@ struct State {
     file: u64,
     /// Bytes appended to that file so far (written or pending).
     file_len: u64,
-    /// Pending bytes, tagged with their file.
-    pending: VecDeque<(u64, Vec<u8>)>,
+    /// Pending bytes, tagged with their file and the last ticket they hold.
+    pending: VecDeque<Pending>,
     next_ticket: u64,
     durable_ticket: u64,
     leader_active: bool,
@@ -66,13 +71,24 @@ struct State {
     last_failure: Option<Failure>,
 }
 
+/// Bytes queued for one file.
+#[derive(Debug)]
+struct Pending {
+    file: u64,
+    bytes: Vec<u8>,
+    last_ticket: u64,
+}
+
 #[derive(Debug)]
 struct Io {
     file: Option<Box<dyn VfsFile>>,
     file_no: u64,
-    /// Bytes of `file_no` known written (and, under `Always`, synced) in full batches.
+    /// Bytes of `file_no` known written (and, under `Always`, synced) in full batches: its
+    /// acknowledged length.
     good_len: u64,
     written: u64,
+    /// A failure could not cut `file_no` back to `good_len` yet.
+    uncut: bool,
 }
 
 /// The WAL writer.
@@ -118,6 +134,7 @@ impl Wal {
                 file_no: 0,
                 good_len: 0,
                 written: 0,
+                uncut: false,
             }),
         }
     }
@@ -142,24 +159,28 @@ impl Wal {
         let file = st.file;
         let defs = defs(file);
         let added = frames.len() + defs.as_ref().map_or(0, Vec::len);
-        let buf = match st.pending.back_mut() {
-            Some((f, buf)) if *f == file => buf,
+        st.next_ticket += 1;
+        let ticket = st.next_ticket;
+        let pending = match st.pending.back_mut() {
+            Some(p) if p.file == file => p,
             _ => {
-                st.pending.push_back((file, Vec::with_capacity(added)));
-                &mut st
-                    .pending
+                st.pending.push_back(Pending {
+                    file,
+                    bytes: Vec::with_capacity(added),
+                    last_ticket: ticket,
+                });
+                st.pending
                     .back_mut()
                     .unwrap_or_else(|| unreachable!("just pushed"))
-                    .1
             }
         };
         if let Some(defs) = defs {
-            buf.extend_from_slice(&defs);
+            pending.bytes.extend_from_slice(&defs);
         }
-        buf.extend_from_slice(frames);
+        pending.bytes.extend_from_slice(frames);
+        pending.last_ticket = ticket;
         st.file_len += added as u64;
-        st.next_ticket += 1;
-        Ok(Ticket(st.next_ticket))
+        Ok(Ticket(ticket))
     }
 
     /// Waits until the appended bytes are durable (or written, under an interval policy).
@@ -186,9 +207,11 @@ impl Wal {
             st.leader_active = false;
             match result {
                 Ok(()) => st.durable_ticket = upto,
-                Err(failure) => {
-                    // Everything appended so far fails with this batch: a later leader
-                    // must not write it, and its writers must not be acknowledged.
+                Err((failure, durable)) => {
+                    // What an earlier, synced file holds is durable and acknowledged;
+                    // everything else appended so far fails with this batch: a later
+                    // leader must not write it, and its writers must not be acknowledged.
+                    st.durable_ticket = st.durable_ticket.max(durable);
                     st.pending.clear();
                     st.failed_upto = st.next_ticket;
                     st.last_failure = Some(failure.clone());
@@ -199,26 +222,64 @@ impl Wal {
         }
     }
 
-    fn write_batch(&self, batch: VecDeque<(u64, Vec<u8>)>) -> Result<(), Failure> {
+    /// Writes (and under `Always` syncs) a leader's batch. On failure, returns the last ticket
+    /// that is durable all the same (its bytes are in an earlier file synced before the
+    /// failure; 0 if none) after cutting the current file back to its acknowledged length.
+    fn write_batch(&self, batch: VecDeque<Pending>) -> Result<(), (Failure, u64)> {
         let mut io = self.io.lock();
-        for (file_no, bytes) in batch {
-            if io.file.is_none() || io.file_no != file_no {
-                self.open_file(&mut io, file_no)?;
+        let (mut written_upto, mut durable) = (0, 0);
+        let result = (|| {
+            for p in batch {
+                if io.file.is_none() || io.file_no != p.file {
+                    self.open_file(&mut io, p.file)?;
+                    // Opening synced the earlier file: all written so far is durable.
+                    durable = written_upto;
+                }
+                let Some(file) = io.file.as_mut() else {
+                    continue;
+                };
+                if let Err(e) = file.write_all(&p.bytes) {
+                    return Err(classify_write(&self.path(p.file), e));
+                }
+                io.written += p.bytes.len() as u64;
+                written_upto = p.last_ticket;
             }
-            let Some(file) = io.file.as_mut() else {
-                continue;
-            };
-            if let Err(e) = file.write_all(&bytes) {
-                return Err(classify_write(&self.path(file_no), e));
+            if self.policy == FsyncPolicy::Always {
+                let path = self.path(io.file_no);
+                sync_file(&mut io, &path)?;
             }
-            io.written += bytes.len() as u64;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => {
+                io.good_len = io.written;
+                Ok(())
+            }
+            Err(failure) => {
+                self.cut_back(&mut io);
+                Err((failure, durable))
+            }
         }
-        if self.policy == FsyncPolicy::Always {
-            let path = self.path(io.file_no);
-            sync_file(&mut io, &path)?;
+    }
+
+    /// Cuts the current file back to its acknowledged length, so that replay never applies
+    /// the frames of a batch that failed; `uncut` remembers a cut that failed too.
+    fn cut_back(&self, io: &mut Io) {
+        io.file = None;
+        if io.file_no == 0 {
+            return;
         }
-        io.good_len = io.written;
-        Ok(())
+        let path = self.path(io.file_no);
+        match self.vfs.truncate(&path, io.good_len) {
+            Ok(()) => {
+                io.written = io.good_len;
+                io.uncut = false;
+            }
+            Err(e) => {
+                tracing::error!(file = %path.display(), error = %e, "could not cut a failed batch off the WAL; retrying at recovery");
+                io.uncut = true;
+            }
+        }
     }
 
     fn open_file(&self, io: &mut Io, file_no: u64) -> Result<(), Failure> {
@@ -241,10 +302,12 @@ impl Wal {
             file_no,
             good_len: 0,
             written: 0,
+            uncut: false,
         };
         Ok(())
     }
 
+    /// After a full disk: start a new file at the next append.
     fn recover(&self, st: &mut State, failure: Failure) -> Result<()> {
         let Failure::DiskFull(_) = failure else {
             return Err(failure.to_error());
@@ -253,15 +316,63 @@ impl Wal {
             return Err(failure.to_error());
         }
         let mut io = self.io.lock();
-        if io.file.take().is_some() {
-            let path = self.path(io.file_no);
-            self.vfs
-                .truncate(&path, io.good_len)
-                .map_err(|e| Error::ResourceExhausted {
+        if io.uncut {
+            self.cut_back(&mut io);
+            if io.uncut {
+                return Err(Error::ResourceExhausted {
                     limit: Limit::Disk,
-                    detail: format!("still cannot write {}: {e}", path.display()),
-                })?;
+                    detail: format!("still cannot cut {}", self.path(io.file_no).display()),
+                });
+            }
         }
+        io.file = None;
+        st.file = st.file.max(io.file_no) + 1;
+        st.file_len = 0;
+        st.failure = None;
+        Ok(())
+    }
+
+    /// Resumes writing after a fatal failure (a failed fsync or write): checks that the
+    /// current file, read back from disk, holds exactly its acknowledged frames, makes that
+    /// length durable with a new fsync, and moves later appends to a new file. Call with no
+    /// append in flight. Fails, leaving writes stopped, when any step fails.
+    pub fn recover_fatal(&self) -> Result<()> {
+        let mut st = self.state.lock();
+        let Some(failure) = st.failure.clone() else {
+            return Ok(());
+        };
+        if let Failure::DiskFull(_) = failure {
+            return self.recover(&mut st, failure);
+        }
+        if st.leader_active {
+            return Err(failure.to_error());
+        }
+        let mut io = self.io.lock();
+        if io.file_no != 0 {
+            if io.uncut {
+                self.cut_back(&mut io);
+            }
+            let path = self.path(io.file_no);
+            let stopped = |why: String| Error::WritesStopped { reason: why };
+            if io.uncut {
+                return Err(stopped(format!("cannot cut {} back", path.display())));
+            }
+            let data = self.vfs.read(&path).at(&path)?;
+            let mut frames = super::frame::FrameReader::new(&data);
+            let good = frames.by_ref().count();
+            if data.len() as u64 != io.good_len || frames.end() != Some(&super::frame::End::Clean) {
+                return Err(stopped(format!(
+                    "{} reads back as {} bytes ({good} whole frames), {} acknowledged",
+                    path.display(),
+                    data.len(),
+                    io.good_len
+                )));
+            }
+            // Cutting again syncs through a new descriptor: an fsync of the cut, not a retry
+            // of the one that failed.
+            self.vfs.truncate(&path, io.good_len).at(&path)?;
+        }
+        io.file = None;
         st.file = st.file.max(io.file_no) + 1;
         st.file_len = 0;
         st.failure = None;

@@ -402,6 +402,9 @@ async fn stats(c: &ClientArgs) -> anyhow::Result<()> {
             q.file, q.moved_to, q.reason
         );
     }
+    if s.write_recoveries > 0 {
+        println!("WRITE RECOVERIES  {}", s.write_recoveries);
+    }
     if !s.writes_stopped.is_empty() {
         println!("WRITES STOPPED    {}", s.writes_stopped);
     }

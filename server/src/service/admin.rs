@@ -54,6 +54,7 @@ impl Admin for AdminService {
                 })
                 .collect(),
             writes_stopped: s.writes_stopped.unwrap_or_default(),
+            write_recoveries: s.write_recoveries,
         }))
     }
 

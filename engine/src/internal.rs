@@ -7,4 +7,4 @@ pub use crate::codec::{chunk, varint};
 pub use crate::fuzzing::{decode_chunk, read_segment, replay_wal};
 pub use crate::query::aggregate::aggregate;
 pub use crate::segment::{Segment, SegmentInput, encode_segment};
-pub use crate::wal::record;
+pub use crate::wal::{Wal, record};

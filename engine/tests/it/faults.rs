@@ -1,7 +1,8 @@
 //! Fault injection through the `Vfs` seam: for every k over a workload of a few hundred file
 //! operations, fail the k-th one (EIO or ENOSPC, once or from then on). Writes after a failed
-//! fsync must never be acknowledged, and after a simulated power cut (unsynced bytes
-//! dropped) the store reopens to exactly the acknowledged writes.
+//! fsync must never be acknowledged before the engine has checked the WAL on disk and
+//! resumed by itself, and after a simulated power cut (unsynced bytes dropped) the store
+//! reopens to exactly the acknowledged writes. [`FaultyFs`] also serves `ordering.rs`.
 
 use std::collections::HashMap;
 use std::io;
@@ -15,26 +16,28 @@ use parking_lot::Mutex;
 use crate::common::{self, Oracle, dump, request, series};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub enum Mode {
     Once,
     Persistent,
 }
 
 #[derive(Debug, Default)]
-struct State {
-    ops: usize,
+pub struct State {
+    pub ops: usize,
     fail_at: Option<(usize, io::ErrorKind, Mode)>,
-    failed_sync: bool,
+    pub failed_sync: bool,
+    /// Fail the next fsync of a WAL file, once.
+    pub fail_next_wal_sync: bool,
     /// Length of each file that is durable (a real fsync is skipped: this is the record).
     synced: HashMap<PathBuf, u64>,
 }
 
 /// An `OsFs` that counts operations, fails the chosen one, and records durable lengths.
 #[derive(Debug, Clone, Default)]
-struct FaultyFs(Arc<Mutex<State>>);
+pub struct FaultyFs(pub Arc<Mutex<State>>);
 
 impl FaultyFs {
-    fn failing(at: usize, kind: io::ErrorKind, mode: Mode) -> Self {
+    pub fn failing(at: usize, kind: io::ErrorKind, mode: Mode) -> Self {
         let fs = FaultyFs::default();
         fs.0.lock().fail_at = Some((at, kind, mode));
         fs
@@ -55,7 +58,7 @@ impl FaultyFs {
     }
 
     /// Power cut: every file loses what was written after its last successful fsync.
-    fn power_cut(&self) {
+    pub fn power_cut(&self) {
         for (path, len) in self.0.lock().synced.iter() {
             if path.exists() {
                 let f = std::fs::OpenOptions::new()
@@ -86,6 +89,14 @@ impl VfsFile for FaultyFile {
 
     fn sync(&mut self) -> io::Result<()> {
         self.fs.op(is_wal(&self.path))?;
+        {
+            let mut st = self.fs.0.lock();
+            if st.fail_next_wal_sync && is_wal(&self.path) {
+                st.fail_next_wal_sync = false;
+                st.failed_sync = true;
+                return Err(io::Error::other("injected fsync failure"));
+            }
+        }
         self.fs
             .0
             .lock()
@@ -153,7 +164,8 @@ fn is_wal(path: &Path) -> bool {
 }
 
 /// The workload: writes with corrections and backfill, flushes between them. Returns the
-/// oracle of acknowledged writes and whether any write was acknowledged after a failed fsync.
+/// oracle of acknowledged writes and whether any write was acknowledged after a failed
+/// fsync without the engine having recovered in between.
 fn workload(engine: &Engine, fs: &FaultyFs) -> (Oracle, bool) {
     let mut oracle = Oracle::default();
     let mut acked_after_failed_sync = false;
@@ -175,7 +187,7 @@ fn workload(engine: &Engine, fs: &FaultyFs) -> (Oracle, bool) {
         );
         let failed_sync_before = fs.0.lock().failed_sync;
         if engine.write(req.clone()).is_ok() {
-            acked_after_failed_sync |= failed_sync_before;
+            acked_after_failed_sync |= failed_sync_before && engine.stats().write_recoveries == 0;
             oracle.apply(&req);
         }
         if step % 8 == 7 {
@@ -185,7 +197,7 @@ fn workload(engine: &Engine, fs: &FaultyFs) -> (Oracle, bool) {
     (oracle, acked_after_failed_sync)
 }
 
-fn options(fs: &FaultyFs) -> Options {
+pub fn options(fs: &FaultyFs) -> Options {
     Options {
         vfs: Arc::new(fs.clone()),
         ..common::options()

@@ -10,6 +10,7 @@ mod faults;
 mod format_freeze;
 mod fuzz_corpus;
 mod model;
+mod ordering;
 mod query;
 mod rooms;
 mod write_select;

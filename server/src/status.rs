@@ -60,4 +60,13 @@ mod tests {
         assert!(status.message().contains("id"), "{}", status.message());
         assert!(!status.message().contains("secret"), "{}", status.message());
     }
+
+    #[test]
+    fn stopped_writes_are_unavailable_so_clients_retry() {
+        let status = to_status(Error::WritesStopped {
+            reason: "fsync of wal/1 failed".into(),
+        });
+        assert_eq!(status.code(), Code::Unavailable);
+        assert!(status.message().contains("retry"), "{}", status.message());
+    }
 }

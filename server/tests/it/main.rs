@@ -5,6 +5,7 @@
 #![allow(clippy::indexing_slicing)]
 
 mod cli;
+mod crash_order;
 mod harness;
 mod ingest;
 mod lifecycle;

@@ -16,6 +16,7 @@
 pub mod flush;
 mod open;
 pub mod read;
+mod repair;
 mod select;
 mod stats;
 mod version;
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+pub use repair::RepairReport;
 pub use select::SeriesSamples;
 pub use stats::{Quarantined, Stats};
 use version::Version;

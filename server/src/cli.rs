@@ -1,4 +1,5 @@
-//! The command line: `iocdb serve | write | query | latest | stale | stats | flush | bench`.
+//! The command line: `iocdb serve | write | query | latest | stale | stats | flush | bench |
+//! repair`.
 
 use std::path::PathBuf;
 
@@ -34,6 +35,16 @@ pub enum Command {
     Flush(ClientArgs),
     /// Measure ingest over gRPC against in-process ingest, side by side.
     Bench(BenchArgs),
+    /// Rebuild a missing or damaged MANIFEST from the segment files (server stopped).
+    Repair(RepairArgs),
+}
+
+/// `iocdb repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Data directory of the stopped server.
+    #[arg(long, env = "IOCDB_DATA_DIR", default_value = "./iocdb-data")]
+    pub data_dir: PathBuf,
 }
 
 /// Server settings; each also comes from `IOCDB_*` or the config file (flags win over the

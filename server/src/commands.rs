@@ -3,4 +3,5 @@
 pub mod bench;
 pub mod client;
 mod load;
+pub mod repair;
 pub mod serve;

@@ -40,6 +40,10 @@ fn main() -> anyhow::Result<()> {
             init_logging(config.log_format == config::LogFormat::Json);
             runtime.block_on(commands::serve::run(config))
         }
+        cli::Command::Repair(args) => {
+            init_logging(false);
+            commands::repair::run(&args)
+        }
         other => {
             init_logging(false);
             runtime.block_on(commands::client::run(other))

@@ -1,5 +1,12 @@
 //! Opening a store: lock the directory, read the manifest, open segments (quarantining the
-//! corrupt ones), remove files no manifest ever published, and replay the WAL.
+//! corrupt ones), sweep the segment files no manifest lists, and replay the WAL.
+//!
+//! Nothing is deleted that is not provably garbage. A missing manifest with segment files
+//! beside it refuses to open (starting empty would hide them, and the next flush would
+//! bury them): restore it, or rebuild it with [`crate::Engine::repair`]. A segment file no
+//! manifest lists is deleted only when it is the leftover of an interrupted flush — a
+//! temporary file, or a sequence number the manifest never reached, whose data is still in
+//! the WAL; any other is moved to `quarantine/` and reported.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -35,10 +42,22 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         vfs.create_dir_all(&path).at(&path)?;
     }
     let lock = lock_dir(dir)?;
-    let mut manifest = Manifest::load(&*vfs, dir)?.unwrap_or(Manifest {
-        next_seq: 1,
-        ..Manifest::default()
-    });
+    let mut manifest = match Manifest::load(&*vfs, dir)? {
+        Some(manifest) => manifest,
+        None => {
+            refuse_segments_without_manifest(&*vfs, dir)?;
+            // A new store gets its manifest before any flush, so that a missing manifest
+            // always means a lost one, and a first flush that fails leaves segments the
+            // manifest provably never published.
+            let manifest = Manifest {
+                next_seq: 1,
+                ..Manifest::default()
+            };
+            manifest.store(&*vfs, dir)?;
+            manifest
+        }
+    };
+    let published_below = manifest.next_seq;
     let head = Head::default();
     let mut quarantined = Vec::new();
 
@@ -64,7 +83,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         manifest.store(&*vfs, dir)?;
     }
     segments.sort_by(|a, b| (a.segment.seq, &a.name).cmp(&(b.segment.seq, &b.name)));
-    remove_orphans(&*vfs, dir, &manifest)?;
+    sweep_unlisted(&*vfs, dir, &manifest, published_below, &mut quarantined)?;
 
     let head_bytes = AtomicI64::new(0);
     let last_wal = replay_wal(
@@ -108,7 +127,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     })
 }
 
-fn lock_dir(dir: &Path) -> Result<std::fs::File> {
+pub(super) fn lock_dir(dir: &Path) -> Result<std::fs::File> {
     let path = dir.join(layout::LOCK);
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -154,7 +173,13 @@ fn register_segment(head: &Head, name: String, segment: Segment) -> SegmentHandl
 
 /// Moves a corrupt file aside (a copy for WAL files, which stay in use cut to their good
 /// prefix; a rename for segments) and reports it.
-fn quarantine(vfs: &dyn Vfs, dir: &Path, path: &Path, error: &Error, rename: bool) -> Quarantined {
+pub(super) fn quarantine(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    path: &Path,
+    error: &Error,
+    rename: bool,
+) -> Quarantined {
     let moved_to = layout::quarantine_path(dir, path);
     let moved = if rename {
         vfs.rename(path, &moved_to)
@@ -176,9 +201,55 @@ fn quarantine(vfs: &dyn Vfs, dir: &Path, path: &Path, error: &Error, rename: boo
     }
 }
 
-/// Removes segment files that no manifest lists: written by a flush that crashed before
-/// publishing them, so their data is still in the WAL.
-fn remove_orphans(vfs: &dyn Vfs, dir: &Path, manifest: &Manifest) -> Result<()> {
+/// The segment files of `dir` (final names, not temporary ones).
+pub(super) fn segment_files(vfs: &dyn Vfs, dir: &Path) -> Result<Vec<std::path::PathBuf>> {
+    let seg_dir = dir.join(layout::SEGMENT_DIR);
+    let mut files: Vec<_> = vfs
+        .list_dir(&seg_dir)
+        .at(&seg_dir)?
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.ends_with(&format!(".{}", layout::SEGMENT_EXT)))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Fails when `dir` has segment files but no manifest.
+fn refuse_segments_without_manifest(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
+    let segments = segment_files(vfs, dir)?;
+    let Some(first) = segments.first() else {
+        return Ok(());
+    };
+    Err(Error::Corrupt {
+        file: dir.join(layout::MANIFEST),
+        offset: 0,
+        reason: format!(
+            "the manifest is missing, but {} holds {} segment files (the first is {}): \
+             refusing to open, since starting without the manifest would hide them; restore \
+             MANIFEST from a backup, or rebuild it from the segments with `iocdb repair`",
+            dir.join(layout::SEGMENT_DIR).display(),
+            segments.len(),
+            first.display()
+        ),
+    })
+}
+
+/// Deals with the files of `segments/` that the manifest does not list: leftovers of an
+/// interrupted flush are deleted (a temporary file, or a sequence number at or past
+/// `published_below`, the manifest's next sequence number when it was read — its data is
+/// still in the WAL, which is truncated only after a manifest lists the segment); any other
+/// is moved to quarantine and reported, never deleted.
+fn sweep_unlisted(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    manifest: &Manifest,
+    published_below: u64,
+    quarantined: &mut Vec<Quarantined>,
+) -> Result<()> {
     let seg_dir = dir.join(layout::SEGMENT_DIR);
     let entries = vfs.list_dir(&seg_dir).at(&seg_dir)?;
     for path in entries {
@@ -186,9 +257,23 @@ fn remove_orphans(vfs: &dyn Vfs, dir: &Path, manifest: &Manifest) -> Result<()> 
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or_default();
-        if !manifest.segments.iter().any(|s| s == name) {
-            tracing::info!(file = %path.display(), "removing a segment no manifest published");
+        if manifest.segments.iter().any(|s| s == name) {
+            continue;
+        }
+        let unpublished = name.ends_with(&format!(".{}", layout::SEGMENT_TMP_EXT))
+            || layout::parse_segment_name(name).is_some_and(|(seq, _)| seq >= published_below);
+        if unpublished {
+            tracing::info!(file = %path.display(), "removing the leftover of an interrupted flush (its data is in the WAL)");
             vfs.remove(&path).at(&path)?;
+        } else {
+            let why = Error::Corrupt {
+                file: path.clone(),
+                offset: 0,
+                reason: "no manifest lists this file, and it is not the leftover of an \
+                         interrupted flush"
+                    .into(),
+            };
+            quarantined.push(quarantine(vfs, dir, &path, &why, true));
         }
     }
     Ok(())

@@ -52,6 +52,14 @@ pub fn segment_name(seq: u64, partition: i64) -> String {
     format!("{seq:016}_{partition}.{SEGMENT_EXT}")
 }
 
+/// Parses a segment file name back into its flush sequence and partition.
+pub fn parse_segment_name(name: &str) -> Option<(u64, i64)> {
+    let (seq, partition) = name
+        .strip_suffix(&format!(".{SEGMENT_EXT}"))?
+        .split_once('_')?;
+    Some((seq.parse().ok()?, partition.parse().ok()?))
+}
+
 /// Path of a segment file name.
 pub fn segment_path(dir: &Path, name: &str) -> PathBuf {
     dir.join(SEGMENT_DIR).join(name)

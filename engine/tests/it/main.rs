@@ -11,6 +11,7 @@ mod format_freeze;
 mod fuzz_corpus;
 mod model;
 mod ordering;
+mod orphans;
 mod query;
 mod rooms;
 mod write_select;

@@ -32,7 +32,9 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(a) => super::bench::run(a).await,
-        Command::Serve(_) => anyhow::bail!("serve is not a client command"),
+        Command::Serve(_) | Command::Repair(_) => {
+            anyhow::bail!("serve and repair are not client commands")
+        }
     }
 }
 

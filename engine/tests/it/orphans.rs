@@ -1,0 +1,111 @@
+//! Files the manifest does not account for: a missing manifest never costs a segment, a
+//! segment no manifest lists is deleted only when it provably is a flush's leftover, and
+//! `Engine::repair` rebuilds a lost or damaged manifest from the segments.
+
+use std::path::{Path, PathBuf};
+
+use iocdb_engine::{Engine, Error, Options, Sample};
+
+use crate::common::{self, dump, request, series};
+
+/// A store with two flushed segments and one series in the WAL; returns what it holds.
+fn build(dir: &Path) -> std::collections::BTreeMap<String, Vec<(i64, u64)>> {
+    let engine = common::open(dir);
+    for (i, flush) in [(0usize, true), (1, true), (2, false)] {
+        let samples = (0..50).map(|t| Sample::new(t * 1000, t as f64)).collect();
+        engine
+            .write(request("ns", vec![series("m", i, samples)]))
+            .expect("write");
+        if flush {
+            engine.flush().expect("flush");
+        }
+    }
+    dump(&engine, "ns")
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
+        .expect("segments")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn a_missing_manifest_refuses_to_open_deletes_nothing_and_repair_rebuilds_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let before = build(dir.path());
+    let files = segments(dir.path());
+    assert!(files.len() >= 2, "{files:?}");
+    std::fs::remove_file(dir.path().join("MANIFEST")).expect("remove");
+
+    let refused = common::open_with(dir.path(), common::options()).expect_err("refused");
+    assert!(
+        matches!(&refused, Error::Corrupt { file, reason, .. }
+            if file.ends_with("MANIFEST") && reason.contains("iocdb repair")),
+        "{refused}"
+    );
+    assert_eq!(segments(dir.path()), files, "no segment was touched");
+
+    let report = Engine::repair(dir.path(), &Options::default()).expect("repair");
+    assert!(report.rebuilt);
+    assert_eq!(report.segments.len(), files.len());
+    let engine = common::open(dir.path());
+    assert_eq!(dump(&engine, "ns"), before, "every sample is back");
+    drop(engine);
+    let again = Engine::repair(dir.path(), &Options::default()).expect("repair");
+    assert!(!again.rebuilt, "a sound manifest is left alone");
+}
+
+#[test]
+fn a_damaged_manifest_is_refused_and_repair_quarantines_it() {
+    let dir = tempfile::tempdir().expect("dir");
+    let before = build(dir.path());
+    let manifest = dir.path().join("MANIFEST");
+    let mut bytes = std::fs::read(&manifest).expect("read");
+    bytes.truncate(bytes.len() / 2);
+    std::fs::write(&manifest, bytes).expect("write");
+    assert!(matches!(
+        common::open_with(dir.path(), common::options()),
+        Err(Error::Corrupt { .. })
+    ));
+    let report = Engine::repair(dir.path(), &Options::default()).expect("repair");
+    assert!(report.rebuilt);
+    assert_eq!(report.quarantined.len(), 1, "{:?}", report.quarantined);
+    assert!(report.quarantined[0].moved_to.exists());
+    let engine = common::open(dir.path());
+    assert_eq!(dump(&engine, "ns"), before);
+}
+
+#[test]
+fn unlisted_segments_are_removed_only_when_they_are_a_flushs_leftovers() {
+    let dir = tempfile::tempdir().expect("dir");
+    let before = build(dir.path());
+    let files = segments(dir.path());
+    let seg = |name: &str| dir.path().join("segments").join(name);
+    let source = files.first().expect("a segment");
+    // Sequence 0 was published long ago (the manifest is past it) but is not listed now: a
+    // file nobody can vouch for — quarantined, not deleted.
+    std::fs::copy(source, seg("0000000000000000_0.seg")).expect("copy");
+    // A sequence the manifest never reached, and a temporary file: an interrupted flush,
+    // whose data is still in the WAL — deleted.
+    std::fs::copy(source, seg("0000000000099999_0.seg")).expect("copy");
+    std::fs::copy(source, seg("0000000000099999_0.seg.tmp")).expect("copy");
+
+    let engine = common::open(dir.path());
+    assert_eq!(dump(&engine, "ns"), before);
+    assert_eq!(
+        segments(dir.path()),
+        files,
+        "only the listed segments remain"
+    );
+    let stats = engine.stats();
+    assert_eq!(stats.quarantined.len(), 1, "{:?}", stats.quarantined);
+    let q = &stats.quarantined[0];
+    assert!(q.file.ends_with("0000000000000000_0.seg"), "{q:?}");
+    assert!(
+        q.moved_to.exists() && q.reason.contains("no manifest lists"),
+        "{q:?}"
+    );
+}

@@ -102,3 +102,47 @@ fn csv_written_with_the_cli_reads_back_as_json() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_without_its_manifest_refuses_to_start_and_repair_brings_the_data_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let server = Server::start(&data, "");
+    let t = now_ms() - 600_000;
+    let req = iocdb_proto::v1::WriteRequest {
+        namespace: "health".into(),
+        series: vec![crate::harness::series(
+            "hospital_beds_free",
+            &[("hospital", "Bệnh viện Châu Đốc")],
+            &[(t, 12.0), (t + 60_000, 11.0)],
+        )],
+    };
+    server.ingest().await.write(req).await.expect("write");
+    server
+        .admin()
+        .await
+        .flush(iocdb_proto::v1::FlushRequest {})
+        .await
+        .expect("flush");
+    assert!(server.terminate().success());
+    std::fs::remove_file(data.join("MANIFEST")).expect("remove the manifest");
+
+    let data_dir = data.to_str().expect("utf-8 path");
+    let (ok, _, err) = iocdb(
+        &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+        None,
+    );
+    assert!(!ok, "a server must not start without its manifest");
+    assert!(
+        err.contains("MANIFEST") && err.contains("iocdb repair"),
+        "{err}"
+    );
+
+    let (ok, out, err) = iocdb(&["repair", "--data-dir", data_dir], None);
+    assert!(ok, "{err}");
+    assert!(out.contains("rebuilt the manifest"), "{out}");
+    let server = Server::start(&data, "");
+    let got = crate::harness::select_all(&server, "health", vec![]).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].values, [12.0, 11.0]);
+}

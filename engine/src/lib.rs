@@ -60,7 +60,7 @@ pub use model::{
     DEFAULT_NAMESPACE, Label, Labels, METRIC_NAME, Namespace, RejectReason, Rejection, Sample,
     SeriesWrite, WriteOutcome, WriteRequest,
 };
-pub use options::{FsyncPolicy, Limits, Options, QueryLimits, WalCorruption};
+pub use options::{FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits, WalCorruption};
 pub use query::{
     AggregateOp, Aggregation, Budget, DEFAULT_LOOKBACK_MS, FunctionKind, Grouping, LatestSample,
     QueryResult, RangeFunction, RangeQuery, ResultSeries, STALE_NAN_BITS, SeriesFilter,

@@ -31,6 +31,17 @@ pub enum WalCorruption {
     Refuse,
 }
 
+/// What opening does with a damaged `METADATA` file (units, descriptions and expected
+/// intervals: useful, but no sample depends on it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetadataCorruption {
+    /// Move the file to `quarantine/`, report it (log and [`crate::Stats`]) and start with
+    /// no metadata, so the province keeps its dashboards. The default.
+    Quarantine,
+    /// Refuse to open, naming the file and offset.
+    Refuse,
+}
+
 /// Limits on what one query may touch. Defaults follow Prometheus and Mimir.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueryLimits {
@@ -62,6 +73,8 @@ pub struct Options {
     pub fsync: FsyncPolicy,
     /// What to do with a corrupt WAL record. Default [`WalCorruption::Salvage`].
     pub wal_corruption: WalCorruption,
+    /// What to do with a damaged `METADATA` file. Default [`MetadataCorruption::Quarantine`].
+    pub metadata_corruption: MetadataCorruption,
     /// Size at which the WAL starts a new file, bytes. Default 64 MiB.
     pub wal_file_bytes: u64,
     /// Memory the head may hold before writes are refused with a resource-exhausted error,
@@ -86,6 +99,7 @@ impl Default for Options {
         Options {
             fsync: FsyncPolicy::Always,
             wal_corruption: WalCorruption::Salvage,
+            metadata_corruption: MetadataCorruption::Quarantine,
             wal_file_bytes: 64 << 20,
             head_memory_budget: 1 << 30,
             partition_ms: 2 * 3600 * 1000,

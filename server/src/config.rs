@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use iocdb_engine::{FsyncPolicy, Limits, Options, QueryLimits};
+use iocdb_engine::{FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits};
 use serde::Deserialize;
 
 use crate::cli::ServeArgs;
@@ -29,6 +29,16 @@ pub enum LogFormat {
     Json,
 }
 
+/// What starting does with a damaged METADATA file (`damaged_metadata`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DamagedMetadata {
+    /// Quarantine it, start with no metadata, report it in the log and `Stats`.
+    Quarantine,
+    /// Refuse to start.
+    Refuse,
+}
+
 /// The port the server listens on by default.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:7070";
 
@@ -50,6 +60,8 @@ pub struct Config {
     pub flush_interval_s: u64,
     /// Log format.
     pub log_format: LogFormat,
+    /// What starting does with a damaged METADATA file.
+    pub damaged_metadata: DamagedMetadata,
     /// Largest ingest request, bytes (after decompression).
     pub max_ingest_message_bytes: usize,
     /// Largest query or admin request, bytes.
@@ -98,6 +110,7 @@ impl Default for Config {
             head_memory_mb: 1024,
             flush_interval_s: 900,
             log_format: LogFormat::Text,
+            damaged_metadata: DamagedMetadata::Quarantine,
             max_ingest_message_bytes: 64 << 20,
             max_query_message_bytes: 4 << 20,
             max_samples_per_request: 1_000_000,
@@ -166,6 +179,10 @@ impl Config {
         };
         Options {
             fsync,
+            metadata_corruption: match self.damaged_metadata {
+                DamagedMetadata::Quarantine => MetadataCorruption::Quarantine,
+                DamagedMetadata::Refuse => MetadataCorruption::Refuse,
+            },
             head_memory_budget: self.head_memory_mb.saturating_mul(1 << 20),
             limits: Limits {
                 max_labels_per_series: self.max_labels_per_series,

@@ -21,8 +21,9 @@ use crate::error::IoContext;
 use crate::fs::{Vfs, layout};
 use crate::head::{Head, Series};
 use crate::manifest::Manifest;
+use crate::metadata::MetadataStore;
 use crate::model::Sample;
-use crate::options::{Options, WalCorruption};
+use crate::options::{MetadataCorruption, Options, WalCorruption};
 use crate::segment::Segment;
 use crate::wal::Wal;
 use crate::wal::frame::End;
@@ -96,6 +97,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         &mut quarantined,
     )?;
     let first_file = last_wal.max(manifest.wal_flushed_below) + 1;
+    let metadata = load_metadata(&*vfs, dir, &opts, &mut quarantined)?;
     let wal = Wal::new(
         dir.to_path_buf(),
         vfs.clone(),
@@ -119,12 +121,33 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         write_recoveries: AtomicU64::new(0),
         rejections: Default::default(),
         quarantined: Mutex::new(quarantined),
-        metadata: Mutex::new(crate::metadata::MetadataStore::load(&*vfs, dir)?),
+        metadata: Mutex::new(metadata),
         closed: AtomicBool::new(false),
         lock: Mutex::new(Some(lock)),
         query_pool: query_pool(opts.query_threads)?,
         opts,
     })
+}
+
+/// Reads `METADATA`; a damaged one is quarantined (starting with none) unless the options
+/// say to refuse: it holds units and descriptions, and no sample depends on it.
+fn load_metadata(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    opts: &Options,
+    quarantined: &mut Vec<Quarantined>,
+) -> Result<MetadataStore> {
+    match MetadataStore::load(vfs, dir) {
+        Err(e @ Error::Corrupt { .. })
+            if opts.metadata_corruption == MetadataCorruption::Quarantine =>
+        {
+            let path = dir.join(layout::METADATA);
+            quarantined.push(quarantine(vfs, dir, &path, &e, true));
+            tracing::error!(error = %e, "starting without indicator metadata: METADATA is damaged (quarantined); declare the metadata again or restore the file");
+            Ok(MetadataStore::default())
+        }
+        other => other,
+    }
 }
 
 pub(super) fn lock_dir(dir: &Path) -> Result<std::fs::File> {

@@ -1,6 +1,7 @@
 //! Files the manifest does not account for: a missing manifest never costs a segment, a
 //! segment no manifest lists is deleted only when it provably is a flush's leftover, and
-//! `Engine::repair` rebuilds a lost or damaged manifest from the segments.
+//! `Engine::repair` rebuilds a lost or damaged manifest from the segments; a damaged
+//! METADATA file is quarantined without keeping the store down.
 
 use std::path::{Path, PathBuf};
 
@@ -108,4 +109,44 @@ fn unlisted_segments_are_removed_only_when_they_are_a_flushs_leftovers() {
         q.moved_to.exists() && q.reason.contains("no manifest lists"),
         "{q:?}"
     );
+}
+
+#[test]
+fn a_damaged_metadata_file_is_quarantined_and_the_store_opens_unless_told_to_refuse() {
+    let dir = tempfile::tempdir().expect("dir");
+    let before = build(dir.path());
+    {
+        let engine = common::open(dir.path());
+        engine
+            .set_metadata(
+                "ns",
+                iocdb_engine::MetricMetadata {
+                    metric: "m".into(),
+                    unit: "giường".into(),
+                    description: "Số giường trống".into(),
+                    expected_interval_ms: Some(60_000),
+                },
+            )
+            .expect("metadata");
+    }
+    let metadata = dir.path().join("METADATA");
+    let mut bytes = std::fs::read(&metadata).expect("read");
+    bytes[20] ^= 0x20;
+    std::fs::write(&metadata, bytes).expect("write");
+
+    let refusing = Options {
+        metadata_corruption: iocdb_engine::MetadataCorruption::Refuse,
+        ..common::options()
+    };
+    assert!(matches!(
+        common::open_with(dir.path(), refusing),
+        Err(Error::Corrupt { file, .. }) if file.ends_with("METADATA")
+    ));
+    let engine = common::open(dir.path());
+    assert_eq!(dump(&engine, "ns"), before, "every sample is served");
+    assert!(engine.metadata("ns").expect("metadata").is_empty());
+    let stats = engine.stats();
+    assert_eq!(stats.quarantined.len(), 1, "{:?}", stats.quarantined);
+    assert!(stats.quarantined[0].file.ends_with("METADATA"));
+    assert!(stats.quarantined[0].moved_to.exists());
 }

@@ -86,6 +86,8 @@ pub(crate) struct Inner {
     accepted: AtomicU64,
     /// Times the write path resumed after a WAL failure.
     write_recoveries: AtomicU64,
+    /// What opening cut off the ends of WAL files.
+    wal_cuts: open::WalCuts,
     rejections: [AtomicU64; RejectReason::KINDS.len()],
     quarantined: Mutex<Vec<Quarantined>>,
     metadata: Mutex<MetadataStore>,

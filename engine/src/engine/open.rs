@@ -87,7 +87,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     sweep_unlisted(&*vfs, dir, &manifest, published_below, &mut quarantined)?;
 
     let head_bytes = AtomicI64::new(0);
-    let last_wal = replay_wal(
+    let (last_wal, wal_cuts) = replay_wal(
         &*vfs,
         dir,
         &opts,
@@ -119,6 +119,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         head_bytes,
         accepted: AtomicU64::new(0),
         write_recoveries: AtomicU64::new(0),
+        wal_cuts,
         rejections: Default::default(),
         quarantined: Mutex::new(quarantined),
         metadata: Mutex::new(metadata),
@@ -350,7 +351,8 @@ fn replay_wal(
     head: &Head,
     head_bytes: &AtomicI64,
     quarantined: &mut Vec<Quarantined>,
-) -> Result<u64> {
+) -> Result<(u64, WalCuts)> {
+    let mut cuts = WalCuts::default();
     let wal_dir = dir.join(layout::WAL_DIR);
     let mut files: Vec<(u64, std::path::PathBuf)> = vfs
         .list_dir(&wal_dir)
@@ -373,10 +375,29 @@ fn replay_wal(
             buf: Vec::new(),
         };
         let report = replay_file(&data, &mut sink);
-        match report.end {
+        let end = match report.end {
+            // Only the newest file can end in a write cut short: an older one was complete
+            // and synced before the next was created, so a bad frame at its end is damage.
+            End::Torn { offset } if n != last => End::Corrupt(DecodeError::new(
+                offset,
+                "a damaged frame at the end of a WAL file that is not the newest (a completed \
+                 file cannot hold a torn write)",
+            )),
+            end => end,
+        };
+        let cut_from = match &end {
+            End::Clean => None,
+            End::Torn { offset } => Some(*offset),
+            End::Corrupt(_) => Some(report.good_len),
+        };
+        if let Some(from) = cut_from {
+            cuts.files += 1;
+            cuts.bytes += (data.len() as u64).saturating_sub(from);
+        }
+        match end {
             End::Clean => {}
             End::Torn { offset } => {
-                tracing::warn!(file = %path.display(), offset, "cutting a torn write at the end of a WAL file");
+                tracing::warn!(file = %path.display(), offset, bytes = data.len() as u64 - offset, "cutting a torn write at the end of the newest WAL file (never acknowledged)");
                 vfs.truncate(&path, offset).at(&path)?;
             }
             End::Corrupt(e) => {
@@ -385,10 +406,20 @@ fn replay_wal(
                     return Err(error);
                 }
                 quarantined.push(quarantine(vfs, dir, &path, &error, false));
+                tracing::error!(file = %path.display(), offset = report.good_len, bytes = data.len() as u64 - report.good_len, "cutting a damaged WAL file after its last good frame (a copy is in quarantine)");
                 vfs.truncate(&path, report.good_len).at(&path)?;
             }
         }
         tracing::debug!(file = %path.display(), frames = report.frames, samples = report.samples, "replayed WAL file");
     }
-    Ok(last)
+    Ok((last, cuts))
+}
+
+/// What opening cut off the ends of WAL files (torn writes and damage).
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct WalCuts {
+    /// Files cut.
+    pub(super) files: u64,
+    /// Bytes cut off in all.
+    pub(super) bytes: u64,
 }

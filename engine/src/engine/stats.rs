@@ -49,6 +49,11 @@ pub struct Stats {
     pub writes_stopped: Option<String>,
     /// Times writing resumed by itself after a failed fsync or write, since open.
     pub write_recoveries: u64,
+    /// WAL files whose end opening cut off: a torn write in the newest file (never
+    /// acknowledged), or damage (also quarantined).
+    pub wal_files_cut: u64,
+    /// Bytes those cuts removed.
+    pub wal_bytes_cut: u64,
 }
 
 impl Engine {
@@ -76,6 +81,8 @@ impl Engine {
             quarantined: inner.quarantined.lock().clone(),
             writes_stopped: inner.wal.failure().map(|e| e.to_string()),
             write_recoveries: inner.write_recoveries.load(Ordering::Relaxed),
+            wal_files_cut: inner.wal_cuts.files,
+            wal_bytes_cut: inner.wal_cuts.bytes,
             ..Stats::default()
         };
         for s in inner.head.all() {

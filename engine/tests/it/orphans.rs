@@ -9,8 +9,11 @@ use iocdb_engine::{Engine, Error, Options, Sample};
 
 use crate::common::{self, dump, request, series};
 
+/// What a store holds, as `dump` gives it.
+type Held = std::collections::BTreeMap<String, Vec<(i64, u64)>>;
+
 /// A store with two flushed segments and one series in the WAL; returns what it holds.
-fn build(dir: &Path) -> std::collections::BTreeMap<String, Vec<(i64, u64)>> {
+fn build(dir: &Path) -> Held {
     let engine = common::open(dir);
     for (i, flush) in [(0usize, true), (1, true), (2, false)] {
         let samples = (0..50).map(|t| Sample::new(t * 1000, t as f64)).collect();
@@ -149,4 +152,82 @@ fn a_damaged_metadata_file_is_quarantined_and_the_store_opens_unless_told_to_ref
     assert_eq!(stats.quarantined.len(), 1, "{:?}", stats.quarantined);
     assert!(stats.quarantined[0].file.ends_with("METADATA"));
     assert!(stats.quarantined[0].moved_to.exists());
+}
+
+/// A store whose WAL spans several files (no flush), and what it holds.
+fn wal_files(
+    dir: &Path,
+) -> (
+    Vec<PathBuf>,
+    std::collections::BTreeMap<String, Vec<(i64, u64)>>,
+) {
+    let opts = Options {
+        wal_file_bytes: 512,
+        ..common::options()
+    };
+    let engine = common::open_with(dir, opts).expect("open");
+    for b in 0..6i64 {
+        let samples = (0..30)
+            .map(|t| Sample::new(b * 100 + t, t as f64))
+            .collect();
+        engine
+            .write(request("ns", vec![series("m", b as usize, samples)]))
+            .expect("write");
+    }
+    let held = dump(&engine, "ns");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("wal"))
+        .expect("wal")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    (files, held)
+}
+
+#[test]
+fn a_torn_tail_is_cut_only_in_the_newest_wal_file_and_older_damage_is_quarantined() {
+    // The newest file cut short: a write that never finished — cut and counted, not damage.
+    let dir = tempfile::tempdir().expect("dir");
+    let (files, held) = wal_files(dir.path());
+    assert!(files.len() >= 3, "{files:?}");
+    let newest = files.last().expect("newest");
+    let len = std::fs::metadata(newest).expect("meta").len();
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(newest)
+        .expect("open");
+    f.set_len(len - 5).expect("cut");
+    drop(f);
+    let engine = common::open(dir.path());
+    let stats = engine.stats();
+    assert_eq!((stats.wal_files_cut, stats.quarantined.len()), (1, 0));
+    assert!(stats.wal_bytes_cut > 0);
+    assert_eq!(
+        dump(&engine, "ns").len(),
+        held.len() - 1,
+        "only the torn batch is gone"
+    );
+    drop(engine);
+
+    // The same bytes damaged at the end of an older file: corruption, quarantined.
+    let dir = tempfile::tempdir().expect("dir");
+    let (files, held) = wal_files(dir.path());
+    let older = files.first().expect("oldest");
+    let mut bytes = std::fs::read(older).expect("read");
+    let last = bytes.len() - 3;
+    bytes[last] ^= 0x10;
+    std::fs::write(older, bytes).expect("write");
+    let engine = common::open(dir.path());
+    let stats = engine.stats();
+    assert_eq!(stats.wal_files_cut, 1);
+    assert_eq!(stats.quarantined.len(), 1, "{:?}", stats.quarantined);
+    assert!(
+        stats.quarantined[0].reason.contains("not the newest"),
+        "{:?}",
+        stats.quarantined
+    );
+    assert_eq!(
+        dump(&engine, "ns").len(),
+        held.len() - 1,
+        "the later files are served"
+    );
 }

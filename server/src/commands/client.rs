@@ -404,6 +404,12 @@ async fn stats(c: &ClientArgs) -> anyhow::Result<()> {
             q.file, q.moved_to, q.reason
         );
     }
+    if s.wal_files_cut > 0 {
+        println!(
+            "WAL CUT AT START  {} files, {} bytes",
+            s.wal_files_cut, s.wal_bytes_cut
+        );
+    }
     if s.write_recoveries > 0 {
         println!("WRITE RECOVERIES  {}", s.write_recoveries);
     }

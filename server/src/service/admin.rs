@@ -55,6 +55,8 @@ impl Admin for AdminService {
                 .collect(),
             writes_stopped: s.writes_stopped.unwrap_or_default(),
             write_recoveries: s.write_recoveries,
+            wal_files_cut: s.wal_files_cut,
+            wal_bytes_cut: s.wal_bytes_cut,
         }))
     }
 

@@ -155,12 +155,7 @@ fn a_damaged_metadata_file_is_quarantined_and_the_store_opens_unless_told_to_ref
 }
 
 /// A store whose WAL spans several files (no flush), and what it holds.
-fn wal_files(
-    dir: &Path,
-) -> (
-    Vec<PathBuf>,
-    std::collections::BTreeMap<String, Vec<(i64, u64)>>,
-) {
+fn wal_files(dir: &Path) -> (Vec<PathBuf>, Held) {
     let opts = Options {
         wal_file_bytes: 512,
         ..common::options()

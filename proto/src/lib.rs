@@ -1,5 +1,6 @@
-//! The iocdb gRPC API, generated from `proto/iocdb/v1/iocdb.proto`. Nothing else lives here:
-//! conversion to engine types is the server's business.
+//! The iocdb gRPC API, generated from `proto/iocdb/v1/iocdb.proto`, and the codec its
+//! services use ([`codec`]). Nothing else lives here: conversion to engine types is the
+//! server's business.
 
 #![allow(
     missing_docs,
@@ -8,6 +9,8 @@
     clippy::unwrap_used,
     clippy::indexing_slicing
 )]
+
+pub mod codec;
 
 /// Package `iocdb.v1`.
 pub mod v1 {

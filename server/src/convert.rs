@@ -196,3 +196,19 @@ pub fn series_out(labels: &Labels, samples: &[Sample]) -> v1::Series {
         stream_id: 0,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The rejection reasons the API documents are exactly the engine's.
+    #[test]
+    fn the_proto_documents_every_rejection_reason_and_no_other() {
+        let proto = include_str!("../../proto/proto/iocdb/v1/iocdb.proto");
+        let start = proto.find("string reason = 4;").expect("the reason field");
+        let comment = proto
+            .get(..start)
+            .and_then(|s| s.rsplit("// Why").next())
+            .unwrap_or("");
+        let documented: Vec<&str> = comment.split('"').skip(1).step_by(2).collect();
+        assert_eq!(documented, iocdb_engine::RejectReason::KINDS);
+    }
+}

@@ -4,12 +4,12 @@
 
 use super::Engine;
 use super::read::Querier;
-use crate::Result;
 use crate::index::Matcher;
 use crate::model::{Labels, Sample};
 use crate::query::{
     self, Budget, LatestSample, QueryResult, RangeQuery, SeriesFilter, StaleSeries,
 };
+use crate::{Error, Result};
 
 /// One series and its samples in the selected range, sorted by time.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,6 +36,11 @@ impl Engine {
         start: i64,
         end: i64,
     ) -> Result<Vec<SeriesSamples>> {
+        if end < start {
+            return Err(Error::InvalidArgument(format!(
+                "end {end} is before start {start}"
+            )));
+        }
         let querier = self.querier();
         let budget = Budget::new(querier.limits(), None);
         let series = querier.select(namespace, matchers)?;

@@ -68,8 +68,8 @@ pub enum RejectReason {
         /// The oldest accepted timestamp at the time of the write (ms).
         min: i64,
     },
-    /// A writer referred to a series by an id it never defined (a stream's series ids).
-    UnknownSeriesId {
+    /// A write stream referred to a series by a stream id it never defined.
+    UnknownStreamId {
         /// The id.
         id: u64,
     },
@@ -96,7 +96,7 @@ impl RejectReason {
         "too_far_in_future",
         "too_old",
         "series_limit",
-        "unknown_series_id",
+        "unknown_stream_id",
     ];
 
     /// Position of this reason's kind in [`RejectReason::KINDS`].
@@ -113,7 +113,7 @@ impl RejectReason {
             RejectReason::TooFarInFuture { .. } => 8,
             RejectReason::TooOld { .. } => 9,
             RejectReason::SeriesLimit { .. } => 10,
-            RejectReason::UnknownSeriesId { .. } => 11,
+            RejectReason::UnknownStreamId { .. } => 11,
         }
     }
 
@@ -169,7 +169,7 @@ impl fmt::Display for RejectReason {
                 f,
                 "timestamp {timestamp} is older than the retention window (oldest accepted now: {min})"
             ),
-            RejectReason::UnknownSeriesId { id } => write!(
+            RejectReason::UnknownStreamId { id } => write!(
                 f,
                 "series id {id} was not defined earlier in this stream; send its labels with it first"
             ),

@@ -46,7 +46,14 @@ pub fn range(querier: &Querier<'_>, q: &RangeQuery) -> Result<QueryResult> {
             )));
         }
         Some(f) => f.window_ms,
-        None => q.lookback_ms.unwrap_or(DEFAULT_LOOKBACK_MS).max(1),
+        None => match q.lookback_ms {
+            Some(l) if l < 0 => {
+                return Err(Error::InvalidArgument(format!(
+                    "the lookback must not be negative, got {l} ms"
+                )));
+            }
+            l => l.unwrap_or(DEFAULT_LOOKBACK_MS).max(1),
+        },
     };
     let budget = Budget::new(limits, q.deadline);
     budget.check_time()?;

@@ -2,10 +2,10 @@
 //! sources have gone quiet for longer than N of their expected reporting intervals.
 
 use super::{Budget, is_stale_marker};
-use crate::Result;
 use crate::engine::read::{Querier, SeriesHandle};
 use crate::index::Matcher;
 use crate::model::{Labels, Sample};
+use crate::{Error, Result};
 
 /// The last sample of a series.
 #[derive(Debug, Clone, PartialEq)]
@@ -45,11 +45,16 @@ pub fn latest(
     at: i64,
     lookback_ms: i64,
 ) -> Result<Vec<LatestSample>> {
+    if lookback_ms < 0 {
+        return Err(Error::InvalidArgument(format!(
+            "the lookback must not be negative, got {lookback_ms} ms"
+        )));
+    }
     let budget = Budget::new(querier.limits(), None);
     let series = querier.select(namespace, matchers)?;
     budget.check_series(series.len())?;
     let read = querier
-        .snapshot(series, at.saturating_sub(lookback_ms.max(0)), at)
+        .snapshot(series, at.saturating_sub(lookback_ms), at)
         .for_each(&|s, samples| {
             budget.spend(samples.len())?;
             let last = samples.last().filter(|x| !is_stale_marker(x.v));
@@ -75,6 +80,11 @@ pub fn stale_series(
     at: i64,
     factor: f64,
 ) -> Result<Vec<StaleSeries>> {
+    if !(factor.is_finite() && factor > 0.0) {
+        return Err(Error::InvalidArgument(format!(
+            "the factor must be a positive number of intervals, got {factor}"
+        )));
+    }
     let budget = Budget::new(querier.limits(), None);
     let series = querier.select(namespace, matchers)?;
     let metadata = querier.metadata(namespace)?;

@@ -26,6 +26,12 @@ pub struct SeriesFilter {
 
 /// The matching series with data in the range.
 fn with_data(querier: &Querier<'_>, f: &SeriesFilter) -> Result<Vec<SeriesHandle>> {
+    if f.end < f.start {
+        return Err(Error::InvalidArgument(format!(
+            "end {} is before start {}",
+            f.end, f.start
+        )));
+    }
     let mut series = querier.select(&f.namespace, &f.matchers)?;
     series.retain(|s| querier.has_data(s, f.start, f.end));
     Ok(series)

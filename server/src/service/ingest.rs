@@ -69,7 +69,7 @@ impl IngestService {
                         batch.push(match ids.get(&s.stream_id) {
                             Some(h) => Resolved::Series(h.clone(), samples),
                             None => Resolved::Rejected {
-                                reason: RejectReason::UnknownSeriesId { id: s.stream_id },
+                                reason: RejectReason::UnknownStreamId { id: s.stream_id },
                                 samples: samples.len(),
                             },
                         });

@@ -208,7 +208,7 @@ async fn a_stream_may_name_its_series_once_and_then_by_id() {
         (answer.accepted, answer.rejected, answer.messages),
         (5, 1, 3)
     );
-    assert_eq!(answer.rejections[0].reason, "unknown_series_id");
+    assert_eq!(answer.rejections[0].reason, "unknown_stream_id");
     assert_eq!(
         (
             answer.rejections[0].message_index,

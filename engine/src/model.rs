@@ -4,6 +4,7 @@
 //! May use: nothing else of the engine (every other room builds on it; checked by
 //! `engine/tests/it/rooms.rs`).
 
+mod echo;
 pub(crate) mod labels;
 mod limits;
 mod namespace;
@@ -11,6 +12,7 @@ mod reject;
 mod sample;
 mod write;
 
+pub use echo::echo;
 pub use labels::{Label, Labels, METRIC_NAME};
 pub use limits::Limits;
 pub use namespace::{DEFAULT_NAMESPACE, Namespace};

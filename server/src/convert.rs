@@ -106,8 +106,9 @@ pub fn matchers(ms: Vec<v1::Matcher>) -> Result<Vec<Matcher>, Status> {
                 Ok(v1::matcher::Op::NotRegex) => MatchOp::NotRegex,
                 Err(_) => {
                     return Err(Status::invalid_argument(format!(
-                        "matcher on {:?}: unknown operator {}",
-                        m.name, m.op
+                        "matcher on {}: unknown operator {}",
+                        iocdb_engine::echo(&m.name),
+                        m.op
                     )));
                 }
             };

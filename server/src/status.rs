@@ -16,10 +16,30 @@ use tonic::{Code, Status};
 
 static ERROR_IDS: AtomicU64 = AtomicU64::new(1);
 
+/// Longest status message sent, bytes: default gRPC clients refuse metadata past a few KB,
+/// and would then report that instead of the real error.
+pub const MAX_MESSAGE_BYTES: usize = 1024;
+
+/// `msg` cut to [`MAX_MESSAGE_BYTES`] on a character boundary, saying how long it was.
+pub fn bounded(msg: String) -> String {
+    if msg.len() <= MAX_MESSAGE_BYTES {
+        return msg;
+    }
+    let cut = (0..=MAX_MESSAGE_BYTES - 40)
+        .rev()
+        .find(|&i| msg.is_char_boundary(i))
+        .unwrap_or(0);
+    format!(
+        "{}… ({} bytes in all)",
+        msg.get(..cut).unwrap_or_default(),
+        msg.len()
+    )
+}
+
 /// Maps an engine error to a status.
 pub fn to_status(e: Error) -> Status {
     match e {
-        Error::InvalidArgument(msg) => Status::invalid_argument(msg),
+        Error::InvalidArgument(msg) => Status::invalid_argument(bounded(msg)),
         Error::ResourceExhausted { limit, detail } => {
             Status::resource_exhausted(format!("{limit}: {detail}"))
         }

@@ -3,6 +3,7 @@
 
 use regex::Regex;
 
+use crate::model::echo;
 use crate::{Error, Result};
 
 /// The matcher operators.
@@ -40,7 +41,15 @@ impl Matcher {
                     .size_limit(1 << 20)
                     .build()
                     .map_err(|e| {
-                        Error::InvalidArgument(format!("matcher {name}=~{value:?}: bad regex: {e}"))
+                        // The regex crate's message quotes the whole pattern: keep its gist.
+                        let why = e.to_string();
+                        let why = why.lines().last().unwrap_or_default();
+                        Error::InvalidArgument(format!(
+                            "matcher {}=~{}: bad regex: {}",
+                            echo(&name),
+                            echo(&value),
+                            echo(why)
+                        ))
                     })?,
             ),
             _ => None,

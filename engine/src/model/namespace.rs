@@ -24,7 +24,8 @@ impl Namespace {
         };
         if name.len() > MAX_NAMESPACE_LEN {
             return Err(format!(
-                "namespace {name:?} is longer than {MAX_NAMESPACE_LEN} bytes"
+                "namespace {} is longer than {MAX_NAMESPACE_LEN} bytes",
+                super::echo(name)
             ));
         }
         let mut chars = name.chars();
@@ -33,7 +34,8 @@ impl Namespace {
             .is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
         if !first_ok || !chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
             return Err(format!(
-                "namespace {name:?} must match [a-zA-Z_][a-zA-Z0-9_-]*"
+                "namespace {} must match [a-zA-Z_][a-zA-Z0-9_-]*",
+                super::echo(name)
             ));
         }
         Ok(Namespace(Arc::from(name)))

@@ -130,17 +130,19 @@ impl fmt::Display for RejectReason {
             RejectReason::InvalidMetricName { name } => {
                 write!(
                     f,
-                    "metric name {name:?} does not match [a-zA-Z_:][a-zA-Z0-9_:]*"
+                    "metric name {} does not match [a-zA-Z_:][a-zA-Z0-9_:]*",
+                    super::echo(name)
                 )
             }
             RejectReason::InvalidLabelName { name } => {
                 write!(
                     f,
-                    "label name {name:?} does not match [a-zA-Z_][a-zA-Z0-9_]*"
+                    "label name {} does not match [a-zA-Z_][a-zA-Z0-9_]*",
+                    super::echo(name)
                 )
             }
             RejectReason::DuplicateLabelName { name } => {
-                write!(f, "label name {name:?} appears more than once")
+                write!(f, "label name {} appears more than once", super::echo(name))
             }
             RejectReason::LabelNameTooLong { name, len, max } => {
                 write!(
@@ -151,7 +153,8 @@ impl fmt::Display for RejectReason {
             RejectReason::LabelValueTooLong { name, len, max } => {
                 write!(
                     f,
-                    "value of label {name:?} is {len} bytes, more than the limit of {max}"
+                    "value of label {} is {len} bytes, more than the limit of {max}",
+                    super::echo(name)
                 )
             }
             RejectReason::TooManyLabels { count, max } => {

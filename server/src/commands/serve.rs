@@ -98,6 +98,10 @@ pub async fn run_until(
         // 64 KiB default spare a round trip per 64 KiB.
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(16 << 20))
+        .layer(crate::oversize::Layer(crate::oversize::Limits {
+            ingest: config.max_ingest_message_bytes,
+            query: config.max_query_message_bytes,
+        }))
         .add_service(health_service)
         .add_service(reflection)
         .add_service(ingest)

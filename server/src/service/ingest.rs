@@ -143,7 +143,25 @@ fn finish(resp: v1::WriteResponse) -> Result<Response<v1::WriteResponse>, Status
         resp.accepted,
         first.join("; ")
     );
-    Err(Status::with_details(code, msg, resp.encode_to_vec().into()))
+    Err(Status::with_details(
+        code,
+        crate::status::bounded(msg),
+        details(resp),
+    ))
+}
+
+/// Largest status details sent, bytes: they travel in a header, and default gRPC clients
+/// refuse headers past a few KB (and then report that instead of the real error).
+const MAX_DETAILS_BYTES: usize = 4096;
+
+/// The answer as status details, listing as many rejections as fit in
+/// [`MAX_DETAILS_BYTES`]; `rejected` still counts them all.
+fn details(mut resp: v1::WriteResponse) -> tonic::codegen::Bytes {
+    while resp.encoded_len() > MAX_DETAILS_BYTES && !resp.rejections.is_empty() {
+        let keep = resp.rejections.len() / 2;
+        resp.rejections.truncate(keep);
+    }
+    resp.encode_to_vec().into()
 }
 
 /// Error for a failure part-way through a stream: what was stored so far rides along.
@@ -154,7 +172,11 @@ fn partial(status: Status, resp: &v1::WriteResponse) -> Status {
         resp.messages,
         resp.accepted
     );
-    Status::with_details(status.code(), msg, resp.encode_to_vec().into())
+    Status::with_details(
+        status.code(),
+        crate::status::bounded(msg),
+        details(resp.clone()),
+    )
 }
 
 #[tonic::async_trait]
@@ -211,7 +233,11 @@ impl Ingest for IngestService {
                     resp.messages += 1;
                 }
                 Ok(None) => break,
-                Err(status) => return Err(partial(status, &resp)),
+                Err(status) => {
+                    let status =
+                        crate::oversize::status(status, self.0.config.max_ingest_message_bytes);
+                    return Err(partial(status, &resp));
+                }
             }
         }
         finish(resp)

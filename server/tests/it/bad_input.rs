@@ -1,0 +1,372 @@
+//! Bad input gets the exact code the README promises, with a short message: bytes that are
+//! not protobuf, messages over the size limits, huge values echoed back, and every numeric
+//! request field out of its range.
+
+use iocdb_proto::v1::{self, RangeFunction, range_function::Kind};
+use tonic::Code;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+use crate::harness::{Server, eq, now_ms, series};
+
+/// Sends raw bytes as a request body, whatever they are.
+#[derive(Debug, Clone, Default)]
+struct RawCodec;
+
+#[derive(Debug, Clone, Default)]
+struct RawEncoder;
+
+#[derive(Debug, Clone, Default)]
+struct RawDecoder;
+
+impl Encoder for RawEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn encode(&mut self, item: Vec<u8>, buf: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        buf.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawDecoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        use bytes::Buf as _;
+        Ok(Some(buf.copy_to_bytes(buf.remaining()).to_vec()))
+    }
+}
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawEncoder;
+    type Decoder = RawDecoder;
+    fn encoder(&mut self) -> RawEncoder {
+        RawEncoder
+    }
+    fn decoder(&mut self) -> RawDecoder {
+        RawDecoder
+    }
+}
+
+async fn raw_call(server: &Server, path: &'static str, body: Vec<u8>, what: &str) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(server.channel().await);
+    grpc.ready().await.expect("ready");
+    grpc.unary(
+        tonic::Request::new(body),
+        http::uri::PathAndQuery::from_static(path),
+        RawCodec,
+    )
+    .await
+    .expect_err(&format!("{path}: {what} is not protobuf"))
+}
+
+/// Status message plus details, the bytes a client must accept in headers.
+fn header_bytes(status: &tonic::Status) -> usize {
+    status.message().len() + status.details().len()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bytes_that_are_not_protobuf_are_invalid_arguments() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let bodies: [(&str, Vec<u8>); 3] = [
+        (
+            "a bad varint",
+            vec![
+                0x08, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+            ],
+        ),
+        ("a buffer underflow", vec![0x12, 0x40, 0x01]),
+        ("invalid UTF-8 in a string", vec![0x0a, 0x02, 0xc3, 0x28]),
+    ];
+    for path in [
+        "/iocdb.v1.Ingest/Write",
+        "/iocdb.v1.Query/Latest",
+        "/iocdb.v1.Admin/GetMetadata",
+    ] {
+        for (what, body) in &bodies {
+            let status = raw_call(&server, path, body.clone(), what).await;
+            assert_eq!(
+                status.code(),
+                Code::InvalidArgument,
+                "{path} {what}: {status:?}"
+            );
+            assert!(
+                status.message().contains("protobuf"),
+                "{}",
+                status.message()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn messages_over_the_size_limits_are_resource_exhausted_naming_the_limit() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(
+        &dir.path().join("data"),
+        "max_ingest_message_bytes = 65536\nmax_query_message_bytes = 16384\n",
+    );
+    let t = now_ms() - 60_000;
+    let big = || v1::WriteRequest {
+        namespace: "security".into(),
+        series: vec![series(
+            "camera_count",
+            &[("camera", "c1")],
+            &(0..10_000).map(|i| (t - i, 1.0)).collect::<Vec<_>>(),
+        )],
+    };
+    let unary = server
+        .ingest()
+        .await
+        .write(big())
+        .await
+        .expect_err("too large");
+    let streamed = server
+        .ingest()
+        .await
+        .write_stream(tokio_stream::iter([big()]))
+        .await
+        .expect_err("too large");
+    for status in [unary, streamed] {
+        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+        assert!(
+            status.message().contains("max_ingest_message_bytes")
+                && status.message().contains("split"),
+            "{}",
+            status.message()
+        );
+    }
+    let query = v1::LatestRequest {
+        namespace: "security".into(),
+        matchers: vec![eq("camera", &"x".repeat(20_000))],
+        at_ms: 0,
+        lookback_ms: 0,
+    };
+    let status = server
+        .query()
+        .await
+        .latest(query)
+        .await
+        .expect_err("too large");
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("max_query_message_bytes"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn huge_values_come_back_short() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let t = now_ms() - 60_000;
+    let status = server
+        .ingest()
+        .await
+        .write(v1::WriteRequest {
+            namespace: "n".repeat(10_000),
+            series: vec![series("m", &[], &[(t, 1.0)])],
+        })
+        .await
+        .expect_err("bad namespace");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        header_bytes(&status) < 4096,
+        "{} bytes",
+        header_bytes(&status)
+    );
+    assert!(
+        status.message().contains("10000 bytes"),
+        "{}",
+        status.message()
+    );
+
+    let status = server
+        .query()
+        .await
+        .latest(v1::LatestRequest {
+            namespace: "n".into(),
+            matchers: vec![v1::Matcher {
+                name: "camera".into(),
+                op: v1::matcher::Op::Regex as i32,
+                value: format!("({}", "a".repeat(1 << 20)),
+            }],
+            at_ms: 0,
+            lookback_ms: 0,
+        })
+        .await
+        .expect_err("bad regex");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        header_bytes(&status) < 4096,
+        "{} bytes",
+        header_bytes(&status)
+    );
+    assert!(
+        status.message().contains("bad regex"),
+        "{}",
+        status.message()
+    );
+
+    // Thousands of bad series: the details list as many as fit in a few KB.
+    let many = (0..5000)
+        .map(|i| series("m", &[("bad-name", &format!("v{i}"))], &[(t, 1.0)]))
+        .collect();
+    let status = server
+        .ingest()
+        .await
+        .write(v1::WriteRequest {
+            namespace: "n".into(),
+            series: many,
+        })
+        .await
+        .expect_err("bad labels");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        header_bytes(&status) < 8192,
+        "{} bytes",
+        header_bytes(&status)
+    );
+    assert!(
+        status.message().contains("5000 samples rejected"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_numeric_field_out_of_range_is_an_invalid_argument() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let t = now_ms();
+    let range = |f: &dyn Fn(&mut v1::RangeQueryRequest)| {
+        let mut r = v1::RangeQueryRequest {
+            namespace: "n".into(),
+            matchers: vec![eq("__name__", "m")],
+            start_ms: t - 3_600_000,
+            end_ms: t,
+            step_ms: 60_000,
+            function: None,
+            aggregation: None,
+            lookback_ms: None,
+        };
+        f(&mut r);
+        r
+    };
+    let function = |window_ms| RangeFunction {
+        kind: Kind::Rate as i32,
+        window_ms,
+        quantile: 0.0,
+    };
+    let topk = |param| v1::Aggregation {
+        op: v1::aggregation::Op::Topk as i32,
+        by: vec![],
+        without: vec![],
+        param,
+    };
+    let queries: Vec<(&str, v1::RangeQueryRequest)> = vec![
+        ("step 0", range(&|r| r.step_ms = 0)),
+        ("negative step", range(&|r| r.step_ms = -60_000)),
+        ("end before start", range(&|r| r.end_ms = r.start_ms - 1)),
+        ("negative lookback", range(&|r| r.lookback_ms = Some(-1))),
+        ("window 0", range(&|r| r.function = Some(function(0)))),
+        (
+            "negative window",
+            range(&|r| r.function = Some(function(-300_000))),
+        ),
+        ("topk 0", range(&|r| r.aggregation = Some(topk(0.0)))),
+        (
+            "negative topk",
+            range(&|r| r.aggregation = Some(topk(-3.0))),
+        ),
+        (
+            "fractional topk",
+            range(&|r| r.aggregation = Some(topk(1.5))),
+        ),
+    ];
+    for (what, q) in queries {
+        let status = server.query().await.query_range(q).await.expect_err(what);
+        assert_eq!(status.code(), Code::InvalidArgument, "{what}: {status:?}");
+    }
+    let latest = v1::LatestRequest {
+        namespace: "n".into(),
+        matchers: vec![],
+        at_ms: t,
+        lookback_ms: -1,
+    };
+    let status = server
+        .query()
+        .await
+        .latest(latest)
+        .await
+        .expect_err("negative lookback");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    for factor in [-1.0, f64::NAN, f64::INFINITY] {
+        let stale = v1::StaleRequest {
+            namespace: "n".into(),
+            matchers: vec![],
+            at_ms: t,
+            factor,
+        };
+        let status = server
+            .query()
+            .await
+            .stale(stale)
+            .await
+            .expect_err("bad factor");
+        assert_eq!(
+            status.code(),
+            Code::InvalidArgument,
+            "factor {factor}: {status:?}"
+        );
+    }
+    let select = v1::SelectRequest {
+        namespace: "n".into(),
+        matchers: vec![],
+        start_ms: t,
+        end_ms: t - 1,
+    };
+    let status = server
+        .query()
+        .await
+        .select(select)
+        .await
+        .expect_err("end before start");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let filter = v1::MetadataFilter {
+        namespace: "n".into(),
+        matchers: vec![],
+        start_ms: t,
+        end_ms: t - 1,
+        limit: 0,
+    };
+    let status = server
+        .query()
+        .await
+        .series(filter.clone())
+        .await
+        .expect_err("series");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let status = server
+        .query()
+        .await
+        .label_names(filter.clone())
+        .await
+        .expect_err("names");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let values = v1::LabelValuesRequest {
+        filter: Some(filter),
+        name: "commune".into(),
+    };
+    let status = server
+        .query()
+        .await
+        .label_values(values)
+        .await
+        .expect_err("values");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+}

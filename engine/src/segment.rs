@@ -32,7 +32,7 @@ mod reader;
 mod writer;
 
 pub use reader::{ChunkMeta, Segment};
-pub use writer::{SegmentInput, encode_segment, write_segment};
+pub use writer::{SegmentBuilder, SegmentInput, encode_segment, write_segment};
 
 /// Magic at both ends of a segment file.
 pub const MAGIC: &[u8; 8] = b"IOCDBSEG";

@@ -15,7 +15,7 @@ use super::{Engine, Inner};
 use crate::error::IoContext;
 use crate::fs::layout;
 use crate::head::{SeriesRef, dedupe_newest_wins};
-use crate::segment::{Segment, SegmentInput, write_segment};
+use crate::segment::{Segment, SegmentBuilder, write_segment};
 use crate::{Error, Result};
 
 /// What a flush wrote.
@@ -124,21 +124,24 @@ fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
     Ok(())
 }
 
-/// Writes one generation's segments (one per partition) and opens them.
+/// Writes one generation's segments (one per partition) and opens them. Series are
+/// decoded one at a time and encoded into their partitions' builders at once, so the flush
+/// holds the compressed segments and one series' samples, not the generation decoded.
 fn write_generation(
     inner: &Inner,
     generation: &FrozenGen,
     report: &mut FlushReport,
 ) -> Result<Vec<SegmentHandle>> {
     let partition_ms = inner.opts.partition_ms.max(1);
-    let mut partitions: BTreeMap<i64, (Vec<SeriesRef>, Vec<SegmentInput>)> = BTreeMap::new();
+    let mut partitions: BTreeMap<i64, (Vec<SeriesRef>, SegmentBuilder)> = BTreeMap::new();
     let mut ids: Vec<&SeriesRef> = generation.series.keys().collect();
     ids.sort();
+    let mut samples = Vec::new();
     for &id in ids {
         let (Some(layer), Some(series)) = (generation.series.get(&id), inner.head.get(id)) else {
             continue;
         };
-        let mut samples = Vec::new();
+        samples.clear();
         layer
             .decode_into(i64::MIN, i64::MAX, &mut samples)
             .map_err(|e| Error::Corrupt {
@@ -159,22 +162,20 @@ fn write_generation(
                 .position(|s| i128::from(s.t) >= limit)
                 .unwrap_or(rest.len());
             let (part, tail) = rest.split_at(split);
-            let entry = partitions.entry(partition).or_default();
-            entry.0.push(id);
-            entry.1.push(SegmentInput {
-                namespace: series.namespace.clone(),
-                labels: series.labels.clone(),
-                samples: part.to_vec(),
-            });
+            let (refs, builder) = partitions
+                .entry(partition)
+                .or_insert_with(|| (Vec::new(), SegmentBuilder::new(generation.seq)));
+            refs.push(id);
+            builder.add(&series.namespace, &series.labels, part);
+            report.samples += part.len() as u64;
             rest = tail;
         }
     }
     let mut handles = Vec::new();
-    for (partition, (refs, inputs)) in partitions {
+    for (partition, (refs, builder)) in partitions {
         let name = layout::segment_name(generation.seq, partition);
         let path = layout::segment_path(&inner.dir, &name);
-        report.bytes += write_segment(&*inner.opts.vfs, &path, generation.seq, &inputs)?;
-        report.samples += inputs.iter().map(|i| i.samples.len() as u64).sum::<u64>();
+        report.bytes += write_segment(&*inner.opts.vfs, &path, &builder.finish())?;
         report.segments += 1;
         let bytes = inner.opts.vfs.open_immutable(&path).at(&path)?;
         let segment = Segment::open(&path, bytes)?;

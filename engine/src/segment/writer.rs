@@ -25,88 +25,147 @@ pub struct SegmentInput {
     pub samples: Vec<Sample>,
 }
 
-/// Encodes the segment in memory: the whole file's bytes.
-pub fn encode_segment(seq: u64, series: &[SegmentInput]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(HEADER_LEN + series.len() * 64);
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(&0u32.to_le_bytes());
+/// Builds a segment one series at a time: each series' chunks are encoded into the file's
+/// bytes as soon as it is added, so a flush holds the compressed segment and one series'
+/// samples, never every series' samples at once.
+#[derive(Debug)]
+pub struct SegmentBuilder {
+    seq: u64,
+    out: Vec<u8>,
+    table: Vec<u8>,
+    postings: BTreeMap<(String, String), RoaringBitmap>,
+    series: u32,
+    samples: u64,
+    min_t: i64,
+    max_t: i64,
+    ts: Vec<i64>,
+    vs: Vec<f64>,
+}
 
-    let mut table = Vec::new();
-    put_u64(&mut table, series.len() as u64);
-    let mut postings: BTreeMap<(&str, &str), RoaringBitmap> = BTreeMap::new();
-    let (mut samples, mut min_t, mut max_t) = (0u64, i64::MAX, i64::MIN);
-    let (mut ts, mut vs) = (Vec::new(), Vec::new());
-    for (local, s) in series.iter().enumerate() {
-        put_str(&mut table, s.namespace.as_str());
-        encode_labels(&mut table, &s.labels);
-        for l in s.labels.iter() {
-            postings
-                .entry((&l.name, &l.value))
+impl SegmentBuilder {
+    /// A segment of flush `seq`.
+    pub fn new(seq: u64) -> Self {
+        let mut out = Vec::with_capacity(HEADER_LEN + 4096);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes());
+        SegmentBuilder {
+            seq,
+            out,
+            table: Vec::new(),
+            postings: BTreeMap::new(),
+            series: 0,
+            samples: 0,
+            min_t: i64::MAX,
+            max_t: i64::MIN,
+            ts: Vec::new(),
+            vs: Vec::new(),
+        }
+    }
+
+    /// Adds one series: `samples` sorted by time, one per timestamp.
+    pub fn add(&mut self, namespace: &Namespace, labels: &Labels, samples: &[Sample]) {
+        let local = self.series;
+        self.series += 1;
+        put_str(&mut self.table, namespace.as_str());
+        encode_labels(&mut self.table, labels);
+        for l in labels.iter() {
+            self.postings
+                .entry((l.name.clone(), l.value.clone()))
                 .or_default()
-                .insert(local as u32);
+                .insert(local);
         }
-        let chunks: Vec<&[Sample]> = s.samples.chunks(CHUNK_SAMPLES).collect();
-        put_u64(&mut table, chunks.len() as u64);
+        let chunks: Vec<&[Sample]> = samples.chunks(CHUNK_SAMPLES).collect();
+        put_u64(&mut self.table, chunks.len() as u64);
         for c in chunks {
-            ts.clear();
-            vs.clear();
-            ts.extend(c.iter().map(|s| s.t));
-            vs.extend(c.iter().map(|s| s.v));
-            let bytes = chunk::encode(&ts, &vs);
-            let offset = out.len() as u64;
-            out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
-            out.extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
-            out.extend_from_slice(&bytes);
+            self.ts.clear();
+            self.vs.clear();
+            self.ts.extend(c.iter().map(|s| s.t));
+            self.vs.extend(c.iter().map(|s| s.v));
+            let bytes = chunk::encode(&self.ts, &self.vs);
+            let offset = self.out.len() as u64;
+            self.out
+                .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+            self.out
+                .extend_from_slice(&crc32c::crc32c(&bytes).to_le_bytes());
+            self.out.extend_from_slice(&bytes);
             let (first, last) = (
-                ts.first().copied().unwrap_or(0),
-                ts.last().copied().unwrap_or(0),
+                self.ts.first().copied().unwrap_or(0),
+                self.ts.last().copied().unwrap_or(0),
             );
-            put_u64(&mut table, offset);
-            put_u64(&mut table, bytes.len() as u64);
-            put_i64(&mut table, first);
-            put_i64(&mut table, last.wrapping_sub(first));
-            put_u64(&mut table, c.len() as u64);
-            samples += c.len() as u64;
-            min_t = min_t.min(first);
-            max_t = max_t.max(last);
+            put_u64(&mut self.table, offset);
+            put_u64(&mut self.table, bytes.len() as u64);
+            put_i64(&mut self.table, first);
+            put_i64(&mut self.table, last.wrapping_sub(first));
+            put_u64(&mut self.table, c.len() as u64);
+            self.samples += c.len() as u64;
+            self.min_t = self.min_t.min(first);
+            self.max_t = self.max_t.max(last);
         }
     }
-    let table_offset = out.len() as u64;
-    put_compressed_block(&mut out, &table);
 
-    let mut post = Vec::new();
-    put_u64(&mut post, postings.len() as u64);
-    let mut bitmap = Vec::new();
-    for ((name, value), ids) in &postings {
-        put_str(&mut post, name);
-        put_str(&mut post, value);
-        bitmap.clear();
-        // Writing into a Vec cannot fail.
-        let _ = ids.serialize_into(&mut bitmap);
-        put_u64(&mut post, bitmap.len() as u64);
-        post.extend_from_slice(&bitmap);
-    }
-    let postings_offset = out.len() as u64;
-    put_compressed_block(&mut out, &post);
+    /// The whole file's bytes: data, series table, postings, footer.
+    pub fn finish(self) -> Vec<u8> {
+        let SegmentBuilder {
+            seq,
+            mut out,
+            table: body,
+            postings,
+            series,
+            samples,
+            mut min_t,
+            mut max_t,
+            ..
+        } = self;
+        let table_offset = out.len() as u64;
+        let mut table = Vec::with_capacity(body.len() + 10);
+        put_u64(&mut table, u64::from(series));
+        table.extend_from_slice(&body);
+        put_compressed_block(&mut out, &table);
 
-    if samples == 0 {
-        (min_t, max_t) = (0, 0);
+        let mut post = Vec::new();
+        put_u64(&mut post, postings.len() as u64);
+        let mut bitmap = Vec::new();
+        for ((name, value), ids) in &postings {
+            put_str(&mut post, name);
+            put_str(&mut post, value);
+            bitmap.clear();
+            // Writing into a Vec cannot fail.
+            let _ = ids.serialize_into(&mut bitmap);
+            put_u64(&mut post, bitmap.len() as u64);
+            post.extend_from_slice(&bitmap);
+        }
+        let postings_offset = out.len() as u64;
+        put_compressed_block(&mut out, &post);
+
+        if samples == 0 {
+            (min_t, max_t) = (0, 0);
+        }
+        let footer_start = out.len();
+        out.extend_from_slice(&table_offset.to_le_bytes());
+        out.extend_from_slice(&postings_offset.to_le_bytes());
+        out.extend_from_slice(&seq.to_le_bytes());
+        out.extend_from_slice(&samples.to_le_bytes());
+        out.extend_from_slice(&min_t.to_le_bytes());
+        out.extend_from_slice(&max_t.to_le_bytes());
+        out.extend_from_slice(&series.to_le_bytes());
+        let crc = crc32c::crc32c(out.get(footer_start..).unwrap_or(&[]));
+        out.extend_from_slice(&crc.to_le_bytes());
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(MAGIC);
+        debug_assert_eq!(out.len() - footer_start, FOOTER_LEN);
+        out
     }
-    let footer_start = out.len();
-    out.extend_from_slice(&table_offset.to_le_bytes());
-    out.extend_from_slice(&postings_offset.to_le_bytes());
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(&samples.to_le_bytes());
-    out.extend_from_slice(&min_t.to_le_bytes());
-    out.extend_from_slice(&max_t.to_le_bytes());
-    out.extend_from_slice(&(series.len() as u32).to_le_bytes());
-    let crc = crc32c::crc32c(out.get(footer_start..).unwrap_or(&[]));
-    out.extend_from_slice(&crc.to_le_bytes());
-    out.extend_from_slice(&VERSION.to_le_bytes());
-    out.extend_from_slice(MAGIC);
-    debug_assert_eq!(out.len() - footer_start, FOOTER_LEN);
-    out
+}
+
+/// Encodes a whole segment in memory from its series (tests and fixtures; flushes use
+/// [`SegmentBuilder`] directly).
+pub fn encode_segment(seq: u64, series: &[SegmentInput]) -> Vec<u8> {
+    let mut builder = SegmentBuilder::new(seq);
+    for s in series {
+        builder.add(&s.namespace, &s.labels, &s.samples);
+    }
+    builder.finish()
 }
 
 /// A metadata block: labels repeat across series (names, communes, domains), so zstd
@@ -121,13 +180,12 @@ fn put_compressed_block(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(&body);
 }
 
-/// Writes a segment durably at `path`: temporary name, fsync, rename. The caller fsyncs the
-/// directory once after writing all segments of a flush.
-pub fn write_segment(vfs: &dyn Vfs, path: &Path, seq: u64, series: &[SegmentInput]) -> Result<u64> {
-    let bytes = encode_segment(seq, series);
+/// Writes a segment's bytes durably at `path`: temporary name, fsync, rename. The caller
+/// fsyncs the directory once after writing all segments of a flush.
+pub fn write_segment(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<u64> {
     let tmp = path.with_extension(crate::fs::layout::SEGMENT_TMP_EXT);
     let mut file = vfs.create(&tmp).at(&tmp)?;
-    file.write_all(&bytes).at(&tmp)?;
+    file.write_all(bytes).at(&tmp)?;
     file.sync().at(&tmp)?;
     drop(file);
     vfs.rename(&tmp, path).at(path)?;

@@ -96,6 +96,10 @@ pub struct Config {
     pub query_batch_series: usize,
     /// How long shutdown waits for calls in flight, s.
     pub shutdown_grace_s: u64,
+    /// Most threads running engine calls at once (writes waiting on a shared fsync, queries
+    /// handing work to the query pool); each costs a stack and an allocator heap. 0: four
+    /// per core, at least 8.
+    pub max_blocking_threads: usize,
 }
 
 impl Default for Config {
@@ -128,6 +132,7 @@ impl Default for Config {
             query_max_points_per_series: query.max_points_per_series,
             query_batch_series: 500,
             shutdown_grace_s: 10,
+            max_blocking_threads: 0,
         }
     }
 }
@@ -167,6 +172,14 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))
+    }
+
+    /// Threads for engine calls: [`Config::max_blocking_threads`], or four per core.
+    pub fn blocking_threads(&self) -> usize {
+        match self.max_blocking_threads {
+            0 => std::thread::available_parallelism().map_or(8, |n| (4 * n.get()).max(8)),
+            n => n,
+        }
     }
 
     /// The engine's options.

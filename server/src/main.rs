@@ -30,16 +30,23 @@ fn init_logging(json: bool) {
     }
 }
 
+/// A runtime whose blocking pool (where every engine call runs) has at most `threads`
+/// threads: tokio's default of 512 gives each concurrent writer an OS thread with its own
+/// stack and allocator heap, which is where memory went under many concurrent writers.
+fn runtime(blocking_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(blocking_threads.max(1))
+        .build()
+}
+
 fn main() -> anyhow::Result<()> {
     let cli = cli::Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     match cli.command {
         cli::Command::Serve(args) => {
             let config = config::Config::load(&args)?;
             init_logging(config.log_format == config::LogFormat::Json);
-            runtime.block_on(commands::serve::run(config))
+            runtime(config.blocking_threads())?.block_on(commands::serve::run(config))
         }
         cli::Command::Repair(args) => {
             init_logging(false);
@@ -47,7 +54,7 @@ fn main() -> anyhow::Result<()> {
         }
         other => {
             init_logging(false);
-            runtime.block_on(commands::client::run(other))
+            runtime(64)?.block_on(commands::client::run(other))
         }
     }
 }

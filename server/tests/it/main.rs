@@ -12,3 +12,4 @@ mod ingest;
 mod lifecycle;
 mod limits;
 mod query;
+mod soak;

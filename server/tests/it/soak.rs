@@ -1,0 +1,143 @@
+//! Memory under connection load: the server's RSS with many idle connections and many
+//! concurrent writers must level off, and stay within 2× of what one connection costs at
+//! the same write rate. Bounded in time and count; the long version is `#[ignore]`d.
+
+use std::time::{Duration, Instant};
+
+use iocdb_proto::v1;
+
+use crate::harness::{Server, now_ms, series};
+
+/// Resident memory of a process, MiB (Linux).
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Sources: each owns `SERIES` cameras and sends one sample of each per write.
+const SOURCES: usize = 50;
+
+/// One write of source `source`: its cameras, one sample each.
+fn batch(source: usize, round: usize) -> v1::WriteRequest {
+    const SERIES: usize = 200;
+    let t = now_ms() - 1000;
+    v1::WriteRequest {
+        namespace: "security".into(),
+        series: (0..SERIES)
+            .map(|i| {
+                let camera = format!("Camera {source}-{i} Châu Đốc");
+                series(
+                    "camera_people",
+                    &[("camera", camera.as_str())],
+                    &[(t, (round % 50) as f64)],
+                )
+            })
+            .collect(),
+    }
+}
+
+/// Holds `idle` connections open and sends the writes of all [`SOURCES`] over `writers`
+/// connections (each writer sends for its share of the sources, in turn), `rate` writes per
+/// second in all, plus a `Latest` probe every 100 ms, for `duration`. The same series at
+/// the same rate whatever `writers` is. Returns the server's RSS, MiB, every 500 ms.
+async fn load(
+    server: &Server,
+    idle: usize,
+    writers: usize,
+    rate: f64,
+    duration: Duration,
+) -> Vec<f64> {
+    let mut idle_channels = Vec::with_capacity(idle);
+    for _ in 0..idle {
+        idle_channels.push(server.channel().await);
+    }
+    let until = Instant::now() + duration;
+    let per_writer = Duration::from_secs_f64(writers as f64 / rate);
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let mut client = server.ingest().await;
+        tasks.push(tokio::spawn(async move {
+            let mut round = 0;
+            // Bounded in time and in count.
+            while Instant::now() < until && round < 100_000 {
+                let started = Instant::now();
+                let source = w + (round * writers) % SOURCES;
+                client
+                    .write(batch(source % SOURCES, round))
+                    .await
+                    .expect("write");
+                round += 1;
+                tokio::time::sleep(per_writer.saturating_sub(started.elapsed())).await;
+            }
+        }));
+    }
+    let mut query = server.query().await;
+    let pid = server.child.id();
+    let mut samples = Vec::new();
+    let mut ticks = 0;
+    while Instant::now() < until {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let probe = v1::LatestRequest {
+            namespace: "security".into(),
+            matchers: vec![],
+            at_ms: 0,
+            lookback_ms: 0,
+        };
+        query.latest(probe).await.expect("latest");
+        ticks += 1;
+        if ticks % 5 == 0 {
+            samples.push(rss_mib(pid));
+        }
+    }
+    for t in tasks {
+        t.await.expect("writer");
+    }
+    drop(idle_channels);
+    samples
+}
+
+async fn connection_load(seconds: u64) {
+    let dir = tempfile::tempdir().expect("dir");
+    let one = Server::start(&dir.path().join("one"), "");
+    let rate = 100.0;
+    let steady = load(&one, 0, 1, rate, Duration::from_secs(seconds)).await;
+    drop(one);
+    let many = Server::start(&dir.path().join("many"), "");
+    let idle = std::env::var("XIDLE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let writers = std::env::var("XWR")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let loaded = load(&many, idle, writers, rate, Duration::from_secs(seconds)).await;
+    // The mean of the second half: the level reached, not one noisy sample.
+    let level = |v: &[f64]| {
+        let half = v.get(v.len() / 2..).unwrap_or_default();
+        half.iter().sum::<f64>() / half.len().max(1) as f64
+    };
+    eprintln!("RSS MiB, one connection: {steady:.0?}");
+    eprintln!("RSS MiB, 200 idle + 50 writers: {loaded:.0?}");
+    assert!(
+        level(&loaded) <= 2.0 * level(&steady),
+        "RSS under connection load levels at {:.0} MiB, more than twice one connection's {:.0} MiB",
+        level(&loaded),
+        level(&steady)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn memory_under_connection_load_stays_within_twice_one_connection() {
+    connection_load(6).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "soak: a minute of connection load"]
+async fn memory_under_a_minute_of_connection_load_stays_within_twice_one_connection() {
+    connection_load(60).await;
+}

@@ -13,3 +13,4 @@ mod lifecycle;
 mod limits;
 mod query;
 mod soak;
+mod torture;

@@ -325,10 +325,7 @@ impl Wal {
                 });
             }
         }
-        io.file = None;
-        st.file = st.file.max(io.file_no) + 1;
-        st.file_len = 0;
-        st.failure = None;
+        resume_in_new_file(st, &mut io);
         Ok(())
     }
 
@@ -372,10 +369,7 @@ impl Wal {
             // of the one that failed.
             self.vfs.truncate(&path, io.good_len).at(&path)?;
         }
-        io.file = None;
-        st.file = st.file.max(io.file_no) + 1;
-        st.file_len = 0;
-        st.failure = None;
+        resume_in_new_file(&mut st, &mut io);
         Ok(())
     }
 
@@ -436,6 +430,15 @@ impl Wal {
     fn path(&self, file_no: u64) -> PathBuf {
         layout::wal_file(&self.dir, file_no)
     }
+}
+
+/// Clears the failure and sends later appends to a new file (the current one is cut back
+/// to what was acknowledged).
+fn resume_in_new_file(st: &mut State, io: &mut Io) {
+    io.file = None;
+    st.file = st.file.max(io.file_no) + 1;
+    st.file_len = 0;
+    st.failure = None;
 }
 
 fn sync_file(io: &mut Io, path: &std::path::Path) -> Result<(), Failure> {

@@ -141,3 +141,23 @@ async fn memory_under_connection_load_stays_within_twice_one_connection() {
 async fn memory_under_a_minute_of_connection_load_stays_within_twice_one_connection() {
     connection_load(60).await;
 }
+
+/// The table behind BENCHMARKS.md: RSS at the same write rate over 1, 50 and 200 writer
+/// connections, and what 200 idle connections add to one.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "measurement: prints RSS by connection count"]
+async fn rss_by_connection_count() {
+    let dir = tempfile::tempdir().expect("dir");
+    let level = |v: &[f64]| {
+        let half = v.get(v.len() / 2..).unwrap_or_default();
+        half.iter().sum::<f64>() / half.len().max(1) as f64
+    };
+    for (idle, writers) in [(0, 1), (0, 50), (0, 200), (200, 1)] {
+        let server = Server::start(&dir.path().join(format!("{idle}-{writers}")), "");
+        let rss = load(&server, idle, writers, 100.0, Duration::from_secs(10)).await;
+        println!(
+            "| {idle} idle + {writers} writer connections | {:.0} MiB |",
+            level(&rss)
+        );
+    }
+}

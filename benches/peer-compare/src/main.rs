@@ -12,82 +12,16 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use iocdb_benches::dashboard::{self, QueryKind};
 use iocdb_benches::{report, workload};
 use iocdb_engine::{Engine, FsyncPolicy, Options, Sample, WriteRequest};
+use iocdb_peer_compare::peers::{Peer, exposition, free_port, wait_ready};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-struct Peer {
-    name: &'static str,
-    child: Child,
-    url: String,
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn wait_ready(url: &str, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(300);
-    while Instant::now() < deadline {
-        if ureq::get(url)
-            .timeout(Duration::from_secs(2))
-            .call()
-            .is_ok()
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    panic!("{what} did not become ready at {url}");
-}
-
-fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\")
-        .replace('"', "\\\"")
-        .replace('\n', "\\n")
-}
-
-/// Appends a request's samples in the text exposition format; `seconds` writes OpenMetrics
-/// timestamps (seconds), else milliseconds.
-fn exposition(out: &mut Vec<u8>, r: &WriteRequest, seconds: bool) {
-    for s in &r.series {
-        let name = s
-            .labels
-            .iter()
-            .find(|l| l.name == "__name__")
-            .map_or("", |l| l.value.as_str());
-        let labels: Vec<String> = s
-            .labels
-            .iter()
-            .filter(|l| l.name != "__name__")
-            .map(|l| format!("{}=\"{}\"", l.name, escape(&l.value)))
-            .collect();
-        let head = format!("{name}{{{}}}", labels.join(","));
-        for x in &s.samples {
-            let _ = if seconds {
-                writeln!(out, "{head} {} {}.{:03}", x.v, x.t / 1000, x.t % 1000)
-            } else {
-                writeln!(out, "{head} {} {}", x.v, x.t)
-            };
-        }
-    }
-}
 
 type Answer = BTreeMap<String, Vec<(i64, f64)>>;
 

@@ -1,0 +1,193 @@
+//! Server memory side by side with VictoriaMetrics: the same province day loaded into the
+//! real `iocdb serve` (over gRPC) and into `victoria-metrics` (over its import API), each
+//! then flushed; each process's RSS after ingest, its peak during the flush, and its RSS
+//! a few seconds after.
+//!
+//! Usage: `memory_compare SCALE` (e.g. `1.0`), after `cargo build --release -p
+//! iocdb-server`; needs `victoria-metrics` on PATH. Prints Markdown.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use iocdb_benches::{report, workload};
+use iocdb_peer_compare::peers::{Peer, exposition, free_port, wait_ready};
+use iocdb_proto::v1;
+
+/// `VmRSS` or `VmHWM` of process `pid`, MiB.
+fn status_mib(pid: u32, field: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// Resets the peak RSS of `pid` (Linux: clear_refs 5).
+fn reset_peak(pid: u32) {
+    let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+}
+
+struct Figures {
+    samples: usize,
+    after_ingest: f64,
+    peak_flush: f64,
+    after_flush: f64,
+}
+
+fn iocdb(scale: f64, dir: &std::path::Path) -> Figures {
+    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/iocdb");
+    let mut child = Command::new(&bin)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--fsync",
+            "interval",
+            "--data-dir",
+        ])
+        .arg(dir)
+        .env("IOCDB_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!(
+                "start {}: {e} (build it with cargo build --release -p iocdb-server)",
+                bin.display()
+            )
+        });
+    let stdout = child.stdout.take().expect("stdout");
+    let addr = BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("listening on ").map(str::to_owned))
+        .expect("the server says where it listens");
+    let pid = child.id();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let figures = runtime.block_on(async {
+        let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        let mut ingest = v1::ingest_client::IngestClient::new(channel.clone())
+            .max_encoding_message_size(64 << 20);
+        let end = report::day_start() + 86_400_000;
+        let specs = workload::series(scale);
+        let mut samples = 0;
+        for chunk in specs.chunks(300) {
+            for r in workload::backfill(chunk, end - 86_400_000, end, 100_000) {
+                let req = v1::WriteRequest {
+                    namespace: r.namespace,
+                    series: r
+                        .series
+                        .into_iter()
+                        .map(|s| v1::Series {
+                            labels: s
+                                .labels
+                                .into_iter()
+                                .map(|l| v1::Label {
+                                    name: l.name,
+                                    value: l.value,
+                                })
+                                .collect(),
+                            timestamps_ms: s.samples.iter().map(|x| x.t).collect(),
+                            values: s.samples.iter().map(|x| x.v).collect(),
+                            stream_id: 0,
+                        })
+                        .collect(),
+                };
+                samples += ingest
+                    .write(req)
+                    .await
+                    .expect("write")
+                    .into_inner()
+                    .accepted as usize;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let after_ingest = status_mib(pid, "VmRSS:");
+        reset_peak(pid);
+        let mut admin = v1::admin_client::AdminClient::new(channel);
+        admin.flush(v1::FlushRequest {}).await.expect("flush");
+        let peak_flush = status_mib(pid, "VmHWM:");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        Figures {
+            samples,
+            after_ingest,
+            peak_flush,
+            after_flush: status_mib(pid, "VmRSS:"),
+        }
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    figures
+}
+
+fn victoria_metrics(scale: f64, dir: &std::path::Path) -> Figures {
+    let port = free_port();
+    let vm = Peer {
+        name: "VictoriaMetrics",
+        child: Command::new("victoria-metrics")
+            .arg(format!("-storageDataPath={}", dir.display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .args(["-retentionPeriod=100y", "-loggerLevel=ERROR"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start victoria-metrics"),
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    wait_ready(&format!("{}/health", vm.url), vm.name);
+    let pid = vm.child.id();
+    let end = report::day_start() + 86_400_000;
+    let specs = workload::series(scale);
+    let mut samples = 0;
+    for chunk in specs.chunks(300) {
+        let mut body = Vec::new();
+        for r in workload::backfill(chunk, end - 86_400_000, end, 100_000) {
+            samples += r.series.iter().map(|s| s.samples.len()).sum::<usize>();
+            exposition(&mut body, &r, false);
+        }
+        ureq::post(&format!("{}/api/v1/import/prometheus", vm.url))
+            .send_bytes(&body)
+            .expect("import");
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let after_ingest = status_mib(pid, "VmRSS:");
+    reset_peak(pid);
+    ureq::get(&format!("{}/internal/force_flush", vm.url))
+        .call()
+        .expect("force flush");
+    let peak_flush = status_mib(pid, "VmHWM:");
+    std::thread::sleep(Duration::from_secs(5));
+    Figures {
+        samples,
+        after_ingest,
+        peak_flush,
+        after_flush: status_mib(pid, "VmRSS:"),
+    }
+}
+
+fn main() {
+    let scale: f64 = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1.0);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let ours = iocdb(scale, &tmp.path().join("iocdb"));
+    let theirs = victoria_metrics(scale, &tmp.path().join("vm"));
+    println!("| system | samples | RSS after ingest | peak during flush | RSS 5 s after flush |");
+    println!("|---|---|---|---|---|");
+    for (name, f) in [("iocdb", &ours), ("VictoriaMetrics", &theirs)] {
+        println!(
+            "| {name} | {} | {:.0} MiB | {:.0} MiB | {:.0} MiB |",
+            f.samples, f.after_ingest, f.peak_flush, f.after_flush
+        );
+    }
+    println!(
+        "\niocdb / VictoriaMetrics after flush: {:.2}×",
+        ours.after_flush / theirs.after_flush
+    );
+}

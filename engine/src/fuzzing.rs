@@ -48,4 +48,5 @@ pub fn read_segment(data: &[u8]) {
         }
     }
     let _ = segment.postings();
+    let _ = segment.labels();
 }

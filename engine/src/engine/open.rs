@@ -22,7 +22,7 @@ use crate::fs::{Vfs, layout};
 use crate::head::{Head, Series};
 use crate::manifest::Manifest;
 use crate::metadata::MetadataStore;
-use crate::model::Sample;
+use crate::model::{Labels, Sample};
 use crate::options::{MetadataCorruption, Options, WalCorruption};
 use crate::segment::Segment;
 use crate::wal::Wal;
@@ -69,11 +69,17 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         let opened = vfs
             .open_immutable(&path)
             .at(&path)
-            .and_then(|bytes| Segment::open(&path, bytes));
+            .and_then(|bytes| Segment::open(&path, bytes))
+            .and_then(|segment| Ok((segment.labels()?, segment)));
         match opened {
-            Ok(segment) => {
+            Ok((labels, segment)) => {
                 manifest.next_seq = manifest.next_seq.max(segment.seq + 1);
-                segments.push(Arc::new(register_segment(&head, name.clone(), segment)));
+                segments.push(Arc::new(register_segment(
+                    &head,
+                    name.clone(),
+                    segment,
+                    labels,
+                )));
                 live_names.push(name.clone());
             }
             Err(e) => quarantined.push(quarantine(&*vfs, dir, &path, &e, true)),
@@ -179,10 +185,16 @@ fn query_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Internal(format!("cannot start the query pool: {e}")))
 }
 
-fn register_segment(head: &Head, name: String, segment: Segment) -> SegmentHandle {
+/// Registers a segment's series (whose `labels` it gives by local id) in the head.
+fn register_segment(
+    head: &Head,
+    name: String,
+    segment: Segment,
+    labels: Vec<Labels>,
+) -> SegmentHandle {
     let mut locals = HashMap::with_capacity(segment.series.len());
-    for (local, s) in segment.series.iter().enumerate() {
-        if let Ok(series) = head.get_or_create(&s.namespace, s.labels.clone(), None) {
+    for (local, (s, labels)) in segment.series.iter().zip(labels).enumerate() {
+        if let Ok(series) = head.get_or_create(&s.namespace, labels, None) {
             locals.insert(series.id, local as u32);
         }
     }

@@ -30,13 +30,13 @@ pub struct ChunkMeta {
     pub samples: u32,
 }
 
-/// One series in a segment.
+/// One series in a segment, as an open segment keeps it: where its chunks are. Its labels
+/// stay on disk ([`Segment::labels`]): the engine registers them once in the head, and a
+/// copy per segment would cost every series' labels again with every flush.
 #[derive(Debug, Clone)]
 pub struct SegmentSeries {
     /// Namespace.
     pub namespace: Namespace,
-    /// Labels.
-    pub labels: Labels,
     /// Chunks in time order.
     pub chunks: Vec<ChunkMeta>,
 }
@@ -56,6 +56,7 @@ pub struct Segment {
     pub max_t: i64,
     /// The series, by local id.
     pub series: Vec<SegmentSeries>,
+    table_offset: u64,
     postings_offset: u64,
 }
 
@@ -71,6 +72,7 @@ impl Segment {
                 min_t: p.min_t,
                 max_t: p.max_t,
                 series: p.series,
+                table_offset: p.table_offset,
                 postings_offset: p.postings_offset,
             })
             .map_err(|e| e.in_file(path, 0))
@@ -119,7 +121,7 @@ impl Segment {
         let table = block(data, table_offset, HEADER_LEN as u64, table_end)?;
         let table_at = table_offset + 8;
         let table = decompress(table).map_err(|e| e.shifted(table_at))?;
-        let series = parse_table(&table, table_offset, series_count)
+        let (series, _labels) = parse_table(&table, table_offset, series_count)
             .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?;
         block(data, postings_offset, table_end, f as u64)?;
         let mut total = 0u64;
@@ -150,6 +152,7 @@ impl Segment {
             min_t,
             max_t,
             series,
+            table_offset,
             postings_offset,
         })
     }
@@ -197,6 +200,23 @@ impl Segment {
         Ok(bytes)
     }
 
+    /// The labels of every series, by local id, read again from the file's series table.
+    pub fn labels(&self) -> Result<Vec<Labels>> {
+        let data: &[u8] = &self.bytes;
+        let at = self.table_offset + 8;
+        let table = block(
+            data,
+            self.table_offset,
+            HEADER_LEN as u64,
+            self.postings_offset,
+        )
+        .map_err(|e| e.in_file(&self.path, 0))?;
+        let table = decompress(table).map_err(|e| e.in_file(&self.path, at))?;
+        let (_, labels) = parse_table(&table, self.table_offset, self.series.len())
+            .map_err(|e| e.in_file(&self.path, at))?;
+        Ok(labels)
+    }
+
     /// The postings stored in the file: label pair → local series ids.
     pub fn postings(&self) -> Result<BTreeMap<(String, String), RoaringBitmap>> {
         let data: &[u8] = &self.bytes;
@@ -225,6 +245,7 @@ struct Parsed {
     min_t: i64,
     max_t: i64,
     series: Vec<SegmentSeries>,
+    table_offset: u64,
     postings_offset: u64,
 }
 
@@ -269,7 +290,7 @@ fn parse_table(
     payload: &[u8],
     data_end: u64,
     expected: usize,
-) -> Result<Vec<SegmentSeries>, DecodeError> {
+) -> Result<(Vec<SegmentSeries>, Vec<Labels>), DecodeError> {
     let mut r = ByteReader::new(payload);
     let count = r.len(payload.len(), "series count")?;
     if count != expected {
@@ -278,6 +299,7 @@ fn parse_table(
         )));
     }
     let mut series = Vec::with_capacity(count);
+    let mut all_labels = Vec::with_capacity(count);
     for _ in 0..count {
         let at = r.position() as u64;
         let namespace =
@@ -304,16 +326,13 @@ fn parse_table(
                 samples,
             });
         }
-        series.push(SegmentSeries {
-            namespace,
-            labels,
-            chunks,
-        });
+        series.push(SegmentSeries { namespace, chunks });
+        all_labels.push(labels);
     }
     if !r.is_empty() {
         return Err(r.error("trailing bytes after the series table"));
     }
-    Ok(series)
+    Ok((series, all_labels))
 }
 
 fn parse_postings(

@@ -33,8 +33,9 @@ fn a_segment_reads_back_what_was_written() {
     let seg = Segment::open(std::path::Path::new("x.seg"), Bytes::owned(bytes)).expect("opens");
     assert_eq!(seg.seq, 9);
     assert_eq!(seg.samples, 9000);
-    for (want, got) in series.iter().zip(&seg.series) {
-        assert_eq!(got.labels, want.labels);
+    let labels = seg.labels().expect("labels");
+    for ((want, got), got_labels) in series.iter().zip(&seg.series).zip(&labels) {
+        assert_eq!(got_labels, &want.labels);
         assert_eq!(got.chunks.len(), 2);
         let mut out = Vec::new();
         for c in &got.chunks {

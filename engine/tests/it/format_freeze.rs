@@ -112,5 +112,6 @@ fn segment_format_version_1_is_frozen() {
             .expect("chunk");
     }
     assert_eq!(out, samples());
-    assert_eq!(seg.series[0].labels.get("commune"), Some("Phường Châu Đốc"));
+    let labels = seg.labels().expect("labels");
+    assert_eq!(labels[0].get("commune"), Some("Phường Châu Đốc"));
 }

@@ -18,12 +18,12 @@ mod chunks;
 mod layer;
 mod series;
 
-use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
+use hashbrown::HashTable;
 use parking_lot::{Condvar, Mutex, RwLock};
 use roaring::RoaringBitmap;
 
@@ -36,8 +36,9 @@ use crate::model::{Labels, Namespace, RejectReason, Sample};
 
 const SHARDS: usize = 16;
 
-type Key = (Namespace, Labels);
-type Lookup = HashMap<Key, Arc<Series>, foldhash::fast::RandomState>;
+/// Series by the hash of their (namespace, labels). The table holds the series themselves,
+/// so a series' labels are stored once, in the series, not again as a lookup key.
+type Lookup = HashTable<Arc<Series>>;
 
 /// The series registry and, beside it, their postings.
 #[derive(Debug)]
@@ -57,9 +58,7 @@ pub struct Head {
 impl Default for Head {
     fn default() -> Self {
         Head {
-            lookup: (0..SHARDS)
-                .map(|_| RwLock::new(HashMap::default()))
-                .collect(),
+            lookup: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             series: RwLock::new(Vec::new()),
             postings: Index::default(),
             hasher: Default::default(),
@@ -72,8 +71,12 @@ impl Default for Head {
 }
 
 impl Head {
-    fn shard(&self, key: &Key) -> &RwLock<Lookup> {
-        let i = (self.hasher.hash_one(key) as usize) % SHARDS;
+    fn hash(&self, namespace: &Namespace, labels: &Labels) -> u64 {
+        self.hasher.hash_one((namespace, labels))
+    }
+
+    fn shard(&self, hash: u64) -> &RwLock<Lookup> {
+        let i = (hash as usize) % SHARDS;
         // `i < SHARDS == lookup.len()`.
         self.lookup
             .get(i)
@@ -88,25 +91,27 @@ impl Head {
         labels: Labels,
         max_per_namespace: Option<usize>,
     ) -> Result<Arc<Series>, RejectReason> {
-        let key = (namespace.clone(), labels);
-        let shard = self.shard(&key);
-        if let Some(series) = shard.read().get(&key) {
+        let hash = self.hash(namespace, &labels);
+        let is_it = |s: &Arc<Series>| s.namespace == *namespace && s.labels == labels;
+        let shard = self.shard(hash);
+        if let Some(series) = shard.read().find(hash, is_it) {
             return Ok(series.clone());
         }
         let mut lookup = shard.write();
-        if let Some(series) = lookup.get(&key) {
+        if let Some(series) = lookup.find(hash, is_it) {
             return Ok(series.clone());
         }
-        let (namespace, labels) = &key;
+        let bytes = labels.heap_bytes() as u64;
         let mut created = None;
         // The table grows under the postings' lock, so references stay dense and in order.
         self.postings
-            .add(namespace, labels, max_per_namespace, || {
+            .add(namespace, &labels, max_per_namespace, || {
                 let mut table = self.series.write();
                 let id = table.len() as SeriesRef;
                 let series = Arc::new(Series {
                     id,
                     namespace: namespace.clone(),
+                    // The one copy kept: the caller's is dropped once the postings have it.
                     labels: labels.clone(),
                     head: HeadSeries::default(),
                     wal_file: AtomicU64::new(0),
@@ -116,9 +121,8 @@ impl Head {
                 id
             })?;
         let series = created.unwrap_or_else(|| unreachable!("the postings assigned an id"));
-        self.label_bytes
-            .fetch_add(labels.heap_bytes() as u64 * 2, Ordering::Relaxed);
-        lookup.insert(key, series.clone());
+        self.label_bytes.fetch_add(bytes, Ordering::Relaxed);
+        lookup.insert_unique(hash, series.clone(), |s| self.hash(&s.namespace, &s.labels));
         Ok(series)
     }
 
@@ -208,7 +212,7 @@ impl Head {
         self.postings.namespace_counts()
     }
 
-    /// Approximate bytes the registry holds for labels (table and lookup copies).
+    /// Approximate bytes the registry holds for labels (one copy per series).
     pub fn label_bytes(&self) -> u64 {
         self.label_bytes.load(Ordering::Relaxed)
     }

@@ -5,7 +5,7 @@
 //! WAL files in place; the next flush writes it again under the same file names, so a retry
 //! never orders old data after newer data.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
@@ -15,6 +15,7 @@ use super::{Engine, Inner};
 use crate::error::IoContext;
 use crate::fs::layout;
 use crate::head::{SeriesRef, dedupe_newest_wins};
+use crate::model::Sample;
 use crate::segment::{Segment, SegmentBuilder, write_segment};
 use crate::{Error, Result};
 
@@ -124,55 +125,70 @@ fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
     Ok(())
 }
 
-/// Writes one generation's segments (one per partition) and opens them. Series are
-/// decoded one at a time and encoded into their partitions' builders at once, so the flush
-/// holds the compressed segments and one series' samples, not the generation decoded.
+/// Writes one generation's segments (one per partition) and opens them, one partition at a
+/// time: each series' samples of the partition are decoded (chunks outside it are skipped by
+/// their bounds) and encoded into the partition's builder at once, so the flush holds one
+/// compressed segment and one series' samples, never the generation decoded.
 fn write_generation(
     inner: &Inner,
     generation: &FrozenGen,
     report: &mut FlushReport,
 ) -> Result<Vec<SegmentHandle>> {
-    let partition_ms = inner.opts.partition_ms.max(1);
-    let mut partitions: BTreeMap<i64, (Vec<SeriesRef>, SegmentBuilder)> = BTreeMap::new();
-    let mut ids: Vec<&SeriesRef> = generation.series.keys().collect();
-    ids.sort();
+    // i128: the partitions at the ends of the i64 range reach past it.
+    let width = i128::from(inner.opts.partition_ms.max(1));
+    let partition_of =
+        |t: i64| (i128::from(t).div_euclid(width) * width).max(i128::from(i64::MIN)) as i64;
+    let mut ids: Vec<SeriesRef> = generation.series.keys().copied().collect();
+    ids.sort_unstable();
     let mut samples = Vec::new();
-    for &id in ids {
-        let (Some(layer), Some(series)) = (generation.series.get(&id), inner.head.get(id)) else {
-            continue;
+    let decode = |id: SeriesRef, start: i64, end: i64, out: &mut Vec<Sample>| -> Result<()> {
+        out.clear();
+        let Some(layer) = generation.series.get(&id) else {
+            return Ok(());
         };
-        samples.clear();
-        layer
-            .decode_into(i64::MIN, i64::MAX, &mut samples)
-            .map_err(|e| Error::Corrupt {
+        layer.decode_into(start, end, out).map_err(|e| {
+            let labels = inner.head.get(id).map(|s| s.labels.to_string());
+            Error::Corrupt {
                 file: "head".into(),
                 offset: e.offset,
-                reason: format!("in-memory chunk of {}: {}", series.labels, e.reason),
-            })?;
-        dedupe_newest_wins(&mut samples, 0);
-        let mut rest = samples.as_slice();
-        while let Some(first) = rest.first() {
-            // i128: the partitions at the ends of the i64 range reach past it.
-            let width = i128::from(partition_ms);
-            let floor = i128::from(first.t).div_euclid(width);
-            let partition = (floor * width).max(i128::from(i64::MIN)) as i64;
-            let limit = (floor + 1) * width;
-            let split = rest
-                .iter()
-                .position(|s| i128::from(s.t) >= limit)
-                .unwrap_or(rest.len());
-            let (part, tail) = rest.split_at(split);
-            let (refs, builder) = partitions
-                .entry(partition)
-                .or_insert_with(|| (Vec::new(), SegmentBuilder::new(generation.seq)));
-            refs.push(id);
-            builder.add(&series.namespace, &series.labels, part);
-            report.samples += part.len() as u64;
-            rest = tail;
+                reason: format!(
+                    "in-memory chunk of {}: {}",
+                    labels.unwrap_or_default(),
+                    e.reason
+                ),
+            }
+        })?;
+        dedupe_newest_wins(out, 0);
+        Ok(())
+    };
+    // The partitions that hold samples (from the samples, not from chunk bounds: a sparse
+    // series' chunk may span years of empty partitions).
+    let mut partitions = BTreeSet::new();
+    for &id in &ids {
+        decode(id, i64::MIN, i64::MAX, &mut samples)?;
+        let mut last = None;
+        for s in &samples {
+            let p = partition_of(s.t);
+            if last != Some(p) {
+                partitions.insert(p);
+                last = Some(p);
+            }
         }
     }
     let mut handles = Vec::new();
-    for (partition, (refs, builder)) in partitions {
+    for partition in partitions {
+        let end = (i128::from(partition) + width - 1).min(i128::from(i64::MAX)) as i64;
+        let mut builder = SegmentBuilder::new(generation.seq);
+        let mut refs = Vec::new();
+        for &id in &ids {
+            decode(id, partition, end, &mut samples)?;
+            let Some(series) = inner.head.get(id).filter(|_| !samples.is_empty()) else {
+                continue;
+            };
+            builder.add(&series.namespace, &series.labels, &samples);
+            report.samples += samples.len() as u64;
+            refs.push(id);
+        }
         let name = layout::segment_name(generation.seq, partition);
         let path = layout::segment_path(&inner.dir, &name);
         report.bytes += write_segment(&*inner.opts.vfs, &path, &builder.finish())?;

@@ -118,12 +118,7 @@ async fn a_server_without_its_manifest_refuses_to_start_and_repair_brings_the_da
         )],
     };
     server.ingest().await.write(req).await.expect("write");
-    server
-        .admin()
-        .await
-        .flush(iocdb_proto::v1::FlushRequest {})
-        .await
-        .expect("flush");
+    server.flush().await;
     assert!(server.terminate().success());
     std::fs::remove_file(data.join("MANIFEST")).expect("remove the manifest");
 

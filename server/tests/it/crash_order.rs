@@ -78,12 +78,7 @@ async fn kill_cycles(cycles: usize) {
         assert_eq!(shown.len(), SERIES * SLOTS_PER_SERIES as usize);
         match cycle % 3 {
             1 => {
-                server
-                    .admin()
-                    .await
-                    .flush(v1::FlushRequest {})
-                    .await
-                    .expect("flush");
+                server.flush().await;
                 assert_eq!(
                     read_slots(&server).await,
                     shown,

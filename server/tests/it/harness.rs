@@ -71,6 +71,15 @@ impl Server {
         AdminClient::new(self.channel().await)
     }
 
+    /// Flushes the head to segments (`Admin.Flush`).
+    pub async fn flush(&self) {
+        self.admin()
+            .await
+            .flush(v1::FlushRequest {})
+            .await
+            .expect("flush");
+    }
+
     /// Sends SIGTERM and waits (bounded) for the exit.
     pub fn terminate(self) -> std::process::ExitStatus {
         self.signal_term();

@@ -22,12 +22,7 @@ async fn a_restart_keeps_every_acknowledged_sample() {
         };
         server.ingest().await.write(req).await.expect("write");
         if b == 5 {
-            server
-                .admin()
-                .await
-                .flush(v1::FlushRequest {})
-                .await
-                .expect("flush");
+            server.flush().await;
         }
     }
     assert!(server.terminate().success(), "clean exit on SIGTERM");
@@ -172,12 +167,7 @@ async fn a_corrupt_segment_met_by_a_query_is_data_loss_naming_the_file_and_the_r
         };
         server.ingest().await.write(req).await.expect("write");
         if flush {
-            server
-                .admin()
-                .await
-                .flush(v1::FlushRequest {})
-                .await
-                .expect("flush");
+            server.flush().await;
         }
     }
     assert!(server.terminate().success());

@@ -39,12 +39,7 @@ async fn range_queries_latest_values_and_metadata_answer_over_grpc() {
         ],
     };
     server.ingest().await.write(req).await.expect("write");
-    server
-        .admin()
-        .await
-        .flush(v1::FlushRequest {})
-        .await
-        .expect("flush");
+    server.flush().await;
 
     let q = v1::RangeQueryRequest {
         namespace: "procedures".into(),

@@ -238,12 +238,7 @@ async fn every_kind_of_damaged_file_is_reported_and_the_rest_served_or_refused_c
             .await
             .expect("write");
         if b % 10 == 9 {
-            server
-                .admin()
-                .await
-                .flush(v1::FlushRequest {})
-                .await
-                .expect("flush");
+            server.flush().await;
         }
     }
     // And some in the WAL only.

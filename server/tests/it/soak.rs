@@ -100,46 +100,54 @@ async fn load(
     samples
 }
 
-async fn connection_load(seconds: u64) {
+/// One connection, then 200 idle and 50 writing, at the same write rate. RSS under the load
+/// must level off (its last third no higher than 1.5× its first) and stay within
+/// `max_ratio` of one connection's.
+async fn connection_load(seconds: u64, max_ratio: f64) {
     let dir = tempfile::tempdir().expect("dir");
     let one = Server::start(&dir.path().join("one"), "");
     let rate = 100.0;
     let steady = load(&one, 0, 1, rate, Duration::from_secs(seconds)).await;
     drop(one);
     let many = Server::start(&dir.path().join("many"), "");
-    let idle = std::env::var("XIDLE")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(200);
-    let writers = std::env::var("XWR")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
-    let loaded = load(&many, idle, writers, rate, Duration::from_secs(seconds)).await;
-    // The mean of the second half: the level reached, not one noisy sample.
-    let level = |v: &[f64]| {
-        let half = v.get(v.len() / 2..).unwrap_or_default();
-        half.iter().sum::<f64>() / half.len().max(1) as f64
-    };
+    let loaded = load(&many, 200, 50, rate, Duration::from_secs(seconds)).await;
     eprintln!("RSS MiB, one connection: {steady:.0?}");
     eprintln!("RSS MiB, 200 idle + 50 writers: {loaded:.0?}");
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let third = loaded.len() / 3;
+    let (first, last) = (
+        mean(loaded.get(..third.max(1)).unwrap_or_default()),
+        mean(
+            loaded
+                .get(loaded.len() - third.max(1)..)
+                .unwrap_or_default(),
+        ),
+    );
     assert!(
-        level(&loaded) <= 2.0 * level(&steady),
-        "RSS under connection load levels at {:.0} MiB, more than twice one connection's {:.0} MiB",
+        last <= 1.5 * first,
+        "RSS under connection load keeps growing: {first:.0} MiB, then {last:.0} MiB"
+    );
+    // The mean of the second half: the level reached, not one noisy sample.
+    let level = |v: &[f64]| mean(v.get(v.len() / 2..).unwrap_or_default());
+    assert!(
+        level(&loaded) <= max_ratio * level(&steady),
+        "RSS under connection load levels at {:.0} MiB, more than {max_ratio}× one connection's {:.0} MiB",
         level(&loaded),
         level(&steady)
     );
 }
 
+/// Short, in every run: a margin over the 2× target for a shared CI machine's noise (the
+/// unbounded pool measured 2.96×, so this still fails it).
 #[tokio::test(flavor = "multi_thread")]
-async fn memory_under_connection_load_stays_within_twice_one_connection() {
-    connection_load(6).await;
+async fn memory_under_connection_load_levels_off_near_one_connections() {
+    connection_load(6, 2.5).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "soak: a minute of connection load"]
 async fn memory_under_a_minute_of_connection_load_stays_within_twice_one_connection() {
-    connection_load(60).await;
+    connection_load(60, 2.0).await;
 }
 
 /// The table behind BENCHMARKS.md: RSS at the same write rate over 1, 50 and 200 writer

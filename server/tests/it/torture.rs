@@ -149,7 +149,7 @@ async fn sigkills_under_unary_and_stream_writers_lose_and_invent_nothing() {
     let server = Server::start(&data, "");
     verify(&server, base, &acked, 20).await;
     let total: usize = acked.lock().expect("acked").values().map(Vec::len).sum();
-    assert!(total > 100, "the writers got through: {total} batches");
+    assert!(total > 20, "the writers got through: {total} batches");
 }
 
 /// Copies a data directory (files only, one level of folders).

@@ -108,16 +108,6 @@ pub struct Snapshot<'a> {
 }
 
 impl Snapshot<'_> {
-    /// Number of series in the snapshot.
-    pub fn len(&self) -> usize {
-        self.work.len()
-    }
-
-    /// True when the snapshot holds no series.
-    pub fn is_empty(&self) -> bool {
-        self.work.is_empty()
-    }
-
     /// Reads every series and maps it with `f` as soon as it is read, in snapshot order.
     /// Each worker reuses one sample buffer, so a query over thousands of series holds one
     /// series' samples per worker, not all of them. The first error stops the reading.

@@ -23,7 +23,7 @@ use parking_lot::Mutex;
 use crate::codec::chunk::{self, ChunkAppender};
 use crate::model::Sample;
 
-use super::layer::SeriesLayer;
+use super::layer::{SeriesLayer, chunks_in};
 
 /// Samples per sealed head chunk.
 pub const SEAL_SAMPLES: usize = 128;
@@ -106,12 +106,7 @@ impl HeadSeries {
     /// A copy of the data overlapping `[start, end]`, cheap enough to take under the lock.
     pub fn snapshot(&self, start: i64, end: i64) -> SeriesLayer {
         let d = self.data.lock();
-        let mut chunks: Vec<SealedChunk> = d
-            .sealed
-            .iter()
-            .filter(|c| c.max_t >= start && c.min_t <= end)
-            .cloned()
-            .collect();
+        let mut chunks: Vec<SealedChunk> = chunks_in(&d.sealed, start, end).to_vec();
         if !d.open.is_empty() && d.open_min_t <= end && d.open.last_t().is_some_and(|t| t >= start)
         {
             let max_t = d.open.last_t().unwrap_or(d.open_min_t);
@@ -156,7 +151,7 @@ impl HeadSeries {
     /// Whether any held sample may lie in `[start, end]` (by chunk bounds).
     pub fn overlaps(&self, start: i64, end: i64) -> bool {
         let d = self.data.lock();
-        d.sealed.iter().any(|c| c.max_t >= start && c.min_t <= end)
+        !chunks_in(&d.sealed, start, end).is_empty()
             || (!d.open.is_empty()
                 && d.open_min_t <= end
                 && d.open.last_t().is_some_and(|t| t >= start))

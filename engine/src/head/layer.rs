@@ -15,12 +15,20 @@ pub struct SeriesLayer {
     pub ooo: Vec<Sample>,
 }
 
+/// The chunks of `chunks` (in timestamp order, not overlapping) that may hold samples in
+/// `[start, end]`, found by binary search: a flush asks once per partition, and a series
+/// may hold thousands of chunks.
+pub fn chunks_in(chunks: &[SealedChunk], start: i64, end: i64) -> &[SealedChunk] {
+    let from = chunks.partition_point(|c| c.max_t < start);
+    let rest = chunks.get(from..).unwrap_or_default();
+    let to = rest.partition_point(|c| c.min_t <= end);
+    rest.get(..to).unwrap_or_default()
+}
+
 impl SeriesLayer {
     /// Whether any sample may lie in `[start, end]` (by chunk bounds).
     pub fn overlaps(&self, start: i64, end: i64) -> bool {
-        self.chunks
-            .iter()
-            .any(|c| c.max_t >= start && c.min_t <= end)
+        !chunks_in(&self.chunks, start, end).is_empty()
             || self.ooo.iter().any(|s| s.t >= start && s.t <= end)
     }
 
@@ -32,11 +40,7 @@ impl SeriesLayer {
         end: i64,
         out: &mut Vec<Sample>,
     ) -> Result<(), DecodeError> {
-        for c in self
-            .chunks
-            .iter()
-            .filter(|c| c.max_t >= start && c.min_t <= end)
-        {
+        for c in chunks_in(&self.chunks, start, end) {
             chunk::decode_range(&c.bytes, start, end, out)?;
         }
         out.extend(self.ooo.iter().filter(|s| s.t >= start && s.t <= end));
@@ -61,4 +65,31 @@ pub fn dedupe_newest_wins(out: &mut Vec<Sample>, from: usize) {
         }
     }
     out.extend(kept);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chunks_in_a_range_are_found_by_their_bounds() {
+        let chunk = |min_t, max_t| SealedChunk {
+            min_t,
+            max_t,
+            bytes: std::sync::Arc::from(Vec::new()),
+        };
+        let chunks = [chunk(0, 9), chunk(10, 19), chunk(20, 29), chunk(40, 49)];
+        let bounds = |start, end| -> Vec<(i64, i64)> {
+            chunks_in(&chunks, start, end)
+                .iter()
+                .map(|c| (c.min_t, c.max_t))
+                .collect()
+        };
+        assert_eq!(bounds(i64::MIN, i64::MAX).len(), 4);
+        assert_eq!(bounds(9, 10), [(0, 9), (10, 19)]);
+        assert_eq!(bounds(30, 39), []);
+        assert_eq!(bounds(25, 45), [(20, 29), (40, 49)]);
+        assert_eq!(bounds(50, 60), []);
+        assert_eq!(bounds(-5, -1), []);
+    }
 }

@@ -12,7 +12,7 @@
 //! failed batch is left for replay to apply; a batch whose bytes went into an earlier file
 //! that was synced before the failure is acknowledged (it is durable). A full disk stops the
 //! write path until the next append, which starts a new file. A failed fsync, or any other
-//! write error, stops it until [`Wal::recover`] (the engine calls it with back-off): the
+//! write error, stops it until [`Wal::recover_fatal`] (the engine calls it with back-off): the
 //! fsync is never retried to acknowledge what it covered (the page cache may have dropped
 //! those pages); instead the file is read back from disk and checked to hold exactly its
 //! acknowledged frames, the cut is made durable, and writing resumes in a new file.

@@ -68,7 +68,7 @@ fn iocdb(scale: f64, dir: &std::path::Path) -> Figures {
         .expect("the server says where it listens");
     let pid = child.id();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let figures = runtime.block_on(async {
+    let (samples, channel) = runtime.block_on(async {
         let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
             .connect()
@@ -109,26 +109,24 @@ fn iocdb(scale: f64, dir: &std::path::Path) -> Figures {
                     .accepted as usize;
             }
         }
-        tokio::time::sleep(Duration::from_secs(3)).await;
-        let after_ingest = status_mib(pid, "VmRSS:");
-        reset_peak(pid);
-        let mut admin = v1::admin_client::AdminClient::new(channel);
-        admin.flush(v1::FlushRequest {}).await.expect("flush");
-        let peak_flush = status_mib(pid, "VmHWM:");
-        tokio::time::sleep(Duration::from_secs(5)).await;
-        let after_flush = status_mib(pid, "VmRSS:");
-        for _ in 0..200 {
-            admin.stats(v1::StatsRequest {}).await.expect("stats");
-        }
-        tokio::time::sleep(Duration::from_secs(12)).await;
-        Figures {
-            samples,
-            after_ingest,
-            peak_flush,
-            after_flush,
-            settled: status_mib(pid, "VmRSS:"),
-        }
+        (samples, channel)
     });
+    let mut admin = v1::admin_client::AdminClient::new(channel);
+    let mut flusher = admin.clone();
+    let figures = measure(
+        pid,
+        samples,
+        || {
+            runtime
+                .block_on(flusher.flush(v1::FlushRequest {}))
+                .expect("flush");
+        },
+        || {
+            runtime
+                .block_on(admin.stats(v1::StatsRequest {}))
+                .expect("stats");
+        },
+    );
     let _ = child.kill();
     let _ = child.wait();
     figures
@@ -163,17 +161,32 @@ fn victoria_metrics(scale: f64, dir: &std::path::Path) -> Figures {
             .send_bytes(&body)
             .expect("import");
     }
+    measure(
+        pid,
+        samples,
+        || {
+            ureq::get(&format!("{}/internal/force_flush", vm.url))
+                .call()
+                .expect("force flush");
+        },
+        || {
+            let _ = ureq::get(&format!("{}/api/v1/status/tsdb", vm.url)).call();
+        },
+    )
+}
+
+/// RSS of `pid` after ingest, its peak during `flush`, 5 s after, and settled: after 200
+/// `touch` calls and 12 s more, what a process that served and then went idle keeps.
+fn measure(pid: u32, samples: usize, flush: impl FnOnce(), mut touch: impl FnMut()) -> Figures {
     std::thread::sleep(Duration::from_secs(3));
     let after_ingest = status_mib(pid, "VmRSS:");
     reset_peak(pid);
-    ureq::get(&format!("{}/internal/force_flush", vm.url))
-        .call()
-        .expect("force flush");
+    flush();
     let peak_flush = status_mib(pid, "VmHWM:");
     std::thread::sleep(Duration::from_secs(5));
     let after_flush = status_mib(pid, "VmRSS:");
     for _ in 0..200 {
-        let _ = ureq::get(&format!("{}/api/v1/status/tsdb", vm.url)).call();
+        touch();
     }
     std::thread::sleep(Duration::from_secs(12));
     Figures {

@@ -62,9 +62,23 @@ async fn raw_call(server: &Server, path: &'static str, body: Vec<u8>, what: &str
     .expect_err(&format!("{path}: {what} is not protobuf"))
 }
 
-/// Status message plus details, the bytes a client must accept in headers.
-fn header_bytes(status: &tonic::Status) -> usize {
-    status.message().len() + status.details().len()
+/// Checks a status: its code, that its message and details (the bytes a client must
+/// accept in headers) stay under `max_header_bytes`, and that its message says each of
+/// `says`.
+fn assert_status(status: &tonic::Status, code: Code, max_header_bytes: usize, says: &[&str]) {
+    assert_eq!(status.code(), code, "{status:?}");
+    let header_bytes = status.message().len() + status.details().len();
+    assert!(
+        header_bytes < max_header_bytes,
+        "{header_bytes} bytes of status"
+    );
+    for s in says {
+        assert!(
+            status.message().contains(s),
+            "{:?} lacks {s:?}",
+            status.message()
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -88,16 +102,7 @@ async fn bytes_that_are_not_protobuf_are_invalid_arguments() {
     ] {
         for (what, body) in &bodies {
             let status = raw_call(&server, path, body.clone(), what).await;
-            assert_eq!(
-                status.code(),
-                Code::InvalidArgument,
-                "{path} {what}: {status:?}"
-            );
-            assert!(
-                status.message().contains("protobuf"),
-                "{}",
-                status.message()
-            );
+            assert_status(&status, Code::InvalidArgument, 4096, &["protobuf"]);
         }
     }
 }
@@ -131,13 +136,8 @@ async fn messages_over_the_size_limits_are_resource_exhausted_naming_the_limit()
         .await
         .expect_err("too large");
     for status in [unary, streamed] {
-        assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-        assert!(
-            status.message().contains("max_ingest_message_bytes")
-                && status.message().contains("split"),
-            "{}",
-            status.message()
-        );
+        let says = ["max_ingest_message_bytes", "split"];
+        assert_status(&status, Code::ResourceExhausted, 4096, &says);
     }
     let query = v1::LatestRequest {
         namespace: "security".into(),
@@ -151,11 +151,11 @@ async fn messages_over_the_size_limits_are_resource_exhausted_naming_the_limit()
         .latest(query)
         .await
         .expect_err("too large");
-    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
-    assert!(
-        status.message().contains("max_query_message_bytes"),
-        "{}",
-        status.message()
+    assert_status(
+        &status,
+        Code::ResourceExhausted,
+        4096,
+        &["max_query_message_bytes"],
     );
 }
 
@@ -173,17 +173,7 @@ async fn huge_values_come_back_short() {
         })
         .await
         .expect_err("bad namespace");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        header_bytes(&status) < 4096,
-        "{} bytes",
-        header_bytes(&status)
-    );
-    assert!(
-        status.message().contains("10000 bytes"),
-        "{}",
-        status.message()
-    );
+    assert_status(&status, Code::InvalidArgument, 4096, &["10000 bytes"]);
 
     let status = server
         .query()
@@ -200,17 +190,7 @@ async fn huge_values_come_back_short() {
         })
         .await
         .expect_err("bad regex");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        header_bytes(&status) < 4096,
-        "{} bytes",
-        header_bytes(&status)
-    );
-    assert!(
-        status.message().contains("bad regex"),
-        "{}",
-        status.message()
-    );
+    assert_status(&status, Code::InvalidArgument, 4096, &["bad regex"]);
 
     // Thousands of bad series: the details list as many as fit in a few KB.
     let many = (0..5000)
@@ -225,16 +205,11 @@ async fn huge_values_come_back_short() {
         })
         .await
         .expect_err("bad labels");
-    assert_eq!(status.code(), Code::InvalidArgument);
-    assert!(
-        header_bytes(&status) < 8192,
-        "{} bytes",
-        header_bytes(&status)
-    );
-    assert!(
-        status.message().contains("5000 samples rejected"),
-        "{}",
-        status.message()
+    assert_status(
+        &status,
+        Code::InvalidArgument,
+        8192,
+        &["5000 samples rejected"],
     );
 }
 

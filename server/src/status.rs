@@ -36,22 +36,23 @@ pub fn bounded(msg: String) -> String {
     )
 }
 
-/// Maps an engine error to a status.
+/// Maps an engine error to a status, its message bounded by [`bounded`].
 pub fn to_status(e: Error) -> Status {
-    match e {
-        Error::InvalidArgument(msg) => Status::invalid_argument(bounded(msg)),
+    let (code, message) = match e {
+        Error::InvalidArgument(msg) => (Code::InvalidArgument, msg),
         Error::ResourceExhausted { limit, detail } => {
-            Status::resource_exhausted(format!("{limit}: {detail}"))
+            (Code::ResourceExhausted, format!("{limit}: {detail}"))
         }
-        Error::DeadlineExceeded { .. } => Status::deadline_exceeded(e.to_string()),
-        Error::WritesStopped { .. } | Error::Closed => Status::unavailable(e.to_string()),
+        Error::DeadlineExceeded { .. } => (Code::DeadlineExceeded, e.to_string()),
+        Error::WritesStopped { .. } | Error::Closed => (Code::Unavailable, e.to_string()),
         Error::Corrupt { .. } => {
             tracing::error!(error = %e, "corrupt data met by a request");
-            Status::data_loss(e.to_string())
+            (Code::DataLoss, e.to_string())
         }
-        e if e.is_disk_full() => Status::resource_exhausted(format!("disk: {e}")),
-        e => internal(&e),
-    }
+        e if e.is_disk_full() => (Code::ResourceExhausted, format!("disk: {e}")),
+        e => return internal(&e),
+    };
+    Status::new(code, bounded(message))
 }
 
 /// An INTERNAL status whose id also appears in the log.

@@ -309,12 +309,10 @@ fn parse_table(
         let mut chunks = Vec::with_capacity(nchunks);
         for _ in 0..nchunks {
             let offset = r.varint()?;
-            let len =
-                u32::try_from(r.varint()?).map_err(|_| r.error("chunk length exceeds u32"))?;
+            let len = r.varint_u32("chunk length")?;
             let min_t = r.varint_i64()?;
             let max_t = min_t.wrapping_add(r.varint_i64()?);
-            let samples =
-                u32::try_from(r.varint()?).map_err(|_| r.error("sample count exceeds u32"))?;
+            let samples = r.varint_u32("sample count")?;
             if offset >= data_end || samples == 0 || max_t < min_t {
                 return Err(r.error(format!("chunk entry at {offset} is inconsistent")));
             }

@@ -69,10 +69,9 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         let opened = vfs
             .open_immutable(&path)
             .at(&path)
-            .and_then(|bytes| Segment::open(&path, bytes))
-            .and_then(|segment| Ok((segment.labels()?, segment)));
+            .and_then(|bytes| Segment::open_with_labels(&path, bytes));
         match opened {
-            Ok((labels, segment)) => {
+            Ok((segment, labels)) => {
                 manifest.next_seq = manifest.next_seq.max(segment.seq + 1);
                 segments.push(Arc::new(register_segment(
                     &head,

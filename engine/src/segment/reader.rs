@@ -63,17 +63,26 @@ pub struct Segment {
 impl Segment {
     /// Opens and checks a segment held in `bytes`, read from `path`.
     pub fn open(path: &Path, bytes: Bytes) -> Result<Segment> {
+        Self::open_with_labels(path, bytes).map(|(segment, _)| segment)
+    }
+
+    /// Opens a segment like [`Segment::open`] and also returns its series' labels, by
+    /// local id, from the same read of the series table (for registering them at open).
+    pub fn open_with_labels(path: &Path, bytes: Bytes) -> Result<(Segment, Vec<Labels>)> {
         Self::parse(&bytes)
-            .map(|p| Segment {
-                path: path.to_path_buf(),
-                bytes: bytes.clone(),
-                seq: p.seq,
-                samples: p.samples,
-                min_t: p.min_t,
-                max_t: p.max_t,
-                series: p.series,
-                table_offset: p.table_offset,
-                postings_offset: p.postings_offset,
+            .map(|p| {
+                let segment = Segment {
+                    path: path.to_path_buf(),
+                    bytes: bytes.clone(),
+                    seq: p.seq,
+                    samples: p.samples,
+                    min_t: p.min_t,
+                    max_t: p.max_t,
+                    series: p.series,
+                    table_offset: p.table_offset,
+                    postings_offset: p.postings_offset,
+                };
+                (segment, p.labels)
             })
             .map_err(|e| e.in_file(path, 0))
     }
@@ -121,7 +130,7 @@ impl Segment {
         let table = block(data, table_offset, HEADER_LEN as u64, table_end)?;
         let table_at = table_offset + 8;
         let table = decompress(table).map_err(|e| e.shifted(table_at))?;
-        let (series, _labels) = parse_table(&table, table_offset, series_count)
+        let (series, labels) = parse_table(&table, table_offset, series_count)
             .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?;
         block(data, postings_offset, table_end, f as u64)?;
         let mut total = 0u64;
@@ -152,6 +161,7 @@ impl Segment {
             min_t,
             max_t,
             series,
+            labels,
             table_offset,
             postings_offset,
         })
@@ -245,6 +255,7 @@ struct Parsed {
     min_t: i64,
     max_t: i64,
     series: Vec<SegmentSeries>,
+    labels: Vec<Labels>,
     table_offset: u64,
     postings_offset: u64,
 }

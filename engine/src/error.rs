@@ -60,6 +60,10 @@ pub enum Error {
     /// The request itself is malformed (as opposed to one bad sample in it).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
+    /// A well-formed query failed while it ran, for example a binary operation whose
+    /// matching is ambiguous or a result with two series of the same labels.
+    #[error("execution error: {0}")]
+    Execution(String),
     /// Another process holds the data directory.
     #[error("data directory {} is locked by another process", path.display())]
     Locked {

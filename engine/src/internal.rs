@@ -5,6 +5,6 @@
 
 pub use crate::codec::{chunk, varint};
 pub use crate::fuzzing::{decode_chunk, read_segment, replay_wal};
-pub use crate::query::aggregate::aggregate;
+pub use crate::query::aggregate_values as aggregate;
 pub use crate::segment::{Segment, SegmentInput, encode_segment};
 pub use crate::wal::{Wal, record};

@@ -63,6 +63,6 @@ pub use model::{
 pub use options::{FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits, WalCorruption};
 pub use query::{
     AggregateOp, Aggregation, Budget, DEFAULT_LOOKBACK_MS, FunctionKind, Grouping, LatestSample,
-    QueryResult, RangeFunction, RangeQuery, ResultSeries, STALE_NAN_BITS, SeriesFilter,
-    StaleSeries, is_stale_marker,
+    PromqlQuery, PromqlResult, QueryResult, QueryValue, RangeFunction, RangeQuery, ResultSeries,
+    STALE_NAN_BITS, SeriesFilter, StaleSeries, VectorSample, is_stale_marker,
 };

@@ -13,7 +13,7 @@ mod sample;
 mod write;
 
 pub use echo::echo;
-pub use labels::{Label, Labels, METRIC_NAME};
+pub use labels::{Label, Labels, METRIC_NAME, is_valid_label_name};
 pub use limits::Limits;
 pub use namespace::{DEFAULT_NAMESPACE, Namespace};
 pub use reject::{RejectReason, Rejection};

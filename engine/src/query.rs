@@ -1,4 +1,10 @@
-//! The query engine: one engine behind every front door (gRPC today, PromQL tomorrow).
+//! The query engine: one PromQL evaluator behind every front door.
+//!
+//! A question arrives as PromQL text ([`parse`]) or as the gRPC API's structured range
+//! query ([`RangeQuery`]); both become a [`plan::Plan`], and one evaluator ([`eval`]) runs it
+//! over the grid of steps. The language is Prometheus 2.42's (native histograms excluded):
+//! selectors with `offset` and `@`, subqueries, every operator with vector matching, every
+//! aggregation and every function; `tests/promql/` runs Prometheus' own test files.
 //!
 //! # Semantics (PromQL 2.x, written down so a dashboard author can predict every number)
 //! - **Steps.** A range query is evaluated at `start, start + step, …` up to and including
@@ -34,24 +40,38 @@
 //! May use: the read view (`engine::read`), `model`, `index::Matcher`, `options`, errors —
 //! nothing else of the engine (checked by `engine/tests/it/rooms.rs`).
 
-pub mod aggregate;
+mod aggregate;
+mod binary;
 mod budget;
-mod eval;
-pub mod functions;
+mod calendar;
+pub mod eval;
+mod functions;
+mod histogram;
 mod latest;
 mod meta;
+pub mod parse;
+pub mod plan;
+mod structured;
+pub mod value;
+pub mod window;
 
 use std::time::Instant;
 
-pub use aggregate::{AggregateOp, Aggregation, Grouping};
 pub use budget::Budget;
-pub use eval::range;
-pub use functions::{FunctionKind, RangeFunction};
 pub use latest::{LatestSample, StaleSeries, latest, stale_series};
 pub use meta::{SeriesFilter, label_names, label_values, series};
+pub use parse::parse;
+pub use plan::Grouping;
+pub use structured::{
+    AggregateOp, Aggregation, FunctionKind, RangeFunction, RangeQuery, aggregate_values, range,
+};
 
-use crate::index::Matcher;
+use crate::engine::read::Querier;
 use crate::model::{Labels, Sample};
+use crate::{Error, Limit, Result};
+use eval::Evaluator;
+use plan::{Plan, ValueType};
+use value::Value;
 
 /// The Prometheus 2.x default lookback for instant selection, ms.
 pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60 * 1000;
@@ -64,50 +84,92 @@ pub fn is_stale_marker(v: f64) -> bool {
     v.to_bits() == STALE_NAN_BITS
 }
 
-/// A range query.
+/// A PromQL query: instant (`step` 0, `start` = `end`) or over a range of steps.
 #[derive(Debug, Clone)]
-pub struct RangeQuery {
+pub struct PromqlQuery {
     /// Namespace.
     pub namespace: String,
-    /// Series selection.
-    pub matchers: Vec<Matcher>,
-    /// First step, ms.
+    /// The PromQL expression.
+    pub expr: String,
+    /// First step (the evaluation time of an instant query), ms.
     pub start: i64,
     /// Last step (inclusive, if on the grid), ms.
     pub end: i64,
-    /// Step, ms (> 0).
+    /// Step, ms; 0 for an instant query.
     pub step: i64,
-    /// Per-series range function, if any.
-    pub function: Option<RangeFunction>,
-    /// Aggregation across series, if any.
-    pub aggregation: Option<Aggregation>,
     /// Lookback for instant selection, ms; `None`: [`DEFAULT_LOOKBACK_MS`].
     pub lookback_ms: Option<i64>,
     /// The caller's deadline, if tighter than the configured timeout.
     pub deadline: Option<Instant>,
 }
 
-impl RangeQuery {
-    /// A plain selection query (no function, no aggregation).
-    pub fn new(
-        namespace: impl Into<String>,
-        matchers: Vec<Matcher>,
-        start: i64,
-        end: i64,
-        step: i64,
-    ) -> Self {
-        RangeQuery {
+impl PromqlQuery {
+    /// An instant query at `time` (ms).
+    pub fn instant(namespace: impl Into<String>, expr: impl Into<String>, time: i64) -> Self {
+        PromqlQuery {
             namespace: namespace.into(),
-            matchers,
-            start,
-            end,
-            step,
-            function: None,
-            aggregation: None,
+            expr: expr.into(),
+            start: time,
+            end: time,
+            step: 0,
             lookback_ms: None,
             deadline: None,
         }
     }
+
+    /// A range query from `start` to `end` every `step` (ms).
+    pub fn range(
+        namespace: impl Into<String>,
+        expr: impl Into<String>,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Self {
+        PromqlQuery {
+            step,
+            end,
+            ..PromqlQuery::instant(namespace, expr, start)
+        }
+    }
+
+    /// Whether this is an instant query.
+    pub fn is_instant(&self) -> bool {
+        self.step == 0
+    }
+}
+
+/// One element of an instant vector.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VectorSample {
+    /// Its labels.
+    pub labels: Labels,
+    /// Its value at the evaluation time.
+    pub sample: Sample,
+}
+
+/// A query's answer, typed as PromQL types it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueryValue {
+    /// A number at the evaluation time.
+    Scalar(Sample),
+    /// A string at the evaluation time (ms).
+    String(i64, String),
+    /// An instant vector, in PromQL's order (it matters after `sort` or `topk`).
+    Vector(Vec<VectorSample>),
+    /// Series of points: a range query's answer (sorted by labels), or a range vector
+    /// asked at an instant.
+    Matrix(Vec<ResultSeries>),
+}
+
+/// A PromQL query's answer and what it cost.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PromqlResult {
+    /// The value.
+    pub value: QueryValue,
+    /// Series read.
+    pub series_read: u64,
+    /// Samples read.
+    pub samples_read: u64,
 }
 
 /// One result series.
@@ -119,7 +181,7 @@ pub struct ResultSeries {
     pub points: Vec<Sample>,
 }
 
-/// A query's answer and what it cost.
+/// A structured range query's answer and what it cost.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct QueryResult {
     /// Result series, sorted by labels.
@@ -128,6 +190,136 @@ pub struct QueryResult {
     pub series_read: u64,
     /// Samples read.
     pub samples_read: u64,
+}
+
+/// Parses and runs a PromQL query.
+pub fn run(querier: &Querier<'_>, q: &PromqlQuery) -> Result<PromqlResult> {
+    let plan = parse(&q.expr)?;
+    run_plan(querier, q, &plan)
+}
+
+/// Runs a plan as the query `q` describes (its text is not looked at).
+pub fn run_plan(querier: &Querier<'_>, q: &PromqlQuery, plan: &Plan) -> Result<PromqlResult> {
+    let steps = steps(querier, q)?;
+    if !q.is_instant() && matches!(plan.value_type(), ValueType::Matrix | ValueType::String) {
+        return Err(Error::InvalidArgument(format!(
+            "invalid expression type \"{}\" for range query, must be Scalar or instant Vector",
+            match plan.value_type() {
+                ValueType::Matrix => "range vector",
+                _ => "string",
+            }
+        )));
+    }
+    let lookback = match q.lookback_ms {
+        Some(l) if l < 0 => {
+            return Err(Error::InvalidArgument(format!(
+                "the lookback must not be negative, got {l} ms"
+            )));
+        }
+        l => l.unwrap_or(DEFAULT_LOOKBACK_MS),
+    };
+    let budget = Budget::new(querier.limits(), q.deadline);
+    let ev = Evaluator::new(querier, &q.namespace, &budget, (q.start, q.end), lookback);
+    let value = ev.eval(plan, &steps)?;
+    let value = if q.is_instant() {
+        instant_value(value, q.start)
+    } else {
+        QueryValue::Matrix(matrix(value, &steps))
+    };
+    Ok(PromqlResult {
+        value,
+        series_read: ev.series_read(),
+        samples_read: budget.samples_read(),
+    })
+}
+
+/// The step times of a query, checked against the limits.
+fn steps(querier: &Querier<'_>, q: &PromqlQuery) -> Result<Vec<i64>> {
+    if q.is_instant() {
+        return Ok(vec![q.start]);
+    }
+    if q.step < 0 {
+        return Err(Error::InvalidArgument(format!(
+            "step must be positive, got {} ms",
+            q.step
+        )));
+    }
+    if q.end < q.start {
+        return Err(Error::InvalidArgument(format!(
+            "end {} is before start {}",
+            q.end, q.start
+        )));
+    }
+    // i128: start and end come from the network and may be anywhere in i64.
+    let points = (i128::from(q.end) - i128::from(q.start)) / i128::from(q.step) + 1;
+    let max = querier.limits().max_points_per_series;
+    if points > max as i128 {
+        return Err(Error::ResourceExhausted {
+            limit: Limit::QueryMaxPointsPerSeries,
+            detail: format!(
+                "{points} steps from start to end, the limit is {max}; use a larger step"
+            ),
+        });
+    }
+    // start + i × step ≤ end for every step, so the i128 result fits an i64.
+    Ok((0..points)
+        .map(|i| (i128::from(q.start) + i * i128::from(q.step)) as i64)
+        .collect())
+}
+
+fn instant_value(value: Value, t: i64) -> QueryValue {
+    match value {
+        Value::Scalar(v) => {
+            QueryValue::Scalar(Sample::new(t, v.first().copied().unwrap_or(f64::NAN)))
+        }
+        Value::String(s) => QueryValue::String(t, s),
+        Value::Vector(rows) => QueryValue::Vector(
+            rows.into_iter()
+                .filter_map(|r| {
+                    let v = r.values.first().copied().flatten()?;
+                    Some(VectorSample {
+                        labels: r.labels,
+                        sample: Sample::new(t, v),
+                    })
+                })
+                .collect(),
+        ),
+        Value::Matrix(rows) => QueryValue::Matrix(
+            rows.into_iter()
+                .map(|r| ResultSeries {
+                    labels: r.labels,
+                    points: r.samples,
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn matrix(value: Value, steps: &[i64]) -> Vec<ResultSeries> {
+    let points = |values: Vec<Option<f64>>| -> Vec<Sample> {
+        steps
+            .iter()
+            .zip(values)
+            .filter_map(|(&t, v)| v.map(|v| Sample::new(t, v)))
+            .collect()
+    };
+    let mut series: Vec<ResultSeries> = match value {
+        Value::Scalar(v) => vec![ResultSeries {
+            labels: Labels::default(),
+            points: points(v.into_iter().map(Some).collect()),
+        }],
+        Value::Vector(rows) => rows
+            .into_iter()
+            .map(|r| ResultSeries {
+                labels: r.labels,
+                points: points(r.values),
+            })
+            .collect(),
+        Value::String(_) | Value::Matrix(_) => Vec::new(),
+    };
+    series.retain(|s| !s.points.is_empty());
+    series.sort_by(|a, b| a.labels.cmp(&b.labels));
+    series
 }
 
 #[cfg(test)]

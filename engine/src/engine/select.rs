@@ -7,7 +7,8 @@ use super::read::Querier;
 use crate::index::Matcher;
 use crate::model::{Labels, Sample};
 use crate::query::{
-    self, Budget, LatestSample, QueryResult, RangeQuery, SeriesFilter, StaleSeries,
+    self, Budget, LatestSample, PromqlQuery, PromqlResult, QueryResult, RangeQuery, SeriesFilter,
+    StaleSeries,
 };
 use crate::{Error, Result};
 
@@ -59,7 +60,12 @@ impl Engine {
         Ok(out)
     }
 
-    /// Runs a range query (see [`crate::query`] for the semantics).
+    /// Runs a PromQL query (see [`crate::query`]).
+    pub fn query(&self, q: &PromqlQuery) -> Result<PromqlResult> {
+        query::run(&self.querier(), q)
+    }
+
+    /// Runs a structured range query (see [`crate::query`] for the semantics).
     pub fn query_range(&self, q: &RangeQuery) -> Result<QueryResult> {
         query::range(&self.querier(), q)
     }

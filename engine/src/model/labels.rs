@@ -97,6 +97,39 @@ impl Labels {
         Labels(self.0.iter().filter(|l| l.name != name).cloned().collect())
     }
 
+    /// The same labels with `name` set to `value`; an empty value removes the label, as
+    /// everywhere in PromQL.
+    pub fn with(&self, name: &str, value: &str) -> Labels {
+        let mut labels: Vec<Label> = self.0.iter().filter(|l| l.name != name).cloned().collect();
+        if !value.is_empty() {
+            labels.push(Label::new(name, value));
+            labels.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+        }
+        Labels(labels)
+    }
+
+    /// Only the labels whose names are in `names`.
+    pub fn keep_only(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| names.contains(&l.name))
+                .cloned()
+                .collect(),
+        )
+    }
+
+    /// Without the labels whose names are in `names`.
+    pub fn without_all(&self, names: &[String]) -> Labels {
+        Labels(
+            self.0
+                .iter()
+                .filter(|l| !names.contains(&l.name))
+                .cloned()
+                .collect(),
+        )
+    }
+
     /// The value of label `name`, if present.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

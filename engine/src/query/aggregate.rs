@@ -1,109 +1,293 @@
-//! Aggregation across series at one step.
+//! Aggregation across series at each step, grouped `by` or `without` labels: every
+//! aggregation operator of Prometheus 2.42, computed as it computes them (its incremental
+//! mean and variance, its NaN rules, its `topk` order).
 
 use std::cmp::Ordering;
+use std::collections::HashMap;
 
-use super::functions::{mean, quantile, stddev};
-use crate::model::{Label, Labels, METRIC_NAME};
-
-/// The aggregation operators.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum AggregateOp {
-    /// Sum.
-    Sum,
-    /// Mean.
-    Avg,
-    /// Minimum (NaN only if all are NaN).
-    Min,
-    /// Maximum (NaN only if all are NaN).
-    Max,
-    /// Number of series with a value.
-    Count,
-    /// φ-quantile across series.
-    Quantile(f64),
-    /// Population standard deviation.
-    Stddev,
-    /// The k largest, keeping their labels.
-    Topk(usize),
-    /// The k smallest, keeping their labels.
-    Bottomk(usize),
-}
-
-impl AggregateOp {
-    /// Whether the result keeps each input series (topk, bottomk) rather than one per group.
-    pub fn selects_series(&self) -> bool {
-        matches!(self, AggregateOp::Topk(_) | AggregateOp::Bottomk(_))
-    }
-}
-
-/// How series are grouped.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Grouping {
-    /// Keep only these labels.
-    By(Vec<String>),
-    /// Drop these labels and `__name__`.
-    Without(Vec<String>),
-}
-
-/// An aggregation and its grouping.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Aggregation {
-    /// Operator.
-    pub op: AggregateOp,
-    /// Grouping.
-    pub grouping: Grouping,
-}
+use super::eval::Evaluator;
+use super::plan::{Aggregate, AggregateOp, Grouping};
+use super::value::{Row, Value};
+use super::window::{mean, quantile};
+use crate::model::{Labels, METRIC_NAME, is_valid_label_name};
+use crate::{Error, Result};
 
 impl Grouping {
     /// The group a series with `labels` falls in.
     pub fn group_of(&self, labels: &Labels) -> Labels {
-        let kept: Vec<Label> = match self {
-            Grouping::By(names) => labels
-                .iter()
-                .filter(|l| names.contains(&l.name))
-                .cloned()
-                .collect(),
-            Grouping::Without(names) => labels
-                .iter()
-                .filter(|l| l.name != METRIC_NAME && !names.contains(&l.name))
-                .cloned()
-                .collect(),
-        };
-        Labels::from_trusted(kept)
+        match self {
+            Grouping::By(names) => labels.keep_only(names),
+            Grouping::Without(names) => labels.without_all(names).without(METRIC_NAME),
+        }
     }
 }
 
-/// Aggregates one group's values at one step (for the operators that make one value).
-pub fn aggregate(op: AggregateOp, values: &[f64]) -> Option<f64> {
-    let first = *values.first()?;
-    let it = || values.iter().copied();
-    Some(match op {
-        AggregateOp::Sum => it().sum(),
-        AggregateOp::Avg => mean(it()),
-        AggregateOp::Min => it().fold(first, |m, v| if v < m || m.is_nan() { v } else { m }),
-        AggregateOp::Max => it().fold(first, |m, v| if v > m || m.is_nan() { v } else { m }),
-        AggregateOp::Count => values.len() as f64,
-        AggregateOp::Quantile(q) => quantile(q, values.to_vec()),
-        AggregateOp::Stddev => stddev(it()),
-        AggregateOp::Topk(_) | AggregateOp::Bottomk(_) => return None,
-    })
+/// Evaluates an aggregation at every step.
+pub fn aggregate(ev: &Evaluator<'_, '_>, a: &Aggregate, steps: &[i64]) -> Result<Value> {
+    let param = match (&a.param, a.op) {
+        (Some(p), AggregateOp::CountValues) => match ev.eval(p, steps)? {
+            Value::String(s) => Param::Label(s),
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "count_values needs a label name".into(),
+                ));
+            }
+        },
+        (Some(p), _) => Param::Scalar(ev.eval_scalar(p, steps)?),
+        (None, _) => Param::None,
+    };
+    let rows = ev.eval_vector(&a.expr, steps)?;
+    let rows = match (a.op, param) {
+        (AggregateOp::CountValues, Param::Label(label)) => {
+            count_values(&a.grouping, &label, rows, steps.len())?
+        }
+        (AggregateOp::Topk | AggregateOp::Bottomk, Param::Scalar(k)) => {
+            select_k(a.op, &a.grouping, rows, &k, steps.len())?
+        }
+        (op, param) => {
+            let q = match param {
+                Param::Scalar(q) => q,
+                _ => Vec::new(),
+            };
+            reduce(op, &a.grouping, rows, &q, steps.len())
+        }
+    };
+    Ok(Value::Vector(rows))
 }
 
-/// Indices of the series `topk`/`bottomk` keeps among `(index, value, labels)` candidates.
-pub fn select_k(op: AggregateOp, mut candidates: Vec<(usize, f64, &Labels)>) -> Vec<usize> {
-    let (k, largest) = match op {
-        AggregateOp::Topk(k) => (k, true),
-        AggregateOp::Bottomk(k) => (k, false),
-        _ => return Vec::new(),
+enum Param {
+    None,
+    Scalar(Vec<f64>),
+    Label(String),
+}
+
+/// Groups in order of first appearance, and each row's group.
+fn groups(grouping: &Grouping, rows: &[Row]) -> (Vec<Labels>, Vec<usize>) {
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    let mut order = Vec::new();
+    let member = rows
+        .iter()
+        .map(|r| {
+            let g = grouping.group_of(&r.labels);
+            *index.entry(g.clone()).or_insert_with(|| {
+                order.push(g);
+                order.len() - 1
+            })
+        })
+        .collect();
+    (order, member)
+}
+
+/// The operators that make one value per group.
+fn reduce(
+    op: AggregateOp,
+    grouping: &Grouping,
+    rows: Vec<Row>,
+    q: &[f64],
+    steps: usize,
+) -> Vec<Row> {
+    let (order, member) = groups(grouping, &rows);
+    let mut values: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); steps]; order.len()];
+    for (row, &g) in rows.iter().zip(&member) {
+        let Some(group) = values.get_mut(g) else {
+            continue;
+        };
+        for (slot, v) in group.iter_mut().zip(&row.values) {
+            if let Some(v) = v {
+                slot.push(*v);
+            }
+        }
+    }
+    order
+        .into_iter()
+        .zip(values)
+        .map(|(labels, per_step)| Row {
+            labels,
+            values: per_step
+                .into_iter()
+                .enumerate()
+                .map(|(i, vs)| {
+                    (!vs.is_empty())
+                        .then(|| one_value(op, &vs, q.get(i).copied().unwrap_or(f64::NAN)))
+                })
+                .collect(),
+        })
+        .filter(|r| !r.is_empty())
+        .collect()
+}
+
+pub(crate) fn one_value(op: AggregateOp, vs: &[f64], q: f64) -> f64 {
+    let first = vs.first().copied().unwrap_or(f64::NAN);
+    let it = || vs.iter().copied();
+    match op {
+        AggregateOp::Sum => it().skip(1).fold(first, |a, v| a + v),
+        AggregateOp::Avg => mean(it()),
+        AggregateOp::Min => it().fold(first, |m, v| if m > v || m.is_nan() { v } else { m }),
+        AggregateOp::Max => it().fold(first, |m, v| if m < v || m.is_nan() { v } else { m }),
+        AggregateOp::Count => vs.len() as f64,
+        AggregateOp::Group => 1.0,
+        AggregateOp::Stddev => group_variance(vs).sqrt(),
+        AggregateOp::Stdvar => group_variance(vs),
+        AggregateOp::Quantile => quantile(q, vs.to_vec()),
+        AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::CountValues => f64::NAN,
+    }
+}
+
+/// Prometheus 2.x's running variance across a group: it starts from the first value (so a
+/// lone ±Inf has variance 0, not NaN).
+fn group_variance(vs: &[f64]) -> f64 {
+    let Some((&first, rest)) = vs.split_first() else {
+        return f64::NAN;
     };
-    candidates.sort_by(|a, b| {
-        let by_value = match (a.1.is_nan(), b.1.is_nan()) {
+    let (mut count, mut mean, mut m2) = (1.0f64, first, 0.0f64);
+    for &v in rest {
+        count += 1.0;
+        let delta = v - mean;
+        mean += delta / count;
+        m2 += delta * (v - mean);
+    }
+    m2 / count
+}
+
+/// `topk` / `bottomk`: the k largest (smallest) series of each group at each step, with
+/// their own labels; NaN ranks last. An instant query lists each group's series best first.
+fn select_k(
+    op: AggregateOp,
+    grouping: &Grouping,
+    rows: Vec<Row>,
+    k: &[f64],
+    steps: usize,
+) -> Result<Vec<Row>> {
+    let (order, member) = groups(grouping, &rows);
+    let mut by_group: Vec<Vec<usize>> = vec![Vec::new(); order.len()];
+    for (i, &g) in member.iter().enumerate() {
+        if let Some(m) = by_group.get_mut(g) {
+            m.push(i);
+        }
+    }
+    let top = op == AggregateOp::Topk;
+    let rank = |a: f64, b: f64| -> Ordering {
+        match (a.is_nan(), b.is_nan()) {
             (true, true) => Ordering::Equal,
             (true, false) => Ordering::Greater,
             (false, true) => Ordering::Less,
-            _ if largest => b.1.total_cmp(&a.1),
-            _ => a.1.total_cmp(&b.1),
-        };
-        by_value.then_with(|| a.2.cmp(b.2))
-    });
-    candidates.into_iter().take(k).map(|(i, _, _)| i).collect()
+            _ if top => b.total_cmp(&a),
+            _ => a.total_cmp(&b),
+        }
+    };
+    let mut kept: Vec<Vec<Option<f64>>> = vec![vec![None; steps]; rows.len()];
+    // For a single step, the output order: group by group, best first.
+    let mut ordered: Vec<usize> = Vec::new();
+    for step in 0..steps {
+        let kf = k.get(step).copied().unwrap_or(f64::NAN);
+        if !(kf >= i64::MIN as f64 && kf <= i64::MAX as f64) {
+            return Err(Error::Execution(format!(
+                "Scalar value {kf} overflows int64"
+            )));
+        }
+        let kk = kf as i64;
+        if kk < 1 {
+            continue;
+        }
+        for members in &by_group {
+            let mut cands: Vec<(usize, f64)> = members
+                .iter()
+                .filter_map(|&i| {
+                    rows.get(i)?
+                        .values
+                        .get(step)
+                        .copied()
+                        .flatten()
+                        .map(|v| (i, v))
+                })
+                .collect();
+            cands.sort_by(|a, b| rank(a.1, b.1));
+            cands.truncate(usize::try_from(kk).unwrap_or(usize::MAX));
+            for (i, v) in cands {
+                if let Some(slot) = kept.get_mut(i).and_then(|s| s.get_mut(step)) {
+                    *slot = Some(v);
+                }
+                if steps == 1 {
+                    ordered.push(i);
+                }
+            }
+        }
+    }
+    let mut rows: Vec<Option<Row>> = rows
+        .into_iter()
+        .zip(kept)
+        .map(|(r, values)| {
+            Some(Row {
+                labels: r.labels,
+                values,
+            })
+        })
+        .collect();
+    if steps == 1 {
+        return Ok(ordered
+            .into_iter()
+            .filter_map(|i| rows.get_mut(i).and_then(Option::take))
+            .collect());
+    }
+    Ok(rows
+        .into_iter()
+        .flatten()
+        .filter(|r| !r.is_empty())
+        .collect())
+}
+
+/// Prometheus' float formatting for label values (`strconv.FormatFloat(v, 'f', -1, 64)`).
+pub fn format_value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// `count_values("label", v)`: per group, how many series have each value.
+fn count_values(
+    grouping: &Grouping,
+    label: &str,
+    rows: Vec<Row>,
+    steps: usize,
+) -> Result<Vec<Row>> {
+    if !is_valid_label_name(label) {
+        return Err(Error::Execution(format!("invalid label name {label:?}")));
+    }
+    let grouping = match grouping {
+        Grouping::By(names) => {
+            let mut names = names.clone();
+            names.push(label.to_string());
+            Grouping::By(names)
+        }
+        without => without.clone(),
+    };
+    let mut out: Vec<Row> = Vec::new();
+    let mut index: HashMap<Labels, usize> = HashMap::new();
+    for step in 0..steps {
+        for row in &rows {
+            let Some(v) = row.values.get(step).copied().flatten() else {
+                continue;
+            };
+            let labels = grouping.group_of(&row.labels.with(label, &format_value(v)));
+            let slot = *index.entry(labels.clone()).or_insert_with(|| {
+                out.push(Row {
+                    labels,
+                    values: vec![None; steps],
+                });
+                out.len() - 1
+            });
+            if let Some(cell) = out.get_mut(slot).and_then(|r| r.values.get_mut(step)) {
+                *cell = Some(cell.unwrap_or(0.0) + 1.0);
+            }
+        }
+    }
+    Ok(out)
 }

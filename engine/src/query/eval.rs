@@ -1,220 +1,383 @@
-//! Evaluating a range query: read, per-series step evaluation on all cores, aggregation.
+//! The evaluator: runs a [`Plan`] over a grid of steps. Every node is evaluated once for all
+//! steps (a range query is not a loop of instant queries), and every selector reads each of
+//! its series once, on all cores, evaluating it as it is read: an instant selector or a
+//! range-vector function never holds more than one series' samples per worker.
 
-use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::aggregate::{aggregate, select_k};
-use super::{Budget, DEFAULT_LOOKBACK_MS, QueryResult, RangeQuery, ResultSeries, is_stale_marker};
+use super::aggregate::aggregate;
+use super::binary::binary;
+use super::functions::call;
+use super::plan::{At, Plan, Selector, Subquery};
+use super::value::{RangeRow, Row, Value, check_unique_labels, merge_same_labels};
+use super::window::WindowFunction;
+use super::{Budget, is_stale_marker};
 use crate::engine::read::{Querier, SeriesHandle};
 use crate::model::{Labels, METRIC_NAME, Sample};
 use crate::{Error, Limit, Result};
 
-/// Per series: its output labels and a value (or none) per step.
-type Evaluated = (Labels, Vec<Option<f64>>);
+/// What [`Evaluator::read_windows`] hands each series' labels and live samples to.
+type WindowFn<'f, T> = &'f (dyn Fn(&Labels, &[Sample]) -> Result<Option<T>> + Sync);
 
-/// Runs a range query over the read view (see the module doc of [`crate::query`] for the
-/// semantics).
-pub fn range(querier: &Querier<'_>, q: &RangeQuery) -> Result<QueryResult> {
-    let limits = querier.limits();
-    if q.step <= 0 {
-        return Err(Error::InvalidArgument(format!(
-            "step must be positive, got {} ms",
-            q.step
-        )));
+/// Prometheus' default subquery step (its default `evaluation_interval`), ms.
+pub const DEFAULT_SUBQUERY_STEP_MS: i64 = 60_000;
+
+/// One query's evaluation context.
+pub struct Evaluator<'q, 'a> {
+    querier: &'q Querier<'a>,
+    namespace: &'q str,
+    budget: &'q Budget,
+    /// The query's own start and end, for `@ start()` and `@ end()`.
+    start: i64,
+    end: i64,
+    lookback_ms: i64,
+    series_read: AtomicU64,
+}
+
+impl<'q, 'a> Evaluator<'q, 'a> {
+    /// An evaluator for a query over `[start, end]`.
+    pub fn new(
+        querier: &'q Querier<'a>,
+        namespace: &'q str,
+        budget: &'q Budget,
+        (start, end): (i64, i64),
+        lookback_ms: i64,
+    ) -> Self {
+        Evaluator {
+            querier,
+            namespace,
+            budget,
+            start,
+            end,
+            lookback_ms,
+            series_read: AtomicU64::new(0),
+        }
     }
-    if q.end < q.start {
-        return Err(Error::InvalidArgument(format!(
-            "end {} is before start {}",
-            q.end, q.start
-        )));
+
+    /// Series read so far.
+    pub fn series_read(&self) -> u64 {
+        self.series_read.load(Ordering::Relaxed)
     }
-    // i128: start and end come from the network and may be anywhere in i64.
-    let points = (i128::from(q.end) - i128::from(q.start)) / i128::from(q.step) + 1;
-    if points > limits.max_points_per_series as i128 {
-        return Err(Error::ResourceExhausted {
-            limit: Limit::QueryMaxPointsPerSeries,
-            detail: format!(
-                "{points} steps from start to end, the limit is {}; use a larger step",
-                limits.max_points_per_series
-            ),
+
+    /// The query's start, where step-invariant (`@`) expressions are evaluated.
+    pub fn start(&self) -> i64 {
+        self.start
+    }
+
+    /// Evaluates `plan` at every step of `steps` (sorted ascending, not empty).
+    pub fn eval(&self, plan: &Plan, steps: &[i64]) -> Result<Value> {
+        self.budget.check_time()?;
+        Ok(match plan {
+            Plan::Number(v) => Value::Scalar(vec![*v; steps.len()]),
+            Plan::String(s) => Value::String(s.clone()),
+            Plan::Selector(sel) => Value::Vector(self.instant_selector(sel, steps, false)?),
+            Plan::Range(rs) => {
+                let refs = self.refs(rs.selector.at, rs.selector.offset_ms, steps);
+                let mut rows = self.read_windows(&rs.selector, rs.range_ms, &refs, &|l, s| {
+                    Ok((!s.is_empty()).then(|| RangeRow {
+                        labels: l.clone(),
+                        samples: s.to_vec(),
+                    }))
+                })?;
+                rows.sort_by(|a, b| a.labels.cmp(&b.labels));
+                Value::Matrix(rows)
+            }
+            Plan::Subquery(sq) => {
+                let (rows, refs) = self.subquery(sq, steps)?;
+                let last = refs.last().copied().unwrap_or_default();
+                let from = last.saturating_sub(sq.range_ms);
+                Value::Matrix(
+                    rows.into_iter()
+                        .map(|r| RangeRow {
+                            labels: r.labels,
+                            samples: r
+                                .samples
+                                .into_iter()
+                                .filter(|s| s.t >= from && s.t <= last)
+                                .collect(),
+                        })
+                        .filter(|r| !r.samples.is_empty())
+                        .collect(),
+                )
+            }
+            Plan::Call(c) => call(self, c, steps)?,
+            Plan::Aggregate(a) => aggregate(self, a, steps)?,
+            Plan::Binary(b) => binary(self, b, steps)?,
+            Plan::Negate(e) => match self.eval(e, steps)? {
+                Value::Scalar(v) => Value::Scalar(v.into_iter().map(|x| -x).collect()),
+                Value::Vector(rows) => {
+                    let rows: Vec<Row> = rows
+                        .into_iter()
+                        .map(|r| Row {
+                            labels: r.labels.without(METRIC_NAME),
+                            values: r.values.into_iter().map(|v| v.map(|x| -x)).collect(),
+                        })
+                        .collect();
+                    check_unique_labels(&rows)?;
+                    Value::Vector(rows)
+                }
+                other => {
+                    return Err(Error::InvalidArgument(format!(
+                        "unary minus needs a scalar or an instant vector, got {}",
+                        type_name(&other)
+                    )));
+                }
+            },
+        })
+    }
+
+    /// Evaluates to an instant vector (the parser checked the type).
+    pub fn eval_vector(&self, plan: &Plan, steps: &[i64]) -> Result<Vec<Row>> {
+        match self.eval(plan, steps)? {
+            Value::Vector(rows) => Ok(rows),
+            other => Err(Error::InvalidArgument(format!(
+                "expected an instant vector, got {}",
+                type_name(&other)
+            ))),
+        }
+    }
+
+    /// Evaluates to a scalar per step (the parser checked the type).
+    pub fn eval_scalar(&self, plan: &Plan, steps: &[i64]) -> Result<Vec<f64>> {
+        match self.eval(plan, steps)? {
+            Value::Scalar(v) => Ok(v),
+            other => Err(Error::InvalidArgument(format!(
+                "expected a scalar, got {}",
+                type_name(&other)
+            ))),
+        }
+    }
+
+    /// The time each step reads at: the step (or the `@` time) minus the offset.
+    pub fn refs(&self, at: Option<At>, offset_ms: i64, steps: &[i64]) -> Vec<i64> {
+        let pinned = at.map(|a| match a {
+            At::Time(t) => t,
+            At::Start => self.start,
+            At::End => self.end,
         });
+        steps
+            .iter()
+            .map(|&t| pinned.unwrap_or(t).saturating_sub(offset_ms))
+            .collect()
     }
-    let window = match q.function {
-        Some(f) if f.window_ms <= 0 => {
-            return Err(Error::InvalidArgument(format!(
-                "the window of {} must be positive",
-                f.kind.name()
-            )));
-        }
-        Some(f) => f.window_ms,
-        None => match q.lookback_ms {
-            Some(l) if l < 0 => {
-                return Err(Error::InvalidArgument(format!(
-                    "the lookback must not be negative, got {l} ms"
-                )));
-            }
-            l => l.unwrap_or(DEFAULT_LOOKBACK_MS).max(1),
-        },
-    };
-    let budget = Budget::new(limits, q.deadline);
-    budget.check_time()?;
-    let series = querier.select(&q.namespace, &q.matchers)?;
-    budget.check_series(series.len())?;
-    let series_read = series.len() as u64;
-    // start + i × step ≤ end for every step, so the i128 result fits an i64.
-    let steps: Vec<i64> = (0..points)
-        .map(|i| (i128::from(q.start) + i * i128::from(q.step)) as i64)
-        .collect();
-    let evaluated = querier
-        .snapshot(series, q.start.saturating_sub(window), q.end)
-        .for_each(&|s, samples| {
-            budget.spend(samples.len())?;
-            Ok(evaluate_one(q, s, samples, &steps, window))
-        })?;
-    let series: Vec<ResultSeries> = match &q.aggregation {
-        None => unique(evaluated)?
-            .into_iter()
-            .map(|(l, v)| to_series(l, v, &steps))
-            .collect(),
-        Some(agg) if agg.op.selects_series() => {
-            let groups = groups(&evaluated, &agg.grouping);
-            let mut kept: Vec<Vec<Option<f64>>> = vec![vec![None; steps.len()]; evaluated.len()];
-            for members in groups.values() {
-                for step in 0..steps.len() {
-                    let candidates = members
-                        .iter()
-                        .filter_map(|&i| {
-                            evaluated.get(i).and_then(|(l, v)| {
-                                v.get(step).copied().flatten().map(|x| (i, x, l))
-                            })
-                        })
-                        .collect();
-                    for i in select_k(agg.op, candidates) {
-                        let value = evaluated
-                            .get(i)
-                            .and_then(|(_, v)| v.get(step).copied().flatten());
-                        if let Some(slot) = kept.get_mut(i).and_then(|k| k.get_mut(step)) {
-                            *slot = value;
-                        }
+
+    /// Selects a selector's series and charges the budget for them.
+    fn select(&self, sel: &Selector) -> Result<Vec<SeriesHandle>> {
+        let series = self.querier.select(self.namespace, &sel.matchers)?;
+        self.budget.check_series(series.len())?;
+        self.series_read
+            .fetch_add(series.len() as u64, Ordering::Relaxed);
+        Ok(series)
+    }
+
+    /// An instant selector at every step: the latest sample in `[ref − lookback, ref]`,
+    /// unless it is a stale marker. With `timestamps`, the sample's time (seconds) instead
+    /// of its value (`timestamp(selector)`). Rows come sorted by labels, as from
+    /// Prometheus' storage.
+    pub fn instant_selector(
+        &self,
+        sel: &Selector,
+        steps: &[i64],
+        timestamps: bool,
+    ) -> Result<Vec<Row>> {
+        let refs = self.refs(sel.at, sel.offset_ms, steps);
+        let (Some(&lo), Some(&hi)) = (refs.first(), refs.last()) else {
+            return Ok(Vec::new());
+        };
+        let series = self.select(sel)?;
+        let lookback = self.lookback_ms;
+        let rows = self
+            .querier
+            .snapshot(series, lo.saturating_sub(lookback), hi)
+            .for_each(&|s, samples| {
+                self.budget.spend(samples.len())?;
+                let mut values = Vec::with_capacity(refs.len());
+                let mut next = 0usize;
+                let mut any = false;
+                for &r in &refs {
+                    while samples.get(next).is_some_and(|x| x.t <= r) {
+                        next += 1;
                     }
+                    let latest = next
+                        .checked_sub(1)
+                        .and_then(|i| samples.get(i))
+                        .filter(|x| x.t >= r.saturating_sub(lookback) && !is_stale_marker(x.v))
+                        .map(|x| if timestamps { x.t as f64 / 1000.0 } else { x.v });
+                    any |= latest.is_some();
+                    values.push(latest);
                 }
-            }
-            evaluated
-                .into_iter()
-                .zip(kept)
-                .map(|((l, _), v)| to_series(l, v, &steps))
-                .collect()
-        }
-        Some(agg) => {
-            let groups = groups(&evaluated, &agg.grouping);
-            let mut values = Vec::new();
-            groups
-                .into_iter()
-                .map(|(group, members)| {
-                    let per_step = (0..steps.len())
-                        .map(|step| {
-                            values.clear();
-                            values.extend(members.iter().filter_map(|&i| {
-                                evaluated
-                                    .get(i)
-                                    .and_then(|(_, v)| v.get(step).copied().flatten())
-                            }));
-                            aggregate(agg.op, &values)
-                        })
+                Ok(any.then(|| Row {
+                    labels: s.labels().clone(),
+                    values,
+                }))
+            })?;
+        let mut rows: Vec<Row> = rows.into_iter().flatten().collect();
+        rows.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(rows)
+    }
+
+    /// Reads a selector's series over the windows `[ref − range, ref]` of every ref time
+    /// and hands each series' live samples (stale markers removed) to `f`.
+    fn read_windows<T: Send>(
+        &self,
+        sel: &Selector,
+        range_ms: i64,
+        refs: &[i64],
+        f: WindowFn<'_, T>,
+    ) -> Result<Vec<T>> {
+        let (Some(&lo), Some(&hi)) = (refs.iter().min(), refs.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        let series = self.select(sel)?;
+        let out = self
+            .querier
+            .snapshot(series, lo.saturating_sub(range_ms), hi)
+            .for_each(&|s, samples| {
+                self.budget.spend(samples.len())?;
+                if samples.iter().any(|x| is_stale_marker(x.v)) {
+                    let live: Vec<Sample> = samples
+                        .iter()
+                        .filter(|x| !is_stale_marker(x.v))
+                        .copied()
                         .collect();
-                    to_series(group, per_step, &steps)
-                })
-                .collect()
-        }
-    };
-    let mut series: Vec<ResultSeries> = series
-        .into_iter()
-        .filter(|s: &ResultSeries| !s.points.is_empty())
-        .collect();
-    series.sort_by(|a, b| a.labels.cmp(&b.labels));
-    Ok(QueryResult {
-        series,
-        series_read,
-        samples_read: budget.samples_read(),
-    })
-}
-
-/// Series positions by group.
-fn groups(evaluated: &[Evaluated], grouping: &super::Grouping) -> BTreeMap<Labels, Vec<usize>> {
-    let mut groups: BTreeMap<Labels, Vec<usize>> = BTreeMap::new();
-    for (i, (labels, _)) in evaluated.iter().enumerate() {
-        groups.entry(grouping.group_of(labels)).or_default().push(i);
+                    f(s.labels(), &live)
+                } else {
+                    f(s.labels(), samples)
+                }
+            })?;
+        Ok(out.into_iter().flatten().collect())
     }
-    groups
-}
 
-fn to_series(labels: Labels, values: Vec<Option<f64>>, steps: &[i64]) -> ResultSeries {
-    let points = steps
-        .iter()
-        .zip(values)
-        .filter_map(|(&t, v)| v.map(|v| Sample { t, v }))
-        .collect();
-    ResultSeries { labels, points }
-}
-
-/// After a function drops `__name__`, two series may have the same labels: PromQL refuses
-/// such a result, and so do we.
-fn unique(evaluated: Vec<Evaluated>) -> Result<Vec<Evaluated>> {
-    let mut seen = std::collections::HashSet::new();
-    for (labels, values) in &evaluated {
-        if values.iter().any(Option::is_some) && !seen.insert(labels) {
-            return Err(Error::InvalidArgument(format!(
-                "the result would hold two series with labels {labels} (the function dropped the metric name); add a matcher on __name__"
-            )));
-        }
-    }
-    Ok(evaluated)
-}
-
-fn evaluate_one(
-    q: &RangeQuery,
-    series: &SeriesHandle,
-    samples: &[Sample],
-    steps: &[i64],
-    window: i64,
-) -> Evaluated {
-    let mut values = Vec::with_capacity(steps.len());
-    let (mut lo, mut hi) = (0usize, 0usize);
-    match q.function {
-        None => {
-            // Latest sample in [t - lookback, t].
-            for &t in steps {
-                while samples.get(hi).is_some_and(|s| s.t <= t) {
+    /// A range-vector function at every step: `f` over the window `[ref − range, ref]` of
+    /// each series of `range_arg` (a range selector or a subquery). `params` holds the other
+    /// (scalar) arguments per step. The rows are not checked for equal label sets.
+    pub fn window_function(
+        &self,
+        f: WindowFunction,
+        range_arg: &Plan,
+        params: &[Vec<f64>],
+        steps: &[i64],
+    ) -> Result<Vec<Row>> {
+        // predict_linear predicts from the step, even when `@` pins the data.
+        let step_time = |i: usize| steps.get(i).copied().unwrap_or_default();
+        let keep_name = f.keeps_metric_name();
+        let per_series = |refs: &[i64], range_ms: i64, labels: &Labels, samples: &[Sample]| {
+            let mut values = Vec::with_capacity(refs.len());
+            let (mut lo, mut hi) = (0usize, 0usize);
+            let mut p = Vec::with_capacity(params.len());
+            let mut any = false;
+            for (i, &r) in refs.iter().enumerate() {
+                let from = r.saturating_sub(range_ms);
+                while samples.get(hi).is_some_and(|x| x.t <= r) {
                     hi += 1;
                 }
-                let latest = hi.checked_sub(1).and_then(|i| samples.get(i));
-                values.push(
-                    latest
-                        .filter(|s| s.t >= t.saturating_sub(window) && !is_stale_marker(s.v))
-                        .map(|s| s.v),
-                );
-            }
-        }
-        Some(f) => {
-            let live: Vec<Sample> = samples
-                .iter()
-                .filter(|s| !is_stale_marker(s.v))
-                .copied()
-                .collect();
-            for &t in steps {
-                while live.get(hi).is_some_and(|s| s.t <= t) {
-                    hi += 1;
-                }
-                while live.get(lo).is_some_and(|s| s.t < t.saturating_sub(window)) {
+                while samples.get(lo).is_some_and(|x| x.t < from) {
                     lo += 1;
                 }
-                let in_window = live.get(lo..hi.max(lo)).unwrap_or(&[]);
-                values.push(f.eval(in_window, t));
+                let window = samples.get(lo..hi.max(lo)).unwrap_or(&[]);
+                p.clear();
+                p.extend(params.iter().map(|v| v.get(i).copied().unwrap_or(f64::NAN)));
+                let v = f.eval(window, from, r, &p, step_time(i))?;
+                any |= v.is_some();
+                values.push(v);
             }
-        }
+            let labels = if keep_name {
+                labels.clone()
+            } else {
+                labels.without(METRIC_NAME)
+            };
+            Ok(any.then_some(Row { labels, values }))
+        };
+        let rows = match range_arg {
+            Plan::Range(rs) => {
+                let refs = self.refs(rs.selector.at, rs.selector.offset_ms, steps);
+                let mut rows = self.read_windows(&rs.selector, rs.range_ms, &refs, &|l, s| {
+                    per_series(&refs, rs.range_ms, l, s)
+                })?;
+                rows.sort_by(|a, b| a.labels.cmp(&b.labels));
+                rows
+            }
+            Plan::Subquery(sq) => {
+                let (inner, refs) = self.subquery(sq, steps)?;
+                let mut rows = Vec::new();
+                for r in inner {
+                    rows.extend(per_series(&refs, sq.range_ms, &r.labels, &r.samples)?);
+                }
+                rows
+            }
+            _ => {
+                return Err(Error::InvalidArgument(format!(
+                    "{} needs a range vector argument",
+                    f.name()
+                )));
+            }
+        };
+        Ok(rows)
     }
-    let labels = match q.function {
-        Some(f) if !f.kind.keeps_metric_name() => series.labels().without(METRIC_NAME),
-        _ => series.labels().clone(),
-    };
-    (labels, values)
+
+    /// Evaluates a subquery's inner expression on its own grid (multiples of its step)
+    /// covering every step's window; returns its series as samples and each step's ref time.
+    pub fn subquery(&self, sq: &Subquery, steps: &[i64]) -> Result<(Vec<RangeRow>, Vec<i64>)> {
+        let refs = self.refs(sq.at, sq.offset_ms, steps);
+        let step = sq.step_ms.unwrap_or(DEFAULT_SUBQUERY_STEP_MS);
+        let (Some(&lo), Some(&hi)) = (refs.iter().min(), refs.iter().max()) else {
+            return Ok((Vec::new(), refs));
+        };
+        let from = i128::from(lo) - i128::from(sq.range_ms);
+        let step128 = i128::from(step);
+        // The first multiple of the step at or after `from`.
+        let first = from.div_euclid(step128) * step128
+            + if from.rem_euclid(step128) == 0 {
+                0
+            } else {
+                step128
+            };
+        let count = if i128::from(hi) < first {
+            0
+        } else {
+            (i128::from(hi) - first) / step128 + 1
+        };
+        let max = self.budget.limits().max_points_per_series as i128;
+        if count > max {
+            return Err(Error::ResourceExhausted {
+                limit: Limit::QueryMaxPointsPerSeries,
+                detail: format!(
+                    "a subquery would evaluate {count} steps, the limit is {max}; use a larger subquery step"
+                ),
+            });
+        }
+        let grid: Vec<i64> = (0..count).map(|i| (first + i * step128) as i64).collect();
+        if grid.is_empty() {
+            return Ok((Vec::new(), refs));
+        }
+        let rows = self.eval_vector(&sq.expr, &grid)?;
+        let rows = rows
+            .into_iter()
+            .map(|r| RangeRow {
+                labels: r.labels,
+                samples: grid
+                    .iter()
+                    .zip(r.values)
+                    .filter_map(|(&t, v)| v.map(|v| Sample { t, v }))
+                    .collect(),
+            })
+            .collect();
+        Ok((rows, refs))
+    }
+}
+
+/// Merges same-label rows after an operation that may have dropped labels (Prometheus
+/// checks each step's result); shared by functions and operators.
+pub fn finish(rows: Vec<Row>) -> Result<Vec<Row>> {
+    merge_same_labels(rows)
+}
+
+/// The Prometheus name of a value's type.
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Scalar(_) => "scalar",
+        Value::String(_) => "string",
+        Value::Vector(_) => "instant vector",
+        Value::Matrix(_) => "range vector",
+    }
 }

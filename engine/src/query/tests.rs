@@ -1,8 +1,7 @@
 //! Hand-computed values for every range function and aggregation.
 
-use super::aggregate::{AggregateOp, aggregate, select_k};
-use super::functions::{FunctionKind, RangeFunction};
-use crate::model::{Label, Labels, Sample};
+use super::{AggregateOp, FunctionKind, RangeFunction, aggregate_values as aggregate};
+use crate::model::Sample;
 
 fn s(points: &[(i64, f64)]) -> Vec<Sample> {
     points
@@ -177,14 +176,4 @@ fn aggregations_on_hand_values() {
         aggregate(AggregateOp::Avg, &[f64::INFINITY, 1.0]),
         f64::INFINITY,
     );
-}
-
-#[test]
-fn topk_and_bottomk_rank_nan_last_and_break_ties_by_labels() {
-    let l = |x: &str| Labels::from_trusted(vec![Label::new("site", x)]);
-    let (a, b, c, d) = (l("a"), l("b"), l("c"), l("d"));
-    let candidates = || vec![(0, 5.0, &a), (1, f64::NAN, &b), (2, 7.0, &c), (3, 5.0, &d)];
-    assert_eq!(select_k(AggregateOp::Topk(2), candidates()), [2, 0]);
-    assert_eq!(select_k(AggregateOp::Bottomk(2), candidates()), [0, 3]);
-    assert_eq!(select_k(AggregateOp::Topk(9), candidates()), [2, 0, 3, 1]);
 }

@@ -12,6 +12,7 @@ mod fuzz_corpus;
 mod model;
 mod ordering;
 mod orphans;
+mod promql_files;
 mod query;
 mod rooms;
 mod write_select;

@@ -1,0 +1,362 @@
+//! Functions of the samples of one series in one window: `rate`, `delta`, the
+//! `*_over_time` family and the other range-vector functions of Prometheus 2.42.
+
+use crate::model::Sample;
+use crate::{Error, Result};
+
+/// The range-vector functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowFunction {
+    /// Per-second increase of a counter, extrapolated.
+    Rate,
+    /// Increase of a counter, extrapolated.
+    Increase,
+    /// Difference of a gauge, extrapolated.
+    Delta,
+    /// Per-second increase from the last two samples.
+    Irate,
+    /// Difference of the last two samples.
+    Idelta,
+    /// How often the value changed.
+    Changes,
+    /// How often the value dropped (counter resets).
+    Resets,
+    /// Per-second slope of a least-squares fit.
+    Deriv,
+    /// The least-squares fit `t` seconds after the step (`predict_linear(m, t)`).
+    PredictLinear,
+    /// Double exponential smoothing (`holt_winters(m, sf, tf)`).
+    HoltWinters,
+    /// Mean.
+    AvgOverTime,
+    /// Minimum.
+    MinOverTime,
+    /// Maximum.
+    MaxOverTime,
+    /// Sum.
+    SumOverTime,
+    /// Count.
+    CountOverTime,
+    /// Last value.
+    LastOverTime,
+    /// φ-quantile (`quantile_over_time(φ, m)`).
+    QuantileOverTime,
+    /// Population standard deviation.
+    StddevOverTime,
+    /// Population variance.
+    StdvarOverTime,
+    /// 1 when the window has a sample.
+    PresentOverTime,
+}
+
+impl WindowFunction {
+    /// The PromQL name.
+    pub fn name(self) -> &'static str {
+        match self {
+            WindowFunction::Rate => "rate",
+            WindowFunction::Increase => "increase",
+            WindowFunction::Delta => "delta",
+            WindowFunction::Irate => "irate",
+            WindowFunction::Idelta => "idelta",
+            WindowFunction::Changes => "changes",
+            WindowFunction::Resets => "resets",
+            WindowFunction::Deriv => "deriv",
+            WindowFunction::PredictLinear => "predict_linear",
+            WindowFunction::HoltWinters => "holt_winters",
+            WindowFunction::AvgOverTime => "avg_over_time",
+            WindowFunction::MinOverTime => "min_over_time",
+            WindowFunction::MaxOverTime => "max_over_time",
+            WindowFunction::SumOverTime => "sum_over_time",
+            WindowFunction::CountOverTime => "count_over_time",
+            WindowFunction::LastOverTime => "last_over_time",
+            WindowFunction::QuantileOverTime => "quantile_over_time",
+            WindowFunction::StddevOverTime => "stddev_over_time",
+            WindowFunction::StdvarOverTime => "stdvar_over_time",
+            WindowFunction::PresentOverTime => "present_over_time",
+        }
+    }
+
+    /// All of them, for name lookup.
+    pub const ALL: [WindowFunction; 20] = [
+        WindowFunction::Rate,
+        WindowFunction::Increase,
+        WindowFunction::Delta,
+        WindowFunction::Irate,
+        WindowFunction::Idelta,
+        WindowFunction::Changes,
+        WindowFunction::Resets,
+        WindowFunction::Deriv,
+        WindowFunction::PredictLinear,
+        WindowFunction::HoltWinters,
+        WindowFunction::AvgOverTime,
+        WindowFunction::MinOverTime,
+        WindowFunction::MaxOverTime,
+        WindowFunction::SumOverTime,
+        WindowFunction::CountOverTime,
+        WindowFunction::LastOverTime,
+        WindowFunction::QuantileOverTime,
+        WindowFunction::StddevOverTime,
+        WindowFunction::StdvarOverTime,
+        WindowFunction::PresentOverTime,
+    ];
+
+    /// Where the range vector is among the arguments (the others are scalars).
+    pub fn range_arg(self) -> usize {
+        match self {
+            WindowFunction::QuantileOverTime => 1,
+            _ => 0,
+        }
+    }
+
+    /// Whether the result keeps `__name__` (only `last_over_time` does in Prometheus 2.x).
+    pub fn keeps_metric_name(self) -> bool {
+        self == WindowFunction::LastOverTime
+    }
+
+    /// Evaluates over `samples` (sorted, stale markers removed), all within
+    /// `[range_start, range_end]`. `params` are the scalar arguments at this step in order;
+    /// `step_t` is the step's time (`predict_linear` predicts from it). `None` when the
+    /// function has no value here.
+    pub fn eval(
+        self,
+        samples: &[Sample],
+        range_start: i64,
+        range_end: i64,
+        params: &[f64],
+        step_t: i64,
+    ) -> Result<Option<f64>> {
+        let Some(last) = samples.last() else {
+            return Ok(None);
+        };
+        let values = || samples.iter().map(|s| s.v);
+        let param = |i: usize| params.get(i).copied().unwrap_or(f64::NAN);
+        let range_secs = (range_end as f64 - range_start as f64) / 1000.0;
+        Ok(match self {
+            WindowFunction::Rate => {
+                extrapolated(samples, range_start, range_end, true).map(|v| v / range_secs)
+            }
+            WindowFunction::Increase => extrapolated(samples, range_start, range_end, true),
+            WindowFunction::Delta => extrapolated(samples, range_start, range_end, false),
+            WindowFunction::Irate | WindowFunction::Idelta => {
+                let [.., prev, last] = samples else {
+                    return Ok(None);
+                };
+                let dt = last.t - prev.t;
+                if dt == 0 {
+                    return Ok(None);
+                }
+                if self == WindowFunction::Idelta {
+                    Some(last.v - prev.v)
+                } else {
+                    let inc = if last.v < prev.v {
+                        last.v
+                    } else {
+                        last.v - prev.v
+                    };
+                    Some(inc / (dt as f64 / 1000.0))
+                }
+            }
+            WindowFunction::Changes => Some(
+                samples
+                    .windows(2)
+                    .filter(|w| match w {
+                        [a, b] => a.v != b.v && !(a.v.is_nan() && b.v.is_nan()),
+                        _ => false,
+                    })
+                    .count() as f64,
+            ),
+            WindowFunction::Resets => Some(
+                samples
+                    .windows(2)
+                    .filter(|w| matches!(w, [a, b] if b.v < a.v))
+                    .count() as f64,
+            ),
+            WindowFunction::Deriv => {
+                let Some(first) = samples.first().filter(|_| samples.len() >= 2) else {
+                    return Ok(None);
+                };
+                Some(linear_regression(samples, first.t).0)
+            }
+            WindowFunction::PredictLinear => {
+                if samples.len() < 2 {
+                    return Ok(None);
+                }
+                let (slope, intercept) = linear_regression(samples, step_t);
+                Some(intercept + slope * param(0))
+            }
+            WindowFunction::HoltWinters => holt_winters(samples, param(0), param(1))?,
+            WindowFunction::AvgOverTime => Some(mean(values())),
+            WindowFunction::MinOverTime => {
+                Some(values().fold(last.v, |m, v| if v < m || m.is_nan() { v } else { m }))
+            }
+            WindowFunction::MaxOverTime => {
+                Some(values().fold(last.v, |m, v| if v > m || m.is_nan() { v } else { m }))
+            }
+            WindowFunction::SumOverTime => Some(values().sum()),
+            WindowFunction::CountOverTime => Some(samples.len() as f64),
+            WindowFunction::LastOverTime => Some(last.v),
+            WindowFunction::QuantileOverTime => Some(quantile(param(0), values().collect())),
+            WindowFunction::StddevOverTime => Some(variance(values()).sqrt()),
+            WindowFunction::StdvarOverTime => Some(variance(values())),
+            WindowFunction::PresentOverTime => Some(1.0),
+        })
+    }
+}
+
+/// Prometheus 2.x `extrapolatedRate` (without the per-second division).
+fn extrapolated(
+    samples: &[Sample],
+    range_start: i64,
+    range_end: i64,
+    counter: bool,
+) -> Option<f64> {
+    let (first, last) = match samples {
+        [first, .., last] => (first, last),
+        _ => return None,
+    };
+    let mut result = last.v - first.v;
+    if counter {
+        let mut prev = 0.0;
+        for s in samples {
+            if s.v < prev {
+                result += prev;
+            }
+            prev = s.v;
+        }
+    }
+    let mut to_start = (first.t as f64 - range_start as f64) / 1000.0;
+    let to_end = (range_end as f64 - last.t as f64) / 1000.0;
+    let sampled = (last.t as f64 - first.t as f64) / 1000.0;
+    let average = sampled / (samples.len() - 1) as f64;
+    if counter && result > 0.0 && first.v >= 0.0 {
+        let to_zero = sampled * (first.v / result);
+        if to_zero < to_start {
+            to_start = to_zero;
+        }
+    }
+    let threshold = average * 1.1;
+    let mut interval = sampled;
+    interval += if to_start < threshold {
+        to_start
+    } else {
+        average / 2.0
+    };
+    interval += if to_end < threshold {
+        to_end
+    } else {
+        average / 2.0
+    };
+    Some(result * (interval / sampled))
+}
+
+/// Least-squares fit of the samples, time in seconds from `intercept_t`: (slope, intercept).
+fn linear_regression(samples: &[Sample], intercept_t: i64) -> (f64, f64) {
+    let first = samples.first().map_or(f64::NAN, |s| s.v);
+    if samples.iter().all(|s| s.v == first) {
+        if first.is_infinite() {
+            return (f64::NAN, f64::NAN);
+        }
+        return (0.0, first);
+    }
+    let (mut n, mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for s in samples {
+        let x = (s.t as f64 - intercept_t as f64) / 1000.0;
+        n += 1.0;
+        sum_x += x;
+        sum_y += s.v;
+        sum_xy += x * s.v;
+        sum_x2 += x * x;
+    }
+    let cov_xy = sum_xy - sum_x * sum_y / n;
+    let var_x = sum_x2 - sum_x * sum_x / n;
+    let slope = cov_xy / var_x;
+    (slope, sum_y / n - slope * sum_x / n)
+}
+
+fn holt_winters(samples: &[Sample], sf: f64, tf: f64) -> Result<Option<f64>> {
+    if !(sf > 0.0 && sf < 1.0) {
+        return Err(Error::Execution(format!(
+            "invalid smoothing factor. Expected: 0 < sf < 1, got: {sf}"
+        )));
+    }
+    if !(tf > 0.0 && tf < 1.0) {
+        return Err(Error::Execution(format!(
+            "invalid trend factor. Expected: 0 < tf < 1, got: {tf}"
+        )));
+    }
+    let [first, second, ..] = samples else {
+        return Ok(None);
+    };
+    let (mut s0, mut s1) = (0.0, first.v);
+    let mut b = second.v - first.v;
+    for (i, s) in samples.iter().enumerate().skip(1) {
+        let x = sf * s.v;
+        if i > 1 {
+            b = tf * (s1 - s0) + (1.0 - tf) * b;
+        }
+        let y = (1.0 - sf) * (s1 + b);
+        s0 = s1;
+        s1 = x + y;
+    }
+    Ok(Some(s1))
+}
+
+/// Incremental mean, as Prometheus 2.x computes `avg` (robust to overflow; ±Inf handled).
+pub fn mean(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut mean, mut count) = (0.0f64, 0.0f64);
+    for v in values {
+        count += 1.0;
+        if count == 1.0 {
+            mean = v;
+            continue;
+        }
+        if mean.is_infinite() {
+            if v.is_infinite() && (mean > 0.0) == (v > 0.0) {
+                continue;
+            }
+            if !v.is_infinite() && !v.is_nan() {
+                continue;
+            }
+        }
+        mean += v / count - mean / count;
+    }
+    mean
+}
+
+/// Population variance (Welford).
+pub fn variance(values: impl Iterator<Item = f64>) -> f64 {
+    let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+    for v in values {
+        count += 1.0;
+        let delta = v - mean;
+        mean += delta / count;
+        m2 += delta * (v - mean);
+    }
+    m2 / count
+}
+
+/// Prometheus' `quantile`: linear interpolation between the closest ranks; NaN sorts first.
+pub fn quantile(q: f64, mut values: Vec<f64>) -> f64 {
+    if values.is_empty() || q.is_nan() {
+        return f64::NAN;
+    }
+    if q < 0.0 {
+        return f64::NEG_INFINITY;
+    }
+    if q > 1.0 {
+        return f64::INFINITY;
+    }
+    values.sort_by(|a, b| match (a.is_nan(), b.is_nan()) {
+        (true, true) => std::cmp::Ordering::Equal,
+        (true, false) => std::cmp::Ordering::Less,
+        (false, true) => std::cmp::Ordering::Greater,
+        _ => a.total_cmp(b),
+    });
+    let n = values.len() as f64;
+    let rank = q * (n - 1.0);
+    let lower = rank.floor().max(0.0);
+    let upper = (lower + 1.0).min(n - 1.0);
+    let weight = rank - rank.floor();
+    let at = |i: f64| values.get(i as usize).copied().unwrap_or(f64::NAN);
+    at(lower) * (1.0 - weight) + at(upper) * weight
+}

@@ -18,7 +18,10 @@ use crate::fs::{Vfs, layout};
 use crate::textfile;
 use crate::{Error, Result};
 
-const HEADER: &str = "iocdb-metadata 1";
+/// The current format: version 2 adds the metric's kind (counter, gauge, …) as a sixth
+/// field. Version 1 files (five fields) are still read.
+const HEADER: &str = "iocdb-metadata 2";
+const HEADER_V1: &str = "iocdb-metadata 1";
 
 /// What is known of a metric.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,6 +34,9 @@ pub struct MetricMetadata {
     pub description: String,
     /// How often sources report it, ms.
     pub expected_interval_ms: Option<i64>,
+    /// The kind of metric as Prometheus names it (`counter`, `gauge`, `histogram`,
+    /// `summary`, …); empty when unknown.
+    pub kind: String,
 }
 
 /// All metadata, by (namespace, metric).
@@ -69,11 +75,12 @@ impl MetadataStore {
                 .expected_interval_ms
                 .map_or("-".to_owned(), |i| i.to_string());
             s.push_str(&format!(
-                "{}\t{}\t{interval}\t{}\t{}\n",
+                "{}\t{}\t{interval}\t{}\t{}\t{}\n",
                 escape(ns),
                 escape(&m.metric),
                 escape(&m.unit),
-                escape(&m.description)
+                escape(&m.description),
+                escape(&m.kind)
             ));
         }
         textfile::seal(s)
@@ -89,18 +96,38 @@ impl MetadataStore {
         let body = textfile::open(path, data)?;
         let mut store = MetadataStore::default();
         let mut offset = 0;
+        let mut width = 6;
         for (i, line) in body.lines().enumerate() {
             if i == 0 {
-                if line != HEADER {
-                    return Err(corrupt(0, "not an iocdb metadata file (version 1)".into()));
-                }
+                width = match line {
+                    HEADER => 6,
+                    HEADER_V1 => 5,
+                    _ => {
+                        return Err(corrupt(
+                            0,
+                            "not an iocdb metadata file (version 1 or 2)".into(),
+                        ));
+                    }
+                };
             } else {
                 let fields: Vec<&str> = line.split('\t').collect();
-                let [ns, metric, interval, unit, description] = fields.as_slice() else {
-                    return Err(corrupt(
-                        offset,
-                        format!("line {} has {} fields, expected 5", i + 1, fields.len()),
-                    ));
+                let (ns, metric, interval, unit, description, kind) = match fields.as_slice() {
+                    [ns, metric, interval, unit, description] if width == 5 => {
+                        (ns, metric, interval, unit, description, &"")
+                    }
+                    [ns, metric, interval, unit, description, kind] if width == 6 => {
+                        (ns, metric, interval, unit, description, kind)
+                    }
+                    _ => {
+                        return Err(corrupt(
+                            offset,
+                            format!(
+                                "line {} has {} fields, expected {width}",
+                                i + 1,
+                                fields.len()
+                            ),
+                        ));
+                    }
                 };
                 let expected_interval_ms = match *interval {
                     "-" => None,
@@ -114,6 +141,7 @@ impl MetadataStore {
                     unit: unescape(unit),
                     description: unescape(description),
                     expected_interval_ms,
+                    kind: unescape(kind),
                 };
                 store.0.insert((unescape(ns), m.metric.clone()), m);
             }
@@ -155,6 +183,7 @@ mod tests {
             unit: "tỷ đồng".into(),
             description: "GRDP\tquý\nđiều chỉnh \\ sau".into(),
             expected_interval_ms: Some(7_776_000_000),
+            kind: "gauge".into(),
         };
         store.0.insert(("economy".into(), m.metric.clone()), m);
         let text = store.encode();
@@ -162,5 +191,14 @@ mod tests {
             MetadataStore::decode(Path::new("M"), text.as_bytes()).ok(),
             Some(store)
         );
+    }
+
+    #[test]
+    fn version_1_files_without_a_kind_are_still_read() {
+        let v1 = textfile::seal("iocdb-metadata 1\nns\tbeds\t60000\tgiường\tfree beds\n".into());
+        let store = MetadataStore::decode(Path::new("M"), v1.as_bytes()).expect("v1 decodes");
+        let m = store.0.get(&("ns".into(), "beds".into())).expect("entry");
+        assert_eq!((m.unit.as_str(), m.kind.as_str()), ("giường", ""));
+        assert_eq!(m.expected_interval_ms, Some(60_000));
     }
 }

@@ -40,6 +40,9 @@ pub fn bounded(msg: String) -> String {
 pub fn to_status(e: Error) -> Status {
     let (code, message) = match e {
         Error::InvalidArgument(msg) => (Code::InvalidArgument, msg),
+        // A query that failed while it ran (ambiguous matching, duplicate label sets): the
+        // question needs changing, as with a bad argument.
+        Error::Execution(msg) => (Code::InvalidArgument, msg),
         Error::ResourceExhausted { limit, detail } => {
             (Code::ResourceExhausted, format!("{limit}: {detail}"))
         }

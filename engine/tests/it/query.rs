@@ -412,6 +412,7 @@ fn latest_values_and_silent_sources() {
         unit: "người".into(),
         description: "khách lưu trú".into(),
         expected_interval_ms: Some(3_600_000),
+        kind: "gauge".into(),
     };
     engine.set_metadata("c", meta.clone()).expect("metadata");
     let stale = engine

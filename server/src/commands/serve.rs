@@ -62,10 +62,14 @@ pub async fn run_until(
     health.set_serving::<IngestServer<IngestService>>().await;
     health.set_serving::<QueryServer<QueryService>>().await;
     health.set_serving::<AdminServer<AdminService>>().await;
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .build_v1()?;
+    // Both reflection versions: grpcurl speaks v1, Python's grpcio-reflection v1alpha.
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1()?;
+    let reflection_v1alpha = reflection().build_v1alpha()?;
 
     let ingest = IngestServer::new(IngestService(state.clone()))
         .accept_compressed(CompressionEncoding::Gzip)
@@ -103,7 +107,8 @@ pub async fn run_until(
             query: config.max_query_message_bytes,
         }))
         .add_service(health_service)
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(ingest)
         .add_service(query)
         .add_service(admin)

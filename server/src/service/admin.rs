@@ -71,6 +71,7 @@ impl Admin for AdminService {
             unit: m.unit,
             description: m.description,
             expected_interval_ms: m.expected_interval_ms,
+            kind: m.kind,
         };
         self.0.blocking(move |e| e.set_metadata(&ns, meta)).await?;
         Ok(Response::new(v1::SetMetadataResponse {}))
@@ -91,6 +92,7 @@ impl Admin for AdminService {
                 unit: m.unit,
                 description: m.description,
                 expected_interval_ms: m.expected_interval_ms,
+                kind: m.kind,
             })
             .collect();
         Ok(Response::new(v1::GetMetadataResponse { metrics }))

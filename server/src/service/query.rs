@@ -3,7 +3,7 @@
 
 use std::pin::Pin;
 
-use iocdb_engine::{LatestSample, RangeQuery, SeriesFilter};
+use iocdb_engine::{LatestSample, PromqlQuery, PromqlResult, QueryValue, RangeQuery, SeriesFilter};
 use iocdb_proto::v1::{self, query_server::Query};
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
@@ -56,10 +56,115 @@ fn filter(f: v1::MetadataFilter) -> Result<SeriesFilter, Status> {
     })
 }
 
+impl QueryService {
+    /// Runs a PromQL query and streams its answer in bounded messages.
+    async fn promql(
+        &self,
+        q: PromqlQuery,
+    ) -> Result<Response<Streamed<v1::PromqlResponse>>, Status> {
+        let answer = self.0.blocking(move |e| e.query(&q)).await?;
+        let messages = promql_messages(answer, self.0.config.query_batch_series);
+        Ok(Response::new(Box::pin(tokio_stream::iter(
+            messages.into_iter().map(Ok),
+        ))))
+    }
+}
+
+/// A PromQL answer as messages: series split by [`batches`], the cost on the last one.
+fn promql_messages(answer: PromqlResult, max_series: usize) -> Vec<v1::PromqlResponse> {
+    use v1::promql_response::ResultType;
+    let empty = |t: ResultType| v1::PromqlResponse {
+        result_type: t as i32,
+        ..Default::default()
+    };
+    let mut messages = match answer.value {
+        QueryValue::Scalar(s) => vec![v1::PromqlResponse {
+            scalar: s.v,
+            timestamp_ms: s.t,
+            ..empty(ResultType::Scalar)
+        }],
+        QueryValue::String(t, value) => vec![v1::PromqlResponse {
+            string_value: value,
+            timestamp_ms: t,
+            ..empty(ResultType::String)
+        }],
+        QueryValue::Vector(v) => {
+            let series = v
+                .iter()
+                .map(|s| convert::series_out(&s.labels, std::slice::from_ref(&s.sample)))
+                .collect();
+            batches(series, max_series)
+                .into_iter()
+                .map(|series| v1::PromqlResponse {
+                    series,
+                    ..empty(ResultType::Vector)
+                })
+                .collect()
+        }
+        QueryValue::Matrix(m) => {
+            let series = m
+                .iter()
+                .map(|s| convert::series_out(&s.labels, &s.points))
+                .collect();
+            batches(series, max_series)
+                .into_iter()
+                .map(|series| v1::PromqlResponse {
+                    series,
+                    ..empty(ResultType::Matrix)
+                })
+                .collect()
+        }
+    };
+    if let Some(last) = messages.last_mut() {
+        last.series_read = answer.series_read;
+        last.samples_read = answer.samples_read;
+    }
+    messages
+}
+
 #[tonic::async_trait]
 impl Query for QueryService {
     type SelectStream = Streamed<v1::SeriesBatch>;
     type QueryRangeStream = Streamed<v1::RangeQueryResponse>;
+    type InstantStream = Streamed<v1::PromqlResponse>;
+    type RangeStream = Streamed<v1::PromqlResponse>;
+
+    async fn instant(
+        &self,
+        req: Request<v1::InstantQueryRequest>,
+    ) -> Result<Response<Self::InstantStream>, Status> {
+        self.0.check_running()?;
+        let deadline = deadline(&req);
+        let r = req.into_inner();
+        let time = if r.time_ms == 0 { now_ms() } else { r.time_ms };
+        let q = PromqlQuery {
+            lookback_ms: r.lookback_ms,
+            deadline,
+            ..PromqlQuery::instant(r.namespace, r.query, time)
+        };
+        self.promql(q).await
+    }
+
+    async fn range(
+        &self,
+        req: Request<v1::PromqlRangeRequest>,
+    ) -> Result<Response<Self::RangeStream>, Status> {
+        self.0.check_running()?;
+        let deadline = deadline(&req);
+        let r = req.into_inner();
+        if r.step_ms <= 0 {
+            return Err(Status::invalid_argument(format!(
+                "step_ms must be positive, got {}",
+                r.step_ms
+            )));
+        }
+        let q = PromqlQuery {
+            lookback_ms: r.lookback_ms,
+            deadline,
+            ..PromqlQuery::range(r.namespace, r.query, r.start_ms, r.end_ms, r.step_ms)
+        };
+        self.promql(q).await
+    }
 
     async fn select(
         &self,

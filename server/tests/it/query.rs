@@ -151,6 +151,7 @@ async fn range_queries_latest_values_and_metadata_answer_over_grpc() {
         unit: "hồ sơ".into(),
         description: "Hồ sơ đã giải quyết".into(),
         expected_interval_ms: Some(60_000),
+        kind: "gauge".into(),
     };
     server
         .admin()
@@ -234,4 +235,34 @@ async fn health_reports_serving_and_reflection_lists_the_services() {
             "{want} missing from {names:?}"
         );
     }
+
+    // Clients built on the older v1alpha protocol (Python's grpcio-reflection) too.
+    use tonic_reflection::pb::v1alpha::{
+        ServerReflectionRequest as AlphaRequest,
+        server_reflection_client::ServerReflectionClient as AlphaClient,
+        server_reflection_request::MessageRequest as AlphaMessage,
+        server_reflection_response::MessageResponse as AlphaResponse,
+    };
+    let mut alpha = AlphaClient::new(server.channel().await);
+    let req = AlphaRequest {
+        host: String::new(),
+        message_request: Some(AlphaMessage::ListServices(String::new())),
+    };
+    let answer = alpha
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .expect("v1alpha reflection")
+        .into_inner()
+        .message()
+        .await
+        .expect("message")
+        .expect("an answer");
+    let Some(AlphaResponse::ListServicesResponse(list)) = answer.message_response else {
+        panic!("not a v1alpha service list")
+    };
+    assert!(
+        list.service.iter().any(|s| s.name == "iocdb.v1.Query"),
+        "v1alpha lists {:?}",
+        list.service
+    );
 }

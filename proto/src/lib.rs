@@ -1,6 +1,7 @@
-//! The iocdb gRPC API, generated from `proto/iocdb/v1/iocdb.proto`, and the codec its
-//! services use ([`codec`]). Nothing else lives here: conversion to engine types is the
-//! server's business.
+//! The wire types: the iocdb gRPC API, generated from `proto/iocdb/v1/iocdb.proto`, the
+//! codec its services use ([`codec`]), and Prometheus' remote write and read messages
+//! ([`prompb`]). Nothing else lives here: conversion to engine types is the server's
+//! business.
 
 #![allow(
     missing_docs,
@@ -11,6 +12,7 @@
 )]
 
 pub mod codec;
+pub mod prompb;
 
 /// Package `iocdb.v1`.
 pub mod v1 {

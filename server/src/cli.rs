@@ -60,6 +60,10 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:7070].
     #[arg(long, env = "IOCDB_LISTEN")]
     pub listen: Option<String>,
+    /// Address of the HTTP API (Prometheus API, remote write and read, line protocol); port
+    /// 0 picks a free port, an empty value turns it off [default: 127.0.0.1:7071].
+    #[arg(long, env = "IOCDB_HTTP_LISTEN")]
+    pub http_listen: Option<String>,
     /// WAL durability: fsync before acknowledging, or every interval [default: always].
     #[arg(long, env = "IOCDB_FSYNC", value_enum)]
     pub fsync: Option<FsyncMode>,

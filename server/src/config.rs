@@ -50,6 +50,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Listen address.
     pub listen: String,
+    /// Listen address of the HTTP API; empty: no HTTP listener.
+    pub http_listen: String,
     /// WAL durability.
     pub fsync: FsyncMode,
     /// Period of the interval policy, ms.
@@ -109,6 +111,7 @@ impl Default for Config {
         Config {
             data_dir: PathBuf::from("./iocdb-data"),
             listen: DEFAULT_LISTEN.into(),
+            http_listen: crate::http::DEFAULT_HTTP_LISTEN.into(),
             fsync: FsyncMode::Always,
             fsync_interval_ms: 100,
             head_memory_mb: 1024,
@@ -149,6 +152,9 @@ impl Config {
         }
         if let Some(v) = &args.listen {
             config.listen = v.clone();
+        }
+        if let Some(v) = &args.http_listen {
+            config.http_listen = v.clone();
         }
         if let Some(v) = args.fsync {
             config.fsync = v;

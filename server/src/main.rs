@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod config;
 mod convert;
+mod http;
 mod oversize;
 mod service;
 mod status;

@@ -45,6 +45,17 @@ pub fn parse(text: &str) -> Result<Plan> {
     lower(&expr)
 }
 
+/// Parses a series selector (`match[]` of the metadata APIs): its matchers.
+pub fn series_selector(text: &str) -> Result<Vec<Matcher>> {
+    match parse(text)? {
+        Plan::Selector(s) if s.offset_ms == 0 && s.at.is_none() => Ok(s.matchers),
+        _ => Err(bad(format!(
+            "{} is not a series selector such as metric{{label=\"value\"}}",
+            echo(text)
+        ))),
+    }
+}
+
 fn bad(msg: impl Into<String>) -> Error {
     Error::InvalidArgument(msg.into())
 }

@@ -47,6 +47,20 @@ pub async fn run_until(
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
     let addr: SocketAddr = listener.local_addr()?;
+    let http_listener = match config.http_listen.as_str() {
+        "" => None,
+        http => Some(
+            tokio::net::TcpListener::bind(http)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {http} (http_listen): {e}"))?,
+        ),
+    };
+    if let Some(l) = &http_listener {
+        let http_addr = l.local_addr()?;
+        tracing::info!(%http_addr, "HTTP API listening");
+        // Printed before the gRPC line, which scripts wait for last.
+        println!("{}", crate::http::describe(http_addr));
+    }
     tracing::info!(%addr, "listening");
     on_ready(addr);
 
@@ -86,6 +100,15 @@ pub async fn run_until(
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(config.max_query_message_bytes);
 
+    let http = http_listener.map(|l| {
+        let state = state.clone();
+        let stop = stop_rx.clone();
+        tokio::spawn(async move {
+            if let Err(e) = crate::http::serve(l, state, stop).await {
+                tracing::error!(error = %e, "the HTTP API stopped");
+            }
+        })
+    });
     if let Some(stop_tx) = signals {
         tokio::spawn(watch_signals(stop_tx, health.clone()));
     }
@@ -125,6 +148,9 @@ pub async fn run_until(
         }
     }
     flusher.abort();
+    if let Some(http) = http {
+        http.abort();
+    }
     tracing::info!("syncing the WAL and closing the store");
     tokio::task::spawn_blocking(move || engine.close()).await??;
     tracing::info!("shut down cleanly");

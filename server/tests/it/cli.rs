@@ -124,7 +124,15 @@ async fn a_server_without_its_manifest_refuses_to_start_and_repair_brings_the_da
 
     let data_dir = data.to_str().expect("utf-8 path");
     let (ok, _, err) = iocdb(
-        &["serve", "--listen", "127.0.0.1:0", "--data-dir", data_dir],
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+            "--data-dir",
+            data_dir,
+        ],
         None,
     );
     assert!(!ok, "a server must not start without its manifest");

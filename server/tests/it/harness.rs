@@ -14,6 +14,8 @@ use tonic::transport::Channel;
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// `host:port` of the HTTP API.
+    pub http: String,
 }
 
 impl Server {
@@ -22,7 +24,14 @@ impl Server {
         let config_file = dir.with_extension("toml");
         std::fs::write(&config_file, config).expect("config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_iocdb"))
-            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--http-listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(dir)
             .arg("--config")
             .arg(&config_file)
@@ -34,19 +43,43 @@ impl Server {
         let stdout = child.stdout.take().expect("stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
+            let mut http = String::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = tx.send(addr.to_owned());
+                if let Some(addr) = line.strip_prefix("http listening on ") {
+                    http = addr.to_owned();
+                } else if let Some(addr) = line.strip_prefix("listening on ") {
+                    let _ = tx.send((addr.to_owned(), std::mem::take(&mut http)));
                 }
             }
         });
-        let addr = rx
+        let (addr, http) = rx
             .recv_timeout(Duration::from_secs(60))
             .expect("the server did not say where it listens within 60 s");
         Server {
             child,
             addr: format!("http://{addr}"),
+            http,
         }
+    }
+
+    /// One HTTP/1.1 request to the HTTP API: (status, headers, body).
+    pub fn http(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
+        http_request(&self.http, method, path, headers, body)
+    }
+
+    /// `GET path` on the HTTP API, the body parsed as JSON.
+    pub fn get_json(&self, path: &str) -> (u16, serde_json::Value) {
+        let (status, _, body) = self.http("GET", path, &[], b"");
+        let v = serde_json::from_slice(&body).unwrap_or_else(|e| {
+            panic!("{path}: not JSON ({e}): {}", String::from_utf8_lossy(&body))
+        });
+        (status, v)
     }
 
     pub async fn channel(&self) -> Channel {
@@ -120,6 +153,84 @@ impl Drop for Server {
 }
 
 /// Milliseconds since the epoch.
+/// A minimal HTTP/1.1 client (one request per connection), enough to talk to the HTTP API
+/// like curl does without another dependency.
+pub fn http_request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut conn = std::net::TcpStream::connect(addr).expect("connect to the HTTP API");
+    conn.set_read_timeout(Some(Duration::from_secs(60)))
+        .expect("timeout");
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    conn.write_all(req.as_bytes()).expect("send");
+    conn.write_all(body).expect("send body");
+    let mut raw = Vec::new();
+    conn.read_to_end(&mut raw).expect("read answer");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("an HTTP answer");
+    let head = String::from_utf8_lossy(&raw[..split]).to_string();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    (status, headers, body)
+}
+
+fn dechunk(mut raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size =
+            usize::from_str_radix(String::from_utf8_lossy(&raw[..eol]).trim(), 16).unwrap_or(0);
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&raw[eol + 2..eol + 2 + size]);
+        raw = &raw[eol + 2 + size + 2..];
+    }
+}
+
+/// Percent-encodes a query parameter value.
+pub fn enc(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

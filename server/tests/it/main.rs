@@ -8,6 +8,7 @@ mod bad_input;
 mod cli;
 mod crash_order;
 mod harness;
+mod http_api;
 mod ingest;
 mod lifecycle;
 mod limits;

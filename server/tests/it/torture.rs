@@ -189,7 +189,14 @@ fn flip(path: &Path, at: impl Fn(usize) -> usize) {
 fn try_serve(data: &Path) -> Result<Server, String> {
     use std::io::{BufRead, BufReader, Read};
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_iocdb"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "",
+            "--data-dir",
+        ])
         .arg(data)
         .env("IOCDB_LOG", "warn")
         .stdout(std::process::Stdio::piped())
@@ -215,6 +222,7 @@ fn try_serve(data: &Path) -> Result<Server, String> {
         Ok(addr) => Ok(Server {
             child,
             addr: format!("http://{addr}"),
+            http: String::new(),
         }),
         Err(_) => {
             let status = child.wait().expect("wait");

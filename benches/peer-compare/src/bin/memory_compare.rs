@@ -46,6 +46,8 @@ fn iocdb(scale: f64, dir: &std::path::Path) -> Figures {
             "serve",
             "--listen",
             "127.0.0.1:0",
+            "--http-listen",
+            "",
             "--fsync",
             "interval",
             "--data-dir",

@@ -1,0 +1,201 @@
+//! The HTTP front door: the Prometheus HTTP API v1 (queries, metadata, status), Prometheus
+//! remote write and remote read, and InfluxDB line protocol, on a listener of its own
+//! (`http_listen`, default `127.0.0.1:7071`). It converts between the wire and the engine's
+//! types at its edge and calls the same engine as gRPC.
+//!
+//! Every route is also served under `/ns/<namespace>/…`; without that prefix the
+//! `X-Scope-OrgID` header (as Mimir and Cortex use it) names the namespace, and without
+//! either the default namespace is used.
+
+mod api;
+mod influx;
+mod json;
+mod params;
+mod remote;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+use axum::Router;
+use axum::extract::{FromRequestParts, Path};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use iocdb_engine::{Engine, Error};
+use tokio::sync::watch;
+
+use crate::service::AppState;
+
+/// The port the HTTP API listens on by default.
+pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7071";
+
+/// The routes, each with and without the `/ns/{namespace}` prefix.
+pub fn router(state: AppState) -> Router {
+    let routes: Vec<(&str, axum::routing::MethodRouter<AppState>)> = vec![
+        ("/api/v1/query", get(api::query).post(api::query)),
+        (
+            "/api/v1/query_range",
+            get(api::query_range).post(api::query_range),
+        ),
+        ("/api/v1/series", get(api::series).post(api::series)),
+        ("/api/v1/labels", get(api::labels).post(api::labels)),
+        ("/api/v1/label/{name}/values", get(api::label_values)),
+        ("/api/v1/metadata", get(api::metadata)),
+        (
+            "/api/v1/query_exemplars",
+            get(api::exemplars).post(api::exemplars),
+        ),
+        ("/api/v1/status/buildinfo", get(api::buildinfo)),
+        ("/api/v1/write", post(remote::write)),
+        ("/api/v1/read", post(remote::read)),
+        ("/api/v2/write", post(influx::write)),
+        ("/write", post(influx::write)),
+        ("/-/healthy", get(api::healthy)),
+        ("/-/ready", get(api::ready)),
+    ];
+    let mut router = Router::new();
+    for (path, route) in routes {
+        router = router
+            .route(path, route.clone())
+            .route(&format!("/ns/{{namespace}}{path}"), route);
+    }
+    // Remote-write bodies are compressed; they are checked again once decompressed.
+    let body_limit = state.config.max_ingest_message_bytes;
+    router
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Serves the HTTP API on `listener` until `stop` turns true.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await
+}
+
+/// The address an HTTP listener is bound to, for the "http listening on" line.
+pub fn describe(addr: SocketAddr) -> String {
+    format!("http listening on {addr}")
+}
+
+/// The namespace a request is about: the `/ns/{namespace}` prefix, else the
+/// `X-Scope-OrgID` header, else the default namespace (empty).
+#[derive(Debug, Clone)]
+pub struct Namespace(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Namespace {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Ok(Path(params)) =
+            Path::<HashMap<String, String>>::from_request_parts(parts, state).await
+            && let Some(ns) = params.get("namespace")
+        {
+            return Ok(Namespace(ns.clone()));
+        }
+        let header = parts
+            .headers
+            .get("x-scope-orgid")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        Ok(Namespace(header.trim().to_owned()))
+    }
+}
+
+/// An API error with Prometheus' `errorType` and status code.
+#[derive(Debug)]
+pub struct ApiError {
+    status: StatusCode,
+    kind: &'static str,
+    message: String,
+}
+
+impl ApiError {
+    /// 400 `bad_data`: the request is malformed.
+    pub fn bad_data(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            kind: "bad_data",
+            message: message.into(),
+        }
+    }
+
+    fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "internal",
+            message: message.into(),
+        }
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let (status, kind) = match &e {
+            Error::InvalidArgument(_) => (StatusCode::BAD_REQUEST, "bad_data"),
+            Error::Execution(_) | Error::ResourceExhausted { .. } => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "execution")
+            }
+            Error::DeadlineExceeded { .. } => (StatusCode::SERVICE_UNAVAILABLE, "timeout"),
+            Error::WritesStopped { .. } | Error::Closed => {
+                (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+            _ => {
+                tracing::error!(error = %e, "HTTP request failed");
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+        };
+        let message = match e {
+            Error::InvalidArgument(m) | Error::Execution(m) => m,
+            other => other.to_string(),
+        };
+        ApiError {
+            status,
+            kind,
+            message: crate::status::bounded(message),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = format!(
+            r#"{{"status":"error","errorType":"{}","error":{}}}"#,
+            self.kind,
+            json::string(&self.message)
+        );
+        json_response(self.status, body)
+    }
+}
+
+/// A JSON body with its content type.
+pub fn json_response(status: StatusCode, body: String) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// Runs an engine call on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    state: &AppState,
+    f: impl FnOnce(&Engine) -> iocdb_engine::Result<T> + Send + 'static,
+) -> Result<T, ApiError> {
+    let engine = state.engine.clone();
+    tokio::task::spawn_blocking(move || f(&engine))
+        .await
+        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
+        .map_err(ApiError::from)
+}

@@ -1,0 +1,252 @@
+//! The Prometheus HTTP API v1 query, metadata and status endpoints, with Prometheus'
+//! parameters, JSON shapes, error types and status codes.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use iocdb_engine::{Labels, PromqlQuery, SeriesFilter, echo, query::parse::series_selector};
+
+use super::params::Params;
+use super::{ApiError, Namespace, blocking, json, json_response};
+use crate::service::{AppState, now_ms};
+
+/// The Prometheus version whose API and PromQL iocdb answers like (Grafana reads it from
+/// `buildinfo` to decide what to ask).
+pub const PROMETHEUS_COMPATIBLE_VERSION: &str = "2.42.0";
+
+fn ok(data: &str) -> Response {
+    json_response(StatusCode::OK, json::success(data))
+}
+
+fn deadline(p: &Params) -> Result<Option<Instant>, ApiError> {
+    Ok(p.duration("timeout")?
+        .filter(|ms| *ms > 0)
+        .and_then(|ms| Instant::now().checked_add(Duration::from_millis(ms as u64))))
+}
+
+/// `GET|POST /api/v1/query`.
+pub async fn query(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let expr = p.required("query")?.to_owned();
+    let time = p.time("time")?.unwrap_or_else(now_ms);
+    let q = PromqlQuery {
+        deadline: deadline(&p)?,
+        ..PromqlQuery::instant(ns, expr, time)
+    };
+    let answer = blocking(&state, move |e| e.query(&q)).await?;
+    Ok(ok(&json::query_data(&answer.value)))
+}
+
+/// `GET|POST /api/v1/query_range`.
+pub async fn query_range(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let expr = p.required("query")?.to_owned();
+    let start = p
+        .time("start")?
+        .ok_or_else(|| ApiError::bad_data("missing parameter \"start\""))?;
+    let end = p
+        .time("end")?
+        .ok_or_else(|| ApiError::bad_data("missing parameter \"end\""))?;
+    if end < start {
+        return Err(ApiError::bad_data(
+            "end timestamp must not be before start time",
+        ));
+    }
+    let step = p
+        .duration("step")?
+        .ok_or_else(|| ApiError::bad_data("missing parameter \"step\""))?;
+    if step <= 0 {
+        return Err(ApiError::bad_data(
+            "zero or negative query resolution step widths are not accepted. Try a positive integer",
+        ));
+    }
+    let max = state.config.query_max_points_per_series as i128;
+    if (i128::from(end) - i128::from(start)) / i128::from(step) > max {
+        return Err(ApiError::bad_data(format!(
+            "exceeded maximum resolution of {max} points per timeseries. Try decreasing the query resolution (?step=XX)"
+        )));
+    }
+    let q = PromqlQuery {
+        deadline: deadline(&p)?,
+        ..PromqlQuery::range(ns, expr, start, end, step)
+    };
+    let answer = blocking(&state, move |e| e.query(&q)).await?;
+    Ok(ok(&json::query_data(&answer.value)))
+}
+
+/// The series filters of `match[]` (at least one when `required`; none means every series).
+fn filters(
+    p: &Params,
+    ns: &str,
+    required: bool,
+    limit: usize,
+) -> Result<Vec<SeriesFilter>, ApiError> {
+    let start = p.time("start")?.unwrap_or(i64::MIN);
+    let end = p.time("end")?.unwrap_or(i64::MAX);
+    let selectors = p.all("match[]");
+    if selectors.is_empty() {
+        if required {
+            return Err(ApiError::bad_data("no match[] parameter provided"));
+        }
+        return Ok(vec![SeriesFilter {
+            namespace: ns.to_owned(),
+            matchers: Vec::new(),
+            start,
+            end,
+            limit,
+        }]);
+    }
+    selectors
+        .into_iter()
+        .map(|s| {
+            Ok(SeriesFilter {
+                namespace: ns.to_owned(),
+                matchers: series_selector(s)?,
+                start,
+                end,
+                limit,
+            })
+        })
+        .collect()
+}
+
+/// `GET|POST /api/v1/series`.
+pub async fn series(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let filters = filters(&p, &ns, true, state.config.query_max_series)?;
+    let found: BTreeSet<Labels> = blocking(&state, move |e| {
+        let mut all = BTreeSet::new();
+        for f in &filters {
+            all.extend(e.series(f)?);
+        }
+        Ok(all)
+    })
+    .await?;
+    let mut out = String::from("[");
+    for (i, labels) in found.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        json::labels(&mut out, labels);
+    }
+    out.push(']');
+    Ok(ok(&out))
+}
+
+/// `GET|POST /api/v1/labels`.
+pub async fn labels(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let filters = filters(&p, &ns, false, usize::MAX)?;
+    let names: BTreeSet<String> = blocking(&state, move |e| {
+        let mut all = BTreeSet::new();
+        for f in &filters {
+            all.extend(e.label_names(f)?);
+        }
+        Ok(all)
+    })
+    .await?;
+    Ok(ok(&json::strings(names.iter().map(String::as_str))))
+}
+
+/// `GET /api/v1/label/<name>/values`.
+pub async fn label_values(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    Path(path): Path<BTreeMap<String, String>>,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let name = path.get("name").cloned().unwrap_or_default();
+    if !iocdb_engine::is_valid_label_name(&name) {
+        return Err(ApiError::bad_data(format!(
+            "invalid label name: {}",
+            echo(&name)
+        )));
+    }
+    let filters = filters(&p, &ns, false, usize::MAX)?;
+    let values: BTreeSet<String> = blocking(&state, move |e| {
+        let mut all = BTreeSet::new();
+        for f in &filters {
+            all.extend(e.label_values(f, &name)?);
+        }
+        Ok(all)
+    })
+    .await?;
+    Ok(ok(&json::strings(values.iter().map(String::as_str))))
+}
+
+/// `GET /api/v1/metadata`: what remote write and the Admin API declared, per metric.
+pub async fn metadata(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    p: Params,
+) -> Result<Response, ApiError> {
+    let limit = match p.get("limit") {
+        Some(l) => l
+            .parse::<i64>()
+            .map_err(|_| ApiError::bad_data(format!("invalid limit {}", echo(l))))?,
+        None => -1,
+    };
+    let metric = p.get("metric").map(str::to_owned);
+    let all = blocking(&state, move |e| e.metadata(&ns)).await?;
+    let mut out = String::from("{");
+    let wanted = all
+        .iter()
+        .filter(|m| metric.as_deref().is_none_or(|x| x == m.metric))
+        .take(usize::try_from(limit).unwrap_or(usize::MAX));
+    for (n, m) in wanted.enumerate() {
+        if n > 0 {
+            out.push(',');
+        }
+        let kind = if m.kind.is_empty() { "unknown" } else { &m.kind };
+        out.push_str(&format!(
+            r#"{}:[{{"type":{},"help":{},"unit":{}}}]"#,
+            json::string(&m.metric),
+            json::string(kind),
+            json::string(&m.description),
+            json::string(&m.unit)
+        ));
+    }
+    out.push('}');
+    Ok(ok(&out))
+}
+
+/// `GET|POST /api/v1/query_exemplars`: iocdb keeps no exemplars.
+pub async fn exemplars() -> Response {
+    ok("[]")
+}
+
+/// `GET /api/v1/status/buildinfo`.
+pub async fn buildinfo() -> Response {
+    ok(&format!(
+        r#"{{"version":"{PROMETHEUS_COMPATIBLE_VERSION}","revision":"","branch":"","buildUser":"","buildDate":"","goVersion":"","application":"iocdb","iocdbVersion":"{}"}}"#,
+        env!("CARGO_PKG_VERSION")
+    ))
+}
+
+/// `GET /-/healthy`.
+pub async fn healthy() -> Response {
+    (StatusCode::OK, "iocdb is Healthy.\n").into_response()
+}
+
+/// `GET /-/ready`: 503 once shutting down.
+pub async fn ready(State(state): State<AppState>) -> Response {
+    if *state.shutdown.borrow() {
+        return (StatusCode::SERVICE_UNAVAILABLE, "iocdb is shutting down.\n").into_response();
+    }
+    (StatusCode::OK, "iocdb is Ready.\n").into_response()
+}

@@ -1,0 +1,467 @@
+//! InfluxDB line protocol (`POST /api/v2/write`, `POST /write`), as Telegraf and IoT
+//! gateways send it: `measurement,tag=v field=1.5,other=2i 1700000000000000000`.
+//!
+//! Each field becomes a series named `measurement_field` (characters a metric name cannot
+//! hold become `_`), tags become labels; integers, unsigned integers and floats are stored as
+//! numbers, booleans as 1 and 0. String fields cannot be stored and are reported. A line
+//! that does not parse is reported with its number and the reason, and the good lines of
+//! the same body are stored. The `precision` parameter (`ns`, `us`, `ms`, `s`; `/write` also
+//! takes `n`, `u`, `m`, `h`) says the unit of timestamps; a line without one is stamped with
+//! the server's time.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use iocdb_engine::{Label, Sample, SeriesWrite, WriteRequest, echo};
+
+use super::params::Params;
+use super::remote::{describe_labels, store};
+use super::{ApiError, Namespace, json};
+use crate::service::{AppState, now_ms};
+
+/// Bad lines named in an error answer.
+const LISTED_ERRORS: usize = 10;
+
+/// One parsed line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    /// Measurement.
+    pub measurement: String,
+    /// Tags, in line order.
+    pub tags: Vec<(String, String)>,
+    /// Fields, in line order.
+    pub fields: Vec<(String, FieldValue)>,
+    /// Timestamp in the request's precision, if the line has one.
+    pub timestamp: Option<i64>,
+}
+
+/// A field's value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldValue {
+    /// `1.5`, `1`, `-3e2`.
+    Float(f64),
+    /// `3i`.
+    Integer(i64),
+    /// `3u`.
+    Unsigned(u64),
+    /// `"text"`.
+    String(String),
+    /// `t`, `false`, ….
+    Boolean(bool),
+}
+
+/// Splits at `sep` where it is not escaped by a backslash (nor inside a double-quoted string
+/// when `quotes`).
+fn split_unescaped(s: &str, sep: char, quotes: bool) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let mut start = 0;
+    let mut escaped = false;
+    let mut in_quotes = false;
+    for (i, c) in s.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '"' if quotes => in_quotes = !in_quotes,
+            c if c == sep && !in_quotes => {
+                parts.push(s.get(start..i).unwrap_or_default());
+                start = i + c.len_utf8();
+            }
+            _ => {}
+        }
+    }
+    parts.push(s.get(start..).unwrap_or_default());
+    parts
+}
+
+/// Removes the backslash before the characters the protocol escapes in names and tags.
+fn unescape(s: &str, special: &[char]) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\\'
+            && let Some(&next) = chars.peek()
+            && special.contains(&next)
+        {
+            out.push(next);
+            chars.next();
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Splits a line into its three space-separated sections (the timestamp may be missing).
+fn sections(line: &str) -> Result<(&str, &str, Option<&str>), String> {
+    let parts = split_unescaped(line, ' ', true);
+    let parts: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
+    match parts.as_slice() {
+        [head, fields] => Ok((head, fields, None)),
+        [head, fields, ts] => Ok((head, fields, Some(ts))),
+        [_] => Err("no fields: a line needs at least one field=value".into()),
+        _ => Err("more than three space-separated sections (unescaped space?)".into()),
+    }
+}
+
+fn parse_field_value(raw: &str) -> Result<FieldValue, String> {
+    if let Some(inner) = raw.strip_prefix('"') {
+        let inner = inner
+            .strip_suffix('"')
+            .ok_or_else(|| format!("unterminated string {}", echo(raw)))?;
+        return Ok(FieldValue::String(unescape(inner, &['"', '\\'])));
+    }
+    match raw {
+        "t" | "T" | "true" | "True" | "TRUE" => return Ok(FieldValue::Boolean(true)),
+        "f" | "F" | "false" | "False" | "FALSE" => return Ok(FieldValue::Boolean(false)),
+        _ => {}
+    }
+    if let Some(i) = raw.strip_suffix('i') {
+        return i
+            .parse()
+            .map(FieldValue::Integer)
+            .map_err(|_| format!("bad integer {}", echo(raw)));
+    }
+    if let Some(u) = raw.strip_suffix('u') {
+        return u
+            .parse()
+            .map(FieldValue::Unsigned)
+            .map_err(|_| format!("bad unsigned integer {}", echo(raw)));
+    }
+    // Floats are decimal: no "inf", "nan" or hex (the protocol has none).
+    if !raw.is_empty()
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
+        && let Ok(v) = raw.parse::<f64>()
+    {
+        return Ok(FieldValue::Float(v));
+    }
+    Err(format!("bad field value {}", echo(raw)))
+}
+
+/// Parses one line.
+pub fn parse_line(line: &str) -> Result<Point, String> {
+    let (head, fields, ts) = sections(line)?;
+    let mut head_parts = split_unescaped(head, ',', false).into_iter();
+    let measurement = unescape(head_parts.next().unwrap_or_default(), &[',', ' ']);
+    if measurement.is_empty() {
+        return Err("empty measurement".into());
+    }
+    let mut tags = Vec::new();
+    for t in head_parts {
+        let kv = split_unescaped(t, '=', false);
+        let [k, v] = kv.as_slice() else {
+            return Err(format!("bad tag {} (want key=value)", echo(t)));
+        };
+        if k.is_empty() || v.is_empty() {
+            return Err(format!("bad tag {} (empty key or value)", echo(t)));
+        }
+        tags.push((unescape(k, &[',', '=', ' ']), unescape(v, &[',', '=', ' '])));
+    }
+    let mut parsed = Vec::new();
+    for f in split_unescaped(fields, ',', true) {
+        let (k, v) =
+            split_field(f).ok_or_else(|| format!("bad field {} (want key=value)", echo(f)))?;
+        if k.is_empty() {
+            return Err(format!("bad field {} (empty key)", echo(f)));
+        }
+        parsed.push((unescape(k, &[',', '=', ' ']), parse_field_value(v)?));
+    }
+    let timestamp = ts
+        .map(|t| {
+            t.parse::<i64>()
+                .map_err(|_| format!("bad timestamp {}", echo(t)))
+        })
+        .transpose()?;
+    Ok(Point {
+        measurement,
+        tags,
+        fields: parsed,
+        timestamp,
+    })
+}
+
+/// `key=value` at the first unescaped `=`.
+fn split_field(f: &str) -> Option<(&str, &str)> {
+    let mut escaped = false;
+    for (i, c) in f.char_indices() {
+        if escaped {
+            escaped = false;
+            continue;
+        }
+        match c {
+            '\\' => escaped = true,
+            '=' => return Some((f.get(..i)?, f.get(i + 1..)?)),
+            _ => {}
+        }
+    }
+    None
+}
+
+/// A name with every character a Prometheus metric or label name cannot hold made `_`.
+fn sanitize(name: &str, colons: bool) -> String {
+    let mut out: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || (colons && c == ':') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.starts_with(|c: char| c.is_ascii_digit()) {
+        out.insert(0, '_');
+    }
+    out
+}
+
+/// Milliseconds per timestamp unit of a `precision` value, as a (multiplier, divisor).
+fn precision(p: Option<&str>) -> Result<(i64, i64), ApiError> {
+    Ok(match p.unwrap_or("ns") {
+        "ns" | "n" => (1, 1_000_000),
+        "us" | "u" => (1, 1000),
+        "ms" => (1, 1),
+        "s" => (1000, 1),
+        "m" => (60_000, 1),
+        "h" => (3_600_000, 1),
+        other => {
+            return Err(ApiError::bad_data(format!(
+                "unknown precision {}: use ns, us, ms or s",
+                echo(other)
+            )));
+        }
+    })
+}
+
+/// `POST /api/v2/write` and `POST /write`.
+pub async fn write(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    uri: Uri,
+    body: Bytes,
+) -> Response {
+    let v2 = uri.path().ends_with("/api/v2/write");
+    let params: Params = match uri.query() {
+        Some(q) => Params::from_pairs(serde_urlencoded::from_str(q).unwrap_or_default()),
+        None => Params::default(),
+    };
+    let (mul, div) = match precision(params.get("precision")) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let Ok(text) = std::str::from_utf8(&body) else {
+        return influx_error(v2, StatusCode::BAD_REQUEST, "the body is not UTF-8".into());
+    };
+    let now = now_ms();
+    let mut errors: Vec<String> = Vec::new();
+    let mut series: Vec<SeriesWrite> = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let point = match parse_line(line) {
+            Ok(p) => p,
+            Err(e) => {
+                errors.push(format!("line {}: {e}: {}", n + 1, echo(line)));
+                continue;
+            }
+        };
+        let t = match point.timestamp {
+            Some(ts) => ts.saturating_mul(mul).div_euclid(div),
+            None => now,
+        };
+        let tags: Vec<Label> = point
+            .tags
+            .iter()
+            .map(|(k, v)| Label::new(sanitize(k, false), v.clone()))
+            .collect();
+        let measurement = sanitize(&point.measurement, true);
+        for (field, value) in point.fields {
+            let v = match value {
+                FieldValue::Float(v) => v,
+                FieldValue::Integer(i) => i as f64,
+                FieldValue::Unsigned(u) => u as f64,
+                FieldValue::Boolean(b) => f64::from(u8::from(b)),
+                FieldValue::String(_) => {
+                    errors.push(format!(
+                        "line {}: field {} is a string; iocdb stores numbers (the line's other fields are stored)",
+                        n + 1,
+                        echo(&field)
+                    ));
+                    continue;
+                }
+            };
+            let mut labels = tags.clone();
+            labels.push(Label::new(
+                "__name__",
+                format!("{measurement}_{}", sanitize(&field, false)),
+            ));
+            series.push(SeriesWrite {
+                labels,
+                samples: vec![Sample::new(t, v)],
+            });
+        }
+    }
+    let described: Vec<String> = series.iter().map(|s| describe_labels(&s.labels)).collect();
+    let outcome = match store(
+        &state,
+        WriteRequest {
+            namespace: ns,
+            series,
+        },
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(resp) => return resp,
+    };
+    for r in &outcome.rejected {
+        errors.push(format!(
+            "{}: {} ({})",
+            described.get(r.series_index).cloned().unwrap_or_default(),
+            r.reason,
+            r.reason.kind()
+        ));
+    }
+    if errors.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let mut msg = format!(
+        "partial write: stored {} samples; {} problems:",
+        outcome.accepted,
+        errors.len()
+    );
+    for e in errors.iter().take(LISTED_ERRORS) {
+        msg.push('\n');
+        msg.push_str(e);
+    }
+    if errors.len() > LISTED_ERRORS {
+        msg.push_str(&format!("\n… and {} more", errors.len() - LISTED_ERRORS));
+    }
+    influx_error(v2, StatusCode::BAD_REQUEST, crate::status::bounded(msg))
+}
+
+/// An error in the shape InfluxDB answers: v2 `{"code","message"}`, v1 `{"error"}`.
+fn influx_error(v2: bool, status: StatusCode, message: String) -> Response {
+    let body = if v2 {
+        format!(
+            r#"{{"code":"invalid","message":{}}}"#,
+            json::string(&message)
+        )
+    } else {
+        format!(r#"{{"error":{}}}"#, json::string(&message))
+    };
+    super::json_response(status, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(line: &str) -> Point {
+        parse_line(line).unwrap_or_else(|e| panic!("{line}: {e}"))
+    }
+
+    /// The examples of InfluxDB's line protocol reference.
+    #[test]
+    fn the_reference_examples_parse_as_specified() {
+        let x =
+            p("myMeasurement,tag1=value1,tag2=value2 fieldKey=\"fieldValue\" 1556813561098000000");
+        assert_eq!(x.measurement, "myMeasurement");
+        assert_eq!(
+            x.tags,
+            [
+                ("tag1".into(), "value1".into()),
+                ("tag2".into(), "value2".into())
+            ]
+        );
+        assert_eq!(
+            x.fields,
+            [("fieldKey".into(), FieldValue::String("fieldValue".into()))]
+        );
+        assert_eq!(x.timestamp, Some(1_556_813_561_098_000_000));
+
+        // Field types.
+        let x = p("myMeasurement fieldKey=1.0,i=1i,u=1u,e=-1.234456e+78,b=true,s=\"x\"");
+        assert_eq!(
+            x.fields,
+            [
+                ("fieldKey".into(), FieldValue::Float(1.0)),
+                ("i".into(), FieldValue::Integer(1)),
+                ("u".into(), FieldValue::Unsigned(1)),
+                ("e".into(), FieldValue::Float(-1.234456e78)),
+                ("b".into(), FieldValue::Boolean(true)),
+                ("s".into(), FieldValue::String("x".into())),
+            ]
+        );
+        assert_eq!(x.timestamp, None);
+        for (raw, want) in [
+            ("t", true),
+            ("T", true),
+            ("True", true),
+            ("TRUE", true),
+            ("f", false),
+            ("False", false),
+            ("FALSE", false),
+        ] {
+            assert_eq!(
+                p(&format!("m v={raw}")).fields[0].1,
+                FieldValue::Boolean(want)
+            );
+        }
+
+        // Escaping: spaces and commas in measurements, commas, equals and spaces in tags
+        // and field keys, quotes and backslashes in string fields.
+        let x = p(
+            r#"my\ Measurement,tag\ Key=tag\,value\=x fieldKey="string \"quoted\" and \\ back" 1"#,
+        );
+        assert_eq!(x.measurement, "my Measurement");
+        assert_eq!(x.tags, [("tag Key".into(), "tag,value=x".into())]);
+        assert_eq!(
+            x.fields,
+            [(
+                "fieldKey".into(),
+                FieldValue::String(r#"string "quoted" and \ back"#.into())
+            )]
+        );
+        let x = p(r#"my\,Measurement field\ Key\,x\=y="a, b=c" 2"#);
+        assert_eq!(x.measurement, "my,Measurement");
+        assert_eq!(x.fields[0].0, "field Key,x=y");
+        assert_eq!(x.fields[0].1, FieldValue::String("a, b=c".into()));
+
+        // Vietnamese tag values round-trip.
+        let x = p("giuong,xa=Châu\\ Đốc trong=12i");
+        assert_eq!(x.tags, [("xa".into(), "Châu Đốc".into())]);
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        for (line, why) in [
+            ("m", "no fields"),
+            ("m v=", "bad field value"),
+            ("m v=1 x", "bad timestamp"),
+            ("m v=\"open", "unterminated"),
+            ("m,t v=1", "bad tag"),
+            ("m v=12x", "bad field value"),
+            ("m v=1.5i", "bad integer"),
+            (",t=1 v=1", "empty measurement"),
+        ] {
+            let e = parse_line(line).expect_err(line);
+            assert!(e.contains(why), "{line}: {e}");
+        }
+    }
+
+    #[test]
+    fn names_become_prometheus_names() {
+        assert_eq!(sanitize("cpu-usage.idle", true), "cpu_usage_idle");
+        assert_eq!(sanitize("9lives", false), "_9lives");
+        assert_eq!(sanitize("a:b", true), "a:b");
+        assert_eq!(sanitize("a:b", false), "a_b");
+    }
+}

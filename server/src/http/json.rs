@@ -1,0 +1,159 @@
+//! Prometheus' JSON shapes, written directly: values as strings in Go's shortest form
+//! (`"NaN"`, `"+Inf"`), times as seconds with up to three decimals, labels as objects.
+
+use std::fmt::Write;
+
+use iocdb_engine::{Labels, QueryValue, Sample};
+
+/// A JSON string literal.
+pub fn string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A sample value as Prometheus writes it.
+pub fn value(v: f64) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "+Inf".into()
+        } else {
+            "-Inf".into()
+        }
+    } else {
+        format!("{v}")
+    }
+}
+
+/// A time in ms as seconds with the milliseconds as three decimals when there are any,
+/// e.g. `1435781451.781`, `1435781451.500`, `1435781451` (as Prometheus writes them).
+pub fn time(out: &mut String, t: i64) {
+    let (sign, t) = if t < 0 {
+        ("-", t.unsigned_abs())
+    } else {
+        ("", t as u64)
+    };
+    let (secs, ms) = (t / 1000, t % 1000);
+    let _ = match ms {
+        0 => write!(out, "{sign}{secs}"),
+        ms => write!(out, "{sign}{secs}.{ms:03}"),
+    };
+}
+
+/// `[t, "v"]`.
+fn point(out: &mut String, s: &Sample) {
+    out.push('[');
+    time(out, s.t);
+    out.push_str(",\"");
+    out.push_str(&value(s.v));
+    out.push_str("\"]");
+}
+
+/// `{"name":"value",…}`.
+pub fn labels(out: &mut String, labels: &Labels) {
+    out.push('{');
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&string(&l.name));
+        out.push(':');
+        out.push_str(&string(&l.value));
+    }
+    out.push('}');
+}
+
+/// `{"resultType":…,"result":…}`.
+pub fn query_data(v: &QueryValue) -> String {
+    let mut out = String::with_capacity(256);
+    match v {
+        QueryValue::Scalar(s) => {
+            out.push_str(r#"{"resultType":"scalar","result":"#);
+            point(&mut out, s);
+        }
+        QueryValue::String(t, s) => {
+            out.push_str(r#"{"resultType":"string","result":["#);
+            time(&mut out, *t);
+            out.push(',');
+            out.push_str(&string(s));
+            out.push(']');
+        }
+        QueryValue::Vector(samples) => {
+            out.push_str(r#"{"resultType":"vector","result":["#);
+            for (i, s) in samples.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                labels(&mut out, &s.labels);
+                out.push_str(r#","value":"#);
+                point(&mut out, &s.sample);
+                out.push('}');
+            }
+            out.push(']');
+        }
+        QueryValue::Matrix(series) => {
+            out.push_str(r#"{"resultType":"matrix","result":["#);
+            for (i, s) in series.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(r#"{"metric":"#);
+                labels(&mut out, &s.labels);
+                out.push_str(r#","values":["#);
+                for (j, p) in s.points.iter().enumerate() {
+                    if j > 0 {
+                        out.push(',');
+                    }
+                    point(&mut out, p);
+                }
+                out.push_str("]}");
+            }
+            out.push(']');
+        }
+    }
+    out.push('}');
+    out
+}
+
+/// `{"status":"success","data":…}`.
+pub fn success(data: &str) -> String {
+    format!(r#"{{"status":"success","data":{data}}}"#)
+}
+
+/// A JSON array of strings.
+pub fn strings<'a>(items: impl Iterator<Item = &'a str>) -> String {
+    let mut out = String::from("[");
+    for (i, s) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&string(s));
+    }
+    out.push(']');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_and_times_are_written_as_prometheus_writes_them() {
+        assert_eq!(value(1.0), "1");
+        assert_eq!(value(0.1), "0.1");
+        assert_eq!(value(1e21), "1000000000000000000000");
+        assert_eq!(value(f64::NAN), "NaN");
+        assert_eq!(value(f64::NEG_INFINITY), "-Inf");
+        let t = |ms| {
+            let mut s = String::new();
+            time(&mut s, ms);
+            s
+        };
+        assert_eq!(t(1_435_781_451_781), "1435781451.781");
+        assert_eq!(t(1_435_781_451_000), "1435781451");
+        assert_eq!(t(1_435_781_451_500), "1435781451.500");
+        assert_eq!(t(1_435_781_451_050), "1435781451.050");
+        assert_eq!(t(-1500), "-1.500");
+    }
+}

@@ -1,0 +1,315 @@
+//! Prometheus remote write 1.0 (`POST /api/v1/write`) and remote read
+//! (`POST /api/v1/read`, sampled responses): snappy-compressed `prompb` messages.
+//!
+//! A write has the rules of gRPC `Write`: good samples are stored even when others are
+//! rejected; the answer comes once they are durable (fsync always, by default). Status
+//! codes follow what senders expect: 204 stored; 400 for what retrying cannot fix (a bad
+//! body, rejected samples — the good ones are stored, so a retry would only repeat the
+//! rejection); 503 for what a retry may fix (the head is full, writes are stopped).
+//! Staleness markers arrive as the special NaN Prometheus writes and are stored bit for
+//! bit, so queries end a series where Prometheus would.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use iocdb_engine::{
+    Error, Label, MatchOp, Matcher, MetricMetadata, Sample, SeriesWrite, WriteOutcome,
+    WriteRequest, echo,
+};
+use prost::Message;
+
+use super::{ApiError, Namespace, blocking};
+use crate::service::AppState;
+use iocdb_proto::prompb;
+
+/// Rejections named in an error body.
+const LISTED_REJECTIONS: usize = 10;
+
+/// Decompresses a snappy block body, refusing to grow past `limit` bytes.
+fn unsnappy(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
+    let len = snap::raw::decompress_len(body)
+        .map_err(|e| ApiError::bad_data(format!("the body is not snappy-compressed: {e}")))?;
+    if len > limit {
+        return Err(ApiError::bad_data(format!(
+            "the body decompresses to {len} bytes, the limit is {limit} (max_ingest_message_bytes)"
+        )));
+    }
+    snap::raw::Decoder::new()
+        .decompress_vec(body)
+        .map_err(|e| ApiError::bad_data(format!("the body is not snappy-compressed: {e}")))
+}
+
+/// Stores a write, checking the request limits first; what came back for each sample.
+pub async fn store(state: &AppState, req: WriteRequest) -> Result<WriteOutcome, Response> {
+    let c = &state.config;
+    let samples: usize = req.series.iter().map(|s| s.samples.len()).sum();
+    if req.series.len() > c.max_series_per_request || samples > c.max_samples_per_request {
+        return Err(ApiError::bad_data(format!(
+            "the request has {} series and {samples} samples, the limits are {} and {} (max_series_per_request, max_samples_per_request); send smaller batches",
+            req.series.len(),
+            c.max_series_per_request,
+            c.max_samples_per_request
+        ))
+        .into_response());
+    }
+    match blocking(state, move |e| e.write(req)).await {
+        Ok(outcome) => Ok(outcome),
+        Err(e) => Err(e.into_response()),
+    }
+}
+
+/// What a write answers: 204 when everything was stored, else 400 naming the first
+/// rejections (`describe` names a series by its index in the request).
+pub fn answer(outcome: &WriteOutcome, describe: impl Fn(usize) -> String) -> Response {
+    if outcome.rejected.is_empty() {
+        return StatusCode::NO_CONTENT.into_response();
+    }
+    let mut msg = format!(
+        "stored {} samples, rejected {}:",
+        outcome.accepted,
+        outcome.rejected_samples()
+    );
+    for r in outcome.rejected.iter().take(LISTED_REJECTIONS) {
+        let which = match r.sample_index {
+            Some(i) => format!(" sample {i} of"),
+            None => String::new(),
+        };
+        msg.push_str(&format!(
+            "\n{which} {}: {} ({})",
+            describe(r.series_index),
+            r.reason,
+            r.reason.kind()
+        ));
+    }
+    if outcome.rejected.len() > LISTED_REJECTIONS {
+        msg.push_str(&format!(
+            "\n… and {} more",
+            outcome.rejected.len() - LISTED_REJECTIONS
+        ));
+    }
+    (StatusCode::BAD_REQUEST, crate::status::bounded(msg)).into_response()
+}
+
+/// A series' labels as `name{a="b"}`, truncated, for messages.
+pub fn describe_labels(labels: &[Label]) -> String {
+    let mut s = String::from("{");
+    for (i, l) in labels.iter().enumerate() {
+        if i > 0 {
+            s.push_str(", ");
+        }
+        s.push_str(&format!("{}={:?}", echo(&l.name), echo(&l.value)));
+    }
+    s.push('}');
+    s
+}
+
+/// `POST /api/v1/write`.
+pub async fn write(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    body: Bytes,
+) -> Response {
+    let raw = match unsnappy(&body, state.config.max_ingest_message_bytes) {
+        Ok(raw) => raw,
+        Err(e) => return e.into_response(),
+    };
+    let req = match prompb::WriteRequest::decode(raw.as_slice()) {
+        Ok(r) => r,
+        Err(e) => {
+            return ApiError::bad_data(format!("the body is not a remote-write WriteRequest: {e}"))
+                .into_response();
+        }
+    };
+    if let Err(e) = store_metadata(&state, &ns, &req.metadata).await {
+        return e.into_response();
+    }
+    let histograms: usize = req.timeseries.iter().map(|t| t.histograms.len()).sum();
+    let labels: Vec<Vec<Label>> = req
+        .timeseries
+        .iter()
+        .map(|t| {
+            t.labels
+                .iter()
+                .map(|l| Label::new(&l.name, &l.value))
+                .collect()
+        })
+        .collect();
+    let series = req
+        .timeseries
+        .into_iter()
+        .zip(labels.iter())
+        .filter(|(t, _)| !t.samples.is_empty())
+        .map(|(t, labels)| SeriesWrite {
+            labels: labels.clone(),
+            samples: t
+                .samples
+                .iter()
+                .map(|s| Sample::new(s.timestamp, s.value))
+                .collect(),
+        })
+        .collect::<Vec<_>>();
+    // The engine's indices count the series with samples; name them by their labels.
+    let described: Vec<String> = series.iter().map(|s| describe_labels(&s.labels)).collect();
+    let outcome = match store(
+        &state,
+        WriteRequest {
+            namespace: ns,
+            series,
+        },
+    )
+    .await
+    {
+        Ok(o) => o,
+        Err(resp) => return resp,
+    };
+    if histograms > 0 {
+        return (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "stored {} samples; refused {histograms} native histogram samples: iocdb stores float samples (classic histograms' _bucket series work)",
+                outcome.accepted
+            ),
+        )
+            .into_response();
+    }
+    answer(&outcome, |i| described.get(i).cloned().unwrap_or_default())
+}
+
+/// Stores what remote write says about metrics (type, help, unit) where it changed.
+async fn store_metadata(
+    state: &AppState,
+    ns: &str,
+    metadata: &[prompb::MetricMetadata],
+) -> Result<(), ApiError> {
+    if metadata.is_empty() {
+        return Ok(());
+    }
+    let ns = ns.to_owned();
+    let incoming: Vec<prompb::MetricMetadata> = metadata.to_vec();
+    blocking(state, move |e| {
+        let known = e.metadata(&ns)?;
+        for m in incoming {
+            if m.metric_family_name.is_empty() {
+                continue;
+            }
+            let old = known.iter().find(|k| k.metric == m.metric_family_name);
+            let new = MetricMetadata {
+                metric: m.metric_family_name.clone(),
+                unit: m.unit.clone(),
+                description: m.help.clone(),
+                // What remote write does not carry is kept.
+                expected_interval_ms: old.and_then(|o| o.expected_interval_ms),
+                kind: prompb::metric_type_name(m.r#type).to_owned(),
+            };
+            if old != Some(&new) {
+                e.set_metadata(&ns, new)?;
+            }
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// `POST /api/v1/read`: the samples of each query, in a sampled response.
+pub async fn read(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    body: Bytes,
+) -> Response {
+    match read_inner(state, ns, body).await {
+        Ok(r) => r,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn read_inner(state: AppState, ns: String, body: Bytes) -> Result<Response, ApiError> {
+    let raw = unsnappy(&body, state.config.max_query_message_bytes)?;
+    let req = prompb::ReadRequest::decode(raw.as_slice()).map_err(|e| {
+        ApiError::bad_data(format!("the body is not a remote-read ReadRequest: {e}"))
+    })?;
+    if !req.accepted_response_types.is_empty()
+        && !req
+            .accepted_response_types
+            .contains(&prompb::RESPONSE_TYPE_SAMPLES)
+    {
+        return Err(ApiError::bad_data(
+            "iocdb answers remote read with samples (response type SAMPLES) only",
+        ));
+    }
+    let queries = req
+        .queries
+        .into_iter()
+        .map(|q| {
+            let matchers = q
+                .matchers
+                .into_iter()
+                .map(|m| {
+                    let op = match m.r#type {
+                        0 => MatchOp::Equal,
+                        1 => MatchOp::NotEqual,
+                        2 => MatchOp::Regex,
+                        3 => MatchOp::NotRegex,
+                        t => {
+                            return Err(Error::InvalidArgument(format!(
+                                "matcher on {}: unknown type {t}",
+                                echo(&m.name)
+                            )));
+                        }
+                    };
+                    Matcher::new(m.name, op, m.value)
+                })
+                .collect::<Result<Vec<_>, Error>>()?;
+            Ok((matchers, q.start_timestamp_ms, q.end_timestamp_ms))
+        })
+        .collect::<Result<Vec<_>, Error>>()?;
+    let results = blocking(&state, move |e| {
+        queries
+            .into_iter()
+            .map(|(matchers, start, end)| {
+                let found = e.select(&ns, &matchers, start, end)?;
+                Ok(prompb::QueryResult {
+                    timeseries: found
+                        .into_iter()
+                        .map(|s| prompb::TimeSeries {
+                            labels: s
+                                .labels
+                                .iter()
+                                .map(|l| prompb::Label {
+                                    name: l.name.clone(),
+                                    value: l.value.clone(),
+                                })
+                                .collect(),
+                            samples: s
+                                .samples
+                                .iter()
+                                .map(|x| prompb::Sample {
+                                    value: x.v,
+                                    timestamp: x.t,
+                                })
+                                .collect(),
+                            histograms: Vec::new(),
+                        })
+                        .collect(),
+                })
+            })
+            .collect::<Result<Vec<_>, Error>>()
+    })
+    .await?;
+    let encoded = prompb::ReadResponse { results }.encode_to_vec();
+    let compressed = snap::raw::Encoder::new()
+        .compress_vec(&encoded)
+        .map_err(|e| ApiError::bad_data(format!("cannot compress the answer: {e}")))?;
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-protobuf"),
+            ),
+            (header::CONTENT_ENCODING, HeaderValue::from_static("snappy")),
+        ],
+        compressed,
+    )
+        .into_response())
+}

@@ -150,7 +150,9 @@ fn group_variance(vs: &[f64]) -> f64 {
 }
 
 /// `topk` / `bottomk`: the k largest (smallest) series of each group at each step, with
-/// their own labels; NaN ranks last. An instant query lists each group's series best first.
+/// their own labels. Chosen exactly as Prometheus 2.42 chooses them — a binary heap fed in
+/// input order, NaN ranking below every number — so that ties and NaN pick the same series;
+/// an instant query lists each group's series best first.
 fn select_k(
     op: AggregateOp,
     grouping: &Grouping,
@@ -166,18 +168,10 @@ fn select_k(
         }
     }
     let top = op == AggregateOp::Topk;
-    let rank = |a: f64, b: f64| -> Ordering {
-        match (a.is_nan(), b.is_nan()) {
-            (true, true) => Ordering::Equal,
-            (true, false) => Ordering::Greater,
-            (false, true) => Ordering::Less,
-            _ if top => b.total_cmp(&a),
-            _ => a.total_cmp(&b),
-        }
-    };
     let mut kept: Vec<Vec<Option<f64>>> = vec![vec![None; steps]; rows.len()];
     // For a single step, the output order: group by group, best first.
     let mut ordered: Vec<usize> = Vec::new();
+    let mut heap = KHeap::new(top);
     for step in 0..steps {
         let kf = k.get(step).copied().unwrap_or(f64::NAN);
         if !(kf >= i64::MIN as f64 && kf <= i64::MAX as f64) {
@@ -190,20 +184,18 @@ fn select_k(
             continue;
         }
         for members in &by_group {
-            let mut cands: Vec<(usize, f64)> = members
-                .iter()
-                .filter_map(|&i| {
-                    rows.get(i)?
-                        .values
-                        .get(step)
-                        .copied()
-                        .flatten()
-                        .map(|v| (i, v))
-                })
-                .collect();
-            cands.sort_by(|a, b| rank(a.1, b.1));
-            cands.truncate(usize::try_from(kk).unwrap_or(usize::MAX));
-            for (i, v) in cands {
+            heap.clear();
+            for &i in members {
+                if let Some(v) = rows
+                    .get(i)
+                    .and_then(|r| r.values.get(step))
+                    .copied()
+                    .flatten()
+                {
+                    heap.offer(kk, i, v);
+                }
+            }
+            for (i, v) in heap.best_first() {
                 if let Some(slot) = kept.get_mut(i).and_then(|s| s.get_mut(step)) {
                     *slot = Some(v);
                 }
@@ -234,6 +226,120 @@ fn select_k(
         .flatten()
         .filter(|r| !r.is_empty())
         .collect())
+}
+
+/// Go's `container/heap` over (row, value) with Prometheus' orders: for `topk` the smallest
+/// on top (`vectorByValueHeap`), for `bottomk` the largest (`vectorByReverseValueHeap`);
+/// NaN is "less" than anything in both.
+struct KHeap {
+    top: bool,
+    items: Vec<(usize, f64)>,
+}
+
+impl KHeap {
+    fn new(top: bool) -> Self {
+        KHeap {
+            top,
+            items: Vec::new(),
+        }
+    }
+
+    fn clear(&mut self) {
+        self.items.clear();
+    }
+
+    fn less(&self, i: usize, j: usize) -> bool {
+        let (Some(a), Some(b)) = (self.items.get(i), self.items.get(j)) else {
+            return false;
+        };
+        // As Prometheus: a NaN is "less" than anything, another NaN included.
+        if a.1.is_nan() {
+            return true;
+        }
+        if self.top { a.1 < b.1 } else { a.1 > b.1 }
+    }
+
+    fn up(&mut self, mut j: usize) {
+        while j > 0 {
+            let i = (j - 1) / 2;
+            if !self.less(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            j = i;
+        }
+    }
+
+    fn down(&mut self, i0: usize, n: usize) {
+        let mut i = i0;
+        loop {
+            let j1 = 2 * i + 1;
+            if j1 >= n {
+                break;
+            }
+            let mut j = j1;
+            if j1 + 1 < n && self.less(j1 + 1, j1) {
+                j = j1 + 1;
+            }
+            if !self.less(j, i) {
+                break;
+            }
+            self.items.swap(i, j);
+            i = j;
+        }
+    }
+
+    fn push(&mut self, row: usize, v: f64) {
+        self.items.push((row, v));
+        let last = self.items.len() - 1;
+        self.up(last);
+    }
+
+    fn pop(&mut self) {
+        let n = self.items.len().saturating_sub(1);
+        self.items.swap(0, n);
+        self.down(0, n);
+        self.items.pop();
+    }
+
+    /// Prometheus 2.42's per-sample step of `topk`/`bottomk`: room left, or a better value
+    /// than the top, or a NaN top: pop the top (k > 1) or replace it (k = 1), then push.
+    fn offer(&mut self, k: i64, row: usize, v: f64) {
+        let full = self.items.len() as i64 >= k;
+        let head = self.items.first().map_or(f64::NAN, |h| h.1);
+        let better = if self.top { head < v } else { head > v };
+        if full && !better && !head.is_nan() {
+            return;
+        }
+        if full {
+            if k == 1 {
+                if let Some(first) = self.items.first_mut() {
+                    *first = (row, v);
+                }
+                return;
+            }
+            self.pop();
+        }
+        self.push(row, v);
+    }
+
+    /// The kept series, best first (Prometheus sorts the heap in reverse).
+    fn best_first(&self) -> Vec<(usize, f64)> {
+        let mut out = self.items.clone();
+        let top = self.top;
+        out.sort_by(|a, b| {
+            let less =
+                |x: f64, y: f64| (x.is_nan() && !y.is_nan()) || if top { x < y } else { x > y };
+            if less(b.1, a.1) {
+                Ordering::Less
+            } else if less(a.1, b.1) {
+                Ordering::Greater
+            } else {
+                Ordering::Equal
+            }
+        });
+        out
+    }
 }
 
 /// Prometheus' float formatting for label values (`strconv.FormatFloat(v, 'f', -1, 64)`).

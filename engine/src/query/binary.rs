@@ -32,7 +32,8 @@ pub fn binary(ev: &Evaluator<'_, '_>, b: &Binary, steps: &[i64]) -> Result<Value
         (Value::Scalar(s), Value::Vector(v)) => vector_scalar(b, v, &s, true)?,
         (Value::Vector(l), Value::Vector(r)) => {
             if b.op.is_set() {
-                Value::Vector(set_operation(b.op, &b.matching, l, r, steps.len()))
+                // `or` may hold one label set from each side at different steps: one series.
+                Value::Vector(finish(set_operation(b.op, &b.matching, l, r, steps.len()))?)
             } else {
                 Value::Vector(vector_vector(b, l, r, steps.len())?)
             }
@@ -56,7 +57,7 @@ fn apply(op: BinaryOp, l: f64, r: f64) -> (f64, bool) {
         BinaryOp::Div => (l / r, true),
         BinaryOp::Mod => (l % r, true),
         BinaryOp::Pow => (l.powf(r), true),
-        BinaryOp::Atan2 => (l.atan2(r), true),
+        BinaryOp::Atan2 => (go_atan2(l, r), true),
         BinaryOp::Eq => (l, l == r),
         BinaryOp::Ne => (l, l != r),
         BinaryOp::Gt => (l, l > r),
@@ -214,7 +215,16 @@ fn vector_vector(b: &Binary, lhs: Vec<Row>, rhs: Vec<Row>, steps: usize) -> Resu
     let mut out: Vec<Row> = Vec::new();
     let mut out_index: HashMap<Labels, usize> = HashMap::new();
     let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
+    let present = |rows: &[Row], step: usize| {
+        rows.iter()
+            .any(|r| r.values.get(step).copied().flatten().is_some())
+    };
     for step in 0..steps {
+        // Prometheus short-circuits a step where either side is empty, before it checks
+        // the "one" side for duplicates.
+        if !present(&many, step) || !present(&one, step) {
+            continue;
+        }
         // The "one" side at this step: at most one series per signature.
         let mut one_at: HashMap<&Labels, usize> = HashMap::new();
         for (sig, members) in &one_by_sig {
@@ -319,4 +329,86 @@ fn vector_vector(b: &Binary, lhs: Vec<Row>, rhs: Vec<Row>, steps: usize) -> Resu
         }
     }
     Ok(out.into_iter().filter(|r| !r.is_empty()).collect())
+}
+
+/// Go's `math.Atan2`, which Prometheus computes with: Cephes' rational approximation. The
+/// platform's `atan2` differs in the last bit, and `%` or a comparison after it can turn
+/// that bit into a different answer.
+fn go_atan2(y: f64, x: f64) -> f64 {
+    use std::f64::consts::PI;
+    if y.is_nan() || x.is_nan() {
+        return f64::NAN;
+    }
+    if y == 0.0 {
+        return if x >= 0.0 && !x.is_sign_negative() {
+            0f64.copysign(y)
+        } else {
+            PI.copysign(y)
+        };
+    }
+    if x == 0.0 {
+        return (PI / 2.0).copysign(y);
+    }
+    if x.is_infinite() {
+        return match (x > 0.0, y.is_infinite()) {
+            (true, true) => (PI / 4.0).copysign(y),
+            (true, false) => 0f64.copysign(y),
+            (false, true) => (3.0 * PI / 4.0).copysign(y),
+            (false, false) => PI.copysign(y),
+        };
+    }
+    if y.is_infinite() {
+        return (PI / 2.0).copysign(y);
+    }
+    let q = go_atan(y / x);
+    if x < 0.0 {
+        if q <= 0.0 { q + PI } else { q - PI }
+    } else {
+        q
+    }
+}
+
+fn go_atan(x: f64) -> f64 {
+    if x == 0.0 {
+        x
+    } else if x > 0.0 {
+        satan(x)
+    } else {
+        -satan(-x)
+    }
+}
+
+/// Reduces a positive argument to [0, 0.66] for [`xatan`].
+// The constants are Go's, digit for digit, so they can be checked against its source.
+#[allow(clippy::excessive_precision)]
+fn satan(x: f64) -> f64 {
+    const MOREBITS: f64 = 6.123233995736765886130e-17;
+    const TAN3PIO8: f64 = 2.41421356237309504880;
+    use std::f64::consts::PI;
+    if x <= 0.66 {
+        return xatan(x);
+    }
+    if x > TAN3PIO8 {
+        return PI / 2.0 - xatan(1.0 / x) + MOREBITS;
+    }
+    PI / 4.0 + xatan((x - 1.0) / (x + 1.0)) + 0.5 * MOREBITS
+}
+
+/// Cephes' series for atan on [0, 0.66].
+#[allow(clippy::excessive_precision)]
+fn xatan(x: f64) -> f64 {
+    const P0: f64 = -8.750608600031904122785e-01;
+    const P1: f64 = -1.615753718733365076637e+01;
+    const P2: f64 = -7.500855792314704667340e+01;
+    const P3: f64 = -1.228866684490136173410e+02;
+    const P4: f64 = -6.485021904942025371773e+01;
+    const Q0: f64 = 2.485846490142306297962e+01;
+    const Q1: f64 = 1.650270098316988542046e+02;
+    const Q2: f64 = 4.328810604912902668951e+02;
+    const Q3: f64 = 4.853903996359136964868e+02;
+    const Q4: f64 = 1.945506571482613964425e+02;
+    let z = x * x;
+    let z = z * ((((P0 * z + P1) * z + P2) * z + P3) * z + P4)
+        / (((((z + Q0) * z + Q1) * z + Q2) * z + Q3) * z + Q4);
+    x * z + x
 }

@@ -133,10 +133,10 @@ impl WindowFunction {
         let range_secs = (range_end as f64 - range_start as f64) / 1000.0;
         Ok(match self {
             WindowFunction::Rate => {
-                extrapolated(samples, range_start, range_end, true).map(|v| v / range_secs)
+                extrapolated(samples, range_start, range_end, true, Some(range_secs))
             }
-            WindowFunction::Increase => extrapolated(samples, range_start, range_end, true),
-            WindowFunction::Delta => extrapolated(samples, range_start, range_end, false),
+            WindowFunction::Increase => extrapolated(samples, range_start, range_end, true, None),
+            WindowFunction::Delta => extrapolated(samples, range_start, range_end, false, None),
             WindowFunction::Irate | WindowFunction::Idelta => {
                 let [.., prev, last] = samples else {
                     return Ok(None);
@@ -192,7 +192,10 @@ impl WindowFunction {
             WindowFunction::MaxOverTime => {
                 Some(values().fold(last.v, |m, v| if v > m || m.is_nan() { v } else { m }))
             }
-            WindowFunction::SumOverTime => Some(values().sum()),
+            WindowFunction::SumOverTime => {
+                let (sum, c) = values().fold((0.0, 0.0), |(s, c), v| kahan_add(v, s, c));
+                Some(if sum.is_infinite() { sum } else { sum + c })
+            }
             WindowFunction::CountOverTime => Some(samples.len() as f64),
             WindowFunction::LastOverTime => Some(last.v),
             WindowFunction::QuantileOverTime => Some(quantile(param(0), values().collect())),
@@ -203,12 +206,15 @@ impl WindowFunction {
     }
 }
 
-/// Prometheus 2.x `extrapolatedRate` (without the per-second division).
+/// Prometheus' `extrapolatedRate`; `per_second` divides by the window (in seconds). The
+/// division is folded into the extrapolation factor before multiplying, as Prometheus does
+/// it, so that the last bit agrees.
 fn extrapolated(
     samples: &[Sample],
     range_start: i64,
     range_end: i64,
     counter: bool,
+    per_second: Option<f64>,
 ) -> Option<f64> {
     let (first, last) = match samples {
         [first, .., last] => (first, last),
@@ -246,10 +252,26 @@ fn extrapolated(
     } else {
         average / 2.0
     };
-    Some(result * (interval / sampled))
+    let mut factor = interval / sampled;
+    if let Some(secs) = per_second {
+        factor /= secs;
+    }
+    Some(result * factor)
 }
 
-/// Least-squares fit of the samples, time in seconds from `intercept_t`: (slope, intercept).
+/// One step of Kahan–Neumaier summation, as Prometheus 2.x sums: (sum, compensation).
+fn kahan_add(inc: f64, sum: f64, c: f64) -> (f64, f64) {
+    let t = sum + inc;
+    let c = if sum.abs() >= inc.abs() {
+        c + ((sum - t) + inc)
+    } else {
+        c + ((inc - t) + sum)
+    };
+    (t, c)
+}
+
+/// Least-squares fit of the samples, time in seconds from `intercept_t`: (slope, intercept),
+/// with compensated sums as Prometheus computes it.
 fn linear_regression(samples: &[Sample], intercept_t: i64) -> (f64, f64) {
     let first = samples.first().map_or(f64::NAN, |s| s.v);
     if samples.iter().all(|s| s.v == first) {
@@ -258,15 +280,20 @@ fn linear_regression(samples: &[Sample], intercept_t: i64) -> (f64, f64) {
         }
         return (0.0, first);
     }
-    let (mut n, mut sum_x, mut sum_y, mut sum_xy, mut sum_x2) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    let mut n = 0.0;
+    let (mut sum_x, mut c_x) = (0.0, 0.0);
+    let (mut sum_y, mut c_y) = (0.0, 0.0);
+    let (mut sum_xy, mut c_xy) = (0.0, 0.0);
+    let (mut sum_x2, mut c_x2) = (0.0, 0.0);
     for s in samples {
-        let x = (s.t as f64 - intercept_t as f64) / 1000.0;
+        let x = (s.t - intercept_t) as f64 / 1000.0;
         n += 1.0;
-        sum_x += x;
-        sum_y += s.v;
-        sum_xy += x * s.v;
-        sum_x2 += x * x;
+        (sum_x, c_x) = kahan_add(x, sum_x, c_x);
+        (sum_y, c_y) = kahan_add(s.v, sum_y, c_y);
+        (sum_xy, c_xy) = kahan_add(x * s.v, sum_xy, c_xy);
+        (sum_x2, c_x2) = kahan_add(x * x, sum_x2, c_x2);
     }
+    let (sum_x, sum_y, sum_xy, sum_x2) = (sum_x + c_x, sum_y + c_y, sum_xy + c_xy, sum_x2 + c_x2);
     let cov_xy = sum_xy - sum_x * sum_y / n;
     let var_x = sum_x2 - sum_x * sum_x / n;
     let slope = cov_xy / var_x;
@@ -323,16 +350,20 @@ pub fn mean(values: impl Iterator<Item = f64>) -> f64 {
     mean
 }
 
-/// Population variance (Welford).
+/// Population variance over time, as Prometheus 2.x computes `stdvar_over_time`: Welford's
+/// running mean and sum of squares, each with compensated summation (so an overflow to
+/// ±Inf gives NaN, as there).
 pub fn variance(values: impl Iterator<Item = f64>) -> f64 {
-    let (mut count, mut mean, mut m2) = (0.0f64, 0.0f64, 0.0f64);
+    let mut count = 0.0f64;
+    let (mut mean, mut c_mean) = (0.0f64, 0.0f64);
+    let (mut aux, mut c_aux) = (0.0f64, 0.0f64);
     for v in values {
         count += 1.0;
-        let delta = v - mean;
-        mean += delta / count;
-        m2 += delta * (v - mean);
+        let delta = v - (mean + c_mean);
+        (mean, c_mean) = kahan_add(delta / count, mean, c_mean);
+        (aux, c_aux) = kahan_add(delta * (v - (mean + c_mean)), aux, c_aux);
     }
-    m2 / count
+    (aux + c_aux) / count
 }
 
 /// Prometheus' `quantile`: linear interpolation between the closest ranks; NaN sorts first.

@@ -212,7 +212,11 @@ pub async fn metadata(
         if n > 0 {
             out.push(',');
         }
-        let kind = if m.kind.is_empty() { "unknown" } else { &m.kind };
+        let kind = if m.kind.is_empty() {
+            "unknown"
+        } else {
+            &m.kind
+        };
         out.push_str(&format!(
             r#"{}:[{{"type":{},"help":{},"unit":{}}}]"#,
             json::string(&m.metric),

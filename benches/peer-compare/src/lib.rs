@@ -1,5 +1,8 @@
 //! The side-by-side tools: `peer_compare` (dashboard queries and answers against
-//! VictoriaMetrics and Prometheus) and `memory_compare` (server RSS around ingest and flush
-//! against VictoriaMetrics), sharing [`peers`].
+//! VictoriaMetrics and Prometheus, iocdb in-process), `http_compare` (all three loaded by
+//! remote write and asked over the same HTTP API, one at a time) and `memory_compare`
+//! (server RSS around ingest and flush against VictoriaMetrics), sharing [`peers`] and
+//! [`answers`].
 
+pub mod answers;
 pub mod peers;

@@ -10,7 +10,6 @@
 // JSON values index to `Null` when a key is missing; they cannot panic.
 #![allow(clippy::indexing_slicing)]
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -18,61 +17,11 @@ use std::time::{Duration, Instant};
 use iocdb_benches::dashboard::{self, QueryKind};
 use iocdb_benches::{report, workload};
 use iocdb_engine::{Engine, FsyncPolicy, Options, Sample, WriteRequest};
+use iocdb_peer_compare::answers::{Answer, differences, query_range as peer_query, series_key};
 use iocdb_peer_compare::peers::{Peer, exposition, free_port, wait_ready};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-type Answer = BTreeMap<String, Vec<(i64, f64)>>;
-
-/// One text key per label set, the same whichever system answered.
-fn series_key(mut labels: Vec<(String, String)>) -> String {
-    labels.sort();
-    labels
-        .iter()
-        .map(|(k, v)| format!("{k}={v:?}"))
-        .collect::<Vec<_>>()
-        .join(",")
-}
-
-fn peer_query(url: &str, promql: &str, start: i64, end: i64, step: i64) -> (Answer, Duration) {
-    let t = Instant::now();
-    let body = ureq::get(&format!("{url}/api/v1/query_range"))
-        .query("query", promql)
-        .query("start", &format!("{}", start as f64 / 1000.0))
-        .query("end", &format!("{}", end as f64 / 1000.0))
-        .query("step", &format!("{}", step as f64 / 1000.0))
-        .query("nocache", "1")
-        .call()
-        .unwrap_or_else(|e| panic!("{url}: {promql}: {e}"))
-        .into_string()
-        .expect("body");
-    let elapsed = t.elapsed();
-    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
-    let mut out = Answer::new();
-    for r in json["data"]["result"].as_array().into_iter().flatten() {
-        let labels: Vec<(String, String)> = r["metric"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-            .collect();
-        let key = series_key(labels);
-        let points = r["values"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                (
-                    (p[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64,
-                    p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
-                )
-            })
-            .collect();
-        out.insert(key, points);
-    }
-    (out, elapsed)
-}
 
 fn iocdb_answer(engine: &Engine, q: &iocdb_engine::RangeQuery) -> (Answer, Duration) {
     let t = Instant::now();
@@ -89,36 +38,6 @@ fn iocdb_answer(engine: &Engine, q: &iocdb_engine::RangeQuery) -> (Answer, Durat
         out.insert(key, s.points.iter().map(|p: &Sample| (p.t, p.v)).collect());
     }
     (out, elapsed)
-}
-
-/// Points that differ (missing on either side, or values beyond tolerance).
-fn differences(a: &Answer, b: &Answer) -> usize {
-    let mut diff = 0;
-    for key in a
-        .keys()
-        .chain(b.keys())
-        .collect::<std::collections::BTreeSet<_>>()
-    {
-        let (pa, pb) = (
-            a.get(key).cloned().unwrap_or_default(),
-            b.get(key).cloned().unwrap_or_default(),
-        );
-        let ma: BTreeMap<i64, f64> = pa.into_iter().collect();
-        let mb: BTreeMap<i64, f64> = pb.into_iter().collect();
-        for t in ma
-            .keys()
-            .chain(mb.keys())
-            .collect::<std::collections::BTreeSet<_>>()
-        {
-            match (ma.get(t), mb.get(t)) {
-                (Some(x), Some(y))
-                    if (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
-                        || (x.is_nan() && y.is_nan()) => {}
-                _ => diff += 1,
-            }
-        }
-    }
-    diff
 }
 
 fn main() {

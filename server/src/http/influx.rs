@@ -16,7 +16,7 @@ use axum::response::{IntoResponse, Response};
 use iocdb_engine::{Label, Sample, SeriesWrite, WriteRequest, echo};
 
 use super::params::Params;
-use super::remote::{describe_labels, store};
+use super::remote::store;
 use super::{ApiError, Namespace, json};
 use crate::service::{AppState, now_ms};
 
@@ -260,6 +260,8 @@ pub async fn write(
     let now = now_ms();
     let mut errors: Vec<String> = Vec::new();
     let mut series: Vec<SeriesWrite> = Vec::new();
+    // Where each series came from (line number, field), to name it if it is rejected.
+    let mut origin: Vec<(usize, String)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -302,13 +304,13 @@ pub async fn write(
                 "__name__",
                 format!("{measurement}_{}", sanitize(&field, false)),
             ));
+            origin.push((n + 1, field.clone()));
             series.push(SeriesWrite {
                 labels,
                 samples: vec![Sample::new(t, v)],
             });
         }
     }
-    let described: Vec<String> = series.iter().map(|s| describe_labels(&s.labels)).collect();
     let outcome = match store(
         &state,
         WriteRequest {
@@ -322,9 +324,10 @@ pub async fn write(
         Err(resp) => return resp,
     };
     for r in &outcome.rejected {
+        let (line, field) = origin.get(r.series_index).cloned().unwrap_or_default();
         errors.push(format!(
-            "{}: {} ({})",
-            described.get(r.series_index).cloned().unwrap_or_default(),
+            "line {line}: field {}: {} ({})",
+            echo(&field),
             r.reason,
             r.reason.kind()
         ));

@@ -60,7 +60,8 @@ pub async fn store(state: &AppState, req: WriteRequest) -> Result<WriteOutcome, 
 }
 
 /// What a write answers: 204 when everything was stored, else 400 naming the first
-/// rejections (`describe` names a series by its index in the request).
+/// rejections (`describe` names a series by its place in the request; the reason names the
+/// label and value).
 pub fn answer(outcome: &WriteOutcome, describe: impl Fn(usize) -> String) -> Response {
     if outcome.rejected.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
@@ -91,19 +92,6 @@ pub fn answer(outcome: &WriteOutcome, describe: impl Fn(usize) -> String) -> Res
     (StatusCode::BAD_REQUEST, crate::status::bounded(msg)).into_response()
 }
 
-/// A series' labels as `name{a="b"}`, truncated, for messages.
-pub fn describe_labels(labels: &[Label]) -> String {
-    let mut s = String::from("{");
-    for (i, l) in labels.iter().enumerate() {
-        if i > 0 {
-            s.push_str(", ");
-        }
-        s.push_str(&format!("{}={:?}", echo(&l.name), echo(&l.value)));
-    }
-    s.push('}');
-    s
-}
-
 /// `POST /api/v1/write`.
 pub async fn write(
     State(state): State<AppState>,
@@ -125,32 +113,34 @@ pub async fn write(
         return e.into_response();
     }
     let histograms: usize = req.timeseries.iter().map(|t| t.histograms.len()).sum();
-    let labels: Vec<Vec<Label>> = req
-        .timeseries
-        .iter()
-        .map(|t| {
-            t.labels
-                .iter()
-                .map(|l| Label::new(&l.name, &l.value))
-                .collect()
-        })
-        .collect();
+    // The engine numbers the series it is given (those with samples); `kept` maps its
+    // numbers back to the request's. A rejection's reason names the label and value.
+    let mut kept: Vec<usize> = Vec::new();
     let series = req
         .timeseries
         .into_iter()
-        .zip(labels.iter())
-        .filter(|(t, _)| !t.samples.is_empty())
-        .map(|(t, labels)| SeriesWrite {
-            labels: labels.clone(),
-            samples: t
-                .samples
-                .iter()
-                .map(|s| Sample::new(s.timestamp, s.value))
-                .collect(),
+        .enumerate()
+        .filter(|(_, t)| !t.samples.is_empty())
+        .map(|(i, t)| {
+            kept.push(i);
+            let labels: Vec<Label> = t
+                .labels
+                .into_iter()
+                .map(|l| Label {
+                    name: l.name,
+                    value: l.value,
+                })
+                .collect();
+            SeriesWrite {
+                labels,
+                samples: t
+                    .samples
+                    .iter()
+                    .map(|s| Sample::new(s.timestamp, s.value))
+                    .collect(),
+            }
         })
         .collect::<Vec<_>>();
-    // The engine's indices count the series with samples; name them by their labels.
-    let described: Vec<String> = series.iter().map(|s| describe_labels(&s.labels)).collect();
     let outcome = match store(
         &state,
         WriteRequest {
@@ -173,7 +163,10 @@ pub async fn write(
         )
             .into_response();
     }
-    answer(&outcome, |i| described.get(i).cloned().unwrap_or_default())
+    answer(&outcome, |i| match kept.get(i) {
+        Some(k) => format!("timeseries {k}"),
+        None => format!("timeseries ?{i}"),
+    })
 }
 
 /// Stores what remote write says about metrics (type, help, unit) where it changed.

@@ -1,0 +1,94 @@
+//! Query answers as the peers and iocdb give them over the Prometheus HTTP API, reduced to
+//! what must agree (label set → points), and how many points two answers disagree on.
+
+// JSON values index to `Null` when a key is missing; they cannot panic.
+#![allow(clippy::indexing_slicing)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+/// Label set (one text key) → points (ms, value).
+pub type Answer = BTreeMap<String, Vec<(i64, f64)>>;
+
+/// One text key per label set, the same whichever system answered.
+pub fn series_key(mut labels: Vec<(String, String)>) -> String {
+    labels.sort();
+    labels
+        .iter()
+        .map(|(k, v)| format!("{k}={v:?}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// `GET {base}/api/v1/query_range` and its answer, with the time it took.
+pub fn query_range(
+    base: &str,
+    promql: &str,
+    start: i64,
+    end: i64,
+    step: i64,
+) -> (Answer, Duration) {
+    let t = Instant::now();
+    let body = ureq::get(&format!("{base}/api/v1/query_range"))
+        .query("query", promql)
+        .query("start", &format!("{}", start as f64 / 1000.0))
+        .query("end", &format!("{}", end as f64 / 1000.0))
+        .query("step", &format!("{}", step as f64 / 1000.0))
+        .query("nocache", "1")
+        .call()
+        .unwrap_or_else(|e| panic!("{base}: {promql}: {e}"))
+        .into_string()
+        .expect("body");
+    let elapsed = t.elapsed();
+    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let mut out = Answer::new();
+    for r in json["data"]["result"].as_array().into_iter().flatten() {
+        let labels: Vec<(String, String)> = r["metric"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+            .collect();
+        let points = r["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    (p[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64,
+                    p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
+                )
+            })
+            .collect();
+        out.insert(series_key(labels), points);
+    }
+    (out, elapsed)
+}
+
+/// Points that differ (missing on either side, or values beyond a relative 1e-9).
+pub fn differences(a: &Answer, b: &Answer) -> usize {
+    let mut diff = 0;
+    for key in a.keys().chain(b.keys()).collect::<BTreeSet<_>>() {
+        let ma: BTreeMap<i64, f64> = a
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        let mb: BTreeMap<i64, f64> = b
+            .get(key)
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
+        for t in ma.keys().chain(mb.keys()).collect::<BTreeSet<_>>() {
+            match (ma.get(t), mb.get(t)) {
+                (Some(x), Some(y))
+                    if (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0)
+                        || (x.is_nan() && y.is_nan()) => {}
+                _ => diff += 1,
+            }
+        }
+    }
+    diff
+}

@@ -4,6 +4,7 @@
 // Tests index their own fixtures freely: a panic there is a failed test.
 #![allow(clippy::indexing_slicing)]
 
+mod api_shape;
 mod bad_input;
 mod cli;
 mod crash_order;

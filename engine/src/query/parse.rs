@@ -41,7 +41,14 @@ pub fn parse(text: &str) -> Result<Plan> {
         ));
     }
     register_prometheus_2_functions();
-    let expr = pp::parse(text).map_err(|e| bad(format!("parse error: {e}")))?;
+    let expr = pp::parse(text).map_err(|e| {
+        // Syntax errors come as Prometheus writes them ("1:4: parse error: …").
+        if e.contains("parse error") {
+            bad(e)
+        } else {
+            bad(format!("parse error: {e}"))
+        }
+    })?;
     lower(&expr)
 }
 
@@ -338,4 +345,43 @@ fn call(c: &pp::Call) -> Result<Plan> {
         .map(|a| lower(a))
         .collect::<Result<Vec<_>>>()?;
     Ok(Plan::Call(Call { func, args }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(q: &str) -> String {
+        match parse(q) {
+            Err(Error::InvalidArgument(m)) => m,
+            other => panic!("{q}: expected a parse error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn syntax_errors_say_where_and_why() {
+        assert_eq!(error("1 +* 2"), "1:4: parse error: unexpected \"*\"");
+        assert_eq!(
+            error("sum(rate(x[5m])) by (a) +"),
+            "1:26: parse error: unexpected end of input"
+        );
+        assert_eq!(
+            error("sum(x)\n  by (a) + * 1"),
+            "2:12: parse error: unexpected \"*\""
+        );
+        // Unbalanced brackets are found by the lexer, which names them.
+        assert!(error("sum(x))").contains("right parenthesis"));
+        assert!(error("foo{a=\"b\"").contains("braces"));
+        assert!(error("rate(foo)").contains("expected type matrix"));
+        assert!(
+            error("foo bool > 1").contains("1:5"),
+            "{}",
+            error("foo bool > 1")
+        );
+        assert!(error("").contains("empty"));
+        assert!(error("mad_over_time(x[5m])").contains("Prometheus 2.42"));
+        let re = error("{a=~\"(\"}");
+        assert!(re.contains("regex") || re.contains("parse error"), "{re}");
+        assert!(error("{__name__=~\".*\"}").contains("non-empty matcher"));
+    }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::eval::Evaluator;
 use super::plan::{Aggregate, AggregateOp, Grouping};
 use super::value::{Row, Value};
-use super::window::{mean, quantile};
+use super::window::quantile;
 use crate::model::{Labels, METRIC_NAME, is_valid_label_name};
 use crate::{Error, Result};
 
@@ -78,7 +78,9 @@ fn groups(grouping: &Grouping, rows: &[Row]) -> (Vec<Labels>, Vec<usize>) {
     (order, member)
 }
 
-/// The operators that make one value per group.
+/// The operators that make one value per group. All but `quantile` keep one running state
+/// per group and step, fed row by row in input order (the order Prometheus adds in, so sums
+/// agree to the last bit); `quantile` collects the values.
 fn reduce(
     op: AggregateOp,
     grouping: &Grouping,
@@ -87,66 +89,129 @@ fn reduce(
     steps: usize,
 ) -> Vec<Row> {
     let (order, member) = groups(grouping, &rows);
-    let mut values: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); steps]; order.len()];
+    if op == AggregateOp::Quantile {
+        let mut values: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); steps]; order.len()];
+        for (row, &g) in rows.iter().zip(&member) {
+            let Some(group) = values.get_mut(g) else {
+                continue;
+            };
+            for (slot, v) in group.iter_mut().zip(&row.values) {
+                if let Some(v) = v {
+                    slot.push(*v);
+                }
+            }
+        }
+        return order
+            .into_iter()
+            .zip(values)
+            .map(|(labels, per_step)| Row {
+                labels,
+                values: per_step
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, vs)| {
+                        (!vs.is_empty())
+                            .then(|| quantile(q.get(i).copied().unwrap_or(f64::NAN), vs))
+                    })
+                    .collect(),
+            })
+            .filter(|r| !r.is_empty())
+            .collect();
+    }
+    let mut states: Vec<Vec<Running>> = vec![vec![Running::default(); steps]; order.len()];
     for (row, &g) in rows.iter().zip(&member) {
-        let Some(group) = values.get_mut(g) else {
+        let Some(group) = states.get_mut(g) else {
             continue;
         };
-        for (slot, v) in group.iter_mut().zip(&row.values) {
+        for (state, v) in group.iter_mut().zip(&row.values) {
             if let Some(v) = v {
-                slot.push(*v);
+                state.add(op, *v);
             }
         }
     }
     order
         .into_iter()
-        .zip(values)
+        .zip(states)
         .map(|(labels, per_step)| Row {
             labels,
-            values: per_step
-                .into_iter()
-                .enumerate()
-                .map(|(i, vs)| {
-                    (!vs.is_empty())
-                        .then(|| one_value(op, &vs, q.get(i).copied().unwrap_or(f64::NAN)))
-                })
-                .collect(),
+            values: per_step.iter().map(|s| s.result(op)).collect(),
         })
         .filter(|r| !r.is_empty())
         .collect()
 }
 
-pub(crate) fn one_value(op: AggregateOp, vs: &[f64], q: f64) -> f64 {
-    let first = vs.first().copied().unwrap_or(f64::NAN);
-    let it = || vs.iter().copied();
-    match op {
-        AggregateOp::Sum => it().skip(1).fold(first, |a, v| a + v),
-        AggregateOp::Avg => mean(it()),
-        AggregateOp::Min => it().fold(first, |m, v| if m > v || m.is_nan() { v } else { m }),
-        AggregateOp::Max => it().fold(first, |m, v| if m < v || m.is_nan() { v } else { m }),
-        AggregateOp::Count => vs.len() as f64,
-        AggregateOp::Group => 1.0,
-        AggregateOp::Stddev => group_variance(vs).sqrt(),
-        AggregateOp::Stdvar => group_variance(vs),
-        AggregateOp::Quantile => quantile(q, vs.to_vec()),
-        AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::CountValues => f64::NAN,
+/// One group's running aggregate at one step, updated as Prometheus 2.42 updates it: the
+/// first value starts it (so a lone ±Inf has variance 0, not NaN), `avg` is the incremental
+/// mean that cannot overflow, `min`/`max` skip NaN unless every value is NaN.
+#[derive(Debug, Clone, Copy, Default)]
+struct Running {
+    count: f64,
+    value: f64,
+    mean: f64,
+}
+
+impl Running {
+    fn add(&mut self, op: AggregateOp, v: f64) {
+        self.count += 1.0;
+        if self.count == 1.0 {
+            self.value = if matches!(op, AggregateOp::Stddev | AggregateOp::Stdvar) {
+                0.0
+            } else {
+                v
+            };
+            self.mean = v;
+            return;
+        }
+        match op {
+            AggregateOp::Sum => self.value += v,
+            AggregateOp::Min if self.value > v || self.value.is_nan() => self.value = v,
+            AggregateOp::Max if self.value < v || self.value.is_nan() => self.value = v,
+            AggregateOp::Avg => {
+                if self.mean.is_infinite() {
+                    if v.is_infinite() && (self.mean > 0.0) == (v > 0.0) {
+                        return;
+                    }
+                    if !v.is_infinite() && !v.is_nan() {
+                        return;
+                    }
+                }
+                self.mean += v / self.count - self.mean / self.count;
+            }
+            AggregateOp::Stddev | AggregateOp::Stdvar => {
+                let delta = v - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (v - self.mean);
+            }
+            _ => {}
+        }
+    }
+
+    fn result(&self, op: AggregateOp) -> Option<f64> {
+        if self.count == 0.0 {
+            return None;
+        }
+        Some(match op {
+            AggregateOp::Avg => self.mean,
+            AggregateOp::Count => self.count,
+            AggregateOp::Group => 1.0,
+            AggregateOp::Stdvar => self.value / self.count,
+            AggregateOp::Stddev => (self.value / self.count).sqrt(),
+            _ => self.value,
+        })
     }
 }
 
-/// Prometheus 2.x's running variance across a group: it starts from the first value (so a
-/// lone ±Inf has variance 0, not NaN).
-fn group_variance(vs: &[f64]) -> f64 {
-    let Some((&first, rest)) = vs.split_first() else {
-        return f64::NAN;
-    };
-    let (mut count, mut mean, mut m2) = (1.0f64, first, 0.0f64);
-    for &v in rest {
-        count += 1.0;
-        let delta = v - mean;
-        mean += delta / count;
-        m2 += delta * (v - mean);
+/// One group's value at one step from its values in input order (the structured API's
+/// reference model in the property tests uses it).
+pub(crate) fn one_value(op: AggregateOp, vs: &[f64], q: f64) -> f64 {
+    if op == AggregateOp::Quantile {
+        return quantile(q, vs.to_vec());
     }
-    m2 / count
+    let mut state = Running::default();
+    for &v in vs {
+        state.add(op, v);
+    }
+    state.result(op).unwrap_or(f64::NAN)
 }
 
 /// `topk` / `bottomk`: the k largest (smallest) series of each group at each step, with

@@ -79,7 +79,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                         samples: s.to_vec(),
                     }))
                 })?;
-                rows.sort_by(|a, b| a.labels.cmp(&b.labels));
+                rows.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
                 Value::Matrix(rows)
             }
             Plan::Subquery(sq) => {
@@ -212,7 +212,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                 }))
             })?;
         let mut rows: Vec<Row> = rows.into_iter().flatten().collect();
-        rows.sort_by(|a, b| a.labels.cmp(&b.labels));
+        rows.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         Ok(rows)
     }
 
@@ -294,7 +294,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                 let mut rows = self.read_windows(&rs.selector, rs.range_ms, &refs, &|l, s| {
                     per_series(&refs, rs.range_ms, l, s)
                 })?;
-                rows.sort_by(|a, b| a.labels.cmp(&b.labels));
+                rows.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
                 rows
             }
             Plan::Subquery(sq) => {

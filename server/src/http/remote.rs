@@ -53,10 +53,47 @@ pub async fn store(state: &AppState, req: WriteRequest) -> Result<WriteOutcome, 
         ))
         .into_response());
     }
-    match blocking(state, move |e| e.write(req)).await {
-        Ok(outcome) => Ok(outcome),
-        Err(e) => Err(e.into_response()),
+    let engine = state.engine.clone();
+    match tokio::task::spawn_blocking(move || engine.write(req)).await {
+        Ok(Ok(outcome)) => Ok(outcome),
+        Ok(Err(e)) => Err(write_error(e)),
+        Err(e) => Err(write_error(Error::Internal(format!(
+            "the write's worker failed: {e}"
+        )))),
     }
+}
+
+/// The status a failed write answers with. Remote-write senders (Prometheus, vmagent, the
+/// OpenTelemetry collector) and Telegraf retry 5xx and drop a batch on other 4xx, so what a
+/// retry can fix — a full head, stopped writes, shutdown, a full disk — is 503 with
+/// `Retry-After`, a malformed request 400, anything else 500 (also retried).
+pub fn write_error_status(e: &Error) -> StatusCode {
+    match e {
+        Error::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+        Error::ResourceExhausted { .. }
+        | Error::WritesStopped { .. }
+        | Error::Closed
+        | Error::DeadlineExceeded { .. } => StatusCode::SERVICE_UNAVAILABLE,
+        e if e.is_disk_full() => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+fn write_error(e: Error) -> Response {
+    let status = write_error_status(&e);
+    if status == StatusCode::INTERNAL_SERVER_ERROR {
+        tracing::error!(error = %e, "a write over HTTP failed");
+    }
+    let body = crate::status::bounded(e.to_string());
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        return (
+            status,
+            [(header::RETRY_AFTER, HeaderValue::from_static("1"))],
+            body,
+        )
+            .into_response();
+    }
+    (status, body).into_response()
 }
 
 /// What a write answers: 204 when everything was stored, else 400 naming the first
@@ -305,4 +342,38 @@ async fn read_inner(state: AppState, ns: String, body: Bytes) -> Result<Response
         compressed,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iocdb_engine::Limit;
+
+    #[test]
+    fn what_a_retry_can_fix_is_503_what_it_cannot_is_400() {
+        let full = Error::ResourceExhausted {
+            limit: Limit::HeadMemoryBudget,
+            detail: String::new(),
+        };
+        assert_eq!(write_error_status(&full), StatusCode::SERVICE_UNAVAILABLE);
+        let stopped = Error::WritesStopped {
+            reason: "fsync failed".into(),
+        };
+        assert_eq!(
+            write_error_status(&stopped),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            write_error_status(&Error::Closed),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            write_error_status(&Error::InvalidArgument("bad".into())),
+            StatusCode::BAD_REQUEST
+        );
+        assert_eq!(
+            write_error_status(&Error::Internal("bug".into())),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
 }

@@ -40,6 +40,7 @@ pub fn parse(text: &str) -> Result<Plan> {
             "parse error: the query is empty".into(),
         ));
     }
+    check_shape(text)?;
     register_prometheus_2_functions();
     let expr = pp::parse(text).map_err(|e| {
         // Syntax errors come as Prometheus writes them ("1:4: parse error: …").
@@ -61,6 +62,79 @@ pub fn series_selector(text: &str) -> Result<Vec<Matcher>> {
             echo(text)
         ))),
     }
+}
+
+/// The deepest bracket nesting a query may have.
+pub const MAX_NESTING: usize = 128;
+
+/// The most operators (binary and unary) a query may have: each is a level of the tree that
+/// parsing, checking and evaluating walk recursively.
+pub const MAX_OPERATORS: usize = 512;
+
+/// Refuses, before parsing, a query whose tree would be deep enough to exhaust a thread's
+/// stack (thousands of nested parentheses, or `1+1+…+1` ten thousand times): such a query
+/// would otherwise abort the whole server. Counted on the text, skipping string literals.
+fn check_shape(text: &str) -> Result<()> {
+    let mut depth = 0usize;
+    let mut deepest = 0usize;
+    let mut operators = 0usize;
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' | '\'' | '`' => {
+                // A string literal: skip to its end (backslash escapes, except in raw ones).
+                while let Some(d) = chars.next() {
+                    if d == '\\' && c != '`' {
+                        chars.next();
+                    } else if d == c {
+                        break;
+                    }
+                }
+            }
+            '#' => {
+                // A comment runs to the end of the line.
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+            }
+            '(' | '[' | '{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            ')' | ']' | '}' => depth = depth.saturating_sub(1),
+            '+' | '-' | '*' | '/' | '%' | '^' | '<' | '>' | '!' | '=' => {
+                // Two-character operators (`==`, `!=`, `>=`, `<=`, `=~`, `!~`) count once.
+                if matches!(chars.peek(), Some('=' | '~')) {
+                    chars.next();
+                }
+                operators += 1;
+            }
+            _ => {}
+        }
+    }
+    if deepest > MAX_NESTING {
+        return Err(bad(format!(
+            "the query nests brackets {deepest} deep, the limit is {MAX_NESTING}"
+        )));
+    }
+    // Set operators and atan2 are words; count them too.
+    operators += text
+        .split(|c: char| !c.is_ascii_alphanumeric() && c != '_')
+        .filter(|w| {
+            matches!(
+                w.to_ascii_lowercase().as_str(),
+                "and" | "or" | "unless" | "atan2"
+            )
+        })
+        .count();
+    if operators > MAX_OPERATORS {
+        return Err(bad(format!(
+            "the query has {operators} operators, the limit is {MAX_OPERATORS}; split it"
+        )));
+    }
+    Ok(())
 }
 
 fn bad(msg: impl Into<String>) -> Error {
@@ -383,5 +457,12 @@ mod tests {
         let re = error("{a=~\"(\"}");
         assert!(re.contains("regex") || re.contains("parse error"), "{re}");
         assert!(error("{__name__=~\".*\"}").contains("non-empty matcher"));
+        let deep = format!("{}1{}", "(".repeat(5000), ")".repeat(5000));
+        assert!(error(&deep).contains("nests brackets 5000 deep"));
+        let long = vec!["1"; 10_000].join("+");
+        assert!(error(&long).contains("9999 operators"));
+        // Operators inside strings and label matchers' values are not operators.
+        let plan = parse(&format!("up{{job=\"{}\"}}", "+".repeat(2000)));
+        assert!(plan.is_ok(), "{plan:?}");
     }
 }

@@ -698,3 +698,47 @@ fn a_panicking_query_worker_is_an_internal_error_and_the_engine_goes_on() {
         .expect("the engine still answers");
     assert_eq!(after.len(), 200);
 }
+
+/// The deepest queries the parser accepts evaluate on a thread with the stack a server
+/// thread has (2 MiB), so no query text can abort the process by exhausting its stack.
+#[test]
+fn the_deepest_accepted_queries_fit_a_server_threads_stack() {
+    use iocdb_engine::PromqlQuery;
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = std::sync::Arc::new(Engine::open(dir.path(), Options::default()).expect("open"));
+    engine
+        .write(common::request(
+            "ns",
+            vec![common::series("m", 0, vec![Sample::new(1_000, 1.0)])],
+        ))
+        .expect("write");
+    let nested = format!("{}m{}", "(".repeat(127), ")".repeat(127));
+    let functions = format!("{}m{}", "abs(".repeat(127), ")".repeat(127));
+    let chain = vec!["m"; 500].join(" + on(site) ");
+    let scalars = vec!["1"; 512].join("+");
+    let negations = format!("{}m", "-".repeat(500));
+    let subqueries = format!(
+        "{}m{}",
+        "max_over_time((".repeat(60),
+        ")[5m:1m])".repeat(60)
+    );
+    for q in [nested, functions, chain, scalars, negations, subqueries] {
+        let engine = engine.clone();
+        let head: String = q.chars().take(40).collect();
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || {
+                let r = engine.query(&PromqlQuery::instant("ns", q, 2_000));
+                assert!(r.is_ok(), "{r:?}");
+            })
+            .expect("thread")
+            .join()
+            .unwrap_or_else(|_| panic!("{head}…: failed on a 2 MiB stack"));
+    }
+    // One level more is refused with a message, not evaluated.
+    let too_deep = format!("{}m{}", "(".repeat(129), ")".repeat(129));
+    let e = engine
+        .query(&PromqlQuery::instant("ns", too_deep, 2_000))
+        .expect_err("too deep");
+    assert!(e.to_string().contains("nests brackets"), "{e}");
+}

@@ -465,4 +465,73 @@ mod tests {
         let plan = parse(&format!("up{{job=\"{}\"}}", "+".repeat(2000)));
         assert!(plan.is_ok(), "{plan:?}");
     }
+
+    /// Pieces of PromQL, to make near-misses of the syntax from.
+    const PIECES: &[&str] = &[
+        "sum",
+        "rate",
+        "(",
+        ")",
+        "[",
+        "]",
+        "{",
+        "}",
+        "5m",
+        ":",
+        "1m",
+        "a",
+        "=",
+        "=~",
+        "!=",
+        "\"x\"",
+        ",",
+        "+",
+        "-",
+        "*",
+        "/",
+        "^",
+        "%",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "offset",
+        "@",
+        "start()",
+        "1e3",
+        "0x1f",
+        "Inf",
+        "NaN",
+        "bool",
+        "and",
+        "or",
+        "topk",
+        "count_values",
+        "label_replace",
+        "histogram_quantile",
+        "'",
+        "`",
+        "#",
+        "\\",
+        " ",
+        "1.5",
+        "-1h",
+        "999999999999999999999y",
+        "__name__",
+        "Châu Đốc",
+    ];
+
+    proptest::proptest! {
+        /// Whatever the text, parsing answers a plan or an error; it never panics.
+        #[test]
+        fn no_text_panics(pieces in proptest::collection::vec(proptest::sample::select(PIECES), 0..24)) {
+            let _ = parse(&pieces.concat());
+        }
+
+        #[test]
+        fn no_bytes_panic(text in "\\PC{0,60}") {
+            let _ = parse(&text);
+        }
+    }
 }

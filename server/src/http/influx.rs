@@ -467,4 +467,13 @@ mod tests {
         assert_eq!(sanitize("a:b", true), "a:b");
         assert_eq!(sanitize("a:b", false), "a_b");
     }
+
+    proptest::proptest! {
+        /// Any line — random bytes or near-misses of the syntax — parses or says why; it
+        /// never panics.
+        #[test]
+        fn no_line_panics(line in "[a-z=,\\\\\" 0-9.eiuTtFf\\-]{0,40}|\\PC{0,40}") {
+            let _ = parse_line(&line);
+        }
+    }
 }

@@ -57,6 +57,7 @@ pub mod window;
 
 use std::time::Instant;
 
+pub use aggregate::format_value;
 pub use budget::Budget;
 pub use latest::{LatestSample, StaleSeries, latest, stale_series};
 pub use meta::{SeriesFilter, label_names, label_values, series};

@@ -16,12 +16,9 @@ use axum::response::{IntoResponse, Response};
 use iocdb_engine::{Label, Sample, SeriesWrite, WriteRequest, echo};
 
 use super::params::Params;
-use super::remote::store;
+use super::remote::{list_problems, store};
 use super::{ApiError, Namespace, json};
 use crate::service::{AppState, now_ms};
-
-/// Bad lines named in an error answer.
-const LISTED_ERRORS: usize = 10;
 
 /// One parsed line.
 #[derive(Debug, Clone, PartialEq)]
@@ -335,19 +332,14 @@ pub async fn write(
     if errors.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let mut msg = format!(
+    let header = format!(
         "partial write: stored {} samples; {} problems:",
         outcome.accepted,
         errors.len()
     );
-    for e in errors.iter().take(LISTED_ERRORS) {
-        msg.push('\n');
-        msg.push_str(e);
-    }
-    if errors.len() > LISTED_ERRORS {
-        msg.push_str(&format!("\n… and {} more", errors.len() - LISTED_ERRORS));
-    }
-    influx_error(v2, StatusCode::BAD_REQUEST, crate::status::bounded(msg))
+    let total = errors.len();
+    let msg = list_problems(header, errors.into_iter(), total);
+    influx_error(v2, StatusCode::BAD_REQUEST, msg)
 }
 
 /// An error in the shape InfluxDB answers: v2 `{"code","message"}`, v1 `{"error"}`.

@@ -10,19 +10,9 @@ pub fn string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
 }
 
-/// A sample value as Prometheus writes it.
+/// A sample value as Prometheus writes it (`"NaN"`, `"+Inf"`, shortest decimal).
 pub fn value(v: f64) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 {
-            "+Inf".into()
-        } else {
-            "-Inf".into()
-        }
-    } else {
-        format!("{v}")
-    }
+    iocdb_engine::query::format_value(v)
 }
 
 /// A time in ms as seconds with the milliseconds as three decimals when there are any,

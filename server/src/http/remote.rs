@@ -23,8 +23,8 @@ use super::{ApiError, Namespace, blocking};
 use crate::service::AppState;
 use iocdb_proto::prompb;
 
-/// Rejections named in an error body.
-const LISTED_REJECTIONS: usize = 10;
+/// Problems named in an error body.
+const LISTED_PROBLEMS: usize = 10;
 
 /// Decompresses a snappy block body, refusing to grow past `limit` bytes.
 fn unsnappy(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
@@ -103,30 +103,42 @@ pub fn answer(outcome: &WriteOutcome, describe: impl Fn(usize) -> String) -> Res
     if outcome.rejected.is_empty() {
         return StatusCode::NO_CONTENT.into_response();
     }
-    let mut msg = format!(
+    let header = format!(
         "stored {} samples, rejected {}:",
         outcome.accepted,
         outcome.rejected_samples()
     );
-    for r in outcome.rejected.iter().take(LISTED_REJECTIONS) {
+    let listed = outcome.rejected.iter().map(|r| {
         let which = match r.sample_index {
-            Some(i) => format!(" sample {i} of"),
+            Some(i) => format!("sample {i} of "),
             None => String::new(),
         };
-        msg.push_str(&format!(
-            "\n{which} {}: {} ({})",
+        format!(
+            "{which}{}: {} ({})",
             describe(r.series_index),
             r.reason,
             r.reason.kind()
-        ));
+        )
+    });
+    let msg = list_problems(header, listed, outcome.rejected.len());
+    (StatusCode::BAD_REQUEST, msg).into_response()
+}
+
+/// A message: `header`, then the first problems one per line, then how many more there were;
+/// bounded like every message the server sends.
+pub fn list_problems(
+    mut msg: String,
+    problems: impl Iterator<Item = String>,
+    total: usize,
+) -> String {
+    for p in problems.take(LISTED_PROBLEMS) {
+        msg.push('\n');
+        msg.push_str(&p);
     }
-    if outcome.rejected.len() > LISTED_REJECTIONS {
-        msg.push_str(&format!(
-            "\n… and {} more",
-            outcome.rejected.len() - LISTED_REJECTIONS
-        ));
+    if total > LISTED_PROBLEMS {
+        msg.push_str(&format!("\n… and {} more", total - LISTED_PROBLEMS));
     }
-    (StatusCode::BAD_REQUEST, crate::status::bounded(msg)).into_response()
+    crate::status::bounded(msg)
 }
 
 /// `POST /api/v1/write`.

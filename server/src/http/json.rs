@@ -30,12 +30,16 @@ pub fn time(out: &mut String, t: i64) {
     };
 }
 
-/// `[t, "v"]`.
+/// `[t, "v"]`, written in place (a range answer has tens of thousands of them).
 fn point(out: &mut String, s: &Sample) {
     out.push('[');
     time(out, s.t);
     out.push_str(",\"");
-    out.push_str(&value(s.v));
+    if s.v.is_finite() {
+        let _ = write!(out, "{}", s.v);
+    } else {
+        out.push_str(&value(s.v));
+    }
     out.push_str("\"]");
 }
 

@@ -24,13 +24,29 @@
 //!     increase); per second.
 //!   - `avg_`, `min_`, `max_`, `sum_`, `count_`, `last_`, `stddev_` (population),
 //!     `quantile_over_time(q)` (linear interpolation between closest ranks; q < 0 → −Inf,
-//!     q > 1 → +Inf). `min`/`max` ignore NaN unless every value is NaN.
+//!     q > 1 → +Inf). `min`/`max` ignore NaN unless every value is NaN. Also `changes`,
+//!     `resets`, `deriv`, `predict_linear`, `holt_winters`, `idelta`, `stdvar_`,
+//!     `present_` and `absent_over_time`; sums are compensated (Kahan) where Prometheus'
+//!     are.
 //! - **Aggregations** across series at each step, grouped `by` (keep only those labels)
-//!   or `without` (drop those and `__name__`): `sum`, `avg`, `min`, `max`, `count`,
-//!   `stddev` (population), `quantile(q)`, `topk(k)`, `bottomk(k)`. `topk`/`bottomk` keep
-//!   the input series' labels and rank NaN last; ties go to the smaller label set.
-//!   NaN propagates through `sum`, `avg` and `stddev`, as in Prometheus.
-//! - A result series with no point in range is left out; results are sorted by labels.
+//!   or `without` (drop those and `__name__`), computed as Prometheus accumulates them, in
+//!   input order (series sorted by labels): `sum`, `avg` (incremental mean), `min`/`max`
+//!   (NaN only if every value is NaN), `count`, `group`, `stddev`/`stdvar` (population),
+//!   `quantile(φ)`, `count_values("label")`, `topk(k)`/`bottomk(k)` (they keep the input
+//!   series' labels and choose among ties and NaN exactly as Prometheus' heap does).
+//! - **Operators**: arithmetic and comparisons between scalars and vectors (comparisons
+//!   filter, or answer 0/1 with `bool`), `and`/`or`/`unless`; vectors match on all labels
+//!   but `__name__`, or `on(…)`/`ignoring(…)`, one-to-one unless `group_left`/`group_right`
+//!   says which side has many; an ambiguous match is an error, as in Prometheus. Arithmetic
+//!   drops `__name__` (not `atan2`, not a comparison without `bool`).
+//! - **`offset` and `@`** move the time a selector or subquery reads at; `@ start()` and
+//!   `@ end()` are the query's. A **subquery** `expr[range:step]` evaluates `expr` at the
+//!   multiples of its step (1 min by default) inside each window.
+//! - A result holding one label set twice at a step ("vector cannot contain metrics with the
+//!   same labelset"), or a malformed regex in `label_replace`, is an execution error; bad
+//!   syntax is a bad argument naming line and column.
+//! - A result series with no point in range is left out; a range query's results are
+//!   sorted by labels, an instant query's vector keeps PromQL's order (`sort`, `topk`).
 //!
 //! Execution goes through the engine's read view only ([`crate::engine::read::Querier`]):
 //! select series by matchers, take a snapshot of them over `[start − window, end]`, and

@@ -4,9 +4,9 @@
 
 use std::collections::HashMap;
 
-use super::eval::{Evaluator, finish, type_name};
+use super::eval::{Evaluator, type_name};
 use super::plan::{Binary, BinaryOp, Cardinality, Matching};
-use super::value::{DUPLICATE_LABELSET, Row, Value};
+use super::value::{DUPLICATE_LABELSET, Row, Value, merge_same_labels};
 use crate::model::{Labels, METRIC_NAME};
 use crate::{Error, Result};
 
@@ -33,7 +33,13 @@ pub fn binary(ev: &Evaluator<'_, '_>, b: &Binary, steps: &[i64]) -> Result<Value
         (Value::Vector(l), Value::Vector(r)) => {
             if b.op.is_set() {
                 // `or` may hold one label set from each side at different steps: one series.
-                Value::Vector(finish(set_operation(b.op, &b.matching, l, r, steps.len()))?)
+                Value::Vector(merge_same_labels(set_operation(
+                    b.op,
+                    &b.matching,
+                    l,
+                    r,
+                    steps.len(),
+                ))?)
             } else {
                 Value::Vector(vector_vector(b, l, r, steps.len())?)
             }
@@ -100,7 +106,7 @@ fn vector_scalar(b: &Binary, rows: Vec<Row>, scalar: &[f64], swap: bool) -> Resu
             Row { labels, values }
         })
         .collect();
-    Ok(Value::Vector(finish(rows)?))
+    Ok(Value::Vector(merge_same_labels(rows)?))
 }
 
 /// The labels two series are matched on.

@@ -9,7 +9,7 @@ use super::aggregate::aggregate;
 use super::binary::binary;
 use super::functions::call;
 use super::plan::{At, Plan, Selector, Subquery};
-use super::value::{RangeRow, Row, Value, check_unique_labels, merge_same_labels};
+use super::value::{RangeRow, Row, Value, check_unique_labels};
 use super::window::WindowFunction;
 use super::{Budget, is_stale_marker};
 use crate::engine::read::{Querier, SeriesHandle};
@@ -57,11 +57,6 @@ impl<'q, 'a> Evaluator<'q, 'a> {
     /// Series read so far.
     pub fn series_read(&self) -> u64 {
         self.series_read.load(Ordering::Relaxed)
-    }
-
-    /// The query's start, where step-invariant (`@`) expressions are evaluated.
-    pub fn start(&self) -> i64 {
-        self.start
     }
 
     /// Evaluates `plan` at every step of `steps` (sorted ascending, not empty).
@@ -364,12 +359,6 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             .collect();
         Ok((rows, refs))
     }
-}
-
-/// Merges same-label rows after an operation that may have dropped labels (Prometheus
-/// checks each step's result); shared by functions and operators.
-pub fn finish(rows: Vec<Row>) -> Result<Vec<Row>> {
-    merge_same_labels(rows)
 }
 
 /// The Prometheus name of a value's type.

@@ -5,10 +5,10 @@
 use regex::Regex;
 
 use super::calendar::calendar_field;
-use super::eval::{Evaluator, finish};
+use super::eval::Evaluator;
 use super::histogram::histogram_quantile;
 use super::plan::{Call, Function, InstantFunction, Plan, Trig};
-use super::value::{Row, Value, check_unique_labels};
+use super::value::{Row, Value, check_unique_labels, merge_same_labels};
 use crate::index::MatchOp;
 use crate::model::{Labels, METRIC_NAME, echo, is_valid_label_name};
 use crate::{Error, Result};
@@ -98,7 +98,7 @@ pub fn call(ev: &Evaluator<'_, '_>, c: &Call, steps: &[i64]) -> Result<Value> {
                     })
                     .collect(),
             };
-            Value::Vector(finish(drop_names(rows))?)
+            Value::Vector(merge_same_labels(drop_names(rows))?)
         }
         Function::Sort | Function::SortDesc => {
             let mut rows = ev.eval_vector(arg(0)?, steps)?;
@@ -126,7 +126,13 @@ pub fn call(ev: &Evaluator<'_, '_>, c: &Call, steps: &[i64]) -> Result<Value> {
                 string_arg(3)?,
                 string_arg(4)?,
             );
-            Value::Vector(finish(label_replace(rows, dst, replacement, src, regex)?)?)
+            Value::Vector(merge_same_labels(label_replace(
+                rows,
+                dst,
+                replacement,
+                src,
+                regex,
+            )?)?)
         }
         Function::LabelJoin => {
             let rows = ev.eval_vector(arg(0)?, steps)?;
@@ -134,12 +140,16 @@ pub fn call(ev: &Evaluator<'_, '_>, c: &Call, steps: &[i64]) -> Result<Value> {
             let src = (3..c.args.len())
                 .map(string_arg)
                 .collect::<Result<Vec<_>>>()?;
-            Value::Vector(finish(label_join(rows, dst, sep, &src)?)?)
+            Value::Vector(merge_same_labels(label_join(rows, dst, sep, &src)?)?)
         }
         Function::HistogramQuantile => {
             let q = ev.eval_scalar(arg(0)?, steps)?;
             let rows = ev.eval_vector(arg(1)?, steps)?;
-            Value::Vector(finish(histogram_quantile(&q, rows, steps.len()))?)
+            Value::Vector(merge_same_labels(histogram_quantile(
+                &q,
+                rows,
+                steps.len(),
+            ))?)
         }
         Function::NativeHistogram => {
             // Float samples are not native histograms: nothing to answer.
@@ -178,7 +188,7 @@ pub fn call(ev: &Evaluator<'_, '_>, c: &Call, steps: &[i64]) -> Result<Value> {
                     labels: r.labels.without(METRIC_NAME),
                 })
                 .collect();
-            Value::Vector(finish(rows)?)
+            Value::Vector(merge_same_labels(rows)?)
         }
     })
 }

@@ -5,6 +5,7 @@
 use std::cmp::Ordering;
 use std::collections::HashMap;
 
+use super::Budget;
 use super::eval::Evaluator;
 use super::plan::{Aggregate, AggregateOp, Grouping};
 use super::value::{Row, Value};
@@ -39,7 +40,7 @@ pub fn aggregate(ev: &Evaluator<'_, '_>, a: &Aggregate, steps: &[i64]) -> Result
     let rows = ev.eval_vector(&a.expr, steps)?;
     let rows = match (a.op, param) {
         (AggregateOp::CountValues, Param::Label(label)) => {
-            count_values(&a.grouping, &label, rows, steps.len())?
+            count_values(ev.budget(), &a.grouping, &label, rows, steps.len())?
         }
         (AggregateOp::Topk | AggregateOp::Bottomk, Param::Scalar(k)) => {
             select_k(a.op, &a.grouping, rows, &k, steps.len())?
@@ -424,6 +425,7 @@ pub fn format_value(v: f64) -> String {
 
 /// `count_values("label", v)`: per group, how many series have each value.
 fn count_values(
+    budget: &Budget,
     grouping: &Grouping,
     label: &str,
     rows: Vec<Row>,
@@ -448,6 +450,9 @@ fn count_values(
                 continue;
             };
             let labels = grouping.group_of(&row.labels.with(label, &format_value(v)));
+            if !index.contains_key(&labels) {
+                budget.check_points(out.len() + 1, steps)?;
+            }
             let slot = *index.entry(labels.clone()).or_insert_with(|| {
                 out.push(Row {
                     labels,

@@ -56,6 +56,23 @@ impl Budget {
         Ok(())
     }
 
+    /// Fails when an evaluation would hold more values than the sample limit allows: `rows`
+    /// series with a value slot for each of `steps` steps (Prometheus counts the points a
+    /// query holds against the same limit). Checked before the memory is taken.
+    pub fn check_points(&self, rows: usize, steps: usize) -> Result<()> {
+        let points = (rows as u128) * (steps as u128);
+        let max = self.limits.max_samples;
+        if points > u128::from(max) {
+            return Err(Error::ResourceExhausted {
+                limit: Limit::QueryMaxSamples,
+                detail: format!(
+                    "query processing would hold {points} points ({rows} series × {steps} steps) in memory, the limit is {max}; use a larger step, a shorter range or more matchers"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Charges one series' samples, just read: fails past the sample limit or the deadline.
     pub fn spend(&self, samples: usize) -> Result<()> {
         let total = self.samples.fetch_add(samples as u64, Ordering::Relaxed) + samples as u64;

@@ -54,6 +54,11 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         }
     }
 
+    /// The query's allowance.
+    pub fn budget(&self) -> &Budget {
+        self.budget
+    }
+
     /// Series read so far.
     pub fn series_read(&self) -> u64 {
         self.series_read.load(Ordering::Relaxed)
@@ -157,9 +162,10 @@ impl<'q, 'a> Evaluator<'q, 'a> {
     }
 
     /// Selects a selector's series and charges the budget for them.
-    fn select(&self, sel: &Selector) -> Result<Vec<SeriesHandle>> {
+    fn select(&self, sel: &Selector, steps: usize) -> Result<Vec<SeriesHandle>> {
         let series = self.querier.select(self.namespace, &sel.matchers)?;
         self.budget.check_series(series.len())?;
+        self.budget.check_points(series.len(), steps)?;
         self.series_read
             .fetch_add(series.len() as u64, Ordering::Relaxed);
         Ok(series)
@@ -179,7 +185,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         let (Some(&lo), Some(&hi)) = (refs.first(), refs.last()) else {
             return Ok(Vec::new());
         };
-        let series = self.select(sel)?;
+        let series = self.select(sel, refs.len())?;
         let lookback = self.lookback_ms;
         let rows = self
             .querier
@@ -223,7 +229,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         let (Some(&lo), Some(&hi)) = (refs.iter().min(), refs.iter().max()) else {
             return Ok(Vec::new());
         };
-        let series = self.select(sel)?;
+        let series = self.select(sel, refs.len())?;
         let out = self
             .querier
             .snapshot(series, lo.saturating_sub(range_ms), hi)

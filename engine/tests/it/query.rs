@@ -257,6 +257,27 @@ fn limits_are_answered_with_errors_that_name_them() {
         ),
         "{steps}"
     );
+    // One series read (40 samples, within the limit) but a value slot for each of 100
+    // steps: what the evaluation would hold counts against the sample limit too.
+    let held = engine
+        .query(&iocdb_engine::PromqlQuery::range(
+            "l",
+            "m{i=\"0\"}",
+            0,
+            99,
+            1,
+        ))
+        .expect_err("points held");
+    assert!(
+        matches!(
+            &held,
+            Error::ResourceExhausted {
+                limit: Limit::QueryMaxSamples,
+                detail,
+            } if detail.contains("100 points")
+        ),
+        "{held}"
+    );
     let past = RangeQuery {
         deadline: Some(std::time::Instant::now()),
         ..RangeQuery::new("l", two.clone(), 0, 10, 1)

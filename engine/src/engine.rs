@@ -13,6 +13,7 @@
 //!
 //! May use: every room. Queries reach it only through [`read`], the read view.
 
+mod compact;
 pub mod flush;
 mod open;
 pub mod read;
@@ -30,6 +31,7 @@ use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 
+pub use compact::CompactReport;
 pub use repair::RepairReport;
 pub use select::SeriesSamples;
 pub use stats::{Quarantined, Stats};

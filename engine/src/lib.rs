@@ -48,6 +48,7 @@ mod segment;
 mod textfile;
 mod wal;
 
+pub use engine::CompactReport;
 pub use engine::flush::FlushReport;
 pub use engine::read::{Querier, SeriesFn, Snapshot};
 pub use engine::write::Resolved;

@@ -7,8 +7,11 @@
 //! next-seq <u64>
 //! wal-flushed-below <u64>          WAL files numbered below this are in segments
 //! segment <file name>              one line per live segment
+//! retired <file name>              version 2: a segment compaction replaced, to delete
 //! crc32c <8 hex digits>            of every byte before this line
 //! ```
+//! A manifest is written as version 2 only while it lists retired segments, so that an
+//! older iocdb still opens a store that has none; both versions are read.
 //! Text, so an operator can read it with `cat`; checksummed ([`crate::textfile`]), so a
 //! damaged one is noticed.
 //!
@@ -21,6 +24,7 @@ use crate::textfile;
 use crate::{Error, Result};
 
 const HEADER: &str = "iocdb-manifest 1";
+const HEADER_V2: &str = "iocdb-manifest 2";
 
 /// The manifest's contents.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,17 +35,30 @@ pub struct Manifest {
     pub wal_flushed_below: u64,
     /// Live segment file names, in the order they were added.
     pub segments: Vec<String>,
+    /// Segments a compaction replaced: no longer live, proven garbage, deleted at the next
+    /// chance (after the compaction, or when the store opens after a crash).
+    pub retired: Vec<String>,
 }
 
 impl Manifest {
     /// Serializes.
     pub fn encode(&self) -> String {
+        let header = if self.retired.is_empty() {
+            HEADER
+        } else {
+            HEADER_V2
+        };
         let mut s = format!(
-            "{HEADER}\nnext-seq {}\nwal-flushed-below {}\n",
+            "{header}\nnext-seq {}\nwal-flushed-below {}\n",
             self.next_seq, self.wal_flushed_below
         );
         for seg in &self.segments {
             s.push_str("segment ");
+            s.push_str(seg);
+            s.push('\n');
+        }
+        for seg in &self.retired {
+            s.push_str("retired ");
             s.push_str(seg);
             s.push('\n');
         }
@@ -61,14 +78,17 @@ impl Manifest {
         for (i, line) in body.lines().enumerate() {
             let bad = || corrupt(offset, &format!("unreadable line {:?}", line));
             match (i, line.split_once(' ')) {
-                (0, _) if line == HEADER => {}
-                (0, _) => return Err(corrupt(0, "not an iocdb manifest (version 1)")),
+                (0, _) if line == HEADER || line == HEADER_V2 => {}
+                (0, _) => return Err(corrupt(0, "not an iocdb manifest (version 1 or 2)")),
                 (_, Some(("next-seq", n))) => m.next_seq = n.parse().map_err(|_| bad())?,
                 (_, Some(("wal-flushed-below", n))) => {
                     m.wal_flushed_below = n.parse().map_err(|_| bad())?
                 }
                 (_, Some(("segment", name))) if is_plain_file_name(name) => {
                     m.segments.push(name.to_owned())
+                }
+                (_, Some(("retired", name))) if is_plain_file_name(name) => {
+                    m.retired.push(name.to_owned())
                 }
                 _ => return Err(bad()),
             }
@@ -113,7 +133,18 @@ mod tests {
             next_seq: 7,
             wal_flushed_below: 3,
             segments: vec!["a.seg".into(), "b.seg".into()],
+            retired: vec![],
         };
+        assert!(m.encode().starts_with("iocdb-manifest 1\n"));
+        let with_retired = Manifest {
+            retired: vec!["old.seg".into()],
+            ..m.clone()
+        };
+        assert!(with_retired.encode().starts_with("iocdb-manifest 2\n"));
+        assert_eq!(
+            Manifest::decode(Path::new("M"), with_retired.encode().as_bytes()).ok(),
+            Some(with_retired)
+        );
         let text = m.encode();
         assert_eq!(
             Manifest::decode(Path::new("M"), text.as_bytes()).ok(),

@@ -82,6 +82,9 @@ pub struct Options {
     pub head_memory_budget: usize,
     /// Width of a time partition, ms; each flushed segment covers one partition. Default 2 h.
     pub partition_ms: i64,
+    /// Time window compaction merges segments into, ms (a multiple of `partition_ms`).
+    /// Default one day.
+    pub compaction_window_ms: i64,
     /// Samples older than this (relative to the wall clock) are rejected. Default: none.
     pub retention: Option<Duration>,
     /// Input limits.
@@ -103,6 +106,7 @@ impl Default for Options {
             wal_file_bytes: 64 << 20,
             head_memory_budget: 1 << 30,
             partition_ms: 2 * 3600 * 1000,
+            compaction_window_ms: 24 * 3600 * 1000,
             retention: None,
             limits: Limits::default(),
             query_limits: QueryLimits::default(),

@@ -89,6 +89,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         manifest.store(&*vfs, dir)?;
     }
     segments.sort_by(|a, b| (a.segment.seq, &a.name).cmp(&(b.segment.seq, &b.name)));
+    remove_retired(&*vfs, dir, &mut manifest)?;
     sweep_unlisted(&*vfs, dir, &manifest, published_below, &mut quarantined)?;
 
     let head_bytes = AtomicI64::new(0);
@@ -278,6 +279,25 @@ fn refuse_segments_without_manifest(vfs: &dyn Vfs, dir: &Path) -> Result<()> {
 /// `published_below`, the manifest's next sequence number when it was read — its data is
 /// still in the WAL, which is truncated only after a manifest lists the segment); any other
 /// is moved to quarantine and reported, never deleted.
+/// Deletes the segments a compaction replaced (the manifest lists them as retired: no
+/// longer live, so proven garbage) that a crash left behind, and forgets them.
+fn remove_retired(vfs: &dyn Vfs, dir: &Path, manifest: &mut Manifest) -> Result<()> {
+    if manifest.retired.is_empty() {
+        return Ok(());
+    }
+    for name in std::mem::take(&mut manifest.retired) {
+        let path = layout::segment_path(dir, &name);
+        match vfs.remove(&path) {
+            Ok(()) => {
+                tracing::info!(file = %path.display(), "removed a segment a compaction replaced")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::io(&path, e)),
+        }
+    }
+    manifest.store(vfs, dir)
+}
+
 fn sweep_unlisted(
     vfs: &dyn Vfs,
     dir: &Path,

@@ -74,7 +74,11 @@ impl Engine {
         let manifest = Manifest {
             next_seq: found.last().map_or(1, |(seq, _)| seq + 1),
             wal_flushed_below: 0,
+            // A segment a compaction replaced may still be here beside its replacement if
+            // the crash came between the two: both are listed; they hold the same samples
+            // and the replacement's higher sequence wins, so answers do not change.
             segments: found.into_iter().map(|(_, name)| name).collect(),
+            retired: Vec::new(),
         };
         manifest.store(vfs, dir)?;
         let wal_dir = dir.join(layout::WAL_DIR);

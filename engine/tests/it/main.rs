@@ -4,6 +4,7 @@
 #![allow(clippy::indexing_slicing)]
 
 mod common;
+mod compaction;
 mod corruption;
 mod crash;
 mod faults;

@@ -1,0 +1,216 @@
+//! Compaction: the segments of one time window (a day by default) merged into one.
+//!
+//! Every flush writes one segment per 2-hour partition, and a late upload into an old
+//! partition adds another beside the first, so a year is thousands of files and a query over
+//! a month opens hundreds. Compaction reads all the live segments whose data falls in one
+//! window, merges each series' samples with the newest write winning (later flush sequences
+//! win, as queries already answer), and writes one segment for the window.
+//!
+//! Crash safety: the new segment is written and synced first; then one atomic manifest
+//! replacement lists it in place of the old ones and names those `retired`; only then are the
+//! old files deleted. A crash before the manifest leaves the old state (the new file is an
+//! unpublished leftover, removed at open); a crash after it leaves retired files, which the
+//! next open deletes because the manifest proves them garbage. Readers holding the old
+//! version keep their mapped files until they finish.
+//!
+//! Runs under the flush lock (one flush or compaction at a time) and only when no flushed-but-
+//! unpublished generation is pending, so a generation's data can never be ordered before the
+//! compacted segment that it is newer than.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use roaring::RoaringBitmap;
+
+use super::Engine;
+use super::version::{SegmentHandle, Version};
+use crate::Result;
+use crate::error::IoContext;
+use crate::fs::layout;
+use crate::head::dedupe_newest_wins;
+use crate::model::Sample;
+use crate::segment::{Segment, SegmentBuilder, write_segment};
+
+/// What a compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompactReport {
+    /// Windows merged.
+    pub windows: usize,
+    /// Segments replaced.
+    pub segments_in: usize,
+    /// Segments written.
+    pub segments_out: usize,
+    /// Samples written (after merging rewrites of the same timestamp).
+    pub samples: u64,
+    /// Bytes of the replaced segments.
+    pub bytes_in: u64,
+    /// Bytes written.
+    pub bytes_out: u64,
+    /// Why nothing was done, when nothing could be.
+    pub skipped: Option<String>,
+}
+
+impl Engine {
+    /// Merges, in every time window, the live segments of that window into one (see the
+    /// module doc). Windows that already have a single segment are left alone.
+    pub fn compact(&self) -> Result<CompactReport> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        let mut state = inner.flush.lock();
+        let mut report = CompactReport::default();
+        let version = inner.current_version();
+        if !version.frozen.is_empty() {
+            report.skipped = Some("a flushed generation is not yet published; flush first".into());
+            return Ok(report);
+        }
+        let width = i128::from(inner.opts.compaction_window_ms.max(1));
+        let window_of = |t: i64| i128::from(t).div_euclid(width);
+        let mut windows: BTreeMap<i128, Vec<Arc<SegmentHandle>>> = BTreeMap::new();
+        for h in &version.segments {
+            let w = window_of(h.segment.min_t);
+            // A segment reaching past its window (written with another window) stays alone.
+            if window_of(h.segment.max_t) == w {
+                windows.entry(w).or_default().push(h.clone());
+            }
+        }
+        let mut written: Vec<(Vec<Arc<SegmentHandle>>, SegmentHandle)> = Vec::new();
+        // Until the manifest lists them, the new files are nobody's: on failure they go.
+        let abandon = |written: &[(Vec<Arc<SegmentHandle>>, SegmentHandle)]| {
+            for (_, h) in written {
+                let _ = inner.opts.vfs.remove(h.segment.path());
+            }
+        };
+        for (w, members) in windows {
+            if members.len() < 2 {
+                continue;
+            }
+            let seq = state.manifest.next_seq;
+            state.manifest.next_seq += 1;
+            let start = (w * width).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+            match merge(inner, &members, seq, start, &mut report) {
+                Ok(handle) => {
+                    report.windows += 1;
+                    report.segments_in += members.len();
+                    report.bytes_in += members.iter().map(|m| m.segment.file_bytes()).sum::<u64>();
+                    written.push((members, handle));
+                }
+                Err(e) => {
+                    abandon(&written);
+                    return Err(e);
+                }
+            }
+        }
+        if written.is_empty() {
+            return Ok(report);
+        }
+        let seg_dir = inner.dir.join(layout::SEGMENT_DIR);
+        if let Err(e) = inner.opts.vfs.sync_dir(&seg_dir).at(&seg_dir) {
+            abandon(&written);
+            return Err(e);
+        }
+
+        let replaced: Vec<String> = written
+            .iter()
+            .flat_map(|(members, _)| members.iter().map(|m| m.name.clone()))
+            .collect();
+        let mut manifest = state.manifest.clone();
+        manifest.segments.retain(|s| !replaced.contains(s));
+        manifest
+            .segments
+            .extend(written.iter().map(|(_, h)| h.name.clone()));
+        manifest.retired.extend(replaced.iter().cloned());
+        // On failure the store may or may not hold the new manifest (a failed rename or
+        // directory sync): the new files may be live, so they stay; the next open sorts it
+        // out (an unlisted one is an unpublished leftover, a retired one is deleted).
+        manifest.store(&*inner.opts.vfs, &inner.dir)?;
+        state.manifest = manifest;
+        report.segments_out = written.len();
+        {
+            let mut v = inner.version.write();
+            let mut segments: Vec<Arc<SegmentHandle>> = v
+                .segments
+                .iter()
+                .filter(|s| !replaced.contains(&s.name))
+                .cloned()
+                .collect();
+            segments.extend(written.into_iter().map(|(_, h)| Arc::new(h)));
+            segments.sort_by(|a, b| (a.segment.seq, &a.name).cmp(&(b.segment.seq, &b.name)));
+            *v = Arc::new(Version {
+                segments,
+                frozen: v.frozen.clone(),
+            });
+        }
+        // The manifest proves them garbage; a failure here leaves them for the next open.
+        let mut removed = Vec::new();
+        for name in &state.manifest.retired {
+            let path = layout::segment_path(&inner.dir, name);
+            match inner.opts.vfs.remove(&path) {
+                Ok(()) => removed.push(name.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => removed.push(name.clone()),
+                Err(e) => {
+                    tracing::warn!(file = %path.display(), error = %e, "could not remove a compacted segment; the next open will")
+                }
+            }
+        }
+        if !removed.is_empty() {
+            let mut manifest = state.manifest.clone();
+            manifest.retired.retain(|n| !removed.contains(n));
+            if let Err(e) = manifest.store(&*inner.opts.vfs, &inner.dir) {
+                tracing::warn!(error = %e, "could not record the removal of compacted segments; the next open will");
+            } else {
+                state.manifest = manifest;
+            }
+        }
+        Ok(report)
+    }
+}
+
+/// Writes the merge of `members` (oldest first) as segment `seq` of the window starting at
+/// `start`, one series at a time, and opens it.
+fn merge(
+    inner: &super::Inner,
+    members: &[Arc<SegmentHandle>],
+    seq: u64,
+    start: i64,
+    report: &mut CompactReport,
+) -> Result<SegmentHandle> {
+    let mut ids: RoaringBitmap = RoaringBitmap::new();
+    for m in members {
+        ids |= &m.refs;
+    }
+    let mut builder = SegmentBuilder::new(seq);
+    let mut refs = Vec::new();
+    let mut samples: Vec<Sample> = Vec::new();
+    for id in &ids {
+        samples.clear();
+        for m in members {
+            for c in m.chunks_in(id, i64::MIN, i64::MAX) {
+                m.segment.read_chunk(c, i64::MIN, i64::MAX, &mut samples)?;
+            }
+        }
+        // Members are in flush order, so a later write of a timestamp comes later here.
+        dedupe_newest_wins(&mut samples, 0);
+        let Some(series) = inner.head.get(id).filter(|_| !samples.is_empty()) else {
+            continue;
+        };
+        builder.add(&series.namespace, &series.labels, &samples);
+        report.samples += samples.len() as u64;
+        refs.push(id);
+    }
+    let name = layout::segment_name(seq, start);
+    let path = layout::segment_path(&inner.dir, &name);
+    report.bytes_out += write_segment(&*inner.opts.vfs, &path, &builder.finish())?;
+    let bytes = inner.opts.vfs.open_immutable(&path).at(&path)?;
+    let segment = Segment::open(&path, bytes)?;
+    let locals = refs
+        .iter()
+        .enumerate()
+        .map(|(local, &id)| (id, local as u32))
+        .collect();
+    Ok(SegmentHandle {
+        name,
+        segment,
+        locals,
+        refs: refs.into_iter().collect(),
+    })
+}

@@ -1,0 +1,267 @@
+//! Compaction: a window's segments merged into one change no answer, survive reopening, and
+//! leave no file behind; a crash between publishing and deleting is cleaned at open.
+
+use std::collections::BTreeMap;
+
+use iocdb_engine::{Engine, Options, Sample};
+use proptest::prelude::*;
+
+use crate::common::{self, dump, request};
+
+fn options() -> Options {
+    Options {
+        partition_ms: 10_000,
+        compaction_window_ms: 60_000,
+        ..common::options()
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write { site: usize, t: i64, v: f64 },
+    Flush,
+    Compact,
+    Reopen,
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        6 => (0..4usize, 0..180_000i64, -1e6..1e6f64).prop_map(|(site, t, v)| Op::Write { site, t, v }),
+        2 => Just(Op::Flush),
+        2 => Just(Op::Compact),
+        1 => Just(Op::Reopen),
+    ]
+}
+
+type Model = BTreeMap<String, Vec<(i64, u64)>>;
+
+fn segment_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("segments"))
+        .map(|d| {
+            d.filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// Random writes — late ones, and corrections of a timestamp already written — with
+    /// flushes, compactions and reopenings in between answer exactly as the newest write of
+    /// each timestamp says.
+    #[test]
+    fn compaction_changes_no_answer(ops in proptest::collection::vec(op(), 1..60)) {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut engine = common::open_with(dir.path(), options()).expect("open");
+        let mut model: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
+        for op in ops {
+            match op {
+                Op::Write { site, t, v } => {
+                    let out = engine
+                        .write(request("ns", vec![common::series("m", site, vec![Sample::new(t, v)])]))
+                        .expect("write");
+                    prop_assert_eq!(out.accepted, 1);
+                    model.entry(format!("s{site}")).or_default().insert(t, v.to_bits());
+                }
+                Op::Flush => {
+                    engine.flush().expect("flush");
+                }
+                Op::Compact => {
+                    engine.compact().expect("compact");
+                }
+                Op::Reopen => {
+                    engine.close().expect("close");
+                    drop(engine);
+                    engine = common::open_with(dir.path(), options()).expect("reopen");
+                }
+            }
+            let want: Model = model
+                .iter()
+                .map(|(k, v)| (k.clone(), v.iter().map(|(t, b)| (*t, *b)).collect()))
+                .collect();
+            prop_assert_eq!(dump(&engine, "ns"), want);
+        }
+        // After a flush and a compaction every window has at most one segment, and every
+        // file on disk is a live segment.
+        engine.flush().expect("flush");
+        engine.compact().expect("compact");
+        let files = segment_files(dir.path());
+        let mut windows: Vec<i64> = files
+            .iter()
+            .filter_map(|f| f.strip_suffix(".seg")?.split_once('_')?.1.parse::<i64>().ok())
+            .map(|partition| partition.div_euclid(60_000))
+            .collect();
+        let count = windows.len();
+        windows.dedup();
+        prop_assert_eq!(windows.len(), count, "{:?}", files);
+        let manifest = std::fs::read_to_string(dir.path().join("MANIFEST")).expect("manifest");
+        for f in &files {
+            prop_assert!(manifest.contains(&format!("segment {f}")), "{} is not live: {}", f, manifest);
+        }
+        prop_assert!(!manifest.contains("retired"), "{}", manifest);
+    }
+}
+
+#[test]
+fn a_window_of_many_flushes_becomes_one_segment_and_a_crash_after_publishing_is_cleaned() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open_with(dir.path(), options()).expect("open");
+    // Six partitions of one window, one flush each, and a late correction in the first.
+    for p in 0..6i64 {
+        let samples = (0..10).map(|i| Sample::new(p * 10_000 + i * 1000, (p * 10 + i) as f64));
+        engine
+            .write(request(
+                "ns",
+                vec![common::series("m", 0, samples.collect())],
+            ))
+            .expect("write");
+        engine.flush().expect("flush");
+    }
+    engine
+        .write(request(
+            "ns",
+            vec![common::series("m", 0, vec![Sample::new(3000, -1.0)])],
+        ))
+        .expect("correction");
+    engine.flush().expect("flush");
+    assert_eq!(segment_files(dir.path()).len(), 7);
+    let before = dump(&engine, "ns");
+    let report = engine.compact().expect("compact");
+    assert_eq!(
+        (report.windows, report.segments_in, report.segments_out),
+        (1, 7, 1)
+    );
+    assert_eq!(report.samples, 60);
+    assert_eq!(segment_files(dir.path()).len(), 1);
+    assert_eq!(dump(&engine, "ns"), before);
+    assert_eq!(
+        before["s0"][3],
+        (3000, (-1.0f64).to_bits()),
+        "the correction wins"
+    );
+    // Nothing left to do.
+    assert_eq!(engine.compact().expect("again").windows, 0);
+    engine.close().expect("close");
+    drop(engine);
+
+    // A crash after the manifest named a segment retired but before it was deleted: the
+    // next open deletes it (the manifest proves it garbage) and answers the same.
+    let live = segment_files(dir.path()).remove(0);
+    let leftover = "0000000000000002_0.seg";
+    std::fs::copy(
+        dir.path().join("segments").join(&live),
+        dir.path().join("segments").join(leftover),
+    )
+    .expect("copy");
+    let manifest = std::fs::read_to_string(dir.path().join("MANIFEST")).expect("manifest");
+    let body = manifest
+        .lines()
+        .filter(|l| !l.starts_with("crc32c"))
+        .map(|l| {
+            if l == "iocdb-manifest 1" {
+                "iocdb-manifest 2"
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let body = format!("{body}\nretired {leftover}\n");
+    let crc = crc32c::crc32c(body.as_bytes());
+    std::fs::write(
+        dir.path().join("MANIFEST"),
+        format!("{body}crc32c {crc:08x}\n"),
+    )
+    .expect("write");
+    let engine = common::open_with(dir.path(), options()).expect("reopen");
+    assert_eq!(segment_files(dir.path()), vec![live]);
+    assert_eq!(dump(&engine, "ns"), before);
+    assert!(engine.stats().quarantined.is_empty());
+    let manifest = std::fs::read_to_string(dir.path().join("MANIFEST")).expect("manifest");
+    assert!(!manifest.contains("retired"), "{manifest}");
+}
+
+/// Three flushes into one window and one into another, by an engine on `fs`.
+fn setup(fs: &crate::faults::FaultyFs, dir: &std::path::Path) -> (Engine, Model) {
+    let engine = common::open_with(
+        dir,
+        Options {
+            vfs: std::sync::Arc::new(fs.clone()),
+            ..options()
+        },
+    )
+    .expect("open");
+    let mut model: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
+    for (round, base) in [(0, 0i64), (1, 10_000), (2, 5_000), (3, 70_000)] {
+        let samples: Vec<Sample> = (0..5)
+            .map(|i| Sample::new(base + i * 1000, f64::from(round * 10 + i as i32)))
+            .collect();
+        for site in 0..2 {
+            for s in &samples {
+                model
+                    .entry(format!("s{site}"))
+                    .or_default()
+                    .insert(s.t, s.v.to_bits());
+            }
+            engine
+                .write(request(
+                    "ns",
+                    vec![common::series("m", site, samples.clone())],
+                ))
+                .expect("write");
+        }
+        engine.flush().expect("flush");
+    }
+    let model = model
+        .into_iter()
+        .map(|(k, v)| (k, v.into_iter().collect()))
+        .collect();
+    (engine, model)
+}
+
+/// A disk that fails at any one operation of a compaction, from then on, followed by a power
+/// cut: the store reopens to the same answers, with nothing quarantined and every segment
+/// file on disk listed in the manifest.
+#[test]
+fn a_failure_at_any_step_of_a_compaction_loses_nothing_and_leaves_no_orphan() {
+    use crate::faults::{FaultyFs, Mode};
+    let counting = FaultyFs::default();
+    let dir = tempfile::tempdir().expect("dir");
+    let (engine, _) = setup(&counting, dir.path());
+    let before = counting.0.lock().ops;
+    let report = engine.compact().expect("compact");
+    assert_eq!(report.segments_in, 3);
+    let after = counting.0.lock().ops;
+    assert!(
+        after > before + 3,
+        "a compaction of {} operations?",
+        after - before
+    );
+    drop(engine);
+    for k in before..after {
+        let dir = tempfile::tempdir().expect("dir");
+        let fs = FaultyFs::failing(k, std::io::ErrorKind::Other, Mode::Persistent);
+        let (engine, model) = setup(&fs, dir.path());
+        assert_eq!(fs.0.lock().ops, before, "the setup is deterministic");
+        let _ = engine.compact();
+        drop(engine);
+        fs.power_cut();
+        let engine = common::open_with(dir.path(), options()).expect("reopen");
+        assert_eq!(dump(&engine, "ns"), model, "failure at operation {k}");
+        assert!(
+            engine.stats().quarantined.is_empty(),
+            "failure at operation {k}: {:?}",
+            engine.stats().quarantined
+        );
+        let manifest = std::fs::read_to_string(dir.path().join("MANIFEST")).expect("manifest");
+        for f in segment_files(dir.path()) {
+            assert!(
+                manifest.contains(&format!("segment {f}")),
+                "failure at operation {k}: {f} is not live: {manifest}"
+            );
+        }
+    }
+}

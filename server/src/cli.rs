@@ -1,5 +1,5 @@
-//! The command line: `iocdb serve | write | query | latest | stale | stats | flush | bench |
-//! repair`.
+//! The command line: `iocdb serve | write | query | latest | stale | stats | flush | compact |
+//! bench | repair`.
 
 use std::path::PathBuf;
 
@@ -33,10 +33,27 @@ pub enum Command {
     Stats(ClientArgs),
     /// Flush the head to segments now.
     Flush(ClientArgs),
+    /// Merge each day's segments into one: on a running server, or on the data directory of
+    /// a stopped one (`--data-dir`).
+    Compact(CompactArgs),
     /// Measure ingest over gRPC against in-process ingest, side by side.
     Bench(BenchArgs),
     /// Rebuild a missing or damaged MANIFEST from the segment files (server stopped).
     Repair(RepairArgs),
+}
+
+/// `iocdb compact`.
+#[derive(Debug, Args)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Compact this data directory directly (the server must be stopped) instead of asking
+    /// the server at `--addr`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `iocdb repair`.

@@ -2,6 +2,7 @@
 
 pub mod bench;
 pub mod client;
+pub mod compact;
 mod load;
 pub mod repair;
 pub mod serve;

@@ -53,6 +53,11 @@ fn main() -> anyhow::Result<()> {
             init_logging(false);
             commands::repair::run(&args)
         }
+        cli::Command::Compact(args) if args.data_dir.is_some() => {
+            init_logging(false);
+            let dir = args.data_dir.clone().unwrap_or_default();
+            commands::compact::run_offline(&args, &dir)
+        }
         other => {
             init_logging(false);
             runtime(64)?.block_on(commands::client::run(other))

@@ -54,6 +54,18 @@ impl Engine {
     /// Merges, in every time window, the live segments of that window into one (see the
     /// module doc). Windows that already have a single segment are left alone.
     pub fn compact(&self) -> Result<CompactReport> {
+        self.compact_before(i64::MAX)
+    }
+
+    /// The time window compaction merges into, ms.
+    pub fn compaction_window_ms(&self) -> i64 {
+        self.inner.opts.compaction_window_ms.max(1)
+    }
+
+    /// Like [`Engine::compact`], for the windows that end at or before `end` (ms) only: the
+    /// background compaction leaves the current window alone, which every flush still adds
+    /// to, so that a day is rewritten once, not after every flush.
+    pub fn compact_before(&self, end: i64) -> Result<CompactReport> {
         let inner = &*self.inner;
         inner.check_open()?;
         let mut state = inner.flush.lock();
@@ -81,7 +93,7 @@ impl Engine {
             }
         };
         for (w, members) in windows {
-            if members.len() < 2 {
+            if members.len() < 2 || (w + 1) * width > i128::from(end) {
                 continue;
             }
             let seq = state.manifest.next_seq;

@@ -31,6 +31,25 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Compact(a) => {
+            let r = AdminClient::new(connect(&a.client).await?)
+                .compact(v1::CompactRequest { before_ms: 0 })
+                .await?
+                .into_inner();
+            super::compact::print(
+                &super::compact::Figures {
+                    windows: r.windows,
+                    segments_in: r.segments_in,
+                    segments_out: r.segments_out,
+                    samples: r.samples,
+                    bytes_in: r.bytes_in,
+                    bytes_out: r.bytes_out,
+                    skipped: r.skipped,
+                },
+                a.json,
+            );
+            Ok(())
+        }
         Command::Bench(a) => super::bench::run(a).await,
         Command::Serve(_) | Command::Repair(_) => {
             anyhow::bail!("serve and repair are not client commands")

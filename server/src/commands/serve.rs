@@ -199,6 +199,29 @@ async fn watch_signals(stop: watch::Sender<bool>, health: tonic_health::server::
     std::process::exit(130);
 }
 
+/// Merges the segments of every finished window (the current one is still being flushed
+/// into), after a flush that wrote segments: one compaction at a time, on the blocking pool.
+async fn compact_finished_windows(engine: &Arc<Engine>) {
+    let engine = engine.clone();
+    let window = engine.compaction_window_ms();
+    let before = crate::service::now_ms().div_euclid(window) * window;
+    match tokio::task::spawn_blocking(move || engine.compact_before(before)).await {
+        Ok(Ok(r)) if r.windows > 0 => tracing::info!(
+            windows = r.windows,
+            segments_in = r.segments_in,
+            segments_out = r.segments_out,
+            bytes_in = r.bytes_in,
+            bytes_out = r.bytes_out,
+            "compacted"
+        ),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "background compaction failed; the segments stay as they were")
+        }
+        Err(e) => tracing::error!(error = %e, "background compaction panicked"),
+    }
+}
+
 /// Flushes every `every`, and early when the head passes half its memory budget, so that
 /// writers are not refused while a flush could make room.
 async fn flush_periodically(engine: Arc<Engine>, every: Duration, mut stop: watch::Receiver<bool>) {
@@ -216,8 +239,8 @@ async fn flush_periodically(engine: Arc<Engine>, every: Duration, mut stop: watc
             continue;
         }
         last = tokio::time::Instant::now();
-        let engine = engine.clone();
-        match tokio::task::spawn_blocking(move || engine.flush()).await {
+        let flusher = engine.clone();
+        match tokio::task::spawn_blocking(move || flusher.flush()).await {
             Ok(Ok(r)) if r.segments > 0 => {
                 tracing::info!(
                     segments = r.segments,
@@ -225,7 +248,8 @@ async fn flush_periodically(engine: Arc<Engine>, every: Duration, mut stop: watc
                     bytes = r.bytes,
                     head_bytes = used,
                     "flushed"
-                )
+                );
+                compact_finished_windows(&engine).await;
             }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => {

@@ -1,4 +1,4 @@
-//! `iocdb.v1.Admin`: flush, stats and indicator metadata.
+//! `iocdb.v1.Admin`: flush, compaction, stats and indicator metadata.
 
 use iocdb_engine::MetricMetadata;
 use iocdb_proto::v1::{self, admin_server::Admin};
@@ -21,6 +21,26 @@ impl Admin for AdminService {
             segments: r.segments as u64,
             samples: r.samples,
             bytes: r.bytes,
+        }))
+    }
+
+    async fn compact(
+        &self,
+        req: Request<v1::CompactRequest>,
+    ) -> Result<Response<v1::CompactResponse>, Status> {
+        let before = match req.into_inner().before_ms {
+            0 => i64::MAX,
+            t => t,
+        };
+        let r = self.0.blocking(move |e| e.compact_before(before)).await?;
+        Ok(Response::new(v1::CompactResponse {
+            windows: r.windows as u64,
+            segments_in: r.segments_in as u64,
+            segments_out: r.segments_out as u64,
+            samples: r.samples,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            skipped: r.skipped.unwrap_or_default(),
         }))
     }
 

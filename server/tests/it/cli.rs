@@ -149,3 +149,83 @@ async fn a_server_without_its_manifest_refuses_to_start_and_repair_brings_the_da
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].values, [12.0, 11.0]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn compaction_by_rpc_and_by_the_cli_merges_a_days_segments_and_changes_no_answer() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let server = Server::start(&data, "");
+    // Yesterday's figures, uploaded in three rounds into three 2-hour partitions, one flush
+    // each; the last round corrects a value of the first.
+    let day = (now_ms() / 86_400_000 - 1) * 86_400_000;
+    for (hour, value) in [(1, 10.0), (5, 20.0), (9, 30.0)] {
+        let t = day + hour * 3_600_000;
+        let mut points = vec![(t, value), (t + 60_000, value + 1.0)];
+        if hour == 9 {
+            points.push((day + 3_600_000, -1.0));
+        }
+        let req = iocdb_proto::v1::WriteRequest {
+            namespace: "health".into(),
+            series: vec![crate::harness::series(
+                "hospital_beds_free",
+                &[("hospital", "Bệnh viện Châu Đốc")],
+                &points,
+            )],
+        };
+        server.ingest().await.write(req).await.expect("write");
+        server.flush().await;
+    }
+    let stats = |s: iocdb_proto::v1::StatsResponse| s.segments;
+    let mut admin = server.admin().await;
+    let before = stats(
+        admin
+            .stats(iocdb_proto::v1::StatsRequest {})
+            .await
+            .expect("stats")
+            .into_inner(),
+    );
+    // The third round wrote into two partitions (its own and the corrected one's).
+    assert_eq!(before, 4);
+    let answer = crate::harness::select_all(&server, "health", vec![]).await;
+    assert_eq!(answer[0].values, [-1.0, 11.0, 20.0, 21.0, 30.0, 31.0]);
+    let r = admin
+        .compact(iocdb_proto::v1::CompactRequest { before_ms: 0 })
+        .await
+        .expect("compact")
+        .into_inner();
+    assert_eq!((r.windows, r.segments_in, r.segments_out), (1, 4, 1));
+    let after = stats(
+        admin
+            .stats(iocdb_proto::v1::StatsRequest {})
+            .await
+            .expect("stats")
+            .into_inner(),
+    );
+    assert_eq!(after, 1);
+    assert_eq!(
+        crate::harness::select_all(&server, "health", vec![]).await,
+        answer
+    );
+
+    // A late upload into the same day, then the CLI on the stopped server's directory.
+    let req = iocdb_proto::v1::WriteRequest {
+        namespace: "health".into(),
+        series: vec![crate::harness::series(
+            "hospital_beds_free",
+            &[("hospital", "Bệnh viện Châu Đốc")],
+            &[(day + 20 * 3_600_000, 7.0)],
+        )],
+    };
+    server.ingest().await.write(req).await.expect("write");
+    server.flush().await;
+    assert!(server.terminate().success());
+    let data_dir = data.to_str().expect("utf-8 path");
+    let (ok, out, err) = iocdb(&["compact", "--data-dir", data_dir, "--json"], None);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("json report");
+    assert_eq!(report["segments_in"], 2, "{out}");
+    assert_eq!(report["segments_out"], 1, "{out}");
+    let server = Server::start(&data, "");
+    let got = crate::harness::select_all(&server, "health", vec![]).await;
+    assert_eq!(got[0].values, [-1.0, 11.0, 20.0, 21.0, 30.0, 31.0, 7.0]);
+}

@@ -1,0 +1,57 @@
+//! `iocdb compact`: merges each day's segments into one, on a stopped server's data
+//! directory (`--data-dir`) or through `Admin.Compact` on a running one, and reports it.
+
+use iocdb_engine::{Engine, Options};
+
+use crate::cli::CompactArgs;
+
+/// What a compaction did, from the engine or from the wire.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Figures {
+    pub windows: u64,
+    pub segments_in: u64,
+    pub segments_out: u64,
+    pub samples: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub skipped: String,
+}
+
+/// Compacts a stopped server's data directory.
+pub fn run_offline(args: &CompactArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let engine = Engine::open(dir, Options::default()).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot open {} (is the server stopped?): {e}",
+            dir.display()
+        )
+    })?;
+    let r = engine.compact()?;
+    engine.close()?;
+    print(
+        &Figures {
+            windows: r.windows as u64,
+            segments_in: r.segments_in as u64,
+            segments_out: r.segments_out as u64,
+            samples: r.samples,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            skipped: r.skipped.unwrap_or_default(),
+        },
+        args.json,
+    );
+    Ok(())
+}
+
+/// Prints a report as a line or as JSON.
+pub fn print(f: &Figures, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(f).unwrap_or_default());
+    } else if !f.skipped.is_empty() {
+        println!("nothing compacted: {}", f.skipped);
+    } else {
+        println!(
+            "compacted {} windows: {} segments ({} bytes) into {} ({} bytes), {} samples",
+            f.windows, f.segments_in, f.bytes_in, f.segments_out, f.bytes_out, f.samples
+        );
+    }
+}

@@ -1,5 +1,6 @@
 //! Latency of the dashboard queries of WORKLOAD.md, with 1 and 8 concurrent clients.
-//! Usage: `query_report SCALE DAYS [REPEATS]`; prints Markdown.
+//! Usage: `query_report SCALE DAYS [REPEATS [compact]]`; prints Markdown. With `compact`, the
+//! store is then compacted (timed) and the queries are run again.
 
 use std::time::{Duration, Instant};
 
@@ -40,16 +41,38 @@ fn main() {
         stats.segments,
         stats.segment_bytes as f64 / stats.segment_samples.max(1) as f64
     );
+    run_queries(&engine, end, repeats);
+    if args.next().as_deref() == Some("compact") {
+        let t = Instant::now();
+        let r = engine.compact().expect("compact");
+        let took = t.elapsed().as_secs_f64();
+        let after = engine.stats();
+        println!(
+            "\nCompacted in {took:.1} s (one thread): {} windows, {} segments ({} bytes) into {} ({} bytes), {} samples, {:.2} M samples/s; {:.3} bytes/sample on disk after.\n",
+            r.windows,
+            r.segments_in,
+            r.bytes_in,
+            r.segments_out,
+            r.bytes_out,
+            r.samples,
+            r.samples as f64 / took / 1e6,
+            after.segment_bytes as f64 / after.segment_samples.max(1) as f64
+        );
+        run_queries(&engine, end, repeats);
+    }
+}
+
+fn run_queries(engine: &Engine, end: i64, repeats: usize) {
     println!(
         "| query | result series | samples read | 1 client p50 | 1 client p99 | 8 clients p50 | 8 clients p99 | samples read/s (1 client) |"
     );
     println!("|---|---|---|---|---|---|---|---|");
     for q in dashboard::queries(end - 60_000) {
-        let (series, samples) = dashboard::run(&engine, &q);
+        let (series, samples) = dashboard::run(engine, &q);
         let mut one: Vec<Duration> = (0..repeats)
             .map(|_| {
                 let t = Instant::now();
-                dashboard::run(&engine, &q);
+                dashboard::run(engine, &q);
                 t.elapsed()
             })
             .collect();
@@ -60,7 +83,7 @@ fn main() {
                         (0..repeats.div_ceil(4))
                             .map(|_| {
                                 let t = Instant::now();
-                                dashboard::run(&engine, &q);
+                                dashboard::run(engine, &q);
                                 t.elapsed()
                             })
                             .collect::<Vec<_>>()

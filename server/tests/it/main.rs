@@ -7,6 +7,7 @@
 mod api_shape;
 mod bad_input;
 mod cli;
+mod compaction_kills;
 mod crash_order;
 mod harness;
 mod http_api;

@@ -85,8 +85,13 @@ pub struct Options {
     /// Time window compaction merges segments into, ms (a multiple of `partition_ms`).
     /// Default one day.
     pub compaction_window_ms: i64,
-    /// Samples older than this (relative to the wall clock) are rejected. Default: none.
+    /// How long data is kept, relative to the wall clock: older samples are refused by
+    /// writes, hidden from queries at once, and dropped by compaction. Default: forever.
     pub retention: Option<Duration>,
+    /// Retention of particular namespaces, overriding [`Options::retention`] (for example
+    /// camera counts 90 days, socio-economic indicators forever: give those no entry and no
+    /// global retention).
+    pub retention_by_namespace: std::collections::BTreeMap<String, Duration>,
     /// Input limits.
     pub limits: Limits,
     /// Query limits.
@@ -108,10 +113,26 @@ impl Default for Options {
             partition_ms: 2 * 3600 * 1000,
             compaction_window_ms: 24 * 3600 * 1000,
             retention: None,
+            retention_by_namespace: std::collections::BTreeMap::new(),
             limits: Limits::default(),
             query_limits: QueryLimits::default(),
             query_threads: 0,
             vfs: Arc::new(OsFs),
         }
+    }
+}
+
+impl Options {
+    /// The oldest timestamp kept in `namespace` at wall-clock time `now` (ms);
+    /// `i64::MIN` when it keeps everything.
+    pub fn retention_cutoff(&self, namespace: &str, now: i64) -> i64 {
+        self.retention_by_namespace
+            .get(namespace)
+            .or(self.retention.as_ref())
+            .map_or(i64::MIN, |r| match i64::try_from(r.as_millis()) {
+                Ok(ms) => now.saturating_sub(ms),
+                // Longer than time itself: forever.
+                Err(_) => i64::MIN,
+            })
     }
 }

@@ -102,6 +102,50 @@ pub struct Config {
     /// handing work to the query pool); each costs a stack and an allocator heap. 0: four
     /// per core, at least 8.
     pub max_blocking_threads: usize,
+    /// How long data is kept (`"90d"`, `"2y"`; empty or `"forever"`: everything): older
+    /// samples are refused, hidden from queries at once and dropped by compaction.
+    #[serde(deserialize_with = "human::retention")]
+    pub retention: Option<Duration>,
+    /// Retention per namespace, overriding `retention` (`security = "90d"`,
+    /// `economy = "forever"`).
+    #[serde(deserialize_with = "human::retention_by_namespace")]
+    pub retention_by_namespace: std::collections::BTreeMap<String, Duration>,
+}
+
+/// Durations as people write them in the config file.
+mod human {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use serde::de::Error as _;
+    use serde::{Deserialize, Deserializer};
+
+    fn parse(s: &str) -> Result<Option<Duration>, String> {
+        match s.trim() {
+            "" | "forever" => Ok(None),
+            s => humantime::parse_duration(s).map(Some).map_err(|e| {
+                format!("retention {s:?}: {e} (write e.g. \"90d\", \"1y\" or \"forever\")")
+            }),
+        }
+    }
+
+    pub fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        parse(&String::deserialize(d)?).map_err(D::Error::custom)
+    }
+
+    /// "forever" under a global retention is the longest duration there is.
+    pub fn retention_by_namespace<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, Duration>, D::Error> {
+        BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .map(|(ns, v)| {
+                parse(&v)
+                    .map(|r| (ns, r.unwrap_or(Duration::MAX)))
+                    .map_err(D::Error::custom)
+            })
+            .collect()
+    }
 }
 
 impl Default for Config {
@@ -136,6 +180,8 @@ impl Default for Config {
             query_batch_series: 500,
             shutdown_grace_s: 10,
             max_blocking_threads: 0,
+            retention: None,
+            retention_by_namespace: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -216,6 +262,8 @@ impl Config {
                 max_points_per_series: self.query_max_points_per_series,
                 timeout: Duration::from_secs(self.query_timeout_s),
             },
+            retention: self.retention,
+            retention_by_namespace: self.retention_by_namespace.clone(),
             ..Options::default()
         }
     }
@@ -243,6 +291,32 @@ mod tests {
         assert_eq!(c.listen, "127.0.0.1:0");
         assert_eq!(c.head_memory_mb, 64);
         assert_eq!(c.engine_options().query_limits.max_series, 7);
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("r.toml");
+        std::fs::write(
+            &file,
+            "retention = \"1y\"\n[retention_by_namespace]\nsecurity = \"90d\"\neconomy = \"forever\"\n",
+        )
+        .expect("write");
+        let r = Config::load(&ServeArgs {
+            config: Some(file.clone()),
+            ..ServeArgs::default()
+        })
+        .expect("load")
+        .engine_options();
+        assert_eq!(r.retention, Some(Duration::from_secs(31_557_600)));
+        assert_eq!(
+            r.retention_by_namespace.get("security"),
+            Some(&Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(r.retention_cutoff("economy", 1_000), i64::MIN);
+        std::fs::write(&file, "retention = \"ninety days\"\n").expect("write");
+        let e = Config::load(&ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        })
+        .expect_err("a bad duration");
+        assert!(e.to_string().contains("retention"), "{e}");
         assert_eq!(c.data_dir, PathBuf::from("./iocdb-data"));
     }
 

@@ -13,6 +13,10 @@
 //! next open deletes because the manifest proves them garbage. Readers holding the old
 //! version keep their mapped files until they finish.
 //!
+//! Retention: a segment whose every namespace's retention has passed its newest sample is
+//! retired whole; merged windows drop the samples their namespace's retention has passed.
+//! Queries hide expired samples at once, whether or not compaction has run.
+//!
 //! Runs under the flush lock (one flush or compaction at a time) and only when no flushed-but-
 //! unpublished generation is pending, so a generation's data can never be ordered before the
 //! compacted segment that it is newer than.
@@ -46,6 +50,10 @@ pub struct CompactReport {
     pub bytes_in: u64,
     /// Bytes written.
     pub bytes_out: u64,
+    /// Segments dropped whole because the retention of every namespace in them had passed.
+    pub expired: usize,
+    /// Bytes of those segments.
+    pub bytes_expired: u64,
     /// Why nothing was done, when nothing could be.
     pub skipped: Option<String>,
 }
@@ -77,8 +85,21 @@ impl Engine {
         }
         let width = i128::from(inner.opts.compaction_window_ms.max(1));
         let window_of = |t: i64| i128::from(t).div_euclid(width);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let cutoff = |ns: &str| inner.opts.retention_cutoff(ns, now);
+        // Segments whose every namespace's retention has passed them go whole.
+        let (expired, live): (Vec<_>, Vec<_>) = version.segments.iter().cloned().partition(|h| {
+            h.segment
+                .series
+                .iter()
+                .all(|s| cutoff(s.namespace.as_str()) > h.segment.max_t)
+        });
+        report.expired = expired.len();
+        report.bytes_expired = expired.iter().map(|h| h.segment.file_bytes()).sum();
         let mut windows: BTreeMap<i128, Vec<Arc<SegmentHandle>>> = BTreeMap::new();
-        for h in &version.segments {
+        for h in &live {
             let w = window_of(h.segment.min_t);
             // A segment reaching past its window (written with another window) stays alone.
             if window_of(h.segment.max_t) == w {
@@ -99,7 +120,7 @@ impl Engine {
             let seq = state.manifest.next_seq;
             state.manifest.next_seq += 1;
             let start = (w * width).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-            match merge(inner, &members, seq, start, &mut report) {
+            match merge(inner, &members, seq, start, &cutoff, &mut report) {
                 Ok(handle) => {
                     report.windows += 1;
                     report.segments_in += members.len();
@@ -112,7 +133,7 @@ impl Engine {
                 }
             }
         }
-        if written.is_empty() {
+        if written.is_empty() && expired.is_empty() {
             return Ok(report);
         }
         let seg_dir = inner.dir.join(layout::SEGMENT_DIR);
@@ -124,6 +145,7 @@ impl Engine {
         let replaced: Vec<String> = written
             .iter()
             .flat_map(|(members, _)| members.iter().map(|m| m.name.clone()))
+            .chain(expired.iter().map(|h| h.name.clone()))
             .collect();
         let mut manifest = state.manifest.clone();
         manifest.segments.retain(|s| !replaced.contains(s));
@@ -184,6 +206,7 @@ fn merge(
     members: &[Arc<SegmentHandle>],
     seq: u64,
     start: i64,
+    cutoff: &dyn Fn(&str) -> i64,
     report: &mut CompactReport,
 ) -> Result<SegmentHandle> {
     let mut ids: RoaringBitmap = RoaringBitmap::new();
@@ -202,9 +225,16 @@ fn merge(
         }
         // Members are in flush order, so a later write of a timestamp comes later here.
         dedupe_newest_wins(&mut samples, 0);
-        let Some(series) = inner.head.get(id).filter(|_| !samples.is_empty()) else {
+        let Some(series) = inner.head.get(id) else {
             continue;
         };
+        // What the namespace's retention has passed is dropped here for good.
+        let keep_from = cutoff(series.namespace.as_str());
+        let expired = samples.partition_point(|s| s.t < keep_from);
+        samples.drain(..expired);
+        if samples.is_empty() {
+            continue;
+        }
         builder.add(&series.namespace, &series.labels, &samples);
         report.samples += samples.len() as u64;
         refs.push(id);

@@ -66,10 +66,20 @@ impl<'a> Querier<'a> {
     /// Whether a series may have samples in `[start, end]`, judged from chunk bounds alone.
     pub fn has_data(&self, series: &SeriesHandle, start: i64, end: i64) -> bool {
         let series = series.series();
+        // Expired data is not there, whether or not compaction has dropped it yet.
+        let start = start.max(self.retention_cutoff(series.namespace.as_str()));
+        if start > end {
+            return false;
+        }
         // The live head first, then the version: data only moves from the head to a frozen
         // generation to a segment, so whatever a flush moves meanwhile is still found.
         series.head.overlaps(start, end)
             || self.inner.current_version().has_data(series.id, start, end)
+    }
+
+    /// The oldest timestamp a query may see in `namespace` now (its retention).
+    fn retention_cutoff(&self, namespace: &str) -> i64 {
+        self.inner.opts.retention_cutoff(namespace, wall_clock_ms())
     }
 
     /// The metadata of a namespace's metrics, sorted by metric.
@@ -94,6 +104,7 @@ impl<'a> Querier<'a> {
             work: series.into_iter().zip(live).collect(),
             start,
             end,
+            now: wall_clock_ms(),
         }
     }
 }
@@ -105,6 +116,15 @@ pub struct Snapshot<'a> {
     work: Vec<(SeriesHandle, SeriesLayer)>,
     start: i64,
     end: i64,
+    /// The wall clock when the snapshot was taken, for retention.
+    now: i64,
+}
+
+/// Milliseconds since the epoch, now.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 impl Snapshot<'_> {
@@ -117,7 +137,14 @@ impl Snapshot<'_> {
             let mut out = Vec::with_capacity(part.len());
             for (series, live) in part {
                 buf.clear();
-                read_one(&self.version, series, live, self.start, self.end, &mut buf)?;
+                // Expired samples are hidden at once, before compaction drops them.
+                let namespace = series.series().namespace.as_str();
+                let start = self
+                    .start
+                    .max(self.inner.opts.retention_cutoff(namespace, self.now));
+                if start <= self.end {
+                    read_one(&self.version, series, live, start, self.end, &mut buf)?;
+                }
                 out.push(f(series, &buf)?);
             }
             Ok(out)

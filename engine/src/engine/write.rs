@@ -68,7 +68,7 @@ impl Engine {
                 return Ok(outcome);
             }
         };
-        let window = self.window();
+        let window = self.window(namespace.as_str());
         let mut batch = Vec::with_capacity(req.series.len());
         for (i, write) in req.series.into_iter().enumerate() {
             match self.resolve_in(&namespace, write.labels) {
@@ -119,12 +119,12 @@ impl Engine {
     /// a rejection's `series_index` is the position in `batch`).
     pub fn write_resolved(&self, batch: Vec<Resolved>) -> Result<WriteOutcome> {
         self.check_writable()?;
-        let window = self.window();
         let mut outcome = WriteOutcome::default();
         let mut admitted = Vec::with_capacity(batch.len());
         for (i, entry) in batch.into_iter().enumerate() {
             match entry {
                 Resolved::Series(handle, samples) => {
+                    let window = self.window(handle.0.namespace.as_str());
                     self.admit(&window, i, handle.0, samples, &mut admitted, &mut outcome)
                 }
                 Resolved::Rejected { reason, samples } => outcome.rejected.push(Rejection {
@@ -157,16 +157,14 @@ impl Engine {
         Ok(())
     }
 
-    fn window(&self) -> Window {
+    fn window(&self, namespace: &str) -> Window {
         let opts = &self.inner.opts;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
         Window {
             max_t: now.saturating_add(opts.limits.max_future.as_millis() as i64),
-            min_t: opts
-                .retention
-                .map_or(i64::MIN, |r| now.saturating_sub(r.as_millis() as i64)),
+            min_t: opts.retention_cutoff(namespace, now),
         }
     }
 

@@ -265,3 +265,77 @@ fn a_failure_at_any_step_of_a_compaction_loses_nothing_and_leaves_no_orphan() {
         }
     }
 }
+
+/// Retention per namespace: expired samples are hidden at once and refused, and compaction
+/// drops the segments every namespace of which has expired, leaving the others.
+#[test]
+fn retention_hides_at_once_and_compaction_drops_expired_segments() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("dir");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let (old, older, recent) = (now - 50 * 60_000, now - 40 * 60_000, now - 5 * 60_000);
+    let write = |engine: &Engine, ns: &str, t: i64| {
+        engine
+            .write(request(
+                ns,
+                vec![common::series("m", 0, vec![Sample::new(t, 1.0)])],
+            ))
+            .expect("write")
+    };
+    {
+        let engine = common::open_with(
+            dir.path(),
+            Options {
+                retention: Some(Duration::from_secs(7200)),
+                ..options()
+            },
+        )
+        .expect("open");
+        for (ns, t) in [
+            ("cams", old),
+            ("eco", old),
+            ("cams", older),
+            ("cams", recent),
+        ] {
+            assert_eq!(write(&engine, ns, t).accepted, 1);
+        }
+        engine.flush().expect("flush");
+        engine.close().expect("close");
+    }
+    // Cameras are kept 30 minutes from now on; indicators forever.
+    let engine = common::open_with(
+        dir.path(),
+        Options {
+            retention_by_namespace: [("cams".to_owned(), Duration::from_secs(1800))].into(),
+            ..options()
+        },
+    )
+    .expect("reopen");
+    let times = |ns: &str| -> Vec<i64> {
+        dump(&engine, ns)
+            .values()
+            .flatten()
+            .map(|(t, _)| *t)
+            .collect()
+    };
+    assert_eq!(
+        times("cams"),
+        vec![recent],
+        "expired samples are hidden at once"
+    );
+    assert_eq!(times("eco"), vec![old]);
+    let refused = write(&engine, "cams", older);
+    assert_eq!(refused.accepted, 0);
+    assert_eq!(refused.rejected[0].reason.kind(), "too_old");
+    let files = segment_files(dir.path()).len();
+    let report = engine.compact().expect("compact");
+    // The segment of `older` held only cameras: gone. The one of `old` also holds
+    // indicators: kept (its camera sample stays hidden).
+    assert_eq!(report.expired, 1, "{report:?}");
+    assert_eq!(segment_files(dir.path()).len(), files - 1);
+    assert_eq!(times("cams"), vec![recent]);
+    assert_eq!(times("eco"), vec![old]);
+}

@@ -20,6 +20,7 @@ pub mod read;
 mod repair;
 mod select;
 mod stats;
+mod verify;
 mod version;
 pub mod write;
 
@@ -35,6 +36,7 @@ pub use compact::CompactReport;
 pub use repair::RepairReport;
 pub use select::SeriesSamples;
 pub use stats::{Quarantined, Stats};
+pub use verify::{Problem, VerifyReport};
 use version::Version;
 
 use crate::Result;

@@ -48,10 +48,10 @@ mod segment;
 mod textfile;
 mod wal;
 
-pub use engine::CompactReport;
 pub use engine::flush::FlushReport;
 pub use engine::read::{Querier, SeriesFn, Snapshot};
 pub use engine::write::Resolved;
+pub use engine::{CompactReport, Problem, VerifyReport};
 pub use engine::{Engine, Quarantined, RepairReport, SeriesSamples, Stats};
 pub use error::{DecodeError, Error, Limit, Result};
 pub use head::SeriesHandle;

@@ -1,5 +1,5 @@
 //! The command line: `iocdb serve | write | query | latest | stale | stats | flush | compact |
-//! bench | repair`.
+//! bench | repair | verify`.
 
 use std::path::PathBuf;
 
@@ -40,6 +40,9 @@ pub enum Command {
     Bench(BenchArgs),
     /// Rebuild a missing or damaged MANIFEST from the segment files (server stopped).
     Repair(RepairArgs),
+    /// Check every checksum and invariant of a data directory (server stopped); exits 1 and
+    /// names the file and offset of each problem.
+    Verify(VerifyArgs),
 }
 
 /// `iocdb compact`.
@@ -51,6 +54,17 @@ pub struct CompactArgs {
     /// the server at `--addr`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `iocdb verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Data directory of the stopped server (or a snapshot).
+    #[arg(long, env = "IOCDB_DATA_DIR", default_value = "./iocdb-data")]
+    pub data_dir: PathBuf,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

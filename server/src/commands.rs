@@ -6,3 +6,4 @@ pub mod compact;
 mod load;
 pub mod repair;
 pub mod serve;
+pub mod verify;

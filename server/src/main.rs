@@ -53,6 +53,13 @@ fn main() -> anyhow::Result<()> {
             init_logging(false);
             commands::repair::run(&args)
         }
+        cli::Command::Verify(args) => {
+            init_logging(false);
+            if !commands::verify::run(&args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         cli::Command::Compact(args) if args.data_dir.is_some() => {
             init_logging(false);
             let dir = args.data_dir.clone().unwrap_or_default();

@@ -16,4 +16,5 @@ mod orphans;
 mod promql_files;
 mod query;
 mod rooms;
+mod verify;
 mod write_select;

@@ -229,3 +229,49 @@ async fn compaction_by_rpc_and_by_the_cli_merges_a_days_segments_and_changes_no_
     let got = crate::harness::select_all(&server, "health", vec![]).await;
     assert_eq!(got[0].values, [-1.0, 11.0, 20.0, 21.0, 30.0, 31.0, 7.0]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_checks_a_stopped_servers_directory_and_names_a_damaged_file() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let server = Server::start(&data, "");
+    let t = now_ms() - 600_000;
+    let req = iocdb_proto::v1::WriteRequest {
+        namespace: "edu".into(),
+        series: vec![crate::harness::series(
+            "students_present",
+            &[("school", "THPT Thoại Ngọc Hầu")],
+            &(0..200)
+                .map(|i| (t + i * 1000, i as f64))
+                .collect::<Vec<_>>(),
+        )],
+    };
+    server.ingest().await.write(req).await.expect("write");
+    server.flush().await;
+    assert!(server.terminate().success());
+    let data_dir = data.to_str().expect("utf-8 path");
+    let (ok, out, err) = iocdb(&["verify", "--data-dir", data_dir], None);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("everything checks"), "{out}");
+
+    let segment = std::fs::read_dir(data.join("segments"))
+        .expect("segments")
+        .next()
+        .expect("a segment")
+        .expect("entry")
+        .path();
+    let mut bytes = std::fs::read(&segment).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x01;
+    std::fs::write(&segment, bytes).expect("write");
+    let (ok, out, _) = iocdb(&["verify", "--data-dir", data_dir, "--json"], None);
+    assert!(!ok, "a damaged segment must fail verify: {out}");
+    let report: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    let name = segment.file_name().and_then(|n| n.to_str()).expect("name");
+    assert!(
+        report["problems"].as_array().is_some_and(|p| p
+            .iter()
+            .any(|x| x["file"].as_str().is_some_and(|f| f.ends_with(name)))),
+        "{out}"
+    );
+}

@@ -15,6 +15,7 @@
 
 mod compact;
 pub mod flush;
+mod inspect;
 mod open;
 pub mod read;
 mod repair;
@@ -33,6 +34,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 pub use compact::CompactReport;
+pub use inspect::{Inspection, SegmentInfo};
 pub use repair::RepairReport;
 pub use select::SeriesSamples;
 pub use stats::{Quarantined, Stats};

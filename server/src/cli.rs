@@ -1,5 +1,5 @@
 //! The command line: `iocdb serve | write | query | latest | stale | stats | flush | compact |
-//! bench | repair | verify`.
+//! bench | repair | verify | inspect`.
 
 use std::path::PathBuf;
 
@@ -43,6 +43,9 @@ pub enum Command {
     /// Check every checksum and invariant of a data directory (server stopped); exits 1 and
     /// names the file and offset of each problem.
     Verify(VerifyArgs),
+    /// Look inside a data directory (server stopped): segments, series per metric, bytes per
+    /// sample, label cardinality, WAL and head.
+    Inspect(VerifyArgs),
 }
 
 /// `iocdb compact`.
@@ -59,7 +62,7 @@ pub struct CompactArgs {
     pub json: bool,
 }
 
-/// `iocdb verify`.
+/// `iocdb verify` and `iocdb inspect`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Data directory of the stopped server (or a snapshot).

@@ -53,6 +53,10 @@ fn main() -> anyhow::Result<()> {
             init_logging(false);
             commands::repair::run(&args)
         }
+        cli::Command::Inspect(args) => {
+            init_logging(false);
+            commands::inspect::run(&args)
+        }
         cli::Command::Verify(args) => {
             init_logging(false);
             if !commands::verify::run(&args)? {

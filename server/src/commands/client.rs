@@ -51,8 +51,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(a) => super::bench::run(a).await,
-        Command::Serve(_) | Command::Repair(_) | Command::Verify(_) => {
-            anyhow::bail!("serve, repair and verify are not client commands")
+        Command::Serve(_) | Command::Repair(_) | Command::Verify(_) | Command::Inspect(_) => {
+            anyhow::bail!("serve, repair, verify and inspect are not client commands")
         }
     }
 }

@@ -275,3 +275,63 @@ async fn verify_checks_a_stopped_servers_directory_and_names_a_damaged_file() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inspect_agrees_with_the_servers_stats() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let server = Server::start(&data, "");
+    let t = now_ms() - 600_000;
+    for (ns, metric, n) in [("lodging", "guests", 3), ("health", "beds_free", 2)] {
+        let req = iocdb_proto::v1::WriteRequest {
+            namespace: ns.into(),
+            series: (0..n)
+                .map(|i| {
+                    crate::harness::series(
+                        metric,
+                        &[("commune", ["Châu Đốc", "Tri Tôn", "Long Xuyên"][i])],
+                        &[(t, 1.0), (t + 60_000, 2.0)],
+                    )
+                })
+                .collect(),
+        };
+        server.ingest().await.write(req).await.expect("write");
+    }
+    server.flush().await;
+    let stats = server
+        .admin()
+        .await
+        .stats(iocdb_proto::v1::StatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner();
+    assert!(server.terminate().success());
+    let data_dir = data.to_str().expect("utf-8 path");
+    let (ok, out, err) = iocdb(&["inspect", "--data-dir", data_dir, "--json"], None);
+    assert!(ok, "{err}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    let segments = v["segments"].as_array().expect("segments");
+    assert_eq!(segments.len() as u64, stats.segments, "{out}");
+    let samples: u64 = segments
+        .iter()
+        .map(|s| s["samples"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(samples, stats.segment_samples);
+    let series: u64 = v["series_by_metric"]
+        .as_array()
+        .expect("metrics")
+        .iter()
+        .map(|m| m["series"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(series, stats.series);
+    assert_eq!(
+        v["label_cardinality"][0],
+        serde_json::json!(["commune", 3]),
+        "{out}"
+    );
+    let (ok, out, _) = iocdb(&["inspect", "--data-dir", data_dir], None);
+    assert!(
+        ok && out.contains("health | beds_free | 2") && out.contains("commune | 3"),
+        "{out}"
+    );
+}

@@ -33,7 +33,7 @@ use crate::error::IoContext;
 use crate::fs::layout;
 use crate::head::dedupe_newest_wins;
 use crate::model::Sample;
-use crate::segment::{Segment, SegmentBuilder, write_segment};
+use crate::segment::{SegmentBuilder, write_segment};
 
 /// What a compaction did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -242,17 +242,5 @@ fn merge(
     let name = layout::segment_name(seq, start);
     let path = layout::segment_path(&inner.dir, &name);
     report.bytes_out += write_segment(&*inner.opts.vfs, &path, &builder.finish())?;
-    let bytes = inner.opts.vfs.open_immutable(&path).at(&path)?;
-    let segment = Segment::open(&path, bytes)?;
-    let locals = refs
-        .iter()
-        .enumerate()
-        .map(|(local, &id)| (id, local as u32))
-        .collect();
-    Ok(SegmentHandle {
-        name,
-        segment,
-        locals,
-        refs: refs.into_iter().collect(),
-    })
+    SegmentHandle::written(inner, name, refs)
 }

@@ -8,15 +8,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use roaring::RoaringBitmap;
-
 use super::version::{FrozenGen, SegmentHandle, Version};
 use super::{Engine, Inner};
 use crate::error::IoContext;
 use crate::fs::layout;
 use crate::head::{SeriesRef, dedupe_newest_wins};
 use crate::model::Sample;
-use crate::segment::{Segment, SegmentBuilder, write_segment};
+use crate::segment::{SegmentBuilder, write_segment};
 use crate::{Error, Result};
 
 /// What a flush wrote.
@@ -193,20 +191,7 @@ fn write_generation(
         let path = layout::segment_path(&inner.dir, &name);
         report.bytes += write_segment(&*inner.opts.vfs, &path, &builder.finish())?;
         report.segments += 1;
-        let bytes = inner.opts.vfs.open_immutable(&path).at(&path)?;
-        let segment = Segment::open(&path, bytes)?;
-        let locals = refs
-            .iter()
-            .enumerate()
-            .map(|(local, &id)| (id, local as u32))
-            .collect();
-        let refs: RoaringBitmap = refs.into_iter().collect();
-        handles.push(SegmentHandle {
-            name,
-            segment,
-            locals,
-            refs,
-        });
+        handles.push(SegmentHandle::written(inner, name, refs)?);
     }
     Ok(handles)
 }

@@ -28,6 +28,30 @@ pub(crate) struct SegmentHandle {
 }
 
 impl SegmentHandle {
+    /// A segment the engine has just written (by a flush or a compaction), opened from its
+    /// file, holding `refs` in the order they were added to its builder.
+    pub(crate) fn written(
+        inner: &super::Inner,
+        name: String,
+        refs: Vec<SeriesRef>,
+    ) -> crate::Result<Self> {
+        use crate::error::IoContext;
+        let path = crate::fs::layout::segment_path(&inner.dir, &name);
+        let bytes = inner.opts.vfs.open_immutable(&path).at(&path)?;
+        let segment = Segment::open(&path, bytes)?;
+        let locals = refs
+            .iter()
+            .enumerate()
+            .map(|(local, &id)| (id, local as u32))
+            .collect();
+        Ok(SegmentHandle {
+            name,
+            segment,
+            locals,
+            refs: refs.into_iter().collect(),
+        })
+    }
+
     /// The chunks of series `id` that may hold samples in `[start, end]`, judged from the
     /// segment's, the series' and the chunks' bounds without decoding anything. The one
     /// skip test of every reader.

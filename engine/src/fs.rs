@@ -47,4 +47,9 @@ pub trait Vfs: Send + Sync + Debug {
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()>;
     /// Opens an immutable, fully written file for reading (memory-mapped by [`OsFs`]).
     fn open_immutable(&self, path: &Path) -> io::Result<Bytes>;
+    /// Makes `to` another name of the file `from` (a snapshot shares immutable segments
+    /// this way). The default says it cannot, and callers copy instead.
+    fn hard_link(&self, _from: &Path, _to: &Path) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
 }

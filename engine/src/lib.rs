@@ -51,7 +51,7 @@ mod wal;
 pub use engine::flush::FlushReport;
 pub use engine::read::{Querier, SeriesFn, Snapshot};
 pub use engine::write::Resolved;
-pub use engine::{CompactReport, Inspection, Problem, SegmentInfo, VerifyReport};
+pub use engine::{CompactReport, Inspection, Problem, SegmentInfo, SnapshotReport, VerifyReport};
 pub use engine::{Engine, Quarantined, RepairReport, SeriesSamples, Stats};
 pub use error::{DecodeError, Error, Limit, Result};
 pub use head::SeriesHandle;

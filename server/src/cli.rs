@@ -1,5 +1,5 @@
 //! The command line: `iocdb serve | write | query | latest | stale | stats | flush | compact |
-//! bench | repair | verify | inspect`.
+//! snapshot | backup | bench | repair | verify | inspect`.
 
 use std::path::PathBuf;
 
@@ -36,6 +36,12 @@ pub enum Command {
     /// Merge each day's segments into one: on a running server, or on the data directory of
     /// a stopped one (`--data-dir`).
     Compact(CompactArgs),
+    /// Write a consistent snapshot of the running server's store into a directory on its
+    /// machine (a data directory `serve --data-dir` starts from).
+    Snapshot(SnapshotArgs),
+    /// Bring a backup directory on the server's machine up to date, copying only what it
+    /// lacks.
+    Backup(SnapshotArgs),
     /// Measure ingest over gRPC against in-process ingest, side by side.
     Bench(BenchArgs),
     /// Rebuild a missing or damaged MANIFEST from the segment files (server stopped).
@@ -71,6 +77,16 @@ pub struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `iocdb snapshot` and `iocdb backup`.
+#[derive(Debug, Args)]
+pub struct SnapshotArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Target directory, on the server's machine.
+    #[arg(long)]
+    pub to: String,
 }
 
 /// `iocdb repair`.

@@ -64,6 +64,10 @@ impl Vfs for OsFs {
         file.sync_all()
     }
 
+    fn hard_link(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::hard_link(from, to)
+    }
+
     fn open_immutable(&self, path: &Path) -> io::Result<Bytes> {
         let file = File::open(path)?;
         if file.metadata()?.len() == 0 {

@@ -16,5 +16,6 @@ mod orphans;
 mod promql_files;
 mod query;
 mod rooms;
+mod snapshot;
 mod verify;
 mod write_select;

@@ -12,6 +12,33 @@ use tonic::transport::Channel;
 
 use crate::cli::{ClientArgs, Command, QueryArgs, Selection, WriteArgs};
 
+/// `iocdb snapshot` / `iocdb backup` through `Admin.Snapshot`.
+async fn snapshot(a: &crate::cli::SnapshotArgs, backup: bool) -> anyhow::Result<()> {
+    let r = AdminClient::new(connect(&a.client).await?)
+        .snapshot(v1::SnapshotRequest {
+            to: a.to.clone(),
+            backup,
+        })
+        .await?
+        .into_inner();
+    println!(
+        "{} {}: {} segments linked, {} copied, {} kept, {} removed; {} WAL files; {} bytes copied",
+        if backup {
+            "backed up to"
+        } else {
+            "snapshot in"
+        },
+        a.to,
+        r.segments_linked,
+        r.segments_copied,
+        r.segments_kept,
+        r.segments_removed,
+        r.wal_files,
+        r.bytes_copied
+    );
+    Ok(())
+}
+
 /// Runs a client subcommand.
 pub async fn run(command: Command) -> anyhow::Result<()> {
     match command {
@@ -50,6 +77,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Snapshot(a) => snapshot(&a, false).await,
+        Command::Backup(a) => snapshot(&a, true).await,
         Command::Bench(a) => super::bench::run(a).await,
         Command::Serve(_) | Command::Repair(_) | Command::Verify(_) | Command::Inspect(_) => {
             anyhow::bail!("serve, repair, verify and inspect are not client commands")

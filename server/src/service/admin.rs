@@ -1,4 +1,4 @@
-//! `iocdb.v1.Admin`: flush, compaction, stats and indicator metadata.
+//! `iocdb.v1.Admin`: flush, compaction, snapshots and backups, stats and indicator metadata.
 
 use iocdb_engine::MetricMetadata;
 use iocdb_proto::v1::{self, admin_server::Admin};
@@ -41,6 +41,36 @@ impl Admin for AdminService {
             bytes_in: r.bytes_in,
             bytes_out: r.bytes_out,
             skipped: r.skipped.unwrap_or_default(),
+        }))
+    }
+
+    async fn snapshot(
+        &self,
+        req: Request<v1::SnapshotRequest>,
+    ) -> Result<Response<v1::SnapshotResponse>, Status> {
+        let r = req.into_inner();
+        if r.to.is_empty() {
+            return Err(Status::invalid_argument(
+                "to: the target directory is required",
+            ));
+        }
+        let report = self
+            .0
+            .blocking(move |e| {
+                if r.backup {
+                    e.backup(&r.to)
+                } else {
+                    e.snapshot(&r.to)
+                }
+            })
+            .await?;
+        Ok(Response::new(v1::SnapshotResponse {
+            segments_linked: report.segments_linked as u64,
+            segments_copied: report.segments_copied as u64,
+            segments_kept: report.segments_kept as u64,
+            segments_removed: report.segments_removed as u64,
+            wal_files: report.wal_files as u64,
+            bytes_copied: report.bytes_copied,
         }))
     }
 

@@ -335,3 +335,56 @@ async fn inspect_agrees_with_the_servers_stats() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_snapshot_and_a_backup_of_a_running_server_restore_as_data_directories() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let server = Server::start(&data, "");
+    let t = now_ms() - 600_000;
+    let write = |i: i64| iocdb_proto::v1::WriteRequest {
+        namespace: "tourism".into(),
+        series: vec![crate::harness::series(
+            "visitors",
+            &[("site", "Miếu Bà Chúa Xứ")],
+            &[(t + i * 60_000, i as f64)],
+        )],
+    };
+    server.ingest().await.write(write(0)).await.expect("write");
+    server.flush().await;
+    server.ingest().await.write(write(1)).await.expect("write");
+    let snap = dir.path().join("snap");
+    let backup = dir.path().join("backup");
+    let to = |p: &std::path::Path| p.to_str().expect("utf-8").to_owned();
+    let (ok, out, err) = iocdb(
+        &["snapshot", "--addr", &server.addr, "--to", &to(&snap)],
+        None,
+    );
+    assert!(ok && out.contains("snapshot in"), "{out}{err}");
+    let (ok, out, err) = iocdb(
+        &["backup", "--addr", &server.addr, "--to", &to(&backup)],
+        None,
+    );
+    assert!(ok && out.contains("backed up to"), "{out}{err}");
+    server.ingest().await.write(write(2)).await.expect("write");
+    let (ok, out, err) = iocdb(
+        &["backup", "--addr", &server.addr, "--to", &to(&backup)],
+        None,
+    );
+    assert!(ok && out.contains("kept"), "{out}{err}");
+    let live = crate::harness::select_all(&server, "tourism", vec![]).await;
+    assert_eq!(live[0].values, [0.0, 1.0, 2.0]);
+    drop(server);
+
+    let from_snapshot = Server::start(&snap, "");
+    let got = crate::harness::select_all(&from_snapshot, "tourism", vec![]).await;
+    assert_eq!(
+        got[0].values,
+        [0.0, 1.0],
+        "the snapshot holds what was acknowledged before it"
+    );
+    drop(from_snapshot);
+    let from_backup = Server::start(&backup, "");
+    let got = crate::harness::select_all(&from_backup, "tourism", vec![]).await;
+    assert_eq!(got, live, "the backup answers like the store");
+}

@@ -85,6 +85,10 @@ pub struct Options {
     /// Time window compaction merges segments into, ms (a multiple of `partition_ms`).
     /// Default one day.
     pub compaction_window_ms: i64,
+    /// Most samples per second a compaction merges (it sleeps to stay under), so that it
+    /// leaves the cores and the disk to writes and queries; 0: as fast as it can. Default
+    /// 5 M/s (a fifth of what one core merges).
+    pub compaction_samples_per_sec: u64,
     /// How long data is kept, relative to the wall clock: older samples are refused by
     /// writes, hidden from queries at once, and dropped by compaction. Default: forever.
     pub retention: Option<Duration>,
@@ -112,6 +116,7 @@ impl Default for Options {
             head_memory_budget: 1 << 30,
             partition_ms: 2 * 3600 * 1000,
             compaction_window_ms: 24 * 3600 * 1000,
+            compaction_samples_per_sec: 5_000_000,
             retention: None,
             retention_by_namespace: std::collections::BTreeMap::new(),
             limits: Limits::default(),

@@ -102,6 +102,8 @@ pub struct Config {
     /// handing work to the query pool); each costs a stack and an allocator heap. 0: four
     /// per core, at least 8.
     pub max_blocking_threads: usize,
+    /// Most samples per second a background or requested compaction merges; 0: no limit.
+    pub compaction_samples_per_sec: u64,
     /// How long data is kept (`"90d"`, `"2y"`; empty or `"forever"`: everything): older
     /// samples are refused, hidden from queries at once and dropped by compaction.
     #[serde(deserialize_with = "human::retention")]
@@ -180,6 +182,7 @@ impl Default for Config {
             query_batch_series: 500,
             shutdown_grace_s: 10,
             max_blocking_threads: 0,
+            compaction_samples_per_sec: Options::default().compaction_samples_per_sec,
             retention: None,
             retention_by_namespace: std::collections::BTreeMap::new(),
         }
@@ -262,6 +265,7 @@ impl Config {
                 max_points_per_series: self.query_max_points_per_series,
                 timeout: Duration::from_secs(self.query_timeout_s),
             },
+            compaction_samples_per_sec: self.compaction_samples_per_sec,
             retention: self.retention,
             retention_by_namespace: self.retention_by_namespace.clone(),
             ..Options::default()

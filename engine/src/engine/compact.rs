@@ -17,6 +17,9 @@
 //! retired whole; merged windows drop the samples their namespace's retention has passed.
 //! Queries hide expired samples at once, whether or not compaction has run.
 //!
+//! Throttled: it merges at most `Options::compaction_samples_per_sec` (sleeping when ahead),
+//! so that it leaves the cores and the disk to writes and queries.
+//!
 //! Runs under the flush lock (one flush or compaction at a time) and only when no flushed-but-
 //! unpublished generation is pending, so a generation's data can never be ordered before the
 //! compacted segment that it is newer than.
@@ -216,7 +219,10 @@ fn merge(
     let mut builder = SegmentBuilder::new(seq);
     let mut refs = Vec::new();
     let mut samples: Vec<Sample> = Vec::new();
+    let throttle = Throttle::new(inner.opts.compaction_samples_per_sec);
+    let mut merged = 0u64;
     for id in &ids {
+        throttle.pace(merged);
         samples.clear();
         for m in members {
             for c in m.chunks_in(id, i64::MIN, i64::MAX) {
@@ -237,10 +243,39 @@ fn merge(
         }
         builder.add(&series.namespace, &series.labels, &samples);
         report.samples += samples.len() as u64;
+        merged += samples.len() as u64;
         refs.push(id);
     }
     let name = layout::segment_name(seq, start);
     let path = layout::segment_path(&inner.dir, &name);
     report.bytes_out += write_segment(&*inner.opts.vfs, &path, &builder.finish())?;
     SegmentHandle::written(inner, name, refs)
+}
+
+/// Keeps a compaction under its samples-per-second budget by sleeping when it runs ahead.
+struct Throttle {
+    per_sec: u64,
+    started: std::time::Instant,
+}
+
+impl Throttle {
+    fn new(per_sec: u64) -> Self {
+        Throttle {
+            per_sec,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    /// Sleeps until `done` samples are within budget since the start.
+    fn pace(&self, done: u64) {
+        if self.per_sec == 0 {
+            return;
+        }
+        let due = std::time::Duration::from_secs_f64(done as f64 / self.per_sec as f64);
+        if let Some(ahead) = due.checked_sub(self.started.elapsed())
+            && ahead > std::time::Duration::from_millis(1)
+        {
+            std::thread::sleep(ahead);
+        }
+    }
 }

@@ -19,7 +19,12 @@ pub struct Figures {
 
 /// Compacts a stopped server's data directory.
 pub fn run_offline(args: &CompactArgs, dir: &std::path::Path) -> anyhow::Result<()> {
-    let engine = Engine::open(dir, Options::default()).map_err(|e| {
+    // The server is stopped: nothing to leave the machine to, so no throttle.
+    let opts = Options {
+        compaction_samples_per_sec: 0,
+        ..Options::default()
+    };
+    let engine = Engine::open(dir, opts).map_err(|e| {
         anyhow::anyhow!(
             "cannot open {} (is the server stopped?): {e}",
             dir.display()

@@ -119,12 +119,16 @@ impl Engine {
     /// a rejection's `series_index` is the position in `batch`).
     pub fn write_resolved(&self, batch: Vec<Resolved>) -> Result<WriteOutcome> {
         self.check_writable()?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         let mut outcome = WriteOutcome::default();
         let mut admitted = Vec::with_capacity(batch.len());
         for (i, entry) in batch.into_iter().enumerate() {
             match entry {
                 Resolved::Series(handle, samples) => {
-                    let window = self.window(handle.0.namespace.as_str());
+                    // One clock reading per batch: this is the stream ingest hot path.
+                    let window = self.window_at(handle.0.namespace.as_str(), now);
                     self.admit(&window, i, handle.0, samples, &mut admitted, &mut outcome)
                 }
                 Resolved::Rejected { reason, samples } => outcome.rejected.push(Rejection {
@@ -158,10 +162,14 @@ impl Engine {
     }
 
     fn window(&self, namespace: &str) -> Window {
-        let opts = &self.inner.opts;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
+        self.window_at(namespace, now)
+    }
+
+    fn window_at(&self, namespace: &str, now: i64) -> Window {
+        let opts = &self.inner.opts;
         Window {
             max_t: now.saturating_add(opts.limits.max_future.as_millis() as i64),
             min_t: opts.retention_cutoff(namespace, now),

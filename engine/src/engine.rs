@@ -14,6 +14,7 @@
 //! May use: every room. Queries reach it only through [`read`], the read view.
 
 mod compact;
+mod delete;
 pub mod flush;
 mod inspect;
 mod open;
@@ -35,6 +36,7 @@ use std::time::Duration;
 use parking_lot::{Mutex, RwLock};
 
 pub use compact::CompactReport;
+pub use delete::DeleteReport;
 pub use inspect::{Inspection, SegmentInfo};
 pub use repair::RepairReport;
 pub use select::SeriesSamples;

@@ -51,11 +51,14 @@ mod wal;
 pub use engine::flush::FlushReport;
 pub use engine::read::{Querier, SeriesFn, Snapshot};
 pub use engine::write::Resolved;
-pub use engine::{CompactReport, Inspection, Problem, SegmentInfo, SnapshotReport, VerifyReport};
+pub use engine::{
+    CompactReport, DeleteReport, Inspection, Problem, SegmentInfo, SnapshotReport, VerifyReport,
+};
 pub use engine::{Engine, Quarantined, RepairReport, SeriesSamples, Stats};
 pub use error::{DecodeError, Error, Limit, Result};
 pub use head::SeriesHandle;
 pub use index::{MatchOp, Matcher};
+pub use manifest::Tombstone;
 pub use metadata::MetricMetadata;
 pub use model::{
     DEFAULT_NAMESPACE, Label, Labels, METRIC_NAME, Namespace, RejectReason, Rejection, Sample,

@@ -36,6 +36,9 @@ pub enum Command {
     /// Merge each day's segments into one: on a running server, or on the data directory of
     /// a stopped one (`--data-dir`).
     Compact(CompactArgs),
+    /// Delete the samples of the selected series in a time range: on a running server, or
+    /// in the data directory of a stopped one (`--data-dir`).
+    Delete(DeleteArgs),
     /// Write a consistent snapshot of the running server's store into a directory on its
     /// machine (a data directory `serve --data-dir` starts from).
     Snapshot(SnapshotArgs),
@@ -63,6 +66,34 @@ pub struct CompactArgs {
     /// the server at `--addr`.
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `iocdb delete`.
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Delete in this data directory directly (the server must be stopped) instead of
+    /// asking the server at `--addr`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Namespace.
+    #[arg(long, short, default_value = "default")]
+    pub namespace: String,
+    /// PromQL series selector, e.g. `waiting{commune="Châu Đốc"}` (repeatable; each is
+    /// deleted in turn).
+    #[arg(long = "match", short = 'm')]
+    pub selectors: Vec<String>,
+    /// First time deleted: ms since the epoch, `now`, or a duration ago (`24h`) [default:
+    /// the beginning of time].
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Last time deleted, as `--start` [default: the end of time].
+    #[arg(long)]
+    pub end: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

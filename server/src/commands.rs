@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod client;
 pub mod compact;
+pub mod delete;
 pub mod inspect;
 mod load;
 pub mod repair;

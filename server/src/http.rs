@@ -1,12 +1,13 @@
-//! The HTTP front door: the Prometheus HTTP API v1 (queries, metadata, status), Prometheus
-//! remote write and remote read, and InfluxDB line protocol, on a listener of its own
-//! (`http_listen`, default `127.0.0.1:7071`). It converts between the wire and the engine's
-//! types at its edge and calls the same engine as gRPC.
+//! The HTTP front door: the Prometheus HTTP API v1 (queries, metadata, status, TSDB
+//! deletion), Prometheus remote write and remote read, and InfluxDB line protocol, on a
+//! listener of its own (`http_listen`, default `127.0.0.1:7071`). It converts between the
+//! wire and the engine's types at its edge and calls the same engine as gRPC.
 //!
 //! Every route is also served under `/ns/<namespace>/…`; without that prefix the
 //! `X-Scope-OrgID` header (as Mimir and Cortex use it) names the namespace, and without
 //! either the default namespace is used.
 
+mod admin;
 mod api;
 mod influx;
 mod json;
@@ -47,6 +48,14 @@ pub fn router(state: AppState) -> Router {
             get(api::exemplars).post(api::exemplars),
         ),
         ("/api/v1/status/buildinfo", get(api::buildinfo)),
+        (
+            "/api/v1/admin/tsdb/delete_series",
+            post(admin::delete_series).put(admin::delete_series),
+        ),
+        (
+            "/api/v1/admin/tsdb/clean_tombstones",
+            post(admin::clean_tombstones).put(admin::clean_tombstones),
+        ),
         ("/api/v1/write", post(remote::write)),
         ("/api/v1/read", post(remote::read)),
         ("/api/v2/write", post(influx::write)),

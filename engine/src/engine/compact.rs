@@ -17,6 +17,10 @@
 //! retired whole; merged windows drop the samples their namespace's retention has passed.
 //! Queries hide expired samples at once, whether or not compaction has run.
 //!
+//! Deletions: merged windows leave out what a tombstone hides (a window with one segment is
+//! rewritten when a deletion reaches it), and a tombstone that no remaining segment is
+//! reached by leaves the manifest in the same replacement.
+//!
 //! Throttled: it merges at most `Options::compaction_samples_per_sec` (sleeping when ahead),
 //! so that it leaves the cores and the disk to writes and queries.
 //!
@@ -30,6 +34,7 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 
 use super::Engine;
+use super::delete::{Deletion, hide_deleted};
 use super::version::{SegmentHandle, Version};
 use crate::Result;
 use crate::error::IoContext;
@@ -57,6 +62,8 @@ pub struct CompactReport {
     pub expired: usize,
     /// Bytes of those segments.
     pub bytes_expired: u64,
+    /// Deletions applied everywhere they reached, whose tombstones are dropped.
+    pub deletions_applied: usize,
     /// Why nothing was done, when nothing could be.
     pub skipped: Option<String>,
 }
@@ -116,14 +123,20 @@ impl Engine {
                 let _ = inner.opts.vfs.remove(h.segment.path());
             }
         };
+        let deletions = &version.deletions;
         for (w, members) in windows {
-            if members.len() < 2 || (w + 1) * width > i128::from(end) {
+            // A lone segment is rewritten only to apply a deletion to it.
+            let deleted_in =
+                |m: &Arc<SegmentHandle>| deletions.iter().any(|d| d.reaches_segment(m));
+            if (members.len() < 2 && !members.iter().any(deleted_in))
+                || (w + 1) * width > i128::from(end)
+            {
                 continue;
             }
             let seq = state.manifest.next_seq;
             state.manifest.next_seq += 1;
             let start = (w * width).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-            match merge(inner, &members, seq, start, &cutoff, &mut report) {
+            match merge(inner, &members, seq, start, &cutoff, deletions, &mut report) {
                 Ok(handle) => {
                     report.windows += 1;
                     report.segments_in += members.len();
@@ -136,7 +149,24 @@ impl Engine {
                 }
             }
         }
-        if written.is_empty() && expired.is_empty() {
+        let replaced: Vec<String> = written
+            .iter()
+            .flat_map(|(members, _)| members.iter().map(|m| m.name.clone()))
+            .chain(expired.iter().map(|h| h.name.clone()))
+            .collect();
+        // A deletion stays in force while a segment it reaches stays; the new ones are all
+        // newer than every deletion.
+        let kept: Vec<&Arc<SegmentHandle>> = version
+            .segments
+            .iter()
+            .filter(|s| !replaced.contains(&s.name))
+            .collect();
+        let (in_force, applied): (Vec<_>, Vec<_>) = deletions
+            .iter()
+            .cloned()
+            .partition(|d| kept.iter().any(|h| d.reaches_segment(h)));
+        report.deletions_applied = applied.len();
+        if written.is_empty() && expired.is_empty() && applied.is_empty() {
             return Ok(report);
         }
         let seg_dir = inner.dir.join(layout::SEGMENT_DIR);
@@ -145,12 +175,10 @@ impl Engine {
             return Err(e);
         }
 
-        let replaced: Vec<String> = written
-            .iter()
-            .flat_map(|(members, _)| members.iter().map(|m| m.name.clone()))
-            .chain(expired.iter().map(|h| h.name.clone()))
-            .collect();
         let mut manifest = state.manifest.clone();
+        manifest
+            .tombstones
+            .retain(|t| in_force.iter().any(|d| d.tombstone == *t));
         manifest.segments.retain(|s| !replaced.contains(s));
         manifest
             .segments
@@ -175,6 +203,7 @@ impl Engine {
             *v = Arc::new(Version {
                 segments,
                 frozen: v.frozen.clone(),
+                deletions: in_force,
             });
         }
         // The manifest proves them garbage; a failure here leaves them for the next open.
@@ -210,6 +239,7 @@ fn merge(
     seq: u64,
     start: i64,
     cutoff: &dyn Fn(&str) -> i64,
+    deletions: &[Arc<Deletion>],
     report: &mut CompactReport,
 ) -> Result<SegmentHandle> {
     let mut ids: RoaringBitmap = RoaringBitmap::new();
@@ -225,9 +255,12 @@ fn merge(
         throttle.pace(merged);
         samples.clear();
         for m in members {
+            let from = samples.len();
             for c in m.chunks_in(id, i64::MIN, i64::MAX) {
                 m.segment.read_chunk(c, i64::MIN, i64::MAX, &mut samples)?;
             }
+            // What a deletion hid is left out here for good.
+            hide_deleted(deletions, m.segment.seq, id, &mut samples, from);
         }
         // Members are in flush order, so a later write of a timestamp comes later here.
         dedupe_newest_wins(&mut samples, 0);

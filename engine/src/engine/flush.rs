@@ -9,7 +9,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
 use super::version::{FrozenGen, SegmentHandle, Version};
-use super::{Engine, Inner};
+use super::{Engine, FlushState, Inner};
 use crate::error::IoContext;
 use crate::fs::layout;
 use crate::head::{SeriesRef, dedupe_newest_wins};
@@ -34,59 +34,68 @@ impl Engine {
         let inner = &*self.inner;
         inner.check_open()?;
         let mut state = inner.flush.lock();
-        cut(inner, &mut state.manifest.next_seq)?;
-        let version = inner.current_version();
-        if version.frozen.is_empty() {
-            return Ok(FlushReport::default());
-        }
-        let mut report = FlushReport::default();
-        let mut handles = Vec::new();
-        for generation in &version.frozen {
-            handles.extend(write_generation(inner, generation, &mut report)?);
-        }
-        let seg_dir = inner.dir.join(layout::SEGMENT_DIR);
-        inner.opts.vfs.sync_dir(&seg_dir).at(&seg_dir)?;
+        flush_locked(inner, &mut state)
+    }
+}
 
-        let wal_below = version
+/// [`Engine::flush`], under the flush lock its caller holds.
+pub(super) fn flush_locked(inner: &Inner, state: &mut FlushState) -> Result<FlushReport> {
+    cut(inner, &mut state.manifest.next_seq)?;
+    let version = inner.current_version();
+    if version.frozen.is_empty() {
+        return Ok(FlushReport::default());
+    }
+    let mut report = FlushReport::default();
+    let mut handles = Vec::new();
+    for generation in &version.frozen {
+        handles.extend(write_generation(inner, generation, &mut report)?);
+    }
+    let seg_dir = inner.dir.join(layout::SEGMENT_DIR);
+    inner.opts.vfs.sync_dir(&seg_dir).at(&seg_dir)?;
+
+    let wal_below = version
+        .frozen
+        .iter()
+        .map(|g| g.wal_below)
+        .max()
+        .unwrap_or(0);
+    let mut manifest = state.manifest.clone();
+    for h in &handles {
+        if !manifest.segments.contains(&h.name) {
+            manifest.segments.push(h.name.clone());
+        }
+    }
+    manifest.wal_flushed_below = manifest.wal_flushed_below.max(wal_below);
+    manifest.store(&*inner.opts.vfs, &inner.dir)?;
+    state.manifest = manifest;
+
+    let flushed: Vec<u64> = version.frozen.iter().map(|g| g.seq).collect();
+    {
+        let mut v = inner.version.write();
+        let mut segments: Vec<Arc<SegmentHandle>> = v
+            .segments
+            .iter()
+            .filter(|s| !handles.iter().any(|h| h.name == s.name))
+            .cloned()
+            .collect();
+        segments.extend(handles.into_iter().map(Arc::new));
+        segments.sort_by(|a, b| (a.segment.seq, &a.name).cmp(&(b.segment.seq, &b.name)));
+        let frozen = v
             .frozen
             .iter()
-            .map(|g| g.wal_below)
-            .max()
-            .unwrap_or(0);
-        let mut manifest = state.manifest.clone();
-        for h in &handles {
-            if !manifest.segments.contains(&h.name) {
-                manifest.segments.push(h.name.clone());
-            }
-        }
-        manifest.wal_flushed_below = manifest.wal_flushed_below.max(wal_below);
-        manifest.store(&*inner.opts.vfs, &inner.dir)?;
-        state.manifest = manifest;
-
-        let flushed: Vec<u64> = version.frozen.iter().map(|g| g.seq).collect();
-        {
-            let mut v = inner.version.write();
-            let mut segments: Vec<Arc<SegmentHandle>> = v
-                .segments
-                .iter()
-                .filter(|s| !handles.iter().any(|h| h.name == s.name))
-                .cloned()
-                .collect();
-            segments.extend(handles.into_iter().map(Arc::new));
-            segments.sort_by(|a, b| (a.segment.seq, &a.name).cmp(&(b.segment.seq, &b.name)));
-            let frozen = v
-                .frozen
-                .iter()
-                .filter(|g| !flushed.contains(&g.seq))
-                .cloned()
-                .collect();
-            *v = Arc::new(Version { segments, frozen });
-        }
-        if let Err(e) = inner.wal.remove_before(wal_below) {
-            tracing::warn!(error = %e, "could not remove flushed WAL files; they will be skipped at open");
-        }
-        Ok(report)
+            .filter(|g| !flushed.contains(&g.seq))
+            .cloned()
+            .collect();
+        *v = Arc::new(Version {
+            segments,
+            frozen,
+            deletions: v.deletions.clone(),
+        });
     }
+    if let Err(e) = inner.wal.remove_before(wal_below) {
+        tracing::warn!(error = %e, "could not remove flushed WAL files; they will be skipped at open");
+    }
+    Ok(report)
 }
 
 /// Moves all head data into a new frozen generation and rolls the WAL (under the exclusive
@@ -119,6 +128,7 @@ fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
     *v = Arc::new(Version {
         segments: v.segments.clone(),
         frozen,
+        deletions: v.deletions.clone(),
     });
     Ok(())
 }

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 
 use parking_lot::{Mutex, RwLock};
 
+use super::delete::Deletion;
 use super::version::{SegmentHandle, Version};
 use super::{FlushState, Inner, Quarantined};
 use crate::error::IoContext;
@@ -102,6 +103,12 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         &head_bytes,
         &mut quarantined,
     )?;
+    // After the replay, so that every series a tombstone can reach is registered.
+    let deletions = manifest
+        .tombstones
+        .iter()
+        .map(|t| Deletion::resolve(&head, t.clone()).map(Arc::new))
+        .collect::<Result<Vec<_>>>()?;
     let first_file = last_wal.max(manifest.wal_flushed_below) + 1;
     let metadata = load_metadata(&*vfs, dir, &opts, &mut quarantined)?;
     let wal = Wal::new(
@@ -120,6 +127,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         version: RwLock::new(Arc::new(Version {
             segments,
             frozen: Vec::new(),
+            deletions,
         })),
         flush: Mutex::new(FlushState { manifest }),
         head_bytes,

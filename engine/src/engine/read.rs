@@ -18,6 +18,7 @@ use std::sync::Arc;
 use rayon::prelude::*;
 
 use super::Inner;
+use super::delete::hide_deleted;
 use super::version::Version;
 use crate::head::{SeriesLayer, dedupe_newest_wins};
 use crate::index::Matcher;
@@ -184,7 +185,8 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
 }
 
 /// Reads one series into `out`, oldest first: segments by sequence, frozen generations,
-/// then the live head; the newest write wins per timestamp.
+/// then the live head, each without what a deletion hides in it; the newest write wins per
+/// timestamp.
 fn read_one(
     version: &Version,
     series: &SeriesHandle,
@@ -194,10 +196,13 @@ fn read_one(
     out: &mut Vec<Sample>,
 ) -> Result<()> {
     let series = series.series();
+    let deletions = &version.deletions;
     for handle in &version.segments {
+        let from = out.len();
         for c in handle.chunks_in(series.id, start, end) {
             handle.segment.read_chunk(c, start, end, out)?;
         }
+        hide_deleted(deletions, handle.segment.seq, series.id, out, from);
     }
     let in_memory = |layer: &SeriesLayer, out: &mut Vec<Sample>| {
         layer
@@ -210,7 +215,9 @@ fn read_one(
     };
     for frozen in &version.frozen {
         if let Some(layer) = frozen.series.get(&series.id) {
+            let from = out.len();
             in_memory(layer, out)?;
+            hide_deleted(deletions, frozen.seq, series.id, out, from);
         }
     }
     in_memory(live, out)?;

@@ -79,6 +79,9 @@ impl Engine {
             // and the replacement's higher sequence wins, so answers do not change.
             segments: found.into_iter().map(|(_, name)| name).collect(),
             retired: Vec::new(),
+            // Deletions lived only in the lost manifest: data deleted but not yet compacted
+            // away is visible again (the report says so).
+            tombstones: Vec::new(),
         };
         manifest.store(vfs, dir)?;
         let wal_dir = dir.join(layout::WAL_DIR);

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use roaring::RoaringBitmap;
 
+use super::delete::Deletion;
 use crate::head::{SeriesLayer, SeriesRef};
 use crate::segment::{ChunkMeta, Segment};
 
@@ -16,6 +17,8 @@ pub(crate) struct Version {
     pub(crate) segments: Vec<Arc<SegmentHandle>>,
     /// Head data cut by a flush and not yet in a published segment, oldest first.
     pub(crate) frozen: Vec<Arc<FrozenGen>>,
+    /// Deletions in force (see `delete.rs`), oldest first.
+    pub(crate) deletions: Vec<Arc<Deletion>>,
 }
 
 /// An open segment and the engine's references for its series.
@@ -86,14 +89,22 @@ pub(crate) struct FrozenGen {
 }
 
 impl Version {
-    /// Whether series `id` may have samples in `[start, end]` outside the live head.
+    /// Whether series `id` may have samples in `[start, end]` outside the live head: a chunk
+    /// overlaps it and no deletion hides all of the overlap.
     pub(crate) fn has_data(&self, id: SeriesRef, start: i64, end: i64) -> bool {
-        self.frozen
-            .iter()
-            .any(|g| g.series.get(&id).is_some_and(|l| l.overlaps(start, end)))
-            || self
-                .segments
+        let hidden = |seq: u64, min_t: i64, max_t: i64| {
+            let (from, to) = (start.max(min_t), end.min(max_t));
+            self.deletions
                 .iter()
-                .any(|h| h.chunks_in(id, start, end).next().is_some())
+                .any(|d| d.hides_all(seq, id, from, to))
+        };
+        self.frozen.iter().any(|g| {
+            g.series
+                .get(&id)
+                .is_some_and(|l| l.overlaps(start, end) && !hidden(g.seq, start, end))
+        }) || self.segments.iter().any(|h| {
+            h.chunks_in(id, start, end)
+                .any(|c| !hidden(h.segment.seq, c.min_t, c.max_t))
+        })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use iocdb_engine::{Engine, Options, Sample};
+use iocdb_engine::{Engine, MatchOp, Matcher, Options, Sample};
 use proptest::prelude::*;
 
 use crate::common::{self, dump, request};
@@ -18,7 +18,18 @@ fn options() -> Options {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Write { site: usize, t: i64, v: f64 },
+    Write {
+        site: usize,
+        t: i64,
+        v: f64,
+    },
+    /// Deletes sites `site..site + width` over `[from, from + len]`.
+    Delete {
+        site: usize,
+        width: usize,
+        from: i64,
+        len: i64,
+    },
     Flush,
     Compact,
     Reopen,
@@ -27,6 +38,8 @@ enum Op {
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         6 => (0..4usize, 0..180_000i64, -1e6..1e6f64).prop_map(|(site, t, v)| Op::Write { site, t, v }),
+        1 => (0..4usize, 1..3usize, 0..180_000i64, 0..60_000i64)
+            .prop_map(|(site, width, from, len)| Op::Delete { site, width, from, len }),
         2 => Just(Op::Flush),
         2 => Just(Op::Compact),
         1 => Just(Op::Reopen),
@@ -49,9 +62,9 @@ fn segment_files(dir: &std::path::Path) -> Vec<String> {
 proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
-    /// Random writes — late ones, and corrections of a timestamp already written — with
-    /// flushes, compactions and reopenings in between answer exactly as the newest write of
-    /// each timestamp says.
+    /// Random writes — late ones, and corrections of a timestamp already written — and
+    /// deletions, with flushes, compactions and reopenings in between, answer exactly as
+    /// the newest write of each timestamp says, unless a later deletion removed it.
     #[test]
     fn compaction_changes_no_answer(ops in proptest::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().expect("dir");
@@ -65,6 +78,23 @@ proptest! {
                         .expect("write");
                     prop_assert_eq!(out.accepted, 1);
                     model.entry(format!("s{site}")).or_default().insert(t, v.to_bits());
+                }
+                Op::Delete { site, width, from, len } => {
+                    let sites: Vec<String> = (site..site + width).map(|s| format!("s{s}")).collect();
+                    let matchers = [
+                        Matcher::equal("__name__", "m"),
+                        Matcher::new("site", MatchOp::Regex, sites.join("|")).expect("regex"),
+                    ];
+                    let report = engine.delete("ns", &matchers, from, from + len).expect("delete");
+                    let mut touched = 0;
+                    for name in &sites {
+                        if let Some(samples) = model.get_mut(name) {
+                            let before = samples.len();
+                            samples.retain(|t, _| !(from..=from + len).contains(t));
+                            touched += u64::from(samples.len() != before);
+                        }
+                    }
+                    prop_assert_eq!(report.series, touched);
                 }
                 Op::Flush => {
                     engine.flush().expect("flush");
@@ -80,6 +110,7 @@ proptest! {
             }
             let want: Model = model
                 .iter()
+                .filter(|(_, v)| !v.is_empty())
                 .map(|(k, v)| (k.clone(), v.iter().map(|(t, b)| (*t, *b)).collect()))
                 .collect();
             prop_assert_eq!(dump(&engine, "ns"), want);
@@ -102,6 +133,9 @@ proptest! {
             prop_assert!(manifest.contains(&format!("segment {f}")), "{} is not live: {}", f, manifest);
         }
         prop_assert!(!manifest.contains("retired"), "{}", manifest);
+        // Every deletion was applied to the segments it reached and its tombstone dropped.
+        prop_assert!(!manifest.contains("tombstone"), "{}", manifest);
+        prop_assert!(engine.tombstones().is_empty());
     }
 }
 

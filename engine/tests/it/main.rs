@@ -7,6 +7,7 @@ mod common;
 mod compaction;
 mod corruption;
 mod crash;
+mod delete;
 mod faults;
 mod format_freeze;
 mod fuzz_corpus;

@@ -18,7 +18,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("index", &["model", "error"]),
     ("head", &["model", "codec", "index", "error"]),
     ("textfile", &["fs", "error"]),
-    ("manifest", &["fs", "textfile", "error"]),
+    ("manifest", &["fs", "textfile", "index", "error"]),
     ("metadata", &["fs", "textfile", "error"]),
     ("options", &["fs", "model"]),
     ("wal", &["model", "codec", "fs", "options", "error"]),

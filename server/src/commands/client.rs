@@ -80,13 +80,14 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Snapshot(a) => snapshot(&a, false).await,
         Command::Backup(a) => snapshot(&a, true).await,
         Command::Bench(a) => super::bench::run(a).await,
+        Command::Delete(a) => super::delete::run(a).await,
         Command::Serve(_) | Command::Repair(_) | Command::Verify(_) | Command::Inspect(_) => {
             anyhow::bail!("serve, repair, verify and inspect are not client commands")
         }
     }
 }
 
-async fn connect(c: &ClientArgs) -> anyhow::Result<Channel> {
+pub async fn connect(c: &ClientArgs) -> anyhow::Result<Channel> {
     Channel::from_shared(c.addr.clone())?
         .connect_timeout(Duration::from_secs(5))
         .connect()

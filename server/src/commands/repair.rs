@@ -32,5 +32,9 @@ pub fn run(args: &RepairArgs) -> anyhow::Result<()> {
         "the next start replays {} WAL files from the beginning",
         report.wal_files.len()
     );
+    println!(
+        "deletions the lost manifest recorded are not known: data deleted but not yet \
+         compacted away is visible again; repeat those deletions"
+    );
     Ok(())
 }

@@ -1,10 +1,12 @@
-//! `iocdb.v1.Admin`: flush, compaction, snapshots and backups, stats and indicator metadata.
+//! `iocdb.v1.Admin`: flush, compaction, deletion, snapshots and backups, stats and indicator metadata.
 
 use iocdb_engine::MetricMetadata;
+use iocdb_engine::query::parse::series_selector;
 use iocdb_proto::v1::{self, admin_server::Admin};
 use tonic::{Request, Response, Status};
 
 use super::AppState;
+use crate::{convert, status};
 
 /// The admin service.
 #[derive(Debug, Clone)]
@@ -41,6 +43,31 @@ impl Admin for AdminService {
             bytes_in: r.bytes_in,
             bytes_out: r.bytes_out,
             skipped: r.skipped.unwrap_or_default(),
+        }))
+    }
+
+    async fn delete(
+        &self,
+        req: Request<v1::DeleteRequest>,
+    ) -> Result<Response<v1::DeleteResponse>, Status> {
+        let r = req.into_inner();
+        let matchers = match (r.matchers.is_empty(), r.selector.is_empty()) {
+            (false, true) => convert::matchers(r.matchers)?,
+            (true, false) => series_selector(&r.selector).map_err(status::to_status)?,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "give either matchers or a selector, not both or neither",
+                ));
+            }
+        };
+        let namespace = r.namespace;
+        let (start, end) = (r.start_ms.unwrap_or(i64::MIN), r.end_ms.unwrap_or(i64::MAX));
+        let report = self
+            .0
+            .blocking(move |e| e.delete(&namespace, &matchers, start, end))
+            .await?;
+        Ok(Response::new(v1::DeleteResponse {
+            series: report.series,
         }))
     }
 

@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod compaction_kills;
 mod crash_order;
+mod delete;
 mod harness;
 mod http_api;
 mod ingest;

@@ -58,6 +58,11 @@ fn wait_ready(addr: &str, path: &str, what: &str) {
 
 /// Starts Prometheus with `config` (YAML), storing under `dir`, accepting remote write.
 pub fn prometheus(dir: &Path, config: &str) -> Peer {
+    prometheus_with(dir, config, &[])
+}
+
+/// [`prometheus`] with more command-line flags.
+pub fn prometheus_with(dir: &Path, config: &str, flags: &[&str]) -> Peer {
     require("prometheus", "prometheus");
     std::fs::create_dir_all(dir).expect("dir");
     let cfg = dir.join("prometheus.yml");
@@ -72,6 +77,7 @@ pub fn prometheus(dir: &Path, config: &str) -> Peer {
         .arg(format!("--web.listen-address={addr}"))
         .arg("--web.enable-remote-write-receiver")
         .arg("--log.level=warn")
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()

@@ -16,13 +16,13 @@ use crate::harness::{Server, enc, http_request, now_ms};
 use crate::peers;
 
 const STALE: u64 = 0x7ff0_0000_0000_0002;
-const INTERVAL_MS: i64 = 15_000;
-const SAMPLES: i64 = 200;
+pub const INTERVAL_MS: i64 = 15_000;
+pub const SAMPLES: i64 = 200;
 
 /// Expressions per run; the ignored long run asks many more.
 const EXPRESSIONS: usize = 300;
 
-fn data(end: i64, rng: &mut StdRng) -> Vec<prompb::TimeSeries> {
+pub fn data(end: i64, rng: &mut StdRng) -> Vec<prompb::TimeSeries> {
     let start = end - (SAMPLES - 1) * INTERVAL_MS;
     let label = |k: &str, v: &str| prompb::Label {
         name: k.into(),
@@ -305,12 +305,12 @@ impl Gen<'_> {
 
 /// A query_range answer reduced to what must agree: status, and per series its points.
 #[derive(Debug)]
-enum Answer {
+pub enum Answer {
     Error(u16),
     Matrix(BTreeMap<String, Vec<(f64, f64)>>),
 }
 
-fn ask(addr: &str, path: &str) -> Answer {
+pub fn ask(addr: &str, path: &str) -> Answer {
     let (status, _, body) = http_request(addr, "GET", path, &[], b"");
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     if status != 200 || v["status"] != "success" {
@@ -354,7 +354,7 @@ fn same(a: f64, b: f64) -> bool {
 }
 
 /// Where two answers differ, if they do.
-fn differ(ours: &Answer, theirs: &Answer) -> Option<String> {
+pub fn differ(ours: &Answer, theirs: &Answer) -> Option<String> {
     match (ours, theirs) {
         (Answer::Error(a), Answer::Error(b)) if a / 100 == b / 100 => None,
         (Answer::Matrix(a), Answer::Matrix(b)) => {
@@ -385,13 +385,8 @@ fn differ(ours: &Answer, theirs: &Answer) -> Option<String> {
     }
 }
 
-fn run(seed: u64, expressions: usize) {
-    let dir = tempfile::tempdir().expect("dir");
-    let prom = peers::prometheus(&dir.path().join("prom"), "global:\n  scrape_interval: 1h\n");
-    let server = Server::start(&dir.path().join("iocdb"), "");
-    let mut rng = StdRng::seed_from_u64(seed);
-    let end = (now_ms() / INTERVAL_MS) * INTERVAL_MS - 60_000;
-    let series = data(end, &mut rng);
+/// Writes `series` to iocdb and to Prometheus by remote write.
+pub fn write_both(server: &Server, prometheus: &str, series: Vec<prompb::TimeSeries>) {
     let body = snap::raw::Encoder::new()
         .compress_vec(
             &prompb::WriteRequest {
@@ -408,12 +403,21 @@ fn run(seed: u64, expressions: usize) {
     ];
     let (s1, _, b1) = server.http("POST", "/api/v1/write", &headers, &body);
     assert_eq!(s1, 204, "iocdb: {}", String::from_utf8_lossy(&b1));
-    let (s2, _, b2) = http_request(&prom.addr, "POST", "/api/v1/write", &headers, &body);
+    let (s2, _, b2) = http_request(prometheus, "POST", "/api/v1/write", &headers, &body);
     assert!(
         s2 / 100 == 2,
         "prometheus: {s2} {}",
         String::from_utf8_lossy(&b2)
     );
+}
+
+fn run(seed: u64, expressions: usize) {
+    let dir = tempfile::tempdir().expect("dir");
+    let prom = peers::prometheus(&dir.path().join("prom"), "global:\n  scrape_interval: 1h\n");
+    let server = Server::start(&dir.path().join("iocdb"), "");
+    let mut rng = StdRng::seed_from_u64(seed);
+    let end = (now_ms() / INTERVAL_MS) * INTERVAL_MS - 60_000;
+    write_both(&server, &prom.addr, data(end, &mut rng));
 
     let start = end - 40 * 60_000;
     let mut generator = Gen { rng: &mut rng };

@@ -39,6 +39,12 @@ pub enum Command {
     /// Delete the samples of the selected series in a time range: on a running server, or
     /// in the data directory of a stopped one (`--data-dir`).
     Delete(DeleteArgs),
+    /// Export the selected series' samples (VictoriaMetrics JSON lines or OpenMetrics text):
+    /// from a running server, or from the data directory of a stopped one (`--data-dir`).
+    Export(ExportArgs),
+    /// Import series from VictoriaMetrics JSON lines, OpenMetrics text or `promtool tsdb
+    /// dump` output: into a running server, or a stopped one's data directory.
+    Import(ImportArgs),
     /// Write a consistent snapshot of the running server's store into a directory on its
     /// machine (a data directory `serve --data-dir` starts from).
     Snapshot(SnapshotArgs),
@@ -97,6 +103,58 @@ pub struct DeleteArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `iocdb export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Read this data directory directly (the server must be stopped) instead of asking the
+    /// server at `--addr`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Namespace.
+    #[arg(long, short, default_value = "default")]
+    pub namespace: String,
+    /// PromQL series selector [default: every series].
+    #[arg(long = "match", short = 'm', default_value = "{__name__=~\".+\"}")]
+    pub selector: String,
+    /// First time exported: ms since the epoch, `now`, or a duration ago (`24h`) [default:
+    /// the beginning of time].
+    #[arg(long)]
+    pub start: Option<String>,
+    /// Last time exported, as `--start` [default: the end of time].
+    #[arg(long)]
+    pub end: Option<String>,
+    /// Output format: jsonl is exact to the bit; openmetrics writes every NaN as `NaN`.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: crate::transfer::Format,
+    /// Output file ("-": stdout).
+    #[arg(long, short)]
+    pub output: Option<String>,
+}
+
+/// `iocdb import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Write into this data directory directly (the server must be stopped) instead of the
+    /// server at `--addr`.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// Namespace.
+    #[arg(long, short, default_value = "default")]
+    pub namespace: String,
+    /// Input format.
+    #[arg(long, value_enum, default_value = "jsonl")]
+    pub format: crate::transfer::Format,
+    /// Samples per write.
+    #[arg(long, default_value_t = 50_000)]
+    pub batch: usize,
+    /// Input files ("-" or none: stdin).
+    pub files: Vec<String>,
 }
 
 /// `iocdb verify` and `iocdb inspect`.

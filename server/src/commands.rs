@@ -4,6 +4,8 @@ pub mod bench;
 pub mod client;
 pub mod compact;
 pub mod delete;
+pub mod export;
+pub mod import;
 pub mod inspect;
 mod load;
 pub mod repair;

@@ -8,6 +8,7 @@ mod http;
 mod oversize;
 mod service;
 mod status;
+mod transfer;
 
 use clap::Parser;
 

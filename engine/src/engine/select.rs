@@ -1,4 +1,5 @@
-//! The facade's read calls: raw samples ([`Engine::select`]) and one-line wrappers that
+//! The facade's read calls: raw samples ([`Engine::select`], and [`Engine::export`] for
+//! any amount of them) and one-line wrappers that
 //! hand the read view ([`Querier`]) to the query engine (`crate::query`), which owns every
 //! query's semantics. The arrows run query → read view, never back.
 
@@ -58,6 +59,48 @@ impl Engine {
         let mut out: Vec<SeriesSamples> = read.into_iter().flatten().collect();
         out.sort_by(|a, b| a.labels.cmp(&b.labels));
         Ok(out)
+    }
+
+    /// Every matching series of `namespace` with samples in `[start, end]`, handed to `each`
+    /// by metric name and then labels, read `batch` series at a time: an export of any size holds one batch
+    /// in memory, not the store, and no query limit applies (an operator's export is not a
+    /// dashboard's query). Each batch is a consistent view of its series as of its reading.
+    /// `each` stops the export by returning an error.
+    pub fn export(
+        &self,
+        namespace: &str,
+        matchers: &[Matcher],
+        (start, end): (i64, i64),
+        batch: usize,
+        each: &mut dyn FnMut(SeriesSamples) -> Result<()>,
+    ) -> Result<u64> {
+        if end < start {
+            return Err(Error::InvalidArgument(format!(
+                "end {end} is before start {start}"
+            )));
+        }
+        let querier = self.querier();
+        let mut series = querier.select(namespace, matchers)?;
+        // By metric first (text formats keep a metric's series together), then labels.
+        series.sort_by(|a, b| {
+            (a.labels().metric_name(), a.labels()).cmp(&(b.labels().metric_name(), b.labels()))
+        });
+        let mut exported = 0;
+        for part in series.chunks(batch.max(1)) {
+            let read = querier
+                .snapshot(part.to_vec(), start, end)
+                .for_each(&|s, samples| {
+                    Ok((!samples.is_empty()).then(|| SeriesSamples {
+                        labels: s.labels().clone(),
+                        samples: samples.to_vec(),
+                    }))
+                })?;
+            for s in read.into_iter().flatten() {
+                exported += 1;
+                each(s)?;
+            }
+        }
+        Ok(exported)
     }
 
     /// Runs a PromQL query (see [`crate::query`]).

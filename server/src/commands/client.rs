@@ -81,6 +81,13 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Backup(a) => snapshot(&a, true).await,
         Command::Bench(a) => super::bench::run(a).await,
         Command::Delete(a) => super::delete::run(a).await,
+        Command::Export(a) => super::export::run(a).await,
+        Command::Import(a) => {
+            if !super::import::run(a).await? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::Serve(_) | Command::Repair(_) | Command::Verify(_) | Command::Inspect(_) => {
             anyhow::bail!("serve, repair, verify and inspect are not client commands")
         }

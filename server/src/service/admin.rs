@@ -1,4 +1,4 @@
-//! `iocdb.v1.Admin`: flush, compaction, deletion, snapshots and backups, stats and indicator metadata.
+//! `iocdb.v1.Admin`: flush, compaction, deletion, export, snapshots and backups, stats and indicator metadata.
 
 use iocdb_engine::MetricMetadata;
 use iocdb_engine::query::parse::series_selector;
@@ -69,6 +69,57 @@ impl Admin for AdminService {
         Ok(Response::new(v1::DeleteResponse {
             series: report.series,
         }))
+    }
+
+    type ExportStream =
+        std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<v1::SeriesBatch, Status>> + Send>>;
+
+    async fn export(
+        &self,
+        req: Request<v1::ExportRequest>,
+    ) -> Result<Response<Self::ExportStream>, Status> {
+        self.0.check_running()?;
+        let r = req.into_inner();
+        let matchers = match (r.matchers.is_empty(), r.selector.is_empty()) {
+            (_, true) => convert::matchers(r.matchers)?,
+            (true, false) => series_selector(&r.selector).map_err(status::to_status)?,
+            (false, false) => {
+                return Err(Status::invalid_argument(
+                    "give either matchers or a selector, not both",
+                ));
+            }
+        };
+        let range = (r.start_ms.unwrap_or(i64::MIN), r.end_ms.unwrap_or(i64::MAX));
+        let per_message = self.0.config.query_batch_series.max(1);
+        // A few messages in flight: the export reads no faster than the client takes them.
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<v1::SeriesBatch, Status>>(4);
+        let engine = self.0.engine.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut batch = Vec::with_capacity(per_message);
+            let mut client_gone = false;
+            let result = engine.export(&r.namespace, &matchers, range, 256, &mut |s| {
+                batch.push(convert::series_out(&s.labels, &s.samples));
+                if batch.len() == per_message {
+                    let series = std::mem::replace(&mut batch, Vec::with_capacity(per_message));
+                    if tx.blocking_send(Ok(v1::SeriesBatch { series })).is_err() {
+                        client_gone = true;
+                        return Err(iocdb_engine::Error::Internal("the client went away".into()));
+                    }
+                }
+                Ok(())
+            });
+            let last = match result {
+                // Nobody to tell.
+                _ if client_gone => return,
+                Ok(_) if batch.is_empty() => return,
+                Ok(_) => Ok(v1::SeriesBatch { series: batch }),
+                Err(e) => Err(status::to_status(e)),
+            };
+            let _ = tx.blocking_send(last);
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn snapshot(

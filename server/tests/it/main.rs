@@ -21,3 +21,4 @@ mod query;
 mod real_clients;
 mod soak;
 mod torture;
+mod transfer;

@@ -1,6 +1,7 @@
-//! Real peers for compatibility tests: a Prometheus 2.42 and a node exporter, started as
-//! child processes on free loopback ports and killed on drop. `.ci/run` installs the Debian
-//! packages `prometheus` and `prometheus-node-exporter` when they are missing.
+//! Real peers for compatibility tests: a Prometheus 2.42, a node exporter and a
+//! VictoriaMetrics, started as child processes on free loopback ports and killed on drop.
+//! `.ci/run` installs the Debian packages `prometheus` (with `promtool`),
+//! `prometheus-node-exporter` and `victoria-metrics` when they are missing.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -84,6 +85,24 @@ pub fn prometheus_with(dir: &Path, config: &str, flags: &[&str]) -> Peer {
         .expect("spawn prometheus");
     let peer = Peer { child, addr };
     wait_ready(&peer.addr, "/-/ready", "Prometheus");
+    peer
+}
+
+/// Starts a VictoriaMetrics single node storing under `dir`.
+pub fn victoria_metrics(dir: &Path) -> Peer {
+    require("victoria-metrics", "victoria-metrics");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let child = Command::new("victoria-metrics")
+        .arg(format!("-storageDataPath={}", dir.display()))
+        .arg(format!("-httpListenAddr={addr}"))
+        .arg("-loggerLevel=ERROR")
+        .arg("-search.disableCache")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn victoria-metrics");
+    let peer = Peer { child, addr };
+    wait_ready(&peer.addr, "/health", "VictoriaMetrics");
     peer
 }
 

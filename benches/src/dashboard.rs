@@ -93,6 +93,16 @@ pub fn queries(now: i64) -> Vec<DashboardQuery> {
         op: AggregateOp::Quantile(0.95),
         grouping: Grouping::By(vec![]),
     });
+    let mut q8 = range(
+        "health",
+        vec![name("hospital_patients_waiting")],
+        365 * 24 * h,
+        24 * h,
+    );
+    q8.aggregation = Some(Aggregation {
+        op: AggregateOp::Quantile(0.95),
+        grouping: Grouping::By(vec![]),
+    });
     vec![
         DashboardQuery {
             name: "1 latest per commune (map tile)",
@@ -125,6 +135,11 @@ pub fn queries(now: i64) -> Vec<DashboardQuery> {
             kind: QueryKind::Range(q6),
         },
         DashboardQuery {
+            name: "8 p95 across hospitals, 365 d at 1 d",
+            promql: "quantile(0.95, hospital_patients_waiting)".into(),
+            kind: QueryKind::Range(q8),
+        },
+        DashboardQuery {
             name: "7 sources silent > 3 intervals",
             promql: String::new(),
             kind: QueryKind::Stale {
@@ -134,6 +149,60 @@ pub fn queries(now: i64) -> Vec<DashboardQuery> {
             },
         },
     ]
+}
+
+/// Times every query of [`queries`] at `end` whose name passes `only`, `repeats` times with
+/// one client and about as many spread over eight, and prints a Markdown table.
+pub fn print_latency(engine: &Engine, end: i64, repeats: usize, only: &dyn Fn(&str) -> bool) {
+    use std::time::{Duration, Instant};
+
+    use crate::report::percentile_ms;
+    println!(
+        "| query | result series | samples read | 1 client p50 | 1 client p99 | 8 clients p50 | 8 clients p99 | samples read/s (1 client) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for q in queries(end - 60_000).into_iter().filter(|q| only(q.name)) {
+        let (series, samples) = run(engine, &q);
+        let mut one: Vec<Duration> = (0..repeats)
+            .map(|_| {
+                let t = Instant::now();
+                run(engine, &q);
+                t.elapsed()
+            })
+            .collect();
+        let mut eight: Vec<Duration> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    s.spawn(|| {
+                        (0..repeats.div_ceil(4))
+                            .map(|_| {
+                                let t = Instant::now();
+                                run(engine, &q);
+                                t.elapsed()
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("client"))
+                .collect()
+        });
+        let p50 = percentile_ms(&mut one, 0.5);
+        let rate = if matches!(q.kind, QueryKind::Stale { .. }) {
+            "—".to_owned()
+        } else {
+            format!("{:.0} M", samples as f64 / (p50 / 1e3) / 1e6)
+        };
+        println!(
+            "| {} | {series} | {samples} | {p50:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {rate} |",
+            q.name,
+            percentile_ms(&mut one, 0.99),
+            percentile_ms(&mut eight, 0.5),
+            percentile_ms(&mut eight, 0.99),
+        );
+    }
 }
 
 /// Runs one query; returns the number of result series and samples read.

@@ -55,11 +55,11 @@ pub enum Command {
     Bench(BenchArgs),
     /// Rebuild a missing or damaged MANIFEST from the segment files (server stopped).
     Repair(RepairArgs),
-    /// Check every checksum and invariant of a data directory (server stopped); exits 1 and
-    /// names the file and offset of each problem.
+    /// Check every checksum and invariant of a data directory (server stopped) or of a
+    /// running server (`--addr`); exits 1 and names the file and offset of each problem.
     Verify(VerifyArgs),
-    /// Look inside a data directory (server stopped): segments, series per metric, bytes per
-    /// sample, label cardinality, WAL and head.
+    /// Look inside a data directory (server stopped) or a running server (`--addr`):
+    /// segments, series per metric, bytes per sample, label cardinality, WAL and head.
     Inspect(VerifyArgs),
 }
 
@@ -163,6 +163,9 @@ pub struct VerifyArgs {
     /// Data directory of the stopped server (or a snapshot).
     #[arg(long, env = "IOCDB_DATA_DIR", default_value = "./iocdb-data")]
     pub data_dir: PathBuf,
+    /// Ask the running server at this address instead (e.g. http://127.0.0.1:7070).
+    #[arg(long)]
+    pub addr: Option<String>,
     /// Print the report as JSON.
     #[arg(long)]
     pub json: bool,

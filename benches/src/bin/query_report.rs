@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use iocdb_benches::dashboard::{self, QueryKind};
+use iocdb_benches::dashboard;
 use iocdb_benches::{report, workload};
 use iocdb_engine::{Engine, FsyncPolicy, Options};
 
@@ -65,50 +65,5 @@ fn main() {
 }
 
 fn run_queries(engine: &Engine, end: i64, repeats: usize) {
-    println!(
-        "| query | result series | samples read | 1 client p50 | 1 client p99 | 8 clients p50 | 8 clients p99 | samples read/s (1 client) |"
-    );
-    println!("|---|---|---|---|---|---|---|---|");
-    for q in dashboard::queries(end - 60_000) {
-        let (series, samples) = dashboard::run(engine, &q);
-        let mut one: Vec<Duration> = (0..repeats)
-            .map(|_| {
-                let t = Instant::now();
-                dashboard::run(engine, &q);
-                t.elapsed()
-            })
-            .collect();
-        let mut eight: Vec<Duration> = std::thread::scope(|s| {
-            let handles: Vec<_> = (0..8)
-                .map(|_| {
-                    s.spawn(|| {
-                        (0..repeats.div_ceil(4))
-                            .map(|_| {
-                                let t = Instant::now();
-                                dashboard::run(engine, &q);
-                                t.elapsed()
-                            })
-                            .collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("client"))
-                .collect()
-        });
-        let p50 = report::percentile_ms(&mut one, 0.5);
-        let rate = if matches!(q.kind, QueryKind::Stale { .. }) {
-            "—".to_owned()
-        } else {
-            format!("{:.0} M", samples as f64 / (p50 / 1e3) / 1e6)
-        };
-        println!(
-            "| {} | {series} | {samples} | {p50:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {rate} |",
-            q.name,
-            report::percentile_ms(&mut one, 0.99),
-            report::percentile_ms(&mut eight, 0.5),
-            report::percentile_ms(&mut eight, 0.99),
-        );
-    }
+    dashboard::print_latency(engine, end, repeats, &|_| true);
 }

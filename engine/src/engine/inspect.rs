@@ -47,6 +47,8 @@ pub struct Inspection {
     pub head_samples: u64,
     /// Bytes the head accounts for.
     pub head_bytes: u64,
+    /// Deletions recorded and not yet applied everywhere by compaction.
+    pub tombstones: u64,
 }
 
 impl Engine {
@@ -138,6 +140,7 @@ impl Engine {
             wal_bytes: wal.iter().sum(),
             head_samples: stats.head_samples,
             head_bytes: stats.head_bytes,
+            tombstones: inner.flush.lock().manifest.tombstones.len() as u64,
         }
     }
 }

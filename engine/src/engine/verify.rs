@@ -3,9 +3,9 @@
 //! The MANIFEST and METADATA checksums; every listed segment's tables, every chunk's checksum
 //! and content (it decodes, its samples are in time order, within the chunk's recorded bounds
 //! and as many as recorded); every WAL file's frames (a torn tail is expected only in the
-//! newest file); segment files nobody lists. Nothing is changed, moved or locked: run it on a
-//! stopped server's directory or a snapshot, since a running server's flushes and compactions
-//! change the files under it.
+//! newest file); segment files nobody lists. Nothing is changed or moved. [`Engine::verify`]
+//! reads a stopped server's directory or a snapshot; [`Engine::verify_live`] checks an open
+//! store while it serves (`Admin.Verify`).
 
 use std::path::{Path, PathBuf};
 
@@ -69,27 +69,6 @@ impl Engine {
     pub fn verify(dir: impl AsRef<Path>, vfs: &dyn Vfs) -> Result<VerifyReport> {
         let dir = dir.as_ref();
         let mut report = VerifyReport::default();
-        let problem = |file: &Path, offset: u64, reason: String| Problem {
-            file: file.to_path_buf(),
-            offset,
-            reason,
-        };
-        let from_error = |e: Error, fallback: &Path| match e {
-            Error::Corrupt {
-                file,
-                offset,
-                reason,
-            } => Problem {
-                file,
-                offset,
-                reason,
-            },
-            other => Problem {
-                file: fallback.to_path_buf(),
-                offset: 0,
-                reason: other.to_string(),
-            },
-        };
         let manifest_path = dir.join(layout::MANIFEST);
         let manifest = match Manifest::load(vfs, dir) {
             Ok(Some(m)) => m,
@@ -125,86 +104,194 @@ impl Engine {
                     continue;
                 }
             };
-            report.segments += 1;
-            for series in &segment.series {
-                for meta in &series.chunks {
-                    report.chunks += 1;
-                    samples.clear();
-                    if let Err(e) = segment.read_chunk(meta, i64::MIN, i64::MAX, &mut samples) {
-                        report.problems.push(from_error(e, &path));
-                        continue;
-                    }
-                    report.samples += samples.len() as u64;
-                    let ordered = samples.windows(2).all(|w| matches!(w, [a, b] if a.t < b.t));
-                    let bounded = samples.first().is_some_and(|s| s.t >= meta.min_t)
-                        && samples.last().is_some_and(|s| s.t <= meta.max_t);
-                    if !ordered || !bounded || samples.len() != meta.samples as usize {
-                        report.problems.push(problem(
-                            &path,
-                            meta.offset,
-                            format!(
-                                "chunk holds {} samples {} between {:?} and {:?}; the table says {} between {} and {}",
-                                samples.len(),
-                                if ordered { "in order" } else { "out of order" },
-                                samples.first().map(|s| s.t),
-                                samples.last().map(|s| s.t),
-                                meta.samples,
-                                meta.min_t,
-                                meta.max_t
-                            ),
-                        ));
-                    }
-                }
+            check_segment(&segment, &path, &mut report, &mut samples);
+        }
+        check_unlisted(vfs, dir, &manifest, &mut report);
+        check_wal(vfs, dir, &manifest, &mut report);
+        Ok(report)
+    }
+
+    /// [`Engine::verify`] on this open store while it serves: the manifest, and the segment
+    /// files beside it, as of one moment under the flush lock (no flush or compaction changes
+    /// them meanwhile); every live segment file as it is on disk now; the metadata; the WAL
+    /// files not yet flushed.
+    pub fn verify_live(&self) -> Result<VerifyReport> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        let (vfs, dir) = (&*inner.opts.vfs, inner.dir.as_path());
+        let mut report = VerifyReport::default();
+        let manifest_path = dir.join(layout::MANIFEST);
+        let (manifest, version) = {
+            let state = inner.flush.lock();
+            match Manifest::load(vfs, dir) {
+                Ok(Some(m)) if m == state.manifest => {}
+                Ok(Some(_)) => report.problems.push(problem(
+                    &manifest_path,
+                    0,
+                    "the MANIFEST on disk is not the one the server last published".into(),
+                )),
+                Ok(None) => report.problems.push(problem(
+                    &manifest_path,
+                    0,
+                    "the MANIFEST is gone from under the running server".into(),
+                )),
+                Err(e) => report.problems.push(from_error(e, &manifest_path)),
+            }
+            check_unlisted(vfs, dir, &state.manifest, &mut report);
+            (state.manifest.clone(), inner.current_version())
+        };
+        if let Err(e) = MetadataStore::load(vfs, dir) {
+            report
+                .problems
+                .push(from_error(e, &dir.join(layout::METADATA)));
+        }
+        // Each file is mapped afresh, so that its tables and footer are checked as they are on
+        // disk now, not as they were read when the server opened it.
+        let mut samples = Vec::new();
+        for h in &version.segments {
+            let path = layout::segment_path(dir, &h.name);
+            let opened = vfs
+                .open_immutable(&path)
+                .map_err(|e| Error::io(&path, e))
+                .and_then(|bytes| Segment::open(&path, bytes));
+            match opened {
+                Ok(segment) => check_segment(&segment, &path, &mut report, &mut samples),
+                // Compacted away since the version was taken: nothing to check.
+                Err(_)
+                    if !inner
+                        .current_version()
+                        .segments
+                        .iter()
+                        .any(|s| s.name == h.name) => {}
+                Err(e) => report.problems.push(from_error(e, &path)),
             }
         }
-        let seg_dir = dir.join(layout::SEGMENT_DIR);
-        for path in vfs.list_dir(&seg_dir).unwrap_or_default() {
-            let name = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or_default();
-            let listed = manifest.segments.iter().any(|s| s == name)
-                || manifest.retired.iter().any(|s| s == name);
-            if !listed {
+        check_wal(vfs, dir, &manifest, &mut report);
+        Ok(report)
+    }
+}
+
+/// Reads every chunk of `segment` and checks it against the segment's table.
+fn check_segment(
+    segment: &Segment,
+    path: &Path,
+    report: &mut VerifyReport,
+    samples: &mut Vec<Sample>,
+) {
+    report.segments += 1;
+    for series in &segment.series {
+        for meta in &series.chunks {
+            report.chunks += 1;
+            samples.clear();
+            if let Err(e) = segment.read_chunk(meta, i64::MIN, i64::MAX, samples) {
+                report.problems.push(from_error(e, path));
+                continue;
+            }
+            report.samples += samples.len() as u64;
+            let ordered = samples.windows(2).all(|w| matches!(w, [a, b] if a.t < b.t));
+            let bounded = samples.first().is_some_and(|s| s.t >= meta.min_t)
+                && samples.last().is_some_and(|s| s.t <= meta.max_t);
+            if !ordered || !bounded || samples.len() != meta.samples as usize {
                 report.problems.push(problem(
-                    &path,
-                    0,
-                    "no manifest lists this segment (the next open removes it if it is the leftover of an interrupted flush, else quarantines it)".into(),
+                    path,
+                    meta.offset,
+                    format!(
+                        "chunk holds {} samples {} between {:?} and {:?}; the table says {} between {} and {}",
+                        samples.len(),
+                        if ordered { "in order" } else { "out of order" },
+                        samples.first().map(|s| s.t),
+                        samples.last().map(|s| s.t),
+                        meta.samples,
+                        meta.min_t,
+                        meta.max_t
+                    ),
                 ));
             }
         }
-        let wal_dir = dir.join(layout::WAL_DIR);
-        let mut files: Vec<(u64, PathBuf)> = vfs
-            .list_dir(&wal_dir)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|p| layout::parse_wal_file(&p).map(|n| (n, p)))
-            .filter(|(n, _)| *n >= manifest.wal_flushed_below)
-            .collect();
-        files.sort();
-        let newest = files.last().map_or(0, |(n, _)| *n);
-        for (n, path) in files {
-            let data = match vfs.read(&path) {
-                Ok(d) => d,
-                Err(e) => {
-                    report.problems.push(problem(&path, 0, e.to_string()));
-                    continue;
-                }
-            };
-            report.wal_files += 1;
-            let replay = replay_file(&data, &mut Counter);
-            report.wal_frames += replay.frames;
-            match replay.end {
-                End::Clean => {}
-                End::Torn { .. } if n == newest => {}
-                End::Torn { offset } => report.problems.push(problem(
-                    &path,
-                    offset,
-                    "a damaged frame at the end of a WAL file that is not the newest".into(),
-                )),
-                End::Corrupt(e) => report.problems.push(problem(&path, e.offset, e.reason)),
-            }
+    }
+}
+
+fn problem(file: &Path, offset: u64, reason: String) -> Problem {
+    Problem {
+        file: file.to_path_buf(),
+        offset,
+        reason,
+    }
+}
+
+/// A problem from an error, placed at `fallback` when the error names no file.
+fn from_error(e: Error, fallback: &Path) -> Problem {
+    match e {
+        Error::Corrupt {
+            file,
+            offset,
+            reason,
+        } => Problem {
+            file,
+            offset,
+            reason,
+        },
+        other => Problem {
+            file: fallback.to_path_buf(),
+            offset: 0,
+            reason: other.to_string(),
+        },
+    }
+}
+
+/// Segment files no manifest lists.
+fn check_unlisted(vfs: &dyn Vfs, dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
+    let seg_dir = dir.join(layout::SEGMENT_DIR);
+    for path in vfs.list_dir(&seg_dir).unwrap_or_default() {
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        let listed = manifest.segments.iter().any(|s| s == name)
+            || manifest.retired.iter().any(|s| s == name);
+        if !listed {
+            report.problems.push(problem(
+                &path,
+                0,
+                "no manifest lists this segment (the next open removes it if it is the leftover of an interrupted flush, else quarantines it)".into(),
+            ));
         }
-        Ok(report)
+    }
+}
+
+/// The WAL files the manifest does not cover, frame by frame. One that is gone by the time
+/// it is read was flushed meanwhile (a running server), not lost.
+fn check_wal(vfs: &dyn Vfs, dir: &Path, manifest: &Manifest, report: &mut VerifyReport) {
+    let wal_dir = dir.join(layout::WAL_DIR);
+    let mut files: Vec<(u64, PathBuf)> = vfs
+        .list_dir(&wal_dir)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|p| layout::parse_wal_file(&p).map(|n| (n, p)))
+        .filter(|(n, _)| *n >= manifest.wal_flushed_below)
+        .collect();
+    files.sort();
+    let newest = files.last().map_or(0, |(n, _)| *n);
+    for (n, path) in files {
+        let data = match vfs.read(&path) {
+            Ok(d) => d,
+            Err(e) => {
+                report.problems.push(problem(&path, 0, e.to_string()));
+                continue;
+            }
+        };
+        report.wal_files += 1;
+        let replay = replay_file(&data, &mut Counter);
+        report.wal_frames += replay.frames;
+        match replay.end {
+            End::Clean => {}
+            End::Torn { .. } if n == newest => {}
+            End::Torn { offset } => report.problems.push(problem(
+                &path,
+                offset,
+                "a damaged frame at the end of a WAL file that is not the newest".into(),
+            )),
+            End::Corrupt(e) => report.problems.push(problem(&path, e.offset, e.reason)),
+        }
     }
 }

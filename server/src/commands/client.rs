@@ -102,6 +102,25 @@ pub async fn connect(c: &ClientArgs) -> anyhow::Result<Channel> {
         .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", c.addr))
 }
 
+/// Runs one Admin call on the server at `addr` from synchronous code (a command that also
+/// works offline).
+pub fn block_on_admin<T, F, Fut>(addr: &str, call: F) -> anyhow::Result<T>
+where
+    F: FnOnce(AdminClient<Channel>) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<T>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let channel = connect(&ClientArgs {
+            addr: addr.to_owned(),
+        })
+        .await?;
+        call(AdminClient::new(channel).max_decoding_message_size(256 << 20)).await
+    })
+}
+
 /// Parses `5m`, `1h`, `30s`, `250ms`, `7d` into milliseconds.
 pub fn parse_duration_ms(s: &str) -> anyhow::Result<i64> {
     let s = s.trim();

@@ -1,14 +1,22 @@
-//! `iocdb verify`: reads a stopped server's data directory and checks every checksum and
-//! invariant; prints each problem with its file and offset and exits 1 when there is one.
+//! `iocdb verify`: reads a stopped server's data directory (or asks a running server,
+//! `Admin.Verify`) and checks every checksum and invariant; prints each problem with its
+//! file and offset and exits 1 when there is one.
 
-use iocdb_engine::Engine;
 use iocdb_engine::fs::OsFs;
+use iocdb_engine::{Engine, Problem, VerifyReport};
+use iocdb_proto::v1;
 
 use crate::cli::VerifyArgs;
 
 /// Runs the verification; `Ok(false)` when problems were found.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
-    let r = Engine::verify(&args.data_dir, &OsFs)?;
+    let (r, place) = match &args.addr {
+        Some(addr) => (ask(addr)?, addr.clone()),
+        None => (
+            Engine::verify(&args.data_dir, &OsFs)?,
+            args.data_dir.display().to_string(),
+        ),
+    };
     if args.json {
         let problems: Vec<serde_json::Value> = r
             .problems
@@ -34,13 +42,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
         );
     } else {
         println!(
-            "{}: {} segments, {} chunks, {} samples, {} WAL files ({} frames) read",
-            args.data_dir.display(),
-            r.segments,
-            r.chunks,
-            r.samples,
-            r.wal_files,
-            r.wal_frames
+            "{place}: {} segments, {} chunks, {} samples, {} WAL files ({} frames) read",
+            r.segments, r.chunks, r.samples, r.wal_files, r.wal_frames
         );
         for p in &r.problems {
             println!("{} at offset {}: {}", p.file.display(), p.offset, p.reason);
@@ -50,4 +53,27 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
         }
     }
     Ok(r.problems.is_empty())
+}
+
+/// `Admin.Verify` of the server at `addr`, as the engine's report.
+fn ask(addr: &str) -> anyhow::Result<VerifyReport> {
+    let r = super::client::block_on_admin(addr, |mut admin| async move {
+        Ok(admin.verify(v1::VerifyRequest {}).await?.into_inner())
+    })?;
+    Ok(VerifyReport {
+        segments: r.segments,
+        chunks: r.chunks,
+        samples: r.samples,
+        wal_files: r.wal_files,
+        wal_frames: r.wal_frames,
+        problems: r
+            .problems
+            .into_iter()
+            .map(|p| Problem {
+                file: p.file.into(),
+                offset: p.offset,
+                reason: p.reason,
+            })
+            .collect(),
+    })
 }

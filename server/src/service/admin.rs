@@ -1,4 +1,5 @@
-//! `iocdb.v1.Admin`: flush, compaction, deletion, export, snapshots and backups, stats and indicator metadata.
+//! `iocdb.v1.Admin`: flush, compaction, deletion, export, inspection, verification,
+//! snapshots and backups, stats and indicator metadata.
 
 use iocdb_engine::MetricMetadata;
 use iocdb_engine::query::parse::series_selector;
@@ -185,6 +186,71 @@ impl Admin for AdminService {
             write_recoveries: s.write_recoveries,
             wal_files_cut: s.wal_files_cut,
             wal_bytes_cut: s.wal_bytes_cut,
+        }))
+    }
+
+    async fn inspect(
+        &self,
+        _: Request<v1::InspectRequest>,
+    ) -> Result<Response<v1::InspectResponse>, Status> {
+        let i = self.0.blocking(|e| Ok(e.inspect())).await?;
+        Ok(Response::new(v1::InspectResponse {
+            segments: i
+                .segments
+                .into_iter()
+                .map(|s| v1::SegmentInfo {
+                    name: s.name,
+                    seq: s.seq,
+                    min_t_ms: s.min_t,
+                    max_t_ms: s.max_t,
+                    series: s.series,
+                    samples: s.samples,
+                    bytes: s.bytes,
+                })
+                .collect(),
+            series_by_metric: i
+                .series_by_metric
+                .into_iter()
+                .map(|((namespace, metric), series)| v1::MetricSeries {
+                    namespace,
+                    metric,
+                    series,
+                })
+                .collect(),
+            bytes_per_sample_by_namespace: i.bytes_per_sample_by_namespace.into_iter().collect(),
+            label_cardinality: i
+                .label_cardinality
+                .into_iter()
+                .map(|(name, values)| v1::LabelCardinality { name, values })
+                .collect(),
+            wal_files: i.wal_files,
+            wal_bytes: i.wal_bytes,
+            head_samples: i.head_samples,
+            head_bytes: i.head_bytes,
+            tombstones: i.tombstones,
+        }))
+    }
+
+    async fn verify(
+        &self,
+        _: Request<v1::VerifyRequest>,
+    ) -> Result<Response<v1::VerifyResponse>, Status> {
+        let r = self.0.blocking(|e| e.verify_live()).await?;
+        Ok(Response::new(v1::VerifyResponse {
+            segments: r.segments,
+            chunks: r.chunks,
+            samples: r.samples,
+            wal_files: r.wal_files,
+            wal_frames: r.wal_frames,
+            problems: r
+                .problems
+                .into_iter()
+                .map(|p| v1::Problem {
+                    file: p.file.display().to_string(),
+                    offset: p.offset,
+                    reason: p.reason,
+                })
+                .collect(),
         }))
     }
 

@@ -248,26 +248,54 @@ async fn verify_checks_a_stopped_servers_directory_and_names_a_damaged_file() {
     };
     server.ingest().await.write(req).await.expect("write");
     server.flush().await;
-    assert!(server.terminate().success());
-    let data_dir = data.to_str().expect("utf-8 path");
-    let (ok, out, err) = iocdb(&["verify", "--data-dir", data_dir], None);
+    let (ok, out, err) = iocdb(&["verify", "--addr", &server.addr], None);
     assert!(ok, "{out}{err}");
-    assert!(out.contains("everything checks"), "{out}");
+    assert!(
+        out.contains("1 segments") && out.contains("everything checks"),
+        "{out}"
+    );
 
+    // A bit flipped in place under the running server (as the disk would): the server's own
+    // verification finds it through its mapping.
     let segment = std::fs::read_dir(data.join("segments"))
         .expect("segments")
         .next()
         .expect("a segment")
         .expect("entry")
         .path();
-    let mut bytes = std::fs::read(&segment).expect("read");
-    let at = bytes.len() / 2;
-    bytes[at] ^= 0x01;
-    std::fs::write(&segment, bytes).expect("write");
+    let flip = |path: &std::path::Path| {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(path)
+            .expect("open");
+        let at = file.metadata().expect("len").len() / 2;
+        let mut byte = [0u8];
+        file.read_exact_at(&mut byte, at).expect("read");
+        byte[0] ^= 0x01;
+        file.write_all_at(&byte, at).expect("write");
+    };
+    flip(&segment);
+    let name = segment.file_name().and_then(|n| n.to_str()).expect("name");
+    let (ok, out, _) = iocdb(&["verify", "--addr", &server.addr], None);
+    assert!(
+        !ok && out.contains(name),
+        "the running server must find it: {out}"
+    );
+    flip(&segment);
+    let (ok, out, _) = iocdb(&["verify", "--addr", &server.addr], None);
+    assert!(ok, "{out}");
+    assert!(server.terminate().success());
+    let data_dir = data.to_str().expect("utf-8 path");
+    let (ok, out, err) = iocdb(&["verify", "--data-dir", data_dir], None);
+    assert!(ok, "{out}{err}");
+    assert!(out.contains("everything checks"), "{out}");
+
+    flip(&segment);
     let (ok, out, _) = iocdb(&["verify", "--data-dir", data_dir, "--json"], None);
     assert!(!ok, "a damaged segment must fail verify: {out}");
     let report: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
-    let name = segment.file_name().and_then(|n| n.to_str()).expect("name");
     assert!(
         report["problems"].as_array().is_some_and(|p| p
             .iter()
@@ -305,11 +333,24 @@ async fn inspect_agrees_with_the_servers_stats() {
         .await
         .expect("stats")
         .into_inner();
+    let (ok, online, err) = iocdb(&["inspect", "--addr", &server.addr, "--json"], None);
+    assert!(ok, "{err}");
+    let online: serde_json::Value = serde_json::from_str(online.trim()).expect("json");
     assert!(server.terminate().success());
     let data_dir = data.to_str().expect("utf-8 path");
     let (ok, out, err) = iocdb(&["inspect", "--data-dir", data_dir, "--json"], None);
     assert!(ok, "{err}");
     let v: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    // The running server and its directory afterwards say the same.
+    for key in [
+        "segments",
+        "series_by_metric",
+        "bytes_per_sample_by_namespace",
+        "label_cardinality",
+        "tombstones",
+    ] {
+        assert_eq!(online[key], v[key], "{key}");
+    }
     let segments = v["segments"].as_array().expect("segments");
     assert_eq!(segments.len() as u64, stats.segments, "{out}");
     let samples: u64 = segments

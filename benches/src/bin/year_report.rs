@@ -1,0 +1,70 @@
+//! A simulated year: `year_report SCALE DAYS REPEATS [WINDOW_DAYS]` backfills DAYS of the
+//! province month by month, flushing and compacting the finished windows after each month as
+//! the server's background compaction would, then reports the files on disk, bytes per
+//! sample, the compaction time, and the latency of the 30-day and 365-day dashboard queries.
+//! WINDOW_DAYS sets the compaction window (default 1: a segment per day). Prints Markdown.
+
+use std::time::{Duration, Instant};
+
+use iocdb_benches::{dashboard, report, workload};
+use iocdb_engine::{Engine, FsyncPolicy, Options};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let scale: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(0.1);
+    let days: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(365);
+    let repeats: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let window_days: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dir = std::env::var("IOCDB_YEAR_REPORT_DIR")
+        .map_or_else(|_| tmp.path().to_path_buf(), std::path::PathBuf::from);
+    let day = 86_400_000;
+    let end = report::day_start() + day;
+    let start = end - days * day;
+    let opts = Options {
+        fsync: FsyncPolicy::Interval(Duration::from_millis(200)),
+        compaction_window_ms: window_days * day,
+        compaction_samples_per_sec: 0,
+        ..Options::default()
+    };
+    let engine = Engine::open(&dir, opts).expect("open");
+    let specs = workload::series(scale);
+    let (mut written, mut loading, mut compacting) = (0u64, 0.0, 0.0);
+    let mut merged = 0u64;
+    let mut from = start;
+    while from < end {
+        let to = (from + 30 * day).min(end);
+        let t = Instant::now();
+        written += dashboard::load(&engine, &specs, from, to);
+        loading += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        merged += engine.compact_before(to).expect("compact").samples;
+        compacting += t.elapsed().as_secs_f64();
+        eprintln!(
+            "{} of {days} days: {written} samples, {} segments",
+            (to - start) / day,
+            engine.stats().segments
+        );
+        from = to;
+    }
+    let t = Instant::now();
+    merged += engine.compact().expect("compact").samples;
+    compacting += t.elapsed().as_secs_f64();
+    let stats = engine.stats();
+    let files = std::fs::read_dir(dir.join("segments"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    println!(
+        "Simulated {days} days at ×{scale}, compaction window {window_days} d: {written} samples of {} series loaded in {loading:.0} s; compaction {compacting:.1} s for {merged} merged samples ({:.1} M/s, one thread); {files} segment files, {} bytes, {:.3} bytes/sample on disk.\n",
+        stats.series,
+        merged as f64 / compacting.max(1e-9) / 1e6,
+        stats.segment_bytes,
+        stats.segment_bytes as f64 / stats.segment_samples.max(1) as f64
+    );
+    dashboard::print_latency(&engine, end, repeats, &|name| {
+        name.starts_with('4') || name.starts_with('6') || name.starts_with('8')
+    });
+}

@@ -153,6 +153,9 @@ pub struct ImportArgs {
     /// Samples per write.
     #[arg(long, default_value_t = 50_000)]
     pub batch: usize,
+    /// Print the summary as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
     /// Input files ("-" or none: stdin).
     pub files: Vec<String>,
 }
@@ -179,6 +182,9 @@ pub struct SnapshotArgs {
     /// Target directory, on the server's machine.
     #[arg(long)]
     pub to: String,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `iocdb repair`.

@@ -11,3 +11,17 @@ mod load;
 pub mod repair;
 pub mod serve;
 pub mod verify;
+
+use std::io::IsTerminal;
+
+/// A spinner with `message` on stderr while a long command runs, when stderr is a terminal;
+/// nothing when it is piped or redirected.
+pub fn spinner(message: &str) -> indicatif::ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(message.to_owned());
+    bar.enable_steady_tick(std::time::Duration::from_millis(200));
+    bar
+}

@@ -21,6 +21,22 @@ async fn snapshot(a: &crate::cli::SnapshotArgs, backup: bool) -> anyhow::Result<
         })
         .await?
         .into_inner();
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "to": a.to,
+                "backup": backup,
+                "segments_linked": r.segments_linked,
+                "segments_copied": r.segments_copied,
+                "segments_kept": r.segments_kept,
+                "segments_removed": r.segments_removed,
+                "wal_files": r.wal_files,
+                "bytes_copied": r.bytes_copied,
+            })
+        );
+        return Ok(());
+    }
     println!(
         "{} {}: {} segments linked, {} copied, {} kept, {} removed; {} WAL files; {} bytes copied",
         if backup {

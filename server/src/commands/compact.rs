@@ -30,8 +30,12 @@ pub fn run_offline(args: &CompactArgs, dir: &std::path::Path) -> anyhow::Result<
             dir.display()
         )
     })?;
+    let spinner = super::spinner("compacting");
+    // What the stopped server left in its WAL is compacted too.
+    engine.flush()?;
     let r = engine.compact()?;
     engine.close()?;
+    spinner.finish_and_clear();
     print(
         &Figures {
             windows: r.windows as u64,

@@ -35,6 +35,7 @@ pub async fn run(a: DeleteArgs) -> anyhow::Result<()> {
     }
     let (start, end) = range(&a)?;
     let mut reached = Vec::new();
+    let spinner = super::spinner("deleting");
     match &a.data_dir {
         Some(dir) => {
             // Parse every selector before deleting anything.
@@ -77,6 +78,7 @@ pub async fn run(a: DeleteArgs) -> anyhow::Result<()> {
             }
         }
     }
+    spinner.finish_and_clear();
     if a.json {
         let rows: Vec<serde_json::Value> = a
             .selectors

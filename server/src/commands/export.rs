@@ -47,16 +47,6 @@ impl Writer {
     }
 }
 
-/// A spinner on stderr when it is a terminal; nothing when piped.
-pub fn progress() -> indicatif::ProgressBar {
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.enable_steady_tick(std::time::Duration::from_millis(200));
-    bar
-}
-
 /// Runs the export.
 pub async fn run(a: ExportArgs) -> anyhow::Result<()> {
     if a.format == Format::Promtool {
@@ -89,7 +79,7 @@ pub async fn run(a: ExportArgs) -> anyhow::Result<()> {
         format: a.format,
         series: 0,
         samples: 0,
-        progress: progress(),
+        progress: super::spinner("exporting"),
     };
     match &a.data_dir {
         Some(dir) => {

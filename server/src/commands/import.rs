@@ -12,7 +12,6 @@ use prost::Message;
 use tonic::transport::Channel;
 
 use super::client::connect;
-use super::export::progress;
 use crate::cli::ImportArgs;
 use crate::convert;
 use crate::transfer::{Format, jsonl, text};
@@ -28,7 +27,6 @@ enum Destination {
 /// What an import did.
 #[derive(Debug, Default)]
 struct Tally {
-    series_lines: u64,
     accepted: u64,
     rejected: u64,
     bad_lines: u64,
@@ -168,7 +166,7 @@ pub async fn run(a: ImportArgs) -> anyhow::Result<bool> {
         batch_samples: 0,
         batch_limit: a.batch.max(1),
         tally: Tally::default(),
-        progress: progress(),
+        progress: super::spinner("importing"),
     };
     let files = if a.files.is_empty() {
         vec!["-".to_owned()]
@@ -189,10 +187,23 @@ pub async fn run(a: ImportArgs) -> anyhow::Result<bool> {
     }
     importer.send().await?;
     if let Destination::Store(engine) = &importer.destination {
+        // Leave the directory as a server leaves it: everything in segments.
+        engine.flush()?;
         engine.close()?;
     }
     importer.progress.finish_and_clear();
     let t = &importer.tally;
+    if a.json {
+        println!(
+            "{}",
+            serde_json::json!({
+                "namespace": a.namespace,
+                "accepted": t.accepted,
+                "rejected": t.rejected,
+                "bad_lines": t.bad_lines,
+            })
+        );
+    }
     eprintln!(
         "imported {} samples into namespace {}; {} samples rejected, {} lines unreadable",
         t.accepted, a.namespace, t.rejected, t.bad_lines
@@ -221,7 +232,6 @@ async fn import_file(
                 }
                 match jsonl::parse(&line) {
                     Ok(record) => {
-                        importer.tally.series_lines += 1;
                         importer.add(record.labels, record.samples).await?;
                     }
                     Err(why) => {

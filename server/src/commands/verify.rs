@@ -10,6 +10,7 @@ use crate::cli::VerifyArgs;
 
 /// Runs the verification; `Ok(false)` when problems were found.
 pub fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
+    let spinner = super::spinner("verifying");
     let (r, place) = match &args.addr {
         Some(addr) => (ask(addr)?, addr.clone()),
         None => (
@@ -17,6 +18,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<bool> {
             args.data_dir.display().to_string(),
         ),
     };
+    spinner.finish_and_clear();
     if args.json {
         let problems: Vec<serde_json::Value> = r
             .problems

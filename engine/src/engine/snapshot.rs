@@ -10,7 +10,9 @@
 //!
 //! A backup is a snapshot into a directory that may hold an earlier backup: segments it
 //! already has (same name, so same bytes: segments are never rewritten in place) are kept,
-//! those the store no longer lists are removed from it, and the rest are copied.
+//! those the store no longer lists are removed from it, and the rest are copied. Nothing the
+//! earlier backup needs is removed or overwritten in place before the new manifest is there,
+//! so a backup cut short at any step leaves the earlier one whole.
 
 use std::path::Path;
 
@@ -85,7 +87,6 @@ impl Engine {
         vfs.create_dir_all(&seg_target).at(&seg_target)?;
         vfs.create_dir_all(&wal_target).at(&wal_target)?;
         let mut manifest = state.manifest.clone();
-        manifest.retired.clear();
         // Segments: what the target lacks is linked or copied; what it has is the same file.
         let present: Vec<String> = vfs
             .list_dir(&seg_target)
@@ -108,11 +109,13 @@ impl Engine {
             }
         }
         // The WAL since the last flush: synced first, so every acknowledged write is copied.
+        // Each file replaces its namesake atomically (a temporary file renamed over it): a
+        // WAL file only grows, so the target's file is either the earlier backup's or this
+        // one's, never a torn mix, and an earlier backup's WAL stays whole until the new
+        // manifest no longer needs it.
         inner.wal.sync()?;
-        for old in vfs.list_dir(&wal_target).at(&wal_target)? {
-            vfs.remove(&old).at(&old)?;
-        }
         let wal_dir = inner.dir.join(layout::WAL_DIR);
+        let mut copied = Vec::new();
         for path in vfs.list_dir(&wal_dir).at(&wal_dir)? {
             let Some(n) = layout::parse_wal_file(&path) else {
                 continue;
@@ -121,21 +124,36 @@ impl Engine {
                 continue;
             }
             let to = layout::wal_file(target, n);
-            report.bytes_copied += copy_file(vfs, &path, &to)?;
+            let tmp = to.with_extension("copying");
+            report.bytes_copied += copy_file(vfs, &path, &tmp)?;
+            vfs.rename(&tmp, &to).at(&to)?;
+            copied.push(to);
             report.wal_files += 1;
         }
         vfs.sync_dir(&seg_target).at(&seg_target)?;
         vfs.sync_dir(&wal_target).at(&wal_target)?;
         inner.metadata.lock().store(vfs, target)?;
-        // The manifest last: until it is there, the target is not a store.
+        // The manifest last: until it is there, the target is the earlier backup (or not a
+        // store), whole. It names the earlier backup's segments the store no longer lists
+        // (compacted away) as retired, so that an open after a crash below removes them.
+        manifest.retired = present
+            .into_iter()
+            .filter(|name| !manifest.segments.contains(name))
+            .collect();
         manifest.store(vfs, target)?;
-        // Segments an earlier backup holds that the store no longer lists (compacted away).
-        for name in present {
-            if !manifest.segments.contains(&name) {
-                let path = layout::segment_path(target, &name);
-                vfs.remove(&path).at(&path)?;
-                report.segments_removed += 1;
+        // Now garbage: those segments, and the WAL files the new manifest does not need.
+        for name in std::mem::take(&mut manifest.retired) {
+            let path = layout::segment_path(target, &name);
+            vfs.remove(&path).at(&path)?;
+            report.segments_removed += 1;
+        }
+        for old in vfs.list_dir(&wal_target).at(&wal_target)? {
+            if !copied.contains(&old) {
+                vfs.remove(&old).at(&old)?;
             }
+        }
+        if report.segments_removed > 0 {
+            manifest.store(vfs, target)?;
         }
         Ok(report)
     }

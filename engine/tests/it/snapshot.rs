@@ -114,3 +114,104 @@ fn compacting_options() -> iocdb_engine::Options {
         ..common::options()
     }
 }
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_dir(&e.path(), &target);
+        } else if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// The store on `fs` with an earlier backup of it in `target` — flushed data and a WAL tail
+/// (`old`) — and newer writes, flushes and a compaction since (`new`).
+fn earlier_backup(
+    fs: &crate::faults::FaultyFs,
+    dir: &std::path::Path,
+    target: &std::path::Path,
+) -> (Engine, common::Oracle, common::Oracle) {
+    let opts = iocdb_engine::Options {
+        vfs: Arc::new(fs.clone()),
+        ..compacting_options()
+    };
+    let mut old = common::Oracle::default();
+    let write = |store: &Engine, oracle: &mut common::Oracle, site: usize, from: i64| {
+        let samples: Vec<Sample> = (0..4)
+            .map(|i| Sample::new(from + i * 7_000, (from + i) as f64))
+            .collect();
+        let req = request("ns", vec![series("m", site, samples)]);
+        oracle.apply(&req);
+        store.write(req).expect("write");
+    };
+    let store = common::open_with(dir, opts.clone()).expect("open");
+    write(&store, &mut old, 0, 0);
+    store.flush().expect("flush");
+    write(&store, &mut old, 1, 5_000);
+    store.close().expect("close");
+    drop(store);
+    // The earlier backup: the store as it was, WAL tail included.
+    copy_dir(dir, target);
+    let store = common::open_with(dir, opts).expect("reopen");
+    let mut new = old.clone();
+    write(&store, &mut new, 2, 100_000);
+    store.flush().expect("flush");
+    write(&store, &mut new, 0, 130_000);
+    store.flush().expect("flush");
+    store.compact().expect("compact");
+    write(&store, &mut new, 3, 200_000);
+    (store, old, new)
+}
+
+/// A disk that fails at any one operation of a backup, from then on, then a power cut: the
+/// target opens as the earlier backup, whole, or as the new one — never as less.
+#[test]
+fn a_backup_cut_short_at_any_step_leaves_the_earlier_backup_whole() {
+    use crate::faults::{FaultyFs, Mode};
+    let counting = FaultyFs::default();
+    let dir = tempfile::tempdir().expect("dir");
+    let target = dir.path().join("backup");
+    let (store, old, new) = earlier_backup(&counting, &dir.path().join("store"), &target);
+    let before = counting.0.lock().ops;
+    store.backup(&target).expect("backup");
+    let after = counting.0.lock().ops;
+    assert!(
+        after > before + 5,
+        "a backup of {} operations?",
+        after - before
+    );
+    drop(store);
+    let restored = common::open_with(&target, compacting_options()).expect("open");
+    assert_eq!(dump(&restored, "ns"), new.expected());
+    drop(restored);
+    let (mut whole_old, mut whole_new) = (0, 0);
+    for k in before..after {
+        let dir = tempfile::tempdir().expect("dir");
+        let target = dir.path().join("backup");
+        let fs = FaultyFs::failing(k, std::io::ErrorKind::Other, Mode::Persistent);
+        let (store, _, _) = earlier_backup(&fs, &dir.path().join("store"), &target);
+        assert_eq!(fs.0.lock().ops, before, "the setup is deterministic");
+        let _ = store.backup(&target);
+        drop(store);
+        fs.power_cut();
+        let restored = common::open_with(&target, compacting_options())
+            .unwrap_or_else(|e| panic!("failure at operation {k}: the backup does not open: {e}"));
+        let got = dump(&restored, "ns");
+        if got == old.expected() {
+            whole_old += 1;
+        } else {
+            assert_eq!(got, new.expected(), "failure at operation {k}");
+            whole_new += 1;
+        }
+        assert!(
+            restored.stats().quarantined.is_empty(),
+            "failure at operation {k}: {:?}",
+            restored.stats().quarantined
+        );
+    }
+    assert!(whole_old > 0 && whole_new > 0, "{whole_old} / {whole_new}");
+}

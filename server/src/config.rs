@@ -104,6 +104,11 @@ pub struct Config {
     pub max_blocking_threads: usize,
     /// Most samples per second a background or requested compaction merges; 0: no limit.
     pub compaction_samples_per_sec: u64,
+    /// The time window compaction merges into one segment (`"1d"`, `"7d"`): a whole number
+    /// of 2-hour partitions. Longer windows mean fewer files and compact a window only once
+    /// it is over (BENCHMARKS.md measures a year with both).
+    #[serde(deserialize_with = "human::window")]
+    pub compaction_window: Duration,
     /// How long data is kept (`"90d"`, `"2y"`; empty or `"forever"`: everything): older
     /// samples are refused, hidden from queries at once and dropped by compaction.
     #[serde(deserialize_with = "human::retention")]
@@ -129,6 +134,25 @@ mod human {
                 format!("retention {s:?}: {e} (write e.g. \"90d\", \"1y\" or \"forever\")")
             }),
         }
+    }
+
+    /// A compaction window: a whole number of the engine's partitions, at least one.
+    pub fn window<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        let partition = iocdb_engine::Options::default().partition_ms.unsigned_abs();
+        let window = humantime::parse_duration(text.trim()).map_err(|e| {
+            D::Error::custom(format!(
+                "compaction_window {text:?}: {e} (write e.g. \"1d\")"
+            ))
+        })?;
+        let ms = window.as_millis();
+        if ms == 0 || ms % u128::from(partition) != 0 {
+            return Err(D::Error::custom(format!(
+                "compaction_window {text:?} must be a whole number of {} h partitions",
+                partition / 3_600_000
+            )));
+        }
+        Ok(window)
     }
 
     pub fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
@@ -183,6 +207,9 @@ impl Default for Config {
             shutdown_grace_s: 10,
             max_blocking_threads: 0,
             compaction_samples_per_sec: Options::default().compaction_samples_per_sec,
+            compaction_window: Duration::from_millis(
+                Options::default().compaction_window_ms.unsigned_abs(),
+            ),
             retention: None,
             retention_by_namespace: std::collections::BTreeMap::new(),
         }
@@ -266,6 +293,8 @@ impl Config {
                 timeout: Duration::from_secs(self.query_timeout_s),
             },
             compaction_samples_per_sec: self.compaction_samples_per_sec,
+            compaction_window_ms: i64::try_from(self.compaction_window.as_millis())
+                .unwrap_or(i64::MAX),
             retention: self.retention,
             retention_by_namespace: self.retention_by_namespace.clone(),
             ..Options::default()
@@ -276,6 +305,32 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_compaction_window_is_whole_partitions() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("w.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).expect("write");
+            Config::load(&ServeArgs {
+                config: Some(file.clone()),
+                ..ServeArgs::default()
+            })
+        };
+        let c = load("compaction_window = \"7d\"\n").expect("7 days");
+        assert_eq!(c.engine_options().compaction_window_ms, 7 * 86_400_000);
+        assert_eq!(
+            load("")
+                .expect("default")
+                .engine_options()
+                .compaction_window_ms,
+            86_400_000
+        );
+        for bad in ["3h", "0s", "a week"] {
+            let e = load(&format!("compaction_window = \"{bad}\"\n")).expect_err(bad);
+            assert!(format!("{e:#}").contains("compaction_window"), "{e:#}");
+        }
+    }
 
     #[test]
     fn flags_override_the_file_and_the_file_overrides_defaults() {

@@ -133,6 +133,9 @@ pub struct ExportArgs {
     /// Output file ("-": stdout).
     #[arg(long, short)]
     pub output: Option<String>,
+    /// Print the summary as JSON (on stdout when the export goes to a file, else stderr).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `iocdb import`.

@@ -143,7 +143,15 @@ pub async fn run(a: ExportArgs) -> anyhow::Result<()> {
         }
     }
     let (series, samples) = writer.finish()?;
-    if a.output.as_deref().is_some_and(|o| o != "-") || std::io::stderr().is_terminal() {
+    let to_file = a.output.as_deref().is_some_and(|o| o != "-");
+    if a.json {
+        let summary = serde_json::json!({"series": series, "samples": samples});
+        if to_file {
+            println!("{summary}");
+        } else {
+            eprintln!("{summary}");
+        }
+    } else if to_file || std::io::stderr().is_terminal() {
         eprintln!("exported {series} series, {samples} samples");
     }
     Ok(())

@@ -128,7 +128,7 @@ async fn an_export_imports_into_a_fresh_store_bit_for_bit_online_and_offline() {
 
     // Online: JSON lines out of one server, into another.
     let file = dir.path().join("export.jsonl");
-    let (ok, _, err) = iocdb(&[
+    let (ok, out, err) = iocdb(&[
         "export",
         "--addr",
         &source.addr,
@@ -136,8 +136,11 @@ async fn an_export_imports_into_a_fresh_store_bit_for_bit_online_and_offline() {
         "du_lich",
         "-o",
         path(&file),
+        "--json",
     ]);
     assert!(ok, "{err}");
+    let summary: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(summary, serde_json::json!({"series": 32, "samples": 3013}));
     let target = Server::start(&dir.path().join("target"), "");
     let (ok, _, err) = iocdb(&[
         "import",

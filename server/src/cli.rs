@@ -53,6 +53,8 @@ pub enum Command {
     Backup(SnapshotArgs),
     /// Measure ingest over gRPC against in-process ingest, side by side.
     Bench(BenchArgs),
+    /// Make a new random bearer token and print it with the hash the auth file lists.
+    Token,
     /// Rebuild a missing or damaged MANIFEST from the segment files (server stopped).
     Repair(RepairArgs),
     /// Check every checksum and invariant of a data directory (server stopped) or of a
@@ -215,6 +217,13 @@ pub struct ServeArgs {
     /// 0 picks a free port, an empty value turns it off [default: 127.0.0.1:7071].
     #[arg(long, env = "IOCDB_HTTP_LISTEN")]
     pub http_listen: Option<String>,
+    /// Principals and their roles (TOML; reread on SIGHUP); without one every call is
+    /// allowed and only loopback addresses may be listened on.
+    #[arg(long, env = "IOCDB_AUTH_FILE")]
+    pub auth_file: Option<PathBuf>,
+    /// Listen beyond loopback without TLS and authentication anyway (logged as a warning).
+    #[arg(long)]
+    pub insecure: bool,
     /// WAL durability: fsync before acknowledging, or every interval [default: always].
     #[arg(long, env = "IOCDB_FSYNC", value_enum)]
     pub fsync: Option<FsyncMode>,
@@ -232,12 +241,16 @@ pub struct ServeArgs {
     pub log_format: Option<LogFormat>,
 }
 
-/// Where the server is.
+/// Where the server is, and who the client is: the token comes from `IOCDB_TOKEN` or a
+/// file, never from the command line (where other users of the machine could read it).
 #[derive(Debug, Args, Clone)]
 pub struct ClientArgs {
     /// Server address.
     #[arg(long, env = "IOCDB_ADDR", default_value = "http://127.0.0.1:7070")]
     pub addr: String,
+    /// File holding the bearer token [default: the IOCDB_TOKEN variable, else none].
+    #[arg(long, env = "IOCDB_TOKEN_FILE")]
+    pub token_file: Option<PathBuf>,
 }
 
 /// `iocdb write`.

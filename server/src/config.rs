@@ -52,6 +52,11 @@ pub struct Config {
     pub listen: String,
     /// Listen address of the HTTP API; empty: no HTTP listener.
     pub http_listen: String,
+    /// The principals, their token hashes and roles (see `auth.rs`); none: every call is
+    /// allowed, and only loopback addresses may be listened on.
+    pub auth_file: Option<PathBuf>,
+    /// Listen beyond loopback without TLS and authentication anyway.
+    pub insecure: bool,
     /// WAL durability.
     pub fsync: FsyncMode,
     /// Period of the interval policy, ms.
@@ -212,6 +217,8 @@ impl Default for Config {
             ),
             retention: None,
             retention_by_namespace: std::collections::BTreeMap::new(),
+            auth_file: None,
+            insecure: false,
         }
     }
 }
@@ -232,6 +239,10 @@ impl Config {
         if let Some(v) = &args.http_listen {
             config.http_listen = v.clone();
         }
+        if let Some(v) = &args.auth_file {
+            config.auth_file = Some(v.clone());
+        }
+        config.insecure |= args.insecure;
         if let Some(v) = args.fsync {
             config.fsync = v;
         }

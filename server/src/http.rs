@@ -33,7 +33,28 @@ pub const DEFAULT_HTTP_LISTEN: &str = "127.0.0.1:7071";
 
 /// The routes, each with and without the `/ns/{namespace}` prefix.
 pub fn router(state: AppState) -> Router {
-    let routes: Vec<(&str, axum::routing::MethodRouter<AppState>)> = vec![
+    let mut router = Router::new();
+    for (path, route) in routes() {
+        router = router
+            .route(path, route.clone())
+            .route(&format!("/ns/{{namespace}}{path}"), route);
+    }
+    // Remote-write bodies are compressed; they are checked again once decompressed.
+    let body_limit = state.config.max_ingest_message_bytes;
+    router
+        // After routing, so that the route is known; before any handler reads the body.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            authorize,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
+        .with_state(state)
+}
+
+/// Every route, as the router spells it, and its handlers. Each has an entry in
+/// [`crate::auth::HTTP`] (a test checks).
+fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
+    vec![
         ("/api/v1/query", get(api::query).post(api::query)),
         (
             "/api/v1/query_range",
@@ -62,18 +83,7 @@ pub fn router(state: AppState) -> Router {
         ("/write", post(influx::write)),
         ("/-/healthy", get(api::healthy)),
         ("/-/ready", get(api::ready)),
-    ];
-    let mut router = Router::new();
-    for (path, route) in routes {
-        router = router
-            .route(path, route.clone())
-            .route(&format!("/ns/{{namespace}}{path}"), route);
-    }
-    // Remote-write bodies are compressed; they are checked again once decompressed.
-    let body_limit = state.config.max_ingest_message_bytes;
-    router
-        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
-        .with_state(state)
+    ]
 }
 
 /// Serves the HTTP API on `listener` until `stop` turns true.
@@ -92,6 +102,54 @@ pub async fn serve(
 /// The address an HTTP listener is bound to, for the "http listening on" line.
 pub fn describe(addr: SocketAddr) -> String {
     format!("http listening on {addr}")
+}
+
+/// Authenticates the caller and checks what the route needs ([`crate::auth::HTTP`]) on the
+/// request's namespace before the handler runs: 401 without known credentials (with a
+/// `WWW-Authenticate` challenge), 403 without the role.
+async fn authorize(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    matched: axum::extract::MatchedPath,
+    Namespace(namespace): Namespace,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = matched.as_str();
+    let route = route.strip_prefix("/ns/{namespace}").unwrap_or(route);
+    let Some(need) = crate::auth::need_of(crate::auth::HTTP, route) else {
+        return ApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "forbidden",
+            message: format!("{route} is not in the authorization table"),
+        }
+        .into_response();
+    };
+    let header = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    match state.auth.check(header, need, &namespace) {
+        Ok(_) => next.run(request).await,
+        Err(crate::auth::Denied::Unauthenticated(message)) => {
+            let mut response = ApiError {
+                status: StatusCode::UNAUTHORIZED,
+                kind: "unauthorized",
+                message,
+            }
+            .into_response();
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer, Basic realm=\"iocdb\""),
+            );
+            response
+        }
+        Err(crate::auth::Denied::Forbidden(message)) => ApiError {
+            status: StatusCode::FORBIDDEN,
+            kind: "forbidden",
+            message,
+        }
+        .into_response(),
+    }
 }
 
 /// The namespace a request is about: the `/ns/{namespace}` prefix, else the
@@ -207,4 +265,18 @@ pub async fn blocking<T: Send + 'static>(
         .await
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
         .map_err(ApiError::from)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_has_an_authorization_entry() {
+        for (path, _) in super::routes() {
+            assert!(
+                crate::auth::need_of(crate::auth::HTTP, path).is_some(),
+                "{path} has no entry in auth::HTTP"
+            );
+        }
+        assert_eq!(super::routes().len(), crate::auth::HTTP.len());
+    }
 }

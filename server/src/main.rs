@@ -1,5 +1,6 @@
 //! `iocdb`: the server and the operator CLI. See `iocdb --help`.
 
+mod auth;
 mod cli;
 mod commands;
 mod config;

@@ -26,6 +26,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Permits for open write streams.
     pub write_streams: Arc<Semaphore>,
+    /// Who may do what (see [`crate::auth`]).
+    pub auth: Arc<crate::auth::Gate>,
 }
 
 impl AppState {
@@ -35,6 +37,22 @@ impl AppState {
             return Err(status::shutting_down());
         }
         Ok(())
+    }
+
+    /// Authenticates the caller of gRPC `method` and checks what the method needs
+    /// ([`crate::auth::GRPC`]) on `namespace`, before any work.
+    pub fn authorize<T>(
+        &self,
+        req: &tonic::Request<T>,
+        method: &str,
+        namespace: &str,
+    ) -> Result<crate::auth::Caller, Status> {
+        let need = crate::auth::need_of(crate::auth::GRPC, method).ok_or_else(|| {
+            Status::permission_denied(format!("{method} is not in the authorization table"))
+        })?;
+        self.auth
+            .check(authorization(req), need, namespace)
+            .map_err(|d| d.status())
     }
 
     /// Runs an engine call on the blocking pool.
@@ -48,6 +66,13 @@ impl AppState {
             .map_err(|e| status::internal(&e))?
             .map_err(status::to_status)
     }
+}
+
+/// The `authorization` metadata of a request.
+pub fn authorization<T>(req: &tonic::Request<T>) -> Option<&str> {
+    req.metadata()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
 }
 
 /// The caller's deadline, from the `grpc-timeout` header ("100m", "5S", …).

@@ -97,6 +97,19 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Backup(a) => snapshot(&a, true).await,
         Command::Bench(a) => super::bench::run(a).await,
         Command::Delete(a) => super::delete::run(a).await,
+        Command::Token => {
+            let token = crate::auth::new_token();
+            println!("token:  {token}");
+            println!(
+                "sha256: {}",
+                crate::auth::hex(&crate::auth::token_hash(&token))
+            );
+            eprintln!(
+                "put the sha256 in the auth file's token_sha256; give the token to the client \
+                 (IOCDB_TOKEN or --token-file); it is not stored anywhere"
+            );
+            Ok(())
+        }
         Command::Export(a) => super::export::run(a).await,
         Command::Import(a) => {
             if !super::import::run(a).await? {
@@ -110,19 +123,62 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
     }
 }
 
-pub async fn connect(c: &ClientArgs) -> anyhow::Result<Channel> {
-    Channel::from_shared(c.addr.clone())?
+/// A connection that sends the caller's token with every call.
+pub type Conn = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+/// Adds `authorization: Bearer <token>` to every call (nothing without a token).
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// The token: the file named by `--token-file`/`IOCDB_TOKEN_FILE`, else `IOCDB_TOKEN`.
+fn token(c: &ClientArgs) -> anyhow::Result<Option<String>> {
+    let token = match &c.token_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read the token file {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var("IOCDB_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_owned()),
+    };
+    Ok(token.filter(|t| !t.is_empty()))
+}
+
+pub async fn connect(c: &ClientArgs) -> anyhow::Result<Conn> {
+    let bearer =
+        match token(c)? {
+            Some(t) => Some(format!("Bearer {t}").parse().map_err(|_| {
+                anyhow::anyhow!("the token holds characters a header cannot carry")
+            })?),
+            None => None,
+        };
+    let channel = Channel::from_shared(c.addr.clone())?
         .connect_timeout(Duration::from_secs(5))
         .connect()
         .await
-        .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", c.addr))
+        .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", c.addr))?;
+    Ok(tonic::service::interceptor::InterceptedService::new(
+        channel,
+        Bearer(bearer),
+    ))
 }
 
 /// Runs one Admin call on the server at `addr` from synchronous code (a command that also
 /// works offline).
 pub fn block_on_admin<T, F, Fut>(addr: &str, call: F) -> anyhow::Result<T>
 where
-    F: FnOnce(AdminClient<Channel>) -> Fut,
+    F: FnOnce(AdminClient<Conn>) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<T>>,
 {
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -131,6 +187,7 @@ where
     runtime.block_on(async {
         let channel = connect(&ClientArgs {
             addr: addr.to_owned(),
+            token_file: std::env::var_os("IOCDB_TOKEN_FILE").map(Into::into),
         })
         .await?;
         call(AdminClient::new(channel).max_decoding_message_size(256 << 20)).await

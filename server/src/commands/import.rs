@@ -9,7 +9,6 @@ use std::io::{BufRead, BufReader};
 use iocdb_engine::{Engine, Label, Options, SeriesWrite, WriteRequest};
 use iocdb_proto::v1::{self, ingest_client::IngestClient};
 use prost::Message;
-use tonic::transport::Channel;
 
 use super::client::connect;
 use crate::cli::ImportArgs;
@@ -20,7 +19,7 @@ use crate::transfer::{Format, jsonl, text};
 const SHOWN: usize = 20;
 
 enum Destination {
-    Server(IngestClient<Channel>),
+    Server(IngestClient<super::client::Conn>),
     Store(Engine),
 }
 

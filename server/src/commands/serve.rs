@@ -38,6 +38,11 @@ pub async fn run_until(
     on_ready: impl FnOnce(SocketAddr),
     signals: Option<watch::Sender<bool>>,
 ) -> anyhow::Result<()> {
+    let auth = match &config.auth_file {
+        Some(path) => Some(crate::auth::Auth::load(path)?),
+        None => None,
+    };
+    check_exposure(&config, auth.is_some())?;
     let opts = config.engine_options();
     let dir = config.data_dir.clone();
     tracing::info!(data_dir = %dir.display(), "opening the store");
@@ -70,7 +75,11 @@ pub async fn run_until(
         config: config.clone(),
         shutdown: stop_rx.clone(),
         write_streams: Arc::new(Semaphore::new(config.max_concurrent_write_streams)),
+        auth: Arc::new(crate::auth::Gate::new(auth)),
     };
+    if let Some(path) = config.auth_file.clone() {
+        tokio::spawn(reload_on_sighup(path, state.auth.clone()));
+    }
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<IngestService>>().await;
@@ -197,6 +206,73 @@ async fn watch_signals(stop: watch::Sender<bool>, health: tonic_health::server::
     }
     tracing::warn!("second signal: exiting now (acknowledged writes are in the WAL)");
     std::process::exit(130);
+}
+
+/// Refuses to listen beyond loopback unprotected: without TLS (not yet offered) and an auth
+/// file, anyone on the network could read and write every department's data. `--insecure`
+/// overrides, with a warning; without an auth file the server says it is open.
+fn check_exposure(config: &Config, authenticated: bool) -> anyhow::Result<()> {
+    let exposed: Vec<&str> = [config.listen.as_str(), config.http_listen.as_str()]
+        .into_iter()
+        .filter(|a| !a.is_empty() && !is_loopback(a))
+        .collect();
+    if !authenticated {
+        tracing::warn!("no auth_file: every caller may read, write and administer every namespace");
+    }
+    if exposed.is_empty() {
+        return Ok(());
+    }
+    if config.insecure {
+        tracing::warn!(
+            addresses = ?exposed,
+            authenticated,
+            "listening beyond loopback without TLS (--insecure): tokens and data cross the network in clear"
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "refusing to listen on {} without TLS{}: anyone on the network could reach the data. \
+         Listen on 127.0.0.1, or pass --insecure to do it anyway",
+        exposed.join(" and "),
+        if authenticated {
+            ""
+        } else {
+            " and an auth_file"
+        }
+    )
+}
+
+/// Whether a listen address is a loopback one (`127.0.0.1:7070`, `[::1]:0`, `localhost:…`).
+fn is_loopback(addr: &str) -> bool {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
+/// Rereads the auth file on every SIGHUP; a file that does not parse leaves the principals
+/// in force as they were, and says why.
+async fn reload_on_sighup(path: std::path::PathBuf, gate: Arc<crate::auth::Gate>) {
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot watch SIGHUP: the auth file will not be reloaded");
+            return;
+        }
+    };
+    while hup.recv().await.is_some() {
+        match crate::auth::Auth::load(&path) {
+            Ok(auth) => {
+                gate.replace(auth);
+                tracing::info!(file = %path.display(), "auth file reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "auth file not reloaded; the previous principals stay in force")
+            }
+        }
+    }
 }
 
 /// Merges the segments of every finished window (the current one is still being flushed

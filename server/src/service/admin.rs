@@ -17,8 +17,9 @@ pub struct AdminService(pub AppState);
 impl Admin for AdminService {
     async fn flush(
         &self,
-        _: Request<v1::FlushRequest>,
+        req: Request<v1::FlushRequest>,
     ) -> Result<Response<v1::FlushResponse>, Status> {
+        self.0.authorize(&req, "/iocdb.v1.Admin/Flush", "")?;
         let r = self.0.blocking(|e| e.flush()).await?;
         Ok(Response::new(v1::FlushResponse {
             segments: r.segments as u64,
@@ -31,6 +32,7 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::CompactRequest>,
     ) -> Result<Response<v1::CompactResponse>, Status> {
+        self.0.authorize(&req, "/iocdb.v1.Admin/Compact", "")?;
         let before = match req.into_inner().before_ms {
             0 => i64::MAX,
             t => t,
@@ -51,6 +53,8 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::DeleteRequest>,
     ) -> Result<Response<v1::DeleteResponse>, Status> {
+        self.0
+            .authorize(&req, "/iocdb.v1.Admin/Delete", &req.get_ref().namespace)?;
         let r = req.into_inner();
         let matchers = match (r.matchers.is_empty(), r.selector.is_empty()) {
             (false, true) => convert::matchers(r.matchers)?,
@@ -79,6 +83,8 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
+        self.0
+            .authorize(&req, "/iocdb.v1.Admin/Export", &req.get_ref().namespace)?;
         self.0.check_running()?;
         let r = req.into_inner();
         let matchers = match (r.matchers.is_empty(), r.selector.is_empty()) {
@@ -127,6 +133,7 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::SnapshotRequest>,
     ) -> Result<Response<v1::SnapshotResponse>, Status> {
+        self.0.authorize(&req, "/iocdb.v1.Admin/Snapshot", "")?;
         let r = req.into_inner();
         if r.to.is_empty() {
             return Err(Status::invalid_argument(
@@ -155,8 +162,9 @@ impl Admin for AdminService {
 
     async fn stats(
         &self,
-        _: Request<v1::StatsRequest>,
+        req: Request<v1::StatsRequest>,
     ) -> Result<Response<v1::StatsResponse>, Status> {
+        self.0.authorize(&req, "/iocdb.v1.Admin/Stats", "")?;
         let s = self.0.blocking(|e| Ok(e.stats())).await?;
         Ok(Response::new(v1::StatsResponse {
             series: s.series,
@@ -191,8 +199,9 @@ impl Admin for AdminService {
 
     async fn inspect(
         &self,
-        _: Request<v1::InspectRequest>,
+        req: Request<v1::InspectRequest>,
     ) -> Result<Response<v1::InspectResponse>, Status> {
+        self.0.authorize(&req, "/iocdb.v1.Admin/Inspect", "")?;
         let i = self.0.blocking(|e| Ok(e.inspect())).await?;
         Ok(Response::new(v1::InspectResponse {
             segments: i
@@ -233,8 +242,9 @@ impl Admin for AdminService {
 
     async fn verify(
         &self,
-        _: Request<v1::VerifyRequest>,
+        req: Request<v1::VerifyRequest>,
     ) -> Result<Response<v1::VerifyResponse>, Status> {
+        self.0.authorize(&req, "/iocdb.v1.Admin/Verify", "")?;
         let r = self.0.blocking(|e| e.verify_live()).await?;
         Ok(Response::new(v1::VerifyResponse {
             segments: r.segments,
@@ -258,6 +268,11 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::MetricMetadata>,
     ) -> Result<Response<v1::SetMetadataResponse>, Status> {
+        self.0.authorize(
+            &req,
+            "/iocdb.v1.Admin/SetMetadata",
+            &req.get_ref().namespace,
+        )?;
         let m = req.into_inner();
         let ns = m.namespace;
         let meta = MetricMetadata {
@@ -275,6 +290,11 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::GetMetadataRequest>,
     ) -> Result<Response<v1::GetMetadataResponse>, Status> {
+        self.0.authorize(
+            &req,
+            "/iocdb.v1.Admin/GetMetadata",
+            &req.get_ref().namespace,
+        )?;
         let ns = req.into_inner().namespace;
         let ns2 = ns.clone();
         let found = self.0.blocking(move |e| e.metadata(&ns2)).await?;

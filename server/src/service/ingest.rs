@@ -186,6 +186,8 @@ impl Ingest for IngestService {
         req: Request<v1::WriteRequest>,
     ) -> Result<Response<v1::WriteResponse>, Status> {
         self.0.check_running()?;
+        self.0
+            .authorize(&req, "/iocdb.v1.Ingest/Write", &req.get_ref().namespace)?;
         let mut resp = v1::WriteResponse::default();
         self.write_one(req.into_inner(), &mut resp, 0).await?;
         finish(resp)
@@ -207,6 +209,13 @@ impl Ingest for IngestService {
                     "max_concurrent_write_streams: {limit} streams are open; retry later"
                 ))
             })?;
+        // Each message names its namespace: the caller is known now, its rights are checked
+        // message by message.
+        let caller = self
+            .0
+            .auth
+            .authenticate(crate::service::authorization(&req))
+            .map_err(|d| d.status())?;
         let mut stream = req.into_inner();
         let mut shutdown = self.0.shutdown.clone();
         let mut resp = v1::WriteResponse::default();
@@ -222,6 +231,9 @@ impl Ingest for IngestService {
             };
             match next {
                 Ok(Some(msg)) => {
+                    if let Err(denied) = caller.check(&msg.namespace, crate::auth::Role::Write) {
+                        return Err(partial(denied.status(), &resp));
+                    }
                     let index = resp.messages as u32;
                     match self
                         .write_streamed(msg, std::mem::take(&mut ids), &mut resp, index)

@@ -134,6 +134,8 @@ impl Query for QueryService {
         req: Request<v1::InstantQueryRequest>,
     ) -> Result<Response<Self::InstantStream>, Status> {
         self.0.check_running()?;
+        self.0
+            .authorize(&req, "/iocdb.v1.Query/Instant", &req.get_ref().namespace)?;
         let deadline = deadline(&req);
         let r = req.into_inner();
         let time = if r.time_ms == 0 { now_ms() } else { r.time_ms };
@@ -150,6 +152,8 @@ impl Query for QueryService {
         req: Request<v1::PromqlRangeRequest>,
     ) -> Result<Response<Self::RangeStream>, Status> {
         self.0.check_running()?;
+        self.0
+            .authorize(&req, "/iocdb.v1.Query/Range", &req.get_ref().namespace)?;
         let deadline = deadline(&req);
         let r = req.into_inner();
         if r.step_ms <= 0 {
@@ -171,6 +175,8 @@ impl Query for QueryService {
         req: Request<v1::SelectRequest>,
     ) -> Result<Response<Self::SelectStream>, Status> {
         self.0.check_running()?;
+        self.0
+            .authorize(&req, "/iocdb.v1.Query/Select", &req.get_ref().namespace)?;
         let r = req.into_inner();
         let matchers = convert::matchers(r.matchers)?;
         let found = self
@@ -192,6 +198,8 @@ impl Query for QueryService {
         req: Request<v1::RangeQueryRequest>,
     ) -> Result<Response<Self::QueryRangeStream>, Status> {
         self.0.check_running()?;
+        self.0
+            .authorize(&req, "/iocdb.v1.Query/QueryRange", &req.get_ref().namespace)?;
         let deadline = deadline(&req);
         let r = req.into_inner();
         let q = RangeQuery {
@@ -234,6 +242,8 @@ impl Query for QueryService {
         req: Request<v1::LatestRequest>,
     ) -> Result<Response<v1::LatestResponse>, Status> {
         self.0.check_running()?;
+        self.0
+            .authorize(&req, "/iocdb.v1.Query/Latest", &req.get_ref().namespace)?;
         let r = req.into_inner();
         let matchers = convert::matchers(r.matchers)?;
         let at = if r.at_ms == 0 { now_ms() } else { r.at_ms };
@@ -262,6 +272,8 @@ impl Query for QueryService {
         req: Request<v1::StaleRequest>,
     ) -> Result<Response<v1::StaleResponse>, Status> {
         self.0.check_running()?;
+        self.0
+            .authorize(&req, "/iocdb.v1.Query/Stale", &req.get_ref().namespace)?;
         let r = req.into_inner();
         let matchers = convert::matchers(r.matchers)?;
         let at = if r.at_ms == 0 { now_ms() } else { r.at_ms };
@@ -292,6 +304,8 @@ impl Query for QueryService {
         &self,
         req: Request<v1::MetadataFilter>,
     ) -> Result<Response<v1::SeriesResponse>, Status> {
+        self.0
+            .authorize(&req, "/iocdb.v1.Query/Series", &req.get_ref().namespace)?;
         let f = filter(req.into_inner())?;
         let found = self.0.blocking(move |e| e.series(&f)).await?;
         let series = found
@@ -307,6 +321,8 @@ impl Query for QueryService {
         &self,
         req: Request<v1::MetadataFilter>,
     ) -> Result<Response<v1::LabelNamesResponse>, Status> {
+        self.0
+            .authorize(&req, "/iocdb.v1.Query/LabelNames", &req.get_ref().namespace)?;
         let f = filter(req.into_inner())?;
         let names = self.0.blocking(move |e| e.label_names(&f)).await?;
         Ok(Response::new(v1::LabelNamesResponse { names }))
@@ -316,6 +332,14 @@ impl Query for QueryService {
         &self,
         req: Request<v1::LabelValuesRequest>,
     ) -> Result<Response<v1::LabelValuesResponse>, Status> {
+        let namespace = req
+            .get_ref()
+            .filter
+            .as_ref()
+            .map(|f| f.namespace.clone())
+            .unwrap_or_default();
+        self.0
+            .authorize(&req, "/iocdb.v1.Query/LabelValues", &namespace)?;
         let r = req.into_inner();
         let f = filter(r.filter.unwrap_or_default())?;
         let name = r.name;

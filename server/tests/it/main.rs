@@ -5,6 +5,7 @@
 #![allow(clippy::indexing_slicing)]
 
 mod api_shape;
+mod authz;
 mod bad_input;
 mod cli;
 mod compaction_kills;

@@ -18,7 +18,7 @@ use iocdb_benches::dashboard::{self, QueryKind};
 use iocdb_benches::{report, workload};
 use iocdb_engine::{Engine, FsyncPolicy, Options, Sample, WriteRequest};
 use iocdb_peer_compare::answers::{Answer, differences, query_range as peer_query, series_key};
-use iocdb_peer_compare::peers::{Peer, exposition, free_port, wait_ready};
+use iocdb_peer_compare::peers::{Peer, exposition, free_port, victoria_metrics, wait_ready};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -60,28 +60,10 @@ fn main() {
         },
     )
     .expect("open");
-    let vm_port = free_port();
-    let vm = Peer {
-        name: "VictoriaMetrics",
-        child: Command::new("victoria-metrics")
-            .arg(format!(
-                "-storageDataPath={}",
-                tmp.path().join("vm").display()
-            ))
-            .arg(format!("-httpListenAddr=127.0.0.1:{vm_port}"))
-            .args([
-                "-retentionPeriod=100y",
-                "-search.latencyOffset=0s",
-                "-search.disableCache",
-                "-loggerLevel=ERROR",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start victoria-metrics"),
-        url: format!("http://127.0.0.1:{vm_port}"),
-    };
-    wait_ready(&format!("{}/health", vm.url), vm.name);
+    let vm = victoria_metrics(
+        &tmp.path().join("vm"),
+        &["-search.latencyOffset=0s", "-search.disableCache"],
+    );
 
     let with_prometheus = std::env::var("PEERS").map_or(true, |p| p.contains("prometheus"));
     let om_path = tmp.path().join("data.om");

@@ -48,6 +48,27 @@ pub fn wait_ready(url: &str, what: &str) {
     panic!("{what} did not become ready at {url}");
 }
 
+/// Starts VictoriaMetrics storing under `dir` with `-retentionPeriod=100y`, quiet, plus
+/// `flags`, and waits until it answers.
+pub fn victoria_metrics(dir: &std::path::Path, flags: &[&str]) -> Peer {
+    let port = free_port();
+    let peer = Peer {
+        name: "VictoriaMetrics",
+        child: std::process::Command::new("victoria-metrics")
+            .arg(format!("-storageDataPath={}", dir.display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .args(["-retentionPeriod=100y", "-loggerLevel=ERROR"])
+            .args(flags)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start victoria-metrics"),
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    wait_ready(&format!("{}/health", peer.url), peer.name);
+    peer
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")

@@ -194,6 +194,16 @@ where
     })
 }
 
+/// `--start` and `--end` as ms: absent bounds stay absent (all time on that side).
+pub fn time_range(
+    start: Option<&str>,
+    end: Option<&str>,
+) -> anyhow::Result<(Option<i64>, Option<i64>)> {
+    let now = crate::service::now_ms();
+    let parse = |s: Option<&str>| s.map(|s| parse_time_ms(s, now)).transpose();
+    Ok((parse(start)?, parse(end)?))
+}
+
 /// Parses `5m`, `1h`, `30s`, `250ms`, `7d` into milliseconds.
 pub fn parse_duration_ms(s: &str) -> anyhow::Result<i64> {
     let s = s.trim();

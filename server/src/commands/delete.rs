@@ -6,25 +6,8 @@ use iocdb_engine::query::parse::series_selector;
 use iocdb_engine::{Engine, Options};
 use iocdb_proto::v1::{self, admin_client::AdminClient};
 
-use super::client::{connect, parse_time_ms};
+use super::client::{connect, time_range};
 use crate::cli::DeleteArgs;
-use crate::service::now_ms;
-
-/// The range to delete, ms: all time where a bound is not given.
-fn range(a: &DeleteArgs) -> anyhow::Result<(Option<i64>, Option<i64>)> {
-    let now = now_ms();
-    let start = a
-        .start
-        .as_deref()
-        .map(|s| parse_time_ms(s, now))
-        .transpose()?;
-    let end = a
-        .end
-        .as_deref()
-        .map(|s| parse_time_ms(s, now))
-        .transpose()?;
-    Ok((start, end))
-}
 
 /// Runs the deletion and prints how many series each selector reached.
 pub async fn run(a: DeleteArgs) -> anyhow::Result<()> {
@@ -33,7 +16,7 @@ pub async fn run(a: DeleteArgs) -> anyhow::Result<()> {
             "give at least one --match selector, e.g. --match 'waiting{{commune=\"Châu Đốc\"}}'"
         );
     }
-    let (start, end) = range(&a)?;
+    let (start, end) = time_range(a.start.as_deref(), a.end.as_deref())?;
     let mut reached = Vec::new();
     let spinner = super::spinner("deleting");
     match &a.data_dir {

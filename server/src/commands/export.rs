@@ -8,9 +8,8 @@ use iocdb_engine::query::parse::series_selector;
 use iocdb_engine::{Engine, Label, Options, Sample};
 use iocdb_proto::v1::{self, admin_client::AdminClient};
 
-use super::client::{connect, parse_time_ms};
+use super::client::{connect, time_range};
 use crate::cli::ExportArgs;
-use crate::service::now_ms;
 use crate::transfer::{Format, jsonl, text};
 
 /// Writes series in the chosen format and counts them.
@@ -55,17 +54,7 @@ pub async fn run(a: ExportArgs) -> anyhow::Result<()> {
         );
     }
     let selector = a.selector.clone();
-    let now = now_ms();
-    let start = a
-        .start
-        .as_deref()
-        .map(|s| parse_time_ms(s, now))
-        .transpose()?;
-    let end = a
-        .end
-        .as_deref()
-        .map(|s| parse_time_ms(s, now))
-        .transpose()?;
+    let (start, end) = time_range(a.start.as_deref(), a.end.as_deref())?;
     let out: Box<dyn Write> = match a.output.as_deref() {
         None | Some("-") => Box::new(BufWriter::with_capacity(1 << 20, std::io::stdout())),
         Some(path) => Box::new(BufWriter::with_capacity(

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use iocdb_benches::{report, workload};
-use iocdb_peer_compare::peers::{Peer, exposition, free_port, wait_ready};
+use iocdb_peer_compare::peers::{Peer, exposition, free_port, victoria_metrics, wait_ready};
 
 /// Bytes of every file under `dir`.
 fn dir_bytes(dir: &Path) -> u64 {
@@ -153,20 +153,7 @@ fn main() {
     eprintln!("{samples} samples written to the exchange file");
 
     let vm_dir = tmp.path().join("vm");
-    let vm_port = free_port();
-    let vm = Peer {
-        name: "VictoriaMetrics",
-        child: Command::new("victoria-metrics")
-            .arg(format!("-storageDataPath={}", vm_dir.display()))
-            .arg(format!("-httpListenAddr=127.0.0.1:{vm_port}"))
-            .args(["-retentionPeriod=100y", "-loggerLevel=ERROR"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start victoria-metrics"),
-        url: format!("http://127.0.0.1:{vm_port}"),
-    };
-    wait_ready(&format!("{}/health", vm.url), vm.name);
+    let vm = victoria_metrics(&vm_dir, &[]);
     let body = std::fs::read(&file).expect("read");
     // In parts of about 16 MiB, cut at line ends.
     let mut rest: &[u8] = &body;

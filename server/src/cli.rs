@@ -224,6 +224,15 @@ pub struct ServeArgs {
     /// Listen beyond loopback without TLS and authentication anyway (logged as a warning).
     #[arg(long)]
     pub insecure: bool,
+    /// TLS certificate chain (PEM) for both listeners (reread on SIGHUP).
+    #[arg(long, env = "IOCDB_TLS_CERT_FILE")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "IOCDB_TLS_KEY_FILE")]
+    pub tls_key_file: Option<PathBuf>,
+    /// CA (PEM) that client certificates must chain to: mutual TLS.
+    #[arg(long, env = "IOCDB_TLS_CLIENT_CA_FILE")]
+    pub tls_client_ca_file: Option<PathBuf>,
     /// WAL durability: fsync before acknowledging, or every interval [default: always].
     #[arg(long, env = "IOCDB_FSYNC", value_enum)]
     pub fsync: Option<FsyncMode>,
@@ -251,6 +260,9 @@ pub struct ClientArgs {
     /// File holding the bearer token [default: the IOCDB_TOKEN variable, else none].
     #[arg(long, env = "IOCDB_TOKEN_FILE")]
     pub token_file: Option<PathBuf>,
+    /// CA (PEM) to trust for an https:// address.
+    #[arg(long, env = "IOCDB_TLS_CA_FILE")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 /// `iocdb write`.

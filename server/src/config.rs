@@ -57,6 +57,12 @@ pub struct Config {
     pub auth_file: Option<PathBuf>,
     /// Listen beyond loopback without TLS and authentication anyway.
     pub insecure: bool,
+    /// TLS certificate chain (PEM) for both listeners; with `tls_key_file`. Reread on SIGHUP.
+    pub tls_cert_file: Option<PathBuf>,
+    /// TLS private key (PEM).
+    pub tls_key_file: Option<PathBuf>,
+    /// CA (PEM) whose client certificates are required: mutual TLS.
+    pub tls_client_ca_file: Option<PathBuf>,
     /// WAL durability.
     pub fsync: FsyncMode,
     /// Period of the interval policy, ms.
@@ -219,11 +225,29 @@ impl Default for Config {
             retention_by_namespace: std::collections::BTreeMap::new(),
             auth_file: None,
             insecure: false,
+            tls_cert_file: None,
+            tls_key_file: None,
+            tls_client_ca_file: None,
         }
     }
 }
 
 impl Config {
+    /// The TLS files, when TLS is configured; an error when only half of it is.
+    pub fn tls_files(&self) -> anyhow::Result<Option<crate::tls::TlsFiles>> {
+        match (&self.tls_cert_file, &self.tls_key_file) {
+            (Some(cert), Some(key)) => Ok(Some(crate::tls::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca_file.clone(),
+            })),
+            (None, None) if self.tls_client_ca_file.is_none() => Ok(None),
+            _ => anyhow::bail!(
+                "TLS needs both tls_cert_file and tls_key_file (tls_client_ca_file adds client certificates)"
+            ),
+        }
+    }
+
     /// Defaults, overlaid with the file (if any), overlaid with flags and variables.
     pub fn load(args: &ServeArgs) -> anyhow::Result<Config> {
         let mut config = match &args.config {
@@ -243,6 +267,15 @@ impl Config {
             config.auth_file = Some(v.clone());
         }
         config.insecure |= args.insecure;
+        for (field, flag) in [
+            (&mut config.tls_cert_file, &args.tls_cert_file),
+            (&mut config.tls_key_file, &args.tls_key_file),
+            (&mut config.tls_client_ca_file, &args.tls_client_ca_file),
+        ] {
+            if flag.is_some() {
+                field.clone_from(flag);
+            }
+        }
         if let Some(v) = args.fsync {
             config.fsync = v;
         }

@@ -86,12 +86,17 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
     ]
 }
 
-/// Serves the HTTP API on `listener` until `stop` turns true.
-pub async fn serve(
-    listener: tokio::net::TcpListener,
+/// Serves the HTTP API on `listener` (plain TCP, or [`crate::tls::HttpsListener`]) until
+/// `stop` turns true.
+pub async fn serve<L>(
+    listener: L,
     state: AppState,
     mut stop: watch::Receiver<bool>,
-) -> std::io::Result<()> {
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router(state))
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;

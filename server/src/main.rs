@@ -9,6 +9,7 @@ mod http;
 mod oversize;
 mod service;
 mod status;
+mod tls;
 mod transfer;
 
 use clap::Parser;

@@ -155,6 +155,31 @@ fn token(c: &ClientArgs) -> anyhow::Result<Option<String>> {
     Ok(token.filter(|t| !t.is_empty()))
 }
 
+/// TLS for an https:// address: the CA from `--tls-ca-file`, and for mutual TLS the client
+/// certificate and key from `IOCDB_TLS_CLIENT_CERT_FILE` and `IOCDB_TLS_CLIENT_KEY_FILE`.
+fn client_tls(c: &ClientArgs) -> anyhow::Result<tonic::transport::ClientTlsConfig> {
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+    };
+    let ca = c.tls_ca_file.as_deref().ok_or_else(|| {
+        anyhow::anyhow!(
+            "an https:// address needs the CA to trust: --tls-ca-file or IOCDB_TLS_CA_FILE"
+        )
+    })?;
+    let mut tls = tonic::transport::ClientTlsConfig::new()
+        .ca_certificate(tonic::transport::Certificate::from_pem(read(ca)?));
+    if let (Some(cert), Some(key)) = (
+        std::env::var_os("IOCDB_TLS_CLIENT_CERT_FILE"),
+        std::env::var_os("IOCDB_TLS_CLIENT_KEY_FILE"),
+    ) {
+        tls = tls.identity(tonic::transport::Identity::from_pem(
+            read(cert.as_ref())?,
+            read(key.as_ref())?,
+        ));
+    }
+    Ok(tls)
+}
+
 pub async fn connect(c: &ClientArgs) -> anyhow::Result<Conn> {
     let bearer =
         match token(c)? {
@@ -163,8 +188,12 @@ pub async fn connect(c: &ClientArgs) -> anyhow::Result<Conn> {
             })?),
             None => None,
         };
-    let channel = Channel::from_shared(c.addr.clone())?
-        .connect_timeout(Duration::from_secs(5))
+    let mut endpoint =
+        Channel::from_shared(c.addr.clone())?.connect_timeout(Duration::from_secs(5));
+    if c.addr.starts_with("https://") {
+        endpoint = endpoint.tls_config(client_tls(c)?)?;
+    }
+    let channel = endpoint
         .connect()
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", c.addr))?;
@@ -188,6 +217,7 @@ where
         let channel = connect(&ClientArgs {
             addr: addr.to_owned(),
             token_file: std::env::var_os("IOCDB_TOKEN_FILE").map(Into::into),
+            tls_ca_file: std::env::var_os("IOCDB_TLS_CA_FILE").map(Into::into),
         })
         .await?;
         call(AdminClient::new(channel).max_decoding_message_size(256 << 20)).await

@@ -42,7 +42,11 @@ pub async fn run_until(
         Some(path) => Some(crate::auth::Auth::load(path)?),
         None => None,
     };
-    check_exposure(&config, auth.is_some())?;
+    let tls = match config.tls_files()? {
+        Some(files) => Some(Arc::new(crate::tls::Tls::load(files)?)),
+        None => None,
+    };
+    check_exposure(&config, auth.is_some(), tls.is_some())?;
     let opts = config.engine_options();
     let dir = config.data_dir.clone();
     tracing::info!(data_dir = %dir.display(), "opening the store");
@@ -77,9 +81,11 @@ pub async fn run_until(
         write_streams: Arc::new(Semaphore::new(config.max_concurrent_write_streams)),
         auth: Arc::new(crate::auth::Gate::new(auth)),
     };
-    if let Some(path) = config.auth_file.clone() {
-        tokio::spawn(reload_on_sighup(path, state.auth.clone()));
-    }
+    tokio::spawn(reload_on_sighup(
+        config.auth_file.clone(),
+        state.auth.clone(),
+        tls.clone(),
+    ));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<IngestService>>().await;
@@ -112,8 +118,23 @@ pub async fn run_until(
     let http = http_listener.map(|l| {
         let state = state.clone();
         let stop = stop_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            if let Err(e) = crate::http::serve(l, state, stop).await {
+            let served = match tls {
+                Some(tls) => {
+                    let local = l.local_addr();
+                    match local {
+                        Ok(local) => {
+                            let connections = tls.incoming(l, true);
+                            let https = crate::tls::HttpsListener { connections, local };
+                            crate::http::serve(https, state, stop).await
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                None => crate::http::serve(l, state, stop).await,
+            };
+            if let Err(e) = served {
                 tracing::error!(error = %e, "the HTTP API stopped");
             }
         })
@@ -128,7 +149,7 @@ pub async fn run_until(
     ));
 
     let mut stopped = stop_rx.clone();
-    let server = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .max_concurrent_streams(Some(config.max_concurrent_streams_per_connection))
         // Batches of thousands of samples are hundreds of KiB: windows larger than HTTP/2's
         // 64 KiB default spare a round trip per 64 KiB.
@@ -143,10 +164,22 @@ pub async fn run_until(
         .add_service(reflection_v1alpha)
         .add_service(ingest)
         .add_service(query)
-        .add_service(admin)
-        .serve_with_incoming_shutdown(incoming(listener), async move {
-            let _ = stopped.wait_for(|s| *s).await;
-        });
+        .add_service(admin);
+    let shutdown = async move {
+        let _ = stopped.wait_for(|s| *s).await;
+    };
+    let server: std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
+    > = match &tls {
+        Some(tls) => {
+            use tokio_stream::StreamExt;
+            let connections =
+                tokio_stream::wrappers::ReceiverStream::new(tls.clone().incoming(listener, false))
+                    .map(Ok::<_, std::io::Error>);
+            Box::pin(router.serve_with_incoming_shutdown(connections, shutdown))
+        }
+        None => Box::pin(router.serve_with_incoming_shutdown(incoming(listener), shutdown)),
+    };
     let mut stopped = stop_rx.clone();
     let grace = Duration::from_secs(config.shutdown_grace_s);
     tokio::pin!(server);
@@ -208,25 +241,28 @@ async fn watch_signals(stop: watch::Sender<bool>, health: tonic_health::server::
     std::process::exit(130);
 }
 
-/// Refuses to listen beyond loopback unprotected: without TLS (not yet offered) and an auth
-/// file, anyone on the network could read and write every department's data. `--insecure`
-/// overrides, with a warning; without an auth file the server says it is open.
-fn check_exposure(config: &Config, authenticated: bool) -> anyhow::Result<()> {
+/// Refuses to listen beyond loopback unprotected: without TLS and an auth file, anyone on the
+/// network could read (or sniff) and write every department's data. `--insecure` overrides,
+/// with a warning; without an auth file the server says it is open.
+fn check_exposure(config: &Config, authenticated: bool, encrypted: bool) -> anyhow::Result<()> {
     let exposed: Vec<&str> = [config.listen.as_str(), config.http_listen.as_str()]
         .into_iter()
         .filter(|a| !a.is_empty() && !is_loopback(a))
         .collect();
     if !authenticated {
-        tracing::warn!("no auth_file: every caller may read, write and administer every namespace");
+        tracing::info!(
+            "no auth_file: every caller may read, write and administer every namespace, so only loopback addresses are listened on"
+        );
     }
-    if exposed.is_empty() {
+    if exposed.is_empty() || (authenticated && encrypted) {
         return Ok(());
     }
     if config.insecure {
         tracing::warn!(
             addresses = ?exposed,
             authenticated,
-            "listening beyond loopback without TLS (--insecure): tokens and data cross the network in clear"
+            encrypted,
+            "listening beyond loopback without TLS and authentication (--insecure)"
         );
         return Ok(());
     }
@@ -252,24 +288,41 @@ fn is_loopback(addr: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Rereads the auth file on every SIGHUP; a file that does not parse leaves the principals
-/// in force as they were, and says why.
-async fn reload_on_sighup(path: std::path::PathBuf, gate: Arc<crate::auth::Gate>) {
+/// Rereads the auth file and the TLS files on every SIGHUP; a file that does not load leaves
+/// what was in force as it was, and says why.
+async fn reload_on_sighup(
+    auth_file: Option<std::path::PathBuf>,
+    gate: Arc<crate::auth::Gate>,
+    tls: Option<Arc<crate::tls::Tls>>,
+) {
+    if auth_file.is_none() && tls.is_none() {
+        return;
+    }
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
-            tracing::error!(error = %e, "cannot watch SIGHUP: the auth file will not be reloaded");
+            tracing::error!(error = %e, "cannot watch SIGHUP: nothing will be reloaded");
             return;
         }
     };
     while hup.recv().await.is_some() {
-        match crate::auth::Auth::load(&path) {
-            Ok(auth) => {
-                gate.replace(auth);
-                tracing::info!(file = %path.display(), "auth file reloaded");
+        if let Some(path) = &auth_file {
+            match crate::auth::Auth::load(path) {
+                Ok(auth) => {
+                    gate.replace(auth);
+                    tracing::info!(file = %path.display(), "auth file reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "auth file not reloaded; the previous principals stay in force")
+                }
             }
-            Err(e) => {
-                tracing::error!(error = %e, "auth file not reloaded; the previous principals stay in force")
+        }
+        if let Some(tls) = &tls {
+            match tls.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded; open connections keep theirs"),
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS files not reloaded; the previous certificate stays in force")
+                }
             }
         }
     }

@@ -21,5 +21,6 @@ mod promql_diff;
 mod query;
 mod real_clients;
 mod soak;
+mod tls;
 mod torture;
 mod transfer;

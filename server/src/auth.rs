@@ -149,23 +149,34 @@ pub enum Caller {
 }
 
 impl Caller {
+    /// The name the audit trail gives the caller.
+    pub fn name(&self) -> &str {
+        match self {
+            Caller::Anyone => "anyone",
+            Caller::Principal(p) => &p.name,
+        }
+    }
+
     /// Whether the caller may do what `role` allows on `namespace`.
     pub fn check(&self, namespace: &str, role: Role) -> Result<(), Denied> {
         let namespace = display_namespace(namespace);
         match self {
             Caller::Anyone => Ok(()),
             Caller::Principal(p) if p.may(namespace, role) => Ok(()),
-            Caller::Principal(p) => Err(Denied::Forbidden(format!(
-                "{} may not {} namespace {}: it lacks the {} role there",
-                p.name,
-                match role {
-                    Role::Read => "read",
-                    Role::Write => "write into",
-                    Role::Admin => "administer",
-                },
-                iocdb_engine::echo(namespace),
-                role.name()
-            ))),
+            Caller::Principal(p) => Err(Denied::Forbidden(
+                p.name.clone(),
+                format!(
+                    "{} may not {} namespace {}: it lacks the {} role there",
+                    p.name,
+                    match role {
+                        Role::Read => "read",
+                        Role::Write => "write into",
+                        Role::Admin => "administer",
+                    },
+                    iocdb_engine::echo(namespace),
+                    role.name()
+                ),
+            )),
         }
     }
 }
@@ -184,16 +195,31 @@ fn display_namespace(ns: &str) -> &str {
 pub enum Denied {
     /// No credentials, or unknown ones (`UNAUTHENTICATED`, HTTP 401).
     Unauthenticated(String),
-    /// Known caller, missing role (`PERMISSION_DENIED`, HTTP 403).
-    Forbidden(String),
+    /// Known caller (named first), missing role (`PERMISSION_DENIED`, HTTP 403).
+    Forbidden(String, String),
 }
 
 impl Denied {
+    /// Who was refused, as the audit trail names them.
+    pub fn principal(&self) -> &str {
+        match self {
+            Denied::Unauthenticated(_) => "unauthenticated",
+            Denied::Forbidden(p, _) => p,
+        }
+    }
+
+    /// Why, for people.
+    pub fn message(&self) -> &str {
+        match self {
+            Denied::Unauthenticated(m) | Denied::Forbidden(_, m) => m,
+        }
+    }
+
     /// As a gRPC status.
     pub fn status(&self) -> tonic::Status {
         match self {
             Denied::Unauthenticated(m) => tonic::Status::unauthenticated(m.clone()),
-            Denied::Forbidden(m) => tonic::Status::permission_denied(m.clone()),
+            Denied::Forbidden(_, m) => tonic::Status::permission_denied(m.clone()),
         }
     }
 }
@@ -470,7 +496,7 @@ mod tests {
             .check(Some(&w), Need::Namespace(Role::Write), "du_lich")
             .expect_err("other namespace");
         assert!(
-            matches!(&denied, Denied::Forbidden(m) if m.contains("writer") && m.contains("du_lich") && m.contains("write role")),
+            matches!(&denied, Denied::Forbidden(p, m) if p == "writer" && m.contains("writer") && m.contains("du_lich") && m.contains("write role")),
             "{denied:?}"
         );
         assert!(

@@ -53,6 +53,8 @@ pub enum Command {
     Backup(SnapshotArgs),
     /// Measure ingest over gRPC against in-process ingest, side by side.
     Bench(BenchArgs),
+    /// Print the audit trail: administrative actions, exports and refused calls.
+    Audit(AuditArgs),
     /// Make a new random bearer token and print it with the hash the auth file lists.
     Token,
     /// Rebuild a missing or damaged MANIFEST from the segment files (server stopped).
@@ -75,6 +77,23 @@ pub struct CompactArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `iocdb audit`.
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Data directory whose `audit.log` to read.
+    #[arg(long, env = "IOCDB_DATA_DIR", default_value = "./iocdb-data")]
+    pub data_dir: PathBuf,
+    /// The audit file itself, when `audit_file` put it elsewhere.
+    #[arg(long)]
+    pub file: Option<PathBuf>,
+    /// Only the events of this principal.
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// Print the JSON lines as they are.
     #[arg(long)]
     pub json: bool,
 }

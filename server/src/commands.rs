@@ -1,5 +1,6 @@
 //! One file per subcommand; `load.rs` is the gRPC load client `bench` drives.
 
+pub mod audit;
 pub mod bench;
 pub mod client;
 pub mod compact;

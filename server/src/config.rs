@@ -63,6 +63,10 @@ pub struct Config {
     pub tls_key_file: Option<PathBuf>,
     /// CA (PEM) whose client certificates are required: mutual TLS.
     pub tls_client_ca_file: Option<PathBuf>,
+    /// The audit trail [default: `audit.log` in the data directory].
+    pub audit_file: Option<PathBuf>,
+    /// Size past which the audit trail is rotated, bytes.
+    pub audit_max_bytes: u64,
     /// WAL durability.
     pub fsync: FsyncMode,
     /// Period of the interval policy, ms.
@@ -228,11 +232,20 @@ impl Default for Config {
             tls_cert_file: None,
             tls_key_file: None,
             tls_client_ca_file: None,
+            audit_file: None,
+            audit_max_bytes: 64 << 20,
         }
     }
 }
 
 impl Config {
+    /// Where the audit trail goes.
+    pub fn audit_path(&self) -> PathBuf {
+        self.audit_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("audit.log"))
+    }
+
     /// The TLS files, when TLS is configured; an error when only half of it is.
     pub fn tls_files(&self) -> anyhow::Result<Option<crate::tls::TlsFiles>> {
         match (&self.tls_cert_file, &self.tls_key_file) {

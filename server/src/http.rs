@@ -26,6 +26,7 @@ use axum::routing::{get, post};
 use iocdb_engine::{Engine, Error};
 use tokio::sync::watch;
 
+use crate::auth::{Need, Role};
 use crate::service::AppState;
 
 /// The port the HTTP API listens on by default.
@@ -134,8 +135,42 @@ async fn authorize(
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     match state.auth.check(header, need, &namespace) {
+        // Administration is recorded with its outcome.
+        Ok(caller)
+            if matches!(
+                need,
+                Need::Global(Role::Admin) | Need::Namespace(Role::Admin)
+            ) =>
+        {
+            let uri = request.uri().to_string();
+            let response = next.run(request).await;
+            state.audit.record(
+                caller.name(),
+                &namespace,
+                route,
+                serde_json::json!({"uri": uri}),
+                response.status().as_str(),
+            );
+            response
+        }
         Ok(_) => next.run(request).await,
-        Err(crate::auth::Denied::Unauthenticated(message)) => {
+        Err(denied) => {
+            state.audit.record(
+                denied.principal(),
+                &namespace,
+                route,
+                serde_json::json!({"uri": request.uri().to_string()}),
+                &format!("denied: {}", denied.message()),
+            );
+            refusal(denied)
+        }
+    }
+}
+
+/// 401 (with a challenge) or 403, in Prometheus' error shape.
+fn refusal(denied: crate::auth::Denied) -> Response {
+    match denied {
+        crate::auth::Denied::Unauthenticated(message) => {
             let mut response = ApiError {
                 status: StatusCode::UNAUTHORIZED,
                 kind: "unauthorized",
@@ -148,7 +183,7 @@ async fn authorize(
             );
             response
         }
-        Err(crate::auth::Denied::Forbidden(message)) => ApiError {
+        crate::auth::Denied::Forbidden(_, message) => ApiError {
             status: StatusCode::FORBIDDEN,
             kind: "forbidden",
             message,

@@ -1,5 +1,6 @@
 //! `iocdb`: the server and the operator CLI. See `iocdb --help`.
 
+mod audit;
 mod auth;
 mod cli;
 mod commands;
@@ -52,6 +53,7 @@ fn main() -> anyhow::Result<()> {
             init_logging(config.log_format == config::LogFormat::Json);
             runtime(config.blocking_threads())?.block_on(commands::serve::run(config))
         }
+        cli::Command::Audit(args) => commands::audit::run(&args),
         cli::Command::Repair(args) => {
             init_logging(false);
             commands::repair::run(&args)

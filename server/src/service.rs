@@ -28,6 +28,8 @@ pub struct AppState {
     pub write_streams: Arc<Semaphore>,
     /// Who may do what (see [`crate::auth`]).
     pub auth: Arc<crate::auth::Gate>,
+    /// Who changed what, and who was turned away (see [`crate::audit`]).
+    pub audit: Arc<crate::audit::Audit>,
 }
 
 impl AppState {
@@ -52,7 +54,33 @@ impl AppState {
         })?;
         self.auth
             .check(authorization(req), need, namespace)
-            .map_err(|d| d.status())
+            .map_err(|denied| {
+                self.audit.record(
+                    denied.principal(),
+                    namespace,
+                    method,
+                    serde_json::json!({}),
+                    &format!("denied: {}", denied.message()),
+                );
+                denied.status()
+            })
+    }
+
+    /// Records an administrative call and its outcome in the audit trail.
+    pub fn audited<T>(
+        &self,
+        caller: &crate::auth::Caller,
+        method: &str,
+        namespace: &str,
+        arguments: serde_json::Value,
+        result: &Result<T, Status>,
+    ) {
+        let outcome = match result {
+            Ok(_) => "ok".to_owned(),
+            Err(s) => format!("{:?}: {}", s.code(), s.message()),
+        };
+        self.audit
+            .record(caller.name(), namespace, method, arguments, &outcome);
     }
 
     /// Runs an engine call on the blocking pool.

@@ -117,8 +117,12 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Serve(_) | Command::Repair(_) | Command::Verify(_) | Command::Inspect(_) => {
-            anyhow::bail!("serve, repair, verify and inspect are not client commands")
+        Command::Serve(_)
+        | Command::Repair(_)
+        | Command::Verify(_)
+        | Command::Inspect(_)
+        | Command::Audit(_) => {
+            anyhow::bail!("serve, repair, verify, inspect and audit are not client commands")
         }
     }
 }

@@ -80,6 +80,10 @@ pub async fn run_until(
         shutdown: stop_rx.clone(),
         write_streams: Arc::new(Semaphore::new(config.max_concurrent_write_streams)),
         auth: Arc::new(crate::auth::Gate::new(auth)),
+        audit: Arc::new(crate::audit::Audit::new(
+            config.audit_path(),
+            config.audit_max_bytes,
+        )),
     };
     tokio::spawn(reload_on_sighup(
         config.auth_file.clone(),

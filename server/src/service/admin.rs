@@ -4,6 +4,7 @@
 use iocdb_engine::MetricMetadata;
 use iocdb_engine::query::parse::series_selector;
 use iocdb_proto::v1::{self, admin_server::Admin};
+use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use super::AppState;
@@ -19,8 +20,11 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::FlushRequest>,
     ) -> Result<Response<v1::FlushResponse>, Status> {
-        self.0.authorize(&req, "/iocdb.v1.Admin/Flush", "")?;
-        let r = self.0.blocking(|e| e.flush()).await?;
+        const METHOD: &str = "/iocdb.v1.Admin/Flush";
+        let caller = self.0.authorize(&req, METHOD, "")?;
+        let result = self.0.blocking(|e| e.flush()).await;
+        self.0.audited(&caller, METHOD, "", json!({}), &result);
+        let r = result?;
         Ok(Response::new(v1::FlushResponse {
             segments: r.segments as u64,
             samples: r.samples,
@@ -32,12 +36,16 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::CompactRequest>,
     ) -> Result<Response<v1::CompactResponse>, Status> {
-        self.0.authorize(&req, "/iocdb.v1.Admin/Compact", "")?;
+        const METHOD: &str = "/iocdb.v1.Admin/Compact";
+        let caller = self.0.authorize(&req, METHOD, "")?;
         let before = match req.into_inner().before_ms {
             0 => i64::MAX,
             t => t,
         };
-        let r = self.0.blocking(move |e| e.compact_before(before)).await?;
+        let result = self.0.blocking(move |e| e.compact_before(before)).await;
+        self.0
+            .audited(&caller, METHOD, "", json!({"before_ms": before}), &result);
+        let r = result?;
         Ok(Response::new(v1::CompactResponse {
             windows: r.windows as u64,
             segments_in: r.segments_in as u64,
@@ -53,9 +61,15 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::DeleteRequest>,
     ) -> Result<Response<v1::DeleteResponse>, Status> {
-        self.0
-            .authorize(&req, "/iocdb.v1.Admin/Delete", &req.get_ref().namespace)?;
+        const METHOD: &str = "/iocdb.v1.Admin/Delete";
+        let caller = self.0.authorize(&req, METHOD, &req.get_ref().namespace)?;
         let r = req.into_inner();
+        let arguments = json!({
+            "selector": r.selector,
+            "matchers": r.matchers.iter().map(|m| format!("{}{}{:?}", m.name, m.op, m.value)).collect::<Vec<_>>(),
+            "start_ms": r.start_ms,
+            "end_ms": r.end_ms,
+        });
         let matchers = match (r.matchers.is_empty(), r.selector.is_empty()) {
             (false, true) => convert::matchers(r.matchers)?,
             (true, false) => series_selector(&r.selector).map_err(status::to_status)?,
@@ -67,10 +81,14 @@ impl Admin for AdminService {
         };
         let namespace = r.namespace;
         let (start, end) = (r.start_ms.unwrap_or(i64::MIN), r.end_ms.unwrap_or(i64::MAX));
-        let report = self
+        let ns = namespace.clone();
+        let result = self
             .0
-            .blocking(move |e| e.delete(&namespace, &matchers, start, end))
-            .await?;
+            .blocking(move |e| e.delete(&ns, &matchers, start, end))
+            .await;
+        self.0
+            .audited(&caller, METHOD, &namespace, arguments, &result);
+        let report = result?;
         Ok(Response::new(v1::DeleteResponse {
             series: report.series,
         }))
@@ -83,10 +101,18 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::ExportRequest>,
     ) -> Result<Response<Self::ExportStream>, Status> {
-        self.0
-            .authorize(&req, "/iocdb.v1.Admin/Export", &req.get_ref().namespace)?;
+        const METHOD: &str = "/iocdb.v1.Admin/Export";
+        let caller = self.0.authorize(&req, METHOD, &req.get_ref().namespace)?;
         self.0.check_running()?;
         let r = req.into_inner();
+        // An export hands out a department's whole history: recorded when it starts.
+        self.0.audited(
+            &caller,
+            METHOD,
+            &r.namespace,
+            json!({"selector": r.selector, "start_ms": r.start_ms, "end_ms": r.end_ms}),
+            &Ok::<(), Status>(()),
+        );
         let matchers = match (r.matchers.is_empty(), r.selector.is_empty()) {
             (_, true) => convert::matchers(r.matchers)?,
             (true, false) => series_selector(&r.selector).map_err(status::to_status)?,
@@ -133,14 +159,16 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::SnapshotRequest>,
     ) -> Result<Response<v1::SnapshotResponse>, Status> {
-        self.0.authorize(&req, "/iocdb.v1.Admin/Snapshot", "")?;
+        const METHOD: &str = "/iocdb.v1.Admin/Snapshot";
+        let caller = self.0.authorize(&req, METHOD, "")?;
         let r = req.into_inner();
         if r.to.is_empty() {
             return Err(Status::invalid_argument(
                 "to: the target directory is required",
             ));
         }
-        let report = self
+        let arguments = json!({"to": r.to, "backup": r.backup});
+        let result = self
             .0
             .blocking(move |e| {
                 if r.backup {
@@ -149,7 +177,9 @@ impl Admin for AdminService {
                     e.snapshot(&r.to)
                 }
             })
-            .await?;
+            .await;
+        self.0.audited(&caller, METHOD, "", arguments, &result);
+        let report = result?;
         Ok(Response::new(v1::SnapshotResponse {
             segments_linked: report.segments_linked as u64,
             segments_copied: report.segments_copied as u64,
@@ -268,13 +298,13 @@ impl Admin for AdminService {
         &self,
         req: Request<v1::MetricMetadata>,
     ) -> Result<Response<v1::SetMetadataResponse>, Status> {
-        self.0.authorize(
-            &req,
-            "/iocdb.v1.Admin/SetMetadata",
-            &req.get_ref().namespace,
-        )?;
+        const METHOD: &str = "/iocdb.v1.Admin/SetMetadata";
+        let caller = self.0.authorize(&req, METHOD, &req.get_ref().namespace)?;
         let m = req.into_inner();
         let ns = m.namespace;
+        let arguments = json!({"metric": m.metric, "unit": m.unit, "description": m.description,
+            "expected_interval_ms": m.expected_interval_ms, "kind": m.kind});
+        let namespace = ns.clone();
         let meta = MetricMetadata {
             metric: m.metric,
             unit: m.unit,
@@ -282,7 +312,10 @@ impl Admin for AdminService {
             expected_interval_ms: m.expected_interval_ms,
             kind: m.kind,
         };
-        self.0.blocking(move |e| e.set_metadata(&ns, meta)).await?;
+        let result = self.0.blocking(move |e| e.set_metadata(&ns, meta)).await;
+        self.0
+            .audited(&caller, METHOD, &namespace, arguments, &result);
+        result?;
         Ok(Response::new(v1::SetMetadataResponse {}))
     }
 

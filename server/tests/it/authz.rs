@@ -541,6 +541,43 @@ async fn basic_auth_the_cli_token_and_refusals_that_never_echo_a_token() {
     );
     assert!(!err.contains(&token("reader")), "{err}");
 
+    // The audit trail: the refusals above and an administrator's deletion, by principal,
+    // and no token anywhere in it.
+    let bearer = format!("Bearer {}", token("root"));
+    let (status, _, _) = http_request(
+        &server.http,
+        "POST",
+        "/ns/y_te/api/v1/admin/tsdb/delete_series?match[]=queue",
+        &[("Authorization", &bearer)],
+        b"",
+    );
+    assert_eq!(status, 204);
+    let out = std::process::Command::new(bin)
+        .args(["audit", "--json", "--data-dir"])
+        .arg(dir.path().join("data"))
+        .output()
+        .expect("audit");
+    let trail = String::from_utf8_lossy(&out.stdout);
+    let events: Vec<serde_json::Value> = trail
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect();
+    let has = |principal: &str, action: &str, outcome: &str| {
+        events.iter().any(|e| {
+            e["principal"] == principal
+                && e["action"] == action
+                && e["outcome"].as_str().is_some_and(|o| o.starts_with(outcome))
+        })
+    };
+    assert!(has("root", "/api/v1/admin/tsdb/delete_series", "204"), "{trail}");
+    assert!(has("writer", "/api/v1/labels", "denied"), "{trail}");
+    assert!(has("reader", "/iocdb.v1.Admin/Stats", "denied"), "{trail}");
+    assert!(has("unauthenticated", "/iocdb.v1.Admin/Stats", "denied"), "{trail}");
+    let raw = std::fs::read_to_string(dir.path().join("data").join("audit.log")).expect("trail");
+    for (name, _) in CALLERS {
+        assert!(!raw.contains(&token(name)), "a token in the audit trail: {raw}");
+    }
+
     // `iocdb token` makes a token whose printed hash is its SHA-256.
     let out = std::process::Command::new(bin)
         .arg("token")

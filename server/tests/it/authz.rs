@@ -566,16 +566,27 @@ async fn basic_auth_the_cli_token_and_refusals_that_never_echo_a_token() {
         events.iter().any(|e| {
             e["principal"] == principal
                 && e["action"] == action
-                && e["outcome"].as_str().is_some_and(|o| o.starts_with(outcome))
+                && e["outcome"]
+                    .as_str()
+                    .is_some_and(|o| o.starts_with(outcome))
         })
     };
-    assert!(has("root", "/api/v1/admin/tsdb/delete_series", "204"), "{trail}");
+    assert!(
+        has("root", "/api/v1/admin/tsdb/delete_series", "204"),
+        "{trail}"
+    );
     assert!(has("writer", "/api/v1/labels", "denied"), "{trail}");
     assert!(has("reader", "/iocdb.v1.Admin/Stats", "denied"), "{trail}");
-    assert!(has("unauthenticated", "/iocdb.v1.Admin/Stats", "denied"), "{trail}");
+    assert!(
+        has("unauthenticated", "/iocdb.v1.Admin/Stats", "denied"),
+        "{trail}"
+    );
     let raw = std::fs::read_to_string(dir.path().join("data").join("audit.log")).expect("trail");
     for (name, _) in CALLERS {
-        assert!(!raw.contains(&token(name)), "a token in the audit trail: {raw}");
+        assert!(
+            !raw.contains(&token(name)),
+            "a token in the audit trail: {raw}"
+        );
     }
 
     // `iocdb token` makes a token whose printed hash is its SHA-256.

@@ -390,9 +390,11 @@ async fn every_caller_gets_exactly_what_the_policy_says_on_every_call() {
     let dir = tempfile::tempdir().expect("dir");
     let auth = dir.path().join("auth.toml");
     std::fs::write(&auth, auth_file()).expect("auth file");
-    let server = Server::start(
+    let log = dir.path().join("server.log");
+    let server = Server::start_logging(
         &dir.path().join("data"),
         &format!("auth_file = {:?}\n", auth.display().to_string()),
+        Some(&log),
     );
     let channel = server.channel().await;
     let mut wrong = Vec::new();
@@ -455,6 +457,18 @@ async fn every_caller_gets_exactly_what_the_policy_says_on_every_call() {
         wrong.len(),
         wrong.join("\n")
     );
+    // Not one token in the server's whole debug log, nor in its audit trail.
+    drop(server);
+    let logged = std::fs::read_to_string(&log).expect("log");
+    let trail = std::fs::read_to_string(dir.path().join("data").join("audit.log")).expect("trail");
+    assert!(
+        logged.lines().count() > 10,
+        "the log is too short to prove anything: {logged}"
+    );
+    for (name, _) in CALLERS {
+        assert!(!logged.contains(&token(name)), "a token in the log");
+        assert!(!trail.contains(&token(name)), "a token in the audit trail");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

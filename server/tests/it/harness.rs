@@ -21,6 +21,12 @@ pub struct Server {
 impl Server {
     /// Starts a server on `dir` with extra TOML config lines.
     pub fn start(dir: &Path, config: &str) -> Server {
+        Server::start_logging(dir, config, None)
+    }
+
+    /// [`Server::start`], its log (at debug level) written to `log` instead of the test's
+    /// stderr.
+    pub fn start_logging(dir: &Path, config: &str, log: Option<&Path>) -> Server {
         let config_file = dir.with_extension("toml");
         std::fs::write(&config_file, config).expect("config");
         let mut child = Command::new(env!("CARGO_BIN_EXE_iocdb"))
@@ -35,9 +41,12 @@ impl Server {
             .arg(dir)
             .arg("--config")
             .arg(&config_file)
-            .env("IOCDB_LOG", "warn")
+            .env("IOCDB_LOG", if log.is_some() { "debug" } else { "warn" })
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("log file")),
+                None => Stdio::inherit(),
+            })
             .spawn()
             .expect("spawn iocdb");
         let stdout = child.stdout.take().expect("stdout");

@@ -67,6 +67,12 @@ pub struct Config {
     pub audit_file: Option<PathBuf>,
     /// Size past which the audit trail is rotated, bytes.
     pub audit_max_bytes: u64,
+    /// Per-namespace ingest rates and concurrent queries (`[limits_by_namespace.<ns>]`,
+    /// see `limits.rs`); reread on SIGHUP.
+    pub limits_by_namespace: std::collections::BTreeMap<String, crate::limits::NamespaceLimits>,
+    /// The file this configuration was read from, if any (SIGHUP rereads its limits).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
     /// WAL durability.
     pub fsync: FsyncMode,
     /// Period of the interval policy, ms.
@@ -234,6 +240,8 @@ impl Default for Config {
             tls_client_ca_file: None,
             audit_file: None,
             audit_max_bytes: 64 << 20,
+            limits_by_namespace: std::collections::BTreeMap::new(),
+            source: None,
         }
     }
 }
@@ -267,6 +275,7 @@ impl Config {
             Some(path) => Self::from_file(path)?,
             None => Config::default(),
         };
+        config.source.clone_from(&args.config);
         if let Some(v) = &args.data_dir {
             config.data_dir = v.clone();
         }
@@ -307,7 +316,7 @@ impl Config {
         Ok(config)
     }
 
-    fn from_file(path: &Path) -> anyhow::Result<Config> {
+    pub fn from_file(path: &Path) -> anyhow::Result<Config> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read config {}: {e}", path.display()))?;
         toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))

@@ -153,6 +153,13 @@ async fn authorize(
             );
             response
         }
+        // A query holds one of its namespace's places while it runs.
+        Ok(_) if matches!(route, "/api/v1/query" | "/api/v1/query_range") => {
+            match state.limits.query_permit(&namespace) {
+                Ok(_place) => next.run(request).await,
+                Err(over) => too_many(&over),
+            }
+        }
         Ok(_) => next.run(request).await,
         Err(denied) => {
             state.audit.record(
@@ -165,6 +172,21 @@ async fn authorize(
             refusal(denied)
         }
     }
+}
+
+/// 429 with `Retry-After` (whole seconds, at least one): a namespace over its limits.
+pub fn too_many(over: &crate::limits::OverLimit) -> Response {
+    let mut response = ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        kind: "too_many_requests",
+        message: over.message.clone(),
+    }
+    .into_response();
+    let seconds = over.retry_after.as_secs_f64().ceil().max(1.0) as u64;
+    if let Ok(v) = HeaderValue::from_str(&seconds.to_string()) {
+        response.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    response
 }
 
 /// 401 (with a challenge) or 403, in Prometheus' error shape.

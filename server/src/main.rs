@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod convert;
 mod http;
+mod limits;
 mod oversize;
 mod service;
 mod status;

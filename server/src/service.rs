@@ -30,6 +30,8 @@ pub struct AppState {
     pub auth: Arc<crate::auth::Gate>,
     /// Who changed what, and who was turned away (see [`crate::audit`]).
     pub audit: Arc<crate::audit::Audit>,
+    /// Per-namespace ingest rates and concurrent queries (see [`crate::limits`]).
+    pub limits: Arc<crate::limits::Limiter>,
 }
 
 impl AppState {

@@ -73,6 +73,7 @@ pub async fn run_until(
     tracing::info!(%addr, "listening");
     on_ready(addr);
 
+    let config_file = config.source.clone();
     let config = Arc::new(config);
     let state = AppState {
         engine: engine.clone(),
@@ -84,12 +85,17 @@ pub async fn run_until(
             config.audit_path(),
             config.audit_max_bytes,
         )),
+        limits: Arc::new(crate::limits::Limiter::new(
+            config.limits_by_namespace.clone(),
+        )),
     };
-    tokio::spawn(reload_on_sighup(
-        config.auth_file.clone(),
-        state.auth.clone(),
-        tls.clone(),
-    ));
+    tokio::spawn(reload_on_sighup(Reloadable {
+        auth_file: config.auth_file.clone(),
+        gate: state.auth.clone(),
+        tls: tls.clone(),
+        config_file: config_file.clone(),
+        limits: state.limits.clone(),
+    }));
 
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<IngestServer<IngestService>>().await;
@@ -292,16 +298,18 @@ fn is_loopback(addr: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
-/// Rereads the auth file and the TLS files on every SIGHUP; a file that does not load leaves
-/// what was in force as it was, and says why.
-async fn reload_on_sighup(
+/// What SIGHUP rereads.
+struct Reloadable {
     auth_file: Option<std::path::PathBuf>,
     gate: Arc<crate::auth::Gate>,
     tls: Option<Arc<crate::tls::Tls>>,
-) {
-    if auth_file.is_none() && tls.is_none() {
-        return;
-    }
+    config_file: Option<std::path::PathBuf>,
+    limits: Arc<crate::limits::Limiter>,
+}
+
+/// Rereads the auth file, the TLS files and the config file's per-namespace limits on every
+/// SIGHUP; a file that does not load leaves what was in force as it was, and says why.
+async fn reload_on_sighup(r: Reloadable) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
         Err(e) => {
@@ -310,10 +318,10 @@ async fn reload_on_sighup(
         }
     };
     while hup.recv().await.is_some() {
-        if let Some(path) = &auth_file {
+        if let Some(path) = &r.auth_file {
             match crate::auth::Auth::load(path) {
                 Ok(auth) => {
-                    gate.replace(auth);
+                    r.gate.replace(auth);
                     tracing::info!(file = %path.display(), "auth file reloaded");
                 }
                 Err(e) => {
@@ -321,11 +329,22 @@ async fn reload_on_sighup(
                 }
             }
         }
-        if let Some(tls) = &tls {
+        if let Some(tls) = &r.tls {
             match tls.reload() {
                 Ok(()) => tracing::info!("TLS certificate reloaded; open connections keep theirs"),
                 Err(e) => {
                     tracing::error!(error = %e, "TLS files not reloaded; the previous certificate stays in force")
+                }
+            }
+        }
+        if let Some(path) = &r.config_file {
+            match Config::from_file(path) {
+                Ok(c) => {
+                    r.limits.replace(c.limits_by_namespace);
+                    tracing::info!(file = %path.display(), "per-namespace limits reloaded");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "limits not reloaded; the previous ones stay in force")
                 }
             }
         }

@@ -53,6 +53,9 @@ pub async fn store(state: &AppState, req: WriteRequest) -> Result<WriteOutcome, 
         ))
         .into_response());
     }
+    if let Err(over) = state.limits.admit_samples(&req.namespace, samples) {
+        return Err(super::too_many(&over));
+    }
     let engine = state.engine.clone();
     match tokio::task::spawn_blocking(move || engine.write(req)).await {
         Ok(Ok(outcome)) => Ok(outcome),

@@ -42,6 +42,15 @@ impl IngestService {
         Ok(())
     }
 
+    /// Takes the request's samples from its namespace's ingest rate (see `limits.rs`).
+    fn admit(&self, req: &v1::WriteRequest) -> Result<(), Status> {
+        let samples: usize = req.series.iter().map(|s| s.values.len()).sum();
+        self.0
+            .limits
+            .admit_samples(&req.namespace, samples)
+            .map_err(|over| over.status())
+    }
+
     /// One message of a stream: series may come by labels (and a stream id to remember) or
     /// by a stream id alone.
     async fn write_streamed(
@@ -52,6 +61,7 @@ impl IngestService {
         index: u32,
     ) -> Result<HashMap<u64, SeriesHandle>, Status> {
         self.check_limits(&req)?;
+        self.admit(&req)?;
         convert::check_columns(&req)?;
         let (ids, outcome) = self
             .0
@@ -107,6 +117,7 @@ impl IngestService {
         index: u32,
     ) -> Result<(), Status> {
         self.check_limits(&req)?;
+        self.admit(&req)?;
         let req = convert::write_request(req)?;
         let outcome = self.0.blocking(move |e| e.write(req)).await?;
         convert::add_outcome(resp, &outcome, index);

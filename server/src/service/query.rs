@@ -62,6 +62,11 @@ impl QueryService {
         &self,
         q: PromqlQuery,
     ) -> Result<Response<Streamed<v1::PromqlResponse>>, Status> {
+        let _place = self
+            .0
+            .limits
+            .query_permit(&q.namespace)
+            .map_err(|over| over.status())?;
         let answer = self.0.blocking(move |e| e.query(&q)).await?;
         let messages = promql_messages(answer, self.0.config.query_batch_series);
         Ok(Response::new(Box::pin(tokio_stream::iter(
@@ -213,6 +218,11 @@ impl Query for QueryService {
             lookback_ms: r.lookback_ms,
             deadline,
         };
+        let _place = self
+            .0
+            .limits
+            .query_permit(&q.namespace)
+            .map_err(|over| over.status())?;
         let result = self.0.blocking(move |e| e.query_range(&q)).await?;
         let series: Vec<v1::Series> = result
             .series

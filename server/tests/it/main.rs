@@ -11,6 +11,7 @@ mod cli;
 mod compaction_kills;
 mod crash_order;
 mod delete;
+mod fairness;
 mod harness;
 mod http_api;
 mod ingest;

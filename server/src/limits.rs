@@ -1,0 +1,207 @@
+//! Fair shares between departments: per-namespace limits on the ingest rate (a token bucket
+//! of samples per second) and on the queries running at once, from the config file's
+//! `[limits_by_namespace.<namespace>]` tables, reread on SIGHUP. A namespace without a table
+//! has no such limit. Over its rate, a write is refused whole with `RESOURCE_EXHAUSTED` (HTTP
+//! 429) and told when to retry; other namespaces are untouched.
+//!
+//! ```toml
+//! [limits_by_namespace.an_ninh]
+//! ingest_samples_per_sec = 200000   # the bucket holds one second's worth
+//! max_concurrent_queries = 4
+//! ```
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// One namespace's limits.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NamespaceLimits {
+    /// Samples per second accepted, on average; a second's worth may come at once.
+    pub ingest_samples_per_sec: Option<f64>,
+    /// Queries of the namespace running at once.
+    pub max_concurrent_queries: Option<usize>,
+}
+
+/// Why a call is held back, and when to try again.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverLimit {
+    pub message: String,
+    pub retry_after: Duration,
+}
+
+impl OverLimit {
+    /// As a gRPC status, the wait in `retry-after-ms` metadata.
+    pub fn status(&self) -> tonic::Status {
+        let mut status = tonic::Status::resource_exhausted(self.message.clone());
+        if let Ok(v) = self.retry_after.as_millis().to_string().parse() {
+            status.metadata_mut().insert("retry-after-ms", v);
+        }
+        status
+    }
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    at: Instant,
+}
+
+/// The limits in force and the state they keep.
+#[derive(Debug, Default)]
+pub struct Limiter {
+    table: RwLock<Arc<BTreeMap<String, NamespaceLimits>>>,
+    buckets: Mutex<HashMap<String, Bucket>>,
+    queries: Mutex<HashMap<String, (usize, Arc<Semaphore>)>>,
+}
+
+fn namespace_name(ns: &str) -> &str {
+    if ns.is_empty() {
+        iocdb_engine::DEFAULT_NAMESPACE
+    } else {
+        ns
+    }
+}
+
+impl Limiter {
+    /// Limits from the config.
+    pub fn new(table: BTreeMap<String, NamespaceLimits>) -> Limiter {
+        Limiter {
+            table: RwLock::new(Arc::new(table)),
+            ..Limiter::default()
+        }
+    }
+
+    /// Puts new limits in force (a reload); buckets and running queries carry over.
+    pub fn replace(&self, table: BTreeMap<String, NamespaceLimits>) {
+        if let Ok(mut t) = self.table.write() {
+            *t = Arc::new(table);
+        }
+    }
+
+    fn limits(&self, ns: &str) -> Option<NamespaceLimits> {
+        self.table.read().ok()?.get(ns).cloned()
+    }
+
+    /// Takes `samples` from the namespace's bucket, or says when there will be room. The
+    /// bucket may go into debt by one request (so a batch larger than a second's worth is
+    /// not refused forever); the debt is repaid before the next one is admitted.
+    pub fn admit_samples(&self, namespace: &str, samples: usize) -> Result<(), OverLimit> {
+        let ns = namespace_name(namespace);
+        let Some(rate) = self
+            .limits(ns)
+            .and_then(|l| l.ingest_samples_per_sec)
+            .filter(|r| *r > 0.0)
+        else {
+            return Ok(());
+        };
+        let Ok(mut buckets) = self.buckets.lock() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        let bucket = buckets.entry(ns.to_owned()).or_insert(Bucket {
+            tokens: rate,
+            at: now,
+        });
+        let elapsed = now.duration_since(bucket.at).as_secs_f64();
+        bucket.tokens = (bucket.tokens + elapsed * rate).min(rate);
+        bucket.at = now;
+        if bucket.tokens <= 0.0 {
+            let wait = Duration::from_secs_f64((-bucket.tokens + 1.0) / rate);
+            return Err(OverLimit {
+                message: format!(
+                    "namespace {} is over its ingest rate of {rate} samples/s \
+                     (limits_by_namespace); retry in {} ms",
+                    iocdb_engine::echo(ns),
+                    wait.as_millis()
+                ),
+                retry_after: wait,
+            });
+        }
+        bucket.tokens -= samples as f64;
+        Ok(())
+    }
+
+    /// A place among the namespace's running queries, held until dropped; `None` when the
+    /// namespace has no such limit.
+    pub fn query_permit(&self, namespace: &str) -> Result<Option<OwnedSemaphorePermit>, OverLimit> {
+        let ns = namespace_name(namespace);
+        let Some(max) = self.limits(ns).and_then(|l| l.max_concurrent_queries) else {
+            return Ok(None);
+        };
+        let semaphore = {
+            let Ok(mut q) = self.queries.lock() else {
+                return Ok(None);
+            };
+            let entry = q
+                .entry(ns.to_owned())
+                .or_insert_with(|| (max, Arc::new(Semaphore::new(max))));
+            // A reload changed the limit: a new semaphore; queries under the old one finish.
+            if entry.0 != max {
+                *entry = (max, Arc::new(Semaphore::new(max)));
+            }
+            entry.1.clone()
+        };
+        semaphore
+            .try_acquire_owned()
+            .map(Some)
+            .map_err(|_| OverLimit {
+                message: format!(
+                    "namespace {} already runs {max} queries (max_concurrent_queries in \
+                 limits_by_namespace); retry shortly",
+                    iocdb_engine::echo(ns)
+                ),
+                retry_after: Duration::from_millis(100),
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limiter(rate: f64, queries: usize) -> Limiter {
+        Limiter::new(BTreeMap::from([(
+            "an_ninh".to_owned(),
+            NamespaceLimits {
+                ingest_samples_per_sec: Some(rate),
+                max_concurrent_queries: Some(queries),
+            },
+        )]))
+    }
+
+    #[test]
+    fn a_bucket_admits_a_seconds_worth_then_refuses_with_a_wait() {
+        let l = limiter(1000.0, 1);
+        assert!(l.admit_samples("an_ninh", 600).is_ok());
+        assert!(
+            l.admit_samples("an_ninh", 600).is_ok(),
+            "into debt by one request"
+        );
+        let over = l.admit_samples("an_ninh", 1).expect_err("in debt");
+        assert!(
+            over.message.contains("an_ninh") && over.message.contains("1000"),
+            "{over:?}"
+        );
+        assert!(over.retry_after >= Duration::from_millis(150), "{over:?}");
+        // Other namespaces are not limited.
+        for _ in 0..100 {
+            assert!(l.admit_samples("y_te", 1_000_000).is_ok());
+        }
+    }
+
+    #[test]
+    fn queries_beyond_the_limit_wait_for_a_place() {
+        let l = limiter(1.0, 2);
+        let a = l.query_permit("an_ninh").expect("first");
+        let _b = l.query_permit("an_ninh").expect("second");
+        assert!(l.query_permit("an_ninh").is_err());
+        drop(a);
+        assert!(l.query_permit("an_ninh").expect("a place again").is_some());
+        assert!(l.query_permit("").expect("default is unlimited").is_none());
+    }
+}

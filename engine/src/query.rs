@@ -118,6 +118,8 @@ pub struct PromqlQuery {
     pub lookback_ms: Option<i64>,
     /// The caller's deadline, if tighter than the configured timeout.
     pub deadline: Option<Instant>,
+    /// A sample budget tighter than the configured `max_samples` (a namespace's share).
+    pub max_samples: Option<u64>,
 }
 
 impl PromqlQuery {
@@ -131,6 +133,7 @@ impl PromqlQuery {
             step: 0,
             lookback_ms: None,
             deadline: None,
+            max_samples: None,
         }
     }
 
@@ -235,7 +238,11 @@ pub fn run_plan(querier: &Querier<'_>, q: &PromqlQuery, plan: &Plan) -> Result<P
         }
         l => l.unwrap_or(DEFAULT_LOOKBACK_MS),
     };
-    let budget = Budget::new(querier.limits(), q.deadline);
+    let mut limits = querier.limits().clone();
+    if let Some(cap) = q.max_samples {
+        limits.max_samples = limits.max_samples.min(cap);
+    }
+    let budget = Budget::new(&limits, q.deadline);
     let ev = Evaluator::new(querier, &q.namespace, &budget, (q.start, q.end), lookback);
     let value = ev.eval(plan, &steps)?;
     let value = if q.is_instant() {

@@ -1,5 +1,6 @@
 //! Fair shares between departments: per-namespace limits on the ingest rate (a token bucket
-//! of samples per second) and on the queries running at once, from the config file's
+//! of samples per second), on the queries running at once and on the samples one query
+//! reads, from the config file's
 //! `[limits_by_namespace.<namespace>]` tables, reread on SIGHUP. A namespace without a table
 //! has no such limit. Over its rate, a write is refused whole with `RESOURCE_EXHAUSTED` (HTTP
 //! 429) and told when to retry; other namespaces are untouched.
@@ -8,6 +9,7 @@
 //! [limits_by_namespace.an_ninh]
 //! ingest_samples_per_sec = 200000   # the bucket holds one second's worth
 //! max_concurrent_queries = 4
+//! query_max_samples = 20000000       # a query reading more is refused
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,6 +27,8 @@ pub struct NamespaceLimits {
     pub ingest_samples_per_sec: Option<f64>,
     /// Queries of the namespace running at once.
     pub max_concurrent_queries: Option<usize>,
+    /// Samples one query of the namespace may read (below the server's `query_max_samples`).
+    pub query_max_samples: Option<u64>,
 }
 
 /// Why a call is held back, and when to try again.
@@ -126,6 +130,11 @@ impl Limiter {
         Ok(())
     }
 
+    /// The namespace's sample budget per query, when it has one.
+    pub fn query_max_samples(&self, namespace: &str) -> Option<u64> {
+        self.limits(namespace_name(namespace))?.query_max_samples
+    }
+
     /// A place among the namespace's running queries, held until dropped; `None` when the
     /// namespace has no such limit.
     pub fn query_permit(&self, namespace: &str) -> Result<Option<OwnedSemaphorePermit>, OverLimit> {
@@ -170,6 +179,7 @@ mod tests {
             NamespaceLimits {
                 ingest_samples_per_sec: Some(rate),
                 max_concurrent_queries: Some(queries),
+                query_max_samples: None,
             },
         )]))
     }

@@ -33,6 +33,8 @@ pub struct RangeQuery {
     pub lookback_ms: Option<i64>,
     /// The caller's deadline, if tighter than the configured timeout.
     pub deadline: Option<Instant>,
+    /// A sample budget tighter than the configured `max_samples` (a namespace's share).
+    pub max_samples: Option<u64>,
 }
 
 impl RangeQuery {
@@ -54,6 +56,7 @@ impl RangeQuery {
             aggregation: None,
             lookback_ms: None,
             deadline: None,
+            max_samples: None,
         }
     }
 
@@ -124,6 +127,7 @@ pub fn range(querier: &Querier<'_>, q: &RangeQuery) -> Result<QueryResult> {
         step: q.step,
         lookback_ms: q.lookback_ms.map(|l| l.max(1)),
         deadline: q.deadline,
+        max_samples: q.max_samples,
     };
     let answer = super::run_plan(querier, &run, &q.plan()?)?;
     let series = match answer.value {

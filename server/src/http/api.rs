@@ -37,6 +37,7 @@ pub async fn query(
     let time = p.time("time")?.unwrap_or_else(now_ms);
     let q = PromqlQuery {
         deadline: deadline(&p)?,
+        max_samples: state.limits.query_max_samples(&ns),
         ..PromqlQuery::instant(ns, expr, time)
     };
     let answer = blocking(&state, move |e| e.query(&q)).await?;
@@ -77,6 +78,7 @@ pub async fn query_range(
     }
     let q = PromqlQuery {
         deadline: deadline(&p)?,
+        max_samples: state.limits.query_max_samples(&ns),
         ..PromqlQuery::range(ns, expr, start, end, step)
     };
     let answer = blocking(&state, move |e| e.query(&q)).await?;

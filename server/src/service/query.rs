@@ -67,6 +67,10 @@ impl QueryService {
             .limits
             .query_permit(&q.namespace)
             .map_err(|over| over.status())?;
+        let q = PromqlQuery {
+            max_samples: self.0.limits.query_max_samples(&q.namespace),
+            ..q
+        };
         let answer = self.0.blocking(move |e| e.query(&q)).await?;
         let messages = promql_messages(answer, self.0.config.query_batch_series);
         Ok(Response::new(Box::pin(tokio_stream::iter(
@@ -217,12 +221,17 @@ impl Query for QueryService {
             aggregation: r.aggregation.map(convert::aggregation).transpose()?,
             lookback_ms: r.lookback_ms,
             deadline,
+            max_samples: None,
         };
         let _place = self
             .0
             .limits
             .query_permit(&q.namespace)
             .map_err(|over| over.status())?;
+        let q = RangeQuery {
+            max_samples: self.0.limits.query_max_samples(&q.namespace),
+            ..q
+        };
         let result = self.0.blocking(move |e| e.query_range(&q)).await?;
         let series: Vec<v1::Series> = result
             .series

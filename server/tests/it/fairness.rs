@@ -1,7 +1,7 @@
 //! Fair shares: a namespace over its ingest rate is slowed and told when to retry (gRPC
 //! `RESOURCE_EXHAUSTED` with `retry-after-ms`, HTTP 429 with `Retry-After`), while another
-//! namespace's sender, at the same time, is not; both rates are measured. Limits are reread
-//! on SIGHUP.
+//! namespace's sender, at the same time, is not; both rates are measured. A query over its
+//! namespace's sample budget is refused cleanly. Limits are reread on SIGHUP.
 
 use std::time::{Duration, Instant};
 
@@ -56,7 +56,7 @@ async fn send(server: &Server, namespace: &str, for_how_long: Duration) -> (usiz
 async fn a_namespace_over_its_rate_is_slowed_and_told_while_another_is_not() {
     let dir = tempfile::tempdir().expect("dir");
     let config = format!(
-        "fsync = \"interval\"\n[limits_by_namespace.an_ninh]\ningest_samples_per_sec = {LIMIT}\n"
+        "fsync = \"interval\"\n[limits_by_namespace.an_ninh]\ningest_samples_per_sec = {LIMIT}\nquery_max_samples = 1000\n"
     );
     let server = Server::start(&dir.path().join("data"), &config);
     let span = Duration::from_millis(1500);
@@ -109,6 +109,19 @@ async fn a_namespace_over_its_rate_is_slowed_and_told_while_another_is_not() {
     }
     assert_eq!(status, 429);
     assert!(retry.is_some_and(|r| r.parse::<u64>().is_ok_and(|s| s >= 1)));
+
+    // A query reading more than the namespace's share is refused cleanly, naming the limit;
+    // the same query in the other namespace is answered.
+    let path = format!(
+        "/api/v1/query?query={}",
+        crate::harness::enc("count_over_time(camera_people[2h])")
+    );
+    let (status, _, body) = server.http("GET", &format!("/ns/an_ninh{path}"), &[], b"");
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("1000"), "{body}");
+    let (status, _, _) = server.http("GET", &format!("/ns/du_lich{path}"), &[], b"");
+    assert_eq!(status, 200);
 
     // A reload lifts the limit.
     std::fs::write(dir.path().join("data.toml"), "fsync = \"interval\"\n").expect("config");

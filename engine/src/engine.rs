@@ -102,6 +102,11 @@ pub(crate) struct Inner {
     quarantined: Mutex<Vec<Quarantined>>,
     metadata: Mutex<MetadataStore>,
     closed: AtomicBool,
+    /// Series limits of particular namespaces, overriding `Limits::max_series_per_namespace`
+    /// (set by [`Engine::set_series_limits`]); `has_series_limits` spares the write path the
+    /// lock while there are none.
+    series_limits: RwLock<std::collections::HashMap<String, usize>>,
+    has_series_limits: AtomicBool,
     /// The data directory's lock, released by `close`.
     lock: Mutex<Option<std::fs::File>>,
     /// The workers every query of this engine shares, sized to the machine: eight
@@ -115,6 +120,15 @@ struct FlushState {
 }
 
 impl Engine {
+    /// Sets the series limits of particular namespaces (replacing earlier ones); the others
+    /// keep `Limits::max_series_per_namespace`. Takes effect for the next new series; series
+    /// that exist are never dropped.
+    pub fn set_series_limits(&self, limits: std::collections::HashMap<String, usize>) {
+        let any = !limits.is_empty();
+        *self.inner.series_limits.write() = limits;
+        self.inner.has_series_limits.store(any, Ordering::Release);
+    }
+
     /// Opens (or creates) the store in `dir`: reads the manifest, opens the segments
     /// (quarantining any that are corrupt), and replays the WAL.
     pub fn open(dir: impl AsRef<Path>, opts: Options) -> Result<Engine> {

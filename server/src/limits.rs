@@ -10,6 +10,7 @@
 //! ingest_samples_per_sec = 200000   # the bucket holds one second's worth
 //! max_concurrent_queries = 4
 //! query_max_samples = 20000000       # a query reading more is refused
+//! max_series = 500000                # instead of max_series_per_namespace
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
@@ -29,6 +30,18 @@ pub struct NamespaceLimits {
     pub max_concurrent_queries: Option<usize>,
     /// Samples one query of the namespace may read (below the server's `query_max_samples`).
     pub query_max_samples: Option<u64>,
+    /// Series the namespace may have, instead of the server's `max_series_per_namespace`.
+    pub max_series: Option<usize>,
+}
+
+/// The series limits of a limits table, as the engine takes them.
+pub fn series_limits(
+    table: &BTreeMap<String, NamespaceLimits>,
+) -> std::collections::HashMap<String, usize> {
+    table
+        .iter()
+        .filter_map(|(ns, l)| Some((ns.clone(), l.max_series?)))
+        .collect()
 }
 
 /// Why a call is held back, and when to try again.
@@ -180,6 +193,7 @@ mod tests {
                 ingest_samples_per_sec: Some(rate),
                 max_concurrent_queries: Some(queries),
                 query_max_samples: None,
+                max_series: None,
             },
         )]))
     }

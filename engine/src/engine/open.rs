@@ -138,6 +138,8 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         quarantined: Mutex::new(quarantined),
         metadata: Mutex::new(metadata),
         closed: AtomicBool::new(false),
+        series_limits: RwLock::new(std::collections::HashMap::new()),
+        has_series_limits: AtomicBool::new(false),
         lock: Mutex::new(Some(lock)),
         query_pool: query_pool(opts.query_threads)?,
         opts,

@@ -109,9 +109,15 @@ impl Engine {
     ) -> std::result::Result<SeriesHandle, RejectReason> {
         let limits = &self.inner.opts.limits;
         let labels = Labels::validate(labels, limits)?;
+        let mut max = limits.max_series_per_namespace;
+        if self.inner.has_series_limits.load(Ordering::Acquire)
+            && let Some(m) = self.inner.series_limits.read().get(namespace.as_str())
+        {
+            max = *m;
+        }
         self.inner
             .head
-            .get_or_create(namespace, labels, Some(limits.max_series_per_namespace))
+            .get_or_create(namespace, labels, Some(max))
             .map(SeriesHandle)
     }
 

@@ -73,6 +73,7 @@ pub async fn run_until(
     tracing::info!(%addr, "listening");
     on_ready(addr);
 
+    engine.set_series_limits(crate::limits::series_limits(&config.limits_by_namespace));
     let config_file = config.source.clone();
     let config = Arc::new(config);
     let state = AppState {
@@ -95,6 +96,7 @@ pub async fn run_until(
         tls: tls.clone(),
         config_file: config_file.clone(),
         limits: state.limits.clone(),
+        engine: engine.clone(),
     }));
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -305,6 +307,7 @@ struct Reloadable {
     tls: Option<Arc<crate::tls::Tls>>,
     config_file: Option<std::path::PathBuf>,
     limits: Arc<crate::limits::Limiter>,
+    engine: Arc<Engine>,
 }
 
 /// Rereads the auth file, the TLS files and the config file's per-namespace limits on every
@@ -340,6 +343,8 @@ async fn reload_on_sighup(r: Reloadable) {
         if let Some(path) = &r.config_file {
             match Config::from_file(path) {
                 Ok(c) => {
+                    r.engine
+                        .set_series_limits(crate::limits::series_limits(&c.limits_by_namespace));
                     r.limits.replace(c.limits_by_namespace);
                     tracing::info!(file = %path.display(), "per-namespace limits reloaded");
                 }

@@ -56,7 +56,7 @@ async fn send(server: &Server, namespace: &str, for_how_long: Duration) -> (usiz
 async fn a_namespace_over_its_rate_is_slowed_and_told_while_another_is_not() {
     let dir = tempfile::tempdir().expect("dir");
     let config = format!(
-        "fsync = \"interval\"\n[limits_by_namespace.an_ninh]\ningest_samples_per_sec = {LIMIT}\nquery_max_samples = 1000\n"
+        "fsync = \"interval\"\n[limits_by_namespace.an_ninh]\ningest_samples_per_sec = {LIMIT}\nquery_max_samples = 1000\n[limits_by_namespace.giao_duc]\nmax_series = 3\n"
     );
     let server = Server::start(&dir.path().join("data"), &config);
     let span = Duration::from_millis(1500);
@@ -122,6 +122,30 @@ async fn a_namespace_over_its_rate_is_slowed_and_told_while_another_is_not() {
     assert!(body.contains("1000"), "{body}");
     let (status, _, _) = server.http("GET", &format!("/ns/du_lich{path}"), &[], b"");
     assert_eq!(status, 200);
+
+    // A namespace's own series limit: three schools, the fourth and fifth refused.
+    let schools = v1::WriteRequest {
+        namespace: "giao_duc".into(),
+        series: (0..5)
+            .map(|i| {
+                series(
+                    "students_present",
+                    &[("school", &format!("THPT {i}"))],
+                    &[(now_ms() - 1000, 1.0)],
+                )
+            })
+            .collect(),
+    };
+    let err = server
+        .ingest()
+        .await
+        .write(schools)
+        .await
+        .expect_err("over the series limit");
+    assert!(
+        err.message().contains("2 samples rejected, 3 accepted"),
+        "{err:?}"
+    );
 
     // A reload lifts the limit.
     std::fs::write(dir.path().join("data.toml"), "fsync = \"interval\"\n").expect("config");

@@ -3,7 +3,9 @@
 //! Principals come from the auth file (`auth_file` in the config; reread on SIGHUP): each
 //! has a name, the SHA-256 hashes of its tokens (never the tokens: `iocdb token` makes one
 //! and prints its hash), optionally an HTTP basic-auth user name (whose password is one of
-//! its tokens, for tools such as Grafana that prefer basic auth), and roles per namespace —
+//! its tokens, for tools such as Grafana that prefer basic auth) and the common name of its
+//! client certificate (gRPC over mutual TLS: a call without a token is that principal's),
+//! and roles per namespace —
 //! `read`, `write`, `admin` — where the namespace `*` means every namespace.
 //!
 //! ```toml
@@ -240,6 +242,8 @@ struct PrincipalEntry {
     #[serde(default)]
     basic_user: Option<String>,
     #[serde(default)]
+    mtls_common_name: Option<String>,
+    #[serde(default)]
     roles: BTreeMap<String, Vec<Role>>,
 }
 
@@ -248,6 +252,7 @@ struct PrincipalEntry {
 pub struct Auth {
     by_token: HashMap<[u8; 32], Arc<Principal>>,
     by_user: HashMap<String, Arc<Principal>>,
+    by_common_name: HashMap<String, Arc<Principal>>,
 }
 
 /// The SHA-256 of a token.
@@ -291,8 +296,11 @@ impl Auth {
         let file: AuthFile = toml::from_str(text)?;
         let mut auth = Auth::default();
         for entry in file.principal {
-            if entry.token_sha256.is_empty() {
-                anyhow::bail!("principal {:?} has no token_sha256", entry.name);
+            if entry.token_sha256.is_empty() && entry.mtls_common_name.is_none() {
+                anyhow::bail!(
+                    "principal {:?} has no token_sha256 and no mtls_common_name",
+                    entry.name
+                );
             }
             let roles = entry
                 .roles
@@ -314,6 +322,14 @@ impl Auth {
                     anyhow::bail!("principal {:?}: a token hash is listed twice", entry.name);
                 }
             }
+            if let Some(cn) = entry.mtls_common_name
+                && auth
+                    .by_common_name
+                    .insert(cn.clone(), principal.clone())
+                    .is_some()
+            {
+                anyhow::bail!("mtls_common_name {cn:?} is given to two principals");
+            }
             if let Some(user) = entry.basic_user
                 && auth.by_user.insert(user.clone(), principal).is_some()
             {
@@ -325,7 +341,18 @@ impl Auth {
 
     /// The caller named by an `Authorization` header value (or gRPC `authorization`
     /// metadata): `Bearer <token>` or `Basic <base64 user:password>`.
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Denied> {
+    /// Or, without an `Authorization` header, by the common name of the client certificate
+    /// the TLS handshake verified against the client CA.
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client_common_name: Option<&str>,
+    ) -> Result<Caller, Denied> {
+        if authorization.is_none()
+            && let Some(p) = client_common_name.and_then(|cn| self.by_common_name.get(cn))
+        {
+            return Ok(Caller::Principal(p.clone()));
+        }
         let Some(value) = authorization else {
             return Err(Denied::Unauthenticated(
                 "authentication required: send the header `authorization: Bearer <token>`".into(),
@@ -349,6 +376,13 @@ impl Auth {
             Denied::Unauthenticated("the credentials are not known to this server".into())
         })
     }
+}
+
+/// The subject common name of a DER certificate.
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?;
+    cn.as_str().ok().map(str::to_owned)
 }
 
 /// `user:password` from HTTP basic credentials.
@@ -417,11 +451,15 @@ impl Gate {
 
     /// Authenticates the caller only, for calls that check each message's namespace as it
     /// comes (a write stream).
-    pub fn authenticate(&self, authorization: Option<&str>) -> Result<Caller, Denied> {
+    pub fn authenticate(
+        &self,
+        authorization: Option<&str>,
+        client_common_name: Option<&str>,
+    ) -> Result<Caller, Denied> {
         match self.current.read() {
             Ok(g) => match g.as_ref() {
                 None => Ok(Caller::Anyone),
-                Some(auth) => auth.authenticate(authorization),
+                Some(auth) => auth.authenticate(authorization, client_common_name),
             },
             Err(_) => Err(Denied::Unauthenticated(
                 "the server's principals are unavailable".into(),
@@ -434,6 +472,7 @@ impl Gate {
     pub fn check(
         &self,
         authorization: Option<&str>,
+        client_common_name: Option<&str>,
         need: Need,
         namespace: &str,
     ) -> Result<Caller, Denied> {
@@ -450,9 +489,11 @@ impl Gate {
             return Ok(Caller::Anyone);
         };
         if need == Need::Open {
-            return Ok(auth.authenticate(authorization).unwrap_or(Caller::Anyone));
+            return Ok(auth
+                .authenticate(authorization, client_common_name)
+                .unwrap_or(Caller::Anyone));
         }
-        let caller = auth.authenticate(authorization)?;
+        let caller = auth.authenticate(authorization, client_common_name)?;
         match need {
             Need::Open => {}
             Need::Global(role) => caller.check("*", role)?,
@@ -489,36 +530,42 @@ mod tests {
         let bearer = |name: &str| format!("Bearer tok-{name}");
         let w = bearer("writer");
         assert!(
-            gate.check(Some(&w), Need::Namespace(Role::Write), "y_te")
+            gate.check(Some(&w), None, Need::Namespace(Role::Write), "y_te")
                 .is_ok()
         );
         let denied = gate
-            .check(Some(&w), Need::Namespace(Role::Write), "du_lich")
+            .check(Some(&w), None, Need::Namespace(Role::Write), "du_lich")
             .expect_err("other namespace");
         assert!(
             matches!(&denied, Denied::Forbidden(p, m) if p == "writer" && m.contains("writer") && m.contains("du_lich") && m.contains("write role")),
             "{denied:?}"
         );
         assert!(
-            gate.check(Some(&w), Need::Namespace(Role::Read), "y_te")
+            gate.check(Some(&w), None, Need::Namespace(Role::Read), "y_te")
                 .is_err()
         );
         let r = bearer("reader");
         assert!(
-            gate.check(Some(&r), Need::Namespace(Role::Read), "any")
+            gate.check(Some(&r), None, Need::Namespace(Role::Read), "any")
                 .is_ok()
         );
-        assert!(gate.check(Some(&r), Need::Global(Role::Read), "").is_ok());
-        assert!(gate.check(Some(&r), Need::Global(Role::Admin), "").is_err());
+        assert!(
+            gate.check(Some(&r), None, Need::Global(Role::Read), "")
+                .is_ok()
+        );
+        assert!(
+            gate.check(Some(&r), None, Need::Global(Role::Admin), "")
+                .is_err()
+        );
         assert!(matches!(
-            gate.check(None, Need::Namespace(Role::Read), "y_te"),
+            gate.check(None, None, Need::Namespace(Role::Read), "y_te"),
             Err(Denied::Unauthenticated(_))
         ));
         assert!(matches!(
-            gate.check(Some("Bearer nope"), Need::Namespace(Role::Read), "y_te"),
+            gate.check(Some("Bearer nope"), None, Need::Namespace(Role::Read), "y_te"),
             Err(Denied::Unauthenticated(m)) if !m.contains("nope")
         ));
-        assert!(gate.check(None, Need::Open, "").is_ok());
+        assert!(gate.check(None, None, Need::Open, "").is_ok());
     }
 
     #[test]
@@ -535,19 +582,22 @@ mod tests {
             format!("Basic {encoded}")
         };
         assert!(
-            auth.authenticate(Some(&basic("grafana", "tok-grafana")))
+            auth.authenticate(Some(&basic("grafana", "tok-grafana")), None)
                 .is_ok()
         );
         assert!(
-            auth.authenticate(Some(&basic("grafana", "tok-other")))
+            auth.authenticate(Some(&basic("grafana", "tok-other")), None)
                 .is_err()
         );
         assert!(
-            auth.authenticate(Some(&basic("nobody", "tok-grafana")))
+            auth.authenticate(Some(&basic("nobody", "tok-grafana")), None)
                 .is_err()
         );
-        assert!(auth.authenticate(Some("Basic !!!")).is_err());
-        assert!(auth.authenticate(Some("Digest x")).is_err());
+        assert!(auth.authenticate(Some("Basic !!!"), None).is_err());
+        assert!(auth.authenticate(Some("Digest x"), None).is_err());
+        // A client certificate's common name names a principal only when it is known, and
+        // a token, when sent, is what counts.
+        assert!(auth.authenticate(None, Some("grafana")).is_err());
     }
 
     fn base64_encode(bytes: &[u8]) -> String {
@@ -571,7 +621,10 @@ mod tests {
     #[test]
     fn a_bad_auth_file_says_what_is_wrong_and_never_echoes_a_token() {
         for (text, why) in [
-            ("[[principal]]\nname = \"a\"\n", "no token_sha256"),
+            (
+                "[[principal]]\nname = \"a\"\n",
+                "no token_sha256 and no mtls_common_name",
+            ),
             (
                 "[[principal]]\nname = \"a\"\ntoken_sha256 = [\"secret-token\"]\n",
                 "64 hex digits",

@@ -134,7 +134,8 @@ async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    match state.auth.check(header, need, &namespace) {
+    // Client certificates name principals on gRPC only; HTTP callers send a token.
+    match state.auth.check(header, None, need, &namespace) {
         // Administration is recorded with its outcome.
         Ok(caller)
             if matches!(

@@ -55,7 +55,12 @@ impl AppState {
             Status::permission_denied(format!("{method} is not in the authorization table"))
         })?;
         self.auth
-            .check(authorization(req), need, namespace)
+            .check(
+                authorization(req),
+                client_common_name(req).as_deref(),
+                need,
+                namespace,
+            )
             .map_err(|denied| {
                 self.audit.record(
                     denied.principal(),
@@ -96,6 +101,12 @@ impl AppState {
             .map_err(|e| status::internal(&e))?
             .map_err(status::to_status)
     }
+}
+
+/// The common name of the client certificate of a mutual-TLS connection.
+pub fn client_common_name<T>(req: &tonic::Request<T>) -> Option<String> {
+    let certs = req.peer_certs()?;
+    crate::auth::common_name(certs.first()?)
 }
 
 /// The `authorization` metadata of a request.

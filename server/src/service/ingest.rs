@@ -225,7 +225,10 @@ impl Ingest for IngestService {
         let caller = self
             .0
             .auth
-            .authenticate(crate::service::authorization(&req))
+            .authenticate(
+                crate::service::authorization(&req),
+                crate::service::client_common_name(&req).as_deref(),
+            )
             .map_err(|d| d.status())?;
         let mut stream = req.into_inner();
         let mut shutdown = self.0.shutdown.clone();

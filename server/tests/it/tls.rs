@@ -5,7 +5,9 @@
 
 use std::path::Path;
 
-use iocdb_proto::v1::{self, admin_client::AdminClient, ingest_client::IngestClient};
+use iocdb_proto::v1::{
+    self, admin_client::AdminClient, ingest_client::IngestClient, query_client::QueryClient,
+};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use tonic::transport::{Certificate, Channel, ClientTlsConfig, Identity};
 
@@ -34,10 +36,21 @@ impl Ca {
 
     /// A leaf for `names` (DNS names or IP addresses): (certificate PEM, key PEM).
     fn leaf(&self, names: &[&str]) -> (String, String) {
+        self.leaf_named(names, None)
+    }
+
+    /// [`Ca::leaf`] with a subject common name.
+    fn leaf_named(&self, names: &[&str], common_name: Option<&str>) -> (String, String) {
         let key = KeyPair::generate().expect("key");
-        let params =
+        let mut params =
             CertificateParams::new(names.iter().map(|n| (*n).to_owned()).collect::<Vec<_>>())
                 .expect("params");
+        if let Some(cn) = common_name {
+            params.distinguished_name = rcgen::DistinguishedName::new();
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, cn);
+        }
         let cert = params.signed_by(&key, &self.issuer).expect("signed");
         (cert.pem(), key.serialize_pem())
     }
@@ -200,6 +213,49 @@ async fn mutual_tls_wants_a_client_certificate_from_the_configured_ca() {
     );
     let known = clients.leaf(&["so-y-te"]);
     assert!(answers(channel(&url, &ca, Some(&known)).await).await);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_certificates_common_name_names_a_principal_on_grpc() {
+    let dir = tempfile::tempdir().expect("dir");
+    let ca = Ca::new("iocdb test CA");
+    let clients = Ca::new("department clients");
+    let auth = dir.path().join("auth.toml");
+    std::fs::write(
+        &auth,
+        "[[principal]]\nname = \"so-y-te\"\nmtls_common_name = \"so-y-te\"\nroles = { y_te = [\"read\"] }\n",
+    )
+    .expect("auth");
+    let config = format!(
+        "{}auth_file = {:?}\n",
+        tls_config(dir.path(), &ca.leaf(&["localhost"]), Some(&clients)),
+        auth.display().to_string()
+    );
+    let server = Server::start(&dir.path().join("data"), &config);
+    let url = https(&server);
+    let select = |c: Channel| async move {
+        QueryClient::new(c)
+            .select(v1::SelectRequest {
+                namespace: "y_te".into(),
+                end_ms: now_ms(),
+                ..Default::default()
+            })
+            .await
+            .map(|_| ())
+    };
+    let known = clients.leaf_named(&["so-y-te"], Some("so-y-te"));
+    let c = channel(&url, &ca, Some(&known)).await.expect("mTLS");
+    assert!(select(c.clone()).await.is_ok(), "its own namespace");
+    let denied = AdminClient::new(c)
+        .stats(v1::StatsRequest {})
+        .await
+        .expect_err("not an admin");
+    assert_eq!(denied.code(), tonic::Code::PermissionDenied, "{denied:?}");
+    assert!(denied.message().contains("so-y-te"), "{denied:?}");
+    let unknown = clients.leaf_named(&["x"], Some("somebody-else"));
+    let c = channel(&url, &ca, Some(&unknown)).await.expect("mTLS");
+    let err = select(c).await.expect_err("unknown");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -186,6 +186,11 @@ impl Query for QueryService {
         self.0.check_running()?;
         self.0
             .authorize(&req, "/iocdb.v1.Query/Select", &req.get_ref().namespace)?;
+        let _place = self
+            .0
+            .limits
+            .query_permit(&req.get_ref().namespace)
+            .map_err(|over| over.status())?;
         let r = req.into_inner();
         let matchers = convert::matchers(r.matchers)?;
         let found = self
@@ -263,6 +268,11 @@ impl Query for QueryService {
         self.0.check_running()?;
         self.0
             .authorize(&req, "/iocdb.v1.Query/Latest", &req.get_ref().namespace)?;
+        let _place = self
+            .0
+            .limits
+            .query_permit(&req.get_ref().namespace)
+            .map_err(|over| over.status())?;
         let r = req.into_inner();
         let matchers = convert::matchers(r.matchers)?;
         let at = if r.at_ms == 0 { now_ms() } else { r.at_ms };
@@ -293,6 +303,11 @@ impl Query for QueryService {
         self.0.check_running()?;
         self.0
             .authorize(&req, "/iocdb.v1.Query/Stale", &req.get_ref().namespace)?;
+        let _place = self
+            .0
+            .limits
+            .query_permit(&req.get_ref().namespace)
+            .map_err(|over| over.status())?;
         let r = req.into_inner();
         let matchers = convert::matchers(r.matchers)?;
         let at = if r.at_ms == 0 { now_ms() } else { r.at_ms };

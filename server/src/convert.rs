@@ -95,6 +95,19 @@ pub fn add_outcome(resp: &mut v1::WriteResponse, outcome: &WriteOutcome, message
     );
 }
 
+/// A compaction's report onto the wire.
+pub fn compact_response(r: iocdb_engine::CompactReport) -> v1::CompactResponse {
+    v1::CompactResponse {
+        windows: r.windows as u64,
+        segments_in: r.segments_in as u64,
+        segments_out: r.segments_out as u64,
+        samples: r.samples,
+        bytes_in: r.bytes_in,
+        bytes_out: r.bytes_out,
+        skipped: r.skipped.unwrap_or_default(),
+    }
+}
+
 /// Wire matchers into engine matchers.
 pub fn matchers(ms: Vec<v1::Matcher>) -> Result<Vec<Matcher>, Status> {
     ms.into_iter()

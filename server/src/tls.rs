@@ -171,13 +171,13 @@ impl axum::serve::Listener for HttpsListener {
     type Addr = std::net::SocketAddr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            if let Some(stream) = self.connections.recv().await {
+        match self.connections.recv().await {
+            Some(stream) => {
                 let peer = stream.get_ref().0.peer_addr().unwrap_or(self.local);
-                return (stream, peer);
+                (stream, peer)
             }
             // The accept task is gone (shutting down): wait to be dropped.
-            std::future::pending::<()>().await;
+            None => std::future::pending().await,
         }
     }
 

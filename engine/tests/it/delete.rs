@@ -94,7 +94,8 @@ fn a_deletion_hides_at_once_survives_reopening_and_compaction_removes_it() {
     assert_eq!(report.deletions_applied, 1);
     assert!(engine.tombstones().is_empty());
     assert_eq!(times(&engine, "s1"), with_fix);
-    assert!(engine.stats().segment_bytes < before + 200);
+    let after = engine.stats().segment_bytes;
+    assert!(after < before, "{before} bytes before, {after} after");
     engine.close().expect("close");
     drop(engine);
     let manifest = std::fs::read_to_string(dir.path().join("MANIFEST")).expect("manifest");

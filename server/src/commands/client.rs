@@ -79,18 +79,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
                 .compact(v1::CompactRequest { before_ms: 0 })
                 .await?
                 .into_inner();
-            super::compact::print(
-                &super::compact::Figures {
-                    windows: r.windows,
-                    segments_in: r.segments_in,
-                    segments_out: r.segments_out,
-                    samples: r.samples,
-                    bytes_in: r.bytes_in,
-                    bytes_out: r.bytes_out,
-                    skipped: r.skipped,
-                },
-                a.json,
-            );
+            super::compact::print(&r.into(), a.json);
             Ok(())
         }
         Command::Snapshot(a) => snapshot(&a, false).await,

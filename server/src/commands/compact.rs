@@ -17,6 +17,20 @@ pub struct Figures {
     pub skipped: String,
 }
 
+impl From<iocdb_proto::v1::CompactResponse> for Figures {
+    fn from(r: iocdb_proto::v1::CompactResponse) -> Self {
+        Figures {
+            windows: r.windows,
+            segments_in: r.segments_in,
+            segments_out: r.segments_out,
+            samples: r.samples,
+            bytes_in: r.bytes_in,
+            bytes_out: r.bytes_out,
+            skipped: r.skipped,
+        }
+    }
+}
+
 /// Compacts a stopped server's data directory.
 pub fn run_offline(args: &CompactArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     // The server is stopped: nothing to leave the machine to, so no throttle.
@@ -36,18 +50,7 @@ pub fn run_offline(args: &CompactArgs, dir: &std::path::Path) -> anyhow::Result<
     let r = engine.compact()?;
     engine.close()?;
     spinner.finish_and_clear();
-    print(
-        &Figures {
-            windows: r.windows as u64,
-            segments_in: r.segments_in as u64,
-            segments_out: r.segments_out as u64,
-            samples: r.samples,
-            bytes_in: r.bytes_in,
-            bytes_out: r.bytes_out,
-            skipped: r.skipped.unwrap_or_default(),
-        },
-        args.json,
-    );
+    print(&crate::convert::compact_response(r).into(), args.json);
     Ok(())
 }
 

@@ -46,15 +46,7 @@ impl Admin for AdminService {
         self.0
             .audited(&caller, METHOD, "", json!({"before_ms": before}), &result);
         let r = result?;
-        Ok(Response::new(v1::CompactResponse {
-            windows: r.windows as u64,
-            segments_in: r.segments_in as u64,
-            segments_out: r.segments_out as u64,
-            samples: r.samples,
-            bytes_in: r.bytes_in,
-            bytes_out: r.bytes_out,
-            skipped: r.skipped.unwrap_or_default(),
-        }))
+        Ok(Response::new(convert::compact_response(r)))
     }
 
     async fn delete(

@@ -95,6 +95,16 @@ impl Deletion {
     }
 }
 
+/// A deletion the kill cut short happened whole or not at all: the model follows what the
+/// store shows (the assertion after this checks it is one or the other).
+fn reconcile(got: &Model, model: &mut Model, pending: Option<Deletion>) {
+    if let Some(d) = pending
+        && got != model
+    {
+        d.apply(model);
+    }
+}
+
 /// What the server was doing when it was killed.
 enum Action {
     Compact,
@@ -143,11 +153,7 @@ async fn kill_during_maintenance(cycles: usize) {
     for cycle in 0..cycles {
         let server = Server::start(&data, CONFIG);
         let got = read(&server).await;
-        if let Some(d) = pending.take()
-            && got != model
-        {
-            d.apply(&mut model);
-        }
+        reconcile(&got, &mut model, pending.take());
         assert_eq!(got, model, "cycle {cycle}: after restart");
         check_expiry(&server, &fast, cycle).await;
         let stats = server
@@ -240,11 +246,7 @@ async fn kill_during_maintenance(cycles: usize) {
     }
     let server = Server::start(&data, CONFIG);
     let got = read(&server).await;
-    if let Some(d) = pending.take()
-        && got != model
-    {
-        d.apply(&mut model);
-    }
+    reconcile(&got, &mut model, pending.take());
     assert_eq!(got, model, "after the last kill");
     let expired = check_expiry(&server, &fast, cycles).await;
     assert!(expired > 0, "nothing expired: the test ran under a second");

@@ -49,6 +49,7 @@ use crate::Result;
 use crate::head::Head;
 use crate::manifest::Manifest;
 use crate::metadata::{MetadataStore, MetricMetadata};
+use crate::model::PerNamespace;
 use crate::model::RejectReason;
 use crate::options::{FsyncPolicy, Options};
 use crate::wal::Wal;
@@ -105,7 +106,7 @@ pub(crate) struct Inner {
     /// Series limits of particular namespaces, overriding `Limits::max_series_per_namespace`
     /// (set by [`Engine::set_series_limits`]); `has_series_limits` spares the write path the
     /// lock while there are none.
-    series_limits: RwLock<std::collections::HashMap<String, usize>>,
+    series_limits: RwLock<PerNamespace<usize>>,
     has_series_limits: AtomicBool,
     /// The data directory's lock, released by `close`.
     lock: Mutex<Option<std::fs::File>>,
@@ -123,10 +124,19 @@ impl Engine {
     /// Sets the series limits of particular namespaces (replacing earlier ones); the others
     /// keep `Limits::max_series_per_namespace`. Takes effect for the next new series; series
     /// that exist are never dropped.
-    pub fn set_series_limits(&self, limits: std::collections::HashMap<String, usize>) {
+    pub fn set_series_limits(&self, limits: PerNamespace<usize>) {
         let any = !limits.is_empty();
         *self.inner.series_limits.write() = limits;
         self.inner.has_series_limits.store(any, Ordering::Release);
+    }
+
+    /// Sets the share of the head memory (bytes) that particular namespaces may fill,
+    /// replacing earlier ones: a write into a namespace that holds its share is refused
+    /// whole with [`crate::Limit::HeadMemoryShare`] until a flush makes room, while the others
+    /// go on writing. The whole head's budget ([`Options::head_memory_budget`]) still
+    /// applies to all.
+    pub fn set_head_shares(&self, shares: PerNamespace<u64>) {
+        self.inner.head.usages().set_limits(shares);
     }
 
     /// Opens (or creates) the store in `dir`: reads the manifest, opens the segments

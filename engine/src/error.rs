@@ -117,6 +117,8 @@ impl<T> IoContext<T> for io::Result<T> {
 pub enum Limit {
     /// The head's memory budget ([`crate::Options::head_memory_budget`]).
     HeadMemoryBudget,
+    /// A namespace's share of the head memory ([`crate::Engine::set_head_shares`]).
+    HeadMemoryShare,
     /// The disk is full: writes are refused until space is freed; queries go on.
     Disk,
     /// [`crate::QueryLimits::max_series`].
@@ -132,6 +134,7 @@ impl Limit {
     pub fn name(self) -> &'static str {
         match self {
             Limit::HeadMemoryBudget => "head_memory_budget",
+            Limit::HeadMemoryShare => "head_memory_share",
             Limit::Disk => "disk",
             Limit::QueryMaxSeries => "query_max_series",
             Limit::QueryMaxSamples => "query_max_samples",

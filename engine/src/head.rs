@@ -11,12 +11,14 @@
 //!
 //! Per series, [`HeadSeries`] holds the samples (`head/chunks.rs`); [`SeriesLayer`] is one
 //! source's data for a series and the newest-write-wins merge of several (`head/layer.rs`).
+//! [`Usages`] keeps each namespace's head bytes and its share (`head/usage.rs`).
 //!
 //! May use: `model`, `codec`, `index`.
 
 mod chunks;
 mod layer;
 mod series;
+mod usage;
 
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -30,6 +32,7 @@ use roaring::RoaringBitmap;
 pub use chunks::{HeadSeries, SealedChunk};
 pub use layer::{SeriesLayer, dedupe_newest_wins};
 pub use series::{Series, SeriesHandle, SeriesRef};
+pub use usage::{NamespaceUsage, UsageTally, Usages};
 
 use crate::index::{Index, Matcher};
 use crate::model::{Labels, Namespace, RejectReason, Sample};
@@ -48,6 +51,7 @@ pub struct Head {
     postings: Index,
     hasher: foldhash::fast::RandomState,
     label_bytes: AtomicU64,
+    usages: Usages,
     /// Where writers wait for an earlier writer of the same series to apply (rare: only
     /// concurrent writes of one series meet here).
     turns: Mutex<()>,
@@ -63,6 +67,7 @@ impl Default for Head {
             postings: Index::default(),
             hasher: Default::default(),
             label_bytes: AtomicU64::new(0),
+            usages: Usages::default(),
             turns: Mutex::new(()),
             turn_taken: Condvar::new(),
             waiting: AtomicUsize::new(0),
@@ -114,6 +119,7 @@ impl Head {
                     // The one copy kept: the caller's is dropped once the postings have it.
                     labels: labels.clone(),
                     head: HeadSeries::default(),
+                    usage: self.usages.of(namespace),
                     wal_file: AtomicU64::new(0),
                 });
                 table.push(series.clone());
@@ -210,6 +216,11 @@ impl Head {
     /// Series count per namespace.
     pub fn namespace_counts(&self) -> Vec<(String, u64)> {
         self.postings.namespace_counts()
+    }
+
+    /// Head memory per namespace, and the shares in force.
+    pub fn usages(&self) -> &Usages {
+        &self.usages
     }
 
     /// Approximate bytes the registry holds for labels (one copy per series).

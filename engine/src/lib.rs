@@ -61,8 +61,8 @@ pub use index::{MatchOp, Matcher};
 pub use manifest::Tombstone;
 pub use metadata::MetricMetadata;
 pub use model::{
-    DEFAULT_NAMESPACE, Label, Labels, METRIC_NAME, Namespace, RejectReason, Rejection, Sample,
-    SeriesWrite, WriteOutcome, WriteRequest, echo, is_valid_label_name,
+    DEFAULT_NAMESPACE, Label, Labels, METRIC_NAME, Namespace, PerNamespace, RejectReason,
+    Rejection, Sample, SeriesWrite, WriteOutcome, WriteRequest, echo, is_valid_label_name,
 };
 pub use options::{FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits, WalCorruption};
 pub use query::{

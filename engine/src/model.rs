@@ -15,7 +15,7 @@ mod write;
 pub use echo::echo;
 pub use labels::{Label, Labels, METRIC_NAME, is_valid_label_name};
 pub use limits::Limits;
-pub use namespace::{DEFAULT_NAMESPACE, Namespace};
+pub use namespace::{DEFAULT_NAMESPACE, Namespace, PerNamespace};
 pub use reject::{RejectReason, Rejection};
 pub use sample::Sample;
 pub use write::{SeriesWrite, WriteOutcome, WriteRequest};

@@ -1,22 +1,29 @@
 //! Fair shares between departments: per-namespace limits on the ingest rate (a token bucket
 //! of samples per second), on the queries running at once and on the samples one query
 //! reads, from the config file's
-//! `[limits_by_namespace.<namespace>]` tables, reread on SIGHUP. A namespace without a table
-//! has no such limit. Over its rate, a write is refused whole with `RESOURCE_EXHAUSTED` (HTTP
-//! 429) and told when to retry; other namespaces are untouched.
+//! `[limits_by_namespace.<namespace>]` tables, reread on SIGHUP. The table `"*"` gives its
+//! limits to every namespace, each on its own (a namespace's own table overrides it field by
+//! field); a limit set in neither does not apply. Over its rate or its share of the head
+//! memory, a write is refused whole with `RESOURCE_EXHAUSTED` (HTTP 429) and told when to
+//! retry; other namespaces are untouched.
 //!
 //! ```toml
+//! [limits_by_namespace."*"]
+//! head_memory_share = 0.25           # of head_memory_mb: no department fills the head
+//!
 //! [limits_by_namespace.an_ninh]
 //! ingest_samples_per_sec = 200000   # the bucket holds one second's worth
 //! max_concurrent_queries = 4
 //! query_max_samples = 20000000       # a query reading more is refused
 //! max_series = 500000                # instead of max_series_per_namespace
+//! head_memory_share = 0.5
 //! ```
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use iocdb_engine::PerNamespace;
 use serde::Deserialize;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -32,16 +39,90 @@ pub struct NamespaceLimits {
     pub query_max_samples: Option<u64>,
     /// Series the namespace may have, instead of the server's `max_series_per_namespace`.
     pub max_series: Option<usize>,
+    /// The fraction of the head memory (`head_memory_mb`) the namespace may fill, in (0, 1];
+    /// past it the namespace's writes wait for the next flush, the others' go on.
+    pub head_memory_share: Option<f64>,
 }
 
-/// The series limits of a limits table, as the engine takes them.
-pub fn series_limits(
-    table: &BTreeMap<String, NamespaceLimits>,
-) -> std::collections::HashMap<String, usize> {
-    table
-        .iter()
-        .filter_map(|(ns, l)| Some((ns.clone(), l.max_series?)))
-        .collect()
+/// The table whose limits every namespace has unless its own table says otherwise.
+pub const ALL_NAMESPACES: &str = "*";
+
+impl NamespaceLimits {
+    /// These limits, falling back to `default`'s field by field.
+    fn or(&self, default: &NamespaceLimits) -> NamespaceLimits {
+        NamespaceLimits {
+            ingest_samples_per_sec: self
+                .ingest_samples_per_sec
+                .or(default.ingest_samples_per_sec),
+            max_concurrent_queries: self
+                .max_concurrent_queries
+                .or(default.max_concurrent_queries),
+            query_max_samples: self.query_max_samples.or(default.query_max_samples),
+            max_series: self.max_series.or(default.max_series),
+            head_memory_share: self.head_memory_share.or(default.head_memory_share),
+        }
+    }
+}
+
+/// Refuses a table with a limit that cannot mean anything, naming the namespace and field.
+pub fn validate(table: &BTreeMap<String, NamespaceLimits>) -> Result<(), String> {
+    for (ns, l) in table {
+        if ns != ALL_NAMESPACES {
+            iocdb_engine::Namespace::new(ns)
+                .map_err(|e| format!("limits_by_namespace: {e} (or \"*\" for all)"))?;
+        }
+        let at = |field: &str, why: &str| format!("limits_by_namespace.{ns}.{field}: {why}");
+        if let Some(share) = l.head_memory_share
+            && !(share > 0.0 && share <= 1.0)
+        {
+            return Err(at(
+                "head_memory_share",
+                &format!("{share} is not in (0, 1]"),
+            ));
+        }
+        if let Some(rate) = l.ingest_samples_per_sec
+            && !(rate > 0.0 && rate.is_finite())
+        {
+            return Err(at(
+                "ingest_samples_per_sec",
+                &format!("{rate} is not a positive rate"),
+            ));
+        }
+        if l.max_concurrent_queries == Some(0) {
+            return Err(at("max_concurrent_queries", "0 would refuse every query"));
+        }
+    }
+    Ok(())
+}
+
+/// Puts the limits the engine enforces itself (series, head memory shares) in force, the
+/// shares as bytes of the engine's head budget.
+pub fn apply_to_engine(engine: &iocdb_engine::Engine, table: &BTreeMap<String, NamespaceLimits>) {
+    let (_, budget) = engine.head_memory();
+    let per_namespace = |field: &dyn Fn(&NamespaceLimits) -> Option<u64>| {
+        let mut out = PerNamespace::default();
+        for (ns, l) in table {
+            if ns == ALL_NAMESPACES {
+                out.default = field(l);
+            } else if let Some(v) = field(l) {
+                out.by_namespace.insert(ns.clone(), v);
+            }
+        }
+        out
+    };
+    let series = per_namespace(&|l| l.max_series.map(|m| m as u64));
+    engine.set_series_limits(PerNamespace {
+        default: series.default.map(|m| m as usize),
+        by_namespace: series
+            .by_namespace
+            .into_iter()
+            .map(|(ns, m)| (ns, m as usize))
+            .collect(),
+    });
+    engine.set_head_shares(per_namespace(&|l| {
+        l.head_memory_share
+            .map(|share| (budget as f64 * share) as u64)
+    }));
 }
 
 /// Why a call is held back, and when to try again.
@@ -101,7 +182,11 @@ impl Limiter {
     }
 
     fn limits(&self, ns: &str) -> Option<NamespaceLimits> {
-        self.table.read().ok()?.get(ns).cloned()
+        let table = self.table.read().ok()?;
+        match (table.get(ns), table.get(ALL_NAMESPACES)) {
+            (Some(own), Some(all)) => Some(own.or(all)),
+            (own, all) => own.or(all).cloned(),
+        }
     }
 
     /// Takes `samples` from the namespace's bucket, or says when there will be room. The
@@ -194,6 +279,7 @@ mod tests {
                 max_concurrent_queries: Some(queries),
                 query_max_samples: None,
                 max_series: None,
+                head_memory_share: None,
             },
         )]))
     }
@@ -227,5 +313,53 @@ mod tests {
         drop(a);
         assert!(l.query_permit("an_ninh").expect("a place again").is_some());
         assert!(l.query_permit("").expect("default is unlimited").is_none());
+    }
+
+    fn table(toml_text: &str) -> BTreeMap<String, NamespaceLimits> {
+        toml::from_str(toml_text).expect("toml")
+    }
+
+    #[test]
+    fn the_all_namespaces_table_fills_in_what_a_namespace_leaves_unset() {
+        let l = Limiter::new(table(
+            "[\"*\"]\nmax_concurrent_queries = 1\nquery_max_samples = 10\n\
+             [an_ninh]\nquery_max_samples = 99\n",
+        ));
+        assert_eq!(l.query_max_samples("an_ninh"), Some(99));
+        assert_eq!(l.query_max_samples("y_te"), Some(10));
+        // Each namespace has its own places, not one shared by all.
+        let _a = l.query_permit("an_ninh").expect("a").expect("limited");
+        let _y = l
+            .query_permit("y_te")
+            .expect("y_te has its own")
+            .expect("limited");
+        assert!(l.query_permit("an_ninh").is_err());
+    }
+
+    #[test]
+    fn limits_that_cannot_mean_anything_are_refused_by_name() {
+        for (text, expected) in [
+            (
+                "[y_te]\nhead_memory_share = 1.5\n",
+                "limits_by_namespace.y_te.head_memory_share",
+            ),
+            (
+                "[y_te]\nhead_memory_share = 0.0\n",
+                "head_memory_share: 0 is not in (0, 1]",
+            ),
+            (
+                "[\"*\"]\ningest_samples_per_sec = -1.0\n",
+                "ingest_samples_per_sec",
+            ),
+            (
+                "[y_te]\nmax_concurrent_queries = 0\n",
+                "would refuse every query",
+            ),
+            ("[\"y te\"]\nmax_series = 1\n", "must match"),
+        ] {
+            let err = validate(&table(text)).expect_err(text);
+            assert!(err.contains(expected), "{text}: {err}");
+        }
+        assert!(validate(&table("[\"*\"]\nhead_memory_share = 1.0\n")).is_ok());
     }
 }

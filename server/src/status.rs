@@ -11,7 +11,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use iocdb_engine::Error;
+use iocdb_engine::{Error, Limit};
 use tonic::{Code, Status};
 
 static ERROR_IDS: AtomicU64 = AtomicU64::new(1);
@@ -38,6 +38,13 @@ pub fn bounded(msg: String) -> String {
 
 /// Maps an engine error to a status, its message bounded by [`bounded`].
 pub fn to_status(e: Error) -> Status {
+    let waits_for_flush = matches!(
+        e,
+        Error::ResourceExhausted {
+            limit: Limit::HeadMemoryBudget | Limit::HeadMemoryShare,
+            ..
+        }
+    );
     let (code, message) = match e {
         Error::InvalidArgument(msg) => (Code::InvalidArgument, msg),
         // A query that failed while it ran (ambiguous matching, duplicate label sets): the
@@ -55,7 +62,15 @@ pub fn to_status(e: Error) -> Status {
         e if e.is_disk_full() => (Code::ResourceExhausted, format!("disk: {e}")),
         e => return internal(&e),
     };
-    Status::new(code, bounded(message))
+    let mut status = Status::new(code, bounded(message));
+    if waits_for_flush {
+        // The server flushes early when the head or a namespace's share is half full.
+        status.metadata_mut().insert(
+            "retry-after-ms",
+            tonic::metadata::MetadataValue::from(1000u32),
+        );
+    }
+    status
 }
 
 /// An INTERNAL status whose id also appears in the log.

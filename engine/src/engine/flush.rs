@@ -12,7 +12,7 @@ use super::version::{FrozenGen, SegmentHandle, Version};
 use super::{Engine, FlushState, Inner};
 use crate::error::IoContext;
 use crate::fs::layout;
-use crate::head::{SeriesRef, dedupe_newest_wins};
+use crate::head::{SeriesRef, UsageTally, dedupe_newest_wins};
 use crate::model::Sample;
 use crate::segment::{SegmentBuilder, write_segment};
 use crate::{Error, Result};
@@ -106,12 +106,15 @@ fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
         return Err(e);
     }
     let mut series = HashMap::new();
+    let mut tally = UsageTally::default();
     for s in inner.head.all() {
         if let Some((layer, freed)) = s.head.take() {
             inner.add_head_bytes(-(freed as isize));
+            tally.add(&s.usage, -(freed as i64));
             series.insert(s.id, layer);
         }
     }
+    tally.settle();
     if series.is_empty() {
         return Ok(());
     }

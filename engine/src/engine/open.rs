@@ -138,7 +138,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         quarantined: Mutex::new(quarantined),
         metadata: Mutex::new(metadata),
         closed: AtomicBool::new(false),
-        series_limits: RwLock::new(std::collections::HashMap::new()),
+        series_limits: RwLock::new(crate::model::PerNamespace::default()),
         has_series_limits: AtomicBool::new(false),
         lock: Mutex::new(Some(lock)),
         query_pool: query_pool(opts.query_threads)?,
@@ -377,6 +377,7 @@ impl ReplaySink for Applier<'_> {
         self.buf.clear();
         self.buf.extend(samples);
         let delta = series.head.append(self.buf.iter().copied());
+        series.usage.add(delta as i64);
         self.head_bytes
             .fetch_add(delta as i64, std::sync::atomic::Ordering::Relaxed);
         Ok(self.buf.len())

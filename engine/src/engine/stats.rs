@@ -29,6 +29,10 @@ pub struct Stats {
     pub head_samples: u64,
     /// Bytes the head accounts for (the figure the memory budget limits).
     pub head_bytes: u64,
+    /// Head bytes per namespace (what its share, if it has one, limits).
+    pub head_bytes_by_namespace: BTreeMap<String, u64>,
+    /// Namespaces' shares of the head memory, bytes, where set.
+    pub head_share_by_namespace: BTreeMap<String, u64>,
     /// Bytes of label strings held by the index.
     pub index_label_bytes: u64,
     /// Live segment files.
@@ -67,6 +71,17 @@ impl Engine {
         )
     }
 
+    /// Whether some namespace holds half its share of the head or more: the moment to
+    /// flush early, before its writers are refused (cheap, like [`Engine::head_memory`]).
+    pub fn head_share_pressed(&self) -> bool {
+        self.inner
+            .head
+            .usages()
+            .all()
+            .iter()
+            .any(|u| u.limit().is_some_and(|limit| u.bytes() >= limit / 2))
+    }
+
     /// Current counters.
     pub fn stats(&self) -> Stats {
         let inner = &*self.inner;
@@ -85,6 +100,13 @@ impl Engine {
             wal_bytes_cut: inner.wal_cuts.bytes,
             ..Stats::default()
         };
+        for usage in inner.head.usages().all() {
+            let ns = usage.namespace().as_str().to_owned();
+            if let Some(share) = usage.limit() {
+                stats.head_share_by_namespace.insert(ns.clone(), share);
+            }
+            stats.head_bytes_by_namespace.insert(ns, usage.bytes());
+        }
         for s in inner.head.all() {
             stats.head_samples += s.head.sample_count() as u64;
         }

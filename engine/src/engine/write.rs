@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Engine;
-use crate::head::{Series, SeriesHandle};
+use crate::head::{NamespaceUsage, Series, SeriesHandle, UsageTally};
 use crate::model::{
     Label, Labels, Namespace, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest,
 };
@@ -113,7 +113,7 @@ impl Engine {
         if self.inner.has_series_limits.load(Ordering::Acquire)
             && let Some(m) = self.inner.series_limits.read().get(namespace.as_str())
         {
-            max = *m;
+            max = m;
         }
         self.inner
             .head
@@ -247,6 +247,7 @@ impl Engine {
         if batch.is_empty() {
             return Ok(outcome);
         }
+        check_head_shares(&batch)?;
         let frames = record::samples_frame(batch.iter().map(|(s, v)| (s.id, v.as_slice())));
 
         let _gate = inner.gate.read();
@@ -266,15 +267,43 @@ impl Engine {
             return Err(e);
         }
         let (mut accepted, mut grown) = (0, 0);
+        let mut tally = UsageTally::default();
         for ((series, samples), place) in batch.into_iter().zip(places) {
             accepted += samples.len();
-            grown += inner.head.apply(&series, place, samples);
+            let bytes = inner.head.apply(&series, place, samples);
+            tally.add(&series.usage, bytes as i64);
+            grown += bytes;
         }
+        tally.settle();
         inner.add_head_bytes(grown);
         inner.accepted.fetch_add(accepted as u64, Ordering::Relaxed);
         outcome.accepted = accepted;
         Ok(outcome)
     }
+}
+
+/// Refuses the whole batch when one of its namespaces has filled its share of the head
+/// (a retryable error: the next flush makes room), so that one department's backlog does
+/// not take the memory the others write into.
+fn check_head_shares(batch: &[(Arc<Series>, Vec<Sample>)]) -> Result<()> {
+    let mut checked: Option<&Arc<NamespaceUsage>> = None;
+    for (series, _) in batch {
+        if checked.is_some_and(|u| Arc::ptr_eq(u, &series.usage)) {
+            continue;
+        }
+        checked = Some(&series.usage);
+        if let Some((used, share)) = series.usage.exhausted() {
+            return Err(Error::ResourceExhausted {
+                limit: Limit::HeadMemoryShare,
+                detail: format!(
+                    "namespace {} holds {used} bytes of head memory, its share is {share}; \
+                     retry after the next flush",
+                    series.usage.namespace()
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The definitions frame for the batch's series not yet defined in WAL file `file`.

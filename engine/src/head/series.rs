@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-use super::HeadSeries;
+use super::{HeadSeries, NamespaceUsage};
 use crate::model::{Labels, Namespace};
 
 /// A series reference, valid for the life of one open engine.
@@ -21,6 +21,8 @@ pub struct Series {
     pub labels: Labels,
     /// Its in-memory samples.
     pub head: HeadSeries,
+    /// Its namespace's head memory (shared by the namespace's series).
+    pub usage: Arc<NamespaceUsage>,
     /// Number of the WAL file that holds this series' definition (0: none yet).
     pub wal_file: AtomicU64,
 }

@@ -58,6 +58,37 @@ impl fmt::Display for Namespace {
     }
 }
 
+/// A setting that some namespaces have: their own value, or `default` for the others
+/// (`None` in both: the namespace has no such limit).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PerNamespace<T> {
+    /// For namespaces without their own value.
+    pub default: Option<T>,
+    /// Namespaces' own values.
+    pub by_namespace: std::collections::HashMap<String, T>,
+}
+
+impl<T> Default for PerNamespace<T> {
+    fn default() -> Self {
+        PerNamespace {
+            default: None,
+            by_namespace: std::collections::HashMap::new(),
+        }
+    }
+}
+
+impl<T: Copy> PerNamespace<T> {
+    /// The namespace's value.
+    pub fn get(&self, namespace: &str) -> Option<T> {
+        self.by_namespace.get(namespace).copied().or(self.default)
+    }
+
+    /// Whether no namespace has a value.
+    pub fn is_empty(&self) -> bool {
+        self.default.is_none() && self.by_namespace.is_empty()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

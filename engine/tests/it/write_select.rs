@@ -4,7 +4,8 @@
 use std::time::Duration;
 
 use iocdb_engine::{
-    Engine, Error, Label, Limit, Limits, Matcher, Options, RejectReason, Sample, SeriesWrite,
+    Engine, Error, Label, Limit, Limits, Matcher, Options, PerNamespace, RejectReason, Sample,
+    SeriesWrite,
 };
 
 use crate::common::{self, Oracle, dump, request, series};
@@ -274,6 +275,97 @@ fn a_full_head_refuses_writes_until_a_flush_frees_it() {
     );
     engine.flush().expect("flush");
     assert!(engine.write(batch(99)).is_ok());
+}
+
+#[test]
+fn a_namespace_over_its_head_share_is_refused_while_the_others_write() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    engine.set_head_shares(PerNamespace {
+        default: None,
+        by_namespace: [("cams".to_owned(), 4096)].into(),
+    });
+    let batch = |ns: &str, k: i64| {
+        request(
+            ns,
+            (0..8)
+                .map(|i| {
+                    series(
+                        "c",
+                        i,
+                        (0..64)
+                            .map(|t| Sample::new(k * 1000 + t, t as f64 * 0.37))
+                            .collect(),
+                    )
+                })
+                .collect(),
+        )
+    };
+    let mut refused = None;
+    for k in 0..50 {
+        if let Err(e) = engine.write(batch("cams", k)) {
+            refused = Some((k, e));
+            break;
+        }
+    }
+    let Some((k, Error::ResourceExhausted { limit, detail })) = refused else {
+        panic!("never refused: {refused:?}");
+    };
+    assert_eq!(limit, Limit::HeadMemoryShare);
+    assert!(detail.contains("namespace cams"), "{detail}");
+    assert!(engine.head_share_pressed());
+    // The refused batch left nothing behind, and another department is unaffected.
+    let stats = engine.stats();
+    let cams = stats.head_bytes_by_namespace["cams"];
+    assert!(cams >= 4096, "{stats:?}");
+    assert_eq!(stats.head_share_by_namespace.get("cams"), Some(&4096));
+    for j in 0..50 {
+        engine
+            .write(batch("health", j))
+            .expect("another namespace writes on");
+    }
+    let stats = engine.stats();
+    assert_eq!(stats.head_bytes_by_namespace["cams"], cams);
+    assert!(
+        stats.head_bytes_by_namespace["health"] > 4 * cams,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.head_bytes,
+        stats.head_bytes_by_namespace.values().sum::<u64>()
+    );
+    let stored: usize = dump(&engine, "cams").values().map(Vec::len).sum();
+    assert_eq!(
+        stored,
+        k as usize * 8 * 64,
+        "exactly the acknowledged batches"
+    );
+
+    // The per-namespace figures survive a restart (WAL replay) and a flush empties them.
+    drop(engine);
+    let engine = common::open(dir.path());
+    let stats = engine.stats();
+    assert_eq!(stats.head_bytes_by_namespace["cams"], cams, "{stats:?}");
+    assert_eq!(
+        stats.head_bytes,
+        stats.head_bytes_by_namespace.values().sum::<u64>()
+    );
+    engine.set_head_shares(PerNamespace {
+        default: Some(4096),
+        by_namespace: Default::default(),
+    });
+    assert!(
+        engine.write(batch("health", 99)).is_err(),
+        "the default share applies"
+    );
+    engine.flush().expect("flush");
+    let stats = engine.stats();
+    assert_eq!(stats.head_bytes_by_namespace["cams"], 0);
+    assert_eq!(stats.head_bytes_by_namespace["health"], 0);
+    assert!(!engine.head_share_pressed());
+    engine
+        .write(batch("cams", 99))
+        .expect("room again after the flush");
 }
 
 #[test]

@@ -574,8 +574,13 @@ async fn stats(c: &ClientArgs) -> anyhow::Result<()> {
         println!("rejected          {k}: {v}");
     }
     for (k, v) in &s.series_by_namespace {
+        let share = match s.head_share_by_namespace.get(k) {
+            Some(share) => format!(" of its {share}"),
+            None => String::new(),
+        };
         println!(
-            "namespace         {k}: {v} series, {} bytes on disk",
+            "namespace         {k}: {v} series, {} bytes in the head{share}, {} bytes on disk",
+            s.head_bytes_by_namespace.get(k).copied().unwrap_or(0),
             s.disk_bytes_by_namespace.get(k).copied().unwrap_or(0)
         );
     }

@@ -73,7 +73,7 @@ pub async fn run_until(
     tracing::info!(%addr, "listening");
     on_ready(addr);
 
-    engine.set_series_limits(crate::limits::series_limits(&config.limits_by_namespace));
+    crate::limits::apply_to_engine(&engine, &config.limits_by_namespace);
     let config_file = config.source.clone();
     let config = Arc::new(config);
     let state = AppState {
@@ -343,8 +343,7 @@ async fn reload_on_sighup(r: Reloadable) {
         if let Some(path) = &r.config_file {
             match Config::from_file(path) {
                 Ok(c) => {
-                    r.engine
-                        .set_series_limits(crate::limits::series_limits(&c.limits_by_namespace));
+                    crate::limits::apply_to_engine(&r.engine, &c.limits_by_namespace);
                     r.limits.replace(c.limits_by_namespace);
                     tracing::info!(file = %path.display(), "per-namespace limits reloaded");
                 }
@@ -379,8 +378,8 @@ async fn compact_finished_windows(engine: &Arc<Engine>) {
     }
 }
 
-/// Flushes every `every`, and early when the head passes half its memory budget, so that
-/// writers are not refused while a flush could make room.
+/// Flushes every `every`, and early when the head passes half its memory budget or a
+/// namespace half its share, so that writers are not refused while a flush could make room.
 async fn flush_periodically(engine: Arc<Engine>, every: Duration, mut stop: watch::Receiver<bool>) {
     let check = every.min(Duration::from_secs(5));
     let mut tick = tokio::time::interval(check);
@@ -392,7 +391,7 @@ async fn flush_periodically(engine: Arc<Engine>, every: Duration, mut stop: watc
             _ = stop.wait_for(|s| *s) => return,
         }
         let (used, budget) = engine.head_memory();
-        if last.elapsed() < every && used < budget / 2 {
+        if last.elapsed() < every && used < budget / 2 && !engine.head_share_pressed() {
             continue;
         }
         last = tokio::time::Instant::now();

@@ -203,6 +203,8 @@ impl Admin for AdminService {
                 .collect(),
             series_by_namespace: s.series_by_namespace.into_iter().collect(),
             disk_bytes_by_namespace: s.disk_bytes_by_namespace.into_iter().collect(),
+            head_bytes_by_namespace: s.head_bytes_by_namespace.into_iter().collect(),
+            head_share_by_namespace: s.head_share_by_namespace.into_iter().collect(),
             quarantined: s
                 .quarantined
                 .into_iter()

@@ -235,7 +235,7 @@ async fn verify_checks_a_stopped_servers_directory_and_names_a_damaged_file() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
     let server = Server::start(&data, "");
-    let t = now_ms() - 600_000;
+    let t = crate::harness::start_of_a_partition();
     let req = iocdb_proto::v1::WriteRequest {
         namespace: "edu".into(),
         series: vec![crate::harness::series(

@@ -162,3 +162,56 @@ async fn a_namespace_over_its_rate_is_slowed_and_told_while_another_is_not() {
         assert!(Instant::now() < deadline, "the limit was never lifted");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_namespace_at_its_head_share_waits_for_a_flush_while_others_write() {
+    let dir = tempfile::tempdir().expect("dir");
+    // 1 MiB of head: every namespace may fill 5 % of it, du_lich half.
+    let config = "fsync = \"interval\"\nhead_memory_mb = 1\nflush_interval_s = 3600\n\
+                  [limits_by_namespace.\"*\"]\nhead_memory_share = 0.05\n\
+                  [limits_by_namespace.du_lich]\nhead_memory_share = 0.5\n";
+    let server = Server::start(&dir.path().join("data"), config);
+    let mut client = server.ingest().await;
+    let mut refusal = None;
+    for k in 0..5_000 {
+        if let Err(s) = client.write(batch("an_ninh", k)).await {
+            refusal = Some(s);
+            break;
+        }
+    }
+    let refusal = refusal.expect("never refused");
+    assert_eq!(
+        refusal.code(),
+        tonic::Code::ResourceExhausted,
+        "{refusal:?}"
+    );
+    assert!(
+        refusal.message().contains("head_memory_share")
+            && refusal.message().contains("namespace an_ninh"),
+        "{refusal:?}"
+    );
+    assert!(refusal.metadata().get("retry-after-ms").is_some());
+
+    let stats = server.admin().await.stats(v1::StatsRequest {}).await;
+    let stats = stats.expect("stats").into_inner();
+    assert_eq!(stats.head_share_by_namespace.get("an_ninh"), Some(&52_428));
+    // Another department writes on, past what an_ninh may hold.
+    for k in 0..60 {
+        client
+            .write(batch("du_lich", k))
+            .await
+            .expect("du_lich is not held back");
+    }
+    let stats = server.admin().await.stats(v1::StatsRequest {}).await;
+    let stats = stats.expect("stats").into_inner();
+    assert_eq!(stats.head_share_by_namespace.get("du_lich"), Some(&524_288));
+    let du_lich = stats.head_bytes_by_namespace["du_lich"];
+    assert!(du_lich > 52_428, "{du_lich} bytes");
+
+    // The server flushes early for the pressed namespace; then it is admitted again.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client.write(batch("an_ninh", 4_999)).await.is_err() {
+        assert!(Instant::now() < deadline, "an_ninh never got room again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

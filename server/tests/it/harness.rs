@@ -247,6 +247,13 @@ pub fn now_ms() -> i64 {
         .as_millis() as i64
 }
 
+/// A time a minute into the two-hour partition before last: a test that writes less than
+/// an hour from here gets one segment per flush, whatever the time of day.
+pub fn start_of_a_partition() -> i64 {
+    const PARTITION: i64 = 2 * 3_600_000;
+    (now_ms() - 2 * PARTITION) / PARTITION * PARTITION + 60_000
+}
+
 /// A wire series.
 pub fn series(metric: &str, labels: &[(&str, &str)], samples: &[(i64, f64)]) -> v1::Series {
     let mut l = vec![v1::Label {

@@ -155,7 +155,7 @@ async fn a_head_past_half_its_budget_is_flushed_in_the_background() {
 async fn a_corrupt_segment_met_by_a_query_is_data_loss_naming_the_file_and_the_rest_is_served() {
     let dir = tempfile::tempdir().expect("dir");
     let data = dir.path().join("data");
-    let t = now_ms() - 600_000;
+    let t = crate::harness::start_of_a_partition();
     let server = Server::start(&data, "");
     for (site, flush) in [("damaged", true), ("intact", false)] {
         let samples: Vec<(i64, f64)> = (0..500)

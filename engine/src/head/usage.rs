@@ -1,0 +1,175 @@
+//! Head memory per namespace: what each department's series hold in the head, and the
+//! share of the head it may fill, so that one runaway sender cannot starve the others.
+//!
+//! Every series points at its namespace's [`NamespaceUsage`]; the write path adds what it
+//! grew, a flush subtracts what it froze, so the figure costs an atomic add per namespace
+//! per batch and the check an atomic load, never a map lookup.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use parking_lot::RwLock;
+
+use crate::model::{Namespace, PerNamespace};
+
+/// One namespace's head bytes and the most it may hold.
+#[derive(Debug)]
+pub struct NamespaceUsage {
+    namespace: Namespace,
+    bytes: AtomicI64,
+    /// `u64::MAX`: no share of its own (only the whole head's budget applies).
+    limit: AtomicU64,
+}
+
+impl NamespaceUsage {
+    /// The namespace.
+    pub fn namespace(&self) -> &Namespace {
+        &self.namespace
+    }
+
+    /// Bytes its series hold in the head now.
+    pub fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// The most it may hold, if it has a share.
+    pub fn limit(&self) -> Option<u64> {
+        Some(self.limit.load(Ordering::Relaxed)).filter(|l| *l != u64::MAX)
+    }
+
+    /// Records growth (positive) or release (negative).
+    pub fn add(&self, delta: i64) {
+        self.bytes.fetch_add(delta, Ordering::Relaxed);
+    }
+
+    /// `Some((bytes, limit))` when the namespace has filled its share.
+    pub fn exhausted(&self) -> Option<(u64, u64)> {
+        let limit = self.limit()?;
+        let bytes = self.bytes();
+        (bytes >= limit).then_some((bytes, limit))
+    }
+}
+
+/// Every namespace's usage, and the shares in force.
+#[derive(Debug, Default)]
+pub struct Usages {
+    by_namespace: RwLock<HashMap<Namespace, Arc<NamespaceUsage>>>,
+    limits: RwLock<PerNamespace<u64>>,
+}
+
+impl Usages {
+    /// The namespace's usage, created on first use with its share from the limits in force.
+    pub fn of(&self, namespace: &Namespace) -> Arc<NamespaceUsage> {
+        if let Some(u) = self.by_namespace.read().get(namespace) {
+            return u.clone();
+        }
+        let limits = self.limits.read();
+        self.by_namespace
+            .write()
+            .entry(namespace.clone())
+            .or_insert_with(|| {
+                Arc::new(NamespaceUsage {
+                    namespace: namespace.clone(),
+                    bytes: AtomicI64::new(0),
+                    limit: AtomicU64::new(limits.get(namespace.as_str()).unwrap_or(u64::MAX)),
+                })
+            })
+            .clone()
+    }
+
+    /// Puts new shares in force, for namespaces that exist and those to come.
+    pub fn set_limits(&self, limits: PerNamespace<u64>) {
+        let mut held = self.limits.write();
+        for (ns, usage) in self.by_namespace.read().iter() {
+            let limit = limits.get(ns.as_str()).unwrap_or(u64::MAX);
+            usage.limit.store(limit, Ordering::Relaxed);
+        }
+        *held = limits;
+    }
+
+    /// Every namespace's usage, by name.
+    pub fn all(&self) -> Vec<Arc<NamespaceUsage>> {
+        let mut all: Vec<_> = self.by_namespace.read().values().cloned().collect();
+        all.sort_by(|a, b| a.namespace.cmp(&b.namespace));
+        all
+    }
+}
+
+/// Adds up per-namespace deltas over a run of series and applies each namespace's sum once:
+/// a batch's series mostly share a namespace, so this is one atomic add per batch.
+#[derive(Default)]
+pub struct UsageTally {
+    current: Option<(Arc<NamespaceUsage>, i64)>,
+}
+
+impl UsageTally {
+    /// Counts `delta` bytes for `usage`.
+    pub fn add(&mut self, usage: &Arc<NamespaceUsage>, delta: i64) {
+        match &mut self.current {
+            Some((u, sum)) if Arc::ptr_eq(u, usage) => *sum += delta,
+            _ => {
+                self.settle();
+                self.current = Some((usage.clone(), delta));
+            }
+        }
+    }
+
+    /// Applies what is counted so far.
+    pub fn settle(&mut self) {
+        if let Some((u, sum)) = self.current.take() {
+            u.add(sum);
+        }
+    }
+}
+
+impl Drop for UsageTally {
+    fn drop(&mut self) {
+        self.settle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ns(name: &str) -> Namespace {
+        Namespace::new(name).unwrap()
+    }
+
+    #[test]
+    fn shares_apply_to_namespaces_now_and_later() {
+        let usages = Usages::default();
+        let health = usages.of(&ns("health"));
+        assert_eq!(health.limit(), None);
+        usages.set_limits(PerNamespace {
+            default: Some(100),
+            by_namespace: [("health".to_owned(), 50)].into(),
+        });
+        assert_eq!(health.limit(), Some(50));
+        assert_eq!(usages.of(&ns("lodging")).limit(), Some(100));
+        usages.set_limits(PerNamespace::default());
+        assert_eq!(health.limit(), None);
+        assert_eq!(usages.of(&ns("lodging")).limit(), None);
+    }
+
+    #[test]
+    fn a_tally_applies_each_namespace_sum() {
+        let usages = Usages::default();
+        let (a, b) = (usages.of(&ns("a")), usages.of(&ns("b")));
+        {
+            let mut tally = UsageTally::default();
+            tally.add(&a, 10);
+            tally.add(&a, 5);
+            tally.add(&b, 7);
+            tally.add(&a, -3);
+        }
+        assert_eq!((a.bytes(), b.bytes()), (12, 7));
+        usages.set_limits(PerNamespace {
+            default: None,
+            by_namespace: [("a".to_owned(), 12)].into(),
+        });
+        assert_eq!(a.exhausted(), Some((12, 12)));
+        assert_eq!(b.exhausted(), None);
+    }
+}

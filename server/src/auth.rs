@@ -4,7 +4,7 @@
 //! has a name, the SHA-256 hashes of its tokens (never the tokens: `iocdb token` makes one
 //! and prints its hash), optionally an HTTP basic-auth user name (whose password is one of
 //! its tokens, for tools such as Grafana that prefer basic auth) and the common name of its
-//! client certificate (gRPC over mutual TLS: a call without a token is that principal's),
+//! client certificate (over mutual TLS, gRPC and HTTP: a call without a token is that principal's),
 //! and roles per namespace —
 //! `read`, `write`, `admin` — where the namespace `*` means every namespace.
 //!

@@ -97,8 +97,11 @@ pub async fn serve<L>(
 where
     L: axum::serve::Listener,
     L::Addr: std::fmt::Debug,
+    crate::tls::HttpPeer:
+        for<'a> axum::extract::connect_info::Connected<axum::serve::IncomingStream<'a, L>>,
 {
-    axum::serve(listener, router(state))
+    let app = router(state).into_make_service_with_connect_info::<crate::tls::HttpPeer>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
@@ -134,8 +137,11 @@ async fn authorize(
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
-    // Client certificates name principals on gRPC only; HTTP callers send a token.
-    match state.auth.check(header, None, need, &namespace) {
+    let client_cn = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<crate::tls::HttpPeer>>()
+        .and_then(|info| info.0.client_common_name.as_deref());
+    match state.auth.check(header, client_cn, need, &namespace) {
         // Administration is recorded with its outcome.
         Ok(caller)
             if matches!(

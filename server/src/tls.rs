@@ -160,6 +160,37 @@ impl Tls {
     }
 }
 
+/// Who is at the other end of an HTTP connection: over mutual TLS, the common name of the
+/// client certificate the handshake verified (what names a principal through
+/// `mtls_common_name`, as on gRPC). Read once per connection.
+#[derive(Debug, Clone)]
+pub struct HttpPeer {
+    pub client_common_name: Option<String>,
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, HttpsListener>>
+    for HttpPeer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, HttpsListener>) -> Self {
+        let (_, session) = stream.io().get_ref();
+        HttpPeer {
+            client_common_name: session
+                .peer_certificates()
+                .and_then(|chain| crate::auth::common_name(chain.first()?)),
+        }
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TcpListener>>
+    for HttpPeer
+{
+    fn connect_info(_: axum::serve::IncomingStream<'_, TcpListener>) -> Self {
+        HttpPeer {
+            client_common_name: None,
+        }
+    }
+}
+
 /// The HTTP API's listener over TLS, for `axum::serve`.
 pub struct HttpsListener {
     pub connections: tokio::sync::mpsc::Receiver<TlsStream<TcpStream>>,

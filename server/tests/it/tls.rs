@@ -216,7 +216,7 @@ async fn mutual_tls_wants_a_client_certificate_from_the_configured_ca() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_client_certificates_common_name_names_a_principal_on_grpc() {
+async fn a_client_certificates_common_name_names_a_principal_on_grpc_and_http() {
     let dir = tempfile::tempdir().expect("dir");
     let ca = Ca::new("iocdb test CA");
     let clients = Ca::new("department clients");
@@ -228,7 +228,11 @@ async fn a_client_certificates_common_name_names_a_principal_on_grpc() {
     .expect("auth");
     let config = format!(
         "{}auth_file = {:?}\n",
-        tls_config(dir.path(), &ca.leaf(&["localhost"]), Some(&clients)),
+        tls_config(
+            dir.path(),
+            &ca.leaf(&["localhost", "127.0.0.1"]),
+            Some(&clients)
+        ),
         auth.display().to_string()
     );
     let server = Server::start(&dir.path().join("data"), &config);
@@ -256,6 +260,45 @@ async fn a_client_certificates_common_name_names_a_principal_on_grpc() {
     let c = channel(&url, &ca, Some(&unknown)).await.expect("mTLS");
     let err = select(c).await.expect_err("unknown");
     assert_eq!(err.code(), tonic::Code::Unauthenticated, "{err:?}");
+
+    // The same principals over HTTP, by curl presenting the certificates.
+    let ca_file = dir.path().join("ca.pem");
+    std::fs::write(&ca_file, &ca.pem).expect("ca");
+    let curl = |identity: &(String, String), path: &str| {
+        let (cert, key) = (dir.path().join("client.pem"), dir.path().join("client.key"));
+        std::fs::write(&cert, &identity.0).expect("cert");
+        std::fs::write(&key, &identity.1).expect("key");
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "10",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+            ])
+            .arg(&ca_file)
+            .arg("--cert")
+            .arg(&cert)
+            .arg("--key")
+            .arg(&key)
+            .arg(format!("https://{}{path}", server.http))
+            .output()
+            .expect("curl");
+        let out = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = out.rsplit_once('\n').unwrap_or_default();
+        (code.to_owned(), body.to_owned())
+    };
+    let (code, body) = curl(&known, "/ns/y_te/api/v1/labels");
+    assert_eq!(code, "200", "{body}");
+    let (code, body) = curl(&known, "/ns/an_ninh/api/v1/labels");
+    assert_eq!(code, "403", "{body}");
+    assert!(
+        body.contains("so-y-te") && body.contains("an_ninh"),
+        "{body}"
+    );
+    let (code, body) = curl(&unknown, "/ns/y_te/api/v1/labels");
+    assert_eq!(code, "401", "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -36,8 +36,11 @@ pub use writer::{SegmentBuilder, SegmentInput, encode_segment, write_segment};
 
 /// Magic at both ends of a segment file.
 pub const MAGIC: &[u8; 8] = b"IOCDBSEG";
-/// Current format version.
-pub const VERSION: u32 = 1;
+/// Current format version: 2 added the decimal value encoding (chunk encoding 4).
+pub const VERSION: u32 = 2;
+/// Oldest version still read: version 1 differs only in not using encoding 4, so the one
+/// chunk decoder reads both.
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Header length.
 pub const HEADER_LEN: usize = 16;
 /// Footer length.

@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size      field
 //! 0       1         value encoding (0 XOR, 1 integer delta, 2 integer delta-of-delta,
-//!                   3 integer delta blocks)
+//!                   3 integer delta blocks, 4 decimal)
 //! 1       varint    n, the number of samples (1 ..= MAX_CHUNK_SAMPLES)
 //! ..      varint    length of the timestamp column in bytes
 //! ..      ts_len    timestamp column (see `timestamp`)
@@ -13,6 +13,7 @@
 //! memory in the head) does.
 
 use super::bytes::ByteReader;
+use super::decimal;
 use super::timestamp::{self, TimestampEncoder};
 use super::value::{self, IntEncoder, ValueEncoding, XorEncoder, as_exact_int};
 use super::varint::put_u64;
@@ -28,33 +29,18 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
     for &t in ts {
         t_enc.push(t);
     }
-    let candidates = [
-        (
-            ValueEncoding::IntDelta,
-            value::int_cost(vs, ValueEncoding::IntDelta),
-        ),
-        (
-            ValueEncoding::IntDeltaOfDelta,
-            value::int_cost(vs, ValueEncoding::IntDeltaOfDelta),
-        ),
-        (ValueEncoding::IntDeltaBlocks, value::blocks_cost(vs)),
-    ];
-    let best = candidates
-        .iter()
-        .filter_map(|&(e, c)| c.map(|c| (c, e)))
-        .min_by_key(|&(c, _)| c);
-    let (encoding, values) = match best {
-        Some((cost, _)) if estimate_xor_bits(vs) < cost => (ValueEncoding::Xor, xor_bytes(vs)),
-        Some((_, ValueEncoding::IntDeltaBlocks)) => match value::encode_blocks(vs) {
-            Some(bytes) => (ValueEncoding::IntDeltaBlocks, bytes),
-            None => (ValueEncoding::Xor, xor_bytes(vs)),
-        },
-        Some((_, enc)) => {
-            let mut e = IntEncoder::new(enc);
-            vs.iter().for_each(|&v| e.push(v as i64));
-            (enc, e.finish())
-        }
-        None => (ValueEncoding::Xor, xor_bytes(vs)),
+    // Every applicable encoding, and the smallest kept: the integer path for exact
+    // integers, the decimal path for decimals, and XOR, which takes anything.
+    let xor = xor_bytes(vs);
+    let other = match value::encode_int(vs) {
+        Some(int) => Some(int),
+        None => decimal::split(vs)
+            .and_then(|d| decimal::encode(&d))
+            .map(|bytes| (ValueEncoding::Decimal, bytes)),
+    };
+    let (encoding, values) = match other {
+        Some((encoding, bytes)) if bytes.len() <= xor.len() => (encoding, bytes),
+        _ => (ValueEncoding::Xor, xor),
     };
     assemble(encoding, ts.len(), &t_enc.finish(), &values)
 }
@@ -63,19 +49,6 @@ fn xor_bytes(vs: &[f64]) -> Vec<u8> {
     let mut e = XorEncoder::new();
     vs.iter().for_each(|&v| e.push(v));
     e.finish()
-}
-
-/// XOR cost of integer values is only lower for constant series, which the integer path
-/// also codes in one bit; a cheap check spares encoding twice.
-fn estimate_xor_bits(vs: &[f64]) -> usize {
-    if vs
-        .windows(2)
-        .all(|w| matches!(w, [a, b] if a.to_bits() == b.to_bits()))
-    {
-        64 + vs.len().saturating_sub(1)
-    } else {
-        usize::MAX
-    }
 }
 
 fn assemble(encoding: ValueEncoding, n: usize, ts: &[u8], values: &[u8]) -> Vec<u8> {
@@ -113,6 +86,8 @@ pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize
         ValueEncoding::Xor => 63 + n,
         // A block of up to BLOCK values costs at least its 6-bit width.
         ValueEncoding::IntDeltaBlocks => 1 + (n - 1).div_ceil(value::BLOCK) * 6,
+        // Exponent, exception count, mantissa encoding; the mantissas are checked inside.
+        ValueEncoding::Decimal => 24,
         _ => n,
     };
     if ts_bytes.len() * 8 < 63 + n || v_bytes.len() * 8 < min_value_bits {
@@ -126,6 +101,7 @@ pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize
     let decoded = match encoding {
         ValueEncoding::Xor => value::decode_xor(v_bytes, n, vs),
         ValueEncoding::IntDeltaBlocks => value::decode_blocks(v_bytes, n, vs),
+        ValueEncoding::Decimal => decimal::decode(v_bytes, n, vs),
         int => value::decode_int(v_bytes, n, int, vs),
     };
     if let Err(e) = decoded {

@@ -31,6 +31,8 @@ pub enum ValueEncoding {
     IntDeltaOfDelta = 2,
     /// Integer deltas in fixed-width blocks.
     IntDeltaBlocks = 3,
+    /// Decimal mantissas with exceptions ([`super::decimal`]); segment format 2 on.
+    Decimal = 4,
 }
 
 /// Values per block of [`ValueEncoding::IntDeltaBlocks`].
@@ -45,6 +47,7 @@ impl TryFrom<u8> for ValueEncoding {
             1 => Ok(ValueEncoding::IntDelta),
             2 => Ok(ValueEncoding::IntDeltaOfDelta),
             3 => Ok(ValueEncoding::IntDeltaBlocks),
+            4 => Ok(ValueEncoding::Decimal),
             other => Err(DecodeError::new(
                 0,
                 format!("unknown value encoding tag {other}"),
@@ -241,6 +244,32 @@ pub fn int_cost(values: &[f64], encoding: ValueEncoding) -> Option<usize> {
         prev = x;
     }
     Some(bits)
+}
+
+/// Encodes exact integers (as doubles) with whichever integer encoding is smallest: the
+/// encoding and its bytes, or `None` when a value is not an exact integer.
+pub fn encode_int(values: &[f64]) -> Option<(ValueEncoding, Vec<u8>)> {
+    let candidates = [
+        (
+            ValueEncoding::IntDelta,
+            int_cost(values, ValueEncoding::IntDelta),
+        ),
+        (
+            ValueEncoding::IntDeltaOfDelta,
+            int_cost(values, ValueEncoding::IntDeltaOfDelta),
+        ),
+        (ValueEncoding::IntDeltaBlocks, blocks_cost(values)),
+    ];
+    let (_, best) = candidates
+        .iter()
+        .filter_map(|&(e, c)| c.map(|c| (c, e)))
+        .min_by_key(|&(c, _)| c)?;
+    if best == ValueEncoding::IntDeltaBlocks {
+        return encode_blocks(values).map(|bytes| (best, bytes));
+    }
+    let mut e = IntEncoder::new(best);
+    values.iter().for_each(|&v| e.push(v as i64));
+    Some((best, e.finish()))
 }
 
 /// Decodes `n` integer-encoded values, appending them to `out`.

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
 
-use super::{FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use super::{FOOTER_LEN, HEADER_LEN, MAGIC, OLDEST_READABLE_VERSION, VERSION};
 use crate::codec::bytes::{ByteReader, MAX_STR};
 use crate::codec::chunk;
 use crate::codec::labels::decode_labels;
@@ -99,10 +99,13 @@ impl Segment {
             return Err(DecodeError::new(0, "bad magic at the start"));
         }
         let version = ByteReader::at(data, 8)?.u32_le()?;
-        if version != VERSION {
+        if !(OLDEST_READABLE_VERSION..=VERSION).contains(&version) {
             return Err(DecodeError::new(
                 8,
-                format!("unsupported segment version {version}"),
+                format!(
+                    "unsupported segment version {version} (this build reads \
+                     {OLDEST_READABLE_VERSION} to {VERSION})"
+                ),
             ));
         }
         let f = len - FOOTER_LEN;

@@ -1,8 +1,9 @@
-//! Format freeze: version 1 of the chunk, WAL and segment formats, as committed golden files.
-//! Encoding the same input must give the same bytes, and the golden bytes must decode to the
-//! same samples. A failure here means the on-disk format changed: bump its version and keep
-//! reading the old one. `IOCDB_BLESS=1` rewrites the golden files (only with a version bump).
-//! The golden segment must also keep opening: old files stay readable.
+//! Format freeze: the chunk, WAL and segment formats, as committed golden files. Encoding
+//! the same input must give the same bytes, and the golden bytes must decode to the same
+//! samples. A failure here means the on-disk format changed: bump its version and keep
+//! reading the old one. `IOCDB_BLESS=1` rewrites the golden files of the current version
+//! (only with a version bump). Golden files of older versions are never rewritten: they
+//! must keep opening and answering as they did.
 
 use std::path::PathBuf;
 
@@ -25,10 +26,28 @@ fn check(name: &str, bytes: &[u8]) {
     }
     let golden =
         std::fs::read(&path).unwrap_or_else(|e| panic!("golden file {}: {e}", path.display()));
-    assert!(
-        golden == bytes,
-        "{name}: the encoding of format version 1 changed"
-    );
+    assert!(golden == bytes, "{name}: the encoding changed");
+}
+
+/// Two-place decimals with a stale marker: what segment version 2 codes as mantissas.
+fn decimal_samples() -> Vec<Sample> {
+    (0..300)
+        .map(|i| {
+            let v = if i == 150 {
+                f64::from_bits(0x7ff0_0000_0000_0002)
+            } else {
+                ((i * 37) % 1000) as f64 / 100.0
+            };
+            Sample::new(1_764_547_200_000 + i * 60_000, v)
+        })
+        .collect()
+}
+
+fn same_bits(a: &[Sample], b: &[Sample]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x.t == y.t && x.v.to_bits() == y.v.to_bits())
 }
 
 fn samples() -> Vec<Sample> {
@@ -67,6 +86,25 @@ fn chunk_format_version_1_is_frozen() {
 }
 
 #[test]
+fn chunk_decimal_encoding_of_version_2_is_frozen() {
+    let s = decimal_samples();
+    let ts: Vec<i64> = s.iter().map(|x| x.t).collect();
+    let vs: Vec<f64> = s.iter().map(|x| x.v).collect();
+    let bytes = chunk::encode(&ts, &vs);
+    assert_eq!(bytes[0], 4, "decimal encoding");
+    check("chunk_decimal_v2.bin", &bytes);
+    let mut out = Vec::new();
+    chunk::decode_range(
+        &std::fs::read(fixture("chunk_decimal_v2.bin")).expect("golden"),
+        i64::MIN,
+        i64::MAX,
+        &mut out,
+    )
+    .expect("decodes");
+    assert!(same_bits(&out, &s));
+}
+
+#[test]
 fn wal_format_version_1_is_frozen() {
     let namespace = Namespace::new("security").expect("ns");
     let labels = labels();
@@ -79,39 +117,64 @@ fn wal_format_version_1_is_frozen() {
     check("wal_v1.wal", &file);
 }
 
-#[test]
-fn segment_format_version_1_is_frozen() {
-    let input = vec![SegmentInput {
+fn segment_input(samples: Vec<Sample>) -> Vec<SegmentInput> {
+    vec![SegmentInput {
         namespace: Namespace::new("security").expect("ns"),
         labels: labels(),
-        samples: samples(),
-    }];
-    let bytes = iocdb_engine::internal::encode_segment(7, &input);
+        samples,
+    }]
+}
+
+/// Opens a golden segment and returns its samples.
+fn read_segment(name: &str) -> Vec<Sample> {
+    let golden = std::fs::read(fixture(name)).expect("golden");
+    let seg = Segment::open(&fixture(name), Bytes::owned(golden)).expect("opens");
+    assert_eq!(seg.seq, 7);
+    let labels = seg.labels().expect("labels");
+    assert_eq!(labels[0].get("commune"), Some("Phường Châu Đốc"));
+    let mut out = Vec::new();
+    for c in &seg.series[0].chunks {
+        seg.read_chunk(c, i64::MIN, i64::MAX, &mut out)
+            .expect("chunk");
+    }
+    out
+}
+
+#[test]
+fn segments_of_version_1_still_open_and_answer_as_they_did() {
+    assert_eq!(read_segment("segment_v1.seg"), samples());
+}
+
+#[test]
+fn segment_format_version_2_is_frozen() {
+    let mut all = samples();
+    all.extend(
+        decimal_samples()
+            .into_iter()
+            .map(|s| Sample::new(s.t + 86_400_000, s.v)),
+    );
+    let bytes = iocdb_engine::internal::encode_segment(7, &segment_input(all.clone()));
     if std::env::var_os("IOCDB_BLESS").is_some() {
-        std::fs::write(fixture("segment_v1.seg"), &bytes).expect("bless");
+        std::fs::write(fixture("segment_v2.seg"), &bytes).expect("bless");
     }
     // The metadata blocks are zstd frames, whose bytes may change with the zstd library
-    // while staying readable; the chunk region before them must not change.
-    let golden = std::fs::read(fixture("segment_v1.seg")).expect("golden");
+    // while staying readable; the header and chunk region before them must not change.
+    let golden = std::fs::read(fixture("segment_v2.seg")).expect("golden");
     let chunks_end = 16
         + 8
         + chunk::encode(
-            &samples().iter().map(|x| x.t).collect::<Vec<_>>(),
-            &samples().iter().map(|x| x.v).collect::<Vec<_>>(),
+            &all.iter().map(|x| x.t).collect::<Vec<_>>(),
+            &all.iter().map(|x| x.v).collect::<Vec<_>>(),
         )
         .len();
     assert!(
         golden.get(..chunks_end) == bytes.get(..chunks_end),
         "the segment's header or chunk blocks changed"
     );
-    let seg = Segment::open(&fixture("segment_v1.seg"), Bytes::owned(golden)).expect("opens");
-    assert_eq!(seg.seq, 7);
-    let mut out = Vec::new();
-    for c in &seg.series[0].chunks {
-        seg.read_chunk(c, i64::MIN, i64::MAX, &mut out)
-            .expect("chunk");
-    }
-    assert_eq!(out, samples());
-    let labels = seg.labels().expect("labels");
-    assert_eq!(labels[0].get("commune"), Some("Phường Châu Đốc"));
+    assert_eq!(
+        golden.get(8..12),
+        Some(&2u32.to_le_bytes()[..]),
+        "version 2"
+    );
+    assert!(same_bits(&read_segment("segment_v2.seg"), &all));
 }

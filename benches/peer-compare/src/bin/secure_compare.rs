@@ -22,8 +22,9 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig};
 
 const CLIENTS: usize = 4;
 const BATCHES_PER_CLIENT: usize = 100;
-const SERIES_PER_BATCH: usize = 100;
-const SAMPLES_PER_SERIES: usize = 100;
+/// Request shapes, (series, samples per series): long runs, where the transport is what
+/// costs, and labels on every few samples, as remote write sends them.
+const SHAPES: [(usize, usize); 2] = [(100, 100), (2_000, 5)];
 const QUERIES_PER_CLIENT: usize = 500;
 const HANDSHAKES: usize = 200;
 
@@ -118,11 +119,11 @@ async fn connect(url: &str, access: &Access) -> Conn {
     InterceptedService::new(channel, Bearer(bearer))
 }
 
-fn batch(client: usize, k: usize) -> v1::WriteRequest {
-    let t0 = 1_790_000_000_000 + (k * SAMPLES_PER_SERIES) as i64 * 10_000;
+fn batch(client: usize, k: usize, (series, samples): (usize, usize)) -> v1::WriteRequest {
+    let t0 = 1_790_000_000_000 + (k * samples) as i64 * 10_000;
     v1::WriteRequest {
         namespace: "an_ninh".into(),
-        series: (0..SERIES_PER_BATCH)
+        series: (0..series)
             .map(|s| v1::Series {
                 labels: vec![
                     v1::Label {
@@ -138,39 +139,39 @@ fn batch(client: usize, k: usize) -> v1::WriteRequest {
                         value: "Châu Đốc".into(),
                     },
                 ],
-                timestamps_ms: (0..SAMPLES_PER_SERIES)
-                    .map(|i| t0 + i as i64 * 10_000)
-                    .collect(),
-                values: (0..SAMPLES_PER_SERIES)
-                    .map(|i| ((i * 7 + s) % 50) as f64)
-                    .collect(),
+                timestamps_ms: (0..samples).map(|i| t0 + i as i64 * 10_000).collect(),
+                values: (0..samples).map(|i| ((i * 7 + s) % 50) as f64).collect(),
                 stream_id: 0,
             })
             .collect(),
     }
 }
 
-/// Samples per second over `CLIENTS` writers.
-async fn ingest(url: &str, access: &Access, round: usize) -> f64 {
+/// Samples per second over `CLIENTS` writers, each sending requests of `shape` made
+/// before the clock starts.
+async fn ingest(url: &str, access: &Access, round: usize, shape: (usize, usize)) -> f64 {
+    let mut clients = Vec::new();
+    for c in 0..CLIENTS {
+        let client =
+            IngestClient::new(connect(url, access).await).max_encoding_message_size(64 << 20);
+        let requests: Vec<_> = (0..BATCHES_PER_CLIENT)
+            .map(|k| batch(c, round * BATCHES_PER_CLIENT + k, shape))
+            .collect();
+        clients.push((client, requests));
+    }
     let started = Instant::now();
     let mut tasks = Vec::new();
-    for c in 0..CLIENTS {
-        let mut client =
-            IngestClient::new(connect(url, access).await).max_encoding_message_size(64 << 20);
+    for (mut client, requests) in clients {
         tasks.push(tokio::spawn(async move {
-            for k in 0..BATCHES_PER_CLIENT {
-                client
-                    .write(batch(c, round * BATCHES_PER_CLIENT + k))
-                    .await
-                    .expect("write");
+            for request in requests {
+                client.write(request).await.expect("write");
             }
         }));
     }
     for t in tasks {
         t.await.expect("writer");
     }
-    (CLIENTS * BATCHES_PER_CLIENT * SERIES_PER_BATCH * SAMPLES_PER_SERIES) as f64
-        / started.elapsed().as_secs_f64()
+    (CLIENTS * BATCHES_PER_CLIENT * shape.0 * shape.1) as f64 / started.elapsed().as_secs_f64()
 }
 
 /// Queries per second over `CLIENTS` clients.
@@ -274,9 +275,26 @@ async fn main() {
 
     let mut rows = Vec::new();
     for round in 0..rounds {
-        let a = ingest(&plain.url, &open, round).await;
-        let b = ingest(&protected.url, &locked, round).await;
-        rows.push(("ingest, samples/s (4 clients, unary Write of 10,000)", a, b));
+        for (i, shape) in SHAPES.into_iter().enumerate() {
+            // Rounds alternate which server goes first, so neither always meets a cold cache.
+            let round_of_shape = round * SHAPES.len() + i;
+            let (a, b) = if round % 2 == 0 {
+                let a = ingest(&plain.url, &open, round_of_shape, shape).await;
+                (
+                    a,
+                    ingest(&protected.url, &locked, round_of_shape, shape).await,
+                )
+            } else {
+                let b = ingest(&protected.url, &locked, round_of_shape, shape).await;
+                (ingest(&plain.url, &open, round_of_shape, shape).await, b)
+            };
+            let name = if shape.1 >= 100 {
+                "ingest, samples/s (4 clients, Write of 100 series × 100)"
+            } else {
+                "ingest, samples/s (4 clients, Write of 2,000 series × 5)"
+            };
+            rows.push((name, a, b));
+        }
         let a = queries(&plain.url, &open).await;
         let b = queries(&protected.url, &locked).await;
         rows.push(("instant queries/s (4 clients)", a, b));

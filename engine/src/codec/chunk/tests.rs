@@ -74,6 +74,39 @@ proptest! {
     }
 
     #[test]
+    fn decimal_columns_round_trip_bit_for_bit(
+        ts in timestamps(),
+        places in 0u32..=6,
+        mantissas in prop::collection::vec(-2_000_000i64..2_000_000, 1..300),
+        near_limit in any::<bool>(),
+        exceptions in prop::collection::vec((any::<prop::sample::Index>(), special_value()), 0..6),
+    ) {
+        let scale = 10f64.powi(places as i32);
+        let mut vs: Vec<f64> = ts
+            .iter()
+            .zip(mantissas.iter().cycle())
+            .map(|(_, &m)| {
+                // Mantissas near ±2^53 too, where exactness ends.
+                let m = if near_limit { 9_007_199_254_740_992 - m.abs() } else { m };
+                m as f64 / scale
+            })
+            .collect();
+        for (at, v) in exceptions {
+            let i = at.index(vs.len());
+            vs[i] = v;
+        }
+        let bytes = encode(&ts, &vs);
+        assert_round_trip(&ts, &vs, &bytes);
+        // What the decimal path promises: never larger than XOR alone.
+        let xor = assemble(ValueEncoding::Xor, ts.len(), &{
+            let mut t = TimestampEncoder::new();
+            ts.iter().for_each(|&x| t.push(x));
+            t.finish()
+        }, &xor_bytes(&vs));
+        prop_assert!(bytes.len() <= xor.len(), "{} > {}", bytes.len(), xor.len());
+    }
+
+    #[test]
     fn decoding_garbage_never_panics(data in prop::collection::vec(any::<u8>(), 0..200)) {
         let (mut t, mut v) = (Vec::new(), Vec::new());
         let _ = decode(&data, &mut t, &mut v);
@@ -98,6 +131,20 @@ fn regular_integer_series_cost_under_three_bits_a_sample() {
         bytes.len()
     );
     assert_eq!(bytes.first(), Some(&(ValueEncoding::IntDelta as u8)));
+}
+
+#[test]
+fn two_decimal_places_cost_a_fraction_of_xor() {
+    let ts: Vec<i64> = (0..2048).map(|i| 1_700_000_000_000 + i * 60_000).collect();
+    // A waiting count averaged to two places, with a stale marker in the middle.
+    let mut vs: Vec<f64> = (0..2048)
+        .map(|i| f64::from(1_200 + (i * 37 % 101)) / 100.0)
+        .collect();
+    vs[1000] = f64::from_bits(0x7ff0_0000_0000_0002);
+    let bytes = encode(&ts, &vs);
+    assert_eq!(bytes.first(), Some(&(ValueEncoding::Decimal as u8)));
+    assert_round_trip(&ts, &vs, &bytes);
+    assert!(bytes.len() * 8 < 2048 * 10, "{} bytes", bytes.len());
 }
 
 #[test]

@@ -158,8 +158,24 @@ impl<'a> BitReader<'a> {
         if self.pos + bits > self.len_bits {
             return Err(self.underrun());
         }
-        let mask = if width == 0 { 0 } else { (1u64 << width) - 1 };
-        for _ in 0..n {
+        if width == 0 {
+            (0..n).for_each(|_| f(0));
+            return Ok(());
+        }
+        let mask = (1u64 << width) - 1;
+        // Fast path: while eight whole bytes follow the position, load them straight (the
+        // common case: all of a run but the end of the column).
+        let end = self.pos + bits;
+        while self.pos < end {
+            let byte = self.pos >> 3;
+            let Some(word) = self.data.get(byte..byte + 8) else {
+                break;
+            };
+            let word = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+            f((word >> (self.pos & 7)) & mask);
+            self.pos += width as usize;
+        }
+        while self.pos < end {
             f(self.peek() & mask);
             self.pos += width as usize;
         }

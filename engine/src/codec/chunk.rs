@@ -32,7 +32,7 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
     // Every applicable encoding, and the smallest kept: the integer path for exact
     // integers, the decimal path for decimals, and XOR, which takes anything.
     let xor = xor_bytes(vs);
-    let other = match value::encode_int(vs) {
+    let other = match value::encode_int(vs, 0) {
         Some(int) => Some(int),
         None => decimal::split(vs)
             .and_then(|d| decimal::encode(&d))
@@ -43,6 +43,19 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
         _ => (ValueEncoding::Xor, xor),
     };
     assemble(encoding, ts.len(), &t_enc.finish(), &values)
+}
+
+/// The chunk with its values XOR-coded whatever they are (what version 1 wrote for any
+/// column that was not all integers): the baseline the other encodings are measured against.
+pub fn encode_xor(ts: &[i64], vs: &[f64]) -> Vec<u8> {
+    let mut t_enc = TimestampEncoder::new();
+    ts.iter().for_each(|&t| t_enc.push(t));
+    assemble(
+        ValueEncoding::Xor,
+        ts.len(),
+        &t_enc.finish(),
+        &xor_bytes(vs),
+    )
 }
 
 fn xor_bytes(vs: &[f64]) -> Vec<u8> {

@@ -34,6 +34,10 @@ const POW10: [f64; MAX_EXPONENT + 1] = [
     1e17, 1e18,
 ];
 
+/// How much larger (percent) the blocks encoding of the mantissas may be and still be
+/// chosen over delta or delta-of-delta prefix codes, for its decode speed.
+const BLOCKS_SLACK_PERCENT: usize = 10;
+
 /// Values sampled to choose the exponent: enough to see the common number of places, few
 /// enough that a chunk of non-decimal floats is recognised cheaply.
 const SAMPLE: usize = 64;
@@ -134,8 +138,9 @@ pub fn encode(d: &Decimal) -> Option<Vec<u8>> {
         out.extend_from_slice(&bits.to_le_bytes());
         at = position;
     }
-    // Mantissas are exact integers in ±2^53: the integer path takes them.
-    let (encoding, bytes) = value::encode_int(&d.mantissas)?;
+    // Mantissas are exact integers in ±2^53: the integer path takes them. Blocks decode
+    // about three times faster than the prefix codes, worth up to a tenth more bytes.
+    let (encoding, bytes) = value::encode_int(&d.mantissas, BLOCKS_SLACK_PERCENT)?;
     out.push(encoding as u8);
     out.extend_from_slice(&bytes);
     Some(out)
@@ -187,21 +192,20 @@ pub fn decode(data: &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), DecodeErr
         ));
     }
     let before = out.len();
+    // The same division `mantissa` checked against: exact by construction.
     let decoded = match encoding {
-        ValueEncoding::IntDeltaBlocks => value::decode_blocks(column, n, out),
-        int => value::decode_int(column, n, int, out),
+        ValueEncoding::IntDeltaBlocks => value::decode_blocks_as(column, n, out, |m| m as f64 / p),
+        int => value::decode_int(column, n, int, out).map(|()| {
+            if exponent > 0 {
+                out.iter_mut().skip(before).for_each(|v| *v /= p);
+            }
+        }),
     };
     if let Err(e) = decoded {
         out.truncate(before);
         return Err(e.shifted(start as u64));
     }
     let values = out.get_mut(before..).unwrap_or_default();
-    if exponent > 0 {
-        // The same division `mantissa` checked against: exact by construction.
-        for v in values.iter_mut() {
-            *v /= p;
-        }
-    }
     for (position, bits) in exceptions {
         if let Some(v) = values.get_mut(position) {
             *v = f64::from_bits(bits);

@@ -246,9 +246,10 @@ pub fn int_cost(values: &[f64], encoding: ValueEncoding) -> Option<usize> {
     Some(bits)
 }
 
-/// Encodes exact integers (as doubles) with whichever integer encoding is smallest: the
+/// Encodes exact integers (as doubles) with whichever integer encoding is smallest — the
+/// blocks counted as if `blocks_slack_percent` smaller, for their faster decoding: the
 /// encoding and its bytes, or `None` when a value is not an exact integer.
-pub fn encode_int(values: &[f64]) -> Option<(ValueEncoding, Vec<u8>)> {
+pub fn encode_int(values: &[f64], blocks_slack_percent: usize) -> Option<(ValueEncoding, Vec<u8>)> {
     let candidates = [
         (
             ValueEncoding::IntDelta,
@@ -258,7 +259,10 @@ pub fn encode_int(values: &[f64]) -> Option<(ValueEncoding, Vec<u8>)> {
             ValueEncoding::IntDeltaOfDelta,
             int_cost(values, ValueEncoding::IntDeltaOfDelta),
         ),
-        (ValueEncoding::IntDeltaBlocks, blocks_cost(values)),
+        (
+            ValueEncoding::IntDeltaBlocks,
+            blocks_cost(values).map(|bits| bits * 100 / (100 + blocks_slack_percent)),
+        ),
     ];
     let (_, best) = candidates
         .iter()
@@ -357,13 +361,25 @@ pub fn encode_blocks(values: &[f64]) -> Option<Vec<u8>> {
 
 /// Decodes `n` block-encoded values, appending them to `out`.
 pub fn decode_blocks(data: &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), DecodeError> {
+    decode_blocks_as(data, n, out, |v| v as f64)
+}
+
+/// [`decode_blocks`], each integer turned into its value by `value` on the way (the decimal
+/// path divides there, in the same pass).
+#[inline]
+pub fn decode_blocks_as(
+    data: &[u8],
+    n: usize,
+    out: &mut Vec<f64>,
+    value: impl Fn(i64) -> f64,
+) -> Result<(), DecodeError> {
     if n == 0 {
         return Ok(());
     }
     let mut r = BitReader::new(data);
     let mut v = bucket::read(&mut r)?;
     out.reserve(n);
-    out.push(v as f64);
+    out.push(value(v));
     let mut left = n - 1;
     while left > 0 {
         let width = r.read(6)? as u32;
@@ -376,7 +392,7 @@ pub fn decode_blocks(data: &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), De
         let count = left.min(BLOCK);
         r.read_run(width, count, |zz| {
             v = v.wrapping_add(super::unzigzag(zz));
-            out.push(v as f64);
+            out.push(value(v));
         })?;
         left -= count;
     }

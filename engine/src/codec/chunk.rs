@@ -11,6 +11,19 @@
 //! ```
 //! The chunk carries no checksum of its own: the block that holds it (a segment block, or
 //! memory in the head) does.
+//!
+//! A **compressed** chunk (segment format 2, written by compaction into cold segments when
+//! it saves at least an eighth) sets the top bit of the first byte, keeps `n`, and stores
+//! the rest zstd-compressed:
+//!
+//! ```text
+//! 0       1         value encoding | 0x80
+//! 1       varint    n
+//! ..      varint    length of the rest before compression (≤ MAX_RAW_BYTES)
+//! ..      rest      one zstd frame of: varint ts_len | timestamp column | value column
+//! ```
+//! The bit-packed columns leave what an entropy coder still finds: runs of zero bits where
+//! intervals are regular, and uneven value distributions.
 
 use super::bytes::ByteReader;
 use super::decimal;
@@ -21,6 +34,59 @@ use crate::DecodeError;
 
 /// Most samples one chunk may hold; larger counts in a file are corruption.
 pub const MAX_CHUNK_SAMPLES: usize = 1 << 20;
+
+/// The flag of a compressed chunk, in its first byte.
+const COMPRESSED: u8 = 0x80;
+
+/// Largest decompressed rest a compressed chunk may claim (a chunk of the most samples at
+/// 64-bit timestamps and values, and its headers, fits).
+const MAX_RAW_BYTES: usize = MAX_CHUNK_SAMPLES * 18 + 64;
+
+/// The zstd level cold chunks are compressed at (decoding speed barely depends on it).
+const ZSTD_LEVEL: i32 = 3;
+
+/// `chunk` compressed with zstd if that saves at least an eighth, else `chunk` itself.
+pub fn compress(chunk: Vec<u8>) -> Vec<u8> {
+    let Some(header) = Header::read(&chunk) else {
+        return chunk;
+    };
+    let Some(rest) = chunk.get(header.rest_at..) else {
+        return chunk;
+    };
+    let Ok(packed) = zstd::bulk::compress(rest, ZSTD_LEVEL) else {
+        return chunk;
+    };
+    let mut out = Vec::with_capacity(packed.len() + 12);
+    out.push(header.tag | COMPRESSED);
+    put_u64(&mut out, header.n as u64);
+    put_u64(&mut out, rest.len() as u64);
+    out.extend_from_slice(&packed);
+    if out.len() * 8 <= chunk.len() * 7 {
+        out
+    } else {
+        chunk
+    }
+}
+
+/// A chunk's first byte and sample count, and where the rest starts.
+struct Header {
+    tag: u8,
+    n: usize,
+    rest_at: usize,
+}
+
+impl Header {
+    fn read(data: &[u8]) -> Option<Header> {
+        let mut r = ByteReader::new(data);
+        let tag = r.u8().ok()?;
+        let n = r.len(MAX_CHUNK_SAMPLES, "chunk sample count").ok()?;
+        Some(Header {
+            tag,
+            n,
+            rest_at: r.position(),
+        })
+    }
+}
 
 /// Encodes samples (given as columns of equal length) choosing the smallest value encoding.
 pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
@@ -81,14 +147,78 @@ pub fn sample_count(data: &[u8]) -> Result<usize, DecodeError> {
     r.len(MAX_CHUNK_SAMPLES, "chunk sample count")
 }
 
+/// A thread's zstd context and buffer for compressed chunks, made once and reused.
+#[derive(Default)]
+struct Unpacker {
+    context: Option<zstd::bulk::Decompressor<'static>>,
+    raw: Vec<u8>,
+}
+
+thread_local! {
+    static UNPACKER: std::cell::RefCell<Unpacker> = std::cell::RefCell::new(Unpacker::default());
+}
+
 /// Decodes a chunk, appending its samples to `ts` and `vs`; returns how many.
 pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize, DecodeError> {
     let mut r = ByteReader::new(data);
-    let encoding = ValueEncoding::try_from(r.u8()?)?;
+    let tag = r.u8()?;
     let n = r.len(MAX_CHUNK_SAMPLES, "chunk sample count")?;
     if n == 0 {
         return Err(r.error("chunk holds no samples"));
     }
+    if tag & COMPRESSED == 0 {
+        let encoding = ValueEncoding::try_from(tag)?;
+        let at = r.position();
+        return decode_rest(encoding, n, r.bytes(r.remaining())?, ts, vs)
+            .map_err(|e| e.shifted(at as u64));
+    }
+    let encoding = ValueEncoding::try_from(tag & !COMPRESSED)?;
+    let raw_len = r.len(MAX_RAW_BYTES, "decompressed chunk length")?;
+    let at = r.position() as u64;
+    let packed = r.bytes(r.remaining())?;
+    UNPACKER.with(|unpacker| {
+        let unpacker = &mut *unpacker.borrow_mut();
+        let context = match &mut unpacker.context {
+            Some(c) => c,
+            empty => empty.insert(
+                zstd::bulk::Decompressor::new()
+                    .map_err(|e| DecodeError::new(at, format!("zstd: {e}")))?,
+            ),
+        };
+        let raw = &mut unpacker.raw;
+        raw.clear();
+        raw.reserve(raw_len);
+        let got = context
+            .decompress_to_buffer(packed, raw)
+            .map_err(|e| DecodeError::new(at, format!("zstd: {e}")))?;
+        if got != raw_len {
+            return Err(DecodeError::new(
+                at,
+                format!("chunk decompressed to {got} bytes, its header says {raw_len}"),
+            ));
+        }
+        decode_rest(encoding, n, raw, ts, vs).map_err(|e| {
+            DecodeError::new(
+                at,
+                format!(
+                    "in the decompressed chunk at offset {}: {}",
+                    e.offset, e.reason
+                ),
+            )
+        })
+    })
+}
+
+/// Decodes what follows a chunk's encoding and count: the timestamp column's length, the
+/// timestamp column, the value column. Offsets in errors are relative to `data`.
+fn decode_rest(
+    encoding: ValueEncoding,
+    n: usize,
+    data: &[u8],
+    ts: &mut Vec<i64>,
+    vs: &mut Vec<f64>,
+) -> Result<usize, DecodeError> {
+    let mut r = ByteReader::new(data);
     let ts_len = r.len(r.remaining(), "timestamp column length")?;
     let ts_start = r.position();
     let ts_bytes = r.bytes(ts_len)?;
@@ -105,7 +235,7 @@ pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize
     };
     if ts_bytes.len() * 8 < 63 + n || v_bytes.len() * 8 < min_value_bits {
         return Err(DecodeError::new(
-            1,
+            0,
             format!("{n} samples cannot fit in the chunk's columns"),
         ));
     }

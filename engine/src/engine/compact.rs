@@ -246,7 +246,7 @@ fn merge(
     for m in members {
         ids |= &m.refs;
     }
-    let mut builder = SegmentBuilder::new(seq);
+    let mut builder = SegmentBuilder::cold(seq);
     let mut refs = Vec::new();
     let mut samples: Vec<Sample> = Vec::new();
     let throttle = Throttle::new(inner.opts.compaction_samples_per_sec);

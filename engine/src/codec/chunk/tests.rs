@@ -103,6 +103,16 @@ proptest! {
     }
 
     #[test]
+    fn compressed_chunks_round_trip_bit_for_bit(ts in timestamps(), seed in prop::collection::vec(special_value(), 1..300)) {
+        let vs = cycle(&ts, &seed);
+        let plain = encode(&ts, &vs);
+        let packed = compress(plain.clone());
+        prop_assert!(packed.len() <= plain.len());
+        assert_round_trip(&ts, &vs, &packed);
+        prop_assert_eq!(sample_count(&packed).ok(), Some(ts.len()));
+    }
+
+    #[test]
     fn decoding_garbage_never_panics(data in prop::collection::vec(any::<u8>(), 0..200)) {
         let (mut t, mut v) = (Vec::new(), Vec::new());
         let _ = decode(&data, &mut t, &mut v);
@@ -141,6 +151,38 @@ fn two_decimal_places_cost_a_fraction_of_xor() {
     assert_eq!(bytes.first(), Some(&(ValueEncoding::Decimal as u8)));
     assert_round_trip(&ts, &vs, &bytes);
     assert!(bytes.len() * 8 < 2048 * 10, "{} bytes", bytes.len());
+}
+
+#[test]
+fn cold_chunks_of_regular_intervals_compress_and_damage_is_reported() {
+    let ts: Vec<i64> = (0..2048).map(|i| 1_700_000_000_000 + i * 10_000).collect();
+    let vs: Vec<f64> = (0..2048).map(|i| f64::from((i * 7) % 13)).collect();
+    let plain = encode(&ts, &vs);
+    let packed = compress(plain.clone());
+    assert_eq!(packed[0] & 0x80, 0x80, "compressed");
+    assert!(
+        packed.len() * 2 < plain.len(),
+        "{} of {}",
+        packed.len(),
+        plain.len()
+    );
+    assert_round_trip(&ts, &vs, &packed);
+    for cut in 0..packed.len() {
+        assert!(decode(&packed[..cut], &mut Vec::new(), &mut Vec::new()).is_err());
+    }
+    let mut bad = packed.clone();
+    let last = bad.len() - 3;
+    bad[last] ^= 0x55;
+    if let Err(e) = decode(&bad, &mut Vec::new(), &mut Vec::new()) {
+        assert!(
+            e.reason.contains("zstd") || e.reason.contains("decompressed"),
+            "{e}"
+        );
+    }
+    // Random values gain nothing: left as they were.
+    let noisy: Vec<f64> = (0..2048).map(|i| (f64::from(i) * 0.731).sin()).collect();
+    let plain = encode(&ts, &noisy);
+    assert_eq!(compress(plain.clone()), plain);
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Chunk codecs per data shape, side by side in one run: bytes per sample, the encoding each
 //! chunk gets, encode and decode samples/s on one core, against what segment format 1 wrote
-//! for the same samples (XOR for every column that is not all integers); and the decimal
-//! value column alone, decoded. Usage: `codec_report [milliseconds per measurement]`.
+//! for the same samples (bucketed timestamps; XOR for every column that is not all
+//! integers); and the decimal value column alone, decoded. Usage: `codec_report [milliseconds per measurement]`.
 
 use std::time::{Duration, Instant};
 
@@ -95,6 +95,20 @@ fn shapes() -> Vec<(&'static str, Columns)> {
                 }
             })
         }),
+        ("scraped every 1 s (±4 ms jitter), int counter", {
+            let mut c = 1_000_000i64;
+            let mut rng = Lcg(7);
+            let ts: Vec<i64> = (0..N as i64)
+                .map(|i| START + i * 1000 + (rng.next() % 9) as i64 - 4)
+                .collect();
+            let vs = (0..N)
+                .map(|_| {
+                    c += (rng.next() % 5000) as i64;
+                    c as f64
+                })
+                .collect();
+            (ts, vs)
+        }),
         ("random floats (not decimal)", {
             synthetic(10_000, |_, r| (r.next() as f64 / 7.0).sqrt())
         }),
@@ -159,19 +173,22 @@ fn main() {
     let mut decimal_columns = Vec::new();
     for (name, (ts, vs)) in shapes() {
         let bytes = chunk::encode(&ts, &vs);
-        let encoding = match bytes.first() {
-            Some(0) => "XOR",
-            Some(1) => "int delta",
-            Some(2) => "int delta-of-delta",
-            Some(3) => "int blocks",
-            Some(4) => "decimal",
+        let tag = bytes.first().copied().unwrap_or(0);
+        let values = match tag & 0x3f {
+            0 => "XOR",
+            1 => "int delta",
+            2 => "int delta-of-delta",
+            3 => "int blocks",
+            4 => "decimal",
             _ => "?",
         };
-        let v1 = if bytes.first() == Some(&4) {
-            chunk::encode_xor(&ts, &vs)
+        let times = if tag & 0x40 != 0 {
+            "ts blocks"
         } else {
-            bytes.clone()
+            "ts bucketed"
         };
+        let encoding = format!("{values}, {times}");
+        let v1 = chunk::encode_format_1(&ts, &vs);
         let encode = rate(budget, N, || {
             std::hint::black_box(chunk::encode(&ts, &vs));
         });

@@ -3,7 +3,8 @@
 //! ```text
 //! offset  size      field
 //! 0       1         value encoding (0 XOR, 1 integer delta, 2 integer delta-of-delta,
-//!                   3 integer delta blocks, 4 decimal)
+//!                   3 integer delta blocks, 4 decimal), | 0x40 when the timestamp
+//!                   column is in blocks (format 2), | 0x80 when compressed (below)
 //! 1       varint    n, the number of samples (1 ..= MAX_CHUNK_SAMPLES)
 //! ..      varint    length of the timestamp column in bytes
 //! ..      ts_len    timestamp column (see `timestamp`)
@@ -37,6 +38,10 @@ pub const MAX_CHUNK_SAMPLES: usize = 1 << 20;
 
 /// The flag of a compressed chunk, in its first byte.
 const COMPRESSED: u8 = 0x80;
+/// The flag of a timestamp column in blocks ([`timestamp::encode_blocks`]), in the first
+/// byte; the low six bits are the value encoding.
+const TS_BLOCKS: u8 = 0x40;
+const ENCODING_BITS: u8 = 0x3f;
 
 /// Largest decompressed rest a compressed chunk may claim (a chunk of the most samples at
 /// 64-bit timestamps and values, and its headers, fits).
@@ -108,20 +113,29 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
         Some((encoding, bytes)) if bytes.len() <= xor.len() => (encoding, bytes),
         _ => (ValueEncoding::Xor, xor),
     };
-    assemble(encoding, ts.len(), &t_enc.finish(), &values)
+    let bucketed = t_enc.finish();
+    match timestamp::encode_blocks(ts) {
+        Some(blocks) if blocks.len() < bucketed.len() => {
+            assemble(encoding as u8 | TS_BLOCKS, ts.len(), &blocks, &values)
+        }
+        _ => assemble(encoding as u8, ts.len(), &bucketed, &values),
+    }
 }
 
-/// The chunk with its values XOR-coded whatever they are (what version 1 wrote for any
-/// column that was not all integers): the baseline the other encodings are measured against.
-pub fn encode_xor(ts: &[i64], vs: &[f64]) -> Vec<u8> {
+/// The chunk as segment format 1 wrote it — bucketed timestamps, and the integer path for
+/// all-integer values (XOR only when they are constant), else XOR: the baseline the
+/// format-2 encodings are measured and tested against.
+pub fn encode_format_1(ts: &[i64], vs: &[f64]) -> Vec<u8> {
     let mut t_enc = TimestampEncoder::new();
     ts.iter().for_each(|&t| t_enc.push(t));
-    assemble(
-        ValueEncoding::Xor,
-        ts.len(),
-        &t_enc.finish(),
-        &xor_bytes(vs),
-    )
+    let constant = vs
+        .windows(2)
+        .all(|w| matches!(w, [a, b] if a.to_bits() == b.to_bits()));
+    let (encoding, values) = match value::encode_int(vs, 0) {
+        Some(int) if !constant || vs.len() < 2 => int,
+        _ => (ValueEncoding::Xor, xor_bytes(vs)),
+    };
+    assemble(encoding as u8, ts.len(), &t_enc.finish(), &values)
 }
 
 fn xor_bytes(vs: &[f64]) -> Vec<u8> {
@@ -130,9 +144,9 @@ fn xor_bytes(vs: &[f64]) -> Vec<u8> {
     e.finish()
 }
 
-fn assemble(encoding: ValueEncoding, n: usize, ts: &[u8], values: &[u8]) -> Vec<u8> {
+fn assemble(tag: u8, n: usize, ts: &[u8], values: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(12 + ts.len() + values.len());
-    out.push(encoding as u8);
+    out.push(tag);
     put_u64(&mut out, n as u64);
     put_u64(&mut out, ts.len() as u64);
     out.extend_from_slice(ts);
@@ -166,13 +180,13 @@ pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize
     if n == 0 {
         return Err(r.error("chunk holds no samples"));
     }
+    let encoding = ValueEncoding::try_from(tag & ENCODING_BITS)?;
+    let ts_blocks = tag & TS_BLOCKS != 0;
     if tag & COMPRESSED == 0 {
-        let encoding = ValueEncoding::try_from(tag)?;
         let at = r.position();
-        return decode_rest(encoding, n, r.bytes(r.remaining())?, ts, vs)
+        return decode_rest(encoding, ts_blocks, n, r.bytes(r.remaining())?, ts, vs)
             .map_err(|e| e.shifted(at as u64));
     }
-    let encoding = ValueEncoding::try_from(tag & !COMPRESSED)?;
     let raw_len = r.len(MAX_RAW_BYTES, "decompressed chunk length")?;
     let at = r.position() as u64;
     let packed = r.bytes(r.remaining())?;
@@ -197,7 +211,7 @@ pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize
                 format!("chunk decompressed to {got} bytes, its header says {raw_len}"),
             ));
         }
-        decode_rest(encoding, n, raw, ts, vs).map_err(|e| {
+        decode_rest(encoding, ts_blocks, n, raw, ts, vs).map_err(|e| {
             DecodeError::new(
                 at,
                 format!(
@@ -213,6 +227,7 @@ pub fn decode(data: &[u8], ts: &mut Vec<i64>, vs: &mut Vec<f64>) -> Result<usize
 /// timestamp column, the value column. Offsets in errors are relative to `data`.
 fn decode_rest(
     encoding: ValueEncoding,
+    ts_blocks: bool,
     n: usize,
     data: &[u8],
     ts: &mut Vec<i64>,
@@ -233,14 +248,24 @@ fn decode_rest(
         ValueEncoding::Decimal => 24,
         _ => n,
     };
-    if ts_bytes.len() * 8 < 63 + n || v_bytes.len() * 8 < min_value_bits {
+    let min_ts_bits = if ts_blocks {
+        64 + n.saturating_sub(2).div_ceil(timestamp::BLOCK) * 6
+    } else {
+        63 + n
+    };
+    if ts_bytes.len() * 8 < min_ts_bits || v_bytes.len() * 8 < min_value_bits {
         return Err(DecodeError::new(
             0,
             format!("{n} samples cannot fit in the chunk's columns"),
         ));
     }
     let before = ts.len();
-    timestamp::decode(ts_bytes, n, ts).map_err(|e| e.shifted(ts_start as u64))?;
+    let decoded = if ts_blocks {
+        timestamp::decode_blocks(ts_bytes, n, ts)
+    } else {
+        timestamp::decode(ts_bytes, n, ts)
+    };
+    decoded.map_err(|e| e.shifted(ts_start as u64))?;
     let decoded = match encoding {
         ValueEncoding::Xor => value::decode_xor(v_bytes, n, vs),
         ValueEncoding::IntDeltaBlocks => value::decode_blocks(v_bytes, n, vs),
@@ -388,7 +413,7 @@ impl ChunkAppender {
             ValueAppender::Int(e, _) => (ValueEncoding::IntDelta, e.snapshot()),
             ValueAppender::Xor(e) => (ValueEncoding::Xor, e.snapshot()),
         };
-        assemble(encoding, self.ts.len(), &self.ts.snapshot(), &values)
+        assemble(encoding as u8, self.ts.len(), &self.ts.snapshot(), &values)
     }
 
     /// Heap bytes held.

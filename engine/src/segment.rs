@@ -41,6 +41,8 @@ pub const VERSION: u32 = 2;
 /// Oldest version still read: version 1 differs only in not using encoding 4, so the one
 /// chunk decoder reads both.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
+/// Header flag (the u32 after the version, 0 in version 1): written by compaction.
+pub const FLAG_COLD: u32 = 1;
 /// Header length.
 pub const HEADER_LEN: usize = 16;
 /// Footer length.

@@ -70,7 +70,8 @@ pub struct CompactReport {
 
 impl Engine {
     /// Merges, in every time window, the live segments of that window into one (see the
-    /// module doc). Windows that already have a single segment are left alone.
+    /// module doc). A window that already has a single compacted segment is left alone; a
+    /// lone flushed one is rewritten once, in the cold encoding.
     pub fn compact(&self) -> Result<CompactReport> {
         self.compact_before(i64::MAX)
     }
@@ -125,10 +126,12 @@ impl Engine {
         };
         let deletions = &version.deletions;
         for (w, members) in windows {
-            // A lone segment is rewritten only to apply a deletion to it.
+            // A lone segment is rewritten only to apply a deletion to it, or once, to give a
+            // flushed one the cold encoding (compressed chunks).
             let deleted_in =
                 |m: &Arc<SegmentHandle>| deletions.iter().any(|d| d.reaches_segment(m));
-            if (members.len() < 2 && !members.iter().any(deleted_in))
+            let settled = |m: &Arc<SegmentHandle>| m.segment.cold && !deleted_in(m);
+            if (members.len() < 2 && members.iter().all(settled))
                 || (w + 1) * width > i128::from(end)
             {
                 continue;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
 
-use super::{FOOTER_LEN, HEADER_LEN, MAGIC, OLDEST_READABLE_VERSION, VERSION};
+use super::{FLAG_COLD, FOOTER_LEN, HEADER_LEN, MAGIC, OLDEST_READABLE_VERSION, VERSION};
 use crate::codec::bytes::{ByteReader, MAX_STR};
 use crate::codec::chunk;
 use crate::codec::labels::decode_labels;
@@ -56,6 +56,9 @@ pub struct Segment {
     pub max_t: i64,
     /// The series, by local id.
     pub series: Vec<SegmentSeries>,
+    /// Written by compaction (header flag [`FLAG_COLD`]): its chunks are already as compact
+    /// as compaction makes them, so a window holding it alone needs no rewrite.
+    pub cold: bool,
     table_offset: u64,
     postings_offset: u64,
 }
@@ -79,6 +82,7 @@ impl Segment {
                     min_t: p.min_t,
                     max_t: p.max_t,
                     series: p.series,
+                    cold: p.flags & FLAG_COLD != 0,
                     table_offset: p.table_offset,
                     postings_offset: p.postings_offset,
                 };
@@ -106,6 +110,13 @@ impl Segment {
                     "unsupported segment version {version} (this build reads \
                      {OLDEST_READABLE_VERSION} to {VERSION})"
                 ),
+            ));
+        }
+        let flags = ByteReader::at(data, 12)?.u32_le()?;
+        if flags & !FLAG_COLD != 0 {
+            return Err(DecodeError::new(
+                12,
+                format!("unknown segment flags {flags:#x}"),
             ));
         }
         let f = len - FOOTER_LEN;
@@ -159,6 +170,7 @@ impl Segment {
             ));
         }
         Ok(Parsed {
+            flags,
             seq,
             samples,
             min_t,
@@ -253,6 +265,7 @@ impl Segment {
 }
 
 struct Parsed {
+    flags: u32,
     seq: u64,
     samples: u64,
     min_t: i64,

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use roaring::RoaringBitmap;
 
-use super::{CHUNK_SAMPLES, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use super::{CHUNK_SAMPLES, FLAG_COLD, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
 use crate::Result;
 use crate::codec::chunk;
 use crate::codec::labels::encode_labels;
@@ -48,10 +48,12 @@ impl SegmentBuilder {
     /// A segment of compaction `seq`: cold data, read less often than it is kept, so its
     /// chunks are also zstd-compressed where that pays.
     pub fn cold(seq: u64) -> Self {
-        SegmentBuilder {
-            compress: true,
-            ..Self::new(seq)
+        let mut builder = Self::new(seq);
+        builder.compress = true;
+        if let Some(flags) = builder.out.get_mut(12..16) {
+            flags.copy_from_slice(&FLAG_COLD.to_le_bytes());
         }
+        builder
     }
 
     /// A segment of flush `seq`.

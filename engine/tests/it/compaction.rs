@@ -267,7 +267,9 @@ fn a_failure_at_any_step_of_a_compaction_loses_nothing_and_leaves_no_orphan() {
     let (engine, _) = setup(&counting, dir.path());
     let before = counting.0.lock().ops;
     let report = engine.compact().expect("compact");
-    assert_eq!(report.segments_in, 3);
+    // Three segments of the first window merged, and the second window's lone flushed one
+    // rewritten in the cold encoding.
+    assert_eq!((report.windows, report.segments_in), (2, 4));
     let after = counting.0.lock().ops;
     assert!(
         after > before + 3,
@@ -372,4 +374,38 @@ fn retention_hides_at_once_and_compaction_drops_expired_segments() {
     assert_eq!(segment_files(dir.path()).len(), files - 1);
     assert_eq!(times("cams"), vec![recent]);
     assert_eq!(times("eco"), vec![old]);
+}
+
+/// A finished window's lone flushed segment is rewritten once, cold: header flag set,
+/// chunks compressed where that pays, the same answers; a second compaction leaves it.
+#[test]
+fn a_lone_flushed_segment_is_rewritten_cold_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open_with(dir.path(), options()).expect("open");
+    // Every 10 ms of a 10-second partition: regular timestamps, small integers.
+    let samples: Vec<Sample> = (0..1000)
+        .map(|i| Sample::new(i * 10, f64::from((i % 7) as i32)))
+        .collect();
+    engine
+        .write(request("ns", vec![common::series("m", 0, samples)]))
+        .expect("write");
+    engine.flush().expect("flush");
+    let before = dump(&engine, "ns");
+    let flushed = segment_files(dir.path());
+    assert_eq!(flushed.len(), 1);
+    let flag = |name: &str| {
+        let bytes = std::fs::read(dir.path().join("segments").join(name)).expect("read");
+        u32::from_le_bytes(bytes[12..16].try_into().expect("4 bytes"))
+    };
+    assert_eq!(flag(&flushed[0]), 0, "flushed segments are not cold");
+    let report = engine.compact().expect("compact");
+    assert_eq!((report.windows, report.segments_in), (1, 1));
+    assert!(report.bytes_out < report.bytes_in, "{report:?}");
+    let cold = segment_files(dir.path());
+    assert_eq!(flag(&cold[0]), 1, "compaction writes cold segments");
+    assert_eq!(dump(&engine, "ns"), before);
+    assert_eq!(engine.compact().expect("again").windows, 0);
+    drop(engine);
+    let engine = common::open_with(dir.path(), options()).expect("reopen");
+    assert_eq!(dump(&engine, "ns"), before);
 }

@@ -49,6 +49,11 @@ pub const HEADER_LEN: usize = 16;
 pub const FOOTER_LEN: usize = 68;
 /// Most samples written into one chunk.
 pub const CHUNK_SAMPLES: usize = 2048;
+/// Samples per chunk in cold (compacted) segments: four times longer, for about a tenth
+/// fewer bytes on small integer gauges and a quarter on counters (the per-chunk headers
+/// and first values amortised, and zstd given more to work with; `codec_report` measures
+/// it), at the price of decoding up to 8,192 samples for a short range of old data.
+pub const COLD_CHUNK_SAMPLES: usize = 8192;
 
 #[cfg(test)]
 mod tests;

@@ -24,12 +24,12 @@ impl Lcg {
     }
 }
 
-fn workload_shape(shape: Shape) -> Columns {
+fn workload_shape(shape: Shape, n: usize) -> Columns {
     let specs = workload::series(0.01);
     let spec = specs.iter().find(|s| s.shape == shape).expect("shape");
     let (mut ts, mut vs) = (Vec::new(), Vec::new());
     let mut k = 0;
-    while ts.len() < N {
+    while ts.len() < n {
         let t = START + k * spec.interval_ms;
         if let Some(v) = workload::value(spec, k, t) {
             ts.push(t);
@@ -40,54 +40,54 @@ fn workload_shape(shape: Shape) -> Columns {
     (ts, vs)
 }
 
-fn synthetic(step_ms: i64, mut value: impl FnMut(usize, &mut Lcg) -> f64) -> Columns {
+fn synthetic(n: usize, step_ms: i64, mut value: impl FnMut(usize, &mut Lcg) -> f64) -> Columns {
     let mut rng = Lcg(42);
-    let ts = (0..N as i64).map(|i| START + i * step_ms).collect();
-    let vs = (0..N).map(|i| value(i, &mut rng)).collect();
+    let ts = (0..n as i64).map(|i| START + i * step_ms).collect();
+    let vs = (0..n).map(|i| value(i, &mut rng)).collect();
     (ts, vs)
 }
 
 /// Timestamps and values of one chunk.
 type Columns = (Vec<i64>, Vec<f64>);
 
-fn shapes() -> Vec<(&'static str, Columns)> {
+fn shapes(n: usize) -> Vec<(&'static str, Columns)> {
     let stale = f64::from_bits(0x7ff0_0000_0000_0002);
     vec![
         (
             "camera count (10 s, small int)",
-            workload_shape(Shape::CameraCount),
+            workload_shape(Shape::CameraCount, n),
         ),
         (
             "slow gauge (1-5 min, int)",
-            workload_shape(Shape::SlowGauge),
+            workload_shape(Shape::SlowGauge, n),
         ),
-        ("counter (1 min)", workload_shape(Shape::Counter)),
-        ("ratio (1 h, 2 decimals)", workload_shape(Shape::Ratio)),
+        ("counter (1 min)", workload_shape(Shape::Counter, n)),
+        ("ratio (1 h, 2 decimals)", workload_shape(Shape::Ratio, n)),
         (
             "indicator (random, 2 decimals)",
-            workload_shape(Shape::Indicator),
+            workload_shape(Shape::Indicator, n),
         ),
         ("percent, 1 decimal, random walk", {
             let mut p = 500i64;
-            synthetic(15_000, move |_, r| {
+            synthetic(n, 15_000, move |_, r| {
                 p = (p + (r.next() % 7) as i64 - 3).clamp(0, 1000);
                 p as f64 / 10.0
             })
         }),
         ("CPU seconds counter, 2 decimals", {
             let mut c = 12_345_678_i64;
-            synthetic(1_000, move |_, r| {
+            synthetic(n, 1_000, move |_, r| {
                 c += 90 + (r.next() % 20) as i64;
                 c as f64 / 100.0
             })
         }),
         ("sensor, 3 decimals, noisy", {
-            synthetic(10_000, |i, r| {
+            synthetic(n, 10_000, |i, r| {
                 (25_000 + (i as i64 % 300) * 3 + (r.next() % 50) as i64) as f64 / 1000.0
             })
         }),
         ("gauge, 2 decimals, stale every 500", {
-            synthetic(30_000, move |i, r| {
+            synthetic(n, 30_000, move |i, r| {
                 if i % 500 == 499 {
                     stale
                 } else {
@@ -98,10 +98,10 @@ fn shapes() -> Vec<(&'static str, Columns)> {
         ("scraped every 1 s (±4 ms jitter), int counter", {
             let mut c = 1_000_000i64;
             let mut rng = Lcg(7);
-            let ts: Vec<i64> = (0..N as i64)
+            let ts: Vec<i64> = (0..n as i64)
                 .map(|i| START + i * 1000 + (rng.next() % 9) as i64 - 4)
                 .collect();
-            let vs = (0..N)
+            let vs = (0..n)
                 .map(|_| {
                     c += (rng.next() % 5000) as i64;
                     c as f64
@@ -110,7 +110,7 @@ fn shapes() -> Vec<(&'static str, Columns)> {
             (ts, vs)
         }),
         ("random floats (not decimal)", {
-            synthetic(10_000, |_, r| (r.next() as f64 / 7.0).sqrt())
+            synthetic(n, 10_000, |_, r| (r.next() as f64 / 7.0).sqrt())
         }),
     ]
 }
@@ -136,6 +136,33 @@ fn mantissa_encoding(column: &[u8]) -> Option<u8> {
         at += 8;
     }
     column.get(at).copied()
+}
+
+/// Order-0 entropy, bits per sample, of the value column's deltas as integers (of the
+/// mantissas, for decimals): what an ideal coder of independent deltas would spend on
+/// values; `None` when the values are not integers or decimals.
+fn delta_entropy(vs: &[f64]) -> Option<f64> {
+    let ints: Vec<i64> = decimal::split(vs)?
+        .mantissas
+        .iter()
+        .map(|&m| m as i64)
+        .collect();
+    let mut counts = std::collections::HashMap::new();
+    for w in ints.windows(2) {
+        if let [a, b] = w {
+            *counts.entry(b.wrapping_sub(*a)).or_insert(0usize) += 1;
+        }
+    }
+    let n = ints.len().saturating_sub(1).max(1) as f64;
+    Some(
+        counts
+            .values()
+            .map(|&c| {
+                let p = c as f64 / n;
+                -p * p.log2()
+            })
+            .sum(),
+    )
 }
 
 /// Samples per second of `f` over `items` samples per call, for about `budget`.
@@ -166,12 +193,13 @@ fn main() {
             .unwrap_or(300),
     );
     println!(
-        "| shape | encoding | bytes/sample | format 1 bytes/sample | ratio | encode samples/s | \
-         decode samples/s | format 1 decode samples/s | decode ratio |"
+        "| shape | encoding | bytes/sample | format 1 bytes/sample | ratio | cold (compressed) \
+         bytes/sample | encode samples/s | decode samples/s | format 1 decode samples/s | \
+         decode ratio | cold decode samples/s | value delta entropy, bits/sample |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let mut decimal_columns = Vec::new();
-    for (name, (ts, vs)) in shapes() {
+    for (name, (ts, vs)) in shapes(N) {
         let bytes = chunk::encode(&ts, &vs);
         let tag = bytes.first().copied().unwrap_or(0);
         let values = match tag & 0x3f {
@@ -192,17 +220,23 @@ fn main() {
         let encode = rate(budget, N, || {
             std::hint::black_box(chunk::encode(&ts, &vs));
         });
+        let cold = chunk::compress(bytes.clone());
         let (decode, decode_v1) = (decode_rate(budget, &bytes), decode_rate(budget, &v1));
+        let decode_cold = decode_rate(budget, &cold);
         let per = |b: &[u8]| b.len() as f64 / N as f64;
         println!(
-            "| {name} | {encoding} | {:.3} | {:.3} | {:.2} | {:.1} M | {:.1} M | {:.1} M | {:.2} |",
+            "| {name} | {encoding} | {:.3} | {:.3} | {:.2} | {:.3} | {:.1} M | {:.1} M | {:.1} M | \
+             {:.2} | {:.1} M | {} |",
             per(&bytes),
             per(&v1),
             per(&bytes) / per(&v1),
+            per(&cold),
             encode / 1e6,
             decode / 1e6,
             decode_v1 / 1e6,
-            decode / decode_v1
+            decode / decode_v1,
+            decode_cold / 1e6,
+            delta_entropy(&vs).map_or("–".to_owned(), |h| format!("{h:.2}"))
         );
         if let Some(d) = decimal::split(&vs) {
             let exceptions = d.exceptions.len();
@@ -212,6 +246,33 @@ fn main() {
             }
         }
     }
+    // Chunk length: the same 16,384 samples of each shape cut into chunks of each length,
+    // cold (compressed where that pays), with the segment's 8-byte block header per chunk.
+    let lengths = [512usize, 1024, 2048, 4096, 8192];
+    println!(
+        "\n| shape | {} |\n|---|{}",
+        lengths
+            .iter()
+            .map(|l| format!("bytes/sample in chunks of {l}"))
+            .collect::<Vec<_>>()
+            .join(" | "),
+        "---|".repeat(lengths.len())
+    );
+    for (name, (ts, vs)) in shapes(8 * N) {
+        let cells: Vec<String> = lengths
+            .iter()
+            .map(|&len| {
+                let bytes: usize = ts
+                    .chunks(len)
+                    .zip(vs.chunks(len))
+                    .map(|(t, v)| 8 + chunk::compress(chunk::encode(t, v)).len())
+                    .sum();
+                format!("{:.3}", bytes as f64 / ts.len() as f64)
+            })
+            .collect();
+        println!("| {name} | {} |", cells.join(" | "));
+    }
+
     println!(
         "\n| decimal value column alone | exponent | exceptions | mantissa encoding | decode samples/s (one core) |\n|---|---|---|---|---|"
     );

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use roaring::RoaringBitmap;
 
-use super::{CHUNK_SAMPLES, FLAG_COLD, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
+use super::{CHUNK_SAMPLES, COLD_CHUNK_SAMPLES, FLAG_COLD, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
 use crate::Result;
 use crate::codec::chunk;
 use crate::codec::labels::encode_labels;
@@ -46,7 +46,7 @@ pub struct SegmentBuilder {
 
 impl SegmentBuilder {
     /// A segment of compaction `seq`: cold data, read less often than it is kept, so its
-    /// chunks are also zstd-compressed where that pays.
+    /// chunks are longer ([`COLD_CHUNK_SAMPLES`]) and zstd-compressed where that pays.
     pub fn cold(seq: u64) -> Self {
         let mut builder = Self::new(seq);
         builder.compress = true;
@@ -89,7 +89,12 @@ impl SegmentBuilder {
                 .or_default()
                 .insert(local);
         }
-        let chunks: Vec<&[Sample]> = samples.chunks(CHUNK_SAMPLES).collect();
+        let length = if self.compress {
+            COLD_CHUNK_SAMPLES
+        } else {
+            CHUNK_SAMPLES
+        };
+        let chunks: Vec<&[Sample]> = samples.chunks(length).collect();
         put_u64(&mut self.table, chunks.len() as u64);
         for c in chunks {
             self.ts.clear();

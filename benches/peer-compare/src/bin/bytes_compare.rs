@@ -2,7 +2,9 @@
 //! merging what it stores:
 //!
 //! - `bytes_compare province SCALE DAYS`: the province workload (WORKLOAD.md), backfilled;
-//! - `bytes_compare node MINUTES`: a real node exporter scraped every second.
+//! - `bytes_compare node MINUTES`: a real node exporter scraped every second;
+//! - `bytes_compare file PATH`: an exchange file kept from an earlier run
+//!   (`IOCDB_KEEP_CAPTURE=PATH` keeps a run's file there), to compare builds on the same data.
 //!
 //! The samples go to a file in the Prometheus text format with millisecond timestamps; the
 //! same file is imported into VictoriaMetrics (`/api/v1/import/prometheus`, then
@@ -134,6 +136,16 @@ fn main() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let file = tmp.path().join("samples.txt");
     let (samples, label) = match what.as_str() {
+        "file" => {
+            let path = args.next().expect("bytes_compare file PATH");
+            std::fs::copy(&path, &file).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let text = std::fs::read_to_string(&file).expect("read");
+            let samples = text
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .count() as u64;
+            (samples, format!("the samples of {path}"))
+        }
         "node" => {
             let minutes: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(12);
             (
@@ -151,6 +163,9 @@ fn main() {
         }
     };
     eprintln!("{samples} samples written to the exchange file");
+    if let Some(keep) = std::env::var_os("IOCDB_KEEP_CAPTURE") {
+        std::fs::copy(&file, &keep).expect("keep the capture");
+    }
 
     let vm_dir = tmp.path().join("vm");
     let vm = victoria_metrics(&vm_dir, &[]);

@@ -192,6 +192,61 @@ impl<'a> BitReader<'a> {
     }
 }
 
+/// Values per block of the fixed-width block layout shared by the integer values and the
+/// timestamps: each block is a 6-bit width, then its values at that width.
+pub const BLOCK: usize = 32;
+
+/// Widest value a block may hold (what [`BitReader::read_run`] reads in one load).
+pub const MAX_BLOCK_WIDTH: u32 = 56;
+
+/// Bits needed by the widest of `values`.
+fn block_width(values: &[u64]) -> u32 {
+    64 - values.iter().fold(0u64, |a, &b| a | b).leading_zeros()
+}
+
+/// Bits `values` take in blocks, or `None` when one needs more than [`MAX_BLOCK_WIDTH`].
+pub fn blocks_bits(values: &[u64]) -> Option<usize> {
+    values.chunks(BLOCK).try_fold(0usize, |bits, block| {
+        let width = block_width(block);
+        (width <= MAX_BLOCK_WIDTH).then(|| bits + 6 + width as usize * block.len())
+    })
+}
+
+/// Writes `values` in blocks; `None` (with `w` partly written) when one needs more than
+/// [`MAX_BLOCK_WIDTH`] bits.
+pub fn write_blocks(w: &mut BitWriter, values: &[u64]) -> Option<()> {
+    for block in values.chunks(BLOCK) {
+        let width = block_width(block);
+        if width > MAX_BLOCK_WIDTH {
+            return None;
+        }
+        w.write(u64::from(width), 6);
+        for &v in block {
+            w.write(v, width);
+        }
+    }
+    Some(())
+}
+
+/// Reads `n` values written by [`write_blocks`], handing each to `f`.
+#[inline]
+pub fn read_blocks(r: &mut BitReader, n: usize, mut f: impl FnMut(u64)) -> Result<(), DecodeError> {
+    let mut left = n;
+    while left > 0 {
+        let width = r.read(6)? as u32;
+        if width > MAX_BLOCK_WIDTH {
+            return Err(DecodeError::new(
+                (r.position() / 8) as u64,
+                format!("block width {width} exceeds {MAX_BLOCK_WIDTH}"),
+            ));
+        }
+        let count = left.min(BLOCK);
+        r.read_run(width, count, &mut f)?;
+        left -= count;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,7 +8,7 @@
 //! bits per block instead of one bit per sample, and a scrape's few milliseconds of jitter
 //! a few bits per sample instead of a 5–10-bit bucket.
 
-use super::bits::{BitReader, BitWriter};
+use super::bits::{self, BitReader, BitWriter};
 use super::bucket;
 use super::{unzigzag, zigzag};
 use crate::DecodeError;
@@ -79,31 +79,8 @@ impl TimestampEncoder {
     }
 }
 
-/// Decodes `n` timestamps from `data`, appending them to `out`.
-pub fn decode(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    if n == 0 {
-        return Ok(());
-    }
-    let mut r = BitReader::new(data);
-    let mut t = r.read_wide(64)? as i64;
-    out.reserve(n);
-    out.push(t);
-    if n == 1 {
-        return Ok(());
-    }
-    let mut delta = bucket::read(&mut r)?;
-    t = t.wrapping_add(delta);
-    out.push(t);
-    for _ in 2..n {
-        delta = delta.wrapping_add(bucket::read(&mut r)?);
-        t = t.wrapping_add(delta);
-        out.push(t);
-    }
-    Ok(())
-}
-
 /// Timestamps per block of the blocks encoding.
-pub const BLOCK: usize = 32;
+pub const BLOCK: usize = bits::BLOCK;
 
 /// The zig-zagged delta-of-deltas from the third timestamp on.
 fn codes(ts: &[i64]) -> Vec<u64> {
@@ -123,10 +100,6 @@ fn codes(ts: &[i64]) -> Vec<u64> {
         .collect()
 }
 
-fn width(block: &[u64]) -> u32 {
-    64 - block.iter().fold(0u64, |a, &b| a | b).leading_zeros()
-}
-
 /// The blocks encoding of `ts`, or `None` when a delta-of-delta needs more than 56 bits.
 pub fn encode_blocks(ts: &[i64]) -> Option<Vec<u8>> {
     let mut w = BitWriter::new();
@@ -135,50 +108,54 @@ pub fn encode_blocks(ts: &[i64]) -> Option<Vec<u8>> {
     if let Some(second) = ts.get(1) {
         bucket::write(&mut w, second.wrapping_sub(first));
     }
-    for block in codes(ts).chunks(BLOCK) {
-        let width = width(block);
-        if width > 56 {
-            return None;
-        }
-        w.write(u64::from(width), 6);
-        for &c in block {
-            w.write(c, width);
-        }
-    }
+    bits::write_blocks(&mut w, &codes(ts))?;
     Some(w.finish())
+}
+
+/// Decodes `n` bucketed timestamps, appending them to `out`.
+pub fn decode(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
+    let mut r = BitReader::new(data);
+    let Some((mut t, mut delta)) = decode_start(&mut r, n, out)? else {
+        return Ok(());
+    };
+    for _ in 2..n {
+        delta = delta.wrapping_add(bucket::read(&mut r)?);
+        t = t.wrapping_add(delta);
+        out.push(t);
+    }
+    Ok(())
 }
 
 /// Decodes `n` block-encoded timestamps, appending them to `out`.
 pub fn decode_blocks(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    if n == 0 {
-        return Ok(());
-    }
     let mut r = BitReader::new(data);
-    let mut t = r.read_wide(64)? as i64;
+    let Some((mut t, mut delta)) = decode_start(&mut r, n, out)? else {
+        return Ok(());
+    };
+    bits::read_blocks(&mut r, n - 2, |code| {
+        delta = delta.wrapping_add(unzigzag(code));
+        t = t.wrapping_add(delta);
+        out.push(t);
+    })
+}
+
+/// The first timestamp and the first delta, common to both layouts: pushes the first two
+/// timestamps and returns (the second, the delta), or `None` when `n` < 2 (all pushed).
+fn decode_start(
+    r: &mut BitReader,
+    n: usize,
+    out: &mut Vec<i64>,
+) -> Result<Option<(i64, i64)>, DecodeError> {
+    if n == 0 {
+        return Ok(None);
+    }
+    let t = r.read_wide(64)? as i64;
     out.reserve(n);
     out.push(t);
     if n == 1 {
-        return Ok(());
+        return Ok(None);
     }
-    let mut delta = bucket::read(&mut r)?;
-    t = t.wrapping_add(delta);
-    out.push(t);
-    let mut left = n - 2;
-    while left > 0 {
-        let width = r.read(6)? as u32;
-        if width > 56 {
-            return Err(DecodeError::new(
-                (r.position() / 8) as u64,
-                format!("timestamp block width {width} exceeds 56"),
-            ));
-        }
-        let count = left.min(BLOCK);
-        r.read_run(width, count, |code| {
-            delta = delta.wrapping_add(unzigzag(code));
-            t = t.wrapping_add(delta);
-            out.push(t);
-        })?;
-        left -= count;
-    }
-    Ok(())
+    let delta = bucket::read(r)?;
+    out.push(t.wrapping_add(delta));
+    Ok(Some((t.wrapping_add(delta), delta)))
 }

@@ -13,7 +13,7 @@
 //!   Noisy small gauges (camera counts) pack tighter than with prefixes, and a block decodes
 //!   in one branch-free loop.
 
-use super::bits::{BitReader, BitWriter};
+use super::bits::{self, BitReader, BitWriter};
 use super::bucket;
 use crate::DecodeError;
 
@@ -36,7 +36,7 @@ pub enum ValueEncoding {
 }
 
 /// Values per block of [`ValueEncoding::IntDeltaBlocks`].
-pub const BLOCK: usize = 32;
+pub const BLOCK: usize = bits::BLOCK;
 
 impl TryFrom<u8> for ValueEncoding {
     type Error = DecodeError;
@@ -321,23 +321,11 @@ fn zz_deltas(values: &[f64]) -> Option<(i64, Vec<u64>)> {
     Some((first, out))
 }
 
-fn width(block: &[u64]) -> u32 {
-    64 - block.iter().fold(0u64, |a, &b| a | b).leading_zeros()
-}
-
 /// Bits the block encoding would need, or `None` when a value is not an exact integer or
 /// a delta needs more than 56 bits.
 pub fn blocks_cost(values: &[f64]) -> Option<usize> {
     let (first, deltas) = zz_deltas(values)?;
-    let mut bits = bucket::cost(first) as usize;
-    for block in deltas.chunks(BLOCK) {
-        let w = width(block);
-        if w > 56 {
-            return None;
-        }
-        bits += 6 + w as usize * block.len();
-    }
-    Some(bits)
+    Some(bucket::cost(first) as usize + bits::blocks_bits(&deltas)?)
 }
 
 /// Encodes with [`ValueEncoding::IntDeltaBlocks`]; `None` under the conditions of
@@ -346,16 +334,7 @@ pub fn encode_blocks(values: &[f64]) -> Option<Vec<u8>> {
     let (first, deltas) = zz_deltas(values)?;
     let mut w = BitWriter::new();
     bucket::write(&mut w, first);
-    for block in deltas.chunks(BLOCK) {
-        let width = width(block);
-        if width > 56 {
-            return None;
-        }
-        w.write(u64::from(width), 6);
-        for &d in block {
-            w.write(d, width);
-        }
-    }
+    bits::write_blocks(&mut w, &deltas)?;
     Some(w.finish())
 }
 
@@ -380,21 +359,9 @@ pub fn decode_blocks_as(
     let mut v = bucket::read(&mut r)?;
     out.reserve(n);
     out.push(value(v));
-    let mut left = n - 1;
-    while left > 0 {
-        let width = r.read(6)? as u32;
-        if width > 56 {
-            return Err(DecodeError::new(
-                (r.position() / 8) as u64,
-                format!("block width {width} exceeds 56"),
-            ));
-        }
-        let count = left.min(BLOCK);
-        r.read_run(width, count, |zz| {
-            v = v.wrapping_add(super::unzigzag(zz));
-            out.push(value(v));
-        })?;
-        left -= count;
-    }
+    bits::read_blocks(&mut r, n - 1, |zz| {
+        v = v.wrapping_add(super::unzigzag(zz));
+        out.push(value(v));
+    })?;
     Ok(())
 }

@@ -229,6 +229,24 @@ fn the_series_limit_rejects_new_series_only() {
     );
 }
 
+/// Batch `k` of a memory test: eight series of 64 samples each in `ns`.
+fn eight_series(ns: &str, k: i64) -> iocdb_engine::WriteRequest {
+    request(
+        ns,
+        (0..8)
+            .map(|i| {
+                series(
+                    "c",
+                    i,
+                    (0..64)
+                        .map(|t| Sample::new(k * 1000 + t, t as f64 * 0.37))
+                        .collect(),
+                )
+            })
+            .collect(),
+    )
+}
+
 #[test]
 fn a_full_head_refuses_writes_until_a_flush_frees_it() {
     let dir = tempfile::tempdir().expect("dir");
@@ -240,22 +258,7 @@ fn a_full_head_refuses_writes_until_a_flush_frees_it() {
         },
     )
     .expect("open");
-    let batch = |k: i64| {
-        request(
-            "cams",
-            (0..8)
-                .map(|i| {
-                    series(
-                        "c",
-                        i,
-                        (0..64)
-                            .map(|t| Sample::new(k * 1000 + t, t as f64 * 0.37))
-                            .collect(),
-                    )
-                })
-                .collect(),
-        )
-    };
+    let batch = |k: i64| eight_series("cams", k);
     let mut refused = None;
     for k in 0..50 {
         if let Err(e) = engine.write(batch(k)) {
@@ -285,22 +288,7 @@ fn a_namespace_over_its_head_share_is_refused_while_the_others_write() {
         default: None,
         by_namespace: [("cams".to_owned(), 4096)].into(),
     });
-    let batch = |ns: &str, k: i64| {
-        request(
-            ns,
-            (0..8)
-                .map(|i| {
-                    series(
-                        "c",
-                        i,
-                        (0..64)
-                            .map(|t| Sample::new(k * 1000 + t, t as f64 * 0.37))
-                            .collect(),
-                    )
-                })
-                .collect(),
-        )
-    };
+    let batch = eight_series;
     let mut refused = None;
     for k in 0..50 {
         if let Err(e) = engine.write(batch("cams", k)) {

@@ -228,25 +228,6 @@ pub fn write_blocks(w: &mut BitWriter, values: &[u64]) -> Option<()> {
     Some(())
 }
 
-/// Reads `n` values written by [`write_blocks`], handing each to `f`.
-#[inline]
-pub fn read_blocks(r: &mut BitReader, n: usize, mut f: impl FnMut(u64)) -> Result<(), DecodeError> {
-    let mut left = n;
-    while left > 0 {
-        let width = r.read(6)? as u32;
-        if width > MAX_BLOCK_WIDTH {
-            return Err(DecodeError::new(
-                (r.position() / 8) as u64,
-                format!("block width {width} exceeds {MAX_BLOCK_WIDTH}"),
-            ));
-        }
-        let count = left.min(BLOCK);
-        r.read_run(width, count, &mut f)?;
-        left -= count;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

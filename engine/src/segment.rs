@@ -49,11 +49,11 @@ pub const HEADER_LEN: usize = 16;
 pub const FOOTER_LEN: usize = 68;
 /// Most samples written into one chunk.
 pub const CHUNK_SAMPLES: usize = 2048;
-/// Samples per chunk in cold (compacted) segments: four times longer, for about a tenth
-/// fewer bytes on small integer gauges and a quarter on counters (the per-chunk headers
-/// and first values amortised, and zstd given more to work with; `codec_report` measures
-/// it), at the price of decoding up to 8,192 samples for a short range of old data.
-pub const COLD_CHUNK_SAMPLES: usize = 8192;
+/// Samples per chunk in cold (compacted) segments. Measured (BENCHMARKS.md, "Compression"):
+/// 8,192 would store the province in a tenth fewer bytes but made the 6-hour panel over
+/// 3,000 cameras 2.2× slower on compacted days (each short range decodes a whole chunk),
+/// so cold chunks keep the flushed length; zstd and the cold encodings still apply.
+pub const COLD_CHUNK_SAMPLES: usize = 2048;
 
 #[cfg(test)]
 mod tests;

@@ -46,7 +46,7 @@ pub struct SegmentBuilder {
 
 impl SegmentBuilder {
     /// A segment of compaction `seq`: cold data, read less often than it is kept, so its
-    /// chunks are longer ([`COLD_CHUNK_SAMPLES`]) and zstd-compressed where that pays.
+    /// chunks are [`COLD_CHUNK_SAMPLES`] long and zstd-compressed where that pays.
     pub fn cold(seq: u64) -> Self {
         let mut builder = Self::new(seq);
         builder.compress = true;

@@ -249,7 +249,7 @@ fn decode_rest(
         _ => n,
     };
     let min_ts_bits = if ts_blocks {
-        64 + n.saturating_sub(2).div_ceil(timestamp::BLOCK) * 6
+        64 + (n - 1).div_ceil(timestamp::BLOCK) * 6
     } else {
         63 + n
     };

@@ -2,11 +2,12 @@
 //! delta-of-deltas, each bucketed ([`super::bucket`]). Arithmetic wraps, so any `i64`
 //! sequence (out of order, negative, extreme) round-trips exactly.
 //!
-//! **Blocks** (segment format 2, chosen per chunk when smaller): the same first timestamp
-//! and bucketed first delta, then the delta-of-deltas zig-zagged in blocks of [`BLOCK`],
-//! each a 6-bit width followed by its values at that width. A perfectly regular interval costs 6
-//! bits per block instead of one bit per sample, and a scrape's few milliseconds of jitter
-//! a few bits per sample instead of a 5–10-bit bucket.
+//! **Blocks** (segment format 2, chosen per chunk when smaller): the same first timestamp,
+//! a step (the median delta, bucketed), then each delta's difference from the step,
+//! zig-zagged, in blocks of [`BLOCK`], each a 6-bit width followed by its values at that
+//! width. A perfectly regular interval costs 6 bits per block instead of one bit per
+//! sample; a scrape's jitter of ±J ms costs the bits of ±2J, where delta-of-deltas would
+//! need ±4J; a gap costs one wide value, where delta-of-deltas would pay twice.
 
 use super::bits::{self, BitReader, BitWriter};
 use super::bucket;
@@ -82,42 +83,60 @@ impl TimestampEncoder {
 /// Timestamps per block of the blocks encoding.
 pub const BLOCK: usize = bits::BLOCK;
 
-/// The zig-zagged delta-of-deltas from the third timestamp on.
-fn codes(ts: &[i64]) -> Vec<u64> {
-    let deltas: Vec<i64> = ts
+/// The interval the blocks encoding measures deltas against: the median delta, so that
+/// jitter on both sides of it, and a rare gap, stay small.
+fn step(ts: &[i64]) -> i64 {
+    let mut deltas: Vec<i64> = ts
         .windows(2)
         .map(|w| match w {
             [a, b] => b.wrapping_sub(*a),
             _ => 0,
         })
         .collect();
-    deltas
-        .windows(2)
-        .map(|w| match w {
-            [a, b] => zigzag(b.wrapping_sub(*a)),
-            _ => 0,
-        })
-        .collect()
+    if deltas.is_empty() {
+        return 0;
+    }
+    let middle = deltas.len() / 2;
+    *deltas.select_nth_unstable(middle).1
 }
 
-/// The blocks encoding of `ts`, or `None` when a delta-of-delta needs more than 56 bits.
+/// The blocks encoding of `ts`, or `None` when a delta strays from the step by more than
+/// 55 bits.
 pub fn encode_blocks(ts: &[i64]) -> Option<Vec<u8>> {
     let mut w = BitWriter::new();
     let first = *ts.first()?;
     w.write(first as u64, 64);
-    if let Some(second) = ts.get(1) {
-        bucket::write(&mut w, second.wrapping_sub(first));
+    if ts.len() < 2 {
+        return Some(w.finish());
     }
-    bits::write_blocks(&mut w, &codes(ts))?;
+    let step = step(ts);
+    bucket::write(&mut w, step);
+    let codes: Vec<u64> = ts
+        .windows(2)
+        .map(|pair| match pair {
+            [a, b] => zigzag(b.wrapping_sub(*a).wrapping_sub(step)),
+            _ => 0,
+        })
+        .collect();
+    bits::write_blocks(&mut w, &codes)?;
     Some(w.finish())
 }
 
 /// Decodes `n` bucketed timestamps, appending them to `out`.
 pub fn decode(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    let mut r = BitReader::new(data);
-    let Some((mut t, mut delta)) = decode_start(&mut r, n, out)? else {
+    if n == 0 {
         return Ok(());
-    };
+    }
+    let mut r = BitReader::new(data);
+    let mut t = r.read_wide(64)? as i64;
+    out.reserve(n);
+    out.push(t);
+    if n == 1 {
+        return Ok(());
+    }
+    let mut delta = bucket::read(&mut r)?;
+    t = t.wrapping_add(delta);
+    out.push(t);
     for _ in 2..n {
         delta = delta.wrapping_add(bucket::read(&mut r)?);
         t = t.wrapping_add(delta);
@@ -128,11 +147,18 @@ pub fn decode(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeErr
 
 /// Decodes `n` block-encoded timestamps, appending them to `out`.
 pub fn decode_blocks(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    let mut r = BitReader::new(data);
-    let Some((mut t, mut delta)) = decode_start(&mut r, n, out)? else {
+    if n == 0 {
         return Ok(());
-    };
-    let mut left = n - 2;
+    }
+    let mut r = BitReader::new(data);
+    let mut t = r.read_wide(64)? as i64;
+    out.reserve(n);
+    out.push(t);
+    if n == 1 {
+        return Ok(());
+    }
+    let step = bucket::read(&mut r)?;
+    let mut left = n - 1;
     while left > 0 {
         let width = r.read(6)? as u32;
         if width > bits::MAX_BLOCK_WIDTH {
@@ -145,32 +171,10 @@ pub fn decode_blocks(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), De
         // The unpacking loop stays here, not behind a shared helper: handing the closure
         // on through one more generic function cost a tenth of the decode speed.
         r.read_run(width, count, |code| {
-            delta = delta.wrapping_add(unzigzag(code));
-            t = t.wrapping_add(delta);
+            t = t.wrapping_add(step).wrapping_add(unzigzag(code));
             out.push(t);
         })?;
         left -= count;
     }
     Ok(())
-}
-
-/// The first timestamp and the first delta, common to both layouts: pushes the first two
-/// timestamps and returns (the second, the delta), or `None` when `n` < 2 (all pushed).
-fn decode_start(
-    r: &mut BitReader,
-    n: usize,
-    out: &mut Vec<i64>,
-) -> Result<Option<(i64, i64)>, DecodeError> {
-    if n == 0 {
-        return Ok(None);
-    }
-    let t = r.read_wide(64)? as i64;
-    out.reserve(n);
-    out.push(t);
-    if n == 1 {
-        return Ok(None);
-    }
-    let delta = bucket::read(r)?;
-    out.push(t.wrapping_add(delta));
-    Ok(Some((t.wrapping_add(delta), delta)))
 }

@@ -97,8 +97,21 @@ fn chunk_format_version_2_is_frozen() {
     let floats: Vec<f64> = s.iter().map(|x| x.v * 0.37).collect();
     check("chunk_int_v2.bin", &chunk::encode(&ts, &ints));
     check("chunk_xor_v2.bin", &chunk::encode(&ts, &floats));
-    assert_eq!(decode_golden("chunk_int_v2.bin"), (ts.clone(), ints));
-    assert_eq!(decode_golden("chunk_xor_v2.bin"), (ts, floats));
+    assert_eq!(
+        decode_golden("chunk_int_v2.bin"),
+        (ts.clone(), ints.clone())
+    );
+    assert_eq!(decode_golden("chunk_xor_v2.bin"), (ts.clone(), floats));
+    // Scrape jitter: timestamps in blocks of differences from the step.
+    let jittered: Vec<i64> = ts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| t + ((i as i64 * 2_654_435_761) >> 11) % 9 - 4)
+        .collect();
+    let bytes = chunk::encode(&jittered, &ints);
+    assert_eq!(bytes[0] & 0x40, 0x40, "timestamps in blocks");
+    check("chunk_jitter_v2.bin", &bytes);
+    assert_eq!(decode_golden("chunk_jitter_v2.bin"), (jittered, ints));
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //!   delta-of-delta of exact integers, zig-zag, bucketed) for integer-valued series.
 //! - [`decimal`]: floats that are decimals with a few places, as integer mantissas through
 //!   the integer path, with the values that are not kept aside whole (ALP's scheme).
+//! - [`chimp`]: Chimp's XOR coding, for floats that are not decimals when it beats Gorilla.
 //! - [`chunk`]: a chunk of samples = both columns, with the value encoding chosen per chunk
 //!   by whichever is smaller; plus the incremental [`chunk::ChunkAppender`] the head uses.
 //! - [`varint`]: LEB128 integers; [`bytes`]: the one checked reader ([`bytes::ByteReader`])
@@ -20,6 +21,7 @@
 pub mod bits;
 pub mod bucket;
 pub mod bytes;
+pub mod chimp;
 pub mod chunk;
 pub mod decimal;
 pub mod labels;

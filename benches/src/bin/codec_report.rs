@@ -109,6 +109,19 @@ fn shapes(n: usize) -> Vec<(&'static str, Columns)> {
                 .collect();
             (ts, vs)
         }),
+        ("ratio of two counts (a / b, not decimal)", {
+            synthetic(n, 60_000, |i, _| (i % 97) as f64 / ((i % 13) + 1) as f64)
+        }),
+        ("running float sum (+0.1 steps, not decimal)", {
+            let mut sum = 0.0f64;
+            synthetic(n, 15_000, move |i, _| {
+                sum += 0.1 * (i % 7) as f64;
+                sum
+            })
+        }),
+        ("measured floats (a sine, not decimal)", {
+            synthetic(n, 10_000, |i, _| (i as f64 * 0.731).sin() * 40.0)
+        }),
         ("random floats (not decimal)", {
             synthetic(n, 10_000, |_, r| (r.next() as f64 / 7.0).sqrt())
         }),
@@ -208,6 +221,7 @@ fn main() {
             2 => "int delta-of-delta",
             3 => "int blocks",
             4 => "decimal",
+            5 => "Chimp",
             _ => "?",
         };
         let times = if tag & 0x40 != 0 {

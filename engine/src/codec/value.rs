@@ -33,6 +33,8 @@ pub enum ValueEncoding {
     IntDeltaBlocks = 3,
     /// Decimal mantissas with exceptions ([`super::decimal`]); segment format 2 on.
     Decimal = 4,
+    /// Chimp's XOR coding ([`super::chimp`]); segment format 2 on.
+    Chimp = 5,
 }
 
 /// Values per block of [`ValueEncoding::IntDeltaBlocks`].
@@ -48,6 +50,7 @@ impl TryFrom<u8> for ValueEncoding {
             2 => Ok(ValueEncoding::IntDeltaOfDelta),
             3 => Ok(ValueEncoding::IntDeltaBlocks),
             4 => Ok(ValueEncoding::Decimal),
+            5 => Ok(ValueEncoding::Chimp),
             other => Err(DecodeError::new(
                 0,
                 format!("unknown value encoding tag {other}"),

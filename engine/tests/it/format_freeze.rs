@@ -96,12 +96,14 @@ fn chunk_format_version_2_is_frozen() {
     let ints: Vec<f64> = s.iter().map(|x| x.v).collect();
     let floats: Vec<f64> = s.iter().map(|x| x.v * 0.37).collect();
     check("chunk_int_v2.bin", &chunk::encode(&ts, &ints));
-    check("chunk_xor_v2.bin", &chunk::encode(&ts, &floats));
+    let float_chunk = chunk::encode(&ts, &floats);
+    assert_eq!(float_chunk[0] & 0x3f, 5, "Chimp");
+    check("chunk_float_v2.bin", &float_chunk);
     assert_eq!(
         decode_golden("chunk_int_v2.bin"),
         (ts.clone(), ints.clone())
     );
-    assert_eq!(decode_golden("chunk_xor_v2.bin"), (ts.clone(), floats));
+    assert_eq!(decode_golden("chunk_float_v2.bin"), (ts.clone(), floats));
     // Scrape jitter: timestamps in blocks of differences from the step.
     let jittered: Vec<i64> = ts
         .iter()

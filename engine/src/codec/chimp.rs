@@ -3,7 +3,8 @@
 //! Gorilla, but coded for how real floats differ — an XOR with many trailing zeros stores
 //! only its centre bits, and the leading zeros are rounded to one of eight counts so that
 //! they cost 3 bits and are more often reused. For the floats the decimal path cannot take
-//! (value encoding 5, segment format 2), kept per chunk only when smaller than XOR.
+//! (value encoding 5, segment format 2), kept per chunk when it saves an eighth over XOR
+//! (it decodes more slowly per value).
 //!
 //! After the first value (64 bits), each value is a 2-bit flag (written as one 2-bit field)
 //! and its payload, with `x` the XOR against the previous value:

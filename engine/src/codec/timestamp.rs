@@ -122,18 +122,24 @@ pub fn encode_blocks(ts: &[i64]) -> Option<Vec<u8>> {
     Some(w.finish())
 }
 
-/// Decodes `n` bucketed timestamps, appending them to `out`.
-pub fn decode(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
+/// Reads and pushes the first of `n` timestamps (64 bits, the same in both layouts); `None`
+/// when there is no more to read.
+fn first(r: &mut BitReader, n: usize, out: &mut Vec<i64>) -> Result<Option<i64>, DecodeError> {
     if n == 0 {
-        return Ok(());
+        return Ok(None);
     }
-    let mut r = BitReader::new(data);
-    let mut t = r.read_wide(64)? as i64;
+    let t = r.read_wide(64)? as i64;
     out.reserve(n);
     out.push(t);
-    if n == 1 {
+    Ok((n > 1).then_some(t))
+}
+
+/// Decodes `n` bucketed timestamps, appending them to `out`.
+pub fn decode(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
+    let mut r = BitReader::new(data);
+    let Some(mut t) = first(&mut r, n, out)? else {
         return Ok(());
-    }
+    };
     let mut delta = bucket::read(&mut r)?;
     t = t.wrapping_add(delta);
     out.push(t);
@@ -147,16 +153,10 @@ pub fn decode(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeErr
 
 /// Decodes `n` block-encoded timestamps, appending them to `out`.
 pub fn decode_blocks(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), DecodeError> {
-    if n == 0 {
-        return Ok(());
-    }
     let mut r = BitReader::new(data);
-    let mut t = r.read_wide(64)? as i64;
-    out.reserve(n);
-    out.push(t);
-    if n == 1 {
+    let Some(mut t) = first(&mut r, n, out)? else {
         return Ok(());
-    }
+    };
     let step = bucket::read(&mut r)?;
     let mut left = n - 1;
     while left > 0 {

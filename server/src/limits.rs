@@ -3,9 +3,10 @@
 //! reads, from the config file's
 //! `[limits_by_namespace.<namespace>]` tables, reread on SIGHUP. The table `"*"` gives its
 //! limits to every namespace, each on its own (a namespace's own table overrides it field by
-//! field); a limit set in neither does not apply. Over its rate or its share of the head
-//! memory, a write is refused whole with `RESOURCE_EXHAUSTED` (HTTP 429) and told when to
-//! retry; other namespaces are untouched.
+//! field); a limit set in neither does not apply. Over its rate, a write is refused whole
+//! with `RESOURCE_EXHAUSTED` (HTTP 429) and told when to retry; over its share of the head
+//! memory likewise (HTTP 503 with `Retry-After`, which remote-write senders retry) until a
+//! flush makes room. Other namespaces are untouched.
 //!
 //! ```toml
 //! [limits_by_namespace."*"]

@@ -234,7 +234,7 @@ fn main() {
         let encode = rate(budget, N, || {
             std::hint::black_box(chunk::encode(&ts, &vs));
         });
-        let cold = chunk::compress(bytes.clone());
+        let cold = chunk::encode_cold(&ts, &vs);
         let (decode, decode_v1) = (decode_rate(budget, &bytes), decode_rate(budget, &v1));
         let decode_cold = decode_rate(budget, &cold);
         let per = |b: &[u8]| b.len() as f64 / N as f64;
@@ -279,7 +279,7 @@ fn main() {
                 let bytes: usize = ts
                     .chunks(len)
                     .zip(vs.chunks(len))
-                    .map(|(t, v)| 8 + chunk::compress(chunk::encode(t, v)).len())
+                    .map(|(t, v)| 8 + chunk::encode_cold(t, v).len())
                     .sum();
                 format!("{:.3}", bytes as f64 / ts.len() as f64)
             })

@@ -93,8 +93,30 @@ impl Header {
     }
 }
 
-/// Encodes samples (given as columns of equal length) choosing the smallest value encoding.
+/// Encodes samples (given as columns of equal length) choosing the smallest value encoding
+/// and the smaller timestamp column.
 pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
+    // On a tie the first, bucketed one.
+    candidates(ts, vs)
+        .into_iter()
+        .min_by_key(Vec::len)
+        .unwrap_or_default()
+}
+
+/// [`encode`] for cold segments: each timestamp layout compressed ([`compress`]) and the
+/// smallest result kept — zstd takes the bucketed column's runs of zero bits further than
+/// the blocks layout, so a column that is smaller plain is not always smaller packed.
+pub fn encode_cold(ts: &[i64], vs: &[f64]) -> Vec<u8> {
+    candidates(ts, vs)
+        .into_iter()
+        .map(compress)
+        .min_by_key(Vec::len)
+        .unwrap_or_default()
+}
+
+/// The chunk with its smallest value encoding, with the bucketed timestamp column and, when
+/// it applies, the blocks one.
+fn candidates(ts: &[i64], vs: &[f64]) -> Vec<Vec<u8>> {
     debug_assert_eq!(ts.len(), vs.len());
     let mut t_enc = TimestampEncoder::new();
     for &t in ts {
@@ -118,13 +140,16 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
             _ => (ValueEncoding::Xor, xor),
         },
     };
-    let bucketed = t_enc.finish();
-    match timestamp::encode_blocks(ts) {
-        Some(blocks) if blocks.len() < bucketed.len() => {
-            assemble(encoding as u8 | TS_BLOCKS, ts.len(), &blocks, &values)
-        }
-        _ => assemble(encoding as u8, ts.len(), &bucketed, &values),
+    let mut out = vec![assemble(encoding as u8, ts.len(), &t_enc.finish(), &values)];
+    if let Some(blocks) = timestamp::encode_blocks(ts) {
+        out.push(assemble(
+            encoding as u8 | TS_BLOCKS,
+            ts.len(),
+            &blocks,
+            &values,
+        ));
     }
+    out
 }
 
 /// The chunk as segment format 1 wrote it — bucketed timestamps, and the integer path for

@@ -100,8 +100,7 @@ fn step(ts: &[i64]) -> i64 {
     *deltas.select_nth_unstable(middle).1
 }
 
-/// The blocks encoding of `ts`, or `None` when a delta strays from the step by more than
-/// 55 bits.
+/// The blocks encoding of `ts`, or `None` when it has fewer than two timestamps' worth.
 pub fn encode_blocks(ts: &[i64]) -> Option<Vec<u8>> {
     let mut w = BitWriter::new();
     let first = *ts.first()?;
@@ -111,15 +110,68 @@ pub fn encode_blocks(ts: &[i64]) -> Option<Vec<u8>> {
     }
     let step = step(ts);
     bucket::write(&mut w, step);
-    let codes: Vec<u64> = ts
+    let diffs: Vec<i64> = ts
         .windows(2)
         .map(|pair| match pair {
-            [a, b] => zigzag(b.wrapping_sub(*a).wrapping_sub(step)),
+            [a, b] => b.wrapping_sub(*a).wrapping_sub(step),
             _ => 0,
         })
         .collect();
-    bits::write_blocks(&mut w, &codes)?;
+    let codes: Vec<u64> = diffs.iter().map(|&d| zigzag(d)).collect();
+    // The widest code the blocks keep: each width present is tried, wider codes becoming
+    // exceptions, and the cheapest kept (a gap or a late scrape costs one exception, not a
+    // block of wide values).
+    let mut limits: Vec<u32> = codes.iter().map(|&c| code_width(c)).collect();
+    limits.push(0);
+    limits.sort_unstable();
+    limits.dedup();
+    let limit = limits
+        .into_iter()
+        .filter(|&l| l <= bits::MAX_BLOCK_WIDTH)
+        .min_by_key(|&l| cost_with_limit(&codes, &diffs, l))?;
+    let exceptions: Vec<usize> = (0..codes.len())
+        .filter(|&i| codes.get(i).is_some_and(|&c| code_width(c) > limit))
+        .collect();
+    bucket::write(&mut w, exceptions.len() as i64);
+    let mut at = 0;
+    for &i in &exceptions {
+        bucket::write(&mut w, (i - at) as i64);
+        bucket::write(&mut w, diffs.get(i).copied().unwrap_or(0));
+        at = i;
+    }
+    let kept: Vec<u64> = codes
+        .iter()
+        .map(|&c| if code_width(c) > limit { 0 } else { c })
+        .collect();
+    bits::write_blocks(&mut w, &kept)?;
     Some(w.finish())
+}
+
+fn code_width(code: u64) -> u32 {
+    64 - code.leading_zeros()
+}
+
+/// Bits of the blocks and exceptions when codes wider than `limit` are exceptions.
+fn cost_with_limit(codes: &[u64], diffs: &[i64], limit: u32) -> usize {
+    let mut bits = 0usize;
+    let mut exceptions = 0i64;
+    let mut at = 0usize;
+    for (block_start, block) in codes.chunks(BLOCK).enumerate() {
+        let mut width = 0;
+        for (j, &c) in block.iter().enumerate() {
+            if code_width(c) > limit {
+                let i = block_start * BLOCK + j;
+                exceptions += 1;
+                bits += bucket::cost((i - at) as i64) as usize
+                    + bucket::cost(diffs.get(i).copied().unwrap_or(0)) as usize;
+                at = i;
+            } else {
+                width = width.max(code_width(c));
+            }
+        }
+        bits += 6 + width as usize * block.len();
+    }
+    bits + bucket::cost(exceptions) as usize
 }
 
 /// Reads and pushes the first of `n` timestamps (64 bits, the same in both layouts); `None`
@@ -158,6 +210,31 @@ pub fn decode_blocks(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), De
         return Ok(());
     };
     let step = bucket::read(&mut r)?;
+    let k = usize::try_from(bucket::read(&mut r)?)
+        .ok()
+        .filter(|&k| k < n)
+        .ok_or_else(|| {
+            DecodeError::new((r.position() / 8) as u64, "bad timestamp exception count")
+        })?;
+    let mut exceptions = Vec::with_capacity(k);
+    let mut at = 0usize;
+    for e in 0..k {
+        let gap = usize::try_from(bucket::read(&mut r)?).unwrap_or(usize::MAX);
+        at = at.saturating_add(gap);
+        if at >= n - 1 || (e > 0 && gap == 0) {
+            return Err(DecodeError::new(
+                (r.position() / 8) as u64,
+                format!(
+                    "timestamp exception at {at} of {} (out of range or repeated)",
+                    n - 1
+                ),
+            ));
+        }
+        exceptions.push((at, bucket::read(&mut r)?));
+    }
+    let mut exceptions = exceptions.into_iter();
+    let mut next = exceptions.next().unwrap_or((usize::MAX, 0));
+    let mut done = 0usize;
     let mut left = n - 1;
     while left > 0 {
         let width = r.read(6)? as u32;
@@ -170,10 +247,28 @@ pub fn decode_blocks(data: &[u8], n: usize, out: &mut Vec<i64>) -> Result<(), De
         let count = left.min(BLOCK);
         // The unpacking loop stays here, not behind a shared helper: handing the closure
         // on through one more generic function cost a tenth of the decode speed.
-        r.read_run(width, count, |code| {
-            t = t.wrapping_add(step).wrapping_add(unzigzag(code));
-            out.push(t);
-        })?;
+        if next.0 >= done + count {
+            // No exception in this block: the plain loop.
+            r.read_run(width, count, |code| {
+                t = t.wrapping_add(step).wrapping_add(unzigzag(code));
+                out.push(t);
+            })?;
+        } else {
+            let mut i = done;
+            r.read_run(width, count, |code| {
+                let diff = if i == next.0 {
+                    let d = next.1;
+                    next = exceptions.next().unwrap_or((usize::MAX, 0));
+                    d
+                } else {
+                    unzigzag(code)
+                };
+                t = t.wrapping_add(step).wrapping_add(diff);
+                out.push(t);
+                i += 1;
+            })?;
+        }
+        done += count;
         left -= count;
     }
     Ok(())

@@ -40,7 +40,8 @@ pub struct SegmentBuilder {
     max_t: i64,
     ts: Vec<i64>,
     vs: Vec<f64>,
-    /// Whether chunks are zstd-compressed where that saves an eighth ([`chunk::compress`]).
+    /// Whether chunks are encoded cold: zstd-compressed where that saves an eighth
+    /// ([`chunk::encode_cold`]).
     compress: bool,
 }
 
@@ -101,10 +102,11 @@ impl SegmentBuilder {
             self.vs.clear();
             self.ts.extend(c.iter().map(|s| s.t));
             self.vs.extend(c.iter().map(|s| s.v));
-            let mut bytes = chunk::encode(&self.ts, &self.vs);
-            if self.compress {
-                bytes = chunk::compress(bytes);
-            }
+            let bytes = if self.compress {
+                chunk::encode_cold(&self.ts, &self.vs)
+            } else {
+                chunk::encode(&self.ts, &self.vs)
+            };
             let offset = self.out.len() as u64;
             self.out
                 .extend_from_slice(&(bytes.len() as u32).to_le_bytes());

@@ -205,6 +205,28 @@ fn cold_chunks_of_regular_intervals_compress_and_damage_is_reported() {
 }
 
 #[test]
+fn gaps_in_a_regular_series_are_exceptions_not_wide_blocks() {
+    // Every 10 s, with a camera offline now and then (a gap of minutes).
+    let mut t = 1_700_000_000_000i64;
+    let ts: Vec<i64> = (0..2048)
+        .map(|i| {
+            t += if i % 150 == 149 { 370_000 } else { 10_000 };
+            t
+        })
+        .collect();
+    let vs = vec![3.0; 2048];
+    let bytes = encode(&ts, &vs);
+    assert_eq!(bytes[0] & 0x40, 0x40, "timestamps in blocks");
+    // Bucketed, the timestamps alone would take a bit a sample (256 bytes) and more.
+    assert!(
+        bytes.len() < 2048 / 8,
+        "{} bytes for the whole chunk",
+        bytes.len()
+    );
+    assert_round_trip(&ts, &vs, &bytes);
+}
+
+#[test]
 fn scrape_jitter_costs_a_few_bits_a_timestamp() {
     // Every second, give or take a few milliseconds, as a scraper stamps samples.
     let ts: Vec<i64> = (0..2048)

@@ -100,30 +100,27 @@ pub fn validate(table: &BTreeMap<String, NamespaceLimits>) -> Result<(), String>
 /// shares as bytes of the engine's head budget.
 pub fn apply_to_engine(engine: &iocdb_engine::Engine, table: &BTreeMap<String, NamespaceLimits>) {
     let (_, budget) = engine.head_memory();
-    let per_namespace = |field: &dyn Fn(&NamespaceLimits) -> Option<u64>| {
-        let mut out = PerNamespace::default();
-        for (ns, l) in table {
-            if ns == ALL_NAMESPACES {
-                out.default = field(l);
-            } else if let Some(v) = field(l) {
-                out.by_namespace.insert(ns.clone(), v);
-            }
-        }
-        out
-    };
-    let series = per_namespace(&|l| l.max_series.map(|m| m as u64));
-    engine.set_series_limits(PerNamespace {
-        default: series.default.map(|m| m as usize),
-        by_namespace: series
-            .by_namespace
-            .into_iter()
-            .map(|(ns, m)| (ns, m as usize))
-            .collect(),
-    });
-    engine.set_head_shares(per_namespace(&|l| {
+    engine.set_series_limits(per_namespace(table, |l| l.max_series));
+    engine.set_head_shares(per_namespace(table, |l| {
         l.head_memory_share
             .map(|share| (budget as f64 * share) as u64)
     }));
+}
+
+/// One field of the table, as the engine takes it: the `"*"` table's value as the default.
+fn per_namespace<T>(
+    table: &BTreeMap<String, NamespaceLimits>,
+    field: impl Fn(&NamespaceLimits) -> Option<T>,
+) -> PerNamespace<T> {
+    let mut out = PerNamespace::default();
+    for (ns, l) in table {
+        if ns == ALL_NAMESPACES {
+            out.default = field(l);
+        } else if let Some(v) = field(l) {
+            out.by_namespace.insert(ns.clone(), v);
+        }
+    }
+    out
 }
 
 /// Why a call is held back, and when to try again.

@@ -96,11 +96,12 @@ impl Header {
 /// Encodes samples (given as columns of equal length) choosing the smallest value encoding
 /// and the smaller timestamp column.
 pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
-    // On a tie the first, bucketed one.
-    candidates(ts, vs)
-        .into_iter()
-        .min_by_key(Vec::len)
-        .unwrap_or_default()
+    let c = Columns::new(ts, vs);
+    // On a tie the bucketed column.
+    match &c.blocks {
+        Some(blocks) if blocks.len() < c.bucketed.len() => c.with_blocks(blocks),
+        _ => c.with_bucketed(),
+    }
 }
 
 /// [`encode`] for cold segments: each timestamp layout also compressed with zstd, and a
@@ -109,56 +110,79 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
 /// layout that is smaller plain is not always smaller packed; and a compressed chunk
 /// decodes at about half the speed, which a few percent of bytes do not pay for).
 pub fn encode_cold(ts: &[i64], vs: &[f64]) -> Vec<u8> {
-    let candidates = candidates(ts, vs);
-    let plain = candidates.iter().min_by_key(|c| c.len()).cloned();
-    let packed = candidates
+    let c = Columns::new(ts, vs);
+    let mut layouts = vec![c.with_bucketed()];
+    if let Some(blocks) = &c.blocks {
+        layouts.push(c.with_blocks(blocks));
+    }
+    let plain = layouts.iter().min_by_key(|l| l.len()).cloned();
+    let packed = layouts
         .into_iter()
         .map(compress)
-        .filter(|c| c.first().is_some_and(|tag| tag & COMPRESSED != 0))
+        .filter(|l| l.first().is_some_and(|tag| tag & COMPRESSED != 0))
         .min_by_key(Vec::len);
     match (plain, packed) {
         (Some(plain), Some(packed)) if packed.len() * 8 <= plain.len() * 7 => packed,
-        (Some(plain), _) => plain,
-        (None, packed) => packed.unwrap_or_default(),
+        (plain, packed) => plain.or(packed).unwrap_or_default(),
     }
 }
 
-/// The chunk with its smallest value encoding, with the bucketed timestamp column and, when
-/// it applies, the blocks one.
-fn candidates(ts: &[i64], vs: &[f64]) -> Vec<Vec<u8>> {
-    debug_assert_eq!(ts.len(), vs.len());
-    let mut t_enc = TimestampEncoder::new();
-    for &t in ts {
-        t_enc.push(t);
+/// A chunk's columns before assembly: the smallest value encoding, and both timestamp
+/// layouts (the blocks one when it applies).
+struct Columns {
+    n: usize,
+    encoding: ValueEncoding,
+    values: Vec<u8>,
+    bucketed: Vec<u8>,
+    blocks: Option<Vec<u8>>,
+}
+
+impl Columns {
+    fn new(ts: &[i64], vs: &[f64]) -> Columns {
+        debug_assert_eq!(ts.len(), vs.len());
+        let mut t_enc = TimestampEncoder::new();
+        for &t in ts {
+            t_enc.push(t);
+        }
+        // Every applicable encoding, and the smallest kept: the integer path for exact
+        // integers, the decimal path for decimals, and XOR, which takes anything.
+        let xor = xor_bytes(vs);
+        let other = match value::encode_int(vs, 0) {
+            Some(int) => Some(int),
+            None => decimal::split(vs)
+                .and_then(|d| decimal::encode(&d))
+                .map(|bytes| (ValueEncoding::Decimal, bytes)),
+        };
+        let (encoding, values) = match other {
+            Some((encoding, bytes)) if bytes.len() <= xor.len() => (encoding, bytes),
+            // Floats that are neither: Chimp's XOR coding when it saves an eighth (it
+            // decodes more slowly than Gorilla's), else Gorilla's.
+            _ => match chimp::encode(vs) {
+                chimp if chimp.len() * 8 <= xor.len() * 7 => (ValueEncoding::Chimp, chimp),
+                _ => (ValueEncoding::Xor, xor),
+            },
+        };
+        Columns {
+            n: ts.len(),
+            encoding,
+            values,
+            bucketed: t_enc.finish(),
+            blocks: timestamp::encode_blocks(ts),
+        }
     }
-    // Every applicable encoding, and the smallest kept: the integer path for exact
-    // integers, the decimal path for decimals, and XOR, which takes anything.
-    let xor = xor_bytes(vs);
-    let other = match value::encode_int(vs, 0) {
-        Some(int) => Some(int),
-        None => decimal::split(vs)
-            .and_then(|d| decimal::encode(&d))
-            .map(|bytes| (ValueEncoding::Decimal, bytes)),
-    };
-    let (encoding, values) = match other {
-        Some((encoding, bytes)) if bytes.len() <= xor.len() => (encoding, bytes),
-        // Floats that are neither: Chimp's XOR coding when it saves an eighth (it decodes
-        // more slowly than Gorilla's), else Gorilla's.
-        _ => match chimp::encode(vs) {
-            chimp if chimp.len() * 8 <= xor.len() * 7 => (ValueEncoding::Chimp, chimp),
-            _ => (ValueEncoding::Xor, xor),
-        },
-    };
-    let mut out = vec![assemble(encoding as u8, ts.len(), &t_enc.finish(), &values)];
-    if let Some(blocks) = timestamp::encode_blocks(ts) {
-        out.push(assemble(
-            encoding as u8 | TS_BLOCKS,
-            ts.len(),
-            &blocks,
-            &values,
-        ));
+
+    fn with_bucketed(&self) -> Vec<u8> {
+        assemble(self.encoding as u8, self.n, &self.bucketed, &self.values)
     }
-    out
+
+    fn with_blocks(&self, blocks: &[u8]) -> Vec<u8> {
+        assemble(
+            self.encoding as u8 | TS_BLOCKS,
+            self.n,
+            blocks,
+            &self.values,
+        )
+    }
 }
 
 /// The chunk as segment format 1 wrote it — bucketed timestamps, and the integer path for

@@ -324,4 +324,9 @@ impl Inner {
     fn add_head_bytes(&self, delta: isize) {
         self.head_bytes.fetch_add(delta as i64, Ordering::Relaxed);
     }
+
+    /// Bytes the head holds: its samples and what its series cost (structs, registry, index).
+    fn head_memory_bytes(&self) -> u64 {
+        self.head_bytes.load(Ordering::Relaxed).max(0) as u64 + self.head.registry_bytes()
+    }
 }

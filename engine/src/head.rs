@@ -2,9 +2,10 @@
 //! flush moves them to a segment.
 //!
 //! [`Head`] owns the series registry — labels → series (sharded by label hash) and
-//! reference → series — and keeps the label [`Index`] (postings) beside it, as Prometheus'
-//! `Head{series, postings}` does: the head uses the index, the index knows nothing of
-//! series. References are dense `u32`s handed out in creation order within a process; they
+//! reference → series — and keeps the label [`Index`] (postings and the interned label
+//! pairs) beside it, as Prometheus' `Head{series, postings}` does: the head uses the index,
+//! the index knows nothing of series. A series holds its labels as pair ids; the strings
+//! live once in the index. References are dense `u32`s handed out in creation order within a process; they
 //! are not persisted (WAL files define their own, segments carry labels), so they stay dense.
 //! Creating a series takes one shard's write lock and the postings' write lock, once per
 //! series, never per sample.
@@ -34,13 +35,25 @@ pub use layer::{SeriesLayer, dedupe_newest_wins};
 pub use series::{Series, SeriesHandle, SeriesRef};
 pub use usage::{NamespaceUsage, UsageTally, Usages};
 
-use crate::index::{Index, Matcher};
+use crate::index::{Index, LabelReader, Matcher};
 use crate::model::{Labels, Namespace, RejectReason, Sample};
 
 const SHARDS: usize = 16;
 
+/// A table slot holding an `Arc<Series>` (the pointer and, for the lookup, a control byte).
+const SLOT_BYTES: usize = std::mem::size_of::<Arc<Series>>() + 1;
+
+/// An `Arc`'s two reference counts.
+const ARC_COUNTS: usize = 16;
+
+/// What the allocator hands out for a request of `bytes` (its size classes round up to a
+/// multiple of 16 at these sizes; measured once against RSS, see BENCHMARKS.md).
+pub(crate) fn allocated(bytes: usize) -> usize {
+    bytes.div_ceil(16) * 16
+}
+
 /// Series by the hash of their (namespace, labels). The table holds the series themselves,
-/// so a series' labels are stored once, in the series, not again as a lookup key.
+/// so a series' labels are stored once, in the index, not again as a lookup key.
 type Lookup = HashTable<Arc<Series>>;
 
 /// The series registry and, beside it, their postings.
@@ -50,8 +63,10 @@ pub struct Head {
     series: RwLock<Vec<Arc<Series>>>,
     postings: Index,
     hasher: foldhash::fast::RandomState,
-    label_bytes: AtomicU64,
     usages: Usages,
+    /// What the series themselves cost: their structs, the registry's tables and the index
+    /// (samples are accounted by the engine, per write).
+    registry_bytes: AtomicU64,
     /// Where writers wait for an earlier writer of the same series to apply (rare: only
     /// concurrent writes of one series meet here).
     turns: Mutex<()>,
@@ -66,7 +81,7 @@ impl Default for Head {
             series: RwLock::new(Vec::new()),
             postings: Index::default(),
             hasher: Default::default(),
-            label_bytes: AtomicU64::new(0),
+            registry_bytes: AtomicU64::new(0),
             usages: Usages::default(),
             turns: Mutex::new(()),
             turn_taken: Condvar::new(),
@@ -93,43 +108,64 @@ impl Head {
     pub fn get_or_create(
         &self,
         namespace: &Namespace,
-        labels: Labels,
+        labels: &Labels,
         max_per_namespace: Option<usize>,
     ) -> Result<Arc<Series>, RejectReason> {
-        let hash = self.hash(namespace, &labels);
-        let is_it = |s: &Arc<Series>| s.namespace == *namespace && s.labels == labels;
+        let hash = self.hash(namespace, labels);
+        let find = |lookup: &Lookup| {
+            let reader = self.postings.reader();
+            lookup
+                .find(hash, |s| {
+                    s.hash == hash && s.namespace == *namespace && reader.matches(&s.pairs, labels)
+                })
+                .cloned()
+        };
         let shard = self.shard(hash);
-        if let Some(series) = shard.read().find(hash, is_it) {
-            return Ok(series.clone());
+        if let Some(series) = find(&shard.read()) {
+            return Ok(series);
         }
         let mut lookup = shard.write();
-        if let Some(series) = lookup.find(hash, is_it) {
-            return Ok(series.clone());
+        if let Some(series) = find(&lookup) {
+            return Ok(series);
         }
-        let bytes = labels.heap_bytes() as u64;
-        let mut created = None;
-        // The table grows under the postings' lock, so references stay dense and in order.
-        self.postings
-            .add(namespace, &labels, max_per_namespace, || {
-                let mut table = self.series.write();
-                let id = table.len() as SeriesRef;
-                let series = Arc::new(Series {
-                    id,
-                    namespace: namespace.clone(),
-                    // The one copy kept: the caller's is dropped once the postings have it.
-                    labels: labels.clone(),
-                    head: HeadSeries::default(),
-                    usage: self.usages.of(namespace),
-                    wal_file: AtomicU64::new(0),
-                });
-                table.push(series.clone());
-                created = Some(series);
-                id
+        // References are handed out under the postings' lock, so they stay dense and in
+        // order; the table below grows in the same order because the shard lock is held.
+        let mut table = self.series.write();
+        let added = self
+            .postings
+            .add(namespace, labels, max_per_namespace, || {
+                table.len() as SeriesRef
             })?;
-        let series = created.unwrap_or_else(|| unreachable!("the postings assigned an id"));
-        self.label_bytes.fetch_add(bytes, Ordering::Relaxed);
-        lookup.insert_unique(hash, series.clone(), |s| self.hash(&s.namespace, &s.labels));
+        let series = Arc::new(Series {
+            id: added.id,
+            hash,
+            namespace: namespace.clone(),
+            head: HeadSeries::default(),
+            usage: self.usages.of(namespace),
+            wal_file: AtomicU64::new(0),
+            pairs: added.pairs,
+        });
+        let tables_before = table.capacity() * SLOT_BYTES + lookup.capacity() * SLOT_BYTES;
+        table.push(series.clone());
+        drop(table);
+        lookup.insert_unique(hash, series.clone(), |s| s.hash);
+        let tables_after =
+            self.series.read().capacity() * SLOT_BYTES + lookup.capacity() * SLOT_BYTES;
+        let cost = allocated(std::mem::size_of::<Series>() + ARC_COUNTS)
+            + allocated(std::mem::size_of_val::<[crate::index::PairId]>(
+                &series.pairs,
+            ))
+            + added.grown
+            + tables_after.saturating_sub(tables_before);
+        self.registry_bytes
+            .fetch_add(cost as u64, Ordering::Relaxed);
+        series.usage.add(cost as i64);
         Ok(series)
+    }
+
+    /// Bytes the series cost besides their samples: structs, tables, the label index.
+    pub fn registry_bytes(&self) -> u64 {
+        self.registry_bytes.load(Ordering::Relaxed)
     }
 
     /// Applies a committed batch's `samples` to `series` at the place it reserved
@@ -223,9 +259,41 @@ impl Head {
         &self.usages
     }
 
-    /// Approximate bytes the registry holds for labels (one copy per series).
+    /// Bytes the label index holds (interned pairs and postings).
     pub fn label_bytes(&self) -> u64 {
-        self.label_bytes.load(Ordering::Relaxed)
+        self.postings.heap_bytes() as u64
+    }
+
+    /// The values of label `name` among the series `within`, sorted.
+    pub fn label_values(&self, name: &str, within: &RoaringBitmap) -> Vec<String> {
+        self.postings.label_values(name, within)
+    }
+
+    /// The label names among the series `within`, sorted.
+    pub fn label_names(&self, within: &RoaringBitmap) -> Vec<String> {
+        self.postings.label_names(within)
+    }
+
+    /// A read view of the interned labels, for rebuilding or comparing many series' labels.
+    pub fn label_reader(&self) -> LabelReader<'_> {
+        self.postings.reader()
+    }
+
+    /// The labels of `series`.
+    pub fn labels(&self, series: &Series) -> Labels {
+        self.postings.reader().labels(&series.pairs)
+    }
+
+    /// Handles (series with their labels) for `series`.
+    pub fn handles(&self, series: Vec<Arc<Series>>) -> Vec<SeriesHandle> {
+        let reader = self.postings.reader();
+        series
+            .into_iter()
+            .map(|s| {
+                let labels = reader.labels(&s.pairs);
+                SeriesHandle::new(s, labels)
+            })
+            .collect()
     }
 }
 

@@ -1,34 +1,88 @@
-//! The label index: postings (label pair → roaring bitmap of series references, and
-//! namespace → references) and the selection of references by PromQL matchers. It knows
-//! series only by reference; the head ([`crate::head::Head`]) owns the series and feeds the
-//! index as it creates them.
+//! The label index: the head's label pairs, each interned once with the postings of the
+//! series that carry it (`index/pairs.rs`), namespace → references, and the selection of
+//! references by PromQL matchers. It knows series only by reference and by the pair ids it
+//! handed out for them; the head ([`crate::head::Head`]) owns the series and feeds the
+//! index as it creates and drops them.
 //!
 //! May use: `model`.
 
 mod matcher;
+mod pairs;
 
 use std::collections::HashMap;
 
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
 use roaring::RoaringBitmap;
 
 pub use matcher::{MatchOp, Matcher};
+pub use pairs::PairId;
 
-use crate::model::{Labels, Namespace, RejectReason};
+use crate::model::{Label, Labels, Namespace, RejectReason};
+use pairs::Pairs;
 
 /// A series reference as the index knows it (see [`crate::head::SeriesRef`]).
 type Ref = u32;
 
 #[derive(Debug, Default)]
-struct Postings {
+struct State {
     by_namespace: HashMap<Namespace, RoaringBitmap>,
-    by_label: HashMap<String, HashMap<String, RoaringBitmap>>,
+    pairs: Pairs,
 }
 
-/// The postings.
+impl State {
+    fn heap_bytes(&self) -> usize {
+        let namespaces: usize = self
+            .by_namespace
+            .values()
+            .map(|b| b.serialized_size() + 64)
+            .sum();
+        namespaces + self.pairs.heap_bytes()
+    }
+}
+
+/// A series the index has taken in.
+#[derive(Debug)]
+pub struct Added {
+    /// Its reference.
+    pub id: Ref,
+    /// Its pair ids, in label order.
+    pub pairs: Box<[PairId]>,
+    /// Bytes the index grew by.
+    pub grown: usize,
+}
+
+/// The postings and the interned label pairs.
 #[derive(Debug, Default)]
 pub struct Index {
-    postings: RwLock<Postings>,
+    state: RwLock<State>,
+}
+
+/// A read view of the interned pairs, to compare and rebuild many series' labels under one
+/// lock acquisition.
+pub struct LabelReader<'a>(RwLockReadGuard<'a, State>);
+
+impl LabelReader<'_> {
+    /// The labels made of `pairs`.
+    pub fn labels(&self, pairs: &[PairId]) -> Labels {
+        Labels::from_trusted(
+            pairs
+                .iter()
+                .map(|&id| {
+                    let (name, value) = self.0.pairs.get(id);
+                    Label::new(name, value)
+                })
+                .collect(),
+        )
+    }
+
+    /// Whether `pairs` are exactly `labels` (both in label order).
+    pub fn matches(&self, pairs: &[PairId], labels: &Labels) -> bool {
+        pairs.len() == labels.len()
+            && pairs
+                .iter()
+                .zip(labels.iter())
+                .all(|(&id, l)| self.0.pairs.is(id, &l.name, &l.value))
+    }
 }
 
 impl Index {
@@ -42,10 +96,11 @@ impl Index {
         labels: &Labels,
         max_per_namespace: Option<usize>,
         assign: impl FnOnce() -> Ref,
-    ) -> Result<Ref, RejectReason> {
-        let mut postings = self.postings.write();
+    ) -> Result<Added, RejectReason> {
+        let mut state = self.state.write();
+        let before = state.heap_bytes();
         if let Some(max) = max_per_namespace {
-            let count = postings
+            let count = state
                 .by_namespace
                 .get(namespace)
                 .map_or(0, |b| b.len() as usize);
@@ -57,27 +112,59 @@ impl Index {
             }
         }
         let id = assign();
-        for label in labels.iter() {
-            postings
-                .by_label
-                .entry(label.name.clone())
-                .or_default()
-                .entry(label.value.clone())
-                .or_default()
-                .insert(id);
-        }
-        postings
+        let pairs = labels
+            .iter()
+            .map(|l| state.pairs.add(&l.name, &l.value, id))
+            .collect();
+        state
             .by_namespace
             .entry(namespace.clone())
             .or_default()
             .insert(id);
-        Ok(id)
+        let grown = state.heap_bytes().saturating_sub(before);
+        Ok(Added { id, pairs, grown })
+    }
+
+    /// A read view of the pairs.
+    pub fn reader(&self) -> LabelReader<'_> {
+        LabelReader(self.state.read())
+    }
+
+    /// The values of label `name` carried by any of the series `within`, sorted.
+    pub fn label_values(&self, name: &str, within: &RoaringBitmap) -> Vec<String> {
+        let state = self.state.read();
+        let mut values: Vec<String> = state
+            .pairs
+            .values(name)
+            .filter(|(_, postings)| postings.intersects(within))
+            .map(|(value, _)| value.to_owned())
+            .collect();
+        values.sort_unstable();
+        values
+    }
+
+    /// The label names carried by any of the series `within`, sorted.
+    pub fn label_names(&self, within: &RoaringBitmap) -> Vec<String> {
+        let state = self.state.read();
+        let mut names: Vec<String> = state
+            .pairs
+            .names()
+            .filter(|&name| {
+                state
+                    .pairs
+                    .values(name)
+                    .any(|(_, postings)| postings.intersects(within))
+            })
+            .map(str::to_owned)
+            .collect();
+        names.sort_unstable();
+        names
     }
 
     /// Series count per namespace.
     pub fn namespace_counts(&self) -> Vec<(String, u64)> {
-        let p = self.postings.read();
-        let mut v: Vec<_> = p
+        let state = self.state.read();
+        let mut v: Vec<_> = state
             .by_namespace
             .iter()
             .map(|(n, b)| (n.to_string(), b.len()))
@@ -86,33 +173,37 @@ impl Index {
         v
     }
 
+    /// Heap bytes of the postings and the interned pairs.
+    pub fn heap_bytes(&self) -> usize {
+        self.state.read().heap_bytes()
+    }
+
     /// The references of `namespace`'s series matching every matcher (PromQL semantics:
     /// a matcher that matches the empty string also matches series without the label).
     pub fn select(&self, namespace: &Namespace, matchers: &[Matcher]) -> RoaringBitmap {
-        let p = self.postings.read();
-        let Some(mut result) = p.by_namespace.get(namespace).cloned() else {
+        let state = self.state.read();
+        let Some(mut result) = state.by_namespace.get(namespace).cloned() else {
             return RoaringBitmap::new();
         };
         for m in matchers {
-            let values = p.by_label.get(&m.name);
             if m.matches("") {
                 let mut excluded = RoaringBitmap::new();
-                for (value, bitmap) in values.into_iter().flatten() {
+                for (value, postings) in state.pairs.values(&m.name) {
                     if !m.matches(value) {
-                        excluded |= bitmap;
+                        postings.union_into(&mut excluded);
                     }
                 }
                 result -= excluded;
             } else if m.op == MatchOp::Equal {
-                match values.and_then(|v| v.get(&m.value)) {
-                    Some(bitmap) => result &= bitmap,
+                match state.pairs.postings(&m.name, &m.value) {
+                    Some(postings) => postings.intersect(&mut result),
                     None => return RoaringBitmap::new(),
                 }
             } else {
                 let mut included = RoaringBitmap::new();
-                for (value, bitmap) in values.into_iter().flatten() {
+                for (value, postings) in state.pairs.values(&m.name) {
                     if m.matches(value) {
-                        included |= bitmap;
+                        postings.union_into(&mut included);
                     }
                 }
                 result &= included;

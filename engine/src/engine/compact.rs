@@ -277,7 +277,7 @@ fn merge(
         if samples.is_empty() {
             continue;
         }
-        builder.add(&series.namespace, &series.labels, &samples);
+        builder.add(&series.namespace, &inner.head.labels(&series), &samples);
         report.samples += samples.len() as u64;
         merged += samples.len() as u64;
         refs.push(id);

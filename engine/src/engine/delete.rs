@@ -136,13 +136,9 @@ impl Engine {
         // The series with samples in the range, read (chunk bounds alone would count a
         // series whose samples lie around the range).
         let version = inner.current_version();
-        let candidates: Vec<SeriesHandle> = inner
-            .head
-            .select(&ns, matchers)
-            .into_iter()
-            .filter(|s| version.has_data(s.id, min_t, max_t))
-            .map(SeriesHandle)
-            .collect();
+        let mut candidates = inner.head.select(&ns, matchers);
+        candidates.retain(|s| version.has_data(s.id, min_t, max_t));
+        let candidates: Vec<SeriesHandle> = inner.head.handles(candidates);
         let found = self
             .querier()
             .snapshot(candidates, min_t, max_t)

@@ -158,7 +158,10 @@ fn write_generation(
             return Ok(());
         };
         layer.decode_into(start, end, out).map_err(|e| {
-            let labels = inner.head.get(id).map(|s| s.labels.to_string());
+            let labels = inner
+                .head
+                .get(id)
+                .map(|s| inner.head.labels(&s).to_string());
             Error::Corrupt {
                 file: "head".into(),
                 offset: e.offset,
@@ -196,7 +199,7 @@ fn write_generation(
             let Some(series) = inner.head.get(id).filter(|_| !samples.is_empty()) else {
                 continue;
             };
-            builder.add(&series.namespace, &series.labels, &samples);
+            builder.add(&series.namespace, &inner.head.labels(&series), &samples);
             report.samples += samples.len() as u64;
             refs.push(id);
         }

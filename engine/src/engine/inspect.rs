@@ -94,13 +94,14 @@ impl Engine {
         let mut series_by_metric: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for s in inner.head.all() {
+            let labels = inner.head.labels(&s);
             *series_by_metric
                 .entry((
                     s.namespace.as_str().to_owned(),
-                    s.labels.get(METRIC_NAME).unwrap_or_default().to_owned(),
+                    labels.get(METRIC_NAME).unwrap_or_default().to_owned(),
                 ))
                 .or_default() += 1;
-            for l in s.labels.iter() {
+            for l in labels.iter() {
                 values
                     .entry(l.name.clone())
                     .or_default()

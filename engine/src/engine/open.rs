@@ -204,7 +204,7 @@ fn register_segment(
 ) -> SegmentHandle {
     let mut locals = HashMap::with_capacity(segment.series.len());
     for (local, (s, labels)) in segment.series.iter().zip(labels).enumerate() {
-        if let Ok(series) = head.get_or_create(&s.namespace, labels, None) {
+        if let Ok(series) = head.get_or_create(&s.namespace, &labels, None) {
             locals.insert(series.id, local as u32);
         }
     }
@@ -356,7 +356,7 @@ impl ReplaySink for Applier<'_> {
         for def in defs {
             let series = self
                 .head
-                .get_or_create(&def.namespace, def.labels, None)
+                .get_or_create(&def.namespace, &def.labels, None)
                 .map_err(|r| DecodeError::new(0, r.to_string()))?;
             self.refs.insert(def.wal_ref, series);
         }

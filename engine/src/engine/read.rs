@@ -20,7 +20,9 @@ use rayon::prelude::*;
 use super::Inner;
 use super::delete::hide_deleted;
 use super::version::Version;
-use crate::head::{SeriesLayer, dedupe_newest_wins};
+use roaring::RoaringBitmap;
+
+use crate::head::{Series, SeriesLayer, dedupe_newest_wins};
 use crate::index::Matcher;
 use crate::metadata::MetricMetadata;
 use crate::model::{Namespace, Sample};
@@ -55,18 +57,16 @@ impl<'a> Querier<'a> {
     pub fn select(&self, namespace: &str, matchers: &[Matcher]) -> Result<Vec<SeriesHandle>> {
         self.inner.check_open()?;
         let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
-        Ok(self
-            .inner
-            .head
-            .select(&namespace, matchers)
-            .into_iter()
-            .map(SeriesHandle)
-            .collect())
+        let head = &self.inner.head;
+        Ok(head.handles(head.select(&namespace, matchers)))
     }
 
     /// Whether a series may have samples in `[start, end]`, judged from chunk bounds alone.
     pub fn has_data(&self, series: &SeriesHandle, start: i64, end: i64) -> bool {
-        let series = series.series();
+        self.series_has_data(series.series(), start, end)
+    }
+
+    fn series_has_data(&self, series: &Series, start: i64, end: i64) -> bool {
         // Expired data is not there, whether or not compaction has dropped it yet.
         let start = start.max(self.retention_cutoff(series.namespace.as_str()));
         if start > end {
@@ -76,6 +76,54 @@ impl<'a> Querier<'a> {
         // generation to a segment, so whatever a flush moves meanwhile is still found.
         series.head.overlaps(start, end)
             || self.inner.current_version().has_data(series.id, start, end)
+    }
+
+    /// The references of the series of `namespace` matching every matcher that may have
+    /// samples in `[start, end]` (by bounds), without rebuilding their labels.
+    fn with_data(
+        &self,
+        namespace: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<RoaringBitmap> {
+        self.inner.check_open()?;
+        let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
+        Ok(self
+            .inner
+            .head
+            .select(&namespace, matchers)
+            .iter()
+            .filter(|s| self.series_has_data(s, start, end))
+            .map(|s| s.id)
+            .collect())
+    }
+
+    /// The values of label `name` among the series of `namespace` matching every matcher
+    /// that may have samples in `[start, end]`, sorted; read from the postings, so a label
+    /// with a million values costs a pass over them, not a million label sets.
+    pub fn label_values(
+        &self,
+        namespace: &str,
+        matchers: &[Matcher],
+        name: &str,
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>> {
+        let series = self.with_data(namespace, matchers, start, end)?;
+        Ok(self.inner.head.label_values(name, &series))
+    }
+
+    /// The label names among the same series as [`Querier::label_values`], sorted.
+    pub fn label_names(
+        &self,
+        namespace: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<String>> {
+        let series = self.with_data(namespace, matchers, start, end)?;
+        Ok(self.inner.head.label_names(&series))
     }
 
     /// The oldest timestamp a query may see in `namespace` now (its retention).
@@ -210,7 +258,7 @@ fn read_one(
             .map_err(|e| Error::Corrupt {
                 file: "head".into(),
                 offset: e.offset,
-                reason: format!("in-memory chunk of {}: {}", series.labels, e.reason),
+                reason: format!("in-memory chunk of series {}: {}", series.id, e.reason),
             })
     };
     for frozen in &version.frozen {

@@ -27,13 +27,14 @@ pub struct Stats {
     pub series_by_namespace: BTreeMap<String, u64>,
     /// Samples in the head (live and not yet flushed).
     pub head_samples: u64,
-    /// Bytes the head accounts for (the figure the memory budget limits).
+    /// Bytes the head accounts for: samples, and what the series cost — their structs, the
+    /// registry's tables, the label index (the figure the memory budget limits).
     pub head_bytes: u64,
     /// Head bytes per namespace (what its share, if it has one, limits).
     pub head_bytes_by_namespace: BTreeMap<String, u64>,
     /// Namespaces' shares of the head memory, bytes, where set.
     pub head_share_by_namespace: BTreeMap<String, u64>,
-    /// Bytes of label strings held by the index.
+    /// Bytes the label index holds (interned label pairs, postings; part of `head_bytes`).
     pub index_label_bytes: u64,
     /// Live segment files.
     pub segments: u64,
@@ -66,7 +67,7 @@ impl Engine {
     pub fn head_memory(&self) -> (u64, u64) {
         let inner = &*self.inner;
         (
-            inner.head_bytes.load(Ordering::Relaxed).max(0) as u64,
+            inner.head_memory_bytes(),
             inner.opts.head_memory_budget as u64,
         )
     }
@@ -89,7 +90,7 @@ impl Engine {
         let mut stats = Stats {
             series: inner.head.len() as u64,
             series_by_namespace: inner.head.namespace_counts().into_iter().collect(),
-            head_bytes: inner.head_bytes.load(Ordering::Relaxed).max(0) as u64,
+            head_bytes: inner.head_memory_bytes(),
             index_label_bytes: inner.head.label_bytes(),
             segments: version.segments.len() as u64,
             accepted_samples: inner.accepted.load(Ordering::Relaxed),

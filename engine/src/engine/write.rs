@@ -11,7 +11,7 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Engine;
-use crate::head::{NamespaceUsage, Series, SeriesHandle, UsageTally};
+use crate::head::{Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
 use crate::model::{
     Label, Labels, Namespace, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest,
 };
@@ -72,14 +72,9 @@ impl Engine {
         let mut batch = Vec::with_capacity(req.series.len());
         for (i, write) in req.series.into_iter().enumerate() {
             match self.resolve_in(&namespace, write.labels) {
-                Ok(series) => self.admit(
-                    &window,
-                    i,
-                    series.0,
-                    write.samples,
-                    &mut batch,
-                    &mut outcome,
-                ),
+                Ok((series, _)) => {
+                    self.admit(&window, i, series, write.samples, &mut batch, &mut outcome)
+                }
                 Err(reason) => outcome.rejected.push(Rejection {
                     series_index: i,
                     sample_index: None,
@@ -99,14 +94,16 @@ impl Engine {
     ) -> std::result::Result<SeriesHandle, RejectReason> {
         let namespace = Namespace::new(namespace)
             .map_err(|detail| RejectReason::InvalidNamespace { detail })?;
-        self.resolve_in(&namespace, labels)
+        let (series, labels) = self.resolve_in(&namespace, labels)?;
+        Ok(SeriesHandle::new(series, labels))
     }
 
+    /// Validates labels and finds or creates the series; returns it with its labels.
     fn resolve_in(
         &self,
         namespace: &Namespace,
         labels: Vec<Label>,
-    ) -> std::result::Result<SeriesHandle, RejectReason> {
+    ) -> std::result::Result<(Arc<Series>, Labels), RejectReason> {
         let limits = &self.inner.opts.limits;
         let labels = Labels::validate(labels, limits)?;
         let mut max = limits.max_series_per_namespace;
@@ -115,10 +112,11 @@ impl Engine {
         {
             max = m;
         }
-        self.inner
+        let series = self
+            .inner
             .head
-            .get_or_create(namespace, labels, Some(max))
-            .map(SeriesHandle)
+            .get_or_create(namespace, &labels, Some(max))?;
+        Ok((series, labels))
     }
 
     /// Stores samples of already resolved series (see [`Engine::write`] for the guarantees;
@@ -134,8 +132,9 @@ impl Engine {
             match entry {
                 Resolved::Series(handle, samples) => {
                     // One clock reading per batch: this is the stream ingest hot path.
-                    let window = self.window_at(handle.0.namespace.as_str(), now);
-                    self.admit(&window, i, handle.0, samples, &mut admitted, &mut outcome)
+                    let series = handle.series().clone();
+                    let window = self.window_at(series.namespace.as_str(), now);
+                    self.admit(&window, i, series, samples, &mut admitted, &mut outcome)
                 }
                 Resolved::Rejected { reason, samples } => outcome.rejected.push(Rejection {
                     series_index: i,
@@ -155,7 +154,7 @@ impl Engine {
             return Err(e);
         }
         let budget = inner.opts.head_memory_budget;
-        let used = inner.head_bytes.load(Ordering::Relaxed).max(0) as usize;
+        let used = inner.head_memory_bytes() as usize;
         if used >= budget {
             return Err(Error::ResourceExhausted {
                 limit: Limit::HeadMemoryBudget,
@@ -258,7 +257,7 @@ impl Engine {
         let mut places = Vec::new();
         let ticket = inner.wal.append(&frames, |file| {
             places = batch.iter().map(|(s, _)| s.head.reserve()).collect();
-            series_defs(file, &batch)
+            series_defs(&inner.head, file, &batch)
         })?;
         if let Err(e) = inner.wal.commit(ticket) {
             for ((series, _), &place) in batch.iter().zip(&places) {
@@ -307,14 +306,24 @@ fn check_head_shares(batch: &[(Arc<Series>, Vec<Sample>)]) -> Result<()> {
 }
 
 /// The definitions frame for the batch's series not yet defined in WAL file `file`.
-fn series_defs(file: u64, batch: &[(Arc<Series>, Vec<Sample>)]) -> Option<Vec<u8>> {
-    let defs: Vec<SeriesDefRef<'_>> = batch
+fn series_defs(head: &Head, file: u64, batch: &[(Arc<Series>, Vec<Sample>)]) -> Option<Vec<u8>> {
+    let new: Vec<&Series> = batch
         .iter()
         .filter(|(series, _)| series.wal_file.swap(file, Ordering::Relaxed) != file)
-        .map(|(series, _)| SeriesDefRef {
+        .map(|(series, _)| series.as_ref())
+        .collect();
+    if new.is_empty() {
+        return None;
+    }
+    let reader = head.label_reader();
+    let labels: Vec<Labels> = new.iter().map(|s| reader.labels(&s.pairs)).collect();
+    let defs: Vec<SeriesDefRef<'_>> = new
+        .iter()
+        .zip(&labels)
+        .map(|(series, labels)| SeriesDefRef {
             wal_ref: series.id,
             namespace: &series.namespace,
-            labels: &series.labels,
+            labels,
         })
         .collect();
     (!defs.is_empty()).then(|| record::series_defs_frame(&defs))

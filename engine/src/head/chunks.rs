@@ -28,11 +28,12 @@ use super::layer::{SeriesLayer, chunks_in};
 /// Samples per sealed head chunk.
 pub const SEAL_SAMPLES: usize = 128;
 
-/// Fixed overhead accounted per series (the struct, its lock, its table slot).
-const SERIES_OVERHEAD: usize = 160;
+/// What holding samples costs a series besides the samples' own buffers: the boxed
+/// [`Samples`] and the allocator's rounding of it.
+const SAMPLES_OVERHEAD: usize = std::mem::size_of::<Samples>() + 16;
 
-/// Overhead of one sealed chunk besides its bytes (the `Arc` header).
-const SEALED_OVERHEAD: usize = 16;
+/// Overhead of one sealed chunk besides its bytes (the `Arc` header, allocator rounding).
+const SEALED_OVERHEAD: usize = 32;
 
 /// An immutable, compressed chunk with its time bounds.
 #[derive(Debug, Clone)]
@@ -45,8 +46,10 @@ pub struct SealedChunk {
     pub bytes: Arc<[u8]>,
 }
 
+/// A series' samples in the head. Boxed and present only while there are samples, so a
+/// series between a flush and its next sample costs a pointer, not an empty appender.
 #[derive(Debug, Default)]
-struct SeriesData {
+struct Samples {
     sealed: Vec<SealedChunk>,
     open: ChunkAppender,
     open_min_t: i64,
@@ -54,6 +57,11 @@ struct SeriesData {
     /// Bytes of the sealed chunks, kept so accounting is O(1) per append.
     sealed_bytes: usize,
     bytes: usize,
+}
+
+#[derive(Debug, Default)]
+struct SeriesData {
+    samples: Option<Box<Samples>>,
     /// Places in the apply order applied (or skipped) so far.
     applied: u64,
 }
@@ -105,7 +113,10 @@ impl HeadSeries {
 
     /// A copy of the data overlapping `[start, end]`, cheap enough to take under the lock.
     pub fn snapshot(&self, start: i64, end: i64) -> SeriesLayer {
-        let d = self.data.lock();
+        let guard = self.data.lock();
+        let Some(d) = guard.samples.as_deref() else {
+            return SeriesLayer::default();
+        };
         let mut chunks: Vec<SealedChunk> = chunks_in(&d.sealed, start, end).to_vec();
         if !d.open.is_empty() && d.open_min_t <= end && d.open.last_t().is_some_and(|t| t >= start)
         {
@@ -127,30 +138,25 @@ impl HeadSeries {
 
     /// Takes all data out (for a flush); returns it and the bytes freed.
     pub fn take(&self) -> Option<(SeriesLayer, usize)> {
-        let mut d = self.data.lock();
-        if d.sealed.is_empty() && d.open.is_empty() && d.ooo.is_empty() {
-            return None;
-        }
-        let mut chunks = std::mem::take(&mut d.sealed);
+        let d = *self.data.lock().samples.take()?;
+        let mut chunks = d.sealed;
         if !d.open.is_empty() {
             let max_t = d.open.last_t().unwrap_or(d.open_min_t);
-            let open = std::mem::take(&mut d.open);
             chunks.push(SealedChunk {
                 min_t: d.open_min_t,
                 max_t,
-                bytes: open.snapshot().into(),
+                bytes: d.open.snapshot().into(),
             });
         }
-        let ooo = std::mem::take(&mut d.ooo);
-        let freed = d.bytes;
-        d.bytes = 0;
-        d.sealed_bytes = 0;
-        Some((SeriesLayer { chunks, ooo }, freed))
+        Some((SeriesLayer { chunks, ooo: d.ooo }, d.bytes))
     }
 
     /// Whether any held sample may lie in `[start, end]` (by chunk bounds).
     pub fn overlaps(&self, start: i64, end: i64) -> bool {
-        let d = self.data.lock();
+        let guard = self.data.lock();
+        let Some(d) = guard.samples.as_deref() else {
+            return false;
+        };
         !chunks_in(&d.sealed, start, end).is_empty()
             || (!d.open.is_empty()
                 && d.open_min_t <= end
@@ -160,7 +166,10 @@ impl HeadSeries {
 
     /// Samples held.
     pub fn sample_count(&self) -> usize {
-        let d = self.data.lock();
+        let guard = self.data.lock();
+        let Some(d) = guard.samples.as_deref() else {
+            return 0;
+        };
         let sealed: usize = d
             .sealed
             .iter()
@@ -172,12 +181,17 @@ impl HeadSeries {
     /// Accounted bytes.
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
-        self.data.lock().bytes
+        self.data.lock().samples.as_ref().map_or(0, |d| d.bytes)
     }
 }
 
 /// Appends samples to a series' locked data; returns the change in accounted bytes.
-fn append_locked(d: &mut SeriesData, samples: impl IntoIterator<Item = Sample>) -> isize {
+fn append_locked(data: &mut SeriesData, samples: impl IntoIterator<Item = Sample>) -> isize {
+    let mut samples = samples.into_iter().peekable();
+    if samples.peek().is_none() {
+        return 0;
+    }
+    let d = data.samples.get_or_insert_default();
     let before = d.bytes;
     for s in samples {
         let last = d.open.last_t().or_else(|| d.sealed.last().map(|c| c.max_t));
@@ -206,11 +220,8 @@ fn append_locked(d: &mut SeriesData, samples: impl IntoIterator<Item = Sample>) 
     d.bytes as isize - before as isize
 }
 
-fn accounted_bytes(d: &SeriesData) -> usize {
-    if d.sealed.is_empty() && d.open.is_empty() && d.ooo.is_empty() {
-        return 0;
-    }
-    SERIES_OVERHEAD
+fn accounted_bytes(d: &Samples) -> usize {
+    SAMPLES_OVERHEAD
         + d.sealed.capacity() * std::mem::size_of::<SealedChunk>()
         + d.sealed_bytes
         + d.open.heap_bytes()

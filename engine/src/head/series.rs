@@ -1,10 +1,12 @@
-//! One series of the head: its identity (reference, namespace, labels), its in-memory
-//! samples, and the write path's note of the WAL file that last defined it.
+//! One series of the head: its identity (reference, namespace, the ids of its interned
+//! label pairs), its in-memory samples, and the write path's note of the WAL file that last
+//! defined it.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::{HeadSeries, NamespaceUsage};
+use crate::index::PairId;
 use crate::model::{Labels, Namespace};
 
 /// A series reference, valid for the life of one open engine.
@@ -17,8 +19,12 @@ pub struct Series {
     pub id: SeriesRef,
     /// Its namespace.
     pub namespace: Namespace,
-    /// Its labels.
-    pub labels: Labels,
+    /// The hash of its namespace and labels (the registry's key, kept so that the registry
+    /// can grow without rebuilding labels).
+    pub hash: u64,
+    /// Its labels, as the ids of their interned pairs (in label order): the labels
+    /// themselves live once in the index ([`super::Head::labels`] rebuilds them).
+    pub pairs: Box<[PairId]>,
     /// Its in-memory samples.
     pub head: HeadSeries,
     /// Its namespace's head memory (shared by the namespace's series).
@@ -27,19 +33,26 @@ pub struct Series {
     pub wal_file: AtomicU64,
 }
 
-/// A resolved series, valid for as long as the engine is open: what writers keep to write
-/// by series (like a Prometheus appender's series reference) and what the read view hands
-/// to queries. Its insides stay in the head.
+/// A resolved series with its labels, valid for as long as the engine is open: what writers
+/// keep to write by series (like a Prometheus appender's series reference) and what the
+/// read view hands to queries. Its insides stay in the head.
 #[derive(Debug, Clone)]
-pub struct SeriesHandle(pub(crate) Arc<Series>);
+pub struct SeriesHandle {
+    series: Arc<Series>,
+    labels: Labels,
+}
 
 impl SeriesHandle {
+    pub(crate) fn new(series: Arc<Series>, labels: Labels) -> Self {
+        SeriesHandle { series, labels }
+    }
+
     /// The series' labels.
     pub fn labels(&self) -> &Labels {
-        &self.0.labels
+        &self.labels
     }
 
     pub(crate) fn series(&self) -> &Arc<Series> {
-        &self.0
+        &self.series
     }
 }

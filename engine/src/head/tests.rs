@@ -19,7 +19,7 @@ fn fixture() -> (Head, Namespace) {
     for (site, commune) in [("a", "Châu Đốc"), ("b", "Long Xuyên"), ("c", "")] {
         ix.get_or_create(
             &ns,
-            labels(&[
+            &labels(&[
                 ("__name__", "visitors"),
                 ("site", site),
                 ("commune", commune),
@@ -41,7 +41,7 @@ fn the_same_labels_give_the_same_series() {
     let again = ix
         .get_or_create(
             &ns,
-            labels(&[
+            &labels(&[
                 ("site", "a"),
                 ("__name__", "visitors"),
                 ("commune", "Châu Đốc"),
@@ -76,7 +76,7 @@ fn the_series_limit_refuses_only_new_series() {
     let (ix, ns) = fixture();
     let new = labels(&[("__name__", "visitors"), ("site", "d")]);
     assert!(matches!(
-        ix.get_or_create(&ns, new, Some(3)),
+        ix.get_or_create(&ns, &new, Some(3)),
         Err(RejectReason::SeriesLimit { max: 3, .. })
     ));
     let old = labels(&[
@@ -84,5 +84,5 @@ fn the_series_limit_refuses_only_new_series() {
         ("site", "a"),
         ("commune", "Châu Đốc"),
     ]);
-    assert!(ix.get_or_create(&ns, old, Some(3)).is_ok());
+    assert!(ix.get_or_create(&ns, &old, Some(3)).is_ok());
 }

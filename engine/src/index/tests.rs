@@ -30,7 +30,8 @@ fn added_references_are_selected_and_the_limit_refuses_without_assigning() {
                     next - 1
                 },
             )
-            .expect("under the limit");
+            .expect("under the limit")
+            .id;
         assert_eq!(id, next - 1);
     }
     let refused = ix.add(

@@ -2,8 +2,6 @@
 //! They use chunk and segment bounds, never decoding samples, so they stay cheap over long
 //! ranges (like Prometheus, a series counts if it has a chunk overlapping the range).
 
-use std::collections::BTreeSet;
-
 use crate::engine::read::{Querier, SeriesHandle};
 use crate::index::Matcher;
 use crate::model::Labels;
@@ -26,12 +24,7 @@ pub struct SeriesFilter {
 
 /// The matching series with data in the range.
 fn with_data(querier: &Querier<'_>, f: &SeriesFilter) -> Result<Vec<SeriesHandle>> {
-    if f.end < f.start {
-        return Err(Error::InvalidArgument(format!(
-            "end {} is before start {}",
-            f.end, f.start
-        )));
-    }
+    check_range(f)?;
     let mut series = querier.select(&f.namespace, &f.matchers)?;
     series.retain(|s| querier.has_data(s, f.start, f.end));
     Ok(series)
@@ -49,20 +42,26 @@ pub fn series(querier: &Querier<'_>, f: &SeriesFilter) -> Result<Vec<Labels>> {
 
 /// Label names of the matching series with data in the range, sorted.
 pub fn label_names(querier: &Querier<'_>, f: &SeriesFilter) -> Result<Vec<String>> {
-    let names: BTreeSet<String> = with_data(querier, f)?
-        .iter()
-        .flat_map(|s| s.labels().iter().map(|l| l.name.clone()))
-        .collect();
-    truncate(names.into_iter().collect(), f.limit)
+    check_range(f)?;
+    let names = querier.label_names(&f.namespace, &f.matchers, f.start, f.end)?;
+    truncate(names, f.limit)
 }
 
 /// Values of label `name` among the matching series with data in the range, sorted.
 pub fn label_values(querier: &Querier<'_>, f: &SeriesFilter, name: &str) -> Result<Vec<String>> {
-    let values: BTreeSet<String> = with_data(querier, f)?
-        .iter()
-        .filter_map(|s| s.labels().get(name).map(str::to_owned))
-        .collect();
-    truncate(values.into_iter().collect(), f.limit)
+    check_range(f)?;
+    let values = querier.label_values(&f.namespace, &f.matchers, name, f.start, f.end)?;
+    truncate(values, f.limit)
+}
+
+fn check_range(f: &SeriesFilter) -> Result<()> {
+    if f.end < f.start {
+        return Err(Error::InvalidArgument(format!(
+            "end {} is before start {}",
+            f.end, f.start
+        )));
+    }
+    Ok(())
 }
 
 fn truncate<T>(mut v: Vec<T>, limit: usize) -> Result<Vec<T>> {

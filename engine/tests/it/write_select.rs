@@ -229,6 +229,10 @@ fn the_series_limit_rejects_new_series_only() {
     );
 }
 
+/// A head budget (and a namespace share) that a few dozen batches fill, well above what
+/// the test's series cost by themselves.
+const SMALL_HEAD: usize = 32 << 10;
+
 /// Batch `k` of a memory test: eight series of 64 samples each in `ns`.
 fn eight_series(ns: &str, k: i64) -> iocdb_engine::WriteRequest {
     request(
@@ -253,14 +257,14 @@ fn a_full_head_refuses_writes_until_a_flush_frees_it() {
     let engine = common::open_with(
         dir.path(),
         Options {
-            head_memory_budget: 4096,
+            head_memory_budget: SMALL_HEAD,
             ..common::options()
         },
     )
     .expect("open");
     let batch = |k: i64| eight_series("cams", k);
     let mut refused = None;
-    for k in 0..50 {
+    for k in 0..500 {
         if let Err(e) = engine.write(batch(k)) {
             refused = Some(e);
             break;
@@ -286,11 +290,11 @@ fn a_namespace_over_its_head_share_is_refused_while_the_others_write() {
     let engine = common::open(dir.path());
     engine.set_head_shares(PerNamespace {
         default: None,
-        by_namespace: [("cams".to_owned(), 4096)].into(),
+        by_namespace: [("cams".to_owned(), SMALL_HEAD as u64)].into(),
     });
     let batch = eight_series;
     let mut refused = None;
-    for k in 0..50 {
+    for k in 0..500 {
         if let Err(e) = engine.write(batch("cams", k)) {
             refused = Some((k, e));
             break;
@@ -305,8 +309,11 @@ fn a_namespace_over_its_head_share_is_refused_while_the_others_write() {
     // The refused batch left nothing behind, and another department is unaffected.
     let stats = engine.stats();
     let cams = stats.head_bytes_by_namespace["cams"];
-    assert!(cams >= 4096, "{stats:?}");
-    assert_eq!(stats.head_share_by_namespace.get("cams"), Some(&4096));
+    assert!(cams >= SMALL_HEAD as u64, "{stats:?}");
+    assert_eq!(
+        stats.head_share_by_namespace.get("cams"),
+        Some(&(SMALL_HEAD as u64))
+    );
     for j in 0..50 {
         engine
             .write(batch("health", j))
@@ -329,17 +336,20 @@ fn a_namespace_over_its_head_share_is_refused_while_the_others_write() {
         "exactly the acknowledged batches"
     );
 
-    // The per-namespace figures survive a restart (WAL replay) and a flush empties them.
+    // The per-namespace figures survive a restart (WAL replay; the series' own cost may be
+    // shared out a little differently as tables grow in another order) and a flush leaves
+    // only what the series cost.
     drop(engine);
     let engine = common::open(dir.path());
     let stats = engine.stats();
-    assert_eq!(stats.head_bytes_by_namespace["cams"], cams, "{stats:?}");
+    let replayed = stats.head_bytes_by_namespace["cams"];
+    assert!(replayed.abs_diff(cams) <= cams / 100, "{cams} {stats:?}");
     assert_eq!(
         stats.head_bytes,
         stats.head_bytes_by_namespace.values().sum::<u64>()
     );
     engine.set_head_shares(PerNamespace {
-        default: Some(4096),
+        default: Some(SMALL_HEAD as u64),
         by_namespace: Default::default(),
     });
     assert!(
@@ -348,8 +358,19 @@ fn a_namespace_over_its_head_share_is_refused_while_the_others_write() {
     );
     engine.flush().expect("flush");
     let stats = engine.stats();
-    assert_eq!(stats.head_bytes_by_namespace["cams"], 0);
-    assert_eq!(stats.head_bytes_by_namespace["health"], 0);
+    // What is left is what the series themselves cost (they stay in the head).
+    assert!(
+        stats.head_bytes_by_namespace["cams"] < cams / 4,
+        "{stats:?}"
+    );
+    assert!(
+        stats.head_bytes_by_namespace["health"] < cams / 4,
+        "{stats:?}"
+    );
+    assert_eq!(
+        stats.head_bytes,
+        stats.head_bytes_by_namespace.values().sum::<u64>()
+    );
     assert!(!engine.head_share_pressed());
     engine
         .write(batch("cams", 99))

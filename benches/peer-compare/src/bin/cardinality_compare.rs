@@ -1,0 +1,366 @@
+//! What a series costs, side by side with VictoriaMetrics: `N` new camera-like series (four
+//! labels, two samples each) written into a fresh `iocdb serve` (unary gRPC `Write`, 1,000
+//! series per request) and a fresh `victoria-metrics` (`/api/v1/import/prometheus`, the same
+//! label sets and samples), one system at a time, one sender each. For each: RSS growth per
+//! series, new series per second, the time of `label values` over the `N` values and of a
+//! regex matcher selecting a tenth of them (HTTP API, median of 5); for iocdb also its own
+//! head accounting against its RSS growth, and the time to start again after a SIGKILL (WAL
+//! replay of `N` series definitions).
+//!
+//! Usage: `cardinality_compare N...` (e.g. `100000 1000000 2000000`), after `cargo build
+//! --release -p iocdb-server`; needs `victoria-metrics` on PATH. Prints Markdown.
+
+// A bench reading answers it asked for: an index out of range is a bug to see at once.
+#![allow(clippy::indexing_slicing)]
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use iocdb_benches::workload::COMMUNES;
+use iocdb_peer_compare::peers::{Peer, free_port, wait_ready};
+use iocdb_proto::v1;
+
+/// Series per write request.
+const BATCH: usize = 1_000;
+const METRIC: &str = "camera_people_count";
+const DISTRICTS: [&str; 11] = [
+    "Long Xuyên",
+    "Châu Đốc",
+    "Tân Châu",
+    "An Phú",
+    "Phú Tân",
+    "Châu Phú",
+    "Tịnh Biên",
+    "Tri Tôn",
+    "Châu Thành",
+    "Chợ Mới",
+    "Thoại Sơn",
+];
+
+/// The label pairs of series `i` (besides `__name__`), sorted by name.
+fn labels(i: usize) -> [(&'static str, String); 3] {
+    [
+        ("camera", format!("cam-{i:07}")),
+        ("commune", COMMUNES[i % COMMUNES.len()].to_string()),
+        ("district", DISTRICTS[i % DISTRICTS.len()].to_string()),
+    ]
+}
+
+/// The two samples every series gets: five and one minute ago.
+fn timestamps() -> [i64; 2] {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    [now - 300_000, now - 60_000]
+}
+
+/// `VmRSS` of process `pid`, bytes.
+fn rss(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb * 1024.0)
+}
+
+/// RSS once it stops moving (the allocator and the runtime settle), bytes.
+fn settled_rss(pid: u32) -> f64 {
+    std::thread::sleep(Duration::from_secs(2));
+    let mut last = rss(pid);
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(500));
+        let now = rss(pid);
+        if (now - last).abs() < 256.0 * 1024.0 {
+            return now;
+        }
+        last = now;
+    }
+    last
+}
+
+/// Median time of 5 GETs of `url`, and the length of the last answer's `data` array.
+fn timed_get(url: &str) -> (Duration, usize) {
+    let mut times = Vec::new();
+    let mut count = 0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let body = ureq::get(url)
+            .timeout(Duration::from_secs(300))
+            .call()
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+            .into_reader();
+        let body: serde_json::Value =
+            serde_json::from_reader(body).unwrap_or_else(|e| panic!("GET {url}: {e}"));
+        times.push(start.elapsed());
+        count = body["data"].as_array().map_or(0, Vec::len);
+    }
+    times.sort();
+    (times[2], count)
+}
+
+/// The regex matcher: cameras whose number ends in 7 (a tenth of them).
+fn regex_selector() -> String {
+    format!("{METRIC}{{camera=~\"cam-.*7\"}}")
+}
+
+fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct Figures {
+    rss_per_series: f64,
+    series_per_s: f64,
+    accounted_per_series: Option<f64>,
+    label_values: Duration,
+    regex: Duration,
+    regex_found: usize,
+    restart: Option<Duration>,
+}
+
+fn iocdb_bin() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/iocdb")
+}
+
+fn start_iocdb(dir: &std::path::Path, grpc: u16, http: u16) -> Peer {
+    // Room for the largest run: no series cap, a head budget above what it holds.
+    let config = dir.join("cardinality.toml");
+    std::fs::create_dir_all(dir).expect("dir");
+    std::fs::write(
+        &config,
+        "max_series_per_namespace = 100000000\nhead_memory_mb = 65536\nquery_max_series = 100000000\n",
+    )
+    .expect("config");
+    let peer = Peer {
+        name: "iocdb",
+        child: Command::new(iocdb_bin())
+            .args(["serve", "--listen"])
+            .arg(format!("127.0.0.1:{grpc}"))
+            .arg("--http-listen")
+            .arg(format!("127.0.0.1:{http}"))
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .arg("--config")
+            .arg(&config)
+            .args(["--fsync", "interval"])
+            .env("IOCDB_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start iocdb: {e} (cargo build --release -p iocdb-server)")),
+        url: format!("http://127.0.0.1:{http}"),
+    };
+    wait_ready(&format!("{}/-/ready", peer.url), peer.name);
+    peer
+}
+
+fn iocdb(n: usize, dir: &std::path::Path) -> Figures {
+    let (grpc, http) = (free_port(), free_port());
+    let mut peer = start_iocdb(dir, grpc, http);
+    let pid = peer.child.id();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let channel = runtime.block_on(async {
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    });
+    let mut ingest =
+        v1::ingest_client::IngestClient::new(channel.clone()).max_encoding_message_size(64 << 20);
+    let mut admin = v1::admin_client::AdminClient::new(channel);
+    let stats = |admin: &mut v1::admin_client::AdminClient<_>| {
+        runtime
+            .block_on(admin.stats(v1::StatsRequest {}))
+            .expect("stats")
+            .into_inner()
+    };
+    let before = settled_rss(pid);
+    let head_before = stats(&mut admin).head_bytes as f64;
+    let ts = timestamps();
+    let mut elapsed = Duration::ZERO;
+    for first in (0..n).step_by(BATCH) {
+        let series = (first..(first + BATCH).min(n))
+            .map(|i| v1::Series {
+                labels: std::iter::once(v1::Label {
+                    name: "__name__".into(),
+                    value: METRIC.into(),
+                })
+                .chain(labels(i).into_iter().map(|(name, value)| v1::Label {
+                    name: name.into(),
+                    value,
+                }))
+                .collect(),
+                timestamps_ms: ts.to_vec(),
+                values: vec![1.0, 2.0],
+                stream_id: 0,
+            })
+            .collect();
+        let request = v1::WriteRequest {
+            namespace: String::new(),
+            series,
+        };
+        let start = Instant::now();
+        runtime.block_on(ingest.write(request)).expect("write");
+        elapsed += start.elapsed();
+    }
+    let after = settled_rss(pid);
+    let head_after = stats(&mut admin).head_bytes as f64;
+    let (label_values, _) = timed_get(&format!("{}/api/v1/label/camera/values", peer.url));
+    let (regex, regex_found) = timed_get(&format!(
+        "{}/api/v1/series?match[]={}",
+        peer.url,
+        encode(&regex_selector())
+    ));
+    let _ = peer.child.kill();
+    let _ = peer.child.wait();
+    drop(peer);
+    let start = Instant::now();
+    let peer = start_iocdb(dir, grpc, http);
+    let restart = start.elapsed();
+    drop(peer);
+    Figures {
+        rss_per_series: (after - before) / n as f64,
+        series_per_s: n as f64 / elapsed.as_secs_f64(),
+        accounted_per_series: Some((head_after - head_before) / n as f64),
+        label_values,
+        regex,
+        regex_found,
+        restart: Some(restart),
+    }
+}
+
+fn victoria_metrics(n: usize, dir: &std::path::Path) -> Figures {
+    let port = free_port();
+    let vm = Peer {
+        name: "VictoriaMetrics",
+        child: Command::new("victoria-metrics")
+            .arg(format!("-storageDataPath={}", dir.display()))
+            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+            .args([
+                "-retentionPeriod=100y",
+                "-loggerLevel=ERROR",
+                "-search.maxUniqueTimeseries=100000000",
+                "-search.maxSeries=100000000",
+                "-search.latencyOffset=0s",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start victoria-metrics"),
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    wait_ready(&format!("{}/health", vm.url), vm.name);
+    let pid = vm.child.id();
+    let before = settled_rss(pid);
+    let ts = timestamps();
+    let mut elapsed = Duration::ZERO;
+    for first in (0..n).step_by(BATCH) {
+        let mut body = String::new();
+        for i in first..(first + BATCH).min(n) {
+            let pairs: Vec<String> = labels(i)
+                .iter()
+                .map(|(name, value)| format!("{name}=\"{value}\""))
+                .collect();
+            for (t, v) in ts.iter().zip([1.0, 2.0]) {
+                body.push_str(&format!("{METRIC}{{{}}} {v} {t}\n", pairs.join(",")));
+            }
+        }
+        let start = Instant::now();
+        ureq::post(&format!("{}/api/v1/import/prometheus", vm.url))
+            .send_string(&body)
+            .expect("import");
+        elapsed += start.elapsed();
+    }
+    // Imports are acknowledged before they are searchable: wait until every series is.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let count_url = format!(
+        "{}/api/v1/query?query=count({METRIC})&time={}",
+        vm.url,
+        ts[1] / 1000 + 1
+    );
+    while Instant::now() < deadline {
+        let body: serde_json::Value = ureq::get(&count_url)
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .and_then(|b| serde_json::from_str(&b).ok())
+            .unwrap_or_default();
+        let count = body["data"]["result"][0]["value"][1]
+            .as_str()
+            .and_then(|c| c.parse::<usize>().ok());
+        if count == Some(n) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let after = settled_rss(pid);
+    let (label_values, _) = timed_get(&format!("{}/api/v1/label/camera/values", vm.url));
+    let (regex, regex_found) = timed_get(&format!(
+        "{}/api/v1/series?match[]={}&start={}",
+        vm.url,
+        encode(&regex_selector()),
+        ts[0] / 1000 - 3600
+    ));
+    Figures {
+        rss_per_series: (after - before) / n as f64,
+        series_per_s: n as f64 / elapsed.as_secs_f64(),
+        accounted_per_series: None,
+        label_values,
+        regex,
+        regex_found,
+        restart: None,
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+fn main() {
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .map(|a| a.parse().expect("series counts"))
+        .collect();
+    let sizes = if sizes.is_empty() {
+        vec![100_000]
+    } else {
+        sizes
+    };
+    println!(
+        "| series | system | RSS per series | new series/s | head accounting per series | accounting / RSS | label values | regex matcher (found) | restart (WAL replay) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    for n in sizes {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let ours = iocdb(n, &tmp.path().join("iocdb"));
+        let vm = victoria_metrics(n, &tmp.path().join("vm"));
+        for (name, f) in [("iocdb", &ours), ("VictoriaMetrics", &vm)] {
+            println!(
+                "| {n} | {name} | {:.0} B | {:.0} k | {} | {} | {} | {} ({}) | {} |",
+                f.rss_per_series,
+                f.series_per_s / 1e3,
+                f.accounted_per_series
+                    .map_or("—".into(), |a| format!("{a:.0} B")),
+                f.accounted_per_series
+                    .map_or("—".into(), |a| format!("{:.2}", a / f.rss_per_series)),
+                ms(f.label_values),
+                ms(f.regex),
+                f.regex_found,
+                f.restart.map_or("—".into(), ms),
+            );
+        }
+        println!(
+            "| {n} | iocdb / VictoriaMetrics | {:.2}× | {:.2}× | | | {:.2}× | {:.2}× | |",
+            ours.rss_per_series / vm.rss_per_series,
+            ours.series_per_s / vm.series_per_s,
+            ours.label_values.as_secs_f64() / vm.label_values.as_secs_f64(),
+            ours.regex.as_secs_f64() / vm.regex.as_secs_f64(),
+        );
+    }
+}

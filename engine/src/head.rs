@@ -63,6 +63,9 @@ pub struct Head {
     series: RwLock<Vec<Arc<Series>>>,
     postings: Index,
     hasher: foldhash::fast::RandomState,
+    /// `u64::MAX`; tests clear it to make every label set collide, so that the registry's
+    /// equality check, not the hash, is what tells series apart.
+    hash_mask: u64,
     usages: Usages,
     /// What the series themselves cost: their structs, the registry's tables and the index
     /// (samples are accounted by the engine, per write).
@@ -81,6 +84,7 @@ impl Default for Head {
             series: RwLock::new(Vec::new()),
             postings: Index::default(),
             hasher: Default::default(),
+            hash_mask: u64::MAX,
             registry_bytes: AtomicU64::new(0),
             usages: Usages::default(),
             turns: Mutex::new(()),
@@ -92,7 +96,16 @@ impl Default for Head {
 
 impl Head {
     fn hash(&self, namespace: &Namespace, labels: &Labels) -> u64 {
-        self.hasher.hash_one((namespace, labels))
+        self.hasher.hash_one((namespace, labels)) & self.hash_mask
+    }
+
+    /// A head in which every label set has the same hash.
+    #[cfg(test)]
+    pub(crate) fn with_colliding_hashes() -> Head {
+        Head {
+            hash_mask: 0,
+            ..Head::default()
+        }
     }
 
     fn shard(&self, hash: u64) -> &RwLock<Lookup> {

@@ -86,3 +86,89 @@ fn the_series_limit_refuses_only_new_series() {
     ]);
     assert!(ix.get_or_create(&ns, &old, Some(3)).is_ok());
 }
+
+mod interning {
+    use std::collections::HashMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Label values as departments send them: Vietnamese place names, ASCII ids, empty
+    /// values (absent labels), any UTF-8.
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            prop::sample::select(vec!["Châu Đốc", "Long Xuyên", "Tân Châu", "Núi Sam", "ổ"])
+                .prop_map(str::to_owned),
+            "[a-z0-9-]{1,6}",
+            any::<String>(),
+        ]
+    }
+
+    fn raw_labels() -> impl Strategy<Value = Vec<Label>> {
+        (
+            "[a-c]{1,2}",
+            prop::collection::btree_map(
+                prop::sample::select(vec!["commune", "district", "site", "x", "y_1"]),
+                value(),
+                0..4,
+            ),
+        )
+            .prop_map(|(metric, rest)| {
+                std::iter::once(Label::new("__name__", metric))
+                    .chain(rest.into_iter().map(|(n, v)| Label::new(n, v)))
+                    .collect()
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// Every series gives back exactly the labels it was created with, the same labels
+        /// find the same series in every namespace, different ones never do, and equality
+        /// selection by each of its labels finds it.
+        /// With `collide`, every label set hashes alike and only the comparison of labels
+        /// tells series apart.
+        #[test]
+        fn interned_label_sets_round_trip_exactly(
+            sets in prop::collection::vec((raw_labels(), 0..3usize), 1..80),
+            collide in any::<bool>(),
+        ) {
+            let head = if collide { Head::with_colliding_hashes() } else { Head::default() };
+            let namespaces: Vec<Namespace> = ["a", "b", "c"]
+                .iter()
+                .map(|n| Namespace::new(n).expect("ns"))
+                .collect();
+            let mut seen: HashMap<(usize, Labels), SeriesRef> = HashMap::new();
+            for (raw, ns) in &sets {
+                let Ok(labels) = Labels::validate(raw.clone(), &Limits::default()) else {
+                    continue;
+                };
+                let namespace = &namespaces[*ns];
+                let series = head.get_or_create(namespace, &labels, None).expect("created");
+                let id = *seen.entry((*ns, labels.clone())).or_insert(series.id);
+                prop_assert_eq!(series.id, id, "the same labels, the same series");
+                prop_assert_eq!(&head.labels(&series), &labels);
+                for l in labels.iter() {
+                    let found = ids(head.select(namespace, &[Matcher::equal(&l.name, &l.value)]));
+                    prop_assert!(found.contains(&series.id));
+                }
+            }
+            prop_assert_eq!(head.len(), seen.len(), "different labels, different series");
+            for ((ns, labels), id) in &seen {
+                let series = head.get(*id).expect("registered");
+                prop_assert_eq!(&series.namespace, &namespaces[*ns]);
+                prop_assert_eq!(&head.labels(&series), labels);
+            }
+            let all = roaring::RoaringBitmap::from_iter(seen.values().copied());
+            let mut want: Vec<String> = seen
+                .keys()
+                .filter_map(|(_, l)| l.get("commune").map(str::to_owned))
+                .collect();
+            want.sort();
+            want.dedup();
+            prop_assert_eq!(head.label_values("commune", &all), want);
+        }
+    }
+}

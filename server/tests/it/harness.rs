@@ -254,6 +254,16 @@ pub fn start_of_a_partition() -> i64 {
     (now_ms() - 2 * PARTITION) / PARTITION * PARTITION + 60_000
 }
 
+/// Resident memory of process `pid`, bytes (Linux; 0 when unreadable).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}
+
 /// A wire series.
 pub fn series(metric: &str, labels: &[(&str, &str)], samples: &[(i64, f64)]) -> v1::Series {
     let mut l = vec![v1::Label {

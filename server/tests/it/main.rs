@@ -7,6 +7,7 @@
 mod api_shape;
 mod authz;
 mod bad_input;
+mod cardinality;
 mod cli;
 mod compaction_kills;
 mod crash_order;

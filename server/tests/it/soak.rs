@@ -6,16 +6,11 @@ use std::time::{Duration, Instant};
 
 use iocdb_proto::v1;
 
-use crate::harness::{Server, now_ms, series};
+use crate::harness::{Server, now_ms, rss_bytes, series};
 
 /// Resident memory of a process, MiB (Linux).
 fn rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    rss_bytes(pid) as f64 / (1024.0 * 1024.0)
 }
 
 /// Sources: each owns `SERIES` cameras and sends one sample of each per write.

@@ -255,11 +255,24 @@ impl Head {
 
     /// The series of `namespace` matching every matcher, in reference order.
     pub fn select(&self, namespace: &Namespace, matchers: &[Matcher]) -> Vec<Arc<Series>> {
-        let ids: RoaringBitmap = self.postings.select(namespace, matchers);
+        let ids = self.select_refs(namespace, matchers);
         let table = self.series.read();
         ids.iter()
             .filter_map(|id| table.get(id as usize).cloned())
             .collect()
+    }
+
+    /// The references of the series [`Head::select`] selects.
+    pub fn select_refs(&self, namespace: &Namespace, matchers: &[Matcher]) -> RoaringBitmap {
+        self.postings.select(namespace, matchers)
+    }
+
+    /// Calls `f` with each series of `ids`, in reference order, without taking handles.
+    pub fn for_each_in(&self, ids: &RoaringBitmap, mut f: impl FnMut(&Series)) {
+        let table = self.series.read();
+        for series in ids.iter().filter_map(|id| table.get(id as usize)) {
+            f(series);
+        }
     }
 
     /// Series count per namespace.

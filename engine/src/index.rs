@@ -133,14 +133,14 @@ impl Index {
     /// The values of label `name` carried by any of the series `within`, sorted.
     pub fn label_values(&self, name: &str, within: &RoaringBitmap) -> Vec<String> {
         let state = self.state.read();
-        let mut values: Vec<String> = state
+        let mut values: Vec<&str> = state
             .pairs
             .values(name)
             .filter(|(_, postings)| postings.intersects(within))
-            .map(|(value, _)| value.to_owned())
+            .map(|(value, _)| value)
             .collect();
         values.sort_unstable();
-        values
+        values.into_iter().map(str::to_owned).collect()
     }
 
     /// The label names carried by any of the series `within`, sorted.

@@ -79,7 +79,8 @@ impl<'a> Querier<'a> {
     }
 
     /// The references of the series of `namespace` matching every matcher that may have
-    /// samples in `[start, end]` (by bounds), without rebuilding their labels.
+    /// samples in `[start, end]` (by bounds), without rebuilding their labels or taking a
+    /// handle on each: label listings over a million series stay a pass over references.
     fn with_data(
         &self,
         namespace: &str,
@@ -89,14 +90,25 @@ impl<'a> Querier<'a> {
     ) -> Result<RoaringBitmap> {
         self.inner.check_open()?;
         let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
-        Ok(self
-            .inner
-            .head
-            .select(&namespace, matchers)
-            .iter()
-            .filter(|s| self.series_has_data(s, start, end))
-            .map(|s| s.id)
-            .collect())
+        let start = start.max(self.retention_cutoff(namespace.as_str()));
+        if start > end {
+            return Ok(RoaringBitmap::new());
+        }
+        let head = &self.inner.head;
+        let mut found = RoaringBitmap::new();
+        let mut elsewhere = RoaringBitmap::new();
+        head.for_each_in(&head.select_refs(&namespace, matchers), |s| {
+            if s.head.overlaps(start, end) {
+                found.insert(s.id);
+            } else {
+                elsewhere.insert(s.id);
+            }
+        });
+        // The version is taken after every head check, as in `series_has_data`: what a
+        // flush moved out of the head meanwhile is in it.
+        let version = self.inner.current_version();
+        found.extend(elsewhere.iter().filter(|&id| version.has_data(id, start, end)));
+        Ok(found)
     }
 
     /// The values of label `name` among the series of `namespace` matching every matcher

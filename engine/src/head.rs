@@ -5,10 +5,11 @@
 //! reference → series — and keeps the label [`Index`] (postings and the interned label
 //! pairs) beside it, as Prometheus' `Head{series, postings}` does: the head uses the index,
 //! the index knows nothing of series. A series holds its labels as pair ids; the strings
-//! live once in the index. References are dense `u32`s handed out in creation order within a process; they
-//! are not persisted (WAL files define their own, segments carry labels), so they stay dense.
-//! Creating a series takes one shard's write lock and the postings' write lock, once per
-//! series, never per sample.
+//! live once in the index. References are dense `u32`s handed out in creation order within
+//! a process; they are not persisted (WAL files define their own, segments carry labels), so
+//! they stay dense. Creating a series takes one shard's write lock, the table's and the
+//! postings' write locks, once per series, never per sample; finding a known one takes the
+//! shard's read lock and the index's, to compare labels.
 //!
 //! Per series, [`HeadSeries`] holds the samples (`head/chunks.rs`); [`SeriesLayer`] is one
 //! source's data for a series and the newest-write-wins merge of several (`head/layer.rs`).
@@ -158,18 +159,19 @@ impl Head {
             wal_file: AtomicU64::new(0),
             pairs: added.pairs,
         });
-        let tables_before = table.capacity() * SLOT_BYTES + lookup.capacity() * SLOT_BYTES;
+        // Table slots gained, counted under each table's own lock.
+        let (table_slots, lookup_slots) = (table.capacity(), lookup.capacity());
         table.push(series.clone());
+        let table_slots = table.capacity() - table_slots;
         drop(table);
         lookup.insert_unique(hash, series.clone(), |s| s.hash);
-        let tables_after =
-            self.series.read().capacity() * SLOT_BYTES + lookup.capacity() * SLOT_BYTES;
+        let new_slots = table_slots + (lookup.capacity() - lookup_slots);
         let cost = allocated(std::mem::size_of::<Series>() + ARC_COUNTS)
             + allocated(std::mem::size_of_val::<[crate::index::PairId]>(
                 &series.pairs,
             ))
             + added.grown
-            + tables_after.saturating_sub(tables_before);
+            + new_slots * SLOT_BYTES;
         self.registry_bytes
             .fetch_add(cost as u64, Ordering::Relaxed);
         series.usage.add(cost as i64);

@@ -107,7 +107,11 @@ impl<'a> Querier<'a> {
         // The version is taken after every head check, as in `series_has_data`: what a
         // flush moved out of the head meanwhile is in it.
         let version = self.inner.current_version();
-        found.extend(elsewhere.iter().filter(|&id| version.has_data(id, start, end)));
+        found.extend(
+            elsewhere
+                .iter()
+                .filter(|&id| version.has_data(id, start, end)),
+        );
         Ok(found)
     }
 

@@ -66,26 +66,20 @@ async fn accounted_and_real(warm: usize, n: usize) -> (f64, f64) {
         "max_series_per_namespace = 10000000\nhead_memory_mb = 16384\n",
     );
     let pid = server.child.id();
-    let mut admin = server.admin().await;
-    let head_bytes = |stats: v1::StatsResponse| stats.head_bytes as f64;
+    let admin = server.admin().await;
+    let head_bytes = || {
+        let mut admin = admin.clone();
+        async move {
+            let stats = admin.stats(v1::StatsRequest {}).await.expect("stats");
+            stats.into_inner().head_bytes as f64
+        }
+    };
     write_series(&server, 0, warm).await;
     let rss_before = settled_rss(pid);
-    let accounted_before = head_bytes(
-        admin
-            .stats(v1::StatsRequest {})
-            .await
-            .expect("stats")
-            .into_inner(),
-    );
+    let accounted_before = head_bytes().await;
     write_series(&server, warm, warm + n).await;
     let rss_after = settled_rss(pid);
-    let accounted_after = head_bytes(
-        admin
-            .stats(v1::StatsRequest {})
-            .await
-            .expect("stats")
-            .into_inner(),
-    );
+    let accounted_after = head_bytes().await;
     (
         accounted_after - accounted_before,
         rss_after as f64 - rss_before as f64,

@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use iocdb_benches::workload::COMMUNES;
-use iocdb_peer_compare::peers::{Peer, free_port, wait_ready};
+use iocdb_peer_compare::peers::{self, Peer, free_port, wait_ready};
 use iocdb_proto::v1;
 
 /// Series per write request.
@@ -240,27 +240,15 @@ fn iocdb(n: usize, dir: &std::path::Path) -> Figures {
 }
 
 fn victoria_metrics(n: usize, dir: &std::path::Path) -> Figures {
-    let port = free_port();
-    let vm = Peer {
-        name: "VictoriaMetrics",
-        child: Command::new("victoria-metrics")
-            .arg(format!("-storageDataPath={}", dir.display()))
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .args([
-                "-retentionPeriod=100y",
-                "-loggerLevel=ERROR",
-                "-search.maxUniqueTimeseries=100000000",
-                "-search.maxSeries=100000000",
-                "-search.maxTagValues=100000000",
-                "-search.latencyOffset=0s",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start victoria-metrics"),
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    wait_ready(&format!("{}/health", vm.url), vm.name);
+    let vm = peers::victoria_metrics(
+        dir,
+        &[
+            "-search.maxUniqueTimeseries=100000000",
+            "-search.maxSeries=100000000",
+            "-search.maxTagValues=100000000",
+            "-search.latencyOffset=0s",
+        ],
+    );
     let pid = vm.child.id();
     let before = settled_rss(pid);
     let ts = timestamps();
@@ -312,8 +300,7 @@ fn victoria_metrics(n: usize, dir: &std::path::Path) -> Figures {
         .expect("force flush");
     std::thread::sleep(Duration::from_secs(15));
     let after = settled.min(settled_rss(pid));
-    let (label_values, values_found) =
-        timed_get(&format!("{}/api/v1/label/camera/values", vm.url));
+    let (label_values, values_found) = timed_get(&format!("{}/api/v1/label/camera/values", vm.url));
     let (regex, regex_found) = timed_get(&format!(
         "{}/api/v1/series?match[]={}&start={}",
         vm.url,

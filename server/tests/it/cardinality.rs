@@ -103,8 +103,10 @@ fn check(accounted: f64, real: f64, n: usize) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_head_accounts_what_new_series_really_cost() {
-    let (accounted, real) = accounted_and_real(100_000, 300_000).await;
-    check(accounted, real, 300_000);
+    // A million series: the process's own transient memory (blocking-pool threads coming
+    // and going, freed request buffers) moves RSS by tens of MiB, a few per cent of this.
+    let (accounted, real) = accounted_and_real(200_000, 1_000_000).await;
+    check(accounted, real, 1_000_000);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,6 +22,7 @@ pub mod bits;
 pub mod bucket;
 pub mod bytes;
 pub mod chimp;
+pub mod chimp128;
 pub mod chunk;
 pub mod decimal;
 pub mod labels;

@@ -222,6 +222,7 @@ fn main() {
             3 => "int blocks",
             4 => "decimal",
             5 => "Chimp",
+            6 => "Chimp128",
             _ => "?",
         };
         let times = if tag & 0x40 != 0 {

@@ -22,7 +22,7 @@ use super::bits::{BitReader, BitWriter};
 use crate::DecodeError;
 
 /// The leading-zero counts a code stands for.
-const LEADING: [u32; 8] = [0, 8, 12, 16, 18, 20, 22, 24];
+pub(super) const LEADING: [u32; 8] = [0, 8, 12, 16, 18, 20, 22, 24];
 
 /// Trailing zeros above which only the centre bits are stored.
 const TRAILING_THRESHOLD: u32 = 6;
@@ -32,13 +32,13 @@ const NONE: u32 = u32::MAX;
 
 /// The code of the largest listed count not above `lead`.
 #[inline]
-fn leading_code(lead: u32) -> u32 {
+pub(super) fn leading_code(lead: u32) -> u32 {
     LEADING.iter().rposition(|&l| l <= lead).unwrap_or(0) as u32
 }
 
 /// The leading-zero count of a 3-bit code.
 #[inline]
-fn leading(code: u64) -> u32 {
+pub(super) fn leading(code: u64) -> u32 {
     LEADING.get(code as usize).copied().unwrap_or(0)
 }
 

@@ -3,7 +3,7 @@
 //! ```text
 //! offset  size      field
 //! 0       1         value encoding (0 XOR, 1 integer delta, 2 integer delta-of-delta,
-//!                   3 integer delta blocks, 4 decimal, 5 Chimp), | 0x40 when the timestamp
+//!                   3 integer delta blocks, 4 decimal, 5 Chimp, 6 Chimp128), | 0x40 when the timestamp
 //!                   column is in blocks (format 2), | 0x80 when compressed (below)
 //! 1       varint    n, the number of samples (1 ..= MAX_CHUNK_SAMPLES)
 //! ..      varint    length of the timestamp column in bytes
@@ -30,7 +30,7 @@ use super::bytes::ByteReader;
 use super::timestamp::{self, TimestampEncoder};
 use super::value::{self, IntEncoder, ValueEncoding, XorEncoder, as_exact_int};
 use super::varint::put_u64;
-use super::{chimp, decimal};
+use super::{chimp, chimp128, decimal};
 use crate::DecodeError;
 
 /// Most samples one chunk may hold; larger counts in a file are corruption.
@@ -155,12 +155,22 @@ impl Columns {
         };
         let (encoding, values) = match other {
             Some((encoding, bytes)) if bytes.len() <= xor.len() => (encoding, bytes),
-            // Floats that are neither: Chimp's XOR coding when it saves an eighth (it
-            // decodes more slowly than Gorilla's), else Gorilla's.
-            _ => match chimp::encode(vs) {
-                chimp if chimp.len() * 8 <= xor.len() * 7 => (ValueEncoding::Chimp, chimp),
-                _ => (ValueEncoding::Xor, xor),
-            },
+            // Floats that are neither: the smaller of Chimp's two XOR codings when it saves
+            // an eighth (they decode more slowly than Gorilla's), else Gorilla's.
+            _ => {
+                let chimp = chimp::encode(vs);
+                let window = chimp128::encode(vs);
+                let (encoding, bytes) = if window.len() < chimp.len() {
+                    (ValueEncoding::Chimp128, window)
+                } else {
+                    (ValueEncoding::Chimp, chimp)
+                };
+                if bytes.len() * 8 <= xor.len() * 7 {
+                    (encoding, bytes)
+                } else {
+                    (ValueEncoding::Xor, xor)
+                }
+            }
         };
         Columns {
             n: ts.len(),
@@ -306,7 +316,7 @@ fn decode_rest(
     let min_value_bits = match encoding {
         ValueEncoding::Xor => 63 + n,
         // Two flag bits a value after the first.
-        ValueEncoding::Chimp => 64 + 2 * (n - 1),
+        ValueEncoding::Chimp | ValueEncoding::Chimp128 => 64 + 2 * (n - 1),
         // A block of up to BLOCK values costs at least its 6-bit width.
         ValueEncoding::IntDeltaBlocks => 1 + (n - 1).div_ceil(value::BLOCK) * 6,
         // Exponent, exception count, mantissa encoding; the mantissas are checked inside.
@@ -336,6 +346,7 @@ fn decode_rest(
         ValueEncoding::IntDeltaBlocks => value::decode_blocks(v_bytes, n, vs),
         ValueEncoding::Decimal => decimal::decode(v_bytes, n, vs),
         ValueEncoding::Chimp => chimp::decode(v_bytes, n, vs),
+        ValueEncoding::Chimp128 => chimp128::decode(v_bytes, n, vs),
         int => value::decode_int(v_bytes, n, int, vs),
     };
     if let Err(e) = decoded {

@@ -178,7 +178,10 @@ pub fn decode(data: &[u8], n: usize, out: &mut Vec<f64>) -> Result<(), DecodeErr
     let min_bits = match encoding {
         ValueEncoding::IntDelta | ValueEncoding::IntDeltaOfDelta => n,
         ValueEncoding::IntDeltaBlocks => 1 + (n - 1).div_ceil(value::BLOCK) * 6,
-        ValueEncoding::Xor | ValueEncoding::Decimal | ValueEncoding::Chimp => {
+        ValueEncoding::Xor
+        | ValueEncoding::Decimal
+        | ValueEncoding::Chimp
+        | ValueEncoding::Chimp128 => {
             return Err(DecodeError::new(
                 start as u64 - 1,
                 format!("decimal mantissas cannot be {encoding:?}-encoded"),

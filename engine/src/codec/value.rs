@@ -35,6 +35,9 @@ pub enum ValueEncoding {
     Decimal = 4,
     /// Chimp's XOR coding ([`super::chimp`]); segment format 2 on.
     Chimp = 5,
+    /// Chimp128: XOR with one of the last 128 values ([`super::chimp128`]); segment
+    /// format 2 on.
+    Chimp128 = 6,
 }
 
 /// Values per block of [`ValueEncoding::IntDeltaBlocks`].
@@ -51,6 +54,7 @@ impl TryFrom<u8> for ValueEncoding {
             3 => Ok(ValueEncoding::IntDeltaBlocks),
             4 => Ok(ValueEncoding::Decimal),
             5 => Ok(ValueEncoding::Chimp),
+            6 => Ok(ValueEncoding::Chimp128),
             other => Err(DecodeError::new(
                 0,
                 format!("unknown value encoding tag {other}"),

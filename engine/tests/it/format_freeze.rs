@@ -106,12 +106,19 @@ fn chunk_format_version_2_is_frozen() {
     let floats: Vec<f64> = s.iter().map(|x| x.v * 0.37).collect();
     check("chunk_int_v2.bin", &chunk::encode(&ts, &ints));
     let float_chunk = chunk::encode(&ts, &floats);
-    assert_eq!(float_chunk[0] & 0x3f, 5, "Chimp");
-    check("chunk_float_v2.bin", &float_chunk);
+    assert_eq!(float_chunk[0] & 0x3f, 6, "Chimp128");
+    check("chunk_chimp128_v2.bin", &float_chunk);
     assert_eq!(
         decode_golden("chunk_int_v2.bin"),
         (ts.clone(), ints.clone())
     );
+    assert_eq!(
+        decode_golden("chunk_chimp128_v2.bin"),
+        (ts.clone(), floats.clone())
+    );
+    // The same floats in Chimp (encoding 5), written before Chimp128 took them: still read.
+    let chimp = std::fs::read(fixture("chunk_float_v2.bin")).expect("golden");
+    assert_eq!(chimp[0] & 0x3f, 5, "Chimp");
     assert_eq!(decode_golden("chunk_float_v2.bin"), (ts.clone(), floats));
     // Scrape jitter: timestamps in blocks of differences from the step.
     let jittered: Vec<i64> = ts

@@ -119,6 +119,15 @@ fn shapes(n: usize) -> Vec<(&'static str, Columns)> {
                 sum
             })
         }),
+        ("a few readings again and again (not decimal)", {
+            let levels: Vec<f64> = (2..10).map(|k| f64::from(k).sqrt() * 3.3).collect();
+            synthetic(n, 10_000, move |_, r| {
+                levels
+                    .get(r.next() as usize % levels.len())
+                    .copied()
+                    .unwrap_or(0.0)
+            })
+        }),
         ("measured floats (a sine, not decimal)", {
             synthetic(n, 10_000, |i, _| (i as f64 * 0.731).sin() * 40.0)
         }),

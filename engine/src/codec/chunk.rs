@@ -97,10 +97,13 @@ impl Header {
 /// and the smaller timestamp column.
 pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
     let c = Columns::new(ts, vs);
+    let (encoding, values) = c.kept();
     // On a tie the bucketed column.
     match &c.blocks {
-        Some(blocks) if blocks.len() < c.bucketed.len() => c.with_blocks(blocks),
-        _ => c.with_bucketed(),
+        Some(blocks) if blocks.len() < c.bucketed.len() => {
+            assemble(*encoding as u8 | TS_BLOCKS, c.n, blocks, values)
+        }
+        _ => assemble(*encoding as u8, c.n, &c.bucketed, values),
     }
 }
 
@@ -108,16 +111,16 @@ pub fn encode(ts: &[i64], vs: &[f64]) -> Vec<u8> {
 /// compressed one kept only when it is an eighth smaller than the smallest plain one (zstd
 /// takes the bucketed column's runs of zero bits further than the blocks layout, so the
 /// layout that is smaller plain is not always smaller packed; and a compressed chunk
-/// decodes at about half the speed, which a few percent of bytes do not pay for).
+/// decodes at about half the speed, which a few percent of bytes do not pay for). The
+/// value column that lost narrowly plain is tried compressed too: zstd finds more in
+/// Chimp's bits than in Chimp128's on some series.
 pub fn encode_cold(ts: &[i64], vs: &[f64]) -> Vec<u8> {
     let c = Columns::new(ts, vs);
-    let mut layouts = vec![c.with_bucketed()];
-    if let Some(blocks) = &c.blocks {
-        layouts.push(c.with_blocks(blocks));
-    }
-    let plain = layouts.iter().min_by_key(|l| l.len()).cloned();
-    let packed = layouts
-        .into_iter()
+    let plain = c.layouts(c.kept()).into_iter().min_by_key(Vec::len);
+    let packed = c
+        .values
+        .iter()
+        .flat_map(|column| c.layouts(column))
         .map(compress)
         .filter(|l| l.first().is_some_and(|tag| tag & COMPRESSED != 0))
         .min_by_key(Vec::len);
@@ -127,12 +130,12 @@ pub fn encode_cold(ts: &[i64], vs: &[f64]) -> Vec<u8> {
     }
 }
 
-/// A chunk's columns before assembly: the smallest value encoding, and both timestamp
-/// layouts (the blocks one when it applies).
+/// A chunk's columns before assembly: the value encodings worth keeping — the smallest
+/// first, then the other of Chimp's two codings when one of them is kept — and both
+/// timestamp layouts (the blocks one when it applies).
 struct Columns {
     n: usize,
-    encoding: ValueEncoding,
-    values: Vec<u8>,
+    values: Vec<(ValueEncoding, Vec<u8>)>,
     bucketed: Vec<u8>,
     blocks: Option<Vec<u8>>,
 }
@@ -153,45 +156,52 @@ impl Columns {
                 .and_then(|d| decimal::encode(&d))
                 .map(|bytes| (ValueEncoding::Decimal, bytes)),
         };
-        let (encoding, values) = match other {
-            Some((encoding, bytes)) if bytes.len() <= xor.len() => (encoding, bytes),
+        let values = match other {
+            Some((encoding, bytes)) if bytes.len() <= xor.len() => vec![(encoding, bytes)],
             // Floats that are neither: the smaller of Chimp's two XOR codings when it saves
             // an eighth (they decode more slowly than Gorilla's), else Gorilla's.
             _ => {
-                let chimp = chimp::encode(vs);
-                let window = chimp128::encode(vs);
-                let (encoding, bytes) = if window.len() < chimp.len() {
-                    (ValueEncoding::Chimp128, window)
+                let chimp = (ValueEncoding::Chimp, chimp::encode(vs));
+                let window = (ValueEncoding::Chimp128, chimp128::encode(vs));
+                let (kept, other) = if window.1.len() < chimp.1.len() {
+                    (window, chimp)
                 } else {
-                    (ValueEncoding::Chimp, chimp)
+                    (chimp, window)
                 };
-                if bytes.len() * 8 <= xor.len() * 7 {
-                    (encoding, bytes)
+                if kept.1.len() * 8 <= xor.len() * 7 {
+                    vec![kept, other]
                 } else {
-                    (ValueEncoding::Xor, xor)
+                    vec![(ValueEncoding::Xor, xor)]
                 }
             }
         };
         Columns {
             n: ts.len(),
-            encoding,
             values,
             bucketed: t_enc.finish(),
             blocks: timestamp::encode_blocks(ts),
         }
     }
 
-    fn with_bucketed(&self) -> Vec<u8> {
-        assemble(self.encoding as u8, self.n, &self.bucketed, &self.values)
+    /// The smallest value column.
+    fn kept(&self) -> &(ValueEncoding, Vec<u8>) {
+        self.values
+            .first()
+            .unwrap_or_else(|| unreachable!("every chunk has a value column"))
     }
 
-    fn with_blocks(&self, blocks: &[u8]) -> Vec<u8> {
-        assemble(
-            self.encoding as u8 | TS_BLOCKS,
-            self.n,
-            blocks,
-            &self.values,
-        )
+    /// The chunk with value column `column`, in each timestamp layout.
+    fn layouts(&self, (encoding, values): &(ValueEncoding, Vec<u8>)) -> Vec<Vec<u8>> {
+        let mut out = vec![assemble(*encoding as u8, self.n, &self.bucketed, values)];
+        if let Some(blocks) = &self.blocks {
+            out.push(assemble(
+                *encoding as u8 | TS_BLOCKS,
+                self.n,
+                blocks,
+                values,
+            ));
+        }
+        out
     }
 }
 

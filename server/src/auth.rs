@@ -115,6 +115,7 @@ pub const HTTP: &[(&str, Need)] = &[
     ("/api/v1/read", Need::Namespace(Role::Read)),
     ("/api/v2/write", Need::Namespace(Role::Write)),
     ("/write", Need::Namespace(Role::Write)),
+    ("/metrics", Need::Global(Role::Read)),
     ("/-/healthy", Need::Open),
     ("/-/ready", Need::Open),
 ];

@@ -48,6 +48,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             authorize,
         ))
+        // Outside authorization, so that refusals are counted too.
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::record_http,
+        ))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(state)
 }
@@ -82,6 +87,7 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/api/v1/read", post(remote::read)),
         ("/api/v2/write", post(influx::write)),
         ("/write", post(influx::write)),
+        ("/metrics", get(crate::metrics::handler)),
         ("/-/healthy", get(api::healthy)),
         ("/-/ready", get(api::ready)),
     ]

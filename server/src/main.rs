@@ -8,6 +8,7 @@ mod config;
 mod convert;
 mod http;
 mod limits;
+mod metrics;
 mod oversize;
 mod service;
 mod status;

@@ -32,6 +32,8 @@ pub struct AppState {
     pub audit: Arc<crate::audit::Audit>,
     /// Per-namespace ingest rates and concurrent queries (see [`crate::limits`]).
     pub limits: Arc<crate::limits::Limiter>,
+    /// Requests by method and route (see [`crate::metrics`]).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl AppState {

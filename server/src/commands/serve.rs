@@ -89,6 +89,7 @@ pub async fn run_until(
         limits: Arc::new(crate::limits::Limiter::new(
             config.limits_by_namespace.clone(),
         )),
+        metrics: Arc::new(crate::metrics::Metrics::default()),
     };
     tokio::spawn(reload_on_sighup(Reloadable {
         auth_file: config.auth_file.clone(),
@@ -167,6 +168,7 @@ pub async fn run_until(
         // 64 KiB default spare a round trip per 64 KiB.
         .initial_stream_window_size(Some(8 << 20))
         .initial_connection_window_size(Some(16 << 20))
+        .layer(crate::metrics::Layer(state.metrics.clone()))
         .layer(crate::oversize::Layer(crate::oversize::Limits {
             ingest: config.max_ingest_message_bytes,
             query: config.max_query_message_bytes,

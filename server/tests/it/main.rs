@@ -22,6 +22,7 @@ mod peers;
 mod promql_diff;
 mod query;
 mod real_clients;
+mod self_metrics;
 mod soak;
 mod tls;
 mod torture;

@@ -1,0 +1,476 @@
+//! Self-metrics: what the server and its store are doing, in the Prometheus text format at
+//! `/metrics` on the HTTP listener, so that the IOC's own monitoring scrapes iocdb like any
+//! other service. Requests — count by outcome and latency histogram, per gRPC method and
+//! per HTTP route — are recorded by a layer at each front door ([`Layer`] for gRPC, the
+//! [`record_http`] middleware for HTTP); the store's figures are read from
+//! [`Engine::stats`] when scraped; the process' memory from `/proc`.
+//!
+//! Label values are bounded: methods and routes are those the server serves (anything else
+//! counts as `other`), codes are gRPC or HTTP status codes, namespaces are the store's own.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use iocdb_engine::{Engine, Stats};
+
+use crate::service::AppState;
+
+/// Upper bounds of the latency histograms' buckets, seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Which front door a request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Door {
+    /// gRPC, by method path.
+    Grpc,
+    /// HTTP, by route.
+    Http,
+}
+
+impl Door {
+    fn prefix(self) -> &'static str {
+        match self {
+            Door::Grpc => "iocdb_grpc",
+            Door::Http => "iocdb_http",
+        }
+    }
+
+    fn label(self) -> &'static str {
+        match self {
+            Door::Grpc => "method",
+            Door::Http => "route",
+        }
+    }
+}
+
+/// One method's or route's requests.
+#[derive(Debug, Default)]
+struct Requests {
+    by_code: BTreeMap<String, u64>,
+    /// Per bucket of [`BUCKETS`], not cumulative; the last slot is `+Inf`.
+    buckets: [u64; BUCKETS.len() + 1],
+    sum: f64,
+    count: u64,
+}
+
+/// The server's request figures, shared by both front doors.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(Door, String), Requests>>,
+}
+
+impl Metrics {
+    /// Records one request to `path` (a method or route the server serves, else `other`)
+    /// that ended with `code` after `elapsed`.
+    pub fn observe(&self, door: Door, path: &str, code: &str, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|&b| seconds <= b)
+            .unwrap_or(BUCKETS.len());
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        let r = requests.entry((door, path.to_owned())).or_default();
+        *r.by_code.entry(code.to_owned()).or_default() += 1;
+        if let Some(b) = r.buckets.get_mut(bucket) {
+            *b += 1;
+        }
+        r.sum += seconds;
+        r.count += 1;
+    }
+
+    /// Every family, in the Prometheus text format (version 0.0.4).
+    pub fn render(&self, stats: &Stats) -> String {
+        let mut out = String::new();
+        self.render_requests(&mut out);
+        render_store(stats, &mut out);
+        render_process(&mut out);
+        out
+    }
+
+    fn render_requests(&self, out: &mut String) {
+        let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        for door in [Door::Grpc, Door::Http] {
+            let (prefix, label) = (door.prefix(), door.label());
+            let _ = writeln!(
+                out,
+                "# HELP {prefix}_requests_total Requests answered, by {label} and status code.\n\
+                 # TYPE {prefix}_requests_total counter"
+            );
+            for ((_, path), r) in requests.iter().filter(|((d, _), _)| *d == door) {
+                for (code, n) in &r.by_code {
+                    let _ = writeln!(
+                        out,
+                        "{prefix}_requests_total{{{label}=\"{}\",code=\"{code}\"}} {n}",
+                        escape(path)
+                    );
+                }
+            }
+            let _ = writeln!(
+                out,
+                "# HELP {prefix}_request_duration_seconds Time to answer, by {label}.\n\
+                 # TYPE {prefix}_request_duration_seconds histogram"
+            );
+            for ((_, path), r) in requests.iter().filter(|((d, _), _)| *d == door) {
+                let path = escape(path);
+                let mut cumulative = 0;
+                for (i, n) in r.buckets.iter().enumerate() {
+                    cumulative += n;
+                    let le = BUCKETS
+                        .get(i)
+                        .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+                    let _ = writeln!(
+                        out,
+                        "{prefix}_request_duration_seconds_bucket{{{label}=\"{path}\",le=\"{le}\"}} {cumulative}"
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "{prefix}_request_duration_seconds_sum{{{label}=\"{path}\"}} {}\n\
+                     {prefix}_request_duration_seconds_count{{{label}=\"{path}\"}} {}",
+                    r.sum, r.count
+                );
+            }
+        }
+    }
+}
+
+/// Escapes a label value for the text format.
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// One family without labels.
+fn single(out: &mut String, name: &str, kind: &str, help: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
+    );
+}
+
+/// One family with one label.
+fn by_label<'a>(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    label: &str,
+    values: impl IntoIterator<Item = (&'a str, u64)>,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for (key, value) in values {
+        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {value}", escape(key));
+    }
+}
+
+/// A per-namespace figure as label values.
+fn ns(m: &BTreeMap<String, u64>) -> impl Iterator<Item = (&str, u64)> {
+    m.iter().map(|(k, v)| (k.as_str(), *v))
+}
+
+fn render_store(s: &Stats, out: &mut String) {
+    single(
+        out,
+        "iocdb_head_series",
+        "gauge",
+        "Series in the head.",
+        s.series,
+    );
+    by_label(
+        out,
+        "iocdb_head_series_by_namespace",
+        "gauge",
+        "Series in the head, by namespace.",
+        "namespace",
+        ns(&s.series_by_namespace),
+    );
+    single(
+        out,
+        "iocdb_head_samples",
+        "gauge",
+        "Samples in the head, not yet flushed.",
+        s.head_samples,
+    );
+    single(
+        out,
+        "iocdb_head_bytes",
+        "gauge",
+        "Bytes the head accounts for (series and samples); what the head budget limits.",
+        s.head_bytes,
+    );
+    by_label(
+        out,
+        "iocdb_head_bytes_by_namespace",
+        "gauge",
+        "Head bytes by namespace.",
+        "namespace",
+        ns(&s.head_bytes_by_namespace),
+    );
+    single(
+        out,
+        "iocdb_index_label_bytes",
+        "gauge",
+        "Bytes of the label index (interned label pairs and postings).",
+        s.index_label_bytes,
+    );
+    single(
+        out,
+        "iocdb_segments",
+        "gauge",
+        "Live segment files.",
+        s.segments,
+    );
+    single(
+        out,
+        "iocdb_segment_samples",
+        "gauge",
+        "Samples in segment files.",
+        s.segment_samples,
+    );
+    single(
+        out,
+        "iocdb_segment_bytes",
+        "gauge",
+        "Bytes of segment files.",
+        s.segment_bytes,
+    );
+    by_label(
+        out,
+        "iocdb_disk_bytes_by_namespace",
+        "gauge",
+        "Bytes on disk by namespace.",
+        "namespace",
+        ns(&s.disk_bytes_by_namespace),
+    );
+    single(
+        out,
+        "iocdb_samples_accepted_total",
+        "counter",
+        "Samples stored since the server started.",
+        s.accepted_samples,
+    );
+    by_label(
+        out,
+        "iocdb_samples_rejected_total",
+        "counter",
+        "Samples refused since the server started, by reason.",
+        "reason",
+        s.rejected_samples.iter().map(|(k, v)| (*k, *v)),
+    );
+    single(
+        out,
+        "iocdb_quarantined_files",
+        "gauge",
+        "Damaged files moved aside since the store was opened.",
+        s.quarantined.len() as u64,
+    );
+    single(
+        out,
+        "iocdb_writes_stopped",
+        "gauge",
+        "1 while writes are refused after a storage failure.",
+        u64::from(s.writes_stopped.is_some()),
+    );
+    single(
+        out,
+        "iocdb_write_recoveries_total",
+        "counter",
+        "Times writing resumed after a storage failure.",
+        s.write_recoveries,
+    );
+    single(
+        out,
+        "iocdb_wal_files_cut_total",
+        "counter",
+        "WAL files whose end opening cut off (torn or damaged).",
+        s.wal_files_cut,
+    );
+}
+
+fn render_process(out: &mut String) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |field: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    single(
+        out,
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        kib("VmRSS:") * 1024,
+    );
+    single(
+        out,
+        "process_virtual_memory_bytes",
+        "gauge",
+        "Virtual memory size in bytes.",
+        kib("VmSize:") * 1024,
+    );
+    single(
+        out,
+        "process_threads",
+        "gauge",
+        "Threads of the process.",
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0),
+    );
+}
+
+/// `GET /metrics`.
+pub async fn handler(State(state): State<AppState>) -> Response {
+    let engine: Arc<Engine> = state.engine.clone();
+    let metrics = state.metrics.clone();
+    // `stats` walks the series: off the async workers.
+    let body = tokio::task::spawn_blocking(move || metrics.render(&engine.stats()))
+        .await
+        .unwrap_or_default();
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+/// HTTP middleware: records each request by its route (the `/ns/{namespace}` prefix
+/// folded away) and status code.
+pub async fn record_http(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("other", |m| m.as_str())
+        .trim_start_matches("/ns/{namespace}")
+        .to_owned();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    state.metrics.observe(
+        Door::Http,
+        &route,
+        response.status().as_str(),
+        start.elapsed(),
+    );
+    response
+}
+
+/// The gRPC layer: records each call by method and `grpc-status` (a unary call's error
+/// comes back in the response headers; without one the call succeeded, code 0).
+#[derive(Debug, Clone)]
+pub struct Layer(pub Arc<Metrics>);
+
+impl<S> tower::Layer<S> for Layer {
+    type Service = Service<S>;
+
+    fn layer(&self, inner: S) -> Service<S> {
+        Service {
+            inner,
+            metrics: self.0.clone(),
+        }
+    }
+}
+
+/// See [`Layer`].
+#[derive(Debug, Clone)]
+pub struct Service<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B, RB> tower::Service<http::Request<B>> for Service<S>
+where
+    S: tower::Service<http::Request<B>, Response = http::Response<RB>>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<RB>;
+    type Error = S::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let path = request.uri().path();
+        let method = if crate::auth::need_of(crate::auth::GRPC, path).is_some() {
+            path.to_owned()
+        } else {
+            "other".to_owned()
+        };
+        let metrics = self.metrics.clone();
+        let start = Instant::now();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let response = response.await?;
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("0")
+                .to_owned();
+            metrics.observe(Door::Grpc, &method, &code, start.elapsed());
+            Ok(response)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histograms_are_cumulative_and_end_at_the_count() {
+        let m = Metrics::default();
+        m.observe(
+            Door::Http,
+            "/api/v1/query",
+            "200",
+            Duration::from_micros(300),
+        );
+        m.observe(
+            Door::Http,
+            "/api/v1/query",
+            "200",
+            Duration::from_millis(30),
+        );
+        m.observe(Door::Http, "/api/v1/query", "400", Duration::from_secs(60));
+        let text = m.render(&Stats::default());
+        assert!(text.contains(
+            "iocdb_http_request_duration_seconds_bucket{route=\"/api/v1/query\",le=\"0.0005\"} 1"
+        ));
+        assert!(text.contains(
+            "iocdb_http_request_duration_seconds_bucket{route=\"/api/v1/query\",le=\"0.05\"} 2"
+        ));
+        assert!(text.contains(
+            "iocdb_http_request_duration_seconds_bucket{route=\"/api/v1/query\",le=\"+Inf\"} 3"
+        ));
+        assert!(
+            text.contains("iocdb_http_request_duration_seconds_count{route=\"/api/v1/query\"} 3")
+        );
+        assert!(text.contains("iocdb_http_requests_total{route=\"/api/v1/query\",code=\"400\"} 1"));
+    }
+}

@@ -97,6 +97,9 @@ pub(crate) struct Inner {
     accepted: AtomicU64,
     /// Times the write path resumed after a WAL failure.
     write_recoveries: AtomicU64,
+    /// Flushes that wrote segments, and compactions that wrote segments, since opening.
+    flushes: AtomicU64,
+    compactions: AtomicU64,
     /// What opening cut off the ends of WAL files.
     wal_cuts: open::WalCuts,
     rejections: [AtomicU64; RejectReason::KINDS.len()],

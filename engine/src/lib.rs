@@ -61,8 +61,9 @@ pub use index::{MatchOp, Matcher};
 pub use manifest::Tombstone;
 pub use metadata::MetricMetadata;
 pub use model::{
-    DEFAULT_NAMESPACE, Label, Labels, METRIC_NAME, Namespace, PerNamespace, RejectReason,
-    Rejection, Sample, SeriesWrite, WriteOutcome, WriteRequest, echo, is_valid_label_name,
+    DEFAULT_NAMESPACE, LATENCY_BUCKETS, Label, Labels, Latency, LatencySnapshot, METRIC_NAME,
+    Namespace, PerNamespace, RejectReason, Rejection, Sample, SeriesWrite, WriteOutcome,
+    WriteRequest, echo, is_valid_label_name,
 };
 pub use options::{FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits, WalCorruption};
 pub use query::{
@@ -70,3 +71,4 @@ pub use query::{
     PromqlQuery, PromqlResult, QueryResult, QueryValue, RangeFunction, RangeQuery, ResultSeries,
     STALE_NAN_BITS, SeriesFilter, StaleSeries, VectorSample, is_stale_marker,
 };
+pub use wal::writer::WalTimings;

@@ -1,11 +1,13 @@
 //! The data model: labels and series identity, samples, namespaces, write batches, the
-//! input limits, and the reasons a sample can be rejected.
+//! input limits, the reasons a sample can be rejected, and the latency histogram the
+//! engine and the server record into.
 //!
 //! May use: nothing else of the engine (every other room builds on it; checked by
 //! `engine/tests/it/rooms.rs`).
 
 mod echo;
 pub(crate) mod labels;
+mod latency;
 mod limits;
 mod namespace;
 mod reject;
@@ -14,6 +16,7 @@ mod write;
 
 pub use echo::echo;
 pub use labels::{Label, Labels, METRIC_NAME, is_valid_label_name};
+pub use latency::{LATENCY_BUCKETS, Latency, LatencySnapshot};
 pub use limits::Limits;
 pub use namespace::{DEFAULT_NAMESPACE, Namespace, PerNamespace};
 pub use reject::{RejectReason, Rejection};

@@ -16,14 +16,9 @@ use std::time::{Duration, Instant};
 use axum::extract::{MatchedPath, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use iocdb_engine::{Engine, Stats};
+use iocdb_engine::{Engine, LATENCY_BUCKETS, Latency, LatencySnapshot, Stats};
 
 use crate::service::AppState;
-
-/// Upper bounds of the latency histograms' buckets, seconds.
-const BUCKETS: [f64; 14] = [
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
-];
 
 /// Which front door a request came through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,10 +49,7 @@ impl Door {
 #[derive(Debug, Default)]
 struct Requests {
     by_code: BTreeMap<String, u64>,
-    /// Per bucket of [`BUCKETS`], not cumulative; the last slot is `+Inf`.
-    buckets: [u64; BUCKETS.len() + 1],
-    sum: f64,
-    count: u64,
+    latency: Latency,
 }
 
 /// The server's request figures, shared by both front doors.
@@ -70,19 +62,10 @@ impl Metrics {
     /// Records one request to `path` (a method or route the server serves, else `other`)
     /// that ended with `code` after `elapsed`.
     pub fn observe(&self, door: Door, path: &str, code: &str, elapsed: Duration) {
-        let seconds = elapsed.as_secs_f64();
-        let bucket = BUCKETS
-            .iter()
-            .position(|&b| seconds <= b)
-            .unwrap_or(BUCKETS.len());
         let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         let r = requests.entry((door, path.to_owned())).or_default();
         *r.by_code.entry(code.to_owned()).or_default() += 1;
-        if let Some(b) = r.buckets.get_mut(bucket) {
-            *b += 1;
-        }
-        r.sum += seconds;
-        r.count += 1;
+        r.latency.observe(elapsed);
     }
 
     /// Every family, in the Prometheus text format (version 0.0.4).
@@ -118,27 +101,50 @@ impl Metrics {
                  # TYPE {prefix}_request_duration_seconds histogram"
             );
             for ((_, path), r) in requests.iter().filter(|((d, _), _)| *d == door) {
-                let path = escape(path);
-                let mut cumulative = 0;
-                for (i, n) in r.buckets.iter().enumerate() {
-                    cumulative += n;
-                    let le = BUCKETS
-                        .get(i)
-                        .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
-                    let _ = writeln!(
-                        out,
-                        "{prefix}_request_duration_seconds_bucket{{{label}=\"{path}\",le=\"{le}\"}} {cumulative}"
-                    );
-                }
-                let _ = writeln!(
+                let labels = format!("{label}=\"{}\"", escape(path));
+                histogram_lines(
                     out,
-                    "{prefix}_request_duration_seconds_sum{{{label}=\"{path}\"}} {}\n\
-                     {prefix}_request_duration_seconds_count{{{label}=\"{path}\"}} {}",
-                    r.sum, r.count
+                    &format!("{prefix}_request_duration_seconds"),
+                    &labels,
+                    &r.latency.snapshot(),
                 );
             }
         }
     }
+}
+
+/// A histogram's bucket, sum and count lines (without HELP and TYPE); `labels` is empty or
+/// `name="value",…`.
+fn histogram_lines(out: &mut String, name: &str, labels: &str, h: &LatencySnapshot) {
+    let sep = if labels.is_empty() { "" } else { "," };
+    let mut cumulative = 0;
+    for (i, n) in h.buckets.iter().enumerate() {
+        cumulative += n;
+        let le = LATENCY_BUCKETS
+            .get(i)
+            .map_or_else(|| "+Inf".to_owned(), |b| b.to_string());
+        let _ = writeln!(
+            out,
+            "{name}_bucket{{{labels}{sep}le=\"{le}\"}} {cumulative}"
+        );
+    }
+    let braces = if labels.is_empty() {
+        String::new()
+    } else {
+        format!("{{{labels}}}")
+    };
+    let _ = writeln!(
+        out,
+        "{name}_sum{braces} {}\n{name}_count{braces} {}",
+        h.sum_ns as f64 / 1e9,
+        h.count
+    );
+}
+
+/// A histogram family without labels.
+fn histogram(out: &mut String, name: &str, help: &str, h: &LatencySnapshot) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    histogram_lines(out, name, "", h);
 }
 
 /// Escapes a label value for the text format.
@@ -256,6 +262,40 @@ fn render_store(s: &Stats, out: &mut String) {
         "counter",
         "Samples stored since the server started.",
         s.accepted_samples,
+    );
+    by_label(
+        out,
+        "iocdb_samples_accepted_by_namespace_total",
+        "counter",
+        "Samples stored since the server started, by namespace.",
+        "namespace",
+        ns(&s.accepted_by_namespace),
+    );
+    single(
+        out,
+        "iocdb_flushes_total",
+        "counter",
+        "Flushes that wrote segments since the server started.",
+        s.flushes,
+    );
+    single(
+        out,
+        "iocdb_compactions_total",
+        "counter",
+        "Compactions that wrote segments since the server started.",
+        s.compactions,
+    );
+    histogram(
+        out,
+        "iocdb_wal_group_commit_duration_seconds",
+        "What a group commit's leader took to write (and sync, under fsync always) its batch.",
+        &s.wal.group_commits,
+    );
+    histogram(
+        out,
+        "iocdb_wal_commit_wait_duration_seconds",
+        "What a write waited for its samples to be durable in the WAL.",
+        &s.wal.commit_waits,
     );
     by_label(
         out,

@@ -230,6 +230,11 @@ impl Engine {
                 state.manifest = manifest;
             }
         }
+        if report.segments_out > 0 {
+            inner
+                .compactions
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(report)
     }
 }

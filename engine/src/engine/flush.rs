@@ -95,6 +95,9 @@ pub(super) fn flush_locked(inner: &Inner, state: &mut FlushState) -> Result<Flus
     if let Err(e) = inner.wal.remove_before(wal_below) {
         tracing::warn!(error = %e, "could not remove flushed WAL files; they will be skipped at open");
     }
+    inner
+        .flushes
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     Ok(report)
 }
 
@@ -110,7 +113,7 @@ fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
     for s in inner.head.all() {
         if let Some((layer, freed)) = s.head.take() {
             inner.add_head_bytes(-(freed as isize));
-            tally.add(&s.usage, -(freed as i64));
+            tally.add(&s.usage, -(freed as i64), 0);
             series.insert(s.id, layer);
         }
     }

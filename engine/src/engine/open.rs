@@ -133,6 +133,8 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         head_bytes,
         accepted: AtomicU64::new(0),
         write_recoveries: AtomicU64::new(0),
+        flushes: AtomicU64::new(0),
+        compactions: AtomicU64::new(0),
         wal_cuts,
         rejections: Default::default(),
         quarantined: Mutex::new(quarantined),

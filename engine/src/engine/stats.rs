@@ -59,6 +59,14 @@ pub struct Stats {
     pub wal_files_cut: u64,
     /// Bytes those cuts removed.
     pub wal_bytes_cut: u64,
+    /// Samples written per namespace since the engine was opened.
+    pub accepted_by_namespace: BTreeMap<String, u64>,
+    /// Flushes that wrote segments since the engine was opened.
+    pub flushes: u64,
+    /// Compactions that wrote segments since the engine was opened.
+    pub compactions: u64,
+    /// What the WAL's group commits and commit waits took.
+    pub wal: crate::wal::writer::WalTimings,
 }
 
 impl Engine {
@@ -99,6 +107,9 @@ impl Engine {
             write_recoveries: inner.write_recoveries.load(Ordering::Relaxed),
             wal_files_cut: inner.wal_cuts.files,
             wal_bytes_cut: inner.wal_cuts.bytes,
+            flushes: inner.flushes.load(Ordering::Relaxed),
+            compactions: inner.compactions.load(Ordering::Relaxed),
+            wal: inner.wal.timings(),
             ..Stats::default()
         };
         for usage in inner.head.usages().all() {
@@ -106,6 +117,9 @@ impl Engine {
             if let Some(share) = usage.limit() {
                 stats.head_share_by_namespace.insert(ns.clone(), share);
             }
+            stats
+                .accepted_by_namespace
+                .insert(ns.clone(), usage.accepted());
             stats.head_bytes_by_namespace.insert(ns, usage.bytes());
         }
         for s in inner.head.all() {

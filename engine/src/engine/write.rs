@@ -269,8 +269,9 @@ impl Engine {
         let mut tally = UsageTally::default();
         for ((series, samples), place) in batch.into_iter().zip(places) {
             accepted += samples.len();
+            let n = samples.len() as u64;
             let bytes = inner.head.apply(&series, place, samples);
-            tally.add(&series.usage, bytes as i64);
+            tally.add(&series.usage, bytes as i64, n);
             grown += bytes;
         }
         tally.settle();

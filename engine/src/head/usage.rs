@@ -18,6 +18,8 @@ use crate::model::{Namespace, PerNamespace};
 pub struct NamespaceUsage {
     namespace: Namespace,
     bytes: AtomicI64,
+    /// Samples written since the engine was opened (not counting WAL replay).
+    accepted: AtomicU64,
     /// `u64::MAX`: no share of its own (only the whole head's budget applies).
     limit: AtomicU64,
 }
@@ -31,6 +33,11 @@ impl NamespaceUsage {
     /// Bytes its series hold in the head now.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Samples written to the namespace since the engine was opened.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
     }
 
     /// The most it may hold, if it has a share.
@@ -72,6 +79,7 @@ impl Usages {
                 Arc::new(NamespaceUsage {
                     namespace: namespace.clone(),
                     bytes: AtomicI64::new(0),
+                    accepted: AtomicU64::new(0),
                     limit: AtomicU64::new(limits.get(namespace.as_str()).unwrap_or(u64::MAX)),
                 })
             })
@@ -96,29 +104,35 @@ impl Usages {
     }
 }
 
-/// Adds up per-namespace deltas over a run of series and applies each namespace's sum once:
-/// a batch's series mostly share a namespace, so this is one atomic add per batch.
+/// Adds up per-namespace deltas over a run of series and applies each namespace's sums
+/// once: a batch's series mostly share a namespace, so this is one atomic add per batch.
 #[derive(Default)]
 pub struct UsageTally {
-    current: Option<(Arc<NamespaceUsage>, i64)>,
+    current: Option<(Arc<NamespaceUsage>, i64, u64)>,
 }
 
 impl UsageTally {
-    /// Counts `delta` bytes for `usage`.
-    pub fn add(&mut self, usage: &Arc<NamespaceUsage>, delta: i64) {
+    /// Counts `delta` bytes and `accepted` samples for `usage`.
+    pub fn add(&mut self, usage: &Arc<NamespaceUsage>, delta: i64, accepted: u64) {
         match &mut self.current {
-            Some((u, sum)) if Arc::ptr_eq(u, usage) => *sum += delta,
+            Some((u, sum, samples)) if Arc::ptr_eq(u, usage) => {
+                *sum += delta;
+                *samples += accepted;
+            }
             _ => {
                 self.settle();
-                self.current = Some((usage.clone(), delta));
+                self.current = Some((usage.clone(), delta, accepted));
             }
         }
     }
 
     /// Applies what is counted so far.
     pub fn settle(&mut self) {
-        if let Some((u, sum)) = self.current.take() {
+        if let Some((u, sum, samples)) = self.current.take() {
             u.add(sum);
+            if samples > 0 {
+                u.accepted.fetch_add(samples, Ordering::Relaxed);
+            }
         }
     }
 }
@@ -159,12 +173,13 @@ mod tests {
         let (a, b) = (usages.of(&ns("a")), usages.of(&ns("b")));
         {
             let mut tally = UsageTally::default();
-            tally.add(&a, 10);
-            tally.add(&a, 5);
-            tally.add(&b, 7);
-            tally.add(&a, -3);
+            tally.add(&a, 10, 2);
+            tally.add(&a, 5, 1);
+            tally.add(&b, 7, 4);
+            tally.add(&a, -3, 0);
         }
         assert_eq!((a.bytes(), b.bytes()), (12, 7));
+        assert_eq!((a.accepted(), b.accepted()), (3, 4));
         usages.set_limits(PerNamespace {
             default: None,
             by_namespace: [("a".to_owned(), 12)].into(),

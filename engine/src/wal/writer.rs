@@ -21,11 +21,13 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::error::IoContext;
 use crate::fs::{Vfs, VfsFile, layout};
+use crate::model::{Latency, LatencySnapshot};
 use crate::options::FsyncPolicy;
 use crate::{Error, Limit, Result};
 
@@ -101,6 +103,19 @@ pub struct Wal {
     state: Mutex<State>,
     cond: Condvar,
     io: Mutex<Io>,
+    /// What each group commit's leader took to write (and, under `Always`, sync) its batch.
+    group_commits: Latency,
+    /// What each writer waited in [`Wal::commit`] for its bytes to be durable.
+    commit_waits: Latency,
+}
+
+/// The WAL's timings, for the engine's statistics.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WalTimings {
+    /// Per group commit: the leader's write and sync of its batch.
+    pub group_commits: LatencySnapshot,
+    /// Per writer: the wait for its bytes to be durable.
+    pub commit_waits: LatencySnapshot,
 }
 
 impl Wal {
@@ -129,6 +144,8 @@ impl Wal {
                 last_failure: None,
             }),
             cond: Condvar::new(),
+            group_commits: Latency::default(),
+            commit_waits: Latency::default(),
             io: Mutex::new(Io {
                 file: None,
                 file_no: 0,
@@ -185,6 +202,21 @@ impl Wal {
 
     /// Waits until the appended bytes are durable (or written, under an interval policy).
     pub fn commit(&self, ticket: Ticket) -> Result<()> {
+        let start = Instant::now();
+        let result = self.commit_inner(ticket);
+        self.commit_waits.observe(start.elapsed());
+        result
+    }
+
+    /// The WAL's timings so far.
+    pub fn timings(&self) -> WalTimings {
+        WalTimings {
+            group_commits: self.group_commits.snapshot(),
+            commit_waits: self.commit_waits.snapshot(),
+        }
+    }
+
+    fn commit_inner(&self, ticket: Ticket) -> Result<()> {
         let mut st = self.state.lock();
         loop {
             if st.durable_ticket >= ticket.0 {
@@ -202,7 +234,9 @@ impl Wal {
             let batch = std::mem::take(&mut st.pending);
             let upto = st.next_ticket;
             drop(st);
+            let started = Instant::now();
             let result = self.write_batch(batch);
+            self.group_commits.observe(started.elapsed());
             st = self.state.lock();
             st.leader_active = false;
             match result {

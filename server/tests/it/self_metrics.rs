@@ -66,6 +66,12 @@ async fn every_family_moves_when_its_event_happens() {
     let (status, _) = server.get_json("/api/v1/query?query=%28");
     assert_eq!(status, 400);
     server.flush().await;
+    server
+        .admin()
+        .await
+        .compact(v1::CompactRequest { before_ms: 0 })
+        .await
+        .expect("compact");
     let after = scrape(&server);
 
     let moved = |series: &str, by: f64| {
@@ -77,6 +83,18 @@ async fn every_family_moves_when_its_event_happens() {
         "iocdb_samples_rejected_total{reason=\"invalid_label_name\"}",
         1.0,
     );
+    moved(
+        "iocdb_samples_accepted_by_namespace_total{namespace=\"health\"}",
+        2.0,
+    );
+    moved("iocdb_flushes_total", 1.0);
+    moved("iocdb_compactions_total", 1.0);
+    moved("iocdb_wal_group_commit_duration_seconds_count", 1.0);
+    moved(
+        "iocdb_wal_group_commit_duration_seconds_bucket{le=\"+Inf\"}",
+        1.0,
+    );
+    moved("iocdb_wal_commit_wait_duration_seconds_count", 1.0);
     moved("iocdb_head_series", 1.0);
     moved("iocdb_head_series_by_namespace{namespace=\"health\"}", 1.0);
     moved("iocdb_segments", 1.0);

@@ -26,8 +26,11 @@ fn init_logging(json: bool) {
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("IOCDB_LOG").unwrap_or_else(|_| "info".into());
     use std::io::IsTerminal;
+    // A span's close is logged with its duration: flushes and compactions at `info`, each
+    // write and query at `debug` (`IOCDB_LOG=iocdb_engine=debug`).
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_span_events(tracing_subscriber::fmt::format::FmtSpan::CLOSE)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     if json {

@@ -85,6 +85,7 @@ impl Engine {
     /// background compaction leaves the current window alone, which every flush still adds
     /// to, so that a day is rewritten once, not after every flush.
     pub fn compact_before(&self, end: i64) -> Result<CompactReport> {
+        let _span = tracing::info_span!("compact", before = end).entered();
         let inner = &*self.inner;
         inner.check_open()?;
         let mut state = inner.flush.lock();

@@ -31,6 +31,7 @@ pub struct FlushReport {
 impl Engine {
     /// Moves everything in the head into segments and truncates the WAL.
     pub fn flush(&self) -> Result<FlushReport> {
+        let _span = tracing::info_span!("flush").entered();
         let inner = &*self.inner;
         inner.check_open()?;
         let mut state = inner.flush.lock();

@@ -105,11 +105,27 @@ impl Engine {
 
     /// Runs a PromQL query (see [`crate::query`]).
     pub fn query(&self, q: &PromqlQuery) -> Result<PromqlResult> {
+        let _span = tracing::debug_span!(
+            "query",
+            namespace = %crate::model::echo(&q.namespace),
+            expr = %crate::model::echo(&q.expr),
+            start = q.start,
+            end = q.end,
+            step = q.step
+        )
+        .entered();
         query::run(&self.querier(), q)
     }
 
     /// Runs a structured range query (see [`crate::query`] for the semantics).
     pub fn query_range(&self, q: &RangeQuery) -> Result<QueryResult> {
+        let _span = tracing::debug_span!(
+            "query_range",
+            namespace = %crate::model::echo(&q.namespace),
+            start = q.start,
+            end = q.end
+        )
+        .entered();
         query::range(&self.querier(), q)
     }
 

@@ -48,6 +48,12 @@ impl Engine {
     /// memory budget or the disk is full, [`Error::WritesStopped`] after a failed fsync,
     /// [`Error::Closed`].
     pub fn write(&self, req: WriteRequest) -> Result<WriteOutcome> {
+        let _span = tracing::debug_span!(
+            "write",
+            namespace = %crate::model::echo(&req.namespace),
+            series = req.series.len()
+        )
+        .entered();
         self.check_writable()?;
         let mut outcome = WriteOutcome::default();
         let namespace = match Namespace::new(&req.namespace) {
@@ -122,6 +128,7 @@ impl Engine {
     /// Stores samples of already resolved series (see [`Engine::write`] for the guarantees;
     /// a rejection's `series_index` is the position in `batch`).
     pub fn write_resolved(&self, batch: Vec<Resolved>) -> Result<WriteOutcome> {
+        let _span = tracing::debug_span!("write_resolved", series = batch.len()).entered();
         self.check_writable()?;
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)

@@ -197,3 +197,37 @@ fn promtool_finds_nothing_to_lint_and_a_real_prometheus_scrapes_it() {
         std::thread::sleep(Duration::from_millis(250));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queries_and_flushes_are_traced_with_their_namespace_and_duration() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = dir.path().join("server.log");
+    let server = Server::start_logging(&dir.path().join("data"), "", Some(&log));
+    let t = now_ms() - 10_000;
+    server
+        .ingest()
+        .await
+        .write(v1::WriteRequest {
+            namespace: "tourism".into(),
+            series: vec![series("visitors", &[("site", "Núi Sam")], &[(t, 7.0)])],
+        })
+        .await
+        .expect("write");
+    let (status, _) = server.get_json(&format!(
+        "/ns/tourism/api/v1/query?query={}",
+        enc("sum(visitors)")
+    ));
+    assert_eq!(status, 200);
+    server.flush().await;
+    let text = std::fs::read_to_string(&log).expect("log");
+    let closed = |span: &str| {
+        text.lines()
+            .any(|l| l.contains(span) && l.contains("close") && l.contains("time.busy"))
+    };
+    assert!(closed("write{namespace=\"tourism\""), "{text}");
+    assert!(
+        closed("query{namespace=\"tourism\" expr=\"sum(visitors)\""),
+        "{text}"
+    );
+    assert!(closed("flush"), "{text}");
+}

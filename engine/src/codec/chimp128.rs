@@ -42,15 +42,31 @@ const KEY_BITS: u32 = TRAILING_THRESHOLD + 1;
 /// No stored leading count.
 const NONE: u32 = u32::MAX;
 
+thread_local! {
+    /// Where each low-bit pattern was last seen: reused by each encode on the thread, since
+    /// a fresh table per chunk (64 KiB) left freed pages behind in the allocator after
+    /// every flush.
+    static LAST_SEEN: std::cell::RefCell<Vec<u32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Encodes `values`.
 pub fn encode(values: &[f64]) -> Vec<u8> {
+    LAST_SEEN.with(|table| {
+        let mut table = table.borrow_mut();
+        table.clear();
+        table.resize(1 << KEY_BITS, 0);
+        encode_with(values, &mut table)
+    })
+}
+
+/// [`encode`] with `last_seen` (all zero, `2^KEY_BITS` entries): for each low-bit pattern,
+/// the count of values up to and including the last that had it (0: none).
+fn encode_with(values: &[f64], last_seen: &mut [u32]) -> Vec<u8> {
     let mut w = BitWriter::new();
     let Some((first, rest)) = values.split_first() else {
         return w.finish();
     };
     let mut ring = [0u64; WINDOW];
-    // Where each low-bit pattern was last seen, as a value count (0: never).
-    let mut last_seen = vec![0usize; 1 << KEY_BITS];
     let key = |bits: u64| (bits & ((1 << KEY_BITS) - 1)) as usize;
     let mut prev = first.to_bits();
     w.write(prev, 64);
@@ -63,7 +79,7 @@ pub fn encode(values: &[f64]) -> Vec<u8> {
         let count = k + 1; // values before this one
         let bits = v.to_bits();
         let slot = key(bits);
-        let candidate = last_seen.get(slot).copied().unwrap_or(0);
+        let candidate = last_seen.get(slot).copied().unwrap_or(0) as usize;
         let from_ring = (candidate > 0 && count - (candidate - 1) <= WINDOW)
             .then(|| {
                 let i = (candidate - 1) % WINDOW;
@@ -108,7 +124,8 @@ pub fn encode(values: &[f64]) -> Vec<u8> {
             *r = bits;
         }
         if let Some(seen) = last_seen.get_mut(slot) {
-            *seen = count + 1;
+            // Chunks hold far fewer than 2^32 values.
+            *seen = (count + 1) as u32;
         }
     }
     w.finish()

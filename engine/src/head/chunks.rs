@@ -28,10 +28,6 @@ use super::layer::{SeriesLayer, chunks_in};
 /// Samples per sealed head chunk.
 pub const SEAL_SAMPLES: usize = 128;
 
-/// What holding samples costs a series besides the samples' own buffers: the boxed
-/// [`Samples`] and the allocator's rounding of it.
-const SAMPLES_OVERHEAD: usize = std::mem::size_of::<Samples>() + 16;
-
 /// Overhead of one sealed chunk besides its bytes (the `Arc` header, allocator rounding).
 const SEALED_OVERHEAD: usize = 32;
 
@@ -46,8 +42,10 @@ pub struct SealedChunk {
     pub bytes: Arc<[u8]>,
 }
 
-/// A series' samples in the head. Boxed and present only while there are samples, so a
-/// series between a flush and its next sample costs a pointer, not an empty appender.
+/// A series' samples in the head, present only while there are samples. Kept inline in the
+/// series (its size is accounted with the series): a box per series, allocated at each
+/// first sample after a flush, cost no less for active series and was measured to leave
+/// about 10 MiB more resident after flushing a province day (`memory_compare`).
 #[derive(Debug, Default)]
 struct Samples {
     sealed: Vec<SealedChunk>,
@@ -61,7 +59,7 @@ struct Samples {
 
 #[derive(Debug, Default)]
 struct SeriesData {
-    samples: Option<Box<Samples>>,
+    samples: Option<Samples>,
     /// Places in the apply order applied (or skipped) so far.
     applied: u64,
 }
@@ -114,7 +112,7 @@ impl HeadSeries {
     /// A copy of the data overlapping `[start, end]`, cheap enough to take under the lock.
     pub fn snapshot(&self, start: i64, end: i64) -> SeriesLayer {
         let guard = self.data.lock();
-        let Some(d) = guard.samples.as_deref() else {
+        let Some(d) = guard.samples.as_ref() else {
             return SeriesLayer::default();
         };
         let mut chunks: Vec<SealedChunk> = chunks_in(&d.sealed, start, end).to_vec();
@@ -138,7 +136,7 @@ impl HeadSeries {
 
     /// Takes all data out (for a flush); returns it and the bytes freed.
     pub fn take(&self) -> Option<(SeriesLayer, usize)> {
-        let d = *self.data.lock().samples.take()?;
+        let d = self.data.lock().samples.take()?;
         let mut chunks = d.sealed;
         if !d.open.is_empty() {
             let max_t = d.open.last_t().unwrap_or(d.open_min_t);
@@ -154,7 +152,7 @@ impl HeadSeries {
     /// Whether any held sample may lie in `[start, end]` (by chunk bounds).
     pub fn overlaps(&self, start: i64, end: i64) -> bool {
         let guard = self.data.lock();
-        let Some(d) = guard.samples.as_deref() else {
+        let Some(d) = guard.samples.as_ref() else {
             return false;
         };
         !chunks_in(&d.sealed, start, end).is_empty()
@@ -167,7 +165,7 @@ impl HeadSeries {
     /// Samples held.
     pub fn sample_count(&self) -> usize {
         let guard = self.data.lock();
-        let Some(d) = guard.samples.as_deref() else {
+        let Some(d) = guard.samples.as_ref() else {
             return 0;
         };
         let sealed: usize = d
@@ -220,9 +218,9 @@ fn append_locked(data: &mut SeriesData, samples: impl IntoIterator<Item = Sample
     d.bytes as isize - before as isize
 }
 
+/// The heap the samples hold (the struct itself is part of the series' own cost).
 fn accounted_bytes(d: &Samples) -> usize {
-    SAMPLES_OVERHEAD
-        + d.sealed.capacity() * std::mem::size_of::<SealedChunk>()
+    d.sealed.capacity() * std::mem::size_of::<SealedChunk>()
         + d.sealed_bytes
         + d.open.heap_bytes()
         + d.ooo.capacity() * std::mem::size_of::<Sample>()

@@ -41,3 +41,36 @@ pub fn zigzag(x: i64) -> u64 {
 pub fn unzigzag(u: u64) -> i64 {
     ((u >> 1) as i64) ^ -((u & 1) as i64)
 }
+
+/// What the float codecs' tests share.
+#[cfg(test)]
+pub(crate) mod float_tests {
+    use crate::DecodeError;
+
+    /// Values every float codec keeps bit for bit: NaN payloads (the Prometheus stale
+    /// marker among them), signed zeros, infinities, the smallest subnormal, the largest.
+    pub const SPECIALS: [f64; 8] = [
+        f64::NAN,
+        f64::from_bits(0x7ff0_0000_0000_0002),
+        -0.0,
+        0.0,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        5e-324,
+        f64::MAX,
+    ];
+
+    /// A float codec's decoder: bytes, value count, where the values go.
+    type Decode = fn(&[u8], usize, &mut Vec<f64>) -> Result<(), DecodeError>;
+
+    /// Encodes `values`, decodes them, and checks every bit came back; returns the bytes.
+    pub fn round_trip(encode: fn(&[f64]) -> Vec<u8>, decode: Decode, values: &[f64]) -> Vec<u8> {
+        let bytes = encode(values);
+        let mut out = Vec::new();
+        decode(&bytes, values.len(), &mut out).expect("decodes");
+        let got: Vec<u64> = out.iter().map(|v| v.to_bits()).collect();
+        let want: Vec<u64> = values.iter().map(|v| v.to_bits()).collect();
+        assert_eq!(got, want);
+        bytes
+    }
+}

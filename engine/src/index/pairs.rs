@@ -169,7 +169,9 @@ pub struct Pairs {
     pairs: Vec<Pair>,
     lookup: HashTable<PairId>,
     arena: Arena,
-    hasher: foldhash::fast::FixedState,
+    /// Seeded per process: label values come from the network, and a fixed seed would let
+    /// a sender craft values that collide.
+    hasher: foldhash::fast::RandomState,
     /// Bytes of the shared pairs' bitmaps (estimated as they change).
     bitmap_bytes: usize,
     /// Bytes of the names' texts and lists.

@@ -126,11 +126,13 @@ impl Head {
         max_per_namespace: Option<usize>,
     ) -> Result<Arc<Series>, RejectReason> {
         let hash = self.hash(namespace, labels);
+        // The index's lock only for a candidate with the same hash: none for a new series.
         let find = |lookup: &Lookup| {
-            let reader = self.postings.reader();
             lookup
                 .find(hash, |s| {
-                    s.hash == hash && s.namespace == *namespace && reader.matches(&s.pairs, labels)
+                    s.hash == hash
+                        && s.namespace == *namespace
+                        && self.postings.reader().matches(&s.pairs, labels)
                 })
                 .cloned()
         };

@@ -253,13 +253,13 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
 /// timestamp.
 fn read_one(
     version: &Version,
-    series: &SeriesHandle,
+    handle: &SeriesHandle,
     live: &SeriesLayer,
     start: i64,
     end: i64,
     out: &mut Vec<Sample>,
 ) -> Result<()> {
-    let series = series.series();
+    let series = handle.series();
     let deletions = &version.deletions;
     for handle in &version.segments {
         let from = out.len();
@@ -274,7 +274,7 @@ fn read_one(
             .map_err(|e| Error::Corrupt {
                 file: "head".into(),
                 offset: e.offset,
-                reason: format!("in-memory chunk of series {}: {}", series.id, e.reason),
+                reason: format!("in-memory chunk of {}: {}", handle.labels(), e.reason),
             })
     };
     for frozen in &version.frozen {

@@ -42,12 +42,12 @@ pub struct SealedChunk {
     pub bytes: Arc<[u8]>,
 }
 
-/// A series' samples in the head, present only while there are samples. Kept inline in the
-/// series (its size is accounted with the series): a box per series, allocated at each
-/// first sample after a flush, cost no less for active series and was measured to leave
-/// about 10 MiB more resident after flushing a province day (`memory_compare`).
+/// A series' samples, inline in the series (their struct is accounted with the series). A
+/// box allocated only while there are samples was tried: it cost no less for series with
+/// samples and left about 10 MiB more resident after flushing a province day
+/// (`memory_compare`, BENCHMARKS.md "Memory at flush").
 #[derive(Debug, Default)]
-struct Samples {
+struct SeriesData {
     sealed: Vec<SealedChunk>,
     open: ChunkAppender,
     open_min_t: i64,
@@ -55,11 +55,6 @@ struct Samples {
     /// Bytes of the sealed chunks, kept so accounting is O(1) per append.
     sealed_bytes: usize,
     bytes: usize,
-}
-
-#[derive(Debug, Default)]
-struct SeriesData {
-    samples: Option<Samples>,
     /// Places in the apply order applied (or skipped) so far.
     applied: u64,
 }
@@ -111,10 +106,7 @@ impl HeadSeries {
 
     /// A copy of the data overlapping `[start, end]`, cheap enough to take under the lock.
     pub fn snapshot(&self, start: i64, end: i64) -> SeriesLayer {
-        let guard = self.data.lock();
-        let Some(d) = guard.samples.as_ref() else {
-            return SeriesLayer::default();
-        };
+        let d = self.data.lock();
         let mut chunks: Vec<SealedChunk> = chunks_in(&d.sealed, start, end).to_vec();
         if !d.open.is_empty() && d.open_min_t <= end && d.open.last_t().is_some_and(|t| t >= start)
         {
@@ -136,25 +128,30 @@ impl HeadSeries {
 
     /// Takes all data out (for a flush); returns it and the bytes freed.
     pub fn take(&self) -> Option<(SeriesLayer, usize)> {
-        let d = self.data.lock().samples.take()?;
-        let mut chunks = d.sealed;
+        let mut d = self.data.lock();
+        if d.sealed.is_empty() && d.open.is_empty() && d.ooo.is_empty() {
+            return None;
+        }
+        let mut chunks = std::mem::take(&mut d.sealed);
         if !d.open.is_empty() {
             let max_t = d.open.last_t().unwrap_or(d.open_min_t);
+            let open = std::mem::take(&mut d.open);
             chunks.push(SealedChunk {
                 min_t: d.open_min_t,
                 max_t,
-                bytes: d.open.snapshot().into(),
+                bytes: open.snapshot().into(),
             });
         }
-        Some((SeriesLayer { chunks, ooo: d.ooo }, d.bytes))
+        let ooo = std::mem::take(&mut d.ooo);
+        let freed = d.bytes;
+        d.bytes = 0;
+        d.sealed_bytes = 0;
+        Some((SeriesLayer { chunks, ooo }, freed))
     }
 
     /// Whether any held sample may lie in `[start, end]` (by chunk bounds).
     pub fn overlaps(&self, start: i64, end: i64) -> bool {
-        let guard = self.data.lock();
-        let Some(d) = guard.samples.as_ref() else {
-            return false;
-        };
+        let d = self.data.lock();
         !chunks_in(&d.sealed, start, end).is_empty()
             || (!d.open.is_empty()
                 && d.open_min_t <= end
@@ -164,10 +161,7 @@ impl HeadSeries {
 
     /// Samples held.
     pub fn sample_count(&self) -> usize {
-        let guard = self.data.lock();
-        let Some(d) = guard.samples.as_ref() else {
-            return 0;
-        };
+        let d = self.data.lock();
         let sealed: usize = d
             .sealed
             .iter()
@@ -179,17 +173,12 @@ impl HeadSeries {
     /// Accounted bytes.
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
-        self.data.lock().samples.as_ref().map_or(0, |d| d.bytes)
+        self.data.lock().bytes
     }
 }
 
 /// Appends samples to a series' locked data; returns the change in accounted bytes.
-fn append_locked(data: &mut SeriesData, samples: impl IntoIterator<Item = Sample>) -> isize {
-    let mut samples = samples.into_iter().peekable();
-    if samples.peek().is_none() {
-        return 0;
-    }
-    let d = data.samples.get_or_insert_default();
+fn append_locked(d: &mut SeriesData, samples: impl IntoIterator<Item = Sample>) -> isize {
     let before = d.bytes;
     for s in samples {
         let last = d.open.last_t().or_else(|| d.sealed.last().map(|c| c.max_t));
@@ -219,7 +208,7 @@ fn append_locked(data: &mut SeriesData, samples: impl IntoIterator<Item = Sample
 }
 
 /// The heap the samples hold (the struct itself is part of the series' own cost).
-fn accounted_bytes(d: &Samples) -> usize {
+fn accounted_bytes(d: &SeriesData) -> usize {
     d.sealed.capacity() * std::mem::size_of::<SealedChunk>()
         + d.sealed_bytes
         + d.open.heap_bytes()

@@ -27,6 +27,7 @@ mod verify;
 mod version;
 pub mod write;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
@@ -50,8 +51,10 @@ use crate::head::Head;
 use crate::manifest::Manifest;
 use crate::metadata::{MetadataStore, MetricMetadata};
 use crate::model::PerNamespace;
+use crate::model::QualityPolicy;
 use crate::model::RejectReason;
 use crate::options::{FsyncPolicy, Options};
+use crate::quality::{Quality, QualityFilter, QualityReport};
 use crate::wal::Wal;
 
 /// An open store. Cheap to share: clone the `Arc` you keep it in.
@@ -105,6 +108,8 @@ pub(crate) struct Inner {
     rejections: [AtomicU64; RejectReason::KINDS.len()],
     quarantined: Mutex<Vec<Quarantined>>,
     metadata: Mutex<MetadataStore>,
+    /// The catalog's data-quality rules in force, and what they rejected or flagged.
+    quality: Quality,
     closed: AtomicBool,
     /// Series limits of particular namespaces, overriding `Limits::max_series_per_namespace`
     /// (set by [`Engine::set_series_limits`]); `has_series_limits` spares the write path the
@@ -197,24 +202,74 @@ impl Engine {
                 metadata.metric
             )));
         }
-        if metadata.expected_interval_ms.is_some_and(|i| i <= 0) {
-            return Err(crate::Error::InvalidArgument(
-                "the expected interval must be positive".into(),
-            ));
-        }
+        check_catalog_entry(&metadata)?;
         let mut store = inner.metadata.lock();
         let mut next = store.clone();
         next.0
             .insert((ns.to_string(), metadata.metric.clone()), metadata);
         next.store(&*inner.opts.vfs, &inner.dir)?;
+        inner.quality.compile(&next);
         *store = next;
         Ok(())
+    }
+
+    /// Sets each namespace's data-quality policy for the indicators that declare none
+    /// (replacing earlier ones; a namespace not named gets `flag`). Not stored: the server
+    /// sets them from its catalog file at every start.
+    pub fn set_quality_policies(&self, policies: BTreeMap<String, QualityPolicy>) {
+        let store = self.inner.metadata.lock();
+        self.inner.quality.set_policies(policies);
+        self.inner.quality.compile(&store);
+    }
+
+    /// What the data-quality rules rejected and flagged: counters since the store was
+    /// created, and the newest events.
+    pub fn quality(&self, filter: &QualityFilter) -> QualityReport {
+        self.inner.quality.report(filter)
     }
 
     /// The metadata of a namespace's metrics, sorted by metric.
     pub fn metadata(&self, namespace: &str) -> Result<Vec<MetricMetadata>> {
         self.inner.metadata(namespace)
     }
+}
+
+/// Refuses a catalog entry whose numbers cannot mean anything.
+fn check_catalog_entry(m: &MetricMetadata) -> Result<()> {
+    let invalid = |what: String| Err(crate::Error::InvalidArgument(what));
+    let r = &m.rules;
+    if m.expected_interval_ms.is_some_and(|i| i <= 0) {
+        return invalid("the expected interval must be positive".into());
+    }
+    if [r.valid_min, r.valid_max, r.max_change_factor]
+        .iter()
+        .flatten()
+        .any(|v| !v.is_finite())
+    {
+        return invalid("valid_min, valid_max and max_change_factor must be finite".into());
+    }
+    if let (Some(min), Some(max)) = (r.valid_min, r.valid_max)
+        && min > max
+    {
+        return invalid(format!("valid_min {min} is above valid_max {max}"));
+    }
+    if r.max_change_factor.is_some_and(|f| f < 1.0) {
+        return invalid("max_change_factor must be at least 1".into());
+    }
+    if r.revision_window_ms.is_some_and(|w| w < 0) {
+        return invalid("the revision window must not be negative".into());
+    }
+    if let Some(bad) = r
+        .required_labels
+        .iter()
+        .find(|l| !crate::model::is_valid_label_name(l))
+    {
+        return invalid(format!(
+            "required label {} is not a valid label name",
+            crate::model::echo(bad)
+        ));
+    }
+    Ok(())
 }
 
 impl Drop for Engine {

@@ -43,6 +43,7 @@ mod manifest;
 mod metadata;
 mod model;
 mod options;
+mod quality;
 pub mod query;
 mod segment;
 mod textfile;
@@ -62,10 +63,12 @@ pub use manifest::Tombstone;
 pub use metadata::MetricMetadata;
 pub use model::{
     DEFAULT_NAMESPACE, LATENCY_BUCKETS, Label, Labels, Latency, LatencySnapshot, METRIC_NAME,
-    Namespace, PerNamespace, RejectReason, Rejection, Sample, SeriesWrite, WriteOutcome,
-    WriteRequest, echo, is_valid_label_name,
+    Namespace, PerNamespace, QualityAction, QualityCount, QualityEvent, QualityPolicy, QualityRule,
+    QualityRules, RejectReason, Rejection, Sample, SeriesWrite, WriteOutcome, WriteRequest, echo,
+    is_valid_label_name,
 };
 pub use options::{FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits, WalCorruption};
+pub use quality::{QualityFilter, QualityReport};
 pub use query::{
     AggregateOp, Aggregation, Budget, DEFAULT_LOOKBACK_MS, FunctionKind, Grouping, LatestSample,
     PromqlQuery, PromqlResult, QueryResult, QueryValue, RangeFunction, RangeQuery, ResultSeries,

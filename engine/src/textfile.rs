@@ -37,6 +37,31 @@ pub fn open<'a>(path: &Path, data: &'a [u8]) -> Result<&'a str> {
     Ok(body)
 }
 
+/// A text field on one line: tabs, newlines and backslashes escaped as `\t`, `\n`, `\\`.
+pub fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('\t', "\\t")
+        .replace('\n', "\\n")
+}
+
+/// The text [`escape`] was given.
+pub fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match (c, c == '\\') {
+            (_, true) => match chars.next() {
+                Some('t') => out.push('\t'),
+                Some('n') => out.push('\n'),
+                Some(other) => out.push(other),
+                None => {}
+            },
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
 /// Reads `dir/name`; `None` when it does not exist.
 pub fn read(vfs: &dyn Vfs, dir: &Path, name: &str) -> Result<Option<Vec<u8>>> {
     let path = dir.join(name);

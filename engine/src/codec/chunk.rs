@@ -494,6 +494,15 @@ impl ChunkAppender {
         self.ts.last()
     }
 
+    /// The last sample appended.
+    pub fn last(&self) -> Option<(i64, f64)> {
+        let v = match &self.values {
+            ValueAppender::Int(e, _) => e.last().map(|i| i as f64),
+            ValueAppender::Xor(e) => e.last(),
+        };
+        Some((self.ts.last()?, v?))
+    }
+
     /// The chunk as it stands, in the format above (the appender goes on).
     pub fn snapshot(&self) -> Vec<u8> {
         let (encoding, values) = match &self.values {

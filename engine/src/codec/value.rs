@@ -86,6 +86,11 @@ impl XorEncoder {
         Self::default()
     }
 
+    /// The last value appended.
+    pub fn last(&self) -> Option<f64> {
+        (self.n > 0).then(|| f64::from_bits(self.prev))
+    }
+
     /// Appends `v`.
     #[inline]
     pub fn push(&mut self, v: f64) {
@@ -201,6 +206,11 @@ impl IntEncoder {
             prev: 0,
             prev_delta: 0,
         }
+    }
+
+    /// The last value appended.
+    pub fn last(&self) -> Option<i64> {
+        (self.n > 0).then_some(self.prev)
     }
 
     /// Appends `v`, which must satisfy [`as_exact_int`].

@@ -25,6 +25,7 @@ use crate::manifest::Manifest;
 use crate::metadata::MetadataStore;
 use crate::model::{Labels, Sample};
 use crate::options::{MetadataCorruption, Options, WalCorruption};
+use crate::quality::Quality;
 use crate::segment::Segment;
 use crate::wal::Wal;
 use crate::wal::frame::End;
@@ -111,6 +112,8 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         .collect::<Result<Vec<_>>>()?;
     let first_file = last_wal.max(manifest.wal_flushed_below) + 1;
     let metadata = load_metadata(&*vfs, dir, &opts, &mut quarantined)?;
+    let sync_quality = opts.fsync == crate::options::FsyncPolicy::Always;
+    let quality = Quality::open(vfs.clone(), dir, sync_quality, &metadata)?;
     let wal = Wal::new(
         dir.to_path_buf(),
         vfs.clone(),
@@ -139,6 +142,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         rejections: Default::default(),
         quarantined: Mutex::new(quarantined),
         metadata: Mutex::new(metadata),
+        quality,
         closed: AtomicBool::new(false),
         series_limits: RwLock::new(crate::model::PerNamespace::default()),
         has_series_limits: AtomicBool::new(false),

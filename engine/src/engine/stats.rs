@@ -6,6 +6,7 @@ use std::sync::atomic::Ordering;
 
 use super::Engine;
 use crate::model::RejectReason;
+use crate::quality::QualityFilter;
 
 /// A file moved aside because it was corrupt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,6 +68,9 @@ pub struct Stats {
     pub compactions: u64,
     /// What the WAL's group commits and commit waits took.
     pub wal: crate::wal::writer::WalTimings,
+    /// Samples the data-quality rules rejected or flagged, by namespace, metric, rule and
+    /// action, since the store was created.
+    pub quality: Vec<crate::model::QualityCount>,
 }
 
 impl Engine {
@@ -110,6 +114,7 @@ impl Engine {
             flushes: inner.flushes.load(Ordering::Relaxed),
             compactions: inner.compactions.load(Ordering::Relaxed),
             wal: inner.wal.timings(),
+            quality: inner.quality.report(&QualityFilter::default()).counts,
             ..Stats::default()
         };
         for usage in inner.head.usages().all() {

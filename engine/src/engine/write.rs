@@ -13,8 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::Engine;
 use crate::head::{Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
 use crate::model::{
-    Label, Labels, Namespace, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest,
+    Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RejectReason, Rejection,
+    Sample, WriteOutcome, WriteRequest, shorten,
 };
+use crate::quality::{Checker, Violation};
 use crate::wal::record::{self, SeriesDefRef};
 use crate::{Error, Limit, Result};
 
@@ -74,12 +76,17 @@ impl Engine {
                 return Ok(outcome);
             }
         };
-        let window = self.window(namespace.as_str());
-        let mut batch = Vec::with_capacity(req.series.len());
+        let now = now_ms();
+        let window = self.window_at(namespace.as_str(), now);
+        let checkers = self.inner.quality.checkers();
+        let checkers = checkers.as_ref().and_then(|c| c.get(namespace.as_str()));
+        let mut admitted = Admitted::new(req.series.len(), now);
         for (i, write) in req.series.into_iter().enumerate() {
             match self.resolve_in(&namespace, write.labels) {
-                Ok((series, _)) => {
-                    self.admit(&window, i, series, write.samples, &mut batch, &mut outcome)
+                Ok((series, labels)) => {
+                    let checker = checkers.and_then(|c| c.get(labels.metric_name()));
+                    let quality = checker.map(|c| (c.as_ref(), &labels));
+                    admitted.admit(&window, quality, i, series, write.samples, &mut outcome)
                 }
                 Err(reason) => outcome.rejected.push(Rejection {
                     series_index: i,
@@ -89,7 +96,7 @@ impl Engine {
                 }),
             }
         }
-        self.commit(batch, outcome)
+        self.commit(admitted, outcome)
     }
 
     /// Validates labels and finds or creates the series, for [`Engine::write_resolved`].
@@ -130,18 +137,22 @@ impl Engine {
     pub fn write_resolved(&self, batch: Vec<Resolved>) -> Result<WriteOutcome> {
         let _span = tracing::debug_span!("write_resolved", series = batch.len()).entered();
         self.check_writable()?;
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
+        // One clock reading per batch: this is the stream ingest hot path.
+        let now = now_ms();
         let mut outcome = WriteOutcome::default();
-        let mut admitted = Vec::with_capacity(batch.len());
+        let checkers = self.inner.quality.checkers();
+        let mut admitted = Admitted::new(batch.len(), now);
         for (i, entry) in batch.into_iter().enumerate() {
             match entry {
                 Resolved::Series(handle, samples) => {
-                    // One clock reading per batch: this is the stream ingest hot path.
                     let series = handle.series().clone();
                     let window = self.window_at(series.namespace.as_str(), now);
-                    self.admit(&window, i, series, samples, &mut admitted, &mut outcome)
+                    let labels = handle.labels();
+                    let checker = checkers
+                        .as_ref()
+                        .and_then(|c| c.get(series.namespace.as_str())?.get(labels.metric_name()));
+                    let quality = checker.map(|c| (c.as_ref(), labels));
+                    admitted.admit(&window, quality, i, series, samples, &mut outcome)
                 }
                 Resolved::Rejected { reason, samples } => outcome.rejected.push(Rejection {
                     series_index: i,
@@ -173,64 +184,11 @@ impl Engine {
         Ok(())
     }
 
-    fn window(&self, namespace: &str) -> Window {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        self.window_at(namespace, now)
-    }
-
     fn window_at(&self, namespace: &str, now: i64) -> Window {
         let opts = &self.inner.opts;
         Window {
             max_t: now.saturating_add(opts.limits.max_future.as_millis() as i64),
             min_t: opts.retention_cutoff(namespace, now),
-        }
-    }
-
-    /// Keeps the samples inside the window, rejecting the others one by one.
-    fn admit(
-        &self,
-        w: &Window,
-        series_index: usize,
-        series: Arc<Series>,
-        mut samples: Vec<Sample>,
-        batch: &mut Vec<(Arc<Series>, Vec<Sample>)>,
-        outcome: &mut WriteOutcome,
-    ) {
-        if samples.iter().any(|s| s.t > w.max_t || s.t < w.min_t) {
-            let mut index = 0;
-            samples.retain(|s| {
-                let reason = if s.t > w.max_t {
-                    Some(RejectReason::TooFarInFuture {
-                        timestamp: s.t,
-                        max: w.max_t,
-                    })
-                } else if s.t < w.min_t {
-                    Some(RejectReason::TooOld {
-                        timestamp: s.t,
-                        min: w.min_t,
-                    })
-                } else {
-                    None
-                };
-                index += 1;
-                match reason {
-                    Some(reason) => {
-                        outcome.rejected.push(Rejection {
-                            series_index,
-                            sample_index: Some(index - 1),
-                            samples: 1,
-                            reason,
-                        });
-                        false
-                    }
-                    None => true,
-                }
-            });
-        }
-        if !samples.is_empty() {
-            batch.push((series, samples));
         }
     }
 
@@ -242,15 +200,14 @@ impl Engine {
         }
     }
 
-    /// WAL append, durability, head apply.
-    fn commit(
-        &self,
-        batch: Vec<(Arc<Series>, Vec<Sample>)>,
-        mut outcome: WriteOutcome,
-    ) -> Result<WriteOutcome> {
+    /// WAL append, durability, head apply; then the write's data-quality events are
+    /// recorded (only for a write that is acknowledged: a failed one is sent again).
+    fn commit(&self, admitted: Admitted, mut outcome: WriteOutcome) -> Result<WriteOutcome> {
         let inner = &*self.inner;
+        let Admitted { batch, events, .. } = admitted;
         self.count_rejections(&outcome);
         if batch.is_empty() {
+            inner.quality.record(events);
             return Ok(outcome);
         }
         check_head_shares(&batch)?;
@@ -285,7 +242,163 @@ impl Engine {
         inner.add_head_bytes(grown);
         inner.accepted.fetch_add(accepted as u64, Ordering::Relaxed);
         outcome.accepted = accepted;
+        inner.quality.record(events);
         Ok(outcome)
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// What a write keeps: the samples to store, by series, and the data-quality events.
+struct Admitted {
+    batch: Vec<(Arc<Series>, Vec<Sample>)>,
+    events: Vec<QualityEvent>,
+    arrival_ms: i64,
+}
+
+impl Admitted {
+    fn new(series: usize, arrival_ms: i64) -> Self {
+        Admitted {
+            batch: Vec::with_capacity(series),
+            events: Vec::new(),
+            arrival_ms,
+        }
+    }
+
+    /// Keeps the samples of one series inside the window and, where its indicator has rules
+    /// in force, those the policy lets through; rejects the others one by one.
+    fn admit(
+        &mut self,
+        w: &Window,
+        quality: Option<(&Checker, &Labels)>,
+        series_index: usize,
+        series: Arc<Series>,
+        mut samples: Vec<Sample>,
+        outcome: &mut WriteOutcome,
+    ) {
+        let outside = |s: &Sample| s.t > w.max_t || s.t < w.min_t;
+        if quality.is_none() && !samples.iter().any(outside) {
+            if !samples.is_empty() {
+                self.batch.push((series, samples));
+            }
+            return;
+        }
+        let mut judge = quality.map(|(checker, labels)| Judge {
+            checker,
+            labels,
+            series: &series,
+            latest: checker
+                .needs_latest()
+                .then(|| series.head.latest())
+                .flatten(),
+            arrival_ms: self.arrival_ms,
+        });
+        if let Some(judge) = &judge
+            && let Some(v) = judge.checker.check_series(judge.labels)
+        {
+            let rejected = judge.checker.policy() == QualityPolicy::Reject;
+            if let Some(first) = samples.first() {
+                self.events
+                    .push(judge.event(v.clone(), rejected, *first, samples.len()));
+            }
+            if rejected {
+                outcome.rejected.push(Rejection {
+                    series_index,
+                    sample_index: None,
+                    samples: samples.len(),
+                    reason: RejectReason::Quality {
+                        rule: v.rule,
+                        detail: v.detail,
+                    },
+                });
+                return;
+            }
+        }
+        let mut index = 0;
+        samples.retain(|s| {
+            index += 1;
+            let reason = if s.t > w.max_t {
+                RejectReason::TooFarInFuture {
+                    timestamp: s.t,
+                    max: w.max_t,
+                }
+            } else if s.t < w.min_t {
+                RejectReason::TooOld {
+                    timestamp: s.t,
+                    min: w.min_t,
+                }
+            } else {
+                match judge.as_mut().and_then(|j| j.sample(*s, &mut self.events)) {
+                    Some(reason) => reason,
+                    None => return true,
+                }
+            };
+            outcome.rejected.push(Rejection {
+                series_index,
+                sample_index: Some(index - 1),
+                samples: 1,
+                reason,
+            });
+            false
+        });
+        if !samples.is_empty() {
+            self.batch.push((series, samples));
+        }
+    }
+}
+
+/// How much of a series' labels a data-quality event keeps.
+const SERIES_TEXT_BYTES: usize = 512;
+
+/// The data-quality check of one series' samples in a write.
+struct Judge<'a> {
+    checker: &'a Checker,
+    labels: &'a Labels,
+    series: &'a Series,
+    /// The newest sample before the one being judged (held or accepted earlier in this
+    /// write).
+    latest: Option<Sample>,
+    arrival_ms: i64,
+}
+
+impl Judge<'_> {
+    /// Judges one sample: records an event when it breaks a rule, and returns the reason
+    /// when the policy rejects it.
+    fn sample(&mut self, s: Sample, events: &mut Vec<QualityEvent>) -> Option<RejectReason> {
+        let violation = self.checker.check_sample(self.latest, s);
+        let rejected = violation.is_some() && self.checker.policy() == QualityPolicy::Reject;
+        if !rejected && self.latest.is_none_or(|l| s.t > l.t) {
+            self.latest = Some(s);
+        }
+        let v = violation?;
+        events.push(self.event(v.clone(), rejected, s, 1));
+        rejected.then_some(RejectReason::Quality {
+            rule: v.rule,
+            detail: v.detail,
+        })
+    }
+
+    fn event(&self, v: Violation, rejected: bool, first: Sample, samples: usize) -> QualityEvent {
+        QualityEvent {
+            arrival_ms: self.arrival_ms,
+            namespace: self.series.namespace.to_string(),
+            metric: self.labels.metric_name().to_owned(),
+            series: shorten(&self.labels.to_string(), SERIES_TEXT_BYTES),
+            rule: v.rule,
+            action: if rejected {
+                QualityAction::Rejected
+            } else {
+                QualityAction::Flagged
+            },
+            samples: samples as u64,
+            timestamp: first.t,
+            value: first.v,
+            detail: v.detail,
+        }
     }
 }
 

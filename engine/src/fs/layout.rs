@@ -5,7 +5,8 @@
 //!   LOCK                      held (flock) by the process that has the store open
 //!   MANIFEST                  the live segments and the WAL position they cover
 //!   MANIFEST.tmp              a manifest being written (renamed over MANIFEST)
-//!   METADATA                  indicator metadata: units, descriptions, expected intervals
+//!   METADATA                  the indicator catalog: units, intervals, owners, quality rules
+//!   QUALITY                   the data-quality journal: samples rejected or flagged
 //!   wal/0000000000000007.wal  write-ahead log files, replayed in number order
 //!   segments/<seq>-<partition>.seg   immutable columnar segment files
 //!   quarantine/               corrupt files moved aside for an operator; never deleted
@@ -23,6 +24,10 @@ pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
 pub const METADATA: &str = "METADATA";
 /// Metadata being written.
 pub const METADATA_TMP: &str = "METADATA.tmp";
+/// The data-quality journal.
+pub const QUALITY: &str = "QUALITY";
+/// A data-quality journal being rewritten.
+pub const QUALITY_TMP: &str = "QUALITY.tmp";
 /// WAL folder.
 pub const WAL_DIR: &str = "wal";
 /// WAL file extension.

@@ -149,6 +149,20 @@ impl HeadSeries {
         Some((SeriesLayer { chunks, ooo }, freed))
     }
 
+    /// The newest sample held (out-of-order samples are never newer), what the data-quality
+    /// rules compare a new sample with; `None` when the head holds none of this series.
+    pub fn latest(&self) -> Option<Sample> {
+        let d = self.data.lock();
+        if let Some((t, v)) = d.open.last() {
+            return Some(Sample::new(t, v));
+        }
+        let chunk = d.sealed.last()?;
+        let (mut ts, mut vs) = (Vec::new(), Vec::new());
+        // Our own bytes: a failure would be a bug, and then there is nothing to compare with.
+        chunk::decode(&chunk.bytes, &mut ts, &mut vs).ok()?;
+        Some(Sample::new(*ts.last()?, *vs.last()?))
+    }
+
     /// Whether any held sample may lie in `[start, end]` (by chunk bounds).
     pub fn overlaps(&self, start: i64, end: i64) -> bool {
         let d = self.data.lock();
@@ -244,6 +258,28 @@ mod tests {
         assert!(got.contains(&(50, 8.0)));
         assert!(got.contains(&(55, 1.5)));
         assert!(got.windows(2).all(|w| w[0].0 < w[1].0));
+    }
+
+    #[test]
+    fn the_latest_sample_comes_from_the_open_or_the_last_sealed_chunk() {
+        let series = HeadSeries::default();
+        assert_eq!(series.latest(), None);
+        series.append((0..SEAL_SAMPLES as i64).map(|t| Sample::new(t * 10, t as f64 + 0.5)));
+        let last = SEAL_SAMPLES as i64 - 1;
+        assert_eq!(
+            series.latest(),
+            Some(Sample::new(last * 10, last as f64 + 0.5))
+        );
+        series.append([Sample::new(5, 1.0)]);
+        assert_eq!(
+            series.latest(),
+            Some(Sample::new(last * 10, last as f64 + 0.5)),
+            "late"
+        );
+        series.append([Sample::new(100_000, 7.0)]);
+        assert_eq!(series.latest(), Some(Sample::new(100_000, 7.0)));
+        series.take();
+        assert_eq!(series.latest(), None);
     }
 
     #[test]

@@ -10,12 +10,19 @@ pub fn echo(value: &str) -> String {
     if value.len() <= ECHO_BYTES {
         return format!("{value:?}");
     }
-    let cut = (0..=ECHO_BYTES)
+    format!("{:?} ({} bytes)", shorten(value, ECHO_BYTES), value.len())
+}
+
+/// `value` cut to at most `max` bytes on a character boundary, with `…` when cut.
+pub fn shorten(value: &str, max: usize) -> String {
+    if value.len() <= max {
+        return value.to_owned();
+    }
+    let cut = (0..=max)
         .rev()
         .find(|&i| value.is_char_boundary(i))
         .unwrap_or(0);
-    let prefix = value.get(..cut).unwrap_or_default();
-    format!("{:?} ({} bytes)", format!("{prefix}…"), value.len())
+    format!("{}…", value.get(..cut).unwrap_or_default())
 }
 
 #[cfg(test)]

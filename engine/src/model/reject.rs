@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use super::QualityRule;
+
 /// The reason one sample (or all samples of one series) was not stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -80,11 +82,19 @@ pub enum RejectReason {
         /// The limit.
         max: usize,
     },
+    /// The sample broke a rule its indicator's catalog entry declares, under the policy
+    /// `reject`.
+    Quality {
+        /// The rule.
+        rule: QualityRule,
+        /// What was wrong.
+        detail: String,
+    },
 }
 
 impl RejectReason {
     /// Every reason's stable short name, in the order of [`RejectReason::index`].
-    pub const KINDS: [&'static str; 12] = [
+    pub const KINDS: [&'static str; 17] = [
         "missing_metric_name",
         "invalid_metric_name",
         "invalid_label_name",
@@ -97,6 +107,12 @@ impl RejectReason {
         "too_old",
         "series_limit",
         "unknown_stream_id",
+        // The data-quality rules, in the order of `QualityRule::KINDS` (checked by a test).
+        "out_of_range",
+        "counter_decrease",
+        "timestamp_regression",
+        "missing_required_label",
+        "excessive_change",
     ];
 
     /// Position of this reason's kind in [`RejectReason::KINDS`].
@@ -114,6 +130,7 @@ impl RejectReason {
             RejectReason::TooOld { .. } => 9,
             RejectReason::SeriesLimit { .. } => 10,
             RejectReason::UnknownStreamId { .. } => 11,
+            RejectReason::Quality { rule, .. } => 12 + rule.index(),
         }
     }
 
@@ -180,6 +197,7 @@ impl fmt::Display for RejectReason {
                 f,
                 "namespace {namespace:?} already has its limit of {max} series; this would be a new one"
             ),
+            RejectReason::Quality { rule, detail } => write!(f, "{rule}: {detail}"),
         }
     }
 }

@@ -15,6 +15,7 @@ mod model;
 mod ordering;
 mod orphans;
 mod promql_files;
+mod quality;
 mod query;
 mod rooms;
 mod snapshot;

@@ -129,6 +129,7 @@ fn a_damaged_metadata_file_is_quarantined_and_the_store_opens_unless_told_to_ref
                     description: "Số giường trống".into(),
                     expected_interval_ms: Some(60_000),
                     kind: String::new(),
+                    ..Default::default()
                 },
             )
             .expect("metadata");

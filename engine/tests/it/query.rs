@@ -434,6 +434,7 @@ fn latest_values_and_silent_sources() {
         description: "khách lưu trú".into(),
         expected_interval_ms: Some(3_600_000),
         kind: "gauge".into(),
+        ..Default::default()
     };
     engine.set_metadata("c", meta.clone()).expect("metadata");
     let stale = engine

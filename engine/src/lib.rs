@@ -68,7 +68,7 @@ pub use model::{
     is_valid_label_name,
 };
 pub use options::{FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits, WalCorruption};
-pub use quality::{QualityFilter, QualityReport};
+pub use quality::{MAX_EVENTS as MAX_QUALITY_EVENTS, QualityFilter, QualityReport};
 pub use query::{
     AggregateOp, Aggregation, Budget, DEFAULT_LOOKBACK_MS, FunctionKind, Grouping, LatestSample,
     PromqlQuery, PromqlResult, QueryResult, QueryValue, RangeFunction, RangeQuery, ResultSeries,

@@ -90,6 +90,7 @@ pub const GRPC: &[(&str, Need)] = &[
     ("/iocdb.v1.Admin/Verify", Need::Global(Role::Admin)),
     ("/iocdb.v1.Admin/SetMetadata", Need::Namespace(Role::Admin)),
     ("/iocdb.v1.Admin/GetMetadata", Need::Namespace(Role::Read)),
+    ("/iocdb.v1.Admin/Quality", Need::Namespace(Role::Read)),
 ];
 
 /// Every HTTP route (as the router spells it, without the `/ns/{namespace}` prefix) and what

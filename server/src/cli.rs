@@ -31,6 +31,11 @@ pub enum Command {
     Stale(StaleArgs),
     /// Print the server's counters.
     Stats(ClientArgs),
+    /// List a namespace's indicator catalog (owners, intervals, data-quality rules), or load
+    /// a catalog file's indicators into a running server (`--load`).
+    Catalog(CatalogArgs),
+    /// List what the data-quality rules rejected and flagged: counters and the latest events.
+    Quality(QualityArgs),
     /// Flush the head to segments now.
     Flush(ClientArgs),
     /// Merge each day's segments into one: on a running server, or on the data directory of
@@ -240,6 +245,10 @@ pub struct ServeArgs {
     /// allowed and only loopback addresses may be listened on.
     #[arg(long, env = "IOCDB_AUTH_FILE")]
     pub auth_file: Option<PathBuf>,
+    /// The indicator catalog (TOML: owners, data-quality rules, namespace policies), loaded
+    /// at start and on SIGHUP.
+    #[arg(long, env = "IOCDB_CATALOG")]
+    pub catalog: Option<PathBuf>,
     /// Listen beyond loopback without TLS and authentication anyway (logged as a warning).
     #[arg(long)]
     pub insecure: bool,
@@ -357,6 +366,45 @@ pub struct StaleArgs {
     /// Silent for more than this many expected intervals.
     #[arg(long, default_value_t = 3.0)]
     pub factor: f64,
+}
+
+/// `iocdb catalog`.
+#[derive(Debug, Args)]
+pub struct CatalogArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Namespace.
+    #[arg(long, short, default_value = "default")]
+    pub namespace: String,
+    /// Send the indicators of this catalog file (TOML, as `serve --catalog` reads) instead
+    /// of listing.
+    #[arg(long)]
+    pub load: Option<PathBuf>,
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `iocdb quality`.
+#[derive(Debug, Args)]
+pub struct QualityArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
+    /// Namespace.
+    #[arg(long, short, default_value = "default")]
+    pub namespace: String,
+    /// Only this metric.
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Only events that arrived since: ms since epoch, or a duration ago like `24h`.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// At most this many events, the newest.
+    #[arg(long, default_value_t = 100)]
+    pub limit: u32,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// `iocdb bench`.

@@ -9,6 +9,7 @@ pub mod export;
 pub mod import;
 pub mod inspect;
 mod load;
+pub mod quality;
 pub mod repair;
 pub mod serve;
 pub mod verify;

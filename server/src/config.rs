@@ -55,6 +55,9 @@ pub struct Config {
     /// The principals, their token hashes and roles (see `auth.rs`); none: every call is
     /// allowed, and only loopback addresses may be listened on.
     pub auth_file: Option<PathBuf>,
+    /// The indicator catalog (TOML, see `catalog.rs`): owners, data-quality rules, each
+    /// namespace's quality policy. Loaded at start and on SIGHUP.
+    pub catalog_file: Option<PathBuf>,
     /// Listen beyond loopback without TLS and authentication anyway.
     pub insecure: bool,
     /// TLS certificate chain (PEM) for both listeners; with `tls_key_file`. Reread on SIGHUP.
@@ -234,6 +237,7 @@ impl Default for Config {
             retention: None,
             retention_by_namespace: std::collections::BTreeMap::new(),
             auth_file: None,
+            catalog_file: None,
             insecure: false,
             tls_cert_file: None,
             tls_key_file: None,
@@ -287,6 +291,9 @@ impl Config {
         }
         if let Some(v) = &args.auth_file {
             config.auth_file = Some(v.clone());
+        }
+        if let Some(v) = &args.catalog {
+            config.catalog_file = Some(v.clone());
         }
         config.insecure |= args.insecure;
         for (field, flag) in [

@@ -2,7 +2,8 @@
 
 use iocdb_engine::{
     AggregateOp, Aggregation, FunctionKind, Grouping, Label, Labels, MatchOp, Matcher,
-    RangeFunction, Rejection, Sample, SeriesWrite, WriteOutcome, WriteRequest,
+    MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, Rejection, Sample,
+    SeriesWrite, WriteOutcome, WriteRequest, echo,
 };
 use iocdb_proto::v1;
 use tonic::Status;
@@ -208,6 +209,95 @@ pub fn series_out(labels: &Labels, samples: &[Sample]) -> v1::Series {
         timestamps_ms: samples.iter().map(|s| s.t).collect(),
         values: samples.iter().map(|s| s.v).collect(),
         stream_id: 0,
+    }
+}
+
+/// A wire catalog entry into its namespace and the engine's entry.
+pub fn catalog_entry_in(m: v1::MetricMetadata) -> Result<(String, MetricMetadata), Status> {
+    let policy = match m.quality_policy.as_str() {
+        "" => None,
+        p => Some(QualityPolicy::parse(p).ok_or_else(|| {
+            Status::invalid_argument(format!(
+                "quality_policy {} is not one of {}",
+                echo(p),
+                QualityPolicy::NAMES.join(", ")
+            ))
+        })?),
+    };
+    let entry = MetricMetadata {
+        metric: m.metric,
+        unit: m.unit,
+        description: m.description,
+        expected_interval_ms: m.expected_interval_ms,
+        kind: m.kind,
+        department: m.department,
+        contact: m.contact,
+        rules: QualityRules {
+            valid_min: m.valid_min,
+            valid_max: m.valid_max,
+            required_labels: m.required_labels,
+            revision_window_ms: m.revision_window_ms,
+            max_change_factor: m.max_change_factor,
+            policy,
+        },
+    };
+    Ok((m.namespace, entry))
+}
+
+/// The engine's catalog entry of `namespace` on the wire.
+pub fn catalog_entry_out(namespace: &str, m: MetricMetadata) -> v1::MetricMetadata {
+    let r = m.rules;
+    v1::MetricMetadata {
+        namespace: namespace.to_owned(),
+        metric: m.metric,
+        unit: m.unit,
+        description: m.description,
+        expected_interval_ms: m.expected_interval_ms,
+        kind: m.kind,
+        department: m.department,
+        contact: m.contact,
+        valid_min: r.valid_min,
+        valid_max: r.valid_max,
+        required_labels: r.required_labels,
+        revision_window_ms: r.revision_window_ms,
+        max_change_factor: r.max_change_factor,
+        quality_policy: r.policy.map(|p| p.name().to_owned()).unwrap_or_default(),
+    }
+}
+
+/// A data-quality report on the wire; `departments` names each metric's owner.
+pub fn quality_out(
+    report: QualityReport,
+    departments: &std::collections::HashMap<String, String>,
+) -> v1::QualityResponse {
+    let department = |metric: &str| departments.get(metric).cloned().unwrap_or_default();
+    v1::QualityResponse {
+        counts: report
+            .counts
+            .into_iter()
+            .map(|c| v1::QualityCount {
+                department: department(&c.metric),
+                metric: c.metric,
+                rule: c.rule.kind().to_owned(),
+                action: c.action.name().to_owned(),
+                samples: c.samples,
+            })
+            .collect(),
+        events: report
+            .events
+            .into_iter()
+            .map(|e| v1::QualityEvent {
+                arrival_ms: e.arrival_ms,
+                metric: e.metric,
+                series: e.series,
+                rule: e.rule.kind().to_owned(),
+                action: e.action.name().to_owned(),
+                samples: e.samples,
+                timestamp_ms: e.timestamp,
+                value: e.value,
+                detail: e.detail,
+            })
+            .collect(),
     }
 }
 

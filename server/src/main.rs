@@ -2,6 +2,7 @@
 
 mod audit;
 mod auth;
+mod catalog;
 mod cli;
 mod commands;
 mod config;

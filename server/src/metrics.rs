@@ -305,6 +305,22 @@ fn render_store(s: &Stats, out: &mut String) {
         "reason",
         s.rejected_samples.iter().map(|(k, v)| (*k, *v)),
     );
+    let name = "iocdb_quality_samples_total";
+    let _ = writeln!(
+        out,
+        "# HELP {name} Samples the indicator catalog's data-quality rules rejected or flagged since the store was created.\n# TYPE {name} counter"
+    );
+    for c in &s.quality {
+        let _ = writeln!(
+            out,
+            "{name}{{namespace=\"{}\",metric=\"{}\",rule=\"{}\",action=\"{}\"}} {}",
+            escape(&c.namespace),
+            escape(&c.metric),
+            c.rule.kind(),
+            c.action.name(),
+            c.samples
+        );
+    }
     single(
         out,
         "iocdb_quarantined_files",

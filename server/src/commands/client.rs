@@ -63,6 +63,8 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Latest(a) => latest(&a.selection, &a.lookback).await,
         Command::Stale(a) => stale(&a.selection, a.factor).await,
         Command::Stats(a) => stats(&a).await,
+        Command::Catalog(a) => super::quality::catalog(&a).await,
+        Command::Quality(a) => super::quality::quality(&a).await,
         Command::Flush(a) => {
             let r = AdminClient::new(connect(&a).await?)
                 .flush(v1::FlushRequest {})

@@ -47,11 +47,20 @@ pub async fn run_until(
         None => None,
     };
     check_exposure(&config, auth.is_some(), tls.is_some())?;
+    let catalog = match &config.catalog_file {
+        Some(path) => Some(crate::catalog::CatalogFile::load(path)?),
+        None => None,
+    };
     let opts = config.engine_options();
     let dir = config.data_dir.clone();
     tracing::info!(data_dir = %dir.display(), "opening the store");
     let engine = tokio::task::spawn_blocking(move || Engine::open(&dir, opts)).await??;
     let engine = Arc::new(engine);
+    if let Some(catalog) = catalog {
+        let engine = engine.clone();
+        let changed = tokio::task::spawn_blocking(move || catalog.apply(&engine)).await??;
+        tracing::info!(changed, "indicator catalog loaded");
+    }
     let listener = tokio::net::TcpListener::bind(&config.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
@@ -93,6 +102,7 @@ pub async fn run_until(
     };
     tokio::spawn(reload_on_sighup(Reloadable {
         auth_file: config.auth_file.clone(),
+        catalog_file: config.catalog_file.clone(),
         gate: state.auth.clone(),
         tls: tls.clone(),
         config_file: config_file.clone(),
@@ -305,6 +315,7 @@ fn is_loopback(addr: &str) -> bool {
 /// What SIGHUP rereads.
 struct Reloadable {
     auth_file: Option<std::path::PathBuf>,
+    catalog_file: Option<std::path::PathBuf>,
     gate: Arc<crate::auth::Gate>,
     tls: Option<Arc<crate::tls::Tls>>,
     config_file: Option<std::path::PathBuf>,
@@ -312,8 +323,8 @@ struct Reloadable {
     engine: Arc<Engine>,
 }
 
-/// Rereads the auth file, the TLS files and the config file's per-namespace limits on every
-/// SIGHUP; a file that does not load leaves what was in force as it was, and says why.
+/// Rereads the auth file, the TLS files, the catalog and the config file's per-namespace
+/// limits on every SIGHUP; a file that does not load leaves what was in force as it was, and says why.
 async fn reload_on_sighup(r: Reloadable) {
     let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
         Ok(s) => s,
@@ -332,6 +343,21 @@ async fn reload_on_sighup(r: Reloadable) {
                 Err(e) => {
                     tracing::error!(error = %e, "auth file not reloaded; the previous principals stay in force")
                 }
+            }
+        }
+        if let Some(path) = &r.catalog_file {
+            let engine = r.engine.clone();
+            let path = path.clone();
+            let loaded = tokio::task::spawn_blocking(move || {
+                crate::catalog::CatalogFile::load(&path)?.apply(&engine)
+            })
+            .await;
+            match loaded {
+                Ok(Ok(changed)) => tracing::info!(changed, "indicator catalog reloaded"),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "catalog not (fully) reloaded; what it could not set stays as it was")
+                }
+                Err(e) => tracing::error!(error = %e, "catalog reload panicked"),
             }
         }
         if let Some(tls) = &r.tls {

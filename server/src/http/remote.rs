@@ -239,15 +239,27 @@ async fn store_metadata(
                 continue;
             }
             let old = known.iter().find(|k| k.metric == m.metric_family_name);
+            let old = old.cloned().unwrap_or_default();
+            // An entry the IOC's catalog declared (an owner or rules) keeps its own texts:
+            // remote write fills in only what it left empty. What remote write does not carry
+            // (the interval, owner, rules) is kept either way.
+            let declared = !old.department.is_empty() || old.rules.any();
+            let take = |ours: &str, theirs: &str| {
+                if declared && !ours.is_empty() {
+                    ours
+                } else {
+                    theirs
+                }
+                .to_owned()
+            };
             let new = MetricMetadata {
                 metric: m.metric_family_name.clone(),
-                unit: m.unit.clone(),
-                description: m.help.clone(),
-                // What remote write does not carry is kept.
-                expected_interval_ms: old.and_then(|o| o.expected_interval_ms),
-                kind: prompb::metric_type_name(m.r#type).to_owned(),
+                unit: take(&old.unit, &m.unit),
+                description: take(&old.description, &m.help),
+                kind: take(&old.kind, prompb::metric_type_name(m.r#type)),
+                ..old.clone()
             };
-            if old != Some(&new) {
+            if old != new {
                 e.set_metadata(&ns, new)?;
             }
         }

@@ -1,7 +1,7 @@
 //! `iocdb.v1.Admin`: flush, compaction, deletion, export, inspection, verification,
 //! snapshots and backups, stats and indicator metadata.
 
-use iocdb_engine::MetricMetadata;
+use iocdb_engine::QualityFilter;
 use iocdb_engine::query::parse::series_selector;
 use iocdb_proto::v1::{self, admin_server::Admin};
 use serde_json::json;
@@ -295,17 +295,14 @@ impl Admin for AdminService {
         const METHOD: &str = "/iocdb.v1.Admin/SetMetadata";
         let caller = self.0.authorize(&req, METHOD, &req.get_ref().namespace)?;
         let m = req.into_inner();
-        let ns = m.namespace;
         let arguments = json!({"metric": m.metric, "unit": m.unit, "description": m.description,
-            "expected_interval_ms": m.expected_interval_ms, "kind": m.kind});
+            "expected_interval_ms": m.expected_interval_ms, "kind": m.kind,
+            "department": m.department, "contact": m.contact, "valid_min": m.valid_min,
+            "valid_max": m.valid_max, "required_labels": m.required_labels,
+            "revision_window_ms": m.revision_window_ms, "max_change_factor": m.max_change_factor,
+            "quality_policy": m.quality_policy});
+        let (ns, meta) = convert::catalog_entry_in(m)?;
         let namespace = ns.clone();
-        let meta = MetricMetadata {
-            metric: m.metric,
-            unit: m.unit,
-            description: m.description,
-            expected_interval_ms: m.expected_interval_ms,
-            kind: m.kind,
-        };
         let result = self.0.blocking(move |e| e.set_metadata(&ns, meta)).await;
         self.0
             .audited(&caller, METHOD, &namespace, arguments, &result);
@@ -327,15 +324,38 @@ impl Admin for AdminService {
         let found = self.0.blocking(move |e| e.metadata(&ns2)).await?;
         let metrics = found
             .into_iter()
-            .map(|m| v1::MetricMetadata {
-                namespace: ns.clone(),
-                metric: m.metric,
-                unit: m.unit,
-                description: m.description,
-                expected_interval_ms: m.expected_interval_ms,
-                kind: m.kind,
-            })
+            .map(|m| convert::catalog_entry_out(&ns, m))
             .collect();
         Ok(Response::new(v1::GetMetadataResponse { metrics }))
+    }
+
+    async fn quality(
+        &self,
+        req: Request<v1::QualityRequest>,
+    ) -> Result<Response<v1::QualityResponse>, Status> {
+        self.0
+            .authorize(&req, "/iocdb.v1.Admin/Quality", &req.get_ref().namespace)?;
+        let r = req.into_inner();
+        let namespace = iocdb_engine::Namespace::new(&r.namespace)
+            .map_err(Status::invalid_argument)?
+            .to_string();
+        let filter = QualityFilter {
+            namespace: Some(namespace.clone()),
+            metric: (!r.metric.is_empty()).then_some(r.metric),
+            since_ms: r.since_ms,
+            limit: match r.limit {
+                0 => 100,
+                n => (n as usize).min(iocdb_engine::MAX_QUALITY_EVENTS),
+            },
+        };
+        let (report, catalog) = self
+            .0
+            .blocking(move |e| Ok((e.quality(&filter), e.metadata(&namespace)?)))
+            .await?;
+        let departments = catalog
+            .into_iter()
+            .map(|m| (m.metric, m.department))
+            .collect();
+        Ok(Response::new(convert::quality_out(report, &departments)))
     }
 }

@@ -55,6 +55,7 @@ const GRPC: &[(&str, Need)] = &[
     ("iocdb.v1.Admin/Verify", Need::Global(Role::Admin)),
     ("iocdb.v1.Admin/SetMetadata", Need::Namespace(Role::Admin)),
     ("iocdb.v1.Admin/GetMetadata", Need::Namespace(Role::Read)),
+    ("iocdb.v1.Admin/Quality", Need::Namespace(Role::Read)),
 ];
 
 /// The policy: what each HTTP route needs, with a request that reaches it (method, path
@@ -348,6 +349,14 @@ async fn call(
         "iocdb.v1.Admin/GetMetadata" => code(
             admin()
                 .get_metadata(v1::GetMetadataRequest { namespace })
+                .await,
+        ),
+        "iocdb.v1.Admin/Quality" => code(
+            admin()
+                .quality(v1::QualityRequest {
+                    namespace,
+                    ..Default::default()
+                })
                 .await,
         ),
         other => panic!("no request for {other}: add one, and its line to the policy"),

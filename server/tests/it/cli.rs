@@ -6,7 +6,7 @@ use std::process::{Command, Stdio};
 
 use crate::harness::{Server, now_ms};
 
-fn iocdb(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
+pub fn iocdb(args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_iocdb"))
         .args(args)
         .env("IOCDB_LOG", "warn")

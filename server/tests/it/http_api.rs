@@ -32,7 +32,7 @@ fn ts(name: &str, labels: &[(&str, &str)], samples: &[(i64, f64)]) -> prompb::Ti
     }
 }
 
-fn remote_write(server: &Server, path: &str, req: &prompb::WriteRequest) -> (u16, String) {
+pub fn remote_write(server: &Server, path: &str, req: &prompb::WriteRequest) -> (u16, String) {
     let body = snap::raw::Encoder::new()
         .compress_vec(&req.encode_to_vec())
         .expect("snappy");

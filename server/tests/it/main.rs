@@ -20,6 +20,7 @@ mod lifecycle;
 mod limits;
 mod peers;
 mod promql_diff;
+mod quality;
 mod query;
 mod real_clients;
 mod self_metrics;

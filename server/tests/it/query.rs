@@ -152,6 +152,7 @@ async fn range_queries_latest_values_and_metadata_answer_over_grpc() {
         description: "Hồ sơ đã giải quyết".into(),
         expected_interval_ms: Some(60_000),
         kind: "gauge".into(),
+        ..Default::default()
     };
     server
         .admin()

@@ -263,6 +263,7 @@ async fn every_kind_of_damaged_file_is_reported_and_the_rest_served_or_refused_c
         description: "Hồ sơ hành chính".into(),
         expected_interval_ms: Some(60_000),
         kind: String::new(),
+        ..Default::default()
     };
     server
         .admin()

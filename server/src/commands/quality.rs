@@ -1,0 +1,154 @@
+//! `iocdb catalog` (list, or load a catalog file into a running server) and `iocdb quality`
+//! (what the data-quality rules rejected and flagged): the operator's view of "correct,
+//! clean".
+
+use iocdb_proto::v1::{self, admin_client::AdminClient};
+use serde_json::json;
+
+use super::client::{connect, parse_time_ms};
+use crate::catalog::CatalogFile;
+use crate::cli::{CatalogArgs, QualityArgs};
+
+/// `iocdb catalog`.
+pub async fn catalog(a: &CatalogArgs) -> anyhow::Result<()> {
+    let mut client = AdminClient::new(connect(&a.client).await?);
+    if let Some(path) = &a.load {
+        let file = CatalogFile::load(path)?;
+        if !file.policies.is_empty() {
+            eprintln!(
+                "note: namespace policies ([namespaces.*]) take effect only from the server's own catalog file (--catalog); they were not sent"
+            );
+        }
+        for (ns, entry) in file.indicators {
+            let metric = entry.metric.clone();
+            client
+                .set_metadata(crate::convert::catalog_entry_out(&ns, entry))
+                .await
+                .map_err(|s| anyhow::anyhow!("indicator {metric:?} of {ns:?}: {}", s.message()))?;
+        }
+        println!("catalog {} loaded", path.display());
+        return Ok(());
+    }
+    let r = client
+        .get_metadata(v1::GetMetadataRequest {
+            namespace: a.namespace.clone(),
+        })
+        .await?
+        .into_inner();
+    if a.json {
+        let out: Vec<_> = r.metrics.iter().map(entry_json).collect();
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("metric\tkind\tunit\tdepartment\tinterval\trules\tpolicy\tdescription");
+    for m in &r.metrics {
+        println!(
+            "{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
+            m.metric,
+            m.kind,
+            m.unit,
+            m.department,
+            m.expected_interval_ms
+                .map_or_else(|| "-".into(), |i| format!("{}s", i / 1000)),
+            rules_text(m),
+            if m.quality_policy.is_empty() {
+                "(namespace)"
+            } else {
+                &m.quality_policy
+            },
+            m.description
+        );
+    }
+    Ok(())
+}
+
+fn entry_json(m: &v1::MetricMetadata) -> serde_json::Value {
+    json!({
+        "namespace": m.namespace, "metric": m.metric, "unit": m.unit,
+        "description": m.description, "kind": m.kind, "department": m.department,
+        "contact": m.contact, "expected_interval_ms": m.expected_interval_ms,
+        "valid_min": m.valid_min, "valid_max": m.valid_max,
+        "required_labels": m.required_labels, "revision_window_ms": m.revision_window_ms,
+        "max_change_factor": m.max_change_factor, "quality_policy": m.quality_policy,
+    })
+}
+
+fn rules_text(m: &v1::MetricMetadata) -> String {
+    let mut rules = Vec::new();
+    if m.valid_min.is_some() || m.valid_max.is_some() {
+        let bound = |b: Option<f64>, open: &str| b.map_or(open.to_owned(), |b| b.to_string());
+        rules.push(format!(
+            "range [{}, {}]",
+            bound(m.valid_min, "-inf"),
+            bound(m.valid_max, "+inf")
+        ));
+    }
+    if !m.required_labels.is_empty() {
+        rules.push(format!("requires {}", m.required_labels.join(",")));
+    }
+    match m.revision_window_ms {
+        Some(0) => rules.push("no revisions".into()),
+        Some(w) => rules.push(format!("revisions within {}s", w / 1000)),
+        None => {}
+    }
+    if let Some(f) = m.max_change_factor {
+        rules.push(format!("change ≤ ×{f}"));
+    }
+    if rules.is_empty() {
+        "-".into()
+    } else {
+        rules.join("; ")
+    }
+}
+
+/// `iocdb quality`.
+pub async fn quality(a: &QualityArgs) -> anyhow::Result<()> {
+    let since_ms = a
+        .since
+        .as_deref()
+        .map(|s| parse_time_ms(s, crate::service::now_ms()))
+        .transpose()?;
+    let r = AdminClient::new(connect(&a.client).await?)
+        .quality(v1::QualityRequest {
+            namespace: a.namespace.clone(),
+            metric: a.metric.clone().unwrap_or_default(),
+            since_ms,
+            limit: a.limit,
+        })
+        .await?
+        .into_inner();
+    if a.json {
+        let counts: Vec<_> = r
+            .counts
+            .iter()
+            .map(|c| json!({"metric": c.metric, "department": c.department, "rule": c.rule, "action": c.action, "samples": c.samples}))
+            .collect();
+        let events: Vec<_> = r
+            .events
+            .iter()
+            .map(|e| json!({"arrival_ms": e.arrival_ms, "metric": e.metric, "series": e.series, "rule": e.rule, "action": e.action, "samples": e.samples, "timestamp_ms": e.timestamp_ms, "value": e.value, "detail": e.detail}))
+            .collect();
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({"counts": counts, "events": events}))?
+        );
+        return Ok(());
+    }
+    println!("samples\taction\trule\tmetric\tdepartment");
+    for c in &r.counts {
+        println!(
+            "{}\t{}\t{}\t{}\t{}",
+            c.samples, c.action, c.rule, c.metric, c.department
+        );
+    }
+    if !r.events.is_empty() {
+        println!("\narrived (ms)\taction\trule\tseries\tsample (t, value)\tdetail");
+    }
+    for e in &r.events {
+        println!(
+            "{}\t{}\t{}\t{}\t({}, {})\t{}",
+            e.arrival_ms, e.action, e.rule, e.series, e.timestamp_ms, e.value, e.detail
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! The indicator catalog and data-quality rules from outside: a catalog file loaded at start
+//! and on SIGHUP, rejections with their reasons in the write response, `iocdb quality` and
+//! `iocdb catalog`, `/metrics`, and remote write's metadata leaving a declared entry alone.
+
+use iocdb_proto::{prompb, v1};
+
+use crate::cli::iocdb;
+use crate::harness::{Server, now_ms, series};
+use crate::http_api::remote_write;
+
+const CATALOG: &str = r#"
+[namespaces.y_te]
+quality_policy = "reject"
+
+[[indicator]]
+namespace = "y_te"
+metric = "hospital_waiting_patients"
+unit = "người"
+description = "Số người đang chờ khám"
+kind = "gauge"
+department = "Sở Y tế"
+contact = "Phòng Nghiệp vụ Y"
+expected_interval = "5m"
+valid_min = 0
+valid_max = 5000
+required_labels = ["facility"]
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_catalog_file_rejects_bad_samples_lists_them_and_reloads_on_sighup() {
+    let dir = tempfile::tempdir().expect("dir");
+    let catalog = dir.path().join("catalog.toml");
+    std::fs::write(&catalog, CATALOG).expect("catalog");
+    let server = Server::start(
+        &dir.path().join("data"),
+        &format!("catalog_file = {:?}\n", catalog.display().to_string()),
+    );
+    let t = now_ms() - 60_000;
+    let write =
+        |values: Vec<(i64, f64)>, labels: Vec<(&'static str, &'static str)>| v1::WriteRequest {
+            namespace: "y_te".into(),
+            series: vec![series("hospital_waiting_patients", &labels, &values)],
+        };
+    let facility = vec![("facility", "Bệnh viện Đa khoa Châu Đốc")];
+    let mut ingest = server.ingest().await;
+    let status = ingest
+        .write(write(
+            vec![(t, 12.0), (t + 1, -5.0), (t + 2, 1e9)],
+            facility.clone(),
+        ))
+        .await
+        .expect_err("two samples are refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    let details = String::from_utf8_lossy(status.details()).into_owned();
+    assert!(
+        status.message().contains("out_of_range") || details.contains("out_of_range"),
+        "{status:?}"
+    );
+    // The good sample beside them is stored.
+    let (code, v) = server.get_json("/ns/y_te/api/v1/query?query=hospital_waiting_patients");
+    assert_eq!(code, 200);
+    assert_eq!(v["data"]["result"][0]["value"][1], "12", "{v}");
+
+    // A series without its required label is refused whole.
+    ingest
+        .write(write(vec![(t + 3, 1.0)], vec![("commune", "Long Xuyên")]))
+        .await
+        .expect_err("no facility");
+
+    let addr = server.addr.clone();
+    let (ok, out, err) = iocdb(&["quality", "--addr", &addr, "-n", "y_te", "--json"], None);
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    let counts: Vec<(String, String, u64, String)> = report["counts"]
+        .as_array()
+        .expect("counts")
+        .iter()
+        .map(|c| {
+            (
+                c["rule"].as_str().unwrap_or("").to_owned(),
+                c["action"].as_str().unwrap_or("").to_owned(),
+                c["samples"].as_u64().unwrap_or(0),
+                c["department"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            (
+                "out_of_range".into(),
+                "rejected".into(),
+                2,
+                "Sở Y tế".into()
+            ),
+            (
+                "missing_required_label".into(),
+                "rejected".into(),
+                1,
+                "Sở Y tế".into()
+            ),
+        ]
+    );
+    let events = report["events"].as_array().expect("events");
+    assert_eq!(events.len(), 3);
+    assert_eq!(events[0]["value"], -5.0);
+    assert!(
+        events[0]["series"]
+            .as_str()
+            .is_some_and(|s| s.contains("Bệnh viện Đa khoa Châu Đốc")),
+        "{events:?}"
+    );
+
+    let (ok, out, err) = iocdb(&["catalog", "--addr", &addr, "-n", "y_te", "--json"], None);
+    assert!(ok, "{err}");
+    let entries: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(entries[0]["department"], "Sở Y tế");
+    assert_eq!(entries[0]["description"], "Số người đang chờ khám");
+    assert_eq!(entries[0]["valid_max"], 5000.0);
+    assert_eq!(entries[0]["expected_interval_ms"], 300_000);
+
+    let (_, _, metrics) = server.http("GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("iocdb_quality_samples_total{namespace=\"y_te\",metric=\"hospital_waiting_patients\",rule=\"out_of_range\",action=\"rejected\"} 2"),
+        "{metrics}"
+    );
+
+    // Remote write's metadata does not overwrite what the catalog declared.
+    let req = prompb::WriteRequest {
+        timeseries: vec![],
+        metadata: vec![prompb::MetricMetadata {
+            r#type: 2,
+            metric_family_name: "hospital_waiting_patients".into(),
+            help: "waiting patients".into(),
+            unit: "".into(),
+        }],
+    };
+    let (code, body) = remote_write(&server, "/ns/y_te/api/v1/write", &req);
+    assert_eq!(code, 204, "{body}");
+    let (_, v) = server.get_json("/ns/y_te/api/v1/metadata");
+    assert_eq!(
+        v["data"]["hospital_waiting_patients"][0]["help"], "Số người đang chờ khám",
+        "{v}"
+    );
+
+    // The namespace's policy becomes "flag" on SIGHUP: the same bad value is stored, flagged.
+    std::fs::write(
+        &catalog,
+        CATALOG.replace("quality_policy = \"reject\"", "quality_policy = \"flag\""),
+    )
+    .expect("catalog");
+    std::process::Command::new("kill")
+        .args(["-HUP", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let mut n = 10;
+    loop {
+        n += 1;
+        let r = ingest
+            .write(write(vec![(t + n, -1.0)], facility.clone()))
+            .await;
+        if r.is_ok() {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never reloaded");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let (ok, out, err) = iocdb(
+        &["quality", "--addr", &addr, "-n", "y_te", "--limit", "1"],
+        None,
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("flagged\tout_of_range"), "{out}");
+}

@@ -53,6 +53,30 @@ pub struct QualityReport {
 /// The checkers in force, by namespace and metric.
 type Checkers = HashMap<String, HashMap<String, Arc<Checker>>>;
 
+/// Finds the checker of each series of a write, remembering the last one found: a request
+/// usually carries many series of one metric in a row, and a string comparison is cheaper
+/// than a hash.
+pub(crate) struct Lookup {
+    checkers: Option<Arc<Checkers>>,
+    last: Option<(String, String, Option<Arc<Checker>>)>,
+}
+
+impl Lookup {
+    /// The checker of `metric` in `namespace`, if its indicator has rules in force.
+    pub fn get(&mut self, namespace: &str, metric: &str) -> Option<&Checker> {
+        let checkers = self.checkers.as_ref()?;
+        let hit = self
+            .last
+            .as_ref()
+            .is_some_and(|(n, m, _)| m == metric && n == namespace);
+        if !hit {
+            let found = checkers.get(namespace).and_then(|c| c.get(metric)).cloned();
+            self.last = Some((namespace.to_owned(), metric.to_owned(), found));
+        }
+        self.last.as_ref().and_then(|(_, _, c)| c.as_deref())
+    }
+}
+
 /// Key of a counter.
 type CountKey = (String, String, QualityRule, QualityAction);
 
@@ -136,11 +160,16 @@ impl Quality {
         *self.policies.lock() = policies;
     }
 
-    /// The checkers in force, or `None` when no indicator has rules (the common case).
-    pub fn checkers(&self) -> Option<Arc<Checkers>> {
-        self.active
-            .load(Ordering::Acquire)
-            .then(|| self.checkers.read().clone())
+    /// The checkers in force for one write (nothing to look up when no indicator has rules,
+    /// the common case).
+    pub fn lookup(&self) -> Lookup {
+        Lookup {
+            checkers: self
+                .active
+                .load(Ordering::Acquire)
+                .then(|| self.checkers.read().clone()),
+            last: None,
+        }
     }
 
     /// Counts and journals the events of one acknowledged write. A journal that cannot be

@@ -78,14 +78,13 @@ impl Engine {
         };
         let now = now_ms();
         let window = self.window_at(namespace.as_str(), now);
-        let checkers = self.inner.quality.checkers();
-        let checkers = checkers.as_ref().and_then(|c| c.get(namespace.as_str()));
+        let mut checkers = self.inner.quality.lookup();
         let mut admitted = Admitted::new(req.series.len(), now);
         for (i, write) in req.series.into_iter().enumerate() {
             match self.resolve_in(&namespace, write.labels) {
                 Ok((series, labels)) => {
-                    let checker = checkers.and_then(|c| c.get(labels.metric_name()));
-                    let quality = checker.map(|c| (c.as_ref(), &labels));
+                    let checker = checkers.get(namespace.as_str(), labels.metric_name());
+                    let quality = checker.map(|c| (c, &labels));
                     admitted.admit(&window, quality, i, series, write.samples, &mut outcome)
                 }
                 Err(reason) => outcome.rejected.push(Rejection {
@@ -140,7 +139,7 @@ impl Engine {
         // One clock reading per batch: this is the stream ingest hot path.
         let now = now_ms();
         let mut outcome = WriteOutcome::default();
-        let checkers = self.inner.quality.checkers();
+        let mut checkers = self.inner.quality.lookup();
         let mut admitted = Admitted::new(batch.len(), now);
         for (i, entry) in batch.into_iter().enumerate() {
             match entry {
@@ -148,10 +147,8 @@ impl Engine {
                     let series = handle.series().clone();
                     let window = self.window_at(series.namespace.as_str(), now);
                     let labels = handle.labels();
-                    let checker = checkers
-                        .as_ref()
-                        .and_then(|c| c.get(series.namespace.as_str())?.get(labels.metric_name()));
-                    let quality = checker.map(|c| (c.as_ref(), labels));
+                    let checker = checkers.get(series.namespace.as_str(), labels.metric_name());
+                    let quality = checker.map(|c| (c, labels));
                     admitted.admit(&window, quality, i, series, samples, &mut outcome)
                 }
                 Resolved::Rejected { reason, samples } => outcome.rejected.push(Rejection {

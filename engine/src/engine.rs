@@ -40,7 +40,7 @@ pub use compact::CompactReport;
 pub use delete::DeleteReport;
 pub use inspect::{Inspection, SegmentInfo};
 pub use repair::RepairReport;
-pub use select::SeriesSamples;
+pub use select::{CompletenessReport, DelayFigures, SeriesSamples};
 pub use snapshot::SnapshotReport;
 pub use stats::{Quarantined, Stats};
 pub use verify::{Problem, VerifyReport};
@@ -179,6 +179,7 @@ impl Engine {
             Some(_) => Ok(()),
             None => self.inner.wal.sync(),
         };
+        self.inner.store_arrivals();
         // Another process (or a new `Engine::open`) may have the directory now.
         self.inner.lock.lock().take();
         synced
@@ -355,6 +356,21 @@ impl Inner {
         self.write_recoveries.fetch_add(1, Ordering::Relaxed);
         tracing::info!(after = %failure, took = ?started.elapsed(), "the WAL recovered; writes resume");
         Ok(())
+    }
+
+    /// Stores the arrival delays, dropping hours past retention; a failure is logged (the
+    /// delays are a report: the samples are safe either way).
+    fn store_arrivals(&self) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let cutoff = |ns: &str| self.opts.retention_cutoff(ns, now);
+        if let Err(e) = self
+            .quality
+            .store_arrivals(&*self.opts.vfs, &self.dir, cutoff)
+        {
+            tracing::warn!(error = %e, "arrival delays not stored; those since the last store are lost at a crash");
+        }
     }
 
     fn check_open(&self) -> Result<()> {

@@ -55,7 +55,9 @@ pub use engine::write::Resolved;
 pub use engine::{
     CompactReport, DeleteReport, Inspection, Problem, SegmentInfo, SnapshotReport, VerifyReport,
 };
-pub use engine::{Engine, Quarantined, RepairReport, SeriesSamples, Stats};
+pub use engine::{
+    CompletenessReport, DelayFigures, Engine, Quarantined, RepairReport, SeriesSamples, Stats,
+};
 pub use error::{DecodeError, Error, Limit, Result};
 pub use head::SeriesHandle;
 pub use index::{MatchOp, Matcher};
@@ -67,11 +69,14 @@ pub use model::{
     QualityRules, RejectReason, Rejection, Sample, SeriesWrite, WriteOutcome, WriteRequest, echo,
     is_valid_label_name,
 };
-pub use options::{FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits, WalCorruption};
+pub use options::{
+    Clock, FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits, WalCorruption,
+};
 pub use quality::{MAX_EVENTS as MAX_QUALITY_EVENTS, QualityFilter, QualityReport};
 pub use query::{
-    AggregateOp, Aggregation, Budget, DEFAULT_LOOKBACK_MS, FunctionKind, Grouping, LatestSample,
-    PromqlQuery, PromqlResult, QueryResult, QueryValue, RangeFunction, RangeQuery, ResultSeries,
-    STALE_NAN_BITS, SeriesFilter, StaleSeries, VectorSample, is_stale_marker,
+    AggregateOp, Aggregation, Budget, CompletenessFigures, CompletenessGroup, CompletenessQuery,
+    DEFAULT_LOOKBACK_MS, FunctionKind, Gap, Grouping, LatestSample, PromqlQuery, PromqlResult,
+    QueryResult, QueryValue, RangeFunction, RangeQuery, ResultSeries, STALE_NAN_BITS, SeriesFilter,
+    StaleSeries, VectorSample, is_stale_marker,
 };
 pub use wal::writer::WalTimings;

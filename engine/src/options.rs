@@ -66,6 +66,38 @@ impl Default for QueryLimits {
     }
 }
 
+/// Where the write path reads the time (what is too far in the future or too old, when a
+/// sample arrived): the system clock, or one a test moves.
+#[derive(Clone, Default)]
+pub struct Clock(Option<Arc<dyn Fn() -> i64 + Send + Sync>>);
+
+impl Clock {
+    /// A clock that reads `now` (ms since the epoch).
+    pub fn from_fn(now: impl Fn() -> i64 + Send + Sync + 'static) -> Clock {
+        Clock(Some(Arc::new(now)))
+    }
+
+    /// Now, ms since the epoch.
+    pub fn now_ms(&self) -> i64 {
+        match &self.0 {
+            Some(f) => f(),
+            None => std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64),
+        }
+    }
+}
+
+impl std::fmt::Debug for Clock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Clock(given)"
+        } else {
+            "Clock(system)"
+        })
+    }
+}
+
 /// Options for [`crate::Engine::open`].
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -104,6 +136,11 @@ pub struct Options {
     pub query_threads: usize,
     /// The file system every engine file operation goes through (tests inject faults here).
     pub vfs: Arc<dyn Vfs>,
+    /// Record each accepted sample's arrival delay (from its timestamp to its write) in
+    /// hourly histograms, for the completeness report's delay percentiles. On by default.
+    pub record_arrivals: bool,
+    /// The write path's clock. Default: the system's.
+    pub clock: Clock,
 }
 
 impl Default for Options {
@@ -123,6 +160,8 @@ impl Default for Options {
             query_limits: QueryLimits::default(),
             query_threads: 0,
             vfs: Arc::new(OsFs),
+            record_arrivals: true,
+            clock: Clock::default(),
         }
     }
 }

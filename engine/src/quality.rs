@@ -9,6 +9,7 @@
 //!
 //! May use: `model`, `metadata`, `fs`, `textfile`, errors.
 
+mod arrivals;
 mod journal;
 mod rules;
 
@@ -23,6 +24,8 @@ use crate::fs::Vfs;
 use crate::metadata::MetadataStore;
 use crate::model::{QualityAction, QualityCount, QualityEvent, QualityPolicy, QualityRule};
 
+pub use arrivals::DelayFigures;
+pub(crate) use arrivals::{ArrivalBatch, Arrivals};
 pub(crate) use rules::{Checker, Violation};
 
 /// Events kept for listing (older ones survive only in the counters).
@@ -89,6 +92,9 @@ pub(crate) struct Quality {
     /// Each namespace's policy for indicators that declare none.
     policies: Mutex<BTreeMap<String, QualityPolicy>>,
     log: Mutex<Log>,
+    arrivals: Mutex<Arrivals>,
+    /// Whether writes record their arrival delays (`Options::record_arrivals`).
+    record_arrivals: bool,
 }
 
 #[derive(Debug)]
@@ -105,8 +111,10 @@ impl Quality {
         vfs: Arc<dyn Vfs>,
         dir: &Path,
         sync: bool,
+        record_arrivals: bool,
         catalog: &MetadataStore,
     ) -> crate::Result<Quality> {
+        let arrivals = Arrivals::load(&*vfs, dir)?;
         let loaded = journal::load(&*vfs, dir)?;
         let mut counts = BTreeMap::new();
         for c in loaded.counts {
@@ -128,6 +136,8 @@ impl Quality {
                 events,
                 journal,
             }),
+            arrivals: Mutex::new(arrivals),
+            record_arrivals,
         };
         quality.compile(catalog);
         Ok(quality)
@@ -172,10 +182,18 @@ impl Quality {
         }
     }
 
-    /// Counts and journals the events of one acknowledged write. A journal that cannot be
-    /// written is logged, not raised: the samples are stored, and the counters in memory
-    /// stay right until the next start.
-    pub fn record(&self, events: Vec<QualityEvent>) {
+    /// Whether writes record arrival delays.
+    pub fn records_arrivals(&self) -> bool {
+        self.record_arrivals
+    }
+
+    /// Counts and journals the events of one acknowledged write, and adds its arrival
+    /// delays. A journal that cannot be written is logged, not raised: the samples are
+    /// stored, and the counters in memory stay right until the next start.
+    pub fn record(&self, events: Vec<QualityEvent>, arrivals: ArrivalBatch) {
+        if !arrivals.is_empty() {
+            self.arrivals.lock().merge(arrivals);
+        }
         if events.is_empty() {
             return;
         }
@@ -203,6 +221,30 @@ impl Quality {
                 tracing::error!(error = %e, "the data-quality journal could not be compacted");
             }
         }
+    }
+
+    /// Delay percentiles per metric of a namespace over the hours `[start, end)` touches.
+    pub fn delays(
+        &self,
+        namespace: &str,
+        metric: Option<&str>,
+        start: i64,
+        end: i64,
+    ) -> Vec<DelayFigures> {
+        self.arrivals.lock().figures(namespace, metric, start, end)
+    }
+
+    /// Stores the arrival delays (at a flush and at close), first dropping the hours
+    /// `cutoff` says are past retention.
+    pub fn store_arrivals(
+        &self,
+        vfs: &dyn Vfs,
+        dir: &Path,
+        cutoff: impl Fn(&str) -> i64,
+    ) -> crate::Result<()> {
+        let mut arrivals = self.arrivals.lock();
+        arrivals.prune(cutoff);
+        arrivals.store(vfs, dir)
     }
 
     /// The counters and newest events that match `filter`.

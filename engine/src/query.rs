@@ -60,6 +60,7 @@ mod aggregate;
 mod binary;
 mod budget;
 mod calendar;
+mod completeness;
 pub mod eval;
 mod functions;
 mod histogram;
@@ -75,6 +76,9 @@ use std::time::Instant;
 
 pub use aggregate::format_value;
 pub use budget::Budget;
+pub use completeness::{
+    CompletenessFigures, CompletenessGroup, CompletenessQuery, Gap, MAX_LISTED_GAPS, completeness,
+};
 pub use latest::{LatestSample, StaleSeries, latest, stale_series};
 pub use meta::{SeriesFilter, label_names, label_values, series};
 pub use parse::parse;

@@ -99,6 +99,7 @@ pub(super) fn flush_locked(inner: &Inner, state: &mut FlushState) -> Result<Flus
     inner
         .flushes
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    inner.store_arrivals();
     Ok(report)
 }
 

@@ -113,7 +113,13 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let first_file = last_wal.max(manifest.wal_flushed_below) + 1;
     let metadata = load_metadata(&*vfs, dir, &opts, &mut quarantined)?;
     let sync_quality = opts.fsync == crate::options::FsyncPolicy::Always;
-    let quality = Quality::open(vfs.clone(), dir, sync_quality, &metadata)?;
+    let quality = Quality::open(
+        vfs.clone(),
+        dir,
+        sync_quality,
+        opts.record_arrivals,
+        &metadata,
+    )?;
     let wal = Wal::new(
         dir.to_path_buf(),
         vfs.clone(),

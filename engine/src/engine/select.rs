@@ -7,11 +7,23 @@ use super::Engine;
 use super::read::Querier;
 use crate::index::Matcher;
 use crate::model::{Labels, Sample};
+pub use crate::quality::DelayFigures;
 use crate::query::{
     self, Budget, LatestSample, PromqlQuery, PromqlResult, QueryResult, RangeQuery, SeriesFilter,
     StaleSeries,
 };
 use crate::{Error, Result};
+
+/// What [`Engine::completeness`] reports.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletenessReport {
+    /// Expected against received, by group, and the gaps.
+    pub figures: query::CompletenessFigures,
+    /// Series silent now, with their last sample.
+    pub silent: Vec<StaleSeries>,
+    /// Arrival delay percentiles per metric.
+    pub delays: Vec<DelayFigures>,
+}
 
 /// One series and its samples in the selected range, sorted by time.
 #[derive(Debug, Clone, PartialEq)]
@@ -149,6 +161,40 @@ impl Engine {
         factor: f64,
     ) -> Result<Vec<StaleSeries>> {
         query::stale_series(&self.querier(), namespace, matchers, at, factor)
+    }
+
+    /// The completeness and liveness report of a namespace over a window: expected against
+    /// received samples and the gaps ([`query::completeness`]), the series silent at `at`
+    /// for more than `silent_factor` intervals ([`query::stale_series`]), and the arrival
+    /// delay percentiles per metric of the samples whose timestamps lie in the window's
+    /// hours.
+    pub fn completeness(
+        &self,
+        namespace: &str,
+        q: &query::CompletenessQuery,
+        at: i64,
+        silent_factor: f64,
+    ) -> Result<CompletenessReport> {
+        let _span =
+            tracing::debug_span!("completeness", namespace = %crate::model::echo(namespace))
+                .entered();
+        let querier = self.querier();
+        let figures = query::completeness(&querier, namespace, q)?;
+        let silent = query::stale_series(&querier, namespace, &q.matchers, at, silent_factor)?;
+        let metrics: std::collections::BTreeSet<&str> =
+            figures.groups.iter().map(|g| g.metric.as_str()).collect();
+        let delays = self
+            .inner
+            .quality
+            .delays(namespace, None, q.start, q.end)
+            .into_iter()
+            .filter(|d| metrics.contains(d.metric.as_str()))
+            .collect();
+        Ok(CompletenessReport {
+            figures,
+            silent,
+            delays,
+        })
     }
 
     /// Labels of the matching series with data in the range; see [`query::series`].

@@ -8,7 +8,6 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::Engine;
 use crate::head::{Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
@@ -16,7 +15,7 @@ use crate::model::{
     Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RejectReason, Rejection,
     Sample, WriteOutcome, WriteRequest, shorten,
 };
-use crate::quality::{Checker, Violation};
+use crate::quality::{ArrivalBatch, Checker, Quality, Violation};
 use crate::wal::record::{self, SeriesDefRef};
 use crate::{Error, Limit, Result};
 
@@ -76,16 +75,16 @@ impl Engine {
                 return Ok(outcome);
             }
         };
-        let now = now_ms();
+        let now = self.inner.opts.clock.now_ms();
         let window = self.window_at(namespace.as_str(), now);
         let mut checkers = self.inner.quality.lookup();
-        let mut admitted = Admitted::new(req.series.len(), now);
+        let mut admitted = Admitted::new(req.series.len(), now, &self.inner.quality);
         for (i, write) in req.series.into_iter().enumerate() {
             match self.resolve_in(&namespace, write.labels) {
                 Ok((series, labels)) => {
                     let checker = checkers.get(namespace.as_str(), labels.metric_name());
-                    let quality = checker.map(|c| (c, &labels));
-                    admitted.admit(&window, quality, i, series, write.samples, &mut outcome)
+                    let samples = write.samples;
+                    admitted.admit(&window, &labels, checker, i, series, samples, &mut outcome)
                 }
                 Err(reason) => outcome.rejected.push(Rejection {
                     series_index: i,
@@ -137,10 +136,10 @@ impl Engine {
         let _span = tracing::debug_span!("write_resolved", series = batch.len()).entered();
         self.check_writable()?;
         // One clock reading per batch: this is the stream ingest hot path.
-        let now = now_ms();
+        let now = self.inner.opts.clock.now_ms();
         let mut outcome = WriteOutcome::default();
         let mut checkers = self.inner.quality.lookup();
-        let mut admitted = Admitted::new(batch.len(), now);
+        let mut admitted = Admitted::new(batch.len(), now, &self.inner.quality);
         for (i, entry) in batch.into_iter().enumerate() {
             match entry {
                 Resolved::Series(handle, samples) => {
@@ -148,8 +147,7 @@ impl Engine {
                     let window = self.window_at(series.namespace.as_str(), now);
                     let labels = handle.labels();
                     let checker = checkers.get(series.namespace.as_str(), labels.metric_name());
-                    let quality = checker.map(|c| (c, labels));
-                    admitted.admit(&window, quality, i, series, samples, &mut outcome)
+                    admitted.admit(&window, labels, checker, i, series, samples, &mut outcome)
                 }
                 Resolved::Rejected { reason, samples } => outcome.rejected.push(Rejection {
                     series_index: i,
@@ -201,10 +199,15 @@ impl Engine {
     /// recorded (only for a write that is acknowledged: a failed one is sent again).
     fn commit(&self, admitted: Admitted, mut outcome: WriteOutcome) -> Result<WriteOutcome> {
         let inner = &*self.inner;
-        let Admitted { batch, events, .. } = admitted;
+        let Admitted {
+            batch,
+            events,
+            arrivals,
+            ..
+        } = admitted;
         self.count_rejections(&outcome);
         if batch.is_empty() {
-            inner.quality.record(events);
+            inner.quality.record(events, arrivals);
             return Ok(outcome);
         }
         check_head_shares(&batch)?;
@@ -239,52 +242,65 @@ impl Engine {
         inner.add_head_bytes(grown);
         inner.accepted.fetch_add(accepted as u64, Ordering::Relaxed);
         outcome.accepted = accepted;
-        inner.quality.record(events);
+        inner.quality.record(events, arrivals);
         Ok(outcome)
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// What a write keeps: the samples to store, by series, and the data-quality events.
+/// What a write keeps: the samples to store, by series, the data-quality events, and the
+/// arrival delays of the samples it keeps.
 struct Admitted {
     batch: Vec<(Arc<Series>, Vec<Sample>)>,
     events: Vec<QualityEvent>,
+    arrivals: ArrivalBatch,
+    record_arrivals: bool,
     arrival_ms: i64,
 }
 
 impl Admitted {
-    fn new(series: usize, arrival_ms: i64) -> Self {
+    fn new(series: usize, arrival_ms: i64, quality: &Quality) -> Self {
         Admitted {
             batch: Vec::with_capacity(series),
             events: Vec::new(),
+            arrivals: ArrivalBatch::default(),
+            record_arrivals: quality.records_arrivals(),
             arrival_ms,
         }
     }
 
+    /// Keeps a series' admitted samples.
+    fn keep(&mut self, series: Arc<Series>, labels: &Labels, samples: Vec<Sample>) {
+        if samples.is_empty() {
+            return;
+        }
+        if self.record_arrivals {
+            let ts = samples.iter().map(|s| s.t);
+            let ns = series.namespace.as_str();
+            self.arrivals
+                .add(ns, labels.metric_name(), self.arrival_ms, ts);
+        }
+        self.batch.push((series, samples));
+    }
+
     /// Keeps the samples of one series inside the window and, where its indicator has rules
     /// in force, those the policy lets through; rejects the others one by one.
+    #[allow(clippy::too_many_arguments)]
     fn admit(
         &mut self,
         w: &Window,
-        quality: Option<(&Checker, &Labels)>,
+        labels: &Labels,
+        checker: Option<&Checker>,
         series_index: usize,
         series: Arc<Series>,
         mut samples: Vec<Sample>,
         outcome: &mut WriteOutcome,
     ) {
         let outside = |s: &Sample| s.t > w.max_t || s.t < w.min_t;
-        if quality.is_none() && !samples.iter().any(outside) {
-            if !samples.is_empty() {
-                self.batch.push((series, samples));
-            }
+        if checker.is_none() && !samples.iter().any(outside) {
+            self.keep(series, labels, samples);
             return;
         }
-        let mut judge = quality.map(|(checker, labels)| Judge {
+        let mut judge = checker.map(|checker| Judge {
             checker,
             labels,
             series: &series,
@@ -342,9 +358,7 @@ impl Admitted {
             });
             false
         });
-        if !samples.is_empty() {
-            self.batch.push((series, samples));
-        }
+        self.keep(series, labels, samples);
     }
 }
 

@@ -7,6 +7,7 @@
 //!   MANIFEST.tmp              a manifest being written (renamed over MANIFEST)
 //!   METADATA                  the indicator catalog: units, intervals, owners, quality rules
 //!   QUALITY                   the data-quality journal: samples rejected or flagged
+//!   ARRIVALS                  arrival delay histograms per namespace, metric and hour
 //!   wal/0000000000000007.wal  write-ahead log files, replayed in number order
 //!   segments/<seq>-<partition>.seg   immutable columnar segment files
 //!   quarantine/               corrupt files moved aside for an operator; never deleted
@@ -28,6 +29,10 @@ pub const METADATA_TMP: &str = "METADATA.tmp";
 pub const QUALITY: &str = "QUALITY";
 /// A data-quality journal being rewritten.
 pub const QUALITY_TMP: &str = "QUALITY.tmp";
+/// Arrival delay histograms.
+pub const ARRIVALS: &str = "ARRIVALS";
+/// Arrival delays being written.
+pub const ARRIVALS_TMP: &str = "ARRIVALS.tmp";
 /// WAL folder.
 pub const WAL_DIR: &str = "wal";
 /// WAL file extension.

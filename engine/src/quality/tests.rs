@@ -26,12 +26,22 @@ fn event(i: i64) -> QualityEvent {
 fn the_newest_events_are_kept_and_every_one_is_counted_across_rewrites() {
     let dir = tempfile::tempdir().expect("dir");
     let open = || {
-        Quality::open(Arc::new(OsFs), dir.path(), false, &MetadataStore::default()).expect("open")
+        Quality::open(
+            Arc::new(OsFs),
+            dir.path(),
+            false,
+            true,
+            &MetadataStore::default(),
+        )
+        .expect("open")
     };
     let q = open();
     let n = MAX_EVENTS as i64 + 50;
     for chunk in (0..n).collect::<Vec<_>>().chunks(1000) {
-        q.record(chunk.iter().map(|&i| event(i)).collect());
+        q.record(
+            chunk.iter().map(|&i| event(i)).collect(),
+            ArrivalBatch::default(),
+        );
     }
     let check = |q: &Quality| {
         let all = q.report(&QualityFilter {

@@ -106,9 +106,10 @@ pub fn stale_series(
                 .find(|m| m.metric == s.labels().metric_name())
                 .and_then(|m| m.expected_interval_ms);
             let inferred = infer_interval(&samples);
+            // A series with no sample in the window reads further back, so that a silent one
+            // is reported with its last sample ("silent since").
             let settled = samples.len() >= INFER_SAMPLES
-                || declared
-                    .is_some_and(|i| !samples.is_empty() || window as f64 > i as f64 * factor);
+                || (declared.is_some() && !samples.is_empty());
             if !settled && window < STALE_HORIZON_MS {
                 pending.push(s);
                 continue;

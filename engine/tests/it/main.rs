@@ -5,6 +5,7 @@
 
 mod common;
 mod compaction;
+mod completeness;
 mod corruption;
 mod crash;
 mod delete;

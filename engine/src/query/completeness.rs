@@ -1,0 +1,304 @@
+//! Completeness ("complete"): over a window, the samples each series was expected to send
+//! (from its indicator's declared interval, or the median gap of its own samples when none
+//! is declared) against those received, and every gap — a stretch of expected slots with no
+//! sample — with its start, end and missing count; totals grouped by metric and any labels.
+//!
+//! Slots follow each series' own rhythm: between two consecutive samples `d` apart, with
+//! `d > 1.5 ×` the interval, `round(d / interval) − 1` slots are missing; before the first
+//! sample of the window, `floor((first − start) / interval)`; after the last, `floor((end −
+//! 1 − last) / interval)` (such a gap is `open`: the source has not reported since). Expected
+//! is what was received plus what is missing, so a source that reports more often than
+//! declared counts complete, not more than complete.
+
+use std::collections::BTreeMap;
+
+use super::Budget;
+use crate::engine::read::Querier;
+use crate::index::Matcher;
+use crate::model::{Labels, Sample};
+use crate::{Error, Result};
+
+/// Most gaps a report lists (the group totals count them all).
+pub const MAX_LISTED_GAPS: usize = 10_000;
+
+/// What a completeness report covers.
+#[derive(Debug, Clone, Default)]
+pub struct CompletenessQuery {
+    /// The series (all of the namespace when empty).
+    pub matchers: Vec<Matcher>,
+    /// Window start, ms (inclusive).
+    pub start: i64,
+    /// Window end, ms (exclusive).
+    pub end: i64,
+    /// Labels to group the totals by, besides the metric (e.g. `commune`).
+    pub by: Vec<String>,
+}
+
+/// The totals of one group: one metric and one value of each `by` label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompletenessGroup {
+    /// The metric.
+    pub metric: String,
+    /// Its owning department, from the catalog ("" when not declared).
+    pub department: String,
+    /// The values of the `by` labels, in their order ("" when a series lacks one).
+    pub labels: Vec<String>,
+    /// Series seen in the window.
+    pub series: u64,
+    /// Samples expected.
+    pub expected: u64,
+    /// Samples received.
+    pub received: u64,
+    /// Gaps.
+    pub gaps: u64,
+}
+
+impl CompletenessGroup {
+    /// Received over expected (1 when nothing was expected).
+    pub fn ratio(&self) -> f64 {
+        if self.expected == 0 {
+            1.0
+        } else {
+            self.received as f64 / self.expected as f64
+        }
+    }
+}
+
+/// A stretch of a series' expected slots with no sample.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gap {
+    /// The series.
+    pub labels: Labels,
+    /// The last sample before the gap (or the window start).
+    pub start: i64,
+    /// The first sample after it (or the window end).
+    pub end: i64,
+    /// Expected samples missing.
+    pub missing: u64,
+    /// True when nothing came after it within the window.
+    pub open: bool,
+    /// The interval the slots follow, ms.
+    pub interval_ms: i64,
+}
+
+/// Expected against received, and the gaps.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CompletenessFigures {
+    /// Totals by metric and `by` labels, sorted.
+    pub groups: Vec<CompletenessGroup>,
+    /// The gaps, by series then time (at most [`MAX_LISTED_GAPS`]).
+    pub gaps: Vec<Gap>,
+    /// Series with too few samples to infer an interval and none declared: counted as
+    /// received, never as missing.
+    pub unjudged_series: u64,
+}
+
+/// Computes the completeness of `namespace`'s matching series over the window.
+pub fn completeness(
+    querier: &Querier<'_>,
+    namespace: &str,
+    q: &CompletenessQuery,
+) -> Result<CompletenessFigures> {
+    if q.end <= q.start {
+        return Err(Error::InvalidArgument(format!(
+            "the window must end after it starts ({} ≥ {})",
+            q.start, q.end
+        )));
+    }
+    // The report keeps counts and gaps, never the samples it reads: the sample limit, which
+    // bounds a query's memory, does not apply; the time limit does.
+    let limits = crate::options::QueryLimits {
+        max_samples: u64::MAX,
+        ..querier.limits().clone()
+    };
+    let budget = Budget::new(&limits, None);
+    let catalog = querier.metadata(namespace)?;
+    let declared: BTreeMap<&str, i64> = catalog
+        .iter()
+        .filter_map(|m| Some((m.metric.as_str(), m.expected_interval_ms?)))
+        .collect();
+    let department = |metric: &str| {
+        catalog
+            .iter()
+            .find(|m| m.metric == metric)
+            .map(|m| m.department.clone())
+            .unwrap_or_default()
+    };
+    let all;
+    let matchers = if q.matchers.is_empty() {
+        all = [Matcher::new(
+            "__name__",
+            crate::index::MatchOp::Regex,
+            ".+",
+        )?];
+        &all[..]
+    } else {
+        &q.matchers[..]
+    };
+    let series = querier.select(namespace, matchers)?;
+    budget.check_series(series.len())?;
+    // The snapshot's range is inclusive; the window's end is not.
+    let read = querier
+        .snapshot(series, q.start, q.end - 1)
+        .for_each(&|s, samples| {
+            budget.spend(samples.len())?;
+            let interval = declared
+                .get(s.labels().metric_name())
+                .copied()
+                .or_else(|| median_gap(samples));
+            Ok((s.labels().clone(), interval, judge(samples, interval, q)))
+        })?;
+    let mut figures = CompletenessFigures::default();
+    let mut groups: BTreeMap<(String, Vec<String>), CompletenessGroup> = BTreeMap::new();
+    let mut read = read;
+    read.sort_by(|a, b| a.0.cmp(&b.0));
+    for (labels, interval, (received, gaps)) in read {
+        if received == 0 && gaps.is_empty() {
+            continue;
+        }
+        let metric = labels.metric_name().to_owned();
+        let values: Vec<String> =
+            q.by.iter()
+                .map(|n| labels.get(n).unwrap_or_default().to_owned())
+                .collect();
+        let g = groups
+            .entry((metric.clone(), values.clone()))
+            .or_insert_with(|| CompletenessGroup {
+                department: department(&metric),
+                metric,
+                labels: values,
+                series: 0,
+                expected: 0,
+                received: 0,
+                gaps: 0,
+            });
+        g.series += 1;
+        g.received += received;
+        let missing: u64 = gaps.iter().map(|(_, _, m, _)| m).sum();
+        g.expected += received + missing;
+        g.gaps += gaps.len() as u64;
+        let Some(interval_ms) = interval else {
+            figures.unjudged_series += 1;
+            continue;
+        };
+        for (start, end, missing, open) in gaps {
+            if figures.gaps.len() < MAX_LISTED_GAPS {
+                figures.gaps.push(Gap {
+                    labels: labels.clone(),
+                    start,
+                    end,
+                    missing,
+                    open,
+                    interval_ms,
+                });
+            }
+        }
+    }
+    figures.groups = groups.into_values().collect();
+    Ok(figures)
+}
+
+/// Received samples and gaps `(start, end, missing, open)` of one series' window.
+fn judge(
+    samples: &[Sample],
+    interval: Option<i64>,
+    q: &CompletenessQuery,
+) -> (u64, Vec<(i64, i64, u64, bool)>) {
+    let received = samples.len() as u64;
+    let Some(i) = interval.filter(|&i| i > 0) else {
+        return (received, Vec::new());
+    };
+    let mut gaps = Vec::new();
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        // Nothing in the window at all: only a series known to exist is read here.
+        let missing = ((q.end - q.start) / i) as u64;
+        if missing > 0 {
+            gaps.push((q.start, q.end, missing, true));
+        }
+        return (0, gaps);
+    };
+    let lead = ((first.t - q.start) / i) as u64;
+    if lead > 0 {
+        gaps.push((q.start, first.t, lead, false));
+    }
+    for pair in samples.windows(2) {
+        if let [a, b] = pair {
+            let d = b.t - a.t;
+            if d * 2 > i * 3 {
+                let missing = ((d as f64 / i as f64).round() as u64).saturating_sub(1);
+                if missing > 0 {
+                    gaps.push((a.t, b.t, missing, false));
+                }
+            }
+        }
+    }
+    let trail = ((q.end - 1 - last.t) / i) as u64;
+    if trail > 0 {
+        gaps.push((last.t, q.end, trail, true));
+    }
+    (received, gaps)
+}
+
+/// The median gap between a series' samples, if it has at least three.
+fn median_gap(samples: &[Sample]) -> Option<i64> {
+    if samples.len() < 3 {
+        return None;
+    }
+    let mut gaps: Vec<i64> = samples
+        .windows(2)
+        .filter_map(|w| match w {
+            [a, b] => Some(b.t - a.t),
+            _ => None,
+        })
+        .collect();
+    gaps.sort_unstable();
+    gaps.get(gaps.len() / 2).copied().filter(|&g| g > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn q(start: i64, end: i64) -> CompletenessQuery {
+        CompletenessQuery {
+            start,
+            end,
+            ..Default::default()
+        }
+    }
+
+    fn at(ts: &[i64]) -> Vec<Sample> {
+        ts.iter().map(|&t| Sample::new(t, 1.0)).collect()
+    }
+
+    #[test]
+    fn a_regular_series_has_no_gap_and_an_outage_has_one_per_stretch() {
+        let every_10: Vec<i64> = (0..10).map(|k| 5 + 10 * k).collect();
+        assert_eq!(judge(&at(&every_10), Some(10), &q(0, 100)), (10, vec![]));
+        // Slots 35, 45, 55 missing; and the last two (85, 95): open.
+        let ts = [5, 15, 25, 65, 75];
+        let (received, gaps) = judge(&at(&ts), Some(10), &q(0, 100));
+        assert_eq!(received, 5);
+        assert_eq!(gaps, vec![(25, 65, 3, false), (75, 100, 2, true)]);
+        // A late start: slots 5 and 15 missing before the first sample.
+        let (_, gaps) = judge(&at(&[25, 35, 45, 55, 65, 75, 85, 95]), Some(10), &q(0, 100));
+        assert_eq!(gaps, vec![(0, 25, 2, false)]);
+    }
+
+    #[test]
+    fn jitter_below_half_an_interval_is_no_gap_and_silence_is_one_open_gap() {
+        let (_, gaps) = judge(&at(&[5, 19, 25, 39, 45]), Some(10), &q(0, 50));
+        assert_eq!(gaps, vec![]);
+        assert_eq!(
+            judge(&[], Some(10), &q(0, 100)),
+            (0, vec![(0, 100, 10, true)])
+        );
+        assert_eq!(judge(&at(&[1, 2]), None, &q(0, 100)), (2, vec![]));
+    }
+
+    #[test]
+    fn the_interval_is_inferred_from_the_median_gap() {
+        assert_eq!(median_gap(&at(&[0, 10, 20, 60, 70])), Some(10));
+        assert_eq!(median_gap(&at(&[0, 10])), None);
+    }
+}

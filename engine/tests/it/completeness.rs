@@ -1,0 +1,203 @@
+//! The completeness and liveness report on a scripted province: six facilities report every
+//! minute for three hours under a clock the test moves; one has an outage, one sends half an
+//! hour late in one batch, one falls silent, one corrects a past value. The report must name
+//! exactly those gaps, that silent source and the delays the script injected.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use iocdb_engine::{
+    Clock, CompletenessQuery, Engine, Label, MetricMetadata, Options, Sample, SeriesWrite,
+    WriteRequest,
+};
+
+const NS: &str = "y_te";
+const MIN: i64 = 60_000;
+const FACILITIES: [&str; 6] = ["F1", "F2", "F3", "F4", "F5", "F6"];
+
+fn write(engine: &Engine, facility: &str, ts: &[i64], value: f64) {
+    let outcome = engine
+        .write(WriteRequest {
+            namespace: NS.into(),
+            series: vec![SeriesWrite {
+                labels: vec![
+                    Label::new("__name__", "waiting_patients"),
+                    Label::new("facility", facility),
+                    Label::new("commune", if facility < "F4" { "Châu Đốc" } else { "Long Xuyên" }),
+                ],
+                samples: ts.iter().map(|&t| Sample::new(t, value)).collect(),
+            }],
+        })
+        .expect("write");
+    assert_eq!(outcome.rejected, vec![]);
+}
+
+/// Runs the script; returns the engine, the window start and the clock.
+fn province(dir: &std::path::Path) -> (Engine, i64, Arc<AtomicI64>) {
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let base = wall - wall.rem_euclid(3_600_000) - 6 * 3_600_000;
+    let clock = Arc::new(AtomicI64::new(base));
+    let engine = open(dir, &clock);
+    engine
+        .set_metadata(
+            NS,
+            MetricMetadata {
+                metric: "waiting_patients".into(),
+                department: "Sở Y tế".into(),
+                expected_interval_ms: Some(MIN),
+                ..Default::default()
+            },
+        )
+        .expect("catalog");
+    for k in 0..180 {
+        let t = base + k * MIN;
+        clock.store(t + 1500, Ordering::SeqCst);
+        for f in FACILITIES {
+            let skipped = match f {
+                "F2" => (30..50).contains(&k),
+                "F3" => (60..90).contains(&k),
+                "F4" => k >= 120,
+                _ => false,
+            };
+            if !skipped {
+                write(&engine, f, &[t], 10.0);
+            }
+        }
+        if k == 100 {
+            write(&engine, "F5", &[base + 50 * MIN], 11.0);
+        }
+        if k == 150 {
+            let late: Vec<i64> = (60..90).map(|j| base + j * MIN).collect();
+            write(&engine, "F3", &late, 10.0);
+        }
+    }
+    (engine, base, clock)
+}
+
+fn open(dir: &std::path::Path, clock: &Arc<AtomicI64>) -> Engine {
+    let c = clock.clone();
+    let opts = Options {
+        clock: Clock::from_fn(move || c.load(Ordering::SeqCst)),
+        ..Options::default()
+    };
+    Engine::open(dir, opts).expect("open")
+}
+
+#[test]
+fn the_report_names_exactly_the_scripted_gaps_silence_and_delays() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (engine, base, clock) = province(dir.path());
+    let end = base + 180 * MIN;
+    let q = CompletenessQuery {
+        start: base,
+        end,
+        by: vec!["facility".into()],
+        ..Default::default()
+    };
+    let report = engine.completeness(NS, &q, end, 3.0).expect("report");
+
+    let by_facility: Vec<(String, u64, u64, u64)> = report
+        .figures
+        .groups
+        .iter()
+        .map(|g| (g.labels[0].clone(), g.expected, g.received, g.gaps))
+        .collect();
+    assert_eq!(
+        by_facility,
+        vec![
+            ("F1".into(), 180, 180, 0),
+            ("F2".into(), 180, 160, 1),
+            ("F3".into(), 180, 180, 0),
+            ("F4".into(), 180, 120, 1),
+            ("F5".into(), 180, 180, 0),
+            ("F6".into(), 180, 180, 0),
+        ]
+    );
+    assert!(report.figures.groups.iter().all(|g| g.department == "Sở Y tế"));
+    let gaps: Vec<(String, i64, i64, u64, bool)> = report
+        .figures
+        .gaps
+        .iter()
+        .map(|g| {
+            (
+                g.labels.get("facility").unwrap_or_default().to_owned(),
+                (g.start - base) / MIN,
+                (g.end - base) / MIN,
+                g.missing,
+                g.open,
+            )
+        })
+        .collect();
+    assert_eq!(
+        gaps,
+        vec![("F2".into(), 29, 50, 20, false), ("F4".into(), 119, 180, 60, true)]
+    );
+    let silent: Vec<(&str, i64)> = report
+        .silent
+        .iter()
+        .map(|s| {
+            (
+                s.labels.get("facility").unwrap_or_default(),
+                s.last.map_or(0, |l| (l.t - base) / MIN),
+            )
+        })
+        .collect();
+    assert_eq!(silent, vec![("F4", 119)]);
+
+    // 970 samples live 1.5 s after their time, F3's 30 late by 61–90 min (+1.5 s), one
+    // revision 50 min (+1.5 s) after the value it corrects.
+    let check_delays = |engine: &Engine| {
+        let r = engine.completeness(NS, &q, end, 3.0).expect("report");
+        assert_eq!(r.delays.len(), 1);
+        let d = &r.delays[0];
+        assert_eq!(d.samples, 1001);
+        let close = |got: i64, want: i64| (got - want).abs() as f64 <= want as f64 / 32.0;
+        assert!(close(d.p50_ms, 1500), "{d:?}");
+        // Rank ceil(0.99 × 1001) = 991: past the 970 live and the revision, the 20th
+        // smallest late delay, 80 min.
+        assert!(close(d.p99_ms, 80 * MIN + 1500), "{d:?}");
+        assert!(close(d.max_ms, 90 * MIN + 1500), "{d:?}");
+    };
+    check_delays(&engine);
+    drop(engine);
+    check_delays(&open(dir.path(), &clock));
+}
+
+#[test]
+fn by_commune_totals_add_up_and_a_bad_window_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (engine, base, _) = province(dir.path());
+    let end = base + 180 * MIN;
+    let q = CompletenessQuery {
+        start: base,
+        end,
+        by: vec!["commune".into()],
+        ..Default::default()
+    };
+    let r = engine.completeness(NS, &q, end, 3.0).expect("report");
+    let communes: Vec<(String, u64, u64, u64)> = r
+        .figures
+        .groups
+        .iter()
+        .map(|g| (g.labels[0].clone(), g.series, g.expected, g.received))
+        .collect();
+    assert_eq!(
+        communes,
+        vec![
+            ("Châu Đốc".into(), 3, 540, 520),
+            ("Long Xuyên".into(), 3, 540, 480),
+        ]
+    );
+    let bad = CompletenessQuery {
+        start: end,
+        end: base,
+        ..Default::default()
+    };
+    assert!(matches!(
+        engine.completeness(NS, &bad, end, 3.0),
+        Err(iocdb_engine::Error::InvalidArgument(_))
+    ));
+}

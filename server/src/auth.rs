@@ -77,6 +77,7 @@ pub const GRPC: &[(&str, Need)] = &[
     ("/iocdb.v1.Query/QueryRange", Need::Namespace(Role::Read)),
     ("/iocdb.v1.Query/Latest", Need::Namespace(Role::Read)),
     ("/iocdb.v1.Query/Stale", Need::Namespace(Role::Read)),
+    ("/iocdb.v1.Query/Completeness", Need::Namespace(Role::Read)),
     ("/iocdb.v1.Query/Series", Need::Namespace(Role::Read)),
     ("/iocdb.v1.Query/LabelNames", Need::Namespace(Role::Read)),
     ("/iocdb.v1.Query/LabelValues", Need::Namespace(Role::Read)),

@@ -36,6 +36,9 @@ pub enum Command {
     Catalog(CatalogArgs),
     /// List what the data-quality rules rejected and flagged: counters and the latest events.
     Quality(QualityArgs),
+    /// Report completeness and liveness over a window: samples expected against received
+    /// per metric (and labels), the gaps, the sources silent now, the arrival delays.
+    Completeness(CompletenessArgs),
     /// Flush the head to segments now.
     Flush(ClientArgs),
     /// Merge each day's segments into one: on a running server, or on the data directory of
@@ -405,6 +408,25 @@ pub struct QualityArgs {
     /// Print JSON instead of tables.
     #[arg(long)]
     pub json: bool,
+}
+
+/// `iocdb completeness`.
+#[derive(Debug, Args)]
+pub struct CompletenessArgs {
+    #[command(flatten)]
+    pub selection: Selection,
+    /// Window start: ms since epoch, or a duration ago like `24h`.
+    #[arg(long, default_value = "24h")]
+    pub start: String,
+    /// Window end: ms since epoch, or `now`.
+    #[arg(long, default_value = "now")]
+    pub end: String,
+    /// Labels to group by besides the metric, comma-separated (e.g. `commune`).
+    #[arg(long, value_delimiter = ',')]
+    pub by: Vec<String>,
+    /// Silent for more than this many expected intervals.
+    #[arg(long, default_value_t = 3.0)]
+    pub silent_factor: f64,
 }
 
 /// `iocdb bench`.

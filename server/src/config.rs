@@ -84,6 +84,14 @@ pub struct Config {
     pub head_memory_mb: usize,
     /// Period of background flushes, s.
     pub flush_interval_s: u64,
+    /// How often the completeness report is written as series (`"0s"`: never).
+    #[serde(deserialize_with = "human::duration")]
+    pub completeness_export_interval: Duration,
+    /// The window each exported report covers.
+    #[serde(deserialize_with = "human::duration")]
+    pub completeness_export_window: Duration,
+    /// The namespace the exported series go to.
+    pub completeness_export_namespace: String,
     /// Log format.
     pub log_format: LogFormat,
     /// What starting does with a damaged METADATA file.
@@ -179,6 +187,13 @@ mod human {
         Ok(window)
     }
 
+    /// Any duration ("1m", "1h", "0s").
+    pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(text.trim())
+            .map_err(|e| D::Error::custom(format!("{text:?}: {e} (write e.g. \"1m\" or \"1h\")")))
+    }
+
     pub fn retention<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         parse(&String::deserialize(d)?).map_err(D::Error::custom)
     }
@@ -210,6 +225,9 @@ impl Default for Config {
             fsync_interval_ms: 100,
             head_memory_mb: 1024,
             flush_interval_s: 900,
+            completeness_export_interval: Duration::from_secs(60),
+            completeness_export_window: Duration::from_secs(3600),
+            completeness_export_namespace: "iocdb".into(),
             log_format: LogFormat::Text,
             damaged_metadata: DamagedMetadata::Quarantine,
             max_ingest_message_bytes: 64 << 20,

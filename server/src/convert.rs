@@ -1,9 +1,9 @@
 //! Conversion between wire types (`iocdb.v1`) and engine types, at the server's edge.
 
 use iocdb_engine::{
-    AggregateOp, Aggregation, FunctionKind, Grouping, Label, Labels, MatchOp, Matcher,
-    MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, Rejection, Sample,
-    SeriesWrite, WriteOutcome, WriteRequest, echo,
+    AggregateOp, Aggregation, CompletenessReport, FunctionKind, Grouping, Label, Labels, MatchOp,
+    Matcher, MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, Rejection,
+    Sample, SeriesWrite, StaleSeries, WriteOutcome, WriteRequest, echo,
 };
 use iocdb_proto::v1;
 use tonic::Status;
@@ -298,6 +298,73 @@ pub fn quality_out(
                 detail: e.detail,
             })
             .collect(),
+    }
+}
+
+/// A silent series on the wire.
+pub fn stale_out(s: &StaleSeries) -> v1::StaleSeries {
+    v1::StaleSeries {
+        labels: labels_out(&s.labels),
+        last_timestamp_ms: s.last.map(|x| x.t),
+        last_value: s.last.map(|x| x.v),
+        expected_interval_ms: s.expected_interval_ms,
+        silent_ms: s.silent_ms,
+    }
+}
+
+/// A completeness report on the wire.
+pub fn completeness_out(r: CompletenessReport) -> v1::CompletenessResponse {
+    v1::CompletenessResponse {
+        groups: r
+            .figures
+            .groups
+            .iter()
+            .map(|g| v1::CompletenessGroup {
+                metric: g.metric.clone(),
+                department: g.department.clone(),
+                labels: r
+                    .figures
+                    .by
+                    .iter()
+                    .zip(&g.labels)
+                    .map(|(name, value)| v1::Label {
+                        name: name.clone(),
+                        value: value.clone(),
+                    })
+                    .collect(),
+                series: g.series,
+                expected: g.expected,
+                received: g.received,
+                gaps: g.gaps,
+                ratio: g.ratio(),
+            })
+            .collect(),
+        gaps: r
+            .figures
+            .gaps
+            .iter()
+            .map(|g| v1::CompletenessGap {
+                labels: labels_out(&g.labels),
+                start_ms: g.start,
+                end_ms: g.end,
+                missing: g.missing,
+                open: g.open,
+                interval_ms: g.interval_ms,
+            })
+            .collect(),
+        silent: r.silent.iter().map(stale_out).collect(),
+        delays: r
+            .delays
+            .into_iter()
+            .map(|d| v1::ArrivalDelay {
+                metric: d.metric,
+                samples: d.samples,
+                p50_ms: d.p50_ms,
+                p99_ms: d.p99_ms,
+                max_ms: d.max_ms,
+            })
+            .collect(),
+        unjudged_series: r.figures.unjudged_series,
     }
 }
 

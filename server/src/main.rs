@@ -5,6 +5,7 @@ mod auth;
 mod catalog;
 mod cli;
 mod commands;
+mod completeness;
 mod config;
 mod convert;
 mod http;

@@ -4,11 +4,14 @@
 //! sample — with its start, end and missing count; totals grouped by metric and any labels.
 //!
 //! Slots follow each series' own rhythm: between two consecutive samples `d` apart, with
-//! `d > 1.5 ×` the interval, `round(d / interval) − 1` slots are missing; before the first
-//! sample of the window, `floor((first − start) / interval)`; after the last, `floor((end −
-//! 1 − last) / interval)` (such a gap is `open`: the source has not reported since). Expected
-//! is what was received plus what is missing, so a source that reports more often than
-//! declared counts complete, not more than complete.
+//! `d > 1.5 ×` the interval, `round(d / interval) − 1` slots are missing (those inside the
+//! window count); after the last sample, `floor((end − 1 − last) / interval)` (such a gap is
+//! `open`: the source has not reported since). Before the window the report looks back as
+//! far as the window is long (at most a day) for the sample that precedes it: a series
+//! with none there is taken to have started with its first sample in the window, so a new
+//! source is not counted missing for the time before it existed. Expected is what was
+//! received plus what is missing, so a source that reports more often than declared counts
+//! complete, not more than complete.
 
 use std::collections::BTreeMap;
 
@@ -17,6 +20,9 @@ use crate::engine::read::Querier;
 use crate::index::Matcher;
 use crate::model::{Labels, Sample};
 use crate::{Error, Result};
+
+/// How far before the window the report looks for the sample preceding it, at most.
+const LOOKBACK_MS: i64 = 86_400_000;
 
 /// Most gaps a report lists (the group totals count them all).
 pub const MAX_LISTED_GAPS: usize = 10_000;
@@ -84,6 +90,8 @@ pub struct Gap {
 /// Expected against received, and the gaps.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CompletenessFigures {
+    /// The labels the groups are by (the query's).
+    pub by: Vec<String>,
     /// Totals by metric and `by` labels, sorted.
     pub groups: Vec<CompletenessGroup>,
     /// The gaps, by series then time (at most [`MAX_LISTED_GAPS`]).
@@ -137,18 +145,29 @@ pub fn completeness(
     };
     let series = querier.select(namespace, matchers)?;
     budget.check_series(series.len())?;
+    let lookback = (q.end - q.start).min(LOOKBACK_MS);
     // The snapshot's range is inclusive; the window's end is not.
     let read = querier
-        .snapshot(series, q.start, q.end - 1)
+        .snapshot(series, q.start.saturating_sub(lookback), q.end - 1)
         .for_each(&|s, samples| {
             budget.spend(samples.len())?;
+            let inside = samples.partition_point(|x| x.t < q.start);
+            let (before, samples) = samples.split_at(inside);
             let interval = declared
                 .get(s.labels().metric_name())
                 .copied()
                 .or_else(|| median_gap(samples));
-            Ok((s.labels().clone(), interval, judge(samples, interval, q)))
+            let prior = before.last().map(|x| x.t);
+            Ok((
+                s.labels().clone(),
+                interval,
+                judge(prior, samples, interval, q),
+            ))
         })?;
-    let mut figures = CompletenessFigures::default();
+    let mut figures = CompletenessFigures {
+        by: q.by.clone(),
+        ..Default::default()
+    };
     let mut groups: BTreeMap<(String, Vec<String>), CompletenessGroup> = BTreeMap::new();
     let mut read = read;
     read.sort_by(|a, b| a.0.cmp(&b.0));
@@ -198,8 +217,10 @@ pub fn completeness(
     Ok(figures)
 }
 
-/// Received samples and gaps `(start, end, missing, open)` of one series' window.
+/// Received samples and gaps `(start, end, missing, open)` of one series' window, given the
+/// last sample before the window (`prior`) if one was found.
 fn judge(
+    prior: Option<i64>,
     samples: &[Sample],
     interval: Option<i64>,
     q: &CompletenessQuery,
@@ -208,31 +229,36 @@ fn judge(
     let Some(i) = interval.filter(|&i| i > 0) else {
         return (received, Vec::new());
     };
+    // Slots `from + k·i` (k ≥ 1) inside the window and before `to` (exclusive, with half an
+    // interval of tolerance when `to` is a sample).
+    let slots = |from: i64, to: i64, tolerance: i64| -> u64 {
+        let first_k = ((q.start - from + i - 1) / i).max(1);
+        let last_k = (to - tolerance - 1 - from).div_euclid(i);
+        (last_k - first_k + 1).max(0) as u64
+    };
     let mut gaps = Vec::new();
-    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
-        // Nothing in the window at all: only a series known to exist is read here.
-        let missing = ((q.end - q.start) / i) as u64;
-        if missing > 0 {
-            gaps.push((q.start, q.end, missing, true));
+    let Some(last) = samples.last() else {
+        if let Some(p) = prior {
+            let missing = slots(p, q.end, 0);
+            if missing > 0 {
+                gaps.push((p, q.end, missing, true));
+            }
         }
         return (0, gaps);
     };
-    let lead = ((first.t - q.start) / i) as u64;
-    if lead > 0 {
-        gaps.push((q.start, first.t, lead, false));
-    }
-    for pair in samples.windows(2) {
-        if let [a, b] = pair {
-            let d = b.t - a.t;
-            if d * 2 > i * 3 {
-                let missing = ((d as f64 / i as f64).round() as u64).saturating_sub(1);
-                if missing > 0 {
-                    gaps.push((a.t, b.t, missing, false));
-                }
+    let mut previous = prior;
+    for s in samples {
+        if let Some(a) = previous
+            && (s.t - a) * 2 > i * 3
+        {
+            let missing = slots(a, s.t, i / 2);
+            if missing > 0 {
+                gaps.push((a, s.t, missing, false));
             }
         }
+        previous = Some(s.t);
     }
-    let trail = ((q.end - 1 - last.t) / i) as u64;
+    let trail = slots(last.t, q.end, 0);
     if trail > 0 {
         gaps.push((last.t, q.end, trail, true));
     }
@@ -274,26 +300,40 @@ mod tests {
     #[test]
     fn a_regular_series_has_no_gap_and_an_outage_has_one_per_stretch() {
         let every_10: Vec<i64> = (0..10).map(|k| 5 + 10 * k).collect();
-        assert_eq!(judge(&at(&every_10), Some(10), &q(0, 100)), (10, vec![]));
+        assert_eq!(
+            judge(Some(-5), &at(&every_10), Some(10), &q(0, 100)),
+            (10, vec![])
+        );
         // Slots 35, 45, 55 missing; and the last two (85, 95): open.
         let ts = [5, 15, 25, 65, 75];
-        let (received, gaps) = judge(&at(&ts), Some(10), &q(0, 100));
+        let (received, gaps) = judge(None, &at(&ts), Some(10), &q(0, 100));
         assert_eq!(received, 5);
         assert_eq!(gaps, vec![(25, 65, 3, false), (75, 100, 2, true)]);
-        // A late start: slots 5 and 15 missing before the first sample.
-        let (_, gaps) = judge(&at(&[25, 35, 45, 55, 65, 75, 85, 95]), Some(10), &q(0, 100));
-        assert_eq!(gaps, vec![(0, 25, 2, false)]);
+    }
+
+    #[test]
+    fn before_its_first_sample_a_series_misses_slots_only_if_it_reported_before_the_window() {
+        let ts = at(&[25, 35, 45, 55, 65, 75, 85, 95]);
+        // Seen at -5: slots 5 and 15 are missing (the gap starts at the prior sample).
+        let (_, gaps) = judge(Some(-5), &ts, Some(10), &q(0, 100));
+        assert_eq!(gaps, vec![(-5, 25, 2, false)]);
+        // Never seen before: a new source, nothing missing.
+        assert_eq!(judge(None, &ts, Some(10), &q(0, 100)), (8, vec![]));
+        // Seen long before: only the slots inside the window count.
+        let (_, gaps) = judge(Some(-1005), &ts, Some(10), &q(0, 100));
+        assert_eq!(gaps, vec![(-1005, 25, 2, false)]);
     }
 
     #[test]
     fn jitter_below_half_an_interval_is_no_gap_and_silence_is_one_open_gap() {
-        let (_, gaps) = judge(&at(&[5, 19, 25, 39, 45]), Some(10), &q(0, 50));
+        let (_, gaps) = judge(None, &at(&[5, 19, 25, 39, 45]), Some(10), &q(0, 50));
         assert_eq!(gaps, vec![]);
         assert_eq!(
-            judge(&[], Some(10), &q(0, 100)),
-            (0, vec![(0, 100, 10, true)])
+            judge(Some(-5), &[], Some(10), &q(0, 100)),
+            (0, vec![(-5, 100, 10, true)])
         );
-        assert_eq!(judge(&at(&[1, 2]), None, &q(0, 100)), (2, vec![]));
+        assert_eq!(judge(None, &[], Some(10), &q(0, 100)), (0, vec![]));
+        assert_eq!(judge(None, &at(&[1, 2]), None, &q(0, 100)), (2, vec![]));
     }
 
     #[test]

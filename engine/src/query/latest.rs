@@ -108,8 +108,8 @@ pub fn stale_series(
             let inferred = infer_interval(&samples);
             // A series with no sample in the window reads further back, so that a silent one
             // is reported with its last sample ("silent since").
-            let settled = samples.len() >= INFER_SAMPLES
-                || (declared.is_some() && !samples.is_empty());
+            let settled =
+                samples.len() >= INFER_SAMPLES || (declared.is_some() && !samples.is_empty());
             if !settled && window < STALE_HORIZON_MS {
                 pending.push(s);
                 continue;

@@ -23,7 +23,14 @@ fn write(engine: &Engine, facility: &str, ts: &[i64], value: f64) {
                 labels: vec![
                     Label::new("__name__", "waiting_patients"),
                     Label::new("facility", facility),
-                    Label::new("commune", if facility < "F4" { "Châu Đốc" } else { "Long Xuyên" }),
+                    Label::new(
+                        "commune",
+                        if facility < "F4" {
+                            "Châu Đốc"
+                        } else {
+                            "Long Xuyên"
+                        },
+                    ),
                 ],
                 samples: ts.iter().map(|&t| Sample::new(t, value)).collect(),
             }],
@@ -116,7 +123,13 @@ fn the_report_names_exactly_the_scripted_gaps_silence_and_delays() {
             ("F6".into(), 180, 180, 0),
         ]
     );
-    assert!(report.figures.groups.iter().all(|g| g.department == "Sở Y tế"));
+    assert!(
+        report
+            .figures
+            .groups
+            .iter()
+            .all(|g| g.department == "Sở Y tế")
+    );
     let gaps: Vec<(String, i64, i64, u64, bool)> = report
         .figures
         .gaps
@@ -133,7 +146,10 @@ fn the_report_names_exactly_the_scripted_gaps_silence_and_delays() {
         .collect();
     assert_eq!(
         gaps,
-        vec![("F2".into(), 29, 50, 20, false), ("F4".into(), 119, 180, 60, true)]
+        vec![
+            ("F2".into(), 29, 50, 20, false),
+            ("F4".into(), 119, 180, 60, true)
+        ]
     );
     let silent: Vec<(&str, i64)> = report
         .silent

@@ -65,6 +65,7 @@ pub async fn run(command: Command) -> anyhow::Result<()> {
         Command::Stats(a) => stats(&a).await,
         Command::Catalog(a) => super::quality::catalog(&a).await,
         Command::Quality(a) => super::quality::quality(&a).await,
+        Command::Completeness(a) => super::quality::completeness(&a).await,
         Command::Flush(a) => {
             let r = AdminClient::new(connect(&a).await?)
                 .flush(v1::FlushRequest {})
@@ -283,11 +284,11 @@ pub fn parse_matcher(s: &str) -> anyhow::Result<v1::Matcher> {
     })
 }
 
-fn matchers(sel: &Selection) -> anyhow::Result<Vec<v1::Matcher>> {
+pub fn matchers(sel: &Selection) -> anyhow::Result<Vec<v1::Matcher>> {
     sel.matchers.iter().map(|m| parse_matcher(m)).collect()
 }
 
-fn labels_text(labels: &[v1::Label]) -> String {
+pub fn labels_text(labels: &[v1::Label]) -> String {
     let name = labels
         .iter()
         .find(|l| l.name == "__name__")
@@ -300,7 +301,7 @@ fn labels_text(labels: &[v1::Label]) -> String {
     format!("{name}{{{}}}", rest.join(", "))
 }
 
-fn labels_json(labels: &[v1::Label]) -> serde_json::Value {
+pub fn labels_json(labels: &[v1::Label]) -> serde_json::Value {
     labels
         .iter()
         .map(|l| (l.name.clone(), json!(l.value)))

@@ -1,13 +1,14 @@
-//! `iocdb catalog` (list, or load a catalog file into a running server) and `iocdb quality`
-//! (what the data-quality rules rejected and flagged): the operator's view of "correct,
-//! clean".
+//! `iocdb catalog` (list, or load a catalog file into a running server), `iocdb quality`
+//! (what the data-quality rules rejected and flagged) and `iocdb completeness` (expected
+//! against received, gaps, silent sources, arrival delays): the operator's view of
+//! "correct, complete, clean and live".
 
 use iocdb_proto::v1::{self, admin_client::AdminClient};
 use serde_json::json;
 
-use super::client::{connect, parse_time_ms};
+use super::client::{connect, labels_json, labels_text, matchers, parse_time_ms};
 use crate::catalog::CatalogFile;
-use crate::cli::{CatalogArgs, QualityArgs};
+use crate::cli::{CatalogArgs, CompletenessArgs, QualityArgs};
 
 /// `iocdb catalog`.
 pub async fn catalog(a: &CatalogArgs) -> anyhow::Result<()> {
@@ -148,6 +149,85 @@ pub async fn quality(a: &QualityArgs) -> anyhow::Result<()> {
         println!(
             "{}\t{}\t{}\t{}\t({}, {})\t{}",
             e.arrival_ms, e.action, e.rule, e.series, e.timestamp_ms, e.value, e.detail
+        );
+    }
+    Ok(())
+}
+
+/// `iocdb completeness`.
+pub async fn completeness(a: &CompletenessArgs) -> anyhow::Result<()> {
+    let now = crate::service::now_ms();
+    let sel = &a.selection;
+    let r = iocdb_proto::v1::query_client::QueryClient::new(connect(&sel.client).await?)
+        .completeness(v1::CompletenessRequest {
+            namespace: sel.namespace.clone(),
+            matchers: matchers(sel)?,
+            start_ms: parse_time_ms(&a.start, now)?,
+            end_ms: parse_time_ms(&a.end, now)?,
+            by: a.by.clone(),
+            silent_factor: a.silent_factor,
+        })
+        .await?
+        .into_inner();
+    if sel.json {
+        let groups: Vec<_> = r.groups.iter().map(|g| json!({"metric": g.metric, "department": g.department, "labels": labels_json(&g.labels), "series": g.series, "expected": g.expected, "received": g.received, "ratio": g.ratio, "gaps": g.gaps})).collect();
+        let gaps: Vec<_> = r.gaps.iter().map(|g| json!({"labels": labels_json(&g.labels), "start_ms": g.start_ms, "end_ms": g.end_ms, "missing": g.missing, "open": g.open, "interval_ms": g.interval_ms})).collect();
+        let silent: Vec<_> = r.silent.iter().map(|s| json!({"labels": labels_json(&s.labels), "last_timestamp_ms": s.last_timestamp_ms, "silent_ms": s.silent_ms, "expected_interval_ms": s.expected_interval_ms})).collect();
+        let delays: Vec<_> = r.delays.iter().map(|d| json!({"metric": d.metric, "samples": d.samples, "p50_ms": d.p50_ms, "p99_ms": d.p99_ms, "max_ms": d.max_ms})).collect();
+        let out = json!({"groups": groups, "gaps": gaps, "silent": silent, "delays": delays, "unjudged_series": r.unjudged_series});
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("ratio\treceived/expected\tgaps\tseries\tmetric\tlabels\tdepartment");
+    for g in &r.groups {
+        println!(
+            "{:.3}\t{}/{}\t{}\t{}\t{}\t{}\t{}",
+            g.ratio,
+            g.received,
+            g.expected,
+            g.gaps,
+            g.series,
+            g.metric,
+            labels_text(&g.labels),
+            g.department
+        );
+    }
+    if !r.gaps.is_empty() {
+        println!("\ngap start (ms)\tend (ms)\tmissing\tseries");
+    }
+    for g in &r.gaps {
+        println!(
+            "{}\t{}{}\t{}\t{}",
+            g.start_ms,
+            g.end_ms,
+            if g.open { " (open)" } else { "" },
+            g.missing,
+            labels_text(&g.labels)
+        );
+    }
+    if !r.silent.is_empty() {
+        println!("\nsilent since (ms)\tfor (s)\tseries");
+    }
+    for s in &r.silent {
+        println!(
+            "{}\t{}\t{}",
+            s.last_timestamp_ms
+                .map_or_else(|| "-".to_owned(), |t| t.to_string()),
+            s.silent_ms / 1000,
+            labels_text(&s.labels)
+        );
+    }
+    if !r.delays.is_empty() {
+        println!("\narrival delay\tp50 (s)\tp99 (s)\tmax (s)\tsamples");
+    }
+    for d in &r.delays {
+        println!(
+            "{}\t{:.1}\t{:.1}\t{:.1}\t{}",
+            d.metric,
+            d.p50_ms as f64 / 1000.0,
+            d.p99_ms as f64 / 1000.0,
+            d.max_ms as f64 / 1000.0,
+            d.samples
         );
     }
     Ok(())

@@ -165,6 +165,18 @@ pub async fn run_until(
     if let Some(stop_tx) = signals {
         tokio::spawn(watch_signals(stop_tx, health.clone()));
     }
+    if !config.completeness_export_interval.is_zero() {
+        let export = crate::completeness::Export {
+            every: config.completeness_export_interval,
+            window: config.completeness_export_window,
+            namespace: config.completeness_export_namespace.clone(),
+        };
+        tokio::spawn(crate::completeness::export_periodically(
+            engine.clone(),
+            export,
+            stop_rx.clone(),
+        ));
+    }
     let flusher = tokio::spawn(flush_periodically(
         engine.clone(),
         Duration::from_secs(config.flush_interval_s.max(1)),

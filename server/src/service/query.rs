@@ -321,17 +321,46 @@ impl Query for QueryService {
             .0
             .blocking(move |e| e.stale_series(&r.namespace, &matchers, at, factor))
             .await?;
-        let series = found
-            .iter()
-            .map(|s| v1::StaleSeries {
-                labels: convert::labels_out(&s.labels),
-                last_timestamp_ms: s.last.map(|x| x.t),
-                last_value: s.last.map(|x| x.v),
-                expected_interval_ms: s.expected_interval_ms,
-                silent_ms: s.silent_ms,
-            })
-            .collect();
+        let series = found.iter().map(convert::stale_out).collect();
         Ok(Response::new(v1::StaleResponse { series }))
+    }
+
+    async fn completeness(
+        &self,
+        req: Request<v1::CompletenessRequest>,
+    ) -> Result<Response<v1::CompletenessResponse>, Status> {
+        self.0.check_running()?;
+        const METHOD: &str = "/iocdb.v1.Query/Completeness";
+        self.0.authorize(&req, METHOD, &req.get_ref().namespace)?;
+        let _place = self
+            .0
+            .limits
+            .query_permit(&req.get_ref().namespace)
+            .map_err(|over| over.status())?;
+        let r = req.into_inner();
+        let now = now_ms();
+        let q = iocdb_engine::CompletenessQuery {
+            matchers: convert::matchers(r.matchers)?,
+            start: r.start_ms,
+            end: if r.end_ms == 0 { now } else { r.end_ms },
+            by: r.by,
+        };
+        let factor = if r.silent_factor == 0.0 {
+            3.0
+        } else {
+            r.silent_factor
+        };
+        if !(factor.is_finite() && factor > 0.0) {
+            return Err(Status::invalid_argument(format!(
+                "silent_factor must be positive, got {factor}"
+            )));
+        }
+        let at = q.end.min(now);
+        let report = self
+            .0
+            .blocking(move |e| e.completeness(&r.namespace, &q, at, factor))
+            .await?;
+        Ok(Response::new(convert::completeness_out(report)))
     }
 
     async fn series(

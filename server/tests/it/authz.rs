@@ -56,6 +56,7 @@ const GRPC: &[(&str, Need)] = &[
     ("iocdb.v1.Admin/SetMetadata", Need::Namespace(Role::Admin)),
     ("iocdb.v1.Admin/GetMetadata", Need::Namespace(Role::Read)),
     ("iocdb.v1.Admin/Quality", Need::Namespace(Role::Read)),
+    ("iocdb.v1.Query/Completeness", Need::Namespace(Role::Read)),
 ];
 
 /// The policy: what each HTTP route needs, with a request that reaches it (method, path
@@ -349,6 +350,15 @@ async fn call(
         "iocdb.v1.Admin/GetMetadata" => code(
             admin()
                 .get_metadata(v1::GetMetadataRequest { namespace })
+                .await,
+        ),
+        "iocdb.v1.Query/Completeness" => code(
+            query()
+                .completeness(v1::CompletenessRequest {
+                    namespace,
+                    start_ms: now_ms() - 3_600_000,
+                    ..Default::default()
+                })
                 .await,
         ),
         "iocdb.v1.Admin/Quality" => code(

@@ -174,3 +174,135 @@ async fn a_catalog_file_rejects_bad_samples_lists_them_and_reloads_on_sighup() {
     assert!(ok, "{err}");
     assert!(out.contains("flagged\tout_of_range"), "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn completeness_over_grpc_the_cli_and_as_exported_series() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(
+        &dir.path().join("data"),
+        "completeness_export_interval = \"1s\"\ncompleteness_export_window = \"1h\"\n",
+    );
+    let minute = 60_000;
+    let now = now_ms();
+    let start = now - now.rem_euclid(minute) - 30 * minute;
+    // Two communes every minute for 30 minutes; Tri Tôn misses minutes 10–14.
+    let mut series_out = Vec::new();
+    for (commune, skip) in [("Châu Đốc", 0..0), ("Tri Tôn", 10..15)] {
+        let points: Vec<(i64, f64)> = (0..30)
+            .filter(|k| !skip.contains(k))
+            .map(|k| (start + k * minute, 1.0))
+            .collect();
+        series_out.push(series("lodging_guests", &[("commune", commune)], &points));
+    }
+    server
+        .ingest()
+        .await
+        .write(v1::WriteRequest {
+            namespace: "luu_tru".into(),
+            series: series_out,
+        })
+        .await
+        .expect("write");
+    server
+        .admin()
+        .await
+        .set_metadata(v1::MetricMetadata {
+            namespace: "luu_tru".into(),
+            metric: "lodging_guests".into(),
+            department: "Sở Văn hóa, Thể thao và Du lịch".into(),
+            expected_interval_ms: Some(minute),
+            ..Default::default()
+        })
+        .await
+        .expect("catalog");
+    let end = start + 30 * minute;
+    let r = server
+        .query()
+        .await
+        .completeness(v1::CompletenessRequest {
+            namespace: "luu_tru".into(),
+            start_ms: start,
+            end_ms: end,
+            by: vec!["commune".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("completeness")
+        .into_inner();
+    let groups: Vec<(String, u64, u64)> = r
+        .groups
+        .iter()
+        .map(|g| (g.labels[0].value.clone(), g.expected, g.received))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![("Châu Đốc".into(), 30, 30), ("Tri Tôn".into(), 30, 25)]
+    );
+    assert_eq!(r.groups[0].department, "Sở Văn hóa, Thể thao và Du lịch");
+    let gaps: Vec<(i64, i64, u64)> = r
+        .gaps
+        .iter()
+        .map(|g| {
+            (
+                (g.start_ms - start) / minute,
+                (g.end_ms - start) / minute,
+                g.missing,
+            )
+        })
+        .collect();
+    assert_eq!(gaps, vec![(9, 15, 5)]);
+    assert_eq!(r.delays.len(), 1);
+    assert_eq!(r.delays[0].samples, 55);
+
+    let addr = server.addr.clone();
+    let (ok, out, err) = iocdb(
+        &[
+            "completeness",
+            "--addr",
+            &addr,
+            "-n",
+            "luu_tru",
+            "--start",
+            &start.to_string(),
+            "--end",
+            &end.to_string(),
+            "--by",
+            "commune",
+            "--json",
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let report: serde_json::Value = serde_json::from_str(&out).expect("json");
+    assert_eq!(report["gaps"][0]["missing"], 5);
+    assert_eq!(report["groups"][1]["labels"]["commune"], "Tri Tôn");
+
+    // The exporter writes the report as series any dashboard can chart.
+    let query = "/ns/iocdb/api/v1/query?query=iocdb_completeness_ratio";
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let v = loop {
+        let (code, v) = server.get_json(query);
+        assert_eq!(code, 200, "{v}");
+        if v["data"]["result"]
+            .as_array()
+            .is_some_and(|a| !a.is_empty())
+        {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "never exported: {v}");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    let row = &v["data"]["result"][0];
+    assert_eq!(row["metric"]["namespace"], "luu_tru");
+    assert_eq!(row["metric"]["metric"], "lodging_guests");
+    assert_eq!(
+        row["metric"]["department"],
+        "Sở Văn hóa, Thể thao và Du lịch"
+    );
+    let ratio: f64 = row["value"][1]
+        .as_str()
+        .unwrap_or("0")
+        .parse()
+        .expect("ratio");
+    assert!(ratio > 0.5 && ratio < 1.0, "{ratio}");
+}

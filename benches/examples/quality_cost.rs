@@ -1,7 +1,8 @@
-//! What the data-quality rules cost ingest by labels: the province's 20 minutes written with
-//! no catalog, and with every indicator declaring rules that its data keeps (a valid range,
-//! a required label, a revision window, and the counter check for counters), so every sample
-//! is checked and none is flagged. Runs alternate; prints the median of each and the ratio.
+//! What the data-quality rules and arrival recording cost ingest by labels: the province's
+//! 20 minutes written (a) with neither, (b) recording arrival delays only, (c) recording them
+//! with every indicator declaring rules that its data keeps (a valid range, a required
+//! label, a revision window, and the counter check for counters), so every sample is checked
+//! and none is flagged. Runs alternate; prints the median of each and the ratios to (a).
 //!
 //! `cargo run --release -p iocdb-benches --example quality_cost -- [runs] [writers]`
 #![allow(clippy::indexing_slicing)]
@@ -18,11 +19,18 @@ fn main() {
     let specs = workload::series(1.0);
     let start = workload::drive::day_start();
     let make = || workload::batches(&specs, start, start + 20 * 60_000, 10_000);
-    let mut rates = [Vec::new(), Vec::new()];
-    for run in 0..runs * 2 {
-        let with_rules = run % 2 == 1;
+    let mut rates = [Vec::new(), Vec::new(), Vec::new()];
+    // QUALITY_COST_ONLY=2 runs one setup alone (for a profiler).
+    let only: Option<usize> = std::env::var("QUALITY_COST_ONLY")
+        .ok()
+        .and_then(|v| v.parse().ok());
+    for run in 0..runs * 3 {
+        let setup = run % 3;
+        if only.is_some_and(|o| o != setup) {
+            continue;
+        }
         let dir = tempfile::tempdir().expect("dir");
-        if with_rules {
+        if setup == 2 {
             let engine = Engine::open(dir.path(), Options::default()).expect("open");
             for fam in workload::families() {
                 let entry = MetricMetadata {
@@ -47,29 +55,35 @@ fn main() {
                 engine.set_metadata(fam.namespace, entry).expect("declare");
             }
         }
-        let rate = workload::drive::ingest(dir.path(), Options::default(), make, writers);
-        rates[usize::from(with_rules)].push(rate);
+        let opts = Options {
+            record_arrivals: setup > 0,
+            ..Options::default()
+        };
+        let rate = workload::drive::ingest(dir.path(), opts, make, writers);
+        rates[setup].push(rate);
     }
     let median = |v: &mut Vec<f64>| {
         v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
+        v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
     };
-    let (off, on) = (median(&mut rates[0]), median(&mut rates[1]));
+    let m: Vec<f64> = rates.iter_mut().map(median).collect();
     println!(
-        "{writers} writer(s), {runs} runs each, alternated: without rules {:.2} M samples/s, with rules {:.2} M samples/s, ratio {:.3}",
-        off / 1e6,
-        on / 1e6,
-        on / off
+        "{writers} writer(s), {runs} runs each, alternated (M samples/s): neither {:.2}, arrivals {:.2} ({:.3}), rules + arrivals {:.2} ({:.3})",
+        m[0] / 1e6,
+        m[1] / 1e6,
+        m[1] / m[0],
+        m[2] / 1e6,
+        m[2] / m[0]
     );
-    println!(
-        "all runs (M/s): without {:?}, with {:?}",
-        rates[0]
-            .iter()
-            .map(|r| (r / 1e4).round() / 100.0)
-            .collect::<Vec<_>>(),
-        rates[1]
-            .iter()
+    let show = |v: &[f64]| {
+        v.iter()
             .map(|r| (r / 1e4).round() / 100.0)
             .collect::<Vec<_>>()
+    };
+    println!(
+        "all runs: neither {:?}, arrivals {:?}, rules + arrivals {:?}",
+        show(&rates[0]),
+        show(&rates[1]),
+        show(&rates[2])
     );
 }

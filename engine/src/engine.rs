@@ -25,6 +25,7 @@ mod snapshot;
 mod stats;
 mod verify;
 mod version;
+mod watch;
 pub mod write;
 
 use std::collections::BTreeMap;
@@ -45,6 +46,7 @@ pub use snapshot::SnapshotReport;
 pub use stats::{Quarantined, Stats};
 pub use verify::{Problem, VerifyReport};
 use version::Version;
+pub use watch::{Subscription, Wake, WatchEvent};
 
 use crate::Result;
 use crate::head::Head;
@@ -110,6 +112,8 @@ pub(crate) struct Inner {
     metadata: Mutex<MetadataStore>,
     /// The catalog's data-quality rules in force, and what they rejected or flagged.
     quality: Quality,
+    /// Live subscribers.
+    watch: Arc<watch::Hub>,
     closed: AtomicBool,
     /// Series limits of particular namespaces, overriding `Limits::max_series_per_namespace`
     /// (set by [`Engine::set_series_limits`]); `has_series_limits` spares the write path the
@@ -221,6 +225,31 @@ impl Engine {
         let store = self.inner.metadata.lock();
         self.inner.quality.set_policies(policies);
         self.inner.quality.compile(&store);
+    }
+
+    /// Subscribes to the newly acknowledged samples of `namespace`'s series that match
+    /// `matchers` (see [`WatchEvent`]); at most `capacity` series-writes wait in its queue
+    /// before it starts losing samples (and is told). `wake` is called whenever the queue
+    /// has something new. Dropping the subscription ends it.
+    pub fn watch(
+        &self,
+        namespace: &str,
+        matchers: Vec<crate::index::Matcher>,
+        capacity: usize,
+        wake: watch::Wake,
+    ) -> Result<Subscription> {
+        let inner = &*self.inner;
+        inner.check_open()?;
+        let ns = crate::model::Namespace::new(namespace).map_err(crate::Error::InvalidArgument)?;
+        // Between writes: see `commit`.
+        let _gate = inner.gate.write();
+        Ok(Subscription::new(
+            inner.watch.clone(),
+            ns,
+            matchers,
+            capacity,
+            wake,
+        ))
     }
 
     /// What the data-quality rules rejected and flagged: counters since the store was

@@ -187,22 +187,32 @@ impl Head {
 
     /// Applies a committed batch's `samples` to `series` at the place it reserved
     /// ([`HeadSeries::reserve`]), waiting for earlier places of the series to be applied or
-    /// skipped first; returns the change in accounted bytes.
-    pub fn apply(&self, series: &Series, place: u64, samples: Vec<Sample>) -> isize {
-        let grown = match series.head.append_at(place, samples) {
+    /// skipped first; returns the change in accounted bytes. `on_apply` sees the samples
+    /// under the series' lock (see [`HeadSeries::append_at`]).
+    pub fn apply(
+        &self,
+        series: &Series,
+        place: u64,
+        samples: Vec<Sample>,
+        on_apply: &mut dyn FnMut(&[Sample]),
+    ) -> isize {
+        let grown = match series.head.append_at(place, samples, on_apply) {
             Ok(grown) => grown,
             Err(samples) => {
                 let mut samples = Some(samples);
-                self.wait_turn(
-                    || match samples.take().map(|s| series.head.append_at(place, s)) {
+                self.wait_turn(|| {
+                    match samples
+                        .take()
+                        .map(|s| series.head.append_at(place, s, on_apply))
+                    {
                         Some(Ok(grown)) => Some(grown),
                         Some(Err(back)) => {
                             samples = Some(back);
                             None
                         }
                         None => Some(0),
-                    },
-                )
+                    }
+                })
             }
         };
         self.turn_done();

@@ -57,6 +57,7 @@ pub use engine::{
 };
 pub use engine::{
     CompletenessReport, DelayFigures, Engine, Quarantined, RepairReport, SeriesSamples, Stats,
+    Subscription, Wake, WatchEvent,
 };
 pub use error::{DecodeError, Error, Limit, Result};
 pub use head::SeriesHandle;

@@ -149,6 +149,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         quarantined: Mutex::new(quarantined),
         metadata: Mutex::new(metadata),
         quality,
+        watch: Default::default(),
         closed: AtomicBool::new(false),
         series_limits: RwLock::new(crate::model::PerNamespace::default()),
         has_series_limits: AtomicBool::new(false),

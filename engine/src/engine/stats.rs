@@ -71,6 +71,12 @@ pub struct Stats {
     /// Samples the data-quality rules rejected or flagged, by namespace, metric, rule and
     /// action, since the store was created.
     pub quality: Vec<crate::model::QualityCount>,
+    /// Live subscribers now.
+    pub watchers: u64,
+    /// Gap notices queued for subscribers that fell behind, since opening.
+    pub watch_gaps: u64,
+    /// Samples queued for subscribers, since opening.
+    pub watch_delivered: u64,
 }
 
 impl Engine {
@@ -117,6 +123,7 @@ impl Engine {
             quality: inner.quality.report(&QualityFilter::default()).counts,
             ..Stats::default()
         };
+        (stats.watchers, stats.watch_gaps, stats.watch_delivered) = inner.watch.figures();
         for usage in inner.head.usages().all() {
             let ns = usage.namespace().as_str().to_owned();
             if let Some(share) = usage.limit() {

@@ -215,6 +215,13 @@ impl Engine {
 
         let _gate = inner.gate.read();
         inner.check_open()?;
+        // Under the gate: a subscription starts between writes (it takes the gate), so it
+        // sees the whole of every write acknowledged after it began.
+        let targets = inner.watch.active().then(|| {
+            inner
+                .watch
+                .targets(&inner.head, batch.iter().map(|(s, _)| s))
+        });
         // Places in each series' apply order are reserved in WAL order (under the WAL's
         // append lock), so the head applies concurrent writes of a series in the order
         // replay will: what a query shows is what survives a crash.
@@ -231,10 +238,16 @@ impl Engine {
         }
         let (mut accepted, mut grown) = (0, 0);
         let mut tally = UsageTally::default();
-        for ((series, samples), place) in batch.into_iter().zip(places) {
+        for (i, ((series, samples), place)) in batch.into_iter().zip(places).enumerate() {
             accepted += samples.len();
             let n = samples.len() as u64;
-            let bytes = inner.head.apply(&series, place, samples);
+            let to = targets.as_ref().and_then(|t| t.get(i));
+            let mut tell = |applied: &[Sample]| {
+                if let Some(to) = to {
+                    inner.watch.deliver(to, series.id, applied);
+                }
+            };
+            let bytes = inner.head.apply(&series, place, samples, &mut tell);
             tally.add(&series.usage, bytes as i64, n);
             grown += bytes;
         }
@@ -331,9 +344,10 @@ impl Admitted {
                 return;
             }
         }
-        let mut index = 0;
-        samples.retain(|s| {
-            index += 1;
+        // Judge first, and move samples only when one is refused: retain's cost per call
+        // showed for the one-sample series of live writes.
+        let mut refused: Vec<usize> = Vec::new();
+        for (index, s) in samples.iter().enumerate() {
             let reason = if s.t > w.max_t {
                 RejectReason::TooFarInFuture {
                     timestamp: s.t,
@@ -347,17 +361,28 @@ impl Admitted {
             } else {
                 match judge.as_mut().and_then(|j| j.sample(*s, &mut self.events)) {
                     Some(reason) => reason,
-                    None => return true,
+                    None => continue,
                 }
             };
             outcome.rejected.push(Rejection {
                 series_index,
-                sample_index: Some(index - 1),
+                sample_index: Some(index),
                 samples: 1,
                 reason,
             });
-            false
-        });
+            refused.push(index);
+        }
+        if !refused.is_empty() {
+            let (mut index, mut next) = (0, refused.iter().peekable());
+            samples.retain(|_| {
+                let keep = next.peek() != Some(&&index);
+                if !keep {
+                    next.next();
+                }
+                index += 1;
+                keep
+            });
+        }
         self.keep(series, labels, samples);
     }
 }

@@ -76,12 +76,20 @@ impl HeadSeries {
     /// Applies `samples` at place `place` if every earlier place has been applied or
     /// skipped; returns the change in accounted bytes, or gives the samples back when an
     /// earlier place is still outstanding (the caller waits and tries again).
-    pub fn append_at(&self, place: u64, samples: Vec<Sample>) -> Result<isize, Vec<Sample>> {
+    /// `on_apply` sees the samples under the series' lock, so that what it tells (live
+    /// subscribers) follows the apply order.
+    pub fn append_at(
+        &self,
+        place: u64,
+        samples: Vec<Sample>,
+        on_apply: &mut dyn FnMut(&[Sample]),
+    ) -> Result<isize, Vec<Sample>> {
         let mut d = self.data.lock();
         if d.applied + 1 != place {
             return Err(samples);
         }
         d.applied = place;
+        on_apply(&samples);
         Ok(append_locked(&mut d, samples))
     }
 

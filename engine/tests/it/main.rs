@@ -21,4 +21,5 @@ mod query;
 mod rooms;
 mod snapshot;
 mod verify;
+mod watch;
 mod write_select;

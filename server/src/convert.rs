@@ -3,7 +3,7 @@
 use iocdb_engine::{
     AggregateOp, Aggregation, CompletenessReport, FunctionKind, Grouping, Label, Labels, MatchOp,
     Matcher, MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, Rejection,
-    Sample, SeriesWrite, StaleSeries, WriteOutcome, WriteRequest, echo,
+    Sample, SeriesWrite, StaleSeries, Subscription, WatchEvent, WriteOutcome, WriteRequest, echo,
 };
 use iocdb_proto::v1;
 use tonic::Status;
@@ -366,6 +366,49 @@ pub fn completeness_out(r: CompletenessReport) -> v1::CompletenessResponse {
             .collect(),
         unjudged_series: r.figures.unjudged_series,
     }
+}
+
+/// Most series in one Watch message.
+const WATCH_BATCH: usize = 1000;
+
+/// What a subscription has queued, as Watch messages: runs of samples, a gap alone, in
+/// their order.
+pub fn watch_messages(sub: &Subscription) -> Vec<v1::WatchResponse> {
+    let mut out = Vec::new();
+    let mut series = Vec::new();
+    while let Some(event) = sub.try_recv() {
+        match event {
+            WatchEvent::Samples { labels, samples } => {
+                series.push(series_out(&labels, &samples));
+                if series.len() >= WATCH_BATCH {
+                    out.push(v1::WatchResponse {
+                        series: std::mem::take(&mut series),
+                        gap: None,
+                    });
+                }
+            }
+            WatchEvent::Gap { lost, from, to } => {
+                if !series.is_empty() {
+                    out.push(v1::WatchResponse {
+                        series: std::mem::take(&mut series),
+                        gap: None,
+                    });
+                }
+                out.push(v1::WatchResponse {
+                    series: Vec::new(),
+                    gap: Some(v1::WatchGap {
+                        lost,
+                        from_ms: from,
+                        to_ms: to,
+                    }),
+                });
+            }
+        }
+    }
+    if !series.is_empty() {
+        out.push(v1::WatchResponse { series, gap: None });
+    }
+    out
 }
 
 #[cfg(test)]

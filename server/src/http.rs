@@ -70,6 +70,7 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/api/v1/labels", get(api::labels).post(api::labels)),
         ("/api/v1/label/{name}/values", get(api::label_values)),
         ("/api/v1/metadata", get(api::metadata)),
+        ("/api/v1/watch", get(api::watch)),
         (
             "/api/v1/query_exemplars",
             get(api::exemplars).post(api::exemplars),

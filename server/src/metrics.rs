@@ -323,6 +323,27 @@ fn render_store(s: &Stats, out: &mut String) {
     }
     single(
         out,
+        "iocdb_watch_subscribers",
+        "gauge",
+        "Live subscriptions (Query.Watch, /api/v1/watch) open now.",
+        s.watchers,
+    );
+    single(
+        out,
+        "iocdb_watch_samples_total",
+        "counter",
+        "Samples queued for live subscribers since the server started.",
+        s.watch_delivered,
+    );
+    single(
+        out,
+        "iocdb_watch_gaps_total",
+        "counter",
+        "Gap notices for subscribers that fell behind since the server started.",
+        s.watch_gaps,
+    );
+    single(
+        out,
         "iocdb_quarantined_files",
         "gauge",
         "Damaged files moved aside since the store was opened.",

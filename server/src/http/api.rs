@@ -256,3 +256,96 @@ pub async fn ready(State(state): State<AppState>) -> Response {
     }
     (StatusCode::OK, "iocdb is Ready.\n").into_response()
 }
+
+/// `GET /api/v1/watch` (an iocdb extension): server-sent events of every newly acknowledged
+/// sample of the series the one optional `match[]` selects — `event: samples` with
+/// `{"metric":{…},"values":[[t,"v"],…]}` as `/api/v1/query_range` writes a series, and
+/// `event: gap` with `{"lost":n,"from":t,"to":t}` when this client fell behind (read that
+/// span back with `query_range` to resynchronise). `timeout=<seconds>` ends the stream.
+pub async fn watch(
+    State(state): State<AppState>,
+    Namespace(ns): Namespace,
+    p: Params,
+) -> Result<Response, ApiError> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let selectors = p.all("match[]");
+    let matchers = match selectors.as_slice() {
+        [] => Vec::new(),
+        [one] => series_selector(one)?,
+        _ => return Err(ApiError::bad_data("at most one match[] selector per watch")),
+    };
+    let timeout = match p.get("timeout") {
+        None => None,
+        Some(t) => Some(
+            t.parse::<f64>()
+                .ok()
+                .filter(|t| t.is_finite() && *t >= 0.0)
+                .map(std::time::Duration::from_secs_f64)
+                .ok_or_else(|| {
+                    ApiError::bad_data(format!("timeout {} is not a number of seconds", echo(t)))
+                })?,
+        ),
+    };
+    let notify = std::sync::Arc::new(tokio::sync::Notify::new());
+    let wake = notify.clone();
+    let sub = blocking(&state, move |e| {
+        e.watch(
+            &ns,
+            matchers,
+            10_000,
+            std::sync::Arc::new(move || wake.notify_one()),
+        )
+    })
+    .await?;
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, std::convert::Infallible>>(64);
+    let mut stop = state.shutdown.clone();
+    tokio::spawn(async move {
+        let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+        loop {
+            while let Some(event) = sub.try_recv() {
+                let e = match event {
+                    iocdb_engine::WatchEvent::Samples { labels, samples } => {
+                        let mut data = String::from("{\"metric\":");
+                        json::labels(&mut data, &labels);
+                        data.push_str(",\"values\":[");
+                        for (i, s) in samples.iter().enumerate() {
+                            if i > 0 {
+                                data.push(',');
+                            }
+                            json::point(&mut data, s);
+                        }
+                        data.push_str("]}");
+                        Event::default().event("samples").data(data)
+                    }
+                    iocdb_engine::WatchEvent::Gap { lost, from, to } => {
+                        let mut data = format!("{{\"lost\":{lost},\"from\":");
+                        json::time(&mut data, from);
+                        data.push_str(",\"to\":");
+                        json::time(&mut data, to);
+                        data.push('}');
+                        Event::default().event("gap").data(data)
+                    }
+                };
+                if tx.send(Ok(e)).await.is_err() {
+                    return;
+                }
+            }
+            let until = async {
+                match deadline {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = notify.notified() => {}
+                _ = tx.closed() => return,
+                _ = stop.wait_for(|s| *s) => return,
+                _ = until => return,
+            }
+        }
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(rx);
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

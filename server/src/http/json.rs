@@ -31,7 +31,7 @@ pub fn time(out: &mut String, t: i64) {
 }
 
 /// `[t, "v"]`, written in place (a range answer has tens of thousands of them).
-fn point(out: &mut String, s: &Sample) {
+pub fn point(out: &mut String, s: &Sample) {
     out.push('[');
     time(out, s.t);
     out.push_str(",\"");

@@ -2,6 +2,7 @@
 //! Large answers are streamed in bounded messages.
 
 use std::pin::Pin;
+use std::sync::Arc;
 
 use iocdb_engine::{LatestSample, PromqlQuery, PromqlResult, QueryValue, RangeQuery, SeriesFilter};
 use iocdb_proto::v1::{self, query_server::Query};
@@ -137,6 +138,7 @@ impl Query for QueryService {
     type QueryRangeStream = Streamed<v1::RangeQueryResponse>;
     type InstantStream = Streamed<v1::PromqlResponse>;
     type RangeStream = Streamed<v1::PromqlResponse>;
+    type WatchStream = Streamed<v1::WatchResponse>;
 
     async fn instant(
         &self,
@@ -323,6 +325,53 @@ impl Query for QueryService {
             .await?;
         let series = found.iter().map(convert::stale_out).collect();
         Ok(Response::new(v1::StaleResponse { series }))
+    }
+
+    async fn watch(
+        &self,
+        req: Request<v1::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
+        self.0.check_running()?;
+        self.0
+            .authorize(&req, "/iocdb.v1.Query/Watch", &req.get_ref().namespace)?;
+        let r = req.into_inner();
+        let matchers = convert::matchers(r.matchers)?;
+        let capacity = match r.buffer {
+            0 => 10_000,
+            n => (n as usize).min(1_000_000),
+        };
+        let notify = Arc::new(tokio::sync::Notify::new());
+        let wake = notify.clone();
+        let sub = self
+            .0
+            .blocking(move |e| {
+                e.watch(
+                    &r.namespace,
+                    matchers,
+                    capacity,
+                    Arc::new(move || wake.notify_one()),
+                )
+            })
+            .await?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let mut stop = self.0.shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                for message in crate::convert::watch_messages(&sub) {
+                    if tx.send(Ok(message)).await.is_err() {
+                        return;
+                    }
+                }
+                tokio::select! {
+                    _ = notify.notified() => {}
+                    _ = tx.closed() => return,
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(rx),
+        )))
     }
 
     async fn completeness(

@@ -57,6 +57,7 @@ const GRPC: &[(&str, Need)] = &[
     ("iocdb.v1.Admin/GetMetadata", Need::Namespace(Role::Read)),
     ("iocdb.v1.Admin/Quality", Need::Namespace(Role::Read)),
     ("iocdb.v1.Query/Completeness", Need::Namespace(Role::Read)),
+    ("iocdb.v1.Query/Watch", Need::Namespace(Role::Read)),
 ];
 
 /// The policy: what each HTTP route needs, with a request that reaches it (method, path
@@ -66,6 +67,11 @@ const HTTP: &[(&str, &str, Need)] = &[
     (
         "GET",
         "/api/v1/query_range?query=up&start=0&end=60&step=15",
+        Need::Namespace(Role::Read),
+    ),
+    (
+        "GET",
+        "/api/v1/watch?match[]=up&timeout=0.05",
         Need::Namespace(Role::Read),
     ),
     (
@@ -350,6 +356,14 @@ async fn call(
         "iocdb.v1.Admin/GetMetadata" => code(
             admin()
                 .get_metadata(v1::GetMetadataRequest { namespace })
+                .await,
+        ),
+        "iocdb.v1.Query/Watch" => code(
+            query()
+                .watch(v1::WatchRequest {
+                    namespace,
+                    ..Default::default()
+                })
                 .await,
         ),
         "iocdb.v1.Query/Completeness" => code(

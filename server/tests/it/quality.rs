@@ -306,3 +306,77 @@ async fn completeness_over_grpc_the_cli_and_as_exported_series() {
         .expect("ratio");
     assert!(ratio > 0.5 && ratio < 1.0, "{ratio}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_over_grpc_and_server_sent_events_delivers_what_is_acknowledged() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let mut stream = server
+        .query()
+        .await
+        .watch(v1::WatchRequest {
+            namespace: "an_ninh".into(),
+            matchers: vec![crate::harness::eq("commune", "Châu Đốc")],
+            buffer: 0,
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    // The SSE client, on its own connection, ends after two seconds.
+    let http = server.http.clone();
+    let sse = std::thread::spawn(move || {
+        crate::harness::http_request(
+            &http,
+            "GET",
+            "/ns/an_ninh/api/v1/watch?match[]=camera_people_count&timeout=2",
+            &[],
+            b"",
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t = now_ms() - 1000;
+    let mut ingest = server.ingest().await;
+    for k in 0..3 {
+        ingest
+            .write(v1::WriteRequest {
+                namespace: "an_ninh".into(),
+                series: vec![
+                    series(
+                        "camera_people_count",
+                        &[("commune", "Châu Đốc")],
+                        &[(t + k, k as f64)],
+                    ),
+                    series(
+                        "camera_people_count",
+                        &[("commune", "Tri Tôn")],
+                        &[(t + k, 9.0)],
+                    ),
+                ],
+            })
+            .await
+            .expect("write");
+    }
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        let message = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+            .await
+            .expect("delivered in time")
+            .expect("stream")
+            .expect("a message");
+        assert!(message.gap.is_none());
+        for s in message.series {
+            assert!(s.labels.iter().any(|l| l.value == "Châu Đốc"), "{s:?}");
+            got.extend(s.timestamps_ms);
+        }
+    }
+    assert_eq!(got, vec![t, t + 1, t + 2]);
+    let (status, _, body) = sse.join().expect("sse thread");
+    assert_eq!(status, 200);
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(body.matches("event: samples").count(), 6, "{body}");
+    assert!(body.contains("\"commune\":\"Tri Tôn\""), "{body}");
+    drop(stream);
+    let (_, _, metrics) = server.http("GET", "/metrics", &[], b"");
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(metrics.contains("iocdb_watch_samples_total 9"), "{metrics}");
+}

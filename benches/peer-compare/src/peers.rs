@@ -24,6 +24,58 @@ impl Drop for Peer {
     }
 }
 
+/// An `iocdb` server started from the release binary beside the running one.
+pub struct Iocdb {
+    /// The process (its `url` is the HTTP API).
+    pub peer: Peer,
+    /// The gRPC address, `http://host:port`.
+    pub grpc: String,
+}
+
+/// Starts the `iocdb` beside this binary (`cargo build --release -p iocdb-server`) on
+/// `dir/data`, loopback ports picked by the system, plus `args`; returns once it listens.
+pub fn iocdb(dir: &std::path::Path, args: &[&str]) -> Iocdb {
+    use std::io::BufRead;
+    let exe = std::env::current_exe()
+        .expect("exe")
+        .with_file_name("iocdb");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--http-listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--data-dir")
+        .arg(dir.join("data"))
+        .args(args)
+        .env("IOCDB_LOG", "error")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start iocdb (cargo build --release -p iocdb-server)");
+    let out = child.stdout.take().expect("stdout");
+    let (mut http, mut grpc) = (String::new(), String::new());
+    for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+        if let Some(a) = line.strip_prefix("http listening on ") {
+            http = a.to_owned();
+        } else if let Some(a) = line.strip_prefix("listening on ") {
+            grpc = a.to_owned();
+            break;
+        }
+    }
+    assert!(!grpc.is_empty(), "iocdb did not say where it listens");
+    Iocdb {
+        peer: Peer {
+            name: "iocdb",
+            child,
+            url: format!("http://{http}"),
+        },
+        grpc: format!("http://{grpc}"),
+    }
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

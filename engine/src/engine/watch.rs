@@ -6,13 +6,14 @@
 //! the series' apply (so that two writes of one series reach it in their apply order), and
 //! a subscriber that does not keep up loses what does not fit. What it lost is told in
 //! place, as a gap (how many samples, their time span), so it can read that span back with
-//! a query and go on; ingest and the other subscribers never slow down for it. Which series
-//! a subscriber wants is decided once per series (a bitmap of series checked and the labels
-//! of those that match), not per write.
+//! a query and go on; ingest and the other subscribers never slow down for it: once its
+//! queue is full, writers only add to its loss counters (atomics, no lock) until it drains.
+//! Which series a subscriber wants is decided once per series (bitmaps of the series checked
+//! and of those that match), not per write.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, RwLock};
 use roaring::RoaringBitmap;
@@ -58,17 +59,20 @@ struct Lost {
     to: i64,
 }
 
-impl Lost {
-    fn of(samples: &[Sample]) -> Lost {
-        let mut lost = Lost {
-            samples: 0,
-            from: i64::MAX,
-            to: i64::MIN,
-        };
-        lost.add(samples);
-        lost
-    }
+struct Queue {
+    items: VecDeque<Item>,
+}
 
+/// What a full queue lost, counted without its lock.
+struct Losses {
+    /// Set when the queue is full; cleared by the reader once there is room again.
+    full: AtomicBool,
+    samples: AtomicU64,
+    from: AtomicI64,
+    to: AtomicI64,
+}
+
+impl Lost {
     fn add(&mut self, samples: &[Sample]) {
         self.samples += samples.len() as u64;
         for s in samples {
@@ -78,16 +82,29 @@ impl Lost {
     }
 }
 
-struct Queue {
-    items: VecDeque<Item>,
-    /// Lost since the queue was last full, not yet told.
-    lost: Option<Lost>,
+impl Losses {
+    /// Adds one write's losses (writers gather them and add once per write: these atomics
+    /// are shared by every writer).
+    fn add(&self, lost: &Lost) {
+        self.from.fetch_min(lost.from, Ordering::Relaxed);
+        self.to.fetch_max(lost.to, Ordering::Relaxed);
+        self.samples.fetch_add(lost.samples, Ordering::Release);
+    }
+
+    /// What was lost since the last call, if anything.
+    fn take(&self) -> Option<Lost> {
+        let samples = self.samples.swap(0, Ordering::Acquire);
+        let from = self.from.swap(i64::MAX, Ordering::Relaxed);
+        let to = self.to.swap(i64::MIN, Ordering::Relaxed);
+        (samples > 0).then_some(Lost { samples, from, to })
+    }
 }
 
 /// Which series a subscriber wants, decided once per series.
 #[derive(Default)]
 struct Wanted {
     checked: RoaringBitmap,
+    matching: RoaringBitmap,
     labels: HashMap<SeriesRef, Labels>,
 }
 
@@ -99,27 +116,23 @@ pub(crate) struct Watcher {
     capacity: usize,
     wanted: Mutex<Wanted>,
     queue: Mutex<Queue>,
+    losses: Losses,
     wake: Wake,
 }
 
 impl Watcher {
-    /// Queues one series' samples, or counts them lost when the queue is full; never waits.
-    fn deliver(&self, series: SeriesRef, samples: &[Sample], hub: &Hub) {
+    /// Queues one series' samples, or counts them in `lost` (this write's losses for this
+    /// subscriber) when the queue is full; never waits.
+    fn deliver(&self, series: SeriesRef, samples: &[Sample], hub: &Hub, lost: &mut Lost) {
+        if self.losses.full.load(Ordering::Acquire) {
+            lost.add(samples);
+            return;
+        }
         {
             let mut q = self.queue.lock();
-            if let Some(lost) = q.lost {
-                if q.items.len() >= self.capacity {
-                    if let Some(l) = q.lost.as_mut() {
-                        l.add(samples);
-                    }
-                    return;
-                }
-                q.items.push_back(Item::Gap(lost));
-                q.lost = None;
-                hub.gaps.fetch_add(1, Ordering::Relaxed);
-            }
             if q.items.len() >= self.capacity {
-                q.lost = Some(Lost::of(samples));
+                self.losses.full.store(true, Ordering::Release);
+                lost.add(samples);
                 return;
             }
             q.items.push_back(Item::Samples(series, samples.to_vec()));
@@ -146,8 +159,26 @@ impl std::fmt::Debug for Hub {
     }
 }
 
-/// For each series of a write, the subscribers that want it.
-pub(crate) type Targets = Vec<Vec<Arc<Watcher>>>;
+/// Who wants which series of a write: the subscribers, and (series index in the write,
+/// subscriber index) pairs in series order.
+pub(crate) struct Targets {
+    watchers: Vec<Arc<Watcher>>,
+    pairs: Vec<(u32, u32)>,
+    /// The next pair `deliver` looks at (series are applied in order).
+    cursor: usize,
+    /// This write's losses, per subscriber, added to theirs at the end.
+    lost: Vec<Lost>,
+}
+
+impl Drop for Targets {
+    fn drop(&mut self) {
+        for (w, lost) in self.watchers.iter().zip(&self.lost) {
+            if lost.samples > 0 {
+                w.losses.add(lost);
+            }
+        }
+    }
+}
 
 impl Hub {
     /// Whether anyone subscribes (the write path skips everything when not).
@@ -187,11 +218,15 @@ impl Hub {
     ) -> Targets {
         let watchers = self.watchers.read().clone();
         let series: Vec<&Arc<Series>> = batch.collect();
-        let mut out: Targets = vec![Vec::new(); series.len()];
-        for w in &watchers {
+        let mut pairs = Vec::new();
+        for (wi, w) in watchers.iter().enumerate() {
             let mut wanted = w.wanted.lock();
             for (i, s) in series.iter().enumerate() {
                 if s.namespace != w.namespace {
+                    continue;
+                }
+                if wanted.matching.contains(s.id) {
+                    pairs.push((i as u32, wi as u32));
                     continue;
                 }
                 if wanted.checked.insert(s.id) {
@@ -201,23 +236,41 @@ impl Hub {
                         .iter()
                         .all(|m| m.matches(labels.get(&m.name).unwrap_or_default()));
                     if matches {
+                        wanted.matching.insert(s.id);
                         wanted.labels.insert(s.id, labels);
+                        pairs.push((i as u32, wi as u32));
                     }
-                }
-                if wanted.labels.contains_key(&s.id)
-                    && let Some(t) = out.get_mut(i)
-                {
-                    t.push(w.clone());
                 }
             }
         }
-        out
+        pairs.sort_unstable();
+        let none = Lost {
+            samples: 0,
+            from: i64::MAX,
+            to: i64::MIN,
+        };
+        Targets {
+            lost: vec![none; watchers.len()],
+            watchers,
+            pairs,
+            cursor: 0,
+        }
     }
 
-    /// Delivers one series' applied samples to the subscribers that want it.
-    pub fn deliver(&self, to: &[Arc<Watcher>], series: SeriesRef, samples: &[Sample]) {
-        for w in to {
-            w.deliver(series, samples, self);
+    /// Delivers the applied samples of series `index` of the write to the subscribers that
+    /// want it (called for the write's series in order).
+    pub fn deliver(&self, to: &mut Targets, index: usize, series: SeriesRef, samples: &[Sample]) {
+        while let Some(&(i, w)) = to.pairs.get(to.cursor) {
+            if i as usize > index {
+                break;
+            }
+            to.cursor += 1;
+            if i as usize == index
+                && let (Some(watcher), Some(lost)) =
+                    (to.watchers.get(w as usize), to.lost.get_mut(w as usize))
+            {
+                watcher.deliver(series, samples, self, lost);
+            }
         }
     }
 }
@@ -250,23 +303,33 @@ impl Subscription {
             wanted: Mutex::new(Wanted::default()),
             queue: Mutex::new(Queue {
                 items: VecDeque::new(),
-                lost: None,
             }),
+            losses: Losses {
+                full: AtomicBool::new(false),
+                samples: AtomicU64::new(0),
+                from: AtomicI64::new(i64::MAX),
+                to: AtomicI64::new(i64::MIN),
+            },
             wake,
         });
         hub.add(watcher.clone());
         Subscription { hub, watcher }
     }
 
-    /// The next event, if one is queued. A loss still untold when the queue runs empty is
-    /// told now.
+    /// The next event, if one is queued. Once a full queue is read empty, what it lost
+    /// meanwhile is told, and delivery resumes.
     pub fn try_recv(&self) -> Option<WatchEvent> {
         let item = {
             let mut q = self.watcher.queue.lock();
             match q.items.pop_front() {
                 Some(item) => item,
                 None => {
-                    let lost = q.lost.take()?;
+                    // Delivery resumes; a writer that saw the queue full a moment ago may
+                    // still add to the losses after this take: the next empty read tells
+                    // it (a gap names a span to read back, not a position in the stream).
+                    let losses = &self.watcher.losses;
+                    losses.full.store(false, Ordering::Release);
+                    let lost = losses.take()?;
                     self.hub.gaps.fetch_add(1, Ordering::Relaxed);
                     Item::Gap(lost)
                 }

@@ -217,7 +217,7 @@ impl Engine {
         inner.check_open()?;
         // Under the gate: a subscription starts between writes (it takes the gate), so it
         // sees the whole of every write acknowledged after it began.
-        let targets = inner.watch.active().then(|| {
+        let mut targets = inner.watch.active().then(|| {
             inner
                 .watch
                 .targets(&inner.head, batch.iter().map(|(s, _)| s))
@@ -241,10 +241,9 @@ impl Engine {
         for (i, ((series, samples), place)) in batch.into_iter().zip(places).enumerate() {
             accepted += samples.len();
             let n = samples.len() as u64;
-            let to = targets.as_ref().and_then(|t| t.get(i));
             let mut tell = |applied: &[Sample]| {
-                if let Some(to) = to {
-                    inner.watch.deliver(to, series.id, applied);
+                if let Some(to) = targets.as_mut() {
+                    inner.watch.deliver(to, i, series.id, applied);
                 }
             };
             let bytes = inner.head.apply(&series, place, samples, &mut tell);

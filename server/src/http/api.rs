@@ -214,18 +214,35 @@ pub async fn metadata(
         if n > 0 {
             out.push(',');
         }
-        let kind = if m.kind.is_empty() {
-            "unknown"
-        } else {
-            &m.kind
+        // Prometheus' types; the catalog's own kinds (ratio, monthly, …) are gauges there.
+        let kind = match m.kind.as_str() {
+            "" => "unknown",
+            k @ ("counter" | "gauge" | "histogram" | "gaugehistogram" | "summary" | "info"
+            | "stateset" | "unknown") => k,
+            _ => "gauge",
         };
         out.push_str(&format!(
-            r#"{}:[{{"type":{},"help":{},"unit":{}}}]"#,
+            r#"{}:[{{"type":{},"help":{},"unit":{}"#,
             json::string(&m.metric),
             json::string(kind),
             json::string(&m.description),
             json::string(&m.unit)
         ));
+        if !m.department.is_empty() || !m.contact.is_empty() || m.rules.any() || kind != m.kind {
+            // The rest of the catalog entry, under a key of its own that Prometheus clients
+            // (Grafana) pass over.
+            let r = &m.rules;
+            let entry = serde_json::json!({
+                "kind": m.kind, "department": m.department, "contact": m.contact,
+                "expected_interval_ms": m.expected_interval_ms, "valid_min": r.valid_min,
+                "valid_max": r.valid_max, "required_labels": r.required_labels,
+                "revision_window_ms": r.revision_window_ms,
+                "max_change_factor": r.max_change_factor,
+                "quality_policy": r.policy.map(|p| p.name()),
+            });
+            out.push_str(&format!(r#","iocdb":{entry}"#));
+        }
+        out.push_str("}]");
     }
     out.push('}');
     Ok(ok(&out))

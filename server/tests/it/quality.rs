@@ -376,7 +376,16 @@ async fn watch_over_grpc_and_server_sent_events_delivers_what_is_acknowledged() 
     assert_eq!(body.matches("event: samples").count(), 6, "{body}");
     assert!(body.contains("\"commune\":\"Tri Tôn\""), "{body}");
     drop(stream);
-    let (_, _, metrics) = server.http("GET", "/metrics", &[], b"");
-    let metrics = String::from_utf8_lossy(&metrics);
-    assert!(metrics.contains("iocdb_watch_samples_total 9"), "{metrics}");
+    // Cancelling frees the subscription (the SSE one ended with its timeout).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, _, metrics) = server.http("GET", "/metrics", &[], b"");
+        let metrics = String::from_utf8_lossy(&metrics).into_owned();
+        assert!(metrics.contains("iocdb_watch_samples_total 9"), "{metrics}");
+        if metrics.contains("iocdb_watch_subscribers 0") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{metrics}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
 }

@@ -383,7 +383,7 @@ pub fn watch_messages(sub: &Subscription) -> Vec<v1::WatchResponse> {
                 if series.len() >= WATCH_BATCH {
                     out.push(v1::WatchResponse {
                         series: std::mem::take(&mut series),
-                        gap: None,
+                        ..Default::default()
                     });
                 }
             }
@@ -391,22 +391,25 @@ pub fn watch_messages(sub: &Subscription) -> Vec<v1::WatchResponse> {
                 if !series.is_empty() {
                     out.push(v1::WatchResponse {
                         series: std::mem::take(&mut series),
-                        gap: None,
+                        ..Default::default()
                     });
                 }
                 out.push(v1::WatchResponse {
-                    series: Vec::new(),
                     gap: Some(v1::WatchGap {
                         lost,
                         from_ms: from,
                         to_ms: to,
                     }),
+                    ..Default::default()
                 });
             }
         }
     }
     if !series.is_empty() {
-        out.push(v1::WatchResponse { series, gap: None });
+        out.push(v1::WatchResponse {
+            series,
+            ..Default::default()
+        });
     }
     out
 }

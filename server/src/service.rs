@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod ingest;
+mod live;
 pub mod query;
 
 use std::sync::Arc;

@@ -58,6 +58,35 @@ impl ValueType {
 }
 
 impl Plan {
+    /// Every series selector of the expression (instant, in a range, in a subquery), in
+    /// order of appearance: what a live evaluation must watch.
+    pub fn selectors(&self) -> Vec<&Selector> {
+        let mut out = Vec::new();
+        self.collect_selectors(&mut out);
+        out
+    }
+
+    fn collect_selectors<'a>(&'a self, out: &mut Vec<&'a Selector>) {
+        match self {
+            Plan::Number(_) | Plan::String(_) => {}
+            Plan::Selector(s) => out.push(s),
+            Plan::Range(r) => out.push(&r.selector),
+            Plan::Subquery(q) => q.expr.collect_selectors(out),
+            Plan::Call(c) => c.args.iter().for_each(|a| a.collect_selectors(out)),
+            Plan::Aggregate(a) => {
+                if let Some(p) = &a.param {
+                    p.collect_selectors(out);
+                }
+                a.expr.collect_selectors(out);
+            }
+            Plan::Binary(b) => {
+                b.lhs.collect_selectors(out);
+                b.rhs.collect_selectors(out);
+            }
+            Plan::Negate(p) => p.collect_selectors(out),
+        }
+    }
+
     /// The type of value this node produces.
     pub fn value_type(&self) -> ValueType {
         match self {

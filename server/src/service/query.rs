@@ -340,6 +340,22 @@ impl Query for QueryService {
             0 => 10_000,
             n => (n as usize).min(1_000_000),
         };
+        if !r.promql.is_empty() {
+            let step = match r.step_ms {
+                0 => 60_000,
+                s if s > 0 => s,
+                s => {
+                    return Err(Status::invalid_argument(format!(
+                        "step_ms must be positive, got {s}"
+                    )));
+                }
+            };
+            let (tx, rx) = tokio::sync::mpsc::channel(16);
+            super::live::run(self.0.clone(), r.namespace, r.promql, step, capacity, tx).await?;
+            return Ok(Response::new(Box::pin(
+                tokio_stream::wrappers::ReceiverStream::new(rx),
+            )));
+        }
         let notify = Arc::new(tokio::sync::Notify::new());
         let wake = notify.clone();
         let sub = self

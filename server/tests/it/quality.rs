@@ -317,7 +317,7 @@ async fn watch_over_grpc_and_server_sent_events_delivers_what_is_acknowledged() 
         .watch(v1::WatchRequest {
             namespace: "an_ninh".into(),
             matchers: vec![crate::harness::eq("commune", "Châu Đốc")],
-            buffer: 0,
+            ..Default::default()
         })
         .await
         .expect("watch")
@@ -388,4 +388,60 @@ async fn watch_over_grpc_and_server_sent_events_delivers_what_is_acknowledged() 
         assert!(std::time::Instant::now() < deadline, "{metrics}");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_with_promql_sends_the_point_of_each_touched_step_recomputed_as_samples_come() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let mut stream = server
+        .query()
+        .await
+        .watch(v1::WatchRequest {
+            namespace: "an_ninh".into(),
+            promql: "sum by (commune) (camera_people_count)".into(),
+            step_ms: 60_000,
+            ..Default::default()
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let minute = 60_000;
+    let step = (now_ms() - 10 * minute) / minute * minute;
+    let mut ingest = server.ingest().await;
+    let mut next = async |cam: &str, t: i64, v: f64| {
+        ingest
+            .write(v1::WriteRequest {
+                namespace: "an_ninh".into(),
+                series: vec![series(
+                    "camera_people_count",
+                    &[("commune", "Châu Đốc"), ("camera", cam)],
+                    &[(t, v)],
+                )],
+            })
+            .await
+            .expect("write");
+        let m = tokio::time::timeout(std::time::Duration::from_secs(10), stream.message())
+            .await
+            .expect("in time")
+            .expect("stream")
+            .expect("a message");
+        let p = &m.points[0];
+        (p.timestamps_ms[0], p.values[0])
+    };
+    // Two cameras within one step: the step's sum is recomputed after each.
+    assert_eq!(next("a", step - 30_000, 3.0).await, (step, 3.0));
+    assert_eq!(next("b", step - 20_000, 4.0).await, (step, 7.0));
+    assert_eq!(next("a", step + 10_000, 5.0).await, (step + minute, 9.0));
+    let refused = server
+        .query()
+        .await
+        .watch(v1::WatchRequest {
+            namespace: "an_ninh".into(),
+            promql: "sum(".into(),
+            ..Default::default()
+        })
+        .await
+        .expect_err("a syntax error");
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument);
 }

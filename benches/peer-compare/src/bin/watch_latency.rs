@@ -65,8 +65,7 @@ async fn latency(url: &str, subscribers: usize, samples: usize) -> Vec<f64> {
         let mut stream = QueryClient::new(channel(url).await)
             .watch(v1::WatchRequest {
                 namespace: "bench".into(),
-                matchers: vec![],
-                buffer: 0,
+                ..Default::default()
             })
             .await
             .expect("watch")
@@ -180,8 +179,8 @@ async fn main() {
             let s = QueryClient::new(channel(&server.grpc).await)
                 .watch(v1::WatchRequest {
                     namespace: "bench".into(),
-                    matchers: vec![],
                     buffer: 100,
+                    ..Default::default()
                 })
                 .await
                 .expect("watch")

@@ -56,7 +56,13 @@ struct Requests {
 #[derive(Debug, Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<(Door, String), Requests>>,
+    /// Write requests by namespace and outcome (every front door that writes).
+    writes: Mutex<BTreeMap<(String, &'static str), u64>>,
 }
+
+/// Most namespaces write requests are counted under by name (beyond: `other`), so that a
+/// client inventing namespaces cannot grow the scrape without bound.
+const MAX_WRITE_NAMESPACES: usize = 1000;
 
 impl Metrics {
     /// Records one request to `path` (a method or route the server serves, else `other`)
@@ -66,6 +72,27 @@ impl Metrics {
         let r = requests.entry((door, path.to_owned())).or_default();
         *r.by_code.entry(code.to_owned()).or_default() += 1;
         r.latency.observe(elapsed);
+    }
+
+    /// Records one write request to `namespace` and how it ended: `ok` (every sample
+    /// stored), `partial` (some rejected), `rejected` (none stored) or `error` (`None`: the
+    /// write failed as a whole).
+    pub fn write_request(&self, namespace: &str, outcome: Option<&iocdb_engine::WriteOutcome>) {
+        let outcome = match outcome {
+            None => "error",
+            Some(o) if o.rejected.is_empty() => "ok",
+            Some(o) if o.accepted > 0 => "partial",
+            Some(_) => "rejected",
+        };
+        let ns = match iocdb_engine::Namespace::new(namespace) {
+            Ok(ns) => ns.to_string(),
+            Err(_) => "invalid".to_owned(),
+        };
+        let mut writes = self.writes.lock().unwrap_or_else(|p| p.into_inner());
+        let known =
+            writes.len() < MAX_WRITE_NAMESPACES || writes.contains_key(&(ns.clone(), outcome));
+        let ns = if known { ns } else { "other".to_owned() };
+        *writes.entry((ns, outcome)).or_default() += 1;
     }
 
     /// Every family, in the Prometheus text format (version 0.0.4).
@@ -78,6 +105,18 @@ impl Metrics {
     }
 
     fn render_requests(&self, out: &mut String) {
+        let name = "iocdb_write_requests_total";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Write requests (gRPC, remote write, line protocol) by namespace and outcome.\n# TYPE {name} counter"
+        );
+        for ((ns, outcome), n) in self.writes.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+            let _ = writeln!(
+                out,
+                "{name}{{namespace=\"{}\",outcome=\"{outcome}\"}} {n}",
+                escape(ns)
+            );
+        }
         let requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         for door in [Door::Grpc, Door::Http] {
             let (prefix, label) = (door.prefix(), door.label());

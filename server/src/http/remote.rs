@@ -57,13 +57,16 @@ pub async fn store(state: &AppState, req: WriteRequest) -> Result<WriteOutcome, 
         return Err(super::too_many(&over));
     }
     let engine = state.engine.clone();
-    match tokio::task::spawn_blocking(move || engine.write(req)).await {
+    let ns = req.namespace.clone();
+    let result = match tokio::task::spawn_blocking(move || engine.write(req)).await {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(e)) => Err(write_error(e)),
         Err(e) => Err(write_error(Error::Internal(format!(
             "the write's worker failed: {e}"
         )))),
-    }
+    };
+    state.metrics.write_request(&ns, result.as_ref().ok());
+    result
 }
 
 /// The status a failed write answers with. Remote-write senders (Prometheus, vmagent, the

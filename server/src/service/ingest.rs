@@ -63,7 +63,8 @@ impl IngestService {
         self.check_limits(&req)?;
         self.admit(&req)?;
         convert::check_columns(&req)?;
-        let (ids, outcome) = self
+        let ns = req.namespace.clone();
+        let result = self
             .0
             .blocking(move |e| {
                 let mut ids = ids;
@@ -105,7 +106,10 @@ impl IngestService {
                 }
                 Ok((ids, e.write_resolved(batch)?))
             })
-            .await?;
+            .await;
+        let metrics = &self.0.metrics;
+        metrics.write_request(&ns, result.as_ref().ok().map(|(_, outcome)| outcome));
+        let (ids, outcome) = result?;
         convert::add_outcome(resp, &outcome, index);
         Ok(ids)
     }
@@ -119,8 +123,10 @@ impl IngestService {
         self.check_limits(&req)?;
         self.admit(&req)?;
         let req = convert::write_request(req)?;
-        let outcome = self.0.blocking(move |e| e.write(req)).await?;
-        convert::add_outcome(resp, &outcome, index);
+        let ns = req.namespace.clone();
+        let result = self.0.blocking(move |e| e.write(req)).await;
+        self.0.metrics.write_request(&ns, result.as_ref().ok());
+        convert::add_outcome(resp, &result?, index);
         Ok(())
     }
 }

@@ -87,6 +87,10 @@ async fn every_family_moves_when_its_event_happens() {
         "iocdb_samples_accepted_by_namespace_total{namespace=\"health\"}",
         2.0,
     );
+    moved(
+        "iocdb_write_requests_total{namespace=\"health\",outcome=\"partial\"}",
+        1.0,
+    );
     moved("iocdb_flushes_total", 1.0);
     moved("iocdb_compactions_total", 1.0);
     moved("iocdb_wal_group_commit_duration_seconds_count", 1.0);

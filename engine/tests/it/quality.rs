@@ -440,3 +440,31 @@ fn catalog_entries_with_meaningless_numbers_are_refused() {
         );
     }
 }
+
+#[test]
+fn a_flush_between_two_samples_does_not_hide_a_counter_going_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = Engine::open(dir.path(), Options::default()).expect("open");
+    let rules = QualityRules {
+        policy: Some(QualityPolicy::Reject),
+        ..Default::default()
+    };
+    engine
+        .set_metadata(NS, entry("visits_total", "counter", rules))
+        .expect("declare");
+    let t = now() - 60_000;
+    let write = |at: i64, v: f64| {
+        engine
+            .write(WriteRequest {
+                namespace: NS.into(),
+                series: vec![series("visits_total", Some("Phú Tân"), &[(at, v)])],
+            })
+            .expect("write")
+            .rejected
+            .len()
+    };
+    assert_eq!(write(t, 100.0), 0);
+    engine.flush().expect("flush");
+    assert_eq!(write(t + 1000, 90.0), 1, "compared with the flushed 100");
+    assert_eq!(write(t + 2000, 101.0), 0);
+}

@@ -231,6 +231,13 @@ pub struct RepairArgs {
 /// environment, the environment over the file).
 #[derive(Debug, Args, Default)]
 pub struct ServeArgs {
+    /// Feed the server the simulated province, live (a day of history first): see it work
+    /// at once. The data directory defaults to ./iocdb-demo-data.
+    #[arg(long)]
+    pub demo: bool,
+    /// The demo province's size (1.0: the whole province, about 17,000 series).
+    #[arg(long, default_value_t = 0.05)]
+    pub demo_scale: f64,
     /// TOML config file.
     #[arg(long, env = "IOCDB_CONFIG")]
     pub config: Option<PathBuf>,

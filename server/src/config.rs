@@ -92,6 +92,8 @@ pub struct Config {
     pub completeness_export_window: Duration,
     /// The namespace the exported series go to.
     pub completeness_export_namespace: String,
+    /// Feed the simulated province at this scale (`serve --demo`).
+    pub demo_scale: Option<f64>,
     /// Log format.
     pub log_format: LogFormat,
     /// What starting does with a damaged METADATA file.
@@ -228,6 +230,7 @@ impl Default for Config {
             completeness_export_interval: Duration::from_secs(60),
             completeness_export_window: Duration::from_secs(3600),
             completeness_export_namespace: "iocdb".into(),
+            demo_scale: None,
             log_format: LogFormat::Text,
             damaged_metadata: DamagedMetadata::Quarantine,
             max_ingest_message_bytes: 64 << 20,
@@ -312,6 +315,13 @@ impl Config {
         }
         if let Some(v) = &args.catalog {
             config.catalog_file = Some(v.clone());
+        }
+        if args.demo {
+            config.demo_scale = Some(args.demo_scale);
+            // Its own directory, unless one was named: a demo never writes into real data.
+            if args.data_dir.is_none() && config.data_dir == Config::default().data_dir {
+                config.data_dir = PathBuf::from("iocdb-demo-data");
+            }
         }
         config.insecure |= args.insecure;
         for (field, flag) in [

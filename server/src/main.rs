@@ -8,6 +8,7 @@ mod commands;
 mod completeness;
 mod config;
 mod convert;
+mod demo;
 mod http;
 mod limits;
 mod metrics;

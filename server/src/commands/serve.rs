@@ -165,6 +165,9 @@ pub async fn run_until(
     if let Some(stop_tx) = signals {
         tokio::spawn(watch_signals(stop_tx, health.clone()));
     }
+    if let Some(scale) = config.demo_scale {
+        tokio::spawn(crate::demo::feed(engine.clone(), scale, stop_rx.clone()));
+    }
     if !config.completeness_export_interval.is_zero() {
         let export = crate::completeness::Export {
             every: config.completeness_export_interval,

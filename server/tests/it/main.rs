@@ -12,6 +12,7 @@ mod cli;
 mod compaction_kills;
 mod crash_order;
 mod delete;
+mod demo;
 mod fairness;
 mod harness;
 mod http_api;

@@ -102,6 +102,8 @@ pub const HTTP: &[(&str, Need)] = &[
     ("/api/v1/query_range", Need::Namespace(Role::Read)),
     ("/api/v1/series", Need::Namespace(Role::Read)),
     ("/api/v1/watch", Need::Namespace(Role::Read)),
+    ("/api/v1/completeness", Need::Namespace(Role::Read)),
+    ("/api/v1/quality", Need::Namespace(Role::Read)),
     ("/api/v1/labels", Need::Namespace(Role::Read)),
     ("/api/v1/label/{name}/values", Need::Namespace(Role::Read)),
     ("/api/v1/metadata", Need::Namespace(Role::Read)),

@@ -13,6 +13,7 @@ mod influx;
 mod json;
 mod params;
 mod remote;
+mod reports;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -71,6 +72,8 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/api/v1/label/{name}/values", get(api::label_values)),
         ("/api/v1/metadata", get(api::metadata)),
         ("/api/v1/watch", get(api::watch)),
+        ("/api/v1/completeness", get(reports::completeness)),
+        ("/api/v1/quality", get(reports::quality)),
         (
             "/api/v1/query_exemplars",
             get(api::exemplars).post(api::exemplars),

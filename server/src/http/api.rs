@@ -17,7 +17,7 @@ use crate::service::{AppState, now_ms};
 /// `buildinfo` to decide what to ask).
 pub const PROMETHEUS_COMPATIBLE_VERSION: &str = "2.42.0";
 
-fn ok(data: &str) -> Response {
+pub(super) fn ok(data: &str) -> Response {
     json_response(StatusCode::OK, json::success(data))
 }
 

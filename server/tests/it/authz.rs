@@ -74,6 +74,8 @@ const HTTP: &[(&str, &str, Need)] = &[
         "/api/v1/watch?match[]=up&timeout=0.05",
         Need::Namespace(Role::Read),
     ),
+    ("GET", "/api/v1/completeness", Need::Namespace(Role::Read)),
+    ("GET", "/api/v1/quality", Need::Namespace(Role::Read)),
     (
         "GET",
         "/api/v1/series?match[]=up",

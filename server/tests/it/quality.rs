@@ -103,6 +103,10 @@ async fn a_catalog_file_rejects_bad_samples_lists_them_and_reloads_on_sighup() {
     );
     let events = report["events"].as_array().expect("events");
     assert_eq!(events.len(), 3);
+    let (code, v) = server.get_json("/ns/y_te/api/v1/quality?limit=2");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["events"].as_array().map(Vec::len), Some(2), "{v}");
+    assert_eq!(v["data"]["counts"][0]["rule"], "out_of_range", "{v}");
     assert_eq!(events[0]["value"], -5.0);
     assert!(
         events[0]["series"]
@@ -276,6 +280,22 @@ async fn completeness_over_grpc_the_cli_and_as_exported_series() {
     let report: serde_json::Value = serde_json::from_str(&out).expect("json");
     assert_eq!(report["gaps"][0]["missing"], 5);
     assert_eq!(report["groups"][1]["labels"]["commune"], "Tri Tôn");
+
+    // The same report over HTTP, times in seconds.
+    let (code, v) = server.get_json(&format!(
+        "/ns/luu_tru/api/v1/completeness?start={}&end={}&by=commune",
+        start / 1000,
+        end / 1000
+    ));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["groups"][1]["received"], 25, "{v}");
+    assert_eq!(v["data"]["gaps"][0]["missing"], 5, "{v}");
+    assert_eq!(
+        v["data"]["gaps"][0]["start"],
+        ((start + 9 * minute) / 1000) as f64,
+        "{v}"
+    );
+    assert_eq!(v["data"]["delays"][0]["samples"], 55, "{v}");
 
     // The exporter writes the report as series any dashboard can chart.
     let query = "/ns/iocdb/api/v1/query?query=iocdb_completeness_ratio";

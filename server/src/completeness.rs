@@ -55,9 +55,9 @@ pub async fn export_periodically(
 /// Computes and writes one export at `now`; returns the series written.
 pub fn export_once(engine: &Engine, export: &Export, now: i64) -> iocdb_engine::Result<usize> {
     let namespaces: Vec<String> = engine
-        .stats()
-        .series_by_namespace
-        .into_keys()
+        .namespaces()
+        .into_iter()
+        .map(|(ns, _)| ns)
         .filter(|ns| *ns != export.namespace)
         .collect();
     let q = CompletenessQuery {

@@ -80,6 +80,12 @@ pub struct Stats {
 }
 
 impl Engine {
+    /// The namespaces that have series, with how many (cheap: from the index, unlike
+    /// [`Engine::stats`]).
+    pub fn namespaces(&self) -> Vec<(String, u64)> {
+        self.inner.head.namespace_counts()
+    }
+
     /// Bytes the head holds now, and the budget past which writes are refused (cheap: no
     /// walk over the series, unlike [`Engine::stats`]).
     pub fn head_memory(&self) -> (u64, u64) {

@@ -106,15 +106,16 @@ struct Log {
 
 impl Quality {
     /// Opens the journal of `dir` (a damaged line is reported and skipped: the journal is a
-    /// report, never a reason to refuse to start) and compiles the catalog's rules.
+    /// report, never a reason to refuse to start), takes the arrival delays the engine
+    /// loaded ([`Arrivals::load`]), and compiles the catalog's rules.
     pub fn open(
         vfs: Arc<dyn Vfs>,
         dir: &Path,
         sync: bool,
         record_arrivals: bool,
+        arrivals: Arrivals,
         catalog: &MetadataStore,
     ) -> crate::Result<Quality> {
-        let arrivals = Arrivals::load(&*vfs, dir)?;
         let loaded = journal::load(&*vfs, dir)?;
         let mut counts = BTreeMap::new();
         for c in loaded.counts {
@@ -245,6 +246,15 @@ impl Quality {
         let mut arrivals = self.arrivals.lock();
         arrivals.prune(cutoff);
         arrivals.store(vfs, dir)
+    }
+
+    /// Writes the journal and the arrival delays into `dir` as they stand (a snapshot).
+    pub fn copy_to(&self, vfs: &dyn Vfs, dir: &Path) -> crate::Result<()> {
+        {
+            let log = self.log.lock();
+            journal::write_new(vfs, dir, &log.counts, &log.events)?;
+        }
+        self.arrivals.lock().write_to(vfs, dir)
     }
 
     /// The counters and newest events that match `filter`.

@@ -25,7 +25,7 @@ use crate::manifest::Manifest;
 use crate::metadata::MetadataStore;
 use crate::model::{Labels, Sample};
 use crate::options::{MetadataCorruption, Options, WalCorruption};
-use crate::quality::Quality;
+use crate::quality::{Arrivals, Quality};
 use crate::segment::Segment;
 use crate::wal::Wal;
 use crate::wal::frame::End;
@@ -113,11 +113,13 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let first_file = last_wal.max(manifest.wal_flushed_below) + 1;
     let metadata = load_metadata(&*vfs, dir, &opts, &mut quarantined)?;
     let sync_quality = opts.fsync == crate::options::FsyncPolicy::Always;
+    let arrivals = load_arrivals(&*vfs, dir, &mut quarantined)?;
     let quality = Quality::open(
         vfs.clone(),
         dir,
         sync_quality,
         opts.record_arrivals,
+        arrivals,
         &metadata,
     )?;
     let wal = Wal::new(
@@ -175,6 +177,24 @@ fn load_metadata(
             quarantined.push(quarantine(vfs, dir, &path, &e, true));
             tracing::error!(error = %e, "starting without indicator metadata: METADATA is damaged (quarantined); declare the metadata again or restore the file");
             Ok(MetadataStore::default())
+        }
+        other => other,
+    }
+}
+
+/// Reads `ARRIVALS`; a damaged one is quarantined and the store starts without the delays
+/// it held (a report: no sample depends on it).
+fn load_arrivals(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    quarantined: &mut Vec<Quarantined>,
+) -> Result<Arrivals> {
+    match Arrivals::load(vfs, dir) {
+        Err(e @ Error::Corrupt { .. }) => {
+            let path = dir.join(layout::ARRIVALS);
+            quarantined.push(quarantine(vfs, dir, &path, &e, true));
+            tracing::error!(error = %e, "starting without the arrival delays recorded so far: ARRIVALS is damaged (quarantined)");
+            Ok(Arrivals::default())
         }
         other => other,
     }

@@ -133,6 +133,7 @@ impl Engine {
         vfs.sync_dir(&seg_target).at(&seg_target)?;
         vfs.sync_dir(&wal_target).at(&wal_target)?;
         inner.metadata.lock().store(vfs, target)?;
+        inner.quality.copy_to(vfs, target)?;
         // The manifest last: until it is there, the target is the earlier backup (or not a
         // store), whole. It names the earlier backup's segments the store no longer lists
         // (compacted away) as retired, so that an open after a crash below removes them.

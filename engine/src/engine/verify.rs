@@ -85,11 +85,7 @@ impl Engine {
                 Manifest::default()
             }
         };
-        if let Err(e) = MetadataStore::load(vfs, dir) {
-            report
-                .problems
-                .push(from_error(e, &dir.join(layout::METADATA)));
-        }
+        check_text_files(vfs, dir, &mut report);
         let mut samples = Vec::new();
         for name in &manifest.segments {
             let path = layout::segment_path(dir, name);
@@ -140,11 +136,7 @@ impl Engine {
             check_unlisted(vfs, dir, &state.manifest, &mut report);
             (state.manifest.clone(), inner.current_version())
         };
-        if let Err(e) = MetadataStore::load(vfs, dir) {
-            report
-                .problems
-                .push(from_error(e, &dir.join(layout::METADATA)));
-        }
+        check_text_files(vfs, dir, &mut report);
         // Each file is mapped afresh, so that its tables and footer are checked as they are on
         // disk now, not as they were read when the server opened it.
         let mut samples = Vec::new();
@@ -293,5 +285,19 @@ fn check_wal(vfs: &dyn Vfs, dir: &Path, manifest: &Manifest, report: &mut Verify
             )),
             End::Corrupt(e) => report.problems.push(problem(&path, e.offset, e.reason)),
         }
+    }
+}
+
+/// The catalog (`METADATA`) and the arrival delays (`ARRIVALS`): their checksums.
+fn check_text_files(vfs: &dyn Vfs, dir: &Path, report: &mut VerifyReport) {
+    if let Err(e) = MetadataStore::load(vfs, dir) {
+        report
+            .problems
+            .push(from_error(e, &dir.join(layout::METADATA)));
+    }
+    if let Err(e) = crate::quality::Arrivals::load(vfs, dir) {
+        report
+            .problems
+            .push(from_error(e, &dir.join(layout::ARRIVALS)));
     }
 }

@@ -255,6 +255,13 @@ impl Arrivals {
         if !self.dirty {
             return Ok(());
         }
+        self.write_to(vfs, dir)?;
+        self.dirty = false;
+        Ok(())
+    }
+
+    /// Writes the `ARRIVALS` file of `dir` (a snapshot's, or the store's own).
+    pub fn write_to(&self, vfs: &dyn Vfs, dir: &Path) -> crate::Result<()> {
         let mut s = format!("{HEADER}\n");
         for ((ns, metric, hour), h) in &self.hist {
             let buckets: Vec<String> = h.iter().map(|(b, n)| format!("{b}:{n}")).collect();
@@ -271,9 +278,7 @@ impl Arrivals {
             layout::ARRIVALS,
             layout::ARRIVALS_TMP,
             &textfile::seal(s),
-        )?;
-        self.dirty = false;
-        Ok(())
+        )
     }
 }
 

@@ -105,34 +105,15 @@ impl Journal {
         vfs: Arc<dyn Vfs>,
         dir: &Path,
         sync: bool,
-        counts: &BTreeMap<(String, String, QualityRule, QualityAction), u64>,
+        counts: &Counts,
         events: &VecDeque<QualityEvent>,
     ) -> crate::Result<Journal> {
-        let (tmp, path) = (dir.join(layout::QUALITY_TMP), dir.join(layout::QUALITY));
-        let mut text = String::from(HEADER);
-        for ((namespace, metric, rule, action), &samples) in counts {
-            let count = QualityCount {
-                namespace: namespace.clone(),
-                metric: metric.clone(),
-                rule: *rule,
-                action: *action,
-                samples,
-            };
-            text.push_str(&encode_line(&Record::Count(count)));
-        }
-        for e in events {
-            text.push_str(&encode_line(&Record::Listed(e.clone())));
-        }
-        let mut file = vfs.create(&tmp).at(&tmp)?;
-        file.write_all(text.as_bytes()).at(&tmp)?;
-        file.sync().at(&tmp)?;
-        vfs.rename(&tmp, &path).at(&path)?;
-        vfs.sync_dir(dir).at(dir)?;
+        let (file, bytes) = write_new(&*vfs, dir, counts, events)?;
         Ok(Journal {
             vfs,
             dir: dir.to_path_buf(),
             file,
-            bytes: text.len() as u64,
+            bytes,
             sync,
         })
     }
@@ -160,7 +141,7 @@ impl Journal {
     /// Rewrites this journal as `counts` and `events`.
     pub fn rewrite_in_place(
         &mut self,
-        counts: &BTreeMap<(String, String, QualityRule, QualityAction), u64>,
+        counts: &Counts,
         events: &VecDeque<QualityEvent>,
     ) -> crate::Result<()> {
         *self = Journal::rewrite(
@@ -172,6 +153,40 @@ impl Journal {
         )?;
         Ok(())
     }
+}
+
+/// Counter totals as the journal keeps them.
+pub type Counts = BTreeMap<(String, String, QualityRule, QualityAction), u64>;
+
+/// Writes a journal of `dir` holding `counts` and `events` (temporary file, fsync, rename,
+/// directory fsync); returns its handle, open for appending, and its size.
+pub fn write_new(
+    vfs: &dyn Vfs,
+    dir: &Path,
+    counts: &Counts,
+    events: &VecDeque<QualityEvent>,
+) -> crate::Result<(Box<dyn VfsFile>, u64)> {
+    let (tmp, path) = (dir.join(layout::QUALITY_TMP), dir.join(layout::QUALITY));
+    let mut text = String::from(HEADER);
+    for ((namespace, metric, rule, action), &samples) in counts {
+        let count = QualityCount {
+            namespace: namespace.clone(),
+            metric: metric.clone(),
+            rule: *rule,
+            action: *action,
+            samples,
+        };
+        text.push_str(&encode_line(&Record::Count(count)));
+    }
+    for e in events {
+        text.push_str(&encode_line(&Record::Listed(e.clone())));
+    }
+    let mut file = vfs.create(&tmp).at(&tmp)?;
+    file.write_all(text.as_bytes()).at(&tmp)?;
+    file.sync().at(&tmp)?;
+    vfs.rename(&tmp, &path).at(&path)?;
+    vfs.sync_dir(dir).at(dir)?;
+    Ok((file, text.len() as u64))
 }
 
 /// One line's record.

@@ -31,6 +31,7 @@ fn the_newest_events_are_kept_and_every_one_is_counted_across_rewrites() {
             dir.path(),
             false,
             true,
+            Arrivals::default(),
             &MetadataStore::default(),
         )
         .expect("open")

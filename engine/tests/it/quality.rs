@@ -468,3 +468,77 @@ fn a_flush_between_two_samples_does_not_hide_a_counter_going_back() {
     assert_eq!(write(t + 1000, 90.0), 1, "compared with the flushed 100");
     assert_eq!(write(t + 2000, 101.0), 0);
 }
+
+#[test]
+fn a_snapshot_carries_the_quality_record_and_the_arrival_delays() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = Engine::open(dir.path().join("store"), Options::default()).expect("open");
+    let rules = QualityRules {
+        valid_min: Some(0.0),
+        ..Default::default()
+    };
+    engine
+        .set_metadata(NS, entry("m", "gauge", rules))
+        .expect("declare");
+    let t = now() - 60_000;
+    engine
+        .write(WriteRequest {
+            namespace: NS.into(),
+            series: vec![series("m", Some("Thoại Sơn"), &[(t, -1.0), (t + 1, 2.0)])],
+        })
+        .expect("write");
+    let q = iocdb_engine::CompletenessQuery {
+        start: t - 3_600_000,
+        end: t + 3_600_000,
+        ..Default::default()
+    };
+    let delays = |e: &Engine| e.completeness(NS, &q, t, 3.0).expect("report").delays;
+    let before = (
+        engine.quality(&QualityFilter::default()).counts,
+        delays(&engine),
+    );
+    assert_eq!(before.0.len(), 1);
+    assert_eq!(before.1[0].samples, 2);
+    let copy = dir.path().join("snapshot");
+    engine.snapshot(&copy).expect("snapshot");
+    drop(engine);
+    let restored = Engine::open(&copy, Options::default()).expect("open the snapshot");
+    let after = (
+        restored.quality(&QualityFilter::default()).counts,
+        delays(&restored),
+    );
+    assert_eq!(after, before);
+}
+
+#[test]
+fn a_damaged_arrivals_file_is_quarantined_named_by_verify_and_the_store_still_opens() {
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let engine = Engine::open(dir.path(), Options::default()).expect("open");
+        let w = WriteRequest {
+            namespace: NS.into(),
+            series: vec![series("m", Some("Tân Châu"), &[(now() - 1000, 1.0)])],
+        };
+        engine.write(w).expect("write");
+    }
+    let path = dir.path().join("ARRIVALS");
+    let mut bytes = std::fs::read(&path).expect("stored at close");
+    bytes[20] ^= 0x01;
+    std::fs::write(&path, &bytes).expect("damage");
+    let report = Engine::verify(dir.path(), &iocdb_engine::fs::OsFs).expect("verify");
+    assert!(
+        report.problems.iter().any(|p| p.file.ends_with("ARRIVALS")),
+        "{report:?}"
+    );
+    let engine = Engine::open(dir.path(), Options::default()).expect("opens despite it");
+    let stats = engine.stats();
+    assert!(
+        stats
+            .quarantined
+            .iter()
+            .any(|q| q.file.ends_with("ARRIVALS")),
+        "{:?}",
+        stats.quarantined
+    );
+    assert_eq!(stats.series, 1);
+}

@@ -80,6 +80,61 @@ impl Lookup {
     }
 }
 
+/// Events of one key (namespace, metric, rule, action) one write lists in full; the rest are
+/// only counted, so that a flood of bad samples costs a counter, not a journal line each.
+pub const LISTED_PER_WRITE: u64 = 10;
+
+/// One write's data-quality events: the first [`LISTED_PER_WRITE`] of each key in full,
+/// the others counted.
+#[derive(Debug, Default)]
+pub(crate) struct WriteEvents {
+    listed: Vec<QualityEvent>,
+    /// (namespace, metric, rule, action, listed, only counted).
+    tally: Vec<(String, String, QualityRule, QualityAction, u64, u64)>,
+}
+
+impl WriteEvents {
+    /// Counts `samples` samples of a key; true when the event is to be listed (the caller
+    /// then builds it and calls [`WriteEvents::list`]).
+    pub fn count(
+        &mut self,
+        namespace: &str,
+        metric: &str,
+        rule: QualityRule,
+        action: QualityAction,
+        samples: u64,
+    ) -> bool {
+        let found = self
+            .tally
+            .iter_mut()
+            .find(|t| t.2 == rule && t.3 == action && t.1 == metric && t.0 == namespace);
+        match found {
+            Some(t) if t.4 >= LISTED_PER_WRITE => {
+                t.5 += samples;
+                false
+            }
+            Some(t) => {
+                t.4 += 1;
+                true
+            }
+            None => {
+                let key = (namespace.to_owned(), metric.to_owned(), rule, action);
+                self.tally.push((key.0, key.1, key.2, key.3, 1, 0));
+                true
+            }
+        }
+    }
+
+    /// Lists an event [`WriteEvents::count`] said to list.
+    pub fn list(&mut self, event: QualityEvent) {
+        self.listed.push(event);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.tally.is_empty()
+    }
+}
+
 /// Key of a counter.
 type CountKey = (String, String, QualityRule, QualityAction);
 
@@ -191,21 +246,41 @@ impl Quality {
     /// Counts and journals the events of one acknowledged write, and adds its arrival
     /// delays. A journal that cannot be written is logged, not raised: the samples are
     /// stored, and the counters in memory stay right until the next start.
-    pub fn record(&self, events: Vec<QualityEvent>, arrivals: ArrivalBatch) {
+    pub fn record(&self, events: WriteEvents, arrivals: ArrivalBatch) {
         if !arrivals.is_empty() {
             self.arrivals.lock().merge(arrivals);
         }
         if events.is_empty() {
             return;
         }
+        let unlisted: Vec<QualityCount> = events
+            .tally
+            .into_iter()
+            .filter(|t| t.5 > 0)
+            .map(
+                |(namespace, metric, rule, action, _, samples)| QualityCount {
+                    namespace,
+                    metric,
+                    rule,
+                    action,
+                    samples,
+                },
+            )
+            .collect();
+        let events = events.listed;
         let mut log = self.log.lock();
         let Log {
             counts,
             events: kept,
             journal,
         } = &mut *log;
-        if let Err(e) = journal.append(&events) {
+        if let Err(e) = journal.append(&events, &unlisted) {
             tracing::error!(error = %e, "the data-quality journal could not be written; its counters will be short after a restart");
+        }
+        for c in unlisted {
+            *counts
+                .entry((c.namespace, c.metric, c.rule, c.action))
+                .or_insert(0) += c.samples;
         }
         for e in events {
             *counts

@@ -15,7 +15,7 @@ use crate::model::{
     Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RejectReason, Rejection,
     Sample, WriteOutcome, WriteRequest, shorten,
 };
-use crate::quality::{ArrivalBatch, Checker, Quality, Violation};
+use crate::quality::{ArrivalBatch, Checker, Quality, Violation, WriteEvents};
 use crate::wal::record::{self, SeriesDefRef};
 use crate::{Error, Limit, Result};
 
@@ -263,7 +263,7 @@ impl Engine {
 /// arrival delays of the samples it keeps.
 struct Admitted {
     batch: Vec<(Arc<Series>, Vec<Sample>)>,
-    events: Vec<QualityEvent>,
+    events: WriteEvents,
     arrivals: ArrivalBatch,
     record_arrivals: bool,
     arrival_ms: i64,
@@ -273,7 +273,7 @@ impl Admitted {
     fn new(series: usize, arrival_ms: i64, quality: &Quality) -> Self {
         Admitted {
             batch: Vec::with_capacity(series),
-            events: Vec::new(),
+            events: WriteEvents::default(),
             arrivals: ArrivalBatch::default(),
             record_arrivals: quality.records_arrivals(),
             arrival_ms,
@@ -327,8 +327,7 @@ impl Admitted {
         {
             let rejected = judge.checker.policy() == QualityPolicy::Reject;
             if let Some(first) = samples.first() {
-                self.events
-                    .push(judge.event(v.clone(), rejected, *first, samples.len()));
+                judge.record(&v, rejected, *first, samples.len(), &mut self.events);
             }
             if rejected {
                 outcome.rejected.push(Rejection {
@@ -403,37 +402,51 @@ struct Judge<'a> {
 impl Judge<'_> {
     /// Judges one sample: records an event when it breaks a rule, and returns the reason
     /// when the policy rejects it.
-    fn sample(&mut self, s: Sample, events: &mut Vec<QualityEvent>) -> Option<RejectReason> {
+    fn sample(&mut self, s: Sample, events: &mut WriteEvents) -> Option<RejectReason> {
         let violation = self.checker.check_sample(self.latest, s);
         let rejected = violation.is_some() && self.checker.policy() == QualityPolicy::Reject;
         if !rejected && self.latest.is_none_or(|l| s.t > l.t) {
             self.latest = Some(s);
         }
         let v = violation?;
-        events.push(self.event(v.clone(), rejected, s, 1));
+        self.record(&v, rejected, s, 1, events);
         rejected.then_some(RejectReason::Quality {
             rule: v.rule,
             detail: v.detail,
         })
     }
 
-    fn event(&self, v: Violation, rejected: bool, first: Sample, samples: usize) -> QualityEvent {
-        QualityEvent {
+    /// Counts a violation, and lists it in full unless this write has listed enough of its
+    /// kind ([`crate::quality::LISTED_PER_WRITE`]).
+    fn record(
+        &self,
+        v: &Violation,
+        rejected: bool,
+        first: Sample,
+        samples: usize,
+        events: &mut WriteEvents,
+    ) {
+        let action = if rejected {
+            QualityAction::Rejected
+        } else {
+            QualityAction::Flagged
+        };
+        let (ns, metric) = (self.series.namespace.as_str(), self.labels.metric_name());
+        if !events.count(ns, metric, v.rule, action, samples as u64) {
+            return;
+        }
+        events.list(QualityEvent {
             arrival_ms: self.arrival_ms,
-            namespace: self.series.namespace.to_string(),
-            metric: self.labels.metric_name().to_owned(),
+            namespace: ns.to_owned(),
+            metric: metric.to_owned(),
             series: shorten(&self.labels.to_string(), SERIES_TEXT_BYTES),
             rule: v.rule,
-            action: if rejected {
-                QualityAction::Rejected
-            } else {
-                QualityAction::Flagged
-            },
+            action,
             samples: samples as u64,
             timestamp: first.t,
             value: first.v,
-            detail: v.detail,
-        }
+            detail: v.detail.clone(),
+        });
     }
 }
 

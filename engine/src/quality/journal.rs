@@ -8,6 +8,7 @@
 //!   L  arrival namespace metric series rule action samples timestamp value detail
 //!                                                         an event already in a C total
 //!   E  (the fields of L)                                  an event since: counted and listed
+//!   D  (the fields of C)                                  samples counted since, not listed
 //! ```
 //! Each write appends `E` lines; at open, and when the file passes [`REWRITE_BYTES`], it is
 //! rewritten (temporary file, fsync, rename, directory fsync) as the totals and the newest
@@ -64,7 +65,7 @@ pub fn load(vfs: &dyn Vfs, dir: &Path) -> crate::Result<Loaded> {
             continue;
         }
         match decode_line(line) {
-            Some(Record::Count(c)) => loaded.counts.push(c),
+            Some(Record::Count(c) | Record::Counted(c)) => loaded.counts.push(c),
             Some(Record::Listed(e)) => loaded.events.push(e),
             Some(Record::Event(e)) => {
                 loaded.counts.push(QualityCount {
@@ -118,12 +119,19 @@ impl Journal {
         })
     }
 
-    /// Appends events.
-    pub fn append(&mut self, events: &[QualityEvent]) -> crate::Result<()> {
+    /// Appends events, and the samples counted without an event of their own.
+    pub fn append(
+        &mut self,
+        events: &[QualityEvent],
+        unlisted: &[QualityCount],
+    ) -> crate::Result<()> {
         let path = self.dir.join(layout::QUALITY);
         let mut text = String::new();
         for e in events {
             text.push_str(&encode_line(&Record::Event(e.clone())));
+        }
+        for c in unlisted {
+            text.push_str(&encode_line(&Record::Counted(c.clone())));
         }
         self.file.write_all(text.as_bytes()).at(&path)?;
         if self.sync {
@@ -193,14 +201,19 @@ pub fn write_new(
 #[derive(Debug, Clone, PartialEq)]
 enum Record {
     Count(QualityCount),
+    Counted(QualityCount),
     Listed(QualityEvent),
     Event(QualityEvent),
 }
 
 fn encode_line(record: &Record) -> String {
     let body = match record {
-        Record::Count(c) => [
-            "C",
+        Record::Count(c) | Record::Counted(c) => [
+            if matches!(record, Record::Count(_)) {
+                "C"
+            } else {
+                "D"
+            },
             &escape(&c.namespace),
             &escape(&c.metric),
             c.rule.kind(),
@@ -237,13 +250,20 @@ fn decode_line(line: &str) -> Option<Record> {
     }
     let f: Vec<&str> = body.split('\t').collect();
     match f.as_slice() {
-        ["C", namespace, metric, rule, action, samples] => Some(Record::Count(QualityCount {
-            namespace: unescape(namespace),
-            metric: unescape(metric),
-            rule: QualityRule::parse(rule)?,
-            action: QualityAction::parse(action)?,
-            samples: samples.parse().ok()?,
-        })),
+        [kind @ ("C" | "D"), namespace, metric, rule, action, samples] => {
+            let c = QualityCount {
+                namespace: unescape(namespace),
+                metric: unescape(metric),
+                rule: QualityRule::parse(rule)?,
+                action: QualityAction::parse(action)?,
+                samples: samples.parse().ok()?,
+            };
+            Some(if *kind == "C" {
+                Record::Count(c)
+            } else {
+                Record::Counted(c)
+            })
+        }
         [
             kind @ ("L" | "E"),
             arrival,
@@ -303,6 +323,13 @@ mod tests {
         for record in [
             Record::Event(event("giá trị\t-5\nngoài khoảng")),
             Record::Listed(event("x")),
+            Record::Counted(QualityCount {
+                namespace: "y tế".into(),
+                metric: "m".into(),
+                rule: QualityRule::OutOfRange,
+                action: QualityAction::Rejected,
+                samples: 7,
+            }),
             Record::Count(QualityCount {
                 namespace: "y tế".into(),
                 metric: "m".into(),

@@ -89,8 +89,17 @@ pub const LISTED_PER_WRITE: u64 = 10;
 #[derive(Debug, Default)]
 pub(crate) struct WriteEvents {
     listed: Vec<QualityEvent>,
-    /// (namespace, metric, rule, action, listed, only counted).
-    tally: Vec<(String, String, QualityRule, QualityAction, u64, u64)>,
+    tally: Vec<Tally>,
+}
+
+/// One key's events in one write.
+#[derive(Debug)]
+struct Tally {
+    key: CountKey,
+    /// Events listed in full.
+    listed: u64,
+    /// Samples counted without an event.
+    unlisted: u64,
 }
 
 impl WriteEvents {
@@ -104,22 +113,25 @@ impl WriteEvents {
         action: QualityAction,
         samples: u64,
     ) -> bool {
-        let found = self
-            .tally
-            .iter_mut()
-            .find(|t| t.2 == rule && t.3 == action && t.1 == metric && t.0 == namespace);
+        let found = self.tally.iter_mut().find(|t| {
+            let (n, m, r, a) = &t.key;
+            *r == rule && *a == action && m == metric && n == namespace
+        });
         match found {
-            Some(t) if t.4 >= LISTED_PER_WRITE => {
-                t.5 += samples;
+            Some(t) if t.listed >= LISTED_PER_WRITE => {
+                t.unlisted += samples;
                 false
             }
             Some(t) => {
-                t.4 += 1;
+                t.listed += 1;
                 true
             }
             None => {
-                let key = (namespace.to_owned(), metric.to_owned(), rule, action);
-                self.tally.push((key.0, key.1, key.2, key.3, 1, 0));
+                self.tally.push(Tally {
+                    key: (namespace.to_owned(), metric.to_owned(), rule, action),
+                    listed: 1,
+                    unlisted: 0,
+                });
                 true
             }
         }
@@ -135,8 +147,8 @@ impl WriteEvents {
     }
 }
 
-/// Key of a counter.
-type CountKey = (String, String, QualityRule, QualityAction);
+/// Key of a counter: namespace, metric, rule, action.
+pub(crate) type CountKey = (String, String, QualityRule, QualityAction);
 
 /// The engine's data-quality state.
 #[derive(Debug)]
@@ -256,16 +268,17 @@ impl Quality {
         let unlisted: Vec<QualityCount> = events
             .tally
             .into_iter()
-            .filter(|t| t.5 > 0)
-            .map(
-                |(namespace, metric, rule, action, _, samples)| QualityCount {
+            .filter(|t| t.unlisted > 0)
+            .map(|t| {
+                let (namespace, metric, rule, action) = t.key;
+                QualityCount {
                     namespace,
                     metric,
                     rule,
                     action,
-                    samples,
-                },
-            )
+                    samples: t.unlisted,
+                }
+            })
             .collect();
         let events = events.listed;
         let mut log = self.log.lock();

@@ -164,7 +164,7 @@ impl Journal {
 }
 
 /// Counter totals as the journal keeps them.
-pub type Counts = BTreeMap<(String, String, QualityRule, QualityAction), u64>;
+pub type Counts = BTreeMap<super::CountKey, u64>;
 
 /// Writes a journal of `dir` holding `counts` and `events` (temporary file, fsync, rename,
 /// directory fsync); returns its handle, open for appending, and its size.

@@ -22,6 +22,19 @@ fn event(i: i64) -> QualityEvent {
     }
 }
 
+fn open_in(dir: &std::path::Path) -> Quality {
+    let catalog = MetadataStore::default();
+    Quality::open(
+        Arc::new(OsFs),
+        dir,
+        false,
+        true,
+        Arrivals::default(),
+        &catalog,
+    )
+    .expect("open")
+}
+
 fn write_events(events: impl IntoIterator<Item = QualityEvent>) -> WriteEvents {
     let mut w = WriteEvents::default();
     for e in events {
@@ -35,17 +48,7 @@ fn write_events(events: impl IntoIterator<Item = QualityEvent>) -> WriteEvents {
 #[test]
 fn a_flood_lists_a_few_events_a_write_and_counts_them_all_across_a_restart() {
     let dir = tempfile::tempdir().expect("dir");
-    let open = || {
-        Quality::open(
-            Arc::new(OsFs),
-            dir.path(),
-            false,
-            true,
-            Arrivals::default(),
-            &MetadataStore::default(),
-        )
-        .expect("open")
-    };
+    let open = || open_in(dir.path());
     let q = open();
     let flood = (0..5000).map(|i| QualityEvent {
         namespace: "a".into(),
@@ -71,17 +74,7 @@ fn a_flood_lists_a_few_events_a_write_and_counts_them_all_across_a_restart() {
 #[test]
 fn the_newest_events_are_kept_and_every_one_is_counted_across_rewrites() {
     let dir = tempfile::tempdir().expect("dir");
-    let open = || {
-        Quality::open(
-            Arc::new(OsFs),
-            dir.path(),
-            false,
-            true,
-            Arrivals::default(),
-            &MetadataStore::default(),
-        )
-        .expect("open")
-    };
+    let open = || open_in(dir.path());
     let q = open();
     let n = MAX_EVENTS as i64 + 50;
     // Ten events a write: each key (two namespaces) stays within what a write lists.

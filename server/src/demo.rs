@@ -61,8 +61,12 @@ fn declare(engine: &Engine) -> iocdb_engine::Result<()> {
     Ok(())
 }
 
-/// Writes requests, a few thousand series at a time.
-fn write_all(engine: &Engine, requests: Vec<WriteRequest>) -> iocdb_engine::Result<u64> {
+/// Writes requests, a few thousand series at a time (as history when `backfill`).
+fn write_all(
+    engine: &Engine,
+    requests: Vec<WriteRequest>,
+    backfill: bool,
+) -> iocdb_engine::Result<u64> {
     let mut accepted = 0;
     for r in requests {
         let ns = r.namespace;
@@ -70,12 +74,16 @@ fn write_all(engine: &Engine, requests: Vec<WriteRequest>) -> iocdb_engine::Resu
         while !series.is_empty() {
             let rest = series.split_off(series.len().min(2_000));
             let chunk = std::mem::replace(&mut series, rest);
-            accepted += engine
-                .write(WriteRequest {
-                    namespace: ns.clone(),
-                    series: chunk,
-                })?
-                .accepted as u64;
+            let req = WriteRequest {
+                namespace: ns.clone(),
+                series: chunk,
+            };
+            let outcome = if backfill {
+                engine.write_backfill(req)?
+            } else {
+                engine.write(req)?
+            };
+            accepted += outcome.accepted as u64;
         }
     }
     Ok(accepted)
@@ -91,7 +99,7 @@ pub async fn feed(engine: Arc<Engine>, scale: f64, mut stop: watch::Receiver<boo
         tokio::task::spawn_blocking(move || {
             declare(&engine)?;
             let mut live = Live::new(series(scale), origin, now - day);
-            let backfilled = write_all(&engine, live.due(now))?;
+            let backfilled = write_all(&engine, live.due(now), true)?;
             Ok::<_, iocdb_engine::Error>((live, backfilled))
         })
         .await
@@ -116,7 +124,7 @@ pub async fn feed(engine: Arc<Engine>, scale: f64, mut stop: watch::Receiver<boo
         }
         let due = live.due(crate::service::now_ms());
         let engine = engine.clone();
-        match tokio::task::spawn_blocking(move || write_all(&engine, due)).await {
+        match tokio::task::spawn_blocking(move || write_all(&engine, due, false)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::warn!(error = %e, "demo: a live write failed"),
             Err(e) => tracing::error!(error = %e, "demo: a live write panicked"),

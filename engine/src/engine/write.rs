@@ -49,6 +49,17 @@ impl Engine {
     /// memory budget or the disk is full, [`Error::WritesStopped`] after a failed fsync,
     /// [`Error::Closed`].
     pub fn write(&self, req: WriteRequest) -> Result<WriteOutcome> {
+        self.write_as(req, true)
+    }
+
+    /// [`Engine::write`] for history being uploaded (an import, a backfill): the samples'
+    /// arrival says nothing about their sources' liveness, so their delays are not recorded
+    /// (the completeness report's delay percentiles stay those of live data).
+    pub fn write_backfill(&self, req: WriteRequest) -> Result<WriteOutcome> {
+        self.write_as(req, false)
+    }
+
+    fn write_as(&self, req: WriteRequest, live: bool) -> Result<WriteOutcome> {
         let _span = tracing::debug_span!(
             "write",
             namespace = %crate::model::echo(&req.namespace),
@@ -79,6 +90,7 @@ impl Engine {
         let window = self.window_at(namespace.as_str(), now);
         let mut checkers = self.inner.quality.lookup();
         let mut admitted = Admitted::new(req.series.len(), now, &self.inner.quality);
+        admitted.record_arrivals &= live;
         for (i, write) in req.series.into_iter().enumerate() {
             match self.resolve_in(&namespace, write.labels) {
                 Ok((series, labels)) => {

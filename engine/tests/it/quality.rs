@@ -542,3 +542,32 @@ fn a_damaged_arrivals_file_is_quarantined_named_by_verify_and_the_store_still_op
     );
     assert_eq!(stats.series, 1);
 }
+
+#[test]
+fn a_backfill_is_stored_without_arrival_delays() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = Engine::open(dir.path(), Options::default()).expect("open");
+    let t = now() - 86_400_000;
+    let write = |live: bool| {
+        let req = WriteRequest {
+            namespace: NS.into(),
+            series: vec![series("m", Some("Châu Phú"), &[(t, 1.0), (t + 1, 2.0)])],
+        };
+        let out = if live {
+            engine.write(req)
+        } else {
+            engine.write_backfill(req)
+        };
+        assert_eq!(out.expect("write").accepted, 2);
+    };
+    let q = iocdb_engine::CompletenessQuery {
+        start: t - 3_600_000,
+        end: t + 3_600_000,
+        ..Default::default()
+    };
+    let delays = || engine.completeness(NS, &q, t, 3.0).expect("report").delays;
+    write(false);
+    assert_eq!(delays(), vec![], "history records no delays");
+    write(true);
+    assert_eq!(delays()[0].samples, 2);
+}

@@ -95,6 +95,12 @@ impl Importer {
                         })
                         .collect(),
                 };
+                // History: its arrival says nothing about the sources' liveness.
+                let mut req = tonic::Request::new(req);
+                req.metadata_mut().insert(
+                    crate::service::ingest::BACKFILL_HEADER,
+                    tonic::metadata::MetadataValue::from_static("1"),
+                );
                 match client.write(req).await {
                     Ok(answer) => answer.into_inner(),
                     // Some samples rejected: the answer rides in the status details.
@@ -105,7 +111,7 @@ impl Importer {
                 }
             }
             Destination::Store(engine) => {
-                let outcome = engine.write(WriteRequest {
+                let outcome = engine.write_backfill(WriteRequest {
                     namespace: self.namespace.clone(),
                     series: series.clone(),
                 })?;

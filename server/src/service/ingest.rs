@@ -18,6 +18,10 @@ use crate::convert;
 /// Most series ids one write stream remembers.
 pub const MAX_STREAM_IDS: usize = 1_000_000;
 
+/// Request metadata that marks a unary `Write` as history being uploaded (`1`): its samples'
+/// arrival delays are not recorded (see `Engine::write_backfill`). `iocdb import` sends it.
+pub const BACKFILL_HEADER: &str = "x-iocdb-backfill";
+
 /// The ingest service.
 #[derive(Debug, Clone)]
 pub struct IngestService(pub AppState);
@@ -119,12 +123,22 @@ impl IngestService {
         req: v1::WriteRequest,
         resp: &mut v1::WriteResponse,
         index: u32,
+        backfill: bool,
     ) -> Result<(), Status> {
         self.check_limits(&req)?;
         self.admit(&req)?;
         let req = convert::write_request(req)?;
         let ns = req.namespace.clone();
-        let result = self.0.blocking(move |e| e.write(req)).await;
+        let result = self
+            .0
+            .blocking(move |e| {
+                if backfill {
+                    e.write_backfill(req)
+                } else {
+                    e.write(req)
+                }
+            })
+            .await;
         self.0.metrics.write_request(&ns, result.as_ref().ok());
         convert::add_outcome(resp, &result?, index);
         Ok(())
@@ -205,8 +219,13 @@ impl Ingest for IngestService {
         self.0.check_running()?;
         self.0
             .authorize(&req, "/iocdb.v1.Ingest/Write", &req.get_ref().namespace)?;
+        let backfill = req
+            .metadata()
+            .get(BACKFILL_HEADER)
+            .is_some_and(|v| v == "1");
         let mut resp = v1::WriteResponse::default();
-        self.write_one(req.into_inner(), &mut resp, 0).await?;
+        self.write_one(req.into_inner(), &mut resp, 0, backfill)
+            .await?;
         finish(resp)
     }
 

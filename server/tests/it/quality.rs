@@ -219,6 +219,25 @@ async fn completeness_over_grpc_the_cli_and_as_exported_series() {
         })
         .await
         .expect("catalog");
+    // History uploaded as such (what `iocdb import` sends) is stored without delays.
+    let mut history = tonic::Request::new(v1::WriteRequest {
+        namespace: "luu_tru".into(),
+        series: vec![series(
+            "lodging_rooms",
+            &[("commune", "An Phú")],
+            &[(start + 3 * minute, 7.0)],
+        )],
+    });
+    history.metadata_mut().insert(
+        "x-iocdb-backfill",
+        tonic::metadata::MetadataValue::from_static("1"),
+    );
+    server
+        .ingest()
+        .await
+        .write(history)
+        .await
+        .expect("backfill");
     let end = start + 30 * minute;
     let r = server
         .query()
@@ -240,7 +259,11 @@ async fn completeness_over_grpc_the_cli_and_as_exported_series() {
         .collect();
     assert_eq!(
         groups,
-        vec![("Châu Đốc".into(), 30, 30), ("Tri Tôn".into(), 30, 25)]
+        vec![
+            ("Châu Đốc".into(), 30, 30),
+            ("Tri Tôn".into(), 30, 25),
+            ("An Phú".into(), 1, 1)
+        ]
     );
     assert_eq!(r.groups[0].department, "Sở Văn hóa, Thể thao và Du lịch");
     let gaps: Vec<(i64, i64, u64)> = r

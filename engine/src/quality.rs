@@ -66,7 +66,7 @@ pub(crate) struct Lookup {
 
 impl Lookup {
     /// The checker of `metric` in `namespace`, if its indicator has rules in force.
-    pub fn get(&mut self, namespace: &str, metric: &str) -> Option<&Checker> {
+    pub fn get(&mut self, namespace: &str, metric: &str) -> Option<&Arc<Checker>> {
         let checkers = self.checkers.as_ref()?;
         let hit = self
             .last
@@ -76,7 +76,7 @@ impl Lookup {
             let found = checkers.get(namespace).and_then(|c| c.get(metric)).cloned();
             self.last = Some((namespace.to_owned(), metric.to_owned(), found));
         }
-        self.last.as_ref().and_then(|(_, _, c)| c.as_deref())
+        self.last.as_ref().and_then(|(_, _, c)| c.as_ref())
     }
 }
 

@@ -213,8 +213,11 @@ impl Engine {
         let inner = &*self.inner;
         let Admitted {
             batch,
-            events,
+            deferred,
+            deferred_checkers,
+            mut events,
             arrivals,
+            arrival_ms,
             ..
         } = admitted;
         self.count_rejections(&outcome);
@@ -250,12 +253,31 @@ impl Engine {
         }
         let (mut accepted, mut grown) = (0, 0);
         let mut tally = UsageTally::default();
+        // Samples that broke a deferred rule, judged under their series' lock: (entry,
+        // sample, violation); their events are built after, outside the locks.
+        let mut flagged: Vec<(Arc<Series>, Sample, Violation)> = Vec::new();
         for (i, ((series, samples), place)) in batch.into_iter().zip(places).enumerate() {
             accepted += samples.len();
             let n = samples.len() as u64;
-            let mut tell = |applied: &[Sample]| {
+            let checker = deferred
+                .get(i)
+                .copied()
+                .flatten()
+                .and_then(|k| deferred_checkers.get(k as usize));
+            let mut tell = |applied: &[Sample], latest: &dyn Fn() -> Option<Sample>| {
                 if let Some(to) = targets.as_mut() {
                     inner.watch.deliver(to, i, series.id, applied);
+                }
+                if let Some(c) = checker {
+                    let mut last = c.needs_latest().then(latest).flatten();
+                    for &s in applied {
+                        if let Some(v) = c.check_sample(last, s) {
+                            flagged.push((series.clone(), s, v));
+                        }
+                        if last.is_none_or(|l| s.t > l.t) {
+                            last = Some(s);
+                        }
+                    }
                 }
             };
             let bytes = inner.head.apply(&series, place, samples, &mut tell);
@@ -266,6 +288,10 @@ impl Engine {
         inner.add_head_bytes(grown);
         inner.accepted.fetch_add(accepted as u64, Ordering::Relaxed);
         outcome.accepted = accepted;
+        for (series, s, v) in flagged {
+            let labels = inner.head.labels(&series);
+            record_event(&series, &labels, arrival_ms, &v, false, s, 1, &mut events);
+        }
         inner.quality.record(events, arrivals);
         Ok(outcome)
     }
@@ -275,6 +301,11 @@ impl Engine {
 /// arrival delays of the samples it keeps.
 struct Admitted {
     batch: Vec<(Arc<Series>, Vec<Sample>)>,
+    /// Per entry of `batch`: the checker (in `deferred_checkers`) whose sample rules are
+    /// judged at apply time, under the series' lock the apply takes anyway — for the policy
+    /// `flag`, which refuses nothing, so nothing need be decided before the WAL.
+    deferred: Vec<Option<u16>>,
+    deferred_checkers: Vec<Arc<Checker>>,
     events: WriteEvents,
     arrivals: ArrivalBatch,
     record_arrivals: bool,
@@ -285,6 +316,8 @@ impl Admitted {
     fn new(series: usize, arrival_ms: i64, quality: &Quality) -> Self {
         Admitted {
             batch: Vec::with_capacity(series),
+            deferred: Vec::with_capacity(series),
+            deferred_checkers: Vec::new(),
             events: WriteEvents::default(),
             arrivals: ArrivalBatch::default(),
             record_arrivals: quality.records_arrivals(),
@@ -292,11 +325,28 @@ impl Admitted {
         }
     }
 
-    /// Keeps a series' admitted samples.
-    fn keep(&mut self, series: Arc<Series>, labels: &Labels, samples: Vec<Sample>) {
+    /// Keeps a series' admitted samples (with the checker to judge them at apply time).
+    fn keep(
+        &mut self,
+        series: Arc<Series>,
+        labels: &Labels,
+        samples: Vec<Sample>,
+        deferred: Option<&Arc<Checker>>,
+    ) {
         if samples.is_empty() {
             return;
         }
+        let deferred = deferred.map(|c| {
+            let known = self
+                .deferred_checkers
+                .iter()
+                .position(|k| Arc::ptr_eq(k, c));
+            known.unwrap_or_else(|| {
+                self.deferred_checkers.push(c.clone());
+                self.deferred_checkers.len() - 1
+            }) as u16
+        });
+        self.deferred.push(deferred);
         if self.record_arrivals {
             let ts = samples.iter().map(|s| s.t);
             let ns = series.namespace.as_str();
@@ -313,7 +363,7 @@ impl Admitted {
         &mut self,
         w: &Window,
         labels: &Labels,
-        checker: Option<&Checker>,
+        checker: Option<&Arc<Checker>>,
         series_index: usize,
         series: Arc<Series>,
         mut samples: Vec<Sample>,
@@ -321,15 +371,17 @@ impl Admitted {
     ) {
         let outside = |s: &Sample| s.t > w.max_t || s.t < w.min_t;
         if checker.is_none() && !samples.iter().any(outside) {
-            self.keep(series, labels, samples);
+            self.keep(series, labels, samples, None);
             return;
         }
+        // `flag` refuses nothing: its sample rules are judged at apply time.
+        let deferred = checker.filter(|c| c.policy() == QualityPolicy::Flag);
+        let checker = checker.map(Arc::as_ref);
         let mut judge = checker.map(|checker| Judge {
             checker,
             labels,
             series: &series,
-            latest: checker
-                .needs_latest()
+            latest: (checker.needs_latest() && deferred.is_none())
                 .then(|| series.head.latest())
                 .flatten(),
             arrival_ms: self.arrival_ms,
@@ -368,6 +420,8 @@ impl Admitted {
                     timestamp: s.t,
                     min: w.min_t,
                 }
+            } else if deferred.is_some() {
+                continue;
             } else {
                 match judge.as_mut().and_then(|j| j.sample(*s, &mut self.events)) {
                     Some(reason) => reason,
@@ -393,7 +447,7 @@ impl Admitted {
                 keep
             });
         }
-        self.keep(series, labels, samples);
+        self.keep(series, labels, samples, deferred);
     }
 }
 
@@ -428,8 +482,6 @@ impl Judge<'_> {
         })
     }
 
-    /// Counts a violation, and lists it in full unless this write has listed enough of its
-    /// kind ([`crate::quality::LISTED_PER_WRITE`]).
     fn record(
         &self,
         v: &Violation,
@@ -438,28 +490,54 @@ impl Judge<'_> {
         samples: usize,
         events: &mut WriteEvents,
     ) {
-        let action = if rejected {
-            QualityAction::Rejected
-        } else {
-            QualityAction::Flagged
-        };
-        let (ns, metric) = (self.series.namespace.as_str(), self.labels.metric_name());
-        if !events.count(ns, metric, v.rule, action, samples as u64) {
-            return;
-        }
-        events.list(QualityEvent {
-            arrival_ms: self.arrival_ms,
-            namespace: ns.to_owned(),
-            metric: metric.to_owned(),
-            series: shorten(&self.labels.to_string(), SERIES_TEXT_BYTES),
-            rule: v.rule,
-            action,
-            samples: samples as u64,
-            timestamp: first.t,
-            value: first.v,
-            detail: v.detail.clone(),
-        });
+        let (series, labels) = (self.series, self.labels);
+        record_event(
+            series,
+            labels,
+            self.arrival_ms,
+            v,
+            rejected,
+            first,
+            samples,
+            events,
+        );
     }
+}
+
+/// Counts a violation, and lists it in full unless this write has listed enough of its kind
+/// ([`crate::quality::LISTED_PER_WRITE`]).
+#[allow(clippy::too_many_arguments)]
+fn record_event(
+    series: &Series,
+    labels: &Labels,
+    arrival_ms: i64,
+    v: &Violation,
+    rejected: bool,
+    first: Sample,
+    samples: usize,
+    events: &mut WriteEvents,
+) {
+    let action = if rejected {
+        QualityAction::Rejected
+    } else {
+        QualityAction::Flagged
+    };
+    let (ns, metric) = (series.namespace.as_str(), labels.metric_name());
+    if !events.count(ns, metric, v.rule, action, samples as u64) {
+        return;
+    }
+    events.list(QualityEvent {
+        arrival_ms,
+        namespace: ns.to_owned(),
+        metric: metric.to_owned(),
+        series: shorten(&labels.to_string(), SERIES_TEXT_BYTES),
+        rule: v.rule,
+        action,
+        samples: samples as u64,
+        timestamp: first.t,
+        value: first.v,
+        detail: v.detail.clone(),
+    });
 }
 
 /// Refuses the whole batch when one of its namespaces has filled its share of the head

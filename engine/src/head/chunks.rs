@@ -91,6 +91,12 @@ fn newest(d: &SeriesData) -> Option<Sample> {
     Some(Sample::new(*ts.last()?, *vs.last()?))
 }
 
+/// [`HeadSeries::latest`] on locked data.
+fn latest_locked(d: &SeriesData) -> Option<Sample> {
+    newest(d).or((d.ooo.is_empty() && d.open_min_t != i64::MIN)
+        .then_some(Sample::new(d.open_min_t, d.taken_v)))
+}
+
 /// The head data of one series.
 #[derive(Debug, Default)]
 pub struct HeadSeries {
@@ -109,19 +115,20 @@ impl HeadSeries {
     /// skipped; returns the change in accounted bytes, or gives the samples back when an
     /// earlier place is still outstanding (the caller waits and tries again).
     /// `on_apply` sees the samples under the series' lock, so that what it tells (live
-    /// subscribers) follows the apply order.
+    /// subscribers) follows the apply order, and can ask for the newest sample before them
+    /// (what the data-quality rules compare with) without locking again.
     pub fn append_at(
         &self,
         place: u64,
         samples: Vec<Sample>,
-        on_apply: &mut dyn FnMut(&[Sample]),
+        on_apply: &mut dyn FnMut(&[Sample], &dyn Fn() -> Option<Sample>),
     ) -> Result<isize, Vec<Sample>> {
         let mut d = self.data.lock();
         if d.applied + 1 != place {
             return Err(samples);
         }
         d.applied = place;
-        on_apply(&samples);
+        on_apply(&samples, &|| latest_locked(&d));
         Ok(append_locked(&mut d, samples))
     }
 
@@ -195,9 +202,7 @@ impl HeadSeries {
     /// them all, the newest it took: what the data-quality rules compare a new sample with.
     /// `None` when this process has seen no sample of the series.
     pub fn latest(&self) -> Option<Sample> {
-        let d = self.data.lock();
-        newest(&d).or((d.ooo.is_empty() && d.open_min_t != i64::MIN)
-            .then_some(Sample::new(d.open_min_t, d.taken_v)))
+        latest_locked(&self.data.lock())
     }
 
     /// Whether any held sample may lie in `[start, end]` (by chunk bounds).

@@ -194,7 +194,7 @@ impl Head {
         series: &Series,
         place: u64,
         samples: Vec<Sample>,
-        on_apply: &mut dyn FnMut(&[Sample], &dyn Fn() -> Option<Sample>),
+        on_apply: chunks::OnApply<'_>,
     ) -> isize {
         let grown = match series.head.append_at(place, samples, on_apply) {
             Ok(grown) => grown,

@@ -91,6 +91,10 @@ fn newest(d: &SeriesData) -> Option<Sample> {
     Some(Sample::new(*ts.last()?, *vs.last()?))
 }
 
+/// What an apply tells its caller under the series' lock: the samples being applied, and a
+/// way to ask for the newest sample before them.
+pub type OnApply<'a> = &'a mut dyn FnMut(&[Sample], &dyn Fn() -> Option<Sample>);
+
 /// [`HeadSeries::latest`] on locked data.
 fn latest_locked(d: &SeriesData) -> Option<Sample> {
     newest(d).or((d.ooo.is_empty() && d.open_min_t != i64::MIN)
@@ -121,7 +125,7 @@ impl HeadSeries {
         &self,
         place: u64,
         samples: Vec<Sample>,
-        on_apply: &mut dyn FnMut(&[Sample], &dyn Fn() -> Option<Sample>),
+        on_apply: OnApply<'_>,
     ) -> Result<isize, Vec<Sample>> {
         let mut d = self.data.lock();
         if d.applied + 1 != place {

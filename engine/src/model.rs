@@ -24,5 +24,5 @@ pub use quality::{
     QualityAction, QualityCount, QualityEvent, QualityPolicy, QualityRule, QualityRules,
 };
 pub use reject::{RejectReason, Rejection};
-pub use sample::Sample;
+pub use sample::{STALE_NAN_BITS, Sample, is_stale_marker};
 pub use write::{SeriesWrite, WriteOutcome, WriteRequest};

@@ -97,13 +97,7 @@ use value::Value;
 /// The Prometheus 2.x default lookback for instant selection, ms.
 pub const DEFAULT_LOOKBACK_MS: i64 = 5 * 60 * 1000;
 
-/// The bit pattern Prometheus writes as a staleness marker.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-
-/// Whether a value is a Prometheus staleness marker.
-pub fn is_stale_marker(v: f64) -> bool {
-    v.to_bits() == STALE_NAN_BITS
-}
+pub use crate::model::{STALE_NAN_BITS, is_stale_marker};
 
 /// A PromQL query: instant (`step` 0, `start` = `end`) or over a range of steps.
 #[derive(Debug, Clone)]

@@ -253,17 +253,16 @@ impl Engine {
         }
         let (mut accepted, mut grown) = (0, 0);
         let mut tally = UsageTally::default();
-        // Samples that broke a deferred rule, judged under their series' lock: (entry,
+        // Samples that broke a deferred rule, judged under their series' lock: (series,
         // sample, violation); their events are built after, outside the locks.
         let mut flagged: Vec<(Arc<Series>, Sample, Violation)> = Vec::new();
+        let mut deferred = deferred.into_iter().peekable();
         for (i, ((series, samples), place)) in batch.into_iter().zip(places).enumerate() {
             accepted += samples.len();
             let n = samples.len() as u64;
             let checker = deferred
-                .get(i)
-                .copied()
-                .flatten()
-                .and_then(|k| deferred_checkers.get(k as usize));
+                .next_if(|&(entry, _)| entry == i)
+                .and_then(|(_, k)| deferred_checkers.get(k));
             let mut tell = |applied: &[Sample], latest: &dyn Fn() -> Option<Sample>| {
                 if let Some(to) = targets.as_mut() {
                     inner.watch.deliver(to, i, series.id, applied);
@@ -301,10 +300,11 @@ impl Engine {
 /// arrival delays of the samples it keeps.
 struct Admitted {
     batch: Vec<(Arc<Series>, Vec<Sample>)>,
-    /// Per entry of `batch`: the checker (in `deferred_checkers`) whose sample rules are
-    /// judged at apply time, under the series' lock the apply takes anyway — for the policy
-    /// `flag`, which refuses nothing, so nothing need be decided before the WAL.
-    deferred: Vec<Option<u16>>,
+    /// (entry of `batch`, checker in `deferred_checkers`), in entry order: the entries whose
+    /// sample rules are judged at apply time, under the series' lock the apply takes anyway
+    /// — for the policy `flag`, which refuses nothing, so nothing need be decided before
+    /// the WAL. Empty for a write without such rules.
+    deferred: Vec<(usize, usize)>,
     deferred_checkers: Vec<Arc<Checker>>,
     events: WriteEvents,
     arrivals: ArrivalBatch,
@@ -316,7 +316,7 @@ impl Admitted {
     fn new(series: usize, arrival_ms: i64, quality: &Quality) -> Self {
         Admitted {
             batch: Vec::with_capacity(series),
-            deferred: Vec::with_capacity(series),
+            deferred: Vec::new(),
             deferred_checkers: Vec::new(),
             events: WriteEvents::default(),
             arrivals: ArrivalBatch::default(),
@@ -336,17 +336,17 @@ impl Admitted {
         if samples.is_empty() {
             return;
         }
-        let deferred = deferred.map(|c| {
+        if let Some(c) = deferred {
             let known = self
                 .deferred_checkers
                 .iter()
                 .position(|k| Arc::ptr_eq(k, c));
-            known.unwrap_or_else(|| {
+            let k = known.unwrap_or_else(|| {
                 self.deferred_checkers.push(c.clone());
                 self.deferred_checkers.len() - 1
-            }) as u16
-        });
-        self.deferred.push(deferred);
+            });
+            self.deferred.push((self.batch.len(), k));
+        }
         if self.record_arrivals {
             let ts = samples.iter().map(|s| s.t);
             let ns = series.namespace.as_str();

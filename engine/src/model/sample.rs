@@ -21,3 +21,11 @@ impl Sample {
         self.t == other.t && self.v.to_bits() == other.v.to_bits()
     }
 }
+
+/// The bit pattern Prometheus writes as a staleness marker (a series ended; not a value).
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// Whether a value is a Prometheus staleness marker.
+pub fn is_stale_marker(v: f64) -> bool {
+    v.to_bits() == STALE_NAN_BITS
+}

@@ -2,11 +2,9 @@
 //! and of each sample against them.
 
 use crate::metadata::MetricMetadata;
-use crate::model::{Labels, QualityPolicy, QualityRule, QualityRules, Sample, echo};
-
-/// STALE_NAN_BITS of the query room, which this room may not name: Prometheus' staleness
-/// marker says a series ended, not that a value is wrong.
-const STALE_MARKER_BITS: u64 = 0x7ff0_0000_0000_0002;
+use crate::model::{
+    Labels, QualityPolicy, QualityRule, QualityRules, Sample, echo, is_stale_marker,
+};
 
 /// A broken rule and what was wrong.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,7 +70,8 @@ impl Checker {
     /// a sample newer than that latest one; an older one is a revision, judged by the
     /// revision window alone.
     pub fn check_sample(&self, latest: Option<Sample>, s: Sample) -> Option<Violation> {
-        if s.v.to_bits() == STALE_MARKER_BITS {
+        // A staleness marker says a series ended, not that a value is wrong.
+        if is_stale_marker(s.v) {
             return None;
         }
         let r = &self.rules;
@@ -206,7 +205,7 @@ mod tests {
             rule_of(&c, None, (1, f64::NAN)),
             Some(QualityRule::OutOfRange)
         );
-        let stale = f64::from_bits(STALE_MARKER_BITS);
+        let stale = f64::from_bits(crate::model::STALE_NAN_BITS);
         assert_eq!(rule_of(&c, None, (1, stale)), None);
     }
 

@@ -109,6 +109,10 @@ pub const HTTP: &[(&str, Need)] = &[
     ("/api/v1/metadata", Need::Namespace(Role::Read)),
     ("/api/v1/query_exemplars", Need::Namespace(Role::Read)),
     ("/api/v1/status/buildinfo", Need::Open),
+    ("/api/v1/status/iocdb", Need::Global(Role::Read)),
+    // The console's files hold no data: its pages ask the API, which checks each call.
+    ("/", Need::Open),
+    ("/console/{file}", Need::Open),
     (
         "/api/v1/admin/tsdb/delete_series",
         Need::Namespace(Role::Admin),

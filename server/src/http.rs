@@ -79,6 +79,7 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
             get(api::exemplars).post(api::exemplars),
         ),
         ("/api/v1/status/buildinfo", get(api::buildinfo)),
+        ("/api/v1/status/iocdb", get(api::status)),
         (
             "/api/v1/admin/tsdb/delete_series",
             post(admin::delete_series).put(admin::delete_series),
@@ -94,6 +95,9 @@ fn routes() -> Vec<(&'static str, axum::routing::MethodRouter<AppState>)> {
         ("/metrics", get(crate::metrics::handler)),
         ("/-/healthy", get(api::healthy)),
         ("/-/ready", get(api::ready)),
+        // The console names namespaces in its own API calls, whichever prefix served it.
+        ("/", get(crate::console::index)),
+        ("/console/{file}", get(crate::console::file)),
     ]
 }
 
@@ -177,7 +181,12 @@ async fn authorize(
                 Err(over) => too_many(&over),
             }
         }
-        Ok(_) => next.run(request).await,
+        // The caller goes along, for handlers that reach further namespaces (a watch of several).
+        Ok(caller) => {
+            let mut request = request;
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
         Err(denied) => {
             state.audit.record(
                 denied.principal(),
@@ -207,7 +216,7 @@ pub fn too_many(over: &crate::limits::OverLimit) -> Response {
 }
 
 /// 401 (with a challenge) or 403, in Prometheus' error shape.
-fn refusal(denied: crate::auth::Denied) -> Response {
+pub(crate) fn refusal(denied: crate::auth::Denied) -> Response {
     match denied {
         crate::auth::Denied::Unauthenticated(message) => {
             let mut response = ApiError {

@@ -7,6 +7,7 @@ mod cli;
 mod commands;
 mod completeness;
 mod config;
+mod console;
 mod convert;
 mod demo;
 mod http;

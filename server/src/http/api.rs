@@ -40,8 +40,7 @@ pub async fn query(
         max_samples: state.limits.query_max_samples(&ns),
         ..PromqlQuery::instant(ns, expr, time)
     };
-    let answer = blocking(&state, move |e| e.query(&q)).await?;
-    Ok(ok(&json::query_data(&answer.value)))
+    answer(&state, q, &p).await
 }
 
 /// `GET|POST /api/v1/query_range`.
@@ -81,8 +80,26 @@ pub async fn query_range(
         max_samples: state.limits.query_max_samples(&ns),
         ..PromqlQuery::range(ns, expr, start, end, step)
     };
-    let answer = blocking(&state, move |e| e.query(&q)).await?;
-    Ok(ok(&json::query_data(&answer.value)))
+    answer(&state, q, &p).await
+}
+
+/// Runs a PromQL query and writes its answer; with `stats` (any value, as Prometheus'
+/// `stats=all`) also what it read and took — Prometheus' `timings` and `samples`, and
+/// iocdb's own figures under `iocdb`, where `servedBy` says what answered: raw samples
+/// (iocdb keeps no rollups or result cache yet).
+async fn answer(state: &AppState, q: PromqlQuery, p: &Params) -> Result<Response, ApiError> {
+    let started = Instant::now();
+    let answer = blocking(state, move |e| e.query(&q)).await?;
+    let mut data = json::query_data(&answer.value);
+    if p.get("stats").is_some() {
+        let seconds = started.elapsed().as_secs_f64();
+        data.pop();
+        data.push_str(&format!(
+            r#","stats":{{"timings":{{"evalTotalTime":{seconds},"execTotalTime":{seconds}}},"samples":{{"totalQueryableSamples":{}}},"iocdb":{{"seriesRead":{},"samplesRead":{},"servedBy":"raw"}}}}}}"#,
+            answer.samples_read, answer.series_read, answer.samples_read
+        ));
+    }
+    Ok(ok(&data))
 }
 
 /// The series filters of `match[]` (at least one when `required`; none means every series).
@@ -261,6 +278,44 @@ pub async fn buildinfo() -> Response {
     ))
 }
 
+/// `GET /api/v1/status/iocdb` (an iocdb extension, for the console and operators): the
+/// namespaces with their series and retention, the head's memory and budget, and the
+/// compaction window. Cheap: nothing here walks the series.
+pub async fn status(State(state): State<AppState>) -> Response {
+    let c = &state.config;
+    let seconds = |d: std::time::Duration| serde_json::Value::from(d.as_secs_f64());
+    let retention_of = |ns: &str| {
+        c.retention_by_namespace
+            .get(ns)
+            .copied()
+            .or(c.retention)
+            .map(seconds)
+            .unwrap_or(serde_json::Value::Null)
+    };
+    let namespaces: Vec<serde_json::Value> = state
+        .engine
+        .namespaces()
+        .into_iter()
+        .map(|(name, series)| {
+            serde_json::json!({"name": name, "series": series, "retention": retention_of(&name)})
+        })
+        .collect();
+    let (head_bytes, head_budget) = state.engine.head_memory();
+    let data = serde_json::json!({
+        "version": env!("CARGO_PKG_VERSION"),
+        "namespaces": namespaces,
+        "retention": retention_of(""),
+        "compactionWindow": seconds(c.compaction_window),
+        "headBytes": head_bytes,
+        "headBudgetBytes": head_budget,
+        "demo": c.demo_scale.is_some(),
+    });
+    ok(&data.to_string())
+}
+
+/// The most namespaces one watch follows.
+const MAX_WATCHED: usize = 64;
+
 /// `GET /-/healthy`.
 pub async fn healthy() -> Response {
     (StatusCode::OK, "iocdb is Healthy.\n").into_response()
@@ -276,21 +331,63 @@ pub async fn ready(State(state): State<AppState>) -> Response {
 
 /// `GET /api/v1/watch` (an iocdb extension): server-sent events of every newly acknowledged
 /// sample of the series the one optional `match[]` selects — `event: samples` with
-/// `{"metric":{…},"values":[[t,"v"],…]}` as `/api/v1/query_range` writes a series, and
-/// `event: gap` with `{"lost":n,"from":t,"to":t}` when this client fell behind (read that
-/// span back with `query_range` to resynchronise). `timeout=<seconds>` ends the stream.
+/// `{"namespace":…,"metric":{…},"values":[[t,"v"],…]}` as `/api/v1/query_range` writes a
+/// series, and `event: gap` with `{"namespace":…,"lost":n,"from":t,"to":t}` when this client
+/// fell behind (read that span back with `query_range` to resynchronise). `timeout=<seconds>`
+/// ends the stream.
+///
+/// A page of panels watches several namespaces on one connection (a browser opens at most six
+/// to a server): repeat `watch[]=<namespace>:<selector>` (the selector may be empty, the
+/// namespace too, for the default one) instead of `match[]`; the caller needs `read` on each.
 pub async fn watch(
     State(state): State<AppState>,
     Namespace(ns): Namespace,
+    caller: Option<axum::Extension<crate::auth::Caller>>,
     p: Params,
 ) -> Result<Response, ApiError> {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let selectors = p.all("match[]");
-    let matchers = match selectors.as_slice() {
-        [] => Vec::new(),
-        [one] => series_selector(one)?,
-        _ => return Err(ApiError::bad_data("at most one match[] selector per watch")),
-    };
+    let several = p.all("watch[]");
+    let mut wanted = Vec::new();
+    if several.is_empty() {
+        let matchers = match selectors.as_slice() {
+            [] => Vec::new(),
+            [one] => series_selector(one)?,
+            _ => return Err(ApiError::bad_data("at most one match[] selector per watch")),
+        };
+        wanted.push((ns, matchers));
+    } else {
+        if !selectors.is_empty() {
+            return Err(ApiError::bad_data(
+                "give either match[] or watch[], not both",
+            ));
+        }
+        if several.len() > MAX_WATCHED {
+            return Err(ApiError::bad_data(format!(
+                "{} watch[] entries: at most {MAX_WATCHED} per watch",
+                several.len()
+            )));
+        }
+        for w in several {
+            let Some((ns, selector)) = w.split_once(':') else {
+                return Err(ApiError::bad_data(format!(
+                    "watch[] {} is not <namespace>:<selector>",
+                    echo(w)
+                )));
+            };
+            if let Some(axum::Extension(caller)) = &caller
+                && let Err(denied) = caller.check(ns, crate::auth::Role::Read)
+            {
+                return Ok(super::refusal(denied));
+            }
+            let matchers = if selector.trim().is_empty() {
+                Vec::new()
+            } else {
+                series_selector(selector)?
+            };
+            wanted.push((ns.to_owned(), matchers));
+        }
+    }
     let timeout = match p.get("timeout") {
         None => None,
         Some(t) => Some(
@@ -305,13 +402,20 @@ pub async fn watch(
     };
     let notify = std::sync::Arc::new(tokio::sync::Notify::new());
     let wake = notify.clone();
-    let sub = blocking(&state, move |e| {
-        e.watch(
-            &ns,
-            matchers,
-            10_000,
-            std::sync::Arc::new(move || wake.notify_one()),
-        )
+    let subs = blocking(&state, move |e| {
+        wanted
+            .into_iter()
+            .map(|(ns, matchers)| {
+                let wake = wake.clone();
+                let sub = e.watch(
+                    &ns,
+                    matchers,
+                    10_000,
+                    std::sync::Arc::new(move || wake.notify_one()),
+                )?;
+                Ok((json::string(&ns), sub))
+            })
+            .collect::<iocdb_engine::Result<Vec<_>>>()
     })
     .await?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Event, std::convert::Infallible>>(64);
@@ -319,32 +423,35 @@ pub async fn watch(
     tokio::spawn(async move {
         let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
         loop {
-            while let Some(event) = sub.try_recv() {
-                let e = match event {
-                    iocdb_engine::WatchEvent::Samples { labels, samples } => {
-                        let mut data = String::from("{\"metric\":");
-                        json::labels(&mut data, &labels);
-                        data.push_str(",\"values\":[");
-                        for (i, s) in samples.iter().enumerate() {
-                            if i > 0 {
-                                data.push(',');
+            for (namespace, sub) in &subs {
+                while let Some(event) = sub.try_recv() {
+                    let mut data = format!("{{\"namespace\":{namespace},");
+                    let e = match event {
+                        iocdb_engine::WatchEvent::Samples { labels, samples } => {
+                            data.push_str("\"metric\":");
+                            json::labels(&mut data, &labels);
+                            data.push_str(",\"values\":[");
+                            for (i, s) in samples.iter().enumerate() {
+                                if i > 0 {
+                                    data.push(',');
+                                }
+                                json::point(&mut data, s);
                             }
-                            json::point(&mut data, s);
+                            data.push_str("]}");
+                            Event::default().event("samples").data(data)
                         }
-                        data.push_str("]}");
-                        Event::default().event("samples").data(data)
+                        iocdb_engine::WatchEvent::Gap { lost, from, to } => {
+                            data.push_str(&format!("\"lost\":{lost},\"from\":"));
+                            json::time(&mut data, from);
+                            data.push_str(",\"to\":");
+                            json::time(&mut data, to);
+                            data.push('}');
+                            Event::default().event("gap").data(data)
+                        }
+                    };
+                    if tx.send(Ok(e)).await.is_err() {
+                        return;
                     }
-                    iocdb_engine::WatchEvent::Gap { lost, from, to } => {
-                        let mut data = format!("{{\"lost\":{lost},\"from\":");
-                        json::time(&mut data, from);
-                        data.push_str(",\"to\":");
-                        json::time(&mut data, to);
-                        data.push('}');
-                        Event::default().event("gap").data(data)
-                    }
-                };
-                if tx.send(Ok(e)).await.is_err() {
-                    return;
                 }
             }
             let until = async {

@@ -94,6 +94,7 @@ const HTTP: &[(&str, &str, Need)] = &[
         Need::Namespace(Role::Read),
     ),
     ("GET", "/api/v1/status/buildinfo", Need::Open),
+    ("GET", "/api/v1/status/iocdb", Need::Global(Role::Read)),
     (
         "POST",
         "/api/v1/admin/tsdb/delete_series?match[]=nothing_here",
@@ -114,6 +115,8 @@ const HTTP: &[(&str, &str, Need)] = &[
     ("POST", "/write", Need::Namespace(Role::Write)),
     ("GET", "/-/healthy", Need::Open),
     ("GET", "/-/ready", Need::Open),
+    ("GET", "/", Need::Open),
+    ("GET", "/console/app.js", Need::Open),
 ];
 
 /// A caller: its name and roles as (namespace, role) pairs; `None` for no credentials.
@@ -732,4 +735,40 @@ fn sighup_rereads_the_auth_file_and_a_broken_one_leaves_the_old_principals() {
     hup();
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(status("second"), 200, "a broken file changes nothing");
+}
+
+/// A watch of several namespaces needs `read` on each of them, not only on the one its URL
+/// names.
+#[test]
+fn a_watch_of_several_namespaces_needs_read_on_each() {
+    let dir = tempfile::tempdir().expect("dir");
+    let auth = dir.path().join("auth.toml");
+    std::fs::write(&auth, auth_file()).expect("auth file");
+    let server = Server::start(
+        &dir.path().join("data"),
+        &format!("auth_file = {:?}\n", auth.display().to_string()),
+    );
+    let watch = |who: &str, namespaces: &[&str]| {
+        let query: Vec<String> = namespaces
+            .iter()
+            .map(|ns| format!("watch[]={}", crate::harness::enc(&format!("{ns}:up"))))
+            .collect();
+        let bearer = format!("Bearer {}", token(who));
+        http_request(
+            &server.http,
+            "GET",
+            &format!("/ns/y_te/api/v1/watch?{}&timeout=0.05", query.join("&")),
+            &[("Authorization", &bearer)],
+            b"",
+        )
+    };
+    assert_eq!(watch("reader", &["y_te"]).0, 200);
+    let (status, _, body) = watch("reader", &["y_te", "giao_duc"]);
+    assert_eq!(status, 403, "{}", String::from_utf8_lossy(&body));
+    assert!(
+        String::from_utf8_lossy(&body).contains("giao_duc"),
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(watch("root", &["y_te", "giao_duc"]).0, 200);
 }

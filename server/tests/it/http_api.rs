@@ -465,3 +465,82 @@ async fn line_protocol_stores_good_lines_and_names_bad_ones() {
     );
     assert_eq!(status, 204);
 }
+
+/// The console's own needs of the API: what a query read (`stats`), the store's namespaces
+/// (`/api/v1/status/iocdb`), and its pages, compressed and revalidated by tag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_statistics_the_store_status_and_the_console_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(
+        &dir.path().join("data"),
+        "retention_by_namespace = { y_te = \"90d\" }\n",
+    );
+    let t = now_ms() - 60_000;
+    server
+        .ingest()
+        .await
+        .write(v1::WriteRequest {
+            namespace: "y_te".into(),
+            series: vec![crate::harness::series(
+                "hospital_beds_occupied",
+                &[("commune", "Châu Đốc")],
+                &[(t, 1.0), (t + 15_000, 2.0), (t + 30_000, 3.0)],
+            )],
+        })
+        .await
+        .expect("write");
+    let range = format!(
+        "/ns/y_te/api/v1/query_range?query=hospital_beds_occupied&start={}&end={}&step=15",
+        t / 1000,
+        t / 1000 + 60
+    );
+    let (code, plain) = server.get_json(&range);
+    assert_eq!(code, 200, "{plain}");
+    assert!(plain["data"].get("stats").is_none(), "{plain}");
+    let (code, v) = server.get_json(&format!("{range}&stats=all"));
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["result"], plain["data"]["result"]);
+    let stats = &v["data"]["stats"];
+    assert_eq!(stats["iocdb"]["seriesRead"], 1, "{stats}");
+    assert!(
+        stats["samples"]["totalQueryableSamples"].as_u64() >= Some(3),
+        "{stats}"
+    );
+    assert_eq!(stats["iocdb"]["servedBy"], "raw");
+    assert!(
+        stats["timings"]["evalTotalTime"].as_f64() > Some(0.0),
+        "{stats}"
+    );
+
+    let (code, v) = server.get_json("/api/v1/status/iocdb");
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(
+        v["data"]["namespaces"],
+        json!([{"name": "y_te", "series": 1, "retention": 90.0 * 86400.0}])
+    );
+    assert!(v["data"]["headBudgetBytes"].as_u64() > Some(0), "{v}");
+
+    let (code, headers, body) = server.http("GET", "/", &[("Accept-Encoding", "gzip")], b"");
+    assert_eq!(code, 200);
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(header("content-encoding"), "gzip");
+    assert!(header("content-type").starts_with("text/html"));
+    assert!(header("content-security-policy").contains("default-src 'self'"));
+    assert_eq!(&body[..2], &[0x1f, 0x8b], "a gzip stream");
+    let etag = header("etag");
+    let (code, _, body) = server.http("GET", "/", &[("If-None-Match", &etag)], b"");
+    assert_eq!((code, body.len()), (304, 0));
+    let (code, _, body) = server.http("GET", "/console/app.js", &[], b"");
+    assert_eq!(code, 200);
+    assert!(String::from_utf8_lossy(&body).contains("import"));
+    let (code, _, body) = server.http("GET", "/console/../Cargo.toml", &[], b"");
+    assert_eq!(code, 404, "{}", String::from_utf8_lossy(&body));
+    let (code, _, _) = server.http("GET", "/console/nothing.js", &[], b"");
+    assert_eq!(code, 404);
+}

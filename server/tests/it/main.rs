@@ -7,9 +7,11 @@
 mod api_shape;
 mod authz;
 mod bad_input;
+mod browser;
 mod cardinality;
 mod cli;
 mod compaction_kills;
+mod console;
 mod crash_order;
 mod delete;
 mod demo;

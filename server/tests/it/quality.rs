@@ -488,3 +488,61 @@ async fn watch_with_promql_sends_the_point_of_each_touched_step_recomputed_as_sa
         .expect_err("a syntax error");
     assert_eq!(refused.code(), tonic::Code::InvalidArgument);
 }
+
+/// One server-sent-event stream follows several namespaces (`watch[]=<namespace>:<selector>`),
+/// each event saying which namespace it is from.
+#[test]
+fn one_watch_follows_several_namespaces() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let http = server.http.clone();
+    let sse = std::thread::spawn(move || {
+        crate::harness::http_request(
+            &http,
+            "GET",
+            &format!(
+                "/api/v1/watch?watch[]={}&watch[]={}&timeout=2",
+                crate::harness::enc("an_ninh:camera_people_count_value"),
+                crate::harness::enc("y_te:")
+            ),
+            &[],
+            b"",
+        )
+    });
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let t = now_ms();
+    for (ns, metric) in [
+        ("an_ninh", "camera_people_count"),
+        ("an_ninh", "camera_vehicle_count"),
+        ("y_te", "hospital_beds_occupied"),
+        ("du_lich", "tourism_visitors_current"),
+    ] {
+        let line = format!("{metric},commune=Long\\ Xuyên value=7 {t}\n");
+        let (status, _, body) = server.http(
+            "POST",
+            &format!("/ns/{ns}/write?precision=ms"),
+            &[],
+            line.as_bytes(),
+        );
+        assert_eq!(status, 204, "{}", String::from_utf8_lossy(&body));
+    }
+    let (status, _, body) = sse.join().expect("sse thread");
+    assert_eq!(status, 200);
+    let body = String::from_utf8_lossy(&body);
+    assert_eq!(body.matches("event: samples").count(), 2, "{body}");
+    assert!(
+        body.contains(
+            "\"namespace\":\"an_ninh\",\"metric\":{\"__name__\":\"camera_people_count_value\""
+        ),
+        "{body}"
+    );
+    assert!(body.contains("\"namespace\":\"y_te\""), "{body}");
+    assert!(body.contains("Long Xuyên"), "{body}");
+    // A bad entry is refused whole, saying which.
+    let (code, v) = server.get_json("/api/v1/watch?watch[]=no-colon");
+    assert_eq!(code, 400, "{v}");
+    assert!(
+        v["error"].as_str().unwrap_or_default().contains("no-colon"),
+        "{v}"
+    );
+}

@@ -92,7 +92,7 @@ export function start(main) {
     tile.kind = own.kind || entry.type || "";
     ({ expr: tile.expr, per: tile.per } = expression(metric, tile.kind, own.expected_interval_ms));
     tile.dept.textContent = own.department || "";
-    tile.unit.textContent = (entry.unit || "") + tile.per + " · " + metric;
+    tile.unit.textContent = (entry.unit || "") + tile.per;
     tile.node.title = entry.help || metric;
   };
 

@@ -98,9 +98,7 @@ impl AppState {
         &self,
         f: impl FnOnce(&Engine) -> iocdb_engine::Result<T> + Send + 'static,
     ) -> Result<T, Status> {
-        let engine = self.engine.clone();
-        tokio::task::spawn_blocking(move || f(&engine))
-            .await
+        crate::http::run_engine(&self.engine, f)
             .map_err(|e| status::internal(&e))?
             .map_err(status::to_status)
     }

@@ -1,0 +1,380 @@
+//! The fixed cost of a query, over the wire: iocdb (HTTP and gRPC), VictoriaMetrics and
+//! Prometheus (HTTP), all running at once with the same small data — 100 series, a day at
+//! one sample a minute, by remote write — and asked the same small queries in interleaved
+//! rounds (each round asks every system once, so the machine's noise falls on all alike):
+//! a selector that matches nothing (the whole cost is overhead), one series over 24 h at
+//! 1 min, and `vector(1)` at an instant. Reports p50 / p99 per system and query.
+//!
+//! With a `SCALE` after the rounds, each system first also holds a day of the province
+//! workload at that scale (`1.0`: 15,000 series, 22.7 M samples), so that what a query's
+//! cost owes to the size of the store shows.
+//!
+//! Usage: `query_overhead ROUNDS [SCALE]` (e.g. `500 1.0`). Needs the release `iocdb` beside this binary
+//! (`cargo build --release -p iocdb-server -p iocdb-peer-compare`), `victoria-metrics` and
+//! `prometheus` on PATH (`SYSTEMS=iocdb` asks iocdb alone).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use iocdb_benches::workload;
+use iocdb_peer_compare::peers::{self, Peer, free_port, wait_ready};
+use iocdb_proto::{prompb, v1};
+use prost::Message;
+
+const SERIES: usize = 100;
+const PROBE_NAMESPACE: &str = "security";
+const MINUTES: i64 = 1440;
+
+fn remote_write(now: i64) -> Vec<u8> {
+    let timeseries = (0..SERIES)
+        .map(|i| prompb::TimeSeries {
+            labels: vec![
+                prompb::Label {
+                    name: "__name__".into(),
+                    value: "probe".into(),
+                },
+                prompb::Label {
+                    name: "i".into(),
+                    value: i.to_string(),
+                },
+            ],
+            samples: (0..=MINUTES)
+                .map(|m| prompb::Sample {
+                    value: ((i as i64 * 31 + m) % 101) as f64,
+                    timestamp: now - (MINUTES - m) * 60_000,
+                })
+                .collect(),
+            histograms: vec![],
+        })
+        .collect();
+    let raw = prompb::WriteRequest {
+        timeseries,
+        metadata: vec![],
+    }
+    .encode_to_vec();
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .expect("snappy")
+}
+
+/// A day of the province workload at `scale`, ending at `end`, as remote-write bodies by
+/// namespace — made an hour at a time, since a whole day of requests with their labels
+/// would take gigabytes before compression.
+fn province(scale: f64, end: i64) -> Vec<(String, Vec<u8>)> {
+    let specs = workload::series(scale);
+    (0..24)
+        .flat_map(|h| {
+            let from = end - 86_400_000 + h * 3_600_000;
+            workload::batches(&specs, from, from + 3_600_000, 10_000)
+        })
+        .map(|r| {
+            let timeseries = r
+                .series
+                .iter()
+                .map(|s| prompb::TimeSeries {
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|l| prompb::Label {
+                            name: l.name.clone(),
+                            value: l.value.clone(),
+                        })
+                        .collect(),
+                    samples: s
+                        .samples
+                        .iter()
+                        .map(|x| prompb::Sample {
+                            value: x.v,
+                            timestamp: x.t,
+                        })
+                        .collect(),
+                    histograms: vec![],
+                })
+                .collect();
+            let raw = prompb::WriteRequest {
+                timeseries,
+                metadata: vec![],
+            }
+            .encode_to_vec();
+            let body = snap::raw::Encoder::new()
+                .compress_vec(&raw)
+                .expect("snappy");
+            (r.namespace.clone(), body)
+        })
+        .collect()
+}
+
+fn start(name: &'static str, dir: &std::path::Path) -> Peer {
+    let port = free_port();
+    let url = format!("http://127.0.0.1:{port}");
+    let mut cmd = match name {
+        "VictoriaMetrics" => {
+            let mut c = Command::new("victoria-metrics");
+            c.arg(format!("-storageDataPath={}", dir.display()))
+                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                .args([
+                    "-retentionPeriod=100y",
+                    "-search.latencyOffset=0s",
+                    "-search.disableCache",
+                    "-loggerLevel=ERROR",
+                ]);
+            c
+        }
+        _ => {
+            std::fs::create_dir_all(dir).expect("dir");
+            let cfg = dir.join("prometheus.yml");
+            // Out-of-order samples within 30 days are accepted, as the others accept them.
+            std::fs::write(
+                &cfg,
+                "global:\n  scrape_interval: 1h\nstorage:\n  tsdb:\n    out_of_order_time_window: 30d\n",
+            )
+            .expect("config");
+            let mut c = Command::new("prometheus");
+            c.arg(format!("--config.file={}", cfg.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .args(["--web.enable-remote-write-receiver", "--log.level=error"]);
+            c
+        }
+    };
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let peer = Peer {
+        name,
+        child: cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}")),
+        url,
+    };
+    wait_ready(
+        &format!(
+            "{}/{}",
+            peer.url,
+            if name == "Prometheus" {
+                "-/ready"
+            } else {
+                "health"
+            }
+        ),
+        name,
+    );
+    peer
+}
+
+fn post(url: &str, body: &[u8]) {
+    ureq::post(url)
+        .set("Content-Type", "application/x-protobuf")
+        .set("Content-Encoding", "snappy")
+        .set("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .send_bytes(body)
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+}
+
+/// One query over HTTP: its time, and how many result series it had.
+fn http(agent: &ureq::Agent, base: &str, q: &Query) -> (Duration, usize) {
+    let t = Instant::now();
+    let req = match q.step {
+        Some(step) => agent
+            .get(&format!("{base}/api/v1/query_range"))
+            .query("start", &(q.start as f64 / 1000.0).to_string())
+            .query("end", &(q.end as f64 / 1000.0).to_string())
+            .query("step", &(step as f64 / 1000.0).to_string()),
+        None => agent
+            .get(&format!("{base}/api/v1/query"))
+            .query("time", &(q.end as f64 / 1000.0).to_string()),
+    };
+    let body = req
+        .query("query", q.promql)
+        .call()
+        .unwrap_or_else(|e| panic!("{base}: {}: {e}", q.promql))
+        .into_string()
+        .expect("body");
+    let elapsed = t.elapsed();
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    (
+        elapsed,
+        v["data"]["result"]
+            .as_array()
+            .map_or(usize::from(v["data"]["resultType"] == "scalar"), Vec::len),
+    )
+}
+
+async fn grpc(
+    client: &mut v1::query_client::QueryClient<tonic::transport::Channel>,
+    q: &Query,
+) -> (Duration, usize) {
+    let t = Instant::now();
+    let mut series = 0;
+    let mut stream = match q.step {
+        Some(step) => client
+            .range(v1::PromqlRangeRequest {
+                namespace: PROBE_NAMESPACE.into(),
+                query: q.promql.into(),
+                start_ms: q.start,
+                end_ms: q.end,
+                step_ms: step,
+                ..Default::default()
+            })
+            .await
+            .expect("range")
+            .into_inner(),
+        None => client
+            .instant(v1::InstantQueryRequest {
+                namespace: PROBE_NAMESPACE.into(),
+                query: q.promql.into(),
+                time_ms: q.end,
+                ..Default::default()
+            })
+            .await
+            .expect("instant")
+            .into_inner(),
+    };
+    while let Some(m) = stream.message().await.expect("answer") {
+        series += m.series.len()
+            + usize::from(m.result_type == v1::promql_response::ResultType::Scalar as i32);
+    }
+    (t.elapsed(), series)
+}
+
+struct Query {
+    name: &'static str,
+    promql: &'static str,
+    start: i64,
+    end: i64,
+    step: Option<i64>,
+    series: usize,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted.get(i).map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(300);
+    let scale: f64 = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(0.0);
+    let only = std::env::var("SYSTEMS").unwrap_or_default();
+    let dir = tempfile::tempdir().expect("dir");
+    let now = (std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64)
+        / 60_000
+        * 60_000;
+    let body = remote_write(now);
+    let iocdb = peers::iocdb(&dir.path().join("iocdb"), &[]);
+    // The probes share iocdb's largest namespace (cameras), so that its queries run beside
+    // 6,000 other series, as the peers' run beside all of them.
+    let mut http_systems: Vec<(&str, String)> =
+        vec![("iocdb", format!("{}/ns/{PROBE_NAMESPACE}", iocdb.peer.url))];
+    let mut peers = Vec::new();
+    if only.is_empty() {
+        for name in ["VictoriaMetrics", "Prometheus"] {
+            let peer = start(name, &dir.path().join(name));
+            http_systems.push((name, peer.url.clone()));
+            peers.push(peer);
+        }
+    }
+    let day = if scale > 0.0 {
+        province(scale, now)
+    } else {
+        Vec::new()
+    };
+    for (name, url) in &http_systems {
+        let t = Instant::now();
+        for (ns, body) in &day {
+            let base = match url.split_once("/ns/") {
+                Some((root, _)) => format!("{root}/ns/{ns}"),
+                None => url.clone(),
+            };
+            post(&format!("{base}/api/v1/write"), body);
+        }
+        if !day.is_empty() {
+            eprintln!(
+                "{name}: the province's day in {:.1} s",
+                t.elapsed().as_secs_f64()
+            );
+        }
+        post(&format!("{url}/api/v1/write"), &body);
+        if *name == "VictoriaMetrics" {
+            ureq::get(&format!("{url}/internal/force_flush"))
+                .call()
+                .expect("flush");
+        }
+    }
+    let queries = [
+        Query {
+            name: "nothing matches, 1 h at 1 min",
+            promql: "nothing_here",
+            start: now - 3_600_000,
+            end: now,
+            step: Some(60_000),
+            series: 0,
+        },
+        Query {
+            name: "one series, 24 h at 1 min",
+            promql: "probe{i=\"7\"}",
+            start: now - 86_400_000,
+            end: now,
+            step: Some(60_000),
+            series: 1,
+        },
+        Query {
+            name: "vector(1), instant",
+            promql: "vector(1)",
+            start: now,
+            end: now,
+            step: None,
+            series: 1,
+        },
+    ];
+    let agent = ureq::AgentBuilder::new().build();
+    let mut client = v1::query_client::QueryClient::connect(iocdb.grpc.clone())
+        .await
+        .expect("grpc");
+    // Warm every path (connections, caches, the first allocation of everything).
+    for q in &queries {
+        for (_, url) in &http_systems {
+            let (_, n) = http(&agent, url, q);
+            assert_eq!(n, q.series, "{url}: {}", q.promql);
+        }
+        let (_, n) = grpc(&mut client, q).await;
+        assert_eq!(n, q.series, "gRPC: {}", q.promql);
+    }
+    println!("{rounds} rounds; p50 / p99 ms");
+    for q in &queries {
+        let mut times: Vec<(String, Vec<Duration>)> = http_systems
+            .iter()
+            .map(|(n, _)| (format!("{n} HTTP"), Vec::new()))
+            .collect();
+        times.push(("iocdb gRPC".into(), Vec::new()));
+        for _ in 0..rounds {
+            for (k, (_, url)) in http_systems.iter().enumerate() {
+                // GRPC_ONLY=1 leaves HTTP out, to profile the gRPC path alone.
+                if std::env::var_os("GRPC_ONLY").is_none() {
+                    times[k].1.push(http(&agent, url, q).0);
+                }
+            }
+            let last = times.len() - 1;
+            times[last].1.push(grpc(&mut client, q).await.0);
+        }
+        print!("| {} |", q.name);
+        for (name, mut t) in times {
+            t.sort();
+            print!(
+                " {name} {:.3} / {:.3} |",
+                percentile(&t, 0.5),
+                percentile(&t, 0.99)
+            );
+        }
+        println!();
+    }
+    drop(peers);
+}

@@ -13,6 +13,7 @@
 //!
 //! May use: every room. Queries reach it only through [`read`], the read view.
 
+mod changes;
 mod compact;
 mod delete;
 pub mod flush;
@@ -125,6 +126,10 @@ pub(crate) struct Inner {
     /// The workers every query of this engine shares, sized to the machine: eight
     /// concurrent dashboard queries use these, not eight threads per core.
     query_pool: rayon::ThreadPool,
+    /// What writes and deletions changed, by namespace and time (for the result cache).
+    changes: changes::Changes,
+    /// The result cache of range queries; `None` when `query_cache_bytes` is 0.
+    cache: Option<crate::query::cache::ResultCache>,
 }
 
 #[derive(Debug)]

@@ -134,6 +134,9 @@ pub struct Options {
     pub query_limits: QueryLimits,
     /// Workers shared by all queries; 0: one per core. Default 0.
     pub query_threads: usize,
+    /// Bytes the result cache of range queries may hold (see [`crate::query::cache`]);
+    /// 0 turns it off. Default 64 MiB.
+    pub query_cache_bytes: usize,
     /// The file system every engine file operation goes through (tests inject faults here).
     pub vfs: Arc<dyn Vfs>,
     /// Record each accepted sample's arrival delay (from its timestamp to its write) in
@@ -159,6 +162,7 @@ impl Default for Options {
             limits: Limits::default(),
             query_limits: QueryLimits::default(),
             query_threads: 0,
+            query_cache_bytes: 64 << 20,
             vfs: Arc::new(OsFs),
             record_arrivals: true,
             clock: Clock::default(),

@@ -59,6 +59,7 @@
 mod aggregate;
 mod binary;
 mod budget;
+pub mod cache;
 mod calendar;
 mod completeness;
 pub mod eval;
@@ -188,6 +189,8 @@ pub struct PromqlResult {
     pub series_read: u64,
     /// Samples read.
     pub samples_read: u64,
+    /// Steps answered from the result cache (the rest were computed).
+    pub steps_from_cache: u64,
 }
 
 /// One result series.
@@ -252,6 +255,7 @@ pub fn run_plan(querier: &Querier<'_>, q: &PromqlQuery, plan: &Plan) -> Result<P
         value,
         series_read: ev.series_read(),
         samples_read: budget.samples_read(),
+        steps_from_cache: 0,
     })
 }
 

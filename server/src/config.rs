@@ -82,6 +82,8 @@ pub struct Config {
     pub fsync_interval_ms: u64,
     /// Head memory budget, MiB.
     pub head_memory_mb: usize,
+    /// Memory the result cache of range queries may hold, MiB; 0 turns it off.
+    pub query_cache_mb: usize,
     /// Period of background flushes, s.
     pub flush_interval_s: u64,
     /// How often the completeness report is written as series (`"0s"`: never).
@@ -226,6 +228,7 @@ impl Default for Config {
             fsync: FsyncMode::Always,
             fsync_interval_ms: 100,
             head_memory_mb: 1024,
+            query_cache_mb: 64,
             flush_interval_s: 900,
             completeness_export_interval: Duration::from_secs(60),
             completeness_export_window: Duration::from_secs(3600),
@@ -384,6 +387,7 @@ impl Config {
                 DamagedMetadata::Refuse => MetadataCorruption::Refuse,
             },
             head_memory_budget: self.head_memory_mb.saturating_mul(1 << 20),
+            query_cache_bytes: self.query_cache_mb.saturating_mul(1 << 20),
             limits: Limits {
                 max_labels_per_series: self.max_labels_per_series,
                 max_label_name_bytes: self.max_label_name_bytes,

@@ -381,6 +381,65 @@ fn render_store(s: &Stats, out: &mut String) {
         "Gap notices for subscribers that fell behind since the server started.",
         s.watch_gaps,
     );
+    let c = &s.query_cache;
+    for (name, kind, help, value) in [
+        (
+            "iocdb_query_cache_lookups_total",
+            "counter",
+            "Range queries that looked in the result cache.",
+            c.lookups,
+        ),
+        (
+            "iocdb_query_cache_hits_total",
+            "counter",
+            "Range queries that reused cached steps.",
+            c.hits,
+        ),
+        (
+            "iocdb_query_cache_steps_reused_total",
+            "counter",
+            "Steps answered from the result cache.",
+            c.steps_reused,
+        ),
+        (
+            "iocdb_query_cache_steps_computed_total",
+            "counter",
+            "Steps computed by range queries that could use the cache.",
+            c.steps_computed,
+        ),
+        (
+            "iocdb_query_cache_invalidations_total",
+            "counter",
+            "Lookups where writes or deletions since made cached steps inexact.",
+            c.invalidations,
+        ),
+        (
+            "iocdb_query_cache_evictions_total",
+            "counter",
+            "Entries evicted to keep the cache within its bytes.",
+            c.evictions,
+        ),
+        (
+            "iocdb_query_cache_entries",
+            "gauge",
+            "Entries in the result cache.",
+            c.entries,
+        ),
+        (
+            "iocdb_query_cache_bytes",
+            "gauge",
+            "Bytes the result cache holds (points and labels).",
+            c.bytes,
+        ),
+        (
+            "iocdb_query_cache_limit_bytes",
+            "gauge",
+            "The result cache's bound (query_cache_mb).",
+            c.limit_bytes,
+        ),
+    ] {
+        single(out, name, kind, help, value);
+    }
     single(
         out,
         "iocdb_quarantined_files",

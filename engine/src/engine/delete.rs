@@ -169,6 +169,7 @@ impl Engine {
         manifest.store(&*inner.opts.vfs, &inner.dir)?;
         state.manifest = manifest;
         publish_deletion(inner, Arc::new(Deletion { tombstone, series }));
+        inner.changes.record(ns.as_str(), min_t);
         tracing::info!(
             namespace = ns.as_str(),
             matchers = %echo(&format!("{matchers:?}")),

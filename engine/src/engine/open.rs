@@ -157,6 +157,9 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         has_series_limits: AtomicBool::new(false),
         lock: Mutex::new(Some(lock)),
         query_pool: query_pool(opts.query_threads)?,
+        changes: Default::default(),
+        cache: (opts.query_cache_bytes > 0)
+            .then(|| crate::query::cache::ResultCache::new(opts.query_cache_bytes)),
         opts,
     })
 }

@@ -186,7 +186,7 @@ pub struct Snapshot<'a> {
 }
 
 /// Milliseconds since the epoch, now.
-fn wall_clock_ms() -> i64 {
+pub(crate) fn wall_clock_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64)

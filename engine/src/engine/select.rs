@@ -4,13 +4,14 @@
 //! query's semantics. The arrows run query → read view, never back.
 
 use super::Engine;
-use super::read::Querier;
+use super::read::{self, Querier};
 use crate::index::Matcher;
 use crate::model::{Labels, Sample};
 pub use crate::quality::DelayFigures;
+use crate::query::cache::{self, ResultCache};
 use crate::query::{
-    self, Budget, LatestSample, PromqlQuery, PromqlResult, QueryResult, RangeQuery, SeriesFilter,
-    StaleSeries,
+    self, Budget, LatestSample, PromqlQuery, PromqlResult, QueryResult, QueryValue, RangeQuery,
+    ResultSeries, SeriesFilter, StaleSeries,
 };
 use crate::{Error, Result};
 
@@ -126,7 +127,79 @@ impl Engine {
             step = q.step
         )
         .entered();
-        query::run(&self.querier(), q)
+        match &self.inner.cache {
+            Some(cache) if !q.is_instant() => self.query_cached(cache, q),
+            _ => query::run(&self.querier(), q),
+        }
+    }
+
+    /// A range query through the result cache: the steps still exact come from it, the rest
+    /// are computed, and the whole answer is kept for the next refresh.
+    fn query_cached(&self, cache: &ResultCache, q: &PromqlQuery) -> Result<PromqlResult> {
+        let plan = query::parse::parse(&q.expr)?;
+        let lookback = q.lookback_ms.unwrap_or(query::DEFAULT_LOOKBACK_MS);
+        let querier = self.querier();
+        let (Some(reach), true) = (cache::reach(&plan, lookback), q.step > 0 && lookback >= 0)
+        else {
+            return query::run_plan(&querier, q, &plan);
+        };
+        let inner = &*self.inner;
+        // Before the snapshot: a change this query's snapshot misses has a later sequence.
+        let seq = inner.changes.current();
+        let cutoff = inner
+            .opts
+            .retention_cutoff(&q.namespace, read::wall_clock_ms());
+        let key = cache::Key::of(q, lookback);
+        let reuse = cache.lookup(&key, q.start, q.end, cutoff, reach, |since| {
+            inner.changes.earliest_since(&q.namespace, since)
+        });
+        let steps = |from: i64| {
+            if from > q.end {
+                0
+            } else {
+                ((q.end - from) / q.step + 1) as u64
+            }
+        };
+        let (answer, reused) = match reuse {
+            None => (query::run_plan(&querier, q, &plan)?, 0),
+            Some(reuse) => {
+                let from = reuse.last + q.step;
+                let fresh = if from <= q.end {
+                    let rest = PromqlQuery {
+                        start: from,
+                        ..q.clone()
+                    };
+                    query::run_plan(&querier, &rest, &plan)?
+                } else {
+                    PromqlResult {
+                        value: QueryValue::Matrix(Vec::new()),
+                        series_read: 0,
+                        samples_read: 0,
+                        steps_from_cache: 0,
+                    }
+                };
+                let QueryValue::Matrix(computed) = fresh.value else {
+                    return Err(crate::Error::Internal(
+                        "a range query answered something other than a matrix".into(),
+                    ));
+                };
+                let reused = steps(q.start) - steps(from);
+                (
+                    PromqlResult {
+                        value: QueryValue::Matrix(join(reuse.series, computed)),
+                        steps_from_cache: reused,
+                        ..fresh
+                    },
+                    reused,
+                )
+            }
+        };
+        cache.computed(steps(q.start) - reused);
+        if let QueryValue::Matrix(series) = &answer.value {
+            let last = q.start + (q.end - q.start) / q.step * q.step;
+            cache.store(key, seq, cutoff, q.start, last, series.clone());
+        }
+        Ok(answer)
     }
 
     /// Runs a structured range query (see [`crate::query`] for the semantics).
@@ -211,4 +284,18 @@ impl Engine {
     pub fn label_values(&self, f: &SeriesFilter, name: &str) -> Result<Vec<String>> {
         query::label_values(&self.querier(), f, name)
     }
+}
+
+/// The cached points of the first steps and the computed points of the rest, series by
+/// series, sorted by labels as a whole evaluation sorts them.
+fn join(cached: Vec<ResultSeries>, computed: Vec<ResultSeries>) -> Vec<ResultSeries> {
+    let mut by_labels: std::collections::BTreeMap<Labels, Vec<Sample>> =
+        cached.into_iter().map(|s| (s.labels, s.points)).collect();
+    for s in computed {
+        by_labels.entry(s.labels).or_default().extend(s.points);
+    }
+    by_labels
+        .into_iter()
+        .map(|(labels, points)| ResultSeries { labels, points })
+        .collect()
 }

@@ -77,6 +77,8 @@ pub struct Stats {
     pub watch_gaps: u64,
     /// Samples queued for subscribers, since opening.
     pub watch_delivered: u64,
+    /// What the result cache of range queries did and holds (all zero when it is off).
+    pub query_cache: crate::query::cache::CacheStats,
 }
 
 impl Engine {
@@ -130,6 +132,9 @@ impl Engine {
             ..Stats::default()
         };
         (stats.watchers, stats.watch_gaps, stats.watch_delivered) = inner.watch.figures();
+        if let Some(cache) = &inner.cache {
+            stats.query_cache = cache.stats();
+        }
         for usage in inner.head.usages().all() {
             let ns = usage.namespace().as_str().to_owned();
             if let Some(share) = usage.limit() {

@@ -251,6 +251,20 @@ impl Engine {
             }
             return Err(e);
         }
+        // The earliest time this write touches in each of its namespaces (usually one), for
+        // the result cache, recorded once the samples are visible.
+        let mut changed: Vec<(crate::model::Namespace, i64)> = Vec::new();
+        if inner.cache.is_some() {
+            for (series, samples) in &batch {
+                let Some(t) = samples.iter().map(|s| s.t).min() else {
+                    continue;
+                };
+                match changed.iter_mut().find(|(ns, _)| *ns == series.namespace) {
+                    Some((_, earliest)) => *earliest = (*earliest).min(t),
+                    None => changed.push((series.namespace.clone(), t)),
+                }
+            }
+        }
         let (mut accepted, mut grown) = (0, 0);
         let mut tally = UsageTally::default();
         // Samples that broke a deferred rule, judged under their series' lock: (series,
@@ -284,6 +298,9 @@ impl Engine {
             grown += bytes;
         }
         tally.settle();
+        for (ns, earliest) in changed {
+            inner.changes.record(ns.as_str(), earliest);
+        }
         inner.add_head_bytes(grown);
         inner.accepted.fetch_add(accepted as u64, Ordering::Relaxed);
         outcome.accepted = accepted;

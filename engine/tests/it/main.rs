@@ -18,6 +18,7 @@ mod orphans;
 mod promql_files;
 mod quality;
 mod query;
+mod query_cache;
 mod rooms;
 mod snapshot;
 mod verify;

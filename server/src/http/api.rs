@@ -85,8 +85,8 @@ pub async fn query_range(
 
 /// Runs a PromQL query and writes its answer; with `stats` (any value, as Prometheus'
 /// `stats=all`) also what it read and took — Prometheus' `timings` and `samples`, and
-/// iocdb's own figures under `iocdb`, where `servedBy` says what answered: raw samples
-/// (iocdb keeps no rollups or result cache yet).
+/// iocdb's own figures under `iocdb`: series and samples read, `stepsFromCache` (steps the
+/// result cache answered) and `servedBy`, `"cache"` when it answered some, else `"raw"`.
 async fn answer(state: &AppState, q: PromqlQuery, p: &Params) -> Result<Response, ApiError> {
     let started = Instant::now();
     let answer = blocking(state, move |e| e.query(&q)).await?;
@@ -95,8 +95,12 @@ async fn answer(state: &AppState, q: PromqlQuery, p: &Params) -> Result<Response
         let seconds = started.elapsed().as_secs_f64();
         data.pop();
         data.push_str(&format!(
-            r#","stats":{{"timings":{{"evalTotalTime":{seconds},"execTotalTime":{seconds}}},"samples":{{"totalQueryableSamples":{}}},"iocdb":{{"seriesRead":{},"samplesRead":{},"servedBy":"raw"}}}}}}"#,
-            answer.samples_read, answer.series_read, answer.samples_read
+            r#","stats":{{"timings":{{"evalTotalTime":{seconds},"execTotalTime":{seconds}}},"samples":{{"totalQueryableSamples":{}}},"iocdb":{{"seriesRead":{},"samplesRead":{},"stepsFromCache":{},"servedBy":"{}"}}}}}}"#,
+            answer.samples_read,
+            answer.series_read,
+            answer.samples_read,
+            answer.steps_from_cache,
+            if answer.steps_from_cache > 0 { "cache" } else { "raw" }
         ));
     }
     Ok(ok(&data))

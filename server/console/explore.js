@@ -123,6 +123,13 @@ export function start(main, params) {
       start = end - RANGES.find(([r]) => r === rangeSelect.value)[1] * 1000;
     }
     const step = Number(stepInput.value) > 0 ? Number(stepInput.value) : autoStep((end - start) / 1000);
+    if (rangeSelect.value !== "abs") {
+      // A moving window aligned to its step, as Grafana aligns it: a refresh asks the same
+      // steps again, and the server's result cache answers all but the newest.
+      const ms = step * 1000;
+      end = Math.floor(end / ms) * ms;
+      start = Math.floor(start / ms) * ms;
+    }
     return { start, end, step };
   };
 

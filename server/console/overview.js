@@ -148,7 +148,8 @@ export function start(main) {
 
   const refreshTrend = async (tile) => {
     if (!tile.expr) return;
-    const end = Math.floor(Date.now() / 1000);
+    // Aligned to the step, so that a refresh is answered from the result cache.
+    const end = Math.floor(Date.now() / 600000) * 600;
     const data = await queryRange(tile.ns, tile.expr, end - 86400, end, 600);
     const points = data.result.length ? data.result[0].values.map(([ts, v]) => [ts * 1000, num(v)]) : [];
     sparkline(tile.spark, points);

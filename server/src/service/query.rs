@@ -128,6 +128,7 @@ fn promql_messages(answer: PromqlResult, max_series: usize) -> Vec<v1::PromqlRes
     if let Some(last) = messages.last_mut() {
         last.series_read = answer.series_read;
         last.samples_read = answer.samples_read;
+        last.steps_from_cache = answer.steps_from_cache;
     }
     messages
 }

@@ -223,6 +223,45 @@ async fn remote_write_then_promql_over_http_and_grpc() {
         v1::promql_response::ResultType::Scalar as i32
     );
     assert_eq!(scalar.scalar, 2.0 * (49.0 + 59.0));
+    // A range query asked twice: the second answer comes from the result cache, says so on
+    // its last message, and is the same.
+    let mut range = || {
+        let mut client = client.clone();
+        async move {
+            let mut stream = client
+                .range(v1::PromqlRangeRequest {
+                    namespace: String::new(),
+                    query: "sum(procedures_received)".into(),
+                    start_ms: t0,
+                    end_ms: at,
+                    step_ms: 60_000,
+                    lookback_ms: None,
+                })
+                .await
+                .expect("range")
+                .into_inner();
+            let mut all = Vec::new();
+            while let Some(m) = stream.message().await.expect("message") {
+                all.push(m);
+            }
+            all
+        }
+    };
+    let first = range().await;
+    let second = range().await;
+    let cached = |all: &[v1::PromqlResponse]| all.last().map(|m| m.steps_from_cache);
+    assert_eq!(cached(&first), Some(0));
+    assert!(cached(&second) > Some(0), "{second:?}");
+    let points = |all: &[v1::PromqlResponse]| {
+        all.iter()
+            .flat_map(|m| {
+                m.series
+                    .iter()
+                    .map(|s| (s.timestamps_ms.clone(), s.values.clone()))
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(points(&first), points(&second));
     let err = client
         .range(v1::PromqlRangeRequest {
             namespace: String::new(),

@@ -420,6 +420,12 @@ fn render_store(s: &Stats, out: &mut String) {
             c.evictions,
         ),
         (
+            "iocdb_query_cache_coalesced_total",
+            "counter",
+            "Range queries that waited for an identical one in flight instead of computing it again.",
+            c.coalesced,
+        ),
+        (
             "iocdb_query_cache_entries",
             "gauge",
             "Entries in the result cache.",

@@ -150,9 +150,22 @@ impl Engine {
             .opts
             .retention_cutoff(&q.namespace, read::wall_clock_ms());
         let key = cache::Key::of(q, lookback);
-        let reuse = cache.lookup(&key, q.start, q.end, cutoff, reach, |since| {
-            inner.changes.earliest_since(&q.namespace, since)
-        });
+        let look = || {
+            cache.lookup(&key, q.start, q.end, cutoff, reach, |since| {
+                inner.changes.earliest_since(&q.namespace, since)
+            })
+        };
+        let last_step = q.start + (q.end - q.start) / q.step * q.step;
+        let mut reuse = look();
+        // Steps to compute: lead, or wait for an identical query computing them and look
+        // again (then compute what is still missing without leading).
+        let mut _leader = None;
+        if reuse.as_ref().is_none_or(|r| r.last < last_step) {
+            _leader = cache.lead_or_wait(&key, q.deadline);
+            if _leader.is_none() {
+                reuse = look();
+            }
+        }
         let steps = |from: i64| {
             if from > q.end {
                 0
@@ -196,8 +209,7 @@ impl Engine {
         };
         cache.computed(steps(q.start) - reused);
         if let QueryValue::Matrix(series) = &answer.value {
-            let last = q.start + (q.end - q.start) / q.step * q.step;
-            cache.store(key, seq, cutoff, q.start, last, series.clone());
+            cache.store(key, seq, cutoff, q.start, last_step, series.clone());
         }
         Ok(answer)
     }

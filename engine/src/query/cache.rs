@@ -15,14 +15,19 @@
 //!
 //! Not cached: instant queries, expressions with `@` (their steps read at the query's own
 //! start or end), and any answer larger than an eighth of the cache. A query that fails or
-//! runs out of time stores nothing, and no lookup waits for another query: a slow query
-//! cannot hold up or poison others. Entries are evicted least recently used first when the
-//! cache holds more than its bytes.
+//! runs out of time stores nothing. Identical computations in flight are done once: eight
+//! screens refreshing the same panel at the same moment wait for the first to finish its
+//! new steps ([`ResultCache::lead_or_wait`]) and then take them from the cache — but never
+//! longer than [`MAX_WAIT`] or their own deadline, after which they compute on their own: a
+//! slow query can neither poison the cache nor hold others up for long. Entries are evicted
+//! least recently used first when the cache holds more than its bytes.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 
 use super::plan::Plan;
 use super::{PromqlQuery, ResultSeries};
@@ -144,6 +149,33 @@ pub struct Reuse {
     pub last: i64,
 }
 
+/// The longest a query waits for an identical one in flight before computing on its own.
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// A computation in flight, which identical queries wait for.
+#[derive(Debug, Default)]
+struct Flight {
+    done: Mutex<bool>,
+    finished: Condvar,
+}
+
+/// The one query computing a key; those that waited for it look again when it is dropped
+/// (after it stored its answer, or failed).
+#[derive(Debug)]
+pub struct Leader<'a> {
+    cache: &'a ResultCache,
+    key: Key,
+    flight: Arc<Flight>,
+}
+
+impl Drop for Leader<'_> {
+    fn drop(&mut self) {
+        self.cache.flights.lock().remove(&self.key);
+        *self.flight.done.lock() = true;
+        self.flight.finished.notify_all();
+    }
+}
+
 /// What the cache did since the engine opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CacheStats {
@@ -159,6 +191,8 @@ pub struct CacheStats {
     pub invalidations: u64,
     /// Entries evicted to stay within the bytes.
     pub evictions: u64,
+    /// Queries that waited for an identical one in flight instead of computing it again.
+    pub coalesced: u64,
     /// Entries now.
     pub entries: u64,
     /// Bytes the entries hold now (estimated: points and labels).
@@ -178,6 +212,8 @@ pub struct ResultCache {
     steps_computed: AtomicU64,
     invalidations: AtomicU64,
     evictions: AtomicU64,
+    coalesced: AtomicU64,
+    flights: Mutex<HashMap<Key, Arc<Flight>>>,
 }
 
 #[derive(Debug, Default)]
@@ -221,7 +257,40 @@ impl ResultCache {
             steps_computed: AtomicU64::new(0),
             invalidations: AtomicU64::new(0),
             evictions: AtomicU64::new(0),
+            coalesced: AtomicU64::new(0),
+            flights: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Before computing steps of `key`: the leader's guard if no identical computation is in
+    /// flight; otherwise waits until it ends (or `until`, at most [`MAX_WAIT`] from now) and
+    /// returns `None` — look again, then compute what is still missing without leading.
+    pub fn lead_or_wait(&self, key: &Key, until: Option<Instant>) -> Option<Leader<'_>> {
+        let flight = {
+            let mut flights = self.flights.lock();
+            match flights.get(key) {
+                Some(f) => f.clone(),
+                None => {
+                    let flight = Arc::new(Flight::default());
+                    flights.insert(key.clone(), flight.clone());
+                    return Some(Leader {
+                        cache: self,
+                        key: key.clone(),
+                        flight,
+                    });
+                }
+            }
+        };
+        self.coalesced.fetch_add(1, Ordering::Relaxed);
+        let limit = Instant::now() + MAX_WAIT;
+        let until = until.map_or(limit, |u| u.min(limit));
+        let mut done = flight.done.lock();
+        while !*done {
+            if flight.finished.wait_until(&mut done, until).timed_out() {
+                break;
+            }
+        }
+        None
     }
 
     /// The cached points of the steps from `start` (on the key's grid) up to `end` that are
@@ -345,6 +414,7 @@ impl ResultCache {
             steps_computed: self.steps_computed.load(Ordering::Relaxed),
             invalidations: self.invalidations.load(Ordering::Relaxed),
             evictions: self.evictions.load(Ordering::Relaxed),
+            coalesced: self.coalesced.load(Ordering::Relaxed),
             entries: state.entries.len() as u64,
             bytes: state.bytes as u64,
             limit_bytes: self.limit as u64,
@@ -429,6 +499,37 @@ mod tests {
             c.lookup(&key(), 0, 1000, i64::MIN, REACH, |_| None)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn identical_computations_in_flight_are_done_once() {
+        let c = ResultCache::new(1 << 20);
+        let leader = c.lead_or_wait(&key(), None).expect("the first leads");
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| {
+                let t = Instant::now();
+                // Waits for the leader, then looks again and finds its answer.
+                assert!(c.lead_or_wait(&key(), None).is_none());
+                let found = c.lookup(&key(), 0, 100, i64::MIN, REACH, |_| None);
+                (t.elapsed(), found.map(|r| r.last))
+            });
+            std::thread::sleep(Duration::from_millis(50));
+            c.store(key(), 0, i64::MIN, 0, 100, series(&[(0, 1.0), (100, 2.0)]));
+            drop(leader);
+            let (waited, last) = waiter.join().expect("waiter");
+            assert!(waited >= Duration::from_millis(40), "{waited:?}");
+            assert_eq!(last, Some(100));
+        });
+        // Nothing in flight now: the next one leads; a deadline bounds any wait.
+        let again = c.lead_or_wait(&key(), None).expect("leads");
+        let t = Instant::now();
+        assert!(
+            c.lead_or_wait(&key(), Some(Instant::now() + Duration::from_millis(30)))
+                .is_none()
+        );
+        assert!(t.elapsed() < Duration::from_secs(1));
+        drop(again);
+        assert_eq!(c.stats().coalesced, 2);
     }
 
     #[test]

@@ -225,7 +225,7 @@ async fn remote_write_then_promql_over_http_and_grpc() {
     assert_eq!(scalar.scalar, 2.0 * (49.0 + 59.0));
     // A range query asked twice: the second answer comes from the result cache, says so on
     // its last message, and is the same.
-    let mut range = || {
+    let range = || {
         let mut client = client.clone();
         async move {
             let mut stream = client

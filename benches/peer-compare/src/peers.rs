@@ -127,6 +127,89 @@ fn escape(v: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// Starts Prometheus storing under `dir`, its remote-write receiver on, accepting
+/// out-of-order samples within 30 days (as the others accept late data), quiet, and waits
+/// until it answers.
+pub fn prometheus(dir: &std::path::Path) -> Peer {
+    std::fs::create_dir_all(dir).expect("dir");
+    let cfg = dir.join("prometheus.yml");
+    std::fs::write(
+        &cfg,
+        "global:\n  scrape_interval: 1h\nstorage:\n  tsdb:\n    out_of_order_time_window: 30d\n",
+    )
+    .expect("config");
+    let port = free_port();
+    let peer = Peer {
+        name: "Prometheus",
+        child: std::process::Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .args([
+                "--web.enable-remote-write-receiver",
+                "--storage.tsdb.retention.time=100y",
+                "--log.level=error",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start prometheus"),
+        url: format!("http://127.0.0.1:{port}"),
+    };
+    wait_ready(&format!("{}/-/ready", peer.url), peer.name);
+    peer
+}
+
+/// POSTs a remote-write body (see [`remote_write_body`]) to `url`; panics on failure.
+pub fn post_remote_write(url: &str, body: &[u8]) {
+    ureq::post(url)
+        .set("Content-Type", "application/x-protobuf")
+        .set("Content-Encoding", "snappy")
+        .set("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .send_bytes(body)
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+}
+
+/// A request as a Prometheus remote-write body: `prompb.WriteRequest`, snappy-compressed.
+pub fn remote_write_body(r: &WriteRequest) -> Vec<u8> {
+    use iocdb_proto::prompb;
+    use prost::Message;
+    let timeseries = r
+        .series
+        .iter()
+        .map(|s| prompb::TimeSeries {
+            labels: s
+                .labels
+                .iter()
+                .map(|l| prompb::Label {
+                    name: l.name.clone(),
+                    value: l.value.clone(),
+                })
+                .collect(),
+            samples: s
+                .samples
+                .iter()
+                .map(|x| prompb::Sample {
+                    value: x.v,
+                    timestamp: x.t,
+                })
+                .collect(),
+            histograms: vec![],
+        })
+        .collect();
+    let raw = prompb::WriteRequest {
+        timeseries,
+        metadata: vec![],
+    }
+    .encode_to_vec();
+    snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .expect("snappy compresses anything")
+}
+
 /// Appends a request's samples in the text exposition format; `seconds` writes OpenMetrics
 /// timestamps (seconds), else milliseconds.
 pub fn exposition(out: &mut Vec<u8>, r: &WriteRequest, seconds: bool) {

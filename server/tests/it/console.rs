@@ -43,13 +43,18 @@ fn open(browser: &Browser, server: &Server, hash: &str) {
     );
 }
 
-async fn write(server: &Server, ns: &str, metric: &str, labels: &[(&str, &str)], t: i64, v: f64) {
+/// Writes the test source's reading, now.
+async fn reading(server: &Server, v: f64) {
     server
         .ingest()
         .await
         .write(v1::WriteRequest {
-            namespace: ns.into(),
-            series: vec![series(metric, labels, &[(t, v)])],
+            namespace: "console_test".into(),
+            series: vec![series(
+                "tile_reading",
+                &[("commune", "Châu Đốc")],
+                &[(now_ms(), v)],
+            )],
         })
         .await
         .expect("write");
@@ -244,16 +249,7 @@ async fn the_console_shows_the_province_in_a_real_browser() {
         })
         .await
         .expect("catalog");
-    let labels = [("commune", "Châu Đốc")];
-    write(
-        &server,
-        "console_test",
-        "tile_reading",
-        &labels,
-        now_ms(),
-        41.0,
-    )
-    .await;
+    reading(&server, 41.0).await;
     open(&browser, &server, "#/overview");
     let deadline = Instant::now() + Duration::from_secs(30);
     while tile_text(&browser, "console_test") != "41" {
@@ -262,28 +258,12 @@ async fn the_console_shows_the_province_in_a_real_browser() {
             "the tile shows {:?}, not 41",
             tile_text(&browser, "console_test")
         );
-        write(
-            &server,
-            "console_test",
-            "tile_reading",
-            &labels,
-            now_ms(),
-            41.0,
-        )
-        .await;
+        reading(&server, 41.0).await;
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     let mut delays = Vec::new();
     for v in [42.0, 43.0, 44.0] {
-        write(
-            &server,
-            "console_test",
-            "tile_reading",
-            &labels,
-            now_ms(),
-            v,
-        )
-        .await;
+        reading(&server, v).await;
         let acked = Instant::now();
         let want = format!("{v}");
         let deadline = acked + Duration::from_secs(15);

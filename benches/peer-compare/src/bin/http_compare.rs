@@ -21,7 +21,7 @@ use iocdb_benches::dashboard::{self, QueryKind};
 use iocdb_benches::{report, workload};
 use iocdb_engine::WriteRequest;
 use iocdb_peer_compare::answers::{Answer, differences, query_range};
-use iocdb_peer_compare::peers::{Peer, free_port, wait_ready};
+use iocdb_peer_compare::peers::{self, Peer, free_port, post_remote_write as post, wait_ready};
 use iocdb_proto::prompb;
 use prost::Message;
 
@@ -36,39 +36,9 @@ struct Batch {
 }
 
 fn encode(r: &WriteRequest) -> Batch {
-    let timeseries = r
-        .series
-        .iter()
-        .map(|s| prompb::TimeSeries {
-            labels: s
-                .labels
-                .iter()
-                .map(|l| prompb::Label {
-                    name: l.name.clone(),
-                    value: l.value.clone(),
-                })
-                .collect(),
-            samples: s
-                .samples
-                .iter()
-                .map(|x| prompb::Sample {
-                    value: x.v,
-                    timestamp: x.t,
-                })
-                .collect(),
-            histograms: vec![],
-        })
-        .collect();
-    let raw = prompb::WriteRequest {
-        timeseries,
-        metadata: vec![],
-    }
-    .encode_to_vec();
     Batch {
         namespace: r.namespace.clone(),
-        body: snap::raw::Encoder::new()
-            .compress_vec(&raw)
-            .expect("snappy"),
+        body: iocdb_peer_compare::peers::remote_write_body(r),
         samples: r.series.iter().map(|s| s.samples.len()).sum(),
     }
 }
@@ -113,41 +83,12 @@ impl System {
                 (c, format!("{url}/-/ready"))
             }
             System::Victoria => {
-                let mut c = Command::new("victoria-metrics");
-                c.arg(format!("-storageDataPath={}", dir.display()))
-                    .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                    .args([
-                        "-retentionPeriod=100y",
-                        "-search.latencyOffset=0s",
-                        "-search.disableCache",
-                        "-loggerLevel=ERROR",
-                    ]);
-                (c, format!("{url}/health"))
+                return peers::victoria_metrics(
+                    dir,
+                    &["-search.latencyOffset=0s", "-search.disableCache"],
+                );
             }
-            System::Prometheus => {
-                std::fs::create_dir_all(dir).expect("dir");
-                let cfg = dir.join("prometheus.yml");
-                // Out-of-order samples within 30 days are accepted, like the others accept
-                // late data.
-                std::fs::write(
-                    &cfg,
-                    "global:\n  scrape_interval: 1h\nstorage:\n  tsdb:\n    out_of_order_time_window: 30d\n",
-                )
-                .expect("config");
-                let mut c = Command::new("prometheus");
-                c.arg(format!("--config.file={}", cfg.display()))
-                    .arg(format!(
-                        "--storage.tsdb.path={}",
-                        dir.join("tsdb").display()
-                    ))
-                    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                    .args([
-                        "--web.enable-remote-write-receiver",
-                        "--storage.tsdb.retention.time=100y",
-                        "--log.level=error",
-                    ]);
-                (c, format!("{url}/-/ready"))
-            }
+            System::Prometheus => return peers::prometheus(dir),
         };
         quiet(&mut cmd);
         let peer = Peer {
@@ -183,17 +124,6 @@ fn cpu_seconds(pid: u32) -> f64 {
             .unwrap_or(0.0)
     };
     (ticks(11) + ticks(12)) / 100.0
-}
-
-fn post(url: &str, body: &[u8]) {
-    let r = ureq::post(url)
-        .set("Content-Type", "application/x-protobuf")
-        .set("Content-Encoding", "snappy")
-        .set("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .send_bytes(body);
-    if let Err(e) = r {
-        panic!("{url}: {e}");
-    }
 }
 
 /// Sends every batch with `senders` concurrent senders: (wall time, server CPU seconds).

@@ -16,48 +16,38 @@
 // JSON values index to `Null` when a key is missing, and the rounds index their own table.
 #![allow(clippy::indexing_slicing)]
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use iocdb_benches::workload;
-use iocdb_peer_compare::peers::{self, Peer, free_port, wait_ready};
-use iocdb_proto::{prompb, v1};
-use prost::Message;
+use iocdb_engine::{Label, Sample, SeriesWrite, WriteRequest};
+use iocdb_peer_compare::peers::{self, post_remote_write as post};
+use iocdb_proto::v1;
 
 const SERIES: usize = 100;
 const PROBE_NAMESPACE: &str = "security";
 const MINUTES: i64 = 1440;
 
-fn remote_write(now: i64) -> Vec<u8> {
-    let timeseries = (0..SERIES)
-        .map(|i| prompb::TimeSeries {
+fn probes(now: i64) -> Vec<u8> {
+    let series = (0..SERIES)
+        .map(|i| SeriesWrite {
             labels: vec![
-                prompb::Label {
-                    name: "__name__".into(),
-                    value: "probe".into(),
-                },
-                prompb::Label {
-                    name: "i".into(),
-                    value: i.to_string(),
-                },
+                Label::new("__name__", "probe"),
+                Label::new("i", i.to_string()),
             ],
             samples: (0..=MINUTES)
-                .map(|m| prompb::Sample {
-                    value: ((i as i64 * 31 + m) % 101) as f64,
-                    timestamp: now - (MINUTES - m) * 60_000,
+                .map(|m| {
+                    Sample::new(
+                        now - (MINUTES - m) * 60_000,
+                        ((i as i64 * 31 + m) % 101) as f64,
+                    )
                 })
                 .collect(),
-            histograms: vec![],
         })
         .collect();
-    let raw = prompb::WriteRequest {
-        timeseries,
-        metadata: vec![],
-    }
-    .encode_to_vec();
-    snap::raw::Encoder::new()
-        .compress_vec(&raw)
-        .expect("snappy")
+    peers::remote_write_body(&WriteRequest {
+        namespace: String::new(),
+        series,
+    })
 }
 
 /// A day of the province workload at `scale`, ending at `end`, as remote-write bodies by
@@ -70,107 +60,8 @@ fn province(scale: f64, end: i64) -> Vec<(String, Vec<u8>)> {
             let from = end - 86_400_000 + h * 3_600_000;
             workload::batches(&specs, from, from + 3_600_000, 10_000)
         })
-        .map(|r| {
-            let timeseries = r
-                .series
-                .iter()
-                .map(|s| prompb::TimeSeries {
-                    labels: s
-                        .labels
-                        .iter()
-                        .map(|l| prompb::Label {
-                            name: l.name.clone(),
-                            value: l.value.clone(),
-                        })
-                        .collect(),
-                    samples: s
-                        .samples
-                        .iter()
-                        .map(|x| prompb::Sample {
-                            value: x.v,
-                            timestamp: x.t,
-                        })
-                        .collect(),
-                    histograms: vec![],
-                })
-                .collect();
-            let raw = prompb::WriteRequest {
-                timeseries,
-                metadata: vec![],
-            }
-            .encode_to_vec();
-            let body = snap::raw::Encoder::new()
-                .compress_vec(&raw)
-                .expect("snappy");
-            (r.namespace.clone(), body)
-        })
+        .map(|r| (r.namespace.clone(), peers::remote_write_body(&r)))
         .collect()
-}
-
-fn start(name: &'static str, dir: &std::path::Path) -> Peer {
-    let port = free_port();
-    let url = format!("http://127.0.0.1:{port}");
-    let mut cmd = match name {
-        "VictoriaMetrics" => {
-            let mut c = Command::new("victoria-metrics");
-            c.arg(format!("-storageDataPath={}", dir.display()))
-                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .args([
-                    "-retentionPeriod=100y",
-                    "-search.latencyOffset=0s",
-                    "-search.disableCache",
-                    "-loggerLevel=ERROR",
-                ]);
-            c
-        }
-        _ => {
-            std::fs::create_dir_all(dir).expect("dir");
-            let cfg = dir.join("prometheus.yml");
-            // Out-of-order samples within 30 days are accepted, as the others accept them.
-            std::fs::write(
-                &cfg,
-                "global:\n  scrape_interval: 1h\nstorage:\n  tsdb:\n    out_of_order_time_window: 30d\n",
-            )
-            .expect("config");
-            let mut c = Command::new("prometheus");
-            c.arg(format!("--config.file={}", cfg.display()))
-                .arg(format!(
-                    "--storage.tsdb.path={}",
-                    dir.join("tsdb").display()
-                ))
-                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-                .args(["--web.enable-remote-write-receiver", "--log.level=error"]);
-            c
-        }
-    };
-    cmd.stdout(Stdio::null()).stderr(Stdio::null());
-    let peer = Peer {
-        name,
-        child: cmd.spawn().unwrap_or_else(|e| panic!("start {name}: {e}")),
-        url,
-    };
-    wait_ready(
-        &format!(
-            "{}/{}",
-            peer.url,
-            if name == "Prometheus" {
-                "-/ready"
-            } else {
-                "health"
-            }
-        ),
-        name,
-    );
-    peer
-}
-
-fn post(url: &str, body: &[u8]) {
-    ureq::post(url)
-        .set("Content-Type", "application/x-protobuf")
-        .set("Content-Encoding", "snappy")
-        .set("X-Prometheus-Remote-Write-Version", "0.1.0")
-        .send_bytes(body)
-        .unwrap_or_else(|e| panic!("{url}: {e}"));
 }
 
 /// One query over HTTP: its time, and how many result series it had.
@@ -271,7 +162,7 @@ async fn main() {
         .as_millis() as i64)
         / 60_000
         * 60_000;
-    let body = remote_write(now);
+    let body = probes(now);
     let iocdb = peers::iocdb(&dir.path().join("iocdb"), &[]);
     // The probes share iocdb's largest namespace (cameras), so that its queries run beside
     // 6,000 other series, as the peers' run beside all of them.
@@ -279,9 +170,12 @@ async fn main() {
         vec![("iocdb", format!("{}/ns/{PROBE_NAMESPACE}", iocdb.peer.url))];
     let mut peers = Vec::new();
     if only.is_empty() {
-        for name in ["VictoriaMetrics", "Prometheus"] {
-            let peer = start(name, &dir.path().join(name));
-            http_systems.push((name, peer.url.clone()));
+        let vm = peers::victoria_metrics(
+            &dir.path().join("vm"),
+            &["-search.latencyOffset=0s", "-search.disableCache"],
+        );
+        for peer in [vm, peers::prometheus(&dir.path().join("prometheus"))] {
+            http_systems.push((peer.name, peer.url.clone()));
             peers.push(peer);
         }
     }

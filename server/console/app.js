@@ -15,16 +15,10 @@ const main = document.getElementById("main");
 let current = null;
 
 /** The hash's page name and parameters. */
-export function route() {
+function route() {
   const [path, query] = location.hash.replace(/^#\/?/, "").split("?");
   const name = pages[path] ? path : "overview";
   return { name, params: new URLSearchParams(query || "") };
-}
-
-/** Rewrites the hash's parameters without reloading the page (a shareable URL). */
-export function setParams(params) {
-  const { name } = route();
-  history.replaceState(null, "", `#/${name}?${params}`);
 }
 
 function show() {

@@ -136,7 +136,7 @@ impl Engine {
     /// A range query through the result cache: the steps still exact come from it, the rest
     /// are computed, and the whole answer is kept for the next refresh.
     fn query_cached(&self, cache: &ResultCache, q: &PromqlQuery) -> Result<PromqlResult> {
-        let plan = query::parse::parse(&q.expr)?;
+        let plan = query::parse(&q.expr)?;
         let lookback = q.lookback_ms.unwrap_or(query::DEFAULT_LOOKBACK_MS);
         let querier = self.querier();
         let (Some(reach), true) = (cache::reach(&plan, lookback), q.step > 0 && lookback >= 0)
@@ -159,10 +159,10 @@ impl Engine {
         let mut reuse = look();
         // Steps to compute: lead, or wait for an identical query computing them and look
         // again (then compute what is still missing without leading).
-        let mut _leader = None;
+        let mut leader = None;
         if reuse.as_ref().is_none_or(|r| r.last < last_step) {
-            _leader = cache.lead_or_wait(&key, q.deadline);
-            if _leader.is_none() {
+            leader = cache.lead_or_wait(&key, q.deadline);
+            if leader.is_none() {
                 reuse = look();
             }
         }
@@ -211,6 +211,9 @@ impl Engine {
         if let QueryValue::Matrix(series) = &answer.value {
             cache.store(key, seq, cutoff, q.start, last_step, series.clone());
         }
+        // Those waiting for this computation look again once its answer is stored (and
+        // compute on their own if it failed, when `?` dropped the leader above).
+        drop(leader);
         Ok(answer)
     }
 

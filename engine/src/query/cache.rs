@@ -365,7 +365,8 @@ impl ResultCache {
         last: i64,
         series: Vec<ResultSeries>,
     ) {
-        let bytes = size_of(&series);
+        // An entry costs its key and bookkeeping too, so that empty answers are bounded.
+        let bytes = size_of(&series) + 256 + key.expr.len() + key.namespace.len();
         let mut state = self.state.lock();
         if let Some(old) = state.entries.remove(&key) {
             state.bytes -= old.bytes;

@@ -143,16 +143,20 @@ impl Engine {
         else {
             return query::run_plan(&querier, q, &plan);
         };
+        // The namespace as writes name it ("" is the default namespace's): the change log,
+        // the retention and the key must all agree with the write path.
+        let Ok(namespace) = crate::model::Namespace::new(&q.namespace) else {
+            return query::run_plan(&querier, q, &plan);
+        };
+        let ns = namespace.as_str();
         let inner = &*self.inner;
         // Before the snapshot: a change this query's snapshot misses has a later sequence.
         let seq = inner.changes.current();
-        let cutoff = inner
-            .opts
-            .retention_cutoff(&q.namespace, read::wall_clock_ms());
-        let key = cache::Key::of(q, lookback);
+        let cutoff = inner.opts.retention_cutoff(ns, read::wall_clock_ms());
+        let key = cache::Key::of(q, ns, lookback);
         let look = || {
             cache.lookup(&key, q.start, q.end, cutoff, reach, |since| {
-                inner.changes.earliest_since(&q.namespace, since)
+                inner.changes.earliest_since(ns, since)
             })
         };
         let last_step = q.start + (q.end - q.start) / q.step * q.step;

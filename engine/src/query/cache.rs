@@ -115,10 +115,11 @@ pub struct Key {
 }
 
 impl Key {
-    /// The key of a range query (`lookback` resolved).
-    pub fn of(q: &PromqlQuery, lookback: i64) -> Key {
+    /// The key of a range query in `namespace` (its name as validated: the empty name is
+    /// the default namespace's) with `lookback` resolved.
+    pub fn of(q: &PromqlQuery, namespace: &str, lookback: i64) -> Key {
         Key {
-            namespace: q.namespace.clone(),
+            namespace: namespace.to_owned(),
             expr: q.expr.trim().to_owned(),
             step: q.step,
             grid: q.start.rem_euclid(q.step.max(1)),
@@ -436,7 +437,7 @@ mod tests {
     }
 
     fn key() -> Key {
-        Key::of(&PromqlQuery::range("ns", "up", 0, 100, 10), 300)
+        Key::of(&PromqlQuery::range("ns", "up", 0, 100, 10), "ns", 300)
     }
 
     const REACH: Reach = Reach { back: 25, fwd: 0 };
@@ -477,18 +478,18 @@ mod tests {
         let pts: Vec<(i64, f64)> = (0..=100).map(|k| (k * 10, 1.0)).collect();
         for i in 0..200 {
             let q = PromqlQuery::range("ns", format!("m{i}"), 0, 1000, 10);
-            c.store(Key::of(&q, 300), 0, i64::MIN, 0, 1000, series(&pts));
+            c.store(Key::of(&q, "ns", 300), 0, i64::MIN, 0, 1000, series(&pts));
             assert!(c.stats().bytes <= 64 * 1024);
         }
         let s = c.stats();
         assert!(s.evictions > 100 && s.entries > 10, "{s:?}");
         // The newest is there, the oldest gone.
-        let newest = Key::of(&PromqlQuery::range("ns", "m199", 0, 1000, 10), 300);
+        let newest = Key::of(&PromqlQuery::range("ns", "m199", 0, 1000, 10), "ns", 300);
         assert!(
             c.lookup(&newest, 0, 1000, i64::MIN, REACH, |_| None)
                 .is_some()
         );
-        let oldest = Key::of(&PromqlQuery::range("ns", "m0", 0, 1000, 10), 300);
+        let oldest = Key::of(&PromqlQuery::range("ns", "m0", 0, 1000, 10), "ns", 300);
         assert!(
             c.lookup(&oldest, 0, 1000, i64::MIN, REACH, |_| None)
                 .is_none()

@@ -205,3 +205,45 @@ fn a_refresh_reuses_the_steps_still_exact() {
     assert_eq!((stats.hits, stats.invalidations), (3, 1), "{stats:?}");
     assert_eq!(engines[1].stats().query_cache.lookups, 0);
 }
+
+/// The default namespace has two spellings, "" and "default": a late sample written under
+/// either reaches a cached answer asked under either.
+#[test]
+fn the_default_namespace_under_either_name_invalidates_alike() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open_with(dir.path(), options(true)).expect("open");
+    let write = |ns: &str, t: i64, v: f64| {
+        engine
+            .write(request(
+                ns,
+                vec![common::series("m", 0, vec![Sample::new(t, v)])],
+            ))
+            .expect("write");
+    };
+    for k in 0..30 {
+        write("", k * 20_000, 1.0);
+    }
+    let sum = |ns: &str, at: i64| {
+        let q = PromqlQuery {
+            namespace: ns.into(),
+            ..query("sum(m)", 10, 0, 59)
+        };
+        let r = engine.query(&q).expect("query");
+        let QueryValue::Matrix(series) = r.value else {
+            panic!("a matrix");
+        };
+        series[0].points.iter().find(|p| p.t == at).map(|p| p.v)
+    };
+    for (write_as, ask_as) in [
+        ("", ""),
+        ("default", ""),
+        ("", "default"),
+        ("default", "default"),
+    ] {
+        assert_eq!(sum(ask_as, 310_000), Some(1.0), "{write_as} → {ask_as}");
+        // A late sample between two others: the step at 310 s now sees it.
+        write(write_as, 310_000, 7.0);
+        assert_eq!(sum(ask_as, 310_000), Some(7.0), "{write_as} → {ask_as}");
+        write(write_as, 310_000, 1.0);
+    }
+}

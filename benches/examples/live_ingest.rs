@@ -1,4 +1,6 @@
-//! Profiling aid: live-shaped ingest only. `cargo run --release -p iocdb-benches --example live_ingest -- [threads]`
+//! Profiling aid: live-shaped ingest only. `cargo run --release -p iocdb-benches --example live_ingest -- [threads] [rounds]`
+//! Each round ingests twice, with the result cache off and on (on, each write also records
+//! the earliest time it touched for the cache's change log), and prints both rates.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -10,8 +12,30 @@ fn main() {
     let specs = iocdb_benches::workload::series(1.0);
     let start = iocdb_benches::report::day_start();
     let make = || iocdb_benches::workload::batches(&specs, start, start + 20 * 60_000, 10_000);
-    let dir = tempfile::tempdir().expect("dir");
-    let rate =
-        iocdb_benches::report::ingest(dir.path(), iocdb_engine::Options::default(), make, threads);
-    println!("{threads} writers: {:.2} M samples/s", rate / 1e6);
+    let rounds: usize = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1);
+    for _ in 0..rounds {
+        let mut rates = Vec::new();
+        for cache in [0, 64 << 20] {
+            let dir = tempfile::tempdir().expect("dir");
+            let opts = iocdb_engine::Options {
+                query_cache_bytes: cache,
+                ..iocdb_engine::Options::default()
+            };
+            rates.push(iocdb_benches::report::ingest(
+                dir.path(),
+                opts,
+                make,
+                threads,
+            ));
+        }
+        println!(
+            "{threads} writers: {:.2} M samples/s without the cache's change log, {:.2} with ({:.3}×)",
+            rates[0] / 1e6,
+            rates[1] / 1e6,
+            rates[1] / rates[0]
+        );
+    }
 }

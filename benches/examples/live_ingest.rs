@@ -17,25 +17,20 @@ fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1);
     for _ in 0..rounds {
-        let mut rates = Vec::new();
-        for cache in [0, 64 << 20] {
+        let rate = |cache: usize| {
             let dir = tempfile::tempdir().expect("dir");
             let opts = iocdb_engine::Options {
                 query_cache_bytes: cache,
                 ..iocdb_engine::Options::default()
             };
-            rates.push(iocdb_benches::report::ingest(
-                dir.path(),
-                opts,
-                make,
-                threads,
-            ));
-        }
+            iocdb_benches::report::ingest(dir.path(), opts, make, threads)
+        };
+        let (off, on) = (rate(0), rate(64 << 20));
         println!(
             "{threads} writers: {:.2} M samples/s without the cache's change log, {:.2} with ({:.3}×)",
-            rates[0] / 1e6,
-            rates[1] / 1e6,
-            rates[1] / rates[0]
+            off / 1e6,
+            on / 1e6,
+            on / off
         );
     }
 }

@@ -587,6 +587,20 @@ async fn stats(c: &ClientArgs) -> anyhow::Result<()> {
             s.disk_bytes_by_namespace.get(k).copied().unwrap_or(0)
         );
     }
+    if let Some(c) = s.query_cache.as_ref().filter(|c| c.limit_bytes > 0) {
+        println!(
+            "query cache       {} of {} lookups reused steps ({} steps reused, {} computed, {} invalidated, {} coalesced); {} entries, {} of {} bytes",
+            c.hits,
+            c.lookups,
+            c.steps_reused,
+            c.steps_computed,
+            c.invalidations,
+            c.coalesced,
+            c.entries,
+            c.bytes,
+            c.limit_bytes
+        );
+    }
     for q in &s.quarantined {
         println!(
             "QUARANTINED       {} → {}: {}",

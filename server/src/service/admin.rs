@@ -218,6 +218,18 @@ impl Admin for AdminService {
             write_recoveries: s.write_recoveries,
             wal_files_cut: s.wal_files_cut,
             wal_bytes_cut: s.wal_bytes_cut,
+            query_cache: Some(v1::QueryCacheStats {
+                lookups: s.query_cache.lookups,
+                hits: s.query_cache.hits,
+                steps_reused: s.query_cache.steps_reused,
+                steps_computed: s.query_cache.steps_computed,
+                invalidations: s.query_cache.invalidations,
+                evictions: s.query_cache.evictions,
+                coalesced: s.query_cache.coalesced,
+                entries: s.query_cache.entries,
+                bytes: s.query_cache.bytes,
+                limit_bytes: s.query_cache.limit_bytes,
+            }),
         }))
     }
 

@@ -91,6 +91,7 @@ fn csv_written_with_the_cli_reads_back_as_json() {
     let (ok, out, _) = iocdb(&["stats", "--addr", &server.addr], None);
     assert!(ok);
     assert!(out.contains("accepted samples  3"), "{out}");
+    assert!(out.contains("query cache       "), "{out}");
 
     let (ok, _, err) = iocdb(
         &["write", "--addr", &server.addr, "-n", "lodging", "-"],

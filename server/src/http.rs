@@ -343,32 +343,14 @@ pub fn json_response(status: StatusCode, body: String) -> Response {
         .into_response()
 }
 
-/// Runs an engine call on the blocking pool.
+/// Runs an engine call (see [`crate::service::run_engine`]).
 pub async fn blocking<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Engine) -> iocdb_engine::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
-    run_engine(&state.engine, f)
+    crate::service::run_engine(&state.engine, f)
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
         .map_err(ApiError::from)
-}
-
-/// Runs a blocking engine call on the request's own thread, which hands its other tasks to
-/// another (`block_in_place`) instead of sending the call to the blocking pool and waiting
-/// to be woken: a small query skips two thread hand-offs, which were most of its cost. A
-/// panic is caught and returned, as a pool thread's would be.
-pub fn run_engine<T>(
-    engine: &std::sync::Arc<Engine>,
-    f: impl FnOnce(&Engine) -> T,
-) -> Result<T, String> {
-    tokio::task::block_in_place(|| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine))).map_err(|p| {
-            p.downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned())
-        })
-    })
 }
 
 #[cfg(test)]

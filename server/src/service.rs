@@ -93,15 +93,33 @@ impl AppState {
             .record(caller.name(), namespace, method, arguments, &outcome);
     }
 
-    /// Runs an engine call on the blocking pool.
+    /// Runs an engine call (see [`run_engine`]).
     pub async fn blocking<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Engine) -> iocdb_engine::Result<T> + Send + 'static,
     ) -> Result<T, Status> {
-        crate::http::run_engine(&self.engine, f)
+        run_engine(&self.engine, f)
             .map_err(|e| status::internal(&e))?
             .map_err(status::to_status)
     }
+}
+
+/// Runs a blocking engine call on the request's own thread, which hands its other tasks to
+/// another (`block_in_place`) instead of sending the call to the blocking pool and waiting
+/// to be woken: a small query skips two thread hand-offs, which were most of its cost. A
+/// panic is caught and returned, as a pool thread's would be.
+pub fn run_engine<T>(
+    engine: &std::sync::Arc<Engine>,
+    f: impl FnOnce(&Engine) -> T,
+) -> Result<T, String> {
+    tokio::task::block_in_place(|| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine))).map_err(|p| {
+            p.downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| p.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "a panic".to_owned())
+        })
+    })
 }
 
 /// The common name of the client certificate of a mutual-TLS connection.

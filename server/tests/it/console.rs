@@ -307,7 +307,9 @@ async fn the_console_shows_the_province_in_a_real_browser() {
     browser.wait_for(
         "the silent source in data health",
         Duration::from_secs(30),
-        "return document.getElementById('health').textContent.includes('Phòng thử nghiệm');",
+        "const h = [...document.querySelectorAll('#health h2')].find((e) => e.textContent.startsWith('Nguồn im lặng'));
+         const t = h && h.nextElementSibling;
+         return Boolean(t && t.textContent.includes('tile_reading') && t.textContent.includes('Phòng thử nghiệm'));",
     );
     browser.screenshot(&shots().join("health.png"));
     no_errors(&browser, "health");

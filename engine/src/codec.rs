@@ -11,7 +11,7 @@
 //!   by whichever is smaller; plus the incremental [`chunk::ChunkAppender`] the head uses.
 //! - [`varint`]: LEB128 integers; [`bytes`]: the one checked reader ([`bytes::ByteReader`])
 //!   of every binary format, with the limits files may claim; [`labels`]: label sets as
-//!   files store them.
+//!   files store them; [`rollup`]: per-interval summaries of a series (rollup tiers).
 //!
 //! Every decoder takes untrusted bytes: it checks every length and returns a
 //! [`crate::DecodeError`] rather than panicking.
@@ -26,6 +26,7 @@ pub mod chimp128;
 pub mod chunk;
 pub mod decimal;
 pub mod labels;
+pub mod rollup;
 pub mod timestamp;
 pub mod value;
 pub mod varint;

@@ -33,7 +33,7 @@ pub fn replay_wal(data: &[u8]) {
     let _ = replay_file(data, &mut Count(0));
 }
 
-/// Opens a segment from bytes and reads every chunk and the postings.
+/// Opens a segment from bytes and reads every chunk, every tier's rollups and the postings.
 pub fn read_segment(data: &[u8]) {
     let Ok(segment) = Segment::open(
         std::path::Path::new("fuzz.seg"),
@@ -45,6 +45,10 @@ pub fn read_segment(data: &[u8]) {
     for s in &segment.series {
         for c in &s.chunks {
             let _ = segment.read_chunk(c, i64::MIN, i64::MAX, &mut out);
+        }
+        let mut buckets = Vec::new();
+        for &tier in segment.tiers.iter() {
+            let _ = segment.read_rollup(s, tier, &mut buckets);
         }
     }
     let _ = segment.postings();

@@ -3,8 +3,8 @@
 //! an application needs is re-exported at the crate root instead; this module may change in
 //! any release.
 
-pub use crate::codec::{chunk, decimal, varint};
+pub use crate::codec::{chunk, decimal, rollup, varint};
 pub use crate::fuzzing::{decode_chunk, read_segment, replay_wal};
 pub use crate::query::aggregate_values as aggregate;
-pub use crate::segment::{Segment, SegmentInput, encode_segment};
+pub use crate::segment::{Segment, SegmentInput, encode_segment, encode_segment_with_rollups};
 pub use crate::wal::{Wal, record};

@@ -137,6 +137,12 @@ pub struct Options {
     /// Bytes the result cache of range queries may hold (see [`crate::query::cache`]);
     /// 0 turns it off. Default 64 MiB.
     pub query_cache_bytes: usize,
+    /// Rollup tiers, interval in ms: every segment a flush or a compaction writes
+    /// summarises each series per interval of each tier (see [`crate::query`]'s "Rollups"),
+    /// and queries whose windows are whole, aligned multiples of a tier read the summaries
+    /// instead of the raw samples where the answer is the same bit for bit. Each tier costs
+    /// a few bytes per series and interval on disk. Default: one hour.
+    pub rollup_tiers_ms: Vec<i64>,
     /// The file system every engine file operation goes through (tests inject faults here).
     pub vfs: Arc<dyn Vfs>,
     /// Record each accepted sample's arrival delay (from its timestamp to its write) in
@@ -163,6 +169,7 @@ impl Default for Options {
             query_limits: QueryLimits::default(),
             query_threads: 0,
             query_cache_bytes: 64 << 20,
+            rollup_tiers_ms: vec![3_600_000],
             vfs: Arc::new(OsFs),
             record_arrivals: true,
             clock: Clock::default(),

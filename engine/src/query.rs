@@ -119,6 +119,9 @@ pub struct PromqlQuery {
     pub deadline: Option<Instant>,
     /// A sample budget tighter than the configured `max_samples` (a namespace's share).
     pub max_samples: Option<u64>,
+    /// Whether rollup tiers may answer windows they answer exactly (on by default; off
+    /// reads every raw sample, for comparison).
+    pub use_rollups: bool,
 }
 
 impl PromqlQuery {
@@ -133,6 +136,7 @@ impl PromqlQuery {
             lookback_ms: None,
             deadline: None,
             max_samples: None,
+            use_rollups: true,
         }
     }
 
@@ -191,6 +195,10 @@ pub struct PromqlResult {
     pub samples_read: u64,
     /// Steps answered from the result cache (the rest were computed).
     pub steps_from_cache: u64,
+    /// Buckets read from rollups instead of raw samples (counted in `samples_read` too).
+    pub rollup_buckets: u64,
+    /// The coarsest rollup tier that answered some window, ms (0: raw samples only).
+    pub rollup_tier_ms: i64,
 }
 
 /// One result series.
@@ -244,18 +252,27 @@ pub fn run_plan(querier: &Querier<'_>, q: &PromqlQuery, plan: &Plan) -> Result<P
         limits.max_samples = limits.max_samples.min(cap);
     }
     let budget = Budget::new(&limits, q.deadline);
-    let ev = Evaluator::new(querier, &q.namespace, &budget, (q.start, q.end), lookback);
+    let tiers = if q.use_rollups {
+        querier.rollup_tiers()
+    } else {
+        &[]
+    };
+    let ev = Evaluator::new(querier, &q.namespace, &budget, (q.start, q.end), lookback)
+        .with_rollups(tiers);
     let value = ev.eval(plan, &steps)?;
     let value = if q.is_instant() {
         instant_value(value, q.start)
     } else {
         QueryValue::Matrix(matrix(value, &steps))
     };
+    let (rollup_buckets, rollup_tier_ms) = ev.rollups_read();
     Ok(PromqlResult {
         value,
         series_read: ev.series_read(),
         samples_read: budget.samples_read(),
         steps_from_cache: 0,
+        rollup_buckets,
+        rollup_tier_ms,
     })
 }
 

@@ -7,12 +7,19 @@
 //! 12                4      reserved, zero
 //! 16                ...    chunk blocks, series after series:
 //!                            u32 LE length | u32 LE CRC-32C of the chunk | chunk bytes
+//!                   ...    (version 3) after a series' chunks, its rollup block:
+//!                            u32 LE length | u32 LE CRC-32C | per tier, in the table's
+//!                            tier order, the buckets as `codec/rollup.rs` encodes them
 //! table_offset      ...    series table block: u32 LE length | u32 LE CRC-32C | payload
-//!                            varint series count, then per series (local id order):
+//!                            varint series count,
+//!                            (version 3) varint tier count | varint interval ms per tier,
+//!                            then per series (local id order):
 //!                              str namespace | varint label count | (str name, str value)*
 //!                              varint chunk count, then per chunk:
 //!                                varint block offset | varint chunk length
 //!                                zigzag min_t | zigzag (max_t - min_t) | varint samples
+//!                              (version 3) varint rollup block offset (0: none) |
+//!                                varint rollup block length
 //! postings_offset   ...    postings block: u32 LE length | u32 LE CRC-32C | payload
 //!                            varint entry count, then per label pair:
 //!                              str name | str value | varint length | roaring bitmap of local ids
@@ -31,15 +38,18 @@
 mod reader;
 mod writer;
 
-pub use reader::{ChunkMeta, Segment};
-pub use writer::{SegmentBuilder, SegmentInput, encode_segment, write_segment};
+pub use reader::{ChunkMeta, Segment, SegmentSeries};
+pub use writer::{
+    SegmentBuilder, SegmentInput, encode_segment, encode_segment_with_rollups, write_segment,
+};
 
 /// Magic at both ends of a segment file.
 pub const MAGIC: &[u8; 8] = b"IOCDBSEG";
-/// Current format version: 2 added the decimal value encoding (chunk encoding 4).
-pub const VERSION: u32 = 2;
+/// Current format version: 2 added the decimal value encoding (chunk encoding 4), 3 the
+/// rollup blocks and the table's tier list.
+pub const VERSION: u32 = 3;
 /// Oldest version still read: version 1 differs only in not using encoding 4, so the one
-/// chunk decoder reads both.
+/// chunk decoder reads both; versions before 3 have no rollups.
 pub const OLDEST_READABLE_VERSION: u32 = 1;
 /// Header flag (the u32 after the version, 0 in version 1): written by compaction.
 pub const FLAG_COLD: u32 = 1;

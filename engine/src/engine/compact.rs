@@ -255,7 +255,7 @@ fn merge(
     for m in members {
         ids |= &m.refs;
     }
-    let mut builder = SegmentBuilder::cold(seq);
+    let mut builder = SegmentBuilder::cold(seq).with_rollups(&inner.opts.rollup_tiers_ms);
     let mut refs = Vec::new();
     let mut samples: Vec<Sample> = Vec::new();
     let throttle = Throttle::new(inner.opts.compaction_samples_per_sec);

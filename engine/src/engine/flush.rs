@@ -197,7 +197,8 @@ fn write_generation(
     let mut handles = Vec::new();
     for partition in partitions {
         let end = (i128::from(partition) + width - 1).min(i128::from(i64::MAX)) as i64;
-        let mut builder = SegmentBuilder::new(generation.seq);
+        let mut builder =
+            SegmentBuilder::new(generation.seq).with_rollups(&inner.opts.rollup_tiers_ms);
         let mut refs = Vec::new();
         for &id in &ids {
             decode(id, partition, end, &mut samples)?;

@@ -29,10 +29,24 @@ use crate::model::{Namespace, Sample};
 use crate::options::QueryLimits;
 use crate::{Error, Result};
 
+pub use crate::codec::rollup::{self, Bucket};
 pub use crate::head::SeriesHandle;
 
 /// What [`Snapshot::for_each`] does with each series as soon as it is read.
 pub type SeriesFn<'a, T> = &'a (dyn Fn(&SeriesHandle, &[Sample]) -> Result<T> + Sync);
+
+/// What [`Snapshot::for_each_rolled`] does with each series' buckets as soon as they are
+/// read.
+pub type BucketsFn<'a, T> = &'a (dyn Fn(&SeriesHandle, &[Bucket], RollupCost) -> Result<T> + Sync);
+
+/// What reading one series' buckets took.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RollupCost {
+    /// Buckets read from segments' rollups.
+    pub stored: usize,
+    /// Raw samples read to summarise the other buckets.
+    pub raw_samples: usize,
+}
 
 /// Below this many series a snapshot is read on the calling thread.
 const PARALLEL_MIN_SERIES: usize = 64;
@@ -46,6 +60,11 @@ pub struct Querier<'a> {
 impl<'a> Querier<'a> {
     pub(super) fn new(inner: &'a Inner) -> Self {
         Querier { inner }
+    }
+
+    /// The rollup tiers segments are written with (interval ms).
+    pub fn rollup_tiers(&self) -> &'a [i64] {
+        &self.inner.opts.rollup_tiers_ms
     }
 
     /// The query limits in force.
@@ -197,6 +216,41 @@ impl Snapshot<'_> {
     /// Each worker reuses one sample buffer, so a query over thousands of series holds one
     /// series' samples per worker, not all of them. The first error stops the reading.
     pub fn for_each<T: Send>(&self, f: SeriesFn<'_, T>) -> Result<Vec<T>> {
+        self.run(&|series, live, start, buf| {
+            read_one(&self.version, series, live, start, self.end, buf)?;
+            f(series, buf)
+        })
+    }
+
+    /// Reads every series as buckets of `interval` ms over the snapshot's range and maps it
+    /// with `f`, as [`Snapshot::for_each`] does with samples. A bucket comes from a
+    /// segment's rollup where that segment alone holds the series' data in the bucket's
+    /// interval, nothing hides part of it and the interval lies whole in the range;
+    /// every other bucket is summarised from the raw samples, newest write winning, so the
+    /// buckets are what summarising the series' samples would give.
+    pub fn for_each_rolled<T: Send>(&self, interval: i64, f: BucketsFn<'_, T>) -> Result<Vec<T>> {
+        if interval <= 0 {
+            return Err(Error::InvalidArgument(format!(
+                "rollup interval {interval} ms"
+            )));
+        }
+        self.run(&|series, live, start, buf| {
+            let mut buckets = Vec::new();
+            let cost = read_rolled(
+                &self.version,
+                series,
+                live,
+                (start, self.end, interval),
+                buf,
+                &mut buckets,
+            )?;
+            f(series, &buckets, cost)
+        })
+    }
+
+    /// Runs `one` over every series with the start its namespace's retention allows
+    /// (skipped when that is past the end) and a reused buffer, on the shared query pool.
+    fn run<T: Send>(&self, one: ReadFn<'_, T>) -> Result<Vec<T>> {
         let run = |part: &[(SeriesHandle, SeriesLayer)]| -> Result<Vec<T>> {
             let mut buf = Vec::new();
             let mut out = Vec::with_capacity(part.len());
@@ -207,10 +261,7 @@ impl Snapshot<'_> {
                 let start = self
                     .start
                     .max(self.inner.opts.retention_cutoff(namespace, self.now));
-                if start <= self.end {
-                    read_one(&self.version, series, live, start, self.end, &mut buf)?;
-                }
-                out.push(f(series, &buf)?);
+                out.push(one(series, live, start, &mut buf)?);
             }
             Ok(out)
         };
@@ -240,6 +291,11 @@ impl Snapshot<'_> {
     }
 }
 
+/// One series' read for [`Snapshot::run`]: its handle, its live head data, the first time
+/// it may read, and a buffer to reuse.
+type ReadFn<'a, T> =
+    &'a (dyn Fn(&SeriesHandle, &SeriesLayer, i64, &mut Vec<Sample>) -> Result<T> + Sync);
+
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {
     panic
         .downcast_ref::<&str>()
@@ -259,6 +315,9 @@ fn read_one(
     end: i64,
     out: &mut Vec<Sample>,
 ) -> Result<()> {
+    if start > end {
+        return Ok(());
+    }
     let series = handle.series();
     let deletions = &version.deletions;
     for handle in &version.segments {
@@ -287,4 +346,135 @@ fn read_one(
     in_memory(live, out)?;
     dedupe_newest_wins(out, 0);
     Ok(())
+}
+
+/// Reads one series as buckets of `interval` over `[start, end]` into `out` (sorted by
+/// start): from segments' rollups where one segment alone holds the series' data in a
+/// bucket that lies whole in the range and that no deletion reaches, the rest summarised
+/// from raw samples read gap by gap (`buf`). See [`Snapshot::for_each_rolled`].
+fn read_rolled(
+    version: &Version,
+    handle: &SeriesHandle,
+    live: &SeriesLayer,
+    (start, end, interval): (i64, i64, i64),
+    buf: &mut Vec<Sample>,
+    out: &mut Vec<Bucket>,
+) -> Result<RollupCost> {
+    let mut cost = RollupCost::default();
+    if start > end {
+        return Ok(cost);
+    }
+    let series = handle.series();
+    let id = series.id;
+    let stored = stored_buckets(version, id, live, (start, end, interval))?;
+    cost.stored = stored.len();
+    // The gaps between stored buckets, summarised from the raw samples.
+    let mut cursor = Some(start);
+    let mut gaps = Vec::new();
+    for b in &stored {
+        if let Some(from) = cursor.filter(|&c| b.start > c) {
+            gaps.push((from, b.start - 1));
+        }
+        // None: the bucket reaches the end of time.
+        cursor = b.start.checked_add(interval);
+    }
+    if let Some(from) = cursor.filter(|&c| c <= end) {
+        gaps.push((from, end));
+    }
+    let mut stored = stored.into_iter().peekable();
+    for (from, to) in gaps {
+        while let Some(b) = stored.next_if(|b| b.start < from) {
+            out.push(b);
+        }
+        buf.clear();
+        read_one(version, handle, live, from, to, buf)?;
+        cost.raw_samples += buf.len();
+        crate::codec::rollup::summarize(buf, interval, out);
+    }
+    out.extend(stored);
+    Ok(cost)
+}
+
+/// The buckets of series `id` in `[start, end]` that segments' rollups can give as they
+/// are (see [`read_rolled`]), sorted by start.
+fn stored_buckets(
+    version: &Version,
+    id: crate::head::SeriesRef,
+    live: &SeriesLayer,
+    (start, end, interval): (i64, i64, i64),
+) -> Result<Vec<Bucket>> {
+    // Where each source holds data of the series: (first, last, source), a segment's index
+    // or `usize::MAX` for in-memory data (which has no rollups).
+    let mut spans: Vec<(i64, i64, usize)> = Vec::new();
+    let mut with_rollups = Vec::new();
+    for (i, h) in version.segments.iter().enumerate() {
+        let before = spans.len();
+        spans.extend(h.chunks_in(id, start, end).map(|c| (c.min_t, c.max_t, i)));
+        if spans.len() > before && h.segment.tiers.contains(&interval) {
+            with_rollups.push(i);
+        }
+    }
+    if with_rollups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let memory = version
+        .frozen
+        .iter()
+        .filter_map(|g| g.series.get(&id))
+        .chain(std::iter::once(live));
+    for layer in memory {
+        spans.extend(layer.chunks.iter().map(|c| (c.min_t, c.max_t, usize::MAX)));
+        spans.extend(layer.ooo.iter().map(|s| (s.t, s.t, usize::MAX)));
+    }
+    spans.sort_unstable();
+    let mut out = Vec::new();
+    let mut read = Vec::new();
+    for i in with_rollups {
+        let Some(h) = version.segments.get(i) else {
+            continue;
+        };
+        let Some(series) = h
+            .locals
+            .get(&id)
+            .and_then(|&l| h.segment.series.get(l as usize))
+        else {
+            continue;
+        };
+        read.clear();
+        if !h.segment.read_rollup(series, interval, &mut read)? {
+            continue;
+        }
+        let hidden = |lo: i64, hi: i64| {
+            version.deletions.iter().any(|d| {
+                d.reaches(h.segment.seq, id) && d.tombstone.min_t <= hi && d.tombstone.max_t >= lo
+            })
+        };
+        // Where the other sources hold data, merged into disjoint runs in time order.
+        let mut others: Vec<(i64, i64)> = Vec::new();
+        for &(lo, hi, source) in &spans {
+            if source == i {
+                continue;
+            }
+            match others.last_mut() {
+                Some(run) if lo <= run.1 => run.1 = run.1.max(hi),
+                _ => others.push((lo, hi)),
+            }
+        }
+        let mut run = 0usize;
+        for b in &read {
+            let (lo, hi) = (b.start, b.start.saturating_add(interval - 1));
+            if lo < start || hi > end {
+                continue;
+            }
+            while others.get(run).is_some_and(|r| r.1 < lo) {
+                run += 1;
+            }
+            let alone = others.get(run).is_none_or(|r| r.0 > hi);
+            if alone && !hidden(lo, hi) {
+                out.push(*b);
+            }
+        }
+    }
+    out.sort_unstable_by_key(|b| b.start);
+    Ok(out)
 }

@@ -193,6 +193,8 @@ impl Engine {
                         series_read: 0,
                         samples_read: 0,
                         steps_from_cache: 0,
+                        rollup_buckets: 0,
+                        rollup_tier_ms: 0,
                     }
                 };
                 let QueryValue::Matrix(computed) = fresh.value else {

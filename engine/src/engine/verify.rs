@@ -10,11 +10,12 @@
 use std::path::{Path, PathBuf};
 
 use super::Engine;
+use crate::codec::rollup;
 use crate::fs::{Vfs, layout};
 use crate::manifest::Manifest;
 use crate::metadata::MetadataStore;
 use crate::model::Sample;
-use crate::segment::Segment;
+use crate::segment::{Segment, SegmentSeries};
 use crate::wal::frame::End;
 use crate::wal::record::SeriesDef;
 use crate::wal::replay::{ReplaySink, replay_file};
@@ -163,7 +164,8 @@ impl Engine {
     }
 }
 
-/// Reads every chunk of `segment` and checks it against the segment's table.
+/// Reads every chunk of `segment` and checks it against the segment's table, and every
+/// series' rollups against the summaries of its samples.
 fn check_segment(
     segment: &Segment,
     path: &Path,
@@ -172,33 +174,76 @@ fn check_segment(
 ) {
     report.segments += 1;
     for series in &segment.series {
+        samples.clear();
+        let mut whole = true;
         for meta in &series.chunks {
             report.chunks += 1;
-            samples.clear();
+            let from = samples.len();
             if let Err(e) = segment.read_chunk(meta, i64::MIN, i64::MAX, samples) {
                 report.problems.push(from_error(e, path));
+                whole = false;
                 continue;
             }
-            report.samples += samples.len() as u64;
-            let ordered = samples.windows(2).all(|w| matches!(w, [a, b] if a.t < b.t));
-            let bounded = samples.first().is_some_and(|s| s.t >= meta.min_t)
-                && samples.last().is_some_and(|s| s.t <= meta.max_t);
-            if !ordered || !bounded || samples.len() != meta.samples as usize {
+            let chunk = samples.get(from..).unwrap_or_default();
+            report.samples += chunk.len() as u64;
+            let ordered = chunk.windows(2).all(|w| matches!(w, [a, b] if a.t < b.t));
+            let bounded = chunk.first().is_some_and(|s| s.t >= meta.min_t)
+                && chunk.last().is_some_and(|s| s.t <= meta.max_t);
+            if !ordered || !bounded || chunk.len() != meta.samples as usize {
                 report.problems.push(problem(
                     path,
                     meta.offset,
                     format!(
                         "chunk holds {} samples {} between {:?} and {:?}; the table says {} between {} and {}",
-                        samples.len(),
+                        chunk.len(),
                         if ordered { "in order" } else { "out of order" },
-                        samples.first().map(|s| s.t),
-                        samples.last().map(|s| s.t),
+                        chunk.first().map(|s| s.t),
+                        chunk.last().map(|s| s.t),
                         meta.samples,
                         meta.min_t,
                         meta.max_t
                     ),
                 ));
             }
+        }
+        if whole {
+            check_rollups(segment, series, samples, path, report);
+        }
+    }
+}
+
+/// Checks that `series`' rollups in `segment` are the summaries of its `samples`.
+fn check_rollups(
+    segment: &Segment,
+    series: &SegmentSeries,
+    samples: &[Sample],
+    path: &Path,
+    report: &mut VerifyReport,
+) {
+    let Some(at) = series.rollup.map(|r| r.offset) else {
+        return;
+    };
+    let (mut stored, mut expected) = (Vec::new(), Vec::new());
+    for &tier in segment.tiers.iter() {
+        stored.clear();
+        expected.clear();
+        if let Err(e) = segment.read_rollup(series, tier, &mut stored) {
+            report.problems.push(from_error(e, path));
+            return;
+        }
+        rollup::summarize(samples, tier, &mut expected);
+        let same = stored.len() == expected.len()
+            && stored.iter().zip(&expected).all(|(a, b)| a.same_bits(b));
+        if !same {
+            report.problems.push(problem(
+                path,
+                at,
+                format!(
+                    "the {tier} ms rollup holds {} buckets that differ from the {} its chunks give",
+                    stored.len(),
+                    expected.len()
+                ),
+            ));
         }
     }
 }

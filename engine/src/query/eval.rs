@@ -3,7 +3,7 @@
 //! its series once, on all cores, evaluating it as it is read: an instant selector or a
 //! range-vector function never holds more than one series' samples per worker.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 use super::aggregate::aggregate;
 use super::binary::binary;
@@ -12,7 +12,7 @@ use super::plan::{At, Plan, Selector, Subquery};
 use super::value::{RangeRow, Row, Value, check_unique_labels};
 use super::window::WindowFunction;
 use super::{Budget, is_stale_marker};
-use crate::engine::read::{Querier, SeriesHandle};
+use crate::engine::read::{Bucket, Querier, SeriesHandle};
 use crate::model::{Labels, METRIC_NAME, Sample};
 use crate::{Error, Limit, Result};
 
@@ -32,6 +32,11 @@ pub struct Evaluator<'q, 'a> {
     end: i64,
     lookback_ms: i64,
     series_read: AtomicU64,
+    /// Rollup tiers the query may read, coarsest first (empty: raw samples only).
+    tiers: Vec<i64>,
+    rollup_buckets: AtomicU64,
+    /// The coarsest tier that answered some window (0: none).
+    rollup_tier: AtomicI64,
 }
 
 impl<'q, 'a> Evaluator<'q, 'a> {
@@ -51,7 +56,25 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             end,
             lookback_ms,
             series_read: AtomicU64::new(0),
+            tiers: Vec::new(),
+            rollup_buckets: AtomicU64::new(0),
+            rollup_tier: AtomicI64::new(0),
         }
+    }
+
+    /// Lets windows that a tier of `tiers` (interval ms) answers exactly read its rollups.
+    pub fn with_rollups(mut self, tiers: &[i64]) -> Self {
+        self.tiers = tiers.iter().copied().filter(|&t| t > 0).collect();
+        self.tiers.sort_unstable_by(|a, b| b.cmp(a));
+        self
+    }
+
+    /// Buckets read from rollups so far, and the coarsest tier that gave them (0: none).
+    pub fn rollups_read(&self) -> (u64, i64) {
+        (
+            self.rollup_buckets.load(Ordering::Relaxed),
+            self.rollup_tier.load(Ordering::Relaxed),
+        )
     }
 
     /// The query's allowance.
@@ -226,10 +249,24 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         refs: &[i64],
         f: WindowFn<'_, T>,
     ) -> Result<Vec<T>> {
+        if refs.is_empty() {
+            return Ok(Vec::new());
+        }
+        let series = self.select(sel, refs.len())?;
+        self.read_windows_of(series, range_ms, refs, f)
+    }
+
+    /// [`Evaluator::read_windows`] over series already selected.
+    fn read_windows_of<T: Send>(
+        &self,
+        series: Vec<SeriesHandle>,
+        range_ms: i64,
+        refs: &[i64],
+        f: WindowFn<'_, T>,
+    ) -> Result<Vec<T>> {
         let (Some(&lo), Some(&hi)) = (refs.iter().min(), refs.iter().max()) else {
             return Ok(Vec::new());
         };
-        let series = self.select(sel, refs.len())?;
         let out = self
             .querier
             .snapshot(series, lo.saturating_sub(range_ms), hi)
@@ -292,9 +329,14 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         let rows = match range_arg {
             Plan::Range(rs) => {
                 let refs = self.refs(rs.selector.at, rs.selector.offset_ms, steps);
-                let mut rows = self.read_windows(&rs.selector, rs.range_ms, &refs, &|l, s| {
-                    per_series(&refs, rs.range_ms, l, s)
-                })?;
+                let raw = |l: &Labels, s: &[Sample]| per_series(&refs, rs.range_ms, l, s);
+                let mut rows = match self.tier_for(f, rs.range_ms, &refs) {
+                    Some(tier) => {
+                        let series = self.select(&rs.selector, refs.len())?;
+                        self.rolled_windows(f, series, (rs.range_ms, tier), &refs, &raw)?
+                    }
+                    None => self.read_windows(&rs.selector, rs.range_ms, &refs, &raw)?,
+                };
                 rows.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
                 rows
             }
@@ -313,6 +355,74 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                 )));
             }
         };
+        Ok(rows)
+    }
+
+    /// The coarsest tier whose buckets answer `f` over windows of `range_ms` ending at every
+    /// time of `refs` exactly: the windows must be whole, aligned multiples of its interval.
+    fn tier_for(&self, f: WindowFunction, range_ms: i64, refs: &[i64]) -> Option<i64> {
+        if !f.composable() {
+            return None;
+        }
+        self.tiers
+            .iter()
+            .copied()
+            .find(|&t| {
+                range_ms % t == 0
+                    && refs
+                        .iter()
+                        .all(|r| r.rem_euclid(t) == 0 && r.checked_sub(range_ms).is_some())
+            })
+    }
+
+    /// A composable window function (see [`WindowFunction::eval_buckets`]) over `series`,
+    /// read as buckets of the tier `tier`; a series whose buckets cannot give the raw
+    /// answer bit for bit is read again raw and evaluated by `raw`.
+    fn rolled_windows(
+        &self,
+        f: WindowFunction,
+        series: Vec<SeriesHandle>,
+        (range_ms, tier): (i64, i64),
+        refs: &[i64],
+        raw: WindowFn<'_, Row>,
+    ) -> Result<Vec<Row>> {
+        let (Some(&lo), Some(&hi)) = (refs.first(), refs.last()) else {
+            return Ok(Vec::new());
+        };
+        let keep_name = f.keeps_metric_name();
+        let answers = self
+            .querier
+            .snapshot(series, lo.saturating_sub(range_ms), hi)
+            .for_each_rolled(tier, &|s, buckets, cost| {
+                self.budget.spend(cost.stored + cost.raw_samples)?;
+                if cost.stored > 0 {
+                    self.rollup_buckets
+                        .fetch_add(cost.stored as u64, Ordering::Relaxed);
+                    self.rollup_tier.fetch_max(tier, Ordering::Relaxed);
+                }
+                Ok(match windows_from_buckets(f, buckets, refs, range_ms) {
+                    Some(values) => Ok(values.iter().any(Option::is_some).then(|| Row {
+                        labels: if keep_name {
+                            s.labels().clone()
+                        } else {
+                            s.labels().without(METRIC_NAME)
+                        },
+                        values,
+                    })),
+                    None => Err(s.clone()),
+                })
+            })?;
+        let mut rows = Vec::with_capacity(answers.len());
+        let mut again = Vec::new();
+        for a in answers {
+            match a {
+                Ok(row) => rows.extend(row),
+                Err(series) => again.push(series),
+            }
+        }
+        if !again.is_empty() {
+            rows.extend(self.read_windows_of(again, range_ms, refs, raw)?);
+        }
         Ok(rows)
     }
 
@@ -375,4 +485,35 @@ pub fn type_name(v: &Value) -> &'static str {
         Value::Vector(_) => "instant vector",
         Value::Matrix(_) => "range vector",
     }
+}
+
+/// `f` at every time of `refs` (ascending, each a multiple of the buckets' interval) over
+/// the window `[ref − range_ms, ref]`, from one series' buckets; `None` when some window
+/// cannot be composed exactly.
+fn windows_from_buckets(
+    f: WindowFunction,
+    buckets: &[Bucket],
+    refs: &[i64],
+    range_ms: i64,
+) -> Option<Vec<Option<f64>>> {
+    let mut values = Vec::with_capacity(refs.len());
+    let (mut lo, mut hi) = (0usize, 0usize);
+    for &r in refs {
+        let from = r.saturating_sub(range_ms);
+        while buckets.get(hi).is_some_and(|b| b.start < r) {
+            hi += 1;
+        }
+        while buckets.get(lo).is_some_and(|b| b.start < from) {
+            lo += 1;
+        }
+        let window = buckets.get(lo..hi.max(lo)).unwrap_or(&[]);
+        // The closed window's last instant falls in the next bucket: its first sample, if
+        // it lies exactly there.
+        let boundary = buckets
+            .get(hi)
+            .filter(|b| b.start == r && b.first.t == r)
+            .map(|b| b.first);
+        values.push(f.eval_buckets(window, boundary, from, r)?);
+    }
+    Some(values)
 }

@@ -128,6 +128,7 @@ pub fn range(querier: &Querier<'_>, q: &RangeQuery) -> Result<QueryResult> {
         lookback_ms: q.lookback_ms.map(|l| l.max(1)),
         deadline: q.deadline,
         max_samples: q.max_samples,
+        use_rollups: true,
     };
     let answer = super::run_plan(querier, &run, &q.plan()?)?;
     let series = match answer.value {

@@ -1,6 +1,7 @@
 //! Functions of the samples of one series in one window: `rate`, `delta`, the
 //! `*_over_time` family and the other range-vector functions of Prometheus 2.42.
 
+use crate::engine::read::{Bucket, rollup};
 use crate::model::Sample;
 use crate::{Error, Result};
 
@@ -206,9 +207,7 @@ impl WindowFunction {
     }
 }
 
-/// Prometheus' `extrapolatedRate`; `per_second` divides by the window (in seconds). The
-/// division is folded into the extrapolation factor before multiplying, as Prometheus does
-/// it, so that the last bit agrees.
+/// Prometheus' `extrapolatedRate`; `per_second` divides by the window (in seconds).
 fn extrapolated(
     samples: &[Sample],
     range_start: i64,
@@ -230,10 +229,42 @@ fn extrapolated(
             prev = s.v;
         }
     }
+    let ends = Ends {
+        first: *first,
+        last: *last,
+        count: samples.len(),
+    };
+    Some(extrapolate(
+        &ends,
+        result,
+        (range_start, range_end),
+        counter,
+        per_second,
+    ))
+}
+
+/// The first and last samples of a window and how many it holds.
+struct Ends {
+    first: Sample,
+    last: Sample,
+    count: usize,
+}
+
+/// The extrapolation of `extrapolatedRate` from a window's ends and its (reset-corrected)
+/// difference `result`. The division is folded into the extrapolation factor before
+/// multiplying, as Prometheus does it, so that the last bit agrees.
+fn extrapolate(
+    ends: &Ends,
+    result: f64,
+    (range_start, range_end): (i64, i64),
+    counter: bool,
+    per_second: Option<f64>,
+) -> f64 {
+    let (first, last) = (&ends.first, &ends.last);
     let mut to_start = (first.t as f64 - range_start as f64) / 1000.0;
     let to_end = (range_end as f64 - last.t as f64) / 1000.0;
     let sampled = (last.t as f64 - first.t as f64) / 1000.0;
-    let average = sampled / (samples.len() - 1) as f64;
+    let average = sampled / (ends.count - 1) as f64;
     if counter && result > 0.0 && first.v >= 0.0 {
         let to_zero = sampled * (first.v / result);
         if to_zero < to_start {
@@ -256,7 +287,147 @@ fn extrapolated(
     if let Some(secs) = per_second {
         factor /= secs;
     }
-    Some(result * factor)
+    result * factor
+}
+
+impl WindowFunction {
+    /// Whether [`WindowFunction::eval_buckets`] can answer it from a rollup's buckets.
+    pub fn composable(self) -> bool {
+        matches!(
+            self,
+            WindowFunction::Rate
+                | WindowFunction::Increase
+                | WindowFunction::Delta
+                | WindowFunction::MinOverTime
+                | WindowFunction::MaxOverTime
+                | WindowFunction::SumOverTime
+                | WindowFunction::CountOverTime
+                | WindowFunction::LastOverTime
+                | WindowFunction::PresentOverTime
+        )
+    }
+
+    /// Evaluates the window `[range_start, range_end]` from a rollup: `buckets` are those
+    /// whose intervals lie whole in `[range_start, range_end)`, oldest first, and
+    /// `boundary` is the live sample at `range_end` itself, if any (the closed window's
+    /// last instant, which falls in the next bucket). `None` when composing could differ
+    /// from evaluating the raw samples in any bit (a sum of non-integers, a counter reset
+    /// of non-integers): the caller evaluates the raw samples instead.
+    ///
+    /// Why each composition is exact: count and last are; `max`/`min` fold the buckets'
+    /// first extremes from the window's last value exactly as the raw fold meets them
+    /// (NaN and signed zeros included); sums of integers below 2^53 are exact in any order,
+    /// so the Kahan sum of the buckets' sums is the raw Kahan sum; `rate`'s difference and
+    /// resets add the same integers, and its extrapolation sees the same ends and count.
+    pub fn eval_buckets(
+        self,
+        buckets: &[Bucket],
+        boundary: Option<Sample>,
+        range_start: i64,
+        range_end: i64,
+    ) -> Option<Option<f64>> {
+        let count = buckets.iter().map(|b| b.count as usize).sum::<usize>()
+            + usize::from(boundary.is_some());
+        let (Some(first), Some(last)) = (
+            buckets.first().map(|b| b.first).or(boundary),
+            boundary.or(buckets.last().map(|b| b.last)),
+        ) else {
+            return Some(None);
+        };
+        let range_secs = (range_end as f64 - range_start as f64) / 1000.0;
+        let boundary_value = boundary.map(|s| s.v);
+        Some(Some(match self {
+            WindowFunction::CountOverTime => count as f64,
+            WindowFunction::LastOverTime => last.v,
+            WindowFunction::PresentOverTime => 1.0,
+            WindowFunction::MaxOverTime => buckets
+                .iter()
+                .map(|b| b.max)
+                .chain(boundary_value)
+                .fold(last.v, rollup::fold_max),
+            WindowFunction::MinOverTime => buckets
+                .iter()
+                .map(|b| b.min)
+                .chain(boundary_value)
+                .fold(last.v, rollup::fold_min),
+            WindowFunction::SumOverTime => {
+                let exact = buckets.len() <= MAX_COMPOSED_BUCKETS
+                    && buckets.iter().all(|b| b.has(rollup::EXACT_SUM))
+                    && boundary_value.is_none_or(rollup::is_small_integer);
+                if !exact {
+                    return None;
+                }
+                let (sum, c) = buckets
+                    .iter()
+                    .map(|b| b.sum)
+                    .chain(boundary_value)
+                    .fold((0.0, 0.0), |(s, c), v| kahan_add(v, s, c));
+                if sum.is_infinite() { sum } else { sum + c }
+            }
+            WindowFunction::Rate | WindowFunction::Increase | WindowFunction::Delta => {
+                if count < 2 {
+                    return Some(None);
+                }
+                let counter = self != WindowFunction::Delta;
+                let mut result = last.v - first.v;
+                if counter {
+                    result = corrected(result, buckets, boundary_value, (first.v, last.v))?;
+                }
+                let per_second = (self == WindowFunction::Rate).then_some(range_secs);
+                let ends = Ends { first, last, count };
+                extrapolate(&ends, result, (range_start, range_end), counter, per_second)
+            }
+            _ => return None,
+        }))
+    }
+}
+
+/// Most buckets one composed sum may add: their sums stay below 2^53, where every
+/// integer is a float.
+const MAX_COMPOSED_BUCKETS: usize = 1 << 14;
+
+/// `result` plus what `rate` adds back for counter resets, composed from buckets: the
+/// value before each drop between buckets, added one by one as the raw loop adds them, and
+/// each bucket's own corrections, added as one sum. Only the latter differs from the raw
+/// order of additions, so where a bucket has drops every term must be an integer (then
+/// every order gives the same sum); `None` when they are not.
+fn corrected(
+    mut result: f64,
+    buckets: &[Bucket],
+    boundary: Option<f64>,
+    (first, last): (f64, f64),
+) -> Option<f64> {
+    let regrouped = buckets.iter().any(|b| b.has(rollup::DROPS));
+    if regrouped
+        && !(buckets.len() <= MAX_COMPOSED_BUCKETS
+            && rollup::is_small_integer(first)
+            && rollup::is_small_integer(last)
+            && buckets
+                .iter()
+                .all(|b| !b.has(rollup::DROPS) || b.has(rollup::EXACT_CORRECTION)))
+    {
+        return None;
+    }
+    let mut prev = 0.0;
+    let drops = buckets
+        .iter()
+        .map(|b| (b.first.v, Some(b)))
+        .chain(boundary.map(|v| (v, None)));
+    for (v, bucket) in drops {
+        if v < prev {
+            if regrouped && !rollup::is_small_integer(prev) {
+                return None;
+            }
+            result += prev;
+        }
+        if let Some(b) = bucket {
+            if b.has(rollup::DROPS) {
+                result += b.correction;
+            }
+            prev = b.last.v;
+        }
+    }
+    Some(result)
 }
 
 /// One step of Kahan–Neumaier summation, as Prometheus 2.x sums: (sum, compensation).

@@ -30,6 +30,15 @@ pub struct ChunkMeta {
     pub samples: u32,
 }
 
+/// Where one series' rollup block lies (format version 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollupRef {
+    /// Offset of the block (its length field).
+    pub offset: u64,
+    /// Length of the block's bytes.
+    pub len: u32,
+}
+
 /// One series in a segment, as an open segment keeps it: where its chunks are. Its labels
 /// stay on disk ([`Segment::labels`]): the engine registers them once in the head, and a
 /// copy per segment would cost every series' labels again with every flush.
@@ -39,6 +48,8 @@ pub struct SegmentSeries {
     pub namespace: Namespace,
     /// Chunks in time order.
     pub chunks: Vec<ChunkMeta>,
+    /// Its rollups, when the segment has tiers and the series a live sample.
+    pub rollup: Option<RollupRef>,
 }
 
 /// An open segment.
@@ -56,9 +67,12 @@ pub struct Segment {
     pub max_t: i64,
     /// The series, by local id.
     pub series: Vec<SegmentSeries>,
+    /// Rollup tiers (interval ms) every series with a rollup block has, in block order.
+    pub tiers: Box<[i64]>,
     /// Written by compaction (header flag [`FLAG_COLD`]): its chunks are already as compact
     /// as compaction makes them, so a window holding it alone needs no rewrite.
     pub cold: bool,
+    version: u32,
     table_offset: u64,
     postings_offset: u64,
 }
@@ -82,7 +96,9 @@ impl Segment {
                     min_t: p.min_t,
                     max_t: p.max_t,
                     series: p.series,
+                    tiers: p.tiers,
                     cold: p.flags & FLAG_COLD != 0,
+                    version: p.version,
                     table_offset: p.table_offset,
                     postings_offset: p.postings_offset,
                 };
@@ -144,7 +160,7 @@ impl Segment {
         let table = block(data, table_offset, HEADER_LEN as u64, table_end)?;
         let table_at = table_offset + 8;
         let table = decompress(table).map_err(|e| e.shifted(table_at))?;
-        let (series, labels) = parse_table(&table, table_offset, series_count)
+        let (tiers, series, labels) = parse_table(&table, table_offset, series_count, version)
             .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?;
         block(data, postings_offset, table_end, f as u64)?;
         let mut total = 0u64;
@@ -162,6 +178,18 @@ impl Segment {
                 }
                 total += u64::from(c.samples);
             }
+            if let Some(r) = s.rollup
+                && (r.offset < HEADER_LEN as u64
+                    || r.offset.saturating_add(8 + u64::from(r.len)) > table_offset)
+            {
+                return Err(DecodeError::new(
+                    table_at,
+                    format!(
+                        "rollup block at {} of {} bytes lies outside the data region",
+                        r.offset, r.len
+                    ),
+                ));
+            }
         }
         if total != samples {
             return Err(DecodeError::new(
@@ -170,12 +198,14 @@ impl Segment {
             ));
         }
         Ok(Parsed {
+            version,
             flags,
             seq,
             samples,
             min_t,
             max_t,
             series,
+            tiers,
             labels,
             table_offset,
             postings_offset,
@@ -203,6 +233,43 @@ impl Segment {
         let bytes = self.chunk_bytes(meta)?;
         chunk::decode_range(bytes, start, end, out)
             .map_err(|e| e.in_file(&self.path, meta.offset + 8))
+    }
+
+    /// Appends `series`' buckets of the tier of `interval` ms to `out`, checking the
+    /// block's checksum; false (nothing appended) when the segment has no such tier or the
+    /// series no rollups.
+    pub fn read_rollup(
+        &self,
+        series: &SegmentSeries,
+        interval: i64,
+        out: &mut Vec<crate::codec::rollup::Bucket>,
+    ) -> Result<bool> {
+        let (Some(r), Some(tier)) = (
+            series.rollup,
+            self.tiers.iter().position(|&t| t == interval),
+        ) else {
+            return Ok(false);
+        };
+        let data: &[u8] = &self.bytes;
+        let at = r.offset + 8;
+        let mut read = || -> Result<(), DecodeError> {
+            let block = ByteReader::at(data, r.offset)?.crc_block("rollup block")?;
+            if block.len() != r.len as usize {
+                return Err(DecodeError::new(
+                    0,
+                    "rollup block length differs from the table",
+                ));
+            }
+            let mut reader = ByteReader::new(block);
+            let mut skipped = Vec::new();
+            for &t in self.tiers.iter().take(tier) {
+                skipped.clear();
+                crate::codec::rollup::decode(&mut reader, t, &mut skipped)?;
+            }
+            crate::codec::rollup::decode(&mut reader, interval, out)
+        };
+        read().map_err(|e| e.in_file(&self.path, at))?;
+        Ok(true)
     }
 
     /// The raw bytes of one chunk, checksum verified.
@@ -237,8 +304,9 @@ impl Segment {
         )
         .map_err(|e| e.in_file(&self.path, 0))?;
         let table = decompress(table).map_err(|e| e.in_file(&self.path, at))?;
-        let (_, labels) = parse_table(&table, self.table_offset, self.series.len())
-            .map_err(|e| e.in_file(&self.path, at))?;
+        let (_, _, labels) =
+            parse_table(&table, self.table_offset, self.series.len(), self.version)
+                .map_err(|e| e.in_file(&self.path, at))?;
         Ok(labels)
     }
 
@@ -265,12 +333,14 @@ impl Segment {
 }
 
 struct Parsed {
+    version: u32,
     flags: u32,
     seq: u64,
     samples: u64,
     min_t: i64,
     max_t: i64,
     series: Vec<SegmentSeries>,
+    tiers: Box<[i64]>,
     labels: Vec<Labels>,
     table_offset: u64,
     postings_offset: u64,
@@ -313,17 +383,35 @@ fn decompress(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
+/// Most rollup tiers a segment may name.
+const MAX_TIERS: usize = 16;
+
+type Table = (Box<[i64]>, Vec<SegmentSeries>, Vec<Labels>);
+
 fn parse_table(
     payload: &[u8],
     data_end: u64,
     expected: usize,
-) -> Result<(Vec<SegmentSeries>, Vec<Labels>), DecodeError> {
+    version: u32,
+) -> Result<Table, DecodeError> {
     let mut r = ByteReader::new(payload);
     let count = r.len(payload.len(), "series count")?;
     if count != expected {
         return Err(r.error(format!(
             "table holds {count} series, footer says {expected}"
         )));
+    }
+    let mut tiers = Vec::new();
+    if version >= 3 {
+        let n = r.len(MAX_TIERS, "tier count")?;
+        for _ in 0..n {
+            let at = r.position() as u64;
+            let t = r.varint()?;
+            if t == 0 || t > i64::MAX as u64 || tiers.contains(&(t as i64)) {
+                return Err(DecodeError::new(at, format!("bad rollup tier {t}")));
+            }
+            tiers.push(t as i64);
+        }
     }
     let mut series = Vec::with_capacity(count);
     let mut all_labels = Vec::with_capacity(count);
@@ -351,13 +439,28 @@ fn parse_table(
                 samples,
             });
         }
-        series.push(SegmentSeries { namespace, chunks });
+        let mut rollup = None;
+        if version >= 3 {
+            let offset = r.varint()?;
+            let len = r.varint_u32("rollup block length")?;
+            if offset != 0 {
+                if tiers.is_empty() {
+                    return Err(r.error("a rollup block in a segment without tiers"));
+                }
+                rollup = Some(RollupRef { offset, len });
+            }
+        }
+        series.push(SegmentSeries {
+            namespace,
+            chunks,
+            rollup,
+        });
         all_labels.push(labels);
     }
     if !r.is_empty() {
         return Err(r.error("trailing bytes after the series table"));
     }
-    Ok((series, all_labels))
+    Ok((tiers.into(), series, all_labels))
 }
 
 fn parse_postings(

@@ -9,6 +9,7 @@ use super::{CHUNK_SAMPLES, COLD_CHUNK_SAMPLES, FLAG_COLD, FOOTER_LEN, HEADER_LEN
 use crate::Result;
 use crate::codec::chunk;
 use crate::codec::labels::encode_labels;
+use crate::codec::rollup;
 use crate::codec::varint::{put_i64, put_str, put_u64};
 use crate::error::IoContext;
 use crate::fs::Vfs;
@@ -43,6 +44,9 @@ pub struct SegmentBuilder {
     /// Whether chunks are encoded cold: zstd-compressed where that saves an eighth
     /// ([`chunk::encode_cold`]).
     compress: bool,
+    /// Rollup tiers (interval ms) summarised for every series.
+    tiers: Vec<i64>,
+    buckets: Vec<rollup::Bucket>,
 }
 
 impl SegmentBuilder {
@@ -75,7 +79,16 @@ impl SegmentBuilder {
             ts: Vec::new(),
             vs: Vec::new(),
             compress: false,
+            tiers: Vec::new(),
+            buckets: Vec::new(),
         }
+    }
+
+    /// Summarises every series added into rollups of these tiers (interval ms, each
+    /// positive).
+    pub fn with_rollups(mut self, tiers: &[i64]) -> Self {
+        self.tiers = tiers.iter().copied().filter(|&t| t > 0).collect();
+        self
     }
 
     /// Adds one series: `samples` sorted by time, one per timestamp.
@@ -126,6 +139,33 @@ impl SegmentBuilder {
             self.min_t = self.min_t.min(first);
             self.max_t = self.max_t.max(last);
         }
+        self.add_rollups(samples);
+    }
+
+    /// The series' rollup block and its entry in the table (offset 0: none, for a series
+    /// without tiers or without a live sample).
+    fn add_rollups(&mut self, samples: &[Sample]) {
+        let mut block = Vec::new();
+        let mut any = false;
+        for &interval in &self.tiers {
+            self.buckets.clear();
+            rollup::summarize(samples, interval, &mut self.buckets);
+            any |= !self.buckets.is_empty();
+            rollup::encode(&self.buckets, interval, &mut block);
+        }
+        if !any {
+            put_u64(&mut self.table, 0);
+            put_u64(&mut self.table, 0);
+            return;
+        }
+        let offset = self.out.len() as u64;
+        self.out
+            .extend_from_slice(&(block.len() as u32).to_le_bytes());
+        self.out
+            .extend_from_slice(&crc32c::crc32c(&block).to_le_bytes());
+        self.out.extend_from_slice(&block);
+        put_u64(&mut self.table, offset);
+        put_u64(&mut self.table, block.len() as u64);
     }
 
     /// The whole file's bytes: data, series table, postings, footer.
@@ -139,11 +179,16 @@ impl SegmentBuilder {
             samples,
             mut min_t,
             mut max_t,
+            tiers,
             ..
         } = self;
         let table_offset = out.len() as u64;
         let mut table = Vec::with_capacity(body.len() + 10);
         put_u64(&mut table, u64::from(series));
+        put_u64(&mut table, tiers.len() as u64);
+        for t in tiers {
+            put_u64(&mut table, t as u64);
+        }
         table.extend_from_slice(&body);
         put_compressed_block(&mut out, &table);
 
@@ -185,7 +230,12 @@ impl SegmentBuilder {
 /// Encodes a whole segment in memory from its series (tests and fixtures; flushes use
 /// [`SegmentBuilder`] directly).
 pub fn encode_segment(seq: u64, series: &[SegmentInput]) -> Vec<u8> {
-    let mut builder = SegmentBuilder::new(seq);
+    encode_segment_with_rollups(seq, series, &[])
+}
+
+/// [`encode_segment`] with rollups of `tiers` (interval ms).
+pub fn encode_segment_with_rollups(seq: u64, series: &[SegmentInput], tiers: &[i64]) -> Vec<u8> {
+    let mut builder = SegmentBuilder::new(seq).with_rollups(tiers);
     for s in series {
         builder.add(&s.namespace, &s.labels, &s.samples);
     }

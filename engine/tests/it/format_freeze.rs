@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use iocdb_engine::fs::Bytes;
 use iocdb_engine::internal::chunk;
 use iocdb_engine::internal::record;
+use iocdb_engine::internal::rollup;
 use iocdb_engine::internal::{Segment, SegmentInput};
 use iocdb_engine::{Label, Labels, Namespace, Sample};
 
@@ -200,35 +201,68 @@ fn segments_of_version_1_still_open_and_answer_as_they_did() {
 }
 
 #[test]
-fn segment_format_version_2_is_frozen() {
+fn segments_of_version_2_still_open_and_answer_as_they_did() {
     let mut all = samples();
     all.extend(
         decimal_samples()
             .into_iter()
             .map(|s| Sample::new(s.t + 86_400_000, s.v)),
     );
-    let bytes = iocdb_engine::internal::encode_segment(7, &segment_input(all.clone()));
-    if std::env::var_os("IOCDB_BLESS").is_some() {
-        std::fs::write(fixture("segment_v2.seg"), &bytes).expect("bless");
-    }
-    // The metadata blocks are zstd frames, whose bytes may change with the zstd library
-    // while staying readable; the header and chunk region before them must not change.
     let golden = std::fs::read(fixture("segment_v2.seg")).expect("golden");
-    let chunks_end = 16
-        + 8
-        + chunk::encode(
-            &all.iter().map(|x| x.t).collect::<Vec<_>>(),
-            &all.iter().map(|x| x.v).collect::<Vec<_>>(),
-        )
-        .len();
-    assert!(
-        golden.get(..chunks_end) == bytes.get(..chunks_end),
-        "the segment's header or chunk blocks changed"
-    );
     assert_eq!(
         golden.get(8..12),
         Some(&2u32.to_le_bytes()[..]),
         "version 2"
     );
     assert!(same_bits(&read_segment("segment_v2.seg"), &all));
+    let seg = Segment::open(&fixture("segment_v2.seg"), Bytes::owned(golden)).expect("opens");
+    assert!(seg.tiers.is_empty() && seg.series[0].rollup.is_none());
+}
+
+/// Five-minute and hourly tiers, as a flush writes them.
+const TIERS: [i64; 2] = [300_000, 3_600_000];
+
+#[test]
+fn segment_format_version_3_is_frozen() {
+    let mut all = samples();
+    all.extend(
+        decimal_samples()
+            .into_iter()
+            .map(|s| Sample::new(s.t + 86_400_000, s.v)),
+    );
+    let bytes =
+        iocdb_engine::internal::encode_segment_with_rollups(7, &segment_input(all.clone()), &TIERS);
+    if std::env::var_os("IOCDB_BLESS").is_some() {
+        std::fs::write(fixture("segment_v3.seg"), &bytes).expect("bless");
+    }
+    // The metadata blocks are zstd frames, whose bytes may change with the zstd library
+    // while staying readable; the header, chunk and rollup blocks before them must not.
+    let golden = std::fs::read(fixture("segment_v3.seg")).expect("golden");
+    let table_offset = |b: &[u8]| {
+        let at = b.len() - 68;
+        u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes")) as usize
+    };
+    assert_eq!(table_offset(&golden), table_offset(&bytes));
+    assert!(
+        golden.get(..table_offset(&golden)) == bytes.get(..table_offset(&bytes)),
+        "the segment's header, chunk or rollup blocks changed"
+    );
+    assert_eq!(
+        golden.get(8..12),
+        Some(&3u32.to_le_bytes()[..]),
+        "version 3"
+    );
+    assert!(same_bits(&read_segment("segment_v3.seg"), &all));
+    // The rollups read back are the summaries of the samples.
+    let seg = Segment::open(&fixture("segment_v3.seg"), Bytes::owned(golden)).expect("opens");
+    assert_eq!(&*seg.tiers, &TIERS);
+    for tier in TIERS {
+        let (mut stored, mut expected) = (Vec::new(), Vec::new());
+        assert!(
+            seg.read_rollup(&seg.series[0], tier, &mut stored)
+                .expect("rollup")
+        );
+        rollup::summarize(&all, tier, &mut expected);
+        assert_eq!(format!("{stored:?}"), format!("{expected:?}"));
+    }
 }

@@ -19,6 +19,7 @@ mod promql_files;
 mod quality;
 mod query;
 mod query_cache;
+mod rollups;
 mod rooms;
 mod snapshot;
 mod verify;

@@ -1,0 +1,373 @@
+//! Rollups: one series' samples summarised per interval of a tier ("buckets"), so that a
+//! long-range panel reads a summary per hour instead of every raw sample. A bucket keeps
+//! what the exactly composable window functions need — count, first and last samples,
+//! first minimum and maximum, the sum and the counter corrections, each with the flags that
+//! say when composing them gives the raw answer bit for bit (the query engine composes;
+//! `query/window.rs` says when and how).
+//!
+//! Stale markers are left out of buckets, as the window functions leave them out of
+//! windows. A bucket `[start, start + interval)` exists only where the series has a live
+//! sample.
+//!
+//! Encoding of one tier's buckets (in a segment's rollup block, see `segment.rs`):
+//! ```text
+//! varint bucket count, then per bucket:
+//!   zigzag varint start / interval (the first absolute, then the delta from the previous)
+//!   varint count | varint first_t - start | varint last_t - start | u8 flags
+//!   u16 LE kinds: 2 bits per value, in the order first, last, min, max, sum, correction
+//!   the six values, each by its kind:
+//!     0  the same bits as its reference (first: the previous bucket's last, else 0.0;
+//!        the others: this bucket's first), nothing stored
+//!     1  an integer of magnitude below 2^53 (not -0.0): zigzag varint
+//!     2  any other float: its 8 bits, little-endian
+//! ```
+
+use crate::DecodeError;
+use crate::codec::bytes::ByteReader;
+use crate::codec::varint::{put_i64, put_u64};
+use crate::model::{Sample, is_stale_marker};
+
+/// Below this magnitude sums of integers are exact in any order, with room for 2^14
+/// buckets per window: composed sums stay below 2^53, where every integer is a float.
+pub const EXACT_LIMIT: f64 = (1u64 << 39) as f64;
+
+/// Flag: every value is an integer and the sum of their magnitudes is below
+/// [`EXACT_LIMIT`], so `sum` is exact and sums of such buckets are exact in any order.
+pub const EXACT_SUM: u8 = 1;
+/// Flag: some value is below the one before it (a counter reset inside the bucket).
+pub const DROPS: u8 = 2;
+/// Flag: the values before each drop are integers whose sum is below [`EXACT_LIMIT`], so
+/// `correction` is exact.
+pub const EXACT_CORRECTION: u8 = 4;
+
+/// One interval of one series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Bucket {
+    /// Start of the interval (a multiple of the tier's interval).
+    pub start: i64,
+    /// Live samples in it (at least one).
+    pub count: u32,
+    /// The first live sample.
+    pub first: Sample,
+    /// The last live sample.
+    pub last: Sample,
+    /// The first sample in time order that holds the minimum of the non-NaN values (NaN,
+    /// the last one's bits, when every value is NaN): PromQL's `min_over_time` composes
+    /// from these exactly, signed zeros included.
+    pub min: f64,
+    /// As `min`, for the maximum.
+    pub max: f64,
+    /// Sum of the values in time order (exact when [`EXACT_SUM`] is set).
+    pub sum: f64,
+    /// Sum of the values before each drop (what `rate` adds back for counter resets).
+    pub correction: f64,
+    /// [`EXACT_SUM`], [`DROPS`], [`EXACT_CORRECTION`].
+    pub flags: u8,
+}
+
+impl Bucket {
+    /// Whether `flag` is set.
+    pub fn has(&self, flag: u8) -> bool {
+        self.flags & flag != 0
+    }
+
+    /// Whether both hold the same bits (NaN payloads and signed zeros included).
+    pub fn same_bits(&self, other: &Bucket) -> bool {
+        let key = |b: &Bucket| {
+            (
+                (b.start, b.count, b.first.t, b.last.t, b.flags),
+                [b.first.v, b.last.v, b.min, b.max, b.sum, b.correction].map(f64::to_bits),
+            )
+        };
+        key(self) == key(other)
+    }
+}
+
+/// Whether `v` is an integer small enough that sums of such values are exact (not -0.0,
+/// whose sign a sum may keep or lose depending on the order).
+pub fn is_small_integer(v: f64) -> bool {
+    v.fract() == 0.0 && v.abs() < EXACT_LIMIT && !(v == 0.0 && v.is_sign_negative())
+}
+
+/// The fold PromQL's `max_over_time` uses, started from NaN: keeps the first maximum.
+pub fn fold_max(m: f64, v: f64) -> f64 {
+    if v > m || m.is_nan() { v } else { m }
+}
+
+/// As [`fold_max`], for the minimum.
+pub fn fold_min(m: f64, v: f64) -> f64 {
+    if v < m || m.is_nan() { v } else { m }
+}
+
+/// Summarises `samples` (sorted by time, one per timestamp) into buckets of `interval`
+/// milliseconds (positive), appended to `out`. Stale markers are left out.
+pub fn summarize(samples: &[Sample], interval: i64, out: &mut Vec<Bucket>) {
+    let mut open: Option<(Bucket, f64, f64)> = None;
+    for s in samples.iter().filter(|s| !is_stale_marker(s.v)) {
+        // A sample whose interval starts before the first representable time is in no
+        // window a query can align to the tier: left out.
+        let Some(start) = s.t.div_euclid(interval).checked_mul(interval) else {
+            continue;
+        };
+        match &mut open {
+            Some((b, abs_sum, drop_sum)) if b.start == start => {
+                if s.v < b.last.v {
+                    b.flags |= DROPS;
+                    *drop_sum += b.last.v.abs();
+                    if !is_small_integer(b.last.v) {
+                        b.flags &= !EXACT_CORRECTION;
+                    }
+                    b.correction += b.last.v;
+                }
+                b.count += 1;
+                b.last = *s;
+                b.min = fold_min(b.min, s.v);
+                b.max = fold_max(b.max, s.v);
+                b.sum += s.v;
+                *abs_sum += s.v.abs();
+                if !is_small_integer(s.v) {
+                    b.flags &= !EXACT_SUM;
+                }
+            }
+            _ => {
+                if let Some(done) = open.take() {
+                    out.push(close(done));
+                }
+                let flags = EXACT_CORRECTION | if is_small_integer(s.v) { EXACT_SUM } else { 0 };
+                let b = Bucket {
+                    start,
+                    count: 1,
+                    first: *s,
+                    last: *s,
+                    min: s.v,
+                    max: s.v,
+                    sum: s.v,
+                    correction: 0.0,
+                    flags,
+                };
+                open = Some((b, s.v.abs(), 0.0));
+            }
+        }
+    }
+    if let Some(done) = open {
+        out.push(close(done));
+    }
+}
+
+fn close((mut b, abs_sum, drop_sum): (Bucket, f64, f64)) -> Bucket {
+    if abs_sum >= EXACT_LIMIT {
+        b.flags &= !EXACT_SUM;
+    }
+    if drop_sum >= EXACT_LIMIT {
+        b.flags &= !EXACT_CORRECTION;
+    }
+    b
+}
+
+/// Appends one tier's buckets (sorted by start, each a multiple of `interval`).
+pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
+    put_u64(out, buckets.len() as u64);
+    let mut prev_index = 0i64;
+    let mut prev_last = 0.0f64;
+    for (i, b) in buckets.iter().enumerate() {
+        let index = b.start.div_euclid(interval);
+        put_i64(out, if i == 0 { index } else { index - prev_index });
+        prev_index = index;
+        put_u64(out, u64::from(b.count));
+        put_u64(out, b.first.t.wrapping_sub(b.start) as u64);
+        put_u64(out, b.last.t.wrapping_sub(b.start) as u64);
+        out.push(b.flags);
+        let values = [
+            (b.first.v, prev_last),
+            (b.last.v, b.first.v),
+            (b.min, b.first.v),
+            (b.max, b.first.v),
+            (b.sum, b.first.v),
+            (b.correction, 0.0),
+        ];
+        let kinds_at = out.len();
+        out.extend_from_slice(&[0, 0]);
+        let mut kinds = 0u16;
+        for (k, (v, reference)) in values.into_iter().enumerate() {
+            let kind = if v.to_bits() == reference.to_bits() {
+                0
+            } else if v.fract() == 0.0
+                && v.abs() < 9_007_199_254_740_992.0
+                && v.to_bits() != (-0.0f64).to_bits()
+            {
+                put_i64(out, v as i64);
+                1
+            } else {
+                out.extend_from_slice(&v.to_bits().to_le_bytes());
+                2
+            };
+            kinds |= kind << (2 * k);
+        }
+        if let Some(slot) = out.get_mut(kinds_at..kinds_at + 2) {
+            slot.copy_from_slice(&kinds.to_le_bytes());
+        }
+        prev_last = b.last.v;
+    }
+}
+
+/// Reads one tier's buckets written by [`encode`], checking that they are in order, inside
+/// their intervals and consistent.
+pub fn decode(
+    r: &mut ByteReader<'_>,
+    interval: i64,
+    out: &mut Vec<Bucket>,
+) -> Result<(), DecodeError> {
+    // A bucket takes at least seven bytes.
+    let count = r.len(r.remaining() / 7, "bucket count")?;
+    let mut index = 0i64;
+    let mut prev_last = 0.0f64;
+    let mut prev_start = i64::MIN;
+    for i in 0..count {
+        let at = r.position();
+        let step = r.varint_i64()?;
+        index = if i == 0 {
+            step
+        } else {
+            index.checked_add(step).unwrap_or(i64::MAX)
+        };
+        let start = index.checked_mul(interval);
+        let n = r.varint_u32("bucket sample count")?;
+        let first_off = r.varint()?;
+        let last_off = r.varint()?;
+        let flags = r.u8()?;
+        let kinds = u16::from_le_bytes(r.array()?);
+        let bad =
+            |reason: &str| DecodeError::new(at as u64, format!("rollup bucket {i}: {reason}"));
+        let Some(start) = start.filter(|&s| s > prev_start) else {
+            return Err(bad("starts out of order"));
+        };
+        let ok_offset = |off: u64| off < interval as u64;
+        if n == 0 || !ok_offset(first_off) || !ok_offset(last_off) || last_off < first_off {
+            return Err(bad("count or times inconsistent"));
+        }
+        if (n == 1) != (first_off == last_off)
+            || flags & !(EXACT_SUM | DROPS | EXACT_CORRECTION) != 0
+        {
+            return Err(bad("count, times or flags inconsistent"));
+        }
+        // Values are read in order: each refers to ones read before it.
+        let mut value = |k: u16, reference: f64| -> Result<f64, DecodeError> {
+            Ok(match (kinds >> (2 * k)) & 3 {
+                0 => reference,
+                1 => r.varint_i64()? as f64,
+                2 => f64::from_bits(u64::from_le_bytes(r.array()?)),
+                _ => return Err(bad("unknown value kind")),
+            })
+        };
+        let first_v = value(0, prev_last)?;
+        let last_v = value(1, first_v)?;
+        let min = value(2, first_v)?;
+        let max = value(3, first_v)?;
+        let sum = value(4, first_v)?;
+        let correction = value(5, 0.0)?;
+        let at_offset = |off: u64| {
+            start
+                .checked_add(off as i64)
+                .ok_or_else(|| bad("time overflows"))
+        };
+        let first = Sample::new(at_offset(first_off)?, first_v);
+        let last = Sample::new(at_offset(last_off)?, last_v);
+        out.push(Bucket {
+            start,
+            count: n,
+            first,
+            last,
+            min,
+            max,
+            sum,
+            correction,
+            flags,
+        });
+        prev_last = last_v;
+        prev_start = start;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = f64> {
+        prop_oneof![
+            (-50i64..50).prop_map(|v| v as f64),
+            any::<f64>(),
+            Just(f64::NAN),
+            Just(-0.0),
+            Just(f64::from_bits(crate::model::STALE_NAN_BITS)),
+            (0u32..1000).prop_map(|v| f64::from(v) / 7.0),
+        ]
+    }
+
+    fn samples() -> impl Strategy<Value = Vec<Sample>> {
+        prop::collection::vec((0i64..5_000, value()), 0..200).prop_map(|mut v| {
+            v.sort_by_key(|s| s.0);
+            v.dedup_by_key(|s| s.0);
+            v.into_iter()
+                .map(|(t, v)| Sample::new(t * 997 - 1_000_000, v))
+                .collect()
+        })
+    }
+
+    fn same(a: &[Bucket], b: &[Bucket]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_bits(y))
+    }
+
+    proptest! {
+        #[test]
+        fn buckets_round_trip_bit_for_bit(samples in samples(), interval in prop_oneof![Just(1_000i64), Just(60_000), Just(300_000)]) {
+            let mut buckets = Vec::new();
+            summarize(&samples, interval, &mut buckets);
+            let mut bytes = Vec::new();
+            encode(&buckets, interval, &mut bytes);
+            let mut back = Vec::new();
+            let mut r = ByteReader::new(&bytes);
+            decode(&mut r, interval, &mut back).expect("decodes");
+            prop_assert!(r.is_empty());
+            prop_assert!(same(&buckets, &back));
+        }
+
+        #[test]
+        fn buckets_hold_what_their_samples_say(samples in samples()) {
+            let interval = 60_000;
+            let mut buckets = Vec::new();
+            summarize(&samples, interval, &mut buckets);
+            let live: Vec<Sample> = samples.iter().filter(|s| !is_stale_marker(s.v)).copied().collect();
+            prop_assert_eq!(buckets.iter().map(|b| b.count as usize).sum::<usize>(), live.len());
+            for b in &buckets {
+                let inside: Vec<&Sample> = live.iter().filter(|s| s.t >= b.start && s.t < b.start + interval).collect();
+                prop_assert_eq!(inside.len(), b.count as usize);
+                prop_assert_eq!(inside.first().map(|s| s.t), Some(b.first.t));
+                prop_assert_eq!(inside.last().map(|s| s.t), Some(b.last.t));
+                let max = inside.iter().fold(f64::NAN, |m, s| fold_max(m, s.v));
+                prop_assert_eq!(max.to_bits(), b.max.to_bits());
+                if b.has(EXACT_SUM) {
+                    prop_assert!(inside.iter().all(|s| is_small_integer(s.v)));
+                }
+            }
+        }
+
+        #[test]
+        fn garbage_is_refused_or_read_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+            let mut out = Vec::new();
+            let _ = decode(&mut ByteReader::new(&bytes), 300_000, &mut out);
+        }
+    }
+
+    #[test]
+    fn a_constant_gauge_costs_a_few_bytes_a_bucket() {
+        let samples: Vec<Sample> = (0..600).map(|i| Sample::new(i * 15_000, 42.0)).collect();
+        let mut buckets = Vec::new();
+        summarize(&samples, 300_000, &mut buckets);
+        assert_eq!(buckets.len(), 30);
+        let mut bytes = Vec::new();
+        encode(&buckets, 300_000, &mut bytes);
+        assert!(bytes.len() < 30 * 12, "{} bytes", bytes.len());
+    }
+}

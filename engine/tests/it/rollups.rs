@@ -1,0 +1,391 @@
+//! Rollup tiers never change an answer: random writes — late ones, corrections of a
+//! timestamp already written, counters with resets, NaN, signed zeros, stale markers —
+//! deletions, flushes and compactions, interleaved with random range queries, answer bit
+//! for bit with rollups as without, at every step; and the windows a tier answers exactly
+//! are read from it (the statistics say which tier), the others from raw samples.
+
+use iocdb_engine::{
+    Engine, MatchOp, Matcher, Options, PromqlQuery, PromqlResult, QueryValue, STALE_NAN_BITS,
+    Sample,
+};
+use proptest::prelude::*;
+
+use crate::common::{self, request};
+
+/// Flushes cut 10-s partitions and compaction merges minutes, so that 5-s and 1-min
+/// buckets lie whole in segments while 20-s buckets straddle flushed ones (and must be
+/// read raw until compaction merges them).
+fn options() -> Options {
+    Options {
+        query_cache_bytes: 0,
+        compaction_window_ms: 60_000,
+        rollup_tiers_ms: vec![5_000, 20_000, 60_000],
+        ..common::options()
+    }
+}
+
+/// Windows and grids that tiers answer (whole, aligned multiples) and some they do not.
+const EXPRS: &[&str] = &[
+    "max_over_time(m[20s])",
+    "min_over_time(m[1m])",
+    "sum_over_time(m[1m])",
+    "count_over_time(m[20s])",
+    "last_over_time(m[5s])",
+    "present_over_time(m[1m])",
+    "rate(m[1m])",
+    "increase(m[20s])",
+    "delta(m[1m])",
+    "rate(m[30s])",
+    "sum by (site) (max_over_time(m[1m]))",
+    "max_over_time(m[1m] offset 20s)",
+    "sum_over_time(m[1m] @ 120)",
+    "max_over_time(m[7s])",
+    "avg_over_time(m[1m])",
+];
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write {
+        site: usize,
+        t: i64,
+        v: f64,
+    },
+    Delete {
+        site: usize,
+        from: i64,
+        len: i64,
+    },
+    Flush,
+    Compact,
+    Query {
+        expr: usize,
+        step: i64,
+        first: i64,
+        steps: i64,
+    },
+}
+
+fn value() -> impl Strategy<Value = f64> {
+    prop_oneof![
+        8 => (0i64..100).prop_map(|v| v as f64),
+        2 => -1e3..1e3f64,
+        1 => Just(f64::NAN),
+        1 => Just(-0.0),
+        1 => Just(f64::from_bits(STALE_NAN_BITS)),
+        1 => Just(f64::INFINITY),
+    ]
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        12 => (0..3usize, 0..240i64, value()).prop_map(|(site, t, v)| Op::Write { site, t: t * 1000, v }),
+        1 => (0..3usize, 0..240_000i64, 0..40_000i64).prop_map(|(site, from, len)| Op::Delete { site, from, len }),
+        2 => Just(Op::Flush),
+        1 => Just(Op::Compact),
+        3 => (0..EXPRS.len(), prop_oneof![Just(5i64), Just(10), Just(20), Just(60)], 0..6i64, 1..12i64)
+            .prop_map(|(expr, step, first, steps)| Op::Query { expr, step, first, steps }),
+    ]
+}
+
+/// A range query's answer as bits, or the error.
+type Bits = Result<Vec<(String, Vec<(i64, u64)>)>, String>;
+
+fn bits(r: &iocdb_engine::Result<PromqlResult>) -> Bits {
+    let r = r.as_ref().map_err(|e| e.to_string())?;
+    let QueryValue::Matrix(series) = &r.value else {
+        return Err("not a matrix".into());
+    };
+    Ok(series
+        .iter()
+        .map(|s| {
+            (
+                format!("{:?}", s.labels),
+                s.points.iter().map(|p| (p.t, p.v.to_bits())).collect(),
+            )
+        })
+        .collect())
+}
+
+fn query(expr: &str, step_s: i64, first: i64, steps: i64, rollups: bool) -> PromqlQuery {
+    let step = step_s * 1000;
+    PromqlQuery {
+        use_rollups: rollups,
+        ..PromqlQuery::range("ns", expr, first * step, (first + steps) * step, step)
+    }
+}
+
+fn write(engine: &Engine, site: usize, samples: Vec<Sample>) {
+    engine
+        .write(request("ns", vec![common::series("m", site, samples)]))
+        .expect("write");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    #[test]
+    fn answers_with_rollups_equal_answers_without(ops in proptest::collection::vec(op(), 1..120)) {
+        let dir = tempfile::tempdir().expect("dir");
+        let engine = common::open_with(dir.path(), options()).expect("open");
+        for op in ops {
+            match op {
+                Op::Write { site, t, v } => write(&engine, site, vec![Sample::new(t, v)]),
+                Op::Delete { site, from, len } => {
+                    let matchers = [
+                        Matcher::equal("__name__", "m"),
+                        Matcher::new("site", MatchOp::Equal, format!("s{site}")).expect("matcher"),
+                    ];
+                    engine.delete("ns", &matchers, from, from + len).expect("delete");
+                }
+                Op::Flush => {
+                    engine.flush().expect("flush");
+                }
+                Op::Compact => {
+                    engine.flush().expect("flush");
+                    engine.compact().expect("compact");
+                }
+                Op::Query { expr, step, first, steps } => {
+                    let expr = EXPRS[expr];
+                    let with = engine.query(&query(expr, step, first, steps, true));
+                    let without = engine.query(&query(expr, step, first, steps, false));
+                    prop_assert_eq!(bits(&with), bits(&without), "{} step {}s from {}", expr, step, first * step);
+                }
+            }
+        }
+    }
+}
+
+/// A counter of cameras' people (with a reset) and a gauge, one sample every 15 s over
+/// three hours, flushed and compacted: the hourly panel reads the hourly tier.
+fn compacted_store(dir: &std::path::Path) -> Engine {
+    let engine = common::open_with(
+        dir,
+        Options {
+            query_cache_bytes: 0,
+            rollup_tiers_ms: vec![300_000, 3_600_000],
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    let base = 1_764_547_200_000; // 2025-12-01T00:00:00Z, a whole hour
+    let counter: Vec<Sample> = (0..720)
+        .map(|i| Sample::new(base + i * 15_000, ((i % 500) * 3) as f64))
+        .collect();
+    let gauge: Vec<Sample> = (0..720)
+        .map(|i| Sample::new(base + i * 15_000, 20.0 + ((i * 7) % 13) as f64 / 4.0))
+        .collect();
+    write(&engine, 0, counter);
+    write(&engine, 1, gauge);
+    engine.flush().expect("flush");
+    engine.compact().expect("compact");
+    engine
+}
+
+const BASE: i64 = 1_764_547_200_000;
+const HOUR: i64 = 3_600_000;
+
+fn range(expr: &str, step: i64, rollups: bool) -> PromqlResult {
+    engine_query(expr, BASE + HOUR, BASE + 3 * HOUR, step, rollups)
+}
+
+thread_local! {
+    static ENGINE: std::cell::RefCell<Option<(tempfile::TempDir, Engine)>> = const { std::cell::RefCell::new(None) };
+}
+
+fn engine_query(expr: &str, start: i64, end: i64, step: i64, rollups: bool) -> PromqlResult {
+    ENGINE.with(|e| {
+        let mut e = e.borrow_mut();
+        let (_, engine) = e.get_or_insert_with(|| {
+            let dir = tempfile::tempdir().expect("dir");
+            let engine = compacted_store(dir.path());
+            (dir, engine)
+        });
+        engine
+            .query(&PromqlQuery {
+                use_rollups: rollups,
+                ..PromqlQuery::range("ns", expr, start, end, step)
+            })
+            .expect("query")
+    })
+}
+
+#[test]
+fn aligned_hourly_windows_are_read_from_the_hourly_tier_and_say_so() {
+    for expr in [
+        "max_over_time(m[1h])",
+        "count_over_time(m[1h])",
+        "sum_over_time(m{site=\"s0\"}[1h])",
+        "increase(m{site=\"s0\"}[1h])",
+        "rate(m{site=\"s0\"}[2h])",
+    ] {
+        let with = range(expr, HOUR, true);
+        let without = range(expr, HOUR, false);
+        assert_eq!(
+            bits(&Ok(with.clone())),
+            bits(&Ok(without.clone())),
+            "{expr}"
+        );
+        assert_eq!(with.rollup_tier_ms, HOUR, "{expr}");
+        assert!(with.rollup_buckets > 0, "{expr}");
+        assert!(
+            with.samples_read * 20 < without.samples_read,
+            "{expr}: {} read with rollups, {} without",
+            with.samples_read,
+            without.samples_read
+        );
+        assert_eq!((without.rollup_buckets, without.rollup_tier_ms), (0, 0));
+    }
+    // Five-minute windows every five minutes: the finer tier.
+    let five = range("max_over_time(m[10m])", 300_000, true);
+    assert_eq!(five.rollup_tier_ms, 300_000);
+}
+
+#[test]
+fn windows_no_tier_answers_exactly_are_read_raw_and_say_so() {
+    for (expr, step) in [
+        // Not a whole number of buckets.
+        ("max_over_time(m[7m])", HOUR),
+        // Steps off the tier's boundaries.
+        ("max_over_time(m[1h])", HOUR + 60_000),
+        // Not composable exactly.
+        ("avg_over_time(m[1h])", HOUR),
+        ("quantile_over_time(0.5, m[1h])", HOUR),
+    ] {
+        let with = range(expr, step, true);
+        let without = range(expr, step, false);
+        assert_eq!(bits(&Ok(with.clone())), bits(&Ok(without)), "{expr}");
+        assert_eq!((with.rollup_buckets, with.rollup_tier_ms), (0, 0), "{expr}");
+    }
+    // A sum of non-integers: the gauge's series is read raw again, the counter's from the
+    // tier, and the answer is the raw one.
+    let with = range("sum_over_time(m[1h])", HOUR, true);
+    let without = range("sum_over_time(m[1h])", HOUR, false);
+    assert_eq!(bits(&Ok(with)), bits(&Ok(without)));
+}
+
+#[test]
+fn a_correction_after_compaction_is_seen_at_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = compacted_store(dir.path());
+    let q = |rollups| {
+        engine
+            .query(&PromqlQuery {
+                use_rollups: rollups,
+                ..PromqlQuery::range(
+                    "ns",
+                    "max_over_time(m{site=\"s1\"}[1h])",
+                    BASE + HOUR,
+                    BASE + 3 * HOUR,
+                    HOUR,
+                )
+            })
+            .expect("query")
+    };
+    let before = q(true);
+    // A department corrects one value in the second hour, far above the rest.
+    write(&engine, 1, vec![Sample::new(BASE + HOUR + 60_000, 1e6)]);
+    let after = q(true);
+    assert_eq!(bits(&Ok(after.clone())), bits(&Ok(q(false))));
+    assert_ne!(bits(&Ok(before)), bits(&Ok(after.clone())));
+    let QueryValue::Matrix(series) = &after.value else {
+        panic!("a matrix");
+    };
+    assert_eq!(series[0].points[1].v, 1e6);
+    // The corrected hour is read raw until compaction folds the correction in; the other
+    // hours still come from the tier.
+    assert!(after.rollup_buckets > 0);
+    engine.flush().expect("flush");
+    engine.compact().expect("compact");
+    let compacted = q(true);
+    assert_eq!(bits(&Ok(compacted.clone())), bits(&Ok(after)));
+    // And a deletion hides what it deletes from the tier too.
+    let matchers = [Matcher::equal("site", "s1")];
+    engine
+        .delete("ns", &matchers, BASE + HOUR, BASE + HOUR + 120_000)
+        .expect("delete");
+    let deleted = q(true);
+    assert_eq!(bits(&Ok(deleted.clone())), bits(&Ok(q(false))));
+    let QueryValue::Matrix(series) = &deleted.value else {
+        panic!("a matrix");
+    };
+    assert!(series[0].points[1].v < 1e6);
+}
+
+#[test]
+fn a_damaged_rollup_is_named_by_verify_and_by_the_query_that_reads_it() {
+    use iocdb_engine::fs::{Bytes, OsFs};
+    use iocdb_engine::internal::Segment;
+    let dir = tempfile::tempdir().expect("dir");
+    compacted_store(dir.path()).close().expect("close");
+    let clean = Engine::verify(dir.path(), &OsFs).expect("verify");
+    assert!(clean.problems.is_empty(), "{:?}", clean.problems);
+    let path = std::fs::read_dir(dir.path().join("segments"))
+        .expect("segments")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment");
+    let bytes = std::fs::read(&path).expect("read");
+    let segment = Segment::open(&path, Bytes::owned(bytes.clone())).expect("opens");
+    let block = segment.series[0].rollup.expect("a rollup block");
+    let payload = block.offset as usize + 8;
+
+    // A flipped bit: the block's checksum names it.
+    let mut flipped = bytes.clone();
+    flipped[payload + 3] ^= 0x04;
+    std::fs::write(&path, &flipped).expect("write");
+    let report = Engine::verify(dir.path(), &OsFs).expect("verify");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.file == path && p.reason.contains("rollup block")),
+        "{:?}",
+        report.problems
+    );
+    {
+        let engine = common::open_with(
+            dir.path(),
+            Options {
+                rollup_tiers_ms: vec![300_000, 3_600_000],
+                ..Options::default()
+            },
+        )
+        .expect("open");
+        let q = |rollups| PromqlQuery {
+            use_rollups: rollups,
+            ..PromqlQuery::range(
+                "ns",
+                "max_over_time(m[1h])",
+                BASE + HOUR,
+                BASE + 3 * HOUR,
+                HOUR,
+            )
+        };
+        let err = engine.query(&q(true)).expect_err("the damage is reported");
+        let text = err.to_string();
+        assert!(
+            text.contains(&path.display().to_string()) && text.contains("rollup"),
+            "{text}"
+        );
+        // Raw samples still answer.
+        engine.query(&q(false)).expect("raw");
+        engine.close().expect("close");
+    }
+
+    // A block rewritten with a valid checksum but other numbers: verify recomputes it.
+    let mut forged = bytes.clone();
+    let len = block.len as usize;
+    forged[payload + len - 1] ^= 0x01;
+    let crc = crc32c::crc32c(&forged[payload..payload + len]);
+    forged[payload - 4..payload].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &forged).expect("write");
+    let report = Engine::verify(dir.path(), &OsFs).expect("verify");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.file == path && p.offset == block.offset),
+        "{:?}",
+        report.problems
+    );
+}

@@ -5,9 +5,11 @@
 //! say when composing them gives the raw answer bit for bit (the query engine composes;
 //! `query/window.rs` says when and how).
 //!
-//! Stale markers are left out of buckets, as the window functions leave them out of
-//! windows. A bucket `[start, start + interval)` exists only where the series has a live
-//! sample.
+//! Stale markers are left out of the figures, as the window functions leave them out of
+//! windows, but flags say where they lie, so that instant selection ("the latest sample, no
+//! value if it is a stale marker") can be answered from buckets too. A bucket
+//! `[start, start + interval)` exists where the series has a sample; one with only stale
+//! markers has a count of zero.
 //!
 //! Encoding of one tier's buckets (in a segment's rollup block, see `segment.rs`):
 //! ```text
@@ -39,13 +41,19 @@ pub const DROPS: u8 = 2;
 /// Flag: the values before each drop are integers whose sum is below [`EXACT_LIMIT`], so
 /// `correction` is exact.
 pub const EXACT_CORRECTION: u8 = 4;
+/// Flag: a stale marker lies at the bucket's very start.
+pub const STARTS_STALE: u8 = 8;
+/// Flag: the bucket's last sample is a stale marker (after its last live one).
+pub const ENDS_STALE: u8 = 16;
+const FLAGS: u8 = EXACT_SUM | DROPS | EXACT_CORRECTION | STARTS_STALE | ENDS_STALE;
 
 /// One interval of one series.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bucket {
     /// Start of the interval (a multiple of the tier's interval).
     pub start: i64,
-    /// Live samples in it (at least one).
+    /// Live samples in it (zero when it holds only stale markers; then the figures below
+    /// are zeros at `start`).
     pub count: u32,
     /// The first live sample.
     pub first: Sample,
@@ -61,7 +69,7 @@ pub struct Bucket {
     pub sum: f64,
     /// Sum of the values before each drop (what `rate` adds back for counter resets).
     pub correction: f64,
-    /// [`EXACT_SUM`], [`DROPS`], [`EXACT_CORRECTION`].
+    /// [`EXACT_SUM`], [`DROPS`], [`EXACT_CORRECTION`], [`STARTS_STALE`], [`ENDS_STALE`].
     pub flags: u8,
 }
 
@@ -100,53 +108,66 @@ pub fn fold_min(m: f64, v: f64) -> f64 {
 }
 
 /// Summarises `samples` (sorted by time, one per timestamp) into buckets of `interval`
-/// milliseconds (positive), appended to `out`. Stale markers are left out.
+/// milliseconds (positive), appended to `out`. Stale markers count as no value but mark
+/// where they lie ([`STARTS_STALE`], [`ENDS_STALE`]); an interval holding only stale
+/// markers gets a bucket with no live sample.
 pub fn summarize(samples: &[Sample], interval: i64, out: &mut Vec<Bucket>) {
     let mut open: Option<(Bucket, f64, f64)> = None;
-    for s in samples.iter().filter(|s| !is_stale_marker(s.v)) {
+    for s in samples {
         // A sample whose interval starts before the first representable time is in no
         // window a query can align to the tier: left out.
         let Some(start) = s.t.div_euclid(interval).checked_mul(interval) else {
             continue;
         };
-        match &mut open {
-            Some((b, abs_sum, drop_sum)) if b.start == start => {
-                if s.v < b.last.v {
-                    b.flags |= DROPS;
-                    *drop_sum += b.last.v.abs();
-                    if !is_small_integer(b.last.v) {
-                        b.flags &= !EXACT_CORRECTION;
-                    }
-                    b.correction += b.last.v;
-                }
-                b.count += 1;
-                b.last = *s;
-                b.min = fold_min(b.min, s.v);
-                b.max = fold_max(b.max, s.v);
-                b.sum += s.v;
-                *abs_sum += s.v.abs();
-                if !is_small_integer(s.v) {
-                    b.flags &= !EXACT_SUM;
-                }
+        if open.as_ref().is_none_or(|(b, ..)| b.start != start) {
+            if let Some(done) = open.take() {
+                out.push(close(done));
             }
-            _ => {
-                if let Some(done) = open.take() {
-                    out.push(close(done));
-                }
-                let flags = EXACT_CORRECTION | if is_small_integer(s.v) { EXACT_SUM } else { 0 };
-                let b = Bucket {
-                    start,
-                    count: 1,
-                    first: *s,
-                    last: *s,
-                    min: s.v,
-                    max: s.v,
-                    sum: s.v,
-                    correction: 0.0,
-                    flags,
-                };
-                open = Some((b, s.v.abs(), 0.0));
+            let empty = Sample::new(start, 0.0);
+            let b = Bucket {
+                start,
+                count: 0,
+                first: empty,
+                last: empty,
+                min: 0.0,
+                max: 0.0,
+                sum: 0.0,
+                correction: 0.0,
+                flags: EXACT_SUM | EXACT_CORRECTION,
+            };
+            open = Some((b, 0.0, 0.0));
+        }
+        let Some((b, abs_sum, drop_sum)) = open.as_mut() else {
+            continue;
+        };
+        if is_stale_marker(s.v) {
+            b.flags |= ENDS_STALE;
+            if s.t == start {
+                b.flags |= STARTS_STALE;
             }
+            continue;
+        }
+        b.flags &= !ENDS_STALE;
+        if b.count == 0 {
+            (b.first, b.last, b.min, b.max, b.sum) = (*s, *s, s.v, s.v, s.v);
+        } else {
+            if s.v < b.last.v {
+                b.flags |= DROPS;
+                *drop_sum += b.last.v.abs();
+                if !is_small_integer(b.last.v) {
+                    b.flags &= !EXACT_CORRECTION;
+                }
+                b.correction += b.last.v;
+            }
+            b.last = *s;
+            b.min = fold_min(b.min, s.v);
+            b.max = fold_max(b.max, s.v);
+            b.sum += s.v;
+        }
+        b.count += 1;
+        *abs_sum += s.v.abs();
+        if !is_small_integer(s.v) {
+            b.flags &= !EXACT_SUM;
         }
     }
     if let Some(done) = open {
@@ -242,12 +263,15 @@ pub fn decode(
             return Err(bad("starts out of order"));
         };
         let ok_offset = |off: u64| off < interval as u64;
-        if n == 0 || !ok_offset(first_off) || !ok_offset(last_off) || last_off < first_off {
-            return Err(bad("count or times inconsistent"));
+        if !ok_offset(first_off) || !ok_offset(last_off) || last_off < first_off {
+            return Err(bad("times inconsistent"));
         }
-        if (n == 1) != (first_off == last_off)
-            || flags & !(EXACT_SUM | DROPS | EXACT_CORRECTION) != 0
-        {
+        let times_agree = match n {
+            0 => first_off == 0 && last_off == 0 && flags & ENDS_STALE != 0,
+            1 => first_off == last_off,
+            _ => first_off < last_off,
+        };
+        if !times_agree || flags & !FLAGS != 0 {
             return Err(bad("count, times or flags inconsistent"));
         }
         // Values are read in order: each refers to ones read before it.
@@ -341,8 +365,15 @@ mod tests {
             let live: Vec<Sample> = samples.iter().filter(|s| !is_stale_marker(s.v)).copied().collect();
             prop_assert_eq!(buckets.iter().map(|b| b.count as usize).sum::<usize>(), live.len());
             for b in &buckets {
+                let raw: Vec<&Sample> = samples.iter().filter(|s| s.t >= b.start && s.t < b.start + interval).collect();
+                prop_assert!(!raw.is_empty());
+                prop_assert_eq!(b.has(ENDS_STALE), raw.last().is_some_and(|s| is_stale_marker(s.v)));
+                prop_assert_eq!(b.has(STARTS_STALE), raw.first().is_some_and(|s| s.t == b.start && is_stale_marker(s.v)));
                 let inside: Vec<&Sample> = live.iter().filter(|s| s.t >= b.start && s.t < b.start + interval).collect();
                 prop_assert_eq!(inside.len(), b.count as usize);
+                if b.count == 0 {
+                    continue;
+                }
                 prop_assert_eq!(inside.first().map(|s| s.t), Some(b.first.t));
                 prop_assert_eq!(inside.last().map(|s| s.t), Some(b.last.t));
                 let max = inside.iter().fold(f64::NAN, |m, s| fold_max(m, s.v));

@@ -12,7 +12,7 @@ use super::plan::{At, Plan, Selector, Subquery};
 use super::value::{RangeRow, Row, Value, check_unique_labels};
 use super::window::WindowFunction;
 use super::{Budget, is_stale_marker};
-use crate::engine::read::{Bucket, Querier, SeriesHandle};
+use crate::engine::read::{Bucket, Querier, SeriesHandle, rollup};
 use crate::model::{Labels, METRIC_NAME, Sample};
 use crate::{Error, Limit, Result};
 
@@ -210,6 +210,9 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         };
         let series = self.select(sel, refs.len())?;
         let lookback = self.lookback_ms;
+        if let Some(tier) = self.tier_for_instants(&refs) {
+            return self.instant_from_buckets(series, &refs, tier, timestamps);
+        }
         let rows = self
             .querier
             .snapshot(series, lo.saturating_sub(lookback), hi)
@@ -364,15 +367,65 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         if !f.composable() {
             return None;
         }
-        self.tiers
-            .iter()
-            .copied()
-            .find(|&t| {
-                range_ms % t == 0
-                    && refs
-                        .iter()
-                        .all(|r| r.rem_euclid(t) == 0 && r.checked_sub(range_ms).is_some())
-            })
+        self.tiers.iter().copied().find(|&t| {
+            range_ms % t == 0
+                && refs
+                    .iter()
+                    .all(|r| r.rem_euclid(t) == 0 && r.checked_sub(range_ms).is_some())
+        })
+    }
+
+    /// The coarsest tier on whose boundaries every time of `refs` lies.
+    fn tier_for_instants(&self, refs: &[i64]) -> Option<i64> {
+        let lookback = self.lookback_ms;
+        self.tiers.iter().copied().find(|&t| {
+            refs.iter()
+                .all(|r| r.rem_euclid(t) == 0 && r.checked_sub(lookback).is_some())
+        })
+    }
+
+    /// [`Evaluator::instant_selector`] from buckets of the tier `tier`: at a boundary `r`,
+    /// the latest sample at or before `r` is the one at `r` itself, else the last of the
+    /// bucket before — and a stale marker there means no value, as in raw samples.
+    fn instant_from_buckets(
+        &self,
+        series: Vec<SeriesHandle>,
+        refs: &[i64],
+        tier: i64,
+        timestamps: bool,
+    ) -> Result<Vec<Row>> {
+        let (Some(&lo), Some(&hi)) = (refs.first(), refs.last()) else {
+            return Ok(Vec::new());
+        };
+        let lookback = self.lookback_ms;
+        let rows = self
+            .querier
+            .snapshot(series, lo.saturating_sub(lookback), hi)
+            .for_each_rolled(tier, &|s, buckets, cost| {
+                self.budget.spend(cost.stored + cost.raw_samples)?;
+                if cost.stored > 0 {
+                    self.rollup_buckets
+                        .fetch_add(cost.stored as u64, Ordering::Relaxed);
+                    self.rollup_tier.fetch_max(tier, Ordering::Relaxed);
+                }
+                let mut values = Vec::with_capacity(refs.len());
+                let mut next = 0usize;
+                for &r in refs {
+                    while buckets.get(next).is_some_and(|b| b.start < r) {
+                        next += 1;
+                    }
+                    let latest = latest_from_buckets(buckets, next, r, lookback)
+                        .map(|x| if timestamps { x.t as f64 / 1000.0 } else { x.v });
+                    values.push(latest);
+                }
+                Ok(values.iter().any(Option::is_some).then(|| Row {
+                    labels: s.labels().clone(),
+                    values,
+                }))
+            })?;
+        let mut rows: Vec<Row> = rows.into_iter().flatten().collect();
+        rows.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(rows)
     }
 
     /// A composable window function (see [`WindowFunction::eval_buckets`]) over `series`,
@@ -511,9 +564,26 @@ fn windows_from_buckets(
         // it lies exactly there.
         let boundary = buckets
             .get(hi)
-            .filter(|b| b.start == r && b.first.t == r)
+            .filter(|b| b.start == r && b.count > 0 && b.first.t == r)
             .map(|b| b.first);
         values.push(f.eval_buckets(window, boundary, from, r)?);
     }
     Some(values)
+}
+
+/// The latest live sample at or before `r` within `lookback`, from buckets (sorted by
+/// start) of which `buckets[next]` is the first starting at or after `r`; `None` when there
+/// is none or the latest sample is a stale marker.
+fn latest_from_buckets(buckets: &[Bucket], next: usize, r: i64, lookback: i64) -> Option<Sample> {
+    if let Some(at) = buckets.get(next).filter(|b| b.start == r) {
+        if at.has(rollup::STARTS_STALE) {
+            return None;
+        }
+        if at.count > 0 && at.first.t == r {
+            return Some(at.first);
+        }
+    }
+    let before = buckets.get(next.checked_sub(1)?)?;
+    (!before.has(rollup::ENDS_STALE) && before.count > 0 && before.last.t >= r - lookback)
+        .then_some(before.last)
 }

@@ -326,11 +326,13 @@ impl WindowFunction {
         range_start: i64,
         range_end: i64,
     ) -> Option<Option<f64>> {
-        let count = buckets.iter().map(|b| b.count as usize).sum::<usize>()
-            + usize::from(boundary.is_some());
+        // Buckets of stale markers alone hold no value.
+        let live = || buckets.iter().filter(|b| b.count > 0);
+        let count =
+            live().map(|b| b.count as usize).sum::<usize>() + usize::from(boundary.is_some());
         let (Some(first), Some(last)) = (
-            buckets.first().map(|b| b.first).or(boundary),
-            boundary.or(buckets.last().map(|b| b.last)),
+            live().next().map(|b| b.first).or(boundary),
+            boundary.or(buckets.iter().rev().find(|b| b.count > 0).map(|b| b.last)),
         ) else {
             return Some(None);
         };
@@ -340,25 +342,22 @@ impl WindowFunction {
             WindowFunction::CountOverTime => count as f64,
             WindowFunction::LastOverTime => last.v,
             WindowFunction::PresentOverTime => 1.0,
-            WindowFunction::MaxOverTime => buckets
-                .iter()
+            WindowFunction::MaxOverTime => live()
                 .map(|b| b.max)
                 .chain(boundary_value)
                 .fold(last.v, rollup::fold_max),
-            WindowFunction::MinOverTime => buckets
-                .iter()
+            WindowFunction::MinOverTime => live()
                 .map(|b| b.min)
                 .chain(boundary_value)
                 .fold(last.v, rollup::fold_min),
             WindowFunction::SumOverTime => {
                 let exact = buckets.len() <= MAX_COMPOSED_BUCKETS
-                    && buckets.iter().all(|b| b.has(rollup::EXACT_SUM))
+                    && live().all(|b| b.has(rollup::EXACT_SUM))
                     && boundary_value.is_none_or(rollup::is_small_integer);
                 if !exact {
                     return None;
                 }
-                let (sum, c) = buckets
-                    .iter()
+                let (sum, c) = live()
                     .map(|b| b.sum)
                     .chain(boundary_value)
                     .fold((0.0, 0.0), |(s, c), v| kahan_add(v, s, c));
@@ -411,6 +410,7 @@ fn corrected(
     let mut prev = 0.0;
     let drops = buckets
         .iter()
+        .filter(|b| b.count > 0)
         .map(|b| (b.first.v, Some(b)))
         .chain(boundary.map(|v| (v, None)));
     for (v, bucket) in drops {

@@ -1,8 +1,9 @@
 //! Rollup tiers never change an answer: random writes — late ones, corrections of a
 //! timestamp already written, counters with resets, NaN, signed zeros, stale markers —
 //! deletions, flushes and compactions, interleaved with random range queries, answer bit
-//! for bit with rollups as without, at every step; and the windows a tier answers exactly
-//! are read from it (the statistics say which tier), the others from raw samples.
+//! for bit with rollups as without, at every step; and the windows and instants a tier
+//! answers exactly are read from it (the statistics say which tier), the others from raw
+//! samples.
 
 use iocdb_engine::{
     Engine, MatchOp, Matcher, Options, PromqlQuery, PromqlResult, QueryValue, STALE_NAN_BITS,
@@ -41,6 +42,10 @@ const EXPRS: &[&str] = &[
     "sum_over_time(m[1m] @ 120)",
     "max_over_time(m[7s])",
     "avg_over_time(m[1m])",
+    "m",
+    "timestamp(m)",
+    "sum(m offset 20s)",
+    "m @ 60",
 ];
 
 #[derive(Debug, Clone)]
@@ -110,6 +115,7 @@ fn query(expr: &str, step_s: i64, first: i64, steps: i64, rollups: bool) -> Prom
     let step = step_s * 1000;
     PromqlQuery {
         use_rollups: rollups,
+        lookback_ms: Some(20_000),
         ..PromqlQuery::range("ns", expr, first * step, (first + steps) * step, step)
     }
 }
@@ -238,6 +244,16 @@ fn aligned_hourly_windows_are_read_from_the_hourly_tier_and_say_so() {
     // Five-minute windows every five minutes: the finer tier.
     let five = range("max_over_time(m[10m])", 300_000, true);
     assert_eq!(five.rollup_tier_ms, 300_000);
+    // A long panel of the values themselves: instant selection at hour boundaries.
+    for expr in ["m", "quantile(0.95, m)", "timestamp(m)"] {
+        let with = range(expr, HOUR, true);
+        assert_eq!(
+            bits(&Ok(with.clone())),
+            bits(&Ok(range(expr, HOUR, false))),
+            "{expr}"
+        );
+        assert_eq!(with.rollup_tier_ms, HOUR, "{expr}");
+    }
 }
 
 #[test]

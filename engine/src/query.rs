@@ -48,6 +48,31 @@
 //! - A result series with no point in range is left out; a range query's results are
 //!   sorted by labels, an instant query's vector keeps PromQL's order (`sort`, `topk`).
 //!
+//! # Rollups
+//! Segments summarise each series per interval of each configured tier (one hour by
+//! default; `codec/rollup.rs` says what a bucket holds). The evaluator reads a tier instead
+//! of raw samples only where the answer is the same bit for bit, and reads raw samples
+//! everywhere else:
+//! - a range function among `max_`, `min_`, `sum_`, `count_`, `last_`, `present_over_time`,
+//!   `rate`, `increase` and `delta`, whose window is a whole number of the tier's intervals
+//!   and whose every evaluation time (after `offset` and `@`) lies on the tier's boundaries
+//!   — the coarsest such tier; a window's value is composed from the whole buckets inside it
+//!   plus the sample at its closing instant (Prometheus 2.x windows are closed at both ends);
+//! - instant selection (a bare selector, `timestamp(…)`) at times on a tier's boundaries:
+//!   the sample at the boundary, else the last of the bucket before it, within the lookback,
+//!   and no value where a stale marker is the latest sample;
+//! - per series: a sum whose values are not all integers (floating-point addition depends
+//!   on the order), or a counter reset among non-integers, reads that series raw;
+//! - per bucket: a bucket comes from a segment only where that segment alone holds the
+//!   series' data of that interval, no deletion reaches it and the interval lies whole in
+//!   the range read; late writes, corrections, backfill and the live head therefore read
+//!   raw until compaction folds them into one segment, so a rollup is never older than the
+//!   data it summarises.
+//!
+//! `avg_over_time`, quantiles, `stddev`/`stdvar`, `changes`, `resets`, `irate`, `deriv`,
+//! subqueries and unaligned windows read raw samples. `PromqlResult::rollup_buckets` and
+//! `rollup_tier_ms` say what a query read from which tier.
+//!
 //! Execution goes through the engine's read view only ([`crate::engine::read::Querier`]):
 //! select series by matchers, take a snapshot of them over `[start − window, end]`, and
 //! evaluate each series as the snapshot reads it (on the engine's shared query pool),

@@ -204,7 +204,7 @@ export function start(main, params) {
         samples: fmtNum(own.samplesRead ?? NaN),
         server: fmtNum(((s.timings || {}).evalTotalTime ?? NaN) * 1000),
         total: fmtNum(fetched - began), draw: fmtNum(drawMs), step,
-        source: t("explore.source." + (own.servedBy || "raw")),
+        source: t("explore.source." + (own.servedBy || "raw"), { tier: own.rollupTier || "" }),
       });
       main.dataset.query = JSON.stringify({ ns, query: expr, start: (start / 1000).toFixed(3), end: (end / 1000).toFixed(3), step });
       main.dataset.drawMs = String(drawMs);

@@ -84,6 +84,11 @@ pub struct Config {
     pub head_memory_mb: usize,
     /// Memory the result cache of range queries may hold, MiB; 0 turns it off.
     pub query_cache_mb: usize,
+    /// Rollup tiers (`["1h"]`, `["5m", "1h"]`, `[]` for none): segments summarise each
+    /// series per interval of each tier, and windows that are whole, aligned multiples of
+    /// one are read from its summaries where that gives the same answer.
+    #[serde(deserialize_with = "human::tiers")]
+    pub rollup_tiers: Vec<Duration>,
     /// Period of background flushes, s.
     pub flush_interval_s: u64,
     /// How often the completeness report is written as series (`"0s"`: never).
@@ -191,6 +196,33 @@ mod human {
         Ok(window)
     }
 
+    /// Rollup tiers: each a whole number of seconds dividing a day (so that buckets line
+    /// up with hours, days and the compaction window), at most four, none repeated.
+    pub fn tiers<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Duration>, D::Error> {
+        let texts = Vec::<String>::deserialize(d)?;
+        if texts.len() > 4 {
+            return Err(D::Error::custom(format!(
+                "rollup_tiers: {} tiers, at most 4",
+                texts.len()
+            )));
+        }
+        let mut tiers = Vec::new();
+        for text in texts {
+            let tier = humantime::parse_duration(text.trim()).map_err(|e| {
+                D::Error::custom(format!("rollup_tiers {text:?}: {e} (write e.g. \"1h\")"))
+            })?;
+            let ms = tier.as_millis();
+            if ms == 0 || ms % 1000 != 0 || 86_400_000 % ms != 0 || tiers.contains(&tier) {
+                return Err(D::Error::custom(format!(
+                    "rollup_tiers {text:?} must be a whole number of seconds dividing a day \
+                     (\"5m\", \"1h\", \"1d\"), each once"
+                )));
+            }
+            tiers.push(tier);
+        }
+        Ok(tiers)
+    }
+
     /// Any duration ("1m", "1h", "0s").
     pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
@@ -229,6 +261,7 @@ impl Default for Config {
             fsync_interval_ms: 100,
             head_memory_mb: 1024,
             query_cache_mb: 64,
+            rollup_tiers: vec![Duration::from_secs(3600)],
             flush_interval_s: 900,
             completeness_export_interval: Duration::from_secs(60),
             completeness_export_window: Duration::from_secs(3600),
@@ -388,6 +421,11 @@ impl Config {
             },
             head_memory_budget: self.head_memory_mb.saturating_mul(1 << 20),
             query_cache_bytes: self.query_cache_mb.saturating_mul(1 << 20),
+            rollup_tiers_ms: self
+                .rollup_tiers
+                .iter()
+                .map(|t| t.as_millis() as i64)
+                .collect(),
             limits: Limits {
                 max_labels_per_series: self.max_labels_per_series,
                 max_label_name_bytes: self.max_label_name_bytes,
@@ -438,6 +476,36 @@ mod tests {
         for bad in ["3h", "0s", "a week"] {
             let e = load(&format!("compaction_window = \"{bad}\"\n")).expect_err(bad);
             assert!(format!("{e:#}").contains("compaction_window"), "{e:#}");
+        }
+    }
+
+    #[test]
+    fn rollup_tiers_divide_a_day() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("t.toml");
+        let load = |text: &str| {
+            std::fs::write(&file, text).expect("write");
+            Config::load(&ServeArgs {
+                config: Some(file.clone()),
+                ..ServeArgs::default()
+            })
+        };
+        let tiers = |text: &str| load(text).expect(text).engine_options().rollup_tiers_ms;
+        assert_eq!(tiers(""), [3_600_000]);
+        assert_eq!(
+            tiers("rollup_tiers = [\"5m\", \"1h\"]\n"),
+            [300_000, 3_600_000]
+        );
+        assert!(tiers("rollup_tiers = []\n").is_empty());
+        for bad in [
+            "\"7m\"",
+            "\"0s\"",
+            "\"1500ms\"",
+            "\"1h\", \"1h\"",
+            "\"an hour\"",
+        ] {
+            let e = load(&format!("rollup_tiers = [{bad}]\n")).expect_err(bad);
+            assert!(format!("{e:#}").contains("rollup_tiers"), "{e:#}");
         }
     }
 

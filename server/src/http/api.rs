@@ -86,7 +86,9 @@ pub async fn query_range(
 /// Runs a PromQL query and writes its answer; with `stats` (any value, as Prometheus'
 /// `stats=all`) also what it read and took — Prometheus' `timings` and `samples`, and
 /// iocdb's own figures under `iocdb`: series and samples read, `stepsFromCache` (steps the
-/// result cache answered) and `servedBy`, `"cache"` when it answered some, else `"raw"`.
+/// result cache answered), `rollupBuckets` and `rollupTier` (summaries read instead of raw
+/// samples, and the coarsest tier that gave them, `""` for none) and `servedBy`: `"raw"`,
+/// `"cache"`, `"rollup"` or `"cache+rollup"` — what answered besides raw samples.
 async fn answer(state: &AppState, q: PromqlQuery, p: &Params) -> Result<Response, ApiError> {
     let started = Instant::now();
     let answer = blocking(state, move |e| e.query(&q)).await?;
@@ -94,13 +96,24 @@ async fn answer(state: &AppState, q: PromqlQuery, p: &Params) -> Result<Response
     if p.get("stats").is_some() {
         let seconds = started.elapsed().as_secs_f64();
         data.pop();
+        let served_by = match (answer.steps_from_cache > 0, answer.rollup_buckets > 0) {
+            (false, false) => "raw",
+            (true, false) => "cache",
+            (false, true) => "rollup",
+            (true, true) => "cache+rollup",
+        };
+        let tier = match answer.rollup_tier_ms {
+            0 => String::new(),
+            ms => humantime::format_duration(std::time::Duration::from_millis(ms.unsigned_abs()))
+                .to_string(),
+        };
         data.push_str(&format!(
-            r#","stats":{{"timings":{{"evalTotalTime":{seconds},"execTotalTime":{seconds}}},"samples":{{"totalQueryableSamples":{}}},"iocdb":{{"seriesRead":{},"samplesRead":{},"stepsFromCache":{},"servedBy":"{}"}}}}}}"#,
+            r#","stats":{{"timings":{{"evalTotalTime":{seconds},"execTotalTime":{seconds}}},"samples":{{"totalQueryableSamples":{}}},"iocdb":{{"seriesRead":{},"samplesRead":{},"stepsFromCache":{},"rollupBuckets":{},"rollupTier":"{tier}","servedBy":"{served_by}"}}}}}}"#,
             answer.samples_read,
             answer.series_read,
             answer.samples_read,
             answer.steps_from_cache,
-            if answer.steps_from_cache > 0 { "cache" } else { "raw" }
+            answer.rollup_buckets,
         ));
     }
     Ok(ok(&data))

@@ -129,6 +129,8 @@ fn promql_messages(answer: PromqlResult, max_series: usize) -> Vec<v1::PromqlRes
         last.series_read = answer.series_read;
         last.samples_read = answer.samples_read;
         last.steps_from_cache = answer.steps_from_cache;
+        last.rollup_buckets = answer.rollup_buckets;
+        last.rollup_tier_ms = answer.rollup_tier_ms;
     }
     messages
 }

@@ -4,7 +4,11 @@
 //! sample, the compaction time, and the latency of the 30-day and 365-day dashboard queries.
 //! WINDOW_DAYS sets the compaction window (default 1: a segment per day). With RETENTION_DAYS
 //! the store is then reopened with that retention and compacted: the disk it reclaims and
-//! how long that takes. Prints Markdown.
+//! how long that takes. Then the long-range panels that rollup tiers answer, each run with
+//! the tiers and without (alternated, the result cache off), checking the answers agree
+//! bit for bit. Prints Markdown.
+
+#![allow(clippy::indexing_slicing)]
 
 use std::time::{Duration, Instant};
 
@@ -31,6 +35,7 @@ fn main() {
         fsync: FsyncPolicy::Interval(Duration::from_millis(200)),
         compaction_window_ms: window_days * day,
         compaction_samples_per_sec: 0,
+        query_cache_bytes: 0,
         ..Options::default()
     };
     let engine = Engine::open(&dir, opts.clone()).expect("open");
@@ -70,6 +75,7 @@ fn main() {
     dashboard::print_latency(&engine, end, repeats, &|name| {
         name.starts_with('4') || name.starts_with('6') || name.starts_with('8')
     });
+    rollup_panels(&engine, &opts.rollup_tiers_ms, end, repeats);
     let Some(keep) = retention_days else {
         return;
     };
@@ -95,4 +101,121 @@ fn main() {
         r.windows,
         100.0 * before.saturating_sub(after) as f64 / before.max(1) as f64
     );
+}
+
+/// The long-range panels, with the rollup tiers and without, alternated; p50 / p99 of
+/// `repeats` runs each, what each read, and whether the answers agree bit for bit.
+fn rollup_panels(engine: &Engine, tiers: &[i64], end: i64, repeats: usize) {
+    use iocdb_engine::{PromqlQuery, QueryValue};
+    let (hour, day) = (3_600_000, 86_400_000);
+    let panels = [
+        (
+            "4 rate by agency, 7 d at 1 h",
+            "procedures",
+            "sum by (agency) (rate(dossiers_resolved_total[1h]))",
+            7 * day,
+            hour,
+        ),
+        (
+            "6 p95 across hospitals, 30 d at 1 h",
+            "health",
+            "quantile(0.95, hospital_patients_waiting)",
+            30 * day,
+            hour,
+        ),
+        (
+            "9 busiest camera hour, 30 d at 1 h",
+            "security",
+            "max(max_over_time(camera_people_count[1h]))",
+            30 * day,
+            hour,
+        ),
+        (
+            "8 p95 across hospitals, 365 d at 1 d",
+            "health",
+            "quantile(0.95, hospital_patients_waiting)",
+            365 * day,
+            day,
+        ),
+        (
+            "10 daily peak of guests by commune, 365 d at 1 d",
+            "lodging",
+            "sum by (commune) (max_over_time(lodging_guests[1d]))",
+            365 * day,
+            day,
+        ),
+        (
+            "11 dossiers resolved per day, 365 d at 1 d",
+            "procedures",
+            "sum(increase(dossiers_resolved_total[1d]))",
+            365 * day,
+            day,
+        ),
+    ];
+    let inspection = engine.inspect();
+    let bytes: u64 = inspection.segments.iter().map(|s| s.bytes).sum();
+    let rollup: u64 = inspection.segments.iter().map(|s| s.rollup_bytes).sum();
+    println!(
+        "\nRollup tiers {tiers:?} ms: {rollup} of the {bytes} segment bytes ({:.1} %) are rollups.\n",
+        100.0 * rollup as f64 / bytes.max(1) as f64
+    );
+    println!(
+        "| panel | without rollups p50 / p99 | with p50 / p99 | p50 ratio | samples read without / with (of them rollup buckets) | same answer |"
+    );
+    println!("|---|---|---|---|---|---|");
+    let bits = |v: &QueryValue| match v {
+        QueryValue::Matrix(m) => m
+            .iter()
+            .map(|s| {
+                (
+                    format!("{:?}", s.labels),
+                    s.points
+                        .iter()
+                        .map(|p| (p.t, p.v.to_bits()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
+    for (name, ns, expr, span, step) in panels {
+        let mut times = [Vec::new(), Vec::new()];
+        let mut read = [(0u64, 0u64); 2];
+        let mut answers = [None, None];
+        for _ in 0..repeats {
+            for (i, rollups) in [false, true].into_iter().enumerate() {
+                let q = PromqlQuery {
+                    use_rollups: rollups,
+                    ..PromqlQuery::range(ns, expr, end - span, end, step)
+                };
+                let t = Instant::now();
+                let r = engine.query(&q).expect("query");
+                times[i].push(t.elapsed().as_secs_f64() * 1000.0);
+                read[i] = (r.samples_read, r.rollup_buckets);
+                answers[i].get_or_insert_with(|| bits(&r.value));
+            }
+        }
+        let cell = |t: &mut Vec<f64>| {
+            t.sort_by(f64::total_cmp);
+            let at = |p: f64| t[((t.len() as f64 - 1.0) * p).round() as usize];
+            (at(0.5), at(0.99))
+        };
+        let (off, on) = (cell(&mut times[0]), cell(&mut times[1]));
+        println!(
+            "| {name} | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.3} | {} / {} ({}) | {} |",
+            off.0,
+            off.1,
+            on.0,
+            on.1,
+            on.0 / off.0,
+            read[0].0,
+            read[1].0,
+            read[1].1,
+            if answers[0] == answers[1] {
+                "yes"
+            } else {
+                "**no**"
+            }
+        );
+    }
 }

@@ -26,6 +26,8 @@ pub struct SegmentInfo {
     pub samples: u64,
     /// File bytes.
     pub bytes: u64,
+    /// Of those, the rollup blocks' (the tiers' summaries).
+    pub rollup_bytes: u64,
 }
 
 /// What `inspect` found.
@@ -67,6 +69,13 @@ impl Engine {
                 series: h.segment.series.len() as u64,
                 samples: h.segment.samples,
                 bytes: h.segment.file_bytes(),
+                rollup_bytes: h
+                    .segment
+                    .series
+                    .iter()
+                    .filter_map(|s| s.rollup)
+                    .map(|r| u64::from(r.len) + 8)
+                    .sum(),
             })
             .collect();
         let mut samples_by_namespace: BTreeMap<String, u64> = BTreeMap::new();

@@ -34,7 +34,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
             .iter()
             .map(|s| {
                 serde_json::json!({"name": s.name, "seq": s.seq, "min_t": s.min_t, "max_t": s.max_t,
-                    "series": s.series, "samples": s.samples, "bytes": s.bytes})
+                    "series": s.series, "samples": s.samples, "bytes": s.bytes,
+                    "rollup_bytes": s.rollup_bytes})
             })
             .collect();
         let metrics: Vec<serde_json::Value> = i
@@ -60,8 +61,9 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
     }
     let bytes: u64 = i.segments.iter().map(|s| s.bytes).sum();
     let samples: u64 = i.segments.iter().map(|s| s.samples).sum();
+    let rollup_bytes: u64 = i.segments.iter().map(|s| s.rollup_bytes).sum();
     println!(
-        "{place}: {} segments, {samples} samples, {bytes} bytes; head {} samples ({} bytes); WAL {} files ({} bytes); {} deletions not yet compacted",
+        "{place}: {} segments, {samples} samples, {bytes} bytes ({rollup_bytes} of them rollups); head {} samples ({} bytes); WAL {} files ({} bytes); {} deletions not yet compacted",
         i.segments.len(),
         i.head_samples,
         i.head_bytes,
@@ -69,11 +71,11 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<()> {
         i.wal_bytes,
         i.tombstones
     );
-    println!("\nsegment | from (ms) | to (ms) | series | samples | bytes");
+    println!("\nsegment | from (ms) | to (ms) | series | samples | bytes | rollup bytes");
     for s in &i.segments {
         println!(
-            "{} | {} | {} | {} | {} | {}",
-            s.name, s.min_t, s.max_t, s.series, s.samples, s.bytes
+            "{} | {} | {} | {} | {} | {} | {}",
+            s.name, s.min_t, s.max_t, s.series, s.samples, s.bytes, s.rollup_bytes
         );
     }
     println!("\nnamespace | bytes/sample");
@@ -108,6 +110,7 @@ fn ask(addr: &str) -> anyhow::Result<Inspection> {
                 series: s.series,
                 samples: s.samples,
                 bytes: s.bytes,
+                rollup_bytes: s.rollup_bytes,
             })
             .collect(),
         series_by_metric: r

@@ -251,6 +251,7 @@ impl Admin for AdminService {
                     series: s.series,
                     samples: s.samples,
                     bytes: s.bytes,
+                    rollup_bytes: s.rollup_bytes,
                 })
                 .collect(),
             series_by_metric: i

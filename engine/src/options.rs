@@ -128,6 +128,16 @@ pub struct Options {
     /// camera counts 90 days, socio-economic indicators forever: give those no entry and no
     /// global retention).
     pub retention_by_namespace: std::collections::BTreeMap<String, Duration>,
+    /// How long each rollup tier (interval ms) is kept when that is longer than the raw
+    /// samples' retention: compaction then keeps a window's rollups after its raw samples
+    /// have expired, so that panels a tier answers reach further back than raw data (raw
+    /// 90 days, hourly summaries two years). A tier not named here is kept as long as the
+    /// raw samples.
+    pub rollup_retention: std::collections::BTreeMap<i64, Duration>,
+    /// Rollup retention of particular namespaces, tier by tier, overriding
+    /// [`Options::rollup_retention`].
+    pub rollup_retention_by_namespace:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<i64, Duration>>,
     /// Input limits.
     pub limits: Limits,
     /// Query limits.
@@ -165,6 +175,8 @@ impl Default for Options {
             compaction_samples_per_sec: 5_000_000,
             retention: None,
             retention_by_namespace: std::collections::BTreeMap::new(),
+            rollup_retention: std::collections::BTreeMap::new(),
+            rollup_retention_by_namespace: std::collections::BTreeMap::new(),
             limits: Limits::default(),
             query_limits: QueryLimits::default(),
             query_threads: 0,
@@ -181,13 +193,40 @@ impl Options {
     /// The oldest timestamp kept in `namespace` at wall-clock time `now` (ms);
     /// `i64::MIN` when it keeps everything.
     pub fn retention_cutoff(&self, namespace: &str, now: i64) -> i64 {
-        self.retention_by_namespace
-            .get(namespace)
-            .or(self.retention.as_ref())
-            .map_or(i64::MIN, |r| match i64::try_from(r.as_millis()) {
-                Ok(ms) => now.saturating_sub(ms),
-                // Longer than time itself: forever.
-                Err(_) => i64::MIN,
-            })
+        cutoff(
+            self.retention_by_namespace
+                .get(namespace)
+                .or(self.retention.as_ref()),
+            now,
+        )
     }
+
+    /// The oldest time whose buckets of the tier `tier` (ms) are kept in `namespace` at
+    /// `now`: never later than [`Options::retention_cutoff`] (rollups live in the same
+    /// segments as the samples they summarise).
+    pub fn tier_cutoff(&self, namespace: &str, tier: i64, now: i64) -> i64 {
+        let own = self
+            .rollup_retention_by_namespace
+            .get(namespace)
+            .and_then(|t| t.get(&tier))
+            .or_else(|| self.rollup_retention.get(&tier));
+        let raw = self.retention_cutoff(namespace, now);
+        own.map_or(raw, |r| cutoff(Some(r), now).min(raw))
+    }
+
+    /// The oldest time anything of `namespace` is kept at `now`, samples or rollups.
+    pub fn kept_cutoff(&self, namespace: &str, now: i64) -> i64 {
+        self.rollup_tiers_ms
+            .iter()
+            .map(|&t| self.tier_cutoff(namespace, t, now))
+            .fold(self.retention_cutoff(namespace, now), i64::min)
+    }
+}
+
+/// `now` minus a retention; `i64::MIN` for none or one longer than time itself.
+fn cutoff(retention: Option<&Duration>, now: i64) -> i64 {
+    retention.map_or(i64::MIN, |r| match i64::try_from(r.as_millis()) {
+        Ok(ms) => now.saturating_sub(ms),
+        Err(_) => i64::MIN,
+    })
 }

@@ -89,6 +89,14 @@ pub struct Config {
     /// one are read from its summaries where that gives the same answer.
     #[serde(deserialize_with = "human::tiers")]
     pub rollup_tiers: Vec<Duration>,
+    /// How long each tier is kept when longer than the samples (`"1h" = "2y"`); a tier not
+    /// named is kept as long as the samples it summarises.
+    #[serde(deserialize_with = "human::tier_retention")]
+    pub rollup_retention: std::collections::BTreeMap<Duration, Duration>,
+    /// The same per namespace (`[rollup_retention_by_namespace.security]`), tier by tier.
+    #[serde(deserialize_with = "human::tier_retention_by_namespace")]
+    pub rollup_retention_by_namespace:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<Duration, Duration>>,
     /// Period of background flushes, s.
     pub flush_interval_s: u64,
     /// How often the completeness report is written as series (`"0s"`: never).
@@ -160,6 +168,15 @@ pub struct Config {
     pub retention_by_namespace: std::collections::BTreeMap<String, Duration>,
 }
 
+/// Tier retentions keyed by the tier's interval in ms, as the engine takes them.
+fn by_tier_ms(
+    t: &std::collections::BTreeMap<Duration, Duration>,
+) -> std::collections::BTreeMap<i64, Duration> {
+    t.iter()
+        .map(|(tier, keep)| (tier.as_millis() as i64, *keep))
+        .collect()
+}
+
 /// Durations as people write them in the config file.
 mod human {
     use std::collections::BTreeMap;
@@ -223,6 +240,34 @@ mod human {
         Ok(tiers)
     }
 
+    /// Tier → retention (`"1h" = "2y"`, `"forever"` allowed).
+    pub fn tier_retention<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<Duration, Duration>, D::Error> {
+        BTreeMap::<String, String>::deserialize(d)?
+            .into_iter()
+            .map(|(tier, keep)| {
+                let tier = humantime::parse_duration(tier.trim()).map_err(|e| {
+                    D::Error::custom(format!("rollup_retention: tier {tier:?}: {e}"))
+                })?;
+                let keep =
+                    parse(&keep).map_err(|e| D::Error::custom(format!("rollup_retention: {e}")))?;
+                Ok((tier, keep.unwrap_or(Duration::MAX)))
+            })
+            .collect()
+    }
+
+    pub fn tier_retention_by_namespace<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<String, BTreeMap<Duration, Duration>>, D::Error> {
+        #[derive(Deserialize)]
+        struct Tiers(#[serde(deserialize_with = "tier_retention")] BTreeMap<Duration, Duration>);
+        Ok(BTreeMap::<String, Tiers>::deserialize(d)?
+            .into_iter()
+            .map(|(ns, t)| (ns, t.0))
+            .collect())
+    }
+
     /// Any duration ("1m", "1h", "0s").
     pub fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let text = String::deserialize(d)?;
@@ -262,6 +307,8 @@ impl Default for Config {
             head_memory_mb: 1024,
             query_cache_mb: 64,
             rollup_tiers: vec![Duration::from_secs(3600)],
+            rollup_retention: Default::default(),
+            rollup_retention_by_namespace: Default::default(),
             flush_interval_s: 900,
             completeness_export_interval: Duration::from_secs(60),
             completeness_export_window: Duration::from_secs(3600),
@@ -426,6 +473,12 @@ impl Config {
                 .iter()
                 .map(|t| t.as_millis() as i64)
                 .collect(),
+            rollup_retention: by_tier_ms(&self.rollup_retention),
+            rollup_retention_by_namespace: self
+                .rollup_retention_by_namespace
+                .iter()
+                .map(|(ns, t)| (ns.clone(), by_tier_ms(t)))
+                .collect(),
             limits: Limits {
                 max_labels_per_series: self.max_labels_per_series,
                 max_label_name_bytes: self.max_label_name_bytes,
@@ -497,6 +550,21 @@ mod tests {
             [300_000, 3_600_000]
         );
         assert!(tiers("rollup_tiers = []\n").is_empty());
+        let kept = load(
+            "rollup_tiers = [\"5m\", \"1h\"]\n\
+             rollup_retention = { \"5m\" = \"2y\", \"1h\" = \"forever\" }\n\
+             [rollup_retention_by_namespace.security]\n\"1h\" = \"1y\"\n",
+        )
+        .expect("retentions")
+        .engine_options();
+        let year = Duration::from_secs(31_557_600);
+        assert_eq!(kept.rollup_retention[&300_000], 2 * year);
+        assert_eq!(kept.rollup_retention[&3_600_000], Duration::MAX);
+        assert_eq!(
+            kept.rollup_retention_by_namespace["security"][&3_600_000],
+            year
+        );
+        assert!(load("rollup_retention = { \"1h\" = \"soon\" }\n").is_err());
         for bad in [
             "\"7m\"",
             "\"0s\"",

@@ -14,8 +14,12 @@
 //! version keep their mapped files until they finish.
 //!
 //! Retention: a segment whose every namespace's retention has passed its newest sample is
-//! retired whole; merged windows drop the samples their namespace's retention has passed.
-//! Queries hide expired samples at once, whether or not compaction has run.
+//! retired whole; merged windows drop the samples their namespace's retention has passed
+//! (from the start of that day when there are rollup tiers). Rollup tiers may be kept longer
+//! than samples (`Options::rollup_retention`): a merged window keeps the buckets of the
+//! samples it drops, and a settled segment whose samples have all expired is rewritten once
+//! with its rollups alone. Queries hide expired samples at once, whether or not compaction
+//! has run.
 //!
 //! Deletions: merged windows leave out what a tombstone hides (a window with one segment is
 //! rewritten when a deletion reaches it), and a tombstone that no remaining segment is
@@ -37,6 +41,7 @@ use super::Engine;
 use super::delete::{Deletion, hide_deleted};
 use super::version::{SegmentHandle, Version};
 use crate::Result;
+use crate::codec::rollup::Bucket;
 use crate::error::IoContext;
 use crate::fs::layout;
 use crate::head::dedupe_newest_wins;
@@ -100,13 +105,17 @@ impl Engine {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let cutoff = |ns: &str| inner.opts.retention_cutoff(ns, now);
-        // Segments whose every namespace's retention has passed them go whole.
+        let cutoffs = Cutoffs {
+            opts: &inner.opts,
+            now,
+        };
+        // Segments whose every namespace's retention, rollups' included, has passed them
+        // go whole.
         let (expired, live): (Vec<_>, Vec<_>) = version.segments.iter().cloned().partition(|h| {
             h.segment
                 .series
                 .iter()
-                .all(|s| cutoff(s.namespace.as_str()) > h.segment.max_t)
+                .all(|s| cutoffs.kept(s.namespace.as_str()) > h.segment.max_t)
         });
         report.expired = expired.len();
         report.bytes_expired = expired.iter().map(|h| h.segment.file_bytes()).sum();
@@ -131,7 +140,9 @@ impl Engine {
             // flushed one the cold encoding (compressed chunks).
             let deleted_in =
                 |m: &Arc<SegmentHandle>| deletions.iter().any(|d| d.reaches_segment(m));
-            let settled = |m: &Arc<SegmentHandle>| m.segment.cold && !deleted_in(m);
+            let settled = |m: &Arc<SegmentHandle>| {
+                m.segment.cold && !deleted_in(m) && !cutoffs.samples_to_drop(&m.segment)
+            };
             if (members.len() < 2 && members.iter().all(settled))
                 || (w + 1) * width > i128::from(end)
             {
@@ -140,7 +151,15 @@ impl Engine {
             let seq = state.manifest.next_seq;
             state.manifest.next_seq += 1;
             let start = (w * width).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-            match merge(inner, &members, seq, start, &cutoff, deletions, &mut report) {
+            match merge(
+                inner,
+                &members,
+                seq,
+                start,
+                &cutoffs,
+                deletions,
+                &mut report,
+            ) {
                 Ok(handle) => {
                     report.windows += 1;
                     report.segments_in += members.len();
@@ -247,7 +266,7 @@ fn merge(
     members: &[Arc<SegmentHandle>],
     seq: u64,
     start: i64,
-    cutoff: &dyn Fn(&str) -> i64,
+    cutoffs: &Cutoffs<'_>,
     deletions: &[Arc<Deletion>],
     report: &mut CompactReport,
 ) -> Result<SegmentHandle> {
@@ -255,7 +274,8 @@ fn merge(
     for m in members {
         ids |= &m.refs;
     }
-    let mut builder = SegmentBuilder::cold(seq).with_rollups(&inner.opts.rollup_tiers_ms);
+    let tiers = &inner.opts.rollup_tiers_ms;
+    let mut builder = SegmentBuilder::cold(seq).with_rollups(tiers);
     let mut refs = Vec::new();
     let mut samples: Vec<Sample> = Vec::new();
     let throttle = Throttle::new(inner.opts.compaction_samples_per_sec);
@@ -276,14 +296,35 @@ fn merge(
         let Some(series) = inner.head.get(id) else {
             continue;
         };
-        // What the namespace's retention has passed is dropped here for good.
-        let keep_from = cutoff(series.namespace.as_str());
+        let ns = series.namespace.as_str();
+        // The buckets of every tier: from the merged samples where there are any (before
+        // retention trims them), else as the members kept them, minus what deletions and
+        // the tier's own retention have passed.
+        let buckets: Vec<Vec<Bucket>> = tiers
+            .iter()
+            .map(|&tier| {
+                let mut out = Vec::new();
+                crate::codec::rollup::summarize(&samples, tier, &mut out);
+                carry_buckets(members, id, tier, &samples, deletions, &mut out)?;
+                let keep = cutoffs.opts.tier_cutoff(ns, tier, cutoffs.now);
+                out.retain(|b| b.start.saturating_add(tier) > keep);
+                Ok(out)
+            })
+            .collect::<Result<_>>()?;
+        // What the namespace's retention has passed is dropped here for good — from the
+        // start of its day, so that no bucket of any tier loses part of its samples.
+        let keep_from = cutoffs.raw_keep_from(ns);
         let expired = samples.partition_point(|s| s.t < keep_from);
         samples.drain(..expired);
-        if samples.is_empty() {
+        if samples.is_empty() && buckets.iter().all(Vec::is_empty) {
             continue;
         }
-        builder.add(&series.namespace, &inner.head.labels(&series), &samples);
+        builder.add_with_rollups(
+            &series.namespace,
+            &inner.head.labels(&series),
+            &samples,
+            &buckets,
+        );
         report.samples += samples.len() as u64;
         merged += samples.len() as u64;
         refs.push(id);
@@ -293,6 +334,100 @@ fn merge(
     report.bytes_out += write_segment(&*inner.opts.vfs, &path, &builder.finish())?;
     SegmentHandle::written(inner, name, refs)
 }
+
+/// Adds to `out` (the buckets of the merged `samples`, sorted) the buckets of tier `tier`
+/// that members kept for series `id` where no merged sample lies — those of samples that
+/// retention has already dropped — unless a deletion reaches them, keeping `out` sorted.
+fn carry_buckets(
+    members: &[Arc<SegmentHandle>],
+    id: crate::head::SeriesRef,
+    tier: i64,
+    samples: &[Sample],
+    deletions: &[Arc<Deletion>],
+    out: &mut Vec<Bucket>,
+) -> Result<()> {
+    let before = out.len();
+    let mut kept = Vec::new();
+    for m in members {
+        let Some(series) = m
+            .locals
+            .get(&id)
+            .and_then(|&l| m.segment.series.get(l as usize))
+        else {
+            continue;
+        };
+        kept.clear();
+        m.segment.read_rollup(series, tier, &mut kept)?;
+        for b in &kept {
+            let end = b.start.saturating_add(tier - 1);
+            let from = samples.partition_point(|s| s.t < b.start);
+            let has_samples = samples.get(from).is_some_and(|s| s.t <= end);
+            let deleted = deletions.iter().any(|d| {
+                d.reaches(m.segment.seq, id)
+                    && d.tombstone.min_t <= end
+                    && d.tombstone.max_t >= b.start
+            });
+            if !has_samples && !deleted {
+                out.push(*b);
+            }
+        }
+    }
+    if out.len() > before {
+        out.sort_by_key(|b| b.start);
+        // Two members keeping the same interval cannot be merged without their samples:
+        // neither is kept (it never happens: samples older than the retention are refused,
+        // so an expired interval has one segment).
+        let mut i = 0;
+        while i + 1 < out.len() {
+            if out.get(i).map(|b| b.start) == out.get(i + 1).map(|b| b.start) {
+                let start = out.get(i).map_or(0, |b| b.start);
+                out.retain(|b| b.start != start);
+            } else {
+                i += 1;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The retention cutoffs a compaction applies, at one wall-clock time.
+struct Cutoffs<'a> {
+    opts: &'a crate::options::Options,
+    now: i64,
+}
+
+impl Cutoffs<'_> {
+    /// The oldest time anything of `namespace` is kept.
+    fn kept(&self, namespace: &str) -> i64 {
+        self.opts.kept_cutoff(namespace, self.now)
+    }
+
+    /// The oldest sample of `namespace` a merged segment keeps: the retention's cutoff, or
+    /// with rollup tiers the start of its day (every tier divides a day, so no bucket of
+    /// any tier is left with part of its samples; queries hide the rest of that day's
+    /// expired samples).
+    fn raw_keep_from(&self, namespace: &str) -> i64 {
+        let cutoff = self.opts.retention_cutoff(namespace, self.now);
+        if self.opts.rollup_tiers_ms.is_empty() {
+            cutoff
+        } else {
+            cutoff.div_euclid(DAY_MS).saturating_mul(DAY_MS)
+        }
+    }
+
+    /// Whether `segment` holds samples a rewrite would drop while its rollups stay: a
+    /// series whose every sample is older than what its namespace keeps of samples.
+    fn samples_to_drop(&self, segment: &crate::segment::Segment) -> bool {
+        !self.opts.rollup_tiers_ms.is_empty()
+            && segment.series.iter().any(|s| {
+                s.chunks
+                    .last()
+                    .is_some_and(|c| c.max_t < self.raw_keep_from(s.namespace.as_str()))
+            })
+    }
+}
+
+const DAY_MS: i64 = 86_400_000;
 
 /// Keeps a compaction under its samples-per-second budget by sleeping when it runs ahead.
 struct Throttle {

@@ -34,6 +34,7 @@ use crate::wal::replay::{ReplaySink, replay_file};
 use crate::{DecodeError, Error, Result};
 
 pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
+    check_tiers(&opts)?;
     let vfs = opts.vfs.clone();
     for sub in [
         "",
@@ -201,6 +202,32 @@ fn load_arrivals(
         }
         other => other,
     }
+}
+
+/// Rollup tiers must divide a day (compaction keeps whole days of samples so that no bucket
+/// loses part of its samples), be distinct, and be the only ones given a retention.
+fn check_tiers(opts: &Options) -> Result<()> {
+    let tiers = &opts.rollup_tiers_ms;
+    for (i, &t) in tiers.iter().enumerate() {
+        if t <= 0 || 86_400_000 % t != 0 || tiers.get(..i).is_some_and(|seen| seen.contains(&t)) {
+            return Err(Error::InvalidArgument(format!(
+                "rollup tier {t} ms: each tier must be a distinct interval dividing a day"
+            )));
+        }
+    }
+    let retained = opts.rollup_retention.keys().chain(
+        opts.rollup_retention_by_namespace
+            .values()
+            .flat_map(|t| t.keys()),
+    );
+    for t in retained {
+        if !tiers.contains(t) {
+            return Err(Error::InvalidArgument(format!(
+                "a rollup retention for {t} ms, which is not a rollup tier ({tiers:?})"
+            )));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn lock_dir(dir: &Path) -> Result<std::fs::File> {

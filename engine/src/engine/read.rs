@@ -235,15 +235,17 @@ impl Snapshot<'_> {
             )));
         }
         self.run(&|series, live, start, buf| {
+            // The tier may be kept longer than the samples it summarises.
+            let namespace = series.series().namespace.as_str();
+            let kept = self.inner.opts.tier_cutoff(namespace, interval, self.now);
+            let range = Range {
+                start: self.start.max(kept),
+                samples_from: start,
+                end: self.end,
+                interval,
+            };
             let mut buckets = Vec::new();
-            let cost = read_rolled(
-                &self.version,
-                series,
-                live,
-                (start, self.end, interval),
-                buf,
-                &mut buckets,
-            )?;
+            let cost = read_rolled(&self.version, series, live, range, buf, &mut buckets)?;
             f(series, &buckets, cost)
         })
     }
@@ -352,11 +354,26 @@ fn read_one(
 /// start): from segments' rollups where one segment alone holds the series' data in a
 /// bucket that lies whole in the range and that no deletion reaches, the rest summarised
 /// from raw samples read gap by gap (`buf`). See [`Snapshot::for_each_rolled`].
+/// What [`read_rolled`] reads: buckets of `interval` over `[start, end]`, and raw samples
+/// from `samples_from` on (later than `start` when the tier is kept longer than samples).
+#[derive(Clone, Copy)]
+struct Range {
+    start: i64,
+    samples_from: i64,
+    end: i64,
+    interval: i64,
+}
+
 fn read_rolled(
     version: &Version,
     handle: &SeriesHandle,
     live: &SeriesLayer,
-    (start, end, interval): (i64, i64, i64),
+    Range {
+        start,
+        samples_from,
+        end,
+        interval,
+    }: Range,
     buf: &mut Vec<Sample>,
     out: &mut Vec<Bucket>,
 ) -> Result<RollupCost> {
@@ -387,7 +404,8 @@ fn read_rolled(
             out.push(b);
         }
         buf.clear();
-        read_one(version, handle, live, from, to, buf)?;
+        // Samples older than their retention are not there, whatever a tier keeps.
+        read_one(version, handle, live, from.max(samples_from), to, buf)?;
         cost.raw_samples += buf.len();
         crate::codec::rollup::summarize(buf, interval, out);
     }
@@ -408,9 +426,15 @@ fn stored_buckets(
     let mut spans: Vec<(i64, i64, usize)> = Vec::new();
     let mut with_rollups = Vec::new();
     for (i, h) in version.segments.iter().enumerate() {
-        let before = spans.len();
         spans.extend(h.chunks_in(id, start, end).map(|c| (c.min_t, c.max_t, i)));
-        if spans.len() > before && h.segment.tiers.contains(&interval) {
+        // A segment may keep a series' rollups after its samples have expired: judged by
+        // the segment's bounds, which cover both.
+        let seg = &h.segment;
+        if seg.min_t <= end
+            && seg.max_t >= start
+            && seg.tiers.contains(&interval)
+            && h.refs.contains(id)
+        {
             with_rollups.push(i);
         }
     }
@@ -476,5 +500,12 @@ fn stored_buckets(
         }
     }
     out.sort_unstable_by_key(|b| b.start);
+    // Two segments keeping the same interval without its samples cannot both be right:
+    // neither is used (compaction never leaves two).
+    let starts: Vec<i64> = out.iter().map(|b| b.start).collect();
+    out.retain(|b| {
+        let i = starts.partition_point(|&s| s < b.start);
+        starts.get(i + 1) != Some(&b.start)
+    });
     Ok(out)
 }

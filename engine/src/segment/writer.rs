@@ -46,7 +46,6 @@ pub struct SegmentBuilder {
     compress: bool,
     /// Rollup tiers (interval ms) summarised for every series.
     tiers: Vec<i64>,
-    buckets: Vec<rollup::Bucket>,
 }
 
 impl SegmentBuilder {
@@ -80,7 +79,6 @@ impl SegmentBuilder {
             vs: Vec::new(),
             compress: false,
             tiers: Vec::new(),
-            buckets: Vec::new(),
         }
     }
 
@@ -91,8 +89,31 @@ impl SegmentBuilder {
         self
     }
 
-    /// Adds one series: `samples` sorted by time, one per timestamp.
+    /// Adds one series: `samples` sorted by time, one per timestamp, summarised into the
+    /// builder's rollup tiers.
     pub fn add(&mut self, namespace: &Namespace, labels: &Labels, samples: &[Sample]) {
+        let buckets: Vec<Vec<rollup::Bucket>> = self
+            .tiers
+            .iter()
+            .map(|&interval| {
+                let mut tier = Vec::new();
+                rollup::summarize(samples, interval, &mut tier);
+                tier
+            })
+            .collect();
+        self.add_with_rollups(namespace, labels, samples, &buckets);
+    }
+
+    /// Adds one series with its rollups given, one list per tier of the builder, sorted by
+    /// start (compaction keeps the buckets of samples that have expired): the series may
+    /// have no samples left, only buckets.
+    pub fn add_with_rollups(
+        &mut self,
+        namespace: &Namespace,
+        labels: &Labels,
+        samples: &[Sample],
+        buckets: &[Vec<rollup::Bucket>],
+    ) {
         let local = self.series;
         self.series += 1;
         put_str(&mut self.table, namespace.as_str());
@@ -139,19 +160,24 @@ impl SegmentBuilder {
             self.min_t = self.min_t.min(first);
             self.max_t = self.max_t.max(last);
         }
-        self.add_rollups(samples);
+        self.add_rollups(buckets);
     }
 
     /// The series' rollup block and its entry in the table (offset 0: none, for a series
-    /// without tiers or without a live sample).
-    fn add_rollups(&mut self, samples: &[Sample]) {
+    /// without tiers or without buckets).
+    fn add_rollups(&mut self, buckets: &[Vec<rollup::Bucket>]) {
         let mut block = Vec::new();
         let mut any = false;
-        for &interval in &self.tiers {
-            self.buckets.clear();
-            rollup::summarize(samples, interval, &mut self.buckets);
-            any |= !self.buckets.is_empty();
-            rollup::encode(&self.buckets, interval, &mut block);
+        for (i, &interval) in self.tiers.iter().enumerate() {
+            let tier = buckets.get(i).map_or(&[][..], Vec::as_slice);
+            any |= !tier.is_empty();
+            // The segment's bounds cover the samples buckets summarise (the same as the
+            // chunks' unless those samples have expired and only their buckets are kept).
+            for b in tier.iter().filter(|b| b.count > 0) {
+                self.min_t = self.min_t.min(b.first.t);
+                self.max_t = self.max_t.max(b.last.t);
+            }
+            rollup::encode(tier, interval, &mut block);
         }
         if !any {
             put_u64(&mut self.table, 0);
@@ -207,7 +233,7 @@ impl SegmentBuilder {
         let postings_offset = out.len() as u64;
         put_compressed_block(&mut out, &post);
 
-        if samples == 0 {
+        if min_t > max_t {
             (min_t, max_t) = (0, 0);
         }
         let footer_start = out.len();

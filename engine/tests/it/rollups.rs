@@ -405,3 +405,161 @@ fn a_damaged_rollup_is_named_by_verify_and_by_the_query_that_reads_it() {
         report.problems
     );
 }
+
+const DAY: i64 = 86_400_000;
+
+/// Two hundred days of one gauge, a sample every ten minutes, written without retention
+/// and compacted into day segments; returns the last midnight.
+fn two_hundred_days(dir: &std::path::Path) -> i64 {
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        / DAY
+        * DAY;
+    let engine = common::open_with(
+        dir,
+        Options {
+            query_cache_bytes: 0,
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    let first = today - 200 * DAY;
+    let samples: Vec<Sample> = (0..200 * 144)
+        .map(|i| Sample::new(first + i * 600_000, ((i * 7) % 37) as f64))
+        .collect();
+    for part in samples.chunks(10_000) {
+        write(&engine, 0, part.to_vec());
+    }
+    engine.flush().expect("flush");
+    engine.compact().expect("compact");
+    engine.close().expect("close");
+    today
+}
+
+fn kept_for(raw_days: u64, tier_days: Option<u64>) -> Options {
+    let days = |d: u64| std::time::Duration::from_secs(d * 86_400);
+    Options {
+        query_cache_bytes: 0,
+        retention: Some(days(raw_days)),
+        rollup_retention: tier_days
+            .map(|d| [(HOUR, days(d))].into())
+            .unwrap_or_default(),
+        ..Options::default()
+    }
+}
+
+/// The points of the only series of an answer, as (t, value bits).
+fn points(r: &PromqlResult) -> Vec<(i64, u64)> {
+    match &r.value {
+        QueryValue::Matrix(m) => m
+            .iter()
+            .flat_map(|s| s.points.iter().map(|p| (p.t, p.v.to_bits())))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+#[test]
+fn hourly_rollups_kept_longer_than_samples_answer_what_they_can() {
+    let dir = tempfile::tempdir().expect("dir");
+    let today = two_hundred_days(dir.path());
+    let ask = |engine: &Engine, expr: &str, rollups: bool| {
+        engine
+            .query(&PromqlQuery {
+                use_rollups: rollups,
+                ..PromqlQuery::range("ns", expr, today - 180 * DAY, today, DAY)
+            })
+            .expect("query")
+    };
+    let panels = ["max_over_time(m[1d])", "sum_over_time(m[1d])", "m"];
+    let before: Vec<Vec<(i64, u64)>> = {
+        let engine = common::open_with(dir.path(), kept_for(100_000, None)).expect("open");
+        panels
+            .iter()
+            .map(|p| points(&ask(&engine, p, false)))
+            .collect()
+    };
+    assert!(
+        before.iter().all(|p| p.len() >= 180),
+        "{:?}",
+        before.iter().map(Vec::len).collect::<Vec<_>>()
+    );
+
+    // Samples for 90 days, the hourly tier for a year: compaction drops the samples of the
+    // days past 90 and keeps their buckets.
+    let engine = common::open_with(dir.path(), kept_for(90, Some(365))).expect("open");
+    let on_disk = |e: &Engine| -> (u64, u64) {
+        let i = e.inspect();
+        (
+            i.segments.iter().map(|s| s.samples).sum(),
+            i.segments.iter().map(|s| s.rollup_bytes).sum(),
+        )
+    };
+    let (samples_before, _) = on_disk(&engine);
+    let report = engine.compact().expect("compact");
+    assert!(report.windows >= 100, "{report:?}");
+    let (samples_after, rollup_bytes) = on_disk(&engine);
+    assert!(
+        samples_after * 2 < samples_before,
+        "{samples_before} -> {samples_after}"
+    );
+    assert!(rollup_bytes > 0);
+    for (panel, before) in panels.iter().zip(&before) {
+        let with = ask(&engine, panel, true);
+        assert_eq!(
+            &points(&with),
+            before,
+            "{panel}: the tier still answers every day"
+        );
+        assert_eq!(with.rollup_tier_ms, HOUR, "{panel}");
+        let without = points(&ask(&engine, panel, false));
+        assert!(
+            (89..=92).contains(&without.len()),
+            "{panel}: {} raw days",
+            without.len()
+        );
+        // (The first raw day is cut by the retention's cutoff, which falls within it.)
+        assert_eq!(
+            without[1..],
+            before[before.len() - without.len() + 1..],
+            "{panel}"
+        );
+    }
+    // What no tier answers has only the samples' 90 days, as missing data anywhere.
+    let avg = points(&ask(&engine, "avg_over_time(m[1d])", true));
+    assert!((90..=92).contains(&avg.len()), "{}", avg.len());
+    engine.close().expect("close");
+    let report = Engine::verify(dir.path(), &iocdb_engine::fs::OsFs).expect("verify");
+    assert!(report.problems.is_empty(), "{:?}", report.problems);
+
+    // Once the tier's own retention passes, the days go whole.
+    let engine = common::open_with(dir.path(), kept_for(90, Some(120))).expect("open");
+    let report = engine.compact().expect("compact");
+    assert!(report.expired >= 79, "{report:?}");
+    let max = points(&ask(&engine, "max_over_time(m[1d])", true));
+    assert!((120..=122).contains(&max.len()), "{}", max.len());
+    assert_eq!(max[..], before[0][before[0].len() - max.len()..]);
+}
+
+#[test]
+fn a_retention_for_what_is_not_a_tier_is_refused() {
+    let dir = tempfile::tempdir().expect("dir");
+    let opts = Options {
+        rollup_tiers_ms: vec![HOUR],
+        rollup_retention: [(300_000, std::time::Duration::from_secs(86_400))].into(),
+        ..Options::default()
+    };
+    let err = Engine::open(dir.path(), opts).expect_err("refused");
+    assert!(err.to_string().contains("300000"), "{err}");
+    let err = Engine::open(
+        dir.path(),
+        Options {
+            rollup_tiers_ms: vec![7 * 60_000],
+            ..Options::default()
+        },
+    )
+    .expect_err("refused");
+    assert!(err.to_string().contains("dividing a day"), "{err}");
+}

@@ -71,7 +71,9 @@
 //!
 //! `avg_over_time`, quantiles, `stddev`/`stdvar`, `changes`, `resets`, `irate`, `deriv`,
 //! subqueries and unaligned windows read raw samples. `PromqlResult::rollup_buckets` and
-//! `rollup_tier_ms` say what a query read from which tier.
+//! `rollup_tier_ms` say what a query read from which tier. Where a tier is kept longer than
+//! the samples (`Options::rollup_retention`), what it answers reaches back that far; what
+//! needs raw samples sees none before their retention, as with data that is missing.
 //!
 //! Execution goes through the engine's read view only ([`crate::engine::read::Querier`]):
 //! select series by matchers, take a snapshot of them over `[start − window, end]`, and

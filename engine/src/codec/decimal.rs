@@ -42,9 +42,15 @@ const BLOCKS_SLACK_PERCENT: usize = 10;
 /// enough that a chunk of non-decimal floats is recognised cheaply.
 const SAMPLE: usize = 64;
 
+/// The value of mantissa `m` at exponent `e` (`None` past [`MAX_EXPONENT`]).
+#[inline]
+pub(crate) fn from_mantissa(m: i64, e: usize) -> Option<f64> {
+    POW10.get(e).map(|p| m as f64 / p)
+}
+
 /// The mantissa of `v` at exponent `e`, when decoding it gives back exactly `v`.
 #[inline]
-fn mantissa(v: f64, e: usize) -> Option<i64> {
+pub(crate) fn mantissa(v: f64, e: usize) -> Option<i64> {
     let p = POW10.get(e).copied()?;
     let scaled = (v * p).round();
     // NaN and ±Inf are not finite; beyond 2^53 integers are not all exact.

@@ -15,23 +15,30 @@
 //! ```text
 //! varint bucket count, then per bucket:
 //!   zigzag varint start / interval (the first absolute, then the delta from the previous)
-//!   varint count | varint first_t - start | varint last_t - start | u8 flags
+//!   varint count | varint first_t - start | varint start + interval - 1 - last_t
+//!   (both small for a series sampled through the interval) | u8 flags
 //!   u16 LE kinds: 2 bits per value, in the order first, last, min, max, sum, correction
 //!   the six values, each by its kind:
 //!     0  the same bits as its reference (first: the previous bucket's last, else 0.0;
 //!        the others: this bucket's first), nothing stored
 //!     1  an integer of magnitude below 2^53 (not -0.0): zigzag varint
 //!     2  any other float: its 8 bits, little-endian
+//!     3  a decimal with 1 to 6 places: u8 places | zigzag varint mantissa (the value is
+//!        mantissa / 10^places, as `codec/decimal.rs` decodes it, bit for bit)
 //! ```
 
 use crate::DecodeError;
 use crate::codec::bytes::ByteReader;
+use crate::codec::decimal;
 use crate::codec::varint::{put_i64, put_u64};
 use crate::model::{Sample, is_stale_marker};
 
 /// Below this magnitude sums of integers are exact in any order, with room for 2^14
 /// buckets per window: composed sums stay below 2^53, where every integer is a float.
 pub const EXACT_LIMIT: f64 = (1u64 << 39) as f64;
+
+/// Most decimal places a value is coded with as a decimal (kind 3).
+const MAX_PLACES: usize = 6;
 
 /// Flag: every value is an integer and the sum of their magnitudes is below
 /// [`EXACT_LIMIT`], so `sum` is exact and sums of such buckets are exact in any order.
@@ -196,7 +203,7 @@ pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
         prev_index = index;
         put_u64(out, u64::from(b.count));
         put_u64(out, b.first.t.wrapping_sub(b.start) as u64);
-        put_u64(out, b.last.t.wrapping_sub(b.start) as u64);
+        put_u64(out, b.start.wrapping_add(interval - 1).wrapping_sub(b.last.t) as u64);
         out.push(b.flags);
         let values = [
             (b.first.v, prev_last),
@@ -218,6 +225,12 @@ pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
             {
                 put_i64(out, v as i64);
                 1
+            } else if let Some((e, m)) =
+                (1..=MAX_PLACES).find_map(|e| decimal::mantissa(v, e).map(|m| (e, m)))
+            {
+                out.push(e as u8);
+                put_i64(out, m);
+                3
             } else {
                 out.extend_from_slice(&v.to_bits().to_le_bytes());
                 2
@@ -254,7 +267,8 @@ pub fn decode(
         let start = index.checked_mul(interval);
         let n = r.varint_u32("bucket sample count")?;
         let first_off = r.varint()?;
-        let last_off = r.varint()?;
+        let end_gap = r.varint()?;
+        let last_off = (interval as u64 - 1).checked_sub(end_gap).unwrap_or(u64::MAX);
         let flags = r.u8()?;
         let kinds = u16::from_le_bytes(r.array()?);
         let bad =
@@ -280,7 +294,14 @@ pub fn decode(
                 0 => reference,
                 1 => r.varint_i64()? as f64,
                 2 => f64::from_bits(u64::from_le_bytes(r.array()?)),
-                _ => return Err(bad("unknown value kind")),
+                _ => {
+                    let e = usize::from(r.u8()?);
+                    let m = r.varint_i64()?;
+                    match decimal::from_mantissa(m, e) {
+                        Some(v) if (1..=MAX_PLACES).contains(&e) => v,
+                        _ => return Err(bad("bad decimal places")),
+                    }
+                }
             })
         };
         let first_v = value(0, prev_last)?;
@@ -326,6 +347,7 @@ mod tests {
             Just(-0.0),
             Just(f64::from_bits(crate::model::STALE_NAN_BITS)),
             (0u32..1000).prop_map(|v| f64::from(v) / 7.0),
+            (-100_000i64..100_000).prop_map(|v| v as f64 / 100.0),
         ]
     }
 
@@ -389,6 +411,28 @@ mod tests {
             let mut out = Vec::new();
             let _ = decode(&mut ByteReader::new(&bytes), 300_000, &mut out);
         }
+    }
+
+    #[test]
+    fn a_gauge_of_decimals_costs_a_few_bytes_a_value() {
+        // An occupancy in percent with two places, every 15 s.
+        let samples: Vec<Sample> = (0..2400)
+            .map(|i| Sample::new(i * 15_000, ((i * 37) % 10_000) as f64 / 100.0))
+            .collect();
+        let mut buckets = Vec::new();
+        summarize(&samples, 3_600_000, &mut buckets);
+        let mut bytes = Vec::new();
+        encode(&buckets, 3_600_000, &mut bytes);
+        // Raw floats would take 8 bytes for each of the five values that are decimals.
+        assert!(
+            bytes.len() < buckets.len() * 32,
+            "{} bytes for {} buckets",
+            bytes.len(),
+            buckets.len()
+        );
+        let mut back = Vec::new();
+        decode(&mut ByteReader::new(&bytes), 3_600_000, &mut back).expect("decodes");
+        assert!(same(&buckets, &back));
     }
 
     #[test]

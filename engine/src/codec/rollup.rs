@@ -203,7 +203,10 @@ pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
         prev_index = index;
         put_u64(out, u64::from(b.count));
         put_u64(out, b.first.t.wrapping_sub(b.start) as u64);
-        put_u64(out, b.start.wrapping_add(interval - 1).wrapping_sub(b.last.t) as u64);
+        put_u64(
+            out,
+            b.start.wrapping_add(interval - 1).wrapping_sub(b.last.t) as u64,
+        );
         out.push(b.flags);
         let values = [
             (b.first.v, prev_last),
@@ -268,7 +271,9 @@ pub fn decode(
         let n = r.varint_u32("bucket sample count")?;
         let first_off = r.varint()?;
         let end_gap = r.varint()?;
-        let last_off = (interval as u64 - 1).checked_sub(end_gap).unwrap_or(u64::MAX);
+        let last_off = (interval as u64 - 1)
+            .checked_sub(end_gap)
+            .unwrap_or(u64::MAX);
         let flags = r.u8()?;
         let kinds = u16::from_le_bytes(r.array()?);
         let bad =

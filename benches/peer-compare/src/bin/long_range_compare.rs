@@ -1,0 +1,334 @@
+//! Long-range panels over the wire: iocdb, VictoriaMetrics and Prometheus, one at a time,
+//! each with its defaults (iocdb's hourly rollup tier and result cache, VictoriaMetrics'
+//! rollup result cache), each loaded by Prometheus remote write with the same pre-encoded
+//! batches of DAYS of the province workload in time order, then asked the 7-, 30- and
+//! 365-day panels through the Prometheus HTTP API: once with nothing cached, then REPEATS
+//! times more as a dashboard's refreshes do (p50 / p99), and how many points differ from
+//! Prometheus' answer.
+//!
+//! iocdb is flushed and compacted after loading (`Admin.Flush`, `Admin.Compact`), as its
+//! background flush and compaction do with older data; VictoriaMetrics is flushed
+//! (`/internal/force_flush`); Prometheus keeps what it has.
+//!
+//! Usage: `long_range_compare SCALE DAYS REPEATS` (e.g. `0.01 365 10`). Needs the release
+//! `iocdb` (`cargo build --release -p iocdb-server`), `victoria-metrics` and `prometheus`
+//! on PATH. `SYSTEMS=iocdb,vm,prometheus` picks some.
+
+// JSON values index to `Null` when a key is missing; they cannot panic.
+#![allow(clippy::indexing_slicing)]
+
+use std::time::{Duration, Instant};
+
+use iocdb_benches::{report, workload};
+use iocdb_peer_compare::answers::{Answer, differences, series_key};
+use iocdb_peer_compare::peers::{self, Peer, post_remote_write as post};
+use iocdb_proto::v1;
+
+/// Samples per remote-write request.
+const BATCH_SAMPLES: usize = 10_000;
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 86_400_000;
+
+/// The panels: name, namespace, PromQL, span, step.
+const PANELS: [(&str, &str, &str, i64, i64); 6] = [
+    (
+        "4 rate by agency, 7 d at 1 h",
+        "procedures",
+        "sum by (agency) (rate(dossiers_resolved_total[1h]))",
+        7 * DAY,
+        HOUR,
+    ),
+    (
+        "6 p95 across hospitals, 30 d at 1 h",
+        "health",
+        "quantile(0.95, hospital_patients_waiting)",
+        30 * DAY,
+        HOUR,
+    ),
+    (
+        "9 busiest camera hour, 30 d at 1 h",
+        "security",
+        "max(max_over_time(camera_people_count[1h]))",
+        30 * DAY,
+        HOUR,
+    ),
+    (
+        "8 p95 across hospitals, 365 d at 1 d",
+        "health",
+        "quantile(0.95, hospital_patients_waiting)",
+        365 * DAY,
+        DAY,
+    ),
+    (
+        "10 daily peak of guests by commune, 365 d at 1 d",
+        "lodging",
+        "sum by (commune) (max_over_time(lodging_guests[1d]))",
+        365 * DAY,
+        DAY,
+    ),
+    (
+        "11 dossiers resolved per day, 365 d at 1 d",
+        "procedures",
+        "sum(increase(dossiers_resolved_total[1d]))",
+        365 * DAY,
+        DAY,
+    ),
+];
+
+struct Batch {
+    namespace: String,
+    body: Vec<u8>,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum System {
+    Iocdb,
+    Victoria,
+    Prometheus,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Iocdb => "iocdb",
+            System::Victoria => "VictoriaMetrics",
+            System::Prometheus => "Prometheus",
+        }
+    }
+}
+
+/// A running system: its process and where its gRPC admin listens (iocdb only).
+struct Running {
+    peer: Peer,
+    grpc: Option<String>,
+}
+
+fn launch(system: System, dir: &std::path::Path) -> Running {
+    match system {
+        System::Iocdb => {
+            let i = peers::iocdb(dir, &["--fsync", "interval"]);
+            Running {
+                peer: i.peer,
+                grpc: Some(i.grpc),
+            }
+        }
+        System::Victoria => Running {
+            peer: peers::victoria_metrics(dir, &["-search.latencyOffset=0s"]),
+            grpc: None,
+        },
+        System::Prometheus => Running {
+            peer: peers::prometheus(dir),
+            grpc: None,
+        },
+    }
+}
+
+fn base(system: System, r: &Running, namespace: &str) -> String {
+    match system {
+        System::Iocdb => format!("{}/ns/{namespace}", r.peer.url),
+        _ => r.peer.url.clone(),
+    }
+}
+
+/// What each system does with data once it is loaded, before queries.
+fn settle(system: System, r: &Running) {
+    match system {
+        System::Iocdb => {
+            let grpc = r.grpc.clone().expect("grpc");
+            let runtime = tokio::runtime::Runtime::new().expect("runtime");
+            runtime.block_on(async {
+                let channel = tonic::transport::Channel::from_shared(grpc)
+                    .expect("uri")
+                    .connect()
+                    .await
+                    .expect("connect");
+                let mut admin = v1::admin_client::AdminClient::new(channel);
+                admin.flush(v1::FlushRequest {}).await.expect("flush");
+                admin
+                    .compact(v1::CompactRequest { before_ms: 0 })
+                    .await
+                    .expect("compact");
+            });
+        }
+        System::Victoria => {
+            let _ = ureq::get(&format!("{}/internal/force_flush", r.peer.url)).call();
+            std::thread::sleep(Duration::from_secs(2));
+        }
+        System::Prometheus => {}
+    }
+}
+
+/// `GET query_range` as a dashboard sends it (no `nocache`: each system's cache is on).
+fn ask(base: &str, promql: &str, start: i64, end: i64, step: i64) -> (Answer, Duration, bool) {
+    let t = Instant::now();
+    let response = ureq::get(&format!("{base}/api/v1/query_range"))
+        .query("query", promql)
+        .query("start", &format!("{}", start as f64 / 1000.0))
+        .query("end", &format!("{}", end as f64 / 1000.0))
+        .query("step", &format!("{}", step as f64 / 1000.0))
+        .call();
+    let elapsed = t.elapsed();
+    let Ok(response) = response else {
+        return (Answer::new(), elapsed, false);
+    };
+    let json: serde_json::Value =
+        serde_json::from_str(&response.into_string().unwrap_or_default()).unwrap_or_default();
+    let mut out = Answer::new();
+    for r in json["data"]["result"].as_array().into_iter().flatten() {
+        let labels: Vec<(String, String)> = r["metric"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+            .collect();
+        let points = r["values"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|p| {
+                (
+                    (p[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64,
+                    p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
+                )
+            })
+            .collect();
+        out.insert(series_key(labels), points);
+    }
+    (out, elapsed, true)
+}
+
+struct Figures {
+    load_s: f64,
+    /// Per panel: the first ask, the refreshes, the answer, whether every ask succeeded.
+    panels: Vec<(Duration, Vec<Duration>, Answer, bool)>,
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let scale: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(0.01);
+    let days: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(365);
+    let repeats: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(10);
+    let end = workload::drive::day_start() + DAY;
+    let start = end - days * DAY;
+    let specs = workload::series(scale);
+    let t0 = Instant::now();
+    // Day by day, so that every system receives the data in time order.
+    let mut batches = Vec::new();
+    let mut samples = 0usize;
+    let mut day = start;
+    while day < end {
+        for r in workload::batches(&specs, day, day + DAY, BATCH_SAMPLES) {
+            samples += r.series.iter().map(|s| s.samples.len()).sum::<usize>();
+            batches.push(Batch {
+                namespace: r.namespace.clone(),
+                body: peers::remote_write_body(&r),
+            });
+        }
+        day += DAY;
+    }
+    let bytes: usize = batches.iter().map(|b| b.body.len()).sum();
+    eprintln!(
+        "encoded {samples} samples of {} series in {} requests ({:.1} MB snappy) in {:.0} s",
+        specs.len(),
+        batches.len(),
+        bytes as f64 / 1e6,
+        t0.elapsed().as_secs_f64()
+    );
+    let wanted = std::env::var("SYSTEMS").unwrap_or_else(|_| "all".into());
+    let systems: Vec<System> = [
+        (System::Iocdb, "iocdb"),
+        (System::Victoria, "vm"),
+        (System::Prometheus, "prometheus"),
+    ]
+    .into_iter()
+    .filter(|(_, n)| wanted == "all" || wanted.split(',').any(|w| w == *n))
+    .map(|(s, _)| s)
+    .collect();
+    let mut figures = Vec::new();
+    for &system in &systems {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let running = launch(system, dir.path());
+        let t = Instant::now();
+        for b in &batches {
+            post(
+                &format!("{}/api/v1/write", base(system, &running, &b.namespace)),
+                &b.body,
+            );
+        }
+        settle(system, &running);
+        let load_s = t.elapsed().as_secs_f64();
+        eprintln!("{}: loaded and settled in {load_s:.0} s", system.name());
+        let mut panels = Vec::new();
+        for (_, ns, promql, span, step) in PANELS {
+            let b = base(system, &running, ns);
+            let (answer, first, ok) = ask(&b, promql, end - span, end, step);
+            let mut all_ok = ok;
+            let mut again = Vec::new();
+            for _ in 0..repeats {
+                let (_, t, ok) = ask(&b, promql, end - span, end, step);
+                all_ok &= ok;
+                again.push(t);
+            }
+            panels.push((first, again, answer, all_ok));
+        }
+        figures.push(Figures { load_s, panels });
+    }
+
+    println!(
+        "×{scale} over {days} d: {samples} samples, {} series, {} remote-write requests; one system at a time, each with its defaults (caches on).\n",
+        specs.len(),
+        batches.len()
+    );
+    let names: Vec<&str> = systems.iter().map(|s| s.name()).collect();
+    println!(
+        "Loaded (and for iocdb flushed and compacted, for VictoriaMetrics flushed) in: {}\n",
+        systems
+            .iter()
+            .zip(&figures)
+            .map(|(s, f)| format!("{} {:.0} s", s.name(), f.load_s))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    println!(
+        "| panel | {} | points differing from Prometheus |",
+        names
+            .iter()
+            .map(|n| format!("{n}: first / refresh p50 / p99"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    println!("|---|{}---|", "---|".repeat(systems.len()));
+    let prom = systems.iter().position(|s| *s == System::Prometheus);
+    for (pi, (name, ..)) in PANELS.iter().enumerate() {
+        let cells: Vec<String> = figures
+            .iter()
+            .map(|f| {
+                let (first, again, _, ok) = &f.panels[pi];
+                let mut again = again.clone();
+                format!(
+                    "{:.1} / {:.2} / {:.2} ms{}",
+                    first.as_secs_f64() * 1000.0,
+                    report::percentile_ms(&mut again, 0.5),
+                    report::percentile_ms(&mut again, 0.99),
+                    if *ok { "" } else { " (refused)" }
+                )
+            })
+            .collect();
+        let diffs: Vec<String> = match prom.and_then(|p| figures.get(p)) {
+            Some(p) => figures
+                .iter()
+                .zip(&systems)
+                .filter(|(_, s)| **s != System::Prometheus)
+                .map(|(f, s)| {
+                    format!(
+                        "{}: {}",
+                        s.name(),
+                        differences(&f.panels[pi].2, &p.panels[pi].2)
+                    )
+                })
+                .collect(),
+            None => vec![],
+        };
+        println!("| {name} | {} | {} |", cells.join(" | "), diffs.join(", "));
+    }
+}

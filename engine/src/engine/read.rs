@@ -383,7 +383,10 @@ fn read_rolled(
     }
     let series = handle.series();
     let id = series.id;
-    let stored = stored_buckets(version, id, live, (start, end, interval))?;
+    let Stored {
+        buckets: stored,
+        raw,
+    } = stored_buckets(version, id, live, (start, end, interval))?;
     cost.stored = stored.len();
     // The gaps between stored buckets, summarised from the raw samples.
     let mut cursor = Some(start);
@@ -403,6 +406,14 @@ fn read_rolled(
         while let Some(b) = stored.next_if(|b| b.start < from) {
             out.push(b);
         }
+        // A gap where only segments with this tier hold data, and they have no bucket in
+        // it, has no sample: nothing to read.
+        if let Some(raw) = &raw {
+            let i = raw.partition_point(|r| r.1 < from);
+            if raw.get(i).is_none_or(|r| r.0 > to) {
+                continue;
+            }
+        }
         buf.clear();
         // Samples older than their retention are not there, whatever a tier keeps.
         read_one(version, handle, live, from.max(samples_from), to, buf)?;
@@ -413,14 +424,23 @@ fn read_rolled(
     Ok(cost)
 }
 
+/// What segments' rollups give of one series (see [`stored_buckets`]).
+struct Stored {
+    /// The buckets usable as they are, sorted by start.
+    buckets: Vec<Bucket>,
+    /// Where raw samples may lie besides them, disjoint and sorted (`None`: anywhere): data
+    /// of sources without this tier, and the intervals of buckets that could not be used.
+    raw: Option<Vec<(i64, i64)>>,
+}
+
 /// The buckets of series `id` in `[start, end]` that segments' rollups can give as they
-/// are (see [`read_rolled`]), sorted by start.
+/// are (see [`read_rolled`]), and where the rest of its samples may be.
 fn stored_buckets(
     version: &Version,
     id: crate::head::SeriesRef,
     live: &SeriesLayer,
     (start, end, interval): (i64, i64, i64),
-) -> Result<Vec<Bucket>> {
+) -> Result<Stored> {
     // Where each source holds data of the series: (first, last, source), a segment's index
     // or `usize::MAX` for in-memory data (which has no rollups).
     let mut spans: Vec<(i64, i64, usize)> = Vec::new();
@@ -439,7 +459,10 @@ fn stored_buckets(
         }
     }
     if with_rollups.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Stored {
+            buckets: Vec::new(),
+            raw: None,
+        });
     }
     let memory = version
         .frozen
@@ -451,6 +474,26 @@ fn stored_buckets(
         spans.extend(layer.ooo.iter().map(|s| (s.t, s.t, usize::MAX)));
     }
     spans.sort_unstable();
+    // The latest end among the spans up to each one, to find the spans meeting a time
+    // range by binary search (a year of day segments is hundreds of spans per series).
+    let reach: Vec<i64> = spans
+        .iter()
+        .scan(i64::MIN, |m, s| {
+            *m = (*m).max(s.1);
+            Some(*m)
+        })
+        .collect();
+    let mut tiered = vec![false; version.segments.len()];
+    for &i in &with_rollups {
+        if let Some(t) = tiered.get_mut(i) {
+            *t = true;
+        }
+    }
+    let mut raw: Vec<(i64, i64)> = spans
+        .iter()
+        .filter(|s| !tiered.get(s.2).copied().unwrap_or(false))
+        .map(|s| (s.0, s.1))
+        .collect();
     let mut out = Vec::new();
     let mut read = Vec::new();
     for i in with_rollups {
@@ -466,6 +509,8 @@ fn stored_buckets(
         };
         read.clear();
         if !h.segment.read_rollup(series, interval, &mut read)? {
+            // No buckets: wherever its chunks are, read them.
+            raw.extend(h.chunks_in(id, start, end).map(|c| (c.min_t, c.max_t)));
             continue;
         }
         let hidden = |lo: i64, hi: i64| {
@@ -473,9 +518,16 @@ fn stored_buckets(
                 d.reaches(h.segment.seq, id) && d.tombstone.min_t <= hi && d.tombstone.max_t >= lo
             })
         };
-        // Where the other sources hold data, merged into disjoint runs in time order.
+        let (Some(first), Some(last)) = (read.first(), read.last()) else {
+            continue;
+        };
+        let (lo, hi) = (first.start, last.start.saturating_add(interval - 1));
+        // Where the other sources hold data within these buckets' time, merged into
+        // disjoint runs in time order.
+        let from = reach.partition_point(|&r| r < lo);
+        let to = spans.partition_point(|s| s.0 <= hi);
         let mut others: Vec<(i64, i64)> = Vec::new();
-        for &(lo, hi, source) in &spans {
+        for &(lo, hi, source) in spans.get(from..to).unwrap_or_default() {
             if source == i {
                 continue;
             }
@@ -488,6 +540,8 @@ fn stored_buckets(
         for b in &read {
             let (lo, hi) = (b.start, b.start.saturating_add(interval - 1));
             if lo < start || hi > end {
+                // Cut by the range: its samples inside the range are read raw.
+                raw.push((lo.max(start), hi.min(end)));
                 continue;
             }
             while others.get(run).is_some_and(|r| r.1 < lo) {
@@ -496,6 +550,8 @@ fn stored_buckets(
             let alone = others.get(run).is_none_or(|r| r.0 > hi);
             if alone && !hidden(lo, hi) {
                 out.push(*b);
+            } else {
+                raw.push((lo.max(start), hi.min(end)));
             }
         }
     }
@@ -505,7 +561,22 @@ fn stored_buckets(
     let starts: Vec<i64> = out.iter().map(|b| b.start).collect();
     out.retain(|b| {
         let i = starts.partition_point(|&s| s < b.start);
-        starts.get(i + 1) != Some(&b.start)
+        let twice = starts.get(i + 1) == Some(&b.start);
+        if twice {
+            raw.push((b.start, b.start.saturating_add(interval - 1)));
+        }
+        !twice
     });
-    Ok(out)
+    raw.sort_unstable();
+    let mut merged: Vec<(i64, i64)> = Vec::with_capacity(raw.len());
+    for (lo, hi) in raw {
+        match merged.last_mut() {
+            Some(m) if lo <= m.1.saturating_add(1) => m.1 = m.1.max(hi),
+            _ => merged.push((lo, hi)),
+        }
+    }
+    Ok(Stored {
+        buckets: out,
+        raw: Some(merged),
+    })
 }

@@ -151,7 +151,9 @@ pub struct Options {
     /// summarises each series per interval of each tier (see [`crate::query`]'s "Rollups"),
     /// and queries whose windows are whole, aligned multiples of a tier read the summaries
     /// instead of the raw samples where the answer is the same bit for bit. Each tier costs
-    /// a few bytes per series and interval on disk. Default: one hour.
+    /// a few bytes per series and interval on disk. Each must divide a day. Default: one
+    /// hour and one day (the day tier costs a twenty-fourth of the hour's and serves
+    /// year-long panels at daily steps).
     pub rollup_tiers_ms: Vec<i64>,
     /// The file system every engine file operation goes through (tests inject faults here).
     pub vfs: Arc<dyn Vfs>,
@@ -181,7 +183,7 @@ impl Default for Options {
             query_limits: QueryLimits::default(),
             query_threads: 0,
             query_cache_bytes: 64 << 20,
-            rollup_tiers_ms: vec![3_600_000],
+            rollup_tiers_ms: vec![3_600_000, 86_400_000],
             vfs: Arc::new(OsFs),
             record_arrivals: true,
             clock: Clock::default(),

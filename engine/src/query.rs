@@ -49,14 +49,15 @@
 //!   sorted by labels, an instant query's vector keeps PromQL's order (`sort`, `topk`).
 //!
 //! # Rollups
-//! Segments summarise each series per interval of each configured tier (one hour by
-//! default; `codec/rollup.rs` says what a bucket holds). The evaluator reads a tier instead
+//! Segments summarise each series per interval of each configured tier (an hour and a day
+//! by default; `codec/rollup.rs` says what a bucket holds). The evaluator reads a tier instead
 //! of raw samples only where the answer is the same bit for bit, and reads raw samples
 //! everywhere else:
 //! - a range function among `max_`, `min_`, `sum_`, `count_`, `last_`, `present_over_time`,
 //!   `rate`, `increase` and `delta`, whose window is a whole number of the tier's intervals
 //!   and whose every evaluation time (after `offset` and `@`) lies on the tier's boundaries
-//!   — the coarsest such tier; a window's value is composed from the whole buckets inside it
+//!   — the coarsest such tier that is kept as far back as the query reads (else the one
+//!   kept longest); a window's value is composed from the whole buckets inside it
 //!   plus the sample at its closing instant (Prometheus 2.x windows are closed at both ends);
 //! - instant selection (a bare selector, `timestamp(…)`) at times on a tier's boundaries:
 //!   the sample at the boundary, else the last of the bucket before it, within the lookback,

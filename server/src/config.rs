@@ -84,7 +84,7 @@ pub struct Config {
     pub head_memory_mb: usize,
     /// Memory the result cache of range queries may hold, MiB; 0 turns it off.
     pub query_cache_mb: usize,
-    /// Rollup tiers (`["1h"]`, `["5m", "1h"]`, `[]` for none): segments summarise each
+    /// Rollup tiers (`["1h", "1d"]`, the default; `["5m", "1h"]`; `[]` for none): segments summarise each
     /// series per interval of each tier, and windows that are whole, aligned multiples of
     /// one are read from its summaries where that gives the same answer.
     #[serde(deserialize_with = "human::tiers")]
@@ -306,7 +306,7 @@ impl Default for Config {
             fsync_interval_ms: 100,
             head_memory_mb: 1024,
             query_cache_mb: 64,
-            rollup_tiers: vec![Duration::from_secs(3600)],
+            rollup_tiers: vec![Duration::from_secs(3600), Duration::from_secs(86_400)],
             rollup_retention: Default::default(),
             rollup_retention_by_namespace: Default::default(),
             flush_interval_s: 900,
@@ -544,7 +544,7 @@ mod tests {
             })
         };
         let tiers = |text: &str| load(text).expect(text).engine_options().rollup_tiers_ms;
-        assert_eq!(tiers(""), [3_600_000]);
+        assert_eq!(tiers(""), [3_600_000, 86_400_000]);
         assert_eq!(
             tiers("rollup_tiers = [\"5m\", \"1h\"]\n"),
             [300_000, 3_600_000]

@@ -7,7 +7,8 @@
 //! how long that takes. Then the long-range panels that rollup tiers answer, each run with
 //! the tiers and without (alternated, the result cache off), checking the answers agree
 //! bit for bit. Prints Markdown. `IOCDB_YEAR_REPORT_DIR` keeps the store; with
-//! `IOCDB_YEAR_REPORT_REUSE` set, a kept store is only asked the panels again.
+//! `IOCDB_YEAR_REPORT_REUSE` set, a kept store is only asked the panels again
+//! (`IOCDB_YEAR_REPORT_PANELS=8,10`: only those).
 
 #![allow(clippy::indexing_slicing)]
 
@@ -184,7 +185,15 @@ fn rollup_panels(engine: &Engine, tiers: &[i64], end: i64, repeats: usize) {
             .collect::<Vec<_>>(),
         _ => Vec::new(),
     };
-    for (name, ns, expr, span, step) in panels {
+    // IOCDB_YEAR_REPORT_PANELS=8,10 asks only those (for profiling one).
+    let only = std::env::var("IOCDB_YEAR_REPORT_PANELS").unwrap_or_default();
+    let wanted = |name: &str| {
+        only.is_empty()
+            || only
+                .split(',')
+                .any(|p| name.split_once(' ').is_some_and(|(n, _)| n == p))
+    };
+    for (name, ns, expr, span, step) in panels.into_iter().filter(|p| wanted(p.0)) {
         let mut times = [Vec::new(), Vec::new()];
         let mut read = [(0u64, 0u64); 2];
         let mut answers = [None, None];

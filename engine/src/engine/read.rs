@@ -67,6 +67,21 @@ impl<'a> Querier<'a> {
         &self.inner.opts.rollup_tiers_ms
     }
 
+    /// The oldest time whose buckets of tier `tier` (ms) are kept in `namespace` now.
+    pub fn tier_cutoff(&self, namespace: &str, tier: i64) -> i64 {
+        // Retentions are kept under the namespace's validated name ("" is "default").
+        match Namespace::new(namespace) {
+            Ok(ns) => self
+                .inner
+                .opts
+                .tier_cutoff(ns.as_str(), tier, wall_clock_ms()),
+            Err(_) => self
+                .inner
+                .opts
+                .tier_cutoff(namespace, tier, wall_clock_ms()),
+        }
+    }
+
     /// The query limits in force.
     pub fn limits(&self) -> &'a QueryLimits {
         &self.inner.opts.query_limits

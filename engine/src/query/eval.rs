@@ -367,21 +367,37 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         if !f.composable() {
             return None;
         }
-        self.tiers.iter().copied().find(|&t| {
-            range_ms % t == 0
-                && refs
-                    .iter()
-                    .all(|r| r.rem_euclid(t) == 0 && r.checked_sub(range_ms).is_some())
-        })
+        self.choose_tier(range_ms, refs, |t| range_ms % t == 0)
     }
 
     /// The coarsest tier on whose boundaries every time of `refs` lies.
     fn tier_for_instants(&self, refs: &[i64]) -> Option<i64> {
-        let lookback = self.lookback_ms;
-        self.tiers.iter().copied().find(|&t| {
-            refs.iter()
-                .all(|r| r.rem_euclid(t) == 0 && r.checked_sub(lookback).is_some())
-        })
+        self.choose_tier(self.lookback_ms, refs, |_| true)
+    }
+
+    /// Among the tiers that `fits` and on whose boundaries every time of `refs` lies (each
+    /// reading from `back` ms before it), the coarsest that is kept as far back as the
+    /// query reads; when none is, the one kept longest (tiers may be kept for different
+    /// times, and a coarser one that has expired must not hide what a finer one still has).
+    fn choose_tier(&self, back: i64, refs: &[i64], fits: impl Fn(i64) -> bool) -> Option<i64> {
+        let from = refs.first()?.checked_sub(back)?;
+        let candidates: Vec<i64> = self
+            .tiers
+            .iter()
+            .copied()
+            .filter(|&t| {
+                fits(t)
+                    && refs
+                        .iter()
+                        .all(|r| r.rem_euclid(t) == 0 && r.checked_sub(back).is_some())
+            })
+            .collect();
+        let kept = |t: i64| self.querier.tier_cutoff(self.namespace, t);
+        candidates
+            .iter()
+            .copied()
+            .find(|&t| kept(t) <= from)
+            .or_else(|| candidates.iter().copied().min_by_key(|&t| kept(t)))
     }
 
     /// [`Evaluator::instant_selector`] from buckets of the tier `tier`: at a boundary `r`,

@@ -513,6 +513,8 @@ fn hourly_rollups_kept_longer_than_samples_answer_what_they_can() {
             before,
             "{panel}: the tier still answers every day"
         );
+        // The day tier (a default one) is kept only as long as the samples: the hour
+        // tier, kept a year, answers — a coarser tier that has expired must not hide it.
         assert_eq!(with.rollup_tier_ms, HOUR, "{panel}");
         let without = points(&ask(&engine, panel, false));
         assert!(

@@ -359,7 +359,7 @@ async fn inspect_agrees_with_the_servers_stats() {
         .map(|s| s["samples"].as_u64().unwrap_or(0))
         .sum();
     assert_eq!(samples, stats.segment_samples);
-    // The hourly tier, by default: every segment with samples has rollups, and says so.
+    // The default tiers: every segment with samples has rollups, and says so.
     assert!(
         segments.iter().all(|s| s["rollup_bytes"].as_u64() > Some(0)
             && s["rollup_bytes"].as_u64() < s["bytes"].as_u64()),

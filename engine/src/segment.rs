@@ -9,7 +9,8 @@
 //!                            u32 LE length | u32 LE CRC-32C of the chunk | chunk bytes
 //!                   ...    (version 3) after a series' chunks, its rollup block:
 //!                            u32 LE length | u32 LE CRC-32C | per tier, in the table's
-//!                            tier order, the buckets as `codec/rollup.rs` encodes them
+//!                            tier order: varint length | the buckets as
+//!                            `codec/rollup.rs` encodes them
 //! table_offset      ...    series table block: u32 LE length | u32 LE CRC-32C | payload
 //!                            varint series count,
 //!                            (version 3) varint tier count | varint interval ms per tier,

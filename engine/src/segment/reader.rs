@@ -261,12 +261,22 @@ impl Segment {
                 ));
             }
             let mut reader = ByteReader::new(block);
-            let mut skipped = Vec::new();
-            for &t in self.tiers.iter().take(tier) {
-                skipped.clear();
-                crate::codec::rollup::decode(&mut reader, t, &mut skipped)?;
+            // Each tier's bytes follow their length: the tiers before it are skipped whole.
+            for _ in 0..tier {
+                let n = reader.len(reader.remaining(), "rollup tier length")?;
+                reader.bytes(n)?;
             }
-            crate::codec::rollup::decode(&mut reader, interval, out)
+            let n = reader.len(reader.remaining(), "rollup tier length")?;
+            let at = reader.position() as u64;
+            let mut buckets = ByteReader::new(reader.bytes(n)?);
+            crate::codec::rollup::decode(&mut buckets, interval, out).map_err(|e| e.shifted(at))?;
+            if !buckets.is_empty() {
+                return Err(DecodeError::new(
+                    at + buckets.position() as u64,
+                    "trailing bytes after a tier's buckets",
+                ));
+            }
+            Ok(())
         };
         read().map_err(|e| e.in_file(&self.path, at))?;
         Ok(true)

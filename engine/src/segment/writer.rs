@@ -177,7 +177,11 @@ impl SegmentBuilder {
                 self.min_t = self.min_t.min(b.first.t);
                 self.max_t = self.max_t.max(b.last.t);
             }
-            rollup::encode(tier, interval, &mut block);
+            // Each tier's bytes after their length, so that a reader of one skips the others.
+            let mut encoded = Vec::new();
+            rollup::encode(tier, interval, &mut encoded);
+            put_u64(&mut block, encoded.len() as u64);
+            block.extend_from_slice(&encoded);
         }
         if !any {
             put_u64(&mut self.table, 0);

@@ -20,7 +20,8 @@ pub fn series_key(mut labels: Vec<(String, String)>) -> String {
         .join(",")
 }
 
-/// `GET {base}/api/v1/query_range` and its answer, with the time it took.
+/// `GET {base}/api/v1/query_range` and its answer, with the time it took (each system's
+/// cache off: `nocache=1`, which VictoriaMetrics honours).
 pub fn query_range(
     base: &str,
     promql: &str,
@@ -28,19 +29,36 @@ pub fn query_range(
     end: i64,
     step: i64,
 ) -> (Answer, Duration) {
+    ask_range(base, promql, (start, end, step), true)
+        .unwrap_or_else(|(e, _)| panic!("{base}: {promql}: {e}"))
+}
+
+/// `GET {base}/api/v1/query_range` over `(start, end, step)` (ms), as a dashboard asks it
+/// (`nocache`: with `nocache=1`); the answer and the time it took, or the error and the
+/// time it took to come.
+pub fn ask_range(
+    base: &str,
+    promql: &str,
+    (start, end, step): (i64, i64, i64),
+    nocache: bool,
+) -> Result<(Answer, Duration), (String, Duration)> {
     let t = Instant::now();
-    let body = ureq::get(&format!("{base}/api/v1/query_range"))
+    let mut request = ureq::get(&format!("{base}/api/v1/query_range"))
         .query("query", promql)
         .query("start", &format!("{}", start as f64 / 1000.0))
         .query("end", &format!("{}", end as f64 / 1000.0))
-        .query("step", &format!("{}", step as f64 / 1000.0))
-        .query("nocache", "1")
+        .query("step", &format!("{}", step as f64 / 1000.0));
+    if nocache {
+        request = request.query("nocache", "1");
+    }
+    let body = request
         .call()
-        .unwrap_or_else(|e| panic!("{base}: {promql}: {e}"))
-        .into_string()
-        .expect("body");
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.into_string().map_err(|e| e.to_string()));
     let elapsed = t.elapsed();
-    let json: serde_json::Value = serde_json::from_str(&body).expect("json");
+    let body = body.map_err(|e| (e, elapsed))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&body).map_err(|e| (e.to_string(), elapsed))?;
     let mut out = Answer::new();
     for r in json["data"]["result"].as_array().into_iter().flatten() {
         let labels: Vec<(String, String)> = r["metric"]
@@ -62,7 +80,7 @@ pub fn query_range(
             .collect();
         out.insert(series_key(labels), points);
     }
-    (out, elapsed)
+    Ok((out, elapsed))
 }
 
 /// Points that differ (missing on either side, or values beyond a relative 1e-9).

@@ -192,6 +192,23 @@ fn close((mut b, abs_sum, drop_sum): (Bucket, f64, f64)) -> Bucket {
     b
 }
 
+/// Removes from `buckets` (sorted by start) every bucket whose start is repeated, and
+/// returns those starts: two summaries of one interval, from different places, cannot both
+/// hold (and cannot be merged without their samples).
+pub fn drop_repeated(buckets: &mut Vec<Bucket>) -> Vec<i64> {
+    let starts: Vec<i64> = buckets.iter().map(|b| b.start).collect();
+    let mut dropped = Vec::new();
+    buckets.retain(|b| {
+        let i = starts.partition_point(|&s| s < b.start);
+        let repeated = starts.get(i + 1) == Some(&b.start);
+        if repeated && dropped.last() != Some(&b.start) {
+            dropped.push(b.start);
+        }
+        !repeated
+    });
+    dropped
+}
+
 /// Appends one tier's buckets (sorted by start, each a multiple of `interval`).
 pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
     put_u64(out, buckets.len() as u64);

@@ -349,11 +349,7 @@ fn carry_buckets(
     let before = out.len();
     let mut kept = Vec::new();
     for m in members {
-        let Some(series) = m
-            .locals
-            .get(&id)
-            .and_then(|&l| m.segment.series.get(l as usize))
-        else {
+        let Some(series) = m.series_of(id) else {
             continue;
         };
         kept.clear();
@@ -362,11 +358,9 @@ fn carry_buckets(
             let end = b.start.saturating_add(tier - 1);
             let from = samples.partition_point(|s| s.t < b.start);
             let has_samples = samples.get(from).is_some_and(|s| s.t <= end);
-            let deleted = deletions.iter().any(|d| {
-                d.reaches(m.segment.seq, id)
-                    && d.tombstone.min_t <= end
-                    && d.tombstone.max_t >= b.start
-            });
+            let deleted = deletions
+                .iter()
+                .any(|d| d.hides_any(m.segment.seq, id, b.start, end));
             if !has_samples && !deleted {
                 out.push(*b);
             }
@@ -377,15 +371,7 @@ fn carry_buckets(
         // Two members keeping the same interval cannot be merged without their samples:
         // neither is kept (it never happens: samples older than the retention are refused,
         // so an expired interval has one segment).
-        let mut i = 0;
-        while i + 1 < out.len() {
-            if out.get(i).map(|b| b.start) == out.get(i + 1).map(|b| b.start) {
-                let start = out.get(i).map_or(0, |b| b.start);
-                out.retain(|b| b.start != start);
-            } else {
-                i += 1;
-            }
-        }
+        crate::codec::rollup::drop_repeated(out);
     }
     Ok(())
 }

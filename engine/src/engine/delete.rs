@@ -80,6 +80,12 @@ impl Deletion {
     pub(crate) fn hides_all(&self, seq: u64, id: SeriesRef, start: i64, end: i64) -> bool {
         self.reaches(seq, id) && self.tombstone.min_t <= start && end <= self.tombstone.max_t
     }
+
+    /// Whether it hides any of `[start, end]` of series `id` in layer `seq` (a bucket it
+    /// touches summarises samples it hides).
+    pub(crate) fn hides_any(&self, seq: u64, id: SeriesRef, start: i64, end: i64) -> bool {
+        self.reaches(seq, id) && self.tombstone.min_t <= end && self.tombstone.max_t >= start
+    }
 }
 
 /// Removes from `out[from..]` — samples of series `id` just read from layer `seq` — those a

@@ -515,11 +515,7 @@ fn stored_buckets(
         let Some(h) = version.segments.get(i) else {
             continue;
         };
-        let Some(series) = h
-            .locals
-            .get(&id)
-            .and_then(|&l| h.segment.series.get(l as usize))
-        else {
+        let Some(series) = h.series_of(id) else {
             continue;
         };
         read.clear();
@@ -529,9 +525,10 @@ fn stored_buckets(
             continue;
         }
         let hidden = |lo: i64, hi: i64| {
-            version.deletions.iter().any(|d| {
-                d.reaches(h.segment.seq, id) && d.tombstone.min_t <= hi && d.tombstone.max_t >= lo
-            })
+            version
+                .deletions
+                .iter()
+                .any(|d| d.hides_any(h.segment.seq, id, lo, hi))
         };
         let (Some(first), Some(last)) = (read.first(), read.last()) else {
             continue;
@@ -573,15 +570,9 @@ fn stored_buckets(
     out.sort_unstable_by_key(|b| b.start);
     // Two segments keeping the same interval without its samples cannot both be right:
     // neither is used (compaction never leaves two).
-    let starts: Vec<i64> = out.iter().map(|b| b.start).collect();
-    out.retain(|b| {
-        let i = starts.partition_point(|&s| s < b.start);
-        let twice = starts.get(i + 1) == Some(&b.start);
-        if twice {
-            raw.push((b.start, b.start.saturating_add(interval - 1)));
-        }
-        !twice
-    });
+    for start in crate::codec::rollup::drop_repeated(&mut out) {
+        raw.push((start, start.saturating_add(interval - 1)));
+    }
     raw.sort_unstable();
     let mut merged: Vec<(i64, i64)> = Vec::with_capacity(raw.len());
     for (lo, hi) in raw {

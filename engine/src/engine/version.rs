@@ -8,7 +8,7 @@ use roaring::RoaringBitmap;
 
 use super::delete::Deletion;
 use crate::head::{SeriesLayer, SeriesRef};
-use crate::segment::{ChunkMeta, Segment};
+use crate::segment::{ChunkMeta, Segment, SegmentSeries};
 
 /// Immutable: a flush or an open builds a new one and swaps the `Arc`.
 #[derive(Debug, Default)]
@@ -65,17 +65,25 @@ impl SegmentHandle {
         end: i64,
     ) -> impl Iterator<Item = &ChunkMeta> {
         let seg = &self.segment;
-        let series = if seg.max_t < start || seg.min_t > end || !self.refs.contains(id) {
+        let series = if seg.max_t < start || seg.min_t > end {
             None
         } else {
-            self.locals
-                .get(&id)
-                .and_then(|&l| seg.series.get(l as usize))
+            self.series_of(id)
         };
         series
             .into_iter()
             .flat_map(|s| s.chunks.iter())
             .filter(move |c| c.max_t >= start && c.min_t <= end)
+    }
+
+    /// Series `id` as this segment holds it, if it does.
+    pub(crate) fn series_of(&self, id: SeriesRef) -> Option<&SegmentSeries> {
+        if !self.refs.contains(id) {
+            return None;
+        }
+        self.locals
+            .get(&id)
+            .and_then(|&l| self.segment.series.get(l as usize))
     }
 }
 

@@ -12,7 +12,7 @@ use super::plan::{At, Plan, Selector, Subquery};
 use super::value::{RangeRow, Row, Value, check_unique_labels};
 use super::window::WindowFunction;
 use super::{Budget, is_stale_marker};
-use crate::engine::read::{Bucket, Querier, SeriesHandle, rollup};
+use crate::engine::read::{Bucket, Querier, RollupCost, SeriesHandle, rollup};
 use crate::model::{Labels, METRIC_NAME, Sample};
 use crate::{Error, Limit, Result};
 
@@ -400,6 +400,18 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             .or_else(|| candidates.iter().copied().min_by_key(|&t| kept(t)))
     }
 
+    /// Charges the budget for what reading one series' buckets of `tier` read, and counts
+    /// what the tier gave.
+    fn charge_rollup(&self, tier: i64, cost: RollupCost) -> Result<()> {
+        self.budget.spend(cost.stored + cost.raw_samples)?;
+        if cost.stored > 0 {
+            self.rollup_buckets
+                .fetch_add(cost.stored as u64, Ordering::Relaxed);
+            self.rollup_tier.fetch_max(tier, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
     /// [`Evaluator::instant_selector`] from buckets of the tier `tier`: at a boundary `r`,
     /// the latest sample at or before `r` is the one at `r` itself, else the last of the
     /// bucket before — and a stale marker there means no value, as in raw samples.
@@ -418,12 +430,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             .querier
             .snapshot(series, lo.saturating_sub(lookback), hi)
             .for_each_rolled(tier, &|s, buckets, cost| {
-                self.budget.spend(cost.stored + cost.raw_samples)?;
-                if cost.stored > 0 {
-                    self.rollup_buckets
-                        .fetch_add(cost.stored as u64, Ordering::Relaxed);
-                    self.rollup_tier.fetch_max(tier, Ordering::Relaxed);
-                }
+                self.charge_rollup(tier, cost)?;
                 let mut values = Vec::with_capacity(refs.len());
                 let mut next = 0usize;
                 for &r in refs {
@@ -463,12 +470,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             .querier
             .snapshot(series, lo.saturating_sub(range_ms), hi)
             .for_each_rolled(tier, &|s, buckets, cost| {
-                self.budget.spend(cost.stored + cost.raw_samples)?;
-                if cost.stored > 0 {
-                    self.rollup_buckets
-                        .fetch_add(cost.stored as u64, Ordering::Relaxed);
-                    self.rollup_tier.fetch_max(tier, Ordering::Relaxed);
-                }
+                self.charge_rollup(tier, cost)?;
                 Ok(match windows_from_buckets(f, buckets, refs, range_ms) {
                     Some(values) => Ok(values.iter().any(Option::is_some).then(|| Row {
                         labels: if keep_name {

@@ -20,7 +20,7 @@
 use std::time::{Duration, Instant};
 
 use iocdb_benches::{report, workload};
-use iocdb_peer_compare::answers::{Answer, differences, series_key};
+use iocdb_peer_compare::answers::{Answer, ask_range, differences};
 use iocdb_peer_compare::peers::{self, Peer, post_remote_write as post};
 use iocdb_proto::v1;
 
@@ -160,41 +160,10 @@ fn settle(system: System, r: &Running) {
 
 /// `GET query_range` as a dashboard sends it (no `nocache`: each system's cache is on).
 fn ask(base: &str, promql: &str, start: i64, end: i64, step: i64) -> (Answer, Duration, bool) {
-    let t = Instant::now();
-    let response = ureq::get(&format!("{base}/api/v1/query_range"))
-        .query("query", promql)
-        .query("start", &format!("{}", start as f64 / 1000.0))
-        .query("end", &format!("{}", end as f64 / 1000.0))
-        .query("step", &format!("{}", step as f64 / 1000.0))
-        .call();
-    let elapsed = t.elapsed();
-    let Ok(response) = response else {
-        return (Answer::new(), elapsed, false);
-    };
-    let json: serde_json::Value =
-        serde_json::from_str(&response.into_string().unwrap_or_default()).unwrap_or_default();
-    let mut out = Answer::new();
-    for r in json["data"]["result"].as_array().into_iter().flatten() {
-        let labels: Vec<(String, String)> = r["metric"]
-            .as_object()
-            .into_iter()
-            .flatten()
-            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
-            .collect();
-        let points = r["values"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|p| {
-                (
-                    (p[0].as_f64().unwrap_or(0.0) * 1000.0).round() as i64,
-                    p[1].as_str().unwrap_or("NaN").parse().unwrap_or(f64::NAN),
-                )
-            })
-            .collect();
-        out.insert(series_key(labels), points);
+    match ask_range(base, promql, (start, end, step), false) {
+        Ok((answer, t)) => (answer, t, true),
+        Err((_, t)) => (Answer::new(), t, false),
     }
-    (out, elapsed, true)
 }
 
 struct Figures {

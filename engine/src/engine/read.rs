@@ -265,8 +265,9 @@ impl Snapshot<'_> {
         })
     }
 
-    /// Runs `one` over every series with the start its namespace's retention allows
-    /// (skipped when that is past the end) and a reused buffer, on the shared query pool.
+    /// Runs `one` over every series with the first time its namespace's retention lets it
+    /// read (`one` reads nothing when that is past the end) and a reused buffer, on the
+    /// shared query pool.
     fn run<T: Send>(&self, one: ReadFn<'_, T>) -> Result<Vec<T>> {
         let run = |part: &[(SeriesHandle, SeriesLayer)]| -> Result<Vec<T>> {
             let mut buf = Vec::new();
@@ -365,10 +366,6 @@ fn read_one(
     Ok(())
 }
 
-/// Reads one series as buckets of `interval` over `[start, end]` into `out` (sorted by
-/// start): from segments' rollups where one segment alone holds the series' data in a
-/// bucket that lies whole in the range and that no deletion reaches, the rest summarised
-/// from raw samples read gap by gap (`buf`). See [`Snapshot::for_each_rolled`].
 /// What [`read_rolled`] reads: buckets of `interval` over `[start, end]`, and raw samples
 /// from `samples_from` on (later than `start` when the tier is kept longer than samples).
 #[derive(Clone, Copy)]
@@ -379,6 +376,10 @@ struct Range {
     interval: i64,
 }
 
+/// Reads one series as buckets of `interval` over `[start, end]` into `out` (sorted by
+/// start): from segments' rollups where one segment alone holds the series' data in a
+/// bucket that lies whole in the range and that no deletion reaches, the rest summarised
+/// from raw samples read gap by gap (`buf`). See [`Snapshot::for_each_rolled`].
 fn read_rolled(
     version: &Version,
     handle: &SeriesHandle,

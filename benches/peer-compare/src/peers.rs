@@ -76,6 +76,16 @@ pub fn iocdb(dir: &std::path::Path, args: &[&str]) -> Iocdb {
     }
 }
 
+/// The systems of `all` (each with its short name) that the `SYSTEMS` environment
+/// variable names, comma-separated (unset or `all`: every one) — to run or profile some.
+pub fn chosen<S: Copy>(all: &[(S, &str)]) -> Vec<S> {
+    let wanted = std::env::var("SYSTEMS").unwrap_or_else(|_| "all".into());
+    all.iter()
+        .filter(|(_, n)| wanted == "all" || wanted.split(',').any(|w| w == *n))
+        .map(|(s, _)| *s)
+        .collect()
+}
+
 /// A free loopback port.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -305,8 +305,11 @@ fn merge(
             .map(|&tier| {
                 let mut out = Vec::new();
                 crate::codec::rollup::summarize(&samples, tier, &mut out);
-                carry_buckets(members, id, tier, &samples, deletions, &mut out)?;
                 let keep = cutoffs.opts.tier_cutoff(ns, tier, cutoffs.now);
+                // Members hold buckets without samples only where a tier outlives them.
+                if keep < cutoffs.raw_keep_from(ns) {
+                    carry_buckets(members, id, tier, &samples, deletions, &mut out)?;
+                }
                 out.retain(|b| b.start.saturating_add(tier) > keep);
                 Ok(out)
             })

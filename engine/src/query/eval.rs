@@ -197,7 +197,10 @@ impl<'q, 'a> Evaluator<'q, 'a> {
     /// An instant selector at every step: the latest sample in `[ref − lookback, ref]`,
     /// unless it is a stale marker. With `timestamps`, the sample's time (seconds) instead
     /// of its value (`timestamp(selector)`). Rows come sorted by labels, as from
-    /// Prometheus' storage.
+    /// Prometheus' storage. When every step lies on a rollup tier's boundaries, each series
+    /// is read as that tier's buckets: at a boundary `r` the latest sample at or before `r`
+    /// is the one at `r` itself, else the last of the bucket before (see
+    /// [`latest_from_buckets`]).
     pub fn instant_selector(
         &self,
         sel: &Selector,
@@ -210,34 +213,45 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         };
         let series = self.select(sel, refs.len())?;
         let lookback = self.lookback_ms;
-        if let Some(tier) = self.tier_for_instants(&refs) {
-            return self.instant_from_buckets(series, &refs, tier, timestamps);
-        }
-        let rows = self
+        // One series' row from `latest(r)`, called for each ref time in order.
+        let row = |s: &SeriesHandle, latest: &mut dyn FnMut(i64) -> Option<Sample>| {
+            let values: Vec<Option<f64>> = refs
+                .iter()
+                .map(|&r| latest(r).map(|x| if timestamps { x.t as f64 / 1000.0 } else { x.v }))
+                .collect();
+            values.iter().any(Option::is_some).then(|| Row {
+                labels: s.labels().clone(),
+                values,
+            })
+        };
+        let snapshot = self
             .querier
-            .snapshot(series, lo.saturating_sub(lookback), hi)
-            .for_each(&|s, samples| {
-                self.budget.spend(samples.len())?;
-                let mut values = Vec::with_capacity(refs.len());
+            .snapshot(series, lo.saturating_sub(lookback), hi);
+        let rows = match self.tier_for_instants(&refs) {
+            Some(tier) => snapshot.for_each_rolled(tier, &|s, buckets, cost| {
+                self.charge_rollup(tier, cost)?;
                 let mut next = 0usize;
-                let mut any = false;
-                for &r in &refs {
+                Ok(row(s, &mut |r| {
+                    while buckets.get(next).is_some_and(|b| b.start < r) {
+                        next += 1;
+                    }
+                    latest_from_buckets(buckets, next, r, lookback)
+                }))
+            })?,
+            None => snapshot.for_each(&|s, samples| {
+                self.budget.spend(samples.len())?;
+                let mut next = 0usize;
+                Ok(row(s, &mut |r| {
                     while samples.get(next).is_some_and(|x| x.t <= r) {
                         next += 1;
                     }
-                    let latest = next
-                        .checked_sub(1)
+                    next.checked_sub(1)
                         .and_then(|i| samples.get(i))
                         .filter(|x| x.t >= r.saturating_sub(lookback) && !is_stale_marker(x.v))
-                        .map(|x| if timestamps { x.t as f64 / 1000.0 } else { x.v });
-                    any |= latest.is_some();
-                    values.push(latest);
-                }
-                Ok(any.then(|| Row {
-                    labels: s.labels().clone(),
-                    values,
+                        .copied()
                 }))
-            })?;
+            })?,
+        };
         let mut rows: Vec<Row> = rows.into_iter().flatten().collect();
         rows.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
         Ok(rows)
@@ -410,45 +424,6 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             self.rollup_tier.fetch_max(tier, Ordering::Relaxed);
         }
         Ok(())
-    }
-
-    /// [`Evaluator::instant_selector`] from buckets of the tier `tier`: at a boundary `r`,
-    /// the latest sample at or before `r` is the one at `r` itself, else the last of the
-    /// bucket before — and a stale marker there means no value, as in raw samples.
-    fn instant_from_buckets(
-        &self,
-        series: Vec<SeriesHandle>,
-        refs: &[i64],
-        tier: i64,
-        timestamps: bool,
-    ) -> Result<Vec<Row>> {
-        let (Some(&lo), Some(&hi)) = (refs.first(), refs.last()) else {
-            return Ok(Vec::new());
-        };
-        let lookback = self.lookback_ms;
-        let rows = self
-            .querier
-            .snapshot(series, lo.saturating_sub(lookback), hi)
-            .for_each_rolled(tier, &|s, buckets, cost| {
-                self.charge_rollup(tier, cost)?;
-                let mut values = Vec::with_capacity(refs.len());
-                let mut next = 0usize;
-                for &r in refs {
-                    while buckets.get(next).is_some_and(|b| b.start < r) {
-                        next += 1;
-                    }
-                    let latest = latest_from_buckets(buckets, next, r, lookback)
-                        .map(|x| if timestamps { x.t as f64 / 1000.0 } else { x.v });
-                    values.push(latest);
-                }
-                Ok(values.iter().any(Option::is_some).then(|| Row {
-                    labels: s.labels().clone(),
-                    values,
-                }))
-            })?;
-        let mut rows: Vec<Row> = rows.into_iter().flatten().collect();
-        rows.sort_unstable_by(|a, b| a.labels.cmp(&b.labels));
-        Ok(rows)
     }
 
     /// A composable window function (see [`WindowFunction::eval_buckets`]) over `series`,

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use iocdb_engine::{Engine, Label, Matcher, Options, Sample, SeriesWrite, WriteRequest};
+use iocdb_engine::{
+    Engine, Label, Matcher, Options, PromqlResult, QueryValue, Sample, SeriesWrite, WriteRequest,
+};
 
 /// Communes whose names must round-trip exactly.
 pub const COMMUNES: [&str; 4] = [
@@ -116,4 +118,29 @@ pub fn open_with(dir: &Path, opts: Options) -> iocdb_engine::Result<Engine> {
             other => return other,
         }
     }
+}
+
+/// A range query's answer as bits: each series' labels and the (time, value bits) of its
+/// points.
+pub type MatrixBits = Vec<(String, Vec<(i64, u64)>)>;
+
+/// [`MatrixBits`] of an answer; an error when it is not a matrix.
+pub fn matrix_bits(r: &PromqlResult) -> Result<MatrixBits, String> {
+    let QueryValue::Matrix(series) = &r.value else {
+        return Err("not a matrix".into());
+    };
+    Ok(series
+        .iter()
+        .map(|s| {
+            (
+                format!("{:?}", s.labels),
+                s.points.iter().map(|p| (p.t, p.v.to_bits())).collect(),
+            )
+        })
+        .collect())
+}
+
+/// [`matrix_bits`] of a query's outcome, or its error as text.
+pub fn bits(r: &iocdb_engine::Result<PromqlResult>) -> Result<MatrixBits, String> {
+    r.as_ref().map_err(|e| e.to_string()).and_then(matrix_bits)
 }

@@ -3,12 +3,10 @@
 //! random range queries and refreshes that move their window, answer bit for bit as a store
 //! without the cache answers, at every step; and a refresh reuses what is still exact.
 
-use iocdb_engine::{
-    Engine, MatchOp, Matcher, Options, PromqlQuery, PromqlResult, QueryValue, Sample,
-};
+use iocdb_engine::{Engine, MatchOp, Matcher, Options, PromqlQuery, QueryValue, Sample};
 use proptest::prelude::*;
 
-use crate::common::{self, request};
+use crate::common::{self, bits, matrix_bits, request};
 
 fn options(cache: bool) -> Options {
     Options {
@@ -73,26 +71,6 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// A range query's answer as bits: each series' labels and the (time, value bits) of its
-/// points; or the error.
-type Bits = Result<Vec<(String, Vec<(i64, u64)>)>, String>;
-
-fn bits(r: iocdb_engine::Result<PromqlResult>) -> Bits {
-    let r = r.map_err(|e| e.to_string())?;
-    let QueryValue::Matrix(series) = r.value else {
-        return Err("not a matrix".into());
-    };
-    Ok(series
-        .into_iter()
-        .map(|s| {
-            (
-                format!("{:?}", s.labels),
-                s.points.iter().map(|p| (p.t, p.v.to_bits())).collect(),
-            )
-        })
-        .collect())
-}
-
 fn query(expr: &str, step: i64, first: i64, steps: i64) -> PromqlQuery {
     let step = step * 1000;
     PromqlQuery {
@@ -149,8 +127,8 @@ proptest! {
             if let Some((expr, step, first, steps)) = asked {
                 last = asked;
                 let q = query(EXPRS[expr], step, first, steps);
-                let cached = bits(engines[0].query(&q));
-                let plain = bits(engines[1].query(&q));
+                let cached = bits(&engines[0].query(&q));
+                let plain = bits(&engines[1].query(&q));
                 prop_assert_eq!(cached, plain, "{} from step {} ({} s) for {} steps", EXPRS[expr], first, step, steps);
             }
         }
@@ -183,7 +161,7 @@ fn a_refresh_reuses_the_steps_still_exact() {
     let ask = |first: i64| {
         let q = query("sum(rate(m[30s]))", 10, first, 30);
         let cached = engines[0].query(&q).expect("cached");
-        assert_eq!(bits(Ok(cached.clone())), bits(engines[1].query(&q)));
+        assert_eq!(matrix_bits(&cached), bits(&engines[1].query(&q)));
         cached.steps_from_cache
     };
     assert_eq!(ask(10), 0, "a first query computes everything");

@@ -11,7 +11,7 @@ use iocdb_engine::{
 };
 use proptest::prelude::*;
 
-use crate::common::{self, request};
+use crate::common::{self, bits, matrix_bits, request};
 
 /// Flushes cut 10-s partitions and compaction merges minutes, so that 5-s and 1-min
 /// buckets lie whole in segments while 20-s buckets straddle flushed ones (and must be
@@ -90,25 +90,6 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (0..EXPRS.len(), prop_oneof![Just(5i64), Just(10), Just(20), Just(60)], 0..6i64, 1..12i64)
             .prop_map(|(expr, step, first, steps)| Op::Query { expr, step, first, steps }),
     ]
-}
-
-/// A range query's answer as bits, or the error.
-type Bits = Result<Vec<(String, Vec<(i64, u64)>)>, String>;
-
-fn bits(r: &iocdb_engine::Result<PromqlResult>) -> Bits {
-    let r = r.as_ref().map_err(|e| e.to_string())?;
-    let QueryValue::Matrix(series) = &r.value else {
-        return Err("not a matrix".into());
-    };
-    Ok(series
-        .iter()
-        .map(|s| {
-            (
-                format!("{:?}", s.labels),
-                s.points.iter().map(|p| (p.t, p.v.to_bits())).collect(),
-            )
-        })
-        .collect())
 }
 
 fn query(expr: &str, step_s: i64, first: i64, steps: i64, rollups: bool) -> PromqlQuery {
@@ -226,11 +207,7 @@ fn aligned_hourly_windows_are_read_from_the_hourly_tier_and_say_so() {
     ] {
         let with = range(expr, HOUR, true);
         let without = range(expr, HOUR, false);
-        assert_eq!(
-            bits(&Ok(with.clone())),
-            bits(&Ok(without.clone())),
-            "{expr}"
-        );
+        assert_eq!(matrix_bits(&with), matrix_bits(&without), "{expr}");
         assert_eq!(with.rollup_tier_ms, HOUR, "{expr}");
         assert!(with.rollup_buckets > 0, "{expr}");
         assert!(
@@ -248,8 +225,8 @@ fn aligned_hourly_windows_are_read_from_the_hourly_tier_and_say_so() {
     for expr in ["m", "quantile(0.95, m)", "timestamp(m)"] {
         let with = range(expr, HOUR, true);
         assert_eq!(
-            bits(&Ok(with.clone())),
-            bits(&Ok(range(expr, HOUR, false))),
+            matrix_bits(&with),
+            matrix_bits(&range(expr, HOUR, false)),
             "{expr}"
         );
         assert_eq!(with.rollup_tier_ms, HOUR, "{expr}");
@@ -269,14 +246,14 @@ fn windows_no_tier_answers_exactly_are_read_raw_and_say_so() {
     ] {
         let with = range(expr, step, true);
         let without = range(expr, step, false);
-        assert_eq!(bits(&Ok(with.clone())), bits(&Ok(without)), "{expr}");
+        assert_eq!(matrix_bits(&with), matrix_bits(&without), "{expr}");
         assert_eq!((with.rollup_buckets, with.rollup_tier_ms), (0, 0), "{expr}");
     }
     // A sum of non-integers: the gauge's series is read raw again, the counter's from the
     // tier, and the answer is the raw one.
     let with = range("sum_over_time(m[1h])", HOUR, true);
     let without = range("sum_over_time(m[1h])", HOUR, false);
-    assert_eq!(bits(&Ok(with)), bits(&Ok(without)));
+    assert_eq!(matrix_bits(&with), matrix_bits(&without));
 }
 
 #[test]
@@ -301,8 +278,8 @@ fn a_correction_after_compaction_is_seen_at_once() {
     // A department corrects one value in the second hour, far above the rest.
     write(&engine, 1, vec![Sample::new(BASE + HOUR + 60_000, 1e6)]);
     let after = q(true);
-    assert_eq!(bits(&Ok(after.clone())), bits(&Ok(q(false))));
-    assert_ne!(bits(&Ok(before)), bits(&Ok(after.clone())));
+    assert_eq!(matrix_bits(&after), matrix_bits(&q(false)));
+    assert_ne!(matrix_bits(&before), matrix_bits(&after));
     let QueryValue::Matrix(series) = &after.value else {
         panic!("a matrix");
     };
@@ -313,14 +290,14 @@ fn a_correction_after_compaction_is_seen_at_once() {
     engine.flush().expect("flush");
     engine.compact().expect("compact");
     let compacted = q(true);
-    assert_eq!(bits(&Ok(compacted.clone())), bits(&Ok(after)));
+    assert_eq!(matrix_bits(&compacted), matrix_bits(&after));
     // And a deletion hides what it deletes from the tier too.
     let matchers = [Matcher::equal("site", "s1")];
     engine
         .delete("ns", &matchers, BASE + HOUR, BASE + HOUR + 120_000)
         .expect("delete");
     let deleted = q(true);
-    assert_eq!(bits(&Ok(deleted.clone())), bits(&Ok(q(false))));
+    assert_eq!(matrix_bits(&deleted), matrix_bits(&q(false)));
     let QueryValue::Matrix(series) = &deleted.value else {
         panic!("a matrix");
     };

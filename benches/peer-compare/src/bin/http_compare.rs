@@ -249,17 +249,12 @@ fn main() {
         })
         .collect();
     // SYSTEMS=iocdb,vm,prometheus picks some (for profiling one of them).
-    let wanted = std::env::var("SYSTEMS").unwrap_or_else(|_| "all".into());
-    let systems: Vec<System> = [
+    let systems = peers::chosen(&[
         (System::Iocdb, "iocdb"),
         (System::IocdbInterval, "iocdb-interval"),
         (System::Victoria, "vm"),
         (System::Prometheus, "prometheus"),
-    ]
-    .into_iter()
-    .filter(|(_, n)| wanted == "all" || wanted.split(',').any(|w| w == *n))
-    .map(|(s, _)| s)
-    .collect();
+    ]);
     let mut figures: Vec<Figures> = Vec::new();
     for &system in &systems {
         let mut rates = Vec::new();

@@ -203,16 +203,11 @@ fn main() {
         bytes as f64 / 1e6,
         t0.elapsed().as_secs_f64()
     );
-    let wanted = std::env::var("SYSTEMS").unwrap_or_else(|_| "all".into());
-    let systems: Vec<System> = [
+    let systems = peers::chosen(&[
         (System::Iocdb, "iocdb"),
         (System::Victoria, "vm"),
         (System::Prometheus, "prometheus"),
-    ]
-    .into_iter()
-    .filter(|(_, n)| wanted == "all" || wanted.split(',').any(|w| w == *n))
-    .map(|(s, _)| s)
-    .collect();
+    ]);
     let mut figures = Vec::new();
     for &system in &systems {
         let dir = tempfile::tempdir().expect("tempdir");

@@ -35,10 +35,15 @@ pub struct Iocdb {
 /// Starts the `iocdb` beside this binary (`cargo build --release -p iocdb-server`) on
 /// `dir/data`, loopback ports picked by the system, plus `args`; returns once it listens.
 pub fn iocdb(dir: &std::path::Path, args: &[&str]) -> Iocdb {
-    use std::io::BufRead;
     let exe = std::env::current_exe()
         .expect("exe")
         .with_file_name("iocdb");
+    iocdb_at(&exe, dir, args)
+}
+
+/// [`iocdb`] with the binary at `exe` (another build, to compare builds in one run).
+pub fn iocdb_at(exe: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> Iocdb {
+    use std::io::BufRead;
     let mut child = std::process::Command::new(exe)
         .args([
             "serve",
@@ -183,7 +188,8 @@ pub fn post_remote_write(url: &str, body: &[u8]) {
         .unwrap_or_else(|e| panic!("{url}: {e}"));
 }
 
-/// A request as a Prometheus remote-write body: `prompb.WriteRequest`, snappy-compressed.
+/// A request as a Prometheus remote-write body: `prompb.WriteRequest`, snappy-compressed,
+/// each series' labels sorted by name as Prometheus sends them.
 pub fn remote_write_body(r: &WriteRequest) -> Vec<u8> {
     use iocdb_proto::prompb;
     use prost::Message;
@@ -191,14 +197,18 @@ pub fn remote_write_body(r: &WriteRequest) -> Vec<u8> {
         .series
         .iter()
         .map(|s| prompb::TimeSeries {
-            labels: s
-                .labels
-                .iter()
-                .map(|l| prompb::Label {
-                    name: l.name.clone(),
-                    value: l.value.clone(),
-                })
-                .collect(),
+            labels: {
+                let mut labels: Vec<prompb::Label> = s
+                    .labels
+                    .iter()
+                    .map(|l| prompb::Label {
+                        name: l.name.clone(),
+                        value: l.value.clone(),
+                    })
+                    .collect();
+                labels.sort_by(|a, b| a.name.cmp(&b.name));
+                labels
+            },
             samples: s
                 .samples
                 .iter()

@@ -1,0 +1,282 @@
+//! Ingest by labels over the wire, side by side: iocdb's remote write (fsync always, its
+//! default, and every 100 ms), iocdb's unary gRPC `Write`, and VictoriaMetrics' remote write,
+//! each sent the same pre-encoded batches of the province workload (live-shaped: one sample
+//! per series entry, full label sets, ≤ 10,000 samples a request, in time order) by 1, 2
+//! and 4 senders, each run on an empty directory.
+//!
+//! Reports, per system and sender count: samples/s, samples per server CPU-second (from
+//! `/proc/PID/stat`) and the server's RSS 2 s after the last write; rounds alternate the
+//! systems so that the machine's drift falls on all of them alike.
+//!
+//! Usage: `ingest_compare SCALE HOURS ROUNDS` (e.g. `1.0 6 2`), after `cargo build --release
+//! -p iocdb-server -p iocdb-peer-compare`; needs `victoria-metrics` on PATH. `SYSTEMS` picks
+//! some of `iocdb,iocdb-interval,iocdb-grpc,vm`; `IOCDB_BEFORE=PATH` adds an `iocdb` binary
+//! of another build (`before`, remote write, fsync always) to compare builds in one run.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use iocdb_benches::workload;
+use iocdb_peer_compare::peers::{self, Peer, post_remote_write};
+use iocdb_proto::v1;
+
+/// Samples per request.
+const BATCH_SAMPLES: usize = 10_000;
+
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum System {
+    Iocdb,
+    IocdbInterval,
+    IocdbGrpc,
+    Before,
+    Victoria,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Iocdb => "iocdb remote write (fsync always)",
+            System::IocdbInterval => "iocdb remote write (fsync every 100 ms)",
+            System::IocdbGrpc => "iocdb gRPC Write (fsync always)",
+            System::Before => "iocdb before, remote write (fsync always)",
+            System::Victoria => "VictoriaMetrics remote write",
+        }
+    }
+}
+
+/// One request, encoded for both wires.
+struct Batch {
+    namespace: String,
+    remote_write: Vec<u8>,
+    grpc: v1::WriteRequest,
+    samples: usize,
+}
+
+fn encode(r: &iocdb_engine::WriteRequest) -> Batch {
+    Batch {
+        namespace: r.namespace.clone(),
+        remote_write: peers::remote_write_body(r),
+        grpc: v1::WriteRequest {
+            namespace: r.namespace.clone(),
+            series: r
+                .series
+                .iter()
+                .map(|s| v1::Series {
+                    labels: s
+                        .labels
+                        .iter()
+                        .map(|l| v1::Label {
+                            name: l.name.clone(),
+                            value: l.value.clone(),
+                        })
+                        .collect(),
+                    timestamps_ms: s.samples.iter().map(|x| x.t).collect(),
+                    values: s.samples.iter().map(|x| x.v).collect(),
+                    stream_id: 0,
+                })
+                .collect(),
+        },
+        samples: r.series.iter().map(|s| s.samples.len()).sum(),
+    }
+}
+
+/// A running system: its process and how to reach it.
+struct Running {
+    peer: Peer,
+    grpc: Option<String>,
+    /// `/ns/<namespace>` goes after the URL (iocdb) or not (VictoriaMetrics).
+    namespaced: bool,
+    _dir: tempfile::TempDir,
+}
+
+fn start(system: System) -> Running {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let iocdb = |args: &[&str]| {
+        let before = std::env::var_os("IOCDB_BEFORE").filter(|_| system == System::Before);
+        let i = match before {
+            Some(bin) => peers::iocdb_at(std::path::Path::new(&bin), dir.path(), args),
+            None => peers::iocdb(dir.path(), args),
+        };
+        (i.peer, Some(i.grpc), true)
+    };
+    let (peer, grpc, namespaced) = match system {
+        System::Iocdb | System::IocdbGrpc | System::Before => iocdb(&[]),
+        System::IocdbInterval => iocdb(&["--fsync", "interval"]),
+        System::Victoria => (peers::victoria_metrics(dir.path(), &[]), None, false),
+    };
+    Running {
+        peer,
+        grpc,
+        namespaced,
+        _dir: dir,
+    }
+}
+
+/// CPU seconds a process has used (user + system).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// `VmRSS` of `pid`, MiB.
+fn rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+struct Figures {
+    rate: f64,
+    per_cpu: f64,
+    rss: f64,
+}
+
+/// Sends every batch with `senders` concurrent senders to a fresh `system`.
+fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
+    let running = start(system);
+    let pid = running.peer.child.id();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(senders)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let channel = running.grpc.as_ref().filter(|_| system == System::IocdbGrpc).map(|addr| {
+        runtime.block_on(async {
+            tonic::transport::Channel::from_shared(addr.clone())
+                .expect("uri")
+                .connect()
+                .await
+                .expect("connect")
+        })
+    });
+    let next = AtomicUsize::new(0);
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..senders {
+            s.spawn(|| {
+                let mut client = channel.clone().map(|c| {
+                    v1::ingest_client::IngestClient::new(c).max_encoding_message_size(64 << 20)
+                });
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(b) = batches.get(i) else { break };
+                    match client.as_mut() {
+                        Some(c) => {
+                            let out = runtime
+                                .block_on(c.write(b.grpc.clone()))
+                                .expect("gRPC write")
+                                .into_inner();
+                            assert_eq!(out.accepted as usize, b.samples, "all stored");
+                        }
+                        None => {
+                            let url = if running.namespaced {
+                                format!("{}/ns/{}/api/v1/write", running.peer.url, b.namespace)
+                            } else {
+                                format!("{}/api/v1/write", running.peer.url)
+                            };
+                            post_remote_write(&url, &b.remote_write);
+                        }
+                    }
+                }
+            });
+        }
+    });
+    let wall = t0.elapsed();
+    let cpu = cpu_seconds(pid) - cpu0;
+    std::thread::sleep(Duration::from_secs(2));
+    let samples: usize = batches.iter().map(|b| b.samples).sum();
+    Figures {
+        rate: samples as f64 / wall.as_secs_f64(),
+        per_cpu: samples as f64 / cpu,
+        rss: rss_mib(pid),
+    }
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let scale: f64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(1.0);
+    let hours: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(6);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
+    let start_ms = workload::drive::day_start() + 86_400_000 - hours * 3_600_000;
+    let specs = workload::series(scale);
+    let t0 = Instant::now();
+    let batches: Vec<Batch> =
+        workload::batches(&specs, start_ms, start_ms + hours * 3_600_000, BATCH_SAMPLES)
+            .iter()
+            .map(encode)
+            .collect();
+    let samples: usize = batches.iter().map(|b| b.samples).sum();
+    eprintln!(
+        "encoded {samples} samples of {} series in {} requests in {:.1} s",
+        specs.len(),
+        batches.len(),
+        t0.elapsed().as_secs_f64()
+    );
+    let mut all = vec![
+        (System::Iocdb, "iocdb"),
+        (System::IocdbInterval, "iocdb-interval"),
+        (System::IocdbGrpc, "iocdb-grpc"),
+        (System::Victoria, "vm"),
+    ];
+    if std::env::var_os("IOCDB_BEFORE").is_some() {
+        all.insert(0, (System::Before, "before"));
+    }
+    let systems = peers::chosen(&all);
+    let mut figures: Vec<(System, usize, Figures)> = Vec::new();
+    for round in 0..rounds {
+        for senders in [1, 2, 4] {
+            for &system in &systems {
+                let f = run(system, &batches, senders);
+                eprintln!(
+                    "round {round}: {}, {senders} senders: {:.2} M samples/s, {:.2} M per CPU-s, RSS {:.0} MiB",
+                    system.name(),
+                    f.rate / 1e6,
+                    f.per_cpu / 1e6,
+                    f.rss
+                );
+                figures.push((system, senders, f));
+            }
+        }
+    }
+    println!(
+        "{samples} samples of {} series, {} requests; {rounds} round(s), figures per round\n",
+        specs.len(),
+        batches.len()
+    );
+    println!("| system | senders | M samples/s | M samples per server CPU-s | RSS after ingest |");
+    println!("|---|---|---|---|---|");
+    for &system in &systems {
+        for senders in [1, 2, 4] {
+            let of: Vec<&Figures> = figures
+                .iter()
+                .filter(|(s, n, _)| *s == system && *n == senders)
+                .map(|(_, _, f)| f)
+                .collect();
+            let list = |g: &dyn Fn(&Figures) -> f64, digits: usize| {
+                of.iter()
+                    .map(|f| format!("{:.*}", digits, g(f)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "| {} | {senders} | {} | {} | {} MiB |",
+                system.name(),
+                list(&|f| f.rate / 1e6, 2),
+                list(&|f| f.per_cpu / 1e6, 2),
+                list(&|f| f.rss, 0)
+            );
+        }
+    }
+}

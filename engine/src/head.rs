@@ -22,7 +22,7 @@ mod layer;
 mod series;
 mod usage;
 
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -37,7 +37,7 @@ pub use series::{Series, SeriesHandle, SeriesRef};
 pub use usage::{NamespaceUsage, UsageTally, Usages};
 
 use crate::index::{Index, LabelReader, Matcher};
-use crate::model::{Labels, Namespace, RejectReason, Sample};
+use crate::model::{Labels, Namespace, RawLabel, RejectReason, Sample};
 
 const SHARDS: usize = 16;
 
@@ -96,8 +96,20 @@ impl Default for Head {
 }
 
 impl Head {
-    fn hash(&self, namespace: &Namespace, labels: &Labels) -> u64 {
-        self.hasher.hash_one((namespace, labels)) & self.hash_mask
+    /// The registry's key: a hash of the namespace and the labels' bytes, the same whether
+    /// the labels are validated or still the request's bytes ([`Head::find`]).
+    fn hash<'a>(&self, namespace: &Namespace, labels: impl Iterator<Item = RawLabel<'a>>) -> u64 {
+        let mut h = self.hasher.build_hasher();
+        // 0xff never occurs in UTF-8, so it ends each part unambiguously.
+        h.write(namespace.as_str().as_bytes());
+        h.write_u8(0xff);
+        for l in labels {
+            h.write(l.name);
+            h.write_u8(0xff);
+            h.write(l.value);
+            h.write_u8(0xff);
+        }
+        h.finish() & self.hash_mask
     }
 
     /// A head in which every label set has the same hash.
@@ -125,23 +137,13 @@ impl Head {
         labels: &Labels,
         max_per_namespace: Option<usize>,
     ) -> Result<Arc<Series>, RejectReason> {
-        let hash = self.hash(namespace, labels);
-        // The index's lock only for a candidate with the same hash: none for a new series.
-        let find = |lookup: &Lookup| {
-            lookup
-                .find(hash, |s| {
-                    s.hash == hash
-                        && s.namespace == *namespace
-                        && self.postings.reader().matches(&s.pairs, labels)
-                })
-                .cloned()
-        };
+        let hash = self.hash(namespace, labels.raw());
         let shard = self.shard(hash);
-        if let Some(series) = find(&shard.read()) {
+        if let Some(series) = self.find_in(&shard.read(), hash, namespace, labels.raw()) {
             return Ok(series);
         }
         let mut lookup = shard.write();
-        if let Some(series) = find(&lookup) {
+        if let Some(series) = self.find_in(&lookup, hash, namespace, labels.raw()) {
             return Ok(series);
         }
         // References are handed out under the postings' lock, so they stay dense and in
@@ -178,6 +180,36 @@ impl Head {
             .fetch_add(cost as u64, Ordering::Relaxed);
         series.usage.add(cost as i64);
         Ok(series)
+    }
+
+    /// The known series whose labels are `labels`, given as validation shapes them
+    /// ([`crate::model::raw_labels::canonical`]) but not otherwise checked: the write path's
+    /// way to a series without decoding, validating or allocating anything.
+    pub fn find(&self, namespace: &Namespace, labels: &[RawLabel<'_>]) -> Option<Arc<Series>> {
+        let hash = self.hash(namespace, labels.iter().copied());
+        self.find_in(
+            &self.shard(hash).read(),
+            hash,
+            namespace,
+            labels.iter().copied(),
+        )
+    }
+
+    fn find_in<'a>(
+        &self,
+        lookup: &Lookup,
+        hash: u64,
+        namespace: &Namespace,
+        labels: impl ExactSizeIterator<Item = RawLabel<'a>> + Clone,
+    ) -> Option<Arc<Series>> {
+        // The index's lock only for a candidate with the same hash: none for a new series.
+        lookup
+            .find(hash, |s| {
+                s.hash == hash
+                    && s.namespace == *namespace
+                    && self.postings.reader().matches(&s.pairs, labels.clone())
+            })
+            .cloned()
     }
 
     /// Bytes the series cost besides their samples: structs, tables, the label index.

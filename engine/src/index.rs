@@ -17,7 +17,7 @@ use roaring::RoaringBitmap;
 pub use matcher::{MatchOp, Matcher};
 pub use pairs::PairId;
 
-use crate::model::{Label, Labels, Namespace, RejectReason};
+use crate::model::{Label, Labels, Namespace, RawLabel, RejectReason};
 use pairs::Pairs;
 
 /// A series reference as the index knows it (see [`crate::head::SeriesRef`]).
@@ -75,13 +75,17 @@ impl LabelReader<'_> {
         )
     }
 
-    /// Whether `pairs` are exactly `labels` (both in label order).
-    pub fn matches(&self, pairs: &[PairId], labels: &Labels) -> bool {
+    /// Whether `pairs` are exactly `labels`, byte for byte (both in label order).
+    pub fn matches<'l>(
+        &self,
+        pairs: &[PairId],
+        labels: impl ExactSizeIterator<Item = RawLabel<'l>>,
+    ) -> bool {
         pairs.len() == labels.len()
             && pairs
                 .iter()
-                .zip(labels.iter())
-                .all(|(&id, l)| self.0.pairs.is(id, &l.name, &l.value))
+                .zip(labels)
+                .all(|(&id, l)| self.0.pairs.is(id, l.name, l.value))
     }
 }
 

@@ -67,8 +67,8 @@ pub use metadata::MetricMetadata;
 pub use model::{
     DEFAULT_NAMESPACE, LATENCY_BUCKETS, Label, Labels, Latency, LatencySnapshot, METRIC_NAME,
     Namespace, PerNamespace, QualityAction, QualityCount, QualityEvent, QualityPolicy, QualityRule,
-    QualityRules, RejectReason, Rejection, Sample, SeriesWrite, WriteOutcome, WriteRequest, echo,
-    is_valid_label_name,
+    QualityRules, RawLabel, RawSeriesWrite, RawWriteRequest, RejectReason, Rejection, Sample,
+    SeriesWrite, WriteOutcome, WriteRequest, echo, is_valid_label_name,
 };
 pub use options::{
     Clock, FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits, WalCorruption,

@@ -11,6 +11,7 @@ mod latency;
 mod limits;
 mod namespace;
 mod quality;
+pub(crate) mod raw_labels;
 mod reject;
 mod sample;
 mod write;
@@ -23,6 +24,7 @@ pub use namespace::{DEFAULT_NAMESPACE, Namespace, PerNamespace};
 pub use quality::{
     QualityAction, QualityCount, QualityEvent, QualityPolicy, QualityRule, QualityRules,
 };
+pub use raw_labels::RawLabel;
 pub use reject::{RejectReason, Rejection};
 pub use sample::{STALE_NAN_BITS, Sample, is_stale_marker};
-pub use write::{SeriesWrite, WriteOutcome, WriteRequest};
+pub use write::{RawSeriesWrite, RawWriteRequest, SeriesWrite, WriteOutcome, WriteRequest};

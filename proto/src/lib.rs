@@ -1,6 +1,7 @@
 //! The wire types: the iocdb gRPC API, generated from `proto/iocdb/v1/iocdb.proto`, the
-//! codec its services use ([`codec`]), and Prometheus' remote write and read messages
-//! ([`prompb`]). Nothing else lives here: conversion to engine types is the server's
+//! codec its services use ([`codec`]), Prometheus' remote write and read messages
+//! ([`prompb`]), and the in-place reading of the protobuf wire format that the hot write
+//! messages' readers share ([`wire`]). Nothing else lives here: conversion to engine types is the server's
 //! business.
 
 #![allow(
@@ -13,6 +14,7 @@
 
 pub mod codec;
 pub mod prompb;
+pub mod wire;
 
 /// Package `iocdb.v1`.
 pub mod v1 {

@@ -1,6 +1,9 @@
 //! The messages of Prometheus remote write 1.0 and remote read (`prompb`), as prost
 //! structs. Fields iocdb does not use (exemplars, read hints) are skipped on decode;
-//! native histograms are kept as raw bytes only to be counted and refused.
+//! native histograms are kept as raw bytes only to be counted and refused. The write path
+//! reads `WriteRequest` in place instead ([`view`]).
+
+pub mod view;
 
 #[derive(Clone, PartialEq, prost::Message)]
 pub struct WriteRequest {

@@ -12,8 +12,9 @@ use std::sync::atomic::Ordering;
 use super::Engine;
 use crate::head::{Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
 use crate::model::{
-    Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RejectReason, Rejection,
-    Sample, WriteOutcome, WriteRequest, shorten,
+    Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RawLabel, RawSeriesWrite,
+    RawWriteRequest, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest, raw_labels,
+    shorten,
 };
 use crate::quality::{ArrivalBatch, Checker, Quality, Violation, WriteEvents};
 use crate::wal::record::{self, SeriesDefRef};
@@ -49,26 +50,61 @@ impl Engine {
     /// memory budget or the disk is full, [`Error::WritesStopped`] after a failed fsync,
     /// [`Error::Closed`].
     pub fn write(&self, req: WriteRequest) -> Result<WriteOutcome> {
-        self.write_as(req, true)
+        self.write_owned(req, true)
     }
 
     /// [`Engine::write`] for history being uploaded (an import, a backfill): the samples'
     /// arrival says nothing about their sources' liveness, so their delays are not recorded
     /// (the completeness report's delay percentiles stay those of live data).
     pub fn write_backfill(&self, req: WriteRequest) -> Result<WriteOutcome> {
-        self.write_as(req, false)
+        self.write_owned(req, false)
     }
 
-    fn write_as(&self, req: WriteRequest, live: bool) -> Result<WriteOutcome> {
+    /// [`Engine::write`] of a batch whose labels are still the request's bytes: a series the
+    /// head knows is found by them without decoding, validating or allocating anything; only
+    /// a new (or malformed) one is decoded and validated. A label that is not UTF-8 rejects
+    /// its series alone.
+    pub fn write_raw(&self, req: RawWriteRequest<'_>) -> Result<WriteOutcome> {
+        self.write_as(req, true)
+    }
+
+    fn write_owned(&self, req: WriteRequest, live: bool) -> Result<WriteOutcome> {
+        let (labels, samples): (Vec<Vec<Label>>, Vec<Vec<Sample>>) = req
+            .series
+            .into_iter()
+            .map(|s| (s.labels, s.samples))
+            .unzip();
+        let raw: Vec<Vec<RawLabel<'_>>> = labels
+            .iter()
+            .map(|labels| {
+                labels
+                    .iter()
+                    .map(|l| RawLabel::new(l.name.as_bytes(), l.value.as_bytes()))
+                    .collect()
+            })
+            .collect();
+        let series = raw
+            .iter()
+            .zip(samples)
+            .map(|(labels, samples)| RawSeriesWrite { labels, samples })
+            .collect();
+        let req = RawWriteRequest {
+            namespace: &req.namespace,
+            series,
+        };
+        self.write_as(req, live)
+    }
+
+    fn write_as(&self, req: RawWriteRequest<'_>, live: bool) -> Result<WriteOutcome> {
         let _span = tracing::debug_span!(
             "write",
-            namespace = %crate::model::echo(&req.namespace),
+            namespace = %crate::model::echo(req.namespace),
             series = req.series.len()
         )
         .entered();
         self.check_writable()?;
         let mut outcome = WriteOutcome::default();
-        let namespace = match Namespace::new(&req.namespace) {
+        let namespace = match Namespace::new(req.namespace) {
             Ok(ns) => ns,
             Err(detail) => {
                 for (i, s) in req.series.iter().enumerate() {
@@ -91,20 +127,54 @@ impl Engine {
         let mut checkers = self.inner.quality.lookup();
         let mut admitted = Admitted::new(req.series.len(), now, &self.inner.quality);
         admitted.record_arrivals &= live;
+        let mut scratch = Vec::new();
         for (i, write) in req.series.into_iter().enumerate() {
-            match self.resolve_in(&namespace, write.labels) {
-                Ok((series, labels)) => {
-                    let checker = checkers.get(namespace.as_str(), labels.metric_name());
-                    let samples = write.samples;
-                    admitted.admit(&window, &labels, checker, i, series, samples, &mut outcome)
+            let known = raw_labels::canonical(write.labels, &self.inner.opts.limits, &mut scratch)
+                .and_then(|labels| self.inner.head.find(&namespace, labels));
+            let resolved = match known {
+                Some(series) => Ok((series, None)),
+                None => raw_labels::to_labels(write.labels)
+                    .and_then(|labels| self.resolve_in(&namespace, labels))
+                    .map(|(series, labels)| (series, Some(labels))),
+            };
+            let (series, labels) = match resolved {
+                Ok(resolved) => resolved,
+                Err(reason) => {
+                    outcome.rejected.push(Rejection {
+                        series_index: i,
+                        sample_index: None,
+                        samples: write.samples.len(),
+                        reason,
+                    });
+                    continue;
                 }
-                Err(reason) => outcome.rejected.push(Rejection {
-                    series_index: i,
-                    sample_index: None,
-                    samples: write.samples.len(),
-                    reason,
-                }),
-            }
+            };
+            let metric = match &labels {
+                Some(labels) => labels.metric_name(),
+                None => raw_labels::metric_name(write.labels),
+            };
+            let checker = checkers.get(namespace.as_str(), metric);
+            // The quality rules read the labels in full: a series found by its bytes has
+            // them rebuilt from the head, and only then.
+            let rebuilt;
+            let labels = match (&labels, checker) {
+                (Some(labels), _) => Some(labels),
+                (None, Some(_)) => {
+                    rebuilt = self.inner.head.labels(&series);
+                    Some(&rebuilt)
+                }
+                (None, None) => None,
+            };
+            let rules = checker.zip(labels);
+            admitted.admit(
+                &window,
+                metric,
+                rules,
+                i,
+                series,
+                write.samples,
+                &mut outcome,
+            );
         }
         self.commit(admitted, outcome)
     }
@@ -157,9 +227,11 @@ impl Engine {
                 Resolved::Series(handle, samples) => {
                     let series = handle.series().clone();
                     let window = self.window_at(series.namespace.as_str(), now);
-                    let labels = handle.labels();
-                    let checker = checkers.get(series.namespace.as_str(), labels.metric_name());
-                    admitted.admit(&window, labels, checker, i, series, samples, &mut outcome)
+                    let (labels, metric) = (handle.labels(), handle.labels().metric_name());
+                    let rules = checkers
+                        .get(series.namespace.as_str(), metric)
+                        .map(|checker| (checker, labels));
+                    admitted.admit(&window, metric, rules, i, series, samples, &mut outcome)
                 }
                 Resolved::Rejected { reason, samples } => outcome.rejected.push(Rejection {
                     series_index: i,
@@ -346,7 +418,7 @@ impl Admitted {
     fn keep(
         &mut self,
         series: Arc<Series>,
-        labels: &Labels,
+        metric: &str,
         samples: Vec<Sample>,
         deferred: Option<&Arc<Checker>>,
     ) {
@@ -367,35 +439,36 @@ impl Admitted {
         if self.record_arrivals {
             let ts = samples.iter().map(|s| s.t);
             let ns = series.namespace.as_str();
-            self.arrivals
-                .add(ns, labels.metric_name(), self.arrival_ms, ts);
+            self.arrivals.add(ns, metric, self.arrival_ms, ts);
         }
         self.batch.push((series, samples));
     }
 
     /// Keeps the samples of one series inside the window and, where its indicator has rules
-    /// in force, those the policy lets through; rejects the others one by one.
+    /// in force (`rules`: the checker, with the series' labels it reads), those the policy
+    /// lets through; rejects the others one by one.
     #[allow(clippy::too_many_arguments)]
     fn admit(
         &mut self,
         w: &Window,
-        labels: &Labels,
-        checker: Option<&Arc<Checker>>,
+        metric: &str,
+        rules: Option<(&Arc<Checker>, &Labels)>,
         series_index: usize,
         series: Arc<Series>,
         mut samples: Vec<Sample>,
         outcome: &mut WriteOutcome,
     ) {
         let outside = |s: &Sample| s.t > w.max_t || s.t < w.min_t;
-        if checker.is_none() && !samples.iter().any(outside) {
-            self.keep(series, labels, samples, None);
+        if rules.is_none() && !samples.iter().any(outside) {
+            self.keep(series, metric, samples, None);
             return;
         }
         // `flag` refuses nothing: its sample rules are judged at apply time.
-        let deferred = checker.filter(|c| c.policy() == QualityPolicy::Flag);
-        let checker = checker.map(Arc::as_ref);
-        let mut judge = checker.map(|checker| Judge {
-            checker,
+        let deferred = rules
+            .map(|(checker, _)| checker)
+            .filter(|c| c.policy() == QualityPolicy::Flag);
+        let mut judge = rules.map(|(checker, labels)| Judge {
+            checker: checker.as_ref(),
             labels,
             series: &series,
             latest: (checker.needs_latest() && deferred.is_none())
@@ -464,7 +537,7 @@ impl Admitted {
                 keep
             });
         }
-        self.keep(series, labels, samples, deferred);
+        self.keep(series, metric, samples, deferred);
     }
 }
 

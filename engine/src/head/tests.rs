@@ -172,3 +172,128 @@ mod interning {
         }
     }
 }
+
+mod by_wire_bytes {
+    //! A series found by the request's label bytes ([`Head::find`] after
+    //! `raw_labels::canonical`) is exactly the one full decoding and validation give, and
+    //! every known series is found that way — on valid, invalid, non-canonical and (with a
+    //! hash that makes every label set collide) colliding inputs.
+
+    use super::*;
+    use crate::model::raw_labels::{canonical, to_labels};
+    use proptest::prelude::*;
+
+    const NAMES: [&[u8]; 8] = [
+        b"__name__",
+        b"a",
+        b"b",
+        b"zone",
+        b"9bad",
+        b"",
+        b"\xffx",
+        b"longer_name",
+    ];
+    const VALUES: [&[u8]; 7] = [
+        b"up",
+        b"x",
+        "Châu Đốc".as_bytes(),
+        b"",
+        b"\xff",
+        b"1bad",
+        b"long value",
+    ];
+
+    fn raw_set() -> impl Strategy<Value = Vec<(usize, usize)>> {
+        prop::collection::vec((0..NAMES.len(), 0..VALUES.len()), 0..6)
+    }
+
+    /// Each input: (second namespace, strict limits, labels). Series created under the loose
+    /// limits and written again under the strict ones are the case of limits lowered since.
+    type Input = (bool, bool, Vec<(usize, usize)>);
+
+    fn check(colliding: bool, inputs: Vec<Input>) -> Result<(), TestCaseError> {
+        let head = if colliding {
+            Head::with_colliding_hashes()
+        } else {
+            Head::default()
+        };
+        let loose = Limits::default();
+        let strict = Limits {
+            max_labels_per_series: 3,
+            max_label_name_bytes: 8,
+            max_label_value_bytes: 8,
+            ..Limits::default()
+        };
+        let namespaces = [
+            Namespace::new("health").unwrap(),
+            Namespace::new("tourism").unwrap(),
+        ];
+        let mut scratch = Vec::new();
+        for (second, strict_now, set) in inputs {
+            let ns = &namespaces[usize::from(second)];
+            let limits = if strict_now { &strict } else { &loose };
+            let raw: Vec<RawLabel<'_>> = set
+                .iter()
+                .map(|&(n, v)| RawLabel::new(NAMES[n], VALUES[v]))
+                .collect();
+            let known = head.len();
+            let fast = canonical(&raw, limits, &mut scratch)
+                .and_then(|labels| head.find(ns, labels))
+                .map(|s| s.id);
+            let slow = to_labels(&raw)
+                .and_then(|labels| Labels::validate(labels, limits))
+                .and_then(|labels| head.get_or_create(ns, &labels, None))
+                .map(|s| s.id);
+            match (fast, &slow) {
+                (Some(id), Ok(full)) => prop_assert_eq!(id, *full, "{:?}", raw),
+                (Some(id), Err(e)) => {
+                    prop_assert!(
+                        false,
+                        "found {} by bytes, validation says {}: {:?}",
+                        id,
+                        e,
+                        raw
+                    )
+                }
+                (None, Ok(full)) => prop_assert!(
+                    *full as usize >= known,
+                    "series {} exists but was not found by its bytes: {:?}",
+                    full,
+                    raw
+                ),
+                (None, Err(_)) => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Inputs drawn from a few label sets, so that sets come back (in either namespace,
+    /// under either limits).
+    fn inputs() -> impl Strategy<Value = Vec<Input>> {
+        (
+            prop::collection::vec(raw_set(), 1..8),
+            prop::collection::vec(
+                (any::<prop::sample::Index>(), any::<bool>(), any::<bool>()),
+                1..60,
+            ),
+        )
+            .prop_map(|(sets, picks)| {
+                picks
+                    .into_iter()
+                    .map(|(i, second, strict)| (second, strict, i.get(&sets).clone()))
+                    .collect()
+            })
+    }
+
+    proptest! {
+        #[test]
+        fn the_bytes_find_the_series_validation_would(inputs in inputs()) {
+            check(false, inputs)?;
+        }
+
+        #[test]
+        fn colliding_hashes_change_nothing(inputs in inputs()) {
+            check(true, inputs)?;
+        }
+    }
+}

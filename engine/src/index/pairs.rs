@@ -260,13 +260,13 @@ impl Pairs {
     }
 
     /// Whether pair `id` is (`name`, `value`).
-    pub fn is(&self, id: PairId, name: &str, value: &str) -> bool {
+    pub fn is(&self, id: PairId, name: &[u8], value: &[u8]) -> bool {
         self.pair(id).is_some_and(|p| {
-            self.arena.bytes(p.value) == value.as_bytes()
+            self.arena.bytes(p.value) == value
                 && self
                     .names
                     .get(p.name as usize)
-                    .is_some_and(|n| &*n.text == name)
+                    .is_some_and(|n| n.text.as_bytes() == name)
         })
     }
 

@@ -90,11 +90,19 @@ pub enum RejectReason {
         /// What was wrong.
         detail: String,
     },
+    /// A label's name or value is not UTF-8 (only the wire formats read in place can say
+    /// this of one series; elsewhere the whole request fails to decode).
+    LabelNotUtf8 {
+        /// The label's name (as far as it is UTF-8, cut to 64 bytes).
+        name: String,
+        /// Whether the name itself is the bad part.
+        in_name: bool,
+    },
 }
 
 impl RejectReason {
     /// Every reason's stable short name, in the order of [`RejectReason::index`].
-    pub const KINDS: [&'static str; 17] = [
+    pub const KINDS: [&'static str; 18] = [
         "missing_metric_name",
         "invalid_metric_name",
         "invalid_label_name",
@@ -113,6 +121,7 @@ impl RejectReason {
         "timestamp_regression",
         "missing_required_label",
         "excessive_change",
+        "label_not_utf8",
     ];
 
     /// Position of this reason's kind in [`RejectReason::KINDS`].
@@ -131,6 +140,7 @@ impl RejectReason {
             RejectReason::SeriesLimit { .. } => 10,
             RejectReason::UnknownStreamId { .. } => 11,
             RejectReason::Quality { rule, .. } => 12 + rule.index(),
+            RejectReason::LabelNotUtf8 { .. } => 17,
         }
     }
 
@@ -198,6 +208,17 @@ impl fmt::Display for RejectReason {
                 "namespace {namespace:?} already has its limit of {max} series; this would be a new one"
             ),
             RejectReason::Quality { rule, detail } => write!(f, "{rule}: {detail}"),
+            RejectReason::LabelNotUtf8 { name, in_name } => {
+                if *in_name {
+                    write!(
+                        f,
+                        "a label name is not UTF-8 (it reads {})",
+                        super::echo(name)
+                    )
+                } else {
+                    write!(f, "the value of label {} is not UTF-8", super::echo(name))
+                }
+            }
         }
     }
 }

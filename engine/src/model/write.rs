@@ -1,7 +1,7 @@
 //! The shape of a write: a namespace and a list of series, each with its labels once and its
 //! samples; and what the engine answers.
 
-use super::{Label, Rejection, Sample};
+use super::{Label, RawLabel, Rejection, Sample};
 
 /// A batch of samples for one namespace.
 #[derive(Debug, Clone, Default)]
@@ -18,6 +18,26 @@ pub struct SeriesWrite {
     /// The labels, in any order; validated and sorted by the engine.
     pub labels: Vec<Label>,
     /// The samples, in any order; a repeated timestamp replaces the value (last write wins).
+    pub samples: Vec<Sample>,
+}
+
+/// A batch whose labels are still the request's bytes ([`RawLabel`]): what the front doors
+/// that read their messages in place hand the engine, so that a known series costs a lookup
+/// by those bytes and nothing else (see `model/raw_labels.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct RawWriteRequest<'a> {
+    /// The namespace; empty means [`super::DEFAULT_NAMESPACE`].
+    pub namespace: &'a str,
+    /// The series and their samples.
+    pub series: Vec<RawSeriesWrite<'a>>,
+}
+
+/// The samples of one series in a [`RawWriteRequest`].
+#[derive(Debug, Clone, Default)]
+pub struct RawSeriesWrite<'a> {
+    /// The labels as sent, in any order.
+    pub labels: &'a [RawLabel<'a>],
+    /// The samples, as in [`SeriesWrite::samples`].
     pub samples: Vec<Sample>,
 }
 

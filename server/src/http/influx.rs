@@ -314,11 +314,9 @@ pub async fn write(
             namespace: ns,
             series,
         },
-    )
-    .await
-    {
+    ) {
         Ok(o) => o,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     for r in &outcome.rejected {
         let (line, field) = origin.get(r.series_index).cloned().unwrap_or_default();

@@ -1,6 +1,10 @@
 //! Prometheus remote write 1.0 (`POST /api/v1/write`) and remote read
 //! (`POST /api/v1/read`, sampled responses): snappy-compressed `prompb` messages.
 //!
+//! A write is read in place ([`WriteView`]): its labels reach the engine as the request's
+//! bytes, so a series the engine knows costs a lookup by them, and a label that is not
+//! UTF-8 refuses its own series (`label_not_utf8`), not the whole request.
+//!
 //! A write has the rules of gRPC `Write`: good samples are stored even when others are
 //! rejected; the answer comes once they are durable (fsync always, by default). Status
 //! codes follow what senders expect: 204 stored; 400 for what retrying cannot fix (a bad
@@ -14,14 +18,15 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use iocdb_engine::{
-    Error, Label, MatchOp, Matcher, MetricMetadata, Sample, SeriesWrite, WriteOutcome,
-    WriteRequest, echo,
+    Error, MatchOp, Matcher, MetricMetadata, RawLabel, RawSeriesWrite, RawWriteRequest, Sample,
+    WriteOutcome, WriteRequest, echo,
 };
 use prost::Message;
 
 use super::{ApiError, Namespace, blocking};
 use crate::service::AppState;
 use iocdb_proto::prompb;
+use iocdb_proto::prompb::view::WriteView;
 
 /// Problems named in an error body.
 const LISTED_PROBLEMS: usize = 10;
@@ -41,31 +46,54 @@ fn unsnappy(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
 }
 
 /// Stores a write, checking the request limits first; what came back for each sample.
-pub async fn store(state: &AppState, req: WriteRequest) -> Result<WriteOutcome, Response> {
-    let c = &state.config;
+pub fn store(state: &AppState, req: WriteRequest) -> Result<WriteOutcome, Box<Response>> {
     let samples: usize = req.series.iter().map(|s| s.samples.len()).sum();
-    if req.series.len() > c.max_series_per_request || samples > c.max_samples_per_request {
-        return Err(ApiError::bad_data(format!(
-            "the request has {} series and {samples} samples, the limits are {} and {} (max_series_per_request, max_samples_per_request); send smaller batches",
-            req.series.len(),
-            c.max_series_per_request,
-            c.max_samples_per_request
-        ))
-        .into_response());
-    }
-    if let Err(over) = state.limits.admit_samples(&req.namespace, samples) {
-        return Err(super::too_many(&over));
-    }
-    let engine = state.engine.clone();
     let ns = req.namespace.clone();
-    let result = match tokio::task::spawn_blocking(move || engine.write(req)).await {
+    store_with(state, &ns, req.series.len(), samples, move |e| e.write(req))
+}
+
+/// [`store`] for a write whose labels are still the request's bytes.
+pub fn store_raw(
+    state: &AppState,
+    req: RawWriteRequest<'_>,
+) -> Result<WriteOutcome, Box<Response>> {
+    let samples: usize = req.series.iter().map(|s| s.samples.len()).sum();
+    let ns = req.namespace;
+    store_with(state, ns, req.series.len(), samples, move |e| {
+        e.write_raw(req)
+    })
+}
+
+/// Checks a write of `series` series and `samples` samples to namespace `ns` against the
+/// request limits and the namespace's ingest rate, then runs `write` and counts the request.
+fn store_with(
+    state: &AppState,
+    ns: &str,
+    series: usize,
+    samples: usize,
+    write: impl FnOnce(&iocdb_engine::Engine) -> iocdb_engine::Result<WriteOutcome>,
+) -> Result<WriteOutcome, Box<Response>> {
+    let c = &state.config;
+    if series > c.max_series_per_request || samples > c.max_samples_per_request {
+        return Err(Box::new(
+            ApiError::bad_data(format!(
+                "the request has {series} series and {samples} samples, the limits are {} and {} (max_series_per_request, max_samples_per_request); send smaller batches",
+                c.max_series_per_request, c.max_samples_per_request
+            ))
+            .into_response(),
+        ));
+    }
+    if let Err(over) = state.limits.admit_samples(ns, samples) {
+        return Err(Box::new(super::too_many(&over)));
+    }
+    let result = match crate::service::run_engine(&state.engine, write) {
         Ok(Ok(outcome)) => Ok(outcome),
-        Ok(Err(e)) => Err(write_error(e)),
-        Err(e) => Err(write_error(Error::Internal(format!(
+        Ok(Err(e)) => Err(Box::new(write_error(e))),
+        Err(e) => Err(Box::new(write_error(Error::Internal(format!(
             "the write's worker failed: {e}"
-        )))),
+        ))))),
     };
-    state.metrics.write_request(&ns, result.as_ref().ok());
+    state.metrics.write_request(ns, result.as_ref().ok());
     result
 }
 
@@ -157,56 +185,61 @@ pub async fn write(
         Ok(raw) => raw,
         Err(e) => return e.into_response(),
     };
-    let req = match prompb::WriteRequest::decode(raw.as_slice()) {
-        Ok(r) => r,
+    let mut view = WriteView::default();
+    if let Err(e) = view.read(&raw) {
+        return ApiError::bad_data(format!("the body is not a remote-write WriteRequest: {e}"))
+            .into_response();
+    }
+    let metadata = view
+        .metadata
+        .iter()
+        .map(|m| prompb::MetricMetadata::decode(*m))
+        .collect::<Result<Vec<_>, _>>();
+    let metadata = match metadata {
+        Ok(m) => m,
         Err(e) => {
-            return ApiError::bad_data(format!("the body is not a remote-write WriteRequest: {e}"))
+            return ApiError::bad_data(format!("the body's metric metadata is not valid: {e}"))
                 .into_response();
         }
     };
-    if let Err(e) = store_metadata(&state, &ns, &req.metadata).await {
+    if let Err(e) = store_metadata(&state, &ns, metadata).await {
         return e.into_response();
     }
-    let histograms: usize = req.timeseries.iter().map(|t| t.histograms.len()).sum();
+    let histograms: usize = view.series.iter().map(|s| s.histograms).sum();
     // The engine numbers the series it is given (those with samples); `kept` maps its
     // numbers back to the request's. A rejection's reason names the label and value.
+    let labels: Vec<RawLabel<'_>> = view
+        .labels
+        .iter()
+        .map(|l| RawLabel::new(l.name, l.value))
+        .collect();
     let mut kept: Vec<usize> = Vec::new();
-    let series = req
-        .timeseries
-        .into_iter()
+    let series = view
+        .series
+        .iter()
         .enumerate()
-        .filter(|(_, t)| !t.samples.is_empty())
-        .map(|(i, t)| {
+        .filter(|(_, s)| !s.samples.is_empty())
+        .map(|(i, s)| {
             kept.push(i);
-            let labels: Vec<Label> = t
-                .labels
-                .into_iter()
-                .map(|l| Label {
-                    name: l.name,
-                    value: l.value,
-                })
-                .collect();
-            SeriesWrite {
-                labels,
-                samples: t
-                    .samples
+            RawSeriesWrite {
+                labels: labels.get(s.labels.clone()).unwrap_or_default(),
+                samples: view
+                    .samples_of(s)
                     .iter()
-                    .map(|s| Sample::new(s.timestamp, s.value))
+                    .map(|x| Sample::new(x.timestamp, x.value))
                     .collect(),
             }
         })
         .collect::<Vec<_>>();
-    let outcome = match store(
+    let outcome = match store_raw(
         &state,
-        WriteRequest {
-            namespace: ns,
+        RawWriteRequest {
+            namespace: &ns,
             series,
         },
-    )
-    .await
-    {
+    ) {
         Ok(o) => o,
-        Err(resp) => return resp,
+        Err(resp) => return *resp,
     };
     if histograms > 0 {
         return (
@@ -228,13 +261,12 @@ pub async fn write(
 async fn store_metadata(
     state: &AppState,
     ns: &str,
-    metadata: &[prompb::MetricMetadata],
+    incoming: Vec<prompb::MetricMetadata>,
 ) -> Result<(), ApiError> {
-    if metadata.is_empty() {
+    if incoming.is_empty() {
         return Ok(());
     }
     let ns = ns.to_owned();
-    let incoming: Vec<prompb::MetricMetadata> = metadata.to_vec();
     blocking(state, move |e| {
         let known = e.metadata(&ns)?;
         for m in incoming {

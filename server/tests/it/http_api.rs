@@ -657,3 +657,87 @@ async fn query_statistics_the_store_status_and_the_console_files() {
     let (code, _, _) = server.http("GET", "/console/nothing.js", &[], b"");
     assert_eq!(code, 404);
 }
+
+/// Remote write reads its requests in place: a label that is not UTF-8 refuses its series
+/// alone, and one label set sent in any order, with or without empty-valued labels, is one
+/// series whether the engine finds it by its bytes or validates it afresh.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_write_labels_read_in_place() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let t = now_ms();
+    let good = prompb::WriteRequest {
+        timeseries: vec![ts("guests", &[("xa", "Châu Đốc")], &[(t - 2_000, 1.0)])],
+        metadata: vec![],
+    };
+    let mut raw = good.encode_to_vec();
+    // A second TimeSeries, appended by hand: prost cannot write a label value that is not
+    // UTF-8. Labels __name__="guests", xa="Ch\xffu"; one sample.
+    let label = |name: &[u8], value: &[u8]| {
+        let mut l = vec![0x0a, name.len() as u8];
+        l.extend_from_slice(name);
+        l.extend_from_slice(&[0x12, value.len() as u8]);
+        l.extend_from_slice(value);
+        let mut field = vec![0x0a, l.len() as u8];
+        field.extend_from_slice(&l);
+        field
+    };
+    let mut series = label(b"__name__", b"guests");
+    series.extend(label(b"xa", b"Ch\xffu"));
+    let mut sample = vec![0x09];
+    sample.extend_from_slice(&5.0f64.to_le_bytes());
+    sample.push(0x10);
+    prost::encoding::encode_varint(t as u64, &mut sample);
+    series.extend_from_slice(&[0x12, sample.len() as u8]);
+    series.extend_from_slice(&sample);
+    raw.extend_from_slice(&[0x0a, series.len() as u8]);
+    raw.extend_from_slice(&series);
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&raw)
+        .expect("snappy");
+    let (status, _, answer) = server.http(
+        "POST",
+        "/api/v1/write",
+        &[("Content-Encoding", "snappy")],
+        &body,
+    );
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer.contains("stored 1")
+            && answer.contains("timeseries 1")
+            && answer.contains("label_not_utf8")
+            && answer.contains("xa"),
+        "{answer}"
+    );
+
+    // The same label set unsorted and with an empty-valued label, then as Prometheus sends
+    // it: one series with both samples.
+    let mut odd = ts("guests", &[("xa", "Châu Đốc")], &[(t - 1_000, 2.0)]);
+    odd.labels.reverse();
+    odd.labels.push(prompb::Label {
+        name: "empty".into(),
+        value: String::new(),
+    });
+    for req in [
+        prompb::WriteRequest {
+            timeseries: vec![odd],
+            metadata: vec![],
+        },
+        prompb::WriteRequest {
+            timeseries: vec![ts("guests", &[("xa", "Châu Đốc")], &[(t, 3.0)])],
+            metadata: vec![],
+        },
+    ] {
+        let (status, body) = remote_write(&server, "/api/v1/write", &req);
+        assert_eq!(status, 204, "{body}");
+    }
+    let (_, v) = server.get_json(&format!(
+        "/api/v1/query?query=count_over_time(guests[1m])&time={}",
+        t as f64 / 1000.0
+    ));
+    let result = result(&v);
+    assert_eq!(result.len(), 1, "{v}");
+    assert_eq!(result[0]["metric"]["xa"], "Châu Đốc", "{v}");
+    assert_eq!(result[0]["value"][1], "3", "{v}");
+}

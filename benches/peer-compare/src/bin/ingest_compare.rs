@@ -151,15 +151,19 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
         .enable_all()
         .build()
         .expect("runtime");
-    let channel = running.grpc.as_ref().filter(|_| system == System::IocdbGrpc).map(|addr| {
-        runtime.block_on(async {
-            tonic::transport::Channel::from_shared(addr.clone())
-                .expect("uri")
-                .connect()
-                .await
-                .expect("connect")
-        })
-    });
+    let channel = running
+        .grpc
+        .as_ref()
+        .filter(|_| system == System::IocdbGrpc)
+        .map(|addr| {
+            runtime.block_on(async {
+                tonic::transport::Channel::from_shared(addr.clone())
+                    .expect("uri")
+                    .connect()
+                    .await
+                    .expect("connect")
+            })
+        });
     let next = AtomicUsize::new(0);
     let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
@@ -212,11 +216,15 @@ fn main() {
     let start_ms = workload::drive::day_start() + 86_400_000 - hours * 3_600_000;
     let specs = workload::series(scale);
     let t0 = Instant::now();
-    let batches: Vec<Batch> =
-        workload::batches(&specs, start_ms, start_ms + hours * 3_600_000, BATCH_SAMPLES)
-            .iter()
-            .map(encode)
-            .collect();
+    let batches: Vec<Batch> = workload::batches(
+        &specs,
+        start_ms,
+        start_ms + hours * 3_600_000,
+        BATCH_SAMPLES,
+    )
+    .iter()
+    .map(encode)
+    .collect();
     let samples: usize = batches.iter().map(|b| b.samples).sum();
     eprintln!(
         "encoded {samples} samples of {} series in {} requests in {:.1} s",

@@ -1,0 +1,287 @@
+//! The protobuf wire format, read in place: keys, varints, fixed-width numbers and
+//! length-delimited fields as slices of the message, for the hand-written readers of the
+//! hot write messages ([`crate::prompb::view`]), which must not allocate per field.
+//!
+//! It accepts what prost accepts — overlong varints up to ten bytes, fields in any order and
+//! repeated, unknown fields of every wire type including groups — and refuses what prost
+//! refuses, so that a reader built on it agrees with the prost structs on every input prost
+//! decodes (the readers' tests and fuzz target check exactly that). Bytes from the network
+//! are never trusted: every length is checked against what is left, and nothing panics.
+
+#![warn(clippy::indexing_slicing, clippy::unwrap_used)]
+
+use std::fmt;
+
+/// Deepest nesting of groups skipped inside an unknown field (prost's recursion limit).
+const MAX_GROUP_DEPTH: u32 = 100;
+
+/// Why a message could not be read, and where (bytes from the start of the outermost
+/// message).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// What was wrong.
+    pub what: &'static str,
+    /// Where.
+    pub offset: usize,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} at byte {}", self.what, self.offset)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// How a field's value is encoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireType {
+    /// A varint.
+    Varint,
+    /// Eight bytes, little-endian.
+    Fixed64,
+    /// A varint length, then that many bytes.
+    Len,
+    /// A group's start (deprecated; only skipped).
+    StartGroup,
+    /// A group's end.
+    EndGroup,
+    /// Four bytes, little-endian.
+    Fixed32,
+}
+
+/// A message's bytes and how far it has been read.
+#[derive(Debug, Clone)]
+pub struct Cursor<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    /// Where `buf` starts in the outermost message, for error offsets.
+    base: usize,
+}
+
+impl<'a> Cursor<'a> {
+    /// A cursor at the start of `buf`, an outermost message.
+    pub fn new(buf: &'a [u8]) -> Self {
+        Cursor {
+            buf,
+            pos: 0,
+            base: 0,
+        }
+    }
+
+    /// A cursor over `inner`, a field's bytes that start `at` bytes into the outermost
+    /// message (see [`Cursor::position`]).
+    pub fn nested(inner: &'a [u8], at: usize) -> Self {
+        Cursor {
+            buf: inner,
+            pos: 0,
+            base: at,
+        }
+    }
+
+    /// Where the cursor is, in bytes from the start of the outermost message.
+    pub fn position(&self) -> usize {
+        self.base + self.pos
+    }
+
+    /// Whether the whole message has been read.
+    pub fn done(&self) -> bool {
+        self.pos >= self.buf.len()
+    }
+
+    fn error(&self, what: &'static str) -> DecodeError {
+        DecodeError {
+            what,
+            offset: self.position(),
+        }
+    }
+
+    fn byte(&mut self) -> Result<u8, DecodeError> {
+        let b = *self
+            .buf
+            .get(self.pos)
+            .ok_or_else(|| self.error("the message ends inside a varint"))?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    /// A varint of up to ten bytes; the tenth may only carry the 64th bit, as prost
+    /// requires.
+    pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        let mut value = 0u64;
+        for i in 0..10 {
+            let b = self.byte()?;
+            if i == 9 && b > 1 {
+                return Err(self.error("a varint longer than 64 bits"));
+            }
+            value |= u64::from(b & 0x7f) << (7 * i);
+            if b < 0x80 {
+                return Ok(value);
+            }
+        }
+        Err(self.error("a varint longer than 64 bits"))
+    }
+
+    /// The next field's number and wire type.
+    pub fn key(&mut self) -> Result<(u32, WireType), DecodeError> {
+        let at = self.pos;
+        let key = self.varint()?;
+        let fail = |what| DecodeError {
+            what,
+            offset: self.base + at,
+        };
+        let key = u32::try_from(key).map_err(|_| fail("a field key longer than 32 bits"))?;
+        let wire = match key & 7 {
+            0 => WireType::Varint,
+            1 => WireType::Fixed64,
+            2 => WireType::Len,
+            3 => WireType::StartGroup,
+            4 => WireType::EndGroup,
+            5 => WireType::Fixed32,
+            _ => return Err(fail("an unknown wire type")),
+        };
+        let field = key >> 3;
+        if field == 0 {
+            return Err(fail("field number 0"));
+        }
+        Ok((field, wire))
+    }
+
+    /// A length-delimited field's bytes, and where they start in the outermost message.
+    pub fn len_delimited(&mut self) -> Result<(&'a [u8], usize), DecodeError> {
+        let len = self.varint()?;
+        let start = self.pos;
+        let end = usize::try_from(len)
+            .ok()
+            .and_then(|len| start.checked_add(len))
+            .filter(|&end| end <= self.buf.len())
+            .ok_or_else(|| self.error("a length past the end of the message"))?;
+        let bytes = self.buf.get(start..end).unwrap_or_default();
+        self.pos = end;
+        Ok((bytes, self.base + start))
+    }
+
+    fn fixed<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
+        let bytes: [u8; N] = self
+            .buf
+            .get(self.pos..)
+            .and_then(|rest| rest.get(..N))
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| self.error("the message ends inside a fixed-width number"))?;
+        self.pos += N;
+        Ok(bytes)
+    }
+
+    /// Eight little-endian bytes.
+    pub fn fixed64(&mut self) -> Result<u64, DecodeError> {
+        self.fixed::<8>().map(u64::from_le_bytes)
+    }
+
+    /// Skips the value of field `field`, of wire type `wire`.
+    pub fn skip(&mut self, field: u32, wire: WireType) -> Result<(), DecodeError> {
+        self.skip_at_depth(field, wire, 0)
+    }
+
+    fn skip_at_depth(&mut self, field: u32, wire: WireType, depth: u32) -> Result<(), DecodeError> {
+        match wire {
+            WireType::Varint => self.varint().map(drop),
+            WireType::Fixed64 => self.fixed::<8>().map(drop),
+            WireType::Fixed32 => self.fixed::<4>().map(drop),
+            WireType::Len => self.len_delimited().map(drop),
+            WireType::EndGroup => Err(self.error("a group's end without its start")),
+            WireType::StartGroup => {
+                if depth >= MAX_GROUP_DEPTH {
+                    return Err(self.error("groups nested too deep"));
+                }
+                loop {
+                    if self.done() {
+                        return Err(self.error("the message ends inside a group"));
+                    }
+                    let (inner, inner_wire) = self.key()?;
+                    if inner_wire == WireType::EndGroup {
+                        if inner != field {
+                            return Err(self.error("a group ends with another group's number"));
+                        }
+                        return Ok(());
+                    }
+                    self.skip_at_depth(inner, inner_wire, depth + 1)?;
+                }
+            }
+        }
+    }
+
+    /// Refuses a known field sent with another wire type than its own (as prost does).
+    pub fn expect(&self, wire: WireType, wanted: WireType) -> Result<(), DecodeError> {
+        if wire == wanted {
+            Ok(())
+        } else {
+            Err(self.error("a field of the wrong wire type"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn varints_as_prost_reads_them() {
+        for v in [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut buf = Vec::new();
+            prost::encoding::encode_varint(v, &mut buf);
+            assert_eq!(Cursor::new(&buf).varint(), Ok(v));
+        }
+        // Overlong but within ten bytes: accepted, as prost accepts it.
+        assert_eq!(Cursor::new(&[0x80, 0x80, 0x00]).varint(), Ok(0));
+        // Eleven bytes, or a tenth byte past the 64th bit: refused.
+        assert!(Cursor::new(&[0xff; 11]).varint().is_err());
+        let mut tenth = vec![0xff; 9];
+        tenth.push(0x02);
+        assert!(Cursor::new(&tenth).varint().is_err());
+        assert!(Cursor::new(&[0x80]).varint().is_err());
+    }
+
+    #[test]
+    fn lengths_past_the_end_are_refused_with_their_offset() {
+        let mut c = Cursor::new(&[0x0a, 0x05, 1, 2]);
+        assert_eq!(c.key(), Ok((1, WireType::Len)));
+        let e = c.len_delimited().unwrap_err();
+        assert_eq!(e.offset, 2, "{e}");
+        let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert!(Cursor::new(&huge).len_delimited().is_err());
+    }
+
+    #[test]
+    fn groups_are_skipped_whole_and_must_close() {
+        // field 5 start group, field 1 varint 7, field 5 end group, then field 2 varint 9.
+        let buf = [0x2b, 0x08, 0x07, 0x2c, 0x10, 0x09];
+        let mut c = Cursor::new(&buf);
+        let (f, w) = c.key().unwrap();
+        c.skip(f, w).unwrap();
+        assert_eq!(c.key(), Ok((2, WireType::Varint)));
+        assert_eq!(c.varint(), Ok(9));
+        assert!(c.done());
+        let mut open = Cursor::new(&[0x2b, 0x08, 0x07]);
+        let (f, w) = open.key().unwrap();
+        assert!(open.skip(f, w).is_err());
+        let mut wrong = Cursor::new(&[0x2b, 0x34]);
+        let (f, w) = wrong.key().unwrap();
+        assert!(wrong.skip(f, w).is_err());
+        let deep: Vec<u8> = std::iter::repeat_n(0x2b, 200).collect();
+        let mut deep = Cursor::new(&deep);
+        let (f, w) = deep.key().unwrap();
+        assert!(deep.skip(f, w).is_err());
+    }
+
+    #[test]
+    fn bad_keys_are_refused() {
+        assert!(Cursor::new(&[0x00]).key().is_err(), "field 0");
+        assert!(Cursor::new(&[0x0e]).key().is_err(), "wire type 6");
+        assert!(
+            Cursor::new(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01])
+                .key()
+                .is_err(),
+            "over 32 bits"
+        );
+    }
+}

@@ -85,6 +85,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Whether the whole message has been read.
+    #[inline]
     pub fn done(&self) -> bool {
         self.pos >= self.buf.len()
     }
@@ -107,7 +108,19 @@ impl<'a> Cursor<'a> {
 
     /// A varint of up to ten bytes; the tenth may only carry the 64th bit, as prost
     /// requires.
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Keys and short lengths are one byte: the common case costs one comparison.
+        if let Some(&b) = self.buf.get(self.pos)
+            && b < 0x80
+        {
+            self.pos += 1;
+            return Ok(u64::from(b));
+        }
+        self.long_varint()
+    }
+
+    fn long_varint(&mut self) -> Result<u64, DecodeError> {
         let mut value = 0u64;
         for i in 0..10 {
             let b = self.byte()?;
@@ -123,6 +136,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The next field's number and wire type.
+    #[inline]
     pub fn key(&mut self) -> Result<(u32, WireType), DecodeError> {
         let at = self.pos;
         let key = self.varint()?;
@@ -148,6 +162,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// A length-delimited field's bytes, and where they start in the outermost message.
+    #[inline]
     pub fn len_delimited(&mut self) -> Result<(&'a [u8], usize), DecodeError> {
         let len = self.varint()?;
         let start = self.pos;

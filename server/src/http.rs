@@ -348,6 +348,15 @@ pub async fn blocking<T: Send + 'static>(
     state: &AppState,
     f: impl FnOnce(&Engine) -> iocdb_engine::Result<T> + Send + 'static,
 ) -> Result<T, ApiError> {
+    engine_call(state, f)
+}
+
+/// [`blocking`] for a handler that is not async at that point (one holding this thread's
+/// scratch buffers).
+pub fn engine_call<T>(
+    state: &AppState,
+    f: impl FnOnce(&Engine) -> iocdb_engine::Result<T>,
+) -> Result<T, ApiError> {
     crate::service::run_engine(&state.engine, f)
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
         .map_err(ApiError::from)

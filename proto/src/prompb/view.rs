@@ -1,9 +1,10 @@
-//! A remote-write `WriteRequest` read in place: every label as two slices of the request's
-//! bytes, samples and series as flat arrays — a handful of allocations per request (none
-//! when a [`WriteView`] is reused), where the prost structs allocate two `String`s per
-//! label and a `Vec` per series. Label bytes are not checked as UTF-8 here: the server looks
-//! most series up by their bytes, and only a series it does not know yet is decoded into
-//! text and checked.
+//! A remote-write `WriteRequest` read in place: every label as two spans of the request's
+//! bytes, samples and series as flat arrays — no allocation per label or series, and none
+//! at all when a [`WriteView`] is reused (it holds offsets, not borrows, so that a server
+//! can keep one per thread), where the prost structs allocate two `String`s per label and a
+//! `Vec` per series. Label bytes are not checked as UTF-8 here: the server looks most series
+//! up by their bytes, and only a series it does not know yet is decoded into text and
+//! checked.
 //!
 //! On every input the prost structs ([`super::WriteRequest`]) decode, this reader gives
 //! the same labels, samples, histogram counts and metadata (its tests and the
@@ -16,13 +17,36 @@ use std::ops::Range;
 
 use crate::wire::{Cursor, DecodeError, WireType};
 
-/// One label's bytes, as sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct LabelBytes<'a> {
+/// Where some bytes lie in the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn new(at: usize, len: usize) -> Self {
+        // `read` refuses requests of 4 GiB or more, so offsets fit.
+        Span {
+            start: u32::try_from(at).unwrap_or(u32::MAX),
+            end: u32::try_from(at + len).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The bytes of `buf` (the request read) this span covers.
+    pub fn of<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        buf.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// One label's name and value, as spans of the request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LabelSpans {
     /// The name.
-    pub name: &'a [u8],
+    pub name: Span,
     /// The value.
-    pub value: &'a [u8],
+    pub value: Span,
 }
 
 /// One `TimeSeries` of the request.
@@ -45,31 +69,37 @@ pub struct SampleEntry {
     pub value: f64,
 }
 
-/// A decoded request: flat arrays borrowing the request's bytes.
+/// A decoded request: flat arrays of spans into the request's bytes and of samples.
 #[derive(Debug, Default)]
-pub struct WriteView<'a> {
+pub struct WriteView {
     /// Every series' labels, one series after another.
-    pub labels: Vec<LabelBytes<'a>>,
+    pub labels: Vec<LabelSpans>,
     /// Every series' samples, one series after another.
     pub samples: Vec<SampleEntry>,
     /// The series, in request order.
     pub series: Vec<SeriesEntry>,
     /// The `MetricMetadata` messages, still encoded (rare: decode them with prost).
-    pub metadata: Vec<&'a [u8]>,
+    pub metadata: Vec<Span>,
 }
 
-impl<'a> WriteView<'a> {
+impl WriteView {
     /// Reads `buf`, an uncompressed `prompb.WriteRequest`, into this view (emptied first,
-    /// its arrays' memory kept).
+    /// its arrays' memory kept). The spans it records are of `buf`.
     ///
     /// # Errors
     /// What prost refuses (bad varints, lengths past the end, wrong wire types, broken
-    /// groups), with the byte offset.
-    pub fn read(&mut self, buf: &'a [u8]) -> Result<(), DecodeError> {
+    /// groups), with the byte offset; a request of 4 GiB or more.
+    pub fn read(&mut self, buf: &[u8]) -> Result<(), DecodeError> {
         self.labels.clear();
         self.samples.clear();
         self.series.clear();
         self.metadata.clear();
+        if u32::try_from(buf.len()).is_err() {
+            return Err(DecodeError {
+                what: "a request of 4 GiB or more",
+                offset: 0,
+            });
+        }
         let mut c = Cursor::new(buf);
         while !c.done() {
             let (field, wire) = c.key()?;
@@ -81,8 +111,8 @@ impl<'a> WriteView<'a> {
                 }
                 3 => {
                     c.expect(wire, WireType::Len)?;
-                    let (bytes, _) = c.len_delimited()?;
-                    self.metadata.push(bytes);
+                    let (bytes, at) = c.len_delimited()?;
+                    self.metadata.push(Span::new(at, bytes.len()));
                 }
                 _ => c.skip(field, wire)?,
             }
@@ -90,7 +120,7 @@ impl<'a> WriteView<'a> {
         Ok(())
     }
 
-    fn read_series(&mut self, mut c: Cursor<'a>) -> Result<(), DecodeError> {
+    fn read_series(&mut self, mut c: Cursor<'_>) -> Result<(), DecodeError> {
         let (labels, samples) = (self.labels.len(), self.samples.len());
         let mut histograms = 0;
         while !c.done() {
@@ -122,8 +152,8 @@ impl<'a> WriteView<'a> {
         Ok(())
     }
 
-    /// The labels of `series`.
-    pub fn labels_of(&self, series: &SeriesEntry) -> &[LabelBytes<'a>] {
+    /// The labels of `series` as spans (of the request read).
+    pub fn labels_of(&self, series: &SeriesEntry) -> &[LabelSpans] {
         self.labels.get(series.labels.clone()).unwrap_or_default()
     }
 
@@ -134,21 +164,22 @@ impl<'a> WriteView<'a> {
 }
 
 /// A `Label`: the last name and the last value sent win, as in prost.
-fn read_label(mut c: Cursor<'_>) -> Result<LabelBytes<'_>, DecodeError> {
-    let mut label = LabelBytes {
-        name: &[],
-        value: &[],
-    };
+fn read_label(mut c: Cursor<'_>) -> Result<LabelSpans, DecodeError> {
+    let mut label = LabelSpans::default();
+    // An absent name or value is empty: an empty span where the label starts.
+    label.name = Span::new(c.position(), 0);
+    label.value = label.name;
     while !c.done() {
         let (field, wire) = c.key()?;
         match field {
             1 | 2 => {
                 c.expect(wire, WireType::Len)?;
-                let (bytes, _) = c.len_delimited()?;
+                let (bytes, at) = c.len_delimited()?;
+                let span = Span::new(at, bytes.len());
                 if field == 1 {
-                    label.name = bytes;
+                    label.name = span;
                 } else {
-                    label.value = bytes;
+                    label.value = span;
                 }
             }
             _ => c.skip(field, wire)?,
@@ -200,7 +231,7 @@ pub fn check_against_prost(buf: &[u8]) {
         let labels: Vec<(&[u8], &[u8])> = view
             .labels_of(entry)
             .iter()
-            .map(|l| (l.name, l.value))
+            .map(|l| (l.name.of(buf), l.value.of(buf)))
             .collect();
         let expected: Vec<(&[u8], &[u8])> = t
             .labels
@@ -224,7 +255,9 @@ pub fn check_against_prost(buf: &[u8]) {
     let metadata: Vec<super::MetricMetadata> = view
         .metadata
         .iter()
-        .map(|m| super::MetricMetadata::decode(*m).expect("prost read it inside the request"))
+        .map(|m| {
+            super::MetricMetadata::decode(m.of(buf)).expect("prost read it inside the request")
+        })
         .collect();
     assert_eq!(metadata, theirs.metadata, "metadata");
 }
@@ -332,13 +365,12 @@ mod tests {
         check_against_prost(&buf);
         let mut view = WriteView::default();
         view.read(&buf).unwrap();
-        assert_eq!(
-            view.labels,
-            vec![LabelBytes {
-                name: b"n",
-                value: b"v"
-            }]
-        );
+        let labels: Vec<(&[u8], &[u8])> = view
+            .labels
+            .iter()
+            .map(|l| (l.name.of(&buf), l.value.of(&buf)))
+            .collect();
+        assert_eq!(labels, vec![(&b"n"[..], &b"v"[..])]);
         assert_eq!(
             view.samples,
             vec![SampleEntry {
@@ -354,7 +386,7 @@ mod tests {
         assert!(WriteRequest::decode(&buf[..]).is_err());
         let mut view = WriteView::default();
         view.read(&buf).unwrap();
-        assert_eq!(view.labels[0].name, &[0xff]);
+        assert_eq!(view.labels[0].name.of(&buf), &[0xff]);
     }
 
     #[test]

@@ -14,6 +14,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     std::fs::write(out.join("iocdb_v1_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure()
         .codec_path("crate::codec::IocdbCodec")
+        .compile_fds(fds.clone())?;
+    // The server's services once more, with `WriteRequest` taken as its bytes
+    // (`ingest_view.rs`), every other message the one generated above.
+    let server = out.join("server");
+    std::fs::create_dir_all(&server)?;
+    tonic_prost_build::configure()
+        .codec_path("crate::codec::IocdbCodec")
+        .build_client(false)
+        .out_dir(&server)
+        .extern_path(
+            ".iocdb.v1.WriteRequest",
+            "crate::ingest_view::WriteRequestBytes",
+        )
+        .extern_path(".iocdb.v1", "crate::v1")
         .compile_fds(fds)?;
     Ok(())
 }

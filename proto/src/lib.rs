@@ -13,6 +13,7 @@
 )]
 
 pub mod codec;
+pub mod ingest_view;
 pub mod prompb;
 pub mod wire;
 
@@ -23,4 +24,11 @@ pub mod v1 {
     /// The encoded file descriptor set of the package, for gRPC server reflection.
     pub const FILE_DESCRIPTOR_SET: &[u8] =
         include_bytes!(concat!(env!("OUT_DIR"), "/iocdb_v1_descriptor.bin"));
+}
+
+/// The services of package `iocdb.v1` as the server implements them: the same as
+/// [`v1`]'s, except that `Ingest` takes each `WriteRequest` as its bytes
+/// ([`ingest_view::WriteRequestBytes`]) to read it in place.
+pub mod v1_server {
+    include!(concat!(env!("OUT_DIR"), "/server/iocdb.v1.rs"));
 }

@@ -50,6 +50,65 @@ pub enum WireType {
     Fixed32,
 }
 
+/// Where some bytes lie in the message read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    /// The `len` bytes at `at`.
+    pub fn new(at: usize, len: usize) -> Self {
+        // `Cursor::new` refuses messages of 4 GiB or more, so offsets fit.
+        Span {
+            start: u32::try_from(at).unwrap_or(u32::MAX),
+            end: u32::try_from(at + len).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The bytes of `buf` (the message read) this span covers.
+    pub fn of<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
+        buf.get(self.start as usize..self.end as usize)
+            .unwrap_or_default()
+    }
+}
+
+/// One label's name and value, as spans of the message read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LabelSpans {
+    /// The name.
+    pub name: Span,
+    /// The value.
+    pub value: Span,
+}
+
+/// A `Label` — `name = 1`, `value = 2`, the same message in remote write and in
+/// `iocdb.v1` — as spans; the last name and the last value sent win, as in prost.
+pub fn read_label(mut c: Cursor<'_>) -> Result<LabelSpans, DecodeError> {
+    let mut label = LabelSpans::default();
+    // An absent name or value is empty: an empty span where the label starts.
+    label.name = Span::new(c.position(), 0);
+    label.value = label.name;
+    while !c.done() {
+        let (field, wire) = c.key()?;
+        match field {
+            1 | 2 => {
+                c.expect(wire, WireType::Len)?;
+                let (bytes, at) = c.len_delimited()?;
+                let span = Span::new(at, bytes.len());
+                if field == 1 {
+                    label.name = span;
+                } else {
+                    label.value = span;
+                }
+            }
+            _ => c.skip(field, wire)?,
+        }
+    }
+    Ok(label)
+}
+
 /// A message's bytes and how far it has been read.
 #[derive(Debug, Clone)]
 pub struct Cursor<'a> {
@@ -61,12 +120,21 @@ pub struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     /// A cursor at the start of `buf`, an outermost message.
-    pub fn new(buf: &'a [u8]) -> Self {
-        Cursor {
+    ///
+    /// # Errors
+    /// A message of 4 GiB or more (its [`Span`]s could not say where its bytes are).
+    pub fn new(buf: &'a [u8]) -> Result<Self, DecodeError> {
+        if u32::try_from(buf.len()).is_err() {
+            return Err(DecodeError {
+                what: "a message of 4 GiB or more",
+                offset: 0,
+            });
+        }
+        Ok(Cursor {
             buf,
             pos: 0,
             base: 0,
-        }
+        })
     }
 
     /// A cursor over `inner`, a field's bytes that start `at` bytes into the outermost
@@ -239,63 +307,65 @@ impl<'a> Cursor<'a> {
 mod tests {
     use super::*;
 
+    fn at(buf: &[u8]) -> Cursor<'_> {
+        Cursor::new(buf).expect("a small message")
+    }
+
     #[test]
     fn varints_as_prost_reads_them() {
         for v in [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
             let mut buf = Vec::new();
             prost::encoding::encode_varint(v, &mut buf);
-            assert_eq!(Cursor::new(&buf).varint(), Ok(v));
+            assert_eq!(at(&buf).varint(), Ok(v));
         }
         // Overlong but within ten bytes: accepted, as prost accepts it.
-        assert_eq!(Cursor::new(&[0x80, 0x80, 0x00]).varint(), Ok(0));
+        assert_eq!(at(&[0x80, 0x80, 0x00]).varint(), Ok(0));
         // Eleven bytes, or a tenth byte past the 64th bit: refused.
-        assert!(Cursor::new(&[0xff; 11]).varint().is_err());
+        assert!(at(&[0xff; 11]).varint().is_err());
         let mut tenth = vec![0xff; 9];
         tenth.push(0x02);
-        assert!(Cursor::new(&tenth).varint().is_err());
-        assert!(Cursor::new(&[0x80]).varint().is_err());
+        assert!(at(&tenth).varint().is_err());
+        assert!(at(&[0x80]).varint().is_err());
     }
 
     #[test]
     fn lengths_past_the_end_are_refused_with_their_offset() {
-        let mut c = Cursor::new(&[0x0a, 0x05, 1, 2]);
+        let mut c = at(&[0x0a, 0x05, 1, 2]);
         assert_eq!(c.key(), Ok((1, WireType::Len)));
         let e = c.len_delimited().unwrap_err();
         assert_eq!(e.offset, 2, "{e}");
         let huge = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        assert!(Cursor::new(&huge).len_delimited().is_err());
+        assert!(at(&huge).len_delimited().is_err());
     }
 
     #[test]
     fn groups_are_skipped_whole_and_must_close() {
         // field 5 start group, field 1 varint 7, field 5 end group, then field 2 varint 9.
         let buf = [0x2b, 0x08, 0x07, 0x2c, 0x10, 0x09];
-        let mut c = Cursor::new(&buf);
+        let mut c = at(&buf);
         let (f, w) = c.key().unwrap();
         c.skip(f, w).unwrap();
         assert_eq!(c.key(), Ok((2, WireType::Varint)));
         assert_eq!(c.varint(), Ok(9));
         assert!(c.done());
-        let mut open = Cursor::new(&[0x2b, 0x08, 0x07]);
+        let mut open = at(&[0x2b, 0x08, 0x07]);
         let (f, w) = open.key().unwrap();
         assert!(open.skip(f, w).is_err());
-        let mut wrong = Cursor::new(&[0x2b, 0x34]);
+        let mut wrong = at(&[0x2b, 0x34]);
         let (f, w) = wrong.key().unwrap();
         assert!(wrong.skip(f, w).is_err());
         let deep: Vec<u8> = std::iter::repeat_n(0x2b, 200).collect();
-        let mut deep = Cursor::new(&deep);
+        let mut deep = at(&deep);
         let (f, w) = deep.key().unwrap();
         assert!(deep.skip(f, w).is_err());
     }
 
     #[test]
     fn bad_keys_are_refused() {
-        assert!(Cursor::new(&[0x00]).key().is_err(), "field 0");
-        assert!(Cursor::new(&[0x0e]).key().is_err(), "wire type 6");
+        assert!(at(&[0x00]).key().is_err(), "field 0");
+        assert!(at(&[0x0e]).key().is_err(), "wire type 6");
         assert!(
-            Cursor::new(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01])
-                .key()
-                .is_err(),
+            at(&[0x80, 0x80, 0x80, 0x80, 0x80, 0x01]).key().is_err(),
             "over 32 bits"
         );
     }

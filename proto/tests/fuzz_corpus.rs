@@ -1,13 +1,13 @@
-//! The `remote_write_decode` fuzz target's committed seeds (`fuzz/corpus/`) replay here as
-//! tests, so that the cases the fuzzer started from stay checked in every suite.
+//! The in-place readers' fuzz targets' committed seeds (`fuzz/corpus/<target>/`) replay
+//! here as tests, so that the cases the fuzzer started from stay checked in every suite.
 
-#[test]
-fn the_remote_write_reader_agrees_with_prost_on_its_corpus() {
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/remote_write_decode");
-    let files: Vec<_> = std::fs::read_dir(&dir)
+fn corpus(target: &str) -> Vec<Vec<u8>> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/corpus")
+        .join(target);
+    let files: Vec<Vec<u8>> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("corpus {} is missing: {e}", dir.display()))
-        .map(|e| e.expect("entry").path())
+        .map(|e| std::fs::read(e.expect("entry").path()).expect("read"))
         .collect();
     assert!(
         files.len() >= 4,
@@ -15,8 +15,19 @@ fn the_remote_write_reader_agrees_with_prost_on_its_corpus() {
         dir.display(),
         files.len()
     );
-    for path in files {
-        let data = std::fs::read(&path).expect("read");
+    files
+}
+
+#[test]
+fn the_remote_write_reader_agrees_with_prost_on_its_corpus() {
+    for data in corpus("remote_write_decode") {
         iocdb_proto::prompb::view::check_against_prost(&data);
+    }
+}
+
+#[test]
+fn the_ingest_reader_agrees_with_prost_on_its_corpus() {
+    for data in corpus("ingest_decode") {
+        iocdb_proto::ingest_view::check_against_prost(&data);
     }
 }

@@ -1,63 +1,15 @@
 //! Conversion between wire types (`iocdb.v1`) and engine types, at the server's edge.
 
 use iocdb_engine::{
-    AggregateOp, Aggregation, CompletenessReport, FunctionKind, Grouping, Label, Labels, MatchOp,
-    Matcher, MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, Rejection,
-    Sample, SeriesWrite, StaleSeries, Subscription, WatchEvent, WriteOutcome, WriteRequest, echo,
+    AggregateOp, Aggregation, CompletenessReport, FunctionKind, Grouping, Labels, MatchOp, Matcher,
+    MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, Rejection, Sample,
+    StaleSeries, Subscription, WatchEvent, WriteOutcome, echo,
 };
 use iocdb_proto::v1;
 use tonic::Status;
 
 /// Most rejections listed in one answer; the count covers all of them.
 pub const MAX_LISTED_REJECTIONS: usize = 1000;
-
-/// Mismatched column lengths are a request error: the request is malformed as a whole, and
-/// the message names the series.
-pub fn check_columns(req: &v1::WriteRequest) -> Result<(), Status> {
-    for (i, s) in req.series.iter().enumerate() {
-        if s.timestamps_ms.len() != s.values.len() {
-            return Err(Status::invalid_argument(format!(
-                "series {i}: {} timestamps but {} values; the columns must have the same length",
-                s.timestamps_ms.len(),
-                s.values.len()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// A wire write into an engine write.
-pub fn write_request(req: v1::WriteRequest) -> Result<WriteRequest, Status> {
-    check_columns(&req)?;
-    let mut series = Vec::with_capacity(req.series.len());
-    for s in req.series {
-        let samples = s
-            .timestamps_ms
-            .iter()
-            .zip(&s.values)
-            .map(|(&t, &v)| Sample { t, v })
-            .collect();
-        series.push(SeriesWrite {
-            labels: labels_in(s.labels),
-            samples,
-        });
-    }
-    Ok(WriteRequest {
-        namespace: req.namespace,
-        series,
-    })
-}
-
-/// Wire labels into engine labels (not yet validated).
-pub fn labels_in(labels: Vec<v1::Label>) -> Vec<Label> {
-    labels
-        .into_iter()
-        .map(|l| Label {
-            name: l.name,
-            value: l.value,
-        })
-        .collect()
-}
 
 /// Engine labels onto the wire.
 pub fn labels_out(labels: &Labels) -> Vec<v1::Label> {

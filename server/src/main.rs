@@ -14,6 +14,7 @@ mod http;
 mod limits;
 mod metrics;
 mod oversize;
+mod scratch;
 mod service;
 mod status;
 mod tls;

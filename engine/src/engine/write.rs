@@ -68,25 +68,35 @@ impl Engine {
         self.write_as(req, true)
     }
 
+    /// [`Engine::write_raw`] for history being uploaded (see [`Engine::write_backfill`]).
+    pub fn write_raw_backfill(&self, req: RawWriteRequest<'_>) -> Result<WriteOutcome> {
+        self.write_as(req, false)
+    }
+
     fn write_owned(&self, req: WriteRequest, live: bool) -> Result<WriteOutcome> {
         let (labels, samples): (Vec<Vec<Label>>, Vec<Vec<Sample>>) = req
             .series
             .into_iter()
             .map(|s| (s.labels, s.samples))
             .unzip();
-        let raw: Vec<Vec<RawLabel<'_>>> = labels
+        // Every series' labels in one array, each series a slice of it.
+        let raw: Vec<RawLabel<'_>> = labels
             .iter()
-            .map(|labels| {
-                labels
-                    .iter()
-                    .map(|l| RawLabel::new(l.name.as_bytes(), l.value.as_bytes()))
-                    .collect()
-            })
+            .flatten()
+            .map(|l| RawLabel::new(l.name.as_bytes(), l.value.as_bytes()))
             .collect();
-        let series = raw
+        let mut rest = raw.as_slice();
+        let series = labels
             .iter()
             .zip(samples)
-            .map(|(labels, samples)| RawSeriesWrite { labels, samples })
+            .map(|(labels, samples)| {
+                let (mine, others) = rest.split_at(labels.len().min(rest.len()));
+                rest = others;
+                RawSeriesWrite {
+                    labels: mine,
+                    samples,
+                }
+            })
             .collect();
         let req = RawWriteRequest {
             namespace: &req.namespace,
@@ -129,15 +139,8 @@ impl Engine {
         admitted.record_arrivals &= live;
         let mut scratch = Vec::new();
         for (i, write) in req.series.into_iter().enumerate() {
-            let known = raw_labels::canonical(write.labels, &self.inner.opts.limits, &mut scratch)
-                .and_then(|labels| self.inner.head.find(&namespace, labels));
-            let resolved = match known {
-                Some(series) => Ok((series, None)),
-                None => raw_labels::to_labels(write.labels)
-                    .and_then(|labels| self.resolve_in(&namespace, labels))
-                    .map(|(series, labels)| (series, Some(labels))),
-            };
-            let (series, labels) = match resolved {
+            let (series, labels) = match self.resolve_raw_in(&namespace, write.labels, &mut scratch)
+            {
                 Ok(resolved) => resolved,
                 Err(reason) => {
                     outcome.rejected.push(Rejection {
@@ -177,6 +180,37 @@ impl Engine {
             );
         }
         self.commit(admitted, outcome)
+    }
+
+    /// The series labels off the wire name: found by their bytes when the head knows it
+    /// (its labels then `None`: not rebuilt), else decoded, validated and created.
+    fn resolve_raw_in<'a>(
+        &self,
+        namespace: &Namespace,
+        raw: &[RawLabel<'a>],
+        scratch: &mut Vec<RawLabel<'a>>,
+    ) -> std::result::Result<(Arc<Series>, Option<Labels>), RejectReason> {
+        let known = raw_labels::canonical(raw, &self.inner.opts.limits, scratch)
+            .and_then(|labels| self.inner.head.find(namespace, labels));
+        match known {
+            Some(series) => Ok((series, None)),
+            None => raw_labels::to_labels(raw)
+                .and_then(|labels| self.resolve_in(namespace, labels))
+                .map(|(series, labels)| (series, Some(labels))),
+        }
+    }
+
+    /// [`Engine::resolve`] for labels off the wire (see [`Engine::write_raw`]).
+    pub fn resolve_raw(
+        &self,
+        namespace: &str,
+        labels: &[RawLabel<'_>],
+    ) -> std::result::Result<SeriesHandle, RejectReason> {
+        let namespace = Namespace::new(namespace)
+            .map_err(|detail| RejectReason::InvalidNamespace { detail })?;
+        let (series, labels) = self.resolve_raw_in(&namespace, labels, &mut Vec::new())?;
+        let labels = labels.unwrap_or_else(|| self.inner.head.labels(&series));
+        Ok(SeriesHandle::new(series, labels))
     }
 
     /// Validates labels and finds or creates the series, for [`Engine::write_resolved`].

@@ -15,39 +15,7 @@
 
 use std::ops::Range;
 
-use crate::wire::{Cursor, DecodeError, WireType};
-
-/// Where some bytes lie in the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct Span {
-    start: u32,
-    end: u32,
-}
-
-impl Span {
-    fn new(at: usize, len: usize) -> Self {
-        // `read` refuses requests of 4 GiB or more, so offsets fit.
-        Span {
-            start: u32::try_from(at).unwrap_or(u32::MAX),
-            end: u32::try_from(at + len).unwrap_or(u32::MAX),
-        }
-    }
-
-    /// The bytes of `buf` (the request read) this span covers.
-    pub fn of<'a>(&self, buf: &'a [u8]) -> &'a [u8] {
-        buf.get(self.start as usize..self.end as usize)
-            .unwrap_or_default()
-    }
-}
-
-/// One label's name and value, as spans of the request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct LabelSpans {
-    /// The name.
-    pub name: Span,
-    /// The value.
-    pub value: Span,
-}
+use crate::wire::{Cursor, DecodeError, LabelSpans, Span, WireType, read_label};
 
 /// One `TimeSeries` of the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,13 +62,7 @@ impl WriteView {
         self.samples.clear();
         self.series.clear();
         self.metadata.clear();
-        if u32::try_from(buf.len()).is_err() {
-            return Err(DecodeError {
-                what: "a request of 4 GiB or more",
-                offset: 0,
-            });
-        }
-        let mut c = Cursor::new(buf);
+        let mut c = Cursor::new(buf)?;
         while !c.done() {
             let (field, wire) = c.key()?;
             match field {
@@ -161,31 +123,6 @@ impl WriteView {
     pub fn samples_of(&self, series: &SeriesEntry) -> &[SampleEntry] {
         self.samples.get(series.samples.clone()).unwrap_or_default()
     }
-}
-
-/// A `Label`: the last name and the last value sent win, as in prost.
-fn read_label(mut c: Cursor<'_>) -> Result<LabelSpans, DecodeError> {
-    let mut label = LabelSpans::default();
-    // An absent name or value is empty: an empty span where the label starts.
-    label.name = Span::new(c.position(), 0);
-    label.value = label.name;
-    while !c.done() {
-        let (field, wire) = c.key()?;
-        match field {
-            1 | 2 => {
-                c.expect(wire, WireType::Len)?;
-                let (bytes, at) = c.len_delimited()?;
-                let span = Span::new(at, bytes.len());
-                if field == 1 {
-                    label.name = span;
-                } else {
-                    label.value = span;
-                }
-            }
-            _ => c.skip(field, wire)?,
-        }
-    }
-    Ok(label)
 }
 
 /// A `Sample`: value (double) and timestamp (int64); the last of each wins.

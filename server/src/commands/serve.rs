@@ -10,10 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use iocdb_engine::Engine;
-use iocdb_proto::v1::{
-    FILE_DESCRIPTOR_SET, admin_server::AdminServer, ingest_server::IngestServer,
-    query_server::QueryServer,
-};
+use iocdb_proto::v1::{FILE_DESCRIPTOR_SET, admin_server::AdminServer, query_server::QueryServer};
+use iocdb_proto::v1_server::ingest_server::IngestServer;
 use tokio::sync::{Semaphore, watch};
 use tonic::codec::CompressionEncoding;
 

@@ -168,29 +168,20 @@ pub fn list_problems(
     crate::status::bounded(msg)
 }
 
-/// What a remote write needs besides its body, kept by each thread for its next request:
-/// the decompressed body and the view of it. Reused, their memory costs no fresh pages and
-/// no growth per request (both showed in profiles of this path).
+/// What a remote write needs besides its body, kept by each thread for its next request
+/// (see `scratch.rs`): the decompressed body and the view of it.
 #[derive(Debug, Default)]
 struct Scratch {
     raw: Vec<u8>,
     view: WriteView,
 }
 
-impl Scratch {
-    /// Largest decompressed body whose buffers a thread keeps.
-    const KEPT_BYTES: usize = 8 << 20;
-
-    fn trim(&mut self) {
-        if self.raw.capacity() > Self::KEPT_BYTES {
-            *self = Scratch::default();
-        }
-    }
-}
-
 thread_local! {
     static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
+
+/// Largest decompressed body whose buffers a thread keeps.
+const KEPT_BYTES: usize = 8 << 20;
 
 /// Decompresses a snappy block body into `out` (whose length is then the body's, its
 /// memory reused), refusing to grow past `limit` bytes.
@@ -218,15 +209,11 @@ pub async fn write(
     Namespace(ns): Namespace,
     body: Bytes,
 ) -> Response {
-    // Nothing below awaits: the thread's scratch stays with this request until it returns.
-    SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
-        Ok(mut scratch) => {
-            let answer = write_with(&state, &ns, &body, &mut scratch);
-            scratch.trim();
-            answer
-        }
-        Err(_) => write_with(&state, &ns, &body, &mut Scratch::default()),
-    })
+    crate::scratch::with(
+        &SCRATCH,
+        |s| s.raw.capacity() <= KEPT_BYTES,
+        |scratch| write_with(&state, &ns, &body, scratch),
+    )
 }
 
 fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) -> Response {

@@ -1,5 +1,10 @@
 //! `iocdb.v1.Ingest`: batches and streams of samples.
 //!
+//! Each `WriteRequest` is read in place (`iocdb_proto::ingest_view`): its labels reach the
+//! engine as the message's bytes, so a series the engine knows costs a lookup by them
+//! (`Engine::write_raw`), and a stream's series by id skip even that. Unary writes and
+//! streams read their messages the same way.
+//!
 //! Partial failure is explicit: good samples are stored, and when any sample was rejected
 //! the call ends with INVALID_ARGUMENT (or RESOURCE_EXHAUSTED when only the series limit
 //! refused them) whose message names the first rejections and whose details carry the
@@ -7,8 +12,12 @@
 
 use std::collections::HashMap;
 
-use iocdb_engine::{RejectReason, Resolved, Sample, SeriesHandle};
-use iocdb_proto::v1::{self, ingest_server::Ingest};
+use iocdb_engine::{
+    RawLabel, RawSeriesWrite, RawWriteRequest, RejectReason, Resolved, Sample, SeriesHandle,
+};
+use iocdb_proto::ingest_view::{SeriesEntry, WriteRequestBytes, WriteView};
+use iocdb_proto::v1;
+use iocdb_proto::v1_server::ingest_server::Ingest;
 use prost::Message;
 use tonic::{Code, Request, Response, Status, Streaming};
 
@@ -26,122 +35,200 @@ pub const BACKFILL_HEADER: &str = "x-iocdb-backfill";
 #[derive(Debug, Clone)]
 pub struct IngestService(pub AppState);
 
+thread_local! {
+    /// Each thread's view of the last message it read, kept for the next (see
+    /// `scratch.rs`).
+    static VIEW: std::cell::RefCell<WriteView> = std::cell::RefCell::default();
+}
+
+/// Most labels whose spans a thread's view keeps between messages.
+const KEPT_LABELS: usize = 1 << 20;
+
+/// One write message read in place: its bytes and the view of them.
+struct Incoming<'a> {
+    buf: &'a [u8],
+    view: &'a WriteView,
+    namespace: &'a str,
+}
+
+impl<'a> Incoming<'a> {
+    /// Reads `buf` into `view`. Bytes that are not a `WriteRequest` are the caller's error,
+    /// as for every other message (prost would refuse them the same way).
+    fn read(buf: &'a [u8], view: &'a mut WriteView) -> Result<Incoming<'a>, Status> {
+        let invalid = |why: String| {
+            Status::invalid_argument(format!(
+                "the request is not a valid iocdb.v1.WriteRequest protobuf message: {why}"
+            ))
+        };
+        view.read(buf).map_err(|e| invalid(e.to_string()))?;
+        let view: &WriteView = view;
+        let namespace = std::str::from_utf8(view.namespace.of(buf))
+            .map_err(|e| invalid(format!("its namespace is not UTF-8 ({e})")))?;
+        let message = Incoming {
+            buf,
+            view,
+            namespace,
+        };
+        message.check_columns()?;
+        Ok(message)
+    }
+
+    /// Mismatched column lengths are a request error: the request is malformed as a whole,
+    /// and the message names the series.
+    fn check_columns(&self) -> Result<(), Status> {
+        for (i, s) in self.view.series.iter().enumerate() {
+            let (t, v) = (s.timestamps.len(), s.values.len());
+            if t != v {
+                return Err(Status::invalid_argument(format!(
+                    "series {i}: {t} timestamps but {v} values; the columns must have the same length"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    fn samples(&self) -> usize {
+        self.view.timestamps.len()
+    }
+
+    fn labels(&self, series: &SeriesEntry) -> Vec<RawLabel<'a>> {
+        self.view
+            .labels_of(series)
+            .iter()
+            .map(|l| RawLabel::new(l.name.of(self.buf), l.value.of(self.buf)))
+            .collect()
+    }
+
+    fn samples_of(&self, series: &SeriesEntry) -> Vec<Sample> {
+        let view = self.view;
+        view.timestamps_of(series)
+            .iter()
+            .zip(view.values_of(series))
+            .map(|(&t, &v)| Sample { t, v })
+            .collect()
+    }
+}
+
 impl IngestService {
-    fn check_limits(&self, req: &v1::WriteRequest) -> Result<(), Status> {
+    fn check_limits(&self, m: &Incoming<'_>) -> Result<(), Status> {
         let c = &self.0.config;
-        if req.series.len() > c.max_series_per_request {
+        let series = m.view.series.len();
+        if series > c.max_series_per_request {
             return Err(Status::resource_exhausted(format!(
-                "max_series_per_request: the request has {} series, the limit is {}; split it",
-                req.series.len(),
+                "max_series_per_request: the request has {series} series, the limit is {}; split it",
                 c.max_series_per_request
             )));
         }
-        let samples: usize = req.series.iter().map(|s| s.timestamps_ms.len()).sum();
+        let samples = m.samples();
         if samples > c.max_samples_per_request {
             return Err(Status::resource_exhausted(format!(
                 "max_samples_per_request: the request has {samples} samples, the limit is {}; split it",
                 c.max_samples_per_request
             )));
         }
-        Ok(())
-    }
-
-    /// Takes the request's samples from its namespace's ingest rate (see `limits.rs`).
-    fn admit(&self, req: &v1::WriteRequest) -> Result<(), Status> {
-        let samples: usize = req.series.iter().map(|s| s.values.len()).sum();
+        // Takes the request's samples from its namespace's ingest rate (see `limits.rs`).
         self.0
             .limits
-            .admit_samples(&req.namespace, samples)
+            .admit_samples(m.namespace, samples)
             .map_err(|over| over.status())
     }
 
     /// One message of a stream: series may come by labels (and a stream id to remember) or
     /// by a stream id alone.
-    async fn write_streamed(
+    fn write_streamed(
         &self,
-        req: v1::WriteRequest,
-        ids: HashMap<u64, SeriesHandle>,
+        m: &Incoming<'_>,
+        ids: &mut HashMap<u64, SeriesHandle>,
         resp: &mut v1::WriteResponse,
         index: u32,
-    ) -> Result<HashMap<u64, SeriesHandle>, Status> {
-        self.check_limits(&req)?;
-        self.admit(&req)?;
-        convert::check_columns(&req)?;
-        let ns = req.namespace.clone();
-        let result = self
-            .0
-            .blocking(move |e| {
-                let mut ids = ids;
-                let mut batch = Vec::with_capacity(req.series.len());
-                for s in req.series {
-                    let samples: Vec<Sample> = s
-                        .timestamps_ms
-                        .iter()
-                        .zip(&s.values)
-                        .map(|(&t, &v)| Sample { t, v })
-                        .collect();
-                    if s.labels.is_empty() && s.stream_id != 0 {
-                        batch.push(match ids.get(&s.stream_id) {
-                            Some(h) => Resolved::Series(h.clone(), samples),
-                            None => Resolved::Rejected {
-                                reason: RejectReason::UnknownStreamId { id: s.stream_id },
-                                samples: samples.len(),
-                            },
-                        });
-                        continue;
-                    }
-                    match e.resolve(&req.namespace, convert::labels_in(s.labels)) {
-                        Ok(h) => {
-                            // A stream remembers at most MAX_STREAM_IDS ids, so a client cannot
-                            // grow the server's memory without bound; past it, series still
-                            // store by labels.
-                            if s.stream_id != 0
-                                && (ids.len() < MAX_STREAM_IDS || ids.contains_key(&s.stream_id))
-                            {
-                                ids.insert(s.stream_id, h.clone());
-                            }
-                            batch.push(Resolved::Series(h, samples));
-                        }
-                        Err(reason) => batch.push(Resolved::Rejected {
-                            reason,
-                            samples: samples.len(),
-                        }),
-                    }
-                }
-                Ok((ids, e.write_resolved(batch)?))
-            })
-            .await;
-        let metrics = &self.0.metrics;
-        metrics.write_request(&ns, result.as_ref().ok().map(|(_, outcome)| outcome));
-        let (ids, outcome) = result?;
-        convert::add_outcome(resp, &outcome, index);
-        Ok(ids)
-    }
-
-    async fn write_one(
-        &self,
-        req: v1::WriteRequest,
-        resp: &mut v1::WriteResponse,
-        index: u32,
-        backfill: bool,
     ) -> Result<(), Status> {
-        self.check_limits(&req)?;
-        self.admit(&req)?;
-        let req = convert::write_request(req)?;
-        let ns = req.namespace.clone();
-        let result = self
-            .0
-            .blocking(move |e| {
-                if backfill {
-                    e.write_backfill(req)
-                } else {
-                    e.write(req)
+        self.check_limits(m)?;
+        let result = self.run(|e| {
+            let mut batch = Vec::with_capacity(m.view.series.len());
+            for s in &m.view.series {
+                let samples = m.samples_of(s);
+                if s.labels.is_empty() && s.stream_id != 0 {
+                    batch.push(match ids.get(&s.stream_id) {
+                        Some(h) => Resolved::Series(h.clone(), samples),
+                        None => Resolved::Rejected {
+                            reason: RejectReason::UnknownStreamId { id: s.stream_id },
+                            samples: samples.len(),
+                        },
+                    });
+                    continue;
                 }
-            })
-            .await;
-        self.0.metrics.write_request(&ns, result.as_ref().ok());
+                match e.resolve_raw(m.namespace, &m.labels(s)) {
+                    Ok(h) => {
+                        // A stream remembers at most MAX_STREAM_IDS ids, so a client cannot
+                        // grow the server's memory without bound; past it, series still
+                        // store by labels.
+                        if s.stream_id != 0
+                            && (ids.len() < MAX_STREAM_IDS || ids.contains_key(&s.stream_id))
+                        {
+                            ids.insert(s.stream_id, h.clone());
+                        }
+                        batch.push(Resolved::Series(h, samples));
+                    }
+                    Err(reason) => batch.push(Resolved::Rejected {
+                        reason,
+                        samples: samples.len(),
+                    }),
+                }
+            }
+            e.write_resolved(batch)
+        });
+        self.0
+            .metrics
+            .write_request(m.namespace, result.as_ref().ok());
         convert::add_outcome(resp, &result?, index);
         Ok(())
+    }
+
+    /// One unary write, by labels read in place.
+    fn write_one(
+        &self,
+        m: &Incoming<'_>,
+        resp: &mut v1::WriteResponse,
+        backfill: bool,
+    ) -> Result<(), Status> {
+        self.check_limits(m)?;
+        let labels: Vec<Vec<RawLabel<'_>>> = m.view.series.iter().map(|s| m.labels(s)).collect();
+        let series = m
+            .view
+            .series
+            .iter()
+            .zip(&labels)
+            .map(|(s, labels)| RawSeriesWrite {
+                labels,
+                samples: m.samples_of(s),
+            })
+            .collect();
+        let req = RawWriteRequest {
+            namespace: m.namespace,
+            series,
+        };
+        let result = self.run(move |e| {
+            if backfill {
+                e.write_raw_backfill(req)
+            } else {
+                e.write_raw(req)
+            }
+        });
+        self.0
+            .metrics
+            .write_request(m.namespace, result.as_ref().ok());
+        convert::add_outcome(resp, &result?, 0);
+        Ok(())
+    }
+
+    /// Runs an engine call on this thread (see [`crate::service::run_engine`]).
+    fn run<T>(
+        &self,
+        f: impl FnOnce(&iocdb_engine::Engine) -> iocdb_engine::Result<T>,
+    ) -> Result<T, Status> {
+        crate::service::run_engine(&self.0.engine, f)
+            .map_err(|e| crate::status::internal(&e))?
+            .map_err(crate::status::to_status)
     }
 }
 
@@ -214,24 +301,31 @@ fn partial(status: Status, resp: &v1::WriteResponse) -> Status {
 impl Ingest for IngestService {
     async fn write(
         &self,
-        req: Request<v1::WriteRequest>,
+        req: Request<WriteRequestBytes>,
     ) -> Result<Response<v1::WriteResponse>, Status> {
         self.0.check_running()?;
-        self.0
-            .authorize(&req, "/iocdb.v1.Ingest/Write", &req.get_ref().namespace)?;
         let backfill = req
             .metadata()
             .get(BACKFILL_HEADER)
             .is_some_and(|v| v == "1");
         let mut resp = v1::WriteResponse::default();
-        self.write_one(req.into_inner(), &mut resp, 0, backfill)
-            .await?;
+        // Nothing below awaits: the thread's view stays with this request.
+        crate::scratch::with(
+            &VIEW,
+            |v| v.labels.capacity() <= KEPT_LABELS,
+            |view| {
+                let m = Incoming::read(&req.get_ref().0, view)?;
+                self.0
+                    .authorize(&req, "/iocdb.v1.Ingest/Write", m.namespace)?;
+                self.write_one(&m, &mut resp, backfill)
+            },
+        )?;
         finish(resp)
     }
 
     async fn write_stream(
         &self,
-        req: Request<Streaming<v1::WriteRequest>>,
+        req: Request<Streaming<WriteRequestBytes>>,
     ) -> Result<Response<v1::WriteResponse>, Status> {
         self.0.check_running()?;
         let limit = self.0.config.max_concurrent_write_streams;
@@ -270,16 +364,20 @@ impl Ingest for IngestService {
             };
             match next {
                 Ok(Some(msg)) => {
-                    if let Err(denied) = caller.check(&msg.namespace, crate::auth::Role::Write) {
-                        return Err(partial(denied.status(), &resp));
-                    }
                     let index = resp.messages as u32;
-                    match self
-                        .write_streamed(msg, std::mem::take(&mut ids), &mut resp, index)
-                        .await
-                    {
-                        Ok(back) => ids = back,
-                        Err(status) => return Err(partial(status, &resp)),
+                    let written = crate::scratch::with(
+                        &VIEW,
+                        |v| v.labels.capacity() <= KEPT_LABELS,
+                        |view| {
+                            let m = Incoming::read(&msg.0, view)?;
+                            caller
+                                .check(m.namespace, crate::auth::Role::Write)
+                                .map_err(|denied| denied.status())?;
+                            self.write_streamed(&m, &mut ids, &mut resp, index)
+                        },
+                    );
+                    if let Err(status) = written {
+                        return Err(partial(status, &resp));
                     }
                     resp.messages += 1;
                 }

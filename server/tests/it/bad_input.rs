@@ -107,6 +107,66 @@ async fn bytes_that_are_not_protobuf_are_invalid_arguments() {
     }
 }
 
+/// `Ingest.Write` reads its message in place: a label value that is not UTF-8 refuses its
+/// own series (prost would have refused the whole message), and the good series beside it
+/// is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_label_that_is_not_utf8_refuses_only_its_series() {
+    use prost::Message;
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let t = now_ms() - 1_000;
+    let good = v1::WriteRequest {
+        namespace: "tourism".into(),
+        series: vec![series("guests", &[("xa", "Châu Đốc")], &[(t, 3.0)])],
+    };
+    let mut body = good.encode_to_vec();
+    // A second Series by hand: labels __name__="guests", xa="Ch\xffu"; one sample.
+    let label = |name: &[u8], value: &[u8]| {
+        let mut l = vec![0x0a, name.len() as u8];
+        l.extend_from_slice(name);
+        l.extend_from_slice(&[0x12, value.len() as u8]);
+        l.extend_from_slice(value);
+        let mut field = vec![0x0a, l.len() as u8];
+        field.extend_from_slice(&l);
+        field
+    };
+    let mut bad = label(b"__name__", b"guests");
+    bad.extend(label(b"xa", b"Ch\xffu"));
+    let mut ts = Vec::new();
+    prost::encoding::encode_varint(t as u64, &mut ts);
+    bad.extend_from_slice(&[0x12, ts.len() as u8]);
+    bad.extend_from_slice(&ts);
+    bad.extend_from_slice(&[0x1a, 8]);
+    bad.extend_from_slice(&4.0f64.to_le_bytes());
+    body.extend_from_slice(&[0x12, bad.len() as u8]);
+    body.extend_from_slice(&bad);
+    let status = raw_call(&server, "/iocdb.v1.Ingest/Write", body, "half of it").await;
+    assert_status(
+        &status,
+        Code::InvalidArgument,
+        4096,
+        &[
+            "1 samples rejected, 1 accepted",
+            "series 1",
+            "xa",
+            "not UTF-8",
+        ],
+    );
+    let latest = server
+        .query()
+        .await
+        .latest(v1::LatestRequest {
+            namespace: "tourism".into(),
+            matchers: vec![eq("__name__", "guests")],
+            ..Default::default()
+        })
+        .await
+        .expect("latest")
+        .into_inner();
+    assert_eq!(latest.samples.len(), 1, "{latest:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn messages_over_the_size_limits_are_resource_exhausted_naming_the_limit() {
     let dir = tempfile::tempdir().expect("dir");

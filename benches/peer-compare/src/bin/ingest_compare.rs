@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use iocdb_benches::workload;
 use iocdb_peer_compare::peers::{self, Peer, post_remote_write};
+use iocdb_proto::codec::IocdbCodec;
+use iocdb_proto::ingest_view::WriteRequestBytes;
 use iocdb_proto::v1;
+use tonic::codegen::http::uri::PathAndQuery;
 
 /// Samples per request.
 const BATCH_SAMPLES: usize = 10_000;
@@ -44,38 +47,41 @@ impl System {
     }
 }
 
-/// One request, encoded for both wires.
+/// One request, encoded for both wires (the gRPC one sent as its bytes, so that the client
+/// encodes nothing while the clock runs, as for remote write).
 struct Batch {
     namespace: String,
     remote_write: Vec<u8>,
-    grpc: v1::WriteRequest,
+    grpc: WriteRequestBytes,
     samples: usize,
 }
 
 fn encode(r: &iocdb_engine::WriteRequest) -> Batch {
+    use prost::Message;
+    let grpc = v1::WriteRequest {
+        namespace: r.namespace.clone(),
+        series: r
+            .series
+            .iter()
+            .map(|s| v1::Series {
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|l| v1::Label {
+                        name: l.name.clone(),
+                        value: l.value.clone(),
+                    })
+                    .collect(),
+                timestamps_ms: s.samples.iter().map(|x| x.t).collect(),
+                values: s.samples.iter().map(|x| x.v).collect(),
+                stream_id: 0,
+            })
+            .collect(),
+    };
     Batch {
         namespace: r.namespace.clone(),
         remote_write: peers::remote_write_body(r),
-        grpc: v1::WriteRequest {
-            namespace: r.namespace.clone(),
-            series: r
-                .series
-                .iter()
-                .map(|s| v1::Series {
-                    labels: s
-                        .labels
-                        .iter()
-                        .map(|l| v1::Label {
-                            name: l.name.clone(),
-                            value: l.value.clone(),
-                        })
-                        .collect(),
-                    timestamps_ms: s.samples.iter().map(|x| x.t).collect(),
-                    values: s.samples.iter().map(|x| x.v).collect(),
-                    stream_id: 0,
-                })
-                .collect(),
-        },
+        grpc: WriteRequestBytes(grpc.encode_to_vec().into()),
         samples: r.series.iter().map(|s| s.samples.len()).sum(),
     }
 }
@@ -170,16 +176,25 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
     std::thread::scope(|s| {
         for _ in 0..senders {
             s.spawn(|| {
-                let mut client = channel.clone().map(|c| {
-                    v1::ingest_client::IngestClient::new(c).max_encoding_message_size(64 << 20)
-                });
+                let mut client = channel
+                    .clone()
+                    .map(|c| tonic::client::Grpc::new(c).max_encoding_message_size(64 << 20));
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(b) = batches.get(i) else { break };
                     match client.as_mut() {
                         Some(c) => {
                             let out = runtime
-                                .block_on(c.write(b.grpc.clone()))
+                                .block_on(async {
+                                    c.ready().await.expect("connection");
+                                    c.unary(
+                                        tonic::Request::new(b.grpc.clone()),
+                                        PathAndQuery::from_static("/iocdb.v1.Ingest/Write"),
+                                        IocdbCodec::<WriteRequestBytes, v1::WriteResponse>::default(
+                                        ),
+                                    )
+                                    .await
+                                })
                                 .expect("gRPC write")
                                 .into_inner();
                             assert_eq!(out.accepted as usize, b.samples, "all stored");

@@ -1,0 +1,42 @@
+//! In-process ingest by labels against ingest by series handle (issue 11's first target):
+//! `cargo run --release -p iocdb-benches --example label_ingest -- [minutes] [rounds]`.
+//! Each round writes the same live-shaped batches (×1, 10,000 samples each, fsync always)
+//! by labels (`Engine::write`) and by handle (`Engine::write_resolved`), with one and with
+//! two writers, alternating, and prints each rate and the ratios.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+use iocdb_benches::report::{day_start, ingest, ingest_resolved};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let minutes: i64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(20);
+    let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
+    let specs = iocdb_benches::workload::series(1.0);
+    let start = day_start();
+    let make = || iocdb_benches::workload::batches(&specs, start, start + minutes * 60_000, 10_000);
+    for round in 0..rounds {
+        let mut rates = Vec::new();
+        for threads in [1, 2] {
+            let dir = tempfile::tempdir().expect("dir");
+            let labels = ingest(dir.path(), iocdb_engine::Options::default(), make, threads);
+            let dir = tempfile::tempdir().expect("dir");
+            let handle =
+                ingest_resolved(dir.path(), iocdb_engine::Options::default(), make, threads);
+            println!(
+                "round {round}, {threads} writer(s): by labels {:.2} M samples/s, by handle {:.2} M/s, labels / handle {:.2}",
+                labels / 1e6,
+                handle / 1e6,
+                labels / handle
+            );
+            rates.push((labels, handle));
+        }
+        if let [(l1, h1), (l2, h2)] = rates[..] {
+            println!(
+                "round {round}: 2 writers / 1: by labels {:.2}×, by handle {:.2}×",
+                l2 / l1,
+                h2 / h1
+            );
+        }
+    }
+}

@@ -2,14 +2,24 @@
 
 use iocdb_engine::{
     AggregateOp, Aggregation, CompletenessReport, FunctionKind, Grouping, Labels, MatchOp, Matcher,
-    MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, Rejection, Sample,
-    StaleSeries, Subscription, WatchEvent, WriteOutcome, echo,
+    MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, RawLabel, Rejection,
+    Sample, StaleSeries, Subscription, WatchEvent, WriteOutcome, echo,
 };
 use iocdb_proto::v1;
+use iocdb_proto::wire::LabelSpans;
 use tonic::Status;
 
 /// Most rejections listed in one answer; the count covers all of them.
 pub const MAX_LISTED_REJECTIONS: usize = 1000;
+
+/// Labels read in place (spans of the message `buf`) as the engine takes them, byte slices
+/// not yet checked (`Engine::write_raw`).
+pub fn raw_labels<'a>(buf: &'a [u8], spans: &[LabelSpans]) -> Vec<RawLabel<'a>> {
+    spans
+        .iter()
+        .map(|l| RawLabel::new(l.name.of(buf), l.value.of(buf)))
+        .collect()
+}
 
 /// Engine labels onto the wire.
 pub fn labels_out(labels: &Labels) -> Vec<v1::Label> {

@@ -18,8 +18,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use iocdb_engine::{
-    Error, MatchOp, Matcher, MetricMetadata, RawLabel, RawSeriesWrite, RawWriteRequest, Sample,
-    WriteOutcome, WriteRequest, echo,
+    Error, MatchOp, Matcher, MetricMetadata, RawSeriesWrite, RawWriteRequest, Sample, WriteOutcome,
+    WriteRequest, echo,
 };
 use prost::Message;
 
@@ -244,11 +244,7 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
     let histograms: usize = view.series.iter().map(|s| s.histograms).sum();
     // The engine numbers the series it is given (those with samples); `kept` maps its
     // numbers back to the request's. A rejection's reason names the label and value.
-    let labels: Vec<RawLabel<'_>> = view
-        .labels
-        .iter()
-        .map(|l| RawLabel::new(l.name.of(raw), l.value.of(raw)))
-        .collect();
+    let labels = crate::convert::raw_labels(raw, &view.labels);
     let mut kept: Vec<usize> = Vec::new();
     let series = view
         .series

@@ -92,11 +92,12 @@ impl<'a> Incoming<'a> {
     }
 
     fn labels(&self, series: &SeriesEntry) -> Vec<RawLabel<'a>> {
-        self.view
-            .labels_of(series)
-            .iter()
-            .map(|l| RawLabel::new(l.name.of(self.buf), l.value.of(self.buf)))
-            .collect()
+        convert::raw_labels(self.buf, self.view.labels_of(series))
+    }
+
+    /// Every series' labels, in one array (a series' are at its `labels` range).
+    fn all_labels(&self) -> Vec<RawLabel<'a>> {
+        convert::raw_labels(self.buf, &self.view.labels)
     }
 
     fn samples_of(&self, series: &SeriesEntry) -> Vec<Sample> {
@@ -192,14 +193,13 @@ impl IngestService {
         backfill: bool,
     ) -> Result<(), Status> {
         self.check_limits(m)?;
-        let labels: Vec<Vec<RawLabel<'_>>> = m.view.series.iter().map(|s| m.labels(s)).collect();
+        let labels = m.all_labels();
         let series = m
             .view
             .series
             .iter()
-            .zip(&labels)
-            .map(|(s, labels)| RawSeriesWrite {
-                labels,
+            .map(|s| RawSeriesWrite {
+                labels: labels.get(s.labels.clone()).unwrap_or_default(),
                 samples: m.samples_of(s),
             })
             .collect();

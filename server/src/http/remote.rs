@@ -168,20 +168,19 @@ pub fn list_problems(
     crate::status::bounded(msg)
 }
 
-/// What a remote write needs besides its body, kept by each thread for its next request
-/// (see `scratch.rs`): the decompressed body and the view of it.
+/// What a remote write needs besides its body, lent from a pool (see `scratch.rs`): the
+/// decompressed body and the view of it.
 #[derive(Debug, Default)]
 struct Scratch {
     raw: Vec<u8>,
     view: WriteView,
 }
 
-thread_local! {
-    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
-}
-
-/// Largest decompressed body whose buffers a thread keeps.
+/// Largest decompressed body whose buffers go back to the pool.
 const KEPT_BYTES: usize = 8 << 20;
+
+static SCRATCH: crate::scratch::Pool<Scratch> =
+    crate::scratch::Pool::new(|s| s.raw.capacity() <= KEPT_BYTES);
 
 /// Decompresses a snappy block body into `out` (whose length is then the body's, its
 /// memory reused), refusing to grow past `limit` bytes.
@@ -209,11 +208,7 @@ pub async fn write(
     Namespace(ns): Namespace,
     body: Bytes,
 ) -> Response {
-    crate::scratch::with(
-        &SCRATCH,
-        |s| s.raw.capacity() <= KEPT_BYTES,
-        |scratch| write_with(&state, &ns, &body, scratch),
-    )
+    SCRATCH.with(|scratch| write_with(&state, &ns, &body, scratch))
 }
 
 fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) -> Response {

@@ -35,14 +35,10 @@ pub const BACKFILL_HEADER: &str = "x-iocdb-backfill";
 #[derive(Debug, Clone)]
 pub struct IngestService(pub AppState);
 
-thread_local! {
-    /// Each thread's view of the last message it read, kept for the next (see
-    /// `scratch.rs`).
-    static VIEW: std::cell::RefCell<WriteView> = std::cell::RefCell::default();
-}
-
-/// Most labels whose spans a thread's view keeps between messages.
-const KEPT_LABELS: usize = 1 << 20;
+/// Views of write messages, lent from a pool (see `scratch.rs`); one that read more than
+/// a million labels is not kept.
+static VIEWS: crate::scratch::Pool<WriteView> =
+    crate::scratch::Pool::new(|v| v.labels.capacity() <= 1 << 20);
 
 /// One write message read in place: its bytes and the view of them.
 struct Incoming<'a> {
@@ -309,17 +305,12 @@ impl Ingest for IngestService {
             .get(BACKFILL_HEADER)
             .is_some_and(|v| v == "1");
         let mut resp = v1::WriteResponse::default();
-        // Nothing below awaits: the thread's view stays with this request.
-        crate::scratch::with(
-            &VIEW,
-            |v| v.labels.capacity() <= KEPT_LABELS,
-            |view| {
-                let m = Incoming::read(&req.get_ref().0, view)?;
-                self.0
-                    .authorize(&req, "/iocdb.v1.Ingest/Write", m.namespace)?;
-                self.write_one(&m, &mut resp, backfill)
-            },
-        )?;
+        VIEWS.with(|view| {
+            let m = Incoming::read(&req.get_ref().0, view)?;
+            self.0
+                .authorize(&req, "/iocdb.v1.Ingest/Write", m.namespace)?;
+            self.write_one(&m, &mut resp, backfill)
+        })?;
         finish(resp)
     }
 
@@ -365,17 +356,13 @@ impl Ingest for IngestService {
             match next {
                 Ok(Some(msg)) => {
                     let index = resp.messages as u32;
-                    let written = crate::scratch::with(
-                        &VIEW,
-                        |v| v.labels.capacity() <= KEPT_LABELS,
-                        |view| {
-                            let m = Incoming::read(&msg.0, view)?;
-                            caller
-                                .check(m.namespace, crate::auth::Role::Write)
-                                .map_err(|denied| denied.status())?;
-                            self.write_streamed(&m, &mut ids, &mut resp, index)
-                        },
-                    );
+                    let written = VIEWS.with(|view| {
+                        let m = Incoming::read(&msg.0, view)?;
+                        caller
+                            .check(m.namespace, crate::auth::Role::Write)
+                            .map_err(|denied| denied.status())?;
+                        self.write_streamed(&m, &mut ids, &mut resp, index)
+                    });
                     if let Err(status) = written {
                         return Err(partial(status, &resp));
                     }

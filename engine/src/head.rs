@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hashbrown::HashTable;
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 use roaring::RoaringBitmap;
 
 pub use chunks::{HeadSeries, SealedChunk};
@@ -76,6 +76,35 @@ pub struct Head {
     turns: Mutex<()>,
     turn_taken: Condvar,
     waiting: AtomicUsize,
+}
+
+/// Known series by their labels' bytes, under read locks held for a batch (see
+/// [`Head::finder`]).
+pub struct Finder<'h> {
+    head: &'h Head,
+    shards: Vec<RwLockReadGuard<'h, Lookup>>,
+    pairs: LabelReader<'h>,
+}
+
+impl Finder<'_> {
+    /// The known series whose labels are `labels`, given as validation shapes them
+    /// ([`crate::model::raw_labels::canonical`]) but not otherwise checked.
+    pub fn find(&self, namespace: &Namespace, labels: &[RawLabel<'_>]) -> Option<Arc<Series>> {
+        let hash = self.head.hash(namespace, labels.iter().copied());
+        self.shards
+            .get((hash as usize) % SHARDS)?
+            .find(hash, |s| {
+                s.hash == hash
+                    && s.namespace == *namespace
+                    && self.pairs.matches(&s.pairs, labels.iter().copied())
+            })
+            .cloned()
+    }
+
+    /// The labels of `series`.
+    pub fn labels(&self, series: &Series) -> Labels {
+        self.pairs.labels(&series.pairs)
+    }
 }
 
 impl Default for Head {
@@ -182,17 +211,19 @@ impl Head {
         Ok(series)
     }
 
-    /// The known series whose labels are `labels`, given as validation shapes them
-    /// ([`crate::model::raw_labels::canonical`]) but not otherwise checked: the write path's
-    /// way to a series without decoding, validating or allocating anything.
-    pub fn find(&self, namespace: &Namespace, labels: &[RawLabel<'_>]) -> Option<Arc<Series>> {
-        let hash = self.hash(namespace, labels.iter().copied());
-        self.find_in(
-            &self.shard(hash).read(),
-            hash,
-            namespace,
-            labels.iter().copied(),
-        )
+    /// A view for finding known series by their labels' bytes ([`Finder::find`]): the
+    /// write path's way to a series without decoding, validating or allocating anything.
+    /// It holds every shard's and the label index's read locks, taken once for a whole
+    /// batch — not once per series, where two writers would meet on the index's lock — in
+    /// the order every other path takes them (a shard, then the index), so it cannot
+    /// deadlock with a creation; while it lives, series can be found but not created.
+    pub fn finder(&self) -> Finder<'_> {
+        let shards = self.lookup.iter().map(|s| s.read()).collect();
+        Finder {
+            head: self,
+            shards,
+            pairs: self.postings.reader(),
+        }
     }
 
     fn find_in<'a>(

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Engine;
-use crate::head::{Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
+use crate::head::{Finder, Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
 use crate::model::{
     Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RawLabel, RawSeriesWrite,
     RawWriteRequest, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest, raw_labels,
@@ -138,9 +138,23 @@ impl Engine {
         let mut admitted = Admitted::new(req.series.len(), now, &self.inner.quality);
         admitted.record_arrivals &= live;
         let mut scratch = Vec::new();
-        for (i, write) in req.series.into_iter().enumerate() {
-            let (series, labels) = match self.resolve_raw_in(&namespace, write.labels, &mut scratch)
-            {
+        // Known series first, under locks taken once for the whole batch (`Head::finder`);
+        // the rest after, since creating a series takes them exclusively.
+        let known: Vec<Option<Arc<Series>>> = {
+            let finder = self.inner.head.finder();
+            req.series
+                .iter()
+                .map(|w| self.find_raw(&finder, &namespace, w.labels, &mut scratch))
+                .collect()
+        };
+        for (i, (write, known)) in req.series.into_iter().zip(known).enumerate() {
+            let resolved = match known {
+                Some(series) => Ok((series, None)),
+                None => raw_labels::to_labels(write.labels)
+                    .and_then(|labels| self.resolve_in(&namespace, labels))
+                    .map(|(series, labels)| (series, Some(labels))),
+            };
+            let (series, labels) = match resolved {
                 Ok(resolved) => resolved,
                 Err(reason) => {
                     outcome.rejected.push(Rejection {
@@ -182,22 +196,17 @@ impl Engine {
         self.commit(admitted, outcome)
     }
 
-    /// The series labels off the wire name: found by their bytes when the head knows it
-    /// (its labels then `None`: not rebuilt), else decoded, validated and created.
-    fn resolve_raw_in<'a>(
+    /// The known series labels off the wire name, found by their bytes (see
+    /// [`Head::finder`]); `None` when the head does not know it or only validation can tell.
+    fn find_raw<'a>(
         &self,
+        finder: &Finder<'_>,
         namespace: &Namespace,
         raw: &[RawLabel<'a>],
         scratch: &mut Vec<RawLabel<'a>>,
-    ) -> std::result::Result<(Arc<Series>, Option<Labels>), RejectReason> {
-        let known = raw_labels::canonical(raw, &self.inner.opts.limits, scratch)
-            .and_then(|labels| self.inner.head.find(namespace, labels));
-        match known {
-            Some(series) => Ok((series, None)),
-            None => raw_labels::to_labels(raw)
-                .and_then(|labels| self.resolve_in(namespace, labels))
-                .map(|(series, labels)| (series, Some(labels))),
-        }
+    ) -> Option<Arc<Series>> {
+        raw_labels::canonical(raw, &self.inner.opts.limits, scratch)
+            .and_then(|labels| finder.find(namespace, labels))
     }
 
     /// [`Engine::resolve`] for labels off the wire (see [`Engine::write_raw`]).
@@ -208,8 +217,19 @@ impl Engine {
     ) -> std::result::Result<SeriesHandle, RejectReason> {
         let namespace = Namespace::new(namespace)
             .map_err(|detail| RejectReason::InvalidNamespace { detail })?;
-        let (series, labels) = self.resolve_raw_in(&namespace, labels, &mut Vec::new())?;
-        let labels = labels.unwrap_or_else(|| self.inner.head.labels(&series));
+        let known = {
+            let finder = self.inner.head.finder();
+            self.find_raw(&finder, &namespace, labels, &mut Vec::new())
+                .map(|series| (finder.labels(&series), series))
+        };
+        let (labels, series) = match known {
+            Some(found) => found,
+            None => {
+                let (series, labels) =
+                    self.resolve_in(&namespace, raw_labels::to_labels(labels)?)?;
+                (labels, series)
+            }
+        };
         Ok(SeriesHandle::new(series, labels))
     }
 

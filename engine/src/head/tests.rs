@@ -238,7 +238,7 @@ mod by_wire_bytes {
                 .collect();
             let known = head.len();
             let fast = canonical(&raw, limits, &mut scratch)
-                .and_then(|labels| head.find(ns, labels))
+                .and_then(|labels| head.finder().find(ns, labels))
                 .map(|s| s.id);
             let slow = to_labels(&raw)
                 .and_then(|labels| Labels::validate(labels, limits))

@@ -6,7 +6,7 @@ use iocdb_proto::v1::{self, RangeFunction, range_function::Kind};
 use tonic::Code;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
-use crate::harness::{Server, eq, now_ms, series};
+use crate::harness::{Server, eq, label_field, now_ms, series};
 
 /// Sends raw bytes as a request body, whatever they are.
 #[derive(Debug, Clone, Default)]
@@ -122,17 +122,8 @@ async fn a_label_that_is_not_utf8_refuses_only_its_series() {
     };
     let mut body = good.encode_to_vec();
     // A second Series by hand: labels __name__="guests", xa="Ch\xffu"; one sample.
-    let label = |name: &[u8], value: &[u8]| {
-        let mut l = vec![0x0a, name.len() as u8];
-        l.extend_from_slice(name);
-        l.extend_from_slice(&[0x12, value.len() as u8]);
-        l.extend_from_slice(value);
-        let mut field = vec![0x0a, l.len() as u8];
-        field.extend_from_slice(&l);
-        field
-    };
-    let mut bad = label(b"__name__", b"guests");
-    bad.extend(label(b"xa", b"Ch\xffu"));
+    let mut bad = label_field(b"__name__", b"guests");
+    bad.extend(label_field(b"xa", b"Ch\xffu"));
     let mut ts = Vec::new();
     prost::encoding::encode_varint(t as u64, &mut ts);
     bad.extend_from_slice(&[0x12, ts.len() as u8]);

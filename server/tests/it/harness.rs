@@ -283,6 +283,19 @@ pub fn series(metric: &str, labels: &[(&str, &str)], samples: &[(i64, f64)]) -> 
 }
 
 /// An equality matcher.
+/// A label encoded by hand as field 1 of its series (`TimeSeries` in remote write, `Series`
+/// in `iocdb.v1`), for bytes prost will not write (a value that is not UTF-8); short
+/// names and values only.
+pub fn label_field(name: &[u8], value: &[u8]) -> Vec<u8> {
+    let mut label = vec![0x0a, name.len() as u8];
+    label.extend_from_slice(name);
+    label.extend_from_slice(&[0x12, value.len() as u8]);
+    label.extend_from_slice(value);
+    let mut field = vec![0x0a, label.len() as u8];
+    field.extend_from_slice(&label);
+    field
+}
+
 pub fn eq(name: &str, value: &str) -> v1::Matcher {
     v1::Matcher {
         name: name.into(),

@@ -6,7 +6,7 @@ use iocdb_proto::v1;
 use prost::Message;
 use serde_json::{Value, json};
 
-use crate::harness::{Server, enc, now_ms};
+use crate::harness::{Server, enc, label_field, now_ms};
 
 const STALE: u64 = 0x7ff0_0000_0000_0002;
 
@@ -673,17 +673,8 @@ async fn remote_write_labels_read_in_place() {
     let mut raw = good.encode_to_vec();
     // A second TimeSeries, appended by hand: prost cannot write a label value that is not
     // UTF-8. Labels __name__="guests", xa="Ch\xffu"; one sample.
-    let label = |name: &[u8], value: &[u8]| {
-        let mut l = vec![0x0a, name.len() as u8];
-        l.extend_from_slice(name);
-        l.extend_from_slice(&[0x12, value.len() as u8]);
-        l.extend_from_slice(value);
-        let mut field = vec![0x0a, l.len() as u8];
-        field.extend_from_slice(&l);
-        field
-    };
-    let mut series = label(b"__name__", b"guests");
-    series.extend(label(b"xa", b"Ch\xffu"));
+    let mut series = label_field(b"__name__", b"guests");
+    series.extend(label_field(b"xa", b"Ch\xffu"));
     let mut sample = vec![0x09];
     sample.extend_from_slice(&5.0f64.to_le_bytes());
     sample.push(0x10);

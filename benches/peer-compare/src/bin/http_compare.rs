@@ -21,7 +21,9 @@ use iocdb_benches::dashboard::{self, QueryKind};
 use iocdb_benches::{report, workload};
 use iocdb_engine::WriteRequest;
 use iocdb_peer_compare::answers::{Answer, differences, query_range};
-use iocdb_peer_compare::peers::{self, Peer, free_port, post_remote_write as post, wait_ready};
+use iocdb_peer_compare::peers::{
+    self, Peer, cpu_seconds, free_port, post_remote_write as post, wait_ready,
+};
 use iocdb_proto::prompb;
 use prost::Message;
 
@@ -109,21 +111,6 @@ impl System {
             _ => peer.url.clone(),
         }
     }
-}
-
-/// CPU seconds a process has used (user + system).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Sends every batch with `senders` concurrent senders: (wall time, server CPU seconds).

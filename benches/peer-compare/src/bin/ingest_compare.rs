@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use iocdb_benches::workload;
-use iocdb_peer_compare::peers::{self, Peer, post_remote_write};
+use iocdb_peer_compare::peers::{self, Peer, cpu_seconds, post_remote_write};
 use iocdb_proto::codec::IocdbCodec;
 use iocdb_proto::ingest_view::WriteRequestBytes;
 use iocdb_proto::v1;
@@ -116,20 +116,6 @@ fn start(system: System) -> Running {
         namespaced,
         _dir: dir,
     }
-}
-
-/// CPU seconds a process has used (user + system).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// `VmRSS` of `pid`, MiB.

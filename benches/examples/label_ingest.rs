@@ -2,7 +2,8 @@
 //! `cargo run --release -p iocdb-benches --example label_ingest -- [minutes] [rounds]`.
 //! Each round writes the same live-shaped batches (×1, 10,000 samples each, fsync always)
 //! by labels (`Engine::write`) and by handle (`Engine::write_resolved`), with one and with
-//! two writers, alternating, and prints each rate and the ratios.
+//! two writers, alternating, and prints each rate and the ratios. `ONLY=labels|handle` and
+//! `WRITERS=N` run one configuration alone (to profile it).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -15,6 +16,21 @@ fn main() {
     let specs = iocdb_benches::workload::series(1.0);
     let start = day_start();
     let make = || iocdb_benches::workload::batches(&specs, start, start + minutes * 60_000, 10_000);
+    if let Ok(only) = std::env::var("ONLY") {
+        let threads = std::env::var("WRITERS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(1);
+        let dir = tempfile::tempdir().expect("dir");
+        let opts = iocdb_engine::Options::default();
+        let rate = if only == "handle" {
+            ingest_resolved(dir.path(), opts, make, threads)
+        } else {
+            ingest(dir.path(), opts, make, threads)
+        };
+        println!("{only}, {threads} writer(s): {:.2} M samples/s", rate / 1e6);
+        return;
+    }
     for round in 0..rounds {
         let mut rates = Vec::new();
         for threads in [1, 2] {

@@ -126,7 +126,7 @@ impl Default for Head {
 
 impl Head {
     /// The registry's key: a hash of the namespace and the labels' bytes, the same whether
-    /// the labels are validated or still the request's bytes ([`Head::find`]).
+    /// the labels are validated or still the request's bytes ([`Head::finder`]).
     fn hash<'a>(&self, namespace: &Namespace, labels: impl Iterator<Item = RawLabel<'a>>) -> u64 {
         let mut h = self.hasher.build_hasher();
         // 0xff never occurs in UTF-8, so it ends each part unambiguously.

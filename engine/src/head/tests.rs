@@ -174,7 +174,7 @@ mod interning {
 }
 
 mod by_wire_bytes {
-    //! A series found by the request's label bytes ([`Head::find`] after
+    //! A series found by the request's label bytes ([`Head::finder`] after
     //! `raw_labels::canonical`) is exactly the one full decoding and validation give, and
     //! every known series is found that way — on valid, invalid, non-canonical and (with a
     //! hash that makes every label set collide) colliding inputs.

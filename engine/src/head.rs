@@ -8,8 +8,8 @@
 //! live once in the index. References are dense `u32`s handed out in creation order within
 //! a process; they are not persisted (WAL files define their own, segments carry labels), so
 //! they stay dense. Creating a series takes one shard's write lock, the table's and the
-//! postings' write locks, once per series, never per sample; finding a known one takes the
-//! shard's read lock and the index's, to compare labels.
+//! postings' write locks, once per series, never per sample; a write finds its known series
+//! under every shard's and the index's read locks, taken once per batch ([`Head::finder`]).
 //!
 //! Per series, [`HeadSeries`] holds the samples (`head/chunks.rs`); [`SeriesLayer`] is one
 //! source's data for a series and the newest-write-wins merge of several (`head/layer.rs`).
@@ -94,9 +94,7 @@ impl Finder<'_> {
         self.shards
             .get((hash as usize) % SHARDS)?
             .find(hash, |s| {
-                s.hash == hash
-                    && s.namespace == *namespace
-                    && self.pairs.matches(&s.pairs, labels.iter().copied())
+                s.is(hash, namespace, &self.pairs, labels.iter().copied())
             })
             .cloned()
     }
@@ -233,12 +231,11 @@ impl Head {
         namespace: &Namespace,
         labels: impl ExactSizeIterator<Item = RawLabel<'a>> + Clone,
     ) -> Option<Arc<Series>> {
-        // The index's lock only for a candidate with the same hash: none for a new series.
+        // The hash first: the index's lock only for a candidate that shares it (none for a
+        // new series).
         lookup
             .find(hash, |s| {
-                s.hash == hash
-                    && s.namespace == *namespace
-                    && self.postings.reader().matches(&s.pairs, labels.clone())
+                s.hash == hash && s.is(hash, namespace, &self.postings.reader(), labels.clone())
             })
             .cloned()
     }

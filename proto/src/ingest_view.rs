@@ -97,15 +97,10 @@ impl WriteView {
         while !c.done() {
             let (field, wire) = c.key()?;
             match field {
-                1 => {
-                    c.expect(wire, WireType::Len)?;
-                    let (bytes, at) = c.len_delimited()?;
-                    self.namespace = Span::new(at, bytes.len());
-                }
+                1 => self.namespace = c.span(wire)?,
                 2 => {
-                    c.expect(wire, WireType::Len)?;
-                    let (bytes, at) = c.len_delimited()?;
-                    self.read_series(Cursor::nested(bytes, at))?;
+                    let series = c.message(wire)?;
+                    self.read_series(series)?;
                 }
                 _ => c.skip(field, wire)?,
             }
@@ -120,17 +115,12 @@ impl WriteView {
         while !c.done() {
             let (field, wire) = c.key()?;
             match field {
-                1 => {
-                    c.expect(wire, WireType::Len)?;
-                    let (bytes, at) = c.len_delimited()?;
-                    self.labels.push(read_label(Cursor::nested(bytes, at))?);
-                }
+                1 => self.labels.push(read_label(c.message(wire)?)?),
                 // Repeated numbers come packed (proto3's default) or one per field; prost
                 // reads both.
                 2 => match wire {
                     WireType::Len => {
-                        let (bytes, at) = c.len_delimited()?;
-                        let mut packed = Cursor::nested(bytes, at);
+                        let mut packed = c.message(wire)?;
                         while !packed.done() {
                             self.timestamps.push(int64(packed.varint()?));
                         }
@@ -142,14 +132,9 @@ impl WriteView {
                 },
                 3 => match wire {
                     WireType::Len => {
-                        let (bytes, at) = c.len_delimited()?;
-                        if bytes.len() % 8 != 0 {
-                            return Err(DecodeError {
-                                what: "packed doubles whose length is not a multiple of 8",
-                                offset: at,
-                            });
-                        }
-                        let mut packed = Cursor::nested(bytes, at);
+                        // A length that is not a multiple of 8 ends inside a double: the
+                        // last `fixed64` refuses it, as prost does.
+                        let mut packed = c.message(wire)?;
                         while !packed.done() {
                             self.values.push(f64::from_bits(packed.fixed64()?));
                         }
@@ -280,16 +265,7 @@ mod tests {
             cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
             truncate in any::<prop::sample::Index>(),
         ) {
-            let mut buf = req.encode_to_vec();
-            if buf.is_empty() {
-                return Ok(());
-            }
-            for (at, byte) in cuts {
-                let i = at.index(buf.len());
-                buf[i] = byte;
-            }
-            check_against_prost(&buf);
-            check_against_prost(&buf[..truncate.index(buf.len())]);
+            crate::wire::check_damaged(req.encode_to_vec(), cuts, truncate, check_against_prost);
         }
 
         #[test]

@@ -93,16 +93,8 @@ pub fn read_label(mut c: Cursor<'_>) -> Result<LabelSpans, DecodeError> {
     while !c.done() {
         let (field, wire) = c.key()?;
         match field {
-            1 | 2 => {
-                c.expect(wire, WireType::Len)?;
-                let (bytes, at) = c.len_delimited()?;
-                let span = Span::new(at, bytes.len());
-                if field == 1 {
-                    label.name = span;
-                } else {
-                    label.value = span;
-                }
-            }
+            1 => label.name = c.span(wire)?,
+            2 => label.value = c.span(wire)?,
             _ => c.skip(field, wire)?,
         }
     }
@@ -139,7 +131,7 @@ impl<'a> Cursor<'a> {
 
     /// A cursor over `inner`, a field's bytes that start `at` bytes into the outermost
     /// message (see [`Cursor::position`]).
-    pub fn nested(inner: &'a [u8], at: usize) -> Self {
+    fn nested(inner: &'a [u8], at: usize) -> Self {
         Cursor {
             buf: inner,
             pos: 0,
@@ -231,7 +223,7 @@ impl<'a> Cursor<'a> {
 
     /// A length-delimited field's bytes, and where they start in the outermost message.
     #[inline]
-    pub fn len_delimited(&mut self) -> Result<(&'a [u8], usize), DecodeError> {
+    fn len_delimited(&mut self) -> Result<(&'a [u8], usize), DecodeError> {
         let len = self.varint()?;
         let start = self.pos;
         let end = usize::try_from(len)
@@ -293,6 +285,22 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// A field of wire type `wire` that must be length-delimited (refused otherwise, as
+    /// prost refuses it): where its bytes are.
+    pub fn span(&mut self, wire: WireType) -> Result<Span, DecodeError> {
+        self.expect(wire, WireType::Len)?;
+        let (bytes, at) = self.len_delimited()?;
+        Ok(Span::new(at, bytes.len()))
+    }
+
+    /// A field of wire type `wire` that must be an embedded message (refused otherwise):
+    /// a cursor over it.
+    pub fn message(&mut self, wire: WireType) -> Result<Cursor<'a>, DecodeError> {
+        self.expect(wire, WireType::Len)?;
+        let (bytes, at) = self.len_delimited()?;
+        Ok(Cursor::nested(bytes, at))
+    }
+
     /// Refuses a known field sent with another wire type than its own (as prost does).
     pub fn expect(&self, wire: WireType, wanted: WireType) -> Result<(), DecodeError> {
         if wire == wanted {
@@ -301,6 +309,26 @@ impl<'a> Cursor<'a> {
             Err(self.error("a field of the wrong wire type"))
         }
     }
+}
+
+/// For the readers' tests: `buf` with the bytes `damage` names overwritten, then whole and
+/// cut short at `truncate`, each handed to `check` (a reader's check against prost).
+#[cfg(test)]
+pub(crate) fn check_damaged(
+    mut buf: Vec<u8>,
+    damage: Vec<(proptest::sample::Index, u8)>,
+    truncate: proptest::sample::Index,
+    check: fn(&[u8]),
+) {
+    if buf.is_empty() {
+        return;
+    }
+    for (at, byte) in damage {
+        let i = at.index(buf.len());
+        buf[i] = byte;
+    }
+    check(&buf);
+    check(&buf[..truncate.index(buf.len())]);
 }
 
 #[cfg(test)]

@@ -351,8 +351,8 @@ pub async fn blocking<T: Send + 'static>(
     engine_call(state, f)
 }
 
-/// [`blocking`] for a handler that is not async at that point (one holding this thread's
-/// scratch buffers).
+/// [`blocking`] for code that cannot await there (a remote write holding buffers lent from
+/// the scratch pool).
 pub fn engine_call<T>(
     state: &AppState,
     f: impl FnOnce(&Engine) -> iocdb_engine::Result<T>,

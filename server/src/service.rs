@@ -98,6 +98,15 @@ impl AppState {
         &self,
         f: impl FnOnce(&Engine) -> iocdb_engine::Result<T> + Send + 'static,
     ) -> Result<T, Status> {
+        self.engine_call(f)
+    }
+
+    /// [`AppState::blocking`] for code that cannot await there (a write holding a view lent
+    /// from the scratch pool).
+    pub fn engine_call<T>(
+        &self,
+        f: impl FnOnce(&Engine) -> iocdb_engine::Result<T>,
+    ) -> Result<T, Status> {
         run_engine(&self.engine, f)
             .map_err(|e| status::internal(&e))?
             .map_err(status::to_status)

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::{HeadSeries, NamespaceUsage};
-use crate::index::PairId;
-use crate::model::{Labels, Namespace};
+use crate::index::{LabelReader, PairId};
+use crate::model::{Labels, Namespace, RawLabel};
 
 /// A series reference, valid for the life of one open engine.
 pub type SeriesRef = u32;
@@ -31,6 +31,20 @@ pub struct Series {
     pub usage: Arc<NamespaceUsage>,
     /// Number of the WAL file that holds this series' definition (0: none yet).
     pub wal_file: AtomicU64,
+}
+
+impl Series {
+    /// Whether this is the series of `namespace` with these labels (in label order), whose
+    /// registry hash is `hash`; `pairs` reads the interned labels.
+    pub fn is<'l>(
+        &self,
+        hash: u64,
+        namespace: &Namespace,
+        pairs: &LabelReader<'_>,
+        labels: impl ExactSizeIterator<Item = RawLabel<'l>>,
+    ) -> bool {
+        self.hash == hash && self.namespace == *namespace && pairs.matches(&self.pairs, labels)
+    }
 }
 
 /// A resolved series with its labels, valid for as long as the engine is open: what writers

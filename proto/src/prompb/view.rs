@@ -67,15 +67,10 @@ impl WriteView {
             let (field, wire) = c.key()?;
             match field {
                 1 => {
-                    c.expect(wire, WireType::Len)?;
-                    let (bytes, at) = c.len_delimited()?;
-                    self.read_series(Cursor::nested(bytes, at))?;
+                    let series = c.message(wire)?;
+                    self.read_series(series)?;
                 }
-                3 => {
-                    c.expect(wire, WireType::Len)?;
-                    let (bytes, at) = c.len_delimited()?;
-                    self.metadata.push(Span::new(at, bytes.len()));
-                }
+                3 => self.metadata.push(c.span(wire)?),
                 _ => c.skip(field, wire)?,
             }
         }
@@ -88,19 +83,10 @@ impl WriteView {
         while !c.done() {
             let (field, wire) = c.key()?;
             match field {
-                1 => {
-                    c.expect(wire, WireType::Len)?;
-                    let (bytes, at) = c.len_delimited()?;
-                    self.labels.push(read_label(Cursor::nested(bytes, at))?);
-                }
-                2 => {
-                    c.expect(wire, WireType::Len)?;
-                    let (bytes, at) = c.len_delimited()?;
-                    self.samples.push(read_sample(Cursor::nested(bytes, at))?);
-                }
+                1 => self.labels.push(read_label(c.message(wire)?)?),
+                2 => self.samples.push(read_sample(c.message(wire)?)?),
                 4 => {
-                    c.expect(wire, WireType::Len)?;
-                    c.len_delimited()?;
+                    c.span(wire)?;
                     histograms += 1;
                 }
                 _ => c.skip(field, wire)?,
@@ -262,17 +248,7 @@ mod tests {
             cuts in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
             truncate in any::<prop::sample::Index>(),
         ) {
-            let mut buf = req.encode_to_vec();
-            if buf.is_empty() {
-                return Ok(());
-            }
-            for (at, byte) in cuts {
-                let i = at.index(buf.len());
-                buf[i] = byte;
-            }
-            check_against_prost(&buf);
-            let cut = truncate.index(buf.len());
-            check_against_prost(&buf[..cut]);
+            crate::wire::check_damaged(req.encode_to_vec(), cuts, truncate, check_against_prost);
         }
 
         #[test]

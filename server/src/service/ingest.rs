@@ -140,7 +140,7 @@ impl IngestService {
         index: u32,
     ) -> Result<(), Status> {
         self.check_limits(m)?;
-        let result = self.run(|e| {
+        let result = self.0.engine_call(|e| {
             let mut batch = Vec::with_capacity(m.view.series.len());
             for s in &m.view.series {
                 let samples = m.samples_of(s);
@@ -203,7 +203,7 @@ impl IngestService {
             namespace: m.namespace,
             series,
         };
-        let result = self.run(move |e| {
+        let result = self.0.engine_call(move |e| {
             if backfill {
                 e.write_raw_backfill(req)
             } else {
@@ -215,16 +215,6 @@ impl IngestService {
             .write_request(m.namespace, result.as_ref().ok());
         convert::add_outcome(resp, &result?, 0);
         Ok(())
-    }
-
-    /// Runs an engine call on this thread (see [`crate::service::run_engine`]).
-    fn run<T>(
-        &self,
-        f: impl FnOnce(&iocdb_engine::Engine) -> iocdb_engine::Result<T>,
-    ) -> Result<T, Status> {
-        crate::service::run_engine(&self.0.engine, f)
-            .map_err(|e| crate::status::internal(&e))?
-            .map_err(crate::status::to_status)
     }
 }
 

@@ -284,12 +284,23 @@ fn put_compressed_block(out: &mut Vec<u8>, payload: &[u8]) {
     out.extend_from_slice(&body);
 }
 
+/// Largest single write of a segment file. Linux keeps a file's page cache in folios as
+/// large as the writes that filled it (up to 2 MiB) and recent kernels (6.18 here) map a whole
+/// folio into a process on its first touch: a segment written in one call was mapped whole by the
+/// reader that opened it for its footer and tables (measured: every segment of a flushed
+/// province day resident, ≈ 50 MiB of the server's RSS, `BENCHMARKS.md` "Memory at
+/// flush"). In pieces of 64 KiB, a read maps at most the 64 KiB around it, as for a file
+/// read from disk; a 36 MB segment takes 576 calls.
+const WRITE_PIECE: usize = 64 << 10;
+
 /// Writes a segment's bytes durably at `path`: temporary name, fsync, rename. The caller
 /// fsyncs the directory once after writing all segments of a flush.
 pub fn write_segment(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<u64> {
     let tmp = path.with_extension(crate::fs::layout::SEGMENT_TMP_EXT);
     let mut file = vfs.create(&tmp).at(&tmp)?;
-    file.write_all(bytes).at(&tmp)?;
+    for piece in bytes.chunks(WRITE_PIECE) {
+        file.write_all(piece).at(&tmp)?;
+    }
     file.sync().at(&tmp)?;
     drop(file);
     vfs.rename(&tmp, path).at(path)?;

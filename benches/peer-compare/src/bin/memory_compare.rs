@@ -24,6 +24,30 @@ fn status_mib(pid: u32, field: &str) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// The files `pid` maps, by resident KiB, largest first.
+fn mapped_files(pid: u32) -> Vec<(String, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
+    let mut by_file = std::collections::HashMap::<String, u64>::new();
+    let mut file = None;
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        match (words.next(), words.next()) {
+            (Some("Rss:"), Some(kib)) => {
+                if let Some(f) = &file {
+                    *by_file.entry(String::clone(f)).or_default() += kib.parse::<u64>().unwrap_or(0);
+                }
+            }
+            (Some(range), _) if range.contains('-') && !range.ends_with(':') => {
+                file = line.split_whitespace().nth(5).filter(|p| p.starts_with('/')).map(str::to_string);
+            }
+            _ => {}
+        }
+    }
+    let mut files: Vec<_> = by_file.into_iter().collect();
+    files.sort_by(|a, b| b.1.cmp(&a.1));
+    files
+}
+
 /// Resets the peak RSS of `pid` (Linux: clear_refs 5).
 fn reset_peak(pid: u32) {
     let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
@@ -191,6 +215,22 @@ fn measure(pid: u32, samples: usize, flush: impl FnOnce(), mut touch: impl FnMut
         touch();
     }
     std::thread::sleep(Duration::from_secs(12));
+    // What the settled RSS is made of: the process' own memory (heap, stacks) and the
+    // pages of files it maps (segments, indexes) that it has touched.
+    eprintln!(
+        "pid {pid} settled: anonymous {:.0} MiB, file-backed {:.0} MiB, threads {}",
+        status_mib(pid, "RssAnon:"),
+        status_mib(pid, "RssFile:"),
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix("Threads:"))
+            .unwrap_or("?")
+            .trim()
+    );
+    for (file, kib) in mapped_files(pid).into_iter().take(6) {
+        eprintln!("  {kib:>8} KiB resident of {file}");
+    }
     Figures {
         samples,
         after_ingest,

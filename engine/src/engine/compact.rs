@@ -113,8 +113,7 @@ impl Engine {
         // go whole.
         let (expired, live): (Vec<_>, Vec<_>) = version.segments.iter().cloned().partition(|h| {
             h.segment
-                .series
-                .iter()
+                .all_series()
                 .all(|s| cutoffs.kept(s.namespace.as_str()) > h.segment.max_t)
         });
         report.expired = expired.len();
@@ -408,7 +407,7 @@ impl Cutoffs<'_> {
     /// series whose every sample is older than what its namespace keeps of samples.
     fn samples_to_drop(&self, segment: &crate::segment::Segment) -> bool {
         !self.opts.rollup_tiers_ms.is_empty()
-            && segment.series.iter().any(|s| {
+            && segment.all_series().any(|s| {
                 s.chunks
                     .last()
                     .is_some_and(|c| c.max_t < self.raw_keep_from(s.namespace.as_str()))

@@ -66,13 +66,12 @@ impl Engine {
                 seq: h.segment.seq,
                 min_t: h.segment.min_t,
                 max_t: h.segment.max_t,
-                series: h.segment.series.len() as u64,
+                series: h.segment.series_count() as u64,
                 samples: h.segment.samples,
                 bytes: h.segment.file_bytes(),
                 rollup_bytes: h
                     .segment
-                    .series
-                    .iter()
+                    .all_series()
                     .filter_map(|s| s.rollup)
                     .map(|r| u64::from(r.len) + 8)
                     .sum(),
@@ -80,7 +79,7 @@ impl Engine {
             .collect();
         let mut samples_by_namespace: BTreeMap<String, u64> = BTreeMap::new();
         for h in &version.segments {
-            for s in &h.segment.series {
+            for s in h.segment.all_series() {
                 let n: u64 = s.chunks.iter().map(|c| u64::from(c.samples)).sum();
                 *samples_by_namespace
                     .entry(s.namespace.as_str().to_owned())

@@ -265,19 +265,13 @@ fn register_segment(
     segment: Segment,
     labels: Vec<Labels>,
 ) -> SegmentHandle {
-    let mut locals = HashMap::with_capacity(segment.series.len());
-    for (local, (s, labels)) in segment.series.iter().zip(labels).enumerate() {
-        if let Ok(series) = head.get_or_create(&s.namespace, &labels, None) {
-            locals.insert(series.id, local as u32);
+    let mut locals = Vec::with_capacity(segment.series_count());
+    for (local, (s, labels)) in segment.all_series().zip(labels).enumerate() {
+        if let Ok(series) = head.get_or_create(s.namespace, &labels, None) {
+            locals.push((series.id, local as u32));
         }
     }
-    let refs = locals.keys().copied().collect();
-    SegmentHandle {
-        name,
-        segment,
-        locals,
-        refs,
-    }
+    SegmentHandle::new(name, segment, locals)
 }
 
 /// Moves a corrupt file aside (a copy for WAL files, which stay in use cut to their good

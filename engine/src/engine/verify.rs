@@ -173,10 +173,10 @@ fn check_segment(
     samples: &mut Vec<Sample>,
 ) {
     report.segments += 1;
-    for series in &segment.series {
+    for series in segment.all_series() {
         samples.clear();
         let mut whole = true;
-        for meta in &series.chunks {
+        for meta in series.chunks {
             report.chunks += 1;
             let from = samples.len();
             if let Err(e) = segment.read_chunk(meta, i64::MIN, i64::MAX, samples) {
@@ -215,7 +215,7 @@ fn check_segment(
 /// Checks that `series`' rollups in `segment` are the summaries of its `samples`.
 fn check_rollups(
     segment: &Segment,
-    series: &SegmentSeries,
+    series: SegmentSeries<'_>,
     samples: &[Sample],
     path: &Path,
     report: &mut VerifyReport,

@@ -34,11 +34,11 @@ fn a_segment_reads_back_what_was_written() {
     assert_eq!(seg.seq, 9);
     assert_eq!(seg.samples, 9000);
     let labels = seg.labels().expect("labels");
-    for ((want, got), got_labels) in series.iter().zip(&seg.series).zip(&labels) {
+    for ((want, got), got_labels) in series.iter().zip(seg.all_series()).zip(&labels) {
         assert_eq!(got_labels, &want.labels);
         assert_eq!(got.chunks.len(), 2);
         let mut out = Vec::new();
-        for c in &got.chunks {
+        for c in got.chunks {
             seg.read_chunk(c, i64::MIN, i64::MAX, &mut out)
                 .expect("chunk");
         }
@@ -66,7 +66,7 @@ fn a_flipped_byte_anywhere_is_an_error_naming_the_file_never_a_panic_or_wrong_da
             continue;
         };
         // The header's reserved bytes carry no meaning; everything else is checked.
-        for (want, got) in series.iter().zip(&seg.series) {
+        for (want, got) in series.iter().zip(seg.all_series()) {
             let mut out = Vec::new();
             let read: Result<(), Error> = got
                 .chunks

@@ -188,7 +188,7 @@ fn read_segment(name: &str) -> Vec<Sample> {
     let labels = seg.labels().expect("labels");
     assert_eq!(labels[0].get("commune"), Some("Phường Châu Đốc"));
     let mut out = Vec::new();
-    for c in &seg.series[0].chunks {
+    for c in seg.series(0).expect("a series").chunks {
         seg.read_chunk(c, i64::MIN, i64::MAX, &mut out)
             .expect("chunk");
     }
@@ -216,7 +216,7 @@ fn segments_of_version_2_still_open_and_answer_as_they_did() {
     );
     assert!(same_bits(&read_segment("segment_v2.seg"), &all));
     let seg = Segment::open(&fixture("segment_v2.seg"), Bytes::owned(golden)).expect("opens");
-    assert!(seg.tiers.is_empty() && seg.series[0].rollup.is_none());
+    assert!(seg.tiers.is_empty() && seg.series(0).expect("a series").rollup.is_none());
 }
 
 /// Five-minute and hourly tiers, as a flush writes them.
@@ -259,7 +259,7 @@ fn segment_format_version_3_is_frozen() {
     for tier in TIERS {
         let (mut stored, mut expected) = (Vec::new(), Vec::new());
         assert!(
-            seg.read_rollup(&seg.series[0], tier, &mut stored)
+            seg.read_rollup(seg.series(0).expect("a series"), tier, &mut stored)
                 .expect("rollup")
         );
         rollup::summarize(&all, tier, &mut expected);

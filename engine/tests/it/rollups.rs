@@ -319,7 +319,11 @@ fn a_damaged_rollup_is_named_by_verify_and_by_the_query_that_reads_it() {
         .expect("a segment");
     let bytes = std::fs::read(&path).expect("read");
     let segment = Segment::open(&path, Bytes::owned(bytes.clone())).expect("opens");
-    let block = segment.series[0].rollup.expect("a rollup block");
+    let block = segment
+        .series(0)
+        .expect("a series")
+        .rollup
+        .expect("a rollup block");
     let payload = block.offset as usize + 8;
 
     // A flipped bit: the block's checksum names it.

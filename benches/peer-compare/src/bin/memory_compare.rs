@@ -34,17 +34,22 @@ fn mapped_files(pid: u32) -> Vec<(String, u64)> {
         match (words.next(), words.next()) {
             (Some("Rss:"), Some(kib)) => {
                 if let Some(f) = &file {
-                    *by_file.entry(String::clone(f)).or_default() += kib.parse::<u64>().unwrap_or(0);
+                    *by_file.entry(String::clone(f)).or_default() +=
+                        kib.parse::<u64>().unwrap_or(0);
                 }
             }
             (Some(range), _) if range.contains('-') && !range.ends_with(':') => {
-                file = line.split_whitespace().nth(5).filter(|p| p.starts_with('/')).map(str::to_string);
+                file = line
+                    .split_whitespace()
+                    .nth(5)
+                    .filter(|p| p.starts_with('/'))
+                    .map(str::to_string);
             }
             _ => {}
         }
     }
     let mut files: Vec<_> = by_file.into_iter().collect();
-    files.sort_by(|a, b| b.1.cmp(&a.1));
+    files.sort_by_key(|f| std::cmp::Reverse(f.1));
     files
 }
 

@@ -26,6 +26,15 @@ impl Bytes {
         Bytes(Arc::new(Backing::Owned(data)))
     }
 
+    /// Drops the process's resident copy of `[start, end)` of a map (the page cache keeps
+    /// it, and a later read maps it again): for regions read once, as a segment's tables are
+    /// at open, that would otherwise stay in the process's RSS as long as the file is open.
+    pub fn release(&self, start: usize, end: usize) {
+        if let Backing::Mapped(map) = &*self.0 {
+            map.release(start, end);
+        }
+    }
+
     /// True when the bytes come from a memory map.
     pub fn is_mapped(&self) -> bool {
         matches!(*self.0, Backing::Mapped(_))

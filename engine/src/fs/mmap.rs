@@ -44,6 +44,24 @@ impl ReadOnlyMap {
         Ok(ReadOnlyMap(map))
     }
 
+    /// Lets go of the pages of `[start, end)` this process has mapped: they stay in the page
+    /// cache, and the next read of them maps them again from the same file.
+    pub(crate) fn release(&self, start: usize, end: usize) {
+        let end = end.min(self.0.len());
+        if start >= end {
+            return;
+        }
+        // SAFETY: MADV_DONTNEED on a read-only map of a file only drops this process's page
+        // table entries; the next read faults the file's pages in again, and the file never
+        // changes (rule 1), so every byte reads the same before and after: no reference into
+        // the map can observe a difference. Only an advice: an error changes nothing.
+        #[cfg(target_os = "linux")]
+        let _ = unsafe {
+            self.0
+                .unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, start, end - start)
+        };
+    }
+
     pub(crate) fn as_slice(&self) -> &[u8] {
         &self.0
     }

@@ -127,6 +127,9 @@ impl Segment {
     pub fn open_with_labels(path: &Path, bytes: Bytes) -> Result<(Segment, Vec<Labels>)> {
         Self::parse(&bytes)
             .map(|p| {
+                // The series table and the postings were read once into memory: their
+                // pages need not stay mapped in the process.
+                bytes.release(p.table_offset as usize, bytes.len());
                 let segment = Segment {
                     path: path.to_path_buf(),
                     bytes: bytes.clone(),

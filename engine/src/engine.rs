@@ -103,6 +103,10 @@ pub(crate) struct Inner {
     accepted: AtomicU64,
     /// Times the write path resumed after a WAL failure.
     write_recoveries: AtomicU64,
+    /// Rollup blocks queries found damaged (and answered from raw samples instead), and
+    /// the last such damage.
+    damaged_rollups: AtomicU64,
+    last_damaged_rollup: Mutex<Option<String>>,
     /// Flushes that wrote segments, and compactions that wrote segments, since opening.
     flushes: AtomicU64,
     compactions: AtomicU64,
@@ -390,6 +394,14 @@ impl Inner {
         self.write_recoveries.fetch_add(1, Ordering::Relaxed);
         tracing::info!(after = %failure, took = ?started.elapsed(), "the WAL recovered; writes resume");
         Ok(())
+    }
+
+    /// Notes a rollup block a query found damaged: the query reads those buckets' raw
+    /// samples instead, which give the same answer (rollups are only ever a shortcut).
+    fn rollup_damaged(&self, error: &crate::Error) {
+        self.damaged_rollups.fetch_add(1, Ordering::Relaxed);
+        *self.last_damaged_rollup.lock() = Some(error.to_string());
+        tracing::error!(%error, "a damaged rollup block; its buckets are read from raw samples (run `iocdb verify`)");
     }
 
     /// Stores the arrival delays, dropping hours past retention; a failure is logged (the

@@ -469,6 +469,13 @@ fn render_store(s: &Stats, out: &mut String) {
     );
     single(
         out,
+        "iocdb_damaged_rollup_reads_total",
+        "counter",
+        "Reads of a damaged rollup block (answered from raw samples instead).",
+        s.damaged_rollup_reads,
+    );
+    single(
+        out,
         "iocdb_wal_files_cut_total",
         "counter",
         "WAL files whose end opening cut off (torn or damaged).",

@@ -145,6 +145,8 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         head_bytes,
         accepted: AtomicU64::new(0),
         write_recoveries: AtomicU64::new(0),
+        damaged_rollups: AtomicU64::new(0),
+        last_damaged_rollup: Mutex::new(None),
         flushes: AtomicU64::new(0),
         compactions: AtomicU64::new(0),
         wal_cuts,

@@ -260,7 +260,15 @@ impl Snapshot<'_> {
                 interval,
             };
             let mut buckets = Vec::new();
-            let cost = read_rolled(&self.version, series, live, range, buf, &mut buckets)?;
+            let damaged = |e: &Error| self.inner.rollup_damaged(e);
+            let cost = read_rolled(
+                &self.version,
+                series,
+                live,
+                range,
+                (buf, &mut buckets),
+                &damaged,
+            )?;
             f(series, &buckets, cost)
         })
     }
@@ -390,8 +398,8 @@ fn read_rolled(
         end,
         interval,
     }: Range,
-    buf: &mut Vec<Sample>,
-    out: &mut Vec<Bucket>,
+    (buf, out): (&mut Vec<Sample>, &mut Vec<Bucket>),
+    damaged: &dyn Fn(&Error),
 ) -> Result<RollupCost> {
     let mut cost = RollupCost::default();
     if start > end {
@@ -402,7 +410,7 @@ fn read_rolled(
     let Stored {
         buckets: stored,
         raw,
-    } = stored_buckets(version, id, live, (start, end, interval))?;
+    } = stored_buckets(version, id, live, (start, end, interval), damaged);
     cost.stored = stored.len();
     // The gaps between stored buckets, summarised from the raw samples.
     let mut cursor = Some(start);
@@ -450,13 +458,15 @@ struct Stored {
 }
 
 /// The buckets of series `id` in `[start, end]` that segments' rollups can give as they
-/// are (see [`read_rolled`]), and where the rest of its samples may be.
+/// are (see [`read_rolled`]), and where the rest of its samples may be. A damaged block is
+/// told to `damaged` and its segment's samples are read instead.
 fn stored_buckets(
     version: &Version,
     id: crate::head::SeriesRef,
     live: &SeriesLayer,
     (start, end, interval): (i64, i64, i64),
-) -> Result<Stored> {
+    damaged: &dyn Fn(&Error),
+) -> Stored {
     // Where each source holds data of the series: (first, last, source), a segment's index
     // or `usize::MAX` for in-memory data (which has no rollups).
     let mut spans: Vec<(i64, i64, usize)> = Vec::new();
@@ -475,10 +485,10 @@ fn stored_buckets(
         }
     }
     if with_rollups.is_empty() {
-        return Ok(Stored {
+        return Stored {
             buckets: Vec::new(),
             raw: None,
-        });
+        };
     }
     let memory = version
         .frozen
@@ -520,7 +530,14 @@ fn stored_buckets(
             continue;
         };
         read.clear();
-        if !h.segment.read_rollup(series, interval, &mut read)? {
+        let usable = h
+            .segment
+            .read_rollup(series, interval, &mut read)
+            .unwrap_or_else(|e| {
+                damaged(&e);
+                false
+            });
+        if !usable {
             // No buckets: wherever its chunks are, read them.
             raw.extend(h.chunks_in(id, start, end).map(|c| (c.min_t, c.max_t)));
             continue;
@@ -582,8 +599,8 @@ fn stored_buckets(
             _ => merged.push((lo, hi)),
         }
     }
-    Ok(Stored {
+    Stored {
         buckets: out,
         raw: Some(merged),
-    })
+    }
 }

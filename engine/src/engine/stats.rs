@@ -55,6 +55,11 @@ pub struct Stats {
     pub writes_stopped: Option<String>,
     /// Times writing resumed by itself after a failed fsync or write, since open.
     pub write_recoveries: u64,
+    /// Reads of a rollup block that was damaged, since open: each query answered those
+    /// buckets from the raw samples instead (`verify` names every damaged block).
+    pub damaged_rollup_reads: u64,
+    /// The last of them: file, offset and why.
+    pub last_damaged_rollup: Option<String>,
     /// WAL files whose end opening cut off: a torn write in the newest file (never
     /// acknowledged), or damage (also quarantined).
     pub wal_files_cut: u64,
@@ -123,6 +128,8 @@ impl Engine {
             quarantined: inner.quarantined.lock().clone(),
             writes_stopped: inner.wal.failure().map(|e| e.to_string()),
             write_recoveries: inner.write_recoveries.load(Ordering::Relaxed),
+            damaged_rollup_reads: inner.damaged_rollups.load(Ordering::Relaxed),
+            last_damaged_rollup: inner.last_damaged_rollup.lock().clone(),
             wal_files_cut: inner.wal_cuts.files,
             wal_bytes_cut: inner.wal_cuts.bytes,
             flushes: inner.flushes.load(Ordering::Relaxed),

@@ -613,6 +613,12 @@ async fn stats(c: &ClientArgs) -> anyhow::Result<()> {
             s.wal_files_cut, s.wal_bytes_cut
         );
     }
+    if s.damaged_rollup_reads > 0 {
+        println!(
+            "DAMAGED ROLLUPS   {} reads answered from raw samples; last: {}",
+            s.damaged_rollup_reads, s.last_damaged_rollup
+        );
+    }
     if s.write_recoveries > 0 {
         println!("WRITE RECOVERIES  {}", s.write_recoveries);
     }

@@ -216,6 +216,8 @@ impl Admin for AdminService {
                 .collect(),
             writes_stopped: s.writes_stopped.unwrap_or_default(),
             write_recoveries: s.write_recoveries,
+            damaged_rollup_reads: s.damaged_rollup_reads,
+            last_damaged_rollup: s.last_damaged_rollup.unwrap_or_default(),
             wal_files_cut: s.wal_files_cut,
             wal_bytes_cut: s.wal_bytes_cut,
             query_cache: Some(v1::QueryCacheStats {

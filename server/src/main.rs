@@ -1,5 +1,6 @@
 //! `iocdb`: the server and the operator CLI. See `iocdb --help`.
 
+mod allocator;
 mod audit;
 mod auth;
 mod catalog;
@@ -21,11 +22,6 @@ mod tls;
 mod transfer;
 
 use clap::Parser;
-
-// The write path frees many small label strings; mimalloc does that markedly faster than
-// the system allocator (see BENCHMARKS.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn init_logging(json: bool) {
     let filter =

@@ -437,7 +437,12 @@ async fn flush_periodically(engine: Arc<Engine>, every: Duration, mut stop: watc
         }
         last = tokio::time::Instant::now();
         let flusher = engine.clone();
-        match tokio::task::spawn_blocking(move || flusher.flush()).await {
+        let flushed = tokio::task::spawn_blocking(move || {
+            let flushed = flusher.flush();
+            crate::allocator::release_freed();
+            flushed
+        });
+        match flushed.await {
             Ok(Ok(r)) if r.segments > 0 => {
                 tracing::info!(
                     segments = r.segments,

@@ -127,9 +127,6 @@ impl Segment {
     pub fn open_with_labels(path: &Path, bytes: Bytes) -> Result<(Segment, Vec<Labels>)> {
         Self::parse(&bytes)
             .map(|p| {
-                // The series table and the postings were read once into memory: their
-                // pages need not stay mapped in the process.
-                bytes.release(p.table_offset as usize, bytes.len());
                 let segment = Segment {
                     path: path.to_path_buf(),
                     bytes: bytes.clone(),
@@ -144,6 +141,8 @@ impl Segment {
                     table_offset: p.table_offset,
                     postings_offset: p.postings_offset,
                 };
+                // The series table and the postings were read once, into memory.
+                segment.release_tables();
                 (segment, p.labels)
             })
             .map_err(|e| e.in_file(path, 0))
@@ -375,6 +374,7 @@ impl Segment {
         let (_, _, labels) =
             parse_table(&table, self.table_offset, self.series.len(), self.version)
                 .map_err(|e| e.in_file(&self.path, at))?;
+        self.release_tables();
         Ok(labels)
     }
 
@@ -386,7 +386,16 @@ impl Segment {
         let payload =
             block(data, self.postings_offset, 0, f).map_err(|e| e.in_file(&self.path, 0))?;
         let payload = decompress(payload).map_err(|e| e.in_file(&self.path, at))?;
-        parse_postings(&payload).map_err(|e| e.in_file(&self.path, at))
+        let postings = parse_postings(&payload).map_err(|e| e.in_file(&self.path, at));
+        self.release_tables();
+        postings
+    }
+
+    /// Drops the process's mapping of the series table and postings (see
+    /// [`Bytes::release`]): they are read once, into memory, by whoever asks for them.
+    fn release_tables(&self) {
+        self.bytes
+            .release(self.table_offset as usize, self.bytes.len());
     }
 
     /// Bytes of chunk data per namespace (what each department's data costs on disk).

@@ -76,6 +76,11 @@ impl SeriesTable {
         self.namespace_of.len()
     }
 
+    fn iter(&self) -> impl Iterator<Item = SegmentSeries<'_>> {
+        // Every local id below the count has an entry (see `parse_table`).
+        (0..self.len()).filter_map(|l| self.get(l))
+    }
+
     fn get(&self, local: usize) -> Option<SegmentSeries<'_>> {
         let namespace = self
             .namespaces
@@ -205,7 +210,7 @@ impl Segment {
             .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?;
         block(data, postings_offset, table_end, f as u64)?;
         let mut total = 0u64;
-        for s in (0..series.len()).filter_map(|l| series.get(l)) {
+        for s in series.iter() {
             for c in s.chunks {
                 let end = c.offset + 8 + u64::from(c.len);
                 if c.offset < HEADER_LEN as u64 || end > table_offset {
@@ -265,8 +270,7 @@ impl Segment {
 
     /// Every series, by local id.
     pub fn all_series(&self) -> impl Iterator<Item = SegmentSeries<'_>> {
-        // Every local id below the count has an entry (see `parse_table`).
-        (0..self.series.len()).filter_map(|l| self.series.get(l))
+        self.series.iter()
     }
 
     /// The file's path.
@@ -499,18 +503,13 @@ fn parse_table(
     for local in 0..count {
         let at = r.position() as u64;
         let name = r.str(MAX_STR, "namespace")?;
-        // Series of one namespace are few runs; a segment names few namespaces.
+        // A segment names few namespaces, each once.
         let namespace = match table.namespaces.iter().rposition(|n| n.as_str() == name) {
             Some(i) => i,
             None => {
                 let ns = Namespace::new(name).map_err(|e| DecodeError::new(at, e))?;
-                match table.namespaces.iter().rposition(|n| *n == ns) {
-                    Some(i) => i,
-                    None => {
-                        table.namespaces.push(ns);
-                        table.namespaces.len() - 1
-                    }
-                }
+                table.namespaces.push(ns);
+                table.namespaces.len() - 1
             }
         };
         namespace_of.push(namespace as u32);

@@ -1,0 +1,106 @@
+//! Memory under series churn: `churn_memory TOTAL ACTIVE` writes `TOTAL` camera-like series
+//! over time, `ACTIVE` at a time — each generation replaces every active series with new
+//! ones (a camera swapped, a facility renamed), writes a few samples of each and flushes —
+//! and reports after every generation the process's RSS, the series the head holds and its
+//! accounted bytes. With churn handled, RSS follows `ACTIVE`; without, it follows `TOTAL`.
+//! `cargo run --release -p iocdb-benches --example churn_memory -- 1000000 100000`
+
+use std::time::{Duration, Instant};
+
+use iocdb_engine::{
+    Engine, FsyncPolicy, Label, Limits, Options, Sample, SeriesWrite, WriteRequest,
+};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// `VmRSS` of this process, MiB.
+fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+const COMMUNES: [&str; 6] = [
+    "Châu Đốc",
+    "Long Xuyên",
+    "Tân Châu",
+    "Tịnh Biên",
+    "Phú Tân",
+    "An Phú",
+];
+
+/// Series `i`'s labels: four, one of them unique (the camera).
+fn labels(i: usize) -> Vec<Label> {
+    vec![
+        Label::new("__name__", "camera_people_count"),
+        Label::new("camera", format!("cam-{i:08}")),
+        Label::new("commune", COMMUNES[i % COMMUNES.len()]),
+        Label::new("district", COMMUNES[(i / 7) % COMMUNES.len()]),
+    ]
+}
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let total: usize = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1_000_000);
+    let active: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(100_000);
+    let dir = tempfile::tempdir().expect("dir");
+    let opts = Options {
+        fsync: FsyncPolicy::Interval(Duration::from_millis(200)),
+        head_memory_budget: 16 << 30,
+        limits: Limits {
+            max_series_per_namespace: total + 1,
+            ..Limits::default()
+        },
+        ..Options::default()
+    };
+    let engine = Engine::open(dir.path(), opts).expect("open");
+    let start = 1_796_000_000_000_i64;
+    println!(
+        "| generation | series written | head series | head accounted | RSS | RSS per series written | took |"
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for generation in 0..total.div_ceil(active.max(1)) {
+        let t = Instant::now();
+        let first = generation * active;
+        let last = (first + active).min(total);
+        // Each generation's own hour: four samples a series, a quarter-hour apart.
+        let hour = start + generation as i64 * 3_600_000;
+        for batch in (first..last).collect::<Vec<_>>().chunks(1_000) {
+            let req = WriteRequest {
+                namespace: "security".into(),
+                series: batch
+                    .iter()
+                    .map(|&i| SeriesWrite {
+                        labels: labels(i),
+                        samples: (0..4)
+                            .map(|k| Sample::new(hour + k * 900_000, (i % 97) as f64))
+                            .collect(),
+                    })
+                    .collect(),
+            };
+            let out = engine.write(req).expect("write");
+            assert_eq!(out.rejected.len(), 0, "{:?}", out.rejected.first());
+        }
+        engine.flush().expect("flush");
+        for _ in 0..100 {
+            drop(engine.stats());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let stats = engine.stats();
+        let rss = rss_mib();
+        println!(
+            "| {generation} | {last} | {} | {:.0} MiB | {rss:.0} MiB | {:.0} B | {:.1} s |",
+            stats.series,
+            stats.head_bytes as f64 / (1 << 20) as f64,
+            rss * (1 << 20) as f64 / last as f64,
+            t.elapsed().as_secs_f64()
+        );
+    }
+}

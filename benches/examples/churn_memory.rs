@@ -4,6 +4,7 @@
 //! and reports after every generation the process's RSS, the series the head holds and its
 //! accounted bytes. With churn handled, RSS follows `ACTIVE`; without, it follows `TOTAL`.
 //! `cargo run --release -p iocdb-benches --example churn_memory -- 1000000 100000`
+#![allow(clippy::indexing_slicing)]
 
 use std::time::{Duration, Instant};
 

@@ -60,6 +60,9 @@ pub struct SegmentSeries<'a> {
 struct SeriesTable {
     /// Each distinct namespace once.
     namespaces: Vec<Namespace>,
+    /// Per namespace (as `namespaces`), the bytes of its series' chunk blocks: what
+    /// `Stats` reports on every call, summed once here rather than per series each time.
+    namespace_bytes: Vec<u64>,
     /// Per series (local id): its namespace, an index into `namespaces`.
     namespace_of: Box<[u32]>,
     /// Per series, where its chunks start in `chunks`, and one more entry for the end.
@@ -405,9 +408,9 @@ impl Segment {
     /// Bytes of chunk data per namespace (what each department's data costs on disk).
     pub fn bytes_by_namespace(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        for s in self.all_series() {
-            let bytes: u64 = s.chunks.iter().map(|c| u64::from(c.len) + 8).sum();
-            *out.entry(s.namespace.to_string()).or_default() += bytes;
+        let table = &self.series;
+        for (namespace, &bytes) in table.namespaces.iter().zip(&table.namespace_bytes) {
+            *out.entry(namespace.to_string()).or_default() += bytes;
         }
         out
     }
@@ -509,6 +512,7 @@ fn parse_table(
             None => {
                 let ns = Namespace::new(name).map_err(|e| DecodeError::new(at, e))?;
                 table.namespaces.push(ns);
+                table.namespace_bytes.push(0);
                 table.namespaces.len() - 1
             }
         };
@@ -532,6 +536,10 @@ fn parse_table(
                 max_t,
                 samples,
             });
+            if let Some(bytes) = table.namespace_bytes.get_mut(namespace) {
+                // The chunk's block: its length and checksum, then the chunk.
+                *bytes += u64::from(len) + 8;
+            }
         }
         if version >= 3 {
             let offset = r.varint()?;

@@ -92,3 +92,21 @@ fn every_truncation_is_refused() {
         assert!(matches!(r, Err(Error::Corrupt { .. })), "cut at {cut}");
     }
 }
+
+#[test]
+fn bytes_by_namespace_are_the_chunk_blocks_of_each_namespace() {
+    let mut series = input();
+    series[1].namespace = Namespace::new("tourism").expect("ns");
+    let seg = Segment::open(
+        std::path::Path::new("x.seg"),
+        Bytes::owned(encode_segment(1, &series)),
+    )
+    .expect("opens");
+    let mut want = std::collections::BTreeMap::<String, u64>::new();
+    for s in seg.all_series() {
+        let bytes: u64 = s.chunks.iter().map(|c| u64::from(c.len) + 8).sum();
+        *want.entry(s.namespace.to_string()).or_default() += bytes;
+    }
+    assert_eq!(want.len(), 2);
+    assert_eq!(seg.bytes_by_namespace(), want);
+}

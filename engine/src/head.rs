@@ -34,7 +34,7 @@ use roaring::RoaringBitmap;
 pub use chunks::{HeadSeries, SealedChunk};
 pub use layer::{SeriesLayer, dedupe_newest_wins};
 pub use series::{Series, SeriesHandle, SeriesRef};
-pub use usage::{NamespaceUsage, UsageTally, Usages};
+pub use usage::{Delta, NamespaceUsage, UsageTally, Usages};
 
 use crate::index::{Index, LabelReader, Matcher};
 use crate::model::{Labels, Namespace, RawLabel, RejectReason, Sample};

@@ -12,7 +12,7 @@ use super::version::{FrozenGen, SegmentHandle, Version};
 use super::{Engine, FlushState, Inner};
 use crate::error::IoContext;
 use crate::fs::layout;
-use crate::head::{SeriesRef, UsageTally, dedupe_newest_wins};
+use crate::head::{Delta, SeriesRef, UsageTally, dedupe_newest_wins};
 use crate::model::Sample;
 use crate::segment::{SegmentBuilder, write_segment};
 use crate::{Error, Result};
@@ -113,9 +113,14 @@ fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
     let mut series = HashMap::new();
     let mut tally = UsageTally::default();
     for s in inner.head.all() {
-        if let Some((layer, freed)) = s.head.take() {
+        if let Some((layer, freed, held)) = s.head.take() {
             inner.add_head_bytes(-(freed as isize));
-            tally.add(&s.usage, -(freed as i64), 0);
+            let delta = Delta {
+                bytes: -(freed as i64),
+                held: -(held as i64),
+                accepted: 0,
+            };
+            tally.add(&s.usage, delta);
             series.insert(s.id, layer);
         }
     }

@@ -437,6 +437,7 @@ impl ReplaySink for Applier<'_> {
         self.buf.extend(samples);
         let delta = series.head.append(self.buf.iter().copied());
         series.usage.add(delta as i64);
+        series.usage.add_samples(self.buf.len() as i64);
         self.head_bytes
             .fetch_add(delta as i64, std::sync::atomic::Ordering::Relaxed);
         Ok(self.buf.len())

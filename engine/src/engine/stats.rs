@@ -151,9 +151,7 @@ impl Engine {
                 .accepted_by_namespace
                 .insert(ns.clone(), usage.accepted());
             stats.head_bytes_by_namespace.insert(ns, usage.bytes());
-        }
-        for s in inner.head.all() {
-            stats.head_samples += s.head.sample_count() as u64;
+            stats.head_samples += usage.samples();
         }
         for h in &version.segments {
             stats.segment_samples += h.segment.samples;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Engine;
-use crate::head::{Finder, Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
+use crate::head::{Delta, Finder, Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
 use crate::model::{
     Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RawLabel, RawSeriesWrite,
     RawWriteRequest, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest, raw_labels,
@@ -420,7 +420,12 @@ impl Engine {
                 }
             };
             let bytes = inner.head.apply(&series, place, samples, &mut tell);
-            tally.add(&series.usage, bytes as i64, n);
+            let delta = Delta {
+                bytes: bytes as i64,
+                held: n as i64,
+                accepted: n,
+            };
+            tally.add(&series.usage, delta);
             grown += bytes;
         }
         tally.settle();

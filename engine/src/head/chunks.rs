@@ -177,13 +177,13 @@ impl HeadSeries {
         SeriesLayer { chunks, ooo }
     }
 
-    /// Takes all data out (for a flush); returns it and the bytes freed.
-    pub fn take(&self) -> Option<(SeriesLayer, usize)> {
+    /// Takes all data out (for a flush); returns it, the bytes freed and the samples it held.
+    pub fn take(&self) -> Option<(SeriesLayer, usize, usize)> {
         let mut d = self.data.lock();
         if d.sealed.is_empty() && d.open.is_empty() && d.ooo.is_empty() {
             return None;
         }
-        let (last, freed) = (newest(&d), accounted_bytes(&d));
+        let (last, freed, held) = (newest(&d), accounted_bytes(&d), held(&d));
         let mut chunks = std::mem::take(&mut d.sealed);
         if !d.open.is_empty() {
             let max_t = d.open.last_t().unwrap_or(d.open_min_t);
@@ -199,7 +199,7 @@ impl HeadSeries {
         if let Some(last) = last {
             (d.open_min_t, d.taken_v) = (last.t, last.v);
         }
-        Some((SeriesLayer { chunks, ooo }, freed))
+        Some((SeriesLayer { chunks, ooo }, freed, held))
     }
 
     /// The newest sample held (out-of-order samples are never newer) or, when a flush took
@@ -219,17 +219,6 @@ impl HeadSeries {
             || d.ooo.iter().any(|s| s.t >= start && s.t <= end)
     }
 
-    /// Samples held.
-    pub fn sample_count(&self) -> usize {
-        let d = self.data.lock();
-        let sealed: usize = d
-            .sealed
-            .iter()
-            .map(|c| chunk::sample_count(&c.bytes).unwrap_or(0))
-            .sum();
-        sealed + d.open.len() + d.ooo.len()
-    }
-
     /// Accounted bytes.
     #[cfg(test)]
     pub fn bytes(&self) -> usize {
@@ -238,6 +227,18 @@ impl HeadSeries {
 }
 
 /// Appends samples to a series' locked data; returns the change in accounted bytes.
+/// The samples locked data holds: every sample appended since the last take counts once
+/// (in order into the open chunk, later sealed; otherwise among the out-of-order ones), which
+/// is why the write path can keep the head's count by adding what it appends.
+fn held(d: &SeriesData) -> usize {
+    let sealed: usize = d
+        .sealed
+        .iter()
+        .map(|c| chunk::sample_count(&c.bytes).unwrap_or(0))
+        .sum();
+    sealed + d.open.len() + d.ooo.len()
+}
+
 fn append_locked(d: &mut SeriesData, samples: impl IntoIterator<Item = Sample>) -> isize {
     let before = accounted_bytes(d);
     for s in samples {
@@ -336,9 +337,11 @@ mod tests {
     #[test]
     fn taking_the_data_leaves_an_empty_series_and_frees_its_bytes() {
         let s = HeadSeries::default();
-        let grown = s.append((0..10).map(|i| Sample::new(i, 1.0)));
-        let (layer, freed) = s.take().expect("has data");
+        let grown =
+            s.append((0..10).map(|i| Sample::new(i, 1.0))) + s.append([Sample::new(3, 2.0)]);
+        let (layer, freed, held) = s.take().expect("has data");
         assert_eq!(freed as isize, grown);
+        assert_eq!(held, 11, "ten in order and one correction, each held once");
         assert_eq!(layer.chunks.len(), 1);
         assert!(s.take().is_none());
         assert_eq!(s.bytes(), 0);

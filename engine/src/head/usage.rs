@@ -18,6 +18,9 @@ use crate::model::{Namespace, PerNamespace};
 pub struct NamespaceUsage {
     namespace: Namespace,
     bytes: AtomicI64,
+    /// Samples its series hold in the head now: what writes and WAL replay appended, less
+    /// what flushes took (every appended sample is held once until taken).
+    samples: AtomicI64,
     /// Samples written since the engine was opened (not counting WAL replay).
     accepted: AtomicU64,
     /// `u64::MAX`: no share of its own (only the whole head's budget applies).
@@ -33,6 +36,17 @@ impl NamespaceUsage {
     /// Bytes its series hold in the head now.
     pub fn bytes(&self) -> u64 {
         self.bytes.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Samples its series hold in the head now.
+    pub fn samples(&self) -> u64 {
+        self.samples.load(Ordering::Relaxed).max(0) as u64
+    }
+
+    /// Records samples appended (positive) or taken by a flush (negative), as WAL replay
+    /// does series by series.
+    pub fn add_samples(&self, delta: i64) {
+        self.samples.fetch_add(delta, Ordering::Relaxed);
     }
 
     /// Samples written to the namespace since the engine was opened.
@@ -79,6 +93,7 @@ impl Usages {
                 Arc::new(NamespaceUsage {
                     namespace: namespace.clone(),
                     bytes: AtomicI64::new(0),
+                    samples: AtomicI64::new(0),
                     accepted: AtomicU64::new(0),
                     limit: AtomicU64::new(limits.get(namespace.as_str()).unwrap_or(u64::MAX)),
                 })
@@ -108,30 +123,43 @@ impl Usages {
 /// once: a batch's series mostly share a namespace, so this is one atomic add per batch.
 #[derive(Default)]
 pub struct UsageTally {
-    current: Option<(Arc<NamespaceUsage>, i64, u64)>,
+    current: Option<(Arc<NamespaceUsage>, Delta)>,
+}
+
+/// What a run of series changed in one namespace.
+#[derive(Default, Clone, Copy)]
+pub struct Delta {
+    /// Head bytes grown (positive) or freed (negative).
+    pub bytes: i64,
+    /// Samples the head holds more (appended) or fewer (taken by a flush).
+    pub held: i64,
+    /// Samples accepted by writes.
+    pub accepted: u64,
 }
 
 impl UsageTally {
-    /// Counts `delta` bytes and `accepted` samples for `usage`.
-    pub fn add(&mut self, usage: &Arc<NamespaceUsage>, delta: i64, accepted: u64) {
+    /// Counts `delta` for `usage`.
+    pub fn add(&mut self, usage: &Arc<NamespaceUsage>, delta: Delta) {
         match &mut self.current {
-            Some((u, sum, samples)) if Arc::ptr_eq(u, usage) => {
-                *sum += delta;
-                *samples += accepted;
+            Some((u, sum)) if Arc::ptr_eq(u, usage) => {
+                sum.bytes += delta.bytes;
+                sum.held += delta.held;
+                sum.accepted += delta.accepted;
             }
             _ => {
                 self.settle();
-                self.current = Some((usage.clone(), delta, accepted));
+                self.current = Some((usage.clone(), delta));
             }
         }
     }
 
     /// Applies what is counted so far.
     pub fn settle(&mut self) {
-        if let Some((u, sum, samples)) = self.current.take() {
-            u.add(sum);
-            if samples > 0 {
-                u.accepted.fetch_add(samples, Ordering::Relaxed);
+        if let Some((u, sum)) = self.current.take() {
+            u.add(sum.bytes);
+            u.add_samples(sum.held);
+            if sum.accepted > 0 {
+                u.accepted.fetch_add(sum.accepted, Ordering::Relaxed);
             }
         }
     }
@@ -173,12 +201,18 @@ mod tests {
         let (a, b) = (usages.of(&ns("a")), usages.of(&ns("b")));
         {
             let mut tally = UsageTally::default();
-            tally.add(&a, 10, 2);
-            tally.add(&a, 5, 1);
-            tally.add(&b, 7, 4);
-            tally.add(&a, -3, 0);
+            let d = |bytes, held, accepted| Delta {
+                bytes,
+                held,
+                accepted,
+            };
+            tally.add(&a, d(10, 2, 2));
+            tally.add(&a, d(5, 1, 1));
+            tally.add(&b, d(7, 4, 4));
+            tally.add(&a, d(-3, -2, 0));
         }
         assert_eq!((a.bytes(), b.bytes()), (12, 7));
+        assert_eq!((a.samples(), b.samples()), (1, 4));
         assert_eq!((a.accepted(), b.accepted()), (3, 4));
         usages.set_limits(PerNamespace {
             default: None,

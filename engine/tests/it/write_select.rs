@@ -502,3 +502,38 @@ fn writers_finding_and_creating_series_at_once_never_deadlock() {
         assert_eq!(dump(&engine, ns).len(), 20 + 4 * 75 * 5, "{ns}");
     }
 }
+
+/// `Stats.head_samples` is kept by the write path, the flush and WAL replay rather than
+/// counted series by series on every call: each sample written is held once — in order,
+/// late or a correction of an earlier one — until a flush takes it.
+#[test]
+fn the_head_sample_count_follows_writes_corrections_flushes_and_replay() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    for k in 0..3 {
+        engine.write(eight_series("cams", k)).expect("write");
+    }
+    engine.write(eight_series("health", 0)).expect("write");
+    assert_eq!(engine.stats().head_samples, 4 * 8 * 64);
+    // A late batch and a batch of corrections of samples already held: each sample counts.
+    engine.write(eight_series("cams", 1)).expect("corrections");
+    let late = request(
+        "cams",
+        vec![series(
+            "c",
+            0,
+            vec![Sample::new(5, 1.0), Sample::new(-7, 2.0)],
+        )],
+    );
+    engine.write(late).expect("late");
+    assert_eq!(engine.stats().head_samples, 5 * 8 * 64 + 2);
+    engine.flush().expect("flush");
+    assert_eq!(engine.stats().head_samples, 0);
+    engine.write(eight_series("cams", 9)).expect("write");
+    engine.write(eight_series("health", 9)).expect("write");
+    assert_eq!(engine.stats().head_samples, 2 * 8 * 64);
+    drop(engine);
+    // Replayed from the WAL.
+    let engine = common::open(dir.path());
+    assert_eq!(engine.stats().head_samples, 2 * 8 * 64);
+}

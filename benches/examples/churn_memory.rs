@@ -1,10 +1,11 @@
 //! Memory under series churn: `churn_memory TOTAL ACTIVE` writes `TOTAL` camera-like series
 //! over time, `ACTIVE` at a time — each generation replaces every active series with new
 //! ones (a camera swapped, a facility renamed), writes a few samples of each and flushes —
-//! and reports after every generation the process's RSS, the series the head holds and its
-//! accounted bytes. With churn handled, RSS follows `ACTIVE`; without, it follows `TOTAL`.
+//! and reports after every generation the process's RSS (once the allocator has returned
+//! what the flush freed), the series the head holds and its accounted bytes. With churn
+//! handled, RSS follows `ACTIVE`; without, it follows `TOTAL`.
 //! `cargo run --release -p iocdb-benches --example churn_memory -- 1000000 100000`
-#![allow(clippy::indexing_slicing)]
+#![allow(clippy::indexing_slicing, unsafe_code)]
 
 use std::time::{Duration, Instant};
 
@@ -14,6 +15,11 @@ use iocdb_engine::{
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+unsafe extern "C" {
+    /// mimalloc's `void mi_collect(bool force)`.
+    fn mi_collect(force: bool);
+}
 
 /// `VmRSS` of this process, MiB.
 fn rss_mib() -> f64 {
@@ -90,10 +96,16 @@ fn main() {
             assert_eq!(out.rejected.len(), 0, "{:?}", out.rejected.first());
         }
         engine.flush().expect("flush");
+        // As the server does after a flush (`server/src/allocator.rs`): hand what the flush
+        // freed back to the OS now, so that RSS shows what is held, not what the allocator
+        // has yet to purge.
+        // SAFETY: `mi_collect` takes no pointer and only touches mimalloc's own state; it
+        // may be called from any thread at any time, and mimalloc is this process's
+        // allocator (above).
+        unsafe { mi_collect(true) };
         for _ in 0..100 {
             drop(engine.stats());
         }
-        std::thread::sleep(Duration::from_millis(200));
         let stats = engine.stats();
         let rss = rss_mib();
         println!(

@@ -203,6 +203,31 @@ pub fn post_remote_write(url: &str, body: &[u8]) {
         .unwrap_or_else(|e| panic!("{url}: {e}"));
 }
 
+/// A request as iocdb's gRPC `Write` takes it.
+pub fn grpc_write(r: &WriteRequest) -> iocdb_proto::v1::WriteRequest {
+    use iocdb_proto::v1;
+    v1::WriteRequest {
+        namespace: r.namespace.clone(),
+        series: r
+            .series
+            .iter()
+            .map(|s| v1::Series {
+                labels: s
+                    .labels
+                    .iter()
+                    .map(|l| v1::Label {
+                        name: l.name.clone(),
+                        value: l.value.clone(),
+                    })
+                    .collect(),
+                timestamps_ms: s.samples.iter().map(|x| x.t).collect(),
+                values: s.samples.iter().map(|x| x.v).collect(),
+                stream_id: 0,
+            })
+            .collect(),
+    }
+}
+
 /// A request as a Prometheus remote-write body: `prompb.WriteRequest`, snappy-compressed,
 /// each series' labels sorted by name as Prometheus sends them.
 pub fn remote_write_body(r: &WriteRequest) -> Vec<u8> {

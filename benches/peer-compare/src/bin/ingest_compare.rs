@@ -58,26 +58,7 @@ struct Batch {
 
 fn encode(r: &iocdb_engine::WriteRequest) -> Batch {
     use prost::Message;
-    let grpc = v1::WriteRequest {
-        namespace: r.namespace.clone(),
-        series: r
-            .series
-            .iter()
-            .map(|s| v1::Series {
-                labels: s
-                    .labels
-                    .iter()
-                    .map(|l| v1::Label {
-                        name: l.name.clone(),
-                        value: l.value.clone(),
-                    })
-                    .collect(),
-                timestamps_ms: s.samples.iter().map(|x| x.t).collect(),
-                values: s.samples.iter().map(|x| x.v).collect(),
-                stream_id: 0,
-            })
-            .collect(),
-    };
+    let grpc = peers::grpc_write(r);
     Batch {
         namespace: r.namespace.clone(),
         remote_write: peers::remote_write_body(r),

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use iocdb_benches::{report, workload};
-use iocdb_peer_compare::peers::{Peer, exposition, free_port, wait_ready};
+use iocdb_peer_compare::peers::{Peer, exposition, free_port, grpc_write, wait_ready};
 use iocdb_proto::v1;
 
 /// `VmRSS` or `VmHWM` of process `pid`, MiB.
@@ -112,26 +112,7 @@ fn iocdb(scale: f64, dir: &std::path::Path) -> Figures {
         let mut samples = 0;
         for chunk in specs.chunks(300) {
             for r in workload::backfill(chunk, end - 86_400_000, end, 100_000) {
-                let req = v1::WriteRequest {
-                    namespace: r.namespace,
-                    series: r
-                        .series
-                        .into_iter()
-                        .map(|s| v1::Series {
-                            labels: s
-                                .labels
-                                .into_iter()
-                                .map(|l| v1::Label {
-                                    name: l.name,
-                                    value: l.value,
-                                })
-                                .collect(),
-                            timestamps_ms: s.samples.iter().map(|x| x.t).collect(),
-                            values: s.samples.iter().map(|x| x.v).collect(),
-                            stream_id: 0,
-                        })
-                        .collect(),
-                };
+                let req = grpc_write(&r);
                 samples += ingest
                     .write(req)
                     .await

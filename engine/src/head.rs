@@ -17,6 +17,7 @@
 //!
 //! May use: `model`, `codec`, `index`.
 
+mod arena;
 mod chunks;
 mod layer;
 mod series;
@@ -31,7 +32,8 @@ use hashbrown::HashTable;
 use parking_lot::{Condvar, Mutex, RwLock, RwLockReadGuard};
 use roaring::RoaringBitmap;
 
-pub use chunks::{HeadSeries, SealedChunk};
+pub use arena::ChunkArena;
+pub use chunks::{HeadSeries, SealedChunk, Sealer};
 pub use layer::{SeriesLayer, dedupe_newest_wins};
 pub use series::{Series, SeriesHandle, SeriesRef};
 pub use usage::{Delta, NamespaceUsage, UsageTally, Usages};
@@ -63,6 +65,8 @@ pub struct Head {
     lookup: Box<[RwLock<Lookup>]>,
     series: RwLock<Vec<Arc<Series>>>,
     postings: Index,
+    /// Where the series' sealed chunks keep their bytes.
+    arena: ChunkArena,
     hasher: foldhash::fast::RandomState,
     /// `u64::MAX`; tests clear it to make every label set collide, so that the registry's
     /// equality check, not the hash, is what tells series apart.
@@ -111,6 +115,7 @@ impl Default for Head {
             lookup: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
             series: RwLock::new(Vec::new()),
             postings: Index::default(),
+            arena: ChunkArena::default(),
             hasher: Default::default(),
             hash_mask: u64::MAX,
             registry_bytes: AtomicU64::new(0),
@@ -256,14 +261,15 @@ impl Head {
         samples: Vec<Sample>,
         on_apply: chunks::OnApply<'_>,
     ) -> isize {
-        let grown = match series.head.append_at(place, samples, on_apply) {
+        let sealer = self.sealer(series);
+        let grown = match series.head.append_at(place, samples, sealer, on_apply) {
             Ok(grown) => grown,
             Err(samples) => {
                 let mut samples = Some(samples);
                 self.wait_turn(|| {
                     match samples
                         .take()
-                        .map(|s| series.head.append_at(place, s, on_apply))
+                        .map(|s| series.head.append_at(place, s, sealer, on_apply))
                     {
                         Some(Ok(grown)) => Some(grown),
                         Some(Err(back)) => {
@@ -277,6 +283,20 @@ impl Head {
         };
         self.turn_done();
         grown
+    }
+
+    /// Where `series` seals its chunks.
+    pub fn sealer(&self, series: &Series) -> Sealer<'_> {
+        Sealer {
+            arena: &self.arena,
+            key: series.id,
+        }
+    }
+
+    /// Lets go of the chunk blocks being filled: called when a flush has taken the head's
+    /// samples, so that the blocks they were sealed into are freed with them.
+    pub fn retire_chunk_blocks(&self) {
+        self.arena.retire();
     }
 
     /// Gives up `series`' place `place` without data: its batch failed.

@@ -44,10 +44,17 @@ fn init_logging(json: bool) {
 /// A runtime whose blocking pool (where every engine call runs) has at most `threads`
 /// threads: tokio's default of 512 gives each concurrent writer an OS thread with its own
 /// stack and allocator heap, which is where memory went under many concurrent writers.
+///
+/// Threads hand the memory their allocator heap holds free back to the OS when they park
+/// (runtime workers, at most once a second) and when they exit (pool threads, after ten idle
+/// seconds): the allocator returns freed pages only on their own thread's later calls, which
+/// an idle thread does not make (see `allocator`).
 fn runtime(blocking_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(blocking_threads.max(1))
+        .on_thread_stop(allocator::release_freed)
+        .on_thread_park(allocator::release_freed_when_idle)
         .build()
 }
 

@@ -52,10 +52,26 @@ impl BitWriter {
 
     /// The bytes written so far, the last one padded with zero bits, without ending the writer.
     pub fn snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.buf.len() + 8);
-        out.extend_from_slice(&self.buf);
-        self.append_tail(&mut out);
+        let mut out = Vec::with_capacity(self.byte_len());
+        self.write_to(&mut out);
         out
+    }
+
+    /// Bytes [`BitWriter::snapshot`] would return.
+    pub fn byte_len(&self) -> usize {
+        self.buf.len() + self.nbits.div_ceil(8) as usize
+    }
+
+    /// Appends what [`BitWriter::snapshot`] would return to `out`.
+    pub fn write_to(&self, out: &mut impl bytes::BufMut) {
+        out.put_slice(&self.buf);
+        self.append_tail(out);
+    }
+
+    /// Empties the writer, keeping its buffer for what is written next.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        (self.acc, self.nbits) = (0, 0);
     }
 
     /// Ends the writer and returns its bytes.
@@ -70,9 +86,9 @@ impl BitWriter {
         self.buf.capacity()
     }
 
-    fn append_tail(&self, out: &mut Vec<u8>) {
+    fn append_tail(&self, out: &mut impl bytes::BufMut) {
         let tail = self.acc.to_le_bytes();
-        out.extend_from_slice(tail.get(..self.nbits.div_ceil(8) as usize).unwrap_or(&[]));
+        out.put_slice(tail.get(..self.nbits.div_ceil(8) as usize).unwrap_or(&[]));
     }
 }
 

@@ -26,10 +26,11 @@
 //! The bit-packed columns leave what an entropy coder still finds: runs of zero bits where
 //! intervals are regular, and uneven value distributions.
 
+use super::bits::BitWriter;
 use super::bytes::ByteReader;
 use super::timestamp::{self, TimestampEncoder};
 use super::value::{self, IntEncoder, ValueEncoding, XorEncoder, as_exact_int};
-use super::varint::put_u64;
+use super::varint::{len_u64, put_u64};
 use super::{chimp, chimp128, decimal};
 use crate::DecodeError;
 
@@ -505,11 +506,55 @@ impl ChunkAppender {
 
     /// The chunk as it stands, in the format above (the appender goes on).
     pub fn snapshot(&self) -> Vec<u8> {
-        let (encoding, values) = match &self.values {
-            ValueAppender::Int(e, _) => (ValueEncoding::IntDelta, e.snapshot()),
-            ValueAppender::Xor(e) => (ValueEncoding::Xor, e.snapshot()),
-        };
-        assemble(encoding as u8, self.ts.len(), &self.ts.snapshot(), &values)
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.write_to(&mut out);
+        out
+    }
+
+    fn value_bits(&self) -> (ValueEncoding, &BitWriter) {
+        match &self.values {
+            ValueAppender::Int(e, _) => (ValueEncoding::IntDelta, e.bits()),
+            ValueAppender::Xor(e) => (ValueEncoding::Xor, e.bits()),
+        }
+    }
+
+    /// Bytes [`ChunkAppender::snapshot`] would return.
+    pub fn encoded_len(&self) -> usize {
+        let ts = self.ts.bits().byte_len();
+        1 + len_u64(self.ts.len() as u64) + len_u64(ts as u64) + ts + self.value_bits().1.byte_len()
+    }
+
+    /// Appends what [`ChunkAppender::snapshot`] would return to `out` (as [`assemble`]
+    /// lays it out), without copying the columns first.
+    pub fn write_to(&self, out: &mut impl bytes::BufMut) {
+        let (encoding, values) = self.value_bits();
+        out.put_u8(encoding as u8);
+        put_u64(out, self.ts.len() as u64);
+        put_u64(out, self.ts.bits().byte_len() as u64);
+        self.ts.bits().write_to(out);
+        values.write_to(out);
+    }
+
+    /// Starts a new, empty chunk, keeping the buffers (the head seals a chunk every few
+    /// minutes of a series' samples and goes on in the same appender).
+    pub fn clear(&mut self) {
+        self.ts.clear();
+        match &mut self.values {
+            ValueAppender::Int(e, kept) => {
+                e.clear();
+                kept.clear();
+            }
+            ValueAppender::Xor(_) => {
+                let xor = std::mem::take(&mut self.values);
+                if let ValueAppender::Xor(e) = xor {
+                    let w = e.into_cleared_bits();
+                    self.values = ValueAppender::Int(
+                        IntEncoder::writing_into(ValueEncoding::IntDelta, w),
+                        Vec::new(),
+                    );
+                }
+            }
+        }
     }
 
     /// Heap bytes held.

@@ -64,9 +64,19 @@ impl TimestampEncoder {
         (self.n > 0).then_some(self.prev)
     }
 
-    /// The bytes so far (the writer goes on).
-    pub fn snapshot(&self) -> Vec<u8> {
-        self.w.snapshot()
+    /// The bits written so far.
+    pub fn bits(&self) -> &BitWriter {
+        &self.w
+    }
+
+    /// Starts again, empty, keeping the buffer.
+    pub fn clear(&mut self) {
+        let mut w = std::mem::take(&mut self.w);
+        w.clear();
+        *self = TimestampEncoder {
+            w,
+            ..Default::default()
+        };
     }
 
     /// Ends the encoder.

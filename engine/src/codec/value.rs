@@ -86,6 +86,18 @@ impl XorEncoder {
         Self::default()
     }
 
+    /// The bits written so far.
+    pub fn bits(&self) -> &BitWriter {
+        &self.w
+    }
+
+    /// Its buffer, emptied, for another encoder to reuse.
+    pub fn into_cleared_bits(self) -> BitWriter {
+        let mut w = self.w;
+        w.clear();
+        w
+    }
+
     /// The last value appended.
     pub fn last(&self) -> Option<f64> {
         (self.n > 0).then(|| f64::from_bits(self.prev))
@@ -125,11 +137,6 @@ impl XorEncoder {
         }
         self.prev = bits;
         self.n += 1;
-    }
-
-    /// The bytes so far (the writer goes on).
-    pub fn snapshot(&self) -> Vec<u8> {
-        self.w.snapshot()
     }
 
     /// Ends the encoder.
@@ -199,13 +206,30 @@ pub struct IntEncoder {
 impl IntEncoder {
     /// An empty encoder; `encoding` must be one of the integer encodings.
     pub fn new(encoding: ValueEncoding) -> Self {
+        Self::writing_into(encoding, BitWriter::new())
+    }
+
+    /// An empty encoder writing into `w`, which must be empty (a buffer reused).
+    pub fn writing_into(encoding: ValueEncoding, w: BitWriter) -> Self {
         IntEncoder {
-            w: BitWriter::new(),
+            w,
             encoding,
             n: 0,
             prev: 0,
             prev_delta: 0,
         }
+    }
+
+    /// The bits written so far.
+    pub fn bits(&self) -> &BitWriter {
+        &self.w
+    }
+
+    /// Starts again, empty, keeping the buffer.
+    pub fn clear(&mut self) {
+        let mut w = std::mem::take(&mut self.w);
+        w.clear();
+        *self = Self::writing_into(self.encoding, w);
     }
 
     /// The last value appended.

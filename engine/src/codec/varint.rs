@@ -2,12 +2,17 @@
 
 /// Appends `v` as LEB128.
 #[inline]
-pub fn put_u64(out: &mut Vec<u8>, mut v: u64) {
+pub fn put_u64(out: &mut impl bytes::BufMut, mut v: u64) {
     while v >= 0x80 {
-        out.push((v as u8) | 0x80);
+        out.put_u8((v as u8) | 0x80);
         v >>= 7;
     }
-    out.push(v as u8);
+    out.put_u8(v as u8);
+}
+
+/// Bytes [`put_u64`] writes for `v`.
+pub fn len_u64(v: u64) -> usize {
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 /// Appends `v` zig-zagged as LEB128.
@@ -38,6 +43,11 @@ mod tests {
         }
         assert!(ByteReader::new(&[0xff; 11]).varint().is_err());
         assert!(ByteReader::new(&[0x80]).varint().is_err());
+        for v in [0, 1, 127, 128, 16_383, 16_384, u64::MAX >> 1, u64::MAX] {
+            let mut one = Vec::new();
+            put_u64(&mut one, v);
+            assert_eq!(len_u64(v), one.len(), "{v}");
+        }
     }
 
     #[test]

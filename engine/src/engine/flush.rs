@@ -125,6 +125,7 @@ fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
         }
     }
     tally.settle();
+    inner.head.retire_chunk_blocks();
     if series.is_empty() {
         return Ok(());
     }

@@ -435,7 +435,9 @@ impl ReplaySink for Applier<'_> {
         })?;
         self.buf.clear();
         self.buf.extend(samples);
-        let delta = series.head.append(self.buf.iter().copied());
+        let delta = series
+            .head
+            .append(self.buf.iter().copied(), self.head.sealer(series));
         series.usage.add(delta as i64);
         series.usage.add_samples(self.buf.len() as i64);
         self.head_bytes

@@ -15,21 +15,29 @@
 //! [`HeadSeries::skip_at`]). The head therefore applies the writes of a series in exactly
 //! the order WAL replay will, and a query after a crash answers what it answered before.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 
 use crate::codec::chunk::{self, ChunkAppender};
 use crate::model::Sample;
 
+use super::arena::ChunkArena;
 use super::layer::{SeriesLayer, chunks_in};
 
 /// Samples per sealed head chunk.
 pub const SEAL_SAMPLES: usize = 128;
 
-/// Overhead of one sealed chunk besides its bytes (the `Arc` header, allocator rounding).
-const SEALED_OVERHEAD: usize = 32;
+/// Where a series seals its chunks: the head's arena, and the key (the series' reference)
+/// that picks its block.
+#[derive(Debug, Clone, Copy)]
+pub struct Sealer<'a> {
+    /// The head's blocks.
+    pub arena: &'a ChunkArena,
+    /// Picks the block.
+    pub key: u32,
+}
 
 /// An immutable, compressed chunk with its time bounds.
 #[derive(Debug, Clone)]
@@ -38,8 +46,9 @@ pub struct SealedChunk {
     pub min_t: i64,
     /// Latest timestamp in the chunk.
     pub max_t: i64,
-    /// The chunk bytes (see [`crate::codec::chunk`]).
-    pub bytes: Arc<[u8]>,
+    /// The chunk bytes (see [`crate::codec::chunk`]), in a block of the head's
+    /// [`ChunkArena`] while the head holds them.
+    pub bytes: Bytes,
 }
 
 /// A series' samples, inline in the series (their struct is accounted with the series). A
@@ -125,6 +134,7 @@ impl HeadSeries {
         &self,
         place: u64,
         samples: Vec<Sample>,
+        sealer: Sealer<'_>,
         on_apply: OnApply<'_>,
     ) -> Result<isize, Vec<Sample>> {
         let mut d = self.data.lock();
@@ -133,7 +143,7 @@ impl HeadSeries {
         }
         d.applied = place;
         on_apply(&samples, &|| latest_locked(&d));
-        Ok(append_locked(&mut d, samples))
+        Ok(append_locked(&mut d, samples, sealer))
     }
 
     /// Marks place `place` done without data (its batch failed), under the same condition
@@ -149,10 +159,10 @@ impl HeadSeries {
 
     /// Appends samples at the next place of the apply order (single-threaded callers only:
     /// WAL replay and tests); returns the change in accounted bytes.
-    pub fn append(&self, samples: impl IntoIterator<Item = Sample>) -> isize {
+    pub fn append(&self, samples: impl IntoIterator<Item = Sample>, sealer: Sealer<'_>) -> isize {
         let mut d = self.data.lock();
         d.applied = self.reserve();
-        append_locked(&mut d, samples)
+        append_locked(&mut d, samples, sealer)
     }
 
     /// A copy of the data overlapping `[start, end]`, cheap enough to take under the lock.
@@ -165,7 +175,7 @@ impl HeadSeries {
             chunks.push(SealedChunk {
                 min_t: d.open_min_t,
                 max_t,
-                bytes: d.open.snapshot().into(),
+                bytes: Bytes::from(d.open.snapshot()),
             });
         }
         let ooo = d
@@ -185,13 +195,15 @@ impl HeadSeries {
         }
         let (last, freed, held) = (newest(&d), accounted_bytes(&d), held(&d));
         let mut chunks = std::mem::take(&mut d.sealed);
-        if !d.open.is_empty() {
-            let max_t = d.open.last_t().unwrap_or(d.open_min_t);
-            let open = std::mem::take(&mut d.open);
+        // The appender's buffers go too, even when empty: a series between flushes holds
+        // nothing.
+        let open = std::mem::take(&mut d.open);
+        if !open.is_empty() {
+            let max_t = open.last_t().unwrap_or(d.open_min_t);
             chunks.push(SealedChunk {
                 min_t: d.open_min_t,
                 max_t,
-                bytes: open.snapshot().into(),
+                bytes: Bytes::from(open.snapshot()),
             });
         }
         let ooo = std::mem::take(&mut d.ooo);
@@ -239,7 +251,11 @@ fn held(d: &SeriesData) -> usize {
     sealed + d.open.len() + d.ooo.len()
 }
 
-fn append_locked(d: &mut SeriesData, samples: impl IntoIterator<Item = Sample>) -> isize {
+fn append_locked(
+    d: &mut SeriesData,
+    samples: impl IntoIterator<Item = Sample>,
+    sealer: Sealer<'_>,
+) -> isize {
     let before = accounted_bytes(d);
     for s in samples {
         let last = d.open.last_t().or_else(|| d.sealed.last().map(|c| c.max_t));
@@ -254,9 +270,14 @@ fn append_locked(d: &mut SeriesData, samples: impl IntoIterator<Item = Sample>) 
         if d.open.len() >= SEAL_SAMPLES {
             let max_t = s.t;
             let min_t = d.open_min_t;
-            let open = std::mem::take(&mut d.open);
-            let bytes: Arc<[u8]> = open.snapshot().into();
-            d.sealed_bytes += bytes.len() + SEALED_OVERHEAD;
+            let open = &d.open;
+            let bytes = sealer
+                .arena
+                .store(sealer.key, open.encoded_len(), |b| open.write_to(b));
+            // The appender's buffers go on into the next chunk: allocated once per series
+            // between flushes, not once per chunk.
+            d.open.clear();
+            d.sealed_bytes += bytes.len();
             d.sealed.push(SealedChunk {
                 min_t,
                 max_t,
@@ -280,6 +301,14 @@ mod tests {
     use super::*;
     use crate::head::dedupe_newest_wins;
 
+    fn sealer() -> Sealer<'static> {
+        static ARENA: std::sync::LazyLock<ChunkArena> = std::sync::LazyLock::new(Default::default);
+        Sealer {
+            arena: &ARENA,
+            key: 0,
+        }
+    }
+
     fn read_all(series: &HeadSeries) -> Vec<(i64, f64)> {
         let mut out = Vec::new();
         series
@@ -293,12 +322,15 @@ mod tests {
     #[test]
     fn in_order_and_out_of_order_samples_read_back_sorted_with_the_last_write_winning() {
         let s = HeadSeries::default();
-        s.append((0..300).map(|i| Sample::new(i * 10, i as f64)));
-        s.append([
-            Sample::new(55, 1.5),
-            Sample::new(50, 7.0),
-            Sample::new(50, 8.0),
-        ]);
+        s.append((0..300).map(|i| Sample::new(i * 10, i as f64)), sealer());
+        s.append(
+            [
+                Sample::new(55, 1.5),
+                Sample::new(50, 7.0),
+                Sample::new(50, 8.0),
+            ],
+            sealer(),
+        );
         let got = read_all(&s);
         assert_eq!(got.len(), 301);
         assert!(got.contains(&(50, 8.0)));
@@ -310,19 +342,22 @@ mod tests {
     fn the_latest_sample_comes_from_the_open_or_the_last_sealed_chunk() {
         let series = HeadSeries::default();
         assert_eq!(series.latest(), None);
-        series.append((0..SEAL_SAMPLES as i64).map(|t| Sample::new(t * 10, t as f64 + 0.5)));
+        series.append(
+            (0..SEAL_SAMPLES as i64).map(|t| Sample::new(t * 10, t as f64 + 0.5)),
+            sealer(),
+        );
         let last = SEAL_SAMPLES as i64 - 1;
         assert_eq!(
             series.latest(),
             Some(Sample::new(last * 10, last as f64 + 0.5))
         );
-        series.append([Sample::new(5, 1.0)]);
+        series.append([Sample::new(5, 1.0)], sealer());
         assert_eq!(
             series.latest(),
             Some(Sample::new(last * 10, last as f64 + 0.5)),
             "late"
         );
-        series.append([Sample::new(100_000, 7.0)]);
+        series.append([Sample::new(100_000, 7.0)], sealer());
         assert_eq!(series.latest(), Some(Sample::new(100_000, 7.0)));
         series.take();
         assert_eq!(
@@ -330,15 +365,15 @@ mod tests {
             Some(Sample::new(100_000, 7.0)),
             "a flush keeps the newest for the rules"
         );
-        series.append([Sample::new(100_010, 8.0)]);
+        series.append([Sample::new(100_010, 8.0)], sealer());
         assert_eq!(series.latest(), Some(Sample::new(100_010, 8.0)));
     }
 
     #[test]
     fn taking_the_data_leaves_an_empty_series_and_frees_its_bytes() {
         let s = HeadSeries::default();
-        let grown =
-            s.append((0..10).map(|i| Sample::new(i, 1.0))) + s.append([Sample::new(3, 2.0)]);
+        let grown = s.append((0..10).map(|i| Sample::new(i, 1.0)), sealer())
+            + s.append([Sample::new(3, 2.0)], sealer());
         let (layer, freed, held) = s.take().expect("has data");
         assert_eq!(freed as isize, grown);
         assert_eq!(held, 11, "ten in order and one correction, each held once");

@@ -76,7 +76,7 @@ mod tests {
         let chunk = |min_t, max_t| SealedChunk {
             min_t,
             max_t,
-            bytes: std::sync::Arc::from(Vec::new()),
+            bytes: bytes::Bytes::new(),
         };
         let chunks = [chunk(0, 9), chunk(10, 19), chunk(20, 29), chunk(40, 49)];
         let bounds = |start, end| -> Vec<(i64, i64)> {

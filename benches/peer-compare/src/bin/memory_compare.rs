@@ -3,8 +3,10 @@
 //! then flushed; each process's RSS after ingest, its peak during the flush, and its RSS
 //! a few seconds after.
 //!
-//! Usage: `memory_compare SCALE` (e.g. `1.0`), after `cargo build --release -p
-//! iocdb-server`; needs `victoria-metrics` on PATH. Prints Markdown.
+//! Usage: `memory_compare SCALE [iocdb]` (e.g. `1.0`), after `cargo build --release -p
+//! iocdb-server`; needs `victoria-metrics` on PATH unless `iocdb` (iocdb alone) is given.
+//! `IOCDB_BIN` runs another build (or a wrapper, such as a heap profiler's) instead of
+//! `target/release/iocdb`. Prints Markdown.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -24,33 +26,44 @@ fn status_mib(pid: u32, field: &str) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// The files `pid` maps, by resident KiB, largest first.
-fn mapped_files(pid: u32) -> Vec<(String, u64)> {
+/// What `pid` maps, by resident KiB, largest first: files by path, anonymous mappings
+/// (heaps, stacks) one by one, as `[anon] START-END (SIZE KiB)`.
+fn mappings(pid: u32) -> Vec<(String, u64)> {
     let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap_or_default();
-    let mut by_file = std::collections::HashMap::<String, u64>::new();
-    let mut file = None;
+    let mut by_name = std::collections::HashMap::<String, u64>::new();
+    let mut name = None;
     for line in smaps.lines() {
         let mut words = line.split_whitespace();
         match (words.next(), words.next()) {
             (Some("Rss:"), Some(kib)) => {
-                if let Some(f) = &file {
-                    *by_file.entry(String::clone(f)).or_default() +=
+                if let Some(n) = &name {
+                    *by_name.entry(String::clone(n)).or_default() +=
                         kib.parse::<u64>().unwrap_or(0);
                 }
             }
             (Some(range), _) if range.contains('-') && !range.ends_with(':') => {
-                file = line
-                    .split_whitespace()
-                    .nth(5)
-                    .filter(|p| p.starts_with('/'))
-                    .map(str::to_string);
+                name = Some(match line.split_whitespace().nth(5) {
+                    Some(path) => path.to_string(),
+                    None => {
+                        let size = range
+                            .split_once('-')
+                            .and_then(|(a, b)| {
+                                Some(
+                                    u64::from_str_radix(b, 16).ok()?
+                                        - u64::from_str_radix(a, 16).ok()?,
+                                )
+                            })
+                            .unwrap_or(0);
+                        format!("[anon] {range} ({} KiB)", size / 1024)
+                    }
+                });
             }
             _ => {}
         }
     }
-    let mut files: Vec<_> = by_file.into_iter().collect();
-    files.sort_by_key(|f| std::cmp::Reverse(f.1));
-    files
+    let mut all: Vec<_> = by_name.into_iter().collect();
+    all.sort_by_key(|f| std::cmp::Reverse(f.1));
+    all
 }
 
 /// Resets the peak RSS of `pid` (Linux: clear_refs 5).
@@ -69,7 +82,10 @@ struct Figures {
 }
 
 fn iocdb(scale: f64, dir: &std::path::Path) -> Figures {
-    let bin = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/iocdb");
+    let bin = std::env::var_os("IOCDB_BIN").map_or_else(
+        || std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/iocdb"),
+        std::path::PathBuf::from,
+    );
     let mut child = Command::new(&bin)
         .args([
             "serve",
@@ -214,15 +230,16 @@ fn measure(pid: u32, samples: usize, flush: impl FnOnce(), mut touch: impl FnMut
             .unwrap_or("?")
             .trim()
     );
-    for (file, kib) in mapped_files(pid).into_iter().take(6) {
-        eprintln!("  {kib:>8} KiB resident of {file}");
+    for (name, kib) in mappings(pid).into_iter().take(10) {
+        eprintln!("  {kib:>8} KiB resident of {name}");
     }
+    let settled = status_mib(pid, "VmRSS:");
     Figures {
         samples,
         after_ingest,
         peak_flush,
         after_flush,
-        settled: status_mib(pid, "VmRSS:"),
+        settled,
     }
 }
 
@@ -233,6 +250,14 @@ fn main() {
         .unwrap_or(1.0);
     let tmp = tempfile::tempdir().expect("tempdir");
     let ours = iocdb(scale, &tmp.path().join("iocdb"));
+    if std::env::args().nth(2).as_deref() == Some("iocdb") {
+        println!(
+            "iocdb: {} samples, RSS after ingest {:.0} MiB, peak during flush {:.0} MiB, \
+             5 s after {:.0} MiB, settled {:.0} MiB",
+            ours.samples, ours.after_ingest, ours.peak_flush, ours.after_flush, ours.settled
+        );
+        return;
+    }
     let theirs = victoria_metrics(scale, &tmp.path().join("vm"));
     println!(
         "| system | samples | RSS after ingest | peak during flush | 5 s after flush | settled |"

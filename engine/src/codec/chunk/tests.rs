@@ -73,6 +73,32 @@ proptest! {
         assert_round_trip(&ts, &vs, &a.snapshot());
     }
 
+    /// The head goes on in one appender after each seal: a cleared appender writes chunks
+    /// exactly as a new one would, whichever value path the previous chunk ended on.
+    #[test]
+    fn a_cleared_appender_writes_what_a_new_one_writes(
+        ts in timestamps(),
+        first in prop::collection::vec(special_value(), 1..300),
+        seed in prop::collection::vec(special_value(), 1..300),
+    ) {
+        let vs = cycle(&ts, &seed);
+        let mut reused = ChunkAppender::new();
+        for (i, &v) in first.iter().enumerate() {
+            reused.push(i as i64, v);
+        }
+        reused.clear();
+        let mut new = ChunkAppender::new();
+        for (&t, &v) in ts.iter().zip(&vs) {
+            reused.push(t, v);
+            new.push(t, v);
+        }
+        let mut written = Vec::new();
+        reused.write_to(&mut written);
+        prop_assert_eq!(written.len(), reused.encoded_len());
+        prop_assert_eq!(&written, &new.snapshot());
+        assert_round_trip(&ts, &vs, &written);
+    }
+
     #[test]
     fn decimal_columns_round_trip_bit_for_bit(
         ts in timestamps(),

@@ -11,7 +11,8 @@
 //! postings' write locks, once per series, never per sample; a write finds its known series
 //! under every shard's and the index's read locks, taken once per batch ([`Head::finder`]).
 //!
-//! Per series, [`HeadSeries`] holds the samples (`head/chunks.rs`); [`SeriesLayer`] is one
+//! Per series, [`HeadSeries`] holds the samples (`head/chunks.rs`), its sealed chunks'
+//! bytes in the head's shared blocks ([`ChunkArena`], `head/arena.rs`); [`SeriesLayer`] is one
 //! source's data for a series and the newest-write-wins merge of several (`head/layer.rs`).
 //! [`Usages`] keeps each namespace's head bytes and its share (`head/usage.rs`).
 //!

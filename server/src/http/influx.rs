@@ -8,15 +8,21 @@
 //! the same body are stored. The `precision` parameter (`ns`, `us`, `ms`, `s`; `/write` also
 //! takes `n`, `u`, `m`, `h`) says the unit of timestamps; a line without one is stamped with
 //! the server's time.
+//!
+//! The series' labels are written as bytes into one buffer per request and handed to the
+//! engine as such (`Engine::write_raw`), as remote write's are: a known series costs a
+//! lookup by those bytes, not a string per label.
+
+use std::ops::Range;
 
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use iocdb_engine::{Label, Sample, SeriesWrite, WriteRequest, echo};
+use iocdb_engine::{RawLabel, RawSeriesWrite, RawWriteRequest, Sample, echo};
 
 use super::params::Params;
-use super::remote::{list_problems, store};
+use super::remote::{list_problems, store_raw};
 use super::{ApiError, Namespace, json};
 use crate::service::{AppState, now_ms};
 
@@ -200,21 +206,50 @@ fn split_field(f: &str) -> Option<(&str, &str)> {
 }
 
 /// A name with every character a Prometheus metric or label name cannot hold made `_`.
+#[cfg(test)]
 fn sanitize(name: &str, colons: bool) -> String {
-    let mut out: String = name
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || (colons && c == ':') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.starts_with(|c: char| c.is_ascii_digit()) {
-        out.insert(0, '_');
+    let mut out = Vec::new();
+    sanitize_into(&mut out, name, colons);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Appends `name` to `out` as [`sanitize`] shapes it (only ASCII is written).
+fn sanitize_into(out: &mut Vec<u8>, name: &str, colons: bool) {
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        out.push(b'_');
     }
-    out
+    out.extend(name.chars().map(|c| {
+        if c.is_ascii_alphanumeric() || c == '_' || (colons && c == ':') {
+            c as u8
+        } else {
+            b'_'
+        }
+    }));
+}
+
+/// A request's labels as bytes in one buffer: each label a name span and a value span.
+#[derive(Debug, Default)]
+struct LabelBytes {
+    text: Vec<u8>,
+    labels: Vec<(Range<usize>, Range<usize>)>,
+}
+
+impl LabelBytes {
+    /// Appends what `write` writes; returns its span.
+    fn put(&mut self, write: impl FnOnce(&mut Vec<u8>)) -> Range<usize> {
+        let start = self.text.len();
+        write(&mut self.text);
+        start..self.text.len()
+    }
+
+    /// The labels as the engine takes them.
+    fn raw(&self) -> Vec<RawLabel<'_>> {
+        let span = |r: &Range<usize>| self.text.get(r.clone()).unwrap_or_default();
+        self.labels
+            .iter()
+            .map(|(name, value)| RawLabel::new(span(name), span(value)))
+            .collect()
+    }
 }
 
 /// Milliseconds per timestamp unit of a `precision` value, as a (multiplier, divisor).
@@ -256,9 +291,13 @@ pub async fn write(
     };
     let now = now_ms();
     let mut errors: Vec<String> = Vec::new();
-    let mut series: Vec<SeriesWrite> = Vec::new();
+    let mut bytes = LabelBytes::default();
+    let metric_name = bytes.put(|t| t.extend_from_slice(b"__name__"));
+    // Per series, its labels (a range of `bytes.labels`) and its one sample.
+    let mut series: Vec<(Range<usize>, Sample)> = Vec::new();
     // Where each series came from (line number, field), to name it if it is rejected.
     let mut origin: Vec<(usize, String)> = Vec::new();
+    let mut tags: Vec<(Range<usize>, Range<usize>)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
@@ -275,12 +314,13 @@ pub async fn write(
             Some(ts) => ts.saturating_mul(mul).div_euclid(div),
             None => now,
         };
-        let tags: Vec<Label> = point
-            .tags
-            .iter()
-            .map(|(k, v)| Label::new(sanitize(k, false), v.clone()))
-            .collect();
-        let measurement = sanitize(&point.measurement, true);
+        tags.clear();
+        for (k, v) in &point.tags {
+            let name = bytes.put(|b| sanitize_into(b, k, false));
+            let value = bytes.put(|b| b.extend_from_slice(v.as_bytes()));
+            tags.push((name, value));
+        }
+        let measurement = bytes.put(|b| sanitize_into(b, &point.measurement, true));
         for (field, value) in point.fields {
             let v = match value {
                 FieldValue::Float(v) => v,
@@ -296,22 +336,30 @@ pub async fn write(
                     continue;
                 }
             };
-            let mut labels = tags.clone();
-            labels.push(Label::new(
-                "__name__",
-                format!("{measurement}_{}", sanitize(&field, false)),
-            ));
-            origin.push((n + 1, field.clone()));
-            series.push(SeriesWrite {
-                labels,
-                samples: vec![Sample::new(t, v)],
+            let name = bytes.put(|b| {
+                b.extend_from_within(measurement.clone());
+                b.push(b'_');
+                sanitize_into(b, &field, false);
             });
+            let first = bytes.labels.len();
+            bytes.labels.extend(tags.iter().cloned());
+            bytes.labels.push((metric_name.clone(), name));
+            series.push((first..bytes.labels.len(), Sample::new(t, v)));
+            origin.push((n + 1, field));
         }
     }
-    let outcome = match store(
+    let labels = bytes.raw();
+    let series = series
+        .into_iter()
+        .map(|(of, sample)| RawSeriesWrite {
+            labels: labels.get(of).unwrap_or_default(),
+            samples: vec![sample],
+        })
+        .collect();
+    let outcome = match store_raw(
         &state,
-        WriteRequest {
-            namespace: ns,
+        RawWriteRequest {
+            namespace: &ns,
             series,
         },
     ) {

@@ -19,7 +19,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use iocdb_engine::{
     Error, MatchOp, Matcher, MetricMetadata, RawSeriesWrite, RawWriteRequest, Sample, WriteOutcome,
-    WriteRequest, echo,
+    echo,
 };
 use prost::Message;
 
@@ -38,14 +38,8 @@ fn unsnappy(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
-/// Stores a write, checking the request limits first; what came back for each sample.
-pub fn store(state: &AppState, req: WriteRequest) -> Result<WriteOutcome, Box<Response>> {
-    let samples: usize = req.series.iter().map(|s| s.samples.len()).sum();
-    let ns = req.namespace.clone();
-    store_with(state, &ns, req.series.len(), samples, move |e| e.write(req))
-}
-
-/// [`store`] for a write whose labels are still the request's bytes.
+/// Stores a write whose labels are still the request's bytes, checking the request limits
+/// first; what came back for each sample.
 pub fn store_raw(
     state: &AppState,
     req: RawWriteRequest<'_>,

@@ -495,6 +495,44 @@ async fn line_protocol_stores_good_lines_and_names_bad_ones() {
     assert_eq!(result(&v)[0]["value"][1], "42", "{v}");
     let (_, v) = server.get_json(&format!("/api/v1/query?query=lodging_open&time={t_s}"));
     assert_eq!(result(&v)[0]["value"][1], "1", "{v}");
+    // Escaped spaces and Vietnamese values come back exactly, on every field's series.
+    let (_, v) = server.get_json(&format!(
+        "/api/v1/query?query={}&time={t_s}",
+        enc("lodging_rooms_free{commune=\"Châu Đốc\"}")
+    ));
+    assert_eq!(result(&v)[0]["value"][1], "12", "{v}");
+    assert_eq!(result(&v)[0]["metric"]["commune"], "Châu Đốc", "{v}");
+    // A series the engine refuses is named by its line and field; the rest of the line and
+    // the body are stored.
+    let long = "x".repeat(3000);
+    let (status, _, answer) = server.http(
+        "POST",
+        "/api/v2/write?precision=s",
+        &[],
+        format!(
+            "lodging,commune=Tịnh\\ Biên rooms_free=7i {t_s}\n\
+             lodging,commune={long} rooms_free=1i {t_s}\n"
+        )
+        .as_bytes(),
+    );
+    let v: Value = serde_json::from_slice(&answer).expect("json");
+    assert_eq!(status, 400, "{v}");
+    let msg = v["message"].as_str().expect("message");
+    assert!(
+        msg.contains("stored 1")
+            && msg.contains("line 2: field \"rooms_free\"")
+            && msg.contains("label_value_too_long"),
+        "{msg}"
+    );
+    assert!(
+        msg.len() < 2_000,
+        "the long value is echoed truncated: {msg}"
+    );
+    let (_, v) = server.get_json(&format!(
+        "/api/v1/query?query={}&time={t_s}",
+        enc("lodging_rooms_free{commune=\"Tịnh Biên\"}")
+    ));
+    assert_eq!(result(&v)[0]["value"][1], "7", "{v}");
     // InfluxDB 1.x `/write` with its own precision letters.
     let (status, _, _) = server.http(
         "POST",

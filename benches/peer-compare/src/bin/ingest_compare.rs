@@ -10,8 +10,9 @@
 //!
 //! Usage: `ingest_compare SCALE HOURS ROUNDS` (e.g. `1.0 6 2`), after `cargo build --release
 //! -p iocdb-server -p iocdb-peer-compare`; needs `victoria-metrics` on PATH. `SYSTEMS` picks
-//! some of `iocdb,iocdb-interval,iocdb-grpc,vm`; `IOCDB_BEFORE=PATH` adds an `iocdb` binary
-//! of another build (`before`, remote write, fsync always) to compare builds in one run.
+//! some of `iocdb,iocdb-interval,iocdb-grpc,iocdb-line,vm`; `IOCDB_BEFORE=PATH` adds an
+//! `iocdb` binary of another build (`before`, remote write, and `before-line`, line
+//! protocol; fsync always) to compare builds in one run.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -31,7 +32,9 @@ enum System {
     Iocdb,
     IocdbInterval,
     IocdbGrpc,
+    IocdbLine,
     Before,
+    BeforeLine,
     Victoria,
 }
 
@@ -41,7 +44,9 @@ impl System {
             System::Iocdb => "iocdb remote write (fsync always)",
             System::IocdbInterval => "iocdb remote write (fsync every 100 ms)",
             System::IocdbGrpc => "iocdb gRPC Write (fsync always)",
+            System::IocdbLine => "iocdb line protocol (fsync always)",
             System::Before => "iocdb before, remote write (fsync always)",
+            System::BeforeLine => "iocdb before, line protocol (fsync always)",
             System::Victoria => "VictoriaMetrics remote write",
         }
     }
@@ -53,7 +58,42 @@ struct Batch {
     namespace: String,
     remote_write: Vec<u8>,
     grpc: WriteRequestBytes,
+    /// InfluxDB line protocol, millisecond timestamps: the metric as the measurement, the
+    /// value as field `value` (stored as `<metric>_value`), the other labels as tags.
+    line: Vec<u8>,
     samples: usize,
+}
+
+/// Appends `s` with line protocol's special characters escaped.
+fn escaped(out: &mut Vec<u8>, s: &str) {
+    for c in s.chars() {
+        if matches!(c, ',' | ' ' | '=' | '\\') {
+            out.push(b'\\');
+        }
+        let mut utf8 = [0; 4];
+        out.extend_from_slice(c.encode_utf8(&mut utf8).as_bytes());
+    }
+}
+
+fn line_protocol(r: &iocdb_engine::WriteRequest) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    for s in &r.series {
+        let mut key = Vec::new();
+        let name = s.labels.iter().find(|l| l.name == "__name__");
+        escaped(&mut key, name.map_or("unnamed", |l| l.value.as_str()));
+        for l in s.labels.iter().filter(|l| l.name != "__name__") {
+            key.push(b',');
+            escaped(&mut key, &l.name);
+            key.push(b'=');
+            escaped(&mut key, &l.value);
+        }
+        for x in &s.samples {
+            out.extend_from_slice(&key);
+            let _ = writeln!(out, " value={} {}", x.v, x.t);
+        }
+    }
+    out
 }
 
 fn encode(r: &iocdb_engine::WriteRequest) -> Batch {
@@ -63,6 +103,7 @@ fn encode(r: &iocdb_engine::WriteRequest) -> Batch {
         namespace: r.namespace.clone(),
         remote_write: peers::remote_write_body(r),
         grpc: WriteRequestBytes(grpc.encode_to_vec().into()),
+        line: line_protocol(r),
         samples: r.series.iter().map(|s| s.samples.len()).sum(),
     }
 }
@@ -79,7 +120,8 @@ struct Running {
 fn start(system: System) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let iocdb = |args: &[&str]| {
-        let before = std::env::var_os("IOCDB_BEFORE").filter(|_| system == System::Before);
+        let before = std::env::var_os("IOCDB_BEFORE")
+            .filter(|_| matches!(system, System::Before | System::BeforeLine));
         let i = match before {
             Some(bin) => peers::iocdb_at(std::path::Path::new(&bin), dir.path(), args),
             None => peers::iocdb(dir.path(), args),
@@ -87,7 +129,11 @@ fn start(system: System) -> Running {
         (i.peer, Some(i.grpc), true)
     };
     let (peer, grpc, namespaced) = match system {
-        System::Iocdb | System::IocdbGrpc | System::Before => iocdb(&[]),
+        System::Iocdb
+        | System::IocdbGrpc
+        | System::IocdbLine
+        | System::Before
+        | System::BeforeLine => iocdb(&[]),
         System::IocdbInterval => iocdb(&["--fsync", "interval"]),
         System::Victoria => (peers::victoria_metrics(dir.path(), &[]), None, false),
     };
@@ -166,6 +212,15 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
                                 .into_inner();
                             assert_eq!(out.accepted as usize, b.samples, "all stored");
                         }
+                        None if matches!(system, System::IocdbLine | System::BeforeLine) => {
+                            let url = format!(
+                                "{}/ns/{}/api/v2/write?precision=ms",
+                                running.peer.url, b.namespace
+                            );
+                            ureq::post(&url)
+                                .send_bytes(&b.line)
+                                .unwrap_or_else(|e| panic!("{url}: {e}"));
+                        }
                         None => {
                             let url = if running.namespaced {
                                 format!("{}/ns/{}/api/v1/write", running.peer.url, b.namespace)
@@ -218,10 +273,12 @@ fn main() {
         (System::Iocdb, "iocdb"),
         (System::IocdbInterval, "iocdb-interval"),
         (System::IocdbGrpc, "iocdb-grpc"),
+        (System::IocdbLine, "iocdb-line"),
         (System::Victoria, "vm"),
     ];
     if std::env::var_os("IOCDB_BEFORE").is_some() {
         all.insert(0, (System::Before, "before"));
+        all.insert(1, (System::BeforeLine, "before-line"));
     }
     let systems = peers::chosen(&all);
     let mut figures: Vec<(System, usize, Figures)> = Vec::new();

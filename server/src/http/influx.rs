@@ -13,6 +13,7 @@
 //! engine as such (`Engine::write_raw`), as remote write's are: a known series costs a
 //! lookup by those bytes, not a string per label.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 use axum::body::Bytes;
@@ -26,15 +27,15 @@ use super::remote::{list_problems, store_raw};
 use super::{ApiError, Namespace, json};
 use crate::service::{AppState, now_ms};
 
-/// One parsed line.
+/// One parsed line; names and tags borrow from the line unless they had escapes.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Point {
+pub struct Point<'a> {
     /// Measurement.
-    pub measurement: String,
+    pub measurement: Cow<'a, str>,
     /// Tags, in line order.
-    pub tags: Vec<(String, String)>,
+    pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
     /// Fields, in line order.
-    pub fields: Vec<(String, FieldValue)>,
+    pub fields: Vec<(Cow<'a, str>, FieldValue)>,
     /// Timestamp in the request's precision, if the line has one.
     pub timestamp: Option<i64>,
 }
@@ -80,8 +81,12 @@ fn split_unescaped(s: &str, sep: char, quotes: bool) -> Vec<&str> {
     parts
 }
 
-/// Removes the backslash before the characters the protocol escapes in names and tags.
-fn unescape(s: &str, special: &[char]) -> String {
+/// Removes the backslash before the characters the protocol escapes in names and tags
+/// (borrowing `s` when it has no backslash, as almost every name and tag).
+fn unescape<'a>(s: &'a str, special: &[char]) -> Cow<'a, str> {
+    if !s.contains('\\') {
+        return Cow::Borrowed(s);
+    }
     let mut out = String::with_capacity(s.len());
     let mut chars = s.chars().peekable();
     while let Some(c) = chars.next() {
@@ -95,7 +100,7 @@ fn unescape(s: &str, special: &[char]) -> String {
         }
         out.push(c);
     }
-    out
+    Cow::Owned(out)
 }
 
 /// Splits a line into its three space-separated sections (the timestamp may be missing).
@@ -115,7 +120,9 @@ fn parse_field_value(raw: &str) -> Result<FieldValue, String> {
         let inner = inner
             .strip_suffix('"')
             .ok_or_else(|| format!("unterminated string {}", echo(raw)))?;
-        return Ok(FieldValue::String(unescape(inner, &['"', '\\'])));
+        return Ok(FieldValue::String(
+            unescape(inner, &['"', '\\']).into_owned(),
+        ));
     }
     match raw {
         "t" | "T" | "true" | "True" | "TRUE" => return Ok(FieldValue::Boolean(true)),
@@ -147,7 +154,7 @@ fn parse_field_value(raw: &str) -> Result<FieldValue, String> {
 }
 
 /// Parses one line.
-pub fn parse_line(line: &str) -> Result<Point, String> {
+pub fn parse_line(line: &str) -> Result<Point<'_>, String> {
     let (head, fields, ts) = sections(line)?;
     let mut head_parts = split_unescaped(head, ',', false).into_iter();
     let measurement = unescape(head_parts.next().unwrap_or_default(), &[',', ' ']);
@@ -296,7 +303,7 @@ pub async fn write(
     // Per series, its labels (a range of `bytes.labels`) and its one sample.
     let mut series: Vec<(Range<usize>, Sample)> = Vec::new();
     // Where each series came from (line number, field), to name it if it is rejected.
-    let mut origin: Vec<(usize, String)> = Vec::new();
+    let mut origin: Vec<(usize, Cow<'_, str>)> = Vec::new();
     let mut tags: Vec<(Range<usize>, Range<usize>)> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -405,7 +412,7 @@ fn influx_error(v2: bool, status: StatusCode, message: String) -> Response {
 mod tests {
     use super::*;
 
-    fn p(line: &str) -> Point {
+    fn p(line: &str) -> Point<'_> {
         parse_line(line).unwrap_or_else(|e| panic!("{line}: {e}"))
     }
 
@@ -479,6 +486,16 @@ mod tests {
         // Vietnamese tag values round-trip.
         let x = p("giuong,xa=Châu\\ Đốc trong=12i");
         assert_eq!(x.tags, [("xa".into(), "Châu Đốc".into())]);
+    }
+
+    #[test]
+    fn names_and_tags_without_escapes_borrow_the_line() {
+        let x = p(r"m,a=b,c\ d=e\,f v=1 1");
+        assert!(matches!(x.measurement, Cow::Borrowed("m")));
+        assert!(matches!(x.tags[0].1, Cow::Borrowed("b")));
+        assert!(matches!(&x.tags[1].0, Cow::Owned(k) if k == "c d"));
+        assert!(matches!(&x.tags[1].1, Cow::Owned(v) if v == "e,f"));
+        assert!(matches!(x.fields[0].0, Cow::Borrowed("v")));
     }
 
     #[test]

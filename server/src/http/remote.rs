@@ -38,28 +38,18 @@ fn unsnappy(body: &[u8], limit: usize) -> Result<Vec<u8>, ApiError> {
     Ok(out)
 }
 
-/// Stores a write whose labels are still the request's bytes, checking the request limits
-/// first; what came back for each sample.
+/// Stores a write whose labels are still the request's bytes (remote write, line protocol),
+/// checking it against the request limits and the namespace's ingest rate first; counts
+/// the request; what came back for each sample.
 pub fn store_raw(
     state: &AppState,
     req: RawWriteRequest<'_>,
 ) -> Result<WriteOutcome, Box<Response>> {
-    let samples: usize = req.series.iter().map(|s| s.samples.len()).sum();
+    let (series, samples) = (
+        req.series.len(),
+        req.series.iter().map(|s| s.samples.len()).sum::<usize>(),
+    );
     let ns = req.namespace;
-    store_with(state, ns, req.series.len(), samples, move |e| {
-        e.write_raw(req)
-    })
-}
-
-/// Checks a write of `series` series and `samples` samples to namespace `ns` against the
-/// request limits and the namespace's ingest rate, then runs `write` and counts the request.
-fn store_with(
-    state: &AppState,
-    ns: &str,
-    series: usize,
-    samples: usize,
-    write: impl FnOnce(&iocdb_engine::Engine) -> iocdb_engine::Result<WriteOutcome>,
-) -> Result<WriteOutcome, Box<Response>> {
     let c = &state.config;
     if series > c.max_series_per_request || samples > c.max_samples_per_request {
         return Err(Box::new(
@@ -73,7 +63,7 @@ fn store_with(
     if let Err(over) = state.limits.admit_samples(ns, samples) {
         return Err(Box::new(super::too_many(&over)));
     }
-    let result = match crate::service::run_engine(&state.engine, write) {
+    let result = match crate::service::run_engine(&state.engine, move |e| e.write_raw(req)) {
         Ok(Ok(outcome)) => Ok(outcome),
         Ok(Err(e)) => Err(Box::new(write_error(e))),
         Err(e) => Err(Box::new(write_error(Error::Internal(format!(

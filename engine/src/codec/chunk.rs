@@ -412,8 +412,16 @@ pub fn decode_range(
 /// The head's open chunk: samples are appended one at a time, in timestamp order.
 /// Values start on the integer-delta path and move to XOR (re-encoding what is there) at
 /// the first value that is not an exact integer.
+///
+/// Its state lives in a box made at the first sample, so an empty appender — what every
+/// series holds between a flush and its next sample, and what a series that stopped
+/// reporting holds for good — is one pointer, not the ≈ 170 bytes of encoder state.
 #[derive(Debug, Clone, Default)]
-pub struct ChunkAppender {
+pub struct ChunkAppender(Option<Box<OpenChunk>>);
+
+/// A [`ChunkAppender`]'s state.
+#[derive(Debug, Clone, Default)]
+struct OpenChunk {
     ts: TimestampEncoder,
     values: ValueAppender,
 }
@@ -439,6 +447,72 @@ impl ChunkAppender {
     /// Appends a sample.
     #[inline]
     pub fn push(&mut self, t: i64, v: f64) {
+        self.0.get_or_insert_with(Box::default).push(t, v);
+    }
+
+    /// Samples appended.
+    pub fn len(&self) -> usize {
+        self.0.as_ref().map_or(0, |o| o.ts.len())
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.0.as_ref().is_none_or(|o| o.ts.is_empty())
+    }
+
+    /// The last timestamp appended.
+    pub fn last_t(&self) -> Option<i64> {
+        self.0.as_ref()?.ts.last()
+    }
+
+    /// The last sample appended.
+    pub fn last(&self) -> Option<(i64, f64)> {
+        self.0.as_ref()?.last()
+    }
+
+    /// The chunk as it stands, in the format above (the appender goes on).
+    pub fn snapshot(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.encoded_len());
+        self.write_to(&mut out);
+        out
+    }
+
+    /// Bytes [`ChunkAppender::snapshot`] would return.
+    pub fn encoded_len(&self) -> usize {
+        match &self.0 {
+            Some(open) => open.encoded_len(),
+            None => OpenChunk::default().encoded_len(),
+        }
+    }
+
+    /// Appends what [`ChunkAppender::snapshot`] would return to `out` (as [`assemble`]
+    /// lays it out), without copying the columns first.
+    pub fn write_to(&self, out: &mut impl bytes::BufMut) {
+        match &self.0 {
+            Some(open) => open.write_to(out),
+            None => OpenChunk::default().write_to(out),
+        }
+    }
+
+    /// Starts a new, empty chunk, keeping the buffers (the head seals a chunk every few
+    /// minutes of a series' samples and goes on in the same appender).
+    pub fn clear(&mut self) {
+        if let Some(open) = &mut self.0 {
+            open.clear();
+        }
+    }
+
+    /// Heap bytes held, the box included.
+    pub fn heap_bytes(&self) -> usize {
+        self.0.as_ref().map_or(0, |open| {
+            std::mem::size_of::<OpenChunk>() + open.heap_bytes()
+        })
+    }
+}
+
+impl OpenChunk {
+    #[inline]
+    fn push(&mut self, t: i64, v: f64) {
         self.ts.push(t);
         match &mut self.values {
             ValueAppender::Xor(e) => e.push(v),
@@ -480,35 +554,12 @@ impl ChunkAppender {
         self.values = ValueAppender::Xor(xor);
     }
 
-    /// Samples appended.
-    pub fn len(&self) -> usize {
-        self.ts.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.ts.is_empty()
-    }
-
-    /// The last timestamp appended.
-    pub fn last_t(&self) -> Option<i64> {
-        self.ts.last()
-    }
-
-    /// The last sample appended.
-    pub fn last(&self) -> Option<(i64, f64)> {
+    fn last(&self) -> Option<(i64, f64)> {
         let v = match &self.values {
             ValueAppender::Int(e, _) => e.last().map(|i| i as f64),
             ValueAppender::Xor(e) => e.last(),
         };
         Some((self.ts.last()?, v?))
-    }
-
-    /// The chunk as it stands, in the format above (the appender goes on).
-    pub fn snapshot(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(self.encoded_len());
-        self.write_to(&mut out);
-        out
     }
 
     fn value_bits(&self) -> (ValueEncoding, &BitWriter) {
@@ -518,15 +569,12 @@ impl ChunkAppender {
         }
     }
 
-    /// Bytes [`ChunkAppender::snapshot`] would return.
-    pub fn encoded_len(&self) -> usize {
+    fn encoded_len(&self) -> usize {
         let ts = self.ts.bits().byte_len();
         1 + len_u64(self.ts.len() as u64) + len_u64(ts as u64) + ts + self.value_bits().1.byte_len()
     }
 
-    /// Appends what [`ChunkAppender::snapshot`] would return to `out` (as [`assemble`]
-    /// lays it out), without copying the columns first.
-    pub fn write_to(&self, out: &mut impl bytes::BufMut) {
+    fn write_to(&self, out: &mut impl bytes::BufMut) {
         let (encoding, values) = self.value_bits();
         out.put_u8(encoding as u8);
         put_u64(out, self.ts.len() as u64);
@@ -535,9 +583,7 @@ impl ChunkAppender {
         values.write_to(out);
     }
 
-    /// Starts a new, empty chunk, keeping the buffers (the head seals a chunk every few
-    /// minutes of a series' samples and goes on in the same appender).
-    pub fn clear(&mut self) {
+    fn clear(&mut self) {
         self.ts.clear();
         match &mut self.values {
             ValueAppender::Int(e, kept) => {
@@ -557,8 +603,7 @@ impl ChunkAppender {
         }
     }
 
-    /// Heap bytes held.
-    pub fn heap_bytes(&self) -> usize {
+    fn heap_bytes(&self) -> usize {
         self.ts.heap_bytes()
             + match &self.values {
                 ValueAppender::Int(e, kept) => e.heap_bytes() + kept.capacity() * 8,

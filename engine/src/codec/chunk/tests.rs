@@ -278,3 +278,24 @@ fn a_truncated_chunk_is_an_error_not_a_panic() {
         );
     }
 }
+
+/// Every series holds an appender; between a flush and its next sample it must cost one
+/// pointer, and its accounting must count the box once it exists.
+#[test]
+fn an_empty_appender_is_a_pointer_and_a_used_one_counts_its_box() {
+    let mut a = ChunkAppender::new();
+    assert_eq!(
+        std::mem::size_of::<ChunkAppender>(),
+        std::mem::size_of::<usize>()
+    );
+    assert_eq!(a.heap_bytes(), 0);
+    assert_eq!(a.snapshot(), ChunkAppender::new().snapshot());
+    a.push(1, 2.0);
+    assert!(a.heap_bytes() > 100, "{}", a.heap_bytes());
+    a.clear();
+    assert!(
+        a.is_empty() && a.heap_bytes() > 100,
+        "cleared, the box stays for the next chunk"
+    );
+    assert_eq!(a.snapshot(), ChunkAppender::new().snapshot());
+}

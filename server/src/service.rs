@@ -113,6 +113,15 @@ impl AppState {
     }
 }
 
+/// Flushes the head, then hands the memory the flush freed back to the OS (see
+/// `allocator`): what every flush the server runs — `Admin.Flush` and the background
+/// flusher — goes through.
+pub fn flush(engine: &Engine) -> iocdb_engine::Result<iocdb_engine::FlushReport> {
+    let flushed = engine.flush();
+    crate::allocator::release_freed();
+    flushed
+}
+
 /// Runs a blocking engine call on the request's own thread, which hands its other tasks to
 /// another (`block_in_place`) instead of sending the call to the blocking pool and waiting
 /// to be woken: a small query skips two thread hand-offs, which were most of its cost. A

@@ -437,12 +437,7 @@ async fn flush_periodically(engine: Arc<Engine>, every: Duration, mut stop: watc
         }
         last = tokio::time::Instant::now();
         let flusher = engine.clone();
-        let flushed = tokio::task::spawn_blocking(move || {
-            let flushed = flusher.flush();
-            crate::allocator::release_freed();
-            flushed
-        });
-        match flushed.await {
+        match tokio::task::spawn_blocking(move || crate::service::flush(&flusher)).await {
             Ok(Ok(r)) if r.segments > 0 => {
                 tracing::info!(
                     segments = r.segments,

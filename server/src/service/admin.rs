@@ -22,14 +22,7 @@ impl Admin for AdminService {
     ) -> Result<Response<v1::FlushResponse>, Status> {
         const METHOD: &str = "/iocdb.v1.Admin/Flush";
         let caller = self.0.authorize(&req, METHOD, "")?;
-        let result = self
-            .0
-            .blocking(|e| {
-                let flushed = e.flush();
-                crate::allocator::release_freed();
-                flushed
-            })
-            .await;
+        let result = self.0.blocking(crate::service::flush).await;
         self.0.audited(&caller, METHOD, "", json!({}), &result);
         let r = result?;
         Ok(Response::new(v1::FlushResponse {

@@ -233,13 +233,12 @@ fn measure(pid: u32, samples: usize, flush: impl FnOnce(), mut touch: impl FnMut
     for (name, kib) in mappings(pid).into_iter().take(10) {
         eprintln!("  {kib:>8} KiB resident of {name}");
     }
-    let settled = status_mib(pid, "VmRSS:");
     Figures {
         samples,
         after_ingest,
         peak_flush,
         after_flush,
-        settled,
+        settled: status_mib(pid, "VmRSS:"),
     }
 }
 

@@ -44,7 +44,7 @@ pub fn read_segment(data: &[u8]) {
     let mut out = Vec::new();
     for s in segment.all_series() {
         for c in s.chunks {
-            let _ = segment.read_chunk(c, i64::MIN, i64::MAX, &mut out);
+            let _ = segment.read_chunk(&c, i64::MIN, i64::MAX, &mut out);
         }
         let mut buckets = Vec::new();
         for &tier in segment.tiers.iter() {

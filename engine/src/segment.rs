@@ -37,6 +37,7 @@
 //! errors.
 
 mod reader;
+mod table;
 mod writer;
 
 pub use reader::{ChunkMeta, Segment, SegmentSeries};

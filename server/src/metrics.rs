@@ -268,6 +268,13 @@ fn render_store(s: &Stats, out: &mut String) {
     );
     single(
         out,
+        "iocdb_segment_table_bytes",
+        "gauge",
+        "Memory the open segments hold (series tables, references).",
+        s.segment_table_bytes,
+    );
+    single(
+        out,
         "iocdb_segments",
         "gauge",
         "Live segment files.",

@@ -285,7 +285,7 @@ fn merge(
         for m in members {
             let from = samples.len();
             for c in m.chunks_in(id, i64::MIN, i64::MAX) {
-                m.segment.read_chunk(c, i64::MIN, i64::MAX, &mut samples)?;
+                m.segment.read_chunk(&c, i64::MIN, i64::MAX, &mut samples)?;
             }
             // What a deletion hid is left out here for good.
             hide_deleted(deletions, m.segment.seq, id, &mut samples, from);

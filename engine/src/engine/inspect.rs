@@ -69,12 +69,7 @@ impl Engine {
                 series: h.segment.series_count() as u64,
                 samples: h.segment.samples,
                 bytes: h.segment.file_bytes(),
-                rollup_bytes: h
-                    .segment
-                    .all_series()
-                    .filter_map(|s| s.rollup)
-                    .map(|r| u64::from(r.len) + 8)
-                    .sum(),
+                rollup_bytes: h.segment.rollup_bytes,
             })
             .collect();
         let mut samples_by_namespace: BTreeMap<String, u64> = BTreeMap::new();

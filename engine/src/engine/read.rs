@@ -349,7 +349,7 @@ fn read_one(
     for handle in &version.segments {
         let from = out.len();
         for c in handle.chunks_in(series.id, start, end) {
-            handle.segment.read_chunk(c, start, end, out)?;
+            handle.segment.read_chunk(&c, start, end, out)?;
         }
         hide_deleted(deletions, handle.segment.seq, series.id, out, from);
     }

@@ -43,6 +43,9 @@ pub struct Stats {
     pub segment_samples: u64,
     /// Segment file bytes in total.
     pub segment_bytes: u64,
+    /// Memory the open segments hold: their series tables and the engine's references
+    /// for their series (the files themselves are mapped, not counted).
+    pub segment_table_bytes: u64,
     /// Chunk bytes on disk per namespace.
     pub disk_bytes_by_namespace: BTreeMap<String, u64>,
     /// Samples accepted since open.
@@ -156,6 +159,7 @@ impl Engine {
         for h in &version.segments {
             stats.segment_samples += h.segment.samples;
             stats.segment_bytes += h.segment.file_bytes();
+            stats.segment_table_bytes += h.heap_bytes() as u64;
             for (ns, bytes) in h.segment.bytes_by_namespace() {
                 *stats.disk_bytes_by_namespace.entry(ns).or_default() += bytes;
             }

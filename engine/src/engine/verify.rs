@@ -179,7 +179,7 @@ fn check_segment(
         for meta in series.chunks {
             report.chunks += 1;
             let from = samples.len();
-            if let Err(e) = segment.read_chunk(meta, i64::MIN, i64::MAX, samples) {
+            if let Err(e) = segment.read_chunk(&meta, i64::MIN, i64::MAX, samples) {
                 report.problems.push(from_error(e, path));
                 whole = false;
                 continue;
@@ -220,8 +220,15 @@ fn check_rollups(
     path: &Path,
     report: &mut VerifyReport,
 ) {
-    let Some(at) = series.rollup.map(|r| r.offset) else {
+    let Some(rollup) = series.rollup else {
         return;
+    };
+    let at = match segment.rollup_offset(rollup) {
+        Ok(at) => at,
+        Err(e) => {
+            report.problems.push(from_error(e, path));
+            return;
+        }
     };
     let (mut stored, mut expected) = (Vec::new(), Vec::new());
     for &tier in segment.tiers.iter() {

@@ -26,10 +26,82 @@ pub(crate) struct Version {
 pub(crate) struct SegmentHandle {
     pub(crate) name: String,
     pub(crate) segment: Segment,
-    /// (reference, local id) of each series, sorted by reference: eight bytes a series,
-    /// half of what a hash map takes, for every series of every open segment.
-    locals: Box<[(SeriesRef, u32)]>,
+    locals: Locals,
     pub(crate) refs: RoaringBitmap,
+}
+
+/// Which local id of a segment each engine reference has. Every series of every open
+/// segment has one, so the common layouts cost nothing per series: a flush writes the
+/// head's series in reference order, so a segment's references ascend with its local ids
+/// and are often one unbroken run.
+#[derive(Debug)]
+enum Locals {
+    /// Local id `i` is reference `first + i`.
+    Run { first: SeriesRef, len: u32 },
+    /// Local id `i` is reference `refs[i]`, ascending.
+    Ascending(Box<[SeriesRef]>),
+    /// (reference, local id), sorted by reference: any other layout.
+    Pairs(Box<[(SeriesRef, u32)]>),
+}
+
+impl Locals {
+    /// `locals` as (reference, local id) pairs, sorted by reference.
+    fn new(locals: Vec<(SeriesRef, u32)>) -> Locals {
+        let by_position = locals
+            .iter()
+            .enumerate()
+            .all(|(i, &(_, local))| local as usize == i)
+            && locals.windows(2).all(|w| matches!(w, [a, b] if a.0 < b.0));
+        let first = locals.first().map_or(0, |&(id, _)| id);
+        let len = locals.len() as u32;
+        if !by_position {
+            Locals::Pairs(locals.into())
+        } else if locals
+            .last()
+            .is_none_or(|&(last, _)| u64::from(last) == u64::from(first) + u64::from(len) - 1)
+        {
+            // Ascending and spanning exactly `len` references: a run.
+            Locals::Run { first, len }
+        } else {
+            Locals::Ascending(locals.into_iter().map(|(id, _)| id).collect())
+        }
+    }
+
+    /// The local id of reference `id`.
+    fn get(&self, id: SeriesRef) -> Option<u32> {
+        match self {
+            Locals::Run { first, len } => id.checked_sub(*first).filter(|l| l < len),
+            Locals::Ascending(refs) => find_sorted(refs, id, |&r| r).map(|i| i as u32),
+            Locals::Pairs(pairs) => {
+                find_sorted(pairs, id, |&(r, _)| r).and_then(|i| pairs.get(i).map(|&(_, l)| l))
+            }
+        }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        match self {
+            Locals::Run { .. } => 0,
+            Locals::Ascending(refs) => refs.len() * 4,
+            Locals::Pairs(pairs) => pairs.len() * 8,
+        }
+    }
+}
+
+/// The position of `id` in `items`, sorted by `key`.
+fn find_sorted<T>(items: &[T], id: SeriesRef, key: impl Fn(&T) -> SeriesRef) -> Option<usize> {
+    let (first, last) = (key(items.first()?), key(items.last()?));
+    if id < first || id > last {
+        return None;
+    }
+    // A segment's references are mostly one dense run (a flush writes the head's series
+    // in reference order): the place in proportion is usually the place, which saves the
+    // dozen dependent reads of a binary search over every series of the segment.
+    let span = u64::from(last - first).max(1);
+    let guess = (u64::from(id - first) * (items.len() as u64 - 1) / span) as usize;
+    match items.get(guess) {
+        Some(at) if key(at) == id => Some(guess),
+        _ => items.binary_search_by_key(&id, key).ok(),
+    }
 }
 
 impl SegmentHandle {
@@ -40,9 +112,14 @@ impl SegmentHandle {
         SegmentHandle {
             name,
             segment,
-            locals: locals.into(),
+            locals: Locals::new(locals),
             refs,
         }
+    }
+
+    /// Heap bytes this open segment holds: its series table and references.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.segment.heap_bytes() + self.locals.heap_bytes() + self.refs.serialized_size()
     }
 
     /// A segment the engine has just written (by a flush or a compaction), opened from its
@@ -72,7 +149,7 @@ impl SegmentHandle {
         id: SeriesRef,
         start: i64,
         end: i64,
-    ) -> impl Iterator<Item = &ChunkMeta> {
+    ) -> impl Iterator<Item = ChunkMeta> + '_ {
         let seg = &self.segment;
         let series = if seg.max_t < start || seg.min_t > end {
             None
@@ -81,7 +158,7 @@ impl SegmentHandle {
         };
         series
             .into_iter()
-            .flat_map(|s| s.chunks.iter())
+            .flat_map(|s| s.chunks)
             .filter(move |c| c.max_t >= start && c.min_t <= end)
     }
 
@@ -96,24 +173,7 @@ impl SegmentHandle {
 
     /// The local id of series `id` in this segment.
     fn local_of(&self, id: SeriesRef) -> Option<u32> {
-        let locals = &self.locals;
-        let (first, last) = (locals.first()?.0, locals.last()?.0);
-        if id < first || id > last {
-            return None;
-        }
-        // A segment's references are mostly one dense run (a flush writes the head's series
-        // in reference order): the place in proportion is usually the place, which saves
-        // the dozen dependent reads of a binary search over every series of the segment.
-        let span = u64::from(last - first).max(1);
-        let guess = (u64::from(id - first) * (locals.len() as u64 - 1) / span) as usize;
-        match locals.get(guess) {
-            Some(&(at, local)) if at == id => Some(local),
-            _ => locals
-                .binary_search_by_key(&id, |&(at, _)| at)
-                .ok()
-                .and_then(|i| locals.get(i))
-                .map(|&(_, local)| local),
-        }
+        self.locals.get(id)
     }
 }
 
@@ -185,18 +245,25 @@ mod tests {
 
     #[test]
     fn each_reference_finds_its_own_series_however_the_references_lie() {
-        for refs in [
-            vec![0, 1, 2, 3, 4, 5],
-            vec![10, 11, 12, 13, 14, 15],
-            vec![3, 100, 7, 50, 8, 9],
-            vec![1_000_000, 2, 999, 4, 0, 5],
-            vec![42],
+        for (refs, layout) in [
+            (vec![0, 1, 2, 3, 4, 5], "run"),
+            (vec![10, 11, 12, 13, 14, 15], "run"),
+            (vec![3, 7, 8, 9, 50, 100], "ascending"),
+            (vec![3, 100, 7, 50, 8, 9], "pairs"),
+            (vec![1_000_000, 2, 999, 4, 0, 5], "pairs"),
+            (vec![42], "run"),
         ] {
             let h = handle(&refs);
+            let got = match h.locals {
+                Locals::Run { .. } => "run",
+                Locals::Ascending(_) => "ascending",
+                Locals::Pairs(_) => "pairs",
+            };
+            assert_eq!(got, layout, "{refs:?}");
             for (local, &id) in refs.iter().enumerate() {
                 assert_eq!(samples_of(&h, id), Some(local as u32 + 1), "{refs:?} {id}");
             }
-            for absent in [1, 6, 16, 49, 51, 101, 998, 1_000_001, u32::MAX] {
+            for absent in [1, 6, 9, 16, 49, 51, 101, 998, 1_000_001, u32::MAX] {
                 if !refs.contains(&absent) {
                     assert_eq!(samples_of(&h, absent), None, "{refs:?} {absent}");
                 }

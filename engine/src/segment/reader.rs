@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
 
+use super::table::{ChunkList, Decoded, RollupRef, SeriesTable, TableBuilder};
 use super::{FLAG_COLD, FOOTER_LEN, HEADER_LEN, MAGIC, OLDEST_READABLE_VERSION, VERSION};
 use crate::codec::bytes::{ByteReader, MAX_STR};
 use crate::codec::chunk;
@@ -15,28 +16,17 @@ use crate::fs::Bytes;
 use crate::model::{Labels, Namespace, Sample};
 use crate::{DecodeError, Result};
 
-/// Where one chunk lies and what it covers.
+/// Where one chunk lies and what it covers. Its length is its block's own first field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChunkMeta {
     /// Offset of the chunk's block (its length field).
     pub offset: u64,
-    /// Length of the chunk bytes.
-    pub len: u32,
     /// Earliest timestamp.
     pub min_t: i64,
     /// Latest timestamp.
     pub max_t: i64,
     /// Samples.
     pub samples: u32,
-}
-
-/// Where one series' rollup block lies (format version 3).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RollupRef {
-    /// Offset of the block (its length field).
-    pub offset: u64,
-    /// Length of the block's bytes.
-    pub len: u32,
 }
 
 /// One series in a segment: where its chunks and rollups are. Its labels stay on disk
@@ -47,57 +37,9 @@ pub struct SegmentSeries<'a> {
     /// Namespace.
     pub namespace: &'a Namespace,
     /// Chunks in time order.
-    pub chunks: &'a [ChunkMeta],
+    pub chunks: ChunkList<'a>,
     /// Its rollups, when the segment has tiers and the series a live sample.
     pub rollup: Option<RollupRef>,
-}
-
-/// The series table as an open segment keeps it: flat arrays with no allocation of its own
-/// per series, since every open segment holds one entry per series of its partition (a
-/// `Vec` of chunks, a namespace and an `Option` per series cost ≈ 150 bytes each, 12 × the
-/// series of a province day after one flush).
-#[derive(Debug, Default)]
-struct SeriesTable {
-    /// Each distinct namespace once.
-    namespaces: Vec<Namespace>,
-    /// Per namespace (as `namespaces`), the bytes of its series' chunk blocks: what
-    /// `Stats` reports on every call, summed once here rather than per series each time.
-    namespace_bytes: Vec<u64>,
-    /// Per series (local id): its namespace, an index into `namespaces`.
-    namespace_of: Box<[u32]>,
-    /// Per series, where its chunks start in `chunks`, and one more entry for the end.
-    chunk_start: Box<[u32]>,
-    /// Every series' chunks, series after series.
-    chunks: Box<[ChunkMeta]>,
-    /// Per series, its rollup block (offset 0: none, as in the file); empty when the
-    /// segment has none.
-    rollups: Box<[RollupRef]>,
-}
-
-impl SeriesTable {
-    fn len(&self) -> usize {
-        self.namespace_of.len()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = SegmentSeries<'_>> {
-        // Every local id below the count has an entry (see `parse_table`).
-        (0..self.len()).filter_map(|l| self.get(l))
-    }
-
-    fn get(&self, local: usize) -> Option<SegmentSeries<'_>> {
-        let namespace = self
-            .namespaces
-            .get(*self.namespace_of.get(local)? as usize)?;
-        let (start, end) = (
-            *self.chunk_start.get(local)? as usize,
-            *self.chunk_start.get(local + 1)? as usize,
-        );
-        Some(SegmentSeries {
-            namespace,
-            chunks: self.chunks.get(start..end)?,
-            rollup: self.rollups.get(local).copied().filter(|r| r.offset != 0),
-        })
-    }
 }
 
 /// An open segment.
@@ -114,6 +56,12 @@ pub struct Segment {
     /// Latest timestamp.
     pub max_t: i64,
     series: SeriesTable,
+    /// Per namespace of the table ([`SeriesTable::namespaces`]), the bytes of its series'
+    /// chunk blocks: what `Stats` reports on every call, summed once here rather than per
+    /// series each time.
+    namespace_bytes: Vec<u64>,
+    /// Bytes of the rollup blocks.
+    pub rollup_bytes: u64,
     /// Rollup tiers (interval ms) every series with a rollup block has, in block order.
     pub tiers: Box<[i64]>,
     /// Written by compaction (header flag [`FLAG_COLD`]): its chunks are already as compact
@@ -142,8 +90,10 @@ impl Segment {
                     samples: p.samples,
                     min_t: p.min_t,
                     max_t: p.max_t,
-                    series: p.series,
-                    tiers: p.tiers,
+                    series: p.table.series,
+                    namespace_bytes: p.table.namespace_bytes,
+                    rollup_bytes: p.table.rollup_bytes,
+                    tiers: p.table.tiers,
                     cold: p.flags & FLAG_COLD != 0,
                     version: p.version,
                     table_offset: p.table_offset,
@@ -151,7 +101,7 @@ impl Segment {
                 };
                 // The series table and the postings were read once, into memory.
                 segment.release_tables();
-                (segment, p.labels)
+                (segment, p.table.labels)
             })
             .map_err(|e| e.in_file(path, 0))
     }
@@ -209,37 +159,15 @@ impl Segment {
         let table = block(data, table_offset, HEADER_LEN as u64, table_end)?;
         let table_at = table_offset + 8;
         let table = decompress(table).map_err(|e| e.shifted(table_at))?;
-        let (tiers, series, labels) = parse_table(&table, table_offset, series_count, version)
+        let table = parse_table(&table, table_offset, series_count, version)
             .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?;
         block(data, postings_offset, table_end, f as u64)?;
-        let mut total = 0u64;
-        for s in series.iter() {
-            for c in s.chunks {
-                let end = c.offset + 8 + u64::from(c.len);
-                if c.offset < HEADER_LEN as u64 || end > table_offset {
-                    return Err(DecodeError::new(
-                        table_at,
-                        format!(
-                            "chunk at {} of {} bytes lies outside the data region",
-                            c.offset, c.len
-                        ),
-                    ));
-                }
-                total += u64::from(c.samples);
-            }
-            if let Some(r) = s.rollup
-                && (r.offset < HEADER_LEN as u64
-                    || r.offset.saturating_add(8 + u64::from(r.len)) > table_offset)
-            {
-                return Err(DecodeError::new(
-                    table_at,
-                    format!(
-                        "rollup block at {} of {} bytes lies outside the data region",
-                        r.offset, r.len
-                    ),
-                ));
-            }
-        }
+        let total: u64 = table
+            .series
+            .iter()
+            .flat_map(|s| s.chunks.iter())
+            .map(|c| u64::from(c.samples))
+            .sum();
         if total != samples {
             return Err(DecodeError::new(
                 f as u64 + 24,
@@ -253,12 +181,15 @@ impl Segment {
             samples,
             min_t,
             max_t,
-            series,
-            tiers,
-            labels,
+            table,
             table_offset,
             postings_offset,
         })
+    }
+
+    /// Heap bytes of the series table this open segment keeps.
+    pub fn heap_bytes(&self) -> usize {
+        self.series.heap_bytes()
     }
 
     /// Number of series.
@@ -314,16 +245,10 @@ impl Segment {
         ) else {
             return Ok(false);
         };
-        let data: &[u8] = &self.bytes;
-        let at = r.offset + 8;
+        let offset = self.rollup_offset(r)?;
+        let at = offset + 8;
         let mut read = || -> Result<(), DecodeError> {
-            let block = ByteReader::at(data, r.offset)?.crc_block("rollup block")?;
-            if block.len() != r.len as usize {
-                return Err(DecodeError::new(
-                    0,
-                    "rollup block length differs from the table",
-                ));
-            }
+            let block = ByteReader::at(self.data(), offset)?.crc_block("rollup block")?;
             let mut reader = ByteReader::new(block);
             // Each tier's bytes follow their length: the tiers before it are skipped whole.
             for _ in 0..tier {
@@ -346,24 +271,29 @@ impl Segment {
         Ok(true)
     }
 
+    /// Where the rollup block `r` of one of this segment's series starts.
+    pub fn rollup_offset(&self, r: RollupRef) -> Result<u64> {
+        match r {
+            RollupRef::At(offset) => Ok(offset),
+            // The block after a chunk's: past its length field, checksum and bytes.
+            RollupRef::AfterChunk(chunk) => ByteReader::at(self.data(), chunk)
+                .and_then(|mut r| r.u32_le())
+                .map(|len| chunk + 8 + u64::from(len))
+                .map_err(|e| e.in_file(&self.path, 0)),
+        }
+    }
+
+    /// The region of chunk and rollup blocks: every block read lies whole inside it.
+    fn data(&self) -> &[u8] {
+        let data: &[u8] = &self.bytes;
+        data.get(..self.table_offset as usize).unwrap_or(data)
+    }
+
     /// The raw bytes of one chunk, checksum verified.
     pub fn chunk_bytes(&self, meta: &ChunkMeta) -> Result<&[u8]> {
-        let data: &[u8] = &self.bytes;
-        let bytes = ByteReader::at(data, meta.offset)
+        ByteReader::at(self.data(), meta.offset)
             .and_then(|mut r| r.crc_block("chunk"))
-            .map_err(|e| e.in_file(&self.path, 0))?;
-        if bytes.len() != meta.len as usize {
-            return Err(DecodeError::new(
-                meta.offset,
-                format!(
-                    "chunk length {} != {} in the series table",
-                    bytes.len(),
-                    meta.len
-                ),
-            )
-            .in_file(&self.path, 0));
-        }
-        Ok(bytes)
+            .map_err(|e| e.in_file(&self.path, 0))
     }
 
     /// The labels of every series, by local id, read again from the file's series table.
@@ -378,11 +308,10 @@ impl Segment {
         )
         .map_err(|e| e.in_file(&self.path, 0))?;
         let table = decompress(table).map_err(|e| e.in_file(&self.path, at))?;
-        let (_, _, labels) =
-            parse_table(&table, self.table_offset, self.series.len(), self.version)
-                .map_err(|e| e.in_file(&self.path, at))?;
+        let table = parse_table(&table, self.table_offset, self.series.len(), self.version)
+            .map_err(|e| e.in_file(&self.path, at))?;
         self.release_tables();
-        Ok(labels)
+        Ok(table.labels)
     }
 
     /// The postings stored in the file: label pair → local series ids.
@@ -408,8 +337,7 @@ impl Segment {
     /// Bytes of chunk data per namespace (what each department's data costs on disk).
     pub fn bytes_by_namespace(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        let table = &self.series;
-        for (namespace, &bytes) in table.namespaces.iter().zip(&table.namespace_bytes) {
+        for (namespace, &bytes) in self.series.namespaces().iter().zip(&self.namespace_bytes) {
             *out.entry(namespace.to_string()).or_default() += bytes;
         }
         out
@@ -423,9 +351,7 @@ struct Parsed {
     samples: u64,
     min_t: i64,
     max_t: i64,
-    series: SeriesTable,
-    tiers: Box<[i64]>,
-    labels: Vec<Labels>,
+    table: Table,
     table_offset: u64,
     postings_offset: u64,
 }
@@ -470,8 +396,17 @@ fn decompress(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
 /// Most rollup tiers a segment may name.
 const MAX_TIERS: usize = 16;
 
-type Table = (Box<[i64]>, SeriesTable, Vec<Labels>);
+/// A segment's series table, decoded.
+struct Table {
+    tiers: Box<[i64]>,
+    series: SeriesTable,
+    namespace_bytes: Vec<u64>,
+    rollup_bytes: u64,
+    labels: Vec<Labels>,
+}
 
+/// Decodes the series table of a segment whose chunk and rollup blocks lie in
+/// `[HEADER_LEN, data_end)`.
 fn parse_table(
     payload: &[u8],
     data_end: u64,
@@ -497,50 +432,59 @@ fn parse_table(
             tiers.push(t as i64);
         }
     }
-    let mut table = SeriesTable::default();
-    let mut namespace_of = Vec::with_capacity(count);
-    let mut chunk_start = Vec::with_capacity(count + 1);
-    let mut chunks = Vec::with_capacity(count);
-    let mut rollups = Vec::new();
+    // A block of `len` bytes at `offset` must lie whole in the data region.
+    let inside = |offset: u64, len: u32| {
+        offset >= HEADER_LEN as u64 && offset.saturating_add(8 + u64::from(len)) <= data_end
+    };
+    let mut namespaces: Vec<Namespace> = Vec::new();
+    let mut namespace_bytes: Vec<u64> = Vec::new();
+    let mut rollup_bytes = 0u64;
+    let mut builder = TableBuilder::with_capacity(count);
     let mut all_labels = Vec::with_capacity(count);
-    for local in 0..count {
+    for _ in 0..count {
         let at = r.position() as u64;
         let name = r.str(MAX_STR, "namespace")?;
         // A segment names few namespaces, each once.
-        let namespace = match table.namespaces.iter().rposition(|n| n.as_str() == name) {
+        let namespace = match namespaces.iter().rposition(|n| n.as_str() == name) {
             Some(i) => i,
             None => {
                 let ns = Namespace::new(name).map_err(|e| DecodeError::new(at, e))?;
-                table.namespaces.push(ns);
-                table.namespace_bytes.push(0);
-                table.namespaces.len() - 1
+                namespaces.push(ns);
+                namespace_bytes.push(0);
+                namespaces.len() - 1
             }
         };
-        namespace_of.push(namespace as u32);
         let labels = decode_labels(&mut r)?;
-        chunk_start.push(u32::try_from(chunks.len()).map_err(|_| r.error("too many chunks"))?);
         let nchunks = r.len(r.remaining(), "chunk count")?;
+        let mut chunks = Vec::with_capacity(nchunks);
+        let mut chunks_end = None;
         for _ in 0..nchunks {
             let offset = r.varint()?;
             let len = r.varint_u32("chunk length")?;
             let min_t = r.varint_i64()?;
             let max_t = min_t.wrapping_add(r.varint_i64()?);
             let samples = r.varint_u32("sample count")?;
-            if offset >= data_end || samples == 0 || max_t < min_t {
+            if samples == 0 || max_t < min_t {
                 return Err(r.error(format!("chunk entry at {offset} is inconsistent")));
+            }
+            if !inside(offset, len) {
+                return Err(r.error(format!(
+                    "chunk at {offset} of {len} bytes lies outside the data region"
+                )));
             }
             chunks.push(ChunkMeta {
                 offset,
-                len,
                 min_t,
                 max_t,
                 samples,
             });
-            if let Some(bytes) = table.namespace_bytes.get_mut(namespace) {
+            chunks_end = Some(offset + 8 + u64::from(len));
+            if let Some(bytes) = namespace_bytes.get_mut(namespace) {
                 // The chunk's block: its length and checksum, then the chunk.
                 *bytes += u64::from(len) + 8;
             }
         }
+        let mut rollup = None;
         if version >= 3 {
             let offset = r.varint()?;
             let len = r.varint_u32("rollup block length")?;
@@ -548,26 +492,39 @@ fn parse_table(
                 if tiers.is_empty() {
                     return Err(r.error("a rollup block in a segment without tiers"));
                 }
-                // Only segments with rollups pay for the column.
-                if rollups.is_empty() {
-                    rollups.resize(local, RollupRef { offset: 0, len: 0 });
+                if !inside(offset, len) {
+                    return Err(r.error(format!(
+                        "rollup block at {offset} of {len} bytes lies outside the data region"
+                    )));
                 }
+                rollup = Some(offset);
+                rollup_bytes += u64::from(len) + 8;
             }
-            if offset != 0 || !rollups.is_empty() {
-                rollups.push(RollupRef { offset, len });
-            }
+        }
+        let decoded = Decoded {
+            namespace: namespace as u32,
+            chunks,
+            rollup,
+            chunks_end,
+        };
+        if !builder.push(decoded) {
+            return Err(r.error("too many chunks"));
         }
         all_labels.push(labels);
     }
-    chunk_start.push(u32::try_from(chunks.len()).map_err(|_| r.error("too many chunks"))?);
-    table.namespace_of = namespace_of.into();
-    table.chunk_start = chunk_start.into();
-    table.chunks = chunks.into();
-    table.rollups = rollups.into();
     if !r.is_empty() {
         return Err(r.error("trailing bytes after the series table"));
     }
-    Ok((tiers.into(), table, all_labels))
+    let series = builder
+        .finish(namespaces)
+        .ok_or_else(|| r.error("too many chunks"))?;
+    Ok(Table {
+        tiers: tiers.into(),
+        series,
+        namespace_bytes,
+        rollup_bytes,
+        labels: all_labels,
+    })
 }
 
 fn parse_postings(

@@ -39,7 +39,7 @@ fn a_segment_reads_back_what_was_written() {
         assert_eq!(got.chunks.len(), 2);
         let mut out = Vec::new();
         for c in got.chunks {
-            seg.read_chunk(c, i64::MIN, i64::MAX, &mut out)
+            seg.read_chunk(&c, i64::MIN, i64::MAX, &mut out)
                 .expect("chunk");
         }
         assert_eq!(out, want.samples);
@@ -71,7 +71,7 @@ fn a_flipped_byte_anywhere_is_an_error_naming_the_file_never_a_panic_or_wrong_da
             let read: Result<(), Error> = got
                 .chunks
                 .iter()
-                .try_for_each(|c| seg.read_chunk(c, i64::MIN, i64::MAX, &mut out));
+                .try_for_each(|c| seg.read_chunk(&c, i64::MIN, i64::MAX, &mut out));
             match read {
                 Ok(()) => assert_eq!(out, want.samples, "flip at {at} changed data silently"),
                 Err(Error::Corrupt { offset, .. }) => assert!(offset as usize <= good.len()),
@@ -104,9 +104,68 @@ fn bytes_by_namespace_are_the_chunk_blocks_of_each_namespace() {
     .expect("opens");
     let mut want = std::collections::BTreeMap::<String, u64>::new();
     for s in seg.all_series() {
-        let bytes: u64 = s.chunks.iter().map(|c| u64::from(c.len) + 8).sum();
+        let bytes: u64 = s
+            .chunks
+            .iter()
+            .map(|c| seg.chunk_bytes(&c).expect("chunk").len() as u64 + 8)
+            .sum();
         *want.entry(s.namespace.to_string()).or_default() += bytes;
     }
     assert_eq!(want.len(), 2);
     assert_eq!(seg.bytes_by_namespace(), want);
+}
+
+#[test]
+fn rollups_are_found_after_their_chunks_and_where_a_series_has_none() {
+    use super::table::RollupRef;
+    use super::writer::SegmentBuilder;
+    use crate::codec::rollup;
+    let tiers = [300_000, 3_600_000];
+    let series = input();
+    let mut builder = SegmentBuilder::new(4).with_rollups(&tiers);
+    // A series with samples, one whose samples have expired (only its buckets are left),
+    // one without either, then one with samples again.
+    builder.add(&series[0].namespace, &series[0].labels, &series[0].samples);
+    let kept: Vec<Vec<rollup::Bucket>> = tiers
+        .iter()
+        .map(|&t| {
+            let mut out = Vec::new();
+            rollup::summarize(&series[1].samples, t, &mut out);
+            out
+        })
+        .collect();
+    builder.add_with_rollups(&series[1].namespace, &series[1].labels, &[], &kept);
+    builder.add(&series[2].namespace, &series[2].labels, &[]);
+    builder.add(&series[2].namespace, &series[2].labels, &series[2].samples);
+    let seg = Segment::open(
+        std::path::Path::new("x.seg"),
+        Bytes::owned(builder.finish()),
+    )
+    .expect("opens");
+    let rollups: Vec<_> = seg.all_series().map(|s| s.rollup).collect();
+    assert!(
+        matches!(rollups[0], Some(RollupRef::AfterChunk(_))),
+        "{rollups:?}"
+    );
+    assert!(matches!(rollups[1], Some(RollupRef::At(_))), "{rollups:?}");
+    assert_eq!(rollups[2], None);
+    assert!(
+        matches!(rollups[3], Some(RollupRef::AfterChunk(_))),
+        "{rollups:?}"
+    );
+    let sources = [&series[0].samples, &series[1].samples, &series[2].samples];
+    for (s, samples) in [0, 1, 3].into_iter().zip(sources) {
+        let found = seg.series(s).expect("series");
+        for &tier in &tiers {
+            let (mut read, mut want) = (Vec::new(), Vec::new());
+            assert!(seg.read_rollup(found, tier, &mut read).expect("reads"));
+            rollup::summarize(samples, tier, &mut want);
+            assert_eq!(read, want, "series {s}, tier {tier}");
+        }
+    }
+    let mut none = Vec::new();
+    assert!(
+        !seg.read_rollup(seg.series(2).expect("series"), 300_000, &mut none)
+            .expect("reads")
+    );
 }

@@ -189,7 +189,7 @@ fn read_segment(name: &str) -> Vec<Sample> {
     assert_eq!(labels[0].get("commune"), Some("Phường Châu Đốc"));
     let mut out = Vec::new();
     for c in seg.series(0).expect("a series").chunks {
-        seg.read_chunk(c, i64::MIN, i64::MAX, &mut out)
+        seg.read_chunk(&c, i64::MIN, i64::MAX, &mut out)
             .expect("chunk");
     }
     out

@@ -319,12 +319,13 @@ fn a_damaged_rollup_is_named_by_verify_and_the_query_answers_from_raw_samples() 
         .expect("a segment");
     let bytes = std::fs::read(&path).expect("read");
     let segment = Segment::open(&path, Bytes::owned(bytes.clone())).expect("opens");
-    let block = segment
+    let rollup = segment
         .series(0)
         .expect("a series")
         .rollup
         .expect("a rollup block");
-    let payload = block.offset as usize + 8;
+    let offset = segment.rollup_offset(rollup).expect("where");
+    let payload = offset as usize + 8;
 
     // A flipped bit: the block's checksum names it.
     let mut flipped = bytes.clone();
@@ -377,7 +378,7 @@ fn a_damaged_rollup_is_named_by_verify_and_the_query_answers_from_raw_samples() 
 
     // A block rewritten with a valid checksum but other numbers: verify recomputes it.
     let mut forged = bytes.clone();
-    let len = block.len as usize;
+    let len = u32::from_le_bytes(bytes[payload - 8..payload - 4].try_into().expect("4")) as usize;
     forged[payload + len - 1] ^= 0x01;
     let crc = crc32c::crc32c(&forged[payload..payload + len]);
     forged[payload - 4..payload].copy_from_slice(&crc.to_le_bytes());
@@ -387,7 +388,7 @@ fn a_damaged_rollup_is_named_by_verify_and_the_query_answers_from_raw_samples() 
         report
             .problems
             .iter()
-            .any(|p| p.file == path && p.offset == block.offset),
+            .any(|p| p.file == path && p.offset == offset),
         "{:?}",
         report.problems
     );

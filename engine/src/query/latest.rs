@@ -85,7 +85,14 @@ pub fn stale_series(
             "the factor must be a positive number of intervals, got {factor}"
         )));
     }
-    let budget = Budget::new(querier.limits(), None);
+    // Only each series' last samples are kept, so what is read does not stay in memory:
+    // the sample limit, which bounds a query's memory, does not apply (a province's day of
+    // silent series is read whole when the window reaches back to it); the time limit does.
+    let limits = crate::options::QueryLimits {
+        max_samples: u64::MAX,
+        ..querier.limits().clone()
+    };
+    let budget = Budget::new(&limits, None);
     let series = querier.select(namespace, matchers)?;
     let metadata = querier.metadata(namespace)?;
     let mut out = Vec::new();
@@ -98,7 +105,8 @@ pub fn stale_series(
             .snapshot(std::mem::take(&mut pending), at.saturating_sub(window), at)
             .for_each(&|s, samples| {
                 budget.spend(samples.len())?;
-                Ok((s.clone(), samples.to_vec()))
+                let tail = samples.get(samples.len().saturating_sub(INFER_SAMPLES)..);
+                Ok((s.clone(), tail.unwrap_or_default().to_vec()))
             })?;
         for (s, samples) in read {
             let declared = metadata

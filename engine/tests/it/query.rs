@@ -447,6 +447,51 @@ fn latest_values_and_silent_sources() {
 }
 
 #[test]
+fn silent_sources_are_found_however_many_samples_they_sent_before() {
+    // The silent-series check reads back as far as a series' last samples: a day of data
+    // before the silence is read whole, yet only its last samples are kept, so the query
+    // sample limit (which bounds memory) does not stop it — it once failed the periodic
+    // completeness export on one province day.
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open_with(
+        dir.path(),
+        Options {
+            query_limits: QueryLimits {
+                max_samples: 50,
+                ..QueryLimits::default()
+            },
+            ..common::options()
+        },
+    )
+    .expect("open");
+    let until = 5_000_000;
+    let samples: Vec<(i64, f64)> = (0..500).map(|k| (until - k * 10_000, 1.0)).rev().collect();
+    engine
+        .write(request(
+            "c",
+            (0..3)
+                .map(|i| sw("m", &[("camera", &format!("cam-{i}"))], &samples))
+                .collect(),
+        ))
+        .expect("w");
+    let at = until + 10 * 3_600_000;
+    let stale = engine.stale_series("c", &[], at, 3.0).expect("stale");
+    assert_eq!(stale.len(), 3);
+    for s in &stale {
+        assert_eq!(s.last.map(|l| l.t), Some(until));
+        assert_eq!(s.expected_interval_ms, 10_000);
+        assert_eq!(s.silent_ms, at - until);
+    }
+    let q = iocdb_engine::CompletenessQuery {
+        start: at - 3_600_000,
+        end: at,
+        ..Default::default()
+    };
+    let report = engine.completeness("c", &q, at, 3.0).expect("completeness");
+    assert_eq!(report.silent.len(), 3);
+}
+
+#[test]
 fn series_label_names_and_values_follow_matchers_and_time() {
     let dir = tempfile::tempdir().expect("dir");
     let engine = common::open(dir.path());

@@ -220,7 +220,7 @@ fn check_rollups(
     path: &Path,
     report: &mut VerifyReport,
 ) {
-    let Some(rollup) = series.rollup else {
+    let Some(rollup) = series.rollup() else {
         return;
     };
     let at = match segment.rollup_offset(rollup) {

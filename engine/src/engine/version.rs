@@ -164,9 +164,6 @@ impl SegmentHandle {
 
     /// Series `id` as this segment holds it, if it does.
     pub(crate) fn series_of(&self, id: SeriesRef) -> Option<SegmentSeries<'_>> {
-        if !self.refs.contains(id) {
-            return None;
-        }
         self.local_of(id)
             .and_then(|local| self.segment.series(local))
     }

@@ -38,8 +38,16 @@ pub struct SegmentSeries<'a> {
     pub namespace: &'a Namespace,
     /// Chunks in time order.
     pub chunks: ChunkList<'a>,
-    /// Its rollups, when the segment has tiers and the series a live sample.
-    pub rollup: Option<RollupRef>,
+    pub(super) local: u32,
+    pub(super) table: &'a SeriesTable,
+}
+
+impl SegmentSeries<'_> {
+    /// Where its rollups are, when the segment has tiers and the series a live sample
+    /// (looked up only when asked: most reads want the chunks alone).
+    pub fn rollup(&self) -> Option<RollupRef> {
+        self.table.rollup(self.local, self.chunks)
+    }
 }
 
 /// An open segment.
@@ -240,7 +248,7 @@ impl Segment {
         out: &mut Vec<crate::codec::rollup::Bucket>,
     ) -> Result<bool> {
         let (Some(r), Some(tier)) = (
-            series.rollup,
+            series.rollup(),
             self.tiers.iter().position(|&t| t == interval),
         ) else {
             return Ok(false);

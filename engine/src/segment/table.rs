@@ -175,17 +175,48 @@ impl<'a> ChunkList<'a> {
     }
 
     /// The chunks in time order.
-    pub fn iter(self) -> impl Iterator<Item = ChunkMeta> + 'a {
-        (0..self.len()).filter_map(move |i| self.get(i))
+    pub fn iter(self) -> ChunkIter<'a> {
+        ChunkIter(match self.0 {
+            List::Packed(base, p) => Iter::Packed(base, p.iter()),
+            List::Wide(w) => Iter::Wide(w.iter()),
+        })
     }
 }
 
 impl<'a> IntoIterator for ChunkList<'a> {
     type Item = ChunkMeta;
-    type IntoIter = Box<dyn Iterator<Item = ChunkMeta> + 'a>;
+    type IntoIter = ChunkIter<'a>;
 
-    fn into_iter(self) -> Self::IntoIter {
-        Box::new(self.iter())
+    fn into_iter(self) -> ChunkIter<'a> {
+        self.iter()
+    }
+}
+
+/// The chunks of a [`ChunkList`], in time order.
+#[derive(Debug, Clone)]
+pub struct ChunkIter<'a>(Iter<'a>);
+
+#[derive(Debug, Clone)]
+enum Iter<'a> {
+    Packed(i64, std::slice::Iter<'a, Packed>),
+    Wide(std::slice::Iter<'a, ChunkMeta>),
+}
+
+impl Iterator for ChunkIter<'_> {
+    type Item = ChunkMeta;
+
+    fn next(&mut self) -> Option<ChunkMeta> {
+        match &mut self.0 {
+            Iter::Packed(base, p) => p.next().map(|c| c.unpack(*base)),
+            Iter::Wide(w) => w.next().copied(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match &self.0 {
+            Iter::Packed(_, p) => p.size_hint(),
+            Iter::Wide(w) => w.size_hint(),
+        }
     }
 }
 
@@ -313,21 +344,25 @@ impl SeriesTable {
         let start = self.chunk_start.get(local)? as usize;
         let end = self.chunk_start.get(local + 1)? as usize;
         let chunks = self.chunks.slice(start, end)?;
-        let local32 = local as u32;
-        let rollup = if self.rollup_after.contains(local32) {
-            chunks.last().map(|c| RollupRef::AfterChunk(c.offset))
-        } else {
-            self.rollup_at
-                .binary_search_by_key(&local32, |&(l, _)| l)
-                .ok()
-                .and_then(|i| self.rollup_at.get(i))
-                .map(|&(_, at)| RollupRef::At(at))
-        };
         Some(SegmentSeries {
             namespace,
             chunks,
-            rollup,
+            local: local as u32,
+            table: self,
         })
+    }
+
+    /// Where the rollup block of series `local`, whose chunks are `chunks`, is.
+    pub(super) fn rollup(&self, local: u32, chunks: ChunkList<'_>) -> Option<RollupRef> {
+        if self.rollup_after.contains(local) {
+            chunks.last().map(|c| RollupRef::AfterChunk(c.offset))
+        } else {
+            let at = self
+                .rollup_at
+                .binary_search_by_key(&local, |&(l, _)| l)
+                .ok()?;
+            self.rollup_at.get(at).map(|&(_, at)| RollupRef::At(at))
+        }
     }
 
     /// Heap bytes the table holds.

@@ -142,7 +142,7 @@ fn rollups_are_found_after_their_chunks_and_where_a_series_has_none() {
         Bytes::owned(builder.finish()),
     )
     .expect("opens");
-    let rollups: Vec<_> = seg.all_series().map(|s| s.rollup).collect();
+    let rollups: Vec<_> = seg.all_series().map(|s| s.rollup()).collect();
     assert!(
         matches!(rollups[0], Some(RollupRef::AfterChunk(_))),
         "{rollups:?}"

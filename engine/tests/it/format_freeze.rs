@@ -216,7 +216,7 @@ fn segments_of_version_2_still_open_and_answer_as_they_did() {
     );
     assert!(same_bits(&read_segment("segment_v2.seg"), &all));
     let seg = Segment::open(&fixture("segment_v2.seg"), Bytes::owned(golden)).expect("opens");
-    assert!(seg.tiers.is_empty() && seg.series(0).expect("a series").rollup.is_none());
+    assert!(seg.tiers.is_empty() && seg.series(0).expect("a series").rollup().is_none());
 }
 
 /// Five-minute and hourly tiers, as a flush writes them.

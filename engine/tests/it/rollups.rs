@@ -322,7 +322,7 @@ fn a_damaged_rollup_is_named_by_verify_and_the_query_answers_from_raw_samples() 
     let rollup = segment
         .series(0)
         .expect("a series")
-        .rollup
+        .rollup()
         .expect("a rollup block");
     let offset = segment.rollup_offset(rollup).expect("where");
     let payload = offset as usize + 8;

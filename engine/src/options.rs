@@ -66,6 +66,18 @@ impl Default for QueryLimits {
     }
 }
 
+impl QueryLimits {
+    /// These limits without the sample limit, which bounds what a query holds in memory:
+    /// for reads that keep counts or a few samples per series, not what they read. The time
+    /// limit still bounds them.
+    pub(crate) fn without_sample_limit(&self) -> QueryLimits {
+        QueryLimits {
+            max_samples: u64::MAX,
+            ..self.clone()
+        }
+    }
+}
+
 /// Where the write path reads the time (what is too far in the future or too old, when a
 /// sample arrived): the system clock, or one a test moves.
 #[derive(Clone, Default)]

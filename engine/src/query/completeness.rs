@@ -113,13 +113,8 @@ pub fn completeness(
             q.start, q.end
         )));
     }
-    // The report keeps counts and gaps, never the samples it reads: the sample limit, which
-    // bounds a query's memory, does not apply; the time limit does.
-    let limits = crate::options::QueryLimits {
-        max_samples: u64::MAX,
-        ..querier.limits().clone()
-    };
-    let budget = Budget::new(&limits, None);
+    // The report keeps counts and gaps, never the samples it reads.
+    let budget = Budget::new(&querier.limits().without_sample_limit(), None);
     let catalog = querier.metadata(namespace)?;
     let declared: BTreeMap<&str, i64> = catalog
         .iter()

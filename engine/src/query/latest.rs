@@ -85,14 +85,9 @@ pub fn stale_series(
             "the factor must be a positive number of intervals, got {factor}"
         )));
     }
-    // Only each series' last samples are kept, so what is read does not stay in memory:
-    // the sample limit, which bounds a query's memory, does not apply (a province's day of
-    // silent series is read whole when the window reaches back to it); the time limit does.
-    let limits = crate::options::QueryLimits {
-        max_samples: u64::MAX,
-        ..querier.limits().clone()
-    };
-    let budget = Budget::new(&limits, None);
+    // Only each series' last samples are kept, so the sample limit does not apply (a
+    // province's day of silent series is read whole when the window reaches back to it).
+    let budget = Budget::new(&querier.limits().without_sample_limit(), None);
     let series = querier.select(namespace, matchers)?;
     let metadata = querier.metadata(namespace)?;
     let mut out = Vec::new();

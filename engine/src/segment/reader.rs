@@ -449,6 +449,8 @@ fn parse_table(
     let mut rollup_bytes = 0u64;
     let mut builder = TableBuilder::with_capacity(count);
     let mut all_labels = Vec::with_capacity(count);
+    // One series' chunks at a time, in one buffer: its count is the file's to claim.
+    let mut chunks = Vec::new();
     for _ in 0..count {
         let at = r.position() as u64;
         let name = r.str(MAX_STR, "namespace")?;
@@ -464,7 +466,7 @@ fn parse_table(
         };
         let labels = decode_labels(&mut r)?;
         let nchunks = r.len(r.remaining(), "chunk count")?;
-        let mut chunks = Vec::with_capacity(nchunks);
+        chunks.clear();
         let mut chunks_end = None;
         for _ in 0..nchunks {
             let offset = r.varint()?;
@@ -511,7 +513,7 @@ fn parse_table(
         }
         let decoded = Decoded {
             namespace: namespace as u32,
-            chunks,
+            chunks: &chunks,
             rollup,
             chunks_end,
         };

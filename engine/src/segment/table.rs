@@ -230,9 +230,9 @@ pub enum RollupRef {
 }
 
 /// The decoded fields of one series, as [`TableBuilder::push`] takes them.
-pub(super) struct Decoded {
+pub(super) struct Decoded<'a> {
     pub(super) namespace: u32,
-    pub(super) chunks: Vec<ChunkMeta>,
+    pub(super) chunks: &'a [ChunkMeta],
     /// Where its rollup block is, if it has one.
     pub(super) rollup: Option<u64>,
     /// Where its last chunk's block ends.
@@ -260,7 +260,7 @@ impl TableBuilder {
     }
 
     /// Adds the next series; false when the table has more chunks than a `u32` counts.
-    pub(super) fn push(&mut self, series: Decoded) -> bool {
+    pub(super) fn push(&mut self, series: Decoded<'_>) -> bool {
         let (Ok(local), Ok(start)) = (
             u32::try_from(self.namespace_of.len()),
             u32::try_from(self.chunks.len()),
@@ -269,7 +269,7 @@ impl TableBuilder {
         };
         self.namespace_of.push(series.namespace);
         self.chunk_start.push(start);
-        self.chunks.extend(series.chunks);
+        self.chunks.extend_from_slice(series.chunks);
         match series.rollup {
             Some(at) if series.chunks_end == Some(at) => {
                 self.rollup_after.insert(local);
@@ -310,14 +310,6 @@ pub(super) struct SeriesTable {
     rollup_after: RoaringBitmap,
     /// (local id, offset) of the other series' rollup blocks, by local id.
     rollup_at: Box<[(u32, u64)]>,
-}
-
-impl Default for SeriesTable {
-    fn default() -> Self {
-        TableBuilder::default()
-            .finish(Vec::new())
-            .unwrap_or_else(|| unreachable!("an empty table fits"))
-    }
 }
 
 impl SeriesTable {

@@ -11,6 +11,13 @@
 //! postings' write locks, once per series, never per sample; a write finds its known series
 //! under every shard's and the index's read locks, taken once per batch ([`Head::finder`]).
 //!
+//! A series that wrote nothing for a whole flush interval leaves the head ([`Head::evict`],
+//! after a flush): its struct, head data and lookup entry give way to a compact cold entry
+//! (its reference, namespace and pair ids, its newest sample), so that memory follows the
+//! active series rather than every series seen. Its reference and its label pairs stay:
+//! queries select it through the index and read it from segments by the same reference,
+//! and a later write brings it back under that reference ([`Head::get_or_create`]).
+//!
 //! Per series, [`HeadSeries`] holds the samples (`head/chunks.rs`), its sealed chunks'
 //! bytes in the head's shared blocks ([`ChunkArena`], `head/arena.rs`); [`SeriesLayer`] is one
 //! source's data for a series and the newest-write-wins merge of several (`head/layer.rs`).
@@ -36,9 +43,11 @@ use roaring::RoaringBitmap;
 pub use arena::ChunkArena;
 pub use chunks::{HeadSeries, SealedChunk, Sealer};
 pub use layer::{SeriesLayer, dedupe_newest_wins};
+use series::ColdSeries;
 pub use series::{Series, SeriesHandle, SeriesRef};
 pub use usage::{Delta, NamespaceUsage, UsageTally, Usages};
 
+use crate::index::PairId;
 use crate::index::{Index, LabelReader, Matcher};
 use crate::model::{Labels, Namespace, RawLabel, RejectReason, Sample};
 
@@ -56,15 +65,46 @@ pub(crate) fn allocated(bytes: usize) -> usize {
     bytes.div_ceil(16) * 16
 }
 
-/// Series by the hash of their (namespace, labels). The table holds the series themselves,
-/// so a series' labels are stored once, in the index, not again as a lookup key.
-type Lookup = HashTable<Arc<Series>>;
+/// A cold table slot: the hash and the reference.
+const COLD_SLOT_BYTES: usize = std::mem::size_of::<(u64, SeriesRef)>() + 1;
+
+/// One shard of the registry: the head's series by the hash of their (namespace, labels),
+/// and the references of the series that left the head by the same hash. The tables hold
+/// the series themselves, so a series' labels are stored once, in the index, not again as a
+/// lookup key.
+#[derive(Debug, Default)]
+struct Lookup {
+    hot: HashTable<Arc<Series>>,
+    cold: HashTable<(u64, SeriesRef)>,
+}
+
+/// A reference's series: in the head, or left it.
+#[derive(Debug)]
+enum Slot {
+    Hot(Arc<Series>),
+    Cold(Box<ColdSeries>),
+}
+
+/// What [`Head::evict`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Evicted {
+    /// Series that left the head.
+    pub series: usize,
+    /// Accounted bytes freed (what they cost in the head less what their cold entries cost).
+    pub bytes: i64,
+}
 
 /// The series registry and, beside it, their postings.
 #[derive(Debug)]
 pub struct Head {
     lookup: Box<[RwLock<Lookup>]>,
-    series: RwLock<Vec<Arc<Series>>>,
+    /// Every series known, by reference.
+    series: RwLock<Vec<Slot>>,
+    /// Series in the head (the others are cold).
+    hot: AtomicUsize,
+    /// Series that left the head, and that came back, since open.
+    evictions: AtomicU64,
+    revivals: AtomicU64,
     postings: Index,
     /// Where the series' sealed chunks keep their bytes.
     arena: ChunkArena,
@@ -98,6 +138,7 @@ impl Finder<'_> {
         let hash = self.head.hash(namespace, labels.iter().copied());
         self.shards
             .get((hash as usize) % SHARDS)?
+            .hot
             .find(hash, |s| {
                 s.is(hash, namespace, &self.pairs, labels.iter().copied())
             })
@@ -113,8 +154,13 @@ impl Finder<'_> {
 impl Default for Head {
     fn default() -> Self {
         Head {
-            lookup: (0..SHARDS).map(|_| RwLock::new(HashTable::new())).collect(),
+            lookup: (0..SHARDS)
+                .map(|_| RwLock::new(Lookup::default()))
+                .collect(),
             series: RwLock::new(Vec::new()),
+            hot: AtomicUsize::new(0),
+            evictions: AtomicU64::new(0),
+            revivals: AtomicU64::new(0),
             postings: Index::default(),
             arena: ChunkArena::default(),
             hasher: Default::default(),
@@ -162,8 +208,9 @@ impl Head {
             .unwrap_or_else(|| unreachable!("shard {i} of {SHARDS}"))
     }
 
-    /// The series with these labels, created if new. `max_per_namespace` caps creation
-    /// (`None`: no cap, for WAL replay of series that were already accepted).
+    /// The series with these labels, created if new and brought back into the head if it
+    /// had left it (under its old reference). `max_per_namespace` caps creation (`None`: no
+    /// cap, for WAL replay of series that were already accepted).
     pub fn get_or_create(
         &self,
         namespace: &Namespace,
@@ -182,6 +229,9 @@ impl Head {
         // References are handed out under the postings' lock, so they stay dense and in
         // order; the table below grows in the same order because the shard lock is held.
         let mut table = self.series.write();
+        if let Some(series) = self.revive(&mut lookup, &mut table, hash, namespace, labels) {
+            return Ok(series);
+        }
         let added = self
             .postings
             .add(namespace, labels, max_per_namespace, || {
@@ -195,24 +245,73 @@ impl Head {
             usage: self.usages.of(namespace),
             wal_file: AtomicU64::new(0),
             pairs: added.pairs,
+            detached: false,
         });
         // Table slots gained, counted under each table's own lock.
-        let (table_slots, lookup_slots) = (table.capacity(), lookup.capacity());
-        table.push(series.clone());
+        let (table_slots, lookup_slots) = (table.capacity(), lookup.hot.capacity());
+        table.push(Slot::Hot(series.clone()));
         let table_slots = table.capacity() - table_slots;
         drop(table);
-        lookup.insert_unique(hash, series.clone(), |s| s.hash);
-        let new_slots = table_slots + (lookup.capacity() - lookup_slots);
-        let cost = allocated(std::mem::size_of::<Series>() + ARC_COUNTS)
-            + allocated(std::mem::size_of_val::<[crate::index::PairId]>(
-                &series.pairs,
-            ))
-            + added.grown
-            + new_slots * SLOT_BYTES;
-        self.registry_bytes
-            .fetch_add(cost as u64, Ordering::Relaxed);
-        series.usage.add(cost as i64);
+        lookup.hot.insert_unique(hash, series.clone(), |s| s.hash);
+        self.hot.fetch_add(1, Ordering::Relaxed);
+        let cost = table_slots * std::mem::size_of::<Slot>()
+            + (lookup.hot.capacity() - lookup_slots) * SLOT_BYTES
+            + hot_series_bytes(&series.pairs)
+            + added.grown;
+        self.charge(&series.usage, cost as i64);
         Ok(series)
+    }
+
+    /// Brings the cold series of `namespace` with `labels` back into the head, under the
+    /// locks of a creation (its shard's, then the table's).
+    fn revive(
+        &self,
+        lookup: &mut Lookup,
+        table: &mut [Slot],
+        hash: u64,
+        namespace: &Namespace,
+        labels: &Labels,
+    ) -> Option<Arc<Series>> {
+        let reader = self.postings.reader();
+        let found = lookup.cold.find_entry(hash, |&(h, id)| {
+            h == hash
+                && matches!(table.get(id as usize), Some(Slot::Cold(c))
+                    if c.namespace == *namespace && reader.matches(&c.pairs, labels.raw()))
+        });
+        drop(reader);
+        let ((_, id), _) = found.ok()?.remove();
+        // A table that emptied gives its memory back (a quarter full: no thrashing).
+        let cold_slots = lookup.cold.capacity();
+        if lookup.cold.len() < cold_slots / 4 {
+            lookup.cold.shrink_to_fit(|&(h, _)| h);
+        }
+        let cold_freed = (cold_slots - lookup.cold.capacity()) * COLD_SLOT_BYTES;
+        let slot = table.get_mut(id as usize)?;
+        let Slot::Cold(cold) = slot else {
+            return None;
+        };
+        let last = cold.last();
+        let pairs = std::mem::take(&mut cold.pairs);
+        let series = Arc::new(Series {
+            id,
+            hash,
+            namespace: namespace.clone(),
+            head: HeadSeries::resumed(last),
+            usage: self.usages.of(namespace),
+            wal_file: AtomicU64::new(0),
+            pairs,
+            detached: false,
+        });
+        *slot = Slot::Hot(series.clone());
+        let hot_slots = lookup.hot.capacity();
+        lookup.hot.insert_unique(hash, series.clone(), |s| s.hash);
+        self.hot.fetch_add(1, Ordering::Relaxed);
+        self.revivals.fetch_add(1, Ordering::Relaxed);
+        let cost = ((lookup.hot.capacity() - hot_slots) * SLOT_BYTES
+            + hot_series_bytes(&series.pairs)) as i64
+            - (cold_series_bytes(&series.pairs) + cold_freed) as i64;
+        self.charge(&series.usage, cost);
+        Some(series)
     }
 
     /// A view for finding known series by their labels' bytes ([`Finder::find`]): the
@@ -240,6 +339,7 @@ impl Head {
         // The hash first: the index's lock only for a candidate that shares it (none for a
         // new series).
         lookup
+            .hot
             .find(hash, |s| {
                 s.hash == hash && s.is(hash, namespace, &self.postings.reader(), labels.clone())
             })
@@ -249,6 +349,146 @@ impl Head {
     /// Bytes the series cost besides their samples: structs, tables, the label index.
     pub fn registry_bytes(&self) -> u64 {
         self.registry_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Adds `bytes` (negative: frees) to the registry's and the namespace's accounting.
+    fn charge(&self, usage: &NamespaceUsage, bytes: i64) {
+        // Two's complement: adding a negative amount as u64 subtracts it.
+        self.registry_bytes
+            .fetch_add(bytes as u64, Ordering::Relaxed);
+        usage.add(bytes);
+    }
+
+    /// Sends the series of `candidates` that hold nothing and that nobody else holds out of
+    /// the head ([`ColdSeries`]); called after a flush with the series that wrote nothing
+    /// since the flush before. A series is left in the head when a writer, a reader or a
+    /// handle ([`SeriesHandle`], a stream's series) holds it: each such holder reached it
+    /// through this registry, whose locks are held here, so the count of holders cannot
+    /// grow while it is checked, and no write can go to a struct that left the registry.
+    pub fn evict(&self, candidates: &[SeriesRef]) -> Evicted {
+        let mut evicted = Evicted::default();
+        let mut by_shard: Vec<Vec<SeriesRef>> = vec![Vec::new(); SHARDS];
+        {
+            let table = self.series.read();
+            for &id in candidates {
+                if let Some(Slot::Hot(s)) = table.get(id as usize)
+                    && let Some(shard) = by_shard.get_mut((s.hash as usize) % SHARDS)
+                {
+                    shard.push(id);
+                }
+            }
+        }
+        for (shard, ids) in self.lookup.iter().zip(by_shard) {
+            if ids.is_empty() {
+                continue;
+            }
+            // The creation's lock order: the shard, then the table.
+            let mut lookup = shard.write();
+            let mut table = self.series.write();
+            let (hot_slots, cold_slots) = (lookup.hot.capacity(), lookup.cold.capacity());
+            let mut freed_by_usage: Vec<(Arc<NamespaceUsage>, i64)> = Vec::new();
+            for id in ids {
+                let Some(slot) = table.get_mut(id as usize) else {
+                    continue;
+                };
+                // Held by the table and the shard, and by nobody else.
+                let Slot::Hot(series) = &*slot else {
+                    continue;
+                };
+                if Arc::strong_count(series) != 2 || !series.head.is_idle() {
+                    continue;
+                }
+                let hash = series.hash;
+                let Ok(entry) = lookup.hot.find_entry(hash, |s| Arc::ptr_eq(s, series)) else {
+                    continue;
+                };
+                entry.remove();
+                let last = series.head.latest();
+                let usage = series.usage.clone();
+                let freed = hot_series_bytes(&series.pairs) as i64
+                    - cold_series_bytes(&series.pairs) as i64;
+                // Replacing the slot drops the table's, and so the last, handle.
+                *slot = Slot::Cold(Box::new(ColdSeries {
+                    namespace: series.namespace.clone(),
+                    pairs: series.pairs.clone(),
+                    last_t: last.map_or(i64::MIN, |l| l.t),
+                    last_v: last.map_or(0.0, |l| l.v),
+                }));
+                lookup.cold.insert_unique(hash, (hash, id), |&(h, _)| h);
+                match freed_by_usage
+                    .iter_mut()
+                    .find(|(u, _)| Arc::ptr_eq(u, &usage))
+                {
+                    Some((_, bytes)) => *bytes += freed,
+                    None => freed_by_usage.push((usage, freed)),
+                }
+                evicted.series += 1;
+            }
+            drop(table);
+            // A table that emptied gives its memory back.
+            if lookup.hot.len() < lookup.hot.capacity() / 4 {
+                lookup.hot.shrink_to_fit(|s| s.hash);
+            }
+            let slots = (hot_slots as i64 - lookup.hot.capacity() as i64) * SLOT_BYTES as i64
+                - (lookup.cold.capacity() as i64 - cold_slots as i64) * COLD_SLOT_BYTES as i64;
+            drop(lookup);
+            if let Some((_, bytes)) = freed_by_usage.first_mut() {
+                *bytes += slots;
+            }
+            for (usage, bytes) in freed_by_usage {
+                self.charge(&usage, -bytes);
+                evicted.bytes += bytes;
+            }
+        }
+        self.hot.fetch_sub(evicted.series, Ordering::Relaxed);
+        self.evictions
+            .fetch_add(evicted.series as u64, Ordering::Relaxed);
+        evicted
+    }
+
+    /// The reference of the series of `namespace` with `labels`, registered out of the
+    /// head if it is new: how a store's open takes in its segments' series, which hold
+    /// nothing in the head until they are written again.
+    pub fn register(&self, namespace: &Namespace, labels: &Labels) -> SeriesRef {
+        let hash = self.hash(namespace, labels.raw());
+        let mut lookup = self.shard(hash).write();
+        if let Some(series) = self.find_in(&lookup, hash, namespace, labels.raw()) {
+            return series.id;
+        }
+        let mut table = self.series.write();
+        let reader = self.postings.reader();
+        let cold = lookup.cold.find(hash, |&(h, id)| {
+            h == hash
+                && matches!(table.get(id as usize), Some(Slot::Cold(c))
+                    if c.namespace == *namespace && reader.matches(&c.pairs, labels.raw()))
+        });
+        if let Some(&(_, id)) = cold {
+            return id;
+        }
+        drop(reader);
+        let added = match self
+            .postings
+            .add(namespace, labels, None, || table.len() as SeriesRef)
+        {
+            Ok(added) => added,
+            Err(_) => unreachable!("no series limit given"),
+        };
+        let (table_slots, cold_slots) = (table.capacity(), lookup.cold.capacity());
+        let cost = cold_series_bytes(&added.pairs) + added.grown;
+        table.push(Slot::Cold(Box::new(ColdSeries {
+            namespace: namespace.clone(),
+            pairs: added.pairs,
+            last_t: i64::MIN,
+            last_v: 0.0,
+        })));
+        let cost = cost + (table.capacity() - table_slots) * std::mem::size_of::<Slot>() + {
+            lookup
+                .cold
+                .insert_unique(hash, (hash, added.id), |&(h, _)| h);
+            (lookup.cold.capacity() - cold_slots) * COLD_SLOT_BYTES
+        };
+        self.charge(&self.usages.of(namespace), cost as i64);
+        added.id
     }
 
     /// Applies a committed batch's `samples` to `series` at the place it reserved
@@ -333,27 +573,81 @@ impl Head {
         }
     }
 
-    /// The series with reference `id`.
+    /// The series with reference `id`, if it is in the head.
+    #[cfg(test)]
     pub fn get(&self, id: SeriesRef) -> Option<Arc<Series>> {
-        self.series.read().get(id as usize).cloned()
+        match self.series.read().get(id as usize) {
+            Some(Slot::Hot(s)) => Some(s.clone()),
+            _ => None,
+        }
     }
 
-    /// Every series, in reference order.
+    /// The namespace and labels of series `id`, in the head or not.
+    pub fn identity(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
+        let table = self.series.read();
+        let (namespace, pairs) = slot_identity(table.get(id as usize)?);
+        Some((namespace.clone(), self.postings.reader().labels(pairs)))
+    }
+
+    /// Calls `f` with the namespace and labels of every series known, in the head or not.
+    pub fn for_each_identity(&self, mut f: impl FnMut(&Namespace, Labels)) {
+        let table = self.series.read();
+        let reader = self.postings.reader();
+        for slot in table.iter() {
+            let (namespace, pairs) = slot_identity(slot);
+            f(namespace, reader.labels(pairs));
+        }
+    }
+
+    /// Every series in the head, in reference order.
     pub fn all(&self) -> Vec<Arc<Series>> {
-        self.series.read().clone()
+        self.series
+            .read()
+            .iter()
+            .filter_map(|slot| match slot {
+                Slot::Hot(s) => Some(s.clone()),
+                Slot::Cold(_) => None,
+            })
+            .collect()
     }
 
-    /// Number of series.
+    /// Number of series in the head.
     pub fn len(&self) -> usize {
+        self.hot.load(Ordering::Relaxed)
+    }
+
+    /// Series that left the head and series that came back into it, since open.
+    pub fn churn(&self) -> (u64, u64) {
+        (
+            self.evictions.load(Ordering::Relaxed),
+            self.revivals.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Number of series known, in the head or not.
+    pub fn known(&self) -> usize {
         self.series.read().len()
     }
 
-    /// The series of `namespace` matching every matcher, in reference order.
+    /// The series of `namespace` matching every matcher, in reference order; a series out
+    /// of the head is rebuilt from its cold entry, detached (see [`Series::detached`]).
     pub fn select(&self, namespace: &Namespace, matchers: &[Matcher]) -> Vec<Arc<Series>> {
         let ids = self.select_refs(namespace, matchers);
         let table = self.series.read();
         ids.iter()
-            .filter_map(|id| table.get(id as usize).cloned())
+            .filter_map(|id| match table.get(id as usize)? {
+                Slot::Hot(s) => Some(s.clone()),
+                Slot::Cold(c) => Some(Arc::new(Series {
+                    id,
+                    hash: 0,
+                    namespace: c.namespace.clone(),
+                    pairs: c.pairs.clone(),
+                    head: HeadSeries::resumed(c.last()),
+                    usage: self.usages.of(&c.namespace),
+                    wal_file: AtomicU64::new(0),
+                    detached: true,
+                })),
+            })
             .collect()
     }
 
@@ -362,11 +656,16 @@ impl Head {
         self.postings.select(namespace, matchers)
     }
 
-    /// Calls `f` with each series of `ids`, in reference order, without taking handles.
-    pub fn for_each_in(&self, ids: &RoaringBitmap, mut f: impl FnMut(&Series)) {
+    /// Calls `f` with each reference of `ids`, in order, and its series if it is in the
+    /// head, without taking handles.
+    pub fn for_each_in(&self, ids: &RoaringBitmap, mut f: impl FnMut(SeriesRef, Option<&Series>)) {
         let table = self.series.read();
-        for series in ids.iter().filter_map(|id| table.get(id as usize)) {
-            f(series);
+        for id in ids {
+            match table.get(id as usize) {
+                Some(Slot::Hot(s)) => f(id, Some(s)),
+                Some(Slot::Cold(_)) => f(id, None),
+                None => {}
+            }
         }
     }
 
@@ -416,6 +715,25 @@ impl Head {
             })
             .collect()
     }
+}
+
+/// The namespace and pair ids of a slot's series.
+fn slot_identity(slot: &Slot) -> (&Namespace, &[PairId]) {
+    match slot {
+        Slot::Hot(s) => (&s.namespace, &s.pairs),
+        Slot::Cold(c) => (&c.namespace, &c.pairs),
+    }
+}
+
+/// What a series in the head costs besides its samples and the index: its struct in its
+/// `Arc`, and its pair ids.
+fn hot_series_bytes(pairs: &[PairId]) -> usize {
+    allocated(std::mem::size_of::<Series>() + ARC_COUNTS) + allocated(std::mem::size_of_val(pairs))
+}
+
+/// What a series out of the head costs besides the index and its cold table slot.
+fn cold_series_bytes(pairs: &[PairId]) -> usize {
+    allocated(std::mem::size_of::<ColdSeries>()) + allocated(std::mem::size_of_val(pairs))
 }
 
 #[cfg(test)]

@@ -124,6 +124,10 @@ pub struct Options {
     /// Memory the head may hold before writes are refused with a resource-exhausted error,
     /// bytes. Default 1 GiB.
     pub head_memory_budget: usize,
+    /// Whether a series that wrote nothing between two flushes leaves the head after the
+    /// second (keeping a compact entry; queries and later writes still find it), so that
+    /// memory follows the active series, not every series seen. Default true.
+    pub evict_idle_series: bool,
     /// Width of a time partition, ms; each flushed segment covers one partition. Default 2 h.
     pub partition_ms: i64,
     /// Time window compaction merges segments into, ms (a multiple of `partition_ms`).
@@ -184,6 +188,7 @@ impl Default for Options {
             metadata_corruption: MetadataCorruption::Quarantine,
             wal_file_bytes: 64 << 20,
             head_memory_budget: 1 << 30,
+            evict_idle_series: true,
             partition_ms: 2 * 3600 * 1000,
             compaction_window_ms: 24 * 3600 * 1000,
             compaction_samples_per_sec: 5_000_000,

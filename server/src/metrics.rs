@@ -224,16 +224,37 @@ fn ns(m: &BTreeMap<String, u64>) -> impl Iterator<Item = (&str, u64)> {
 fn render_store(s: &Stats, out: &mut String) {
     single(
         out,
+        "iocdb_series",
+        "gauge",
+        "Series known, in the head or only in segments.",
+        s.series,
+    );
+    single(
+        out,
         "iocdb_head_series",
         "gauge",
-        "Series in the head.",
-        s.series,
+        "Series in the head (written since the flush before the last).",
+        s.head_series,
+    );
+    single(
+        out,
+        "iocdb_series_evicted_total",
+        "counter",
+        "Series that left the head after writing nothing for a flush interval.",
+        s.series_evicted,
+    );
+    single(
+        out,
+        "iocdb_series_revived_total",
+        "counter",
+        "Series that came back into the head, written again after leaving it.",
+        s.series_revived,
     );
     by_label(
         out,
-        "iocdb_head_series_by_namespace",
+        "iocdb_series_by_namespace",
         "gauge",
-        "Series in the head, by namespace.",
+        "Series known, by namespace.",
         "namespace",
         ns(&s.series_by_namespace),
     );

@@ -292,10 +292,11 @@ fn merge(
         }
         // Members are in flush order, so a later write of a timestamp comes later here.
         dedupe_newest_wins(&mut samples, 0);
-        let Some(series) = inner.head.get(id) else {
+        // Every reference of a segment is known to the head, in it or not.
+        let Some((namespace, labels)) = inner.head.identity(id) else {
             continue;
         };
-        let ns = series.namespace.as_str();
+        let ns = namespace.as_str();
         // The buckets of every tier: from the merged samples where there are any (before
         // retention trims them), else as the members kept them, minus what deletions and
         // the tier's own retention have passed.
@@ -321,12 +322,7 @@ fn merge(
         if samples.is_empty() && buckets.iter().all(Vec::is_empty) {
             continue;
         }
-        builder.add_with_rollups(
-            &series.namespace,
-            &inner.head.labels(&series),
-            &samples,
-            &buckets,
-        );
+        builder.add_with_rollups(&namespace, &labels, &samples, &buckets);
         report.samples += samples.len() as u64;
         merged += samples.len() as u64;
         refs.push(id);

@@ -41,9 +41,11 @@ impl Engine {
 
 /// [`Engine::flush`], under the flush lock its caller holds.
 pub(super) fn flush_locked(inner: &Inner, state: &mut FlushState) -> Result<FlushReport> {
-    cut(inner, &mut state.manifest.next_seq)?;
+    let mut idle = Vec::new();
+    cut(inner, &mut state.manifest.next_seq, &mut idle)?;
     let version = inner.current_version();
     if version.frozen.is_empty() {
+        evict(inner, &idle);
         return Ok(FlushReport::default());
     }
     let mut report = FlushReport::default();
@@ -100,12 +102,30 @@ pub(super) fn flush_locked(inner: &Inner, state: &mut FlushState) -> Result<Flus
         .flushes
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     inner.store_arrivals();
+    evict(inner, &idle);
     Ok(report)
 }
 
+/// Sends the series that wrote nothing for a whole flush interval out of the head: their
+/// samples are in segments, and what follows the active series is the head's memory.
+fn evict(inner: &Inner, idle: &[SeriesRef]) {
+    if !inner.opts.evict_idle_series {
+        return;
+    }
+    let evicted = inner.head.evict(idle);
+    if evicted.series > 0 {
+        tracing::debug!(
+            series = evicted.series,
+            bytes = evicted.bytes,
+            "idle series left the head"
+        );
+    }
+}
+
 /// Moves all head data into a new frozen generation and rolls the WAL (under the exclusive
-/// gate: no write is between its WAL append and its head apply meanwhile).
-fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
+/// gate: no write is between its WAL append and its head apply meanwhile); adds to `idle`
+/// the series that held nothing (none written since the flush before).
+fn cut(inner: &Inner, next_seq: &mut u64, idle: &mut Vec<SeriesRef>) -> Result<()> {
     let _gate = inner.gate.write();
     if let Some(e) = inner.wal.failure() {
         return Err(e);
@@ -113,7 +133,11 @@ fn cut(inner: &Inner, next_seq: &mut u64) -> Result<()> {
     let mut series = HashMap::new();
     let mut tally = UsageTally::default();
     for s in inner.head.all() {
-        if let Some((layer, freed, held)) = s.head.take() {
+        let Some((layer, freed, held)) = s.head.take() else {
+            idle.push(s.id);
+            continue;
+        };
+        {
             inner.add_head_bytes(-(freed as isize));
             let delta = Delta {
                 bytes: -(freed as i64),
@@ -169,10 +193,7 @@ fn write_generation(
             return Ok(());
         };
         layer.decode_into(start, end, out).map_err(|e| {
-            let labels = inner
-                .head
-                .get(id)
-                .map(|s| inner.head.labels(&s).to_string());
+            let labels = inner.head.identity(id).map(|(_, l)| l.to_string());
             Error::Corrupt {
                 file: "head".into(),
                 offset: e.offset,
@@ -208,10 +229,15 @@ fn write_generation(
         let mut refs = Vec::new();
         for &id in &ids {
             decode(id, partition, end, &mut samples)?;
-            let Some(series) = inner.head.get(id).filter(|_| !samples.is_empty()) else {
+            // A frozen series may have left the head since (a failed flush's generation is
+            // written again by a later one): its identity stays.
+            let Some((namespace, labels)) = (!samples.is_empty())
+                .then(|| inner.head.identity(id))
+                .flatten()
+            else {
                 continue;
             };
-            builder.add(&series.namespace, &inner.head.labels(&series), &samples);
+            builder.add(&namespace, &labels, &samples);
             report.samples += samples.len() as u64;
             refs.push(id);
         }

@@ -96,11 +96,10 @@ impl Engine {
             .collect();
         let mut series_by_metric: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for s in inner.head.all() {
-            let labels = inner.head.labels(&s);
+        inner.head.for_each_identity(|namespace, labels| {
             *series_by_metric
                 .entry((
-                    s.namespace.as_str().to_owned(),
+                    namespace.as_str().to_owned(),
                     labels.get(METRIC_NAME).unwrap_or_default().to_owned(),
                 ))
                 .or_default() += 1;
@@ -110,7 +109,7 @@ impl Engine {
                     .or_default()
                     .insert(l.value.clone());
             }
-        }
+        });
         let mut label_cardinality: Vec<(String, u64)> = values
             .into_iter()
             .map(|(name, v)| (name, v.len() as u64))

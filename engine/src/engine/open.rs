@@ -260,7 +260,7 @@ fn query_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Internal(format!("cannot start the query pool: {e}")))
 }
 
-/// Registers a segment's series (whose `labels` it gives by local id) in the head.
+/// Registers a segment's series (whose `labels` it gives by local id) with the head.
 fn register_segment(
     head: &Head,
     name: String,
@@ -269,9 +269,8 @@ fn register_segment(
 ) -> SegmentHandle {
     let mut locals = Vec::with_capacity(segment.series_count());
     for (local, (s, labels)) in segment.all_series().zip(labels).enumerate() {
-        if let Ok(series) = head.get_or_create(s.namespace, &labels, None) {
-            locals.push((series.id, local as u32));
-        }
+        // Out of the head: a segment's series take head memory only once written again.
+        locals.push((head.register(s.namespace, &labels), local as u32));
     }
     SegmentHandle::new(name, segment, locals)
 }

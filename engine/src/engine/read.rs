@@ -131,11 +131,11 @@ impl<'a> Querier<'a> {
         let head = &self.inner.head;
         let mut found = RoaringBitmap::new();
         let mut elsewhere = RoaringBitmap::new();
-        head.for_each_in(&head.select_refs(&namespace, matchers), |s| {
-            if s.head.overlaps(start, end) {
-                found.insert(s.id);
+        head.for_each_in(&head.select_refs(&namespace, matchers), |id, s| {
+            if s.is_some_and(|s| s.head.overlaps(start, end)) {
+                found.insert(id);
             } else {
-                elsewhere.insert(s.id);
+                elsewhere.insert(id);
             }
         });
         // The version is taken after every head check, as in `series_has_data`: what a

@@ -24,6 +24,13 @@ pub struct Quarantined {
 pub struct Stats {
     /// Series known (head or segments).
     pub series: u64,
+    /// Series in the head: those written since the flush before the last (the others left
+    /// it and cost a compact entry each; see [`crate::Options::evict_idle_series`]).
+    pub head_series: u64,
+    /// Series that left the head since open.
+    pub series_evicted: u64,
+    /// Series that came back into the head since open (written again after leaving it).
+    pub series_revived: u64,
     /// Series per namespace.
     pub series_by_namespace: BTreeMap<String, u64>,
     /// Samples in the head (live and not yet flushed).
@@ -122,7 +129,8 @@ impl Engine {
         let inner = &*self.inner;
         let version = inner.current_version();
         let mut stats = Stats {
-            series: inner.head.len() as u64,
+            series: inner.head.known() as u64,
+            head_series: inner.head.len() as u64,
             series_by_namespace: inner.head.namespace_counts().into_iter().collect(),
             head_bytes: inner.head_memory_bytes(),
             index_label_bytes: inner.head.label_bytes(),
@@ -142,6 +150,7 @@ impl Engine {
             ..Stats::default()
         };
         (stats.watchers, stats.watch_gaps, stats.watch_delivered) = inner.watch.figures();
+        (stats.series_evicted, stats.series_revived) = inner.head.churn();
         if let Some(cache) = &inner.cache {
             stats.query_cache = cache.stats();
         }

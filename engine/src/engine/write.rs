@@ -279,7 +279,27 @@ impl Engine {
         for (i, entry) in batch.into_iter().enumerate() {
             match entry {
                 Resolved::Series(handle, samples) => {
-                    let series = handle.series().clone();
+                    let mut series = handle.series().clone();
+                    // A reader's handle of a series out of the head: writing brings the
+                    // series back (a known series, so no limit applies).
+                    if series.detached {
+                        match self.inner.head.get_or_create(
+                            &series.namespace,
+                            handle.labels(),
+                            None,
+                        ) {
+                            Ok(registered) => series = registered,
+                            Err(reason) => {
+                                outcome.rejected.push(Rejection {
+                                    series_index: i,
+                                    sample_index: None,
+                                    samples: samples.len(),
+                                    reason,
+                                });
+                                continue;
+                            }
+                        }
+                    }
                     let window = self.window_at(series.namespace.as_str(), now);
                     let (labels, metric) = (handle.labels(), handle.labels().metric_name());
                     let rules = checkers

@@ -232,6 +232,27 @@ impl HeadSeries {
             || d.ooo.iter().any(|s| s.t >= start && s.t <= end)
     }
 
+    /// Whether the series holds nothing and no write is between its reservation and its
+    /// apply: what a series must be to leave the head ([`super::Head::evict`]).
+    pub fn is_idle(&self) -> bool {
+        let d = self.data.lock();
+        d.sealed.is_empty()
+            && d.open.is_empty()
+            && d.ooo.is_empty()
+            && d.applied == self.reserved.load(Ordering::Acquire)
+    }
+
+    /// A series' head data that starts empty but remembers `last`, the newest sample it
+    /// had before it left the head, for the data-quality rules (see [`HeadSeries::latest`]).
+    pub fn resumed(last: Option<Sample>) -> Self {
+        let head = HeadSeries::default();
+        if let Some(last) = last {
+            let mut d = head.data.lock();
+            (d.open_min_t, d.taken_v) = (last.t, last.v);
+        }
+        head
+    }
+
     /// Accounted bytes.
     #[cfg(test)]
     pub fn bytes(&self) -> usize {

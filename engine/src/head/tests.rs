@@ -169,6 +169,29 @@ mod interning {
             want.sort();
             want.dedup();
             prop_assert_eq!(head.label_values("commune", &all), want);
+
+            // Out of the head and back: the same labels find the same series, still by
+            // label comparison alone when every hash collides, and registering a known
+            // label set (a segment's series at open) gives its reference, never a new one.
+            let ids: Vec<SeriesRef> = seen.values().copied().collect();
+            let evicted = head.evict(&ids);
+            prop_assert_eq!(evicted.series, seen.len());
+            prop_assert_eq!(head.len(), 0);
+            prop_assert_eq!(head.known(), seen.len());
+            for ((ns, labels), id) in &seen {
+                prop_assert_eq!(head.identity(*id), Some((namespaces[*ns].clone(), labels.clone())));
+                prop_assert_eq!(head.register(&namespaces[*ns], labels), *id);
+            }
+            for (i, ((ns, labels), id)) in seen.iter().enumerate() {
+                if i % 2 == 0 {
+                    let back = head.get_or_create(&namespaces[*ns], labels, Some(0)).expect("known");
+                    prop_assert_eq!(back.id, *id);
+                    prop_assert!(!back.detached);
+                }
+                let selected = head.select(&namespaces[*ns], &labels.iter().map(|l| Matcher::equal(&l.name, &l.value)).collect::<Vec<_>>());
+                prop_assert!(selected.iter().any(|s| s.id == *id && head.labels(s) == *labels));
+            }
+            prop_assert_eq!(head.known(), seen.len(), "no series twice");
         }
     }
 }

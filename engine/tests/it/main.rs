@@ -3,6 +3,7 @@
 // Tests index their own fixtures freely: a panic there is a failed test, not a crash on input.
 #![allow(clippy::indexing_slicing)]
 
+mod churn;
 mod common;
 mod compaction;
 mod completeness;

@@ -99,8 +99,9 @@ async fn every_family_moves_when_its_event_happens() {
         1.0,
     );
     moved("iocdb_wal_commit_wait_duration_seconds_count", 1.0);
+    moved("iocdb_series", 1.0);
     moved("iocdb_head_series", 1.0);
-    moved("iocdb_head_series_by_namespace{namespace=\"health\"}", 1.0);
+    moved("iocdb_series_by_namespace{namespace=\"health\"}", 1.0);
     moved("iocdb_segments", 1.0);
     moved("iocdb_segment_samples", 2.0);
     moved("iocdb_segment_bytes", 1.0);

@@ -1,0 +1,304 @@
+//! Churn: series that stop writing leave the head after a flush and stay what they were —
+//! found by queries, label listings, compaction, deletion and a later write, under the same
+//! identity, with nothing acknowledged lost.
+
+use iocdb_engine::{Engine, MatchOp, Matcher, Resolved, Sample, SeriesFilter};
+
+use crate::common::{self, Oracle, dump, request, series};
+
+const NS: &str = "lodging";
+const METRIC: &str = "lodging_guests_current";
+
+/// Writes `count` series from `first` with samples at `ts`, value `t + site`.
+fn write_generation(engine: &Engine, oracle: &mut Oracle, first: usize, count: usize, ts: &[i64]) {
+    let req = request(
+        NS,
+        (first..first + count)
+            .map(|i| {
+                series(
+                    METRIC,
+                    i,
+                    ts.iter()
+                        .map(|&t| Sample::new(t, (t + i as i64) as f64))
+                        .collect(),
+                )
+            })
+            .collect(),
+    );
+    let outcome = engine.write(req.clone()).expect("write");
+    assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+    oracle.apply(&req);
+}
+
+fn sites(engine: &Engine) -> Vec<String> {
+    let f = SeriesFilter {
+        namespace: NS.into(),
+        matchers: Vec::new(),
+        start: i64::MIN,
+        end: i64::MAX,
+        limit: usize::MAX,
+    };
+    engine.label_values(&f, "site").expect("label values")
+}
+
+#[test]
+fn idle_series_leave_the_head_and_queries_listings_and_writes_still_find_them() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    let mut oracle = Oracle::default();
+    // Generation 0, then generation 1 while 0 is silent: the second flush after its last
+    // write sends generation 0 out of the head.
+    write_generation(&engine, &mut oracle, 0, 50, &[1_000, 2_000]);
+    engine.flush().expect("flush");
+    assert_eq!(
+        engine.stats().head_series,
+        50,
+        "written since the flush before"
+    );
+    write_generation(&engine, &mut oracle, 50, 50, &[3_000, 4_000]);
+    engine.flush().expect("flush");
+    let stats = engine.stats();
+    assert_eq!((stats.series, stats.head_series), (100, 50));
+    assert_eq!(stats.series_by_namespace.get(NS), Some(&100));
+    assert_eq!(dump(&engine, NS), oracle.expected());
+    assert_eq!(sites(&engine).len(), 100);
+    let one = engine
+        .select(NS, &[Matcher::equal("site", "s7")], i64::MIN, i64::MAX)
+        .expect("select");
+    assert_eq!(one.len(), 1);
+    assert_eq!(one[0].labels.get("commune"), Some(common::COMMUNES[7 % 4]));
+
+    // Writing again brings a series back under its identity: one series, old and new
+    // samples together, and corrections still win.
+    write_generation(&engine, &mut oracle, 5, 3, &[2_000, 5_000]);
+    let stats = engine.stats();
+    assert_eq!((stats.series, stats.head_series), (100, 53));
+    assert_eq!((stats.series_evicted, stats.series_revived), (50, 3));
+    assert_eq!(dump(&engine, NS), oracle.expected());
+    engine.flush().expect("flush");
+    assert_eq!(dump(&engine, NS), oracle.expected());
+
+    // Compaction merges series in and out of the head alike.
+    engine.compact().expect("compact");
+    assert_eq!(dump(&engine, NS), oracle.expected());
+
+    // A deletion reaches a series out of the head.
+    engine
+        .delete(NS, &[Matcher::equal("site", "s1")], i64::MIN, i64::MAX)
+        .expect("delete");
+    oracle.0.remove("s1");
+    assert_eq!(dump(&engine, NS), oracle.expected());
+    engine.close().expect("close");
+
+    // Reopened, the segments' series are known without being in the head.
+    let engine = common::open(dir.path());
+    let stats = engine.stats();
+    assert_eq!(stats.series, 100);
+    assert!(stats.head_series < 100, "{stats:?}");
+    assert_eq!(dump(&engine, NS), oracle.expected());
+    write_generation(&engine, &mut oracle, 0, 100, &[6_000]);
+    assert_eq!(engine.stats().series, 100, "no series twice");
+    engine.flush().expect("flush");
+    assert_eq!(dump(&engine, NS), oracle.expected());
+}
+
+#[test]
+fn a_held_handle_keeps_its_series_and_a_readers_handle_writes_to_the_same_series() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    let held = engine
+        .resolve(NS, common::labels(METRIC, 1))
+        .expect("resolve");
+    let write = |handle: &iocdb_engine::SeriesHandle, t: i64| {
+        let outcome = engine
+            .write_resolved(vec![Resolved::Series(
+                handle.clone(),
+                vec![Sample::new(t, t as f64)],
+            )])
+            .expect("write");
+        assert_eq!(outcome.accepted, 1);
+    };
+    write(&held, 1_000);
+    let mut oracle = Oracle::default();
+    write_generation(&engine, &mut oracle, 2, 1, &[1_000]);
+    for _ in 0..3 {
+        engine.flush().expect("flush");
+    }
+    // The stream's series stayed (its handle holds it); the other left.
+    assert_eq!(engine.stats().head_series, 1);
+    write(&held, 2_000);
+
+    // A handle a reader got for the series out of the head is detached from it; writing
+    // through it brings the series back rather than losing the samples.
+    let querier = engine.querier();
+    let read = querier
+        .select(NS, &[Matcher::equal("site", "s2")])
+        .expect("select");
+    assert_eq!(read.len(), 1);
+    write(&read[0], 3_000);
+    assert_eq!(engine.stats().head_series, 2);
+    engine.close().expect("close");
+    let engine = common::open(dir.path());
+    let got = engine
+        .select(
+            NS,
+            &[Matcher::new("site", MatchOp::Regex, "s1|s2").expect("m")],
+            i64::MIN,
+            i64::MAX,
+        )
+        .expect("select");
+    let got: Vec<(String, Vec<i64>)> = got
+        .iter()
+        .map(|s| {
+            (
+                s.labels.get("site").unwrap_or_default().to_owned(),
+                s.samples.iter().map(|x| x.t).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("s1".to_owned(), vec![1_000, 2_000]),
+            ("s2".to_owned(), vec![1_000, 3_000])
+        ]
+    );
+}
+
+#[test]
+fn with_eviction_off_every_series_stays_in_the_head() {
+    let dir = tempfile::tempdir().expect("dir");
+    let opts = iocdb_engine::Options {
+        evict_idle_series: false,
+        ..common::options()
+    };
+    let engine = common::open_with(dir.path(), opts).expect("open");
+    let mut oracle = Oracle::default();
+    write_generation(&engine, &mut oracle, 0, 10, &[1_000]);
+    engine.flush().expect("flush");
+    engine.flush().expect("flush");
+    write_generation(&engine, &mut oracle, 10, 10, &[2_000]);
+    engine.flush().expect("flush");
+    assert_eq!(engine.stats().head_series, 20);
+}
+
+/// The head's accounted bytes fall as series leave it and return when they come back.
+#[test]
+fn the_head_accounts_what_leaving_series_give_back() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    let mut oracle = Oracle::default();
+    let (empty, _) = engine.head_memory();
+    write_generation(&engine, &mut oracle, 0, 2_000, &[1_000]);
+    engine.flush().expect("flush");
+    let (hot, _) = engine.head_memory();
+    engine.flush().expect("flush");
+    let (cold, _) = engine.head_memory();
+    assert_eq!(engine.stats().head_series, 0);
+    let per_hot = (hot - empty) as f64 / 2_000.0;
+    let per_cold = (cold - empty) as f64 / 2_000.0;
+    assert!(
+        per_cold < per_hot * 0.75,
+        "a series out of the head accounts {per_cold:.0} B against {per_hot:.0} B in it"
+    );
+    write_generation(&engine, &mut oracle, 0, 2_000, &[2_000]);
+    engine.flush().expect("flush");
+    let (back, _) = engine.head_memory();
+    assert!(
+        back.abs_diff(hot) < hot / 10,
+        "back in the head: {back} B against {hot} B"
+    );
+    assert_eq!(dump(&engine, NS), oracle.expected());
+}
+
+/// Writers come back to series while flushes send them out of the head and readers hold
+/// them: every acknowledged sample is read back, each series once.
+#[test]
+fn writes_racing_evictions_lose_nothing() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let oracles: Vec<Oracle> = std::thread::scope(|scope| {
+        let flusher = scope.spawn(|| {
+            let mut flushes = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && flushes < 2_000 {
+                engine.flush().expect("flush");
+                flushes += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        let reader = scope.spawn(|| {
+            let mut reads = 0;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) && reads < 2_000 {
+                let got = engine
+                    .select(
+                        NS,
+                        &[Matcher::equal("commune", common::COMMUNES[0])],
+                        i64::MIN,
+                        i64::MAX,
+                    )
+                    .expect("select");
+                let mut sites: Vec<_> = got.iter().filter_map(|s| s.labels.get("site")).collect();
+                let all = sites.len();
+                sites.dedup();
+                assert_eq!(sites.len(), all, "a series read twice");
+                reads += 1;
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+        });
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let engine = &engine;
+                scope.spawn(move || {
+                    let mut oracle = Oracle::default();
+                    // Bounded; past 200 rounds, only until the race has happened (a
+                    // loaded machine flushes less often).
+                    for round in 0..2_000i64 {
+                        let raced = || {
+                            let s = engine.stats();
+                            s.series_evicted > 0 && s.series_revived > 0
+                        };
+                        if round >= 200 && raced() {
+                            break;
+                        }
+                        // Each writer cycles through its own 80 series, 4 at a time: each
+                        // series is silent for nineteen rounds (a few flushes) between its
+                        // writes.
+                        let first = w * 1_000 + (round as usize % 20) * 4;
+                        write_generation(
+                            engine,
+                            &mut oracle,
+                            first,
+                            4,
+                            &[round * 10, round * 10 + 5],
+                        );
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    oracle
+                })
+            })
+            .collect();
+        let oracles = writers
+            .into_iter()
+            .map(|w| w.join().expect("writer"))
+            .collect();
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        flusher.join().expect("flusher");
+        reader.join().expect("reader");
+        oracles
+    });
+    let mut expected = Oracle::default();
+    for o in oracles {
+        expected.0.extend(o.0);
+    }
+    assert_eq!(dump(&engine, NS), expected.expected());
+    let stats = engine.stats();
+    assert_eq!(stats.series, 160);
+    assert!(
+        stats.series_evicted > 0 && stats.series_revived > 0,
+        "the race was not run: {stats:?}"
+    );
+    engine.close().expect("close");
+    let engine = common::open(dir.path());
+    assert_eq!(dump(&engine, NS), expected.expected());
+}

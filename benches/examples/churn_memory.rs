@@ -110,7 +110,7 @@ fn main() {
         let rss = rss_mib();
         println!(
             "| {generation} | {last} | {} | {:.0} MiB | {rss:.0} MiB | {:.0} B | {:.1} s |",
-            stats.series,
+            stats.head_series,
             stats.head_bytes as f64 / (1 << 20) as f64,
             rss * (1 << 20) as f64 / last as f64,
             t.elapsed().as_secs_f64()

@@ -53,4 +53,18 @@ pub fn read_segment(data: &[u8]) {
     }
     let _ = segment.postings();
     let _ = segment.labels();
+    if let Ok(index) = segment.label_index() {
+        let matchers = [
+            crate::index::Matcher::equal("__name__", "m"),
+            crate::index::Matcher::new("site", crate::index::MatchOp::Regex, "a.*|")
+                .unwrap_or_else(|_| crate::index::Matcher::equal("site", "a")),
+        ];
+        let all = index.select("default", &matchers[..0]).unwrap_or_default();
+        let _ = index.select("default", &matchers);
+        let _ = index.label_values("site", &all);
+        let _ = index.label_names(&all);
+        for local in 0..index.series_count().min(64) as u32 {
+            let _ = index.labels(local);
+        }
+    }
 }

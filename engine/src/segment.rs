@@ -15,15 +15,19 @@
 //!                            varint series count,
 //!                            (version 3) varint tier count | varint interval ms per tier,
 //!                            then per series (local id order):
-//!                              str namespace | varint label count | (str name, str value)*
+//!                              str namespace | (versions 1-3) varint label count |
+//!                                (str name, str value)*
 //!                              varint chunk count, then per chunk:
 //!                                varint block offset | varint chunk length
 //!                                zigzag min_t | zigzag (max_t - min_t) | varint samples
 //!                              (version 3) varint rollup block offset (0: none) |
 //!                                varint rollup block length
-//! postings_offset   ...    postings block: u32 LE length | u32 LE CRC-32C | payload
-//!                            varint entry count, then per label pair:
+//! postings_offset   ...    versions 1-3, postings block: u32 LE length | u32 LE CRC-32C |
+//!                            payload: varint entry count, then per label pair:
 //!                              str name | str value | varint length | roaring bitmap of local ids
+//!                          version 4, label index block: u32 LE length | u32 LE CRC-32C |
+//!                            the index, uncompressed, read in place (`segment/index.rs`);
+//!                            the series table then holds no labels
 //! end - 68          68     footer:
 //!                            u64 table_offset | u64 postings_offset | u64 seq
 //!                            u64 sample count | i64 min_t | i64 max_t | u32 series count
@@ -34,8 +38,9 @@
 //! A segment is written to a temporary name, fsynced, then renamed; it never changes after.
 //!
 //! May use: `model`, `codec` (every read through [`crate::codec::bytes::ByteReader`]), `fs`,
-//! errors.
+//! `index` (the matchers the label index answers), errors.
 
+mod index;
 mod reader;
 mod table;
 mod writer;
@@ -48,8 +53,9 @@ pub use writer::{
 /// Magic at both ends of a segment file.
 pub const MAGIC: &[u8; 8] = b"IOCDBSEG";
 /// Current format version: 2 added the decimal value encoding (chunk encoding 4), 3 the
-/// rollup blocks and the table's tier list.
-pub const VERSION: u32 = 3;
+/// rollup blocks and the table's tier list, 4 the label index read in place (instead of
+/// the compressed postings and the table's labels).
+pub const VERSION: u32 = 4;
 /// Oldest version still read: version 1 differs only in not using encoding 4, so the one
 /// chunk decoder reads both; versions before 3 have no rollups.
 pub const OLDEST_READABLE_VERSION: u32 = 1;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use roaring::RoaringBitmap;
 
+use super::index::{IndexBuilder, LabelIndex};
 use super::table::{ChunkList, Decoded, RollupRef, SeriesTable, TableBuilder};
 use super::{FLAG_COLD, FOOTER_LEN, HEADER_LEN, MAGIC, OLDEST_READABLE_VERSION, VERSION};
 use crate::codec::bytes::{ByteReader, MAX_STR};
@@ -78,7 +79,12 @@ pub struct Segment {
     version: u32,
     table_offset: u64,
     postings_offset: u64,
+    /// A label index built at open for a file older than version 4, which has none.
+    built_index: Option<Box<[u8]>>,
 }
+
+/// The part of the file that is the label index, or the index built for an older file.
+const INDEX_IN_FILE: usize = 8;
 
 impl Segment {
     /// Opens and checks a segment held in `bytes`, read from `path`.
@@ -90,7 +96,18 @@ impl Segment {
     /// local id, from the same read of the series table (for registering them at open).
     pub fn open_with_labels(path: &Path, bytes: Bytes) -> Result<(Segment, Vec<Labels>)> {
         Self::parse(&bytes)
-            .map(|p| {
+            .and_then(|p| {
+                // Older files: an index built from the labels read once, here.
+                let built_index = (p.version < 4).then(|| {
+                    let mut index = IndexBuilder::default();
+                    for (s, labels) in p.table.series.iter().zip(p.table.labels.iter().flatten()) {
+                        index.add(
+                            s.namespace.as_str(),
+                            labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+                        );
+                    }
+                    index.finish().into_boxed_slice()
+                });
                 let segment = Segment {
                     path: path.to_path_buf(),
                     bytes: bytes.clone(),
@@ -106,12 +123,61 @@ impl Segment {
                     version: p.version,
                     table_offset: p.table_offset,
                     postings_offset: p.postings_offset,
+                    built_index,
                 };
-                // The series table and the postings were read once, into memory.
+                let labels = match p.table.labels {
+                    Some(labels) => labels,
+                    None => segment.index_labels()?,
+                };
+                // The series table and the label index were read once, into memory; the
+                // index is read in place again when asked.
                 segment.release_tables();
-                (segment, p.table.labels)
+                Ok((segment, labels))
             })
             .map_err(|e| e.in_file(path, 0))
+    }
+
+    /// Every series' labels, by local id, from the label index.
+    fn index_labels(&self) -> Result<Vec<Labels>, DecodeError> {
+        let index = self.index_body().and_then(LabelIndex::parse)?;
+        (0..index.series_count() as u32)
+            .map(|local| {
+                let (_, labels) = index.labels(local)?;
+                Ok(Labels::from_trusted(
+                    labels
+                        .into_iter()
+                        .map(|(n, v)| crate::model::Label::new(n, v))
+                        .collect(),
+                ))
+            })
+            .collect::<Result<_, DecodeError>>()
+            .map_err(|e| e.shifted(self.postings_offset + INDEX_IN_FILE as u64))
+    }
+
+    /// The label index's bytes (the file's, checksummed at open, or the one built).
+    fn index_body(&self) -> Result<&[u8], DecodeError> {
+        if let Some(built) = &self.built_index {
+            return Ok(built);
+        }
+        let data: &[u8] = &self.bytes;
+        let len = ByteReader::at(data, self.postings_offset)?.u32_le()? as usize;
+        let start = self.postings_offset as usize + INDEX_IN_FILE;
+        data.get(start..start + len)
+            .ok_or_else(|| DecodeError::new(self.postings_offset, "label index runs past the file"))
+    }
+
+    /// The segment's label index, read in place: which of its series match, and their
+    /// labels, without holding any of it in memory. Errors name the file and the offset
+    /// (relative to the index, which starts 8 bytes into its block at `postings_offset`).
+    pub fn label_index(&self) -> Result<LabelIndex<'_>> {
+        self.index_body()
+            .and_then(LabelIndex::parse)
+            .map_err(|e| e.in_file(&self.path, self.postings_offset + INDEX_IN_FILE as u64))
+    }
+
+    /// Wraps an error of the label index with this segment's file and the index's offset.
+    pub fn index_error(&self, e: DecodeError) -> crate::Error {
+        e.in_file(&self.path, self.postings_offset + INDEX_IN_FILE as u64)
     }
 
     fn parse(data: &[u8]) -> Result<Parsed, DecodeError> {
@@ -169,7 +235,20 @@ impl Segment {
         let table = decompress(table).map_err(|e| e.shifted(table_at))?;
         let table = parse_table(&table, table_offset, series_count, version)
             .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?;
-        block(data, postings_offset, table_end, f as u64)?;
+        let index = block(data, postings_offset, table_end, f as u64)?;
+        if version >= 4 {
+            let index = LabelIndex::parse(index)
+                .map_err(|e| e.shifted(postings_offset + INDEX_IN_FILE as u64))?;
+            if index.series_count() != series_count {
+                return Err(DecodeError::new(
+                    postings_offset,
+                    format!(
+                        "label index holds {} series, footer says {series_count}",
+                        index.series_count()
+                    ),
+                ));
+            }
+        }
         let total: u64 = table
             .series
             .iter()
@@ -195,9 +274,10 @@ impl Segment {
         })
     }
 
-    /// Heap bytes of the series table this open segment keeps.
+    /// Heap bytes of the series table this open segment keeps (and of the label index built
+    /// for a file older than version 4).
     pub fn heap_bytes(&self) -> usize {
-        self.series.heap_bytes()
+        self.series.heap_bytes() + self.built_index.as_ref().map_or(0, |b| b.len())
     }
 
     /// Number of series.
@@ -304,8 +384,13 @@ impl Segment {
             .map_err(|e| e.in_file(&self.path, 0))
     }
 
-    /// The labels of every series, by local id, read again from the file's series table.
+    /// The labels of every series, by local id, read again from the file.
     pub fn labels(&self) -> Result<Vec<Labels>> {
+        if self.version >= 4 {
+            let labels = self.index_labels().map_err(|e| e.in_file(&self.path, 0));
+            self.release_tables();
+            return labels;
+        }
         let data: &[u8] = &self.bytes;
         let at = self.table_offset + 8;
         let table = block(
@@ -319,11 +404,19 @@ impl Segment {
         let table = parse_table(&table, self.table_offset, self.series.len(), self.version)
             .map_err(|e| e.in_file(&self.path, at))?;
         self.release_tables();
-        Ok(table.labels)
+        Ok(table.labels.unwrap_or_default())
     }
 
     /// The postings stored in the file: label pair → local series ids.
     pub fn postings(&self) -> Result<BTreeMap<(String, String), RoaringBitmap>> {
+        if self.version >= 4 {
+            let postings = self
+                .label_index()?
+                .all_postings()
+                .map_err(|e| self.index_error(e));
+            self.release_tables();
+            return postings;
+        }
         let data: &[u8] = &self.bytes;
         let f = (data.len() - FOOTER_LEN) as u64;
         let at = self.postings_offset + 8;
@@ -410,7 +503,8 @@ struct Table {
     series: SeriesTable,
     namespace_bytes: Vec<u64>,
     rollup_bytes: u64,
-    labels: Vec<Labels>,
+    /// Versions 1-3: the labels the table holds (version 4 keeps them in the label index).
+    labels: Option<Vec<Labels>>,
 }
 
 /// Decodes the series table of a segment whose chunk and rollup blocks lie in
@@ -464,7 +558,11 @@ fn parse_table(
                 namespaces.len() - 1
             }
         };
-        let labels = decode_labels(&mut r)?;
+        let labels = if version < 4 {
+            Some(decode_labels(&mut r)?)
+        } else {
+            None
+        };
         let nchunks = r.len(r.remaining(), "chunk count")?;
         chunks.clear();
         let mut chunks_end = None;
@@ -520,7 +618,7 @@ fn parse_table(
         if !builder.push(decoded) {
             return Err(r.error("too many chunks"));
         }
-        all_labels.push(labels);
+        all_labels.extend(labels);
     }
     if !r.is_empty() {
         return Err(r.error("trailing bytes after the series table"));
@@ -533,7 +631,7 @@ fn parse_table(
         series,
         namespace_bytes,
         rollup_bytes,
-        labels: all_labels,
+        labels: (version < 4).then_some(all_labels),
     })
 }
 

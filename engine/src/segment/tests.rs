@@ -169,3 +169,104 @@ fn rollups_are_found_after_their_chunks_and_where_a_series_has_none() {
             .expect("reads")
     );
 }
+
+mod label_index {
+    //! The label index read in place answers as the engine's in-memory index does.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::index::{Index, MatchOp, Matcher};
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just(String::new()),
+            prop::sample::select(vec!["Châu Đốc", "Long Xuyên", "Tân Châu", "a", "b"])
+                .prop_map(str::to_owned),
+            "[a-c]{1,3}",
+        ]
+    }
+
+    fn labels() -> impl Strategy<Value = Vec<Label>> {
+        (
+            "[a-c]",
+            prop::collection::btree_map(
+                prop::sample::select(vec!["commune", "site", "x"]),
+                value(),
+                0..3,
+            ),
+        )
+            .prop_map(|(metric, rest)| {
+                std::iter::once(Label::new("__name__", metric))
+                    .chain(rest.into_iter().map(|(n, v)| Label::new(n, v)))
+                    .collect()
+            })
+    }
+
+    fn matcher() -> impl Strategy<Value = Matcher> {
+        (
+            prop::sample::select(vec!["__name__", "commune", "site", "x", "absent"]),
+            prop::sample::select(vec![
+                MatchOp::Equal,
+                MatchOp::NotEqual,
+                MatchOp::Regex,
+                MatchOp::NotRegex,
+            ]),
+            prop_oneof![value(), Just(".*".to_owned()), Just("a|Châu.*".to_owned())],
+        )
+            .prop_map(|(name, op, value)| {
+                Matcher::new(name, op, value).unwrap_or_else(|_| Matcher::equal("x", "a"))
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn answers_equal_the_in_memory_index(
+            sets in prop::collection::vec((labels(), 0..2usize), 1..40),
+            queries in prop::collection::vec(prop::collection::vec(matcher(), 0..3), 1..8),
+        ) {
+            let namespaces = [Namespace::new("health").expect("ns"), Namespace::new("tourism").expect("ns")];
+            let memory = Index::default();
+            let mut inputs = Vec::new();
+            for (raw, ns) in sets {
+                let Ok(labels) = Labels::validate(raw, &Limits::default()) else { continue };
+                if inputs.iter().any(|i: &SegmentInput| i.namespace == namespaces[ns] && i.labels == labels) {
+                    continue;
+                }
+                let local = inputs.len() as u32;
+                memory.add(&namespaces[ns], &labels, None, || local).expect("added");
+                inputs.push(SegmentInput {
+                    namespace: namespaces[ns].clone(),
+                    labels,
+                    samples: vec![Sample::new(1, 1.0)],
+                });
+            }
+            let seg = Segment::open(std::path::Path::new("i.seg"), Bytes::owned(encode_segment(1, &inputs)))
+                .expect("opens");
+            let index = seg.label_index().expect("index");
+            for (local, input) in inputs.iter().enumerate() {
+                let (ns, labels) = index.labels(local as u32).expect("labels");
+                prop_assert_eq!(ns, input.namespace.as_str());
+                let want: Vec<(&str, &str)> = input.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+                prop_assert_eq!(labels, want);
+            }
+            for ns in &namespaces {
+                for q in &queries {
+                    let on_disk = index.select(ns.as_str(), q).expect("select");
+                    prop_assert_eq!(&on_disk, &memory.select(ns, q), "{:?} in {}", q, ns.as_str());
+                    for name in ["commune", "site", "__name__"] {
+                        let want = memory.label_values(name, &on_disk);
+                        let got: Vec<String> = index.label_values(name, &on_disk).expect("values")
+                            .into_iter().map(str::to_owned).collect();
+                        prop_assert_eq!(got, want);
+                    }
+                    let got: Vec<String> = index.label_names(&on_disk).expect("names")
+                        .into_iter().map(str::to_owned).collect();
+                    prop_assert_eq!(got, memory.label_names(&on_disk));
+                }
+            }
+        }
+    }
+}

@@ -1,14 +1,11 @@
 //! Writing a segment file (format in the parent module's doc).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use roaring::RoaringBitmap;
-
+use super::index::IndexBuilder;
 use super::{CHUNK_SAMPLES, COLD_CHUNK_SAMPLES, FLAG_COLD, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
 use crate::Result;
 use crate::codec::chunk;
-use crate::codec::labels::encode_labels;
 use crate::codec::rollup;
 use crate::codec::varint::{put_i64, put_str, put_u64};
 use crate::error::IoContext;
@@ -34,7 +31,8 @@ pub struct SegmentBuilder {
     seq: u64,
     out: Vec<u8>,
     table: Vec<u8>,
-    postings: BTreeMap<(String, String), RoaringBitmap>,
+    /// The series' labels and postings, written as the label index.
+    index: IndexBuilder,
     series: u32,
     samples: u64,
     min_t: i64,
@@ -70,7 +68,7 @@ impl SegmentBuilder {
             seq,
             out,
             table: Vec::new(),
-            postings: BTreeMap::new(),
+            index: IndexBuilder::default(),
             series: 0,
             samples: 0,
             min_t: i64::MAX,
@@ -114,16 +112,12 @@ impl SegmentBuilder {
         samples: &[Sample],
         buckets: &[Vec<rollup::Bucket>],
     ) {
-        let local = self.series;
         self.series += 1;
         put_str(&mut self.table, namespace.as_str());
-        encode_labels(&mut self.table, labels);
-        for l in labels.iter() {
-            self.postings
-                .entry((l.name.clone(), l.value.clone()))
-                .or_default()
-                .insert(local);
-        }
+        self.index.add(
+            namespace.as_str(),
+            labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
+        );
         let length = if self.compress {
             COLD_CHUNK_SAMPLES
         } else {
@@ -198,13 +192,13 @@ impl SegmentBuilder {
         put_u64(&mut self.table, block.len() as u64);
     }
 
-    /// The whole file's bytes: data, series table, postings, footer.
+    /// The whole file's bytes: data, series table, label index, footer.
     pub fn finish(self) -> Vec<u8> {
         let SegmentBuilder {
             seq,
             mut out,
             table: body,
-            postings,
+            index,
             series,
             samples,
             mut min_t,
@@ -222,20 +216,12 @@ impl SegmentBuilder {
         table.extend_from_slice(&body);
         put_compressed_block(&mut out, &table);
 
-        let mut post = Vec::new();
-        put_u64(&mut post, postings.len() as u64);
-        let mut bitmap = Vec::new();
-        for ((name, value), ids) in &postings {
-            put_str(&mut post, name);
-            put_str(&mut post, value);
-            bitmap.clear();
-            // Writing into a Vec cannot fail.
-            let _ = ids.serialize_into(&mut bitmap);
-            put_u64(&mut post, bitmap.len() as u64);
-            post.extend_from_slice(&bitmap);
-        }
+        // Uncompressed: read in place (`segment/index.rs`).
+        let index = index.finish();
         let postings_offset = out.len() as u64;
-        put_compressed_block(&mut out, &post);
+        out.extend_from_slice(&(index.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&index).to_le_bytes());
+        out.extend_from_slice(&index);
 
         if min_t > max_t {
             (min_t, max_t) = (0, 0);

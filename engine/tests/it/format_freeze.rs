@@ -222,39 +222,29 @@ fn segments_of_version_2_still_open_and_answer_as_they_did() {
 /// Five-minute and hourly tiers, as a flush writes them.
 const TIERS: [i64; 2] = [300_000, 3_600_000];
 
-#[test]
-fn segment_format_version_3_is_frozen() {
+/// The samples every golden segment since version 2 holds.
+fn segment_samples() -> Vec<Sample> {
     let mut all = samples();
     all.extend(
         decimal_samples()
             .into_iter()
             .map(|s| Sample::new(s.t + 86_400_000, s.v)),
     );
-    let bytes =
-        iocdb_engine::internal::encode_segment_with_rollups(7, &segment_input(all.clone()), &TIERS);
-    if std::env::var_os("IOCDB_BLESS").is_some() {
-        std::fs::write(fixture("segment_v3.seg"), &bytes).expect("bless");
-    }
-    // The metadata blocks are zstd frames, whose bytes may change with the zstd library
-    // while staying readable; the header, chunk and rollup blocks before them must not.
-    let golden = std::fs::read(fixture("segment_v3.seg")).expect("golden");
-    let table_offset = |b: &[u8]| {
-        let at = b.len() - 68;
-        u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes")) as usize
-    };
-    assert_eq!(table_offset(&golden), table_offset(&bytes));
-    assert!(
-        golden.get(..table_offset(&golden)) == bytes.get(..table_offset(&bytes)),
-        "the segment's header, chunk or rollup blocks changed"
-    );
+    all
+}
+
+/// Opens a golden segment of `version` with rollups and checks its samples and rollups.
+fn check_segment_with_rollups(name: &str, version: u32) {
+    let all = segment_samples();
+    let golden = std::fs::read(fixture(name)).expect("golden");
     assert_eq!(
         golden.get(8..12),
-        Some(&3u32.to_le_bytes()[..]),
-        "version 3"
+        Some(&version.to_le_bytes()[..]),
+        "version {version}"
     );
-    assert!(same_bits(&read_segment("segment_v3.seg"), &all));
+    assert!(same_bits(&read_segment(name), &all));
     // The rollups read back are the summaries of the samples.
-    let seg = Segment::open(&fixture("segment_v3.seg"), Bytes::owned(golden)).expect("opens");
+    let seg = Segment::open(&fixture(name), Bytes::owned(golden)).expect("opens");
     assert_eq!(&*seg.tiers, &TIERS);
     for tier in TIERS {
         let (mut stored, mut expected) = (Vec::new(), Vec::new());
@@ -265,4 +255,46 @@ fn segment_format_version_3_is_frozen() {
         rollup::summarize(&all, tier, &mut expected);
         assert_eq!(format!("{stored:?}"), format!("{expected:?}"));
     }
+    // Its label index answers, built at open for a file that has none.
+    let index = seg.label_index().expect("index");
+    let matchers = [iocdb_engine::Matcher::equal("commune", "Phường Châu Đốc")];
+    let found = index.select("security", &matchers).expect("select");
+    assert_eq!(found.iter().collect::<Vec<_>>(), [0]);
+}
+
+#[test]
+fn segments_of_version_3_still_open_and_answer_as_they_did() {
+    check_segment_with_rollups("segment_v3.seg", 3);
+}
+
+#[test]
+fn segment_format_version_4_is_frozen() {
+    let bytes = iocdb_engine::internal::encode_segment_with_rollups(
+        7,
+        &segment_input(segment_samples()),
+        &TIERS,
+    );
+    if std::env::var_os("IOCDB_BLESS").is_some() {
+        std::fs::write(fixture("segment_v4.seg"), &bytes).expect("bless");
+    }
+    // The series table is a zstd frame, whose bytes may change with the zstd library while
+    // staying readable; everything else — the header, the chunk and rollup blocks, the
+    // label index (uncompressed) and the footer — must not.
+    let golden = std::fs::read(fixture("segment_v4.seg")).expect("golden");
+    let offsets = |b: &[u8]| {
+        let at = b.len() - 68;
+        let word = |i: usize| u64::from_le_bytes(b[at + i..at + i + 8].try_into().expect("8"));
+        (word(0) as usize, word(8) as usize)
+    };
+    let ((table, index), (new_table, new_index)) = (offsets(&golden), offsets(&bytes));
+    assert_eq!(table, new_table);
+    assert!(
+        golden.get(..table) == bytes.get(..table),
+        "the segment's header, chunk or rollup blocks changed"
+    );
+    assert!(
+        golden.get(index..golden.len() - 68) == bytes.get(new_index..bytes.len() - 68),
+        "the label index changed"
+    );
+    check_segment_with_rollups("segment_v4.seg", 4);
 }

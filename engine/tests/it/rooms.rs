@@ -23,7 +23,7 @@ const ROOMS: &[(&str, &[&str])] = &[
     ("quality", &["model", "metadata", "fs", "textfile", "error"]),
     ("options", &["fs", "model"]),
     ("wal", &["model", "codec", "fs", "options", "error"]),
-    ("segment", &["model", "codec", "fs", "error"]),
+    ("segment", &["model", "codec", "fs", "index", "error"]),
     (
         "query",
         &["engine::read", "model", "index", "options", "error"],

@@ -441,6 +441,34 @@ impl Inner {
         self.version.read().clone()
     }
 
+    /// The series of `namespace` matching every matcher that may hold samples in
+    /// `[start, end]`: in the head, and out of it in the segments overlapping the range.
+    fn select(
+        &self,
+        namespace: &crate::model::Namespace,
+        matchers: &[crate::index::Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<crate::head::SeriesHandle>> {
+        self.head.select(namespace, matchers, |cold| {
+            // Taken under the registry's lock: a series that left the head meanwhile left
+            // it after its samples were published in this version or an earlier one.
+            self.current_version()
+                .select_cold(cold, namespace, matchers, (start, end))
+        })
+    }
+
+    /// The namespace and labels of series `id`, in the head or only in segments.
+    fn identity(
+        &self,
+        id: crate::head::SeriesRef,
+    ) -> Option<(crate::model::Namespace, crate::model::Labels)> {
+        use crate::head::ColdLabels;
+        self.head
+            .identity(id)
+            .or_else(|| self.current_version().cold_labels(id))
+    }
+
     fn add_head_bytes(&self, delta: isize) {
         self.head_bytes.fetch_add(delta as i64, Ordering::Relaxed);
     }

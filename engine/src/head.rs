@@ -12,11 +12,13 @@
 //! under every shard's and the index's read locks, taken once per batch ([`Head::finder`]).
 //!
 //! A series that wrote nothing for a whole flush interval leaves the head ([`Head::evict`],
-//! after a flush): its struct, head data and lookup entry give way to a compact cold entry
-//! (its reference, namespace and pair ids, its newest sample), so that memory follows the
-//! active series rather than every series seen. Its reference and its label pairs stay:
-//! queries select it through the index and read it from segments by the same reference,
-//! and a later write brings it back under that reference ([`Head::get_or_create`]).
+//! after a flush): its struct, head data, lookup entry and label pairs go; what stays is its
+//! reference, its hash (to be found again when written) and its newest sample (what the
+//! data-quality rules compare the next one with), so that memory follows the active series
+//! rather than every series seen. Its labels and postings live on in the segments' label
+//! indexes: queries find it there ([`Head::select`] with the engine's pass over segments),
+//! and a later write brings it back under the same reference ([`Head::get_or_create`],
+//! which confirms a hash's match against the labels a segment holds, [`ColdLabels`]).
 //!
 //! Per series, [`HeadSeries`] holds the samples (`head/chunks.rs`), its sealed chunks'
 //! bytes in the head's shared blocks ([`ChunkArena`], `head/arena.rs`); [`SeriesLayer`] is one
@@ -43,7 +45,6 @@ use roaring::RoaringBitmap;
 pub use arena::ChunkArena;
 pub use chunks::{HeadSeries, SealedChunk, Sealer};
 pub use layer::{SeriesLayer, dedupe_newest_wins};
-use series::ColdSeries;
 pub use series::{Series, SeriesHandle, SeriesRef};
 pub use usage::{Delta, NamespaceUsage, UsageTally, Usages};
 
@@ -78,11 +79,35 @@ struct Lookup {
     cold: HashTable<(u64, SeriesRef)>,
 }
 
-/// A reference's series: in the head, or left it.
+/// A reference's series: in the head, left it (with its newest sample, `t == i64::MIN`:
+/// none), or gone (it left the head holding no data anywhere; the reference is not reused).
 #[derive(Debug)]
 enum Slot {
     Hot(Arc<Series>),
-    Cold(Box<ColdSeries>),
+    Cold { last_t: i64, last_v: f64 },
+    Gone,
+}
+
+/// Every series known, by reference, and the references of those out of the head: one
+/// lock, so that a reader sees each series in exactly one of the two places.
+#[derive(Debug, Default)]
+struct Registry {
+    slots: Vec<Slot>,
+    cold: RoaringBitmap,
+}
+
+/// Where the labels of series out of the head are found: the segments (the engine's
+/// published version, or the segments opened so far while a store opens).
+pub trait ColdLabels {
+    /// The namespace and labels of series `id`, if a segment holds it.
+    fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)>;
+}
+
+/// No segments (a new head, tests).
+impl ColdLabels for () {
+    fn cold_labels(&self, _: SeriesRef) -> Option<(Namespace, Labels)> {
+        None
+    }
 }
 
 /// What [`Head::evict`] did.
@@ -90,7 +115,7 @@ enum Slot {
 pub struct Evicted {
     /// Series that left the head.
     pub series: usize,
-    /// Accounted bytes freed (what they cost in the head less what their cold entries cost).
+    /// Accounted bytes freed.
     pub bytes: i64,
 }
 
@@ -98,10 +123,11 @@ pub struct Evicted {
 #[derive(Debug)]
 pub struct Head {
     lookup: Box<[RwLock<Lookup>]>,
-    /// Every series known, by reference.
-    series: RwLock<Vec<Slot>>,
-    /// Series in the head (the others are cold).
+    series: RwLock<Registry>,
+    /// Series in the head (the others are cold or gone).
     hot: AtomicUsize,
+    /// References whose series are gone (see [`Slot::Gone`]).
+    gone: AtomicUsize,
     /// Series that left the head, and that came back, since open.
     evictions: AtomicU64,
     revivals: AtomicU64,
@@ -157,8 +183,9 @@ impl Default for Head {
             lookup: (0..SHARDS)
                 .map(|_| RwLock::new(Lookup::default()))
                 .collect(),
-            series: RwLock::new(Vec::new()),
+            series: RwLock::new(Registry::default()),
             hot: AtomicUsize::new(0),
+            gone: AtomicUsize::new(0),
             evictions: AtomicU64::new(0),
             revivals: AtomicU64::new(0),
             postings: Index::default(),
@@ -209,13 +236,16 @@ impl Head {
     }
 
     /// The series with these labels, created if new and brought back into the head if it
-    /// had left it (under its old reference). `max_per_namespace` caps creation (`None`: no
-    /// cap, for WAL replay of series that were already accepted).
+    /// had left it (under its old reference; `cold` confirms a match). `max_per_namespace`
+    /// caps the namespace's series in the head when one is created (`None`: no cap, for
+    /// WAL replay of series that were already accepted); a series coming back is known and
+    /// not capped.
     pub fn get_or_create(
         &self,
         namespace: &Namespace,
         labels: &Labels,
         max_per_namespace: Option<usize>,
+        cold: &dyn ColdLabels,
     ) -> Result<Arc<Series>, RejectReason> {
         let hash = self.hash(namespace, labels.raw());
         let shard = self.shard(hash);
@@ -226,72 +256,15 @@ impl Head {
         if let Some(series) = self.find_in(&lookup, hash, namespace, labels.raw()) {
             return Ok(series);
         }
-        // References are handed out under the postings' lock, so they stay dense and in
-        // order; the table below grows in the same order because the shard lock is held.
-        let mut table = self.series.write();
-        if let Some(series) = self.revive(&mut lookup, &mut table, hash, namespace, labels) {
-            return Ok(series);
-        }
-        let added = self
-            .postings
-            .add(namespace, labels, max_per_namespace, || {
-                table.len() as SeriesRef
-            })?;
-        let series = Arc::new(Series {
-            id: added.id,
-            hash,
-            namespace: namespace.clone(),
-            head: HeadSeries::default(),
-            usage: self.usages.of(namespace),
-            wal_file: AtomicU64::new(0),
-            pairs: added.pairs,
-            detached: false,
-        });
-        // Table slots gained, counted under each table's own lock.
-        let (table_slots, lookup_slots) = (table.capacity(), lookup.hot.capacity());
-        table.push(Slot::Hot(series.clone()));
-        let table_slots = table.capacity() - table_slots;
-        drop(table);
-        lookup.hot.insert_unique(hash, series.clone(), |s| s.hash);
-        self.hot.fetch_add(1, Ordering::Relaxed);
-        let cost = table_slots * std::mem::size_of::<Slot>()
-            + (lookup.hot.capacity() - lookup_slots) * SLOT_BYTES
-            + hot_series_bytes(&series.pairs)
-            + added.grown;
-        self.charge(&series.usage, cost as i64);
-        Ok(series)
-    }
-
-    /// Brings the cold series of `namespace` with `labels` back into the head, under the
-    /// locks of a creation (its shard's, then the table's).
-    fn revive(
-        &self,
-        lookup: &mut Lookup,
-        table: &mut [Slot],
-        hash: u64,
-        namespace: &Namespace,
-        labels: &Labels,
-    ) -> Option<Arc<Series>> {
-        let reader = self.postings.reader();
-        let found = lookup.cold.find_entry(hash, |&(h, id)| {
-            h == hash
-                && matches!(table.get(id as usize), Some(Slot::Cold(c))
-                    if c.namespace == *namespace && reader.matches(&c.pairs, labels.raw()))
-        });
-        drop(reader);
-        let ((_, id), _) = found.ok()?.remove();
-        // A table that emptied gives its memory back (a quarter full: no thrashing).
-        let cold_slots = lookup.cold.capacity();
-        if lookup.cold.len() < cold_slots / 4 {
-            lookup.cold.shrink_to_fit(|&(h, _)| h);
-        }
-        let cold_freed = (cold_slots - lookup.cold.capacity()) * COLD_SLOT_BYTES;
-        let slot = table.get_mut(id as usize)?;
-        let Slot::Cold(cold) = slot else {
-            return None;
+        // References are handed out under the registry's lock, so they stay dense and in
+        // order.
+        let mut registry = self.series.write();
+        let found = find_cold(&lookup, &registry, hash, namespace, labels, cold);
+        let (id, last, limit) = match found {
+            Some((id, last)) => (id, last, None),
+            None => (registry.slots.len() as SeriesRef, None, max_per_namespace),
         };
-        let last = cold.last();
-        let pairs = std::mem::take(&mut cold.pairs);
+        let added = self.postings.add(namespace, labels, limit, || id)?;
         let series = Arc::new(Series {
             id,
             hash,
@@ -299,19 +272,39 @@ impl Head {
             head: HeadSeries::resumed(last),
             usage: self.usages.of(namespace),
             wal_file: AtomicU64::new(0),
-            pairs,
+            pairs: added.pairs,
             detached: false,
         });
-        *slot = Slot::Hot(series.clone());
-        let hot_slots = lookup.hot.capacity();
+        let mut cost = added.grown as i64;
+        if found.is_some() {
+            let slots = lookup.cold.capacity();
+            if let Ok(entry) = lookup.cold.find_entry(hash, |&(_, c)| c == id) {
+                entry.remove();
+            }
+            // A table that emptied gives its memory back (a quarter full: no thrashing).
+            if lookup.cold.len() < slots / 4 {
+                lookup.cold.shrink_to_fit(|&(h, _)| h);
+            }
+            cost -= ((slots - lookup.cold.capacity()) * COLD_SLOT_BYTES) as i64;
+            registry.cold.remove(id);
+            if let Some(slot) = registry.slots.get_mut(id as usize) {
+                *slot = Slot::Hot(series.clone());
+            }
+            self.revivals.fetch_add(1, Ordering::Relaxed);
+        } else {
+            let slots = registry.slots.capacity();
+            registry.slots.push(Slot::Hot(series.clone()));
+            cost += ((registry.slots.capacity() - slots) * std::mem::size_of::<Slot>()) as i64;
+            series.usage.add_series(1);
+        }
+        drop(registry);
+        let slots = lookup.hot.capacity();
         lookup.hot.insert_unique(hash, series.clone(), |s| s.hash);
         self.hot.fetch_add(1, Ordering::Relaxed);
-        self.revivals.fetch_add(1, Ordering::Relaxed);
-        let cost = ((lookup.hot.capacity() - hot_slots) * SLOT_BYTES
-            + hot_series_bytes(&series.pairs)) as i64
-            - (cold_series_bytes(&series.pairs) + cold_freed) as i64;
+        cost +=
+            ((lookup.hot.capacity() - slots) * SLOT_BYTES + hot_series_bytes(&series.pairs)) as i64;
         self.charge(&series.usage, cost);
-        Some(series)
+        Ok(series)
     }
 
     /// A view for finding known series by their labels' bytes ([`Finder::find`]): the
@@ -360,18 +353,19 @@ impl Head {
     }
 
     /// Sends the series of `candidates` that hold nothing and that nobody else holds out of
-    /// the head ([`ColdSeries`]); called after a flush with the series that wrote nothing
-    /// since the flush before. A series is left in the head when a writer, a reader or a
-    /// handle ([`SeriesHandle`], a stream's series) holds it: each such holder reached it
-    /// through this registry, whose locks are held here, so the count of holders cannot
-    /// grow while it is checked, and no write can go to a struct that left the registry.
-    pub fn evict(&self, candidates: &[SeriesRef]) -> Evicted {
+    /// the head; called after a flush with the series that wrote nothing since the flush
+    /// before. A series is left in the head when a writer, a reader or a handle
+    /// ([`SeriesHandle`], a stream's series) holds it: each such holder reached it through
+    /// this registry, whose locks are held here, so the count of holders cannot grow while
+    /// it is checked, and no write can go to a struct that left the registry. A series
+    /// `in_segments` does not hold (it never had a sample stored) is forgotten whole.
+    pub fn evict(&self, candidates: &[SeriesRef], in_segments: &RoaringBitmap) -> Evicted {
         let mut evicted = Evicted::default();
         let mut by_shard: Vec<Vec<SeriesRef>> = vec![Vec::new(); SHARDS];
         {
-            let table = self.series.read();
+            let registry = self.series.read();
             for &id in candidates {
-                if let Some(Slot::Hot(s)) = table.get(id as usize)
+                if let Some(Slot::Hot(s)) = registry.slots.get(id as usize)
                     && let Some(shard) = by_shard.get_mut((s.hash as usize) % SHARDS)
                 {
                     shard.push(id);
@@ -382,49 +376,59 @@ impl Head {
             if ids.is_empty() {
                 continue;
             }
-            // The creation's lock order: the shard, then the table.
+            // The creation's lock order: the shard, the registry, the index.
             let mut lookup = shard.write();
-            let mut table = self.series.write();
+            let mut registry = self.series.write();
             let (hot_slots, cold_slots) = (lookup.hot.capacity(), lookup.cold.capacity());
-            let mut freed_by_usage: Vec<(Arc<NamespaceUsage>, i64)> = Vec::new();
+            let mut freed: Vec<(Arc<NamespaceUsage>, i64)> = Vec::new();
             for id in ids {
-                let Some(slot) = table.get_mut(id as usize) else {
+                let Some(slot) = registry.slots.get_mut(id as usize) else {
                     continue;
                 };
-                // Held by the table and the shard, and by nobody else.
+                // Held by the registry and the shard, and by nobody else.
                 let Slot::Hot(series) = &*slot else {
                     continue;
                 };
                 if Arc::strong_count(series) != 2 || !series.head.is_idle() {
                     continue;
                 }
+                let series = series.clone();
                 let hash = series.hash;
-                let Ok(entry) = lookup.hot.find_entry(hash, |s| Arc::ptr_eq(s, series)) else {
-                    continue;
+                if let Ok(entry) = lookup.hot.find_entry(hash, |s| Arc::ptr_eq(s, &series)) {
+                    entry.remove();
+                }
+                let kept = in_segments.contains(id);
+                *slot = match series.head.latest().filter(|_| kept) {
+                    Some(last) => Slot::Cold {
+                        last_t: last.t,
+                        last_v: last.v,
+                    },
+                    None if kept => Slot::Cold {
+                        last_t: i64::MIN,
+                        last_v: 0.0,
+                    },
+                    None => {
+                        self.gone.fetch_add(1, Ordering::Relaxed);
+                        series.usage.add_series(-1);
+                        Slot::Gone
+                    }
                 };
-                entry.remove();
-                let last = series.head.latest();
-                let usage = series.usage.clone();
-                let freed = hot_series_bytes(&series.pairs) as i64
-                    - cold_series_bytes(&series.pairs) as i64;
-                // Replacing the slot drops the table's, and so the last, handle.
-                *slot = Slot::Cold(Box::new(ColdSeries {
-                    namespace: series.namespace.clone(),
-                    pairs: series.pairs.clone(),
-                    last_t: last.map_or(i64::MIN, |l| l.t),
-                    last_v: last.map_or(0.0, |l| l.v),
-                }));
-                lookup.cold.insert_unique(hash, (hash, id), |&(h, _)| h);
-                match freed_by_usage
+                if kept {
+                    registry.cold.insert(id);
+                    lookup.cold.insert_unique(hash, (hash, id), |&(h, _)| h);
+                }
+                let bytes = hot_series_bytes(&series.pairs) as i64
+                    + self.postings.remove(&series.namespace, id, &series.pairs) as i64;
+                match freed
                     .iter_mut()
-                    .find(|(u, _)| Arc::ptr_eq(u, &usage))
+                    .find(|(u, _)| Arc::ptr_eq(u, &series.usage))
                 {
-                    Some((_, bytes)) => *bytes += freed,
-                    None => freed_by_usage.push((usage, freed)),
+                    Some((_, b)) => *b += bytes,
+                    None => freed.push((series.usage.clone(), bytes)),
                 }
                 evicted.series += 1;
             }
-            drop(table);
+            drop(registry);
             // A table that emptied gives its memory back.
             if lookup.hot.len() < lookup.hot.capacity() / 4 {
                 lookup.hot.shrink_to_fit(|s| s.hash);
@@ -432,10 +436,10 @@ impl Head {
             let slots = (hot_slots as i64 - lookup.hot.capacity() as i64) * SLOT_BYTES as i64
                 - (lookup.cold.capacity() as i64 - cold_slots as i64) * COLD_SLOT_BYTES as i64;
             drop(lookup);
-            if let Some((_, bytes)) = freed_by_usage.first_mut() {
+            if let Some((_, bytes)) = freed.first_mut() {
                 *bytes += slots;
             }
-            for (usage, bytes) in freed_by_usage {
+            for (usage, bytes) in freed {
                 self.charge(&usage, -bytes);
                 evicted.bytes += bytes;
             }
@@ -447,48 +451,37 @@ impl Head {
     }
 
     /// The reference of the series of `namespace` with `labels`, registered out of the
-    /// head if it is new: how a store's open takes in its segments' series, which hold
-    /// nothing in the head until they are written again.
-    pub fn register(&self, namespace: &Namespace, labels: &Labels) -> SeriesRef {
+    /// head if it is new: how a store's open takes in its segments' series (`cold` holds
+    /// the segments registered before), which take head memory only once written again.
+    pub fn register(
+        &self,
+        namespace: &Namespace,
+        labels: &Labels,
+        cold: &dyn ColdLabels,
+    ) -> SeriesRef {
         let hash = self.hash(namespace, labels.raw());
         let mut lookup = self.shard(hash).write();
         if let Some(series) = self.find_in(&lookup, hash, namespace, labels.raw()) {
             return series.id;
         }
-        let mut table = self.series.write();
-        let reader = self.postings.reader();
-        let cold = lookup.cold.find(hash, |&(h, id)| {
-            h == hash
-                && matches!(table.get(id as usize), Some(Slot::Cold(c))
-                    if c.namespace == *namespace && reader.matches(&c.pairs, labels.raw()))
-        });
-        if let Some(&(_, id)) = cold {
+        let mut registry = self.series.write();
+        if let Some((id, _)) = find_cold(&lookup, &registry, hash, namespace, labels, cold) {
             return id;
         }
-        drop(reader);
-        let added = match self
-            .postings
-            .add(namespace, labels, None, || table.len() as SeriesRef)
-        {
-            Ok(added) => added,
-            Err(_) => unreachable!("no series limit given"),
-        };
-        let (table_slots, cold_slots) = (table.capacity(), lookup.cold.capacity());
-        let cost = cold_series_bytes(&added.pairs) + added.grown;
-        table.push(Slot::Cold(Box::new(ColdSeries {
-            namespace: namespace.clone(),
-            pairs: added.pairs,
+        let id = registry.slots.len() as SeriesRef;
+        let (slots, cold_slots) = (registry.slots.capacity(), lookup.cold.capacity());
+        registry.slots.push(Slot::Cold {
             last_t: i64::MIN,
             last_v: 0.0,
-        })));
-        let cost = cost + (table.capacity() - table_slots) * std::mem::size_of::<Slot>() + {
-            lookup
-                .cold
-                .insert_unique(hash, (hash, added.id), |&(h, _)| h);
-            (lookup.cold.capacity() - cold_slots) * COLD_SLOT_BYTES
-        };
-        self.charge(&self.usages.of(namespace), cost as i64);
-        added.id
+        });
+        registry.cold.insert(id);
+        lookup.cold.insert_unique(hash, (hash, id), |&(h, _)| h);
+        let cost = (registry.slots.capacity() - slots) * std::mem::size_of::<Slot>()
+            + (lookup.cold.capacity() - cold_slots) * COLD_SLOT_BYTES;
+        let usage = self.usages.of(namespace);
+        usage.add_series(1);
+        self.charge(&usage, cost as i64);
+        id
     }
 
     /// Applies a committed batch's `samples` to `series` at the place it reserved
@@ -576,37 +569,34 @@ impl Head {
     /// The series with reference `id`, if it is in the head.
     #[cfg(test)]
     pub fn get(&self, id: SeriesRef) -> Option<Arc<Series>> {
-        match self.series.read().get(id as usize) {
+        match self.series.read().slots.get(id as usize) {
             Some(Slot::Hot(s)) => Some(s.clone()),
             _ => None,
         }
     }
 
-    /// The namespace and labels of series `id`, in the head or not.
+    /// The namespace and labels of series `id` if it is in the head.
     pub fn identity(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
-        let table = self.series.read();
-        let (namespace, pairs) = slot_identity(table.get(id as usize)?);
-        Some((namespace.clone(), self.postings.reader().labels(pairs)))
+        match self.series.read().slots.get(id as usize)? {
+            Slot::Hot(s) => Some((s.namespace.clone(), self.labels(s))),
+            _ => None,
+        }
     }
 
-    /// Calls `f` with the namespace and labels of every series known, in the head or not.
-    pub fn for_each_identity(&self, mut f: impl FnMut(&Namespace, Labels)) {
-        let table = self.series.read();
-        let reader = self.postings.reader();
-        for slot in table.iter() {
-            let (namespace, pairs) = slot_identity(slot);
-            f(namespace, reader.labels(pairs));
-        }
+    /// The references of the series out of the head.
+    pub fn cold_refs(&self) -> RoaringBitmap {
+        self.series.read().cold.clone()
     }
 
     /// Every series in the head, in reference order.
     pub fn all(&self) -> Vec<Arc<Series>> {
         self.series
             .read()
+            .slots
             .iter()
             .filter_map(|slot| match slot {
                 Slot::Hot(s) => Some(s.clone()),
-                Slot::Cold(_) => None,
+                _ => None,
             })
             .collect()
     }
@@ -626,52 +616,90 @@ impl Head {
 
     /// Number of series known, in the head or not.
     pub fn known(&self) -> usize {
-        self.series.read().len()
+        self.series.read().slots.len() - self.gone.load(Ordering::Relaxed)
     }
 
-    /// The series of `namespace` matching every matcher, in reference order; a series out
-    /// of the head is rebuilt from its cold entry, detached (see [`Series::detached`]).
-    pub fn select(&self, namespace: &Namespace, matchers: &[Matcher]) -> Vec<Arc<Series>> {
-        let ids = self.select_refs(namespace, matchers);
-        let table = self.series.read();
-        ids.iter()
-            .filter_map(|id| match table.get(id as usize)? {
-                Slot::Hot(s) => Some(s.clone()),
-                Slot::Cold(c) => Some(Arc::new(Series {
-                    id,
-                    hash: 0,
-                    namespace: c.namespace.clone(),
-                    pairs: c.pairs.clone(),
-                    head: HeadSeries::resumed(c.last()),
-                    usage: self.usages.of(&c.namespace),
-                    wal_file: AtomicU64::new(0),
-                    detached: true,
-                })),
-            })
-            .collect()
-    }
-
-    /// The references of the series [`Head::select`] selects.
-    pub fn select_refs(&self, namespace: &Namespace, matchers: &[Matcher]) -> RoaringBitmap {
-        self.postings.select(namespace, matchers)
-    }
-
-    /// Calls `f` with each reference of `ids`, in order, and its series if it is in the
-    /// head, without taking handles.
-    pub fn for_each_in(&self, ids: &RoaringBitmap, mut f: impl FnMut(SeriesRef, Option<&Series>)) {
-        let table = self.series.read();
-        for id in ids {
-            match table.get(id as usize) {
-                Some(Slot::Hot(s)) => f(id, Some(s)),
-                Some(Slot::Cold(_)) => f(id, None),
-                None => {}
-            }
+    /// The series of `namespace` matching every matcher, in reference order: those in the
+    /// head from its index, and those out of it from `cold`, which is handed the references
+    /// out of the head and returns the matching ones among them with their labels (the
+    /// engine's pass over the segments' label indexes); the registry stays locked between
+    /// the two, so that no series moves in or out of the head unseen. A series out of the
+    /// head is given as a detached struct (see [`Series::detached`]).
+    pub fn select<E>(
+        &self,
+        namespace: &Namespace,
+        matchers: &[Matcher],
+        cold: impl FnOnce(&RoaringBitmap) -> Result<Vec<(SeriesRef, Labels)>, E>,
+    ) -> Result<Vec<SeriesHandle>, E> {
+        let registry = self.series.read();
+        let ids = self.postings.select(namespace, matchers);
+        let mut out: Vec<SeriesHandle> = {
+            let reader = self.postings.reader();
+            ids.iter()
+                .filter_map(|id| match registry.slots.get(id as usize)? {
+                    Slot::Hot(s) => Some(SeriesHandle::new(s.clone(), reader.labels(&s.pairs))),
+                    _ => None,
+                })
+                .collect()
+        };
+        if registry.cold.is_empty() {
+            return Ok(out);
         }
+        let found = cold(&registry.cold)?;
+        let usage = self.usages.of(namespace);
+        for (id, labels) in found {
+            let Some(Slot::Cold { last_t, last_v }) = registry.slots.get(id as usize) else {
+                continue;
+            };
+            let series = Series {
+                id,
+                hash: 0,
+                namespace: namespace.clone(),
+                pairs: Box::default(),
+                head: HeadSeries::resumed(
+                    (*last_t != i64::MIN).then(|| Sample::new(*last_t, *last_v)),
+                ),
+                usage: usage.clone(),
+                wal_file: AtomicU64::new(0),
+                detached: true,
+            };
+            out.push(SeriesHandle::new(Arc::new(series), labels));
+        }
+        out.sort_by_key(|h| h.series().id);
+        Ok(out)
     }
 
-    /// Series count per namespace.
+    /// Calls `f` with the series in the head of `namespace` matching every matcher and the
+    /// references of the series out of the head, under the registry's lock (as
+    /// [`Head::select`] does: no series moves in or out of the head meanwhile).
+    pub fn with_selection<R>(
+        &self,
+        namespace: &Namespace,
+        matchers: &[Matcher],
+        f: impl FnOnce(&mut dyn Iterator<Item = &Series>, &RoaringBitmap) -> R,
+    ) -> R {
+        let registry = self.series.read();
+        let ids = self.postings.select(namespace, matchers);
+        let mut hot = ids
+            .iter()
+            .filter_map(|id| match registry.slots.get(id as usize)? {
+                Slot::Hot(s) => Some(&**s),
+                _ => None,
+            });
+        f(&mut hot, &registry.cold)
+    }
+
+    /// Series known per namespace, in the head or not.
     pub fn namespace_counts(&self) -> Vec<(String, u64)> {
-        self.postings.namespace_counts()
+        let mut counts: Vec<(String, u64)> = self
+            .usages
+            .all()
+            .iter()
+            .map(|u| (u.namespace().to_string(), u.series()))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        counts.sort();
+        counts
     }
 
     /// Head memory per namespace, and the shares in force.
@@ -703,26 +731,6 @@ impl Head {
     pub fn labels(&self, series: &Series) -> Labels {
         self.postings.reader().labels(&series.pairs)
     }
-
-    /// Handles (series with their labels) for `series`.
-    pub fn handles(&self, series: Vec<Arc<Series>>) -> Vec<SeriesHandle> {
-        let reader = self.postings.reader();
-        series
-            .into_iter()
-            .map(|s| {
-                let labels = reader.labels(&s.pairs);
-                SeriesHandle::new(s, labels)
-            })
-            .collect()
-    }
-}
-
-/// The namespace and pair ids of a slot's series.
-fn slot_identity(slot: &Slot) -> (&Namespace, &[PairId]) {
-    match slot {
-        Slot::Hot(s) => (&s.namespace, &s.pairs),
-        Slot::Cold(c) => (&c.namespace, &c.pairs),
-    }
 }
 
 /// What a series in the head costs besides its samples and the index: its struct in its
@@ -731,9 +739,32 @@ fn hot_series_bytes(pairs: &[PairId]) -> usize {
     allocated(std::mem::size_of::<Series>() + ARC_COUNTS) + allocated(std::mem::size_of_val(pairs))
 }
 
-/// What a series out of the head costs besides the index and its cold table slot.
-fn cold_series_bytes(pairs: &[PairId]) -> usize {
-    allocated(std::mem::size_of::<ColdSeries>()) + allocated(std::mem::size_of_val(pairs))
+/// The reference of the series out of the head whose hash is `hash` and whose labels, as
+/// `cold` finds them, are `namespace` and `labels`, with its newest sample.
+fn find_cold(
+    lookup: &Lookup,
+    registry: &Registry,
+    hash: u64,
+    namespace: &Namespace,
+    labels: &Labels,
+    cold: &dyn ColdLabels,
+) -> Option<(SeriesRef, Option<Sample>)> {
+    lookup
+        .cold
+        .iter_hash(hash)
+        .filter(|(h, _)| *h == hash)
+        .find_map(|&(_, id)| {
+            let Some(&Slot::Cold { last_t, last_v }) = registry.slots.get(id as usize) else {
+                return None;
+            };
+            let (ns, found) = cold.cold_labels(id)?;
+            (ns == *namespace && found == *labels).then(|| {
+                (
+                    id,
+                    (last_t != i64::MIN).then(|| Sample::new(last_t, last_v)),
+                )
+            })
+        })
 }
 
 #[cfg(test)]

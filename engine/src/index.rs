@@ -2,7 +2,7 @@
 //! series that carry it (`index/pairs.rs`), namespace → references, and the selection of
 //! references by PromQL matchers. It knows series only by reference and by the pair ids it
 //! handed out for them; the head ([`crate::head::Head`]) owns the series and feeds the
-//! index as it creates and drops them.
+//! index as series enter and leave it.
 //!
 //! May use: `model`.
 
@@ -43,8 +43,6 @@ impl State {
 /// A series the index has taken in.
 #[derive(Debug)]
 pub struct Added {
-    /// Its reference.
-    pub id: Ref,
     /// Its pair ids, in label order.
     pub pairs: Box<[PairId]>,
     /// Bytes the index grew by.
@@ -126,7 +124,21 @@ impl Index {
             .or_default()
             .insert(id);
         let grown = state.heap_bytes().saturating_sub(before);
-        Ok(Added { id, pairs, grown })
+        Ok(Added { pairs, grown })
+    }
+
+    /// Takes series `id` of `namespace`, whose pairs are `pairs`, out of the index (it left
+    /// the head); returns the bytes the index shrank by.
+    pub fn remove(&self, namespace: &Namespace, id: Ref, pairs: &[PairId]) -> usize {
+        let mut state = self.state.write();
+        let before = state.heap_bytes();
+        for &pair in pairs {
+            state.pairs.remove(pair, id);
+        }
+        if let Some(members) = state.by_namespace.get_mut(namespace) {
+            members.remove(id);
+        }
+        before.saturating_sub(state.heap_bytes())
     }
 
     /// A read view of the pairs.
@@ -163,18 +175,6 @@ impl Index {
             .collect();
         names.sort_unstable();
         names
-    }
-
-    /// Series count per namespace.
-    pub fn namespace_counts(&self) -> Vec<(String, u64)> {
-        let state = self.state.read();
-        let mut v: Vec<_> = state
-            .by_namespace
-            .iter()
-            .map(|(n, b)| (n.to_string(), b.len()))
-            .collect();
-        v.sort();
-        v
     }
 
     /// Heap bytes of the postings and the interned pairs.

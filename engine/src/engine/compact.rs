@@ -292,8 +292,11 @@ fn merge(
         }
         // Members are in flush order, so a later write of a timestamp comes later here.
         dedupe_newest_wins(&mut samples, 0);
-        // Every reference of a segment is known to the head, in it or not.
-        let Some((namespace, labels)) = inner.head.identity(id) else {
+        // The labels as a member holds them (the series may have left the head).
+        let Some((namespace, labels)) = inner.head.identity(id).or_else(|| {
+            use crate::head::ColdLabels;
+            super::version::SegmentLabels(members).cold_labels(id)
+        }) else {
             continue;
         };
         let ns = namespace.as_str();

@@ -42,8 +42,13 @@ pub(crate) struct Deletion {
 }
 
 impl Deletion {
-    /// Resolves a recorded tombstone against the series registry.
-    pub(crate) fn resolve(inner_head: &crate::head::Head, tombstone: Tombstone) -> Result<Self> {
+    /// Resolves a recorded tombstone against the series registry and, for the series out
+    /// of the head, the store's segments.
+    pub(crate) fn resolve(
+        head: &crate::head::Head,
+        segments: &[std::sync::Arc<super::version::SegmentHandle>],
+        tombstone: Tombstone,
+    ) -> Result<Self> {
         let namespace = Namespace::new(&tombstone.namespace).map_err(|e| Error::Corrupt {
             file: crate::fs::layout::MANIFEST.into(),
             offset: 0,
@@ -54,10 +59,16 @@ impl Deletion {
             .iter()
             .map(|(name, op, value)| Matcher::new(name.clone(), *op, value.clone()))
             .collect::<Result<Vec<_>>>()?;
-        let series = inner_head
-            .select(&namespace, &matchers)
+        let version = super::version::Version {
+            segments: segments.to_vec(),
+            ..Default::default()
+        };
+        let series = head
+            .select(&namespace, &matchers, |cold| {
+                version.select_cold(cold, &namespace, &matchers, (i64::MIN, i64::MAX))
+            })?
             .iter()
-            .map(|s| s.id)
+            .map(|s| s.series().id)
             .collect();
         Ok(Deletion { tombstone, series })
     }
@@ -142,9 +153,8 @@ impl Engine {
         // The series with samples in the range, read (chunk bounds alone would count a
         // series whose samples lie around the range).
         let version = inner.current_version();
-        let mut candidates = inner.head.select(&ns, matchers);
-        candidates.retain(|s| version.has_data(s.id, min_t, max_t));
-        let candidates: Vec<SeriesHandle> = inner.head.handles(candidates);
+        let mut candidates: Vec<SeriesHandle> = inner.select(&ns, matchers, min_t, max_t)?;
+        candidates.retain(|s| version.has_data(s.series().id, min_t, max_t));
         let found = self
             .querier()
             .snapshot(candidates, min_t, max_t)

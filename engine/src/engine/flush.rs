@@ -8,6 +8,8 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
+use roaring::RoaringBitmap;
+
 use super::version::{FrozenGen, SegmentHandle, Version};
 use super::{Engine, FlushState, Inner};
 use crate::error::IoContext;
@@ -112,7 +114,12 @@ fn evict(inner: &Inner, idle: &[SeriesRef]) {
     if !inner.opts.evict_idle_series {
         return;
     }
-    let evicted = inner.head.evict(idle);
+    let version = inner.current_version();
+    let mut in_segments = RoaringBitmap::new();
+    for h in &version.segments {
+        in_segments |= &h.refs;
+    }
+    let evicted = inner.head.evict(idle, &in_segments);
     if evicted.series > 0 {
         tracing::debug!(
             series = evicted.series,
@@ -193,7 +200,7 @@ fn write_generation(
             return Ok(());
         };
         layer.decode_into(start, end, out).map_err(|e| {
-            let labels = inner.head.identity(id).map(|(_, l)| l.to_string());
+            let labels = inner.identity(id).map(|(_, l)| l.to_string());
             Error::Corrupt {
                 file: "head".into(),
                 offset: e.offset,
@@ -231,9 +238,8 @@ fn write_generation(
             decode(id, partition, end, &mut samples)?;
             // A frozen series may have left the head since (a failed flush's generation is
             // written again by a later one): its identity stays.
-            let Some((namespace, labels)) = (!samples.is_empty())
-                .then(|| inner.head.identity(id))
-                .flatten()
+            let Some((namespace, labels)) =
+                (!samples.is_empty()).then(|| inner.identity(id)).flatten()
             else {
                 continue;
             };

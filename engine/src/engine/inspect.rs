@@ -96,7 +96,7 @@ impl Engine {
             .collect();
         let mut series_by_metric: BTreeMap<(String, String), u64> = BTreeMap::new();
         let mut values: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        inner.head.for_each_identity(|namespace, labels| {
+        let mut count = |namespace: &crate::model::Namespace, labels: crate::model::Labels| {
             *series_by_metric
                 .entry((
                     namespace.as_str().to_owned(),
@@ -109,7 +109,25 @@ impl Engine {
                     .or_default()
                     .insert(l.value.clone());
             }
-        });
+        };
+        for s in inner.head.all() {
+            count(&s.namespace, inner.head.labels(&s));
+        }
+        // The series out of the head, each once, from the newest segment that lists it.
+        let mut cold = inner.head.cold_refs();
+        for h in version.segments.iter().rev() {
+            if h.refs.is_disjoint(&cold) {
+                continue;
+            }
+            for id in &h.refs & &cold {
+                match h.labels_of(id) {
+                    Ok(Some((namespace, labels))) => count(&namespace, labels),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(error = %e, "a segment's label index cannot be read"),
+                }
+                cold.remove(id);
+            }
+        }
         let mut label_cardinality: Vec<(String, u64)> = values
             .into_iter()
             .map(|(name, v)| (name, v.len() as u64))

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64};
 use parking_lot::{Mutex, RwLock};
 
 use super::delete::Deletion;
-use super::version::{SegmentHandle, Version};
+use super::version::{SegmentHandle, SegmentLabels, Version};
 use super::{FlushState, Inner, Quarantined};
 use crate::error::IoContext;
 use crate::fs::{Vfs, layout};
@@ -76,12 +76,8 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         match opened {
             Ok((segment, labels)) => {
                 manifest.next_seq = manifest.next_seq.max(segment.seq + 1);
-                segments.push(Arc::new(register_segment(
-                    &head,
-                    name.clone(),
-                    segment,
-                    labels,
-                )));
+                let handle = register_segment(&head, &segments, name.clone(), segment, labels);
+                segments.push(Arc::new(handle));
                 live_names.push(name.clone());
             }
             Err(e) => quarantined.push(quarantine(&*vfs, dir, &path, &e, true)),
@@ -101,7 +97,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         dir,
         &opts,
         &manifest,
-        &head,
+        (&head, &segments),
         &head_bytes,
         &mut quarantined,
     )?;
@@ -109,7 +105,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     let deletions = manifest
         .tombstones
         .iter()
-        .map(|t| Deletion::resolve(&head, t.clone()).map(Arc::new))
+        .map(|t| Deletion::resolve(&head, &segments, t.clone()).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
     let first_file = last_wal.max(manifest.wal_flushed_below) + 1;
     let metadata = load_metadata(&*vfs, dir, &opts, &mut quarantined)?;
@@ -260,17 +256,20 @@ fn query_pool(threads: usize) -> Result<rayon::ThreadPool> {
         .map_err(|e| Error::Internal(format!("cannot start the query pool: {e}")))
 }
 
-/// Registers a segment's series (whose `labels` it gives by local id) with the head.
+/// Registers a segment's series (whose `labels` it gives by local id) with the head, which
+/// confirms a series it knows by the segments registered `before`.
 fn register_segment(
     head: &Head,
+    before: &[Arc<SegmentHandle>],
     name: String,
     segment: Segment,
     labels: Vec<Labels>,
 ) -> SegmentHandle {
     let mut locals = Vec::with_capacity(segment.series_count());
+    let before = SegmentLabels(before);
     for (local, (s, labels)) in segment.all_series().zip(labels).enumerate() {
         // Out of the head: a segment's series take head memory only once written again.
-        locals.push((head.register(s.namespace, &labels), local as u32));
+        locals.push((head.register(s.namespace, &labels, &before), local as u32));
     }
     SegmentHandle::new(name, segment, locals)
 }
@@ -404,6 +403,8 @@ fn sweep_unlisted(
 
 struct Applier<'a> {
     head: &'a Head,
+    /// The store's segments: where series out of the head are confirmed.
+    segments: &'a [Arc<SegmentHandle>],
     refs: HashMap<u32, Arc<Series>>,
     head_bytes: &'a AtomicI64,
     buf: Vec<Sample>,
@@ -414,7 +415,12 @@ impl ReplaySink for Applier<'_> {
         for def in defs {
             let series = self
                 .head
-                .get_or_create(&def.namespace, &def.labels, None)
+                .get_or_create(
+                    &def.namespace,
+                    &def.labels,
+                    None,
+                    &SegmentLabels(self.segments),
+                )
                 .map_err(|r| DecodeError::new(0, r.to_string()))?;
             self.refs.insert(def.wal_ref, series);
         }
@@ -451,7 +457,7 @@ fn replay_wal(
     dir: &Path,
     opts: &Options,
     manifest: &Manifest,
-    head: &Head,
+    (head, segments): (&Head, &[Arc<SegmentHandle>]),
     head_bytes: &AtomicI64,
     quarantined: &mut Vec<Quarantined>,
 ) -> Result<(u64, WalCuts)> {
@@ -473,6 +479,7 @@ fn replay_wal(
         let data = vfs.read(&path).at(&path)?;
         let mut sink = Applier {
             head,
+            segments,
             refs: HashMap::new(),
             head_bytes,
             buf: Vec::new(),

@@ -48,6 +48,14 @@ pub struct RollupCost {
     pub raw_samples: usize,
 }
 
+/// What [`Querier::with_data`] finds: series in the head by reference, and series out of it
+/// by segment and local id.
+#[derive(Default)]
+struct WithData {
+    hot: RoaringBitmap,
+    cold: Vec<(Arc<super::version::SegmentHandle>, RoaringBitmap)>,
+}
+
 /// Below this many series a snapshot is read on the calling thread.
 const PARALLEL_MIN_SERIES: usize = 64;
 
@@ -87,12 +95,20 @@ impl<'a> Querier<'a> {
         &self.inner.opts.query_limits
     }
 
-    /// The series of `namespace` matching every matcher, in reference order.
-    pub fn select(&self, namespace: &str, matchers: &[Matcher]) -> Result<Vec<SeriesHandle>> {
+    /// The series of `namespace` matching every matcher that may hold samples in
+    /// `[start, end]`, in reference order: every such series in the head, and those out of
+    /// it that a segment overlapping the range holds (found through the segments' label
+    /// indexes).
+    pub fn select(
+        &self,
+        namespace: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<SeriesHandle>> {
         self.inner.check_open()?;
         let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
-        let head = &self.inner.head;
-        Ok(head.handles(head.select(&namespace, matchers)))
+        self.inner.select(&namespace, matchers, start, end)
     }
 
     /// Whether a series may have samples in `[start, end]`, judged from chunk bounds alone.
@@ -112,41 +128,46 @@ impl<'a> Querier<'a> {
             || self.inner.current_version().has_data(series.id, start, end)
     }
 
-    /// The references of the series of `namespace` matching every matcher that may have
-    /// samples in `[start, end]` (by bounds), without rebuilding their labels or taking a
-    /// handle on each: label listings over a million series stay a pass over references.
+    /// The series of `namespace` matching every matcher that may have samples in
+    /// `[start, end]` (by bounds), without rebuilding their labels or taking a handle on
+    /// each, so that label listings over a million series stay a pass over references:
+    /// those in the head by reference, and those out of it by local id in the segment that
+    /// lists them.
     fn with_data(
         &self,
         namespace: &str,
         matchers: &[Matcher],
         start: i64,
         end: i64,
-    ) -> Result<RoaringBitmap> {
+    ) -> Result<WithData> {
         self.inner.check_open()?;
         let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
         let start = start.max(self.retention_cutoff(namespace.as_str()));
         if start > end {
-            return Ok(RoaringBitmap::new());
+            return Ok(WithData::default());
         }
         let head = &self.inner.head;
-        let mut found = RoaringBitmap::new();
-        let mut elsewhere = RoaringBitmap::new();
-        head.for_each_in(&head.select_refs(&namespace, matchers), |id, s| {
-            if s.is_some_and(|s| s.head.overlaps(start, end)) {
-                found.insert(id);
-            } else {
-                elsewhere.insert(id);
+        head.with_selection(&namespace, matchers, |hot, cold| {
+            let mut found = RoaringBitmap::new();
+            let mut elsewhere = RoaringBitmap::new();
+            for s in hot {
+                if s.head.overlaps(start, end) {
+                    found.insert(s.id);
+                } else {
+                    elsewhere.insert(s.id);
+                }
             }
-        });
-        // The version is taken after every head check, as in `series_has_data`: what a
-        // flush moved out of the head meanwhile is in it.
-        let version = self.inner.current_version();
-        found.extend(
-            elsewhere
-                .iter()
-                .filter(|&id| version.has_data(id, start, end)),
-        );
-        Ok(found)
+            // The version is taken after every head check, as in `series_has_data`: what
+            // a flush moved out of the head meanwhile is in it.
+            let version = self.inner.current_version();
+            found.extend(
+                elsewhere
+                    .iter()
+                    .filter(|&id| version.has_data(id, start, end)),
+            );
+            let cold = version.cold_locals(cold, &namespace, matchers, (start, end))?;
+            Ok(WithData { hot: found, cold })
+        })
     }
 
     /// The values of label `name` among the series of `namespace` matching every matcher
@@ -161,7 +182,17 @@ impl<'a> Querier<'a> {
         end: i64,
     ) -> Result<Vec<String>> {
         let series = self.with_data(namespace, matchers, start, end)?;
-        Ok(self.inner.head.label_values(name, &series))
+        let mut values = self.inner.head.label_values(name, &series.hot);
+        for (h, locals) in &series.cold {
+            let index = h.segment.label_index()?;
+            let found = index
+                .label_values(name, locals)
+                .map_err(|e| h.segment.index_error(e))?;
+            values.extend(found.into_iter().map(str::to_owned));
+        }
+        values.sort_unstable();
+        values.dedup();
+        Ok(values)
     }
 
     /// The label names among the same series as [`Querier::label_values`], sorted.
@@ -173,7 +204,17 @@ impl<'a> Querier<'a> {
         end: i64,
     ) -> Result<Vec<String>> {
         let series = self.with_data(namespace, matchers, start, end)?;
-        Ok(self.inner.head.label_names(&series))
+        let mut names = self.inner.head.label_names(&series.hot);
+        for (h, locals) in &series.cold {
+            let index = h.segment.label_index()?;
+            let found = index
+                .label_names(locals)
+                .map_err(|e| h.segment.index_error(e))?;
+            names.extend(found.into_iter().map(str::to_owned));
+        }
+        names.sort_unstable();
+        names.dedup();
+        Ok(names)
     }
 
     /// The oldest timestamp a query may see in `namespace` now (its retention).

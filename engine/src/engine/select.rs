@@ -58,7 +58,7 @@ impl Engine {
         }
         let querier = self.querier();
         let budget = Budget::new(querier.limits(), None);
-        let series = querier.select(namespace, matchers)?;
+        let series = querier.select(namespace, matchers, start, end)?;
         budget.check_series(series.len())?;
         let read = querier
             .snapshot(series, start, end)
@@ -93,7 +93,7 @@ impl Engine {
             )));
         }
         let querier = self.querier();
-        let mut series = querier.select(namespace, matchers)?;
+        let mut series = querier.select(namespace, matchers, start, end)?;
         // By metric first (text formats keep a metric's series together), then labels.
         series.sort_by(|a, b| {
             (a.labels().metric_name(), a.labels()).cmp(&(b.labels().metric_name(), b.labels()))

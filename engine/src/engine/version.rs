@@ -7,7 +7,9 @@ use std::sync::Arc;
 use roaring::RoaringBitmap;
 
 use super::delete::Deletion;
-use crate::head::{SeriesLayer, SeriesRef};
+use crate::head::{ColdLabels, SeriesLayer, SeriesRef};
+use crate::index::Matcher;
+use crate::model::{Label, Labels, Namespace};
 use crate::segment::{ChunkMeta, Segment, SegmentSeries};
 
 /// Immutable: a flush or an open builds a new one and swaps the `Arc`.
@@ -40,8 +42,12 @@ enum Locals {
     Run { first: SeriesRef, len: u32 },
     /// Local id `i` is reference `refs[i]`, ascending.
     Ascending(Box<[SeriesRef]>),
-    /// (reference, local id), sorted by reference: any other layout.
-    Pairs(Box<[(SeriesRef, u32)]>),
+    /// (reference, local id), sorted by reference, and the references by local id: any
+    /// other layout.
+    Pairs {
+        by_ref: Box<[(SeriesRef, u32)]>,
+        by_local: Box<[SeriesRef]>,
+    },
 }
 
 impl Locals {
@@ -55,7 +61,16 @@ impl Locals {
         let first = locals.first().map_or(0, |&(id, _)| id);
         let len = locals.len() as u32;
         if !by_position {
-            Locals::Pairs(locals.into())
+            let mut by_local = vec![0; locals.len()];
+            for &(id, local) in &locals {
+                if let Some(r) = by_local.get_mut(local as usize) {
+                    *r = id;
+                }
+            }
+            Locals::Pairs {
+                by_ref: locals.into(),
+                by_local: by_local.into(),
+            }
         } else if locals
             .last()
             .is_none_or(|&(last, _)| u64::from(last) == u64::from(first) + u64::from(len) - 1)
@@ -72,9 +87,18 @@ impl Locals {
         match self {
             Locals::Run { first, len } => id.checked_sub(*first).filter(|l| l < len),
             Locals::Ascending(refs) => find_sorted(refs, id, |&r| r).map(|i| i as u32),
-            Locals::Pairs(pairs) => {
-                find_sorted(pairs, id, |&(r, _)| r).and_then(|i| pairs.get(i).map(|&(_, l)| l))
+            Locals::Pairs { by_ref, .. } => {
+                find_sorted(by_ref, id, |&(r, _)| r).and_then(|i| by_ref.get(i).map(|&(_, l)| l))
             }
+        }
+    }
+
+    /// The reference of local id `local`.
+    fn reference(&self, local: u32) -> Option<SeriesRef> {
+        match self {
+            Locals::Run { first, len } => (local < *len).then(|| first + local),
+            Locals::Ascending(refs) => refs.get(local as usize).copied(),
+            Locals::Pairs { by_local, .. } => by_local.get(local as usize).copied(),
         }
     }
 
@@ -82,7 +106,7 @@ impl Locals {
         match self {
             Locals::Run { .. } => 0,
             Locals::Ascending(refs) => refs.len() * 4,
-            Locals::Pairs(pairs) => pairs.len() * 8,
+            Locals::Pairs { by_ref, .. } => by_ref.len() * 12,
         }
     }
 }
@@ -172,6 +196,76 @@ impl SegmentHandle {
     fn local_of(&self, id: SeriesRef) -> Option<u32> {
         self.locals.get(id)
     }
+
+    /// The namespace and labels of series `id`, read from this segment's label index.
+    pub(crate) fn labels_of(&self, id: SeriesRef) -> crate::Result<Option<(Namespace, Labels)>> {
+        let Some(local) = self.local_of(id) else {
+            return Ok(None);
+        };
+        let index = self.segment.label_index()?;
+        let (namespace, labels) = index
+            .labels(local)
+            .map_err(|e| self.segment.index_error(e))?;
+        let namespace = Namespace::new(namespace).map_err(|e| {
+            self.segment
+                .index_error(crate::DecodeError::new(0, format!("namespace: {e}")))
+        })?;
+        Ok(Some((namespace, owned_labels(labels))))
+    }
+
+    /// The series out of the head (`cold`) of `namespace` this segment holds that match
+    /// every matcher, by reference, with their local ids.
+    fn select_cold(
+        &self,
+        cold: &RoaringBitmap,
+        namespace: &Namespace,
+        matchers: &[Matcher],
+    ) -> crate::Result<Vec<(SeriesRef, u32)>> {
+        if self.refs.is_disjoint(cold) {
+            return Ok(Vec::new());
+        }
+        let locals = self
+            .segment
+            .label_index()?
+            .select(namespace.as_str(), matchers)
+            .map_err(|e| self.segment.index_error(e))?;
+        Ok(locals
+            .iter()
+            .filter_map(|local| self.locals.reference(local).map(|id| (id, local)))
+            .filter(|&(id, _)| cold.contains(id))
+            .collect())
+    }
+}
+
+/// Labels read from a label index (our own checksummed file, in label order).
+fn owned_labels(labels: Vec<(&str, &str)>) -> Labels {
+    Labels::from_trusted(labels.into_iter().map(|(n, v)| Label::new(n, v)).collect())
+}
+
+/// The labels of series out of the head, from a list of segments (oldest first): the newest
+/// that holds the series answers.
+pub(crate) struct SegmentLabels<'a>(pub(crate) &'a [Arc<SegmentHandle>]);
+
+impl ColdLabels for SegmentLabels<'_> {
+    fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
+        self.0
+            .iter()
+            .rev()
+            .filter(|h| h.refs.contains(id))
+            .find_map(|h| match h.labels_of(id) {
+                Ok(found) => found,
+                Err(e) => {
+                    tracing::error!(error = %e, "a segment's label index cannot be read");
+                    None
+                }
+            })
+    }
+}
+
+impl ColdLabels for Version {
+    fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
+        SegmentLabels(&self.segments).cold_labels(id)
+    }
 }
 
 /// Head data moved out by one flush's cut.
@@ -184,6 +278,70 @@ pub(crate) struct FrozenGen {
 }
 
 impl Version {
+    /// The segments that may hold samples in `[start, end]`, newest first.
+    fn segments_in(&self, start: i64, end: i64) -> impl Iterator<Item = &Arc<SegmentHandle>> {
+        self.segments
+            .iter()
+            .rev()
+            .filter(move |h| h.segment.max_t >= start && h.segment.min_t <= end)
+    }
+
+    /// The series out of the head (`cold`) of `namespace` matching every matcher that the
+    /// segments overlapping `[start, end]` hold, each once, with its labels from the newest
+    /// segment that holds it.
+    pub(crate) fn select_cold(
+        &self,
+        cold: &RoaringBitmap,
+        namespace: &Namespace,
+        matchers: &[Matcher],
+        (start, end): (i64, i64),
+    ) -> crate::Result<Vec<(SeriesRef, Labels)>> {
+        let mut seen = RoaringBitmap::new();
+        let mut out = Vec::new();
+        for h in self.segments_in(start, end) {
+            let found = h.select_cold(cold, namespace, matchers)?;
+            if found.is_empty() {
+                continue;
+            }
+            let index = h.segment.label_index()?;
+            for (id, local) in found {
+                if seen.insert(id) {
+                    let (_, labels) = index.labels(local).map_err(|e| h.segment.index_error(e))?;
+                    out.push((id, owned_labels(labels)));
+                }
+            }
+        }
+        out.sort_unstable_by_key(|&(id, _)| id);
+        Ok(out)
+    }
+
+    /// For label listings: in each segment overlapping `[start, end]`, the local ids of the
+    /// series out of the head (`cold`) of `namespace` matching every matcher with samples in
+    /// the range — each series once, in the newest segment that has it.
+    pub(crate) fn cold_locals(
+        &self,
+        cold: &RoaringBitmap,
+        namespace: &Namespace,
+        matchers: &[Matcher],
+        (start, end): (i64, i64),
+    ) -> crate::Result<Vec<(Arc<SegmentHandle>, RoaringBitmap)>> {
+        let mut seen = RoaringBitmap::new();
+        let mut out = Vec::new();
+        for h in self.segments_in(start, end) {
+            let mut locals = RoaringBitmap::new();
+            for (id, local) in h.select_cold(cold, namespace, matchers)? {
+                if !seen.contains(id) && self.has_data(id, start, end) {
+                    seen.insert(id);
+                    locals.insert(local);
+                }
+            }
+            if !locals.is_empty() {
+                out.push((h.clone(), locals));
+            }
+        }
+        Ok(out)
+    }
+
     /// Whether series `id` may have samples in `[start, end]` outside the live head: a chunk
     /// overlaps it and no deletion hides all of the overlap.
     pub(crate) fn has_data(&self, id: SeriesRef, start: i64, end: i64) -> bool {
@@ -254,7 +412,7 @@ mod tests {
             let got = match h.locals {
                 Locals::Run { .. } => "run",
                 Locals::Ascending(_) => "ascending",
-                Locals::Pairs(_) => "pairs",
+                Locals::Pairs { .. } => "pairs",
             };
             assert_eq!(got, layout, "{refs:?}");
             for (local, &id) in refs.iter().enumerate() {

@@ -259,10 +259,11 @@ impl Engine {
         {
             max = m;
         }
+        let version = self.inner.current_version();
         let series = self
             .inner
             .head
-            .get_or_create(namespace, &labels, Some(max))?;
+            .get_or_create(namespace, &labels, Some(max), &*version)?;
         Ok((series, labels))
     }
 
@@ -287,6 +288,7 @@ impl Engine {
                             &series.namespace,
                             handle.labels(),
                             None,
+                            &*self.inner.current_version(),
                         ) {
                             Ok(registered) => series = registered,
                             Err(reason) => {

@@ -37,25 +37,6 @@ pub struct Series {
     pub detached: bool,
 }
 
-/// A series that left the head ([`super::Head::evict`]): what identifies it and what the
-/// data-quality rules compare its next sample with, without its head data, its locks and
-/// its counters. Its samples are in segments; its reference and its label pairs stay, so
-/// that queries and a later write find the same series.
-#[derive(Debug)]
-pub(super) struct ColdSeries {
-    pub(super) namespace: Namespace,
-    pub(super) pairs: Box<[PairId]>,
-    /// The newest sample it had (`t == i64::MIN`: none seen by this process).
-    pub(super) last_t: i64,
-    pub(super) last_v: f64,
-}
-
-impl ColdSeries {
-    pub(super) fn last(&self) -> Option<crate::model::Sample> {
-        (self.last_t != i64::MIN).then(|| crate::model::Sample::new(self.last_t, self.last_v))
-    }
-}
-
 impl Series {
     /// Whether this is the series of `namespace` with these labels (in label order), whose
     /// registry hash is `hash`; `pairs` reads the interned labels.

@@ -1,5 +1,7 @@
 //! The registry: identity, the series limit, and selection through the postings.
 
+use std::collections::HashMap;
+
 use super::*;
 use crate::index::MatchOp;
 use crate::model::Label;
@@ -25,14 +27,30 @@ fn fixture() -> (Head, Namespace) {
                 ("commune", commune),
             ]),
             None,
+            &(),
         )
         .expect("created");
     }
     (ix, ns)
 }
 
-fn ids(series: Vec<Arc<Series>>) -> Vec<u32> {
-    series.iter().map(|s| s.id).collect()
+/// The references [`Head::select`] gives with no series out of the head.
+fn ids(head: &Head, namespace: &Namespace, matchers: &[Matcher]) -> Vec<u32> {
+    head.select(namespace, matchers, |_| Ok::<_, ()>(Vec::new()))
+        .expect("select")
+        .iter()
+        .map(|s| s.series().id)
+        .collect()
+}
+
+/// Segments as a test knows them: the labels of series out of the head, by reference.
+#[derive(Default)]
+struct Segments(HashMap<SeriesRef, (Namespace, Labels)>);
+
+impl ColdLabels for Segments {
+    fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
+        self.0.get(&id).cloned()
+    }
 }
 
 #[test]
@@ -47,6 +65,7 @@ fn the_same_labels_give_the_same_series() {
                 ("commune", "Châu Đốc"),
             ]),
             None,
+            &(),
         )
         .expect("found");
     assert_eq!(again.id, 0);
@@ -56,7 +75,7 @@ fn the_same_labels_give_the_same_series() {
 #[test]
 fn matchers_follow_promql_semantics_for_absent_labels() {
     let (ix, ns) = fixture();
-    let sel = |ms: Vec<Matcher>| ids(ix.select(&ns, &ms));
+    let sel = |ms: Vec<Matcher>| ids(&ix, &ns, &ms);
     assert_eq!(sel(vec![Matcher::equal("commune", "Châu Đốc")]), [0]);
     assert_eq!(sel(vec![Matcher::equal("commune", "")]), [2]);
     let present = Matcher::new("commune", MatchOp::NotEqual, "").expect("m");
@@ -68,7 +87,7 @@ fn matchers_follow_promql_semantics_for_absent_labels() {
     let not_re = Matcher::new("commune", MatchOp::NotRegex, "Châu.*").expect("m");
     assert_eq!(sel(vec![not_re]), [1, 2]);
     assert_eq!(sel(vec![Matcher::equal("site", "zzz")]), Vec::<u32>::new());
-    assert!(ids(ix.select(&Namespace::new("health").expect("ns"), &[])).is_empty());
+    assert!(ids(&ix, &Namespace::new("health").expect("ns"), &[]).is_empty());
 }
 
 #[test]
@@ -76,7 +95,7 @@ fn the_series_limit_refuses_only_new_series() {
     let (ix, ns) = fixture();
     let new = labels(&[("__name__", "visitors"), ("site", "d")]);
     assert!(matches!(
-        ix.get_or_create(&ns, &new, Some(3)),
+        ix.get_or_create(&ns, &new, Some(3), &()),
         Err(RejectReason::SeriesLimit { max: 3, .. })
     ));
     let old = labels(&[
@@ -84,7 +103,7 @@ fn the_series_limit_refuses_only_new_series() {
         ("site", "a"),
         ("commune", "Châu Đốc"),
     ]);
-    assert!(ix.get_or_create(&ns, &old, Some(3)).is_ok());
+    assert!(ix.get_or_create(&ns, &old, Some(3), &()).is_ok());
 }
 
 mod interning {
@@ -146,12 +165,12 @@ mod interning {
                     continue;
                 };
                 let namespace = &namespaces[*ns];
-                let series = head.get_or_create(namespace, &labels, None).expect("created");
+                let series = head.get_or_create(namespace, &labels, None, &()).expect("created");
                 let id = *seen.entry((*ns, labels.clone())).or_insert(series.id);
                 prop_assert_eq!(series.id, id, "the same labels, the same series");
                 prop_assert_eq!(&head.labels(&series), &labels);
                 for l in labels.iter() {
-                    let found = ids(head.select(namespace, &[Matcher::equal(&l.name, &l.value)]));
+                    let found = ids(&head, namespace, &[Matcher::equal(&l.name, &l.value)]);
                     prop_assert!(found.contains(&series.id));
                 }
             }
@@ -173,23 +192,49 @@ mod interning {
             // Out of the head and back: the same labels find the same series, still by
             // label comparison alone when every hash collides, and registering a known
             // label set (a segment's series at open) gives its reference, never a new one.
-            let ids: Vec<SeriesRef> = seen.values().copied().collect();
-            let evicted = head.evict(&ids);
+            let refs: Vec<SeriesRef> = seen.values().copied().collect();
+            let segments = Segments(
+                seen.iter().map(|((ns, l), &id)| (id, (namespaces[*ns].clone(), l.clone()))).collect(),
+            );
+            let evicted = head.evict(&refs, &refs.iter().copied().collect());
             prop_assert_eq!(evicted.series, seen.len());
-            prop_assert_eq!(head.len(), 0);
+            prop_assert_eq!((head.len(), head.label_bytes() > 0), (0, true));
             prop_assert_eq!(head.known(), seen.len());
+            prop_assert_eq!(head.cold_refs().len() as usize, seen.len());
             for ((ns, labels), id) in &seen {
-                prop_assert_eq!(head.identity(*id), Some((namespaces[*ns].clone(), labels.clone())));
-                prop_assert_eq!(head.register(&namespaces[*ns], labels), *id);
+                prop_assert_eq!(head.identity(*id), None);
+                prop_assert_eq!(head.register(&namespaces[*ns], labels, &segments), *id);
+                prop_assert!(ids(&head, &namespaces[*ns], &[]).is_empty(), "the index holds none");
             }
             for (i, ((ns, labels), id)) in seen.iter().enumerate() {
                 if i % 2 == 0 {
-                    let back = head.get_or_create(&namespaces[*ns], labels, Some(0)).expect("known");
+                    let back = head
+                        .get_or_create(&namespaces[*ns], labels, Some(0), &segments)
+                        .expect("known");
                     prop_assert_eq!(back.id, *id);
                     prop_assert!(!back.detached);
+                    prop_assert_eq!(&head.labels(&back), labels);
                 }
-                let selected = head.select(&namespaces[*ns], &labels.iter().map(|l| Matcher::equal(&l.name, &l.value)).collect::<Vec<_>>());
-                prop_assert!(selected.iter().any(|s| s.id == *id && head.labels(s) == *labels));
+                let matchers: Vec<Matcher> =
+                    labels.iter().map(|l| Matcher::equal(&l.name, &l.value)).collect();
+                let selected = head
+                    .select(&namespaces[*ns], &matchers, |cold| {
+                        Ok::<_, ()>(
+                            cold.iter()
+                                .filter_map(|c| segments.0.get(&c).map(|(n, l)| (c, n, l)))
+                                .filter(|(_, n, l)| *n == &namespaces[*ns] && *l == labels)
+                                .map(|(c, _, l)| (c, l.clone()))
+                                .collect(),
+                        )
+                    })
+                    .expect("select");
+                let mine: Vec<_> = selected.iter().filter(|s| s.series().id == *id).collect();
+                prop_assert_eq!(mine.len(), 1, "each series once, in or out of the head");
+                prop_assert_eq!(mine[0].labels(), labels);
+                prop_assert_eq!(mine[0].series().detached, i % 2 != 0);
+                let mut all: Vec<SeriesRef> = selected.iter().map(|s| s.series().id).collect();
+                all.dedup();
+                prop_assert_eq!(all.len(), selected.len());
             }
             prop_assert_eq!(head.known(), seen.len(), "no series twice");
         }
@@ -265,7 +310,7 @@ mod by_wire_bytes {
                 .map(|s| s.id);
             let slow = to_labels(&raw)
                 .and_then(|labels| Labels::validate(labels, limits))
-                .and_then(|labels| head.get_or_create(ns, &labels, None))
+                .and_then(|labels| head.get_or_create(ns, &labels, None, &()))
                 .map(|s| s.id);
             match (fast, &slow) {
                 (Some(id), Ok(full)) => prop_assert_eq!(id, *full, "{:?}", raw),

@@ -25,6 +25,8 @@ pub struct NamespaceUsage {
     accepted: AtomicU64,
     /// `u64::MAX`: no share of its own (only the whole head's budget applies).
     limit: AtomicU64,
+    /// Series known in the namespace, in the head or not.
+    series: AtomicU64,
 }
 
 impl NamespaceUsage {
@@ -52,6 +54,16 @@ impl NamespaceUsage {
     /// Samples written to the namespace since the engine was opened.
     pub fn accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Series known in the namespace, in the head or not.
+    pub fn series(&self) -> u64 {
+        self.series.load(Ordering::Relaxed)
+    }
+
+    /// Counts a series new to the namespace (`1`) or forgotten (`-1`).
+    pub(super) fn add_series(&self, delta: i64) {
+        self.series.fetch_add(delta as u64, Ordering::Relaxed);
     }
 
     /// The most it may hold, if it has a share.
@@ -96,6 +108,7 @@ impl Usages {
                     samples: AtomicI64::new(0),
                     accepted: AtomicU64::new(0),
                     limit: AtomicU64::new(limits.get(namespace.as_str()).unwrap_or(u64::MAX)),
+                    series: AtomicU64::new(0),
                 })
             })
             .clone()

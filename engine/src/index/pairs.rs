@@ -2,8 +2,9 @@
 //! once — its value's bytes in an arena of pages, its name once per name — together with
 //! the postings of the series that carry it. A series keeps only the ids of its pairs
 //! (four bytes a label), so a label set costs its distinct strings once, however many series
-//! share them, and the index needs no second copy to answer matchers. Pairs are never
-//! forgotten: series never leave the head yet.
+//! share them, and the index needs no second copy to answer matchers. A pair no series
+//! carries any more (its series left the head) is forgotten: its id is reused, and its
+//! value's bytes are reclaimed when the arena is rewritten, once half of it is dead.
 
 use std::hash::BuildHasher;
 
@@ -92,6 +93,9 @@ impl Arena {
     }
 }
 
+/// Arena bytes below which dead values are not worth a rewrite.
+const MIN_ARENA_REWRITE: usize = 64 << 10;
+
 /// The series carrying one pair: most pairs of a high-cardinality label (a camera id) have
 /// exactly one, and a bitmap for it would cost ten times the id.
 #[derive(Debug)]
@@ -112,6 +116,25 @@ impl Postings {
             }
             Postings::One(_) => 0,
             Postings::Many(bitmap) => usize::from(bitmap.insert(id)) * BITMAP_BYTES_PER_ID,
+        }
+    }
+
+    /// Removes `id`; returns whether no series is left, and the bytes it shrank by.
+    fn remove(&mut self, id: u32) -> (bool, usize) {
+        match self {
+            Postings::One(one) => (*one == id, 0),
+            Postings::Many(bitmap) => {
+                let removed = usize::from(bitmap.remove(id)) * BITMAP_BYTES_PER_ID;
+                match (bitmap.len(), bitmap.min()) {
+                    (0, _) => (true, removed),
+                    // One left: its id alone, as a pair with one series always is.
+                    (1, Some(last)) => {
+                        *self = Postings::One(last);
+                        (false, BITMAP_OVERHEAD + BITMAP_BYTES_PER_ID)
+                    }
+                    _ => (false, removed),
+                }
+            }
         }
     }
 
@@ -150,10 +173,16 @@ impl Postings {
 
 #[derive(Debug)]
 struct Pair {
+    /// [`DEAD`] once no series carries it (its id waits in `free`).
     name: NameId,
     value: Span,
     postings: Postings,
+    /// Its place in its name's list of pairs (so that forgetting it costs no search).
+    place: u32,
 }
+
+/// The name of a forgotten pair.
+const DEAD: NameId = NameId::MAX;
 
 #[derive(Debug)]
 struct Name {
@@ -176,6 +205,10 @@ pub struct Pairs {
     bitmap_bytes: usize,
     /// Bytes of the names' texts and lists.
     name_bytes: usize,
+    /// Ids of forgotten pairs, for reuse.
+    free: Vec<PairId>,
+    /// Arena bytes of forgotten pairs' values.
+    dead_bytes: usize,
 }
 
 impl Pairs {
@@ -184,7 +217,7 @@ impl Pairs {
     }
 
     fn pair(&self, id: PairId) -> Option<&Pair> {
-        self.pairs.get(id as usize)
+        self.pairs.get(id as usize).filter(|p| p.name != DEAD)
     }
 
     /// The id of pair (`name`, `value`) if some series carries it.
@@ -222,16 +255,23 @@ impl Pairs {
             }
         };
         let span = self.arena.push(value);
-        let id = self.pairs.len() as PairId;
-        self.pairs.push(Pair {
+        let mut place = 0;
+        let id = self.free.pop().unwrap_or(self.pairs.len() as PairId);
+        if let Some(name) = self.names.get_mut(name_id as usize) {
+            let capacity = name.pairs.capacity();
+            place = name.pairs.len() as u32;
+            name.pairs.push(id);
+            self.name_bytes += (name.pairs.capacity() - capacity) * std::mem::size_of::<PairId>();
+        }
+        let pair = Pair {
             name: name_id,
             value: span,
             postings: Postings::One(series),
-        });
-        if let Some(name) = self.names.get_mut(name_id as usize) {
-            let capacity = name.pairs.capacity();
-            name.pairs.push(id);
-            self.name_bytes += (name.pairs.capacity() - capacity) * std::mem::size_of::<PairId>();
+            place,
+        };
+        match self.pairs.get_mut(id as usize) {
+            Some(slot) => *slot = pair,
+            None => self.pairs.push(pair),
         }
         let hash = self.hash(name_id, value.as_bytes());
         let Pairs {
@@ -246,6 +286,50 @@ impl Pairs {
             None => unreachable!("the lookup holds only ids of pairs"),
         });
         id
+    }
+
+    /// Removes series `series` from pair `id`, forgetting the pair when no series is left.
+    pub fn remove(&mut self, id: PairId, series: u32) {
+        let Some(pair) = self.pairs.get_mut(id as usize).filter(|p| p.name != DEAD) else {
+            return;
+        };
+        let (empty, shrunk) = pair.postings.remove(series);
+        self.bitmap_bytes = self.bitmap_bytes.saturating_sub(shrunk);
+        if !empty {
+            return;
+        }
+        let (name_id, value, place) = (pair.name, pair.value, pair.place);
+        pair.name = DEAD;
+        pair.postings = Postings::One(0);
+        let hash = self.hash(name_id, self.arena.bytes(value));
+        if let Ok(entry) = self.lookup.find_entry(hash, |&p| p == id) {
+            entry.remove();
+        }
+        if let Some(name) = self.names.get_mut(name_id as usize) {
+            name.pairs.swap_remove(place as usize);
+            // The pair that took its place learns where it is now.
+            if let Some(&moved) = name.pairs.get(place as usize)
+                && let Some(p) = self.pairs.get_mut(moved as usize)
+            {
+                p.place = place;
+            }
+        }
+        self.free.push(id);
+        self.dead_bytes += value.len as usize;
+        if self.dead_bytes > MIN_ARENA_REWRITE && self.dead_bytes > self.arena.page_bytes / 2 {
+            self.rewrite_arena();
+        }
+    }
+
+    /// Copies the values of the pairs still carried into a fresh arena, dropping the dead
+    /// ones' bytes.
+    fn rewrite_arena(&mut self) {
+        let mut arena = Arena::default();
+        for p in self.pairs.iter_mut().filter(|p| p.name != DEAD) {
+            p.value = arena.push(self.arena.text(p.value));
+        }
+        self.arena = arena;
+        self.dead_bytes = 0;
     }
 
     /// The name and value of pair `id` (empty strings for an id not in use).

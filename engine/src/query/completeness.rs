@@ -138,9 +138,14 @@ pub fn completeness(
     } else {
         &q.matchers[..]
     };
-    let series = querier.select(namespace, matchers)?;
-    budget.check_series(series.len())?;
     let lookback = (q.end - q.start).min(LOOKBACK_MS);
+    let series = querier.select(
+        namespace,
+        matchers,
+        q.start.saturating_sub(lookback),
+        q.end - 1,
+    )?;
+    budget.check_series(series.len())?;
     // The snapshot's range is inclusive; the window's end is not.
     let read = querier
         .snapshot(series, q.start.saturating_sub(lookback), q.end - 1)

@@ -184,11 +184,17 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             .collect()
     }
 
-    /// Selects a selector's series and charges the budget for them.
-    fn select(&self, sel: &Selector, steps: usize) -> Result<Vec<SeriesHandle>> {
-        let series = self.querier.select(self.namespace, &sel.matchers)?;
+    /// Selects a selector's series that may have samples in the windows reaching `reach`
+    /// ms back from the ref times `refs`, and charges the budget for them.
+    fn select(&self, sel: &Selector, refs: &[i64], reach: i64) -> Result<Vec<SeriesHandle>> {
+        let (Some(&lo), Some(&hi)) = (refs.iter().min(), refs.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        let series =
+            self.querier
+                .select(self.namespace, &sel.matchers, lo.saturating_sub(reach), hi)?;
         self.budget.check_series(series.len())?;
-        self.budget.check_points(series.len(), steps)?;
+        self.budget.check_points(series.len(), refs.len())?;
         self.series_read
             .fetch_add(series.len() as u64, Ordering::Relaxed);
         Ok(series)
@@ -211,8 +217,8 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         let (Some(&lo), Some(&hi)) = (refs.first(), refs.last()) else {
             return Ok(Vec::new());
         };
-        let series = self.select(sel, refs.len())?;
         let lookback = self.lookback_ms;
+        let series = self.select(sel, &refs, lookback)?;
         // One series' row from `latest(r)`, called for each ref time in order.
         let row = |s: &SeriesHandle, latest: &mut dyn FnMut(i64) -> Option<Sample>| {
             let values: Vec<Option<f64>> = refs
@@ -269,7 +275,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         if refs.is_empty() {
             return Ok(Vec::new());
         }
-        let series = self.select(sel, refs.len())?;
+        let series = self.select(sel, refs, range_ms)?;
         self.read_windows_of(series, range_ms, refs, f)
     }
 
@@ -349,7 +355,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                 let raw = |l: &Labels, s: &[Sample]| per_series(&refs, rs.range_ms, l, s);
                 let mut rows = match self.tier_for(f, rs.range_ms, &refs) {
                     Some(tier) => {
-                        let series = self.select(&rs.selector, refs.len())?;
+                        let series = self.select(&rs.selector, &refs, rs.range_ms)?;
                         self.rolled_windows(f, series, (rs.range_ms, tier), &refs, &raw)?
                     }
                     None => self.read_windows(&rs.selector, rs.range_ms, &refs, &raw)?,

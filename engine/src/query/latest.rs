@@ -51,7 +51,7 @@ pub fn latest(
         )));
     }
     let budget = Budget::new(querier.limits(), None);
-    let series = querier.select(namespace, matchers)?;
+    let series = querier.select(namespace, matchers, at.saturating_sub(lookback_ms), at)?;
     budget.check_series(series.len())?;
     let read = querier
         .snapshot(series, at.saturating_sub(lookback_ms), at)
@@ -88,7 +88,8 @@ pub fn stale_series(
     // Only each series' last samples are kept, so the sample limit does not apply (a
     // province's day of silent series is read whole when the window reaches back to it).
     let budget = Budget::new(&querier.limits().without_sample_limit(), None);
-    let series = querier.select(namespace, matchers)?;
+    // Any series that ever wrote before `at` may be the silent one.
+    let series = querier.select(namespace, matchers, i64::MIN, at)?;
     let metadata = querier.metadata(namespace)?;
     let mut out = Vec::new();
     // Look back in growing windows: dense series are settled by the first, sparse ones

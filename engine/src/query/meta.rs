@@ -25,7 +25,7 @@ pub struct SeriesFilter {
 /// The matching series with data in the range.
 fn with_data(querier: &Querier<'_>, f: &SeriesFilter) -> Result<Vec<SeriesHandle>> {
     check_range(f)?;
-    let mut series = querier.select(&f.namespace, &f.matchers)?;
+    let mut series = querier.select(&f.namespace, &f.matchers, f.start, f.end)?;
     series.retain(|s| querier.has_data(s, f.start, f.end));
     Ok(series)
 }

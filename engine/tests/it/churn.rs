@@ -132,7 +132,7 @@ fn a_held_handle_keeps_its_series_and_a_readers_handle_writes_to_the_same_series
     // through it brings the series back rather than losing the samples.
     let querier = engine.querier();
     let read = querier
-        .select(NS, &[Matcher::equal("site", "s2")])
+        .select(NS, &[Matcher::equal("site", "s2")], i64::MIN, i64::MAX)
         .expect("select");
     assert_eq!(read.len(), 1);
     write(&read[0], 3_000);
@@ -301,4 +301,78 @@ fn writes_racing_evictions_lose_nothing() {
     engine.close().expect("close");
     let engine = common::open(dir.path());
     assert_eq!(dump(&engine, NS), expected.expected());
+}
+
+/// Out of the head, a series is out of the in-memory label index too; listings and
+/// selections find it in the segments that cover the range asked, and only there.
+#[test]
+fn series_out_of_the_head_are_listed_from_the_segments_that_cover_the_range() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    let mut oracle = Oracle::default();
+    // Generation 0 at 1 s, generation 1 at 25 s (other partitions: 10 s each).
+    write_generation(&engine, &mut oracle, 0, 500, &[1_000]);
+    engine.flush().expect("flush");
+    let with_all = engine.stats().index_label_bytes;
+    write_generation(&engine, &mut oracle, 500, 2, &[25_000]);
+    engine.flush().expect("flush");
+    assert_eq!(engine.stats().head_series, 2);
+    // Another 500 series take the places the first 500 left in the index: it does not grow.
+    let mut later = Oracle::default();
+    write_generation(&engine, &mut later, 2_000, 500, &[26_000]);
+    let index_bytes = engine.stats().index_label_bytes;
+    assert!(
+        index_bytes < with_all + with_all / 4,
+        "the index grew with series that left: {index_bytes} bytes against {with_all}"
+    );
+    let filter = |start, end| SeriesFilter {
+        namespace: NS.into(),
+        matchers: vec![Matcher::new("site", MatchOp::Regex, "s1.*").expect("m")],
+        start,
+        end,
+        limit: usize::MAX,
+    };
+    // s1, s10..s19, s100..s199: 111 series in the first partition, none in the second.
+    assert_eq!(engine.series(&filter(0, 9_999)).expect("series").len(), 111);
+    assert_eq!(
+        engine
+            .label_values(&filter(0, 9_999), "site")
+            .expect("values")
+            .len(),
+        111
+    );
+    assert!(
+        engine
+            .series(&filter(20_000, 30_000))
+            .expect("series")
+            .is_empty()
+    );
+    assert!(
+        engine
+            .label_values(&filter(20_000, 30_000), "site")
+            .expect("values")
+            .is_empty()
+    );
+    let names = engine.label_names(&filter(0, 9_999)).expect("names");
+    assert_eq!(names, ["__name__", "commune", "site"]);
+    let communes = engine
+        .label_values(&filter(0, i64::MAX), "commune")
+        .expect("values");
+    assert_eq!(
+        communes.len(),
+        4,
+        "Vietnamese values read back from the segments"
+    );
+    assert!(communes.iter().any(|c| c == "Phường Châu Đốc"));
+    // A PromQL query over the old range sees them; the inspection counts every series.
+    let q = iocdb_engine::PromqlQuery::instant(NS, format!("count({METRIC})"), 1_000);
+    let answer = engine.query(&q).expect("query");
+    assert!(
+        format!("{:?}", answer.value).contains("500"),
+        "{:?}",
+        answer.value
+    );
+    let inspection = engine.inspect();
+    let counted: u64 = inspection.series_by_metric.values().sum();
+    assert_eq!(counted, 1_002);
 }

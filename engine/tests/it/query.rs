@@ -744,7 +744,9 @@ fn a_panicking_query_worker_is_an_internal_error_and_the_engine_goes_on() {
         .expect("write");
     let querier = engine.querier();
     for small in [false, true] {
-        let mut selected = querier.select("health", &all("beds")).expect("select");
+        let mut selected = querier
+            .select("health", &all("beds"), i64::MIN, i64::MAX)
+            .expect("select");
         if small {
             selected.truncate(3);
         }

@@ -1,6 +1,9 @@
 //! Latency of the dashboard queries of WORKLOAD.md, with 1 and 8 concurrent clients.
-//! Usage: `query_report SCALE DAYS [REPEATS [compact]]`; prints Markdown. With `compact`, the
-//! store is then compacted (timed) and the queries are run again.
+//! Usage: `query_report SCALE DAYS [REPEATS [compact|cold]]`; prints Markdown. With
+//! `compact`, the store is then compacted (timed) and the queries are run again; with `cold`,
+//! every series is then sent out of the head (two flushes with nothing written between:
+//! their labels and postings are then read from the segments' label indexes) and the
+//! queries are run again.
 
 use std::time::{Duration, Instant};
 
@@ -44,7 +47,18 @@ fn main() {
         stats.segment_bytes as f64 / stats.segment_samples.max(1) as f64
     );
     run_queries(&engine, end, repeats);
-    if args.next().as_deref() == Some("compact") {
+    let then = args.next();
+    if then.as_deref() == Some("cold") {
+        engine.flush().expect("flush");
+        engine.flush().expect("flush");
+        let stats = engine.stats();
+        println!(
+            "\nEvery series out of the head: {} of {} in it.\n",
+            stats.head_series, stats.series
+        );
+        run_queries(&engine, end, repeats);
+    }
+    if then.as_deref() == Some("compact") {
         let t = Instant::now();
         let r = engine.compact().expect("compact");
         let took = t.elapsed().as_secs_f64();

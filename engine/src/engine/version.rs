@@ -214,16 +214,21 @@ impl SegmentHandle {
     }
 
     /// The series out of the head (`cold`) of `namespace` this segment holds that match
-    /// every matcher, by reference, with their local ids.
+    /// every matcher, by reference, with their local ids; none when every such series of
+    /// it is among those `examined` already (a series' labels are the same in every
+    /// segment), to which it adds its own.
     fn select_cold(
         &self,
         cold: &RoaringBitmap,
+        examined: &mut RoaringBitmap,
         namespace: &Namespace,
         matchers: &[Matcher],
     ) -> crate::Result<Vec<(SeriesRef, u32)>> {
-        if self.refs.is_disjoint(cold) {
+        let mine = &self.refs & cold;
+        if mine.is_subset(examined) {
             return Ok(Vec::new());
         }
+        *examined |= mine;
         let locals = self
             .segment
             .label_index()?
@@ -296,10 +301,10 @@ impl Version {
         matchers: &[Matcher],
         (start, end): (i64, i64),
     ) -> crate::Result<Vec<(SeriesRef, Labels)>> {
-        let mut seen = RoaringBitmap::new();
+        let (mut seen, mut examined) = (RoaringBitmap::new(), RoaringBitmap::new());
         let mut out = Vec::new();
         for h in self.segments_in(start, end) {
-            let found = h.select_cold(cold, namespace, matchers)?;
+            let found = h.select_cold(cold, &mut examined, namespace, matchers)?;
             if found.is_empty() {
                 continue;
             }
@@ -325,11 +330,11 @@ impl Version {
         matchers: &[Matcher],
         (start, end): (i64, i64),
     ) -> crate::Result<Vec<(Arc<SegmentHandle>, RoaringBitmap)>> {
-        let mut seen = RoaringBitmap::new();
+        let (mut seen, mut examined) = (RoaringBitmap::new(), RoaringBitmap::new());
         let mut out = Vec::new();
         for h in self.segments_in(start, end) {
             let mut locals = RoaringBitmap::new();
-            for (id, local) in h.select_cold(cold, namespace, matchers)? {
+            for (id, local) in h.select_cold(cold, &mut examined, namespace, matchers)? {
                 if !seen.contains(id) && self.has_data(id, start, end) {
                     seen.insert(id);
                     locals.insert(local);

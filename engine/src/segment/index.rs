@@ -363,24 +363,38 @@ impl<'a> LabelIndex<'a> {
         namespace: &str,
         matchers: &[Matcher],
     ) -> Result<RoaringBitmap, DecodeError> {
-        let mut result = self.namespace(namespace)?;
+        // The equality matchers that need the label first: their postings are usually
+        // the smallest, so the namespace's (often every series) is intersected last.
+        let mut result: Option<RoaringBitmap> = None;
+        for m in matchers.iter().filter(|m| m.op == MatchOp::Equal && !m.matches("")) {
+            let Some(range) = self.find_name(&m.name)? else {
+                return Ok(RoaringBitmap::new());
+            };
+            let Some(at) = self.find_value(range, &m.value)? else {
+                return Ok(RoaringBitmap::new());
+            };
+            let postings = self.postings(at)?;
+            result = Some(match result {
+                Some(r) => r & postings,
+                None => postings,
+            });
+        }
+        let mut result = match result {
+            Some(r) => r & self.namespace(namespace)?,
+            None => self.namespace(namespace)?,
+        };
         for m in matchers {
             if result.is_empty() {
                 break;
+            }
+            if m.op == MatchOp::Equal && !m.matches("") {
+                continue;
             }
             if m.matches("") {
                 for (value, at) in self.values(&m.name)? {
                     if !m.matches(value) {
                         result -= self.postings(at)?;
                     }
-                }
-            } else if m.op == MatchOp::Equal {
-                let Some(range) = self.find_name(&m.name)? else {
-                    return Ok(RoaringBitmap::new());
-                };
-                match self.find_value(range, &m.value)? {
-                    Some(at) => result &= self.postings(at)?,
-                    None => return Ok(RoaringBitmap::new()),
                 }
             } else {
                 let mut included = RoaringBitmap::new();

@@ -99,6 +99,10 @@ pub struct Config {
         std::collections::BTreeMap<String, std::collections::BTreeMap<Duration, Duration>>,
     /// Period of background flushes, s.
     pub flush_interval_s: u64,
+    /// Whether a series that wrote nothing for a whole flush interval leaves the head (its
+    /// labels stay in the segments; queries and later writes find it): memory then follows
+    /// the active series, not every series seen. Default true.
+    pub evict_idle_series: bool,
     /// How often the completeness report is written as series (`"0s"`: never).
     #[serde(deserialize_with = "human::duration")]
     pub completeness_export_interval: Duration,
@@ -310,6 +314,7 @@ impl Default for Config {
             rollup_retention: Default::default(),
             rollup_retention_by_namespace: Default::default(),
             flush_interval_s: 900,
+            evict_idle_series: true,
             completeness_export_interval: Duration::from_secs(60),
             completeness_export_window: Duration::from_secs(3600),
             completeness_export_namespace: "iocdb".into(),
@@ -467,6 +472,7 @@ impl Config {
                 DamagedMetadata::Refuse => MetadataCorruption::Refuse,
             },
             head_memory_budget: self.head_memory_mb.saturating_mul(1 << 20),
+            evict_idle_series: self.evict_idle_series,
             query_cache_bytes: self.query_cache_mb.saturating_mul(1 << 20),
             rollup_tiers_ms: self
                 .rollup_tiers

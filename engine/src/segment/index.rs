@@ -366,7 +366,10 @@ impl<'a> LabelIndex<'a> {
         // The equality matchers that need the label first: their postings are usually
         // the smallest, so the namespace's (often every series) is intersected last.
         let mut result: Option<RoaringBitmap> = None;
-        for m in matchers.iter().filter(|m| m.op == MatchOp::Equal && !m.matches("")) {
+        for m in matchers
+            .iter()
+            .filter(|m| m.op == MatchOp::Equal && !m.matches(""))
+        {
             let Some(range) = self.find_name(&m.name)? else {
                 return Ok(RoaringBitmap::new());
             };

@@ -190,6 +190,9 @@ impl Admin for AdminService {
         let s = self.0.blocking(|e| Ok(e.stats())).await?;
         Ok(Response::new(v1::StatsResponse {
             series: s.series,
+            head_series: s.head_series,
+            series_evicted: s.series_evicted,
+            series_revived: s.series_revived,
             head_samples: s.head_samples,
             head_bytes: s.head_bytes,
             segments: s.segments,

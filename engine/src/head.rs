@@ -450,6 +450,58 @@ impl Head {
         evicted
     }
 
+    /// Forgets the series out of the head that no segment holds any more (`in_segments`:
+    /// every reference the segments hold), once compaction or retention dropped their last
+    /// samples (`before` still names their labels); returns how many. Their references are
+    /// not reused.
+    pub fn forget_absent(&self, in_segments: &RoaringBitmap, before: &dyn ColdLabels) -> usize {
+        let absent = {
+            let registry = self.series.read();
+            &registry.cold - in_segments
+        };
+        if absent.is_empty() {
+            return 0;
+        }
+        let mut forgotten = 0;
+        for shard in self.lookup.iter() {
+            let mut lookup = shard.write();
+            let mut registry = self.series.write();
+            let slots = lookup.cold.capacity();
+            let mut freed: Vec<SeriesRef> = Vec::new();
+            lookup.cold.retain(|&mut (_, id)| {
+                let gone = absent.contains(id)
+                    && matches!(registry.slots.get(id as usize), Some(Slot::Cold { .. }));
+                if gone {
+                    freed.push(id);
+                }
+                !gone
+            });
+            if lookup.cold.len() < lookup.cold.capacity() / 4 {
+                lookup.cold.shrink_to_fit(|&(h, _)| h);
+            }
+            let bytes = (slots - lookup.cold.capacity()) * COLD_SLOT_BYTES;
+            for &id in &freed {
+                if let Some(slot) = registry.slots.get_mut(id as usize) {
+                    *slot = Slot::Gone;
+                }
+                registry.cold.remove(id);
+            }
+            forgotten += freed.len();
+            drop(registry);
+            drop(lookup);
+            // Outside the locks: this reads the dropped segments' label indexes.
+            for &id in &freed {
+                if let Some((namespace, _)) = before.cold_labels(id) {
+                    self.usages.of(&namespace).add_series(-1);
+                }
+            }
+            self.registry_bytes
+                .fetch_sub(bytes as u64, Ordering::Relaxed);
+        }
+        self.gone.fetch_add(forgotten, Ordering::Relaxed);
+        forgotten
+    }
+
     /// The reference of the series of `namespace` with `labels`, registered out of the
     /// head if it is new: how a store's open takes in its segments' series (`cold` holds
     /// the segments registered before), which take head memory only once written again.

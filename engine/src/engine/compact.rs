@@ -228,6 +228,15 @@ impl Engine {
                 deletions: in_force,
             });
         }
+        // Series out of the head whose last samples expired or were merged away.
+        let mut in_segments = RoaringBitmap::new();
+        for h in &inner.current_version().segments {
+            in_segments |= &h.refs;
+        }
+        let forgotten = inner.head.forget_absent(&in_segments, &*version);
+        if forgotten > 0 {
+            tracing::info!(series = forgotten, "series with no samples left forgotten");
+        }
         // The manifest proves them garbage; a failure here leaves them for the next open.
         let mut removed = Vec::new();
         for name in &state.manifest.retired {

@@ -376,3 +376,52 @@ fn series_out_of_the_head_are_listed_from_the_segments_that_cover_the_range() {
     let counted: u64 = inspection.series_by_metric.values().sum();
     assert_eq!(counted, 1_002);
 }
+
+/// A series out of the head whose last samples retention dropped is forgotten; written
+/// again, it is a series like any new one.
+#[test]
+fn series_whose_samples_all_expired_are_forgotten() {
+    use std::time::Duration;
+    let dir = tempfile::tempdir().expect("dir");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let mut oracle = Oracle::default();
+    {
+        let engine = common::open_with(
+            dir.path(),
+            iocdb_engine::Options {
+                retention: Some(Duration::from_secs(7200)),
+                ..common::options()
+            },
+        )
+        .expect("open");
+        write_generation(&engine, &mut oracle, 0, 10, &[now - 50 * 60_000]);
+        write_generation(&engine, &mut oracle, 100, 10, &[now - 5 * 60_000]);
+        engine.flush().expect("flush");
+        engine.close().expect("close");
+    }
+    let engine = common::open_with(
+        dir.path(),
+        iocdb_engine::Options {
+            retention: Some(Duration::from_secs(1800)),
+            ..common::options()
+        },
+    )
+    .expect("reopen");
+    let stats = engine.stats();
+    assert_eq!((stats.series, stats.head_series), (20, 0));
+    let report = engine.compact().expect("compact");
+    assert!(report.expired >= 1, "{report:?}");
+    let stats = engine.stats();
+    assert_eq!(stats.series, 10, "{stats:?}");
+    assert_eq!(stats.series_by_namespace.get(NS), Some(&10));
+    let mut again = Oracle::default();
+    write_generation(&engine, &mut again, 0, 10, &[now - 60_000]);
+    assert_eq!(engine.stats().series, 20);
+    let sites = sites(&engine);
+    assert_eq!(sites.len(), 20);
+    engine.flush().expect("flush");
+    assert_eq!(dump(&engine, NS).len(), 20);
+}

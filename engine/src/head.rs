@@ -79,14 +79,10 @@ struct Lookup {
     cold: HashTable<(u64, SeriesRef)>,
 }
 
-/// A reference's series: in the head, left it (with its newest sample, `t == i64::MIN`:
-/// none), or gone (it left the head holding no data anywhere; the reference is not reused).
-#[derive(Debug)]
-enum Slot {
-    Hot(Arc<Series>),
-    Cold { last_t: i64, last_v: f64 },
-    Gone,
-}
+/// A reference's series while it is in the head; `None` once it left (then `cold` of the
+/// [`Registry`] holds the reference) or is gone (it left holding no data anywhere, or its
+/// last samples were dropped; the reference is not reused).
+type Slot = Option<Arc<Series>>;
 
 /// Every series known, by reference, and the references of those out of the head: one
 /// lock, so that a reader sees each series in exactly one of the two places.
@@ -101,6 +97,12 @@ struct Registry {
 pub trait ColdLabels {
     /// The namespace and labels of series `id`, if a segment holds it.
     fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)>;
+
+    /// The newest sample of series `id` the segments hold: what the data-quality rules
+    /// compare its next sample with when it comes back into the head.
+    fn last_sample(&self, _id: SeriesRef) -> Option<Sample> {
+        None
+    }
 }
 
 /// No segments (a new head, tests).
@@ -126,7 +128,7 @@ pub struct Head {
     series: RwLock<Registry>,
     /// Series in the head (the others are cold or gone).
     hot: AtomicUsize,
-    /// References whose series are gone (see [`Slot::Gone`]).
+    /// References whose series are gone (see [`Slot`]).
     gone: AtomicUsize,
     /// Series that left the head, and that came back, since open.
     evictions: AtomicU64,
@@ -261,7 +263,7 @@ impl Head {
         let mut registry = self.series.write();
         let found = find_cold(&lookup, &registry, hash, namespace, labels, cold);
         let (id, last, limit) = match found {
-            Some((id, last)) => (id, last, None),
+            Some(id) => (id, cold.last_sample(id), None),
             None => (registry.slots.len() as SeriesRef, None, max_per_namespace),
         };
         let added = self.postings.add(namespace, labels, limit, || id)?;
@@ -288,12 +290,12 @@ impl Head {
             cost -= ((slots - lookup.cold.capacity()) * COLD_SLOT_BYTES) as i64;
             registry.cold.remove(id);
             if let Some(slot) = registry.slots.get_mut(id as usize) {
-                *slot = Slot::Hot(series.clone());
+                *slot = Some(series.clone());
             }
             self.revivals.fetch_add(1, Ordering::Relaxed);
         } else {
             let slots = registry.slots.capacity();
-            registry.slots.push(Slot::Hot(series.clone()));
+            registry.slots.push(Some(series.clone()));
             cost += ((registry.slots.capacity() - slots) * std::mem::size_of::<Slot>()) as i64;
             series.usage.add_series(1);
         }
@@ -365,7 +367,7 @@ impl Head {
         {
             let registry = self.series.read();
             for &id in candidates {
-                if let Some(Slot::Hot(s)) = registry.slots.get(id as usize)
+                if let Some(Some(s)) = registry.slots.get(id as usize)
                     && let Some(shard) = by_shard.get_mut((s.hash as usize) % SHARDS)
                 {
                     shard.push(id);
@@ -386,7 +388,7 @@ impl Head {
                     continue;
                 };
                 // Held by the registry and the shard, and by nobody else.
-                let Slot::Hot(series) = &*slot else {
+                let Some(series) = &*slot else {
                     continue;
                 };
                 if Arc::strong_count(series) != 2 || !series.head.is_idle() {
@@ -397,23 +399,11 @@ impl Head {
                 if let Ok(entry) = lookup.hot.find_entry(hash, |s| Arc::ptr_eq(s, &series)) {
                     entry.remove();
                 }
-                let kept = in_segments.contains(id);
-                *slot = match series.head.latest().filter(|_| kept) {
-                    Some(last) => Slot::Cold {
-                        last_t: last.t,
-                        last_v: last.v,
-                    },
-                    None if kept => Slot::Cold {
-                        last_t: i64::MIN,
-                        last_v: 0.0,
-                    },
-                    None => {
-                        self.gone.fetch_add(1, Ordering::Relaxed);
-                        series.usage.add_series(-1);
-                        Slot::Gone
-                    }
-                };
-                if kept {
+                *slot = None;
+                if !in_segments.contains(id) {
+                    self.gone.fetch_add(1, Ordering::Relaxed);
+                    series.usage.add_series(-1);
+                } else {
                     registry.cold.insert(id);
                     lookup.cold.insert_unique(hash, (hash, id), |&(h, _)| h);
                 }
@@ -469,8 +459,7 @@ impl Head {
             let slots = lookup.cold.capacity();
             let mut freed: Vec<SeriesRef> = Vec::new();
             lookup.cold.retain(|&mut (_, id)| {
-                let gone = absent.contains(id)
-                    && matches!(registry.slots.get(id as usize), Some(Slot::Cold { .. }));
+                let gone = absent.contains(id);
                 if gone {
                     freed.push(id);
                 }
@@ -481,9 +470,6 @@ impl Head {
             }
             let bytes = (slots - lookup.cold.capacity()) * COLD_SLOT_BYTES;
             for &id in &freed {
-                if let Some(slot) = registry.slots.get_mut(id as usize) {
-                    *slot = Slot::Gone;
-                }
                 registry.cold.remove(id);
             }
             forgotten += freed.len();
@@ -517,15 +503,12 @@ impl Head {
             return series.id;
         }
         let mut registry = self.series.write();
-        if let Some((id, _)) = find_cold(&lookup, &registry, hash, namespace, labels, cold) {
+        if let Some(id) = find_cold(&lookup, &registry, hash, namespace, labels, cold) {
             return id;
         }
         let id = registry.slots.len() as SeriesRef;
         let (slots, cold_slots) = (registry.slots.capacity(), lookup.cold.capacity());
-        registry.slots.push(Slot::Cold {
-            last_t: i64::MIN,
-            last_v: 0.0,
-        });
+        registry.slots.push(None);
         registry.cold.insert(id);
         lookup.cold.insert_unique(hash, (hash, id), |&(h, _)| h);
         let cost = (registry.slots.capacity() - slots) * std::mem::size_of::<Slot>()
@@ -621,18 +604,14 @@ impl Head {
     /// The series with reference `id`, if it is in the head.
     #[cfg(test)]
     pub fn get(&self, id: SeriesRef) -> Option<Arc<Series>> {
-        match self.series.read().slots.get(id as usize) {
-            Some(Slot::Hot(s)) => Some(s.clone()),
-            _ => None,
-        }
+        self.series.read().slots.get(id as usize).cloned().flatten()
     }
 
     /// The namespace and labels of series `id` if it is in the head.
     pub fn identity(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
-        match self.series.read().slots.get(id as usize)? {
-            Slot::Hot(s) => Some((s.namespace.clone(), self.labels(s))),
-            _ => None,
-        }
+        let registry = self.series.read();
+        let s = registry.slots.get(id as usize)?.as_ref()?;
+        Some((s.namespace.clone(), self.labels(s)))
     }
 
     /// The references of the series out of the head.
@@ -646,10 +625,7 @@ impl Head {
             .read()
             .slots
             .iter()
-            .filter_map(|slot| match slot {
-                Slot::Hot(s) => Some(s.clone()),
-                _ => None,
-            })
+            .filter_map(|slot| slot.clone())
             .collect()
     }
 
@@ -688,9 +664,9 @@ impl Head {
         let mut out: Vec<SeriesHandle> = {
             let reader = self.postings.reader();
             ids.iter()
-                .filter_map(|id| match registry.slots.get(id as usize)? {
-                    Slot::Hot(s) => Some(SeriesHandle::new(s.clone(), reader.labels(&s.pairs))),
-                    _ => None,
+                .filter_map(|id| {
+                    let s = registry.slots.get(id as usize)?.as_ref()?;
+                    Some(SeriesHandle::new(s.clone(), reader.labels(&s.pairs)))
                 })
                 .collect()
         };
@@ -700,17 +676,15 @@ impl Head {
         let found = cold(&registry.cold)?;
         let usage = self.usages.of(namespace);
         for (id, labels) in found {
-            let Some(Slot::Cold { last_t, last_v }) = registry.slots.get(id as usize) else {
+            if !registry.cold.contains(id) {
                 continue;
-            };
+            }
             let series = Series {
                 id,
                 hash: 0,
                 namespace: namespace.clone(),
                 pairs: Box::default(),
-                head: HeadSeries::resumed(
-                    (*last_t != i64::MIN).then(|| Sample::new(*last_t, *last_v)),
-                ),
+                head: HeadSeries::default(),
                 usage: usage.clone(),
                 wal_file: AtomicU64::new(0),
                 detached: true,
@@ -734,10 +708,7 @@ impl Head {
         let ids = self.postings.select(namespace, matchers);
         let mut hot = ids
             .iter()
-            .filter_map(|id| match registry.slots.get(id as usize)? {
-                Slot::Hot(s) => Some(&**s),
-                _ => None,
-            });
+            .filter_map(|id| registry.slots.get(id as usize)?.as_deref());
         f(&mut hot, &registry.cold)
     }
 
@@ -792,7 +763,7 @@ fn hot_series_bytes(pairs: &[PairId]) -> usize {
 }
 
 /// The reference of the series out of the head whose hash is `hash` and whose labels, as
-/// `cold` finds them, are `namespace` and `labels`, with its newest sample.
+/// `cold` finds them, are `namespace` and `labels`.
 fn find_cold(
     lookup: &Lookup,
     registry: &Registry,
@@ -800,22 +771,14 @@ fn find_cold(
     namespace: &Namespace,
     labels: &Labels,
     cold: &dyn ColdLabels,
-) -> Option<(SeriesRef, Option<Sample>)> {
+) -> Option<SeriesRef> {
     lookup
         .cold
         .iter_hash(hash)
-        .filter(|(h, _)| *h == hash)
+        .filter(|&&(h, id)| h == hash && registry.cold.contains(id))
         .find_map(|&(_, id)| {
-            let Some(&Slot::Cold { last_t, last_v }) = registry.slots.get(id as usize) else {
-                return None;
-            };
             let (ns, found) = cold.cold_labels(id)?;
-            (ns == *namespace && found == *labels).then(|| {
-                (
-                    id,
-                    (last_t != i64::MIN).then(|| Sample::new(last_t, last_v)),
-                )
-            })
+            (ns == *namespace && found == *labels).then_some(id)
         })
 }
 

@@ -252,6 +252,27 @@ fn owned_labels(labels: Vec<(&str, &str)>) -> Labels {
 pub(crate) struct SegmentLabels<'a>(pub(crate) &'a [Arc<SegmentHandle>]);
 
 impl ColdLabels for SegmentLabels<'_> {
+    fn last_sample(&self, id: SeriesRef) -> Option<crate::model::Sample> {
+        // The chunk reaching latest (of the newest segment among equals) ends with it.
+        let (h, chunk) = self
+            .0
+            .iter()
+            .filter(|h| h.refs.contains(id))
+            .filter_map(|h| Some((h, h.series_of(id)?.chunks.iter().last()?)))
+            .max_by_key(|(h, c)| (c.max_t, h.segment.seq))?;
+        let mut samples = Vec::new();
+        match h
+            .segment
+            .read_chunk(&chunk, chunk.max_t, chunk.max_t, &mut samples)
+        {
+            Ok(()) => samples.last().copied(),
+            Err(e) => {
+                tracing::error!(error = %e, "a series' last sample cannot be read");
+                None
+            }
+        }
+    }
+
     fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
         self.0
             .iter()
@@ -270,6 +291,10 @@ impl ColdLabels for SegmentLabels<'_> {
 impl ColdLabels for Version {
     fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
         SegmentLabels(&self.segments).cold_labels(id)
+    }
+
+    fn last_sample(&self, id: SeriesRef) -> Option<crate::model::Sample> {
+        SegmentLabels(&self.segments).last_sample(id)
     }
 }
 

@@ -467,6 +467,23 @@ fn a_flush_between_two_samples_does_not_hide_a_counter_going_back() {
     engine.flush().expect("flush");
     assert_eq!(write(t + 1000, 90.0), 1, "compared with the flushed 100");
     assert_eq!(write(t + 2000, 101.0), 0);
+    // Silent for a flush interval, the series leaves the head; its newest sample is read
+    // back from the segments when it is written again, and after a restart too.
+    engine.flush().expect("flush");
+    engine.flush().expect("flush");
+    assert_eq!(engine.stats().head_series, 0);
+    assert_eq!(write(t + 3000, 95.0), 1, "compared with the stored 101");
+    assert_eq!(write(t + 4000, 102.0), 0);
+    engine.flush().expect("flush");
+    engine.close().expect("close");
+    let engine = Engine::open(dir.path(), Options::default()).expect("reopen");
+    let outcome = engine
+        .write(WriteRequest {
+            namespace: NS.into(),
+            series: vec![series("visits_total", Some("Phú Tân"), &[(t + 5000, 99.0)])],
+        })
+        .expect("write");
+    assert_eq!(outcome.rejected.len(), 1, "compared with the stored 102");
 }
 
 #[test]

@@ -333,10 +333,14 @@ impl Version {
             if found.is_empty() {
                 continue;
             }
-            let index = h.segment.label_index()?;
+            let names = h
+                .segment
+                .label_index()?
+                .name_table()
+                .map_err(|e| h.segment.index_error(e))?;
             for (id, local) in found {
                 if seen.insert(id) {
-                    let (_, labels) = index.labels(local).map_err(|e| h.segment.index_error(e))?;
+                    let (_, labels) = names.labels(local).map_err(|e| h.segment.index_error(e))?;
                     out.push((id, owned_labels(labels)));
                 }
             }

@@ -453,6 +453,36 @@ impl<'a> LabelIndex<'a> {
 
     /// Series `local`'s namespace and labels (in label order).
     pub fn labels(&self, local: u32) -> Result<IndexedLabels<'a>, DecodeError> {
+        self.labels_by(local, |j| self.name_of_pair(j))
+    }
+
+    /// The label names decoded once, for reading many series' labels
+    /// ([`NameTable::labels`]).
+    pub fn name_table(&self) -> Result<NameTable<'a>, DecodeError> {
+        let mut ends = Vec::with_capacity(self.names.min(1 << 16));
+        let mut next = 0;
+        for i in 0..self.names {
+            let (text, range) = self.name(i)?;
+            if range.start != next {
+                return Err(DecodeError::new(
+                    0,
+                    format!(
+                        "label {text:?}'s pairs start at {}, not {next}",
+                        range.start
+                    ),
+                ));
+            }
+            next = range.end;
+            ends.push((text, range.end));
+        }
+        Ok(NameTable { index: *self, ends })
+    }
+
+    fn labels_by(
+        &self,
+        local: u32,
+        name_of: impl Fn(usize) -> Result<&'a str, DecodeError>,
+    ) -> Result<IndexedLabels<'a>, DecodeError> {
         let at = self.u32_at(Self::row(
             self.series_at(),
             SERIES_ROW,
@@ -474,7 +504,7 @@ impl<'a> LabelIndex<'a> {
         let mut labels = Vec::with_capacity(count.min(64));
         for _ in 0..count {
             let j = r.len(self.pairs.saturating_sub(1), "pair index")?;
-            labels.push((self.name_of_pair(j)?, self.pair(j)?.0));
+            labels.push((name_of(j)?, self.pair(j)?.0));
         }
         Ok((namespace, labels))
     }
@@ -520,5 +550,26 @@ impl<'a> LabelIndex<'a> {
             }
         }
         Ok(out)
+    }
+}
+
+/// A label index with its names decoded (see [`LabelIndex::name_table`]).
+#[derive(Debug)]
+pub struct NameTable<'a> {
+    index: LabelIndex<'a>,
+    /// Each name and the end of its pairs' range (the ranges follow each other from 0).
+    ends: Vec<(&'a str, usize)>,
+}
+
+impl<'a> NameTable<'a> {
+    /// Series `local`'s namespace and labels, as [`LabelIndex::labels`] reads them.
+    pub fn labels(&self, local: u32) -> Result<IndexedLabels<'a>, DecodeError> {
+        self.index.labels_by(local, |j| {
+            let k = self.ends.partition_point(|&(_, end)| end <= j);
+            self.ends
+                .get(k)
+                .map(|&(name, _)| name)
+                .ok_or_else(|| DecodeError::new(0, format!("pair {j} belongs to no label name")))
+        })
     }
 }

@@ -66,8 +66,24 @@ pub(crate) fn allocated(bytes: usize) -> usize {
     bytes.div_ceil(16) * 16
 }
 
-/// A cold table slot: the hash and the reference.
-const COLD_SLOT_BYTES: usize = std::mem::size_of::<(u64, SeriesRef)>() + 1;
+/// A cold table slot: half the hash and the reference.
+const COLD_SLOT_BYTES: usize = std::mem::size_of::<ColdEntry>() + 1;
+
+/// A series out of the head in its shard's table: the high half of its hash (the table's
+/// own hash is rebuilt from it, [`cold_hash`]) and its reference. Half a hash is enough to
+/// find candidates; each is confirmed against the labels a segment holds.
+type ColdEntry = (u32, SeriesRef);
+
+/// The key of a series' hash in the cold tables.
+fn cold_key(hash: u64) -> u32 {
+    (hash >> 32) as u32
+}
+
+/// The cold tables' hash of a key: the key spread over 64 bits (the table takes its control
+/// bits from the top and its bucket from the bottom).
+fn cold_hash(key: u32) -> u64 {
+    u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
 
 /// One shard of the registry: the head's series by the hash of their (namespace, labels),
 /// and the references of the series that left the head by the same hash. The tables hold
@@ -76,7 +92,7 @@ const COLD_SLOT_BYTES: usize = std::mem::size_of::<(u64, SeriesRef)>() + 1;
 #[derive(Debug, Default)]
 struct Lookup {
     hot: HashTable<Arc<Series>>,
-    cold: HashTable<(u64, SeriesRef)>,
+    cold: HashTable<ColdEntry>,
 }
 
 /// A reference's series while it is in the head; `None` once it left (then `cold` of the
@@ -280,12 +296,13 @@ impl Head {
         let mut cost = added.grown as i64;
         if found.is_some() {
             let slots = lookup.cold.capacity();
-            if let Ok(entry) = lookup.cold.find_entry(hash, |&(_, c)| c == id) {
+            let key = cold_key(hash);
+            if let Ok(entry) = lookup.cold.find_entry(cold_hash(key), |&(_, c)| c == id) {
                 entry.remove();
             }
             // A table that emptied gives its memory back (a quarter full: no thrashing).
             if lookup.cold.len() < slots / 4 {
-                lookup.cold.shrink_to_fit(|&(h, _)| h);
+                lookup.cold.shrink_to_fit(|&(k, _)| cold_hash(k));
             }
             cost -= ((slots - lookup.cold.capacity()) * COLD_SLOT_BYTES) as i64;
             registry.cold.remove(id);
@@ -405,7 +422,10 @@ impl Head {
                     series.usage.add_series(-1);
                 } else {
                     registry.cold.insert(id);
-                    lookup.cold.insert_unique(hash, (hash, id), |&(h, _)| h);
+                    let key = cold_key(hash);
+                    lookup
+                        .cold
+                        .insert_unique(cold_hash(key), (key, id), |&(k, _)| cold_hash(k));
                 }
                 let bytes = hot_series_bytes(&series.pairs) as i64
                     + self.postings.remove(&series.namespace, id, &series.pairs) as i64;
@@ -466,7 +486,7 @@ impl Head {
                 !gone
             });
             if lookup.cold.len() < lookup.cold.capacity() / 4 {
-                lookup.cold.shrink_to_fit(|&(h, _)| h);
+                lookup.cold.shrink_to_fit(|&(k, _)| cold_hash(k));
             }
             let bytes = (slots - lookup.cold.capacity()) * COLD_SLOT_BYTES;
             for &id in &freed {
@@ -510,7 +530,10 @@ impl Head {
         let (slots, cold_slots) = (registry.slots.capacity(), lookup.cold.capacity());
         registry.slots.push(None);
         registry.cold.insert(id);
-        lookup.cold.insert_unique(hash, (hash, id), |&(h, _)| h);
+        let key = cold_key(hash);
+        lookup
+            .cold
+            .insert_unique(cold_hash(key), (key, id), |&(k, _)| cold_hash(k));
         let cost = (registry.slots.capacity() - slots) * std::mem::size_of::<Slot>()
             + (lookup.cold.capacity() - cold_slots) * COLD_SLOT_BYTES;
         let usage = self.usages.of(namespace);
@@ -772,10 +795,11 @@ fn find_cold(
     labels: &Labels,
     cold: &dyn ColdLabels,
 ) -> Option<SeriesRef> {
+    let key = cold_key(hash);
     lookup
         .cold
-        .iter_hash(hash)
-        .filter(|&&(h, id)| h == hash && registry.cold.contains(id))
+        .iter_hash(cold_hash(key))
+        .filter(|&&(k, id)| k == key && registry.cold.contains(id))
         .find_map(|&(_, id)| {
             let (ns, found) = cold.cold_labels(id)?;
             (ns == *namespace && found == *labels).then_some(id)

@@ -107,6 +107,11 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         .iter()
         .map(|t| Deletion::resolve(&head, &segments, t.clone()).map(Arc::new))
         .collect::<Result<Vec<_>>>()?;
+    // Confirming the series found in several segments, in the WAL or by a tombstone read
+    // segments' label indexes again: their pages go back too.
+    for h in &segments {
+        h.segment.release_tables();
+    }
     let first_file = last_wal.max(manifest.wal_flushed_below) + 1;
     let metadata = load_metadata(&*vfs, dir, &opts, &mut quarantined)?;
     let sync_quality = opts.fsync == crate::options::FsyncPolicy::Always;

@@ -89,12 +89,16 @@ const INDEX_IN_FILE: usize = 8;
 impl Segment {
     /// Opens and checks a segment held in `bytes`, read from `path`.
     pub fn open(path: &Path, bytes: Bytes) -> Result<Segment> {
-        Self::open_with_labels(path, bytes).map(|(segment, _)| segment)
+        Self::open_as(path, bytes, false).map(|(segment, _)| segment)
     }
 
     /// Opens a segment like [`Segment::open`] and also returns its series' labels, by
-    /// local id, from the same read of the series table (for registering them at open).
+    /// local id (for registering them at open).
     pub fn open_with_labels(path: &Path, bytes: Bytes) -> Result<(Segment, Vec<Labels>)> {
+        Self::open_as(path, bytes, true)
+    }
+
+    fn open_as(path: &Path, bytes: Bytes, want_labels: bool) -> Result<(Segment, Vec<Labels>)> {
         Self::parse(&bytes)
             .and_then(|p| {
                 // Older files: an index built from the labels read once, here.
@@ -126,8 +130,9 @@ impl Segment {
                     built_index,
                 };
                 let labels = match p.table.labels {
-                    Some(labels) => labels,
-                    None => segment.index_labels()?,
+                    Some(labels) if want_labels => labels,
+                    None if want_labels => segment.index_labels()?,
+                    _ => Vec::new(),
                 };
                 // The series table and the label index were read once, into memory; the
                 // index is read in place again when asked.
@@ -428,9 +433,10 @@ impl Segment {
         postings
     }
 
-    /// Drops the process's mapping of the series table and postings (see
-    /// [`Bytes::release`]): they are read once, into memory, by whoever asks for them.
-    fn release_tables(&self) {
+    /// Drops the process's mapping of the series table and the label index (see
+    /// [`Bytes::release`]): read at open, and again only when a query needs series out of
+    /// the head (the engine releases them again once a store has opened).
+    pub fn release_tables(&self) {
         self.bytes
             .release(self.table_offset as usize, self.bytes.len());
     }

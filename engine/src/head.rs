@@ -13,12 +13,13 @@
 //!
 //! A series that wrote nothing for a whole flush interval leaves the head ([`Head::evict`],
 //! after a flush): its struct, head data, lookup entry and label pairs go; what stays is its
-//! reference, its hash (to be found again when written) and its newest sample (what the
-//! data-quality rules compare the next one with), so that memory follows the active series
-//! rather than every series seen. Its labels and postings live on in the segments' label
-//! indexes: queries find it there ([`Head::select`] with the engine's pass over segments),
-//! and a later write brings it back under the same reference ([`Head::get_or_create`],
-//! which confirms a hash's match against the labels a segment holds, [`ColdLabels`]).
+//! reference and half its hash (to be found again when written), so that memory follows the
+//! active series rather than every series seen. Its labels, postings and newest sample live
+//! on in the segments: queries find it through their label indexes ([`Head::select`] with
+//! the engine's pass over segments), and a later write brings it back under the same
+//! reference ([`Head::get_or_create`], which confirms a hash's match against the labels a
+//! segment holds and reads back the newest sample for the data-quality rules,
+//! [`ColdLabels`]).
 //!
 //! Per series, [`HeadSeries`] holds the samples (`head/chunks.rs`), its sealed chunks'
 //! bytes in the head's shared blocks ([`ChunkArena`], `head/arena.rs`); [`SeriesLayer`] is one

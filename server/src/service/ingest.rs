@@ -219,6 +219,18 @@ impl IngestService {
 }
 
 /// The final answer: OK when nothing was rejected, else an error whose details hold it.
+/// How long the rest of a stream stopped by shutdown is read and dropped.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Reads and drops what a client still sends on a stream answered early, for at most
+/// [`DRAIN`]: a bounded courtesy, so that the answer is read before the connection goes.
+async fn drain<T: Send + 'static>(mut stream: Streaming<T>) {
+    let _ = tokio::time::timeout(DRAIN, async {
+        while let Ok(Some(_)) = stream.message().await {}
+    })
+    .await;
+}
+
 fn finish(resp: v1::WriteResponse) -> Result<Response<v1::WriteResponse>, Status> {
     if resp.rejected == 0 {
         return Ok(Response::new(resp));
@@ -339,6 +351,10 @@ impl Ingest for IngestService {
                 biased;
                 _ = shutdown.wait_for(|stop| *stop) => {
                     resp.stopped_early = true;
+                    // The client is still sending: what it sends is read (and dropped) for a
+                    // moment, so that the answer reaches it before the connection closes
+                    // (closed with unread bytes, it would be reset, the answer with it).
+                    tokio::spawn(drain(stream));
                     break;
                 }
                 next = stream.message() => next,

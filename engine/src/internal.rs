@@ -6,5 +6,7 @@
 pub use crate::codec::{chunk, decimal, rollup, varint};
 pub use crate::fuzzing::{decode_chunk, read_segment, replay_wal};
 pub use crate::query::aggregate_values as aggregate;
-pub use crate::segment::{Segment, SegmentInput, encode_segment, encode_segment_with_rollups};
+pub use crate::segment::{
+    Segment, SegmentInput, VERSION as SEGMENT_VERSION, encode_segment, encode_segment_with_rollups,
+};
 pub use crate::wal::{Wal, record};

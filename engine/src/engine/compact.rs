@@ -136,11 +136,15 @@ impl Engine {
         let deletions = &version.deletions;
         for (w, members) in windows {
             // A lone segment is rewritten only to apply a deletion to it, or once, to give a
-            // flushed one the cold encoding (compressed chunks).
+            // flushed one the cold encoding (compressed chunks), or one written before the
+            // current format (older files keep a label index built in memory).
             let deleted_in =
                 |m: &Arc<SegmentHandle>| deletions.iter().any(|d| d.reaches_segment(m));
             let settled = |m: &Arc<SegmentHandle>| {
-                m.segment.cold && !deleted_in(m) && !cutoffs.samples_to_drop(&m.segment)
+                m.segment.cold
+                    && m.segment.format_version() == crate::segment::VERSION
+                    && !deleted_in(m)
+                    && !cutoffs.samples_to_drop(&m.segment)
             };
             if (members.len() < 2 && members.iter().all(settled))
                 || (w + 1) * width > i128::from(end)

@@ -279,6 +279,11 @@ impl Segment {
         })
     }
 
+    /// The file's format version.
+    pub fn format_version(&self) -> u32 {
+        self.version
+    }
+
     /// Heap bytes of the series table this open segment keeps (and of the label index built
     /// for a file older than version 4).
     pub fn heap_bytes(&self) -> usize {

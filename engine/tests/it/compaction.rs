@@ -409,3 +409,55 @@ fn a_lone_flushed_segment_is_rewritten_cold_once() {
     let engine = common::open_with(dir.path(), options()).expect("reopen");
     assert_eq!(dump(&engine, "ns"), before);
 }
+
+/// A segment written before the current format is rewritten once by compaction, even a
+/// compacted one (an older file keeps a label index built in memory); it answers the same.
+#[test]
+fn segments_of_an_older_format_are_rewritten_in_the_current_one() {
+    use iocdb_engine::fs::Bytes;
+    use iocdb_engine::internal::Segment;
+    let dir = tempfile::tempdir().expect("dir");
+    {
+        let engine = common::open(dir.path());
+        engine
+            .write(request(
+                "tourism",
+                vec![common::series("m", 0, vec![Sample::new(1_000, 1.0)])],
+            ))
+            .expect("write");
+        engine.flush().expect("flush");
+        engine.close().expect("close");
+    }
+    // The store's one segment becomes a golden file of version 1, flagged cold (as
+    // compaction writes them): 300 samples of one series in namespace "security".
+    let name = segment_files(dir.path()).pop().expect("a segment");
+    let path = dir.path().join("segments").join(&name);
+    let mut old = std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/segment_v1.seg"),
+    )
+    .expect("fixture");
+    old[12] |= 1;
+    std::fs::write(&path, &old).expect("replace");
+    let engine = common::open(dir.path());
+    let before = engine
+        .select("security", &[], i64::MIN, i64::MAX)
+        .expect("select");
+    assert_eq!(before.len(), 1);
+    assert_eq!(before[0].samples.len(), 300);
+    engine.compact().expect("compact");
+    for name in segment_files(dir.path()) {
+        let path = dir.path().join("segments").join(name);
+        let bytes = Bytes::owned(std::fs::read(&path).expect("read"));
+        let segment = Segment::open(&path, bytes).expect("opens");
+        assert_eq!(
+            segment.format_version(),
+            iocdb_engine::internal::SEGMENT_VERSION
+        );
+    }
+    assert_eq!(
+        engine
+            .select("security", &[], i64::MIN, i64::MAX)
+            .expect("select"),
+        before
+    );
+}

@@ -293,17 +293,7 @@ impl<'a> LabelIndex<'a> {
 
     /// The pairs' range of label `name`, if a series carries it.
     fn find_name(&self, name: &str) -> Result<Option<std::ops::Range<usize>>, DecodeError> {
-        let (mut lo, mut hi) = (0, self.names);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let (text, range) = self.name(mid)?;
-            match text.cmp(name) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(Some(range)),
-            }
-        }
-        Ok(None)
+        search(0..self.names, name, |i| self.name(i))
     }
 
     /// Pair `j`'s value and where its postings start.
@@ -328,23 +318,20 @@ impl<'a> LabelIndex<'a> {
 
     /// The local ids of `namespace`'s series.
     fn namespace(&self, namespace: &str) -> Result<RoaringBitmap, DecodeError> {
-        let (mut lo, mut hi) = (0, self.namespaces);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
+        let found = search(0..self.namespaces, namespace, |i| {
             let at = Self::row(
                 self.namespaces_at(),
                 NAMESPACE_ROW,
-                mid,
+                i,
                 self.namespaces,
                 "namespace",
             )?;
-            match self.text(self.u32_at(at)?)?.cmp(namespace) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return self.postings(self.u32_at(at + 4)? as usize),
-            }
+            Ok((self.text(self.u32_at(at)?)?, at))
+        })?;
+        match found {
+            Some(at) => self.postings(self.u32_at(at + 4)? as usize),
+            None => Ok(RoaringBitmap::new()),
         }
-        Ok(RoaringBitmap::new())
     }
 
     /// Every value of label `name` with where its postings start.
@@ -418,17 +405,7 @@ impl<'a> LabelIndex<'a> {
         range: std::ops::Range<usize>,
         value: &str,
     ) -> Result<Option<usize>, DecodeError> {
-        let (mut lo, mut hi) = (range.start, range.end);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let (v, at) = self.pair(mid)?;
-            match v.cmp(value) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
-                std::cmp::Ordering::Equal => return Ok(Some(at)),
-            }
-        }
-        Ok(None)
+        search(range, value, |j| self.pair(j))
     }
 
     /// The name of the label that pair `j` belongs to (the name whose range holds it).
@@ -551,6 +528,26 @@ impl<'a> LabelIndex<'a> {
         }
         Ok(out)
     }
+}
+
+/// Binary search over the rows `range` of a table sorted by text: the row whose text
+/// (`row(i).0`) is `target`, with what `row` gave beside it.
+fn search<'a, T>(
+    range: std::ops::Range<usize>,
+    target: &str,
+    row: impl Fn(usize) -> Result<(&'a str, T), DecodeError>,
+) -> Result<Option<T>, DecodeError> {
+    let (mut lo, mut hi) = (range.start, range.end);
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let (text, found) = row(mid)?;
+        match text.cmp(target) {
+            std::cmp::Ordering::Less => lo = mid + 1,
+            std::cmp::Ordering::Greater => hi = mid,
+            std::cmp::Ordering::Equal => return Ok(Some(found)),
+        }
+    }
+    Ok(None)
 }
 
 /// A label index with its names decoded (see [`LabelIndex::name_table`]).

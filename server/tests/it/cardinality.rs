@@ -58,29 +58,37 @@ fn settled_rss(pid: u32) -> u64 {
     last
 }
 
+/// A server with room for millions of series (in `dir`).
+fn start_roomy(dir: &std::path::Path) -> Server {
+    Server::start(
+        &dir.join("data"),
+        "max_series_per_namespace = 10000000\nhead_memory_mb = 16384\n",
+    )
+}
+
+/// The server's `Admin.Stats`.
+async fn stats(server: &Server) -> v1::StatsResponse {
+    server
+        .admin()
+        .await
+        .stats(v1::StatsRequest {})
+        .await
+        .expect("stats")
+        .into_inner()
+}
+
 /// Writes `warm` series (paying the server's fixed costs: buffers, thread caches), then
 /// `n` more; returns the head's accounted growth and the RSS growth over those `n`.
 async fn accounted_and_real(warm: usize, n: usize) -> (f64, f64) {
     let dir = tempfile::tempdir().expect("dir");
-    let server = Server::start(
-        &dir.path().join("data"),
-        "max_series_per_namespace = 10000000\nhead_memory_mb = 16384\n",
-    );
+    let server = start_roomy(dir.path());
     let pid = server.child.id();
-    let admin = server.admin().await;
-    let head_bytes = || {
-        let mut admin = admin.clone();
-        async move {
-            let stats = admin.stats(v1::StatsRequest {}).await.expect("stats");
-            stats.into_inner().head_bytes as f64
-        }
-    };
     write_series(&server, 0, warm).await;
     let rss_before = settled_rss(pid);
-    let accounted_before = head_bytes().await;
+    let accounted_before = stats(&server).await.head_bytes as f64;
     write_series(&server, warm, warm + n).await;
     let rss_after = settled_rss(pid);
-    let accounted_after = head_bytes().await;
+    let accounted_after = stats(&server).await.head_bytes as f64;
     (
         accounted_after - accounted_before,
         rss_after as f64 - rss_before as f64,
@@ -124,29 +132,15 @@ async fn the_head_accounts_what_two_million_series_really_cost() {
 /// the segments) is a small part of what an active one costs.
 async fn churn(total: usize, active: usize) {
     let dir = tempfile::tempdir().expect("dir");
-    let server = Server::start(
-        &dir.path().join("data"),
-        "max_series_per_namespace = 10000000\nhead_memory_mb = 16384\n",
-    );
+    let server = start_roomy(dir.path());
     let pid = server.child.id();
-    let admin = server.admin().await;
-    let stats = || {
-        let mut admin = admin.clone();
-        async move {
-            admin
-                .stats(v1::StatsRequest {})
-                .await
-                .expect("stats")
-                .into_inner()
-        }
-    };
     let start = settled_rss(pid);
     let mut rss = Vec::new();
     for generation in 0..total / active {
         let first = generation * active;
         write_series(&server, first, first + active).await;
         server.flush().await;
-        let s = stats().await;
+        let s = stats(&server).await;
         rss.push(settled_rss(pid));
         eprintln!(
             "generation {generation}: {} series written, {} in the head of {} known, RSS {} MiB",

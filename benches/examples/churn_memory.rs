@@ -50,6 +50,28 @@ fn labels(i: usize) -> Vec<Label> {
     ]
 }
 
+/// Writes series `range`, four samples each from `hour`, 1,000 a request; returns the time.
+fn write_range(engine: &Engine, range: std::ops::Range<usize>, hour: i64) -> Duration {
+    let t = Instant::now();
+    for batch in range.collect::<Vec<_>>().chunks(1_000) {
+        let req = WriteRequest {
+            namespace: "security".into(),
+            series: batch
+                .iter()
+                .map(|&i| SeriesWrite {
+                    labels: labels(i),
+                    samples: (0..4)
+                        .map(|k| Sample::new(hour + k * 900_000, (i % 97) as f64))
+                        .collect(),
+                })
+                .collect(),
+        };
+        let out = engine.write(req).expect("write");
+        assert_eq!(out.rejected.len(), 0, "{:?}", out.rejected.first());
+    }
+    t.elapsed()
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let total: usize = args
@@ -69,6 +91,7 @@ fn main() {
     };
     let engine = Engine::open(dir.path(), opts.clone()).expect("open");
     let start = 1_796_000_000_000_i64;
+    let mut created = Duration::ZERO;
     println!(
         "| generation | series written | head series | head accounted | RSS | RSS per series written | took |"
     );
@@ -79,21 +102,9 @@ fn main() {
         let last = (first + active).min(total);
         // Each generation's own hour: four samples a series, a quarter-hour apart.
         let hour = start + generation as i64 * 3_600_000;
-        for batch in (first..last).collect::<Vec<_>>().chunks(1_000) {
-            let req = WriteRequest {
-                namespace: "security".into(),
-                series: batch
-                    .iter()
-                    .map(|&i| SeriesWrite {
-                        labels: labels(i),
-                        samples: (0..4)
-                            .map(|k| Sample::new(hour + k * 900_000, (i % 97) as f64))
-                            .collect(),
-                    })
-                    .collect(),
-            };
-            let out = engine.write(req).expect("write");
-            assert_eq!(out.rejected.len(), 0, "{:?}", out.rejected.first());
+        let wrote = write_range(&engine, first..last, hour);
+        if generation == 0 {
+            created = wrote;
         }
         engine.flush().expect("flush");
         // As the server does after a flush (`server/src/allocator.rs`): hand what the flush
@@ -116,6 +127,20 @@ fn main() {
             t.elapsed().as_secs_f64()
         );
     }
+    // The first generation again, every series out of the head (each found by its hash,
+    // confirmed by a segment's labels, its newest sample read back), then the same again,
+    // every series in the head.
+    let later = start + total.div_ceil(active.max(1)) as i64 * 3_600_000;
+    let revived = write_range(&engine, 0..active.min(total), later);
+    let known = write_range(&engine, 0..active.min(total), later + 3_600_000);
+    println!(
+        "\nWriting {} series: new {:.2} s, out of the head {:.2} s, in the head {:.2} s.",
+        active.min(total),
+        created.as_secs_f64(),
+        revived.as_secs_f64(),
+        known.as_secs_f64()
+    );
+    engine.flush().expect("flush");
     // Reopened: every series is in segments only, registered out of the head.
     engine.close().expect("close");
     drop(engine);

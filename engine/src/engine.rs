@@ -464,9 +464,7 @@ impl Inner {
         id: crate::head::SeriesRef,
     ) -> Option<(crate::model::Namespace, crate::model::Labels)> {
         use crate::head::ColdLabels;
-        self.head
-            .identity(id)
-            .or_else(|| self.current_version().cold_labels(id))
+        self.head.identity(id).or_else(|| self.cold_labels(id))
     }
 
     fn add_head_bytes(&self, delta: isize) {
@@ -476,5 +474,22 @@ impl Inner {
     /// Bytes the head holds: its samples and what its series cost (structs, registry, index).
     fn head_memory_bytes(&self) -> u64 {
         self.head_bytes.load(Ordering::Relaxed).max(0) as u64 + self.head.registry_bytes()
+    }
+}
+
+/// Series out of the head as the version published *now* holds them: the head asks under
+/// its registry's lock, and a series leaves the head only after a flush published the
+/// segment with its samples, so a version read then holds every series out of the head —
+/// one a writer read before taking the lock might not (two flushes may pass meanwhile).
+impl crate::head::ColdLabels for Inner {
+    fn cold_labels(
+        &self,
+        id: crate::head::SeriesRef,
+    ) -> Option<(crate::model::Namespace, crate::model::Labels)> {
+        self.current_version().cold_labels(id)
+    }
+
+    fn last_sample(&self, id: crate::head::SeriesRef) -> Option<crate::model::Sample> {
+        self.current_version().last_sample(id)
     }
 }

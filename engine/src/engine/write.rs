@@ -259,11 +259,10 @@ impl Engine {
         {
             max = m;
         }
-        let version = self.inner.current_version();
         let series = self
             .inner
             .head
-            .get_or_create(namespace, &labels, Some(max), &*version)?;
+            .get_or_create(namespace, &labels, Some(max), &*self.inner)?;
         Ok((series, labels))
     }
 
@@ -288,7 +287,7 @@ impl Engine {
                             &series.namespace,
                             handle.labels(),
                             None,
-                            &*self.inner.current_version(),
+                            &*self.inner,
                         ) {
                             Ok(registered) => series = registered,
                             Err(reason) => {

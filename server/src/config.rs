@@ -137,7 +137,8 @@ pub struct Config {
     pub max_label_value_bytes: usize,
     /// How far in the future a sample may be, s.
     pub max_future_s: u64,
-    /// Most series per namespace.
+    /// Most series per namespace in the head (written since the flush before the last);
+    /// a series coming back into the head is not refused.
     pub max_series_per_namespace: usize,
     /// Query timeout, s.
     pub query_timeout_s: u64,

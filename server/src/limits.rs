@@ -38,7 +38,8 @@ pub struct NamespaceLimits {
     pub max_concurrent_queries: Option<usize>,
     /// Samples one query of the namespace may read (below the server's `query_max_samples`).
     pub query_max_samples: Option<u64>,
-    /// Series the namespace may have, instead of the server's `max_series_per_namespace`.
+    /// Series the namespace may have in the head, instead of the server's
+    /// `max_series_per_namespace`.
     pub max_series: Option<usize>,
     /// The fraction of the head memory (`head_memory_mb`) the namespace may fill, in (0, 1];
     /// past it the namespace's writes wait for the next flush, the others' go on.

@@ -13,7 +13,9 @@ pub struct Limits {
     pub max_label_value_bytes: usize,
     /// How far in the future a timestamp may be, relative to the wall clock. Default 10 min.
     pub max_future: Duration,
-    /// Most series in one namespace. Default 200,000.
+    /// Most series of one namespace in the head (those written since the flush before the
+    /// last; series that left it are not counted, and one coming back is not refused).
+    /// Default 200,000.
     pub max_series_per_namespace: usize,
 }
 

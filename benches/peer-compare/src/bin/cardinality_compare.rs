@@ -10,6 +10,8 @@
 //!
 //! Usage: `cardinality_compare N...` (e.g. `100000 1000000 2000000`), after `cargo build
 //! --release -p iocdb-server`; needs `victoria-metrics` on PATH. Prints Markdown.
+//! `cardinality_compare churn TOTAL ACTIVE`: `TOTAL` series over time, `ACTIVE` new ones a
+//! generation, each generation flushed; both systems' RSS after each.
 
 // A bench reading answers it asked for: an index out of range is a bug to see at once.
 #![allow(clippy::indexing_slicing)]
@@ -184,33 +186,7 @@ fn iocdb(n: usize, dir: &std::path::Path) -> Figures {
     };
     let before = settled_rss(pid);
     let head_before = stats(&mut admin).head_bytes as f64;
-    let ts = timestamps();
-    let mut elapsed = Duration::ZERO;
-    for first in (0..n).step_by(BATCH) {
-        let series = (first..(first + BATCH).min(n))
-            .map(|i| v1::Series {
-                labels: std::iter::once(v1::Label {
-                    name: "__name__".into(),
-                    value: METRIC.into(),
-                })
-                .chain(labels(i).into_iter().map(|(name, value)| v1::Label {
-                    name: name.into(),
-                    value,
-                }))
-                .collect(),
-                timestamps_ms: ts.to_vec(),
-                values: vec![1.0, 2.0],
-                stream_id: 0,
-            })
-            .collect();
-        let request = v1::WriteRequest {
-            namespace: String::new(),
-            series,
-        };
-        let start = Instant::now();
-        runtime.block_on(ingest.write(request)).expect("write");
-        elapsed += start.elapsed();
-    }
+    let elapsed = write_iocdb(&runtime, &mut ingest, 0..n);
     let after = settled_rss(pid);
     let head_after = stats(&mut admin).head_bytes as f64;
     let (label_values, values_found) =
@@ -252,24 +228,7 @@ fn victoria_metrics(n: usize, dir: &std::path::Path) -> Figures {
     let pid = vm.child.id();
     let before = settled_rss(pid);
     let ts = timestamps();
-    let mut elapsed = Duration::ZERO;
-    for first in (0..n).step_by(BATCH) {
-        let mut body = String::new();
-        for i in first..(first + BATCH).min(n) {
-            let pairs: Vec<String> = labels(i)
-                .iter()
-                .map(|(name, value)| format!("{name}=\"{value}\""))
-                .collect();
-            for (t, v) in ts.iter().zip([1.0, 2.0]) {
-                body.push_str(&format!("{METRIC}{{{}}} {v} {t}\n", pairs.join(",")));
-            }
-        }
-        let start = Instant::now();
-        ureq::post(&format!("{}/api/v1/import/prometheus", vm.url))
-            .send_string(&body)
-            .expect("import");
-        elapsed += start.elapsed();
-    }
+    let elapsed = import_vm(&vm.url, 0..n);
     // Imports are acknowledged before they are searchable: wait until every series is.
     let deadline = Instant::now() + Duration::from_secs(120);
     let count_url = format!(
@@ -319,13 +278,138 @@ fn victoria_metrics(n: usize, dir: &std::path::Path) -> Figures {
     }
 }
 
+/// Writes series `range` (two samples each) to iocdb by gRPC `Write`, `BATCH` a request;
+/// returns the time spent in the calls.
+fn write_iocdb(
+    runtime: &tokio::runtime::Runtime,
+    ingest: &mut v1::ingest_client::IngestClient<tonic::transport::Channel>,
+    range: std::ops::Range<usize>,
+) -> Duration {
+    let ts = timestamps();
+    let mut elapsed = Duration::ZERO;
+    for first in range.clone().step_by(BATCH) {
+        let series = (first..(first + BATCH).min(range.end))
+            .map(|i| v1::Series {
+                labels: std::iter::once(v1::Label {
+                    name: "__name__".into(),
+                    value: METRIC.into(),
+                })
+                .chain(labels(i).into_iter().map(|(name, value)| v1::Label {
+                    name: name.into(),
+                    value,
+                }))
+                .collect(),
+                timestamps_ms: ts.to_vec(),
+                values: vec![1.0, 2.0],
+                stream_id: 0,
+            })
+            .collect();
+        let request = v1::WriteRequest {
+            namespace: String::new(),
+            series,
+        };
+        let start = Instant::now();
+        runtime.block_on(ingest.write(request)).expect("write");
+        elapsed += start.elapsed();
+    }
+    elapsed
+}
+
+/// Imports series `range` (the same label sets and samples) into VictoriaMetrics at `url`;
+/// returns the time spent in the calls.
+fn import_vm(url: &str, range: std::ops::Range<usize>) -> Duration {
+    let ts = timestamps();
+    let mut elapsed = Duration::ZERO;
+    for first in range.clone().step_by(BATCH) {
+        let mut body = String::new();
+        for i in first..(first + BATCH).min(range.end) {
+            let pairs: Vec<String> = labels(i)
+                .iter()
+                .map(|(name, value)| format!("{name}=\"{value}\""))
+                .collect();
+            for (t, v) in ts.iter().zip([1.0, 2.0]) {
+                body.push_str(&format!("{METRIC}{{{}}} {v} {t}\n", pairs.join(",")));
+            }
+        }
+        let start = Instant::now();
+        ureq::post(&format!("{url}/api/v1/import/prometheus"))
+            .send_string(&body)
+            .expect("import");
+        elapsed += start.elapsed();
+    }
+    elapsed
+}
+
+/// Churn: `total` series over time, `active` at a time, each generation new series, then a
+/// flush (iocdb's `Admin.Flush`, VictoriaMetrics' `/internal/force_flush`); RSS once settled
+/// after each generation, iocdb's then VictoriaMetrics'.
+fn churn(total: usize, active: usize, dir: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
+    let (grpc, http) = (free_port(), free_port());
+    let peer = start_iocdb(&dir.join("iocdb"), grpc, http);
+    let pid = peer.child.id();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let channel = runtime.block_on(async {
+        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    });
+    let mut ingest =
+        v1::ingest_client::IngestClient::new(channel.clone()).max_encoding_message_size(64 << 20);
+    let mut admin = v1::admin_client::AdminClient::new(channel);
+    let mut ours = vec![settled_rss(pid)];
+    for first in (0..total).step_by(active.max(1)) {
+        write_iocdb(&runtime, &mut ingest, first..(first + active).min(total));
+        runtime
+            .block_on(admin.flush(v1::FlushRequest {}))
+            .expect("flush");
+        ours.push(settled_rss(pid));
+    }
+    drop(peer);
+    let vm = peers::victoria_metrics(&dir.join("vm"), &[]);
+    let pid = vm.child.id();
+    let mut theirs = vec![settled_rss(pid)];
+    for first in (0..total).step_by(active.max(1)) {
+        import_vm(&vm.url, first..(first + active).min(total));
+        ureq::get(&format!("{}/internal/force_flush", vm.url))
+            .call()
+            .expect("force flush");
+        theirs.push(settled_rss(pid));
+    }
+    (ours, theirs)
+}
+
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
 
 fn main() {
-    let sizes: Vec<usize> = std::env::args()
-        .skip(1)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let [mode, total, active] = &args[..]
+        && mode == "churn"
+    {
+        let (total, active): (usize, usize) = (
+            total.parse().expect("total series"),
+            active.parse().expect("active series"),
+        );
+        let tmp = tempfile::tempdir().expect("tmp");
+        let (ours, theirs) = churn(total, active, tmp.path());
+        println!("| series written | iocdb RSS | VictoriaMetrics RSS | iocdb / VictoriaMetrics |");
+        println!("|---|---|---|---|");
+        for (g, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            println!(
+                "| {} | {:.0} MiB | {:.0} MiB | {:.2}× |",
+                (g * active).min(total),
+                a / 1048576.0,
+                b / 1048576.0,
+                a / b
+            );
+        }
+        return;
+    }
+    let sizes: Vec<usize> = args
+        .iter()
         .map(|a| a.parse().expect("series counts"))
         .collect();
     let sizes = if sizes.is_empty() {

@@ -58,6 +58,7 @@ export function start(main) {
       el("div", { class: "k" }, t("server." + key)), el("div", { class: "v" }, value), extra);
     cards.replaceChildren(
       card("series", fmtNum(total(m, "iocdb_series"))),
+      card("headSeries", fmtNum(total(m, "iocdb_head_series"))),
       card("headSamples", fmtNum(total(m, "iocdb_head_samples"))),
       card("head", `${fmtBytes(headBytes)} / ${fmtBytes(s.headBudgetBytes)}`, bar(headBytes / s.headBudgetBytes, headBytes > 0.8 * s.headBudgetBytes ? "warn" : "")),
       card("index", fmtBytes(total(m, "iocdb_index_label_bytes"))),

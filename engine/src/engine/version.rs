@@ -213,22 +213,22 @@ impl SegmentHandle {
         Ok(Some((namespace, owned_labels(labels))))
     }
 
-    /// The series out of the head (`cold`) of `namespace` this segment holds that match
-    /// every matcher, by reference, with their local ids; none when every such series of
-    /// it is among those `examined` already (a series' labels are the same in every
-    /// segment), to which it adds its own.
+    /// The series of `namespace` among `unexamined` (series out of the head that no newer
+    /// segment has shown: a series' labels are the same in every segment) this segment
+    /// holds that match every matcher, by reference, with their local ids; the series it
+    /// holds leave `unexamined`.
     fn select_cold(
         &self,
-        cold: &RoaringBitmap,
-        examined: &mut RoaringBitmap,
+        unexamined: &mut RoaringBitmap,
         namespace: &Namespace,
         matchers: &[Matcher],
     ) -> crate::Result<Vec<(SeriesRef, u32)>> {
-        let mine = &self.refs & cold;
-        if mine.is_subset(examined) {
+        // Usually disjoint once the newest segments were read: no bitmap is built then.
+        if self.refs.is_disjoint(unexamined) {
             return Ok(Vec::new());
         }
-        *examined |= mine;
+        let mine = &self.refs & &*unexamined;
+        *unexamined -= &mine;
         let locals = self
             .segment
             .label_index()?
@@ -237,7 +237,7 @@ impl SegmentHandle {
         Ok(locals
             .iter()
             .filter_map(|local| self.locals.reference(local).map(|id| (id, local)))
-            .filter(|&(id, _)| cold.contains(id))
+            .filter(|&(id, _)| mine.contains(id))
             .collect())
     }
 }
@@ -326,10 +326,13 @@ impl Version {
         matchers: &[Matcher],
         (start, end): (i64, i64),
     ) -> crate::Result<Vec<(SeriesRef, Labels)>> {
-        let (mut seen, mut examined) = (RoaringBitmap::new(), RoaringBitmap::new());
+        let mut unexamined = cold.clone();
         let mut out = Vec::new();
         for h in self.segments_in(start, end) {
-            let found = h.select_cold(cold, &mut examined, namespace, matchers)?;
+            if unexamined.is_empty() {
+                break;
+            }
+            let found = h.select_cold(&mut unexamined, namespace, matchers)?;
             if found.is_empty() {
                 continue;
             }
@@ -339,10 +342,8 @@ impl Version {
                 .name_table()
                 .map_err(|e| h.segment.index_error(e))?;
             for (id, local) in found {
-                if seen.insert(id) {
-                    let (_, labels) = names.labels(local).map_err(|e| h.segment.index_error(e))?;
-                    out.push((id, owned_labels(labels)));
-                }
+                let (_, labels) = names.labels(local).map_err(|e| h.segment.index_error(e))?;
+                out.push((id, owned_labels(labels)));
             }
         }
         out.sort_unstable_by_key(|&(id, _)| id);
@@ -359,13 +360,15 @@ impl Version {
         matchers: &[Matcher],
         (start, end): (i64, i64),
     ) -> crate::Result<Vec<(Arc<SegmentHandle>, RoaringBitmap)>> {
-        let (mut seen, mut examined) = (RoaringBitmap::new(), RoaringBitmap::new());
+        let mut unexamined = cold.clone();
         let mut out = Vec::new();
         for h in self.segments_in(start, end) {
+            if unexamined.is_empty() {
+                break;
+            }
             let mut locals = RoaringBitmap::new();
-            for (id, local) in h.select_cold(cold, &mut examined, namespace, matchers)? {
-                if !seen.contains(id) && self.has_data(id, start, end) {
-                    seen.insert(id);
+            for (id, local) in h.select_cold(&mut unexamined, namespace, matchers)? {
+                if self.has_data(id, start, end) {
                     locals.insert(local);
                 }
             }

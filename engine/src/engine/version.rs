@@ -223,15 +223,43 @@ impl SegmentHandle {
         namespace: &Namespace,
         matchers: &[Matcher],
     ) -> crate::Result<Vec<(SeriesRef, u32)>> {
-        // Usually disjoint once the newest segments were read: no bitmap is built then.
-        if self.refs.is_disjoint(unexamined) {
+        // Usually disjoint once the newest segments were read: no bitmap is built then, and
+        // a few series left are looked up one by one.
+        let disjoint = if unexamined.len() <= FEW {
+            !unexamined.iter().any(|id| self.refs.contains(id))
+        } else {
+            self.refs.is_disjoint(unexamined)
+        };
+        if disjoint {
             return Ok(Vec::new());
         }
         let mine = &self.refs & &*unexamined;
         *unexamined -= &mine;
-        let locals = self
-            .segment
-            .label_index()?
+        let index = self.segment.label_index()?;
+        if mine.len() <= FEW {
+            // A few series (sparse ones that no newer segment held): their own labels
+            // against the matchers, rather than the postings of every value matched.
+            let mut out = Vec::new();
+            for id in &mine {
+                let Some(local) = self.local_of(id) else {
+                    continue;
+                };
+                let (ns, labels) = index
+                    .labels(local)
+                    .map_err(|e| self.segment.index_error(e))?;
+                let value = |name: &str| {
+                    labels
+                        .iter()
+                        .find(|(n, _)| *n == name)
+                        .map_or("", |&(_, v)| v)
+                };
+                if ns == namespace.as_str() && matchers.iter().all(|m| m.matches(value(&m.name))) {
+                    out.push((id, local));
+                }
+            }
+            return Ok(out);
+        }
+        let locals = index
             .select(namespace.as_str(), matchers)
             .map_err(|e| self.segment.index_error(e))?;
         Ok(locals
@@ -241,6 +269,10 @@ impl SegmentHandle {
             .collect())
     }
 }
+
+/// Up to this many series out of the head in a segment are matched by their own labels
+/// (a read of each series' entry) rather than through the postings.
+const FEW: u64 = 32;
 
 /// Labels read from a label index (our own checksummed file, in label order).
 fn owned_labels(labels: Vec<(&str, &str)>) -> Labels {

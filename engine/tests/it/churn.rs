@@ -425,3 +425,65 @@ fn series_whose_samples_all_expired_are_forgotten() {
     engine.flush().expect("flush");
     assert_eq!(dump(&engine, NS).len(), 20);
 }
+
+/// Series out of the head are matched the same whether a segment holds a few of them (their
+/// own labels are read) or many (through the postings), as series in the head are.
+#[test]
+fn matchers_select_the_same_series_in_and_out_of_the_head() {
+    let stores: Vec<(tempfile::TempDir, Engine)> = [true, false]
+        .into_iter()
+        .map(|evict| {
+            let dir = tempfile::tempdir().expect("dir");
+            let opts = iocdb_engine::Options {
+                evict_idle_series: evict,
+                ..common::options()
+            };
+            let engine = common::open_with(dir.path(), opts).expect("open");
+            let mut oracle = Oracle::default();
+            // Sparse generations of 3 series, then one of 100, each in its own partition.
+            for g in 0..6usize {
+                write_generation(&engine, &mut oracle, g * 3, 3, &[g as i64 * 10_000 + 1]);
+                engine.flush().expect("flush");
+            }
+            write_generation(&engine, &mut oracle, 100, 100, &[70_001]);
+            engine.flush().expect("flush");
+            engine.flush().expect("flush");
+            (dir, engine)
+        })
+        .collect();
+    let (out, within) = (&stores[0].1, &stores[1].1);
+    assert_eq!(out.stats().head_series, 0);
+    assert_eq!(within.stats().head_series, 118);
+    let queries: Vec<Vec<Matcher>> = vec![
+        vec![],
+        vec![Matcher::equal("commune", common::COMMUNES[1])],
+        vec![Matcher::new("commune", MatchOp::NotEqual, common::COMMUNES[1]).expect("m")],
+        vec![Matcher::new("site", MatchOp::Regex, "s1.*|s4").expect("m")],
+        vec![Matcher::new("site", MatchOp::NotRegex, "s1.*").expect("m")],
+        vec![Matcher::equal("absent", "")],
+        vec![Matcher::new("absent", MatchOp::NotEqual, "").expect("m")],
+        vec![
+            Matcher::new("commune", MatchOp::Regex, "Phường.*").expect("m"),
+            Matcher::new("site", MatchOp::Regex, "s1..").expect("m"),
+        ],
+    ];
+    let selected = |engine: &Engine, q: &[Matcher]| -> Vec<(String, usize)> {
+        let mut sites: Vec<(String, usize)> = engine
+            .select(NS, q, i64::MIN, i64::MAX)
+            .expect("select")
+            .iter()
+            .map(|s| {
+                (
+                    s.labels.get("site").unwrap_or_default().to_owned(),
+                    s.samples.len(),
+                )
+            })
+            .collect();
+        sites.sort();
+        sites
+    };
+    assert_eq!(selected(within, &queries[0]).len(), 118);
+    for q in &queries {
+        assert_eq!(selected(out, q), selected(within, q), "{q:?}");
+    }
+}

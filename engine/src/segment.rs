@@ -45,6 +45,7 @@ mod reader;
 mod table;
 mod writer;
 
+pub use index::LabelIndex;
 pub use reader::{ChunkMeta, Segment, SegmentSeries};
 pub use writer::{
     SegmentBuilder, SegmentInput, encode_segment, encode_segment_with_rollups, write_segment,

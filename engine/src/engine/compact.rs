@@ -233,11 +233,9 @@ impl Engine {
             });
         }
         // Series out of the head whose last samples expired or were merged away.
-        let mut in_segments = RoaringBitmap::new();
-        for h in &inner.current_version().segments {
-            in_segments |= &h.refs;
-        }
-        let forgotten = inner.head.forget_absent(&in_segments, &*version);
+        let forgotten = inner
+            .head
+            .forget_absent(&inner.current_version().refs(), &*version);
         if forgotten > 0 {
             tracing::info!(series = forgotten, "series with no samples left forgotten");
         }

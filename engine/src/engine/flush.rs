@@ -8,8 +8,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use roaring::RoaringBitmap;
-
 use super::version::{FrozenGen, SegmentHandle, Version};
 use super::{Engine, FlushState, Inner};
 use crate::error::IoContext;
@@ -111,15 +109,10 @@ pub(super) fn flush_locked(inner: &Inner, state: &mut FlushState) -> Result<Flus
 /// Sends the series that wrote nothing for a whole flush interval out of the head: their
 /// samples are in segments, and what follows the active series is the head's memory.
 fn evict(inner: &Inner, idle: &[SeriesRef]) {
-    if !inner.opts.evict_idle_series {
+    if !inner.opts.evict_idle_series || idle.is_empty() {
         return;
     }
-    let version = inner.current_version();
-    let mut in_segments = RoaringBitmap::new();
-    for h in &version.segments {
-        in_segments |= &h.refs;
-    }
-    let evicted = inner.head.evict(idle, &in_segments);
+    let evicted = inner.head.evict(idle, &inner.current_version().refs());
     if evicted.series > 0 {
         tracing::debug!(
             series = evicted.series,

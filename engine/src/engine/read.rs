@@ -56,6 +56,28 @@ struct WithData {
     cold: Vec<(Arc<super::version::SegmentHandle>, RoaringBitmap)>,
 }
 
+impl WithData {
+    /// `listed` (the head's series' names or values) with what `list` finds among the
+    /// series out of the head in each segment's label index, sorted, each once.
+    fn with_cold(
+        &self,
+        mut listed: Vec<String>,
+        list: impl for<'i> Fn(
+            &crate::segment::LabelIndex<'i>,
+            &RoaringBitmap,
+        ) -> std::result::Result<Vec<&'i str>, crate::DecodeError>,
+    ) -> Result<Vec<String>> {
+        for (h, locals) in &self.cold {
+            let index = h.segment.label_index()?;
+            let found = list(&index, locals).map_err(|e| h.segment.index_error(e))?;
+            listed.extend(found.into_iter().map(str::to_owned));
+        }
+        listed.sort_unstable();
+        listed.dedup();
+        Ok(listed)
+    }
+}
+
 /// Below this many series a snapshot is read on the calling thread.
 const PARALLEL_MIN_SERIES: usize = 64;
 
@@ -182,17 +204,8 @@ impl<'a> Querier<'a> {
         end: i64,
     ) -> Result<Vec<String>> {
         let series = self.with_data(namespace, matchers, start, end)?;
-        let mut values = self.inner.head.label_values(name, &series.hot);
-        for (h, locals) in &series.cold {
-            let index = h.segment.label_index()?;
-            let found = index
-                .label_values(name, locals)
-                .map_err(|e| h.segment.index_error(e))?;
-            values.extend(found.into_iter().map(str::to_owned));
-        }
-        values.sort_unstable();
-        values.dedup();
-        Ok(values)
+        let values = self.inner.head.label_values(name, &series.hot);
+        series.with_cold(values, |index, locals| index.label_values(name, locals))
     }
 
     /// The label names among the same series as [`Querier::label_values`], sorted.
@@ -204,17 +217,8 @@ impl<'a> Querier<'a> {
         end: i64,
     ) -> Result<Vec<String>> {
         let series = self.with_data(namespace, matchers, start, end)?;
-        let mut names = self.inner.head.label_names(&series.hot);
-        for (h, locals) in &series.cold {
-            let index = h.segment.label_index()?;
-            let found = index
-                .label_names(locals)
-                .map_err(|e| h.segment.index_error(e))?;
-            names.extend(found.into_iter().map(str::to_owned));
-        }
-        names.sort_unstable();
-        names.dedup();
-        Ok(names)
+        let names = self.inner.head.label_names(&series.hot);
+        series.with_cold(names, |index, locals| index.label_names(locals))
     }
 
     /// The oldest timestamp a query may see in `namespace` now (its retention).

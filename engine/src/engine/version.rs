@@ -340,6 +340,15 @@ pub(crate) struct FrozenGen {
 }
 
 impl Version {
+    /// Every reference some segment holds.
+    pub(crate) fn refs(&self) -> RoaringBitmap {
+        let mut all = RoaringBitmap::new();
+        for h in &self.segments {
+            all |= &h.refs;
+        }
+        all
+    }
+
     /// The segments that may hold samples in `[start, end]`, newest first.
     fn segments_in(&self, start: i64, end: i64) -> impl Iterator<Item = &Arc<SegmentHandle>> {
         self.segments

@@ -387,29 +387,22 @@ fn series_whose_samples_all_expired_are_forgotten() {
         .duration_since(std::time::UNIX_EPOCH)
         .expect("clock")
         .as_millis() as i64;
+    let open_keeping = |secs: u64| {
+        let opts = iocdb_engine::Options {
+            retention: Some(Duration::from_secs(secs)),
+            ..common::options()
+        };
+        common::open_with(dir.path(), opts).expect("open")
+    };
     let mut oracle = Oracle::default();
     {
-        let engine = common::open_with(
-            dir.path(),
-            iocdb_engine::Options {
-                retention: Some(Duration::from_secs(7200)),
-                ..common::options()
-            },
-        )
-        .expect("open");
+        let engine = open_keeping(7200);
         write_generation(&engine, &mut oracle, 0, 10, &[now - 50 * 60_000]);
         write_generation(&engine, &mut oracle, 100, 10, &[now - 5 * 60_000]);
         engine.flush().expect("flush");
         engine.close().expect("close");
     }
-    let engine = common::open_with(
-        dir.path(),
-        iocdb_engine::Options {
-            retention: Some(Duration::from_secs(1800)),
-            ..common::options()
-        },
-    )
-    .expect("reopen");
+    let engine = open_keeping(1800);
     let stats = engine.stats();
     assert_eq!((stats.series, stats.head_series), (20, 0));
     let report = engine.compact().expect("compact");

@@ -163,11 +163,11 @@ fn start_iocdb(dir: &std::path::Path, grpc: u16, http: u16) -> Peer {
     peer
 }
 
-fn iocdb(n: usize, dir: &std::path::Path) -> Figures {
-    let (grpc, http) = (free_port(), free_port());
-    let mut peer = start_iocdb(dir, grpc, http);
-    let pid = peer.child.id();
-    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+type Ingest = v1::ingest_client::IngestClient<tonic::transport::Channel>;
+type Admin = v1::admin_client::AdminClient<tonic::transport::Channel>;
+
+/// iocdb's ingest and admin clients on gRPC port `grpc`.
+fn clients(runtime: &tokio::runtime::Runtime, grpc: u16) -> (Ingest, Admin) {
     let channel = runtime.block_on(async {
         tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
             .expect("uri")
@@ -175,10 +175,19 @@ fn iocdb(n: usize, dir: &std::path::Path) -> Figures {
             .await
             .expect("connect")
     });
-    let mut ingest =
-        v1::ingest_client::IngestClient::new(channel.clone()).max_encoding_message_size(64 << 20);
-    let mut admin = v1::admin_client::AdminClient::new(channel);
-    let stats = |admin: &mut v1::admin_client::AdminClient<_>| {
+    (
+        Ingest::new(channel.clone()).max_encoding_message_size(64 << 20),
+        Admin::new(channel),
+    )
+}
+
+fn iocdb(n: usize, dir: &std::path::Path) -> Figures {
+    let (grpc, http) = (free_port(), free_port());
+    let mut peer = start_iocdb(dir, grpc, http);
+    let pid = peer.child.id();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (mut ingest, mut admin) = clients(&runtime, grpc);
+    let stats = |admin: &mut Admin| {
         runtime
             .block_on(admin.stats(v1::StatsRequest {}))
             .expect("stats")
@@ -282,7 +291,7 @@ fn victoria_metrics(n: usize, dir: &std::path::Path) -> Figures {
 /// returns the time spent in the calls.
 fn write_iocdb(
     runtime: &tokio::runtime::Runtime,
-    ingest: &mut v1::ingest_client::IngestClient<tonic::transport::Channel>,
+    ingest: &mut Ingest,
     range: std::ops::Range<usize>,
 ) -> Duration {
     let ts = timestamps();
@@ -348,16 +357,7 @@ fn churn(total: usize, active: usize, dir: &std::path::Path) -> (Vec<f64>, Vec<f
     let peer = start_iocdb(&dir.join("iocdb"), grpc, http);
     let pid = peer.child.id();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
-    let channel = runtime.block_on(async {
-        tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect")
-    });
-    let mut ingest =
-        v1::ingest_client::IngestClient::new(channel.clone()).max_encoding_message_size(64 << 20);
-    let mut admin = v1::admin_client::AdminClient::new(channel);
+    let (mut ingest, mut admin) = clients(&runtime, grpc);
     let mut ours = vec![settled_rss(pid)];
     for first in (0..total).step_by(active.max(1)) {
         write_iocdb(&runtime, &mut ingest, first..(first + active).min(total));

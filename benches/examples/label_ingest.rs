@@ -1,9 +1,12 @@
 //! In-process ingest by labels against ingest by series handle (issue 11's first target):
 //! `cargo run --release -p iocdb-benches --example label_ingest -- [minutes] [rounds]`.
-//! Each round writes the same live-shaped batches (×1, 10,000 samples each, fsync always)
+//! Each round writes the same live-shaped batches (×1, cut every 10,000 samples into one
+//! request per namespace, 1,300–1,700 samples on average; fsync always), each writer its
+//! own share of the series,
 //! by labels (`Engine::write`) and by handle (`Engine::write_resolved`), with one and with
 //! two writers, alternating, and prints each rate and the ratios. `ONLY=labels|handle` and
-//! `WRITERS=N` run one configuration alone (to profile it).
+//! `WRITERS=N` run one configuration alone (to profile it: see `PERF_CTL` in
+//! `iocdb_workload::drive`), `FSYNC_INTERVAL=1` with an fsync every 100 ms.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -15,14 +18,26 @@ fn main() {
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let specs = iocdb_benches::workload::series(1.0);
     let start = day_start();
-    let make = || iocdb_benches::workload::batches(&specs, start, start + minutes * 60_000, 10_000);
+    let make = |lane, lanes| {
+        use iocdb_benches::workload::{batches, share};
+        batches(
+            &share(&specs, lane, lanes),
+            start,
+            start + minutes * 60_000,
+            10_000,
+        )
+    };
     if let Ok(only) = std::env::var("ONLY") {
         let threads = std::env::var("WRITERS")
             .ok()
             .and_then(|w| w.parse().ok())
             .unwrap_or(1);
         let dir = tempfile::tempdir().expect("dir");
-        let opts = iocdb_engine::Options::default();
+        let mut opts = iocdb_engine::Options::default();
+        // FSYNC_INTERVAL=1: fsync every 100 ms instead of before each acknowledgement.
+        if std::env::var_os("FSYNC_INTERVAL").is_some() {
+            opts.fsync = iocdb_engine::FsyncPolicy::Interval(std::time::Duration::from_millis(100));
+        }
         let rate = if only == "handle" {
             ingest_resolved(dir.path(), opts, make, threads)
         } else {

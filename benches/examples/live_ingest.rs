@@ -11,7 +11,15 @@ fn main() {
         .unwrap_or(1);
     let specs = iocdb_benches::workload::series(1.0);
     let start = iocdb_benches::report::day_start();
-    let make = || iocdb_benches::workload::batches(&specs, start, start + 20 * 60_000, 10_000);
+    let make = |lane, lanes| {
+        use iocdb_benches::workload::{batches, share};
+        batches(
+            &share(&specs, lane, lanes),
+            start,
+            start + 20 * 60_000,
+            10_000,
+        )
+    };
     let rounds: usize = std::env::args()
         .nth(2)
         .and_then(|a| a.parse().ok())

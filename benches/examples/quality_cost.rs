@@ -19,7 +19,14 @@ fn main() {
     let writers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     let specs = workload::series(1.0);
     let start = workload::drive::day_start();
-    let make = || workload::batches(&specs, start, start + 20 * 60_000, 10_000);
+    let make = |lane, lanes| {
+        workload::batches(
+            &workload::share(&specs, lane, lanes),
+            start,
+            start + 20 * 60_000,
+            10_000,
+        )
+    };
     let mut rates = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
     // QUALITY_COST_ONLY=2 runs one setup alone (for a profiler).
     let only: Option<usize> = std::env::var("QUALITY_COST_ONLY")

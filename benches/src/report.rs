@@ -193,7 +193,8 @@ pub fn engine(scale: f64, minutes: i64) -> EngineReport {
         ),
     ];
     for (label, opts, batch, threads, backfill) in runs {
-        let make = || {
+        let make = |lane, lanes| {
+            let specs = workload::share(&specs, lane, lanes);
             if backfill {
                 workload::backfill(&specs, start, end, batch)
             } else {
@@ -206,7 +207,9 @@ pub fn engine(scale: f64, minutes: i64) -> EngineReport {
             .push((label, ingest(dir.path(), opts, make, threads)));
     }
     for threads in [1, 2] {
-        let make = || workload::batches(&specs, start, end, 10_000);
+        let make = |lane, lanes| {
+            workload::batches(&workload::share(&specs, lane, lanes), start, end, 10_000)
+        };
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
         let label = format!(
             "live batches of 10,000 by series handle, fsync always, {threads} writer{}",

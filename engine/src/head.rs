@@ -49,7 +49,7 @@ pub use layer::{SeriesLayer, dedupe_newest_wins};
 pub use series::{Series, SeriesHandle, SeriesRef};
 pub use usage::{Delta, NamespaceUsage, UsageTally, Usages};
 
-use crate::index::PairId;
+use crate::index::PairIds;
 use crate::index::{Index, LabelReader, Matcher};
 use crate::model::{Labels, Namespace, RawLabel, RejectReason, Sample};
 
@@ -284,12 +284,15 @@ impl Head {
             None => (registry.slots.len() as SeriesRef, None, max_per_namespace),
         };
         let added = self.postings.add(namespace, labels, limit, || id)?;
+        let usage = self.usages.of(namespace);
         let series = Arc::new(Series {
             id,
             hash,
-            namespace: namespace.clone(),
+            // The namespace's one copy, not the request's: every series of a namespace then
+            // shares it, and comparing two series' namespaces is a pointer comparison.
+            namespace: usage.namespace().clone(),
             head: HeadSeries::resumed(last),
-            usage: self.usages.of(namespace),
+            usage,
             wal_file: AtomicU64::new(0),
             pairs: added.pairs,
             detached: false,
@@ -706,8 +709,8 @@ impl Head {
             let series = Series {
                 id,
                 hash: 0,
-                namespace: namespace.clone(),
-                pairs: Box::default(),
+                namespace: usage.namespace().clone(),
+                pairs: PairIds::default(),
                 head: HeadSeries::default(),
                 usage: usage.clone(),
                 wal_file: AtomicU64::new(0),
@@ -782,8 +785,9 @@ impl Head {
 
 /// What a series in the head costs besides its samples and the index: its struct in its
 /// `Arc`, and its pair ids.
-fn hot_series_bytes(pairs: &[PairId]) -> usize {
-    allocated(std::mem::size_of::<Series>() + ARC_COUNTS) + allocated(std::mem::size_of_val(pairs))
+fn hot_series_bytes(pairs: &PairIds) -> usize {
+    // `allocated(0)` is 0: inline ids cost nothing beyond the struct.
+    allocated(std::mem::size_of::<Series>() + ARC_COUNTS) + allocated(pairs.heap_bytes())
 }
 
 /// The reference of the series out of the head whose hash is `hash` and whose labels, as

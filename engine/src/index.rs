@@ -7,6 +7,7 @@
 //! May use: `model`.
 
 mod matcher;
+mod pair_ids;
 mod pairs;
 
 use std::collections::HashMap;
@@ -15,6 +16,7 @@ use parking_lot::{RwLock, RwLockReadGuard};
 use roaring::RoaringBitmap;
 
 pub use matcher::{MatchOp, Matcher};
+pub use pair_ids::PairIds;
 pub use pairs::PairId;
 
 use crate::model::{Label, Labels, Namespace, RawLabel, RejectReason};
@@ -44,7 +46,7 @@ impl State {
 #[derive(Debug)]
 pub struct Added {
     /// Its pair ids, in label order.
-    pub pairs: Box<[PairId]>,
+    pub pairs: PairIds,
     /// Bytes the index grew by.
     pub grown: usize,
 }

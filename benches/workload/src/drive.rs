@@ -21,15 +21,18 @@ fn samples_in(reqs: &[WriteRequest]) -> usize {
         .sum()
 }
 
-/// Runs `threads` writers against a store opened in `dir`: writer `i` takes every
-/// `threads`-th request of `make()`, turns its share into batches with `prepare` and counts
-/// their samples before the clock starts (so memory is freed by the thread that allocated
-/// it, as in the server), then writes them with `write`. Returns samples/s.
+/// Runs `threads` writers against a store opened in `dir`: writer `i` takes its requests
+/// `make(i, threads)` (usually built from its [`crate::share`] of the series: each series
+/// has one writer, as each department's collector writes its own, and two writers of one
+/// series would wait on each other, since a series' writes apply in WAL order), turns them
+/// into batches with `prepare` and counts their samples before the clock starts (so memory
+/// is freed by the thread that allocated it, as in the server), then writes them with
+/// `write`. Returns samples/s.
 fn timed_writers<B>(
     dir: &Path,
     opts: Options,
     threads: usize,
-    make: impl Fn() -> Vec<WriteRequest> + Sync,
+    make: impl Fn(usize, usize) -> Vec<WriteRequest> + Sync,
     prepare: impl Fn(&Engine, Vec<WriteRequest>) -> (Vec<B>, usize) + Sync,
     write: impl Fn(&Engine, B) -> iocdb_engine::Result<iocdb_engine::WriteOutcome> + Sync,
 ) -> f64 {
@@ -41,13 +44,7 @@ fn timed_writers<B>(
             let (engine, barrier, make, prepare, write, total) =
                 (&engine, &barrier, &make, &prepare, &write, &total);
             s.spawn(move || {
-                let mine: Vec<WriteRequest> = make()
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(i, _)| i % threads == lane)
-                    .map(|(_, r)| r)
-                    .collect();
-                let (batches, samples) = prepare(engine, mine);
+                let (batches, samples) = prepare(engine, make(lane, threads));
                 total.fetch_add(samples, std::sync::atomic::Ordering::Relaxed);
                 barrier.wait();
                 for b in batches {
@@ -57,18 +54,23 @@ fn timed_writers<B>(
             });
         }
         barrier.wait();
+        // `PERF_CTL=<fifo>` with `perf record -D -1 --control fifo:<fifo>` profiles the
+        // timed writes alone, not the generation of their batches.
+        if let Ok(ctl) = std::env::var("PERF_CTL") {
+            let _ = std::fs::write(ctl, "enable\n");
+        }
         Instant::now()
     })
     .elapsed();
     total.into_inner() as f64 / elapsed.as_secs_f64()
 }
 
-/// Writes the requests `make()` returns with `threads` writers by labels
+/// Writes the requests `make(writer, threads)` returns with `threads` writers by labels
 /// ([`Engine::write`]); returns samples/s.
 pub fn ingest(
     dir: &Path,
     opts: Options,
-    make: impl Fn() -> Vec<WriteRequest> + Sync,
+    make: impl Fn(usize, usize) -> Vec<WriteRequest> + Sync,
     threads: usize,
 ) -> f64 {
     timed_writers(
@@ -90,7 +92,7 @@ pub fn ingest(
 pub fn ingest_resolved(
     dir: &Path,
     opts: Options,
-    make: impl Fn() -> Vec<WriteRequest> + Sync,
+    make: impl Fn(usize, usize) -> Vec<WriteRequest> + Sync,
     threads: usize,
 ) -> f64 {
     use iocdb_engine::Resolved;
@@ -111,9 +113,11 @@ pub fn ingest_resolved(
                         let handle = handles
                             .entry(key)
                             .or_insert_with(|| {
-                                engine
-                                    .resolve(&r.namespace, w.labels)
-                                    .unwrap_or_else(|e| panic!("resolve: {e}"))
+                                std::sync::Arc::new(
+                                    engine
+                                        .resolve(&r.namespace, w.labels)
+                                        .unwrap_or_else(|e| panic!("resolve: {e}")),
+                                )
                             })
                             .clone();
                         Resolved::Series(handle, w.samples)

@@ -229,6 +229,17 @@ pub struct SeriesSpec {
     pub seed: u64,
 }
 
+/// Writer `lane`'s share of `specs` among `lanes` writers: every `lanes`-th series, so that
+/// each writer has part of every family and no series has two writers.
+pub fn share(specs: &[SeriesSpec], lane: usize, lanes: usize) -> Vec<SeriesSpec> {
+    specs
+        .iter()
+        .skip(lane)
+        .step_by(lanes.max(1))
+        .cloned()
+        .collect()
+}
+
 /// The province's series at `scale` (at least one series per family).
 pub fn series(scale: f64) -> Vec<SeriesSpec> {
     let mut out = Vec::new();

@@ -24,8 +24,10 @@ use crate::{Error, Limit, Result};
 /// the caller could not resolve (kept so that rejection indices and counters stay right).
 #[derive(Debug, Clone)]
 pub enum Resolved {
-    /// A series and its samples.
-    Series(SeriesHandle, Vec<Sample>),
+    /// A series and its samples. The handle is shared: a stream writes the same series in
+    /// message after message, and cloning a handle with its labels for each would cost
+    /// more than writing the samples.
+    Series(Arc<SeriesHandle>, Vec<Sample>),
     /// A series that [`Engine::resolve`] refused, with how many samples it carried.
     Rejected {
         /// Why.
@@ -115,7 +117,7 @@ impl Engine {
         self.check_writable()?;
         let mut outcome = WriteOutcome::default();
         let namespace = match Namespace::new(req.namespace) {
-            Ok(ns) => ns,
+            Ok(ns) => self.inner.head.usages().interned(&ns).unwrap_or(ns),
             Err(detail) => {
                 for (i, s) in req.series.iter().enumerate() {
                     let reason = RejectReason::InvalidNamespace {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
 use super::{HeadSeries, NamespaceUsage};
-use crate::index::{LabelReader, PairId};
+use crate::index::{LabelReader, PairIds};
 use crate::model::{Labels, Namespace, RawLabel};
 
 /// A series reference, valid for the life of one open engine.
@@ -24,7 +24,7 @@ pub struct Series {
     pub hash: u64,
     /// Its labels, as the ids of their interned pairs (in label order): the labels
     /// themselves live once in the index ([`super::Head::labels`] rebuilds them).
-    pub pairs: Box<[PairId]>,
+    pub pairs: PairIds,
     /// Its in-memory samples.
     pub head: HeadSeries,
     /// Its namespace's head memory (shared by the namespace's series).

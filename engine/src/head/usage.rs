@@ -92,6 +92,13 @@ pub struct Usages {
 }
 
 impl Usages {
+    /// The namespace's one shared copy, when it has series: comparing it with a series'
+    /// namespace is then a pointer comparison.
+    pub fn interned(&self, namespace: &Namespace) -> Option<Namespace> {
+        let usages = self.by_namespace.read();
+        usages.get(namespace).map(|u| u.namespace.clone())
+    }
+
     /// The namespace's usage, created on first use with its share from the limits in force.
     pub fn of(&self, namespace: &Namespace) -> Arc<NamespaceUsage> {
         if let Some(u) = self.by_namespace.read().get(namespace) {

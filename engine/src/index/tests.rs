@@ -62,7 +62,7 @@ fn series_taken_out_leave_no_trace_and_the_rest_read_back_after_the_arena_is_rew
     };
     // Enough unique values that the dead ones pass the arena's rewrite threshold.
     let n = 20_000u32;
-    let pairs: Vec<Box<[PairId]>> = (0..n)
+    let pairs: Vec<PairIds> = (0..n)
         .map(|i| ix.add(&ns, &camera(i), None, || i).expect("added").pairs)
         .collect();
     let full = ix.heap_bytes();

@@ -78,11 +78,13 @@ impl ArrivalBatch {
         ts: impl IntoIterator<Item = i64>,
     ) {
         let name = match self.names.last() {
-            Some((n, m)) if n == namespace && m == metric => self.names.len() - 1,
+            // The metric first: a write's series share their namespace, so comparing it first
+            // would compare equal strings in full for every entry.
+            Some((n, m)) if m == metric && n == namespace => self.names.len() - 1,
             _ => match self
                 .names
                 .iter()
-                .position(|(n, m)| n == namespace && m == metric)
+                .position(|(n, m)| m == metric && n == namespace)
             {
                 Some(i) => i,
                 None => {

@@ -112,7 +112,7 @@ fn a_held_handle_keeps_its_series_and_a_readers_handle_writes_to_the_same_series
     let write = |handle: &iocdb_engine::SeriesHandle, t: i64| {
         let outcome = engine
             .write_resolved(vec![Resolved::Series(
-                handle.clone(),
+                std::sync::Arc::new(handle.clone()),
                 vec![Sample::new(t, t as f64)],
             )])
             .expect("write");

@@ -313,7 +313,7 @@ fn an_indicator_policy_overrides_its_namespace_and_writes_by_handle_are_checked_
             .resolve(NS, series(metric, Some("An Phú"), &[]).labels)
             .expect("resolve");
         let batch = vec![Resolved::Series(
-            handle,
+            std::sync::Arc::new(handle),
             vec![Sample::new(t, 11.0), Sample::new(t + 1, 9.0)],
         )];
         let outcome = engine.write_resolved(batch).expect("write");

@@ -530,7 +530,9 @@ fn hourly_rollups_kept_longer_than_samples_answer_what_they_can() {
     assert!(report.expired >= 79, "{report:?}");
     let max = points(&ask(&engine, "max_over_time(m[1d])", true));
     assert!((120..=122).contains(&max.len()), "{}", max.len());
-    assert_eq!(max[..], before[0][before[0].len() - max.len()..]);
+    // (The first day is cut by the tier's cutoff, which falls within it unless the test
+    // runs at midnight: its maximum is that of the hours left.)
+    assert_eq!(max[1..], before[0][before[0].len() - max.len() + 1..]);
 }
 
 #[test]

@@ -32,7 +32,9 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 let specs = specs.clone();
                 tokio::task::spawn_blocking(move || {
                     let dir = ScratchDir::new()?;
-                    let make = || workload::batches(&specs, start, end, batch);
+                    let make = |lane, lanes| {
+                        workload::batches(&workload::share(&specs, lane, lanes), start, end, batch)
+                    };
                     Ok::<_, anyhow::Error>(drive::ingest(
                         dir.path(),
                         iocdb_engine::Options::default(),

@@ -11,6 +11,7 @@
 //! encoded `WriteResponse` with the accepted count and every rejection.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use iocdb_engine::{
     RawLabel, RawSeriesWrite, RawWriteRequest, RejectReason, Resolved, Sample, SeriesHandle,
@@ -135,7 +136,7 @@ impl IngestService {
     fn write_streamed(
         &self,
         m: &Incoming<'_>,
-        ids: &mut HashMap<u64, SeriesHandle>,
+        ids: &mut HashMap<u64, Arc<SeriesHandle>>,
         resp: &mut v1::WriteResponse,
         index: u32,
     ) -> Result<(), Status> {
@@ -156,6 +157,7 @@ impl IngestService {
                 }
                 match e.resolve_raw(m.namespace, &m.labels(s)) {
                     Ok(h) => {
+                        let h = Arc::new(h);
                         // A stream remembers at most MAX_STREAM_IDS ids, so a client cannot
                         // grow the server's memory without bound; past it, series still
                         // store by labels.

@@ -36,13 +36,7 @@ fn main() {
     let mut ms: Vec<f64> = (0..asks)
         .map(|i| {
             let t = end - (i % 60) * 60_000;
-            let q = PromqlQuery::range(
-                "security",
-                "max(camera_people_count)",
-                t,
-                t,
-                60_000,
-            );
+            let q = PromqlQuery::range("security", "max(camera_people_count)", t, t, 60_000);
             let started = Instant::now();
             let r = engine.query(&q).expect("query");
             assert_eq!(r.series_read, 3_000);

@@ -233,12 +233,38 @@ impl<'a> Querier<'a> {
 
     /// A consistent view of `series` over `[start, end]`.
     pub fn snapshot(&self, series: Vec<SeriesHandle>, start: i64, end: i64) -> Snapshot<'a> {
+        self.snapshot_as(series, start, end, false)
+    }
+
+    /// A view of `series` over `[start, end]` in which each series shows only its newest
+    /// sample there (the one [`Snapshot::for_each`] on [`Querier::snapshot`] would list
+    /// last): what an instant selector needs at one step. Most series then cost no
+    /// decoding: their newest sample is the head's last one, and no older layer has a chunk
+    /// after it (see [`read_newest`]).
+    pub fn snapshot_newest(&self, series: Vec<SeriesHandle>, start: i64, end: i64) -> Snapshot<'a> {
+        self.snapshot_as(series, start, end, true)
+    }
+
+    fn snapshot_as(
+        &self,
+        series: Vec<SeriesHandle>,
+        start: i64,
+        end: i64,
+        newest: bool,
+    ) -> Snapshot<'a> {
         let inner = self.inner;
         let (live, version) = {
             let _gate = inner.gate.read();
             let live: Vec<SeriesLayer> = series
                 .iter()
-                .map(|s| s.series().head.snapshot(start, end))
+                .map(|s| {
+                    let head = &s.series().head;
+                    if newest {
+                        head.snapshot_newest(start, end)
+                    } else {
+                        head.snapshot(start, end)
+                    }
+                })
                 .collect();
             (live, inner.current_version())
         };
@@ -249,6 +275,7 @@ impl<'a> Querier<'a> {
             start,
             end,
             now: wall_clock_ms(),
+            newest,
         }
     }
 }
@@ -262,6 +289,9 @@ pub struct Snapshot<'a> {
     end: i64,
     /// The wall clock when the snapshot was taken, for retention.
     now: i64,
+    /// Taken by [`Querier::snapshot_newest`]: the live layers may hold only what the newest
+    /// sample needs.
+    newest: bool,
 }
 
 /// Milliseconds since the epoch, now.
@@ -275,9 +305,15 @@ impl Snapshot<'_> {
     /// Reads every series and maps it with `f` as soon as it is read, in snapshot order.
     /// Each worker reuses one sample buffer, so a query over thousands of series holds one
     /// series' samples per worker, not all of them. The first error stops the reading.
+    /// On a snapshot from [`Querier::snapshot_newest`], `f` sees each series' newest sample
+    /// in the range alone (or nothing).
     pub fn for_each<T: Send>(&self, f: SeriesFn<'_, T>) -> Result<Vec<T>> {
         self.run(&|series, live, start, buf| {
-            read_one(&self.version, series, live, start, self.end, buf)?;
+            if self.newest {
+                read_newest(&self.version, series, live, start, self.end, buf)?;
+            } else {
+                read_one(&self.version, series, live, start, self.end, buf)?;
+            }
             f(series, buf)
         })
     }
@@ -293,6 +329,11 @@ impl Snapshot<'_> {
             return Err(Error::InvalidArgument(format!(
                 "rollup interval {interval} ms"
             )));
+        }
+        if self.newest {
+            return Err(Error::Internal(
+                "buckets asked of a snapshot of newest samples".into(),
+            ));
         }
         self.run(&|series, live, start, buf| {
             // The tier may be kept longer than the samples it summarises.
@@ -398,25 +439,90 @@ fn read_one(
         }
         hide_deleted(deletions, handle.segment.seq, series.id, out, from);
     }
-    let in_memory = |layer: &SeriesLayer, out: &mut Vec<Sample>| {
-        layer
-            .decode_into(start, end, out)
-            .map_err(|e| Error::Corrupt {
-                file: "head".into(),
-                offset: e.offset,
-                reason: format!("in-memory chunk of {}: {}", handle.labels(), e.reason),
-            })
-    };
     for frozen in &version.frozen {
         if let Some(layer) = frozen.series.get(&series.id) {
             let from = out.len();
-            in_memory(layer, out)?;
+            decode_layer(handle, layer, start, end, out)?;
             hide_deleted(deletions, frozen.seq, series.id, out, from);
         }
     }
-    in_memory(live, out)?;
+    decode_layer(handle, live, start, end, out)?;
     dedupe_newest_wins(out, 0);
     Ok(())
+}
+
+/// The last sample [`read_one`] would give, alone, in `out`. The layers are read the other
+/// way round, from the newest write to the oldest: since a newer layer wins a tie, an older
+/// one only matters for samples after the best found so far, and a layer without a chunk
+/// in that span (found by bounds) is not decoded. For a series written live, the head's
+/// last sample is the answer and nothing is decoded at all.
+fn read_newest(
+    version: &Version,
+    handle: &SeriesHandle,
+    live: &SeriesLayer,
+    start: i64,
+    end: i64,
+    out: &mut Vec<Sample>,
+) -> Result<()> {
+    out.clear();
+    let series = handle.series();
+    let deletions = &version.deletions;
+    let mut best: Option<Sample> = None;
+    // The newest sample `out` holds (one layer's, deletions hidden), taken as the best.
+    let keep = |out: &mut Vec<Sample>, best: &mut Option<Sample>| {
+        dedupe_newest_wins(out, 0);
+        if let Some(&s) = out.last() {
+            *best = Some(s);
+        }
+        out.clear();
+    };
+    let after = |best: &Option<Sample>| best.map_or(start, |b| b.t.saturating_add(1).max(start));
+    if start <= end {
+        decode_layer(handle, live, start, end, out)?;
+        keep(out, &mut best);
+    }
+    for frozen in version.frozen.iter().rev() {
+        let from = after(&best);
+        if from > end {
+            break;
+        }
+        if let Some(layer) = frozen.series.get(&series.id) {
+            decode_layer(handle, layer, from, end, out)?;
+            hide_deleted(deletions, frozen.seq, series.id, out, 0);
+            keep(out, &mut best);
+        }
+    }
+    for segment in version.segments.iter().rev() {
+        let from = after(&best);
+        if from > end {
+            break;
+        }
+        for c in segment.chunks_in(series.id, from, end) {
+            segment.segment.read_chunk(&c, from, end, out)?;
+        }
+        hide_deleted(deletions, segment.segment.seq, series.id, out, 0);
+        keep(out, &mut best);
+    }
+    out.extend(best);
+    Ok(())
+}
+
+/// Appends an in-memory layer's samples in `[start, end]` to `out` (see
+/// [`SeriesLayer::decode_into`]); a chunk that does not decode is reported as the head's.
+fn decode_layer(
+    handle: &SeriesHandle,
+    layer: &SeriesLayer,
+    start: i64,
+    end: i64,
+    out: &mut Vec<Sample>,
+) -> Result<()> {
+    layer
+        .decode_into(start, end, out)
+        .map_err(|e| Error::Corrupt {
+            file: "head".into(),
+            offset: e.offset,
+            reason: format!("in-memory chunk of {}: {}", handle.labels(), e.reason),
+        })
 }
 
 /// What [`read_rolled`] reads: buckets of `interval` over `[start, end]`, and raw samples

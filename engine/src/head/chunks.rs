@@ -89,6 +89,26 @@ impl Default for SeriesData {
     }
 }
 
+/// [`HeadSeries::snapshot`] on locked data.
+fn snapshot_locked(d: &SeriesData, start: i64, end: i64) -> SeriesLayer {
+    let mut chunks: Vec<SealedChunk> = chunks_in(&d.sealed, start, end).to_vec();
+    if !d.open.is_empty() && d.open_min_t <= end && d.open.last_t().is_some_and(|t| t >= start) {
+        let max_t = d.open.last_t().unwrap_or(d.open_min_t);
+        chunks.push(SealedChunk {
+            min_t: d.open_min_t,
+            max_t,
+            bytes: Bytes::from(d.open.snapshot()),
+        });
+    }
+    let ooo = d
+        .ooo
+        .iter()
+        .filter(|s| s.t >= start && s.t <= end)
+        .copied()
+        .collect();
+    SeriesLayer { chunks, ooo }
+}
+
 /// The newest in-order sample of locked data, if it holds any.
 fn newest(d: &SeriesData) -> Option<Sample> {
     if let Some((t, v)) = d.open.last() {
@@ -168,24 +188,30 @@ impl HeadSeries {
 
     /// A copy of the data overlapping `[start, end]`, cheap enough to take under the lock.
     pub fn snapshot(&self, start: i64, end: i64) -> SeriesLayer {
+        snapshot_locked(&self.data.lock(), start, end)
+    }
+
+    /// A layer that gives the same newest sample in `[start, end]` as
+    /// [`HeadSeries::snapshot`] does, for a reader that wants that sample alone (the
+    /// value of an instant selector at one step), without copying or decoding a chunk when
+    /// it can: in-order samples only grow, and a sample written at or before the newest one
+    /// goes to the out-of-order samples, so when the open chunk's last sample lies in the
+    /// range it is the newest there, unless an out-of-order sample of the same time
+    /// (written later, a correction) overrides it. The layer then holds it, followed by
+    /// those, as out-of-order samples; otherwise it is the full snapshot.
+    pub fn snapshot_newest(&self, start: i64, end: i64) -> SeriesLayer {
         let d = self.data.lock();
-        let mut chunks: Vec<SealedChunk> = chunks_in(&d.sealed, start, end).to_vec();
-        if !d.open.is_empty() && d.open_min_t <= end && d.open.last_t().is_some_and(|t| t >= start)
-        {
-            let max_t = d.open.last_t().unwrap_or(d.open_min_t);
-            chunks.push(SealedChunk {
-                min_t: d.open_min_t,
-                max_t,
-                bytes: Bytes::from(d.open.snapshot()),
-            });
+        match d.open.last() {
+            Some((t, v)) if t >= start && t <= end => {
+                let mut ooo = vec![Sample::new(t, v)];
+                ooo.extend(d.ooo.iter().filter(|s| s.t == t));
+                SeriesLayer {
+                    chunks: Vec::new(),
+                    ooo,
+                }
+            }
+            _ => snapshot_locked(&d, start, end),
         }
-        let ooo = d
-            .ooo
-            .iter()
-            .filter(|s| s.t >= start && s.t <= end)
-            .copied()
-            .collect();
-        SeriesLayer { chunks, ooo }
     }
 
     /// Takes all data out (for a flush); returns it, the bytes freed and the samples it held.

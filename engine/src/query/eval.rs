@@ -230,10 +230,16 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                 values,
             })
         };
-        let snapshot = self
-            .querier
-            .snapshot(series, lo.saturating_sub(lookback), hi);
-        let rows = match self.tier_for_instants(&refs) {
+        let (from, tier) = (lo.saturating_sub(lookback), self.tier_for_instants(&refs));
+        // At one step each series' newest sample in the lookback window is its value, and
+        // the read can skip decoding what comes before it (an instant query, or the one
+        // new step of a cached panel's refresh).
+        let snapshot = if refs.len() == 1 && tier.is_none() {
+            self.querier.snapshot_newest(series, from, hi)
+        } else {
+            self.querier.snapshot(series, from, hi)
+        };
+        let rows = match tier {
             Some(tier) => snapshot.for_each_rolled(tier, &|s, buckets, cost| {
                 self.charge_rollup(tier, cost)?;
                 let mut next = 0usize;

@@ -14,6 +14,7 @@ mod faults;
 mod format_freeze;
 mod fuzz_corpus;
 mod model;
+mod newest;
 mod ordering;
 mod orphans;
 mod promql_files;

@@ -424,7 +424,17 @@ pub struct ChunkAppender(Option<Box<OpenChunk>>);
 struct OpenChunk {
     ts: TimestampEncoder,
     values: ValueAppender,
+    /// The newest samples as appended (sample `i` at `i % RECENT`), so that the newest
+    /// sample at or before a time a little in the past — a dashboard's step just before
+    /// now — is found without decoding the chunk.
+    recent: [(i64, f64); RECENT],
 }
+
+/// Samples an open chunk keeps at hand besides its columns (16 bytes each, in every
+/// series written since the last flush): a dashboard refreshed every few seconds computes
+/// a new step a few seconds behind its series' last samples, which come every ten seconds
+/// or slower — at most one sample behind the last.
+const RECENT: usize = 2;
 
 #[derive(Debug, Clone)]
 enum ValueAppender {
@@ -448,6 +458,18 @@ impl ChunkAppender {
     #[inline]
     pub fn push(&mut self, t: i64, v: f64) {
         self.0.get_or_insert_with(Box::default).push(t, v);
+    }
+
+    /// The newest sample at or before `end`, when the samples kept at hand show it: `None`
+    /// when the chunk is empty or every sample kept at hand is after `end` (the one wanted
+    /// is older, or in an earlier chunk).
+    pub fn newest_at_or_before(&self, end: i64) -> Option<(i64, f64)> {
+        let open = self.0.as_ref()?;
+        let n = open.ts.len();
+        (0..n.min(RECENT))
+            .filter_map(|back| open.recent.get((n - 1 - back) % RECENT))
+            .find(|&&(t, _)| t <= end)
+            .copied()
     }
 
     /// Samples appended.
@@ -513,6 +535,9 @@ impl ChunkAppender {
 impl OpenChunk {
     #[inline]
     fn push(&mut self, t: i64, v: f64) {
+        if let Some(slot) = self.recent.get_mut(self.ts.len() % RECENT) {
+            *slot = (t, v);
+        }
         self.ts.push(t);
         match &mut self.values {
             ValueAppender::Xor(e) => e.push(v),

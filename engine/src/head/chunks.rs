@@ -194,17 +194,18 @@ impl HeadSeries {
     /// A layer that gives the same newest sample in `[start, end]` as
     /// [`HeadSeries::snapshot`] does, for a reader that wants that sample alone (the
     /// value of an instant selector at one step), without copying or decoding a chunk when
-    /// it can: in-order samples only grow, and a sample written at or before the newest one
-    /// goes to the out-of-order samples, so when the open chunk's last sample lies in the
-    /// range it is the newest there, unless an out-of-order sample of the same time
-    /// (written later, a correction) overrides it. The layer then holds it, followed by
-    /// those, as out-of-order samples; otherwise it is the full snapshot.
+    /// it can. In-order samples only grow, so when the newest one at or before `end` is
+    /// among the few the open chunk keeps at hand and lies in the range, no in-order sample
+    /// after it is in the range; a sample written at or before the newest in-order one goes
+    /// to the out-of-order samples, so only those from its time to `end` can override it (a
+    /// later time, or a correction of its own). The layer then holds it, followed by those,
+    /// as out-of-order samples; otherwise it is the full snapshot.
     pub fn snapshot_newest(&self, start: i64, end: i64) -> SeriesLayer {
         let d = self.data.lock();
-        match d.open.last() {
-            Some((t, v)) if t >= start && t <= end => {
+        match d.open.newest_at_or_before(end) {
+            Some((t, v)) if t >= start => {
                 let mut ooo = vec![Sample::new(t, v)];
-                ooo.extend(d.ooo.iter().filter(|s| s.t == t));
+                ooo.extend(d.ooo.iter().filter(|s| s.t >= t && s.t <= end));
                 SeriesLayer {
                     chunks: Vec::new(),
                     ooo,

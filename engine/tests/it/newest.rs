@@ -179,6 +179,25 @@ fn a_live_series_newest_sample_costs_one_sample() {
         .query(&range("m", 98_000, 99_000, 1000))
         .expect("two steps");
     assert!(two.samples_read > 1, "{}", two.samples_read);
+    // A step a little before the last sample: found among the samples the open chunk keeps
+    // at hand, still without decoding.
+    let before = engine
+        .query(&range("m", 97_500, 97_500, 1000))
+        .expect("before");
+    assert_eq!(before.samples_read, 1);
+    assert_eq!(
+        bits(&Ok(before)).expect("bits")[0].1,
+        vec![(97_500, 97f64.to_bits())]
+    );
+    // A late sample between two in-order ones is newer than the one before it.
+    engine
+        .write(request(
+            "ns",
+            vec![common::series("m", 0, vec![Sample::new(97_700, 0.5)])],
+        ))
+        .expect("late");
+    let late = bits(&engine.query(&range("m", 97_800, 97_800, 1000))).expect("bits");
+    assert_eq!(late[0].1, vec![(97_800, 0.5f64.to_bits())]);
     // A correction of the newest sample wins, as in the full read.
     engine
         .write(request(

@@ -299,3 +299,23 @@ fn an_empty_appender_is_a_pointer_and_a_used_one_counts_its_box() {
     );
     assert_eq!(a.snapshot(), ChunkAppender::new().snapshot());
 }
+
+#[test]
+fn the_open_chunk_finds_its_newest_samples_before_a_time_without_decoding() {
+    let mut a = ChunkAppender::new();
+    assert_eq!(a.newest_at_or_before(i64::MAX), None);
+    for i in 0..10 {
+        a.push(i * 10, i as f64 + 0.5);
+    }
+    assert_eq!(a.newest_at_or_before(1_000), Some((90, 9.5)));
+    assert_eq!(a.newest_at_or_before(89), Some((80, 8.5)));
+    assert_eq!(a.newest_at_or_before(80), Some((80, 8.5)));
+    // Older than the samples kept at hand: the caller decodes.
+    assert_eq!(a.newest_at_or_before(79), None);
+    // A new chunk knows only its own samples.
+    a.clear();
+    a.push(100, 1.0);
+    a.push(110, 2.0);
+    assert_eq!(a.newest_at_or_before(105), Some((100, 1.0)));
+    assert_eq!(a.newest_at_or_before(99), None);
+}

@@ -430,21 +430,11 @@ fn read_one(
     if start > end {
         return Ok(());
     }
-    let series = handle.series();
-    let deletions = &version.deletions;
-    for handle in &version.segments {
-        let from = out.len();
-        for c in handle.chunks_in(series.id, start, end) {
-            handle.segment.read_chunk(&c, start, end, out)?;
-        }
-        hide_deleted(deletions, handle.segment.seq, series.id, out, from);
+    for segment in &version.segments {
+        read_segment(version, segment, handle, start, end, out)?;
     }
     for frozen in &version.frozen {
-        if let Some(layer) = frozen.series.get(&series.id) {
-            let from = out.len();
-            decode_layer(handle, layer, start, end, out)?;
-            hide_deleted(deletions, frozen.seq, series.id, out, from);
-        }
+        read_frozen(version, frozen, handle, start, end, out)?;
     }
     decode_layer(handle, live, start, end, out)?;
     dedupe_newest_wins(out, 0);
@@ -465,8 +455,6 @@ fn read_newest(
     out: &mut Vec<Sample>,
 ) -> Result<()> {
     out.clear();
-    let series = handle.series();
-    let deletions = &version.deletions;
     let mut best: Option<Sample> = None;
     // The newest sample `out` holds (one layer's, deletions hidden), taken as the best.
     let keep = |out: &mut Vec<Sample>, best: &mut Option<Sample>| {
@@ -486,24 +474,53 @@ fn read_newest(
         if from > end {
             break;
         }
-        if let Some(layer) = frozen.series.get(&series.id) {
-            decode_layer(handle, layer, from, end, out)?;
-            hide_deleted(deletions, frozen.seq, series.id, out, 0);
-            keep(out, &mut best);
-        }
+        read_frozen(version, frozen, handle, from, end, out)?;
+        keep(out, &mut best);
     }
     for segment in version.segments.iter().rev() {
         let from = after(&best);
         if from > end {
             break;
         }
-        for c in segment.chunks_in(series.id, from, end) {
-            segment.segment.read_chunk(&c, from, end, out)?;
-        }
-        hide_deleted(deletions, segment.segment.seq, series.id, out, 0);
+        read_segment(version, segment, handle, from, end, out)?;
         keep(out, &mut best);
     }
     out.extend(best);
+    Ok(())
+}
+
+/// Appends a segment's samples of a series in `[start, end]` to `out`, without what a
+/// deletion hides in it.
+fn read_segment(
+    version: &Version,
+    segment: &super::version::SegmentHandle,
+    handle: &SeriesHandle,
+    start: i64,
+    end: i64,
+    out: &mut Vec<Sample>,
+) -> Result<()> {
+    let (id, from) = (handle.series().id, out.len());
+    for c in segment.chunks_in(id, start, end) {
+        segment.segment.read_chunk(&c, start, end, out)?;
+    }
+    hide_deleted(&version.deletions, segment.segment.seq, id, out, from);
+    Ok(())
+}
+
+/// The same for a frozen generation of the head.
+fn read_frozen(
+    version: &Version,
+    frozen: &super::version::FrozenGen,
+    handle: &SeriesHandle,
+    start: i64,
+    end: i64,
+    out: &mut Vec<Sample>,
+) -> Result<()> {
+    let (id, from) = (handle.series().id, out.len());
+    if let Some(layer) = frozen.series.get(&id) {
+        decode_layer(handle, layer, start, end, out)?;
+        hide_deleted(&version.deletions, frozen.seq, id, out, from);
+    }
     Ok(())
 }
 

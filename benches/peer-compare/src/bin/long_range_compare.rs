@@ -1,7 +1,7 @@
 //! Long-range panels over the wire: iocdb, VictoriaMetrics and Prometheus, one at a time,
 //! each with its defaults (iocdb's hourly rollup tier and result cache, VictoriaMetrics'
 //! rollup result cache), each loaded by Prometheus remote write with the same pre-encoded
-//! batches of DAYS of the province workload in time order, then asked the 7-, 30- and
+//! batches (spooled to a temporary file) of DAYS of the province workload in time order, then asked the 7-, 30- and
 //! 365-day panels through the Prometheus HTTP API: once with nothing cached, then REPEATS
 //! times more as a dashboard's refreshes do (p50 / p99), and how many points differ from
 //! Prometheus' answer.
@@ -78,6 +78,58 @@ const PANELS: [(&str, &str, &str, i64, i64); 6] = [
 struct Batch {
     namespace: String,
     body: Vec<u8>,
+}
+
+/// The encoded requests, spooled to a file in order: a year at ×0.1 is ≈ 29 GB of
+/// snappy bodies, more than this machine's memory. Each record: the namespace's length
+/// (u32 LE) and bytes, the body's length (u32 LE) and bytes.
+struct Spool {
+    path: std::path::PathBuf,
+    requests: usize,
+    bytes: usize,
+}
+
+impl Spool {
+    fn write(path: std::path::PathBuf, batches: impl Iterator<Item = Batch>) -> Spool {
+        use std::io::Write;
+        let file = std::fs::File::create(&path).expect("spool file");
+        let mut out = std::io::BufWriter::new(file);
+        let (mut requests, mut bytes) = (0, 0);
+        for b in batches {
+            for part in [b.namespace.as_bytes(), &b.body] {
+                let len = u32::try_from(part.len()).expect("a request under 4 GB");
+                out.write_all(&len.to_le_bytes()).expect("spool");
+                out.write_all(part).expect("spool");
+            }
+            requests += 1;
+            bytes += b.body.len();
+        }
+        out.flush().expect("spool");
+        Spool {
+            path,
+            requests,
+            bytes,
+        }
+    }
+
+    /// The requests in the order they were written.
+    fn read(&self) -> impl Iterator<Item = Batch> {
+        use std::io::Read;
+        let file = std::fs::File::open(&self.path).expect("spool file");
+        let mut input = std::io::BufReader::new(file);
+        let mut part = move || -> Option<Vec<u8>> {
+            let mut len = [0u8; 4];
+            input.read_exact(&mut len).ok()?;
+            let mut bytes = vec![0; u32::from_le_bytes(len) as usize];
+            input.read_exact(&mut bytes).expect("spooled request");
+            Some(bytes)
+        };
+        std::iter::from_fn(move || {
+            let namespace = String::from_utf8(part()?).expect("spooled namespace");
+            let body = part().expect("spooled body");
+            Some(Batch { namespace, body })
+        })
+    }
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -181,26 +233,28 @@ fn main() {
     let start = end - days * DAY;
     let specs = workload::series(scale);
     let t0 = Instant::now();
-    // Day by day, so that every system receives the data in time order.
-    let mut batches = Vec::new();
+    // Day by day, so that every system receives the data in time order; each day's requests
+    // are encoded and spooled before the next day is generated.
+    let spool_dir = tempfile::tempdir().expect("tempdir");
     let mut samples = 0usize;
-    let mut day = start;
-    while day < end {
-        for r in workload::batches(&specs, day, day + DAY, BATCH_SAMPLES) {
+    let days_from = (0..days).map(|d| start + d * DAY);
+    let batches =
+        days_from.flat_map(|day| workload::batches(&specs, day, day + DAY, BATCH_SAMPLES));
+    let spool = Spool::write(
+        spool_dir.path().join("requests"),
+        batches.map(|r| {
             samples += r.series.iter().map(|s| s.samples.len()).sum::<usize>();
-            batches.push(Batch {
-                namespace: r.namespace.clone(),
+            Batch {
                 body: peers::remote_write_body(&r),
-            });
-        }
-        day += DAY;
-    }
-    let bytes: usize = batches.iter().map(|b| b.body.len()).sum();
+                namespace: r.namespace,
+            }
+        }),
+    );
     eprintln!(
         "encoded {samples} samples of {} series in {} requests ({:.1} MB snappy) in {:.0} s",
         specs.len(),
-        batches.len(),
-        bytes as f64 / 1e6,
+        spool.requests,
+        spool.bytes as f64 / 1e6,
         t0.elapsed().as_secs_f64()
     );
     let systems = peers::chosen(&[
@@ -213,7 +267,7 @@ fn main() {
         let dir = tempfile::tempdir().expect("tempdir");
         let running = launch(system, dir.path());
         let t = Instant::now();
-        for b in &batches {
+        for b in spool.read() {
             post(
                 &format!("{}/api/v1/write", base(system, &running, &b.namespace)),
                 &b.body,
@@ -241,7 +295,7 @@ fn main() {
     println!(
         "×{scale} over {days} d: {samples} samples, {} series, {} remote-write requests; one system at a time, each with its defaults (caches on).\n",
         specs.len(),
-        batches.len()
+        spool.requests
     );
     let names: Vec<&str> = systems.iter().map(|s| s.name()).collect();
     println!(

@@ -46,13 +46,18 @@ fn init_logging(json: bool) {
 /// stack and allocator heap, which is where memory went under many concurrent writers.
 ///
 /// Threads hand the memory their allocator heap holds free back to the OS when they park
-/// (runtime workers, at most once a second) and when they exit (pool threads, after ten idle
-/// seconds): the allocator returns freed pages only on their own thread's later calls, which
-/// an idle thread does not make (see `allocator`).
+/// (runtime workers, at most once a second) and when they exit (pool threads, after one idle
+/// second): the allocator returns freed pages only on their own thread's later calls, which
+/// an idle thread does not make (see `allocator`). Tokio's default keeps an idle pool thread
+/// ten seconds; every engine call runs on one (`block_in_place` hands the worker's place to
+/// another thread), so after a burst of writes the threads that served it held what they had
+/// freed for ten seconds — twice the RSS after ingest with four senders (BENCHMARKS.md,
+/// "Threads that served a burst"). Under load no thread idles a second, so none exits then.
 fn runtime(blocking_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(blocking_threads.max(1))
+        .thread_keep_alive(std::time::Duration::from_secs(1))
         .on_thread_stop(allocator::release_freed)
         .on_thread_park(allocator::release_freed_when_idle)
         .build()

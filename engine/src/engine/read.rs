@@ -464,24 +464,26 @@ fn read_newest(
         }
         out.clear();
     };
-    let after = |best: &Option<Sample>| best.map_or(start, |b| b.t.saturating_add(1).max(start));
+    // Where an older layer starts to matter; `None` when nothing can come after the best.
+    let after = |best: &Option<Sample>| match best {
+        Some(b) => b.t.checked_add(1).map(|t| t.max(start)),
+        None => Some(start),
+    };
     if start <= end {
         decode_layer(handle, live, start, end, out)?;
         keep(out, &mut best);
     }
     for frozen in version.frozen.iter().rev() {
-        let from = after(&best);
-        if from > end {
+        let Some(from) = after(&best).filter(|&from| from <= end) else {
             break;
-        }
+        };
         read_frozen(version, frozen, handle, from, end, out)?;
         keep(out, &mut best);
     }
     for segment in version.segments.iter().rev() {
-        let from = after(&best);
-        if from > end {
+        let Some(from) = after(&best).filter(|&from| from <= end) else {
             break;
-        }
+        };
         read_segment(version, segment, handle, from, end, out)?;
         keep(out, &mut best);
     }

@@ -44,19 +44,24 @@ pub async fn run(a: BenchArgs) -> anyhow::Result<()> {
                 })
                 .await??
             };
+            // Each client writes its own share of the series, as the in-process writers do.
             let wire = || {
-                workload::batches(&specs, start, end, batch)
-                    .into_iter()
-                    .map(load::to_wire)
+                (0..n)
+                    .map(|lane| {
+                        workload::batches(&workload::share(&specs, lane, n), start, end, batch)
+                            .into_iter()
+                            .map(load::to_wire)
+                            .collect::<Vec<_>>()
+                    })
                     .collect::<Vec<_>>()
             };
             let server = Bench::start().await?;
-            let figures = load::run(&server.addr, wire(), n)
+            let figures = load::run(&server.addr, wire())
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             server.stop().await?;
             let server = Bench::start().await?;
-            let streamed = load::run_streams(&server.addr, wire(), n)
+            let streamed = load::run_streams(&server.addr, wire())
                 .await
                 .map_err(|e| anyhow::anyhow!(e))?;
             server.stop().await?;

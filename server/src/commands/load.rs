@@ -31,20 +31,14 @@ pub fn to_wire(r: WriteRequest) -> v1::WriteRequest {
     }
 }
 
-/// Counts the samples and deals the requests to `clients` lanes, round robin.
-fn split(requests: Vec<v1::WriteRequest>, clients: usize) -> (usize, Vec<Vec<v1::WriteRequest>>) {
-    let total = requests
+/// The samples of every client's requests.
+fn samples(lanes: &[Vec<v1::WriteRequest>]) -> usize {
+    lanes
         .iter()
+        .flatten()
         .flat_map(|r| &r.series)
         .map(|s| s.timestamps_ms.len())
-        .sum();
-    let mut lanes: Vec<Vec<v1::WriteRequest>> = (0..clients.max(1)).map(|_| Vec::new()).collect();
-    for (i, r) in requests.into_iter().enumerate() {
-        if let Some(lane) = lanes.get_mut(i % clients.max(1)) {
-            lane.push(r);
-        }
-    }
-    (total, lanes)
+        .sum()
 }
 
 /// What one load run measured.
@@ -58,15 +52,11 @@ pub struct LoadFigures {
     pub p99: Duration,
 }
 
-/// Sends `requests` to `addr` with `clients` concurrent clients (client `i` sends every
-/// `clients`-th request, one at a time, waiting for each acknowledgement).
-pub async fn run(
-    addr: &str,
-    requests: Vec<v1::WriteRequest>,
-    clients: usize,
-) -> Result<LoadFigures, String> {
-    let (total, lanes) = split(requests, clients);
-    let conns = connect_all(addr, clients).await?;
+/// Sends each lane of requests to `addr` from its own client, concurrently (a client sends
+/// its requests one at a time, waiting for each acknowledgement).
+pub async fn run(addr: &str, lanes: Vec<Vec<v1::WriteRequest>>) -> Result<LoadFigures, String> {
+    let total = samples(&lanes);
+    let conns = connect_all(addr, lanes.len()).await?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (mut client, lane) in conns.into_iter().zip(lanes) {
@@ -134,17 +124,12 @@ pub fn with_stream_ids(requests: Vec<v1::WriteRequest>) -> Vec<v1::WriteRequest>
         .collect()
 }
 
-/// Sends `requests` over one write stream per client (client `i` takes every `clients`-th
-/// request, with stream ids, see [`with_stream_ids`]); returns samples acknowledged per
-/// second.
-pub async fn run_streams(
-    addr: &str,
-    requests: Vec<v1::WriteRequest>,
-    clients: usize,
-) -> Result<f64, String> {
-    let (total, lanes) = split(requests, clients);
+/// Sends each lane of requests over one write stream of its own client (with stream ids,
+/// see [`with_stream_ids`]); returns samples acknowledged per second.
+pub async fn run_streams(addr: &str, lanes: Vec<Vec<v1::WriteRequest>>) -> Result<f64, String> {
+    let total = samples(&lanes);
     let lanes: Vec<Vec<v1::WriteRequest>> = lanes.into_iter().map(with_stream_ids).collect();
-    let conns = connect_all(addr, clients).await?;
+    let conns = connect_all(addr, lanes.len()).await?;
     let start = Instant::now();
     let mut tasks = Vec::new();
     for (mut client, lane) in conns.into_iter().zip(lanes) {

@@ -444,8 +444,8 @@ fn read_one(
 /// The last sample [`read_one`] would give, alone, in `out`. The layers are read the other
 /// way round, from the newest write to the oldest: since a newer layer wins a tie, an older
 /// one only matters for samples after the best found so far, and a layer without a chunk
-/// in that span (found by bounds) is not decoded. For a series written live, the head's
-/// last sample is the answer and nothing is decoded at all.
+/// in that span (found by bounds) is not decoded. For a series written live, one of the
+/// samples the open chunk keeps at hand is the answer and nothing is decoded at all.
 fn read_newest(
     version: &Version,
     handle: &SeriesHandle,

@@ -29,6 +29,12 @@ impl VfsFile for File {
         }
         self.0.sync()
     }
+    fn write_zeros(&mut self, from: u64, to: u64) -> io::Result<()> {
+        self.0.write_zeros(from, to)
+    }
+    fn trim(&mut self, len: u64) -> io::Result<()> {
+        self.0.trim(len)
+    }
 }
 
 impl Vfs for FailOnce {

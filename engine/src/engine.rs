@@ -190,7 +190,7 @@ impl Engine {
         let _gate = self.inner.gate.write();
         let synced = match self.inner.wal.failure() {
             Some(_) => Ok(()),
-            None => self.inner.wal.sync(),
+            None => self.inner.wal.close(),
         };
         self.inner.store_arrivals();
         // Another process (or a new `Engine::open`) may have the directory now.

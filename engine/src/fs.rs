@@ -25,6 +25,13 @@ pub trait VfsFile: Send + Debug {
     fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
     /// Makes everything written so far durable (fdatasync).
     fn sync(&mut self) -> io::Result<()>;
+    /// Writes zeros over `[from, to)` without moving the position appends write at (the WAL
+    /// writes ahead of its frames so that an fdatasync over them need not commit a new file
+    /// length). Made durable by the next [`VfsFile::sync`].
+    fn write_zeros(&mut self, from: u64, to: u64) -> io::Result<()>;
+    /// Cuts the file to `len` bytes and makes that durable (the WAL's unused zeros when it
+    /// moves on to a new file or closes).
+    fn trim(&mut self, len: u64) -> io::Result<()>;
 }
 
 /// The file operations the engine needs, and nothing more.

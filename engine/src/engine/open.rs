@@ -491,6 +491,15 @@ fn replay_wal(
         };
         let report = replay_file(&data, &mut sink);
         let end = match report.end {
+            // The zeros the writer wrote ahead of its frames (`wal::writer::ZERO_AHEAD`):
+            // unused space, not a write cut short.
+            End::Torn { offset }
+                if n == last && data.get(offset as usize..).is_some_and(all_zero) =>
+            {
+                tracing::debug!(file = %path.display(), offset, "cutting the unused zeros at the end of the newest WAL file");
+                vfs.truncate(&path, offset).at(&path)?;
+                End::Clean
+            }
             // Only the newest file can end in a write cut short: an older one was complete
             // and synced before the next was created, so a bad frame at its end is damage.
             End::Torn { offset } if n != last => End::Corrupt(DecodeError::new(
@@ -528,6 +537,10 @@ fn replay_wal(
         tracing::debug!(file = %path.display(), frames = report.frames, samples = report.samples, "replayed WAL file");
     }
     Ok((last, cuts))
+}
+
+fn all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == 0)
 }
 
 /// What opening cut off the ends of WAL files (torn writes and damage).

@@ -1,7 +1,8 @@
 //! Fault injection through the `Vfs` seam: for every k over a workload of a few hundred file
 //! operations, fail the k-th one (EIO or ENOSPC, once or from then on). Writes after a failed
 //! fsync must never be acknowledged before the engine has checked the WAL on disk and
-//! resumed by itself, and after a simulated power cut (unsynced bytes dropped) the store
+//! resumed by itself, and after a simulated power cut (unsynced bytes dropped: zeros the WAL
+//! wrote ahead of its frames and synced stay zeros) the store
 //! reopens to exactly the acknowledged writes. [`FaultyFs`] also serves `ordering.rs`.
 
 use std::collections::HashMap;
@@ -28,8 +29,21 @@ pub struct State {
     pub failed_sync: bool,
     /// Fail the next fsync of a WAL file, once.
     pub fail_next_wal_sync: bool,
-    /// Length of each file that is durable (a real fsync is skipped: this is the record).
-    synced: HashMap<PathBuf, u64>,
+    /// What of each file is durable (a real fsync is skipped: this is the record).
+    synced: HashMap<PathBuf, Durable>,
+}
+
+/// The durable part of a file: its written bytes up to `data`, zeros from there to `len`.
+#[derive(Debug, Clone, Copy)]
+struct Durable {
+    data: u64,
+    len: u64,
+}
+
+impl Durable {
+    fn whole(len: u64) -> Self {
+        Durable { data: len, len }
+    }
 }
 
 /// An `OsFs` that counts operations, fails the chosen one, and records durable lengths.
@@ -59,13 +73,14 @@ impl FaultyFs {
 
     /// Power cut: every file loses what was written after its last successful fsync.
     pub fn power_cut(&self) {
-        for (path, len) in self.0.lock().synced.iter() {
+        for (path, durable) in self.0.lock().synced.iter() {
             if path.exists() {
                 let f = std::fs::OpenOptions::new()
                     .write(true)
                     .open(path)
                     .expect("open");
-                f.set_len(*len).expect("truncate");
+                f.set_len(durable.data).expect("truncate");
+                f.set_len(durable.len).expect("zeros");
             }
         }
     }
@@ -77,6 +92,8 @@ struct FaultyFile {
     path: PathBuf,
     inner: Box<dyn VfsFile>,
     written: u64,
+    /// The file's length with zeros written ahead of `written`.
+    zeroed: u64,
 }
 
 impl VfsFile for FaultyFile {
@@ -97,11 +114,32 @@ impl VfsFile for FaultyFile {
                 return Err(io::Error::other("injected fsync failure"));
             }
         }
+        self.fs.0.lock().synced.insert(
+            self.path.clone(),
+            Durable {
+                data: self.written,
+                len: self.written.max(self.zeroed),
+            },
+        );
+        Ok(())
+    }
+
+    fn write_zeros(&mut self, from: u64, to: u64) -> io::Result<()> {
+        self.fs.op(false)?;
+        self.inner.write_zeros(from, to)?;
+        self.zeroed = self.zeroed.max(to);
+        Ok(())
+    }
+
+    fn trim(&mut self, len: u64) -> io::Result<()> {
+        self.fs.op(false)?;
+        self.inner.trim(len)?;
+        (self.written, self.zeroed) = (len, len);
         self.fs
             .0
             .lock()
             .synced
-            .insert(self.path.clone(), self.written);
+            .insert(self.path.clone(), Durable::whole(len));
         Ok(())
     }
 }
@@ -121,12 +159,16 @@ impl Vfs for FaultyFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         self.op(false)?;
         let inner = OsFs.create(path)?;
-        self.0.lock().synced.insert(path.to_path_buf(), 0);
+        self.0
+            .lock()
+            .synced
+            .insert(path.to_path_buf(), Durable::whole(0));
         Ok(Box::new(FaultyFile {
             fs: self.clone(),
             path: path.to_path_buf(),
             inner,
             written: 0,
+            zeroed: 0,
         }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -148,7 +190,10 @@ impl Vfs for FaultyFs {
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         self.op(false)?;
         OsFs.truncate(path, len)?;
-        self.0.lock().synced.insert(path.to_path_buf(), len);
+        self.0
+            .lock()
+            .synced
+            .insert(path.to_path_buf(), Durable::whole(len));
         Ok(())
     }
     fn open_immutable(&self, path: &Path) -> io::Result<Bytes> {

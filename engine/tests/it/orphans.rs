@@ -172,12 +172,7 @@ fn wal_files(dir: &Path) -> (Vec<PathBuf>, Held) {
             .expect("write");
     }
     let held = dump(&engine, "ns");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("wal"))
-        .expect("wal")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    (files, held)
+    (wal_dir_files(dir), held)
 }
 
 #[test]
@@ -227,4 +222,89 @@ fn a_torn_tail_is_cut_only_in_the_newest_wal_file_and_older_damage_is_quarantine
         held.len() - 1,
         "the later files are served"
     );
+}
+
+/// Whether a WAL file ends in zeros, the writer's space written ahead of its frames.
+fn ends_in_zeros(path: &Path) -> bool {
+    let bytes = std::fs::read(path).expect("read");
+    bytes.len() >= 64 && bytes[bytes.len() - 64..].iter().all(|&b| b == 0)
+}
+
+#[test]
+fn zeros_written_ahead_end_only_the_newest_wal_file_and_a_crash_leaves_no_cut_to_report() {
+    let dir = tempfile::tempdir().expect("dir");
+    let opts = Options {
+        wal_file_bytes: 16 << 10,
+        ..common::options()
+    };
+    let engine = common::open_with(dir.path(), opts.clone()).expect("open");
+    for b in 0..40i64 {
+        let samples = (0..60)
+            .map(|t| Sample::new(b * 100 + t, (b * t) as f64))
+            .collect();
+        engine
+            .write(request("ns", vec![series("m", b as usize % 7, samples)]))
+            .expect("write");
+    }
+    let held = dump(&engine, "ns");
+    let files = wal_dir_files(dir.path());
+    assert!(files.len() >= 3, "{files:?}");
+    let (newest, older) = files.split_last().expect("files");
+    assert!(ends_in_zeros(newest), "the newest file has zeros ahead");
+    for file in older {
+        assert!(
+            !ends_in_zeros(file),
+            "{} was cut to its frames",
+            file.display()
+        );
+    }
+
+    // A crash: the files as they are while the engine runs.
+    let image = tempfile::tempdir().expect("image");
+    copy_store(dir.path(), image.path());
+    let reopened = common::open_with(image.path(), opts.clone()).expect("reopen");
+    let stats = reopened.stats();
+    assert_eq!(
+        (
+            stats.wal_files_cut,
+            stats.wal_bytes_cut,
+            stats.quarantined.len()
+        ),
+        (0, 0, 0),
+        "unused zeros are neither a torn write nor damage"
+    );
+    assert_eq!(dump(&reopened, "ns"), held);
+    drop(reopened);
+    let replayed = wal_dir_files(image.path());
+    assert!(!replayed.iter().any(|f| ends_in_zeros(f)), "{replayed:?}");
+
+    // A clean close cuts the newest file to its frames too.
+    drop(engine);
+    assert!(!ends_in_zeros(newest), "closing cut the zeros");
+    let engine = common::open_with(dir.path(), opts).expect("open again");
+    assert_eq!(engine.stats().wal_files_cut, 0);
+    assert_eq!(dump(&engine, "ns"), held);
+}
+
+fn wal_dir_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("wal"))
+        .expect("wal")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Copies a store's files (not its lock) as they are now.
+fn copy_store(from: &Path, to: &Path) {
+    for entry in std::fs::read_dir(from).expect("dir") {
+        let path = entry.expect("entry").path();
+        let target = to.join(path.file_name().expect("name"));
+        if path.is_dir() {
+            std::fs::create_dir_all(&target).expect("mkdir");
+            copy_store(&path, &target);
+        } else if path.file_name().is_some_and(|n| n != "LOCK") {
+            std::fs::copy(&path, &target).expect("copy");
+        }
+    }
 }

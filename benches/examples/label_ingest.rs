@@ -3,14 +3,16 @@
 //! Each round writes the same live-shaped batches (×1, cut every 10,000 samples into one
 //! request per namespace, 1,300–1,700 samples on average; fsync always), each writer its
 //! own share of the series,
-//! by labels (`Engine::write`) and by handle (`Engine::write_resolved`), with one and with
-//! two writers, alternating, and prints each rate and the ratios. `ONLY=labels|handle` and
+//! by labels (`Engine::write` with owned `String`s), by label bytes (`Engine::write_raw`,
+//! the labels in one buffer per request, as every front door hands them over) and by handle
+//! (`Engine::write_resolved`), with one and with two writers, alternating, and prints each
+//! rate and the ratios. `ONLY=labels|bytes|handle` and
 //! `WRITERS=N` run one configuration alone (to profile it: see `PERF_CTL` in
 //! `iocdb_workload::drive`), `FSYNC_INTERVAL=1` with an fsync every 100 ms.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use iocdb_benches::report::{day_start, ingest, ingest_resolved};
+use iocdb_benches::report::{day_start, ingest, ingest_raw, ingest_resolved};
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -38,10 +40,10 @@ fn main() {
         if std::env::var_os("FSYNC_INTERVAL").is_some() {
             opts.fsync = iocdb_engine::FsyncPolicy::Interval(std::time::Duration::from_millis(100));
         }
-        let rate = if only == "handle" {
-            ingest_resolved(dir.path(), opts, make, threads)
-        } else {
-            ingest(dir.path(), opts, make, threads)
+        let rate = match only.as_str() {
+            "handle" => ingest_resolved(dir.path(), opts, make, threads),
+            "bytes" => ingest_raw(dir.path(), opts, make, threads),
+            _ => ingest(dir.path(), opts, make, threads),
         };
         println!("{only}, {threads} writer(s): {:.2} M samples/s", rate / 1e6);
         return;
@@ -52,20 +54,25 @@ fn main() {
             let dir = tempfile::tempdir().expect("dir");
             let labels = ingest(dir.path(), iocdb_engine::Options::default(), make, threads);
             let dir = tempfile::tempdir().expect("dir");
+            let bytes = ingest_raw(dir.path(), iocdb_engine::Options::default(), make, threads);
+            let dir = tempfile::tempdir().expect("dir");
             let handle =
                 ingest_resolved(dir.path(), iocdb_engine::Options::default(), make, threads);
             println!(
-                "round {round}, {threads} writer(s): by labels {:.2} M samples/s, by handle {:.2} M/s, labels / handle {:.2}",
+                "round {round}, {threads} writer(s): by labels {:.2} M samples/s, by label bytes {:.2} M/s, by handle {:.2} M/s, labels / handle {:.2}, bytes / handle {:.2}",
                 labels / 1e6,
+                bytes / 1e6,
                 handle / 1e6,
-                labels / handle
+                labels / handle,
+                bytes / handle
             );
-            rates.push((labels, handle));
+            rates.push((labels, bytes, handle));
         }
-        if let [(l1, h1), (l2, h2)] = rates[..] {
+        if let [(l1, b1, h1), (l2, b2, h2)] = rates[..] {
             println!(
-                "round {round}: 2 writers / 1: by labels {:.2}×, by handle {:.2}×",
+                "round {round}: 2 writers / 1: by labels {:.2}×, by label bytes {:.2}×, by handle {:.2}×",
                 l2 / l1,
+                b2 / b1,
                 h2 / h1
             );
         }

@@ -9,7 +9,7 @@ use iocdb_engine::internal::chunk;
 use iocdb_engine::{Engine, FsyncPolicy, MatchOp, Matcher, Options};
 
 use crate::workload::{self, Shape};
-pub use iocdb_workload::drive::{day_start, ingest, ingest_resolved};
+pub use iocdb_workload::drive::{day_start, ingest, ingest_raw, ingest_resolved};
 
 /// The `q` quantile of `v`, in milliseconds (sorts `v`).
 pub fn percentile_ms(v: &mut [Duration], q: f64) -> f64 {

@@ -86,6 +86,95 @@ pub fn ingest(
     )
 }
 
+/// A request as a front door holds it once read off the wire: its labels' bytes in one
+/// buffer (the request's), each label two spans of it, each series its label count and
+/// samples.
+pub struct WireRequest {
+    namespace: String,
+    bytes: Vec<u8>,
+    spans: Vec<(std::ops::Range<usize>, std::ops::Range<usize>)>,
+    series: Vec<(usize, Vec<iocdb_engine::Sample>)>,
+}
+
+impl WireRequest {
+    fn new(req: WriteRequest) -> Self {
+        let mut bytes = Vec::new();
+        let mut spans = Vec::new();
+        let mut series = Vec::with_capacity(req.series.len());
+        for s in req.series {
+            for l in &s.labels {
+                let name = bytes.len()..bytes.len() + l.name.len();
+                bytes.extend_from_slice(l.name.as_bytes());
+                let value = bytes.len()..bytes.len() + l.value.len();
+                bytes.extend_from_slice(l.value.as_bytes());
+                spans.push((name, value));
+            }
+            series.push((s.labels.len(), s.samples));
+        }
+        WireRequest {
+            namespace: req.namespace,
+            bytes,
+            spans,
+            series,
+        }
+    }
+
+    /// Writes it with [`Engine::write_raw`], building its label views as the remote-write
+    /// door's reader does.
+    fn write(self, engine: &Engine) -> iocdb_engine::Result<iocdb_engine::WriteOutcome> {
+        use iocdb_engine::{RawLabel, RawSeriesWrite, RawWriteRequest};
+        let labels: Vec<RawLabel<'_>> = self
+            .spans
+            .iter()
+            .map(|(n, v)| {
+                RawLabel::new(
+                    self.bytes.get(n.clone()).unwrap_or_default(),
+                    self.bytes.get(v.clone()).unwrap_or_default(),
+                )
+            })
+            .collect();
+        let mut rest = labels.as_slice();
+        let series = self
+            .series
+            .into_iter()
+            .map(|(count, samples)| {
+                let (mine, others) = rest.split_at(count.min(rest.len()));
+                rest = others;
+                RawSeriesWrite {
+                    labels: mine,
+                    samples,
+                }
+            })
+            .collect();
+        engine.write_raw(RawWriteRequest {
+            namespace: &self.namespace,
+            series,
+        })
+    }
+}
+
+/// Like [`ingest`], but the labels of each request are bytes in one buffer, written with
+/// [`Engine::write_raw`]: the path of every front door (remote write, gRPC `Write`, line
+/// protocol), without the owned `String`s of [`Engine::write`].
+pub fn ingest_raw(
+    dir: &Path,
+    opts: Options,
+    make: impl Fn(usize, usize) -> Vec<WriteRequest> + Sync,
+    threads: usize,
+) -> f64 {
+    timed_writers(
+        dir,
+        opts,
+        threads,
+        make,
+        |_, reqs| {
+            let n = samples_in(&reqs);
+            (reqs.into_iter().map(WireRequest::new).collect(), n)
+        },
+        |e, r: WireRequest| r.write(e),
+    )
+}
+
 /// Like [`ingest`], but each writer first resolves every series it will write (as a
 /// long-running source keeps its series handle) and then writes by handle
 /// ([`Engine::write_resolved`]): the engine's ingest without label processing.

@@ -87,8 +87,8 @@ pub fn ingest(
 }
 
 /// A request as a front door holds it once read off the wire: its labels' bytes in one
-/// buffer (the request's), each label two spans of it, each series its label count and
-/// samples.
+/// buffer (the request's), sorted by name as Prometheus sends them, each label two spans of
+/// it, each series its label count and samples.
 pub struct WireRequest {
     namespace: String,
     bytes: Vec<u8>,
@@ -101,7 +101,9 @@ impl WireRequest {
         let mut bytes = Vec::new();
         let mut spans = Vec::new();
         let mut series = Vec::with_capacity(req.series.len());
-        for s in req.series {
+        for mut s in req.series {
+            // Sorted by name, as Prometheus sends them.
+            s.labels.sort_by(|a, b| a.name.cmp(&b.name));
             for l in &s.labels {
                 let name = bytes.len()..bytes.len() + l.name.len();
                 bytes.extend_from_slice(l.name.as_bytes());

@@ -32,7 +32,10 @@ mod arena;
 mod chunks;
 mod layer;
 mod series;
+mod slots;
 mod usage;
+
+use slots::Slots;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
@@ -96,16 +99,14 @@ struct Lookup {
     cold: HashTable<ColdEntry>,
 }
 
-/// A reference's series while it is in the head; `None` once it left (then `cold` of the
-/// [`Registry`] holds the reference) or is gone (it left holding no data anywhere, or its
-/// last samples were dropped; the reference is not reused).
-type Slot = Option<Arc<Series>>;
-
 /// Every series known, by reference, and the references of those out of the head: one
 /// lock, so that a reader sees each series in exactly one of the two places.
 #[derive(Debug, Default)]
 struct Registry {
-    slots: Vec<Slot>,
+    /// Each reference's series while it is in the head; `None` once it left (then `cold`
+    /// holds the reference) or is gone (it left holding no data anywhere, or its last
+    /// samples were dropped; the reference is not reused).
+    slots: Slots,
     cold: RoaringBitmap,
 }
 
@@ -145,7 +146,7 @@ pub struct Head {
     series: RwLock<Registry>,
     /// Series in the head (the others are cold or gone).
     hot: AtomicUsize,
-    /// References whose series are gone (see [`Slot`]).
+    /// References whose series are gone (see `head/slots.rs`).
     gone: AtomicUsize,
     /// Series that left the head, and that came back, since open.
     evictions: AtomicU64,
@@ -310,14 +311,14 @@ impl Head {
             }
             cost -= ((slots - lookup.cold.capacity()) * COLD_SLOT_BYTES) as i64;
             registry.cold.remove(id);
-            if let Some(slot) = registry.slots.get_mut(id as usize) {
-                *slot = Some(series.clone());
-            }
+            let slots = registry.slots.heap_bytes();
+            registry.slots.set(id as usize, Some(series.clone()));
+            cost += registry.slots.heap_bytes() as i64 - slots as i64;
             self.revivals.fetch_add(1, Ordering::Relaxed);
         } else {
-            let slots = registry.slots.capacity();
+            let slots = registry.slots.heap_bytes();
             registry.slots.push(Some(series.clone()));
-            cost += ((registry.slots.capacity() - slots) * std::mem::size_of::<Slot>()) as i64;
+            cost += registry.slots.heap_bytes() as i64 - slots as i64;
             series.usage.add_series(1);
         }
         drop(registry);
@@ -388,7 +389,7 @@ impl Head {
         {
             let registry = self.series.read();
             for &id in candidates {
-                if let Some(Some(s)) = registry.slots.get(id as usize)
+                if let Some(s) = registry.slots.get(id as usize)
                     && let Some(shard) = by_shard.get_mut((s.hash as usize) % SHARDS)
                 {
                     shard.push(id);
@@ -403,13 +404,11 @@ impl Head {
             let mut lookup = shard.write();
             let mut registry = self.series.write();
             let (hot_slots, cold_slots) = (lookup.hot.capacity(), lookup.cold.capacity());
+            let registry_slots = registry.slots.heap_bytes();
             let mut freed: Vec<(Arc<NamespaceUsage>, i64)> = Vec::new();
             for id in ids {
-                let Some(slot) = registry.slots.get_mut(id as usize) else {
-                    continue;
-                };
                 // Held by the registry and the shard, and by nobody else.
-                let Some(series) = &*slot else {
+                let Some(series) = registry.slots.get(id as usize) else {
                     continue;
                 };
                 if Arc::strong_count(series) != 2 || !series.head.is_idle() {
@@ -420,7 +419,7 @@ impl Head {
                 if let Ok(entry) = lookup.hot.find_entry(hash, |s| Arc::ptr_eq(s, &series)) {
                     entry.remove();
                 }
-                *slot = None;
+                registry.slots.set(id as usize, None);
                 if !in_segments.contains(id) {
                     self.gone.fetch_add(1, Ordering::Relaxed);
                     series.usage.add_series(-1);
@@ -442,13 +441,15 @@ impl Head {
                 }
                 evicted.series += 1;
             }
+            let registry_slots = registry_slots as i64 - registry.slots.heap_bytes() as i64;
             drop(registry);
             // A table that emptied gives its memory back.
             if lookup.hot.len() < lookup.hot.capacity() / 4 {
                 lookup.hot.shrink_to_fit(|s| s.hash);
             }
             let slots = (hot_slots as i64 - lookup.hot.capacity() as i64) * SLOT_BYTES as i64
-                - (lookup.cold.capacity() as i64 - cold_slots as i64) * COLD_SLOT_BYTES as i64;
+                - (lookup.cold.capacity() as i64 - cold_slots as i64) * COLD_SLOT_BYTES as i64
+                + registry_slots;
             drop(lookup);
             if let Some((_, bytes)) = freed.first_mut() {
                 *bytes += slots;
@@ -531,14 +532,14 @@ impl Head {
             return id;
         }
         let id = registry.slots.len() as SeriesRef;
-        let (slots, cold_slots) = (registry.slots.capacity(), lookup.cold.capacity());
+        let (slots, cold_slots) = (registry.slots.heap_bytes(), lookup.cold.capacity());
         registry.slots.push(None);
         registry.cold.insert(id);
         let key = cold_key(hash);
         lookup
             .cold
             .insert_unique(cold_hash(key), (key, id), |&(k, _)| cold_hash(k));
-        let cost = (registry.slots.capacity() - slots) * std::mem::size_of::<Slot>()
+        let cost = (registry.slots.heap_bytes() - slots)
             + (lookup.cold.capacity() - cold_slots) * COLD_SLOT_BYTES;
         let usage = self.usages.of(namespace);
         usage.add_series(1);
@@ -631,13 +632,13 @@ impl Head {
     /// The series with reference `id`, if it is in the head.
     #[cfg(test)]
     pub fn get(&self, id: SeriesRef) -> Option<Arc<Series>> {
-        self.series.read().slots.get(id as usize).cloned().flatten()
+        self.series.read().slots.get(id as usize).cloned()
     }
 
     /// The namespace and labels of series `id` if it is in the head.
     pub fn identity(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
         let registry = self.series.read();
-        let s = registry.slots.get(id as usize)?.as_ref()?;
+        let s = registry.slots.get(id as usize)?;
         Some((s.namespace.clone(), self.labels(s)))
     }
 
@@ -648,12 +649,7 @@ impl Head {
 
     /// Every series in the head, in reference order.
     pub fn all(&self) -> Vec<Arc<Series>> {
-        self.series
-            .read()
-            .slots
-            .iter()
-            .filter_map(|slot| slot.clone())
-            .collect()
+        self.series.read().slots.iter().cloned().collect()
     }
 
     /// Number of series in the head.
@@ -692,7 +688,7 @@ impl Head {
             let reader = self.postings.reader();
             ids.iter()
                 .filter_map(|id| {
-                    let s = registry.slots.get(id as usize)?.as_ref()?;
+                    let s = registry.slots.get(id as usize)?;
                     Some(SeriesHandle::new(s.clone(), reader.labels(&s.pairs)))
                 })
                 .collect()
@@ -706,16 +702,7 @@ impl Head {
             if !registry.cold.contains(id) {
                 continue;
             }
-            let series = Series {
-                id,
-                hash: 0,
-                namespace: usage.namespace().clone(),
-                pairs: PairIds::default(),
-                head: HeadSeries::default(),
-                usage: usage.clone(),
-                wal_file: AtomicU64::new(0),
-                detached: true,
-            };
+            let series = Series::detached(id, usage.clone());
             out.push(SeriesHandle::new(Arc::new(series), labels));
         }
         out.sort_by_key(|h| h.series().id);
@@ -735,7 +722,7 @@ impl Head {
         let ids = self.postings.select(namespace, matchers);
         let mut hot = ids
             .iter()
-            .filter_map(|id| registry.slots.get(id as usize)?.as_deref());
+            .filter_map(|id| registry.slots.get(id as usize).map(|s| &**s));
         f(&mut hot, &registry.cold)
     }
 

@@ -38,6 +38,21 @@ pub struct Series {
 }
 
 impl Series {
+    /// A struct for series `id`, which is out of the head, to hand to a reader (see
+    /// [`Series::detached`]).
+    pub fn detached(id: SeriesRef, usage: Arc<NamespaceUsage>) -> Series {
+        Series {
+            id,
+            hash: 0,
+            namespace: usage.namespace().clone(),
+            pairs: PairIds::default(),
+            head: HeadSeries::default(),
+            usage,
+            wal_file: AtomicU64::new(0),
+            detached: true,
+        }
+    }
+
     /// Whether this is the series of `namespace` with these labels (in label order), whose
     /// registry hash is `hash`; `pairs` reads the interned labels.
     pub fn is<'l>(

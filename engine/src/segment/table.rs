@@ -5,10 +5,11 @@
 //! open, so this table is most of what a store's segments cost in memory (a province day
 //! flushed into 12 partitions: 200,000 entries). Written as plain arrays of the decoded
 //! fields it took 64 bytes an entry, more than half of the server's live heap once
-//! settled (BENCHMARKS.md, "Memory at flush"); packed it takes about 17:
-//! - a chunk's offset and sample count share one word, its times are 32-bit distances from
-//!   the table's earliest chunk: 16 bytes instead of 32 ([`Chunks::Packed`]; a segment
-//!   whose values do not fit keeps the wide form);
+//! settled (BENCHMARKS.md, "Memory at flush"); packed it takes about 10:
+//! - a chunk's offset, sample count, earliest time (as a distance from the table's earliest
+//!   chunk) and span are bit-packed, each field as wide as its largest value in the table:
+//!   about 10 bytes instead of 32 for a day's flushed segment ([`Narrow`]; a segment whose
+//!   values do not fit 40, 24 and 32 bits keeps the wide form);
 //! - a chunk's length is not kept: its block on disk starts with it, under the checksum;
 //! - a series' rollup block lies right after its last chunk's block (the writer puts it
 //!   there), so a set bit says where it is; only a series without chunks keeps an offset;
@@ -69,68 +70,164 @@ impl Column {
     }
 }
 
-/// A chunk's place in 16 bytes: its offset (40 bits) and sample count (24 bits) in one
-/// word, its times as distances from the table's earliest chunk.
-#[derive(Debug, Clone, Copy)]
-struct Packed {
-    at: u64,
-    min: u32,
-    span: u32,
+/// Widest field the narrow form takes — an offset below 2^40 and a count below 2^24 (a
+/// pair of at most 64 bits), times as 32-bit distances (a pair of 64): a table whose
+/// values do not fit keeps the wide form.
+const MAX_BITS: [u32; 4] = [40, 24, 32, 32];
+
+/// Every chunk's place, bit-packed: two columns of pairs — (offset, sample count) and
+/// (earliest time as a distance from the table's earliest chunk, span) — each field as wide
+/// as its largest value in this table (a day's flushed segment: about 10 bytes a chunk;
+/// series of a few samples each, all in one flush: about 6). A pair is at most 64 bits, so
+/// each is read with one or two word loads.
+#[derive(Debug)]
+struct Narrow {
+    base: i64,
+    places: Pairs,
+    times: Pairs,
 }
 
-const OFFSET_BITS: u32 = 40;
-const SAMPLE_BITS: u32 = 24;
-
-impl Packed {
-    fn new(c: &ChunkMeta, base: i64) -> Option<Packed> {
-        let fits = c.offset < (1 << OFFSET_BITS) && c.samples < (1 << SAMPLE_BITS);
+impl Narrow {
+    fn fields(c: &ChunkMeta, base: i64) -> Option<[u64; 4]> {
         let min = u32::try_from(c.min_t.checked_sub(base)?).ok()?;
         let span = u32::try_from(c.max_t.checked_sub(c.min_t)?).ok()?;
-        fits.then_some(Packed {
-            at: (c.offset << SAMPLE_BITS) | u64::from(c.samples),
-            min,
-            span,
+        let fields = [
+            c.offset,
+            u64::from(c.samples),
+            u64::from(min),
+            u64::from(span),
+        ];
+        fields
+            .iter()
+            .zip(MAX_BITS)
+            .all(|(&v, bits)| v < 1 << bits)
+            .then_some(fields)
+    }
+
+    fn new(chunks: &[ChunkMeta], base: i64) -> Option<Narrow> {
+        let all = chunks
+            .iter()
+            .map(|c| Self::fields(c, base))
+            .collect::<Option<Vec<_>>>()?;
+        Some(Narrow {
+            base,
+            places: Pairs::new(all.iter().map(|&[o, s, _, _]| (o, s))),
+            times: Pairs::new(all.iter().map(|&[_, _, m, p]| (m, p))),
         })
     }
 
-    fn unpack(self, base: i64) -> ChunkMeta {
-        let min_t = base + i64::from(self.min);
+    /// Chunk `i` (the caller keeps `i` below the table's chunk count).
+    fn get(&self, i: usize) -> ChunkMeta {
+        let (offset, samples) = self.places.get(i);
+        let (min, span) = self.times.get(i);
+        let min_t = self.base + min as i64;
         ChunkMeta {
-            offset: self.at >> SAMPLE_BITS,
-            samples: (self.at & ((1 << SAMPLE_BITS) - 1)) as u32,
+            offset,
+            samples: samples as u32,
             min_t,
-            max_t: min_t + i64::from(self.span),
+            max_t: min_t + span as i64,
         }
     }
+
+    fn heap_bytes(&self) -> usize {
+        self.places.heap_bytes() + self.times.heap_bytes()
+    }
+}
+
+/// A column of pairs of unsigned integers, each pair's two fields as wide as their largest
+/// values (together at most 64 bits), one pair after another in words.
+#[derive(Debug)]
+struct Pairs {
+    /// Bits of the first field; the pair's width is this plus `second_bits`.
+    first_bits: u32,
+    second_bits: u32,
+    /// The pairs, and one word more so that a pair can always be read as two words.
+    words: Box<[u64]>,
+}
+
+impl Pairs {
+    fn new(pairs: impl Iterator<Item = (u64, u64)> + Clone) -> Pairs {
+        let bits = |v: u64| u64::BITS - v.leading_zeros();
+        let (first_bits, second_bits) = pairs
+            .clone()
+            .fold((0, 0), |(a, b), (x, y)| (bits(x).max(a), bits(y).max(b)));
+        let width = (first_bits + second_bits) as usize;
+        let mut words = vec![0u64; (pairs.clone().count() * width).div_ceil(64) + 1];
+        for (i, (first, second)) in pairs.enumerate() {
+            let value = first | second.checked_shl(first_bits).unwrap_or(0);
+            let (word, shift) = ((i * width) / 64, (i * width) % 64);
+            if let Some(w) = words.get_mut(word) {
+                *w |= value << shift;
+            }
+            if shift > 0
+                && let Some(w) = words.get_mut(word + 1)
+            {
+                *w |= value >> (64 - shift);
+            }
+        }
+        Pairs {
+            first_bits,
+            second_bits,
+            words: words.into(),
+        }
+    }
+
+    fn get(&self, i: usize) -> (u64, u64) {
+        let at = i * (self.first_bits + self.second_bits) as usize;
+        let (word, shift) = (at / 64, at % 64);
+        let low = self.words.get(word).copied().unwrap_or(0) >> shift;
+        let high = match shift {
+            0 => 0,
+            _ => self.words.get(word + 1).copied().unwrap_or(0) << (64 - shift),
+        };
+        let value = low | high;
+        (
+            value & mask(self.first_bits),
+            value.checked_shr(self.first_bits).unwrap_or(0) & mask(self.second_bits),
+        )
+    }
+
+    fn heap_bytes(&self) -> usize {
+        std::mem::size_of_val::<[u64]>(&self.words)
+    }
+}
+
+/// The low `bits` bits set (`bits` ≤ 64).
+fn mask(bits: u32) -> u64 {
+    u64::MAX.checked_shr(64 - bits).unwrap_or(0)
 }
 
 /// Every series' chunks, series after series.
 #[derive(Debug)]
 enum Chunks {
-    Packed { base: i64, chunks: Box<[Packed]> },
+    Narrow(Narrow, usize),
     Wide(Box<[ChunkMeta]>),
 }
 
 impl Chunks {
     fn new(chunks: Vec<ChunkMeta>) -> Chunks {
         let base = chunks.iter().map(|c| c.min_t).min().unwrap_or(0);
-        let packed: Option<Box<[Packed]>> = chunks.iter().map(|c| Packed::new(c, base)).collect();
-        match packed {
-            Some(chunks) => Chunks::Packed { base, chunks },
+        match Narrow::new(&chunks, base) {
+            Some(narrow) => Chunks::Narrow(narrow, chunks.len()),
             None => Chunks::Wide(chunks.into()),
         }
     }
 
     fn slice(&self, start: usize, end: usize) -> Option<ChunkList<'_>> {
         Some(ChunkList(match self {
-            Chunks::Packed { base, chunks } => List::Packed(*base, chunks.get(start..end)?),
+            Chunks::Narrow(n, len) => {
+                if start > end || end > *len {
+                    return None;
+                }
+                List::Narrow(n, start, end)
+            }
             Chunks::Wide(c) => List::Wide(c.get(start..end)?),
         }))
     }
 
     fn heap_bytes(&self) -> usize {
         match self {
-            Chunks::Packed { chunks, .. } => std::mem::size_of_val::<[Packed]>(chunks),
+            Chunks::Narrow(n, _) => n.heap_bytes(),
             Chunks::Wide(c) => std::mem::size_of_val::<[ChunkMeta]>(c),
         }
     }
@@ -142,8 +239,8 @@ pub struct ChunkList<'a>(List<'a>);
 
 #[derive(Debug, Clone, Copy)]
 enum List<'a> {
-    /// Packed entries and the table's base time.
-    Packed(i64, &'a [Packed]),
+    /// Chunks `start..end` of the narrow form.
+    Narrow(&'a Narrow, usize, usize),
     Wide(&'a [ChunkMeta]),
 }
 
@@ -151,7 +248,7 @@ impl<'a> ChunkList<'a> {
     /// Number of chunks.
     pub fn len(&self) -> usize {
         match self.0 {
-            List::Packed(_, p) => p.len(),
+            List::Narrow(_, start, end) => end - start,
             List::Wide(w) => w.len(),
         }
     }
@@ -164,7 +261,7 @@ impl<'a> ChunkList<'a> {
     /// Chunk `i`.
     pub fn get(&self, i: usize) -> Option<ChunkMeta> {
         match self.0 {
-            List::Packed(base, p) => p.get(i).map(|p| p.unpack(base)),
+            List::Narrow(n, start, end) => (i < end - start).then(|| n.get(start + i)),
             List::Wide(w) => w.get(i).copied(),
         }
     }
@@ -177,7 +274,7 @@ impl<'a> ChunkList<'a> {
     /// The chunks in time order.
     pub fn iter(self) -> ChunkIter<'a> {
         ChunkIter(match self.0 {
-            List::Packed(base, p) => Iter::Packed(base, p.iter()),
+            List::Narrow(n, start, end) => Iter::Narrow(n, start..end),
             List::Wide(w) => Iter::Wide(w.iter()),
         })
     }
@@ -198,7 +295,7 @@ pub struct ChunkIter<'a>(Iter<'a>);
 
 #[derive(Debug, Clone)]
 enum Iter<'a> {
-    Packed(i64, std::slice::Iter<'a, Packed>),
+    Narrow(&'a Narrow, std::ops::Range<usize>),
     Wide(std::slice::Iter<'a, ChunkMeta>),
 }
 
@@ -207,14 +304,14 @@ impl Iterator for ChunkIter<'_> {
 
     fn next(&mut self) -> Option<ChunkMeta> {
         match &mut self.0 {
-            Iter::Packed(base, p) => p.next().map(|c| c.unpack(*base)),
+            Iter::Narrow(n, range) => range.next().map(|i| n.get(i)),
             Iter::Wide(w) => w.next().copied(),
         }
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
         match &self.0 {
-            Iter::Packed(_, p) => p.size_hint(),
+            Iter::Narrow(_, range) => range.size_hint(),
             Iter::Wide(w) => w.size_hint(),
         }
     }
@@ -418,7 +515,7 @@ mod tests {
             meta(16, 1, i64::MIN, i64::MAX),
         ];
         let packed = Chunks::new(fitting.clone());
-        assert!(matches!(packed, Chunks::Packed { .. }));
+        assert!(matches!(packed, Chunks::Narrow(..)));
         let list = packed.slice(0, fitting.len()).expect("slice");
         assert_eq!(list.iter().collect::<Vec<_>>(), fitting);
         for w in wide {
@@ -426,6 +523,64 @@ mod tests {
             assert!(matches!(chunks, Chunks::Wide(_)), "{w:?}");
             let list = chunks.slice(0, 2).expect("slice");
             assert_eq!(list.iter().collect::<Vec<_>>(), vec![meta(16, 3, 0, 10), w]);
+        }
+    }
+
+    #[test]
+    fn a_flushed_segments_chunks_take_about_ten_bytes() {
+        // A 2-hour partition: offsets up to 8 MB, up to 120 samples, times within it.
+        let base = 1_700_000_000_000;
+        let chunks: Vec<ChunkMeta> = (0..10_000u64)
+            .map(|i| {
+                let min_t = base + (i as i64 * 7_919) % 7_200_000;
+                meta(
+                    16 + i * 800,
+                    1 + (i % 120) as u32,
+                    min_t,
+                    min_t + 60_000 * (i % 120) as i64,
+                )
+            })
+            .collect();
+        let table = Chunks::new(chunks.clone());
+        assert!(matches!(table, Chunks::Narrow(..)));
+        let per_chunk = table.heap_bytes() as f64 / chunks.len() as f64;
+        assert!(
+            (9.0..11.0).contains(&per_chunk),
+            "{per_chunk} bytes a chunk"
+        );
+        let list = table.slice(0, chunks.len()).expect("slice");
+        assert_eq!(list.iter().collect::<Vec<_>>(), chunks);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn narrow_chunks_read_back_exactly_from_any_slice(
+            raw in proptest::collection::vec(
+                (0u64..1 << 40, 0u32..1 << 24, 0i64..1 << 32, 0i64..1 << 32),
+                0..200,
+            ),
+            cut in (0usize..200, 0usize..200),
+        ) {
+            let base = 1_764_547_200_000i64;
+            let chunks: Vec<ChunkMeta> = raw
+                .iter()
+                .map(|&(offset, samples, min, span)| {
+                    meta(offset, samples, base + min, base + min + span)
+                })
+                .collect();
+            let table = Chunks::new(chunks.clone());
+            proptest::prop_assert!(matches!(table, Chunks::Narrow(..)));
+            let (a, b) = (cut.0.min(chunks.len()), cut.1.min(chunks.len()));
+            let (start, end) = (a.min(b), a.max(b));
+            let list = table.slice(start, end).expect("slice");
+            proptest::prop_assert_eq!(list.len(), end - start);
+            proptest::prop_assert_eq!(list.iter().collect::<Vec<_>>(), &chunks[start..end]);
+            for i in 0..list.len() {
+                proptest::prop_assert_eq!(list.get(i), chunks.get(start + i).copied());
+            }
+            proptest::prop_assert_eq!(list.get(list.len()), None);
+            proptest::prop_assert!(end == 0 || table.slice(end, end - 1).is_none());
+            proptest::prop_assert!(table.slice(0, chunks.len() + 1).is_none());
         }
     }
 }

@@ -1,8 +1,9 @@
 //! The side-by-side tools: `peer_compare` (dashboard queries and answers against
 //! VictoriaMetrics and Prometheus, iocdb in-process), `http_compare` (all three loaded by
-//! remote write and asked over the same HTTP API, one at a time) and `memory_compare`
-//! (server RSS around ingest and flush against VictoriaMetrics), sharing [`peers`] and
-//! [`answers`].
+//! remote write and asked over the same HTTP API, one at a time), `memory_compare`
+//! (server RSS around ingest and flush against VictoriaMetrics) and the other tools in
+//! `src/bin`, sharing [`peers`], [`answers`] and [`spool`].
 
 pub mod answers;
 pub mod peers;
+pub mod spool;

@@ -16,7 +16,7 @@ pub const LATE_EVERY_MS: i64 = 10 * 60_000;
 const SILENT_ONE_IN: u64 = 97;
 
 /// A live feed of the province from `origin`.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Live {
     specs: Vec<SeriesSpec>,
     origin: i64,

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 use iocdb_benches::{report, workload};
 use iocdb_peer_compare::answers::{Answer, ask_range, differences};
 use iocdb_peer_compare::peers::{self, Peer, post_remote_write as post};
+use iocdb_peer_compare::spool::{Batch, Spool};
 use iocdb_proto::v1;
 
 /// Samples per remote-write request.
@@ -74,63 +75,6 @@ const PANELS: [(&str, &str, &str, i64, i64); 6] = [
         DAY,
     ),
 ];
-
-struct Batch {
-    namespace: String,
-    body: Vec<u8>,
-}
-
-/// The encoded requests, spooled to a file in order: a year at ×0.1 is ≈ 29 GB of
-/// snappy bodies, more than this machine's memory. Each record: the namespace's length
-/// (u32 LE) and bytes, the body's length (u32 LE) and bytes.
-struct Spool {
-    path: std::path::PathBuf,
-    requests: usize,
-    bytes: usize,
-}
-
-impl Spool {
-    fn write(path: std::path::PathBuf, batches: impl Iterator<Item = Batch>) -> Spool {
-        use std::io::Write;
-        let file = std::fs::File::create(&path).expect("spool file");
-        let mut out = std::io::BufWriter::new(file);
-        let (mut requests, mut bytes) = (0, 0);
-        for b in batches {
-            for part in [b.namespace.as_bytes(), &b.body] {
-                let len = u32::try_from(part.len()).expect("a request under 4 GB");
-                out.write_all(&len.to_le_bytes()).expect("spool");
-                out.write_all(part).expect("spool");
-            }
-            requests += 1;
-            bytes += b.body.len();
-        }
-        out.flush().expect("spool");
-        Spool {
-            path,
-            requests,
-            bytes,
-        }
-    }
-
-    /// The requests in the order they were written.
-    fn read(&self) -> impl Iterator<Item = Batch> {
-        use std::io::Read;
-        let file = std::fs::File::open(&self.path).expect("spool file");
-        let mut input = std::io::BufReader::new(file);
-        let mut part = move || -> Option<Vec<u8>> {
-            let mut len = [0u8; 4];
-            input.read_exact(&mut len).ok()?;
-            let mut bytes = vec![0; u32::from_le_bytes(len) as usize];
-            input.read_exact(&mut bytes).expect("spooled request");
-            Some(bytes)
-        };
-        std::iter::from_fn(move || {
-            let namespace = String::from_utf8(part()?).expect("spooled namespace");
-            let body = part().expect("spooled body");
-            Some(Batch { namespace, body })
-        })
-    }
-}
 
 #[derive(Clone, Copy, PartialEq)]
 enum System {

@@ -39,24 +39,10 @@ pub fn query_range(
 pub fn ask_range(
     base: &str,
     promql: &str,
-    (start, end, step): (i64, i64, i64),
+    window: (i64, i64, i64),
     nocache: bool,
 ) -> Result<(Answer, Duration), (String, Duration)> {
-    let t = Instant::now();
-    let mut request = ureq::get(&format!("{base}/api/v1/query_range"))
-        .query("query", promql)
-        .query("start", &format!("{}", start as f64 / 1000.0))
-        .query("end", &format!("{}", end as f64 / 1000.0))
-        .query("step", &format!("{}", step as f64 / 1000.0));
-    if nocache {
-        request = request.query("nocache", "1");
-    }
-    let body = request
-        .call()
-        .map_err(|e| e.to_string())
-        .and_then(|r| r.into_string().map_err(|e| e.to_string()));
-    let elapsed = t.elapsed();
-    let body = body.map_err(|e| (e, elapsed))?;
+    let (body, elapsed) = fetch_range(base, promql, window, nocache)?;
     let json: serde_json::Value =
         serde_json::from_str(&body).map_err(|e| (e.to_string(), elapsed))?;
     let mut out = Answer::new();
@@ -81,6 +67,31 @@ pub fn ask_range(
         out.insert(series_key(labels), points);
     }
     Ok((out, elapsed))
+}
+
+/// [`ask_range`]'s request alone: the body as it came (unparsed, as a client that only
+/// times the answer needs it) and the time until its last byte.
+pub fn fetch_range(
+    base: &str,
+    promql: &str,
+    (start, end, step): (i64, i64, i64),
+    nocache: bool,
+) -> Result<(String, Duration), (String, Duration)> {
+    let t = Instant::now();
+    let mut request = ureq::get(&format!("{base}/api/v1/query_range"))
+        .query("query", promql)
+        .query("start", &format!("{}", start as f64 / 1000.0))
+        .query("end", &format!("{}", end as f64 / 1000.0))
+        .query("step", &format!("{}", step as f64 / 1000.0));
+    if nocache {
+        request = request.query("nocache", "1");
+    }
+    let body = request
+        .call()
+        .map_err(|e| e.to_string())
+        .and_then(|r| r.into_string().map_err(|e| e.to_string()));
+    let elapsed = t.elapsed();
+    body.map(|b| (b, elapsed)).map_err(|e| (e, elapsed))
 }
 
 /// Points that differ (missing on either side, or values beyond a relative 1e-9).

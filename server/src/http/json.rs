@@ -24,18 +24,33 @@ pub fn time(out: &mut String, t: i64) {
         ("", t as u64)
     };
     let (secs, ms) = (t / 1000, t % 1000);
-    let _ = match ms {
-        0 => write!(out, "{sign}{secs}"),
-        ms => write!(out, "{sign}{secs}.{ms:03}"),
-    };
+    out.push_str(sign);
+    out.push_str(itoa::Buffer::new().format(secs));
+    if ms > 0 {
+        let digits = [
+            b'.',
+            b'0' + (ms / 100) as u8,
+            b'0' + (ms / 10 % 10) as u8,
+            b'0' + (ms % 10) as u8,
+        ];
+        out.push_str(std::str::from_utf8(&digits).unwrap_or_default());
+    }
 }
 
-/// `[t, "v"]`, written in place (a range answer has tens of thousands of them).
+/// Integers this large and smaller are exact in an f64 and written without an exponent by
+/// both Go and Rust, so their decimal digits are the answer.
+const EXACT_INTEGER: f64 = 9_007_199_254_740_992.0;
+
+/// `[t, "v"]`, written in place (a range answer has tens of thousands of them). Most
+/// values are whole numbers (counts, gauges of people and dossiers): written as integers
+/// they take a fifth of the time `f64`'s `Display` takes, with the same digits.
 pub fn point(out: &mut String, s: &Sample) {
     out.push('[');
     time(out, s.t);
     out.push_str(",\"");
-    if s.v.is_finite() {
+    if s.v.fract() == 0.0 && s.v.abs() <= EXACT_INTEGER && (s.v != 0.0 || s.v.is_sign_positive()) {
+        out.push_str(itoa::Buffer::new().format(s.v as i64));
+    } else if s.v.is_finite() {
         let _ = write!(out, "{}", s.v);
     } else {
         out.push_str(&value(s.v));
@@ -149,5 +164,55 @@ mod tests {
         assert_eq!(t(1_435_781_451_500), "1435781451.500");
         assert_eq!(t(1_435_781_451_050), "1435781451.050");
         assert_eq!(t(-1500), "-1.500");
+        assert_eq!(t(-1000), "-1");
+        assert_eq!(t(7), "0.007");
+    }
+
+    fn written(v: f64) -> String {
+        let mut out = String::new();
+        point(&mut out, &Sample::new(0, v));
+        out.trim_start_matches("[0,\"")
+            .trim_end_matches("\"]")
+            .to_owned()
+    }
+
+    #[test]
+    fn whole_numbers_are_written_as_display_writes_them() {
+        for v in [
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            123.0,
+            1e15,
+            -1e15,
+            EXACT_INTEGER,
+            -EXACT_INTEGER,
+        ] {
+            assert_eq!(written(v), value(v), "{v}");
+        }
+        for v in [
+            EXACT_INTEGER * 2.0,
+            1e21,
+            0.5,
+            -2.25,
+            f64::NAN,
+            f64::INFINITY,
+            f64::MIN_POSITIVE,
+        ] {
+            assert_eq!(written(v), value(v), "{v}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_value_is_written_as_display_writes_it(bits: u64, whole: i64) {
+            let v = f64::from_bits(bits);
+            proptest::prop_assert_eq!(written(v), value(v));
+            let w = whole as f64;
+            proptest::prop_assert_eq!(written(w), value(w));
+            let small = (whole % 1_000_000) as f64;
+            proptest::prop_assert_eq!(written(small), value(small));
+        }
     }
 }

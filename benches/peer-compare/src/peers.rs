@@ -81,6 +81,43 @@ pub fn iocdb_at(exe: &std::path::Path, dir: &std::path::Path, args: &[&str]) -> 
     }
 }
 
+/// The three systems compared, one at a time, by the tools that run each with its defaults.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum System {
+    /// iocdb, its data under `/ns/<namespace>`.
+    Iocdb,
+    /// VictoriaMetrics.
+    Victoria,
+    /// Prometheus.
+    Prometheus,
+}
+
+impl System {
+    /// Every system with its short name for `SYSTEMS` (see [`chosen`]).
+    pub const ALL: [(System, &'static str); 3] = [
+        (System::Iocdb, "iocdb"),
+        (System::Victoria, "vm"),
+        (System::Prometheus, "prometheus"),
+    ];
+
+    /// Its name, for tables.
+    pub fn name(self) -> &'static str {
+        match self {
+            System::Iocdb => "iocdb",
+            System::Victoria => "VictoriaMetrics",
+            System::Prometheus => "Prometheus",
+        }
+    }
+
+    /// Where `peer` (this system) takes a namespace's writes and queries.
+    pub fn base(self, peer: &Peer, namespace: &str) -> String {
+        match self {
+            System::Iocdb => format!("{}/ns/{namespace}", peer.url),
+            _ => peer.url.clone(),
+        }
+    }
+}
+
 /// The systems of `all` (each with its short name) that the `SYSTEMS` environment
 /// variable names, comma-separated (unset or `all`: every one) — to run or profile some.
 pub fn chosen<S: Copy>(all: &[(S, &str)]) -> Vec<S> {

@@ -46,6 +46,16 @@ impl Spool {
         }
     }
 
+    /// Sends every request in order, one at a time, to `{base(namespace)}/api/v1/write`.
+    pub fn send(&self, base: impl Fn(&str) -> String) {
+        for b in self.read() {
+            crate::peers::post_remote_write(
+                &format!("{}/api/v1/write", base(&b.namespace)),
+                &b.body,
+            );
+        }
+    }
+
     /// The requests in the order they were written.
     pub fn read(&self) -> impl Iterator<Item = Batch> + use<> {
         let file = std::fs::File::open(&self.path).expect("spool file");

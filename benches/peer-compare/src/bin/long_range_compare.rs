@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use iocdb_benches::{report, workload};
 use iocdb_peer_compare::answers::{Answer, ask_range, differences};
-use iocdb_peer_compare::peers::{self, Peer, post_remote_write as post};
+use iocdb_peer_compare::peers::{self, Peer, System};
 use iocdb_peer_compare::spool::{Batch, Spool};
 use iocdb_proto::v1;
 
@@ -76,23 +76,6 @@ const PANELS: [(&str, &str, &str, i64, i64); 6] = [
     ),
 ];
 
-#[derive(Clone, Copy, PartialEq)]
-enum System {
-    Iocdb,
-    Victoria,
-    Prometheus,
-}
-
-impl System {
-    fn name(self) -> &'static str {
-        match self {
-            System::Iocdb => "iocdb",
-            System::Victoria => "VictoriaMetrics",
-            System::Prometheus => "Prometheus",
-        }
-    }
-}
-
 /// A running system: its process and where its gRPC admin listens (iocdb only).
 struct Running {
     peer: Peer,
@@ -116,13 +99,6 @@ fn launch(system: System, dir: &std::path::Path) -> Running {
             peer: peers::prometheus(dir),
             grpc: None,
         },
-    }
-}
-
-fn base(system: System, r: &Running, namespace: &str) -> String {
-    match system {
-        System::Iocdb => format!("{}/ns/{namespace}", r.peer.url),
-        _ => r.peer.url.clone(),
     }
 }
 
@@ -201,28 +177,19 @@ fn main() {
         spool.bytes as f64 / 1e6,
         t0.elapsed().as_secs_f64()
     );
-    let systems = peers::chosen(&[
-        (System::Iocdb, "iocdb"),
-        (System::Victoria, "vm"),
-        (System::Prometheus, "prometheus"),
-    ]);
+    let systems = peers::chosen(&System::ALL);
     let mut figures = Vec::new();
     for &system in &systems {
         let dir = tempfile::tempdir().expect("tempdir");
         let running = launch(system, dir.path());
         let t = Instant::now();
-        for b in spool.read() {
-            post(
-                &format!("{}/api/v1/write", base(system, &running, &b.namespace)),
-                &b.body,
-            );
-        }
+        spool.send(|ns| system.base(&running.peer, ns));
         settle(system, &running);
         let load_s = t.elapsed().as_secs_f64();
         eprintln!("{}: loaded and settled in {load_s:.0} s", system.name());
         let mut panels = Vec::new();
         for (_, ns, promql, span, step) in PANELS {
-            let b = base(system, &running, ns);
+            let b = system.base(&running.peer, ns);
             let (answer, first, ok) = ask(&b, promql, end - span, end, step);
             let mut all_ok = ok;
             let mut again = Vec::new();

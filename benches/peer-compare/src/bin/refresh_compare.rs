@@ -26,7 +26,7 @@ use iocdb_benches::workload::live::Live;
 use iocdb_benches::{report, workload};
 use iocdb_engine::WriteRequest;
 use iocdb_peer_compare::answers::fetch_range;
-use iocdb_peer_compare::peers::{self, Peer, cpu_seconds, post_remote_write as post};
+use iocdb_peer_compare::peers::{self, Peer, System, cpu_seconds, post_remote_write as post};
 use iocdb_peer_compare::spool::{Batch, Spool};
 
 const DAY: i64 = 86_400_000;
@@ -35,35 +35,12 @@ const REFRESH: Duration = Duration::from_secs(5);
 /// The feed is cut into requests of this much time (≈ 40 k samples at ×1).
 const SLICE_MS: i64 = 15_000;
 
-#[derive(Clone, Copy, PartialEq)]
-enum System {
-    Iocdb,
-    Victoria,
-    Prometheus,
-}
-
-impl System {
-    fn name(self) -> &'static str {
-        match self {
-            System::Iocdb => "iocdb",
-            System::Victoria => "VictoriaMetrics",
-            System::Prometheus => "Prometheus",
-        }
-    }
-
-    fn start(self, dir: &std::path::Path) -> Peer {
-        match self {
-            System::Iocdb => peers::iocdb(dir, &[]).peer,
-            System::Victoria => peers::victoria_metrics(dir, &[]),
-            System::Prometheus => peers::prometheus(dir),
-        }
-    }
-
-    fn base(self, peer: &Peer, namespace: &str) -> String {
-        match self {
-            System::Iocdb => format!("{}/ns/{namespace}", peer.url),
-            _ => peer.url.clone(),
-        }
+/// Starts `system` on `dir` with its defaults.
+fn start(system: System, dir: &std::path::Path) -> Peer {
+    match system {
+        System::Iocdb => peers::iocdb(dir, &[]).peer,
+        System::Victoria => peers::victoria_metrics(dir, &[]),
+        System::Prometheus => peers::prometheus(dir),
     }
 }
 
@@ -230,44 +207,28 @@ fn main() {
             QueryKind::Stale { .. } => None,
         })
         .collect();
-    let systems = peers::chosen(&[
-        (System::Iocdb, "iocdb"),
-        (System::Victoria, "vm"),
-        (System::Prometheus, "prometheus"),
-    ]);
+    let systems = peers::chosen(&System::ALL);
     let mut results = Vec::new();
     for &system in &systems {
         let dir = tempfile::tempdir().expect("tempdir");
-        let peer = system.start(dir.path());
+        let peer = start(system, dir.path());
         let t = Instant::now();
-        for b in spool.read() {
-            post(
-                &format!("{}/api/v1/write", system.base(&peer, &b.namespace)),
-                &b.body,
-            );
-        }
+        spool.send(|ns| system.base(&peer, ns));
         let load_s = t.elapsed().as_secs_f64();
         // Each system continues the same feed from the end of the spooled day.
         let mut own = live.clone();
         let mut sent_until = history_end;
-        let one = play(
-            system,
-            &peer,
-            &mut own,
-            &mut sent_until,
-            &panels,
-            refreshes,
-            1,
-        );
-        let many = play(
-            system,
-            &peer,
-            &mut own,
-            &mut sent_until,
-            &panels,
-            refreshes,
-            clients,
-        );
+        let [one, many] = [1, clients].map(|n| {
+            play(
+                system,
+                &peer,
+                &mut own,
+                &mut sent_until,
+                &panels,
+                refreshes,
+                n,
+            )
+        });
         eprintln!(
             "{}: loaded in {load_s:.0} s, refreshes refused {} / {}, overran {} / {}",
             system.name(),

@@ -78,13 +78,17 @@ struct Panel {
     step: i64,
 }
 
-/// One phase's timings: per panel, every ask of every refresh after the first.
+/// One phase's timings, per panel.
 struct Phase {
+    /// The first refresh's ask (one client's).
     first: Vec<Option<Duration>>,
+    /// Every client's asks of every refresh after the first.
     again: Vec<Vec<Duration>>,
+    /// Asks that failed or did not answer "success".
     refused: usize,
-    /// Server CPU seconds per refresh, and how many refreshes overran their 5 s.
+    /// Server CPU seconds per refresh.
     cpu_per_refresh: f64,
+    /// Refreshes that began late because the one before took over 5 s.
     overran: usize,
 }
 

@@ -27,13 +27,18 @@ fn build(dir: &Path) -> Held {
     dump(&engine, "ns")
 }
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("segments"))
-        .expect("segments")
+/// The files of the store's folder `sub`, sorted.
+fn files_in(dir: &Path, sub: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join(sub))
+        .expect(sub)
         .map(|e| e.expect("entry").path())
         .collect();
     v.sort();
     v
+}
+
+fn segments(dir: &Path) -> Vec<PathBuf> {
+    files_in(dir, "segments")
 }
 
 #[test]
@@ -172,7 +177,7 @@ fn wal_files(dir: &Path) -> (Vec<PathBuf>, Held) {
             .expect("write");
     }
     let held = dump(&engine, "ns");
-    (wal_dir_files(dir), held)
+    (files_in(dir, "wal"), held)
 }
 
 #[test]
@@ -247,7 +252,7 @@ fn zeros_written_ahead_end_only_the_newest_wal_file_and_a_crash_leaves_no_cut_to
             .expect("write");
     }
     let held = dump(&engine, "ns");
-    let files = wal_dir_files(dir.path());
+    let files = files_in(dir.path(), "wal");
     assert!(files.len() >= 3, "{files:?}");
     let (newest, older) = files.split_last().expect("files");
     assert!(ends_in_zeros(newest), "the newest file has zeros ahead");
@@ -275,7 +280,7 @@ fn zeros_written_ahead_end_only_the_newest_wal_file_and_a_crash_leaves_no_cut_to
     );
     assert_eq!(dump(&reopened, "ns"), held);
     drop(reopened);
-    let replayed = wal_dir_files(image.path());
+    let replayed = files_in(image.path(), "wal");
     assert!(!replayed.iter().any(|f| ends_in_zeros(f)), "{replayed:?}");
 
     // A clean close cuts the newest file to its frames too.
@@ -284,15 +289,6 @@ fn zeros_written_ahead_end_only_the_newest_wal_file_and_a_crash_leaves_no_cut_to
     let engine = common::open_with(dir.path(), opts).expect("open again");
     assert_eq!(engine.stats().wal_files_cut, 0);
     assert_eq!(dump(&engine, "ns"), held);
-}
-
-fn wal_dir_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("wal"))
-        .expect("wal")
-        .map(|e| e.expect("entry").path())
-        .collect();
-    files.sort();
-    files
 }
 
 /// Copies a store's files (not its lock) as they are now.

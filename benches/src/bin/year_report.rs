@@ -8,7 +8,8 @@
 //! the tiers and without (alternated, the result cache off), checking the answers agree
 //! bit for bit. Prints Markdown. `IOCDB_YEAR_REPORT_DIR` keeps the store; with
 //! `IOCDB_YEAR_REPORT_REUSE` set, a kept store is only asked the panels again
-//! (`IOCDB_YEAR_REPORT_PANELS=8,10`: only those).
+//! (`IOCDB_YEAR_REPORT_PANELS=8,10`: only those; `IOCDB_YEAR_REPORT_TIERED_ONLY`: only with
+//! the tiers, for a profile of them alone).
 
 #![allow(clippy::indexing_slicing)]
 
@@ -193,13 +194,20 @@ fn rollup_panels(engine: &Engine, tiers: &[i64], end: i64, repeats: usize) {
                 .split(',')
                 .any(|p| name.split_once(' ').is_some_and(|(n, _)| n == p))
     };
+    // IOCDB_YEAR_REPORT_TIERED_ONLY: only the runs with the tiers (a profile of them alone).
+    let modes: &[bool] = if std::env::var_os("IOCDB_YEAR_REPORT_TIERED_ONLY").is_some() {
+        &[true]
+    } else {
+        &[false, true]
+    };
     for (name, ns, expr, span, step) in panels.into_iter().filter(|p| wanted(p.0)) {
         let mut times = [Vec::new(), Vec::new()];
         let mut read = [(0u64, 0u64); 2];
         let mut answers = [None, None];
         let mut refused = [None, None];
         for _ in 0..repeats {
-            for (i, rollups) in [false, true].into_iter().enumerate() {
+            for &rollups in modes {
+                let i = usize::from(rollups);
                 let q = PromqlQuery {
                     use_rollups: rollups,
                     ..PromqlQuery::range(ns, expr, end - span, end, step)
@@ -217,6 +225,9 @@ fn rollup_panels(engine: &Engine, tiers: &[i64], end: i64, repeats: usize) {
             }
         }
         let cell = |t: &mut Vec<f64>, refused: &Option<String>| -> (String, f64) {
+            if t.is_empty() && refused.is_none() {
+                return ("not run".into(), f64::NAN);
+            }
             if t.is_empty() {
                 return (
                     format!("refused ({})", refused.as_deref().unwrap_or("?")),

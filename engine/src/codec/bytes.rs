@@ -76,8 +76,15 @@ impl<'a> ByteReader<'a> {
     }
 
     /// Reads one byte.
+    #[inline]
     pub fn u8(&mut self) -> Result<u8, DecodeError> {
-        Ok(u8::from_le_bytes(self.array()?))
+        match self.data.get(self.pos) {
+            Some(&b) => {
+                self.pos += 1;
+                Ok(b)
+            }
+            None => Err(self.error("needs 1 bytes, 0 left")),
+        }
     }
 
     /// Reads a little-endian u32.
@@ -115,7 +122,26 @@ impl<'a> ByteReader<'a> {
     }
 
     /// Reads a LEB128 u64 (at most ten bytes).
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, DecodeError> {
+        // Most varints in the engine's formats are one or two bytes: read those without
+        // the loop (rollup buckets and chunk headers are hot paths of long-range queries).
+        match self.data.get(self.pos..self.pos.saturating_add(2)) {
+            Some(&[b0, _]) if b0 < 0x80 => {
+                self.pos += 1;
+                return Ok(u64::from(b0));
+            }
+            Some(&[b0, b1]) if b1 < 0x80 => {
+                self.pos += 2;
+                return Ok(u64::from(b0 & 0x7f) | u64::from(b1) << 7);
+            }
+            _ => {}
+        }
+        self.varint_slow()
+    }
+
+    /// [`Self::varint`] byte by byte: longer ones, and those at the very end.
+    fn varint_slow(&mut self) -> Result<u64, DecodeError> {
         let start = self.pos;
         let mut v = 0u64;
         for shift in (0..70).step_by(7) {
@@ -134,11 +160,13 @@ impl<'a> ByteReader<'a> {
     }
 
     /// Reads a zig-zagged LEB128 i64.
+    #[inline]
     pub fn varint_i64(&mut self) -> Result<i64, DecodeError> {
         Ok(super::unzigzag(self.varint()?))
     }
 
     /// Reads a varint that must fit in a `u32`, naming `what` if not.
+    #[inline]
     pub fn varint_u32(&mut self, what: &str) -> Result<u32, DecodeError> {
         let start = self.pos;
         let v = self.varint()?;
@@ -176,6 +204,30 @@ impl<'a> ByteReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn varints_read_alike_on_the_fast_and_the_slow_path(bytes in prop::collection::vec(any::<u8>(), 0..12), at in 0usize..12) {
+            let at = at.min(bytes.len());
+            let (mut fast, mut slow) = (ByteReader::new(&bytes), ByteReader::new(&bytes));
+            fast.pos = at;
+            slow.pos = at;
+            prop_assert_eq!(fast.varint(), slow.varint_slow());
+            prop_assert_eq!(fast.position(), slow.position());
+        }
+
+        #[test]
+        fn varints_round_trip(v in any::<u64>(), shift in 0u32..64) {
+            let v = v >> shift;
+            let mut bytes = vec![0xff];
+            crate::codec::varint::put_u64(&mut bytes, v);
+            let mut r = ByteReader::new(&bytes);
+            prop_assert_eq!(r.u8(), Ok(0xff));
+            prop_assert_eq!(r.varint(), Ok(v));
+            prop_assert!(r.is_empty());
+        }
+    }
 
     #[test]
     fn fixed_width_reads_past_the_end_fail_with_their_offset() {

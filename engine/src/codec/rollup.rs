@@ -196,16 +196,29 @@ fn close((mut b, abs_sum, drop_sum): (Bucket, f64, f64)) -> Bucket {
 /// returns those starts: two summaries of one interval, from different places, cannot both
 /// hold (and cannot be merged without their samples).
 pub fn drop_repeated(buckets: &mut Vec<Bucket>) -> Vec<i64> {
-    let starts: Vec<i64> = buckets.iter().map(|b| b.start).collect();
-    let mut dropped = Vec::new();
-    buckets.retain(|b| {
-        let i = starts.partition_point(|&s| s < b.start);
-        let repeated = starts.get(i + 1) == Some(&b.start);
-        if repeated && dropped.last() != Some(&b.start) {
-            dropped.push(b.start);
+    // Sorted, so a repeat sits beside its twin; most calls find none and allocate nothing.
+    if buckets
+        .windows(2)
+        .all(|w| w.first().map(|b| b.start) != w.get(1).map(|b| b.start))
+    {
+        return Vec::new();
+    }
+    let mut dropped: Vec<i64> = Vec::new();
+    let mut kept = Vec::with_capacity(buckets.len());
+    for (i, b) in buckets.iter().enumerate() {
+        let twin = |j: Option<usize>| {
+            j.and_then(|j| buckets.get(j))
+                .is_some_and(|o| o.start == b.start)
+        };
+        if twin(i.checked_sub(1)) || twin(i.checked_add(1)) {
+            if dropped.last() != Some(&b.start) {
+                dropped.push(b.start);
+            }
+        } else {
+            kept.push(*b);
         }
-        !repeated
-    });
+    }
+    *buckets = kept;
     dropped
 }
 
@@ -310,28 +323,25 @@ pub fn decode(
         if !times_agree || flags & !FLAGS != 0 {
             return Err(bad("count, times or flags inconsistent"));
         }
-        // Values are read in order: each refers to ones read before it.
-        let mut value = |k: u16, reference: f64| -> Result<f64, DecodeError> {
-            Ok(match (kinds >> (2 * k)) & 3 {
-                0 => reference,
-                1 => r.varint_i64()? as f64,
-                2 => f64::from_bits(u64::from_le_bytes(r.array()?)),
-                _ => {
-                    let e = usize::from(r.u8()?);
-                    let m = r.varint_i64()?;
-                    match decimal::from_mantissa(m, e) {
-                        Some(v) if (1..=MAX_PLACES).contains(&e) => v,
-                        _ => return Err(bad("bad decimal places")),
-                    }
-                }
-            })
+        // Values are read in order: each refers to ones read before it. An error is told
+        // once after all six, keeping its formatting out of this hot loop.
+        let kind = |k: u16| (kinds >> (2 * k)) & 3;
+        let values = (|| {
+            let first = read_value(r, kind(0), prev_last)?;
+            Some([
+                first,
+                read_value(r, kind(1), first)?,
+                read_value(r, kind(2), first)?,
+                read_value(r, kind(3), first)?,
+                read_value(r, kind(4), first)?,
+                read_value(r, kind(5), 0.0)?,
+            ])
+        })();
+        let Some([first_v, last_v, min, max, sum, correction]) = values else {
+            return Err(bad(
+                "a value is truncated or its decimal places out of range",
+            ));
         };
-        let first_v = value(0, prev_last)?;
-        let last_v = value(1, first_v)?;
-        let min = value(2, first_v)?;
-        let max = value(3, first_v)?;
-        let sum = value(4, first_v)?;
-        let correction = value(5, 0.0)?;
         let at_offset = |off: u64| {
             start
                 .checked_add(off as i64)
@@ -354,6 +364,25 @@ pub fn decode(
         prev_start = start;
     }
     Ok(())
+}
+
+/// One value of a bucket coded as `kind` (see the module's opening doc); `None` when its
+/// bytes run out or a decimal's places are out of range.
+#[inline(always)]
+fn read_value(r: &mut ByteReader<'_>, kind: u16, reference: f64) -> Option<f64> {
+    match kind {
+        0 => Some(reference),
+        1 => r.varint_i64().ok().map(|v| v as f64),
+        2 => r
+            .array()
+            .ok()
+            .map(|b| f64::from_bits(u64::from_le_bytes(b))),
+        _ => {
+            let e = usize::from(r.u8().ok()?);
+            let m = r.varint_i64().ok()?;
+            decimal::from_mantissa(m, e).filter(|_| (1..=MAX_PLACES).contains(&e))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -426,6 +455,38 @@ mod tests {
                     prop_assert!(inside.iter().all(|s| is_small_integer(s.v)));
                 }
             }
+        }
+
+        #[test]
+        fn repeated_starts_are_all_dropped_and_named_once(starts in prop::collection::vec(0i64..12, 0..30)) {
+            let mut starts = starts;
+            starts.sort_unstable();
+            let bucket = |start: i64, count: u32| Bucket {
+                start,
+                count,
+                first: Sample::new(start, 0.0),
+                last: Sample::new(start, 0.0),
+                min: 0.0,
+                max: 0.0,
+                sum: 0.0,
+                correction: 0.0,
+                flags: 0,
+            };
+            let mut buckets: Vec<Bucket> =
+                starts.iter().enumerate().map(|(i, &s)| bucket(s, i as u32)).collect();
+            let dropped = drop_repeated(&mut buckets);
+            let times = |s: i64| starts.iter().filter(|&&t| t == s).count();
+            let mut want_dropped: Vec<i64> = starts.iter().copied().filter(|&s| times(s) > 1).collect();
+            want_dropped.dedup();
+            prop_assert_eq!(dropped, want_dropped);
+            let want_kept: Vec<(i64, u32)> = starts
+                .iter()
+                .enumerate()
+                .filter(|&(_, &s)| times(s) == 1)
+                .map(|(i, &s)| (s, i as u32))
+                .collect();
+            let kept: Vec<(i64, u32)> = buckets.iter().map(|b| (b.start, b.count)).collect();
+            prop_assert_eq!(kept, want_kept);
         }
 
         #[test]

@@ -595,6 +595,11 @@ fn read_rolled(
     if let Some(from) = cursor.filter(|&c| c <= end) {
         gaps.push((from, end));
     }
+    if gaps.is_empty() && out.is_empty() {
+        // All from the rollups (a long panel over compacted days): no copy.
+        *out = stored;
+        return Ok(cost);
+    }
     let mut stored = stored.into_iter().peekable();
     for (from, to) in gaps {
         while let Some(b) = stored.next_if(|b| b.start < from) {
@@ -640,18 +645,27 @@ fn stored_buckets(
     // Where each source holds data of the series: (first, last, source), a segment's index
     // or `usize::MAX` for in-memory data (which has no rollups).
     let mut spans: Vec<(i64, i64, usize)> = Vec::new();
+    // The segments with this tier that hold the series, by index, with the series.
     let mut with_rollups = Vec::new();
     for (i, h) in version.segments.iter().enumerate() {
-        spans.extend(h.chunks_in(id, start, end).map(|c| (c.min_t, c.max_t, i)));
         // A segment may keep a series' rollups after its samples have expired: judged by
         // the segment's bounds, which cover both.
         let seg = &h.segment;
-        if seg.min_t <= end
-            && seg.max_t >= start
-            && seg.tiers.contains(&interval)
-            && h.refs.contains(id)
-        {
-            with_rollups.push(i);
+        if seg.max_t < start || seg.min_t > end {
+            continue;
+        }
+        let Some(series) = h.series_of(id) else {
+            continue;
+        };
+        spans.extend(
+            series
+                .chunks
+                .iter()
+                .filter(|c| c.max_t >= start && c.min_t <= end)
+                .map(|c| (c.min_t, c.max_t, i)),
+        );
+        if seg.tiers.contains(&interval) {
+            with_rollups.push((i, series));
         }
     }
     if with_rollups.is_empty() {
@@ -679,24 +693,25 @@ fn stored_buckets(
             Some(*m)
         })
         .collect();
-    let mut tiered = vec![false; version.segments.len()];
-    for &i in &with_rollups {
-        if let Some(t) = tiered.get_mut(i) {
-            *t = true;
-        }
-    }
+    let tiered = |source: usize| with_rollups.binary_search_by_key(&source, |w| w.0).is_ok();
     let mut raw: Vec<(i64, i64)> = spans
         .iter()
-        .filter(|s| !tiered.get(s.2).copied().unwrap_or(false))
+        .filter(|s| !tiered(s.2))
         .map(|s| (s.0, s.1))
         .collect();
+    // The blocks lie far apart (one per segment): touched all at once first, their memory
+    // reads overlap instead of each waiting on the last.
+    std::hint::black_box(with_rollups.iter().fold(0u8, |acc, &(i, series)| {
+        let touched = version
+            .segments
+            .get(i)
+            .map(|h| h.segment.touch_rollup(series));
+        acc.wrapping_add(touched.unwrap_or(0))
+    }));
     let mut out = Vec::new();
     let mut read = Vec::new();
-    for i in with_rollups {
+    for &(i, series) in &with_rollups {
         let Some(h) = version.segments.get(i) else {
-            continue;
-        };
-        let Some(series) = h.series_of(id) else {
             continue;
         };
         read.clear();

@@ -369,6 +369,17 @@ impl Segment {
         Ok(true)
     }
 
+    /// Reads the first byte of `series`' rollup block, if it has one, and returns it: a
+    /// caller about to read several segments' blocks touches them all first, so that
+    /// their cache misses overlap instead of following one another.
+    pub fn touch_rollup(&self, series: SegmentSeries<'_>) -> u8 {
+        series
+            .rollup()
+            .and_then(|r| self.rollup_offset(r).ok())
+            .and_then(|offset| self.data().get(usize::try_from(offset).ok()?).copied())
+            .unwrap_or(0)
+    }
+
     /// Where the rollup block `r` of one of this segment's series starts.
     pub fn rollup_offset(&self, r: RollupRef) -> Result<u64> {
         match r {

@@ -595,16 +595,17 @@ fn read_rolled(
     if let Some(from) = cursor.filter(|&c| c <= end) {
         gaps.push((from, end));
     }
-    if gaps.is_empty() && out.is_empty() {
-        // All from the rollups (a long panel over compacted days): no copy.
+    // The stored buckets go first, moved rather than copied when `out` is empty (a long
+    // panel over compacted days has only them); buckets summarised from the gaps follow
+    // and are put in place by one sort, as they lie between stored ones.
+    let first = out.len();
+    if out.is_empty() {
         *out = stored;
-        return Ok(cost);
+    } else {
+        out.extend(stored);
     }
-    let mut stored = stored.into_iter().peekable();
+    let stored_end = out.len();
     for (from, to) in gaps {
-        while let Some(b) = stored.next_if(|b| b.start < from) {
-            out.push(b);
-        }
         // A gap where only segments with this tier hold data, and they have no bucket in
         // it, has no sample: nothing to read.
         if let Some(raw) = &raw {
@@ -619,7 +620,11 @@ fn read_rolled(
         cost.raw_samples += buf.len();
         crate::codec::rollup::summarize(buf, interval, out);
     }
-    out.extend(stored);
+    if out.len() > stored_end
+        && let Some(series_buckets) = out.get_mut(first..)
+    {
+        series_buckets.sort_by_key(|b| b.start);
+    }
     Ok(cost)
 }
 

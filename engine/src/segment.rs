@@ -55,8 +55,9 @@ pub use writer::{
 pub const MAGIC: &[u8; 8] = b"IOCDBSEG";
 /// Current format version: 2 added the decimal value encoding (chunk encoding 4), 3 the
 /// rollup blocks and the table's tier list, 4 the label index read in place (instead of
-/// the compressed postings and the table's labels).
-pub const VERSION: u32 = 4;
+/// the compressed postings and the table's labels), 5 the rollup buckets in columns
+/// (`codec/rollup/columns.rs`, instead of a record per bucket).
+pub const VERSION: u32 = 5;
 /// Oldest version still read: version 1 differs only in not using encoding 4, so the one
 /// chunk decoder reads both; versions before 3 have no rollups.
 pub const OLDEST_READABLE_VERSION: u32 = 1;

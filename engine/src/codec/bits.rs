@@ -110,6 +110,17 @@ impl<'a> BitReader<'a> {
         }
     }
 
+    /// A reader of the first `len_bits` bits of `data` (at most all of them): the bytes
+    /// after them are loaded with the ones before, so that reading the last fields takes the
+    /// same fast path as the others, but never read as fields.
+    pub fn bounded(data: &'a [u8], len_bits: usize) -> Self {
+        BitReader {
+            data,
+            pos: 0,
+            len_bits: len_bits.min(data.len() * 8),
+        }
+    }
+
     /// The next 64 bits from the current position (zero past the end); at least 57 are real.
     #[inline]
     pub fn peek(&self) -> u64 {

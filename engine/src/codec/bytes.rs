@@ -67,6 +67,11 @@ impl<'a> ByteReader<'a> {
         }
     }
 
+    /// The bytes from the position on, without reading them.
+    pub fn rest(&self) -> &'a [u8] {
+        self.data.get(self.pos..).unwrap_or_default()
+    }
+
     /// Reads `N` bytes as an array.
     pub fn array<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let start = self.pos;

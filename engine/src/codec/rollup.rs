@@ -11,33 +11,21 @@
 //! `[start, start + interval)` exists where the series has a sample; one with only stale
 //! markers has a count of zero.
 //!
-//! Encoding of one tier's buckets (in a segment's rollup block, see `segment.rs`):
-//! ```text
-//! varint bucket count, then per bucket:
-//!   zigzag varint start / interval (the first absolute, then the delta from the previous)
-//!   varint count | varint first_t - start | varint start + interval - 1 - last_t
-//!   (both small for a series sampled through the interval) | u8 flags
-//!   u16 LE kinds: 2 bits per value, in the order first, last, min, max, sum, correction
-//!   the six values, each by its kind:
-//!     0  the same bits as its reference (first: the previous bucket's last, else 0.0;
-//!        the others: this bucket's first), nothing stored
-//!     1  an integer of magnitude below 2^53 (not -0.0): zigzag varint
-//!     2  any other float: its 8 bits, little-endian
-//!     3  a decimal with 1 to 6 places: u8 places | zigzag varint mantissa (the value is
-//!        mantissa / 10^places, as `codec/decimal.rs` decodes it, bit for bit)
-//! ```
+//! A tier's buckets are stored in a segment's rollup block as [`columns`] (segment version
+//! 5: each field packed at one width, decoded in a few tight loops) or, in files of
+//! versions 3 and 4, as [`records`] (a varint record per bucket).
+//!
 
-use crate::DecodeError;
-use crate::codec::bytes::ByteReader;
-use crate::codec::decimal;
-use crate::codec::varint::{put_i64, put_u64};
+pub mod columns;
+pub mod records;
+
 use crate::model::{Sample, is_stale_marker};
 
 /// Below this magnitude sums of integers are exact in any order, with room for 2^14
 /// buckets per window: composed sums stay below 2^53, where every integer is a float.
 pub const EXACT_LIMIT: f64 = (1u64 << 39) as f64;
 
-/// Most decimal places a value is coded with as a decimal (kind 3).
+/// Most decimal places a value is coded with as a decimal.
 const MAX_PLACES: usize = 6;
 
 /// Flag: every value is an integer and the sum of their magnitudes is below
@@ -102,6 +90,12 @@ impl Bucket {
 /// whose sign a sum may keep or lose depending on the order).
 pub fn is_small_integer(v: f64) -> bool {
     v.fract() == 0.0 && v.abs() < EXACT_LIMIT && !(v == 0.0 && v.is_sign_negative())
+}
+
+/// Whether `v` is an integer a float holds exactly, below 2^53 in magnitude and not -0.0:
+/// what the codecs store as an integer.
+fn is_exact_integer(v: f64) -> bool {
+    v.fract() == 0.0 && v.abs() < 9_007_199_254_740_992.0 && v.to_bits() != (-0.0f64).to_bits()
 }
 
 /// The fold PromQL's `max_over_time` uses, started from NaN: keeps the first maximum.
@@ -222,167 +216,33 @@ pub fn drop_repeated(buckets: &mut Vec<Bucket>) -> Vec<i64> {
     dropped
 }
 
-/// Appends one tier's buckets (sorted by start, each a multiple of `interval`).
-pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
-    put_u64(out, buckets.len() as u64);
-    let mut prev_index = 0i64;
-    let mut prev_last = 0.0f64;
-    for (i, b) in buckets.iter().enumerate() {
-        let index = b.start.div_euclid(interval);
-        put_i64(out, if i == 0 { index } else { index - prev_index });
-        prev_index = index;
-        put_u64(out, u64::from(b.count));
-        put_u64(out, b.first.t.wrapping_sub(b.start) as u64);
-        put_u64(
-            out,
-            b.start.wrapping_add(interval - 1).wrapping_sub(b.last.t) as u64,
-        );
-        out.push(b.flags);
-        let values = [
-            (b.first.v, prev_last),
-            (b.last.v, b.first.v),
-            (b.min, b.first.v),
-            (b.max, b.first.v),
-            (b.sum, b.first.v),
-            (b.correction, 0.0),
-        ];
-        let kinds_at = out.len();
-        out.extend_from_slice(&[0, 0]);
-        let mut kinds = 0u16;
-        for (k, (v, reference)) in values.into_iter().enumerate() {
-            let kind = if v.to_bits() == reference.to_bits() {
-                0
-            } else if v.fract() == 0.0
-                && v.abs() < 9_007_199_254_740_992.0
-                && v.to_bits() != (-0.0f64).to_bits()
-            {
-                put_i64(out, v as i64);
-                1
-            } else if let Some((e, m)) =
-                (1..=MAX_PLACES).find_map(|e| decimal::mantissa(v, e).map(|m| (e, m)))
-            {
-                out.push(e as u8);
-                put_i64(out, m);
-                3
-            } else {
-                out.extend_from_slice(&v.to_bits().to_le_bytes());
-                2
-            };
-            kinds |= kind << (2 * k);
-        }
-        if let Some(slot) = out.get_mut(kinds_at..kinds_at + 2) {
-            slot.copy_from_slice(&kinds.to_le_bytes());
-        }
-        prev_last = b.last.v;
-    }
-}
-
-/// Reads one tier's buckets written by [`encode`], checking that they are in order, inside
-/// their intervals and consistent.
-pub fn decode(
-    r: &mut ByteReader<'_>,
+/// A bucket's sample times from their offsets as stored (`first_t - start` and
+/// `start + interval - 1 - last_t`), checked against its interval, its count of live
+/// samples and its flags; `Err` says what disagrees.
+fn bucket_times(
+    start: i64,
     interval: i64,
-    out: &mut Vec<Bucket>,
-) -> Result<(), DecodeError> {
-    // A bucket takes at least seven bytes.
-    let count = r.len(r.remaining() / 7, "bucket count")?;
-    let mut index = 0i64;
-    let mut prev_last = 0.0f64;
-    let mut prev_start = i64::MIN;
-    for i in 0..count {
-        let at = r.position();
-        let step = r.varint_i64()?;
-        index = if i == 0 {
-            step
-        } else {
-            index.checked_add(step).unwrap_or(i64::MAX)
-        };
-        let start = index.checked_mul(interval);
-        let n = r.varint_u32("bucket sample count")?;
-        let first_off = r.varint()?;
-        let end_gap = r.varint()?;
-        let last_off = (interval as u64 - 1)
-            .checked_sub(end_gap)
-            .unwrap_or(u64::MAX);
-        let flags = r.u8()?;
-        let kinds = u16::from_le_bytes(r.array()?);
-        let bad =
-            |reason: &str| DecodeError::new(at as u64, format!("rollup bucket {i}: {reason}"));
-        let Some(start) = start.filter(|&s| s > prev_start) else {
-            return Err(bad("starts out of order"));
-        };
-        let ok_offset = |off: u64| off < interval as u64;
-        if !ok_offset(first_off) || !ok_offset(last_off) || last_off < first_off {
-            return Err(bad("times inconsistent"));
-        }
-        let times_agree = match n {
-            0 => first_off == 0 && last_off == 0 && flags & ENDS_STALE != 0,
-            1 => first_off == last_off,
-            _ => first_off < last_off,
-        };
-        if !times_agree || flags & !FLAGS != 0 {
-            return Err(bad("count, times or flags inconsistent"));
-        }
-        // Values are read in order: each refers to ones read before it. An error is told
-        // once after all six, keeping its formatting out of this hot loop.
-        let kind = |k: u16| (kinds >> (2 * k)) & 3;
-        let values = (|| {
-            let first = read_value(r, kind(0), prev_last)?;
-            Some([
-                first,
-                read_value(r, kind(1), first)?,
-                read_value(r, kind(2), first)?,
-                read_value(r, kind(3), first)?,
-                read_value(r, kind(4), first)?,
-                read_value(r, kind(5), 0.0)?,
-            ])
-        })();
-        let Some([first_v, last_v, min, max, sum, correction]) = values else {
-            return Err(bad(
-                "a value is truncated or its decimal places out of range",
-            ));
-        };
-        let at_offset = |off: u64| {
-            start
-                .checked_add(off as i64)
-                .ok_or_else(|| bad("time overflows"))
-        };
-        let first = Sample::new(at_offset(first_off)?, first_v);
-        let last = Sample::new(at_offset(last_off)?, last_v);
-        out.push(Bucket {
-            start,
-            count: n,
-            first,
-            last,
-            min,
-            max,
-            sum,
-            correction,
-            flags,
-        });
-        prev_last = last_v;
-        prev_start = start;
+    count: u32,
+    (first_off, end_gap): (u64, u64),
+    flags: u8,
+) -> Result<(i64, i64), &'static str> {
+    let last_off = (interval as u64 - 1)
+        .checked_sub(end_gap)
+        .unwrap_or(u64::MAX);
+    let ok_offset = |off: u64| off < interval as u64;
+    if !ok_offset(first_off) || !ok_offset(last_off) || last_off < first_off {
+        return Err("times inconsistent");
     }
-    Ok(())
-}
-
-/// One value of a bucket coded as `kind` (see the module's opening doc); `None` when its
-/// bytes run out or a decimal's places are out of range.
-#[inline(always)]
-fn read_value(r: &mut ByteReader<'_>, kind: u16, reference: f64) -> Option<f64> {
-    match kind {
-        0 => Some(reference),
-        1 => r.varint_i64().ok().map(|v| v as f64),
-        2 => r
-            .array()
-            .ok()
-            .map(|b| f64::from_bits(u64::from_le_bytes(b))),
-        _ => {
-            let e = usize::from(r.u8().ok()?);
-            let m = r.varint_i64().ok()?;
-            decimal::from_mantissa(m, e).filter(|_| (1..=MAX_PLACES).contains(&e))
-        }
+    let times_agree = match count {
+        0 => first_off == 0 && last_off == 0 && flags & ENDS_STALE != 0,
+        1 => first_off == last_off,
+        _ => first_off < last_off,
+    };
+    if !times_agree || flags & !FLAGS != 0 {
+        return Err("count, times or flags inconsistent");
     }
+    let at = |off: u64| start.checked_add(off as i64).ok_or("time overflows");
+    Ok((at(first_off)?, at(last_off)?))
 }
 
 #[cfg(test)]
@@ -416,17 +276,61 @@ mod tests {
         a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.same_bits(y))
     }
 
+    /// The two layouts a tier's buckets are stored in.
+    #[derive(Debug, Clone, Copy)]
+    enum Codec {
+        Records,
+        Columns,
+    }
+
+    fn encode(codec: Codec, buckets: &[Bucket], interval: i64) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        match codec {
+            Codec::Records => records::encode(buckets, interval, &mut bytes),
+            Codec::Columns => columns::encode(buckets, interval, &mut bytes),
+        }
+        bytes
+    }
+
+    /// Decodes all of `bytes`, allowing as many buckets as intervals `[lo, hi]` meets (as
+    /// a segment's reader does with its bounds).
+    fn decode(
+        codec: Codec,
+        bytes: &[u8],
+        interval: i64,
+        (lo, hi): (i64, i64),
+    ) -> Result<Vec<Bucket>, crate::DecodeError> {
+        let mut r = crate::codec::bytes::ByteReader::new(bytes);
+        let mut out = Vec::new();
+        match codec {
+            Codec::Records => records::decode(&mut r, interval, &mut out)?,
+            Codec::Columns => {
+                let most = hi.div_euclid(interval) - lo.div_euclid(interval) + 1;
+                columns::decode(&mut r, interval, most.max(0) as usize, &mut out)?;
+            }
+        }
+        if !r.is_empty() {
+            return Err(r.error("trailing bytes"));
+        }
+        Ok(out)
+    }
+
+    fn codec() -> impl Strategy<Value = Codec> {
+        prop_oneof![Just(Codec::Records), Just(Codec::Columns)]
+    }
+
+    fn bounds(samples: &[Sample]) -> (i64, i64) {
+        let t = |s: Option<&Sample>| s.map_or(0, |s| s.t);
+        (t(samples.first()), t(samples.last()))
+    }
+
     proptest! {
         #[test]
-        fn buckets_round_trip_bit_for_bit(samples in samples(), interval in prop_oneof![Just(1_000i64), Just(60_000), Just(300_000)]) {
+        fn buckets_round_trip_bit_for_bit(codec in codec(), samples in samples(), interval in prop_oneof![Just(1_000i64), Just(60_000), Just(300_000)]) {
             let mut buckets = Vec::new();
             summarize(&samples, interval, &mut buckets);
-            let mut bytes = Vec::new();
-            encode(&buckets, interval, &mut bytes);
-            let mut back = Vec::new();
-            let mut r = ByteReader::new(&bytes);
-            decode(&mut r, interval, &mut back).expect("decodes");
-            prop_assert!(r.is_empty());
+            let bytes = encode(codec, &buckets, interval);
+            let back = decode(codec, &bytes, interval, bounds(&samples)).expect("decodes");
             prop_assert!(same(&buckets, &back));
         }
 
@@ -490,9 +394,24 @@ mod tests {
         }
 
         #[test]
-        fn garbage_is_refused_or_read_without_panicking(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
-            let mut out = Vec::new();
-            let _ = decode(&mut ByteReader::new(&bytes), 300_000, &mut out);
+        fn garbage_is_refused_or_read_without_panicking(codec in codec(), bytes in prop::collection::vec(any::<u8>(), 0..300), span in 0i64..1_000_000_000) {
+            let _ = decode(codec, &bytes, 300_000, (0, span));
+        }
+
+        #[test]
+        fn flipped_bytes_are_refused_or_read_without_panicking(codec in codec(), samples in samples(), flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4)) {
+            let mut buckets = Vec::new();
+            summarize(&samples, 60_000, &mut buckets);
+            let mut bytes = encode(codec, &buckets, 60_000);
+            for (at, bits) in flips {
+                if !bytes.is_empty() {
+                    let i = at.index(bytes.len());
+                    if let Some(b) = bytes.get_mut(i) {
+                        *b ^= bits;
+                    }
+                }
+            }
+            let _ = decode(codec, &bytes, 60_000, bounds(&samples));
         }
     }
 
@@ -504,18 +423,18 @@ mod tests {
             .collect();
         let mut buckets = Vec::new();
         summarize(&samples, 3_600_000, &mut buckets);
-        let mut bytes = Vec::new();
-        encode(&buckets, 3_600_000, &mut bytes);
-        // Raw floats would take 8 bytes for each of the five values that are decimals.
-        assert!(
-            bytes.len() < buckets.len() * 32,
-            "{} bytes for {} buckets",
-            bytes.len(),
-            buckets.len()
-        );
-        let mut back = Vec::new();
-        decode(&mut ByteReader::new(&bytes), 3_600_000, &mut back).expect("decodes");
-        assert!(same(&buckets, &back));
+        for codec in [Codec::Records, Codec::Columns] {
+            let bytes = encode(codec, &buckets, 3_600_000);
+            // Raw floats would take 8 bytes for each of the five values that are decimals.
+            assert!(
+                bytes.len() < buckets.len() * 32,
+                "{codec:?}: {} bytes for {} buckets",
+                bytes.len(),
+                buckets.len()
+            );
+            let back = decode(codec, &bytes, 3_600_000, bounds(&samples)).expect("decodes");
+            assert!(same(&buckets, &back));
+        }
     }
 
     #[test]
@@ -524,8 +443,10 @@ mod tests {
         let mut buckets = Vec::new();
         summarize(&samples, 300_000, &mut buckets);
         assert_eq!(buckets.len(), 30);
-        let mut bytes = Vec::new();
-        encode(&buckets, 300_000, &mut bytes);
-        assert!(bytes.len() < 30 * 12, "{} bytes", bytes.len());
+        let records = encode(Codec::Records, &buckets, 300_000);
+        assert!(records.len() < 30 * 12, "{} bytes", records.len());
+        // In columns, what repeats costs nothing a bucket.
+        let columns = encode(Codec::Columns, &buckets, 300_000);
+        assert!(columns.len() < 30, "{} bytes", columns.len());
     }
 }

@@ -11,8 +11,8 @@ use super::index::{IndexBuilder, LabelIndex};
 use super::table::{ChunkList, Decoded, RollupRef, SeriesTable, TableBuilder};
 use super::{FLAG_COLD, FOOTER_LEN, HEADER_LEN, MAGIC, OLDEST_READABLE_VERSION, VERSION};
 use crate::codec::bytes::{ByteReader, MAX_STR};
-use crate::codec::chunk;
 use crate::codec::labels::decode_labels;
+use crate::codec::{chunk, rollup};
 use crate::fs::Bytes;
 use crate::model::{Labels, Namespace, Sample};
 use crate::{DecodeError, Result};
@@ -335,7 +335,7 @@ impl Segment {
         &self,
         series: SegmentSeries<'_>,
         interval: i64,
-        out: &mut Vec<crate::codec::rollup::Bucket>,
+        out: &mut Vec<rollup::Bucket>,
     ) -> Result<bool> {
         let (Some(r), Some(tier)) = (
             series.rollup(),
@@ -356,7 +356,15 @@ impl Segment {
             let n = reader.len(reader.remaining(), "rollup tier length")?;
             let at = reader.position() as u64;
             let mut buckets = ByteReader::new(reader.bytes(n)?);
-            crate::codec::rollup::decode(&mut buckets, interval, out).map_err(|e| e.shifted(at))?;
+            let decoded = if self.version >= 5 {
+                // No more buckets than intervals the segment's time span meets.
+                let span = self.max_t.div_euclid(interval) - self.min_t.div_euclid(interval);
+                let most = usize::try_from(span.saturating_add(1)).unwrap_or(0);
+                rollup::columns::decode(&mut buckets, interval, most, out)
+            } else {
+                rollup::records::decode(&mut buckets, interval, out)
+            };
+            decoded.map_err(|e| e.shifted(at))?;
             if !buckets.is_empty() {
                 return Err(DecodeError::new(
                     at + buckets.position() as u64,
@@ -369,15 +377,24 @@ impl Segment {
         Ok(true)
     }
 
-    /// Reads the first byte of `series`' rollup block, if it has one, and returns it: a
-    /// caller about to read several segments' blocks touches them all first, so that
-    /// their cache misses overlap instead of following one another.
+    /// Reads a byte of every cache line of `series`' rollup block, if it has one, and
+    /// returns their sum: a caller about to read several segments' blocks touches them all
+    /// first, so that their cache misses overlap instead of following one another.
     pub fn touch_rollup(&self, series: SegmentSeries<'_>) -> u8 {
-        series
-            .rollup()
-            .and_then(|r| self.rollup_offset(r).ok())
-            .and_then(|offset| self.data().get(usize::try_from(offset).ok()?).copied())
-            .unwrap_or(0)
+        let Some(offset) = series.rollup().and_then(|r| self.rollup_offset(r).ok()) else {
+            return 0;
+        };
+        let data = self.data();
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let Some(header) = data.get(start..start.saturating_add(4)) else {
+            return 0;
+        };
+        let len = u32::from_le_bytes(header.try_into().unwrap_or_default()) as usize;
+        let end = start.saturating_add(8).saturating_add(len).min(data.len());
+        (start..end)
+            .step_by(64)
+            .filter_map(|i| data.get(i))
+            .fold(0u8, |sum, &b| sum.wrapping_add(b))
     }
 
     /// Where the rollup block `r` of one of this segment's series starts.

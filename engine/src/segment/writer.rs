@@ -166,14 +166,16 @@ impl SegmentBuilder {
             let tier = buckets.get(i).map_or(&[][..], Vec::as_slice);
             any |= !tier.is_empty();
             // The segment's bounds cover the samples buckets summarise (the same as the
-            // chunks' unless those samples have expired and only their buckets are kept).
-            for b in tier.iter().filter(|b| b.count > 0) {
+            // chunks' unless those samples have expired and only their buckets are kept),
+            // and the start of a bucket of stale markers alone: a reader bounds the
+            // buckets it decodes by the intervals the bounds meet.
+            for b in tier {
                 self.min_t = self.min_t.min(b.first.t);
                 self.max_t = self.max_t.max(b.last.t);
             }
             // Each tier's bytes after their length, so that a reader of one skips the others.
             let mut encoded = Vec::new();
-            rollup::encode(tier, interval, &mut encoded);
+            rollup::columns::encode(tier, interval, &mut encoded);
             put_u64(&mut block, encoded.len() as u64);
             block.extend_from_slice(&encoded);
         }

@@ -268,19 +268,24 @@ fn segments_of_version_3_still_open_and_answer_as_they_did() {
 }
 
 #[test]
-fn segment_format_version_4_is_frozen() {
+fn segments_of_version_4_still_open_and_answer_as_they_did() {
+    check_segment_with_rollups("segment_v4.seg", 4);
+}
+
+#[test]
+fn segment_format_version_5_is_frozen() {
     let bytes = iocdb_engine::internal::encode_segment_with_rollups(
         7,
         &segment_input(segment_samples()),
         &TIERS,
     );
     if std::env::var_os("IOCDB_BLESS").is_some() {
-        std::fs::write(fixture("segment_v4.seg"), &bytes).expect("bless");
+        std::fs::write(fixture("segment_v5.seg"), &bytes).expect("bless");
     }
     // The series table is a zstd frame, whose bytes may change with the zstd library while
     // staying readable; everything else — the header, the chunk and rollup blocks, the
     // label index (uncompressed) and the footer — must not.
-    let golden = std::fs::read(fixture("segment_v4.seg")).expect("golden");
+    let golden = std::fs::read(fixture("segment_v5.seg")).expect("golden");
     let offsets = |b: &[u8]| {
         let at = b.len() - 68;
         let word = |i: usize| u64::from_le_bytes(b[at + i..at + i + 8].try_into().expect("8"));
@@ -296,5 +301,5 @@ fn segment_format_version_4_is_frozen() {
         golden.get(index..golden.len() - 68) == bytes.get(new_index..bytes.len() - 68),
         "the label index changed"
     );
-    check_segment_with_rollups("segment_v4.seg", 4);
+    check_segment_with_rollups("segment_v5.seg", 5);
 }

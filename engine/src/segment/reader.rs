@@ -51,6 +51,10 @@ impl SegmentSeries<'_> {
     }
 }
 
+/// Most buckets one series' tier in one segment may hold: a segment of a month at a
+/// one-second tier is 2.7 M; this bounds what a damaged file can make a reader allocate.
+const MAX_TIER_BUCKETS: usize = 1 << 24;
+
 /// An open segment.
 #[derive(Debug)]
 pub struct Segment {
@@ -357,9 +361,12 @@ impl Segment {
             let at = reader.position() as u64;
             let mut buckets = ByteReader::new(reader.bytes(n)?);
             let decoded = if self.version >= 5 {
-                // No more buckets than intervals the segment's time span meets.
-                let span = self.max_t.div_euclid(interval) - self.min_t.div_euclid(interval);
-                let most = usize::try_from(span.saturating_add(1)).unwrap_or(0);
+                // No more buckets than intervals the segment's time span meets (and never
+                // more than a reader would hold for one series).
+                let span = (self.max_t.div_euclid(interval))
+                    .saturating_sub(self.min_t.div_euclid(interval))
+                    .saturating_add(1);
+                let most = usize::try_from(span).unwrap_or(0).min(MAX_TIER_BUCKETS);
                 rollup::columns::decode(&mut buckets, interval, most, out)
             } else {
                 rollup::records::decode(&mut buckets, interval, out)

@@ -170,6 +170,46 @@ fn rollups_are_found_after_their_chunks_and_where_a_series_has_none() {
     );
 }
 
+#[test]
+fn buckets_of_stale_markers_alone_at_the_edges_are_read_back_when_their_samples_are_gone() {
+    use super::writer::SegmentBuilder;
+    use crate::codec::rollup;
+    use crate::model::STALE_NAN_BITS;
+    let tier = 60_000;
+    let stale = f64::from_bits(STALE_NAN_BITS);
+    // A stale marker alone in the first and the last interval, live samples between: with
+    // the samples expired, only the buckets bound the segment, and a reader allows as many
+    // buckets as intervals the bounds meet.
+    let samples = [
+        Sample::new(30_000, stale),
+        Sample::new(120_000, 4.0),
+        Sample::new(150_000, 5.0),
+        Sample::new(250_000, stale),
+    ];
+    let mut kept = Vec::new();
+    rollup::summarize(&samples, tier, &mut kept);
+    assert_eq!(kept.len(), 3);
+    let series = input();
+    let mut builder = SegmentBuilder::new(4).with_rollups(&[tier]);
+    builder.add_with_rollups(
+        &series[0].namespace,
+        &series[0].labels,
+        &[],
+        &[kept.clone()],
+    );
+    let seg = Segment::open(
+        std::path::Path::new("x.seg"),
+        Bytes::owned(builder.finish()),
+    )
+    .expect("opens");
+    let mut read = Vec::new();
+    assert!(
+        seg.read_rollup(seg.series(0).expect("series"), tier, &mut read)
+            .expect("reads")
+    );
+    assert_eq!(read, kept);
+}
+
 mod label_index {
     //! The label index read in place answers as the engine's in-memory index does.
 

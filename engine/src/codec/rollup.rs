@@ -11,15 +11,59 @@
 //! `[start, start + interval)` exists where the series has a sample; one with only stale
 //! markers has a count of zero.
 //!
-//! A tier's buckets are stored in a segment's rollup block as [`columns`] (segment version
-//! 5: each field packed at one width, decoded in a few tight loops) or, in files of
-//! versions 3 and 4, as [`records`] (a varint record per bucket).
+//! A tier's buckets are stored in a segment's rollup block as [`columns`] (each field
+//! packed at one width, decoded in a few tight loops) or as [`records`] (a varint record
+//! per bucket): segment version 5 keeps whichever is smaller after a layout byte
+//! ([`encode`], [`decode`]); versions 3 and 4 hold records alone.
 //!
 
 pub mod columns;
 pub mod records;
 
+use crate::DecodeError;
+use crate::codec::bytes::ByteReader;
 use crate::model::{Sample, is_stale_marker};
+
+/// Layout byte of a tier's buckets (segment version 5): records.
+const RECORDS: u8 = 0;
+/// Layout byte of a tier's buckets (segment version 5): columns.
+const COLUMNS: u8 = 1;
+
+/// Appends one tier's buckets (sorted by start, each a multiple of `interval`) as segment
+/// version 5 stores them: a layout byte, then the buckets as columns, or as records where
+/// those are smaller (a bucket or two, as in a flushed partition, where columns' per-field
+/// headers outweigh the fields).
+pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
+    let (mut as_columns, mut as_records) = (Vec::new(), Vec::new());
+    columns::encode(buckets, interval, &mut as_columns);
+    records::encode(buckets, interval, &mut as_records);
+    if as_records.len() < as_columns.len() {
+        out.push(RECORDS);
+        out.extend_from_slice(&as_records);
+    } else {
+        out.push(COLUMNS);
+        out.extend_from_slice(&as_columns);
+    }
+}
+
+/// Reads one tier's buckets written by [`encode`], at most `max_buckets` of them (see
+/// [`columns::decode`]).
+pub fn decode(
+    r: &mut ByteReader<'_>,
+    interval: i64,
+    max_buckets: usize,
+    out: &mut Vec<Bucket>,
+) -> Result<(), DecodeError> {
+    let at = r.position();
+    match r.u8()? {
+        RECORDS => records::decode(r, interval, out),
+        COLUMNS => columns::decode(r, interval, max_buckets, out),
+        layout => Err(DecodeError::new(
+            at as u64,
+            format!("rollup layout {layout} unknown"),
+        )),
+    }
+}
 
 /// Below this magnitude sums of integers are exact in any order, with room for 2^14
 /// buckets per window: composed sums stay below 2^53, where every integer is a float.
@@ -281,6 +325,8 @@ mod tests {
     enum Codec {
         Records,
         Columns,
+        /// Segment version 5: the smaller of the two after a layout byte.
+        Smaller,
     }
 
     fn encode(codec: Codec, buckets: &[Bucket], interval: i64) -> Vec<u8> {
@@ -288,6 +334,7 @@ mod tests {
         match codec {
             Codec::Records => records::encode(buckets, interval, &mut bytes),
             Codec::Columns => columns::encode(buckets, interval, &mut bytes),
+            Codec::Smaller => super::encode(buckets, interval, &mut bytes),
         }
         bytes
     }
@@ -304,9 +351,13 @@ mod tests {
         let mut out = Vec::new();
         match codec {
             Codec::Records => records::decode(&mut r, interval, &mut out)?,
-            Codec::Columns => {
-                let most = hi.div_euclid(interval) - lo.div_euclid(interval) + 1;
-                columns::decode(&mut r, interval, most.max(0) as usize, &mut out)?;
+            Codec::Columns | Codec::Smaller => {
+                let most = (hi.div_euclid(interval) - lo.div_euclid(interval) + 1).max(0) as usize;
+                if matches!(codec, Codec::Columns) {
+                    columns::decode(&mut r, interval, most, &mut out)?;
+                } else {
+                    super::decode(&mut r, interval, most, &mut out)?;
+                }
             }
         }
         if !r.is_empty() {
@@ -316,7 +367,11 @@ mod tests {
     }
 
     fn codec() -> impl Strategy<Value = Codec> {
-        prop_oneof![Just(Codec::Records), Just(Codec::Columns)]
+        prop_oneof![
+            Just(Codec::Records),
+            Just(Codec::Columns),
+            Just(Codec::Smaller)
+        ]
     }
 
     fn bounds(samples: &[Sample]) -> (i64, i64) {
@@ -332,6 +387,10 @@ mod tests {
             let bytes = encode(codec, &buckets, interval);
             let back = decode(codec, &bytes, interval, bounds(&samples)).expect("decodes");
             prop_assert!(same(&buckets, &back));
+            if matches!(codec, Codec::Smaller) {
+                let smallest = [Codec::Records, Codec::Columns].map(|c| encode(c, &buckets, interval).len());
+                prop_assert_eq!(bytes.len(), 1 + smallest[0].min(smallest[1]));
+            }
         }
 
         #[test]
@@ -423,7 +482,7 @@ mod tests {
             .collect();
         let mut buckets = Vec::new();
         summarize(&samples, 3_600_000, &mut buckets);
-        for codec in [Codec::Records, Codec::Columns] {
+        for codec in [Codec::Records, Codec::Columns, Codec::Smaller] {
             let bytes = encode(codec, &buckets, 3_600_000);
             // Raw floats would take 8 bytes for each of the five values that are decimals.
             assert!(

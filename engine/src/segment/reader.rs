@@ -367,7 +367,7 @@ impl Segment {
                     .saturating_sub(self.min_t.div_euclid(interval))
                     .saturating_add(1);
                 let most = usize::try_from(span).unwrap_or(0).min(MAX_TIER_BUCKETS);
-                rollup::columns::decode(&mut buckets, interval, most, out)
+                rollup::decode(&mut buckets, interval, most, out)
             } else {
                 rollup::records::decode(&mut buckets, interval, out)
             };

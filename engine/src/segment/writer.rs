@@ -175,7 +175,7 @@ impl SegmentBuilder {
             }
             // Each tier's bytes after their length, so that a reader of one skips the others.
             let mut encoded = Vec::new();
-            rollup::columns::encode(tier, interval, &mut encoded);
+            rollup::encode(tier, interval, &mut encoded);
             put_u64(&mut block, encoded.len() as u64);
             block.extend_from_slice(&encoded);
         }

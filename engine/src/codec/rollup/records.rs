@@ -1,7 +1,7 @@
 //! Rollup buckets as records, one after another: how segment versions 3 and 4 store one
-//! tier's buckets in a rollup block (see `segment.rs`). Version 5 stores them as
-//! [`super::columns`], which decode several times faster; this codec stays to read older
-//! files (and writes only for tests of them).
+//! tier's buckets in a rollup block (see `segment.rs`), and version 5 where it is smaller
+//! than [`super::columns`] (one or two buckets: a flushed partition), which decode several
+//! times faster over many.
 //! ```text
 //! varint bucket count, then per bucket:
 //!   zigzag varint start / interval (the first absolute, then the delta from the previous)
@@ -21,13 +21,10 @@ use super::{Bucket, MAX_PLACES, bucket_times};
 use crate::DecodeError;
 use crate::codec::bytes::ByteReader;
 use crate::codec::decimal;
-use crate::codec::varint::put_i64;
-#[cfg(test)]
-use crate::codec::varint::put_u64;
+use crate::codec::varint::{put_i64, put_u64};
 use crate::model::Sample;
 
 /// Appends one tier's buckets (sorted by start, each a multiple of `interval`).
-#[cfg(test)]
 pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
     put_u64(out, buckets.len() as u64);
     let mut prev_index = 0i64;

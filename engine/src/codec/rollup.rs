@@ -113,6 +113,22 @@ pub struct Bucket {
 }
 
 impl Bucket {
+    /// A bucket at `start` with no live sample, its figures zeros at `start`, and `flags`.
+    pub fn empty(start: i64, flags: u8) -> Bucket {
+        let zero = Sample::new(start, 0.0);
+        Bucket {
+            start,
+            count: 0,
+            first: zero,
+            last: zero,
+            min: 0.0,
+            max: 0.0,
+            sum: 0.0,
+            correction: 0.0,
+            flags,
+        }
+    }
+
     /// Whether `flag` is set.
     pub fn has(&self, flag: u8) -> bool {
         self.flags & flag != 0
@@ -168,18 +184,7 @@ pub fn summarize(samples: &[Sample], interval: i64, out: &mut Vec<Bucket>) {
             if let Some(done) = open.take() {
                 out.push(close(done));
             }
-            let empty = Sample::new(start, 0.0);
-            let b = Bucket {
-                start,
-                count: 0,
-                first: empty,
-                last: empty,
-                min: 0.0,
-                max: 0.0,
-                sum: 0.0,
-                correction: 0.0,
-                flags: EXACT_SUM | EXACT_CORRECTION,
-            };
+            let b = Bucket::empty(start, EXACT_SUM | EXACT_CORRECTION);
             open = Some((b, 0.0, 0.0));
         }
         let Some((b, abs_sum, drop_sum)) = open.as_mut() else {

@@ -31,7 +31,6 @@ use crate::codec::bits::{BitReader, BitWriter};
 use crate::codec::bytes::ByteReader;
 use crate::codec::varint::{put_i64, put_u64};
 use crate::codec::{decimal, unzigzag, zigzag};
-use crate::model::Sample;
 
 /// Mode of a value column: every value is its reference.
 const REFERENCE: u8 = 0;
@@ -230,21 +229,7 @@ fn decode_into(
     let bad = |reason: String| DecodeError::new(at as u64, reason);
     let mut index = r.varint_i64()?;
     let base = out.len();
-    let empty = Sample::new(0, 0.0);
-    out.resize(
-        base + n,
-        Bucket {
-            start: 0,
-            count: 0,
-            first: empty,
-            last: empty,
-            min: 0.0,
-            max: 0.0,
-            sum: 0.0,
-            correction: 0.0,
-            flags: 0,
-        },
-    );
+    out.resize(base + n, Bucket::empty(0, 0));
     let Some(buckets) = out.get_mut(base..) else {
         return Ok(());
     };
@@ -365,6 +350,7 @@ fn values(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Sample;
 
     fn bucket(start: i64, count: u32, v: f64) -> Bucket {
         Bucket {

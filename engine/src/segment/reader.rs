@@ -52,7 +52,7 @@ impl SegmentSeries<'_> {
 }
 
 /// Most buckets one series' tier in one segment may hold: a segment of a month at a
-/// one-second tier is 2.7 M; this bounds what a damaged file can make a reader allocate.
+/// one-second tier is 2.6 M; this bounds what a damaged file can make a reader allocate.
 const MAX_TIER_BUCKETS: usize = 1 << 24;
 
 /// An open segment.

@@ -347,7 +347,7 @@ fn instant_value(value: Value, t: i64) -> QueryValue {
         Value::Vector(rows) => QueryValue::Vector(
             rows.into_iter()
                 .filter_map(|r| {
-                    let v = r.values.first().copied().flatten()?;
+                    let v = r.values.get(0)?;
                     Some(VectorSample {
                         labels: r.labels,
                         sample: Sample::new(t, v),
@@ -367,7 +367,7 @@ fn instant_value(value: Value, t: i64) -> QueryValue {
 }
 
 fn matrix(value: Value, steps: &[i64]) -> Vec<ResultSeries> {
-    let points = |values: Vec<Option<f64>>| -> Vec<Sample> {
+    let points = |values: &mut dyn Iterator<Item = Option<f64>>| -> Vec<Sample> {
         steps
             .iter()
             .zip(values)
@@ -377,13 +377,13 @@ fn matrix(value: Value, steps: &[i64]) -> Vec<ResultSeries> {
     let mut series: Vec<ResultSeries> = match value {
         Value::Scalar(v) => vec![ResultSeries {
             labels: Labels::default(),
-            points: points(v.into_iter().map(Some).collect()),
+            points: points(&mut v.into_iter().map(Some)),
         }],
         Value::Vector(rows) => rows
             .into_iter()
             .map(|r| ResultSeries {
                 labels: r.labels,
-                points: points(r.values),
+                points: points(&mut r.values.iter()),
             })
             .collect(),
         Value::String(_) | Value::Matrix(_) => Vec::new(),

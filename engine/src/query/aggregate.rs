@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use super::Budget;
 use super::eval::Evaluator;
 use super::plan::{Aggregate, AggregateOp, Grouping};
-use super::value::{Row, Value};
+use super::value::{Points, Row, Value};
 use super::window::quantile;
 use crate::model::{Labels, METRIC_NAME, is_valid_label_name};
 use crate::{Error, Result};
@@ -96,9 +96,9 @@ fn reduce(
             let Some(group) = values.get_mut(g) else {
                 continue;
             };
-            for (slot, v) in group.iter_mut().zip(&row.values) {
+            for (slot, v) in group.iter_mut().zip(row.values.iter()) {
                 if let Some(v) = v {
-                    slot.push(*v);
+                    slot.push(v);
                 }
             }
         }
@@ -124,9 +124,9 @@ fn reduce(
         let Some(group) = states.get_mut(g) else {
             continue;
         };
-        for (state, v) in group.iter_mut().zip(&row.values) {
+        for (state, v) in group.iter_mut().zip(row.values.iter()) {
             if let Some(v) = v {
-                state.add(op, *v);
+                state.add(op, v);
             }
         }
     }
@@ -234,7 +234,7 @@ fn select_k(
         }
     }
     let top = op == AggregateOp::Topk;
-    let mut kept: Vec<Vec<Option<f64>>> = vec![vec![None; steps]; rows.len()];
+    let mut kept: Vec<Points> = vec![Points::none(steps); rows.len()];
     // For a single step, the output order: group by group, best first.
     let mut ordered: Vec<usize> = Vec::new();
     let mut heap = KHeap::new(top);
@@ -252,18 +252,13 @@ fn select_k(
         for members in &by_group {
             heap.clear();
             for &i in members {
-                if let Some(v) = rows
-                    .get(i)
-                    .and_then(|r| r.values.get(step))
-                    .copied()
-                    .flatten()
-                {
+                if let Some(v) = rows.get(i).and_then(|r| r.values.get(step)) {
                     heap.offer(kk, i, v);
                 }
             }
             for (i, v) in heap.best_first() {
-                if let Some(slot) = kept.get_mut(i).and_then(|s| s.get_mut(step)) {
-                    *slot = Some(v);
+                if let Some(points) = kept.get_mut(i) {
+                    points.set(step, Some(v));
                 }
                 if steps == 1 {
                     ordered.push(i);
@@ -446,7 +441,7 @@ fn count_values(
     let mut index: HashMap<Labels, usize> = HashMap::new();
     for step in 0..steps {
         for row in &rows {
-            let Some(v) = row.values.get(step).copied().flatten() else {
+            let Some(v) = row.values.get(step) else {
                 continue;
             };
             let labels = grouping.group_of(&row.labels.with(label, &format_value(v)));
@@ -456,12 +451,13 @@ fn count_values(
             let slot = *index.entry(labels.clone()).or_insert_with(|| {
                 out.push(Row {
                     labels,
-                    values: vec![None; steps],
+                    values: Points::none(steps),
                 });
                 out.len() - 1
             });
-            if let Some(cell) = out.get_mut(slot).and_then(|r| r.values.get_mut(step)) {
-                *cell = Some(cell.unwrap_or(0.0) + 1.0);
+            if let Some(r) = out.get_mut(slot) {
+                let count = r.values.get(step).unwrap_or(0.0) + 1.0;
+                r.values.set(step, Some(count));
             }
         }
     }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use super::eval::{Evaluator, type_name};
 use super::plan::{Binary, BinaryOp, Cardinality, Matching};
-use super::value::{DUPLICATE_LABELSET, Row, Value, merge_same_labels};
+use super::value::{DUPLICATE_LABELSET, Points, Row, Value, merge_same_labels};
 use crate::model::{Labels, METRIC_NAME};
 use crate::{Error, Result};
 
@@ -84,7 +84,7 @@ fn vector_scalar(b: &Binary, rows: Vec<Row>, scalar: &[f64], swap: bool) -> Resu
                 .iter()
                 .zip(scalar)
                 .map(|(v, &s)| {
-                    let v = (*v)?;
+                    let v = v?;
                     let (l, r) = if swap { (s, v) } else { (v, s) };
                     let (mut value, keep) = apply(b.op, l, r);
                     // A comparison keeps the vector's value, whichever side it is on.
@@ -132,7 +132,7 @@ fn set_operation(
         let mut at: HashMap<Labels, Vec<bool>> = HashMap::new();
         for (row, sig) in rows.iter().zip(sigs) {
             let slot = at.entry(sig.clone()).or_insert_with(|| vec![false; steps]);
-            for (s, v) in slot.iter_mut().zip(&row.values) {
+            for (s, v) in slot.iter_mut().zip(row.values.iter()) {
                 *s |= v.is_some();
             }
         }
@@ -221,10 +221,7 @@ fn vector_vector(b: &Binary, lhs: Vec<Row>, rhs: Vec<Row>, steps: usize) -> Resu
     let mut out: Vec<Row> = Vec::new();
     let mut out_index: HashMap<Labels, usize> = HashMap::new();
     let mut pair_out: HashMap<(usize, usize), usize> = HashMap::new();
-    let present = |rows: &[Row], step: usize| {
-        rows.iter()
-            .any(|r| r.values.get(step).copied().flatten().is_some())
-    };
+    let present = |rows: &[Row], step: usize| rows.iter().any(|r| r.values.get(step).is_some());
     for step in 0..steps {
         // Prometheus short-circuits a step where either side is empty, before it checks
         // the "one" side for duplicates.
@@ -236,13 +233,7 @@ fn vector_vector(b: &Binary, lhs: Vec<Row>, rhs: Vec<Row>, steps: usize) -> Resu
         for (sig, members) in &one_by_sig {
             let mut found: Option<usize> = None;
             for &i in members {
-                if one
-                    .get(i)
-                    .and_then(|r| r.values.get(step))
-                    .copied()
-                    .flatten()
-                    .is_none()
-                {
+                if one.get(i).and_then(|r| r.values.get(step)).is_none() {
                     continue;
                 }
                 if let Some(prev) = found {
@@ -264,19 +255,14 @@ fn vector_vector(b: &Binary, lhs: Vec<Row>, rhs: Vec<Row>, steps: usize) -> Resu
         let mut matched_one_to_one: HashMap<&Labels, ()> = HashMap::new();
         let mut matched_groups: HashMap<&Labels, Vec<usize>> = HashMap::new();
         for (mi, row) in many.iter().enumerate() {
-            let Some(mv) = row.values.get(step).copied().flatten() else {
+            let Some(mv) = row.values.get(step) else {
                 continue;
             };
             let Some(sig) = many_sig.get(mi) else {
                 continue;
             };
             let Some(&oi) = one_at.get(sig) else { continue };
-            let Some(ov) = one
-                .get(oi)
-                .and_then(|r| r.values.get(step))
-                .copied()
-                .flatten()
-            else {
+            let Some(ov) = one.get(oi).and_then(|r| r.values.get(step)) else {
                 continue;
             };
             let (l, r) = if swapped { (ov, mv) } else { (mv, ov) };
@@ -296,7 +282,7 @@ fn vector_vector(b: &Binary, lhs: Vec<Row>, rhs: Vec<Row>, steps: usize) -> Resu
                     let slot = *out_index.entry(labels.clone()).or_insert_with(|| {
                         out.push(Row {
                             labels,
-                            values: vec![None; steps],
+                            values: Points::none(steps),
                         });
                         out.len() - 1
                     });
@@ -320,18 +306,16 @@ fn vector_vector(b: &Binary, lhs: Vec<Row>, rhs: Vec<Row>, steps: usize) -> Resu
                 }
                 group.push(slot);
             }
-            let Some(cell) = out.get_mut(slot).and_then(|r| r.values.get_mut(step)) else {
+            let Some(r) = out.get_mut(slot) else {
                 continue;
             };
-            if cell.is_some() {
+            if r.values.get(step).is_some() {
                 return Err(Error::Execution(format!(
                     "{DUPLICATE_LABELSET}: {}",
-                    out.get(slot)
-                        .map(|r| r.labels.to_string())
-                        .unwrap_or_default()
+                    r.labels
                 )));
             }
-            *cell = Some(value);
+            r.values.set(step, Some(value));
         }
     }
     Ok(out.into_iter().filter(|r| !r.is_empty()).collect())

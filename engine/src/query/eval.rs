@@ -9,7 +9,7 @@ use super::aggregate::aggregate;
 use super::binary::binary;
 use super::functions::call;
 use super::plan::{At, Plan, Selector, Subquery};
-use super::value::{RangeRow, Row, Value, check_unique_labels};
+use super::value::{Points, RangeRow, Row, Value, check_unique_labels};
 use super::window::WindowFunction;
 use super::{Budget, is_stale_marker};
 use crate::engine::read::{Bucket, Querier, RollupCost, SeriesHandle, rollup};
@@ -133,7 +133,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                         .into_iter()
                         .map(|r| Row {
                             labels: r.labels.without(METRIC_NAME),
-                            values: r.values.into_iter().map(|v| v.map(|x| -x)).collect(),
+                            values: r.values.iter().map(|v| v.map(|x| -x)).collect(),
                         })
                         .collect();
                     check_unique_labels(&rows)?;
@@ -221,11 +221,11 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         let series = self.select(sel, &refs, lookback)?;
         // One series' row from `latest(r)`, called for each ref time in order.
         let row = |s: &SeriesHandle, latest: &mut dyn FnMut(i64) -> Option<Sample>| {
-            let values: Vec<Option<f64>> = refs
+            let values: Points = refs
                 .iter()
                 .map(|&r| latest(r).map(|x| if timestamps { x.t as f64 / 1000.0 } else { x.v }))
                 .collect();
-            values.iter().any(Option::is_some).then(|| Row {
+            values.any().then(|| Row {
                 labels: s.labels().clone(),
                 values,
             })
@@ -329,7 +329,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         let step_time = |i: usize| steps.get(i).copied().unwrap_or_default();
         let keep_name = f.keeps_metric_name();
         let per_series = |refs: &[i64], range_ms: i64, labels: &Labels, samples: &[Sample]| {
-            let mut values = Vec::with_capacity(refs.len());
+            let mut values = Points::with_capacity(refs.len());
             let (mut lo, mut hi) = (0usize, 0usize);
             let mut p = Vec::with_capacity(params.len());
             let mut any = false;
@@ -459,7 +459,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             .for_each_rolled(tier, &|s, buckets, cost| {
                 self.charge_rollup(tier, cost)?;
                 Ok(match windows_from_buckets(f, buckets, refs, range_ms) {
-                    Some(values) => Ok(values.iter().any(Option::is_some).then(|| Row {
+                    Some(values) => Ok(values.any().then(|| Row {
                         labels: if keep_name {
                             s.labels().clone()
                         } else {
@@ -526,7 +526,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                 labels: r.labels,
                 samples: grid
                     .iter()
-                    .zip(r.values)
+                    .zip(r.values.iter())
                     .filter_map(|(&t, v)| v.map(|v| Sample { t, v }))
                     .collect(),
             })
@@ -553,8 +553,8 @@ fn windows_from_buckets(
     buckets: &[Bucket],
     refs: &[i64],
     range_ms: i64,
-) -> Option<Vec<Option<f64>>> {
-    let mut values = Vec::with_capacity(refs.len());
+) -> Option<Points> {
+    let mut values = Points::with_capacity(refs.len());
     let (mut lo, mut hi) = (0usize, 0usize);
     for &r in refs {
         let from = r.saturating_sub(range_ms);

@@ -8,7 +8,7 @@ use super::calendar::calendar_field;
 use super::eval::Evaluator;
 use super::histogram::histogram_quantile;
 use super::plan::{Call, Function, InstantFunction, Plan, Trig};
-use super::value::{Row, Value, check_unique_labels, merge_same_labels};
+use super::value::{Points, Row, Value, check_unique_labels, merge_same_labels};
 use crate::index::MatchOp;
 use crate::model::{Labels, METRIC_NAME, echo, is_valid_label_name};
 use crate::{Error, Result};
@@ -69,9 +69,7 @@ pub fn call(ev: &Evaluator<'_, '_>, c: &Call, steps: &[i64]) -> Result<Value> {
             Value::Scalar(
                 (0..steps.len())
                     .map(|i| {
-                        let mut present = rows
-                            .iter()
-                            .filter_map(|r| r.values.get(i).copied().flatten());
+                        let mut present = rows.iter().filter_map(|r| r.values.get(i));
                         match (present.next(), present.next()) {
                             (Some(v), None) => v,
                             _ => f64::NAN,
@@ -104,7 +102,7 @@ pub fn call(ev: &Evaluator<'_, '_>, c: &Call, steps: &[i64]) -> Result<Value> {
             let mut rows = ev.eval_vector(arg(0)?, steps)?;
             if steps.len() == 1 {
                 let desc = c.func == Function::SortDesc;
-                let key = |r: &Row| r.values.first().copied().flatten().unwrap_or(f64::NAN);
+                let key = |r: &Row| r.values.get(0).unwrap_or(f64::NAN);
                 rows.sort_by(|a, b| {
                     let (a, b) = (key(a), key(b));
                     match (a.is_nan(), b.is_nan()) {
@@ -292,11 +290,9 @@ fn absent(arg: &Plan, rows: &[Row], steps: &[i64]) -> Value {
             labels = labels.with(&m.name, "");
         }
     }
-    let values: Vec<Option<f64>> = (0..steps.len())
+    let values: Points = (0..steps.len())
         .map(|i| {
-            let any = rows
-                .iter()
-                .any(|r| r.values.get(i).copied().flatten().is_some());
+            let any = rows.iter().any(|r| r.values.get(i).is_some());
             (!any).then_some(1.0)
         })
         .collect();

@@ -35,12 +35,7 @@ pub fn histogram_quantile(q: &[f64], rows: Vec<Row>, steps: usize) -> Vec<Row> {
                 .map(|step| {
                     buckets.clear();
                     buckets.extend(members.iter().filter_map(|&(bound, i)| {
-                        rows.get(i)?
-                            .values
-                            .get(step)
-                            .copied()
-                            .flatten()
-                            .map(|c| (bound, c))
+                        rows.get(i)?.values.get(step).map(|c| (bound, c))
                     }));
                     (!buckets.is_empty()).then(|| {
                         bucket_quantile(q.get(step).copied().unwrap_or(f64::NAN), &mut buckets)

@@ -12,13 +12,114 @@ pub struct Row {
     /// Its labels.
     pub labels: Labels,
     /// One entry per step.
-    pub values: Vec<Option<f64>>,
+    pub values: Points,
 }
 
 impl Row {
     /// Whether the series has a value at any step.
     pub fn is_empty(&self) -> bool {
-        self.values.iter().all(Option::is_none)
+        !self.values.any()
+    }
+}
+
+/// A value or nothing at each step, in half the memory of `Vec<Option<f64>>` (whose
+/// `None` takes 16 bytes like a value): the values, and a bit per step saying which are
+/// there. A query over thousands of series holds one per series, so this is most of its
+/// memory.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Points {
+    /// One per step; 0.0 where there is none, so that equal points compare equal.
+    values: Vec<f64>,
+    /// Bit `i % 64` of word `i / 64`: whether step `i` has a value.
+    present: Vec<u64>,
+}
+
+impl Points {
+    /// Room for `steps` steps.
+    pub fn with_capacity(steps: usize) -> Self {
+        Points {
+            values: Vec::with_capacity(steps),
+            present: Vec::with_capacity(steps.div_ceil(64)),
+        }
+    }
+
+    /// `steps` steps with nothing at any.
+    pub fn none(steps: usize) -> Self {
+        Points {
+            values: vec![0.0; steps],
+            present: vec![0; steps.div_ceil(64)],
+        }
+    }
+
+    /// Number of steps.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether there are no steps.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// Whether any step has a value.
+    pub fn any(&self) -> bool {
+        self.present.iter().any(|&w| w != 0)
+    }
+
+    /// Appends a step.
+    #[inline]
+    pub fn push(&mut self, v: Option<f64>) {
+        let i = self.values.len();
+        if i.is_multiple_of(64) {
+            self.present.push(0);
+        }
+        self.values.push(v.unwrap_or(0.0));
+        if v.is_some()
+            && let Some(word) = self.present.last_mut()
+        {
+            *word |= 1 << (i % 64);
+        }
+    }
+
+    /// The value at step `i`, if any.
+    #[inline]
+    pub fn get(&self, i: usize) -> Option<f64> {
+        let word = self.present.get(i / 64)?;
+        if word >> (i % 64) & 1 == 0 {
+            return None;
+        }
+        self.values.get(i).copied()
+    }
+
+    /// Sets step `i` (nothing when `i` is past the end).
+    pub fn set(&mut self, i: usize, v: Option<f64>) {
+        let (Some(slot), Some(word)) = (self.values.get_mut(i), self.present.get_mut(i / 64))
+        else {
+            return;
+        };
+        *slot = v.unwrap_or(0.0);
+        let bit = 1 << (i % 64);
+        if v.is_some() {
+            *word |= bit;
+        } else {
+            *word &= !bit;
+        }
+    }
+
+    /// The steps in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<f64>> + '_ {
+        (0..self.values.len()).map(|i| self.get(i))
+    }
+}
+
+impl FromIterator<Option<f64>> for Points {
+    fn from_iter<I: IntoIterator<Item = Option<f64>>>(iter: I) -> Self {
+        let iter = iter.into_iter();
+        let mut points = Points::with_capacity(iter.size_hint().0);
+        for v in iter {
+            points.push(v);
+        }
+        points
     }
 }
 
@@ -66,15 +167,15 @@ pub fn merge_same_labels(rows: Vec<Row>) -> Result<Vec<Row>> {
                 let Some(kept) = out.get_mut(i) else {
                     continue;
                 };
-                for (slot, v) in kept.values.iter_mut().zip(row.values) {
-                    match (slot.is_some(), v) {
+                for (i, v) in row.values.iter().enumerate() {
+                    match (kept.values.get(i).is_some(), v) {
                         (true, Some(_)) => {
                             return Err(Error::Execution(format!(
                                 "{DUPLICATE_LABELSET}: {}",
                                 kept.labels
                             )));
                         }
-                        (false, Some(v)) => *slot = Some(v),
+                        (false, Some(v)) => kept.values.set(i, Some(v)),
                         _ => {}
                     }
                 }
@@ -97,4 +198,32 @@ pub fn check_unique_labels(rows: &[Row]) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Points;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn points_hold_what_a_vec_of_options_holds(steps in prop::collection::vec(prop::option::of(any::<f64>()), 0..200), sets in prop::collection::vec((0usize..220, prop::option::of(any::<f64>())), 0..20)) {
+            let mut want = steps.clone();
+            let mut points: Points = steps.iter().copied().collect();
+            for (i, v) in sets {
+                if let Some(slot) = want.get_mut(i) {
+                    *slot = v;
+                }
+                points.set(i, v);
+            }
+            let bits = |v: Option<f64>| v.map(f64::to_bits);
+            prop_assert_eq!(points.len(), want.len());
+            prop_assert_eq!(points.iter().map(bits).collect::<Vec<_>>(), want.iter().map(|&v| bits(v)).collect::<Vec<_>>());
+            for i in 0..want.len() + 70 {
+                prop_assert_eq!(bits(points.get(i)), want.get(i).copied().flatten().map(f64::to_bits));
+            }
+            let none = Points::none(want.len());
+            prop_assert!(none.iter().all(|v| v.is_none()) && none.len() == want.len());
+        }
+    }
 }

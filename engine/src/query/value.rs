@@ -24,14 +24,17 @@ impl Row {
 
 /// A value or nothing at each step, in half the memory of `Vec<Option<f64>>` (whose
 /// `None` takes 16 bytes like a value): the values, and a bit per step saying which are
-/// there. A query over thousands of series holds one per series, so this is most of its
-/// memory.
+/// there — the first 64 bits inline, so that a series of a few steps (an instant query, a
+/// map tile) costs one allocation, as before. A query over thousands of series holds one
+/// per series, so this is most of its memory.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Points {
     /// One per step; 0.0 where there is none, so that equal points compare equal.
     values: Vec<f64>,
-    /// Bit `i % 64` of word `i / 64`: whether step `i` has a value.
-    present: Vec<u64>,
+    /// Bit `i` for steps `i` < 64: whether it has a value.
+    low: u64,
+    /// Bit `i % 64` of word `i / 64 - 1` for the steps after.
+    high: Vec<u64>,
 }
 
 impl Points {
@@ -39,7 +42,8 @@ impl Points {
     pub fn with_capacity(steps: usize) -> Self {
         Points {
             values: Vec::with_capacity(steps),
-            present: Vec::with_capacity(steps.div_ceil(64)),
+            low: 0,
+            high: Vec::with_capacity(steps.div_ceil(64).saturating_sub(1)),
         }
     }
 
@@ -47,7 +51,8 @@ impl Points {
     pub fn none(steps: usize) -> Self {
         Points {
             values: vec![0.0; steps],
-            present: vec![0; steps.div_ceil(64)],
+            low: 0,
+            high: vec![0; steps.div_ceil(64).saturating_sub(1)],
         }
     }
 
@@ -63,19 +68,37 @@ impl Points {
 
     /// Whether any step has a value.
     pub fn any(&self) -> bool {
-        self.present.iter().any(|&w| w != 0)
+        self.low != 0 || self.high.iter().any(|&w| w != 0)
+    }
+
+    /// The presence word of steps `64 k ..`.
+    #[inline]
+    fn word(&self, k: usize) -> u64 {
+        match k.checked_sub(1) {
+            None => self.low,
+            Some(k) => self.high.get(k).copied().unwrap_or(0),
+        }
+    }
+
+    /// The presence word of steps `64 k ..`, to change.
+    #[inline]
+    fn word_mut(&mut self, k: usize) -> Option<&mut u64> {
+        match k.checked_sub(1) {
+            None => Some(&mut self.low),
+            Some(k) => self.high.get_mut(k),
+        }
     }
 
     /// Appends a step.
     #[inline]
     pub fn push(&mut self, v: Option<f64>) {
         let i = self.values.len();
-        if i.is_multiple_of(64) {
-            self.present.push(0);
+        if i >= 64 && i.is_multiple_of(64) {
+            self.high.push(0);
         }
         self.values.push(v.unwrap_or(0.0));
         if v.is_some()
-            && let Some(word) = self.present.last_mut()
+            && let Some(word) = self.word_mut(i / 64)
         {
             *word |= 1 << (i % 64);
         }
@@ -84,8 +107,7 @@ impl Points {
     /// The value at step `i`, if any.
     #[inline]
     pub fn get(&self, i: usize) -> Option<f64> {
-        let word = self.present.get(i / 64)?;
-        if word >> (i % 64) & 1 == 0 {
+        if self.word(i / 64) >> (i % 64) & 1 == 0 {
             return None;
         }
         self.values.get(i).copied()
@@ -93,22 +115,32 @@ impl Points {
 
     /// Sets step `i` (nothing when `i` is past the end).
     pub fn set(&mut self, i: usize, v: Option<f64>) {
-        let (Some(slot), Some(word)) = (self.values.get_mut(i), self.present.get_mut(i / 64))
-        else {
+        let Some(slot) = self.values.get_mut(i) else {
             return;
         };
         *slot = v.unwrap_or(0.0);
         let bit = 1 << (i % 64);
-        if v.is_some() {
-            *word |= bit;
-        } else {
-            *word &= !bit;
+        if let Some(word) = self.word_mut(i / 64) {
+            if v.is_some() {
+                *word |= bit;
+            } else {
+                *word &= !bit;
+            }
         }
     }
 
     /// The steps in order.
-    pub fn iter(&self) -> impl ExactSizeIterator<Item = Option<f64>> + '_ {
-        (0..self.values.len()).map(|i| self.get(i))
+    pub fn iter(&self) -> impl Iterator<Item = Option<f64>> + '_ {
+        self.values
+            .chunks(64)
+            .enumerate()
+            .flat_map(move |(k, chunk)| {
+                let word = self.word(k);
+                chunk
+                    .iter()
+                    .enumerate()
+                    .map(move |(j, &v)| (word >> j & 1 != 0).then_some(v))
+            })
     }
 }
 

@@ -81,7 +81,10 @@ pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
     put_i64(out, index(first));
     let steps: Vec<u64> = buckets
         .windows(2)
-        .filter_map(|w| Some((index(w.get(1)?) - index(w.first()?) - 1) as u64))
+        .filter_map(|w| {
+            let gap = index(w.get(1)?).wrapping_sub(index(w.first()?));
+            Some(gap.wrapping_sub(1) as u64)
+        })
         .collect();
     put_packed(out, &steps);
     let column = |f: &dyn Fn(&Bucket) -> u64| buckets.iter().map(f).collect::<Vec<u64>>();

@@ -354,16 +354,11 @@ mod tests {
     ) -> Result<Vec<Bucket>, crate::DecodeError> {
         let mut r = crate::codec::bytes::ByteReader::new(bytes);
         let mut out = Vec::new();
+        let most = (hi.div_euclid(interval) - lo.div_euclid(interval) + 1).max(0) as usize;
         match codec {
             Codec::Records => records::decode(&mut r, interval, &mut out)?,
-            Codec::Columns | Codec::Smaller => {
-                let most = (hi.div_euclid(interval) - lo.div_euclid(interval) + 1).max(0) as usize;
-                if matches!(codec, Codec::Columns) {
-                    columns::decode(&mut r, interval, most, &mut out)?;
-                } else {
-                    super::decode(&mut r, interval, most, &mut out)?;
-                }
-            }
+            Codec::Columns => columns::decode(&mut r, interval, most, &mut out)?,
+            Codec::Smaller => super::decode(&mut r, interval, most, &mut out)?,
         }
         if !r.is_empty() {
             return Err(r.error("trailing bytes"));
@@ -429,17 +424,7 @@ mod tests {
         fn repeated_starts_are_all_dropped_and_named_once(starts in prop::collection::vec(0i64..12, 0..30)) {
             let mut starts = starts;
             starts.sort_unstable();
-            let bucket = |start: i64, count: u32| Bucket {
-                start,
-                count,
-                first: Sample::new(start, 0.0),
-                last: Sample::new(start, 0.0),
-                min: 0.0,
-                max: 0.0,
-                sum: 0.0,
-                correction: 0.0,
-                flags: 0,
-            };
+            let bucket = |start: i64, count: u32| Bucket { count, ..Bucket::empty(start, 0) };
             let mut buckets: Vec<Bucket> =
                 starts.iter().enumerate().map(|(i, &s)| bucket(s, i as u32)).collect();
             let dropped = drop_repeated(&mut buckets);

@@ -1,5 +1,6 @@
 //! Rollup buckets in columns: how segment version 5 stores one tier's buckets in a rollup
-//! block (see `segment.rs`). Each field of the buckets is stored for all of them together,
+//! block (see `segment.rs`) wherever that is smaller than [`super::records`] — any tier
+//! holding more than a bucket or two. Each field of the buckets is stored for all of them together,
 //! packed at the one bit width its values need above their least, so that a reader
 //! unpacks a field in a tight loop with no per-value branching — decoding a varint record
 //! per bucket ([`super::records`], versions 3 and 4) was most of a long-range panel's time.

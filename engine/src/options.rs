@@ -133,6 +133,13 @@ pub struct Options {
     /// Time window compaction merges segments into, ms (a multiple of `partition_ms`).
     /// Default one day.
     pub compaction_window_ms: i64,
+    /// Larger windows, ms, for data that has aged: once a whole window of one of these has
+    /// passed, its segments are merged into one (as Prometheus' block ranges), so that a
+    /// month-long panel reads a few segments per series rather than thirty. Ascending, each
+    /// a multiple of the one before it and the first of `compaction_window_ms`. A compacted
+    /// segment may keep expired samples on disk for up to a quarter of its span (queries
+    /// hide them at once; see [`crate::Engine::compact`]). Default 8 and 32 days.
+    pub compaction_aged_windows_ms: Vec<i64>,
     /// Most samples per second a compaction merges (it sleeps to stay under), so that it
     /// leaves the cores and the disk to writes and queries; 0: as fast as it can. Default
     /// 5 M/s (a fifth of what one core merges).
@@ -191,6 +198,7 @@ impl Default for Options {
             evict_idle_series: true,
             partition_ms: 2 * 3600 * 1000,
             compaction_window_ms: 24 * 3600 * 1000,
+            compaction_aged_windows_ms: vec![8 * 86_400_000, 32 * 86_400_000],
             compaction_samples_per_sec: 5_000_000,
             retention: None,
             retention_by_namespace: std::collections::BTreeMap::new(),

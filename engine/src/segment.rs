@@ -48,7 +48,8 @@ mod writer;
 pub use index::LabelIndex;
 pub use reader::{ChunkMeta, Segment, SegmentSeries};
 pub use writer::{
-    SegmentBuilder, SegmentInput, encode_segment, encode_segment_with_rollups, write_segment,
+    SegmentBuilder, SegmentFile, SegmentInput, encode_segment, encode_segment_with_rollups,
+    write_segment,
 };
 
 /// Magic at both ends of a segment file.

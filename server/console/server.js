@@ -72,7 +72,8 @@ export function start(main) {
       card("rejected", fmtNum(total(m, "iocdb_samples_rejected_total"))),
       card("flushes", fmtNum(total(m, "iocdb_flushes_total"))),
       card("compactions", fmtNum(total(m, "iocdb_compactions_total"))),
-      card("compactionWindow", fmtDuration(s.compactionWindow * 1000)),
+      card("compactionWindow", [s.compactionWindow, ...(s.compactionAgedWindows || [])]
+        .map((w) => fmtDuration(w * 1000)).join(" → ")),
       card("quarantined", fmtNum(total(m, "iocdb_quarantined_files"))),
       card("writesStopped", stopped > 0 ? t("server.stopped") : t("server.ok")),
       card("watchers", fmtNum(total(m, "iocdb_watch_subscribers"))));

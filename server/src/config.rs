@@ -163,6 +163,13 @@ pub struct Config {
     /// it is over (BENCHMARKS.md measures a year with both).
     #[serde(deserialize_with = "human::window")]
     pub compaction_window: Duration,
+    /// Larger windows for data that has aged (`["8d", "32d"]`, the default; `[]`: none):
+    /// once the whole of one has passed, its segments are merged into one, so a panel over
+    /// last month reads one segment per series, not thirty. Each a whole number, two or
+    /// more, of the window before it (the first of `compaction_window`). Not given: those of
+    /// the defaults that are such multiples of `compaction_window`.
+    #[serde(deserialize_with = "human::aged_windows")]
+    pub compaction_aged_windows: Option<Vec<Duration>>,
     /// How long data is kept (`"90d"`, `"2y"`; empty or `"forever"`: everything): older
     /// samples are refused, hidden from queries at once and dropped by compaction.
     #[serde(deserialize_with = "human::retention")]
@@ -216,6 +223,40 @@ mod human {
             )));
         }
         Ok(window)
+    }
+
+    /// Aged compaction windows, as written (checked against the window before each by
+    /// [`check_aged_windows`]).
+    pub fn aged_windows<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<Duration>>, D::Error> {
+        Vec::<String>::deserialize(d)?
+            .iter()
+            .map(|text| {
+                humantime::parse_duration(text.trim()).map_err(|e| {
+                    D::Error::custom(format!(
+                        "compaction_aged_windows {text:?}: {e} (write e.g. \"8d\")"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()
+            .map(Some)
+    }
+
+    /// Each aged window a whole number, two or more, of the one before it.
+    pub fn check_aged_windows(first: Duration, aged: &[Duration]) -> Result<(), String> {
+        let mut before = first;
+        for &w in aged {
+            if before.is_zero() || w <= before || w.as_millis() % before.as_millis() != 0 {
+                return Err(format!(
+                    "compaction_aged_windows: {} must be a whole number, two or more, of the window before it ({})",
+                    humantime::format_duration(w),
+                    humantime::format_duration(before)
+                ));
+            }
+            before = w;
+        }
+        Ok(())
     }
 
     /// Rollup tiers: each a whole number of seconds dividing a day (so that buckets line
@@ -344,6 +385,7 @@ impl Default for Config {
             compaction_window: Duration::from_millis(
                 Options::default().compaction_window_ms.unsigned_abs(),
             ),
+            compaction_aged_windows: None,
             retention: None,
             retention_by_namespace: std::collections::BTreeMap::new(),
             auth_file: None,
@@ -447,7 +489,27 @@ impl Config {
             toml::from_str(&text).map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         crate::limits::validate(&config.limits_by_namespace)
             .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
+        human::check_aged_windows(config.compaction_window, &config.aged_windows())
+            .map_err(|e| anyhow::anyhow!("config {}: {e}", path.display()))?;
         Ok(config)
+    }
+
+    /// The aged compaction windows: as configured, or those of the engine's defaults that
+    /// are whole multiples (two or more) of the configured window and of each other.
+    pub fn aged_windows(&self) -> Vec<Duration> {
+        if let Some(given) = &self.compaction_aged_windows {
+            return given.clone();
+        }
+        let mut before = self.compaction_window;
+        let mut out = Vec::new();
+        for w in Options::default().compaction_aged_windows_ms {
+            let w = Duration::from_millis(w.unsigned_abs());
+            if human::check_aged_windows(before, &[w]).is_ok() {
+                out.push(w);
+                before = w;
+            }
+        }
+        out
     }
 
     /// Threads for engine calls: [`Config::max_blocking_threads`], or four per core.
@@ -502,6 +564,11 @@ impl Config {
             compaction_samples_per_sec: self.compaction_samples_per_sec,
             compaction_window_ms: i64::try_from(self.compaction_window.as_millis())
                 .unwrap_or(i64::MAX),
+            compaction_aged_windows_ms: self
+                .aged_windows()
+                .iter()
+                .map(|w| i64::try_from(w.as_millis()).unwrap_or(i64::MAX))
+                .collect(),
             retention: self.retention,
             retention_by_namespace: self.retention_by_namespace.clone(),
             ..Options::default()
@@ -536,6 +603,36 @@ mod tests {
         for bad in ["3h", "0s", "a week"] {
             let e = load(&format!("compaction_window = \"{bad}\"\n")).expect_err(bad);
             assert!(format!("{e:#}").contains("compaction_window"), "{e:#}");
+        }
+        let day = 86_400_000;
+        assert_eq!(
+            load("")
+                .expect("default")
+                .engine_options()
+                .compaction_aged_windows_ms,
+            [8 * day, 32 * day]
+        );
+        let c = load("compaction_aged_windows = [\"7d\", \"28d\"]\n").expect("weeks");
+        assert_eq!(
+            c.engine_options().compaction_aged_windows_ms,
+            [7 * day, 28 * day]
+        );
+        let none = load("compaction_aged_windows = []\n").expect("none");
+        assert!(none.engine_options().compaction_aged_windows_ms.is_empty());
+        // A window of a week keeps no default that is not a multiple of it.
+        let week = load("compaction_window = \"7d\"\n").expect("week");
+        assert!(week.engine_options().compaction_aged_windows_ms.is_empty());
+        let four = load("compaction_window = \"4d\"\n").expect("4 days");
+        assert_eq!(
+            four.engine_options().compaction_aged_windows_ms,
+            [8 * day, 32 * day]
+        );
+        for bad in ["[\"36h\"]", "[\"8d\", \"12d\"]", "[\"1d\"]", "[\"soon\"]"] {
+            let e = load(&format!("compaction_aged_windows = {bad}\n")).expect_err(bad);
+            assert!(
+                format!("{e:#}").contains("compaction_aged_windows"),
+                "{bad}: {e:#}"
+            );
         }
     }
 

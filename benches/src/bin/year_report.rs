@@ -2,7 +2,9 @@
 //! province month by month, flushing and compacting the finished windows after each month as
 //! the server's background compaction would, then reports the files on disk, bytes per
 //! sample, the compaction time, and the latency of the 30-day and 365-day dashboard queries.
-//! WINDOW_DAYS sets the compaction window (default 1: a segment per day). With RETENTION_DAYS
+//! WINDOW_DAYS sets the compaction window (default 1: a segment per day, merged again into
+//! 8- and 32-day segments once those windows are over, the engine's defaults; another
+//! value: that window alone). With RETENTION_DAYS
 //! the store is then reopened with that retention and compacted: the disk it reclaims and
 //! how long that takes. Then the long-range panels that rollup tiers answer, each run with
 //! the tiers and without (alternated, the result cache off), checking the answers agree
@@ -37,6 +39,11 @@ fn main() {
     let opts = Options {
         fsync: FsyncPolicy::Interval(Duration::from_millis(200)),
         compaction_window_ms: window_days * day,
+        compaction_aged_windows_ms: if window_days == 1 {
+            Options::default().compaction_aged_windows_ms
+        } else {
+            Vec::new()
+        },
         compaction_samples_per_sec: 0,
         query_cache_bytes: 0,
         ..Options::default()
@@ -74,7 +81,11 @@ fn main() {
         .map(|d| d.count())
         .unwrap_or(0);
     println!(
-        "Simulated {days} days at ×{scale}, compaction window {window_days} d: {written} samples of {} series loaded in {loading:.0} s; compaction {compacting:.1} s for {merged} merged samples ({:.1} M/s, one thread); {files} segment files, {} bytes, {:.3} bytes/sample on disk.\n",
+        "Simulated {days} days at ×{scale}, compaction windows {:?} d: {written} samples of {} series loaded in {loading:.0} s; compaction {compacting:.1} s for {merged} merged samples ({:.1} M/s, one thread); {files} segment files, {} bytes, {:.3} bytes/sample on disk.\n",
+        std::iter::once(&opts.compaction_window_ms)
+            .chain(&opts.compaction_aged_windows_ms)
+            .map(|w| w / day)
+            .collect::<Vec<_>>(),
         stats.series,
         merged as f64 / compacting.max(1e-9) / 1e6,
         stats.segment_bytes,

@@ -1,10 +1,13 @@
-//! Compaction: the segments of one time window (a day by default) merged into one.
+//! Compaction: the segments of one time window merged into one.
 //!
 //! Every flush writes one segment per 2-hour partition, and a late upload into an old
 //! partition adds another beside the first, so a year is thousands of files and a query over
 //! a month opens hundreds. Compaction reads all the live segments whose data falls in one
 //! window, merges each series' samples with the newest write winning (later flush sequences
-//! win, as queries already answer), and writes one segment for the window.
+//! win, as queries already answer), and writes one segment for the window. Windows grow as
+//! data ages: a finished day is merged into a segment, a finished 8 days and then 32 days
+//! into one again ([`plan`] says which segments go together, and how late data beside a
+//! merged window is kept from rewriting it for a handful of samples).
 //!
 //! Crash safety: the new segment is written and synced first; then one atomic manifest
 //! replacement lists it in place of the old ones and names those `retired`; only then are the
@@ -15,7 +18,8 @@
 //!
 //! Retention: a segment whose every namespace's retention has passed its newest sample is
 //! retired whole; merged windows drop the samples their namespace's retention has passed
-//! (from the start of that day when there are rollup tiers). Rollup tiers may be kept longer
+//! (from the start of that day when there are rollup tiers), and a segment of a larger
+//! window is rewritten without them once they are a quarter of its span. Rollup tiers may be kept longer
 //! than samples (`Options::rollup_retention`): a merged window keeps the buckets of the
 //! samples it drops, and a settled segment whose samples have all expired is rewritten once
 //! with its rollups alone. Queries hide expired samples at once, whether or not compaction
@@ -32,10 +36,11 @@
 //! unpublished generation is pending, so a generation's data can never be ordered before the
 //! compacted segment that it is newer than.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use roaring::RoaringBitmap;
+
+mod plan;
 
 use super::Engine;
 use super::delete::{Deletion, hide_deleted};
@@ -46,7 +51,7 @@ use crate::error::IoContext;
 use crate::fs::layout;
 use crate::head::dedupe_newest_wins;
 use crate::model::Sample;
-use crate::segment::{SegmentBuilder, write_segment};
+use crate::segment::{SegmentBuilder, SegmentFile};
 
 /// What a compaction did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -100,8 +105,6 @@ impl Engine {
             report.skipped = Some("a flushed generation is not yet published; flush first".into());
             return Ok(report);
         }
-        let width = i128::from(inner.opts.compaction_window_ms.max(1));
-        let window_of = |t: i64| i128::from(t).div_euclid(width);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
@@ -118,14 +121,28 @@ impl Engine {
         });
         report.expired = expired.len();
         report.bytes_expired = expired.iter().map(|h| h.segment.file_bytes()).sum();
-        let mut windows: BTreeMap<i128, Vec<Arc<SegmentHandle>>> = BTreeMap::new();
-        for h in &live {
-            let w = window_of(h.segment.min_t);
-            // A segment reaching past its window (written with another window) stays alone.
-            if window_of(h.segment.max_t) == w {
-                windows.entry(w).or_default().push(h.clone());
-            }
-        }
+        let deletions = &version.deletions;
+        let deleted_in = |m: &Arc<SegmentHandle>| deletions.iter().any(|d| d.reaches_segment(m));
+        // A lone segment is rewritten only to apply a deletion to it, or once, to give a
+        // flushed one the cold encoding (compressed chunks), or one written before the
+        // current format (older files keep a label index built in memory), or to drop
+        // samples retention has passed.
+        let facts: Vec<plan::Facts> = live
+            .iter()
+            .map(|m| plan::Facts {
+                min_t: m.segment.min_t,
+                max_t: m.segment.max_t,
+                seq: m.segment.seq,
+                bytes: m.segment.file_bytes(),
+                settled: m.segment.cold
+                    && m.segment.format_version() == crate::segment::VERSION
+                    && !deleted_in(m)
+                    && !cutoffs.samples_to_drop(&m.segment),
+            })
+            .collect();
+        let widths: Vec<i64> = std::iter::once(inner.opts.compaction_window_ms.max(1))
+            .chain(inner.opts.compaction_aged_windows_ms.iter().copied())
+            .collect();
         let mut written: Vec<(Vec<Arc<SegmentHandle>>, SegmentHandle)> = Vec::new();
         // Until the manifest lists them, the new files are nobody's: on failure they go.
         let abandon = |written: &[(Vec<Arc<SegmentHandle>>, SegmentHandle)]| {
@@ -133,27 +150,13 @@ impl Engine {
                 let _ = inner.opts.vfs.remove(h.segment.path());
             }
         };
-        let deletions = &version.deletions;
-        for (w, members) in windows {
-            // A lone segment is rewritten only to apply a deletion to it, or once, to give a
-            // flushed one the cold encoding (compressed chunks), or one written before the
-            // current format (older files keep a label index built in memory).
-            let deleted_in =
-                |m: &Arc<SegmentHandle>| deletions.iter().any(|d| d.reaches_segment(m));
-            let settled = |m: &Arc<SegmentHandle>| {
-                m.segment.cold
-                    && m.segment.format_version() == crate::segment::VERSION
-                    && !deleted_in(m)
-                    && !cutoffs.samples_to_drop(&m.segment)
-            };
-            if (members.len() < 2 && members.iter().all(settled))
-                || (w + 1) * width > i128::from(end)
-            {
-                continue;
-            }
+        for plan::Merge { start, members } in plan::plan(&facts, &widths, end) {
+            let members: Vec<Arc<SegmentHandle>> = members
+                .iter()
+                .filter_map(|&i| live.get(i).cloned())
+                .collect();
             let seq = state.manifest.next_seq;
             state.manifest.next_seq += 1;
-            let start = (w * width).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
             match merge(
                 inner,
                 &members,
@@ -285,12 +288,38 @@ fn merge(
         ids |= &m.refs;
     }
     let tiers = &inner.opts.rollup_tiers_ms;
-    let mut builder = SegmentBuilder::cold(seq).with_rollups(tiers);
+    let name = layout::segment_name(seq, start);
+    let path = layout::segment_path(&inner.dir, &name);
+    let vfs = &*inner.opts.vfs;
+    let mut file = SegmentFile::create(vfs, &path, SegmentBuilder::cold(seq).with_rollups(tiers))?;
+    match merge_series(inner, members, &ids, cutoffs, deletions, &mut file, report) {
+        Ok(refs) => {
+            report.bytes_out += file.finish(vfs)?;
+            SegmentHandle::written(inner, name, refs)
+        }
+        Err(e) => {
+            file.abandon(vfs);
+            Err(e)
+        }
+    }
+}
+
+/// Merges series `ids` of `members` into `file`; the series written.
+fn merge_series(
+    inner: &super::Inner,
+    members: &[Arc<SegmentHandle>],
+    ids: &RoaringBitmap,
+    cutoffs: &Cutoffs<'_>,
+    deletions: &[Arc<Deletion>],
+    file: &mut SegmentFile,
+    report: &mut CompactReport,
+) -> Result<Vec<crate::head::SeriesRef>> {
+    let tiers = &inner.opts.rollup_tiers_ms;
     let mut refs = Vec::new();
     let mut samples: Vec<Sample> = Vec::new();
     let throttle = Throttle::new(inner.opts.compaction_samples_per_sec);
     let mut merged = 0u64;
-    for id in &ids {
+    for id in ids {
         throttle.pace(merged);
         samples.clear();
         for m in members {
@@ -336,15 +365,12 @@ fn merge(
         if samples.is_empty() && buckets.iter().all(Vec::is_empty) {
             continue;
         }
-        builder.add_with_rollups(&namespace, &labels, &samples, &buckets);
+        file.add_with_rollups(&namespace, &labels, &samples, &buckets)?;
         report.samples += samples.len() as u64;
         merged += samples.len() as u64;
         refs.push(id);
     }
-    let name = layout::segment_name(seq, start);
-    let path = layout::segment_path(&inner.dir, &name);
-    report.bytes_out += write_segment(&*inner.opts.vfs, &path, &builder.finish())?;
-    SegmentHandle::written(inner, name, refs)
+    Ok(refs)
 }
 
 /// Adds to `out` (the buckets of the merged `samples`, sorted) the buckets of tier `tier`
@@ -413,15 +439,31 @@ impl Cutoffs<'_> {
         }
     }
 
-    /// Whether `segment` holds samples a rewrite would drop while its rollups stay: a
-    /// series whose every sample is older than what its namespace keeps of samples.
+    /// Whether a rewrite of `segment` should drop samples its namespace's retention has
+    /// passed. Within one (smallest) compaction window: when a series' every sample has
+    /// expired while rollup tiers keep its buckets. A segment of a larger window is
+    /// trimmed once what expired reaches a quarter of its span, so that it is rewritten a
+    /// few times as it ages out, not every day, and keeps expired samples on disk for at
+    /// most a quarter of its span (queries hide them at once).
     fn samples_to_drop(&self, segment: &crate::segment::Segment) -> bool {
-        !self.opts.rollup_tiers_ms.is_empty()
-            && segment.all_series().any(|s| {
-                s.chunks
-                    .last()
-                    .is_some_and(|c| c.max_t < self.raw_keep_from(s.namespace.as_str()))
+        let span = segment.max_t.saturating_sub(segment.min_t);
+        if span < self.opts.compaction_window_ms {
+            return !self.opts.rollup_tiers_ms.is_empty()
+                && segment.all_series().any(|s| {
+                    s.chunks
+                        .last()
+                        .is_some_and(|c| c.max_t < self.raw_keep_from(s.namespace.as_str()))
+                });
+        }
+        let slack = span / 4;
+        segment.all_series().any(|s| {
+            s.chunks.get(0).is_some_and(|c| {
+                c.min_t
+                    < self
+                        .raw_keep_from(s.namespace.as_str())
+                        .saturating_sub(slack)
             })
+        })
     }
 }
 

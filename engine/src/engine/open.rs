@@ -35,6 +35,7 @@ use crate::{DecodeError, Error, Result};
 
 pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
     check_tiers(&opts)?;
+    check_windows(&opts)?;
     let vfs = opts.vfs.clone();
     for sub in [
         "",
@@ -229,6 +230,21 @@ fn check_tiers(opts: &Options) -> Result<()> {
                 "a rollup retention for {t} ms, which is not a rollup tier ({tiers:?})"
             )));
         }
+    }
+    Ok(())
+}
+
+/// Each aged compaction window must be a whole number (two or more) of the one before it,
+/// so that windows nest: a finished smaller window lies whole in one larger window.
+fn check_windows(opts: &Options) -> Result<()> {
+    let mut before = opts.compaction_window_ms;
+    for &w in &opts.compaction_aged_windows_ms {
+        if before <= 0 || w <= before || w % before != 0 {
+            return Err(Error::InvalidArgument(format!(
+                "aged compaction window {w} ms: each must be a whole number, two or more, of the window before it ({before} ms)"
+            )));
+        }
+        before = w;
     }
     Ok(())
 }

@@ -29,7 +29,10 @@ pub struct SegmentInput {
 #[derive(Debug)]
 pub struct SegmentBuilder {
     seq: u64,
+    /// The file's bytes not yet handed to [`SegmentFile`] (all of them without one).
     out: Vec<u8>,
+    /// Bytes before `out`, already written.
+    written: u64,
     table: Vec<u8>,
     /// The series' labels and postings, written as the label index.
     index: IndexBuilder,
@@ -67,6 +70,7 @@ impl SegmentBuilder {
         SegmentBuilder {
             seq,
             out,
+            written: 0,
             table: Vec::new(),
             index: IndexBuilder::default(),
             series: 0,
@@ -135,7 +139,7 @@ impl SegmentBuilder {
             } else {
                 chunk::encode(&self.ts, &self.vs)
             };
-            let offset = self.out.len() as u64;
+            let offset = self.offset();
             self.out
                 .extend_from_slice(&(bytes.len() as u32).to_le_bytes());
             self.out
@@ -184,7 +188,7 @@ impl SegmentBuilder {
             put_u64(&mut self.table, 0);
             return;
         }
-        let offset = self.out.len() as u64;
+        let offset = self.offset();
         self.out
             .extend_from_slice(&(block.len() as u32).to_le_bytes());
         self.out
@@ -194,11 +198,18 @@ impl SegmentBuilder {
         put_u64(&mut self.table, block.len() as u64);
     }
 
-    /// The whole file's bytes: data, series table, label index, footer.
+    /// Where the next byte goes in the file.
+    fn offset(&self) -> u64 {
+        self.written + self.out.len() as u64
+    }
+
+    /// The whole file's bytes (or what [`SegmentFile`] has not written of them): data,
+    /// series table, label index, footer.
     pub fn finish(self) -> Vec<u8> {
         let SegmentBuilder {
             seq,
             mut out,
+            written,
             table: body,
             index,
             series,
@@ -208,7 +219,7 @@ impl SegmentBuilder {
             tiers,
             ..
         } = self;
-        let table_offset = out.len() as u64;
+        let table_offset = written + out.len() as u64;
         let mut table = Vec::with_capacity(body.len() + 10);
         put_u64(&mut table, u64::from(series));
         put_u64(&mut table, tiers.len() as u64);
@@ -220,7 +231,7 @@ impl SegmentBuilder {
 
         // Uncompressed: read in place (`segment/index.rs`).
         let index = index.finish();
-        let postings_offset = out.len() as u64;
+        let postings_offset = written + out.len() as u64;
         out.extend_from_slice(&(index.len() as u32).to_le_bytes());
         out.extend_from_slice(&crc32c::crc32c(&index).to_le_bytes());
         out.extend_from_slice(&index);
@@ -284,13 +295,102 @@ const WRITE_PIECE: usize = 64 << 10;
 /// Writes a segment's bytes durably at `path`: temporary name, fsync, rename. The caller
 /// fsyncs the directory once after writing all segments of a flush.
 pub fn write_segment(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<u64> {
-    let tmp = path.with_extension(crate::fs::layout::SEGMENT_TMP_EXT);
-    let mut file = vfs.create(&tmp).at(&tmp)?;
-    for piece in bytes.chunks(WRITE_PIECE) {
-        file.write_all(piece).at(&tmp)?;
-    }
-    file.sync().at(&tmp)?;
-    drop(file);
-    vfs.rename(&tmp, path).at(path)?;
+    let (mut file, tmp) = create_tmp(vfs, path)?;
+    write_pieces(&mut *file, bytes, &tmp)?;
+    publish(vfs, file, &tmp, path)?;
     Ok(bytes.len() as u64)
+}
+
+/// A segment written to its file while it is built, a few MiB at a time: a compacted
+/// month of the province is gigabytes, which [`SegmentBuilder`] alone would hold whole.
+/// Durable as [`write_segment`] (temporary name until [`SegmentFile::finish`]).
+#[derive(Debug)]
+pub struct SegmentFile {
+    builder: SegmentBuilder,
+    file: Box<dyn crate::fs::VfsFile>,
+    tmp: std::path::PathBuf,
+    path: std::path::PathBuf,
+}
+
+/// Bytes a [`SegmentFile`] gathers before writing them.
+const SPILL_BYTES: usize = 4 << 20;
+
+impl SegmentFile {
+    /// Starts the file of `builder`'s segment at `path` (under a temporary name).
+    pub fn create(vfs: &dyn Vfs, path: &Path, builder: SegmentBuilder) -> Result<Self> {
+        let (file, tmp) = create_tmp(vfs, path)?;
+        Ok(SegmentFile {
+            builder,
+            file,
+            tmp,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// [`SegmentBuilder::add_with_rollups`], writing what has gathered.
+    pub fn add_with_rollups(
+        &mut self,
+        namespace: &Namespace,
+        labels: &Labels,
+        samples: &[Sample],
+        buckets: &[Vec<rollup::Bucket>],
+    ) -> Result<()> {
+        self.builder
+            .add_with_rollups(namespace, labels, samples, buckets);
+        if self.builder.out.len() >= SPILL_BYTES {
+            write_pieces(&mut *self.file, &self.builder.out, &self.tmp)?;
+            self.builder.written += self.builder.out.len() as u64;
+            self.builder.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Writes the rest, syncs and renames the file into place; its size.
+    pub fn finish(self, vfs: &dyn Vfs) -> Result<u64> {
+        let SegmentFile {
+            builder,
+            mut file,
+            tmp,
+            path,
+        } = self;
+        let written = builder.written;
+        let tail = builder.finish();
+        write_pieces(&mut *file, &tail, &tmp)?;
+        publish(vfs, file, &tmp, &path)?;
+        Ok(written + tail.len() as u64)
+    }
+
+    /// Removes the unfinished file (after a failure; the next open would otherwise).
+    pub fn abandon(self, vfs: &dyn Vfs) {
+        drop(self.file);
+        let _ = vfs.remove(&self.tmp);
+    }
+}
+
+fn create_tmp(
+    vfs: &dyn Vfs,
+    path: &Path,
+) -> Result<(Box<dyn crate::fs::VfsFile>, std::path::PathBuf)> {
+    let tmp = path.with_extension(crate::fs::layout::SEGMENT_TMP_EXT);
+    let file = vfs.create(&tmp).at(&tmp)?;
+    Ok((file, tmp))
+}
+
+fn write_pieces(file: &mut dyn crate::fs::VfsFile, bytes: &[u8], tmp: &Path) -> Result<()> {
+    for piece in bytes.chunks(WRITE_PIECE) {
+        file.write_all(piece).at(tmp)?;
+    }
+    Ok(())
+}
+
+fn publish(
+    vfs: &dyn Vfs,
+    mut file: Box<dyn crate::fs::VfsFile>,
+    tmp: &Path,
+    path: &Path,
+) -> Result<()> {
+    file.sync().at(tmp)?;
+    drop(file);
+    vfs.rename(tmp, path).at(path)?;
+    Ok(())
 }

@@ -8,11 +8,21 @@ use proptest::prelude::*;
 
 use crate::common::{self, dump, request};
 
+/// One window size: each 60 s window is merged alone.
 fn options() -> Options {
     Options {
         partition_ms: 10_000,
         compaction_window_ms: 60_000,
+        compaction_aged_windows_ms: vec![],
         ..common::options()
+    }
+}
+
+/// Windows that grow with age: 1, 2 and 4 minutes.
+fn aged_options() -> Options {
+    Options {
+        compaction_aged_windows_ms: vec![120_000, 240_000],
+        ..options()
     }
 }
 
@@ -32,6 +42,10 @@ enum Op {
     },
     Flush,
     Compact,
+    /// Compacts the windows over by `end` (the background compaction's call).
+    CompactBefore {
+        end: i64,
+    },
     Reopen,
 }
 
@@ -42,6 +56,7 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|(site, width, from, len)| Op::Delete { site, width, from, len }),
         2 => Just(Op::Flush),
         2 => Just(Op::Compact),
+        2 => (0..300_000i64).prop_map(|end| Op::CompactBefore { end }),
         1 => Just(Op::Reopen),
     ]
 }
@@ -63,12 +78,13 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// Random writes — late ones, and corrections of a timestamp already written — and
-    /// deletions, with flushes, compactions and reopenings in between, answer exactly as
-    /// the newest write of each timestamp says, unless a later deletion removed it.
+    /// deletions, with flushes, compactions (of everything, or of the windows over by some
+    /// time, which grow with age) and reopenings in between, answer exactly as the newest
+    /// write of each timestamp says, unless a later deletion removed it.
     #[test]
     fn compaction_changes_no_answer(ops in proptest::collection::vec(op(), 1..60)) {
         let dir = tempfile::tempdir().expect("dir");
-        let mut engine = common::open_with(dir.path(), options()).expect("open");
+        let mut engine = common::open_with(dir.path(), aged_options()).expect("open");
         let mut model: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
         for op in ops {
             match op {
@@ -102,10 +118,13 @@ proptest! {
                 Op::Compact => {
                     engine.compact().expect("compact");
                 }
+                Op::CompactBefore { end } => {
+                    engine.compact_before(end).expect("compact");
+                }
                 Op::Reopen => {
                     engine.close().expect("close");
                     drop(engine);
-                    engine = common::open_with(dir.path(), options()).expect("reopen");
+                    engine = common::open_with(dir.path(), aged_options()).expect("reopen");
                 }
             }
             let want: Model = model
@@ -115,19 +134,13 @@ proptest! {
                 .collect();
             prop_assert_eq!(dump(&engine, "ns"), want);
         }
-        // After a flush and a compaction every window has at most one segment, and every
+        // After a flush and a compaction, another compaction has nothing to do, and every
         // file on disk is a live segment.
         engine.flush().expect("flush");
         engine.compact().expect("compact");
+        let again = engine.compact().expect("compact");
+        prop_assert_eq!(again.windows, 0, "{:?}", again);
         let files = segment_files(dir.path());
-        let mut windows: Vec<i64> = files
-            .iter()
-            .filter_map(|f| f.strip_suffix(".seg")?.split_once('_')?.1.parse::<i64>().ok())
-            .map(|partition| partition.div_euclid(60_000))
-            .collect();
-        let count = windows.len();
-        windows.dedup();
-        prop_assert_eq!(windows.len(), count, "{:?}", files);
         let manifest = std::fs::read_to_string(dir.path().join("MANIFEST")).expect("manifest");
         for f in &files {
             prop_assert!(manifest.contains(&format!("segment {f}")), "{} is not live: {}", f, manifest);
@@ -459,5 +472,173 @@ fn segments_of_an_older_format_are_rewritten_in_the_current_one() {
             .select("security", &[], i64::MIN, i64::MAX)
             .expect("select"),
         before
+    );
+}
+
+const DAY: i64 = 86_400_000;
+
+/// Days, then 8 days, then 32 days (the defaults), a segment per flushed day.
+fn growing_windows() -> Options {
+    Options {
+        partition_ms: DAY,
+        compaction_window_ms: DAY,
+        compaction_aged_windows_ms: vec![8 * DAY, 32 * DAY],
+        ..common::options()
+    }
+}
+
+/// Writes `sites` series an hour apart over days `from..to` with values from `value`, and
+/// records them in `model`.
+fn write_hours(
+    engine: &Engine,
+    model: &mut BTreeMap<String, BTreeMap<i64, u64>>,
+    sites: usize,
+    (from, to): (i64, i64),
+    value: f64,
+) {
+    for site in 0..sites {
+        let samples: Vec<Sample> = (from * 24..to * 24)
+            .map(|h| Sample::new(h * 3_600_000, value + h as f64))
+            .collect();
+        for s in &samples {
+            model
+                .entry(format!("s{site}"))
+                .or_default()
+                .insert(s.t, s.v.to_bits());
+        }
+        let out = engine
+            .write(request("ns", vec![common::series("m", site, samples)]))
+            .expect("write");
+        assert!(out.rejected.is_empty(), "{:?}", out.rejected);
+    }
+}
+
+fn flat(model: &BTreeMap<String, BTreeMap<i64, u64>>) -> Model {
+    model
+        .iter()
+        .map(|(k, v)| (k.clone(), v.iter().map(|(t, b)| (*t, *b)).collect()))
+        .collect()
+}
+
+/// A finished 32-day window becomes one segment (and a finished 8 days another); late data
+/// beside the month is merged by day without rewriting the month until it reaches an
+/// eighth of it; then the month is merged again. Every answer stays the newest write's.
+#[test]
+fn finished_months_become_one_segment_and_late_data_does_not_rewrite_them() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open_with(dir.path(), growing_windows()).expect("open");
+    let mut model = BTreeMap::new();
+    // Days 320..360 of 1970: day 320 starts a 32-day window, day 352 an 8-day one.
+    write_hours(&engine, &mut model, 4, (320, 360), 0.0);
+    engine.flush().expect("flush");
+    let names = |e: &Engine| -> Vec<String> {
+        let mut n: Vec<String> = e.inspect().segments.into_iter().map(|s| s.name).collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&engine).len(), 40, "a segment per flushed day");
+    let report = engine.compact_before(360 * DAY).expect("compact");
+    assert_eq!((report.windows, report.segments_in), (2, 40), "{report:?}");
+    let merged = names(&engine);
+    let starts: Vec<i64> = engine
+        .inspect()
+        .segments
+        .iter()
+        .map(|s| s.min_t / DAY)
+        .collect();
+    assert_eq!(merged.len(), 2, "{merged:?}");
+    assert!(starts.contains(&320) && starts.contains(&352), "{starts:?}");
+    assert_eq!(dump(&engine, "ns"), flat(&model));
+
+    // A correction of day 330, one series: merged as that day's segment, the month kept.
+    write_hours(&engine, &mut model, 1, (330, 331), 0.5);
+    engine.flush().expect("flush");
+    let report = engine.compact_before(360 * DAY).expect("compact");
+    assert_eq!((report.windows, report.segments_in), (1, 1), "{report:?}");
+    let now = names(&engine);
+    assert_eq!(now.len(), 3, "{now:?}");
+    assert!(
+        merged.iter().all(|m| now.contains(m)),
+        "{merged:?} -> {now:?}"
+    );
+    assert_eq!(dump(&engine, "ns"), flat(&model));
+    assert_eq!(
+        engine.compact_before(360 * DAY).expect("compact").windows,
+        0
+    );
+
+    // Corrections of half the month: the month is merged again, with them.
+    write_hours(&engine, &mut model, 4, (320, 336), 0.25);
+    engine.flush().expect("flush");
+    let report = engine.compact_before(360 * DAY).expect("compact");
+    assert_eq!(report.windows, 1, "{report:?}");
+    let after = names(&engine);
+    assert_eq!(after.len(), 2, "{after:?}");
+    assert!(!after.contains(&merged[0]) || !after.contains(&merged[1]));
+    assert_eq!(dump(&engine, "ns"), flat(&model));
+    engine.close().expect("close");
+    let engine = common::open_with(dir.path(), growing_windows()).expect("reopen");
+    assert_eq!(dump(&engine, "ns"), flat(&model));
+}
+
+/// A month-long segment keeps samples its retention has passed (hidden from queries) until
+/// they are a quarter of its span, then is rewritten without them once.
+#[test]
+fn a_month_segment_is_trimmed_once_a_quarter_of_it_has_expired() {
+    use std::time::Duration;
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64
+        / DAY;
+    // The 32-day window that ended at least 40 days ago.
+    let month = (today - 40 - 32).div_euclid(32) * 32;
+    let dir = tempfile::tempdir().expect("dir");
+    let mut model = BTreeMap::new();
+    {
+        let engine = common::open_with(dir.path(), growing_windows()).expect("open");
+        write_hours(&engine, &mut model, 2, (month, month + 32), 0.0);
+        engine.flush().expect("flush");
+        engine.compact_before(today * DAY).expect("compact");
+        assert_eq!(engine.inspect().segments.len(), 1);
+        engine.close().expect("close");
+    }
+    let kept_from = |expired_days: i64| Options {
+        retention: Some(Duration::from_secs(
+            ((today - month - expired_days) * 86_400) as u64,
+        )),
+        ..growing_windows()
+    };
+    let samples = |e: &Engine| -> u64 { e.inspect().segments.iter().map(|s| s.samples).sum() };
+    // 5 of its 32 days expired: hidden, still on disk.
+    let engine = common::open_with(dir.path(), kept_from(5)).expect("open");
+    let all = samples(&engine);
+    assert_eq!(
+        engine.compact_before(today * DAY).expect("compact").windows,
+        0
+    );
+    assert_eq!(samples(&engine), all);
+    let shown: usize = dump(&engine, "ns").values().map(Vec::len).sum();
+    assert!(shown as u64 <= all - 2 * 5 * 24, "{shown} of {all}");
+    engine.close().expect("close");
+    // 9 days: rewritten without them, once.
+    let engine = common::open_with(dir.path(), kept_from(9)).expect("open");
+    assert_eq!(
+        engine.compact_before(today * DAY).expect("compact").windows,
+        1
+    );
+    let left = samples(&engine);
+    assert!(
+        left <= all - 2 * 8 * 24 && left >= all - 2 * 10 * 24,
+        "{left} of {all}"
+    );
+    assert_eq!(
+        engine.compact_before(today * DAY).expect("compact").windows,
+        0
+    );
+    let shown: usize = dump(&engine, "ns").values().map(Vec::len).sum();
+    assert!(
+        shown as u64 <= left && left - shown as u64 <= 2 * 24,
+        "{shown} of {left}"
     );
 }

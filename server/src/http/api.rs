@@ -323,6 +323,7 @@ pub async fn status(State(state): State<AppState>) -> Response {
         "namespaces": namespaces,
         "retention": retention_of(""),
         "compactionWindow": seconds(c.compaction_window),
+        "compactionAgedWindows": c.aged_windows().into_iter().map(seconds).collect::<Vec<_>>(),
         "headBytes": head_bytes,
         "headBudgetBytes": head_budget,
         "demo": c.demo_scale.is_some(),

@@ -39,6 +39,10 @@ pub type SeriesFn<'a, T> = &'a (dyn Fn(&SeriesHandle, &[Sample]) -> Result<T> + 
 /// read.
 pub type BucketsFn<'a, T> = &'a (dyn Fn(&SeriesHandle, &[Bucket], RollupCost) -> Result<T> + Sync);
 
+/// How [`Snapshot::fold_rolled`] folds each series' buckets into its share's accumulator.
+pub type FoldFn<'a, A> =
+    &'a (dyn Fn(&mut A, &SeriesHandle, &[Bucket], RollupCost) -> Result<()> + Sync);
+
 /// What reading one series' buckets took.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RollupCost {
@@ -325,6 +329,33 @@ impl Snapshot<'_> {
     /// every other bucket is summarised from the raw samples, newest write winning, so the
     /// buckets are what summarising the series' samples would give.
     pub fn for_each_rolled<T: Send>(&self, interval: i64, f: BucketsFn<'_, T>) -> Result<Vec<T>> {
+        self.check_rolled(interval)?;
+        self.run(&|series, live, start, buf| {
+            let (buckets, cost) = self.read_buckets(interval, series, live, start, buf)?;
+            f(series, &buckets, cost)
+        })
+    }
+
+    /// Reads every series as buckets of `interval`, as [`Snapshot::for_each_rolled`] does,
+    /// and folds them with `f` into one accumulator (from `init`) per worker's share of the
+    /// series. The shares are runs of the snapshot's series in order and the accumulators
+    /// come back in that order, so a fold whose partial results combine in order (`max`,
+    /// `min`, `count`) gives what folding every series in snapshot order gives, without a
+    /// row per series.
+    pub fn fold_rolled<A: Send>(
+        &self,
+        interval: i64,
+        init: &(dyn Fn() -> A + Sync),
+        f: FoldFn<'_, A>,
+    ) -> Result<Vec<A>> {
+        self.check_rolled(interval)?;
+        self.run_parts(init, &|acc, series, live, start, buf| {
+            let (buckets, cost) = self.read_buckets(interval, series, live, start, buf)?;
+            f(acc, series, &buckets, cost)
+        })
+    }
+
+    fn check_rolled(&self, interval: i64) -> Result<()> {
         if interval <= 0 {
             return Err(Error::InvalidArgument(format!(
                 "rollup interval {interval} ms"
@@ -335,37 +366,66 @@ impl Snapshot<'_> {
                 "buckets asked of a snapshot of newest samples".into(),
             ));
         }
-        self.run(&|series, live, start, buf| {
-            // The tier may be kept longer than the samples it summarises.
-            let namespace = series.series().namespace.as_str();
-            let kept = self.inner.opts.tier_cutoff(namespace, interval, self.now);
-            let range = Range {
-                start: self.start.max(kept),
-                samples_from: start,
-                end: self.end,
-                interval,
-            };
-            let mut buckets = Vec::new();
-            let damaged = |e: &Error| self.inner.rollup_damaged(e);
-            let cost = read_rolled(
-                &self.version,
-                series,
-                live,
-                range,
-                (buf, &mut buckets),
-                &damaged,
-            )?;
-            f(series, &buckets, cost)
-        })
+        Ok(())
     }
 
-    /// Runs `one` over every series with the first time its namespace's retention lets it
-    /// read (`one` reads nothing when that is past the end) and a reused buffer, on the
-    /// shared query pool.
+    /// One series' buckets of `interval` and what reading them took.
+    fn read_buckets(
+        &self,
+        interval: i64,
+        series: &SeriesHandle,
+        live: &SeriesLayer,
+        start: i64,
+        buf: &mut Vec<Sample>,
+    ) -> Result<(Vec<Bucket>, RollupCost)> {
+        // The tier may be kept longer than the samples it summarises.
+        let namespace = series.series().namespace.as_str();
+        let kept = self.inner.opts.tier_cutoff(namespace, interval, self.now);
+        let range = Range {
+            start: self.start.max(kept),
+            samples_from: start,
+            end: self.end,
+            interval,
+        };
+        let mut buckets = Vec::new();
+        let damaged = |e: &Error| self.inner.rollup_damaged(e);
+        let cost = read_rolled(
+            &self.version,
+            series,
+            live,
+            range,
+            (buf, &mut buckets),
+            &damaged,
+        )?;
+        Ok((buckets, cost))
+    }
+
+    /// Runs `one` over every series (see [`Snapshot::run_parts`]), one result per series
+    /// in snapshot order.
     fn run<T: Send>(&self, one: ReadFn<'_, T>) -> Result<Vec<T>> {
-        let run = |part: &[(SeriesHandle, SeriesLayer)]| -> Result<Vec<T>> {
+        let parts = self.run_parts(&Vec::new, &|out: &mut Vec<T>, series, live, start, buf| {
+            out.push(one(series, live, start, buf)?);
+            Ok(())
+        })?;
+        let mut out = Vec::with_capacity(self.work.len());
+        for part in parts {
+            out.extend(part);
+        }
+        Ok(out)
+    }
+
+    /// Runs `one` over every series with an accumulator per share of the series, the first
+    /// time its namespace's retention lets it read (`one` reads nothing when that is past
+    /// the end) and a reused buffer, on the shared query pool: the series split into runs
+    /// in snapshot order, one per worker; the accumulators in that order.
+    fn run_parts<A: Send>(
+        &self,
+        init: &(dyn Fn() -> A + Sync),
+        one: PartFn<'_, A>,
+    ) -> Result<Vec<A>> {
+        let run = |part: &[(SeriesHandle, SeriesLayer)]| -> Result<A> {
             let mut buf = Vec::new();
-            let mut out = Vec::with_capacity(part.len());
+            let mut acc = init();
             for (series, live) in part {
                 buf.clear();
                 // Expired samples are hidden at once, before compaction drops them.
@@ -373,13 +433,13 @@ impl Snapshot<'_> {
                 let start = self
                     .start
                     .max(self.inner.opts.retention_cutoff(namespace, self.now));
-                out.push(one(series, live, start, &mut buf)?);
+                one(&mut acc, series, live, start, &mut buf)?;
             }
-            Ok(out)
+            Ok(acc)
         };
         // A panic in a worker (a bug, never bad input) answers this query with an internal
         // error instead of taking the server down with it.
-        let guarded = |part: &[(SeriesHandle, SeriesLayer)]| -> Result<Vec<T>> {
+        let guarded = |part: &[(SeriesHandle, SeriesLayer)]| -> Result<A> {
             std::panic::catch_unwind(AssertUnwindSafe(|| run(part))).unwrap_or_else(|panic| {
                 Err(Error::Internal(format!(
                     "a query worker panicked: {}",
@@ -390,18 +450,19 @@ impl Snapshot<'_> {
         let pool = &self.inner.query_pool;
         let workers = pool.current_num_threads();
         if workers < 2 || self.work.len() < PARALLEL_MIN_SERIES {
-            return guarded(&self.work);
+            return Ok(vec![guarded(&self.work)?]);
         }
         let per = self.work.len().div_ceil(workers);
-        let results: Vec<Result<Vec<T>>> =
+        let results: Vec<Result<A>> =
             pool.install(|| self.work.par_chunks(per).map(guarded).collect());
-        let mut out = Vec::with_capacity(self.work.len());
-        for r in results {
-            out.extend(r?);
-        }
-        Ok(out)
+        results.into_iter().collect()
     }
 }
+
+/// One series' read for [`Snapshot::run_parts`]: the share's accumulator, the series'
+/// handle, its live head data, the first time it may read, and a buffer to reuse.
+type PartFn<'a, A> =
+    &'a (dyn Fn(&mut A, &SeriesHandle, &SeriesLayer, i64, &mut Vec<Sample>) -> Result<()> + Sync);
 
 /// One series' read for [`Snapshot::run`]: its handle, its live head data, the first time
 /// it may read, and a buffer to reuse.

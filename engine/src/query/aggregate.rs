@@ -37,6 +37,11 @@ pub fn aggregate(ev: &Evaluator<'_, '_>, a: &Aggregate, steps: &[i64]) -> Result
         (Some(p), _) => Param::Scalar(ev.eval_scalar(p, steps)?),
         (None, _) => Param::None,
     };
+    if let Param::None = param
+        && let Some(rows) = folded(ev, a, steps)?
+    {
+        return Ok(Value::Vector(rows));
+    }
     let rows = ev.eval_vector(&a.expr, steps)?;
     let rows = match (a.op, param) {
         (AggregateOp::CountValues, Param::Label(label)) => {
@@ -60,6 +65,90 @@ enum Param {
     None,
     Scalar(Vec<f64>),
     Label(String),
+}
+
+/// `max`, `min`, `count` or `group` of a window function of one metric's series that a
+/// rollup tier answers, folded as the series are read instead of holding a row per series
+/// (the busiest camera hour over a month at ×1 is 6,000 series × 720 steps). Each worker
+/// folds a run of the series in the order the rows would come in; runs combine in that
+/// order, which for these operators gives what one fold over the rows gives, bit for bit
+/// (the first of equal values kept, NaN only where every value is NaN, the last NaN's
+/// payload then). `None`: evaluate rows (see [`Evaluator::fold_rolled_windows`]).
+fn folded(ev: &Evaluator<'_, '_>, a: &Aggregate, steps: &[i64]) -> Result<Option<Vec<Row>>> {
+    use super::plan::{Function, Plan};
+    let op = a.op;
+    if !matches!(
+        op,
+        AggregateOp::Max | AggregateOp::Min | AggregateOp::Count | AggregateOp::Group
+    ) {
+        return Ok(None);
+    }
+    let Plan::Call(call) = &*a.expr else {
+        return Ok(None);
+    };
+    let (Function::Window(f), [Plan::Range(rs)]) = (call.func, call.args.as_slice()) else {
+        return Ok(None);
+    };
+    // A row's labels lack the metric name where `f` drops it; only `by (__name__)` sees that.
+    let unnamed = !f.keeps_metric_name()
+        && matches!(&a.grouping, Grouping::By(names) if names.iter().any(|n| n == METRIC_NAME));
+    let fold = |groups: &mut Groups, labels: &Labels, values: &Points| {
+        let group = if unnamed {
+            a.grouping.group_of(&labels.without(METRIC_NAME))
+        } else {
+            a.grouping.group_of(labels)
+        };
+        let states = groups.states(group, steps.len()).into_iter().flatten();
+        for (state, v) in states.zip(values.iter()) {
+            if let Some(v) = v {
+                state.add(op, v);
+            }
+        }
+    };
+    let Some(parts) = ev.fold_rolled_windows(f, rs, steps, &Groups::default, &fold)? else {
+        return Ok(None);
+    };
+    let mut all = Groups::default();
+    for part in parts {
+        for (labels, states) in part.order {
+            let into = all.states(labels, steps.len()).into_iter().flatten();
+            for (state, other) in into.zip(&states) {
+                state.merge(op, other);
+            }
+        }
+    }
+    Ok(Some(
+        all.order
+            .into_iter()
+            .map(|(labels, per_step)| Row {
+                labels,
+                values: per_step.iter().map(|s| s.result(op)).collect(),
+            })
+            .filter(|r| !r.is_empty())
+            .collect(),
+    ))
+}
+
+/// Running states per group and step, the groups in order of first appearance.
+#[derive(Default)]
+struct Groups {
+    index: HashMap<Labels, usize>,
+    order: Vec<(Labels, Vec<Running>)>,
+}
+
+impl Groups {
+    /// The states of `group`, added after the others if it is new.
+    fn states(&mut self, group: Labels, steps: usize) -> Option<&mut Vec<Running>> {
+        let i = match self.index.get(&group) {
+            Some(&i) => i,
+            None => {
+                self.index.insert(group.clone(), self.order.len());
+                self.order.push((group, vec![Running::default(); steps]));
+                self.order.len() - 1
+            }
+        };
+        self.order.get_mut(i).map(|(_, states)| states)
+    }
 }
 
 /// Groups in order of first appearance, and each row's group.
@@ -184,6 +273,26 @@ impl Running {
                 self.value += delta * (v - self.mean);
             }
             _ => {}
+        }
+    }
+
+    /// Adds what `other` folded after what this one folded (`max`, `min`, `count` and
+    /// `group` only: see [`folded`]).
+    fn merge(&mut self, op: AggregateOp, other: &Running) {
+        if other.count == 0.0 {
+            return;
+        }
+        if self.count == 0.0 {
+            *self = *other;
+            return;
+        }
+        match op {
+            AggregateOp::Max | AggregateOp::Min => {
+                let count = self.count + other.count;
+                self.add(op, other.value);
+                self.count = count;
+            }
+            _ => self.count += other.count,
         }
     }
 

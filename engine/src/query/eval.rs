@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use super::aggregate::aggregate;
 use super::binary::binary;
 use super::functions::call;
-use super::plan::{At, Plan, Selector, Subquery};
+use super::plan::{At, Plan, RangeSelector, Selector, Subquery};
 use super::value::{Points, RangeRow, Row, Value, check_unique_labels};
 use super::window::WindowFunction;
 use super::{Budget, is_stale_marker};
@@ -482,6 +482,69 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             rows.extend(self.read_windows_of(again, range_ms, refs, raw)?);
         }
         Ok(rows)
+    }
+
+    /// Folds window function `f` over `rs`'s series, read as a tier's buckets, into one
+    /// accumulator per worker's share of the series (from `init`), calling `fold` with each
+    /// series' labels and values where it has any, without a row per series. The series
+    /// are read in the order of their labels, which is the order
+    /// [`Evaluator::window_function`]'s rows are aggregated in, and the shares are runs of
+    /// that order. `None` — evaluate rows instead — unless the selector names one metric
+    /// (so that no two series' rows could share labels), a tier answers `f` exactly at every
+    /// step and every series' buckets give the raw answer.
+    pub fn fold_rolled_windows<A: Send>(
+        &self,
+        f: WindowFunction,
+        rs: &RangeSelector,
+        steps: &[i64],
+        init: &(dyn Fn() -> A + Sync),
+        fold: &(dyn Fn(&mut A, &Labels, &Points) + Sync),
+    ) -> Result<Option<Vec<A>>> {
+        let one_metric = rs
+            .selector
+            .matchers
+            .iter()
+            .any(|m| m.name == METRIC_NAME && m.op == crate::index::MatchOp::Equal);
+        let refs = self.refs(rs.selector.at, rs.selector.offset_ms, steps);
+        let (Some(&lo), Some(&hi), true) = (refs.first(), refs.last(), one_metric) else {
+            return Ok(None);
+        };
+        let Some(tier) = self.tier_for(f, rs.range_ms, &refs) else {
+            return Ok(None);
+        };
+        let mut series = self.select(&rs.selector, &refs, rs.range_ms)?;
+        // Ordered as the rows would be: by their labels, the metric name left out where `f`
+        // drops it (where it comes in a label set depends on the other names).
+        if f.keeps_metric_name() {
+            series.sort_unstable_by(|a, b| a.labels().cmp(b.labels()));
+        } else {
+            fn unnamed(s: &SeriesHandle) -> impl Iterator<Item = &crate::model::Label> {
+                s.labels().iter().filter(|l| l.name != METRIC_NAME)
+            }
+            series.sort_unstable_by(|a, b| unnamed(a).cmp(unnamed(b)));
+        }
+        let parts = self
+            .querier
+            .snapshot(series, lo.saturating_sub(rs.range_ms), hi)
+            .fold_rolled(
+                tier,
+                &|| (init(), true),
+                &|(acc, exact), s, buckets, cost| {
+                    self.charge_rollup(tier, cost)?;
+                    if *exact {
+                        match windows_from_buckets(f, buckets, &refs, rs.range_ms) {
+                            Some(values) if values.any() => fold(acc, s.labels(), &values),
+                            Some(_) => {}
+                            None => *exact = false,
+                        }
+                    }
+                    Ok(())
+                },
+            )?;
+        Ok(parts
+            .into_iter()
+            .map(|(acc, exact)| exact.then_some(acc))
+            .collect())
     }
 
     /// Evaluates a subquery's inner expression on its own grid (multiples of its step)

@@ -13,13 +13,14 @@ use proptest::prelude::*;
 
 use crate::common::{self, bits, matrix_bits, request};
 
-/// Flushes cut 10-s partitions and compaction merges minutes, so that 5-s and 1-min
-/// buckets lie whole in segments while 20-s buckets straddle flushed ones (and must be
-/// read raw until compaction merges them).
+/// Flushes cut 10-s partitions and compaction merges minutes (and then pairs of minutes),
+/// so that 5-s and 1-min buckets lie whole in segments while 20-s buckets straddle flushed
+/// ones (and must be read raw until compaction merges them).
 fn options() -> Options {
     Options {
         query_cache_bytes: 0,
         compaction_window_ms: 60_000,
+        compaction_aged_windows_ms: vec![120_000],
         rollup_tiers_ms: vec![5_000, 20_000, 60_000],
         ..common::options()
     }
@@ -38,6 +39,13 @@ const EXPRS: &[&str] = &[
     "delta(m[1m])",
     "rate(m[30s])",
     "sum by (site) (max_over_time(m[1m]))",
+    // Folded as the series are read where a tier answers (no row per series).
+    "max(max_over_time(m[1m]))",
+    "min(min_over_time(m[20s]))",
+    "max without (site) (sum_over_time(m[1m]))",
+    "count(count_over_time(m[20s]))",
+    "group(last_over_time(m[5s]))",
+    "min by (__name__) (max_over_time(m[1m]))",
     "max_over_time(m[1m] offset 20s)",
     "sum_over_time(m[1m] @ 120)",
     "max_over_time(m[7s])",
@@ -555,4 +563,91 @@ fn a_retention_for_what_is_not_a_tier_is_refused() {
     )
     .expect_err("refused");
     assert!(err.to_string().contains("dividing a day"), "{err}");
+}
+
+/// `max`, `min`, `count` and `group` of a tier-answered window function are folded as the
+/// series are read, by the query workers each over a run of the series: over enough series
+/// that every worker folds a share, with signed zeros and NaNs of different payloads tied
+/// across series (where the order of the fold shows in the bits), the answer is the one
+/// the rows give without rollups, bit for bit.
+#[test]
+fn aggregations_folded_while_reading_answer_as_the_rows_do() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open_with(
+        dir.path(),
+        Options {
+            query_cache_bytes: 0,
+            query_threads: 4,
+            rollup_tiers_ms: vec![3_600_000],
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    // Written in an order unlike the labels' (the reads' order is by reference).
+    let mut sites: Vec<usize> = (0..=300).collect();
+    sites.sort_by_key(|s| (s * 7919) % 301);
+    for &site in &sites {
+        // The first hour signed zeros alone (so the maximum is whichever zero comes first),
+        // the second NaNs of different payloads, the third a mix.
+        let v = |i: i64| match i / 60 {
+            0 if site == 300 || site % 2 == 1 => -0.0,
+            0 => 0.0,
+            1 => f64::from_bits(0x7ff8_0000_0000_0000 | (site as u64 + 1)),
+            _ => match (site as i64 + i) % 5 {
+                0 => 0.0,
+                1 => -0.0,
+                2 if site % 50 == 0 => 1.0,
+                3 => f64::from_bits(0x7ff8_0000_0000_0000 | (site as u64 + 1)),
+                _ => -1.0,
+            },
+        };
+        let samples: Vec<Sample> = (0..3 * 60)
+            .map(|i| Sample::new(BASE + i * 60_000, v(i)))
+            .collect();
+        let labels = vec![
+            iocdb_engine::Label::new("__name__", "m"),
+            iocdb_engine::Label::new("site", format!("s{site:03}")),
+            iocdb_engine::Label::new("zone", format!("z{}", site % 3)),
+        ];
+        // Some with a label named before `__name__`, and one with the name alone: rows drop
+        // the name, so that one comes first among them, not last.
+        let labels = match site {
+            300 => vec![iocdb_engine::Label::new("__name__", "m")],
+            s if s % 4 == 0 => {
+                let mut l = labels;
+                l.push(iocdb_engine::Label::new("A", "x"));
+                l
+            }
+            _ => labels,
+        };
+        engine
+            .write(request(
+                "ns",
+                vec![iocdb_engine::SeriesWrite { labels, samples }],
+            ))
+            .expect("write");
+    }
+    engine.flush().expect("flush");
+    engine.compact().expect("compact");
+    for expr in [
+        "max(max_over_time(m[1h]))",
+        "min(min_over_time(m[1h]))",
+        "max by (zone) (min_over_time(m[1h]))",
+        "min without (site) (max_over_time(m[1h]))",
+        "count(count_over_time(m[1h]))",
+        "group by (zone) (max_over_time(m[1h]))",
+        "max(last_over_time(m[1h]))",
+    ] {
+        let ask = |rollups: bool| {
+            engine
+                .query(&PromqlQuery {
+                    use_rollups: rollups,
+                    ..PromqlQuery::range("ns", expr, BASE + HOUR, BASE + 3 * HOUR, HOUR)
+                })
+                .expect("query")
+        };
+        let with = ask(true);
+        assert_eq!(with.rollup_tier_ms, HOUR, "{expr}");
+        assert_eq!(matrix_bits(&with), matrix_bits(&ask(false)), "{expr}");
+    }
 }

@@ -328,18 +328,19 @@ impl WindowFunction {
     ) -> Option<Option<f64>> {
         // Buckets of stale markers alone hold no value.
         let live = || buckets.iter().filter(|b| b.count > 0);
-        let count =
-            live().map(|b| b.count as usize).sum::<usize>() + usize::from(boundary.is_some());
-        let (Some(first), Some(last)) = (
-            live().next().map(|b| b.first).or(boundary),
-            boundary.or(buckets.iter().rev().find(|b| b.count > 0).map(|b| b.last)),
-        ) else {
+        let newest = || buckets.iter().rev().find(|b| b.count > 0).map(|b| b.last);
+        let Some(last) = boundary.or_else(newest) else {
             return Some(None);
         };
+        // Counted and found only for the functions that use them (a month of hourly
+        // windows over thousands of series is millions of calls).
+        let count =
+            || live().map(|b| b.count as usize).sum::<usize>() + usize::from(boundary.is_some());
+        let first = || live().next().map(|b| b.first).or(boundary).unwrap_or(last);
         let range_secs = (range_end as f64 - range_start as f64) / 1000.0;
         let boundary_value = boundary.map(|s| s.v);
         Some(Some(match self {
-            WindowFunction::CountOverTime => count as f64,
+            WindowFunction::CountOverTime => count() as f64,
             WindowFunction::LastOverTime => last.v,
             WindowFunction::PresentOverTime => 1.0,
             WindowFunction::MaxOverTime => live()
@@ -364,6 +365,7 @@ impl WindowFunction {
                 if sum.is_infinite() { sum } else { sum + c }
             }
             WindowFunction::Rate | WindowFunction::Increase | WindowFunction::Delta => {
+                let (count, first) = (count(), first());
                 if count < 2 {
                     return Some(None);
                 }

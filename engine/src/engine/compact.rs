@@ -19,11 +19,11 @@
 //! Retention: a segment whose every namespace's retention has passed its newest sample is
 //! retired whole; merged windows drop the samples their namespace's retention has passed
 //! (from the start of that day when there are rollup tiers), and a segment of a larger
-//! window is rewritten without them once they are a quarter of its span. Rollup tiers may be kept longer
-//! than samples (`Options::rollup_retention`): a merged window keeps the buckets of the
-//! samples it drops, and a settled segment whose samples have all expired is rewritten once
-//! with its rollups alone. Queries hide expired samples at once, whether or not compaction
-//! has run.
+//! window is rewritten without them once they are a quarter of its span. Rollup tiers may
+//! be kept longer than samples (`Options::rollup_retention`): a merged window keeps the
+//! buckets of the samples it drops, and a settled segment whose samples have all expired is
+//! rewritten once with its rollups alone. Queries hide expired samples at once, whether or
+//! not compaction has run.
 //!
 //! Deletions: merged windows leave out what a tombstone hides (a window with one segment is
 //! rewritten when a deletion reaches it), and a tombstone that no remaining segment is
@@ -34,7 +34,9 @@
 //!
 //! Runs under the flush lock (one flush or compaction at a time) and only when no flushed-but-
 //! unpublished generation is pending, so a generation's data can never be ordered before the
-//! compacted segment that it is newer than.
+//! compacted segment that it is newer than. Flushes wait meanwhile (writes do not): a month
+//! of the province at ×1 is 1.9 G samples, about six minutes at the default budget, while
+//! the head takes in about 0.25 M samples.
 
 use std::sync::Arc;
 

@@ -491,7 +491,8 @@ impl<'q, 'a> Evaluator<'q, 'a> {
     /// [`Evaluator::window_function`]'s rows are aggregated in, and the shares are runs of
     /// that order. `None` — evaluate rows instead — unless the selector names one metric
     /// (so that no two series' rows could share labels), a tier answers `f` exactly at every
-    /// step and every series' buckets give the raw answer.
+    /// step and every series' buckets give the raw answer (when one does not, the rows'
+    /// path reads every series again, and its reads count twice in the budget and stats).
     pub fn fold_rolled_windows<A: Send>(
         &self,
         f: WindowFunction,

@@ -98,12 +98,7 @@ fn folded(ev: &Evaluator<'_, '_>, a: &Aggregate, steps: &[i64]) -> Result<Option
         } else {
             a.grouping.group_of(labels)
         };
-        let states = groups.states(group, steps.len()).into_iter().flatten();
-        for (state, v) in states.zip(values.iter()) {
-            if let Some(v) = v {
-                state.add(op, v);
-            }
-        }
+        groups.add(op, group, values, steps.len());
     };
     let Some(parts) = ev.fold_rolled_windows(f, rs, steps, &Groups::default, &fold)? else {
         return Ok(None);
@@ -117,16 +112,7 @@ fn folded(ev: &Evaluator<'_, '_>, a: &Aggregate, steps: &[i64]) -> Result<Option
             }
         }
     }
-    Ok(Some(
-        all.order
-            .into_iter()
-            .map(|(labels, per_step)| Row {
-                labels,
-                values: per_step.iter().map(|s| s.result(op)).collect(),
-            })
-            .filter(|r| !r.is_empty())
-            .collect(),
-    ))
+    Ok(Some(all.into_rows(op)))
 }
 
 /// Running states per group and step, the groups in order of first appearance.
@@ -148,6 +134,28 @@ impl Groups {
             }
         };
         self.order.get_mut(i).map(|(_, states)| states)
+    }
+
+    /// Adds a row's `values` to its group's states.
+    fn add(&mut self, op: AggregateOp, group: Labels, values: &Points, steps: usize) {
+        let states = self.states(group, steps).into_iter().flatten();
+        for (state, v) in states.zip(values.iter()) {
+            if let Some(v) = v {
+                state.add(op, v);
+            }
+        }
+    }
+
+    /// One row per group that has a value at some step.
+    fn into_rows(self, op: AggregateOp) -> Vec<Row> {
+        self.order
+            .into_iter()
+            .map(|(labels, per_step)| Row {
+                labels,
+                values: per_step.iter().map(|s| s.result(op)).collect(),
+            })
+            .filter(|r| !r.is_empty())
+            .collect()
     }
 }
 
@@ -178,8 +186,8 @@ fn reduce(
     q: &[f64],
     steps: usize,
 ) -> Vec<Row> {
-    let (order, member) = groups(grouping, &rows);
     if op == AggregateOp::Quantile {
+        let (order, member) = groups(grouping, &rows);
         let mut values: Vec<Vec<Vec<f64>>> = vec![vec![Vec::new(); steps]; order.len()];
         for (row, &g) in rows.iter().zip(&member) {
             let Some(group) = values.get_mut(g) else {
@@ -208,26 +216,11 @@ fn reduce(
             .filter(|r| !r.is_empty())
             .collect();
     }
-    let mut states: Vec<Vec<Running>> = vec![vec![Running::default(); steps]; order.len()];
-    for (row, &g) in rows.iter().zip(&member) {
-        let Some(group) = states.get_mut(g) else {
-            continue;
-        };
-        for (state, v) in group.iter_mut().zip(row.values.iter()) {
-            if let Some(v) = v {
-                state.add(op, v);
-            }
-        }
+    let mut all = Groups::default();
+    for row in &rows {
+        all.add(op, grouping.group_of(&row.labels), &row.values, steps);
     }
-    order
-        .into_iter()
-        .zip(states)
-        .map(|(labels, per_step)| Row {
-            labels,
-            values: per_step.iter().map(|s| s.result(op)).collect(),
-        })
-        .filter(|r| !r.is_empty())
-        .collect()
+    all.into_rows(op)
 }
 
 /// One group's running aggregate at one step, updated as Prometheus 2.42 updates it: the

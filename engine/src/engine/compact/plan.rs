@@ -88,21 +88,22 @@ pub(super) fn plan(segments: &[Facts], widths: &[i64], end: i64) -> Vec<Merge> {
             }
             // Named after the smallest window holding what it merges (a lone late day is
             // written as that day's segment).
-            let span = members.iter().filter_map(|i| segments.get(*i)).fold(
-                None,
-                |acc: Option<Facts>, f| {
-                    Some(acc.map_or(*f, |a| Facts {
-                        min_t: a.min_t.min(f.min_t),
-                        max_t: a.max_t.max(f.max_t),
-                        ..a
-                    }))
-                },
-            );
+            let facts = || members.iter().filter_map(|i| segments.get(*i));
+            let span = facts()
+                .map(|f| f.min_t)
+                .min()
+                .zip(facts().map(|f| f.max_t).max());
             let start = span
-                .and_then(|f| {
-                    levels
-                        .holding(&f)
-                        .map(|k| levels.start(k, levels.window(k, f.min_t)))
+                .and_then(|(min_t, max_t)| {
+                    let f = Facts {
+                        min_t,
+                        max_t,
+                        seq: 0,
+                        bytes: 0,
+                        settled: false,
+                    };
+                    let k = levels.holding(&f)?;
+                    Some(levels.start(k, levels.window(k, min_t)))
                 })
                 .unwrap_or_else(|| levels.start(level, w));
             merges.push(Merge { start, members });
@@ -122,16 +123,14 @@ fn late_beside_merged(
     let fact = |i: &usize| segments.get(*i).copied();
     let mut merged = members
         .iter()
+        .copied()
         .filter(|i| fact(i).is_some_and(|f| levels.holding(&f) == Some(level)));
-    let whole = fact(merged.next()?)?;
+    let at = merged.next()?;
+    let whole = fact(&at)?;
     if merged.next().is_some() || !whole.settled {
         return None;
     }
-    let late: Vec<usize> = members
-        .iter()
-        .copied()
-        .filter(|i| fact(i) != Some(whole))
-        .collect();
+    let late: Vec<usize> = members.iter().copied().filter(|&i| i != at).collect();
     let late_bytes: u64 = late.iter().filter_map(fact).map(|f| f.bytes).sum();
     let all_newer = late.iter().filter_map(fact).all(|f| f.seq > whole.seq);
     (!late.is_empty() && all_newer && late_bytes.saturating_mul(LATE_SHARE) < whole.bytes)

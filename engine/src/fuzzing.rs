@@ -48,7 +48,7 @@ pub fn read_segment(data: &[u8]) {
         }
         let mut buckets = Vec::new();
         for &tier in segment.tiers.iter() {
-            let _ = segment.read_rollup(s, tier, &mut buckets);
+            let _ = segment.read_rollup(s, tier, crate::codec::rollup::Wanted::ALL, &mut buckets);
         }
     }
     let _ = segment.postings();

@@ -46,18 +46,52 @@ pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
     }
 }
 
+/// Which of a bucket's summary values a reader needs. Its start, count, times, flags and
+/// first and last samples are always read; the minimum, maximum, sum and correction only
+/// when wanted: stored in columns, an unwanted one is skipped and left at zero (a month of
+/// hourly buckets over thousands of series is millions of values a `max_over_time` never
+/// looks at). Records hold every value together and are always read whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wanted(u8);
+
+impl Wanted {
+    /// Only what is always read.
+    pub const NONE: Wanted = Wanted(0);
+    /// The minimum.
+    pub const MIN: Wanted = Wanted(1);
+    /// The maximum.
+    pub const MAX: Wanted = Wanted(2);
+    /// The sum.
+    pub const SUM: Wanted = Wanted(4);
+    /// The counter correction.
+    pub const CORRECTION: Wanted = Wanted(8);
+    /// Every value (compaction, verification).
+    pub const ALL: Wanted = Wanted(15);
+
+    /// Both sets.
+    pub const fn and(self, other: Wanted) -> Wanted {
+        Wanted(self.0 | other.0)
+    }
+
+    /// Whether every value of `other` is wanted.
+    pub const fn has(self, other: Wanted) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
 /// Reads one tier's buckets written by [`encode`], at most `max_buckets` of them (see
-/// [`columns::decode`]).
+/// [`columns::decode`]), with at least the `wanted` values.
 pub fn decode(
     r: &mut ByteReader<'_>,
     interval: i64,
     max_buckets: usize,
+    wanted: Wanted,
     out: &mut Vec<Bucket>,
 ) -> Result<(), DecodeError> {
     let at = r.position();
     match r.u8()? {
         RECORDS => records::decode(r, interval, out),
-        COLUMNS => columns::decode(r, interval, max_buckets, out),
+        COLUMNS => columns::decode(r, interval, max_buckets, wanted, out),
         layout => Err(DecodeError::new(
             at as u64,
             format!("rollup layout {layout} unknown"),
@@ -357,8 +391,8 @@ mod tests {
         let most = (hi.div_euclid(interval) - lo.div_euclid(interval) + 1).max(0) as usize;
         match codec {
             Codec::Records => records::decode(&mut r, interval, &mut out)?,
-            Codec::Columns => columns::decode(&mut r, interval, most, &mut out)?,
-            Codec::Smaller => super::decode(&mut r, interval, most, &mut out)?,
+            Codec::Columns => columns::decode(&mut r, interval, most, Wanted::ALL, &mut out)?,
+            Codec::Smaller => super::decode(&mut r, interval, most, Wanted::ALL, &mut out)?,
         }
         if !r.is_empty() {
             return Err(r.error("trailing bytes"));

@@ -48,7 +48,7 @@ use super::Engine;
 use super::delete::{Deletion, hide_deleted};
 use super::version::{SegmentHandle, Version};
 use crate::Result;
-use crate::codec::rollup::Bucket;
+use crate::codec::rollup::{Bucket, Wanted};
 use crate::error::IoContext;
 use crate::fs::layout;
 use crate::head::dedupe_newest_wins;
@@ -393,7 +393,8 @@ fn carry_buckets(
             continue;
         };
         kept.clear();
-        m.segment.read_rollup(series, tier, &mut kept)?;
+        m.segment
+            .read_rollup(series, tier, Wanted::ALL, &mut kept)?;
         for b in &kept {
             let end = b.start.saturating_add(tier - 1);
             let from = samples.partition_point(|s| s.t < b.start);

@@ -29,7 +29,7 @@ use crate::model::{Namespace, Sample};
 use crate::options::QueryLimits;
 use crate::{Error, Result};
 
-pub use crate::codec::rollup::{self, Bucket};
+pub use crate::codec::rollup::{self, Bucket, Wanted};
 pub use crate::head::SeriesHandle;
 
 /// What [`Snapshot::for_each`] does with each series as soon as it is read.
@@ -327,11 +327,18 @@ impl Snapshot<'_> {
     /// segment's rollup where that segment alone holds the series' data in the bucket's
     /// interval, nothing hides part of it and the interval lies whole in the range;
     /// every other bucket is summarised from the raw samples, newest write winning, so the
-    /// buckets are what summarising the series' samples would give.
-    pub fn for_each_rolled<T: Send>(&self, interval: i64, f: BucketsFn<'_, T>) -> Result<Vec<T>> {
+    /// buckets are what summarising the series' samples would give — in the values `f`
+    /// reads, which it names as `wanted` (the others may be left at zero).
+    pub fn for_each_rolled<T: Send>(
+        &self,
+        interval: i64,
+        wanted: Wanted,
+        f: BucketsFn<'_, T>,
+    ) -> Result<Vec<T>> {
         self.check_rolled(interval)?;
         self.run(&|series, live, start, buf| {
-            let (buckets, cost) = self.read_buckets(interval, series, live, start, buf)?;
+            let (buckets, cost) =
+                self.read_buckets((interval, wanted), series, live, start, buf)?;
             f(series, &buckets, cost)
         })
     }
@@ -344,13 +351,14 @@ impl Snapshot<'_> {
     /// row per series.
     pub fn fold_rolled<A: Send>(
         &self,
-        interval: i64,
+        (interval, wanted): (i64, Wanted),
         init: &(dyn Fn() -> A + Sync),
         f: FoldFn<'_, A>,
     ) -> Result<Vec<A>> {
         self.check_rolled(interval)?;
         self.run_parts(init, &|acc, series, live, start, buf| {
-            let (buckets, cost) = self.read_buckets(interval, series, live, start, buf)?;
+            let (buckets, cost) =
+                self.read_buckets((interval, wanted), series, live, start, buf)?;
             f(acc, series, &buckets, cost)
         })
     }
@@ -369,10 +377,11 @@ impl Snapshot<'_> {
         Ok(())
     }
 
-    /// One series' buckets of `interval` and what reading them took.
+    /// One series' buckets of `interval`, with at least the `wanted` values, and what
+    /// reading them took.
     fn read_buckets(
         &self,
-        interval: i64,
+        (interval, wanted): (i64, Wanted),
         series: &SeriesHandle,
         live: &SeriesLayer,
         start: i64,
@@ -386,6 +395,7 @@ impl Snapshot<'_> {
             samples_from: start,
             end: self.end,
             interval,
+            wanted,
         };
         let mut buckets = Vec::new();
         let damaged = |e: &Error| self.inner.rollup_damaged(e);
@@ -605,14 +615,16 @@ fn decode_layer(
         })
 }
 
-/// What [`read_rolled`] reads: buckets of `interval` over `[start, end]`, and raw samples
-/// from `samples_from` on (later than `start` when the tier is kept longer than samples).
+/// What [`read_rolled`] reads: buckets of `interval` over `[start, end]` with at least the
+/// `wanted` values, and raw samples from `samples_from` on (later than `start` when the
+/// tier is kept longer than samples).
 #[derive(Clone, Copy)]
 struct Range {
     start: i64,
     samples_from: i64,
     end: i64,
     interval: i64,
+    wanted: Wanted,
 }
 
 /// Reads one series as buckets of `interval` over `[start, end]` into `out` (sorted by
@@ -628,6 +640,7 @@ fn read_rolled(
         samples_from,
         end,
         interval,
+        wanted,
     }: Range,
     (buf, out): (&mut Vec<Sample>, &mut Vec<Bucket>),
     damaged: &dyn Fn(&Error),
@@ -641,7 +654,7 @@ fn read_rolled(
     let Stored {
         buckets: stored,
         raw,
-    } = stored_buckets(version, id, live, (start, end, interval), damaged);
+    } = stored_buckets(version, id, live, (start, end, interval, wanted), damaged);
     cost.stored = stored.len();
     // The gaps between stored buckets, summarised from the raw samples.
     let mut cursor = Some(start);
@@ -705,7 +718,7 @@ fn stored_buckets(
     version: &Version,
     id: crate::head::SeriesRef,
     live: &SeriesLayer,
-    (start, end, interval): (i64, i64, i64),
+    (start, end, interval, wanted): (i64, i64, i64, Wanted),
     damaged: &dyn Fn(&Error),
 ) -> Stored {
     // Where each source holds data of the series: (first, last, source), a segment's index
@@ -783,7 +796,7 @@ fn stored_buckets(
         read.clear();
         let usable = h
             .segment
-            .read_rollup(series, interval, &mut read)
+            .read_rollup(series, interval, wanted, &mut read)
             .unwrap_or_else(|e| {
                 damaged(&e);
                 false

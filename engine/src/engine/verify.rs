@@ -234,7 +234,7 @@ fn check_rollups(
     for &tier in segment.tiers.iter() {
         stored.clear();
         expected.clear();
-        if let Err(e) = segment.read_rollup(series, tier, &mut stored) {
+        if let Err(e) = segment.read_rollup(series, tier, rollup::Wanted::ALL, &mut stored) {
             report.problems.push(from_error(e, path));
             return;
         }

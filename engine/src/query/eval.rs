@@ -12,7 +12,7 @@ use super::plan::{At, Plan, RangeSelector, Selector, Subquery};
 use super::value::{Points, RangeRow, Row, Value, check_unique_labels};
 use super::window::WindowFunction;
 use super::{Budget, is_stale_marker};
-use crate::engine::read::{Bucket, Querier, RollupCost, SeriesHandle, rollup};
+use crate::engine::read::{Bucket, Querier, RollupCost, SeriesHandle, Wanted, rollup};
 use crate::model::{Labels, METRIC_NAME, Sample};
 use crate::{Error, Limit, Result};
 
@@ -240,7 +240,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             self.querier.snapshot(series, from, hi)
         };
         let rows = match tier {
-            Some(tier) => snapshot.for_each_rolled(tier, &|s, buckets, cost| {
+            Some(tier) => snapshot.for_each_rolled(tier, Wanted::NONE, &|s, buckets, cost| {
                 self.charge_rollup(tier, cost)?;
                 let mut next = 0usize;
                 Ok(row(s, &mut |r| {
@@ -456,7 +456,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
         let answers = self
             .querier
             .snapshot(series, lo.saturating_sub(range_ms), hi)
-            .for_each_rolled(tier, &|s, buckets, cost| {
+            .for_each_rolled(tier, f.bucket_values(), &|s, buckets, cost| {
                 self.charge_rollup(tier, cost)?;
                 Ok(match windows_from_buckets(f, buckets, refs, range_ms) {
                     Some(values) => Ok(values.any().then(|| Row {
@@ -528,7 +528,7 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             .querier
             .snapshot(series, lo.saturating_sub(rs.range_ms), hi)
             .fold_rolled(
-                tier,
+                (tier, f.bucket_values()),
                 &|| (init(), true),
                 &|(acc, exact), s, buckets, cost| {
                     self.charge_rollup(tier, cost)?;

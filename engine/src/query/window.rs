@@ -307,6 +307,18 @@ impl WindowFunction {
         )
     }
 
+    /// The bucket values [`WindowFunction::eval_buckets`] reads beyond those every reader
+    /// gets (see [`rollup::Wanted`]).
+    pub fn bucket_values(self) -> rollup::Wanted {
+        match self {
+            WindowFunction::MinOverTime => rollup::Wanted::MIN,
+            WindowFunction::MaxOverTime => rollup::Wanted::MAX,
+            WindowFunction::SumOverTime => rollup::Wanted::SUM,
+            WindowFunction::Rate | WindowFunction::Increase => rollup::Wanted::CORRECTION,
+            _ => rollup::Wanted::NONE,
+        }
+    }
+
     /// Evaluates the window `[range_start, range_end]` from a rollup: `buckets` are those
     /// whose intervals lie whole in `[range_start, range_end)`, oldest first, and
     /// `boundary` is the live sample at `range_end` itself, if any (the closed window's

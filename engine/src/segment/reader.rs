@@ -332,13 +332,14 @@ impl Segment {
             .map_err(|e| e.in_file(&self.path, meta.offset + 8))
     }
 
-    /// Appends `series`' buckets of the tier of `interval` ms to `out`, checking the
-    /// block's checksum; false (nothing appended) when the segment has no such tier or the
-    /// series no rollups.
+    /// Appends `series`' buckets of the tier of `interval` ms to `out`, with at least the
+    /// `wanted` values (see [`rollup::Wanted`]), checking the block's checksum; false
+    /// (nothing appended) when the segment has no such tier or the series no rollups.
     pub fn read_rollup(
         &self,
         series: SegmentSeries<'_>,
         interval: i64,
+        wanted: rollup::Wanted,
         out: &mut Vec<rollup::Bucket>,
     ) -> Result<bool> {
         let (Some(r), Some(tier)) = (
@@ -367,7 +368,7 @@ impl Segment {
                     .saturating_sub(self.min_t.div_euclid(interval))
                     .saturating_add(1);
                 let most = usize::try_from(span).unwrap_or(0).min(MAX_TIER_BUCKETS);
-                rollup::decode(&mut buckets, interval, most, out)
+                rollup::decode(&mut buckets, interval, most, wanted, out)
             } else {
                 rollup::records::decode(&mut buckets, interval, out)
             };

@@ -3,6 +3,7 @@
 use super::reader::Segment;
 use super::writer::{SegmentInput, encode_segment};
 use crate::Error;
+use crate::codec::rollup::Wanted;
 use crate::fs::Bytes;
 use crate::model::Limits;
 use crate::model::{Label, Labels, Namespace, Sample};
@@ -158,15 +159,23 @@ fn rollups_are_found_after_their_chunks_and_where_a_series_has_none() {
         let found = seg.series(s).expect("series");
         for &tier in &tiers {
             let (mut read, mut want) = (Vec::new(), Vec::new());
-            assert!(seg.read_rollup(found, tier, &mut read).expect("reads"));
+            assert!(
+                seg.read_rollup(found, tier, Wanted::ALL, &mut read)
+                    .expect("reads")
+            );
             rollup::summarize(samples, tier, &mut want);
             assert_eq!(read, want, "series {s}, tier {tier}");
         }
     }
     let mut none = Vec::new();
     assert!(
-        !seg.read_rollup(seg.series(2).expect("series"), 300_000, &mut none)
-            .expect("reads")
+        !seg.read_rollup(
+            seg.series(2).expect("series"),
+            300_000,
+            Wanted::ALL,
+            &mut none
+        )
+        .expect("reads")
     );
 }
 
@@ -204,7 +213,7 @@ fn buckets_of_stale_markers_alone_at_the_edges_are_read_back_when_their_samples_
     .expect("opens");
     let mut read = Vec::new();
     assert!(
-        seg.read_rollup(seg.series(0).expect("series"), tier, &mut read)
+        seg.read_rollup(seg.series(0).expect("series"), tier, Wanted::ALL, &mut read)
             .expect("reads")
     );
     assert_eq!(read, kept);

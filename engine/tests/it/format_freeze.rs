@@ -249,8 +249,13 @@ fn check_segment_with_rollups(name: &str, version: u32) {
     for tier in TIERS {
         let (mut stored, mut expected) = (Vec::new(), Vec::new());
         assert!(
-            seg.read_rollup(seg.series(0).expect("a series"), tier, &mut stored)
-                .expect("rollup")
+            seg.read_rollup(
+                seg.series(0).expect("a series"),
+                tier,
+                rollup::Wanted::ALL,
+                &mut stored
+            )
+            .expect("rollup")
         );
         rollup::summarize(&all, tier, &mut expected);
         assert_eq!(format!("{stored:?}"), format!("{expected:?}"));

@@ -26,7 +26,7 @@
 //! ```
 
 use super::records::read_value;
-use super::{Bucket, MAX_PLACES, bucket_times, is_exact_integer};
+use super::{Bucket, MAX_PLACES, Wanted, bucket_times, is_exact_integer};
 use crate::DecodeError;
 use crate::codec::bits::{BitReader, BitWriter};
 use crate::codec::bytes::ByteReader;
@@ -209,10 +209,11 @@ pub fn decode(
     r: &mut ByteReader<'_>,
     interval: i64,
     max_buckets: usize,
+    wanted: Wanted,
     out: &mut Vec<Bucket>,
 ) -> Result<(), DecodeError> {
     let before = out.len();
-    let read = decode_into(r, interval, max_buckets, out);
+    let read = decode_into(r, interval, max_buckets, wanted, out);
     if read.is_err() {
         out.truncate(before);
     }
@@ -223,6 +224,7 @@ fn decode_into(
     r: &mut ByteReader<'_>,
     interval: i64,
     max_buckets: usize,
+    wanted: Wanted,
     out: &mut Vec<Bucket>,
 ) -> Result<(), DecodeError> {
     let n = r.len(max_buckets, "bucket count")?;
@@ -282,16 +284,70 @@ fn decode_into(
             .map_err(|reason| bad(format!("rollup bucket {i}: {reason}")))?;
         (b.first.t, b.last.t) = (first_t, last_t);
     }
-    // Each column with its own setter, so that the loops inline it.
+    // Each column with its own setter, so that the loops inline it; a column not wanted
+    // is read past (its values checked no further than their encoding needs).
     let (zero, first) = (Reference::Zero, Reference::First);
     let at = r.position();
+    let want = |w| wanted.has(w);
     values(r, buckets, |b, v| b.first.v = v, zero)
         .and_then(|()| values(r, buckets, |b, v| b.last.v = v, first))
-        .and_then(|()| values(r, buckets, |b, v| b.min = v, first))
-        .and_then(|()| values(r, buckets, |b, v| b.max = v, first))
-        .and_then(|()| values(r, buckets, |b, v| b.sum = v, first))
-        .and_then(|()| values(r, buckets, |b, v| b.correction = v, zero))
+        .and_then(|()| values_if(want(Wanted::MIN), r, buckets, |b, v| b.min = v, first))
+        .and_then(|()| values_if(want(Wanted::MAX), r, buckets, |b, v| b.max = v, first))
+        .and_then(|()| values_if(want(Wanted::SUM), r, buckets, |b, v| b.sum = v, first))
+        .and_then(|()| {
+            values_if(
+                want(Wanted::CORRECTION),
+                r,
+                buckets,
+                |b, v| b.correction = v,
+                zero,
+            )
+        })
         .map_err(|e| DecodeError::new(at as u64, format!("rollup values: {}", e.reason)))
+}
+
+/// [`values`] when `wanted`, else [`skip_values`].
+#[inline]
+fn values_if(
+    wanted: bool,
+    r: &mut ByteReader<'_>,
+    buckets: &mut [Bucket],
+    set: impl Fn(&mut Bucket, f64),
+    reference: Reference,
+) -> Result<(), DecodeError> {
+    if wanted {
+        values(r, buckets, set, reference)
+    } else {
+        skip_values(r, buckets.len())
+    }
+}
+
+/// Reads past one value column of `n` values.
+fn skip_values(r: &mut ByteReader<'_>, n: usize) -> Result<(), DecodeError> {
+    let at = r.position();
+    match r.u8()? {
+        REFERENCE => {}
+        INTEGERS => {
+            Packed::read(r, n)?;
+        }
+        DECIMALS => {
+            r.u8()?;
+            Packed::read(r, n)?;
+        }
+        MIXED => {
+            // Each value's length depends on its kind: read them, each against a reference
+            // of zero (a value's kind, not its reference, decides how many bytes it takes).
+            let mut kinds = Vec::with_capacity(n);
+            Packed::read(r, n)?.each(|k| kinds.push(k))?;
+            for kind in kinds {
+                let kind = u16::try_from(kind).ok().filter(|&k| k <= 3);
+                kind.and_then(|k| read_value(r, k, 0.0))
+                    .ok_or_else(|| r.error("a value truncated or of no kind"))?;
+            }
+        }
+        mode => return Err(DecodeError::new(at as u64, format!("mode {mode}"))),
+    }
+    Ok(())
 }
 
 /// Reads a packed column of `buckets.len()` values, giving each bucket its own.
@@ -380,9 +436,64 @@ mod tests {
         encode(&buckets, 3_600_000, &mut bytes);
         assert!(bytes.len() < 24 * 8, "{} bytes", bytes.len());
         let mut back = Vec::new();
-        decode(&mut ByteReader::new(&bytes), 3_600_000, 24, &mut back).expect("decodes");
+        decode(
+            &mut ByteReader::new(&bytes),
+            3_600_000,
+            24,
+            Wanted::ALL,
+            &mut back,
+        )
+        .expect("decodes");
         assert!(buckets.iter().zip(&back).all(|(a, b)| a.same_bits(b)));
         assert_eq!(back.len(), 24);
+    }
+
+    #[test]
+    fn a_value_not_wanted_is_read_past_and_left_at_zero() {
+        // Columns in every mode: the minimum equal to the first value (reference), the
+        // maximum integers, the sum decimals, the correction values of mixed kinds.
+        let buckets: Vec<Bucket> = (0..40)
+            .map(|h| {
+                let mut b = bucket(h * 3_600_000, 240, (h % 7) as f64);
+                b.max = (h * 3) as f64;
+                b.sum = h as f64 + 0.25;
+                b.correction = match h % 3 {
+                    0 => 0.0,
+                    1 => f64::NAN,
+                    _ => 1e300 * h as f64,
+                };
+                b
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        encode(&buckets, 3_600_000, &mut bytes);
+        let wanted_sets = [
+            Wanted::NONE,
+            Wanted::MIN,
+            Wanted::MAX,
+            Wanted::SUM.and(Wanted::CORRECTION),
+            Wanted::ALL,
+        ];
+        for wanted in wanted_sets {
+            let mut r = ByteReader::new(&bytes);
+            let mut back = Vec::new();
+            decode(&mut r, 3_600_000, 40, wanted, &mut back).expect("decodes");
+            assert!(r.is_empty(), "{wanted:?} leaves bytes unread");
+            for (a, b) in buckets.iter().zip(&back) {
+                let value = |w: Wanted, v: f64| if wanted.has(w) { v } else { 0.0 };
+                let expected = Bucket {
+                    min: value(Wanted::MIN, a.min),
+                    max: value(Wanted::MAX, a.max),
+                    sum: value(Wanted::SUM, a.sum),
+                    correction: value(Wanted::CORRECTION, a.correction),
+                    ..*a
+                };
+                assert!(
+                    expected.same_bits(b),
+                    "{wanted:?}: {expected:?} read as {b:?}"
+                );
+            }
+        }
     }
 
     #[test]
@@ -391,7 +502,16 @@ mod tests {
         let mut bytes = Vec::new();
         encode(&buckets, 60_000, &mut bytes);
         let mut out = vec![bucket(-60_000, 1, 0.0)];
-        assert!(decode(&mut ByteReader::new(&bytes), 60_000, 4, &mut out).is_err());
+        assert!(
+            decode(
+                &mut ByteReader::new(&bytes),
+                60_000,
+                4,
+                Wanted::ALL,
+                &mut out
+            )
+            .is_err()
+        );
         assert_eq!(out.len(), 1);
         // Cut anywhere, the bytes are refused and leave nothing behind.
         for cut in 0..bytes.len() {
@@ -400,6 +520,7 @@ mod tests {
                 &mut ByteReader::new(bytes.get(..cut).unwrap_or_default()),
                 60_000,
                 5,
+                Wanted::ALL,
                 &mut out,
             );
             assert!(r.is_err() && out.is_empty(), "cut at {cut}");

@@ -7,20 +7,29 @@
 //! 12                4      reserved, zero
 //! 16                ...    chunk blocks, series after series:
 //!                            u32 LE length | u32 LE CRC-32C of the chunk | chunk bytes
-//!                   ...    (version 3) after a series' chunks, its rollup block:
-//!                            u32 LE length | u32 LE CRC-32C | per tier, in the table's
-//!                            tier order: varint length | the buckets as
-//!                            `codec/rollup.rs` encodes them
+//!                   ...    rollup blocks (version 3): u32 LE length | u32 LE CRC-32C |
+//!                            per tier, in the table's tier order: varint length | the
+//!                            buckets as `codec/rollup.rs` encodes them.
+//!                            Versions 3-5: each right after its series' chunks.
+//!                            Version 6: in groups, each group after the chunks of its
+//!                            series, a group every 4 MiB of data or so (see
+//!                            `SegmentBuilder::cut_rollups`)
+//! directory_offset  ...    (version 6, a segment with tiers) rollup directory block:
+//!                            u32 LE length | u32 LE CRC-32C | u64 LE bytes of the rollup
+//!                            blocks | u8 width (4 or 8) | per series (local id order)
+//!                            the offset of its rollup block, `width` bytes LE (0: none);
+//!                            read in place
 //! table_offset      ...    series table block: u32 LE length | u32 LE CRC-32C | payload
 //!                            varint series count,
 //!                            (version 3) varint tier count | varint interval ms per tier,
+//!                            (version 6) varint directory_offset (0: none),
 //!                            then per series (local id order):
 //!                              str namespace | (versions 1-3) varint label count |
 //!                                (str name, str value)*
 //!                              varint chunk count, then per chunk:
 //!                                varint block offset | varint chunk length
 //!                                zigzag min_t | zigzag (max_t - min_t) | varint samples
-//!                              (version 3) varint rollup block offset (0: none) |
+//!                              (versions 3-5) varint rollup block offset (0: none) |
 //!                                varint rollup block length
 //! postings_offset   ...    versions 1-3, postings block: u32 LE length | u32 LE CRC-32C |
 //!                            payload: varint entry count, then per label pair:
@@ -57,8 +66,9 @@ pub const MAGIC: &[u8; 8] = b"IOCDBSEG";
 /// Current format version: 2 added the decimal value encoding (chunk encoding 4), 3 the
 /// rollup blocks and the table's tier list, 4 the label index read in place (instead of
 /// the compressed postings and the table's labels), 5 the rollup buckets in columns
-/// (`codec/rollup/columns.rs`, instead of a record per bucket).
-pub const VERSION: u32 = 5;
+/// (`codec/rollup/columns.rs`, instead of a record per bucket), 6 the rollup blocks in
+/// groups with a directory (instead of each after its series' chunks).
+pub const VERSION: u32 = 6;
 /// Oldest version still read: version 1 differs only in not using encoding 4, so the one
 /// chunk decoder reads both; versions before 3 have no rollups.
 pub const OLDEST_READABLE_VERSION: u32 = 1;

@@ -787,17 +787,20 @@ fn stored_buckets(
             .map(|h| h.segment.touch_rollup(series));
         acc.wrapping_add(touched.unwrap_or(0))
     }));
-    let mut out = Vec::new();
-    let mut read = Vec::new();
+    // Each segment's buckets are decoded straight into `out` and those that cannot be
+    // used are dropped in place (most are used: a bucket is 80 bytes, copied millions of
+    // times by a month-long panel).
+    let mut out: Vec<Bucket> = Vec::new();
     for &(i, series) in &with_rollups {
         let Some(h) = version.segments.get(i) else {
             continue;
         };
-        read.clear();
+        let base = out.len();
         let usable = h
             .segment
-            .read_rollup(series, interval, wanted, &mut read)
+            .read_rollup(series, interval, wanted, &mut out)
             .unwrap_or_else(|e| {
+                out.truncate(base);
                 damaged(&e);
                 false
             });
@@ -812,7 +815,8 @@ fn stored_buckets(
                 .iter()
                 .any(|d| d.hides_any(h.segment.seq, id, lo, hi))
         };
-        let (Some(first), Some(last)) = (read.first(), read.last()) else {
+        let (Some(first), Some(last)) = (out.get(base), out.last().filter(|_| out.len() > base))
+        else {
             continue;
         };
         let (lo, hi) = (first.start, last.start.saturating_add(interval - 1));
@@ -831,8 +835,12 @@ fn stored_buckets(
             }
         }
         let mut run = 0usize;
-        for b in &read {
-            let (lo, hi) = (b.start, b.start.saturating_add(interval - 1));
+        let mut kept = base;
+        for j in base..out.len() {
+            let Some(lo) = out.get(j).map(|b| b.start) else {
+                break;
+            };
+            let hi = lo.saturating_add(interval - 1);
             if lo < start || hi > end {
                 // Cut by the range: its samples inside the range are read raw.
                 raw.push((lo.max(start), hi.min(end)));
@@ -843,11 +851,15 @@ fn stored_buckets(
             }
             let alone = others.get(run).is_none_or(|r| r.0 > hi);
             if alone && !hidden(lo, hi) {
-                out.push(*b);
+                if kept != j {
+                    out.swap(kept, j);
+                }
+                kept += 1;
             } else {
                 raw.push((lo.max(start), hi.min(end)));
             }
         }
+        out.truncate(kept);
     }
     out.sort_unstable_by_key(|b| b.start);
     // Two segments keeping the same interval without its samples cannot both be right:

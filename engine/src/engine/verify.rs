@@ -220,11 +220,9 @@ fn check_rollups(
     path: &Path,
     report: &mut VerifyReport,
 ) {
-    let Some(rollup) = series.rollup() else {
-        return;
-    };
-    let at = match segment.rollup_offset(rollup) {
-        Ok(at) => at,
+    let at = match segment.rollup_offset(series) {
+        Ok(Some(at)) => at,
+        Ok(None) => return,
         Err(e) => {
             report.problems.push(from_error(e, path));
             return;

@@ -81,11 +81,28 @@ pub struct Segment {
     /// as compaction makes them, so a window holding it alone needs no rewrite.
     pub cold: bool,
     version: u32,
+    /// Where the chunk and rollup blocks end: the rollup directory, or the series table.
+    data_end: u64,
+    /// The rollup directory (version 6).
+    directory: Option<Directory>,
     table_offset: u64,
     postings_offset: u64,
     /// A label index built at open for a file older than version 4, which has none.
     built_index: Option<Box<[u8]>>,
 }
+
+/// Where a version 6 segment's rollup directory lists each series' rollup block.
+#[derive(Debug, Clone, Copy)]
+struct Directory {
+    /// Offset of the first entry in the file.
+    entries: u64,
+    /// Bytes per entry: 4 or 8.
+    width: u8,
+}
+
+/// Fields of the rollup directory's payload before its entries: the rollup bytes and the
+/// width.
+const DIRECTORY_HEADER: usize = 9;
 
 /// The part of the file that is the label index, or the index built for an older file.
 const INDEX_IN_FILE: usize = 8;
@@ -129,6 +146,8 @@ impl Segment {
                     tiers: p.table.tiers,
                     cold: p.flags & FLAG_COLD != 0,
                     version: p.version,
+                    data_end: p.data_end,
+                    directory: p.directory,
                     table_offset: p.table_offset,
                     postings_offset: p.postings_offset,
                     built_index,
@@ -242,8 +261,17 @@ impl Segment {
         let table = block(data, table_offset, HEADER_LEN as u64, table_end)?;
         let table_at = table_offset + 8;
         let table = decompress(table).map_err(|e| e.shifted(table_at))?;
-        let table = parse_table(&table, table_offset, series_count, version)
+        let mut table = parse_table(&table, table_offset, series_count, version)
             .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?;
+        let (data_end, directory) = match table.directory {
+            Some(at) => {
+                let (directory, rollup_bytes) =
+                    parse_directory(data, at, table_offset, series_count)?;
+                table.rollup_bytes = rollup_bytes;
+                (at, Some(directory))
+            }
+            None => (table_offset, None),
+        };
         let index = block(data, postings_offset, table_end, f as u64)?;
         if version >= 4 {
             let index = LabelIndex::parse(index)
@@ -278,6 +306,8 @@ impl Segment {
             min_t,
             max_t,
             table,
+            data_end,
+            directory,
             table_offset,
             postings_offset,
         })
@@ -342,13 +372,12 @@ impl Segment {
         wanted: rollup::Wanted,
         out: &mut Vec<rollup::Bucket>,
     ) -> Result<bool> {
-        let (Some(r), Some(tier)) = (
-            series.rollup(),
-            self.tiers.iter().position(|&t| t == interval),
-        ) else {
+        let Some(tier) = self.tiers.iter().position(|&t| t == interval) else {
             return Ok(false);
         };
-        let offset = self.rollup_offset(r)?;
+        let Some(offset) = self.rollup_offset(series)? else {
+            return Ok(false);
+        };
         let at = offset + 8;
         let mut read = || -> Result<(), DecodeError> {
             let block = ByteReader::at(self.data(), offset)?.crc_block("rollup block")?;
@@ -389,7 +418,7 @@ impl Segment {
     /// returns their sum: a caller about to read several segments' blocks touches them all
     /// first, so that their cache misses overlap instead of following one another.
     pub fn touch_rollup(&self, series: SegmentSeries<'_>) -> u8 {
-        let Some(offset) = series.rollup().and_then(|r| self.rollup_offset(r).ok()) else {
+        let Some(offset) = self.rollup_offset(series).ok().flatten() else {
             return 0;
         };
         let data = self.data();
@@ -405,22 +434,42 @@ impl Segment {
             .fold(0u8, |sum, &b| sum.wrapping_add(b))
     }
 
-    /// Where the rollup block `r` of one of this segment's series starts.
-    pub fn rollup_offset(&self, r: RollupRef) -> Result<u64> {
-        match r {
-            RollupRef::At(offset) => Ok(offset),
+    /// Where the rollup block of `series`, one of this segment's, starts; `None` when it
+    /// has none.
+    pub fn rollup_offset(&self, series: SegmentSeries<'_>) -> Result<Option<u64>> {
+        match series.rollup() {
+            None => Ok(None),
+            Some(RollupRef::At(offset)) => Ok(Some(offset)),
             // The block after a chunk's: past its length field, checksum and bytes.
-            RollupRef::AfterChunk(chunk) => ByteReader::at(self.data(), chunk)
+            Some(RollupRef::AfterChunk(chunk)) => ByteReader::at(self.data(), chunk)
                 .and_then(|mut r| r.u32_le())
-                .map(|len| chunk + 8 + u64::from(len))
+                .map(|len| Some(chunk + 8 + u64::from(len)))
                 .map_err(|e| e.in_file(&self.path, 0)),
+            Some(RollupRef::Listed(local)) => {
+                let Some(Directory { entries, width }) = self.directory else {
+                    return Ok(None);
+                };
+                let at = entries + u64::from(local) * u64::from(width);
+                // The directory was checked at open to hold an entry per series; an entry
+                // read since is checked where it points (a block's bounds and checksum).
+                let entry = ByteReader::at(&self.bytes, at).and_then(|mut r| {
+                    if width == 8 {
+                        r.u64_le()
+                    } else {
+                        r.u32_le().map(u64::from)
+                    }
+                });
+                entry
+                    .map(|offset| (offset != 0).then_some(offset))
+                    .map_err(|e| e.in_file(&self.path, 0))
+            }
         }
     }
 
     /// The region of chunk and rollup blocks: every block read lies whole inside it.
     fn data(&self) -> &[u8] {
         let data: &[u8] = &self.bytes;
-        data.get(..self.table_offset as usize).unwrap_or(data)
+        data.get(..self.data_end as usize).unwrap_or(data)
     }
 
     /// The raw bytes of one chunk, checksum verified.
@@ -478,8 +527,9 @@ impl Segment {
     /// [`Bytes::release`]): read at open, and again only when a query needs series out of
     /// the head (the engine releases them again once a store has opened).
     pub fn release_tables(&self) {
-        self.bytes
-            .release(self.table_offset as usize, self.bytes.len());
+        // From the rollup directory on (version 6): checked at open, then read an entry at
+        // a time.
+        self.bytes.release(self.data_end as usize, self.bytes.len());
     }
 
     /// Bytes of chunk data per namespace (what each department's data costs on disk).
@@ -500,6 +550,8 @@ struct Parsed {
     min_t: i64,
     max_t: i64,
     table: Table,
+    data_end: u64,
+    directory: Option<Directory>,
     table_offset: u64,
     postings_offset: u64,
 }
@@ -547,6 +599,8 @@ const MAX_TIERS: usize = 16;
 /// A segment's series table, decoded.
 struct Table {
     tiers: Box<[i64]>,
+    /// Where the rollup directory is (version 6, with tiers).
+    directory: Option<u64>,
     series: SeriesTable,
     namespace_bytes: Vec<u64>,
     rollup_bytes: u64,
@@ -581,6 +635,23 @@ fn parse_table(
             tiers.push(t as i64);
         }
     }
+    let mut directory = None;
+    let mut data_end = data_end;
+    if version >= 6 {
+        let at = r.position() as u64;
+        let offset = r.varint()?;
+        if offset != 0 {
+            if tiers.is_empty() || offset < HEADER_LEN as u64 || offset >= data_end {
+                return Err(DecodeError::new(
+                    at,
+                    format!("rollup directory at {offset} is misplaced"),
+                ));
+            }
+            // Chunk and rollup blocks lie before the directory.
+            data_end = offset;
+            directory = Some(offset);
+        }
+    }
     // A block of `len` bytes at `offset` must lie whole in the data region.
     let inside = |offset: u64, len: u32| {
         offset >= HEADER_LEN as u64 && offset.saturating_add(8 + u64::from(len)) <= data_end
@@ -588,7 +659,7 @@ fn parse_table(
     let mut namespaces: Vec<Namespace> = Vec::new();
     let mut namespace_bytes: Vec<u64> = Vec::new();
     let mut rollup_bytes = 0u64;
-    let mut builder = TableBuilder::with_capacity(count);
+    let mut builder = TableBuilder::with_capacity(count, directory.is_some());
     let mut all_labels = Vec::with_capacity(count);
     // One series' chunks at a time, in one buffer: its count is the file's to claim.
     let mut chunks = Vec::new();
@@ -640,7 +711,7 @@ fn parse_table(
             }
         }
         let mut rollup = None;
-        if version >= 3 {
+        if (3..6).contains(&version) {
             let offset = r.varint()?;
             let len = r.varint_u32("rollup block length")?;
             if offset != 0 {
@@ -675,11 +746,41 @@ fn parse_table(
         .ok_or_else(|| r.error("too many chunks"))?;
     Ok(Table {
         tiers: tiers.into(),
+        directory,
         series,
         namespace_bytes,
         rollup_bytes,
         labels: (version < 4).then_some(all_labels),
     })
+}
+
+/// Checks the rollup directory block at `offset` (before `table_offset`) of a segment of
+/// `series` series; where its entries are, and the bytes of rollup blocks it counts.
+fn parse_directory(
+    data: &[u8],
+    offset: u64,
+    table_offset: u64,
+    series: usize,
+) -> Result<(Directory, u64), DecodeError> {
+    let payload = block(data, offset, HEADER_LEN as u64, table_offset)?;
+    let mut r = ByteReader::new(payload);
+    let rollup_bytes = r.u64_le()?;
+    let width = r.u8()?;
+    let entries = series.saturating_mul(usize::from(width));
+    if !matches!(width, 4 | 8) || r.remaining() != entries {
+        return Err(DecodeError::new(
+            offset,
+            format!(
+                "rollup directory of {} bytes, {width} a series, for {series} series",
+                payload.len()
+            ),
+        ));
+    }
+    let directory = Directory {
+        entries: offset + 8 + DIRECTORY_HEADER as u64,
+        width,
+    };
+    Ok((directory, rollup_bytes))
 }
 
 fn parse_postings(

@@ -11,8 +11,10 @@
 //!   about 10 bytes instead of 32 for a day's flushed segment ([`Narrow`]; a segment whose
 //!   values do not fit 40, 24 and 32 bits keeps the wide form);
 //! - a chunk's length is not kept: its block on disk starts with it, under the checksum;
-//! - a series' rollup block lies right after its last chunk's block (the writer puts it
-//!   there), so a set bit says where it is; only a series without chunks keeps an offset;
+//! - version 6 lists the rollup blocks in a directory read in place from the file, so the
+//!   table keeps nothing of them; in versions 3-5 a series' rollup block lies right after
+//!   its last chunk's block, so a set bit says where it is, and only a series without
+//!   chunks keeps an offset;
 //! - the per-series columns (where its chunks start, its namespace) are as wide as their
 //!   largest value, and vanish when every value is its position or the same.
 
@@ -324,6 +326,8 @@ pub enum RollupRef {
     AfterChunk(u64),
     /// At this offset.
     At(u64),
+    /// Where the segment's rollup directory says, for this local id (none where it says 0).
+    Listed(u32),
 }
 
 /// The decoded fields of one series, as [`TableBuilder::push`] takes them.
@@ -344,14 +348,18 @@ pub(super) struct TableBuilder {
     chunks: Vec<ChunkMeta>,
     rollup_after: RoaringBitmap,
     rollup_at: Vec<(u32, u64)>,
+    /// The segment lists its rollups in a directory (version 6).
+    listed: bool,
 }
 
 impl TableBuilder {
-    pub(super) fn with_capacity(series: usize) -> Self {
+    /// A table of `series` series whose rollups a directory lists when `listed`.
+    pub(super) fn with_capacity(series: usize, listed: bool) -> Self {
         TableBuilder {
             namespace_of: Vec::with_capacity(series),
             chunk_start: Vec::with_capacity(series + 1),
             chunks: Vec::with_capacity(series),
+            listed,
             ..Default::default()
         }
     }
@@ -388,6 +396,7 @@ impl TableBuilder {
             chunks: Chunks::new(self.chunks),
             rollup_after: self.rollup_after,
             rollup_at: self.rollup_at.into(),
+            listed: self.listed,
         })
     }
 }
@@ -407,6 +416,8 @@ pub(super) struct SeriesTable {
     rollup_after: RoaringBitmap,
     /// (local id, offset) of the other series' rollup blocks, by local id.
     rollup_at: Box<[(u32, u64)]>,
+    /// The segment lists its rollups in a directory (version 6): the two above are empty.
+    listed: bool,
 }
 
 impl SeriesTable {
@@ -443,7 +454,9 @@ impl SeriesTable {
 
     /// Where the rollup block of series `local`, whose chunks are `chunks`, is.
     pub(super) fn rollup(&self, local: u32, chunks: ChunkList<'_>) -> Option<RollupRef> {
-        if self.rollup_after.contains(local) {
+        if self.listed {
+            Some(RollupRef::Listed(local))
+        } else if self.rollup_after.contains(local) {
             chunks.last().map(|c| RollupRef::AfterChunk(c.offset))
         } else {
             let at = self

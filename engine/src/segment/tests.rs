@@ -83,6 +83,60 @@ fn a_flipped_byte_anywhere_is_an_error_naming_the_file_never_a_panic_or_wrong_da
 }
 
 #[test]
+fn a_flipped_byte_among_rollups_and_their_directory_is_an_error_or_changes_nothing() {
+    let tiers = [300_000, 3_600_000];
+    let series = input();
+    let good = super::writer::encode_segment_with_rollups(1, &series, &tiers);
+    let read_all = |seg: &Segment| -> Result<Vec<Vec<crate::codec::rollup::Bucket>>, Error> {
+        let mut all = Vec::new();
+        for s in seg.all_series() {
+            for &tier in &tiers {
+                let mut out = Vec::new();
+                seg.read_rollup(s, tier, Wanted::ALL, &mut out)?;
+                all.push(out);
+            }
+        }
+        Ok(all)
+    };
+    let want = read_all(
+        &Segment::open(std::path::Path::new("good.seg"), Bytes::owned(good.clone()))
+            .expect("opens"),
+    )
+    .expect("reads");
+    assert!(want.iter().all(|b| !b.is_empty()));
+    // From the first rollup block to the end of the directory.
+    let seg =
+        Segment::open(std::path::Path::new("good.seg"), Bytes::owned(good.clone())).expect("opens");
+    let first = seg
+        .all_series()
+        .filter_map(|s| seg.rollup_offset(s).expect("listed"))
+        .min()
+        .expect("a block") as usize;
+    let table = u64::from_le_bytes(good[good.len() - 68..][..8].try_into().expect("8")) as usize;
+    for at in first..table {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        match Segment::open(std::path::Path::new("bad.seg"), Bytes::owned(bad)) {
+            Err(e) => assert!(
+                matches!(e, Error::Corrupt { ref file, .. } if file.ends_with("bad.seg")),
+                "{e}"
+            ),
+            Ok(seg) => match read_all(&seg) {
+                Ok(got) => assert!(
+                    got.iter()
+                        .flatten()
+                        .zip(want.iter().flatten())
+                        .all(|(a, b)| a.same_bits(b))
+                        && got.iter().map(Vec::len).eq(want.iter().map(Vec::len)),
+                    "a flip at {at} changed buckets silently"
+                ),
+                Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e}"),
+            },
+        }
+    }
+}
+
+#[test]
 fn every_truncation_is_refused() {
     let good = encode_segment(1, &input());
     for cut in (0..good.len()).step_by(11) {
@@ -117,8 +171,7 @@ fn bytes_by_namespace_are_the_chunk_blocks_of_each_namespace() {
 }
 
 #[test]
-fn rollups_are_found_after_their_chunks_and_where_a_series_has_none() {
-    use super::table::RollupRef;
+fn rollups_are_gathered_after_the_chunks_and_listed_where_a_series_has_some() {
     use super::writer::SegmentBuilder;
     use crate::codec::rollup;
     let tiers = [300_000, 3_600_000];
@@ -143,17 +196,22 @@ fn rollups_are_found_after_their_chunks_and_where_a_series_has_none() {
         Bytes::owned(builder.finish()),
     )
     .expect("opens");
-    let rollups: Vec<_> = seg.all_series().map(|s| s.rollup()).collect();
-    assert!(
-        matches!(rollups[0], Some(RollupRef::AfterChunk(_))),
-        "{rollups:?}"
-    );
-    assert!(matches!(rollups[1], Some(RollupRef::At(_))), "{rollups:?}");
+    let rollups: Vec<Option<u64>> = seg
+        .all_series()
+        .map(|s| seg.rollup_offset(s).expect("listed"))
+        .collect();
     assert_eq!(rollups[2], None);
-    assert!(
-        matches!(rollups[3], Some(RollupRef::AfterChunk(_))),
-        "{rollups:?}"
-    );
+    // One group, after every chunk, the blocks one after another in series order.
+    let chunks_end = seg
+        .all_series()
+        .flat_map(|s| s.chunks.iter())
+        .map(|c| c.offset + 8 + seg.chunk_bytes(&c).expect("chunk").len() as u64)
+        .max()
+        .expect("chunks");
+    let blocks: Vec<u64> = rollups.iter().flatten().copied().collect();
+    assert_eq!(blocks.len(), 3);
+    assert_eq!(blocks[0], chunks_end, "{rollups:?}");
+    assert!(blocks.windows(2).all(|w| w[0] < w[1]), "{rollups:?}");
     let sources = [&series[0].samples, &series[1].samples, &series[2].samples];
     for (s, samples) in [0, 1, 3].into_iter().zip(sources) {
         let found = seg.series(s).expect("series");
@@ -373,5 +431,28 @@ fn a_segment_streamed_to_its_file_is_the_one_built_in_memory() {
     assert!(
         streamed == whole,
         "the streamed file differs from the one built whole"
+    );
+    // The rollups are gathered in more than one group (a chunk lies between two blocks),
+    // and every series' read back is the summary of its samples.
+    let seg = Segment::open(&path, Bytes::owned(streamed)).expect("opens");
+    let mut blocks = Vec::new();
+    for (s, input) in seg.all_series().zip(&series) {
+        blocks.push(seg.rollup_offset(s).expect("listed").expect("a block"));
+        let (mut read, mut want) = (Vec::new(), Vec::new());
+        assert!(
+            seg.read_rollup(s, tiers[0], Wanted::ALL, &mut read)
+                .expect("reads")
+        );
+        crate::codec::rollup::summarize(&input.samples, tiers[0], &mut want);
+        assert!(read.len() == want.len() && read.iter().zip(&want).all(|(a, b)| a.same_bits(b)));
+    }
+    let chunk_between = |w: &[u64]| {
+        seg.all_series()
+            .flat_map(|s| s.chunks.iter())
+            .any(|c| c.offset > w[0] && c.offset < w[1])
+    };
+    assert!(
+        blocks.windows(2).any(chunk_between),
+        "one group: {blocks:?}"
     );
 }

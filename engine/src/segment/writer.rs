@@ -47,7 +47,22 @@ pub struct SegmentBuilder {
     compress: bool,
     /// Rollup tiers (interval ms) summarised for every series.
     tiers: Vec<i64>,
+    /// Rollup blocks of the series added since the last [`SegmentBuilder::cut_rollups`],
+    /// written together after their chunks.
+    pending_rollups: Vec<u8>,
+    /// Those series (local id) and where their block starts in `pending_rollups`.
+    pending: Vec<(u32, u64)>,
+    /// Where the data since the last cut starts in the file.
+    group_start: u64,
+    /// Per series (local id), where its rollup block is (0: none): the rollup directory.
+    directory: Vec<u64>,
+    /// Bytes of the rollup blocks written.
+    rollup_bytes: u64,
 }
+
+/// Chunk and rollup bytes after which a builder writes the rollup blocks gathered so far
+/// (see [`SegmentBuilder::cut_rollups`]).
+const ROLLUP_GROUP_BYTES: u64 = 4 << 20;
 
 impl SegmentBuilder {
     /// A segment of compaction `seq`: cold data, read less often than it is kept, so its
@@ -81,6 +96,11 @@ impl SegmentBuilder {
             vs: Vec::new(),
             compress: false,
             tiers: Vec::new(),
+            pending_rollups: Vec::new(),
+            pending: Vec::new(),
+            group_start: HEADER_LEN as u64,
+            directory: Vec::new(),
+            rollup_bytes: 0,
         }
     }
 
@@ -116,6 +136,7 @@ impl SegmentBuilder {
         samples: &[Sample],
         buckets: &[Vec<rollup::Bucket>],
     ) {
+        let local = self.series;
         self.series += 1;
         put_str(&mut self.table, namespace.as_str());
         self.index.add(
@@ -158,12 +179,19 @@ impl SegmentBuilder {
             self.min_t = self.min_t.min(first);
             self.max_t = self.max_t.max(last);
         }
-        self.add_rollups(buckets);
+        self.add_rollups(local, buckets);
+        let gathered = self.offset() - self.group_start + self.pending_rollups.len() as u64;
+        if gathered >= ROLLUP_GROUP_BYTES {
+            self.cut_rollups();
+        }
     }
 
-    /// The series' rollup block and its entry in the table (offset 0: none, for a series
-    /// without tiers or without buckets).
-    fn add_rollups(&mut self, buckets: &[Vec<rollup::Bucket>]) {
+    /// Gathers series `local`'s rollup block (none for a series without tiers or without
+    /// buckets).
+    fn add_rollups(&mut self, local: u32, buckets: &[Vec<rollup::Bucket>]) {
+        if !self.tiers.is_empty() {
+            self.directory.push(0);
+        }
         let mut block = Vec::new();
         let mut any = false;
         for (i, &interval) in self.tiers.iter().enumerate() {
@@ -184,18 +212,32 @@ impl SegmentBuilder {
             block.extend_from_slice(&encoded);
         }
         if !any {
-            put_u64(&mut self.table, 0);
-            put_u64(&mut self.table, 0);
             return;
         }
-        let offset = self.offset();
-        self.out
+        self.pending
+            .push((local, self.pending_rollups.len() as u64));
+        self.pending_rollups
             .extend_from_slice(&(block.len() as u32).to_le_bytes());
-        self.out
+        self.pending_rollups
             .extend_from_slice(&crc32c::crc32c(&block).to_le_bytes());
-        self.out.extend_from_slice(&block);
-        put_u64(&mut self.table, offset);
-        put_u64(&mut self.table, block.len() as u64);
+        self.pending_rollups.extend_from_slice(&block);
+    }
+
+    /// Writes the rollup blocks gathered since the last cut, one after another, and notes
+    /// where each is in the directory. A long-range panel reads every series' rollups and
+    /// no chunk: kept together, a few megabytes of chunks apart at most, its reads map a
+    /// few pages instead of one for each series (and touch no chunk to find them).
+    fn cut_rollups(&mut self) {
+        let base = self.offset();
+        for (local, at) in self.pending.drain(..) {
+            if let Some(entry) = self.directory.get_mut(local as usize) {
+                *entry = base + at;
+            }
+        }
+        self.out.extend_from_slice(&self.pending_rollups);
+        self.rollup_bytes += self.pending_rollups.len() as u64;
+        self.pending_rollups.clear();
+        self.group_start = self.offset();
     }
 
     /// Where the next byte goes in the file.
@@ -204,8 +246,9 @@ impl SegmentBuilder {
     }
 
     /// The whole file's bytes (or what [`SegmentFile`] has not written of them): data,
-    /// series table, label index, footer.
-    pub fn finish(self) -> Vec<u8> {
+    /// rollup directory, series table, label index, footer.
+    pub fn finish(mut self) -> Vec<u8> {
+        self.cut_rollups();
         let SegmentBuilder {
             seq,
             mut out,
@@ -217,8 +260,31 @@ impl SegmentBuilder {
             mut min_t,
             mut max_t,
             tiers,
+            directory,
+            rollup_bytes,
             ..
         } = self;
+        // The directory: with tiers, every series' entry; read in place.
+        let directory_offset = if tiers.is_empty() {
+            0
+        } else {
+            let offset = written + out.len() as u64;
+            let wide = directory.iter().any(|&o| o > u64::from(u32::MAX));
+            let mut payload = Vec::with_capacity(9 + directory.len() * 8);
+            payload.extend_from_slice(&rollup_bytes.to_le_bytes());
+            payload.push(if wide { 8 } else { 4 });
+            for o in directory {
+                if wide {
+                    payload.extend_from_slice(&o.to_le_bytes());
+                } else {
+                    payload.extend_from_slice(&(o as u32).to_le_bytes());
+                }
+            }
+            out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+            out.extend_from_slice(&crc32c::crc32c(&payload).to_le_bytes());
+            out.extend_from_slice(&payload);
+            offset
+        };
         let table_offset = written + out.len() as u64;
         let mut table = Vec::with_capacity(body.len() + 10);
         put_u64(&mut table, u64::from(series));
@@ -226,6 +292,7 @@ impl SegmentBuilder {
         for t in tiers {
             put_u64(&mut table, t as u64);
         }
+        put_u64(&mut table, directory_offset);
         table.extend_from_slice(&body);
         put_compressed_block(&mut out, &table);
 

@@ -216,7 +216,8 @@ fn segments_of_version_2_still_open_and_answer_as_they_did() {
     );
     assert!(same_bits(&read_segment("segment_v2.seg"), &all));
     let seg = Segment::open(&fixture("segment_v2.seg"), Bytes::owned(golden)).expect("opens");
-    assert!(seg.tiers.is_empty() && seg.series(0).expect("a series").rollup().is_none());
+    let series = seg.series(0).expect("a series");
+    assert!(seg.tiers.is_empty() && seg.rollup_offset(series).expect("where").is_none());
 }
 
 /// Five-minute and hourly tiers, as a flush writes them.
@@ -278,19 +279,24 @@ fn segments_of_version_4_still_open_and_answer_as_they_did() {
 }
 
 #[test]
-fn segment_format_version_5_is_frozen() {
+fn segments_of_version_5_still_open_and_answer_as_they_did() {
+    check_segment_with_rollups("segment_v5.seg", 5);
+}
+
+#[test]
+fn segment_format_version_6_is_frozen() {
     let bytes = iocdb_engine::internal::encode_segment_with_rollups(
         7,
         &segment_input(segment_samples()),
         &TIERS,
     );
     if std::env::var_os("IOCDB_BLESS").is_some() {
-        std::fs::write(fixture("segment_v5.seg"), &bytes).expect("bless");
+        std::fs::write(fixture("segment_v6.seg"), &bytes).expect("bless");
     }
     // The series table is a zstd frame, whose bytes may change with the zstd library while
     // staying readable; everything else — the header, the chunk and rollup blocks, the
     // label index (uncompressed) and the footer — must not.
-    let golden = std::fs::read(fixture("segment_v5.seg")).expect("golden");
+    let golden = std::fs::read(fixture("segment_v6.seg")).expect("golden");
     let offsets = |b: &[u8]| {
         let at = b.len() - 68;
         let word = |i: usize| u64::from_le_bytes(b[at + i..at + i + 8].try_into().expect("8"));
@@ -306,5 +312,5 @@ fn segment_format_version_5_is_frozen() {
         golden.get(index..golden.len() - 68) == bytes.get(new_index..bytes.len() - 68),
         "the label index changed"
     );
-    check_segment_with_rollups("segment_v5.seg", 5);
+    check_segment_with_rollups("segment_v6.seg", 6);
 }

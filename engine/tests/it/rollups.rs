@@ -327,12 +327,10 @@ fn a_damaged_rollup_is_named_by_verify_and_the_query_answers_from_raw_samples() 
         .expect("a segment");
     let bytes = std::fs::read(&path).expect("read");
     let segment = Segment::open(&path, Bytes::owned(bytes.clone())).expect("opens");
-    let rollup = segment
-        .series(0)
-        .expect("a series")
-        .rollup()
+    let offset = segment
+        .rollup_offset(segment.series(0).expect("a series"))
+        .expect("where")
         .expect("a rollup block");
-    let offset = segment.rollup_offset(rollup).expect("where");
     let payload = offset as usize + 8;
 
     // A flipped bit: the block's checksum names it.

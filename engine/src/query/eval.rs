@@ -620,6 +620,19 @@ fn windows_from_buckets(
 ) -> Option<Points> {
     let mut values = Points::with_capacity(refs.len());
     let (mut lo, mut hi) = (0usize, 0usize);
+    // `max_over_time` and `min_over_time` over windows of one bucket (an hourly window on
+    // the hourly tier: the commonest long-range panel) are composed here, as
+    // `eval_buckets` composes them, without its general path.
+    let extreme: Option<fn(&Bucket) -> f64> = match f {
+        WindowFunction::MaxOverTime => Some(|b| b.max),
+        WindowFunction::MinOverTime => Some(|b| b.min),
+        _ => None,
+    };
+    let fold = if f == WindowFunction::MaxOverTime {
+        rollup::fold_max
+    } else {
+        rollup::fold_min
+    };
     for &r in refs {
         let from = r.saturating_sub(range_ms);
         while buckets.get(hi).is_some_and(|b| b.start < r) {
@@ -635,7 +648,20 @@ fn windows_from_buckets(
             .get(hi)
             .filter(|b| b.start == r && b.count > 0 && b.first.t == r)
             .map(|b| b.first);
-        values.push(f.eval_buckets(window, boundary, from, r)?);
+        let value = match (extreme, window) {
+            (Some(extreme), [] | [_]) => {
+                let live = window.first().filter(|b| b.count > 0);
+                boundary
+                    .map(|s| s.v)
+                    .or(live.map(|b| b.last.v))
+                    .map(|last| {
+                        let m = live.map_or(last, |b| fold(last, extreme(b)));
+                        boundary.map_or(m, |s| fold(m, s.v))
+                    })
+            }
+            _ => f.eval_buckets(window, boundary, from, r)?,
+        };
+        values.push(value);
     }
     Some(values)
 }

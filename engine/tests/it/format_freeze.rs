@@ -314,3 +314,94 @@ fn segment_format_version_6_is_frozen() {
     );
     check_segment_with_rollups("segment_v6.seg", 6);
 }
+
+/// A store whose segments an older build wrote (the golden version 5 file, listed by a
+/// manifest as that build would have written it) opens and answers from the older file's
+/// rollups; a late write into its time and a compaction then leave one segment of the
+/// current version, answering the same with rollups as without, the late sample included.
+#[test]
+fn a_store_of_older_segments_answers_and_compacts_into_the_current_version() {
+    use iocdb_engine::{Engine, Options, PromqlQuery, SeriesWrite, WriteRequest};
+    let dir = tempfile::tempdir().expect("dir");
+    let segments = dir.path().join("segments");
+    std::fs::create_dir(&segments).expect("segments");
+    let name = "0000000000000007_1764547200000.seg";
+    std::fs::copy(fixture("segment_v5.seg"), segments.join(name)).expect("copy");
+    let body = format!("iocdb-manifest 1\nnext-seq 8\nwal-flushed-below 0\nsegment {name}\n");
+    let crc = crc32c::crc32c(body.as_bytes());
+    std::fs::write(
+        dir.path().join("MANIFEST"),
+        format!("{body}crc32c {crc:08x}\n"),
+    )
+    .expect("manifest");
+    let opts = Options {
+        rollup_tiers_ms: TIERS.to_vec(),
+        // A window holding the file's two days whole.
+        compaction_window_ms: 16 * 86_400_000,
+        compaction_aged_windows_ms: Vec::new(),
+        query_cache_bytes: 0,
+        ..Options::default()
+    };
+    let engine = Engine::open(dir.path(), opts).expect("opens");
+    let (start, end) = (
+        1_764_547_200_000 + 3_600_000,
+        1_764_547_200_000 + 2 * 86_400_000,
+    );
+    let ask = |engine: &Engine, rollups: bool| {
+        let q = PromqlQuery {
+            use_rollups: rollups,
+            ..PromqlQuery::range(
+                "security",
+                "max_over_time(camera_people_count[1h])",
+                start,
+                end,
+                3_600_000,
+            )
+        };
+        let answer = engine.query(&q).expect("query");
+        (
+            crate::common::matrix_bits(&answer).expect("matrix"),
+            answer.rollup_buckets,
+        )
+    };
+    let (with, buckets) = ask(&engine, true);
+    let (without, _) = ask(&engine, false);
+    assert!(buckets > 0, "the version 5 file's rollups answered nothing");
+    assert_eq!(with, without);
+    let first_hour = |bits: &crate::common::MatrixBits| {
+        bits.first()
+            .and_then(|(_, points)| points.first())
+            .map(|&(_, v)| f64::from_bits(v))
+    };
+    assert_eq!(first_hour(&with), Some(10.0));
+
+    // A late sample in the first hour, then a compaction of the old file with the flush.
+    let late = WriteRequest {
+        namespace: "security".into(),
+        series: vec![SeriesWrite {
+            labels: labels().iter().cloned().collect(),
+            samples: vec![Sample::new(1_764_547_200_000 + 5_000, 100.0)],
+        }],
+    };
+    let outcome = engine.write(late).expect("write");
+    assert!(outcome.rejected.is_empty(), "{:?}", outcome.rejected);
+    engine.flush().expect("flush");
+    engine.compact().expect("compact");
+    let files: Vec<_> = std::fs::read_dir(&segments)
+        .expect("list")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let bytes = std::fs::read(&files[0]).expect("read");
+    let seg = Segment::open(&files[0], Bytes::owned(bytes)).expect("opens");
+    assert_eq!(
+        seg.format_version(),
+        iocdb_engine::internal::SEGMENT_VERSION
+    );
+    let (with, buckets) = ask(&engine, true);
+    let (without, _) = ask(&engine, false);
+    assert!(buckets > 0);
+    assert_eq!(with, without);
+    assert_eq!(first_hour(&with), Some(100.0));
+}

@@ -17,6 +17,7 @@ mod metrics;
 mod oversize;
 mod scratch;
 mod service;
+mod small_queries;
 mod status;
 mod tls;
 mod transfer;

@@ -35,6 +35,8 @@ pub struct AppState {
     pub limits: Arc<crate::limits::Limiter>,
     /// Requests by method and route (see [`crate::metrics`]).
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Which queries run inline (see [`crate::small_queries`]).
+    pub small_queries: Arc<crate::small_queries::SmallQueries>,
 }
 
 impl AppState {
@@ -101,6 +103,22 @@ impl AppState {
         self.engine_call(f)
     }
 
+    /// Runs a PromQL query: inline on the request's thread when it ran small last time
+    /// (see [`crate::small_queries`]), else as every engine call runs ([`run_engine`]).
+    pub fn query(
+        &self,
+        q: &iocdb_engine::PromqlQuery,
+    ) -> Result<iocdb_engine::Result<iocdb_engine::PromqlResult>, String> {
+        let key = self.small_queries.key(q);
+        let started = std::time::Instant::now();
+        let answer = match self.small_queries.inline(key) {
+            Some(_inline) => catch(|| self.engine.query(q)),
+            None => run_engine(&self.engine, |e| e.query(q)),
+        };
+        self.small_queries.record(key, started.elapsed());
+        answer
+    }
+
     /// [`AppState::blocking`] for code that cannot await there (a write holding a view lent
     /// from the scratch pool).
     pub fn engine_call<T>(
@@ -130,13 +148,16 @@ pub fn run_engine<T>(
     engine: &std::sync::Arc<Engine>,
     f: impl FnOnce(&Engine) -> T,
 ) -> Result<T, String> {
-    tokio::task::block_in_place(|| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(engine))).map_err(|p| {
-            p.downcast_ref::<&str>()
-                .map(|s| (*s).to_owned())
-                .or_else(|| p.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "a panic".to_owned())
-        })
+    tokio::task::block_in_place(|| catch(|| f(engine)))
+}
+
+/// Runs `f`, returning a panic as its message.
+fn catch<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|p| {
+        p.downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| p.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".to_owned())
     })
 }
 

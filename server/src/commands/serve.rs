@@ -97,6 +97,7 @@ pub async fn run_until(
             config.limits_by_namespace.clone(),
         )),
         metrics: Arc::new(crate::metrics::Metrics::default()),
+        small_queries: Arc::default(),
     };
     tokio::spawn(reload_on_sighup(Reloadable {
         auth_file: config.auth_file.clone(),

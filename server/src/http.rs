@@ -357,7 +357,13 @@ pub fn engine_call<T>(
     state: &AppState,
     f: impl FnOnce(&Engine) -> iocdb_engine::Result<T>,
 ) -> Result<T, ApiError> {
-    crate::service::run_engine(&state.engine, f)
+    answered(crate::service::run_engine(&state.engine, f))
+}
+
+/// An engine call's outcome as the API answers it: a panic (caught, as its message) is the
+/// server's fault, the engine's errors as they map.
+pub fn answered<T>(outcome: Result<iocdb_engine::Result<T>, String>) -> Result<T, ApiError> {
+    outcome
         .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
         .map_err(ApiError::from)
 }

@@ -125,10 +125,16 @@ impl AppState {
         &self,
         f: impl FnOnce(&Engine) -> iocdb_engine::Result<T>,
     ) -> Result<T, Status> {
-        run_engine(&self.engine, f)
-            .map_err(|e| status::internal(&e))?
-            .map_err(status::to_status)
+        answered(run_engine(&self.engine, f))
     }
+}
+
+/// An engine call's outcome as gRPC answers it: a panic (caught, as its message) is
+/// `INTERNAL`, the engine's errors as they map.
+pub fn answered<T>(outcome: Result<iocdb_engine::Result<T>, String>) -> Result<T, Status> {
+    outcome
+        .map_err(|e| status::internal(&e))?
+        .map_err(status::to_status)
 }
 
 /// Flushes the head, then hands the memory the flush freed back to the OS (see

@@ -623,15 +623,12 @@ fn windows_from_buckets(
     // `max_over_time` and `min_over_time` over windows of one bucket (an hourly window on
     // the hourly tier: the commonest long-range panel) are composed here, as
     // `eval_buckets` composes them, without its general path.
-    let extreme: Option<fn(&Bucket) -> f64> = match f {
-        WindowFunction::MaxOverTime => Some(|b| b.max),
-        WindowFunction::MinOverTime => Some(|b| b.min),
+    // The bucket's extreme and the fold that keeps it.
+    type Extreme = (fn(&Bucket) -> f64, fn(f64, f64) -> f64);
+    let extreme: Option<Extreme> = match f {
+        WindowFunction::MaxOverTime => Some((|b| b.max, rollup::fold_max)),
+        WindowFunction::MinOverTime => Some((|b| b.min, rollup::fold_min)),
         _ => None,
-    };
-    let fold = if f == WindowFunction::MaxOverTime {
-        rollup::fold_max
-    } else {
-        rollup::fold_min
     };
     for &r in refs {
         let from = r.saturating_sub(range_ms);
@@ -649,7 +646,7 @@ fn windows_from_buckets(
             .filter(|b| b.start == r && b.count > 0 && b.first.t == r)
             .map(|b| b.first);
         let value = match (extreme, window) {
-            (Some(extreme), [] | [_]) => {
+            (Some((extreme, fold)), [] | [_]) => {
                 let live = window.first().filter(|b| b.count > 0);
                 boundary
                     .map(|s| s.v)

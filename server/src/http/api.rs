@@ -91,10 +91,7 @@ pub async fn query_range(
 /// `"cache"`, `"rollup"` or `"cache+rollup"` — what answered besides raw samples.
 async fn answer(state: &AppState, q: PromqlQuery, p: &Params) -> Result<Response, ApiError> {
     let started = Instant::now();
-    let answer = state
-        .query(&q)
-        .map_err(|e| ApiError::internal(format!("the request's worker failed: {e}")))?
-        .map_err(ApiError::from)?;
+    let answer = super::answered(state.query(&q))?;
     let mut data = json::query_data(&answer.value);
     if p.get("stats").is_some() {
         let seconds = started.elapsed().as_secs_f64();

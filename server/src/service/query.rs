@@ -72,11 +72,7 @@ impl QueryService {
             max_samples: self.0.limits.query_max_samples(&q.namespace),
             ..q
         };
-        let answer = self
-            .0
-            .query(&q)
-            .map_err(|e| crate::status::internal(&e))?
-            .map_err(crate::status::to_status)?;
+        let answer = crate::service::answered(self.0.query(&q))?;
         let messages = promql_messages(answer, self.0.config.query_batch_series);
         Ok(Response::new(Box::pin(tokio_stream::iter(
             messages.into_iter().map(Ok),

@@ -2,8 +2,9 @@
 //! VictoriaMetrics and Prometheus, iocdb in-process), `http_compare` (all three loaded by
 //! remote write and asked over the same HTTP API, one at a time), `memory_compare`
 //! (server RSS around ingest and flush against VictoriaMetrics) and the other tools in
-//! `src/bin`, sharing [`peers`], [`answers`] and [`spool`].
+//! `src/bin`, sharing [`peers`], [`answers`], [`spool`] and [`lean_grpc`].
 
 pub mod answers;
+pub mod lean_grpc;
 pub mod peers;
 pub mod spool;

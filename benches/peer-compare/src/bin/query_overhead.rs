@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use iocdb_benches::workload;
 use iocdb_engine::{Label, Sample, SeriesWrite, WriteRequest};
+use iocdb_peer_compare::lean_grpc::LeanGrpc;
 use iocdb_peer_compare::peers::{self, post_remote_write as post};
 use iocdb_proto::v1;
 
@@ -130,6 +131,48 @@ async fn grpc(
     (t.elapsed(), series)
 }
 
+/// The same call as [`grpc`], through [`LeanGrpc`]: the request in one packet.
+async fn lean(client: &mut LeanGrpc, q: &Query) -> (Duration, usize) {
+    let t = Instant::now();
+    let answer: Vec<v1::PromqlResponse> = match q.step {
+        Some(step) => client
+            .call(
+                "/iocdb.v1.Query/Range",
+                &v1::PromqlRangeRequest {
+                    namespace: PROBE_NAMESPACE.into(),
+                    query: q.promql.into(),
+                    start_ms: q.start,
+                    end_ms: q.end,
+                    step_ms: step,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("range"),
+        None => client
+            .call(
+                "/iocdb.v1.Query/Instant",
+                &v1::InstantQueryRequest {
+                    namespace: PROBE_NAMESPACE.into(),
+                    query: q.promql.into(),
+                    time_ms: q.end,
+                    ..Default::default()
+                },
+            )
+            .await
+            .expect("instant"),
+    };
+    let elapsed = t.elapsed();
+    let series = answer
+        .iter()
+        .map(|m| {
+            m.series.len()
+                + usize::from(m.result_type == v1::promql_response::ResultType::Scalar as i32)
+        })
+        .sum();
+    (elapsed, series)
+}
+
 struct Query {
     name: &'static str,
     promql: &'static str,
@@ -236,6 +279,7 @@ async fn main() {
     let mut client = v1::query_client::QueryClient::connect(iocdb.grpc.clone())
         .await
         .expect("grpc");
+    let mut lean_client = LeanGrpc::connect(&iocdb.grpc).await.expect("lean gRPC");
     // Warm every path (connections, caches, the first allocation of everything).
     for q in &queries {
         for (_, url) in &http_systems {
@@ -244,7 +288,10 @@ async fn main() {
         }
         let (_, n) = grpc(&mut client, q).await;
         assert_eq!(n, q.series, "gRPC: {}", q.promql);
+        let (_, n) = lean(&mut lean_client, q).await;
+        assert_eq!(n, q.series, "lean gRPC: {}", q.promql);
     }
+    let idle: Option<u64> = std::env::var("IDLE_US").ok().and_then(|v| v.parse().ok());
     println!("{rounds} rounds; p50 / p99 ms");
     for q in &queries {
         let mut times: Vec<(String, Vec<Duration>)> = http_systems
@@ -252,6 +299,7 @@ async fn main() {
             .map(|(n, _)| (format!("{n} HTTP"), Vec::new()))
             .collect();
         times.push(("iocdb gRPC".into(), Vec::new()));
+        times.push(("iocdb gRPC, one packet".into(), Vec::new()));
         for _ in 0..rounds {
             for (k, (_, url)) in http_systems.iter().enumerate() {
                 // GRPC_ONLY=1 leaves HTTP out, to profile the gRPC path alone.
@@ -259,8 +307,17 @@ async fn main() {
                     times[k].1.push(http(&agent, url, q).0);
                 }
             }
+            // IDLE_US=N sleeps before each gRPC ask, so that iocdb alone wakes from idle
+            // for each one as it does when the peers are asked in between.
+            if let Some(us) = idle {
+                std::thread::sleep(Duration::from_micros(us));
+            }
             let last = times.len() - 1;
-            times[last].1.push(grpc(&mut client, q).await.0);
+            times[last - 1].1.push(grpc(&mut client, q).await.0);
+            if let Some(us) = idle {
+                std::thread::sleep(Duration::from_micros(us));
+            }
+            times[last].1.push(lean(&mut lean_client, q).await.0);
         }
         print!("| {} |", q.name);
         for (name, mut t) in times {
@@ -270,6 +327,41 @@ async fn main() {
                 percentile(&t, 0.5),
                 percentile(&t, 0.99)
             );
+        }
+        println!();
+    }
+    // What an ask costs each server in CPU, which no client's own overhead can blur: each
+    // path asked on its own, `CPU_ASKS` times (5,000 unless set), 200 µs apart so that the
+    // server idles between asks as it does between a dashboard's, its process's CPU time
+    // (user + system, every thread) read before and after.
+    let asks: usize = std::env::var("CPU_ASKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5_000);
+    let mut pids: Vec<u32> = vec![iocdb.peer.child.id()];
+    pids.extend(peers.iter().map(|p| p.child.id()));
+    println!("server CPU per ask, µs ({asks} asks a path, one path at a time)");
+    for q in &queries {
+        print!("| {} |", q.name);
+        for path in 0..http_systems.len() + 2 {
+            // `pids` is in `http_systems`' order, iocdb first; both gRPC paths are iocdb's.
+            let pid = pids.get(path).copied().unwrap_or(pids[0]);
+            let before = peers::cpu_seconds(pid);
+            for _ in 0..asks {
+                match path.checked_sub(http_systems.len()) {
+                    None => drop(http(&agent, &http_systems[path].1, q)),
+                    Some(0) => drop(grpc(&mut client, q).await),
+                    Some(_) => drop(lean(&mut lean_client, q).await),
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
+            let per_ask = (peers::cpu_seconds(pid) - before) / asks as f64 * 1e6;
+            let name = match path.checked_sub(http_systems.len()) {
+                None => format!("{} HTTP", http_systems[path].0),
+                Some(0) => "iocdb gRPC".to_string(),
+                Some(_) => "iocdb gRPC, one packet".to_string(),
+            };
+            print!(" {name} {per_ask:.1} |");
         }
         println!();
     }

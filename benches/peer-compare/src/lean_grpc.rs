@@ -55,9 +55,7 @@ impl LeanGrpc {
             .body(())
             .map_err(|e| e.to_string())?;
         let mut send = self.send.clone().ready().await.map_err(|e| e.to_string())?;
-        let (response, mut stream) = send
-            .send_request(head, false)
-            .map_err(|e| e.to_string())?;
+        let (response, mut stream) = send.send_request(head, false).map_err(|e| e.to_string())?;
         stream
             .send_data(body.freeze(), true)
             .map_err(|e| e.to_string())?;

@@ -12,7 +12,8 @@
 //!
 //! Usage: `long_range_compare SCALE DAYS REPEATS` (e.g. `0.01 365 10`). Needs the release
 //! `iocdb` (`cargo build --release -p iocdb-server`), `victoria-metrics` and `prometheus`
-//! on PATH. `SYSTEMS=iocdb,vm,prometheus` picks some.
+//! on PATH. `SYSTEMS=iocdb,vm,prometheus` picks some; `IOCDB_STORE=DIR` asks iocdb alone on
+//! the store `year_report` kept in `DIR/data` (see `main`).
 
 // JSON values index to `Null` when a key is missing; they cannot panic.
 #![allow(clippy::indexing_slicing)]
@@ -152,39 +153,51 @@ fn main() {
     let end = workload::drive::day_start() + DAY;
     let start = end - days * DAY;
     let specs = workload::series(scale);
-    let t0 = Instant::now();
-    // Day by day, so that every system receives the data in time order; each day's requests
-    // are encoded and spooled before the next day is generated.
+    // IOCDB_STORE=DIR: iocdb alone, serving the store `year_report` kept in DIR/data
+    // (`IOCDB_YEAR_REPORT_DIR=DIR/data year_report SCALE DAYS …`, the same generated data):
+    // a size whose loading over the wire would not fit a session, asked over the wire.
+    let kept = std::env::var_os("IOCDB_STORE").map(std::path::PathBuf::from);
     let spool_dir = tempfile::tempdir().expect("tempdir");
     let mut samples = 0usize;
-    let days_from = (0..days).map(|d| start + d * DAY);
-    let batches =
-        days_from.flat_map(|day| workload::batches(&specs, day, day + DAY, BATCH_SAMPLES));
-    let spool = Spool::write(
-        spool_dir.path().join("requests"),
-        batches.map(|r| {
-            samples += r.series.iter().map(|s| s.samples.len()).sum::<usize>();
-            Batch {
-                body: peers::remote_write_body(&r),
-                namespace: r.namespace,
-            }
-        }),
-    );
-    eprintln!(
-        "encoded {samples} samples of {} series in {} requests ({:.1} MB snappy) in {:.0} s",
-        specs.len(),
-        spool.requests,
-        spool.bytes as f64 / 1e6,
-        t0.elapsed().as_secs_f64()
-    );
-    let systems = peers::chosen(&System::ALL);
+    let spool = kept.is_none().then(|| {
+        let t0 = Instant::now();
+        // Day by day, so that every system receives the data in time order; each day's
+        // requests are encoded and spooled before the next day is generated.
+        let days_from = (0..days).map(|d| start + d * DAY);
+        let batches =
+            days_from.flat_map(|day| workload::batches(&specs, day, day + DAY, BATCH_SAMPLES));
+        let spool = Spool::write(
+            spool_dir.path().join("requests"),
+            batches.map(|r| {
+                samples += r.series.iter().map(|s| s.samples.len()).sum::<usize>();
+                Batch {
+                    body: peers::remote_write_body(&r),
+                    namespace: r.namespace,
+                }
+            }),
+        );
+        eprintln!(
+            "encoded {samples} samples of {} series in {} requests ({:.1} MB snappy) in {:.0} s",
+            specs.len(),
+            spool.requests,
+            spool.bytes as f64 / 1e6,
+            t0.elapsed().as_secs_f64()
+        );
+        spool
+    });
+    let systems = match kept {
+        Some(_) => vec![System::Iocdb],
+        None => peers::chosen(&System::ALL),
+    };
     let mut figures = Vec::new();
     for &system in &systems {
         let dir = tempfile::tempdir().expect("tempdir");
-        let running = launch(system, dir.path());
         let t = Instant::now();
-        spool.send(|ns| system.base(&running.peer, ns));
-        settle(system, &running);
+        let running = launch(system, kept.as_deref().unwrap_or(dir.path()));
+        if let Some(spool) = &spool {
+            spool.send(|ns| system.base(&running.peer, ns));
+            settle(system, &running);
+        }
         let load_s = t.elapsed().as_secs_f64();
         eprintln!("{}: loaded and settled in {load_s:.0} s", system.name());
         let mut panels = Vec::new();
@@ -203,14 +216,25 @@ fn main() {
         figures.push(Figures { load_s, panels });
     }
 
-    println!(
-        "×{scale} over {days} d: {samples} samples, {} series, {} remote-write requests; one system at a time, each with its defaults (caches on).\n",
-        specs.len(),
-        spool.requests
-    );
+    match &spool {
+        Some(spool) => println!(
+            "×{scale} over {days} d: {samples} samples, {} series, {} remote-write requests; one system at a time, each with its defaults (caches on).\n",
+            specs.len(),
+            spool.requests
+        ),
+        None => println!(
+            "×{scale} over {days} d, {} series: iocdb alone on a store year_report wrote, with its defaults (cache on).\n",
+            specs.len()
+        ),
+    }
     let names: Vec<&str> = systems.iter().map(|s| s.name()).collect();
     println!(
-        "Loaded (and for iocdb flushed and compacted, for VictoriaMetrics flushed) in: {}\n",
+        "{}: {}\n",
+        if spool.is_some() {
+            "Loaded (and for iocdb flushed and compacted, for VictoriaMetrics flushed) in"
+        } else {
+            "Started on the kept store in"
+        },
         systems
             .iter()
             .zip(&figures)
@@ -256,7 +280,20 @@ fn main() {
                     )
                 })
                 .collect(),
-            None => vec![],
+            // Without Prometheus, what each answered, so that an empty answer shows.
+            None => figures
+                .iter()
+                .zip(&systems)
+                .map(|(f, s)| {
+                    let answer = &f.panels[pi].2;
+                    format!(
+                        "no Prometheus; {}: {} series, {} points",
+                        s.name(),
+                        answer.len(),
+                        answer.values().map(Vec::len).sum::<usize>()
+                    )
+                })
+                .collect(),
         };
         println!("| {name} | {} | {} |", cells.join(" | "), diffs.join(", "));
     }

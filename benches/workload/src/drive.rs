@@ -62,6 +62,20 @@ fn timed_writers<B>(
         Instant::now()
     })
     .elapsed();
+    // WAL_TIMINGS=1: how the writes shared their fsyncs (group commits against writes, and
+    // what each took on average).
+    if std::env::var_os("WAL_TIMINGS").is_some() {
+        let wal = engine.stats().wal;
+        let mean_us =
+            |l: &iocdb_engine::LatencySnapshot| l.sum_ns as f64 / l.count.max(1) as f64 / 1000.0;
+        eprintln!(
+            "{threads} writer(s): {} group commits of {:.0} µs for {} commit waits of {:.0} µs",
+            wal.group_commits.count,
+            mean_us(&wal.group_commits),
+            wal.commit_waits.count,
+            mean_us(&wal.commit_waits)
+        );
+    }
     total.into_inner() as f64 / elapsed.as_secs_f64()
 }
 

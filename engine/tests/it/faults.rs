@@ -29,6 +29,9 @@ pub struct State {
     pub failed_sync: bool,
     /// Fail the next fsync of a WAL file, once.
     pub fail_next_wal_sync: bool,
+    /// How long a WAL fsync takes (none: instant), so that concurrent writers meet in the
+    /// group commit.
+    pub wal_sync_time: std::time::Duration,
     /// What of each file is durable (a real fsync is skipped: this is the record).
     synced: HashMap<PathBuf, Durable>,
 }
@@ -106,6 +109,10 @@ impl VfsFile for FaultyFile {
 
     fn sync(&mut self) -> io::Result<()> {
         self.fs.op(is_wal(&self.path))?;
+        let time = self.fs.0.lock().wal_sync_time;
+        if is_wal(&self.path) && !time.is_zero() {
+            std::thread::sleep(time);
+        }
         {
             let mut st = self.fs.0.lock();
             if st.fail_next_wal_sync && is_wal(&self.path) {
@@ -291,4 +298,70 @@ fn every_failed_operation_leaves_exactly_the_acknowledged_writes() {
         }
     }
     assert_eq!(runs, total * 4);
+}
+
+/// Concurrent writers sharing group commits, WAL fsyncs failing among them and the engine
+/// resuming by itself after each: a power cut leaves exactly the acknowledged writes — no
+/// group commit acknowledges bytes a failure cut off, and no failed write comes back.
+#[test]
+fn concurrent_writers_with_failing_fsyncs_leave_exactly_the_acknowledged_writes() {
+    const WRITERS: usize = 4;
+    const WRITES: i64 = 30;
+    let mut failed_writes = 0;
+    for round in 0..8 {
+        let dir = tempfile::tempdir().expect("dir");
+        let fs = FaultyFs::default();
+        fs.0.lock().wal_sync_time = std::time::Duration::from_micros(300);
+        let engine = common::open_with(dir.path(), options(&fs)).expect("open");
+        let oracle = Mutex::new(Oracle::default());
+        let failed = std::sync::atomic::AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for writer in 0..WRITERS {
+                let (engine, fs, oracle, failed) = (&engine, &fs, &oracle, &failed);
+                s.spawn(move || {
+                    for k in 0..WRITES {
+                        // Writer 0 fails the next WAL fsync twice a round, at a different
+                        // point each round, while the others write on.
+                        if writer == 0 && (k == 5 + round || k == 20 + round) {
+                            fs.0.lock().fail_next_wal_sync = true;
+                        }
+                        // Refused writes are sent again (each attempt its own sample, so
+                        // that a failed attempt coming back would show) until the engine has
+                        // resumed writing by itself.
+                        for attempt in 0..500 {
+                            let req = request(
+                                "faults",
+                                vec![series(
+                                    "m",
+                                    writer,
+                                    vec![Sample::new(k * 10_000 + attempt * 10 + round, k as f64)],
+                                )],
+                            );
+                            if engine.write(req.clone()).is_ok() {
+                                oracle.lock().apply(&req);
+                                break;
+                            }
+                            failed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            std::thread::sleep(std::time::Duration::from_millis(1));
+                        }
+                    }
+                });
+            }
+        });
+        let oracle = oracle.into_inner();
+        assert_eq!(dump(&engine, "faults"), oracle.expected(), "round {round}");
+        drop(engine);
+        fs.power_cut();
+        let engine = common::open_with(dir.path(), common::options()).expect("reopen");
+        assert_eq!(
+            dump(&engine, "faults"),
+            oracle.expected(),
+            "round {round}: after a power cut"
+        );
+        failed_writes += failed.into_inner();
+    }
+    assert!(
+        failed_writes > 0,
+        "the injected fsync failures failed writes"
+    );
 }

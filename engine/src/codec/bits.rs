@@ -209,6 +209,17 @@ impl<'a> BitReader<'a> {
         Ok(())
     }
 
+    /// Moves past `bits` bits.
+    pub fn skip(&mut self, bits: usize) -> Result<(), DecodeError> {
+        match self.pos.checked_add(bits) {
+            Some(to) if to <= self.len_bits => {
+                self.pos = to;
+                Ok(())
+            }
+            _ => Err(self.underrun()),
+        }
+    }
+
     /// Bit position.
     pub fn position(&self) -> usize {
         self.pos

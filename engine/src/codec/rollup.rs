@@ -88,10 +88,23 @@ pub fn decode(
     wanted: Wanted,
     out: &mut Vec<Bucket>,
 ) -> Result<(), DecodeError> {
+    decode_from(r, interval, max_buckets, wanted, i64::MIN, out)
+}
+
+/// [`decode`], leaving out buckets in columns that end before `from` (see
+/// [`columns::decode_from`]; buckets in records are all read).
+pub fn decode_from(
+    r: &mut ByteReader<'_>,
+    interval: i64,
+    max_buckets: usize,
+    wanted: Wanted,
+    from: i64,
+    out: &mut Vec<Bucket>,
+) -> Result<(), DecodeError> {
     let at = r.position();
     match r.u8()? {
         RECORDS => records::decode(r, interval, out),
-        COLUMNS => columns::decode(r, interval, max_buckets, wanted, out),
+        COLUMNS => columns::decode_from(r, interval, max_buckets, wanted, from, out),
         layout => Err(DecodeError::new(
             at as u64,
             format!("rollup layout {layout} unknown"),

@@ -798,7 +798,7 @@ fn stored_buckets(
         let base = out.len();
         let usable = h
             .segment
-            .read_rollup(series, interval, wanted, &mut out)
+            .read_rollup_from(series, interval, wanted, start, &mut out)
             .unwrap_or_else(|e| {
                 out.truncate(base);
                 damaged(&e);

@@ -372,6 +372,19 @@ impl Segment {
         wanted: rollup::Wanted,
         out: &mut Vec<rollup::Bucket>,
     ) -> Result<bool> {
+        self.read_rollup_from(series, interval, wanted, i64::MIN, out)
+    }
+
+    /// [`Segment::read_rollup`], leaving out (most of) the buckets that end before `from`:
+    /// see [`rollup::decode_from`].
+    pub fn read_rollup_from(
+        &self,
+        series: SegmentSeries<'_>,
+        interval: i64,
+        wanted: rollup::Wanted,
+        from: i64,
+        out: &mut Vec<rollup::Bucket>,
+    ) -> Result<bool> {
         let Some(tier) = self.tiers.iter().position(|&t| t == interval) else {
             return Ok(false);
         };
@@ -397,7 +410,7 @@ impl Segment {
                     .saturating_sub(self.min_t.div_euclid(interval))
                     .saturating_add(1);
                 let most = usize::try_from(span).unwrap_or(0).min(MAX_TIER_BUCKETS);
-                rollup::decode(&mut buckets, interval, most, wanted, out)
+                rollup::decode_from(&mut buckets, interval, most, wanted, from, out)
             } else {
                 rollup::records::decode(&mut buckets, interval, out)
             };

@@ -185,6 +185,14 @@ impl<'a> Packed<'a> {
         })
     }
 
+    /// Moves past the first `k` values (without unpacking them).
+    fn skip(&mut self, k: usize) -> Result<(), DecodeError> {
+        let k = k.min(self.n);
+        self.bits.skip(k.saturating_mul(self.width as usize))?;
+        self.n -= k;
+        Ok(())
+    }
+
     /// Calls `f` with each value in order.
     #[inline(always)]
     fn each(mut self, mut f: impl FnMut(u64)) -> Result<(), DecodeError> {
@@ -212,8 +220,22 @@ pub fn decode(
     wanted: Wanted,
     out: &mut Vec<Bucket>,
 ) -> Result<(), DecodeError> {
+    decode_from(r, interval, max_buckets, wanted, i64::MIN, out)
+}
+
+/// [`decode`] of the buckets that end at or after `from` alone: the fields of those before
+/// are read past without being unpacked (a 32-day segment's block read for the last days of
+/// a 30-day panel: most of its buckets).
+pub fn decode_from(
+    r: &mut ByteReader<'_>,
+    interval: i64,
+    max_buckets: usize,
+    wanted: Wanted,
+    from: i64,
+    out: &mut Vec<Bucket>,
+) -> Result<(), DecodeError> {
     let before = out.len();
-    let read = decode_into(r, interval, max_buckets, wanted, out);
+    let read = decode_into(r, interval, max_buckets, wanted, from, out);
     if read.is_err() {
         out.truncate(before);
     }
@@ -225,6 +247,7 @@ fn decode_into(
     interval: i64,
     max_buckets: usize,
     wanted: Wanted,
+    from: i64,
     out: &mut Vec<Bucket>,
 ) -> Result<(), DecodeError> {
     let n = r.len(max_buckets, "bucket count")?;
@@ -253,18 +276,26 @@ fn decode_into(
             b.start = index.checked_mul(interval).unwrap_or(i64::MIN);
         }
     })?;
+    // The buckets that end before `from` (the first ones: checked in order below for those
+    // kept) are dropped; their other fields are read past.
+    let skip = buckets.partition_point(|b| b.start.saturating_add(interval - 1) < from);
+    out.drain(base..base + skip);
+    let Some(buckets) = out.get_mut(base..) else {
+        return Ok(());
+    };
+    let n = (n, skip);
     // The counts, then the offsets kept in the times until checked, then the flags.
     let mut too_many = false;
-    column(r, buckets, |b, v| {
+    column(r, n, buckets, |b, v| {
         b.count = u32::try_from(v).unwrap_or_else(|_| {
             too_many = true;
             0
         });
     })?;
-    column(r, buckets, |b, v| b.first.t = v as i64)?;
-    column(r, buckets, |b, v| b.last.t = v as i64)?;
+    column(r, n, buckets, |b, v| b.first.t = v as i64)?;
+    column(r, n, buckets, |b, v| b.last.t = v as i64)?;
     let mut wide_flags = false;
-    column(r, buckets, |b, v| {
+    column(r, n, buckets, |b, v| {
         b.flags = u8::try_from(v).unwrap_or_else(|_| {
             wide_flags = true;
             0
@@ -289,15 +320,16 @@ fn decode_into(
     let (zero, first) = (Reference::Zero, Reference::First);
     let at = r.position();
     let want = |w| wanted.has(w);
-    values(r, buckets, |b, v| b.first.v = v, zero)
-        .and_then(|()| values(r, buckets, |b, v| b.last.v = v, first))
-        .and_then(|()| values_if(want(Wanted::MIN), r, buckets, |b, v| b.min = v, first))
-        .and_then(|()| values_if(want(Wanted::MAX), r, buckets, |b, v| b.max = v, first))
-        .and_then(|()| values_if(want(Wanted::SUM), r, buckets, |b, v| b.sum = v, first))
+    values(r, n, buckets, |b, v| b.first.v = v, zero)
+        .and_then(|()| values(r, n, buckets, |b, v| b.last.v = v, first))
+        .and_then(|()| values_if(want(Wanted::MIN), r, n, buckets, |b, v| b.min = v, first))
+        .and_then(|()| values_if(want(Wanted::MAX), r, n, buckets, |b, v| b.max = v, first))
+        .and_then(|()| values_if(want(Wanted::SUM), r, n, buckets, |b, v| b.sum = v, first))
         .and_then(|()| {
             values_if(
                 want(Wanted::CORRECTION),
                 r,
+                n,
                 buckets,
                 |b, v| b.correction = v,
                 zero,
@@ -311,16 +343,21 @@ fn decode_into(
 fn values_if(
     wanted: bool,
     r: &mut ByteReader<'_>,
+    n: Column,
     buckets: &mut [Bucket],
     set: impl Fn(&mut Bucket, f64),
     reference: Reference,
 ) -> Result<(), DecodeError> {
     if wanted {
-        values(r, buckets, set, reference)
+        values(r, n, buckets, set, reference)
     } else {
-        skip_values(r, buckets.len())
+        skip_values(r, n.0)
     }
 }
+
+/// A column's length, and how many of its first values are read past (the buckets dropped
+/// before `decode_from`'s time): `buckets` holds the others.
+type Column = (usize, usize);
 
 /// Reads past one value column of `n` values.
 fn skip_values(r: &mut ByteReader<'_>, n: usize) -> Result<(), DecodeError> {
@@ -335,40 +372,50 @@ fn skip_values(r: &mut ByteReader<'_>, n: usize) -> Result<(), DecodeError> {
             Packed::read(r, n)?;
         }
         MIXED => {
-            // Each value's length depends on its kind: read them, each against a reference
-            // of zero (a value's kind, not its reference, decides how many bytes it takes).
             let mut kinds = Vec::with_capacity(n);
             Packed::read(r, n)?.each(|k| kinds.push(k))?;
-            for kind in kinds {
-                let kind = u16::try_from(kind).ok().filter(|&k| k <= 3);
-                kind.and_then(|k| read_value(r, k, 0.0))
-                    .ok_or_else(|| r.error("a value truncated or of no kind"))?;
-            }
+            read_past(r, &kinds)?;
         }
         mode => return Err(DecodeError::new(at as u64, format!("mode {mode}"))),
     }
     Ok(())
 }
 
-/// Reads a packed column of `buckets.len()` values, giving each bucket its own.
+/// Reads past values of a mixed column, one of each of `kinds`. Each value's length
+/// depends on its kind: each is read against a reference of zero (a value's kind, not its
+/// reference, decides how many bytes it takes).
+fn read_past(r: &mut ByteReader<'_>, kinds: &[u64]) -> Result<(), DecodeError> {
+    for &kind in kinds {
+        let kind = u16::try_from(kind).ok().filter(|&k| k <= 3);
+        kind.and_then(|k| read_value(r, k, 0.0))
+            .ok_or_else(|| r.error("a value truncated or of no kind"))?;
+    }
+    Ok(())
+}
+
+/// Reads a packed column, giving each bucket kept its own value.
 #[inline(always)]
 fn column(
     r: &mut ByteReader<'_>,
+    (n, skip): Column,
     buckets: &mut [Bucket],
     mut set: impl FnMut(&mut Bucket, u64),
 ) -> Result<(), DecodeError> {
     let mut each = buckets.iter_mut();
-    Packed::read(r, each.len())?.each(|v| {
+    let mut packed = Packed::read(r, n)?;
+    packed.skip(skip)?;
+    packed.each(|v| {
         if let Some(b) = each.next() {
             set(b, v);
         }
     })
 }
 
-/// Reads one value column (its mode, then its values) into `buckets`.
+/// Reads one value column (its mode, then its values) into the buckets kept.
 #[inline]
 fn values(
     r: &mut ByteReader<'_>,
+    (n, skip): Column,
     buckets: &mut [Bucket],
     set: impl Fn(&mut Bucket, f64),
     reference: Reference,
@@ -376,14 +423,14 @@ fn values(
     let at = r.position();
     match r.u8()? {
         REFERENCE => buckets.iter_mut().for_each(|b| set(b, reference.of(b))),
-        INTEGERS => column(r, buckets, |b, v| set(b, unzigzag(v) as f64))?,
+        INTEGERS => column(r, (n, skip), buckets, |b, v| set(b, unzigzag(v) as f64))?,
         DECIMALS => {
             let p = usize::from(r.u8()?);
             if !(1..=MAX_PLACES).contains(&p) {
                 return Err(DecodeError::new(at as u64, format!("{p} decimal places")));
             }
             // Every p in range has a power of ten: `from_mantissa` gives a value.
-            column(r, buckets, |b, v| {
+            column(r, (n, skip), buckets, |b, v| {
                 set(
                     b,
                     decimal::from_mantissa(unzigzag(v), p).unwrap_or(f64::NAN),
@@ -391,9 +438,10 @@ fn values(
             })?;
         }
         MIXED => {
-            let mut kinds = Vec::with_capacity(buckets.len());
-            Packed::read(r, buckets.len())?.each(|k| kinds.push(k))?;
-            for (b, kind) in buckets.iter_mut().zip(kinds) {
+            let mut kinds = Vec::with_capacity(n);
+            Packed::read(r, n)?.each(|k| kinds.push(k))?;
+            read_past(r, kinds.get(..skip).unwrap_or_default())?;
+            for (b, kind) in buckets.iter_mut().zip(kinds.into_iter().skip(skip)) {
                 let kind = u16::try_from(kind).ok().filter(|&k| k <= 3);
                 let v = kind.and_then(|k| read_value(r, k, reference.of(b)));
                 set(
@@ -524,6 +572,50 @@ mod tests {
                 &mut out,
             );
             assert!(r.is_err() && out.is_empty(), "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn decoding_from_a_time_reads_the_same_buckets_as_decoding_all_then_dropping_earlier() {
+        // Columns in every mode (as above), with gaps between buckets, so that the dropped
+        // values are read past in each.
+        let interval = 3_600_000;
+        let buckets: Vec<Bucket> = (0..40)
+            .map(|i| {
+                let h = i + i / 7;
+                let mut b = bucket(h * interval, 240, (h % 7) as f64);
+                b.max = (h * 3) as f64;
+                b.sum = h as f64 + 0.25;
+                b.correction = match h % 3 {
+                    0 => 0.0,
+                    1 => f64::NAN,
+                    _ => 1e300 * h as f64,
+                };
+                b
+            })
+            .collect();
+        let mut bytes = Vec::new();
+        encode(&buckets, interval, &mut bytes);
+        let last_end = buckets.last().map_or(0, |b| b.start + interval);
+        for from in (-interval..=last_end + interval).step_by(1_800_000) {
+            for wanted in [Wanted::NONE, Wanted::MAX, Wanted::ALL] {
+                let mut r = ByteReader::new(&bytes);
+                let mut back = vec![bucket(-interval, 1, 0.0)];
+                decode_from(&mut r, interval, 40, wanted, from, &mut back).expect("decodes");
+                assert!(r.is_empty(), "from {from}: bytes left unread");
+                let mut all = vec![bucket(-interval, 1, 0.0)];
+                decode(&mut ByteReader::new(&bytes), interval, 40, wanted, &mut all)
+                    .expect("decodes");
+                let (first, rest) = all.split_at(1);
+                let expected: Vec<&Bucket> = first
+                    .iter()
+                    .chain(rest.iter().filter(|b| b.start + interval > from))
+                    .collect();
+                assert_eq!(back.len(), expected.len(), "from {from}");
+                for (a, b) in expected.iter().zip(&back) {
+                    assert!(a.same_bits(b), "from {from}: {a:?} read as {b:?}");
+                }
+            }
         }
     }
 }

@@ -33,7 +33,8 @@ pub fn replay_wal(data: &[u8]) {
     let _ = replay_file(data, &mut Count(0));
 }
 
-/// Opens a segment from bytes and reads every chunk, every tier's rollups and the postings.
+/// Opens a segment from bytes and reads every chunk, every tier's rollups (whole and from the
+/// middle of its time) and the postings.
 pub fn read_segment(data: &[u8]) {
     let Ok(segment) = Segment::open(
         std::path::Path::new("fuzz.seg"),
@@ -49,6 +50,11 @@ pub fn read_segment(data: &[u8]) {
         let mut buckets = Vec::new();
         for &tier in segment.tiers.iter() {
             let _ = segment.read_rollup(s, tier, crate::codec::rollup::Wanted::ALL, &mut buckets);
+            // And from the middle of the segment's time on, as a range's reads step over
+            // the buckets before it.
+            let middle = segment.min_t / 2 + segment.max_t / 2;
+            let wanted = crate::codec::rollup::Wanted::MAX;
+            let _ = segment.read_rollup_from(s, tier, wanted, middle, &mut buckets);
         }
     }
     let _ = segment.postings();

@@ -283,19 +283,19 @@ fn decode_into(
     let Some(buckets) = out.get_mut(base..) else {
         return Ok(());
     };
-    let n = (n, skip);
+    let col: Column = (n, skip);
     // The counts, then the offsets kept in the times until checked, then the flags.
     let mut too_many = false;
-    column(r, n, buckets, |b, v| {
+    column(r, col, buckets, |b, v| {
         b.count = u32::try_from(v).unwrap_or_else(|_| {
             too_many = true;
             0
         });
     })?;
-    column(r, n, buckets, |b, v| b.first.t = v as i64)?;
-    column(r, n, buckets, |b, v| b.last.t = v as i64)?;
+    column(r, col, buckets, |b, v| b.first.t = v as i64)?;
+    column(r, col, buckets, |b, v| b.last.t = v as i64)?;
     let mut wide_flags = false;
-    column(r, n, buckets, |b, v| {
+    column(r, col, buckets, |b, v| {
         b.flags = u8::try_from(v).unwrap_or_else(|_| {
             wide_flags = true;
             0
@@ -320,16 +320,16 @@ fn decode_into(
     let (zero, first) = (Reference::Zero, Reference::First);
     let at = r.position();
     let want = |w| wanted.has(w);
-    values(r, n, buckets, |b, v| b.first.v = v, zero)
-        .and_then(|()| values(r, n, buckets, |b, v| b.last.v = v, first))
-        .and_then(|()| values_if(want(Wanted::MIN), r, n, buckets, |b, v| b.min = v, first))
-        .and_then(|()| values_if(want(Wanted::MAX), r, n, buckets, |b, v| b.max = v, first))
-        .and_then(|()| values_if(want(Wanted::SUM), r, n, buckets, |b, v| b.sum = v, first))
+    values(r, col, buckets, |b, v| b.first.v = v, zero)
+        .and_then(|()| values(r, col, buckets, |b, v| b.last.v = v, first))
+        .and_then(|()| values_if(want(Wanted::MIN), r, col, buckets, |b, v| b.min = v, first))
+        .and_then(|()| values_if(want(Wanted::MAX), r, col, buckets, |b, v| b.max = v, first))
+        .and_then(|()| values_if(want(Wanted::SUM), r, col, buckets, |b, v| b.sum = v, first))
         .and_then(|()| {
             values_if(
                 want(Wanted::CORRECTION),
                 r,
-                n,
+                col,
                 buckets,
                 |b, v| b.correction = v,
                 zero,
@@ -343,15 +343,15 @@ fn decode_into(
 fn values_if(
     wanted: bool,
     r: &mut ByteReader<'_>,
-    n: Column,
+    col: Column,
     buckets: &mut [Bucket],
     set: impl Fn(&mut Bucket, f64),
     reference: Reference,
 ) -> Result<(), DecodeError> {
     if wanted {
-        values(r, n, buckets, set, reference)
+        values(r, col, buckets, set, reference)
     } else {
-        skip_values(r, n.0)
+        skip_values(r, col.0)
     }
 }
 

@@ -92,7 +92,7 @@ pub fn decode(
 }
 
 /// [`decode`], leaving out buckets in columns that end before `from` (see
-/// [`columns::decode_from`]; buckets in records are all read).
+/// [`columns::decode`]; buckets in records are all read).
 pub fn decode_from(
     r: &mut ByteReader<'_>,
     interval: i64,
@@ -104,7 +104,7 @@ pub fn decode_from(
     let at = r.position();
     match r.u8()? {
         RECORDS => records::decode(r, interval, out),
-        COLUMNS => columns::decode_from(r, interval, max_buckets, wanted, from, out),
+        COLUMNS => columns::decode(r, interval, max_buckets, wanted, from, out),
         layout => Err(DecodeError::new(
             at as u64,
             format!("rollup layout {layout} unknown"),
@@ -404,7 +404,9 @@ mod tests {
         let most = (hi.div_euclid(interval) - lo.div_euclid(interval) + 1).max(0) as usize;
         match codec {
             Codec::Records => records::decode(&mut r, interval, &mut out)?,
-            Codec::Columns => columns::decode(&mut r, interval, most, Wanted::ALL, &mut out)?,
+            Codec::Columns => {
+                columns::decode(&mut r, interval, most, Wanted::ALL, i64::MIN, &mut out)?
+            }
             Codec::Smaller => super::decode(&mut r, interval, most, Wanted::ALL, &mut out)?,
         }
         if !r.is_empty() {

@@ -100,33 +100,12 @@ async fn grpc(
 ) -> (Duration, usize) {
     let t = Instant::now();
     let mut series = 0;
-    let mut stream = match q.step {
-        Some(step) => client
-            .range(v1::PromqlRangeRequest {
-                namespace: PROBE_NAMESPACE.into(),
-                query: q.promql.into(),
-                start_ms: q.start,
-                end_ms: q.end,
-                step_ms: step,
-                ..Default::default()
-            })
-            .await
-            .expect("range")
-            .into_inner(),
-        None => client
-            .instant(v1::InstantQueryRequest {
-                namespace: PROBE_NAMESPACE.into(),
-                query: q.promql.into(),
-                time_ms: q.end,
-                ..Default::default()
-            })
-            .await
-            .expect("instant")
-            .into_inner(),
+    let mut stream = match q.request() {
+        Ask::Range(r) => client.range(r).await.expect("range").into_inner(),
+        Ask::Instant(r) => client.instant(r).await.expect("instant").into_inner(),
     };
     while let Some(m) = stream.message().await.expect("answer") {
-        series += m.series.len()
-            + usize::from(m.result_type == v1::promql_response::ResultType::Scalar as i32);
+        series += answered(&m);
     }
     (t.elapsed(), series)
 }
@@ -134,43 +113,44 @@ async fn grpc(
 /// The same call as [`grpc`], through [`LeanGrpc`]: the request in one packet.
 async fn lean(client: &mut LeanGrpc, q: &Query) -> (Duration, usize) {
     let t = Instant::now();
-    let answer: Vec<v1::PromqlResponse> = match q.step {
-        Some(step) => client
-            .call(
-                "/iocdb.v1.Query/Range",
-                &v1::PromqlRangeRequest {
-                    namespace: PROBE_NAMESPACE.into(),
-                    query: q.promql.into(),
-                    start_ms: q.start,
-                    end_ms: q.end,
-                    step_ms: step,
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("range"),
-        None => client
-            .call(
-                "/iocdb.v1.Query/Instant",
-                &v1::InstantQueryRequest {
-                    namespace: PROBE_NAMESPACE.into(),
-                    query: q.promql.into(),
-                    time_ms: q.end,
-                    ..Default::default()
-                },
-            )
-            .await
-            .expect("instant"),
-    };
-    let elapsed = t.elapsed();
-    let series = answer
-        .iter()
-        .map(|m| {
-            m.series.len()
-                + usize::from(m.result_type == v1::promql_response::ResultType::Scalar as i32)
-        })
-        .sum();
-    (elapsed, series)
+    let answer: Vec<v1::PromqlResponse> = match q.request() {
+        Ask::Range(r) => client.call("/iocdb.v1.Query/Range", &r).await,
+        Ask::Instant(r) => client.call("/iocdb.v1.Query/Instant", &r).await,
+    }
+    .expect("answer");
+    (t.elapsed(), answer.iter().map(answered).sum())
+}
+
+/// The series (or scalar) one response message holds.
+fn answered(m: &v1::PromqlResponse) -> usize {
+    m.series.len() + usize::from(m.result_type == v1::promql_response::ResultType::Scalar as i32)
+}
+
+/// A query as its gRPC request.
+enum Ask {
+    Range(v1::PromqlRangeRequest),
+    Instant(v1::InstantQueryRequest),
+}
+
+impl Query {
+    fn request(&self) -> Ask {
+        match self.step {
+            Some(step) => Ask::Range(v1::PromqlRangeRequest {
+                namespace: PROBE_NAMESPACE.into(),
+                query: self.promql.into(),
+                start_ms: self.start,
+                end_ms: self.end,
+                step_ms: step,
+                ..Default::default()
+            }),
+            None => Ask::Instant(v1::InstantQueryRequest {
+                namespace: PROBE_NAMESPACE.into(),
+                query: self.promql.into(),
+                time_ms: self.end,
+                ..Default::default()
+            }),
+        }
+    }
 }
 
 struct Query {

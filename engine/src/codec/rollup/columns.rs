@@ -209,24 +209,13 @@ impl<'a> Packed<'a> {
     }
 }
 
-/// Reads one tier's buckets written by [`encode`] — at most `max_buckets` (bounded by the
-/// caller from the segment's time span: a column of width 0 costs no bytes, so its length
-/// alone bounds nothing) — checking that they are in order, inside their intervals and
-/// consistent. On an error `out` is left as it was.
+/// Reads one tier's buckets written by [`encode`] that end at or after `from` — at most
+/// `max_buckets` (bounded by the caller from the segment's time span: a column of width 0
+/// costs no bytes, so its length alone bounds nothing) — checking that they are in order,
+/// inside their intervals and consistent. The fields of the buckets before `from` are read
+/// past without being unpacked (a 32-day segment's block read for the last days of a 30-day
+/// panel: most of its buckets). On an error `out` is left as it was.
 pub fn decode(
-    r: &mut ByteReader<'_>,
-    interval: i64,
-    max_buckets: usize,
-    wanted: Wanted,
-    out: &mut Vec<Bucket>,
-) -> Result<(), DecodeError> {
-    decode_from(r, interval, max_buckets, wanted, i64::MIN, out)
-}
-
-/// [`decode`] of the buckets that end at or after `from` alone: the fields of those before
-/// are read past without being unpacked (a 32-day segment's block read for the last days of
-/// a 30-day panel: most of its buckets).
-pub fn decode_from(
     r: &mut ByteReader<'_>,
     interval: i64,
     max_buckets: usize,
@@ -356,7 +345,7 @@ fn values_if(
 }
 
 /// A column's length, and how many of its first values are read past (the buckets dropped
-/// before `decode_from`'s time): `buckets` holds the others.
+/// before `decode`'s time): `buckets` holds the others.
 type Column = (usize, usize);
 
 /// Reads past one value column of `n` values.
@@ -489,6 +478,7 @@ mod tests {
             3_600_000,
             24,
             Wanted::ALL,
+            i64::MIN,
             &mut back,
         )
         .expect("decodes");
@@ -496,11 +486,12 @@ mod tests {
         assert_eq!(back.len(), 24);
     }
 
-    #[test]
-    fn a_value_not_wanted_is_read_past_and_left_at_zero() {
-        // Columns in every mode: the minimum equal to the first value (reference), the
-        // maximum integers, the sum decimals, the correction values of mixed kinds.
-        let buckets: Vec<Bucket> = (0..40)
+    /// Hourly buckets at these hours whose value columns take every mode: the minimum equal
+    /// to the first value (reference), the maximum integers, the sum decimals, the
+    /// correction values of mixed kinds.
+    fn in_every_mode(hours: Vec<i64>) -> Vec<Bucket> {
+        hours
+            .into_iter()
             .map(|h| {
                 let mut b = bucket(h * 3_600_000, 240, (h % 7) as f64);
                 b.max = (h * 3) as f64;
@@ -512,7 +503,12 @@ mod tests {
                 };
                 b
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn a_value_not_wanted_is_read_past_and_left_at_zero() {
+        let buckets = in_every_mode((0..40).collect());
         let mut bytes = Vec::new();
         encode(&buckets, 3_600_000, &mut bytes);
         let wanted_sets = [
@@ -525,7 +521,7 @@ mod tests {
         for wanted in wanted_sets {
             let mut r = ByteReader::new(&bytes);
             let mut back = Vec::new();
-            decode(&mut r, 3_600_000, 40, wanted, &mut back).expect("decodes");
+            decode(&mut r, 3_600_000, 40, wanted, i64::MIN, &mut back).expect("decodes");
             assert!(r.is_empty(), "{wanted:?} leaves bytes unread");
             for (a, b) in buckets.iter().zip(&back) {
                 let value = |w: Wanted, v: f64| if wanted.has(w) { v } else { 0.0 };
@@ -556,6 +552,7 @@ mod tests {
                 60_000,
                 4,
                 Wanted::ALL,
+                i64::MIN,
                 &mut out
             )
             .is_err()
@@ -569,6 +566,7 @@ mod tests {
                 60_000,
                 5,
                 Wanted::ALL,
+                i64::MIN,
                 &mut out,
             );
             assert!(r.is_err() && out.is_empty(), "cut at {cut}");
@@ -577,23 +575,10 @@ mod tests {
 
     #[test]
     fn decoding_from_a_time_reads_the_same_buckets_as_decoding_all_then_dropping_earlier() {
-        // Columns in every mode (as above), with gaps between buckets, so that the dropped
-        // values are read past in each.
+        // Columns in every mode, with gaps between buckets, so that the dropped values are
+        // read past in each.
         let interval = 3_600_000;
-        let buckets: Vec<Bucket> = (0..40)
-            .map(|i| {
-                let h = i + i / 7;
-                let mut b = bucket(h * interval, 240, (h % 7) as f64);
-                b.max = (h * 3) as f64;
-                b.sum = h as f64 + 0.25;
-                b.correction = match h % 3 {
-                    0 => 0.0,
-                    1 => f64::NAN,
-                    _ => 1e300 * h as f64,
-                };
-                b
-            })
-            .collect();
+        let buckets = in_every_mode((0..40).map(|i| i + i / 7).collect());
         let mut bytes = Vec::new();
         encode(&buckets, interval, &mut bytes);
         let last_end = buckets.last().map_or(0, |b| b.start + interval);
@@ -601,11 +586,18 @@ mod tests {
             for wanted in [Wanted::NONE, Wanted::MAX, Wanted::ALL] {
                 let mut r = ByteReader::new(&bytes);
                 let mut back = vec![bucket(-interval, 1, 0.0)];
-                decode_from(&mut r, interval, 40, wanted, from, &mut back).expect("decodes");
+                decode(&mut r, interval, 40, wanted, from, &mut back).expect("decodes");
                 assert!(r.is_empty(), "from {from}: bytes left unread");
                 let mut all = vec![bucket(-interval, 1, 0.0)];
-                decode(&mut ByteReader::new(&bytes), interval, 40, wanted, &mut all)
-                    .expect("decodes");
+                decode(
+                    &mut ByteReader::new(&bytes),
+                    interval,
+                    40,
+                    wanted,
+                    i64::MIN,
+                    &mut all,
+                )
+                .expect("decodes");
                 let (first, rest) = all.split_at(1);
                 let expected: Vec<&Bucket> = first
                     .iter()

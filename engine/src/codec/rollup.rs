@@ -79,21 +79,10 @@ impl Wanted {
     }
 }
 
-/// Reads one tier's buckets written by [`encode`], at most `max_buckets` of them (see
-/// [`columns::decode`]), with at least the `wanted` values.
-pub fn decode(
-    r: &mut ByteReader<'_>,
-    interval: i64,
-    max_buckets: usize,
-    wanted: Wanted,
-    out: &mut Vec<Bucket>,
-) -> Result<(), DecodeError> {
-    decode_from(r, interval, max_buckets, wanted, i64::MIN, out)
-}
-
-/// [`decode`], leaving out buckets in columns that end before `from` (see
+/// Reads one tier's buckets written by [`encode`], at most `max_buckets` of them, with at
+/// least the `wanted` values, leaving out those in columns that end before `from` (see
 /// [`columns::decode`]; buckets in records are all read).
-pub fn decode_from(
+pub fn decode(
     r: &mut ByteReader<'_>,
     interval: i64,
     max_buckets: usize,
@@ -407,7 +396,9 @@ mod tests {
             Codec::Columns => {
                 columns::decode(&mut r, interval, most, Wanted::ALL, i64::MIN, &mut out)?
             }
-            Codec::Smaller => super::decode(&mut r, interval, most, Wanted::ALL, &mut out)?,
+            Codec::Smaller => {
+                super::decode(&mut r, interval, most, Wanted::ALL, i64::MIN, &mut out)?
+            }
         }
         if !r.is_empty() {
             return Err(r.error("trailing bytes"));

@@ -376,7 +376,7 @@ impl Segment {
     }
 
     /// [`Segment::read_rollup`], leaving out (most of) the buckets that end before `from`:
-    /// see [`rollup::decode_from`].
+    /// see [`rollup::decode`].
     pub fn read_rollup_from(
         &self,
         series: SegmentSeries<'_>,
@@ -410,7 +410,7 @@ impl Segment {
                     .saturating_sub(self.min_t.div_euclid(interval))
                     .saturating_add(1);
                 let most = usize::try_from(span).unwrap_or(0).min(MAX_TIER_BUCKETS);
-                rollup::decode_from(&mut buckets, interval, most, wanted, from, out)
+                rollup::decode(&mut buckets, interval, most, wanted, from, out)
             } else {
                 rollup::records::decode(&mut buckets, interval, out)
             };

@@ -13,6 +13,16 @@ pub struct Batch {
     pub body: Vec<u8>,
 }
 
+impl Batch {
+    /// `r` as a remote-write request.
+    pub fn of(r: &iocdb_engine::WriteRequest) -> Batch {
+        Batch {
+            namespace: r.namespace.clone(),
+            body: crate::peers::remote_write_body(r),
+        }
+    }
+}
+
 /// The spool file. Each record: the namespace's length (u32 LE) and bytes, the body's length
 /// (u32 LE) and bytes.
 pub struct Spool {
@@ -44,6 +54,32 @@ impl Spool {
             requests,
             bytes,
         }
+    }
+
+    /// Encodes `requests` as remote-write bodies into a new spool at `path`, in order, and
+    /// says on stderr what it holds (`series`: how many series they write) and how long
+    /// encoding took; returns it with the samples it holds.
+    pub fn encode(
+        path: PathBuf,
+        requests: impl Iterator<Item = iocdb_engine::WriteRequest>,
+        series: usize,
+    ) -> (Spool, usize) {
+        let started = std::time::Instant::now();
+        let mut samples = 0usize;
+        let spool = Spool::write(
+            path,
+            requests.map(|r| {
+                samples += r.series.iter().map(|s| s.samples.len()).sum::<usize>();
+                Batch::of(&r)
+            }),
+        );
+        eprintln!(
+            "encoded {samples} samples of {series} series in {} requests ({:.1} MB snappy) in {:.0} s",
+            spool.requests,
+            spool.bytes as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        (spool, samples)
     }
 
     /// Sends every request in order, one at a time, to `{base(namespace)}/api/v1/write`.

@@ -100,6 +100,13 @@ pub fn options() -> Options {
     }
 }
 
+/// Writes `body` as the store's MANIFEST, with the checksum line a manifest ends with
+/// (for tests that hand-write or edit one).
+pub fn write_manifest(dir: &Path, body: &str) {
+    let crc = crc32c::crc32c(body.as_bytes());
+    std::fs::write(dir.join("MANIFEST"), format!("{body}crc32c {crc:08x}\n")).expect("manifest");
+}
+
 /// Opens with [`options`].
 pub fn open(dir: &Path) -> Engine {
     open_with(dir, options()).expect("open")

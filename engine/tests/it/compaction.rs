@@ -216,13 +216,7 @@ fn a_window_of_many_flushes_becomes_one_segment_and_a_crash_after_publishing_is_
         })
         .collect::<Vec<_>>()
         .join("\n");
-    let body = format!("{body}\nretired {leftover}\n");
-    let crc = crc32c::crc32c(body.as_bytes());
-    std::fs::write(
-        dir.path().join("MANIFEST"),
-        format!("{body}crc32c {crc:08x}\n"),
-    )
-    .expect("write");
+    common::write_manifest(dir.path(), &format!("{body}\nretired {leftover}\n"));
     let engine = common::open_with(dir.path(), options()).expect("reopen");
     assert_eq!(segment_files(dir.path()), vec![live]);
     assert_eq!(dump(&engine, "ns"), before);

@@ -328,12 +328,7 @@ fn a_store_of_older_segments_answers_and_compacts_into_the_current_version() {
     let name = "0000000000000007_1764547200000.seg";
     std::fs::copy(fixture("segment_v5.seg"), segments.join(name)).expect("copy");
     let body = format!("iocdb-manifest 1\nnext-seq 8\nwal-flushed-below 0\nsegment {name}\n");
-    let crc = crc32c::crc32c(body.as_bytes());
-    std::fs::write(
-        dir.path().join("MANIFEST"),
-        format!("{body}crc32c {crc:08x}\n"),
-    )
-    .expect("manifest");
+    crate::common::write_manifest(dir.path(), &body);
     let opts = Options {
         rollup_tiers_ms: TIERS.to_vec(),
         // A window holding the file's two days whole.

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use iocdb_benches::{report, workload};
 use iocdb_peer_compare::answers::{Answer, ask_range, differences};
 use iocdb_peer_compare::peers::{self, Peer, System};
-use iocdb_peer_compare::spool::{Batch, Spool};
+use iocdb_peer_compare::spool::Spool;
 use iocdb_proto::v1;
 
 /// Samples per remote-write request.
@@ -158,33 +158,16 @@ fn main() {
     // a size whose loading over the wire would not fit a session, asked over the wire.
     let kept = std::env::var_os("IOCDB_STORE").map(std::path::PathBuf::from);
     let spool_dir = tempfile::tempdir().expect("tempdir");
-    let mut samples = 0usize;
-    let spool = kept.is_none().then(|| {
-        let t0 = Instant::now();
-        // Day by day, so that every system receives the data in time order; each day's
-        // requests are encoded and spooled before the next day is generated.
+    // Day by day, so that every system receives the data in time order; each day's requests
+    // are encoded and spooled before the next day is generated.
+    let spooled = kept.is_none().then(|| {
         let days_from = (0..days).map(|d| start + d * DAY);
         let batches =
             days_from.flat_map(|day| workload::batches(&specs, day, day + DAY, BATCH_SAMPLES));
-        let spool = Spool::write(
-            spool_dir.path().join("requests"),
-            batches.map(|r| {
-                samples += r.series.iter().map(|s| s.samples.len()).sum::<usize>();
-                Batch {
-                    body: peers::remote_write_body(&r),
-                    namespace: r.namespace,
-                }
-            }),
-        );
-        eprintln!(
-            "encoded {samples} samples of {} series in {} requests ({:.1} MB snappy) in {:.0} s",
-            specs.len(),
-            spool.requests,
-            spool.bytes as f64 / 1e6,
-            t0.elapsed().as_secs_f64()
-        );
-        spool
+        Spool::encode(spool_dir.path().join("requests"), batches, specs.len())
     });
+    let samples = spooled.as_ref().map_or(0, |(_, n)| *n);
+    let spool = spooled.map(|(spool, _)| spool);
     let systems = match kept {
         Some(_) => vec![System::Iocdb],
         None => peers::chosen(&System::ALL),

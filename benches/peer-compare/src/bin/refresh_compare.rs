@@ -50,13 +50,6 @@ fn wall_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn encode(r: &WriteRequest) -> Batch {
-    Batch {
-        namespace: r.namespace.clone(),
-        body: peers::remote_write_body(r),
-    }
-}
-
 /// The feed's requests from where `live` stands up to `until`, a slice of time at a time.
 fn feed(live: &mut Live, from: i64, until: i64) -> impl Iterator<Item = WriteRequest> + '_ {
     let mut t = from;
@@ -120,7 +113,7 @@ fn play(
         tick += REFRESH;
         let now = wall_ms();
         for req in feed(live, *sent_until, now) {
-            let b = encode(&req);
+            let b = Batch::of(&req);
             post(
                 &format!("{}/api/v1/write", system.base(peer, &b.namespace)),
                 &b.body,
@@ -181,22 +174,11 @@ fn main() {
     let history_start = history_end - DAY;
     let origin = history_start - history_start.rem_euclid(DAY);
     let mut live = Live::new(specs.clone(), origin, history_start);
-    let t0 = Instant::now();
     let spool_dir = tempfile::tempdir().expect("tempdir");
-    let mut samples = 0usize;
-    let spool = Spool::write(
+    let (spool, samples) = Spool::encode(
         spool_dir.path().join("requests"),
-        feed(&mut live, history_start, history_end).map(|r| {
-            samples += r.series.iter().map(|s| s.samples.len()).sum::<usize>();
-            encode(&r)
-        }),
-    );
-    eprintln!(
-        "encoded {samples} samples of {} series in {} requests ({:.1} MB snappy) in {:.0} s",
+        feed(&mut live, history_start, history_end),
         specs.len(),
-        spool.requests,
-        spool.bytes as f64 / 1e6,
-        t0.elapsed().as_secs_f64()
     );
     let panels: Vec<Panel> = dashboard::queries(history_end)
         .into_iter()

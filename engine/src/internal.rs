@@ -3,6 +3,7 @@
 //! an application needs is re-exported at the crate root instead; this module may change in
 //! any release.
 
+pub use crate::codec::bytes::ByteReader;
 pub use crate::codec::{chunk, decimal, rollup, varint};
 pub use crate::fuzzing::{decode_chunk, read_segment, replay_wal};
 pub use crate::query::aggregate_values as aggregate;

@@ -739,8 +739,7 @@ fn stored_buckets(
         spans.extend(
             series
                 .chunks
-                .iter()
-                .filter(|c| c.max_t >= start && c.min_t <= end)
+                .overlapping(start, end)
                 .map(|c| (c.min_t, c.max_t, i)),
         );
         if seg.tiers.contains(&interval) {
@@ -834,18 +833,32 @@ fn stored_buckets(
                 _ => others.push((lo, hi)),
             }
         }
+        // The buckets cut by the range (at most one at each end): their samples inside
+        // the range are read raw.
+        let bounds = |b: &Bucket| (b.start, b.start.saturating_add(interval - 1));
+        let ours = out.get(base..).unwrap_or_default();
+        let (inside_from, inside_to) = (
+            base + ours.partition_point(|b| b.start < start),
+            base + ours.partition_point(|b| bounds(b).1 <= end),
+        );
+        let cut = |b: &Bucket| {
+            let (lo, hi) = bounds(b);
+            (lo.max(start), hi.min(end))
+        };
+        raw.extend(out.get(inside_to..).unwrap_or_default().iter().map(cut));
+        out.truncate(inside_to);
+        raw.extend(out.drain(base..inside_from.min(inside_to)).map(|b| cut(&b)));
+        // Most often no other source holds data in these buckets' time and no deletion
+        // reaches them: every bucket left is kept as it is, without looking at each.
+        if others.is_empty() && !hidden(lo, hi) {
+            continue;
+        }
         let mut run = 0usize;
         let mut kept = base;
         for j in base..out.len() {
-            let Some(lo) = out.get(j).map(|b| b.start) else {
+            let Some((lo, hi)) = out.get(j).map(bounds) else {
                 break;
             };
-            let hi = lo.saturating_add(interval - 1);
-            if lo < start || hi > end {
-                // Cut by the range: its samples inside the range are read raw.
-                raw.push((lo.max(start), hi.min(end)));
-                continue;
-            }
             while others.get(run).is_some_and(|r| r.1 < lo) {
                 run += 1;
             }
@@ -856,7 +869,7 @@ fn stored_buckets(
                 }
                 kept += 1;
             } else {
-                raw.push((lo.max(start), hi.min(end)));
+                raw.push((lo, hi));
             }
         }
         out.truncate(kept);

@@ -182,8 +182,7 @@ impl SegmentHandle {
         };
         series
             .into_iter()
-            .flat_map(|s| s.chunks)
-            .filter(move |c| c.max_t >= start && c.min_t <= end)
+            .flat_map(move |s| s.chunks.overlapping(start, end))
     }
 
     /// Series `id` as this segment holds it, if it does.

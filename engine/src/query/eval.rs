@@ -618,18 +618,35 @@ fn windows_from_buckets(
     refs: &[i64],
     range_ms: i64,
 ) -> Option<Points> {
+    // `max_over_time` and `min_over_time` over windows of at most one bucket (an hourly
+    // window on the hourly tier: the commonest long-range panel) are composed by a loop of
+    // their own, each with its extreme and fold inlined, as `eval_buckets` composes them.
+    match f {
+        WindowFunction::MaxOverTime => {
+            extremes_from_buckets(f, buckets, refs, range_ms, |b| b.max, rollup::fold_max)
+        }
+        WindowFunction::MinOverTime => {
+            extremes_from_buckets(f, buckets, refs, range_ms, |b| b.min, rollup::fold_min)
+        }
+        _ => windows_by(buckets, refs, range_ms, |window, boundary, from, r| {
+            f.eval_buckets(window, boundary, from, r)
+        }),
+    }
+}
+
+/// Each step's value from the buckets of its window (those starting in `[r - range, r)`)
+/// and the sample at its closing instant `r` where one lies exactly there (the first of
+/// the next bucket), by `eval(window, boundary, from, r)`; `None` where `eval` says the
+/// buckets cannot give the raw answer.
+#[inline(always)]
+fn windows_by(
+    buckets: &[Bucket],
+    refs: &[i64],
+    range_ms: i64,
+    mut eval: impl FnMut(&[Bucket], Option<Sample>, i64, i64) -> Option<Option<f64>>,
+) -> Option<Points> {
     let mut values = Points::with_capacity(refs.len());
     let (mut lo, mut hi) = (0usize, 0usize);
-    // `max_over_time` and `min_over_time` over windows of one bucket (an hourly window on
-    // the hourly tier: the commonest long-range panel) are composed here, as
-    // `eval_buckets` composes them, without its general path.
-    // The bucket's extreme and the fold that keeps it.
-    type Extreme = (fn(&Bucket) -> f64, fn(f64, f64) -> f64);
-    let extreme: Option<Extreme> = match f {
-        WindowFunction::MaxOverTime => Some((|b| b.max, rollup::fold_max)),
-        WindowFunction::MinOverTime => Some((|b| b.min, rollup::fold_min)),
-        _ => None,
-    };
     for &r in refs {
         let from = r.saturating_sub(range_ms);
         while buckets.get(hi).is_some_and(|b| b.start < r) {
@@ -639,28 +656,43 @@ fn windows_from_buckets(
             lo += 1;
         }
         let window = buckets.get(lo..hi.max(lo)).unwrap_or(&[]);
-        // The closed window's last instant falls in the next bucket: its first sample, if
-        // it lies exactly there.
         let boundary = buckets
             .get(hi)
             .filter(|b| b.start == r && b.count > 0 && b.first.t == r)
             .map(|b| b.first);
-        let value = match (extreme, window) {
-            (Some((extreme, fold)), [] | [_]) => {
-                let live = window.first().filter(|b| b.count > 0);
-                boundary
-                    .map(|s| s.v)
-                    .or(live.map(|b| b.last.v))
-                    .map(|last| {
-                        let m = live.map_or(last, |b| fold(last, extreme(b)));
-                        boundary.map_or(m, |s| fold(m, s.v))
-                    })
-            }
-            _ => f.eval_buckets(window, boundary, from, r)?,
-        };
-        values.push(value);
+        values.push(eval(window, boundary, from, r)?);
     }
     Some(values)
+}
+
+/// [`windows_by`] for `f`, `max_over_time` (`extreme` the bucket's maximum, `fold` the fold
+/// that keeps the first maximum) or `min_over_time`: a window of one bucket or none is
+/// composed here, a wider one by `eval_buckets`.
+#[inline(always)]
+fn extremes_from_buckets(
+    f: WindowFunction,
+    buckets: &[Bucket],
+    refs: &[i64],
+    range_ms: i64,
+    extreme: impl Fn(&Bucket) -> f64,
+    fold: impl Fn(f64, f64) -> f64,
+) -> Option<Points> {
+    windows_by(buckets, refs, range_ms, |window, boundary, from, r| {
+        let live = match window {
+            [] => None,
+            [b] => Some(b).filter(|b| b.count > 0),
+            _ => return f.eval_buckets(window, boundary, from, r),
+        };
+        Some(
+            boundary
+                .map(|s| s.v)
+                .or(live.map(|b| b.last.v))
+                .map(|last| {
+                    let m = live.map_or(last, |b| fold(last, extreme(b)));
+                    boundary.map_or(m, |s| fold(m, s.v))
+                }),
+        )
+    })
 }
 
 /// The latest live sample at or before `r` within `lookback`, from buckets (sorted by

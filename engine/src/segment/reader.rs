@@ -697,6 +697,10 @@ fn parse_table(
         let nchunks = r.len(r.remaining(), "chunk count")?;
         chunks.clear();
         let mut chunks_end = None;
+        // The writer cuts a series' samples, sorted and one per timestamp, into chunks:
+        // they follow one another in time without overlapping, which readers rely on to
+        // find the chunks of a time range by binary search.
+        let mut previous_max_t = None;
         for _ in 0..nchunks {
             let offset = r.varint()?;
             let len = r.varint_u32("chunk length")?;
@@ -706,6 +710,12 @@ fn parse_table(
             if samples == 0 || max_t < min_t {
                 return Err(r.error(format!("chunk entry at {offset} is inconsistent")));
             }
+            if previous_max_t.is_some_and(|previous| min_t <= previous) {
+                return Err(r.error(format!(
+                    "chunk at {offset} starts before the series' chunk before it ends"
+                )));
+            }
+            previous_max_t = Some(max_t);
             if !inside(offset, len) {
                 return Err(r.error(format!(
                     "chunk at {offset} of {len} bytes lies outside the data region"

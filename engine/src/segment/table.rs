@@ -273,6 +273,23 @@ impl<'a> ChunkList<'a> {
         self.len().checked_sub(1).and_then(|i| self.get(i))
     }
 
+    /// The chunks that hold samples in `[start, end]`, found by binary search (a series'
+    /// chunks follow one another in time without overlapping: the reader checks it).
+    pub fn overlapping(self, start: i64, end: i64) -> impl Iterator<Item = ChunkMeta> + 'a {
+        let (mut lo, mut hi) = (0, self.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.get(mid).is_some_and(|c| c.max_t < start) {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        (lo..self.len())
+            .map_while(move |i| self.get(i))
+            .take_while(move |c| c.min_t <= end)
+    }
+
     /// The chunks in time order.
     pub fn iter(self) -> ChunkIter<'a> {
         ChunkIter(match self.0 {

@@ -456,3 +456,23 @@ fn a_segment_streamed_to_its_file_is_the_one_built_in_memory() {
         "one group: {blocks:?}"
     );
 }
+
+#[test]
+fn a_series_whose_chunks_overlap_in_time_is_refused() {
+    // Readers find a time range's chunks by binary search: chunks out of time order (what
+    // the writer never makes of sorted samples) would hide some, so the file is refused.
+    let mut series = input();
+    let n = super::CHUNK_SAMPLES;
+    series[1].samples = (0..n as i64)
+        .chain(n as i64 / 2..n as i64 * 2)
+        .map(|t| Sample::new(t * 1000, 1.0))
+        .collect();
+    let r = Segment::open(
+        std::path::Path::new("overlap.seg"),
+        Bytes::owned(encode_segment(1, &series)),
+    );
+    let Err(Error::Corrupt { reason, .. }) = r else {
+        panic!("opened: {:?}", r.map(|_| ()));
+    };
+    assert!(reason.contains("starts before"), "{reason}");
+}

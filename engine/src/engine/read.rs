@@ -85,6 +85,9 @@ impl WithData {
 /// Below this many series a snapshot is read on the calling thread.
 const PARALLEL_MIN_SERIES: usize = 64;
 
+/// Runs of a snapshot's series per query worker (see [`Snapshot::run_parts`]).
+const RUNS_PER_WORKER: usize = 4;
+
 /// A reader of an open store: cheap, borrowed from the engine.
 #[derive(Clone, Copy)]
 pub struct Querier<'a> {
@@ -344,8 +347,8 @@ impl Snapshot<'_> {
     }
 
     /// Reads every series as buckets of `interval`, as [`Snapshot::for_each_rolled`] does,
-    /// and folds them with `f` into one accumulator (from `init`) per worker's share of the
-    /// series. The shares are runs of the snapshot's series in order and the accumulators
+    /// and folds them with `f` into one accumulator (from `init`) per share of the series
+    /// (a few per worker). The shares are runs of the snapshot's series in order and the accumulators
     /// come back in that order, so a fold whose partial results combine in order (`max`,
     /// `min`, `count`) gives what folding every series in snapshot order gives, without a
     /// row per series.
@@ -427,7 +430,8 @@ impl Snapshot<'_> {
     /// Runs `one` over every series with an accumulator per share of the series, the first
     /// time its namespace's retention lets it read (`one` reads nothing when that is past
     /// the end) and a reused buffer, on the shared query pool: the series split into runs
-    /// in snapshot order, one per worker; the accumulators in that order.
+    /// in snapshot order, [`RUNS_PER_WORKER`] per worker (of at least half
+    /// [`PARALLEL_MIN_SERIES`] series); the accumulators in that order.
     fn run_parts<A: Send>(
         &self,
         init: &(dyn Fn() -> A + Sync),
@@ -462,7 +466,13 @@ impl Snapshot<'_> {
         if workers < 2 || self.work.len() < PARALLEL_MIN_SERIES {
             return Ok(vec![guarded(&self.work)?]);
         }
-        let per = self.work.len().div_ceil(workers);
+        // A few runs per worker, so that a worker slowed by a busier share of the series
+        // (more segments, more raw reads) or by the machine hands the rest to the others.
+        let per = self
+            .work
+            .len()
+            .div_ceil(workers * RUNS_PER_WORKER)
+            .max(PARALLEL_MIN_SERIES / 2);
         let results: Vec<Result<A>> =
             pool.install(|| self.work.par_chunks(per).map(guarded).collect());
         results.into_iter().collect()

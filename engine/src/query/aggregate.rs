@@ -234,6 +234,7 @@ struct Running {
 }
 
 impl Running {
+    #[inline]
     fn add(&mut self, op: AggregateOp, v: f64) {
         self.count += 1.0;
         if self.count == 1.0 {

@@ -246,29 +246,26 @@ fn decode_into(
     let at = r.position();
     let bad = |reason: String| DecodeError::new(at as u64, reason);
     let mut index = r.varint_i64()?;
-    let base = out.len();
-    out.resize(base + n, Bucket::empty(0, 0));
-    let Some(buckets) = out.get_mut(base..) else {
-        return Ok(());
-    };
     // Starts: an index that overflows marks the bucket, refused below with the others.
-    let mut starts = buckets.iter_mut();
-    if let Some(b) = starts.next() {
-        b.start = index.checked_mul(interval).unwrap_or(i64::MIN);
-    }
+    let start_of = |index: i64| index.checked_mul(interval).unwrap_or(i64::MIN);
+    let mut starts = Vec::with_capacity(n);
+    starts.push(start_of(index));
     Packed::read(r, n - 1)?.each(|step| {
         index = index
             .checked_add(1)
             .and_then(|i| i.checked_add_unsigned(step))
             .unwrap_or(i64::MAX);
-        if let Some(b) = starts.next() {
-            b.start = index.checked_mul(interval).unwrap_or(i64::MIN);
-        }
+        starts.push(start_of(index));
     })?;
     // The buckets that end before `from` (the first ones: checked in order below for those
-    // kept) are dropped; their other fields are read past.
-    let skip = buckets.partition_point(|b| b.start.saturating_add(interval - 1) < from);
-    out.drain(base..base + skip);
+    // kept) are left out; their other fields are read past.
+    let skip = starts.partition_point(|&s| s.saturating_add(interval - 1) < from);
+    let base = out.len();
+    let kept = starts.get(skip..).unwrap_or_default();
+    out.extend(kept.iter().map(|&start| Bucket {
+        start,
+        ..Bucket::empty(0, 0)
+    }));
     let Some(buckets) = out.get_mut(base..) else {
         return Ok(());
     };

@@ -351,10 +351,10 @@ impl Snapshot<'_> {
 
     /// Reads every series as buckets of `interval`, as [`Snapshot::for_each_rolled`] does,
     /// and folds them with `f` into one accumulator (from `init`) per share of the series
-    /// (a few per worker). The shares are runs of the snapshot's series in order and the accumulators
-    /// come back in that order, so a fold whose partial results combine in order (`max`,
-    /// `min`, `count`) gives what folding every series in snapshot order gives, without a
-    /// row per series.
+    /// (a few per worker). The shares are runs of the snapshot's series in order and the
+    /// accumulators come back in that order, so a fold whose partial results combine in
+    /// order (`max`, `min`, `count`) gives what folding every series in snapshot order
+    /// gives, without a row per series.
     pub fn fold_rolled<A: Send>(
         &self,
         (interval, wanted): (i64, Wanted),
@@ -805,9 +805,9 @@ fn stored_buckets(
     // Room for every bucket of the range at once (up to a bound: the range is the
     // query's), not regrown and copied segment after segment.
     let span = end.saturating_sub(start) / interval;
-    let mut out: Vec<Bucket> = Vec::with_capacity(usize::try_from(span).map_or(0, |n| {
-        n.saturating_add(1).min(MAX_BUCKETS_RESERVED)
-    }));
+    let mut out: Vec<Bucket> = Vec::with_capacity(
+        usize::try_from(span).map_or(0, |n| n.saturating_add(1).min(MAX_BUCKETS_RESERVED)),
+    );
     for &(i, series) in &with_rollups {
         let Some(h) = version.segments.get(i) else {
             continue;

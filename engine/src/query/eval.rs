@@ -485,9 +485,9 @@ impl<'q, 'a> Evaluator<'q, 'a> {
     }
 
     /// Folds window function `f` over `rs`'s series, read as a tier's buckets, into one
-    /// accumulator per share of the series (from `init`, a few per query worker), calling `fold` with each
-    /// series' labels and values where it has any, without a row per series. The series
-    /// are read in the order of their labels, which is the order
+    /// accumulator per share of the series (from `init`, a few per query worker), calling
+    /// `fold` with each series' labels and values where it has any, without a row per
+    /// series. The series are read in the order of their labels, which is the order
     /// [`Evaluator::window_function`]'s rows are aggregated in, and the shares are runs of
     /// that order. `None` — evaluate rows instead — unless the selector names one metric
     /// (so that no two series' rows could share labels), a tier answers `f` exactly at every

@@ -263,6 +263,7 @@ fn unpack_group(width: u32, data: &[u8], pos: usize, out: &mut [u64; 8]) -> bool
         31 32 33 34 35 36 37 38 39 40 41 42 43 44 45 46 47 48 49 50)
 }
 
+/// [`unpack_group`] for width `W`.
 #[inline(always)]
 fn unpack_group_of<const W: usize>(data: &[u8], pos: usize, out: &mut [u64; 8]) -> bool {
     let byte = pos >> 3;

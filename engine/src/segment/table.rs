@@ -612,5 +612,35 @@ mod tests {
             proptest::prop_assert!(end == 0 || table.slice(end, end - 1).is_none());
             proptest::prop_assert!(table.slice(0, chunks.len() + 1).is_none());
         }
+
+        /// The chunks a binary search finds for a time range are those that a scan of
+        /// every chunk finds, for chunks in time order as the reader accepts them.
+        #[test]
+        fn overlapping_finds_what_a_scan_finds(
+            gaps in proptest::collection::vec((1i64..100, 0i64..100), 0..60),
+            range in (-50i64..6_000, 0i64..3_000),
+            wide in proptest::bool::ANY,
+        ) {
+            let mut t = 0;
+            let chunks: Vec<ChunkMeta> = gaps
+                .iter()
+                .enumerate()
+                .map(|(i, &(gap, span))| {
+                    let min_t = t + gap;
+                    t = min_t + span;
+                    let offset = if wide { 1 << 41 } else { 16 + 100 * i as u64 };
+                    meta(offset, 1, min_t, t)
+                })
+                .collect();
+            let table = Chunks::new(chunks.clone());
+            let list = table.slice(0, chunks.len()).expect("slice");
+            let (start, end) = (range.0, range.0 + range.1);
+            let scanned: Vec<ChunkMeta> = chunks
+                .iter()
+                .filter(|c| c.max_t >= start && c.min_t <= end)
+                .copied()
+                .collect();
+            proptest::prop_assert_eq!(list.overlapping(start, end).collect::<Vec<_>>(), scanned);
+        }
     }
 }

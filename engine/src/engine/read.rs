@@ -85,9 +85,6 @@ impl WithData {
 /// Below this many series a snapshot is read on the calling thread.
 const PARALLEL_MIN_SERIES: usize = 64;
 
-/// Most buckets a series' read reserves room for before reading them (a year of hours).
-const MAX_BUCKETS_RESERVED: usize = 9_000;
-
 /// Runs of a snapshot's series per query worker (see [`Snapshot::run_parts`]).
 const RUNS_PER_WORKER: usize = 4;
 
@@ -802,12 +799,7 @@ fn stored_buckets(
     // Each segment's buckets are decoded straight into `out` and those that cannot be
     // used are dropped in place (most are used: a bucket is 80 bytes, copied millions of
     // times by a month-long panel).
-    // Room for every bucket of the range at once (up to a bound: the range is the
-    // query's), not regrown and copied segment after segment.
-    let span = end.saturating_sub(start) / interval;
-    let mut out: Vec<Bucket> = Vec::with_capacity(
-        usize::try_from(span).map_or(0, |n| n.saturating_add(1).min(MAX_BUCKETS_RESERVED)),
-    );
+    let mut out: Vec<Bucket> = Vec::new();
     for &(i, series) in &with_rollups {
         let Some(h) = version.segments.get(i) else {
             continue;

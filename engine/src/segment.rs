@@ -14,6 +14,14 @@
 //!                            Version 6: in groups, each group after the chunks of its
 //!                            series, a group every 4 MiB of data or so (see
 //!                            `SegmentBuilder::cut_rollups`)
+//!                   ...    (version 7, a segment with tiers) metric rollup blocks, one
+//!                            per namespace and metric name: u32 LE length | u32 LE
+//!                            CRC-32C | per tier: varint length | the metric's buckets as
+//!                            `codec/rollup/metric.rs` encodes them
+//! metrics_offset    ...    (version 7, with tiers) metric directory block: u32 LE length |
+//!                            u32 LE CRC-32C | varint n | per metric, sorted by namespace
+//!                            and name: str namespace | str name | zigzag min_t | zigzag
+//!                            max_t (the time its data covers here) | varint block offset
 //! directory_offset  ...    (version 6, a segment with tiers) rollup directory block:
 //!                            u32 LE length | u32 LE CRC-32C | u64 LE bytes of the rollup
 //!                            blocks | u8 width (4 or 8) | per series (local id order)
@@ -23,6 +31,7 @@
 //!                            varint series count,
 //!                            (version 3) varint tier count | varint interval ms per tier,
 //!                            (version 6) varint directory_offset (0: none),
+//!                            (version 7) varint metrics_offset (0: none),
 //!                            then per series (local id order):
 //!                              str namespace | (versions 1-3) varint label count |
 //!                                (str name, str value)*
@@ -67,8 +76,9 @@ pub const MAGIC: &[u8; 8] = b"IOCDBSEG";
 /// rollup blocks and the table's tier list, 4 the label index read in place (instead of
 /// the compressed postings and the table's labels), 5 the rollup buckets in columns
 /// (`codec/rollup/columns.rs`, instead of a record per bucket), 6 the rollup blocks in
-/// groups with a directory (instead of each after its series' chunks).
-pub const VERSION: u32 = 6;
+/// groups with a directory (instead of each after its series' chunks), 7 the metric
+/// rollups (`codec/rollup/metric.rs`) and their directory.
+pub const VERSION: u32 = 7;
 /// Oldest version still read: version 1 differs only in not using encoding 4, so the one
 /// chunk decoder reads both; versions before 3 have no rollups.
 pub const OLDEST_READABLE_VERSION: u32 = 1;

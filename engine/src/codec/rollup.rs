@@ -18,6 +18,7 @@
 //!
 
 pub mod columns;
+pub mod metric;
 pub mod records;
 
 use crate::DecodeError;

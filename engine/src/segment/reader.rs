@@ -85,6 +85,12 @@ pub struct Segment {
     data_end: u64,
     /// The rollup directory (version 6).
     directory: Option<Directory>,
+    /// The metrics whose rollups the segment keeps (version 7), sorted by namespace and
+    /// name; empty when it keeps none.
+    metrics: Box<[MetricListing]>,
+    /// Whether the segment keeps metric rollups (version 7, with tiers): a metric it does
+    /// not list has no series in it.
+    lists_metrics: bool,
     table_offset: u64,
     postings_offset: u64,
     /// A label index built at open for a file older than version 4, which has none.
@@ -98,6 +104,18 @@ struct Directory {
     entries: u64,
     /// Bytes per entry: 4 or 8.
     width: u8,
+}
+
+/// One metric's entry in the metric directory (version 7).
+#[derive(Debug)]
+struct MetricListing {
+    namespace: Box<str>,
+    metric: Box<str>,
+    /// The time its series' samples and buckets cover in the segment.
+    min_t: i64,
+    max_t: i64,
+    /// Where its block of metric rollups is.
+    offset: u64,
 }
 
 /// Fields of the rollup directory's payload before its entries: the rollup bytes and the
@@ -148,6 +166,8 @@ impl Segment {
                     version: p.version,
                     data_end: p.data_end,
                     directory: p.directory,
+                    metrics: p.metrics,
+                    lists_metrics: p.lists_metrics,
                     table_offset: p.table_offset,
                     postings_offset: p.postings_offset,
                     built_index,
@@ -272,6 +292,11 @@ impl Segment {
             }
             None => (table_offset, None),
         };
+        let lists_metrics = table.metrics.is_some();
+        let metrics = match table.metrics {
+            Some(at) => parse_metrics(data, at, data_end)?,
+            None => Box::default(),
+        };
         let index = block(data, postings_offset, table_end, f as u64)?;
         if version >= 4 {
             let index = LabelIndex::parse(index)
@@ -308,6 +333,8 @@ impl Segment {
             table,
             data_end,
             directory,
+            metrics,
+            lists_metrics,
             table_offset,
             postings_offset,
         })
@@ -321,7 +348,12 @@ impl Segment {
     /// Heap bytes of the series table this open segment keeps (and of the label index built
     /// for a file older than version 4).
     pub fn heap_bytes(&self) -> usize {
-        self.series.heap_bytes() + self.built_index.as_ref().map_or(0, |b| b.len())
+        let metrics: usize = self
+            .metrics
+            .iter()
+            .map(|m| std::mem::size_of::<MetricListing>() + m.namespace.len() + m.metric.len())
+            .sum();
+        self.series.heap_bytes() + self.built_index.as_ref().map_or(0, |b| b.len()) + metrics
     }
 
     /// Number of series.
@@ -425,6 +457,63 @@ impl Segment {
         };
         read().map_err(|e| e.in_file(&self.path, at))?;
         Ok(true)
+    }
+
+    /// Whether the segment keeps metric rollups of the tier of `interval` ms (version 7):
+    /// then a metric it does not list has no series in it.
+    pub fn has_metric_rollups(&self, interval: i64) -> bool {
+        self.lists_metrics && self.tiers.contains(&interval)
+    }
+
+    /// Appends the buckets of the tier of `interval` ms of metric `metric` of `namespace`
+    /// ([`rollup::metric`]) to `out`, checking the block's checksum, and returns the time
+    /// the metric's data covers in the segment; `None` (nothing appended) when the segment
+    /// does not list the metric or has no such tier.
+    pub fn read_metric_rollup(
+        &self,
+        namespace: &str,
+        metric: &str,
+        interval: i64,
+        out: &mut Vec<rollup::metric::MetricBucket>,
+    ) -> Result<Option<(i64, i64)>> {
+        let Some(tier) = self.tiers.iter().position(|&t| t == interval) else {
+            return Ok(None);
+        };
+        let Ok(i) = self
+            .metrics
+            .binary_search_by(|m| (&*m.namespace, &*m.metric).cmp(&(namespace, metric)))
+        else {
+            return Ok(None);
+        };
+        let Some(listing) = self.metrics.get(i) else {
+            return Ok(None);
+        };
+        let at = listing.offset + 8;
+        let mut read = || -> Result<(), DecodeError> {
+            let block = ByteReader::at(self.data(), listing.offset)?.crc_block("metric rollups")?;
+            let mut reader = ByteReader::new(block);
+            for _ in 0..tier {
+                let n = reader.len(reader.remaining(), "metric tier length")?;
+                reader.bytes(n)?;
+            }
+            let n = reader.len(reader.remaining(), "metric tier length")?;
+            let at = reader.position() as u64;
+            let mut buckets = ByteReader::new(reader.bytes(n)?);
+            let span = (listing.max_t.div_euclid(interval))
+                .saturating_sub(listing.min_t.div_euclid(interval))
+                .saturating_add(1);
+            let most = usize::try_from(span).unwrap_or(0).min(MAX_TIER_BUCKETS);
+            rollup::metric::decode(&mut buckets, interval, most, out).map_err(|e| e.shifted(at))?;
+            if !buckets.is_empty() {
+                return Err(DecodeError::new(
+                    at + buckets.position() as u64,
+                    "trailing bytes after a tier's metric buckets",
+                ));
+            }
+            Ok(())
+        };
+        read().map_err(|e| e.in_file(&self.path, at))?;
+        Ok(Some((listing.min_t, listing.max_t)))
     }
 
     /// Reads a byte of every cache line of `series`' rollup block, if it has one, and
@@ -565,6 +654,8 @@ struct Parsed {
     table: Table,
     data_end: u64,
     directory: Option<Directory>,
+    metrics: Box<[MetricListing]>,
+    lists_metrics: bool,
     table_offset: u64,
     postings_offset: u64,
 }
@@ -614,6 +705,8 @@ struct Table {
     tiers: Box<[i64]>,
     /// Where the rollup directory is (version 6, with tiers).
     directory: Option<u64>,
+    /// Where the metric directory is (version 7, with tiers).
+    metrics: Option<u64>,
     series: SeriesTable,
     namespace_bytes: Vec<u64>,
     rollup_bytes: u64,
@@ -663,6 +756,20 @@ fn parse_table(
             // Chunk and rollup blocks lie before the directory.
             data_end = offset;
             directory = Some(offset);
+        }
+    }
+    let mut metrics = None;
+    if version >= 7 {
+        let at = r.position() as u64;
+        let offset = r.varint()?;
+        if offset != 0 {
+            if tiers.is_empty() || offset < HEADER_LEN as u64 || offset >= data_end {
+                return Err(DecodeError::new(
+                    at,
+                    format!("metric directory at {offset} is misplaced"),
+                ));
+            }
+            metrics = Some(offset);
         }
     }
     // A block of `len` bytes at `offset` must lie whole in the data region.
@@ -770,6 +877,7 @@ fn parse_table(
     Ok(Table {
         tiers: tiers.into(),
         directory,
+        metrics,
         series,
         namespace_bytes,
         rollup_bytes,
@@ -804,6 +912,53 @@ fn parse_directory(
         width,
     };
     Ok((directory, rollup_bytes))
+}
+
+/// Checks the metric directory block at `offset` (in the data region, which ends at
+/// `data_end`): its entries sorted by namespace and name, each once, and their blocks'
+/// places in the data region (their checksums are checked when read).
+fn parse_metrics(
+    data: &[u8],
+    offset: u64,
+    data_end: u64,
+) -> Result<Box<[MetricListing]>, DecodeError> {
+    let payload = block(data, offset, HEADER_LEN as u64, data_end)?;
+    let at = offset + 8;
+    let mut r = ByteReader::new(payload);
+    let read = |r: &mut ByteReader<'_>| -> Result<Box<[MetricListing]>, DecodeError> {
+        // Each entry takes at least five bytes.
+        let n = r.len(r.remaining() / 5, "metric count")?;
+        let mut listings: Vec<MetricListing> = Vec::with_capacity(n);
+        for _ in 0..n {
+            let entry_at = r.position() as u64;
+            let namespace = r.str(MAX_STR, "namespace")?.into();
+            let metric = r.str(MAX_STR, "metric name")?.into();
+            let (min_t, max_t) = (r.varint_i64()?, r.varint_i64()?);
+            let block_at = r.varint()?;
+            let listing = MetricListing {
+                namespace,
+                metric,
+                min_t,
+                max_t,
+                offset: block_at,
+            };
+            let ordered = listings
+                .last()
+                .is_none_or(|p| (&p.namespace, &p.metric) < (&listing.namespace, &listing.metric));
+            if !ordered || min_t > max_t || block_at < HEADER_LEN as u64 || block_at >= offset {
+                return Err(DecodeError::new(
+                    entry_at,
+                    format!("metric entry for {} is inconsistent", listing.metric),
+                ));
+            }
+            listings.push(listing);
+        }
+        if !r.is_empty() {
+            return Err(r.error("trailing bytes after the metric directory"));
+        }
+        Ok(listings.into())
+    };
+    read(&mut r).map_err(|e| e.shifted(at))
 }
 
 fn parse_postings(

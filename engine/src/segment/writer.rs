@@ -7,10 +7,12 @@ use super::{CHUNK_SAMPLES, COLD_CHUNK_SAMPLES, FLAG_COLD, FOOTER_LEN, HEADER_LEN
 use crate::Result;
 use crate::codec::chunk;
 use crate::codec::rollup;
+use crate::codec::rollup::metric::MetricRollup;
 use crate::codec::varint::{put_i64, put_str, put_u64};
 use crate::error::IoContext;
 use crate::fs::Vfs;
-use crate::model::{Labels, Namespace, Sample};
+use crate::model::{Labels, METRIC_NAME, Namespace, Sample};
+use std::collections::BTreeMap;
 
 /// One series' samples for a segment: sorted by time, one sample per timestamp.
 #[derive(Debug, Clone)]
@@ -58,6 +60,17 @@ pub struct SegmentBuilder {
     directory: Vec<u64>,
     /// Bytes of the rollup blocks written.
     rollup_bytes: u64,
+    /// Per namespace and metric name, its series' rollups folded together, one per tier
+    /// (written as metric rollups at the end).
+    metrics: BTreeMap<(String, String), MetricEntry>,
+}
+
+/// One metric's rollups being built, and the time its series' data covers.
+#[derive(Debug)]
+struct MetricEntry {
+    tiers: Vec<MetricRollup>,
+    min_t: i64,
+    max_t: i64,
 }
 
 /// Chunk and rollup bytes after which a builder writes the rollup blocks gathered so far
@@ -101,6 +114,7 @@ impl SegmentBuilder {
             group_start: HEADER_LEN as u64,
             directory: Vec::new(),
             rollup_bytes: 0,
+            metrics: BTreeMap::new(),
         }
     }
 
@@ -180,6 +194,7 @@ impl SegmentBuilder {
             self.max_t = self.max_t.max(last);
         }
         self.add_rollups(local, buckets);
+        self.add_to_metric(namespace, labels, samples, buckets);
         let gathered = self.offset() - self.group_start + self.pending_rollups.len() as u64;
         if gathered >= ROLLUP_GROUP_BYTES {
             self.cut_rollups();
@@ -223,6 +238,74 @@ impl SegmentBuilder {
         self.pending_rollups.extend_from_slice(&block);
     }
 
+    /// Folds a series' buckets into its metric's rollups, and widens the time the
+    /// metric's data covers by its samples and buckets (stale markers included: they hide
+    /// what other sources hold at their time).
+    fn add_to_metric(
+        &mut self,
+        namespace: &Namespace,
+        labels: &Labels,
+        samples: &[Sample],
+        buckets: &[Vec<rollup::Bucket>],
+    ) {
+        let Some(metric) = labels.get(METRIC_NAME).filter(|_| !self.tiers.is_empty()) else {
+            return;
+        };
+        let key = (namespace.as_str().to_owned(), metric.to_owned());
+        let entry = self.metrics.entry(key).or_insert_with(|| MetricEntry {
+            tiers: self.tiers.iter().map(|&t| MetricRollup::new(t)).collect(),
+            min_t: i64::MAX,
+            max_t: i64::MIN,
+        });
+        if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
+            entry.min_t = entry.min_t.min(first.t);
+            entry.max_t = entry.max_t.max(last.t);
+        }
+        for ((rollup, tier), &interval) in entry.tiers.iter_mut().zip(buckets).zip(&self.tiers) {
+            rollup.add(tier);
+            if let (Some(first), Some(last)) = (tier.first(), tier.last()) {
+                entry.min_t = entry.min_t.min(first.start);
+                entry.max_t = entry.max_t.max(last.start.saturating_add(interval - 1));
+            }
+        }
+    }
+
+    /// Writes each metric's rollups as a block (per tier: varint length, then the buckets
+    /// as `metric::encode` writes them), then the metric directory block listing them:
+    /// varint n, then per metric in (namespace, name) order: str namespace | str name |
+    /// zigzag min_t | zigzag max_t | varint block offset. Returns the directory's offset.
+    fn write_metric_rollups(&mut self) -> u64 {
+        let mut listing = Vec::new();
+        put_u64(&mut listing, self.metrics.len() as u64);
+        for ((namespace, metric), entry) in std::mem::take(&mut self.metrics) {
+            let mut block = Vec::new();
+            for (rollup, &interval) in entry.tiers.iter().zip(&self.tiers) {
+                let mut encoded = Vec::new();
+                rollup::metric::encode(&rollup.buckets(), interval, &mut encoded);
+                put_u64(&mut block, encoded.len() as u64);
+                block.extend_from_slice(&encoded);
+            }
+            put_str(&mut listing, &namespace);
+            put_str(&mut listing, &metric);
+            put_i64(&mut listing, entry.min_t);
+            put_i64(&mut listing, entry.max_t);
+            put_u64(&mut listing, self.offset());
+            self.put_block(&block);
+        }
+        let offset = self.offset();
+        self.put_block(&listing);
+        offset
+    }
+
+    /// Appends a block: u32 length, u32 CRC-32C, the payload.
+    fn put_block(&mut self, payload: &[u8]) {
+        self.out
+            .extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        self.out
+            .extend_from_slice(&crc32c::crc32c(payload).to_le_bytes());
+        self.out.extend_from_slice(payload);
+    }
+
     /// Writes the rollup blocks gathered since the last cut, one after another, and notes
     /// where each is in the directory. A long-range panel reads every series' rollups and
     /// no chunk: kept together, a few megabytes of chunks apart at most, its reads map a
@@ -249,6 +332,11 @@ impl SegmentBuilder {
     /// rollup directory, series table, label index, footer.
     pub fn finish(mut self) -> Vec<u8> {
         self.cut_rollups();
+        let metrics_offset = if self.tiers.is_empty() {
+            0
+        } else {
+            self.write_metric_rollups()
+        };
         let SegmentBuilder {
             seq,
             mut out,
@@ -293,6 +381,7 @@ impl SegmentBuilder {
             put_u64(&mut table, t as u64);
         }
         put_u64(&mut table, directory_offset);
+        put_u64(&mut table, metrics_offset);
         table.extend_from_slice(&body);
         put_compressed_block(&mut out, &table);
 

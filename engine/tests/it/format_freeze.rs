@@ -260,6 +260,20 @@ fn check_segment_with_rollups(name: &str, version: u32) {
         );
         rollup::summarize(&all, tier, &mut expected);
         assert_eq!(format!("{stored:?}"), format!("{expected:?}"));
+        // Since version 7, the metric's rollups: of its one series, that series' extremes.
+        let mut metric = Vec::new();
+        let covered = seg
+            .read_metric_rollup("security", "camera_people_count", tier, &mut metric)
+            .expect("metric rollup");
+        if version >= 7 {
+            let mut one = rollup::metric::MetricRollup::new(tier);
+            one.add(&expected);
+            assert_eq!(format!("{metric:?}"), format!("{:?}", one.buckets()));
+            let (from, to) = covered.expect("the metric is listed");
+            assert!(from <= seg.min_t && to >= seg.max_t, "{from}..{to}");
+        } else {
+            assert_eq!((covered, metric.len()), (None, 0));
+        }
     }
     // Its label index answers, built at open for a file that has none.
     let index = seg.label_index().expect("index");
@@ -284,19 +298,24 @@ fn segments_of_version_5_still_open_and_answer_as_they_did() {
 }
 
 #[test]
-fn segment_format_version_6_is_frozen() {
+fn segments_of_version_6_still_open_and_answer_as_they_did() {
+    check_segment_with_rollups("segment_v6.seg", 6);
+}
+
+#[test]
+fn segment_format_version_7_is_frozen() {
     let bytes = iocdb_engine::internal::encode_segment_with_rollups(
         7,
         &segment_input(segment_samples()),
         &TIERS,
     );
     if std::env::var_os("IOCDB_BLESS").is_some() {
-        std::fs::write(fixture("segment_v6.seg"), &bytes).expect("bless");
+        std::fs::write(fixture("segment_v7.seg"), &bytes).expect("bless");
     }
     // The series table is a zstd frame, whose bytes may change with the zstd library while
     // staying readable; everything else — the header, the chunk and rollup blocks, the
     // label index (uncompressed) and the footer — must not.
-    let golden = std::fs::read(fixture("segment_v6.seg")).expect("golden");
+    let golden = std::fs::read(fixture("segment_v7.seg")).expect("golden");
     let offsets = |b: &[u8]| {
         let at = b.len() - 68;
         let word = |i: usize| u64::from_le_bytes(b[at + i..at + i + 8].try_into().expect("8"));
@@ -312,7 +331,7 @@ fn segment_format_version_6_is_frozen() {
         golden.get(index..golden.len() - 68) == bytes.get(new_index..bytes.len() - 68),
         "the label index changed"
     );
-    check_segment_with_rollups("segment_v6.seg", 6);
+    check_segment_with_rollups("segment_v7.seg", 7);
 }
 
 /// A store whose segments an older build wrote (the golden version 5 file, listed by a

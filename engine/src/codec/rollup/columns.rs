@@ -104,7 +104,7 @@ pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
 }
 
 /// One value column, in the first mode that holds every value exactly.
-fn put_values(out: &mut Vec<u8>, values: &[f64], references: &[f64]) {
+pub(super) fn put_values(out: &mut Vec<u8>, values: &[f64], references: &[f64]) {
     let same = |(v, r): (&f64, &f64)| v.to_bits() == r.to_bits();
     if values.iter().zip(references).all(same) {
         out.push(REFERENCE);
@@ -139,7 +139,7 @@ fn put_values(out: &mut Vec<u8>, values: &[f64], references: &[f64]) {
 }
 
 /// `values` as `packed(m)` (see the module's opening doc).
-fn put_packed(out: &mut Vec<u8>, values: &[u64]) {
+pub(super) fn put_packed(out: &mut Vec<u8>, values: &[u64]) {
     let base = values.iter().copied().min().unwrap_or(0);
     let spread = values.iter().fold(0, |a, &v| a | (v - base));
     let width = 64 - spread.leading_zeros();
@@ -153,7 +153,7 @@ fn put_packed(out: &mut Vec<u8>, values: &[u64]) {
 }
 
 /// A packed column being read: its values in order, each `base` + `width` bits.
-struct Packed<'a> {
+pub(super) struct Packed<'a> {
     base: u64,
     width: u32,
     bits: BitReader<'a>,
@@ -162,7 +162,7 @@ struct Packed<'a> {
 
 impl<'a> Packed<'a> {
     /// Reads the header and takes the bytes of `n` packed values from `r`.
-    fn read(r: &mut ByteReader<'a>, n: usize) -> Result<Self, DecodeError> {
+    pub(super) fn read(r: &mut ByteReader<'a>, n: usize) -> Result<Self, DecodeError> {
         let base = r.varint()?;
         let at = r.position();
         let width = u32::from(r.u8()?);
@@ -195,7 +195,7 @@ impl<'a> Packed<'a> {
 
     /// Calls `f` with each value in order.
     #[inline(always)]
-    fn each(mut self, mut f: impl FnMut(u64)) -> Result<(), DecodeError> {
+    pub(super) fn each(mut self, mut f: impl FnMut(u64)) -> Result<(), DecodeError> {
         let base = self.base;
         if self.width <= crate::codec::bits::MAX_BLOCK_WIDTH {
             return self
@@ -306,8 +306,8 @@ fn decode_into(
     let (zero, first) = (Reference::Zero, Reference::First);
     let at = r.position();
     let want = |w| wanted.has(w);
-    values(r, col, buckets, |b, v| b.first.v = v, zero)
-        .and_then(|()| values(r, col, buckets, |b, v| b.last.v = v, first))
+    values(r, col, buckets, |b, v| b.first.v = v, |b| zero.of(b))
+        .and_then(|()| values(r, col, buckets, |b, v| b.last.v = v, |b| first.of(b)))
         .and_then(|()| values_if(want(Wanted::MIN), r, col, buckets, |b, v| b.min = v, first))
         .and_then(|()| values_if(want(Wanted::MAX), r, col, buckets, |b, v| b.max = v, first))
         .and_then(|()| values_if(want(Wanted::SUM), r, col, buckets, |b, v| b.sum = v, first))
@@ -335,7 +335,7 @@ fn values_if(
     reference: Reference,
 ) -> Result<(), DecodeError> {
     if wanted {
-        values(r, col, buckets, set, reference)
+        values(r, col, buckets, set, |b| reference.of(b))
     } else {
         skip_values(r, col.0)
     }
@@ -343,7 +343,7 @@ fn values_if(
 
 /// A column's length, and how many of its first values are read past (the buckets dropped
 /// before `decode`'s time): `buckets` holds the others.
-type Column = (usize, usize);
+pub(super) type Column = (usize, usize);
 
 /// Reads past one value column of `n` values.
 fn skip_values(r: &mut ByteReader<'_>, n: usize) -> Result<(), DecodeError> {
@@ -381,11 +381,11 @@ fn read_past(r: &mut ByteReader<'_>, kinds: &[u64]) -> Result<(), DecodeError> {
 
 /// Reads a packed column, giving each bucket kept its own value.
 #[inline(always)]
-fn column(
+pub(super) fn column<T>(
     r: &mut ByteReader<'_>,
     (n, skip): Column,
-    buckets: &mut [Bucket],
-    mut set: impl FnMut(&mut Bucket, u64),
+    buckets: &mut [T],
+    mut set: impl FnMut(&mut T, u64),
 ) -> Result<(), DecodeError> {
     let mut each = buckets.iter_mut();
     let mut packed = Packed::read(r, n)?;
@@ -397,18 +397,22 @@ fn column(
     })
 }
 
-/// Reads one value column (its mode, then its values) into the buckets kept.
+/// Reads one value column (its mode, then its values) into the buckets kept, each of
+/// whose reference value is `reference` of it.
 #[inline]
-fn values(
+pub(super) fn values<T>(
     r: &mut ByteReader<'_>,
     (n, skip): Column,
-    buckets: &mut [Bucket],
-    set: impl Fn(&mut Bucket, f64),
-    reference: Reference,
+    buckets: &mut [T],
+    set: impl Fn(&mut T, f64),
+    reference: impl Fn(&T) -> f64,
 ) -> Result<(), DecodeError> {
     let at = r.position();
     match r.u8()? {
-        REFERENCE => buckets.iter_mut().for_each(|b| set(b, reference.of(b))),
+        REFERENCE => buckets.iter_mut().for_each(|b| {
+            let v = reference(b);
+            set(b, v);
+        }),
         INTEGERS => column(r, (n, skip), buckets, |b, v| set(b, unzigzag(v) as f64))?,
         DECIMALS => {
             let p = usize::from(r.u8()?);
@@ -429,7 +433,7 @@ fn values(
             read_past(r, kinds.get(..skip).unwrap_or_default())?;
             for (b, kind) in buckets.iter_mut().zip(kinds.into_iter().skip(skip)) {
                 let kind = u16::try_from(kind).ok().filter(|&k| k <= 3);
-                let v = kind.and_then(|k| read_value(r, k, reference.of(b)));
+                let v = kind.and_then(|k| read_value(r, k, reference(b)));
                 set(
                     b,
                     v.ok_or_else(|| r.error("a value truncated or of no kind"))?,

@@ -34,7 +34,7 @@ pub fn replay_wal(data: &[u8]) {
 }
 
 /// Opens a segment from bytes and reads every chunk, every tier's rollups (whole and from the
-/// middle of its time) and the postings.
+/// middle of its time), every metric's rollups and the postings.
 pub fn read_segment(data: &[u8]) {
     let Ok(segment) = Segment::open(
         std::path::Path::new("fuzz.seg"),
@@ -55,6 +55,15 @@ pub fn read_segment(data: &[u8]) {
             let middle = segment.min_t / 2 + segment.max_t / 2;
             let wanted = crate::codec::rollup::Wanted::MAX;
             let _ = segment.read_rollup_from(s, tier, wanted, middle, &mut buckets);
+        }
+    }
+    let listed: Vec<(String, String)> = segment
+        .metrics_listed()
+        .map(|(n, m, _)| (n.to_owned(), m.to_owned()))
+        .collect();
+    for (namespace, metric) in listed {
+        for &tier in segment.tiers.iter() {
+            let _ = segment.read_metric_rollup(&namespace, &metric, tier, &mut Vec::new());
         }
     }
     let _ = segment.postings();

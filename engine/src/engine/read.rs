@@ -29,8 +29,11 @@ use crate::model::{Namespace, Sample};
 use crate::options::QueryLimits;
 use crate::{Error, Result};
 
+mod metric;
+
 pub use crate::codec::rollup::{self, Bucket, Wanted};
 pub use crate::head::SeriesHandle;
+pub use metric::MetricSource;
 
 /// What [`Snapshot::for_each`] does with each series as soon as it is read.
 pub type SeriesFn<'a, T> = &'a (dyn Fn(&SeriesHandle, &[Sample]) -> Result<T> + Sync);

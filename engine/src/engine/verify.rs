@@ -11,15 +11,18 @@ use std::path::{Path, PathBuf};
 
 use super::Engine;
 use crate::codec::rollup;
+use crate::codec::rollup::metric::MetricRollup;
 use crate::fs::{Vfs, layout};
 use crate::manifest::Manifest;
 use crate::metadata::MetadataStore;
+use crate::model::METRIC_NAME;
 use crate::model::Sample;
 use crate::segment::{Segment, SegmentSeries};
 use crate::wal::frame::End;
 use crate::wal::record::SeriesDef;
 use crate::wal::replay::{ReplaySink, replay_file};
 use crate::{DecodeError, Error, Result};
+use std::collections::BTreeMap;
 
 /// One thing wrong, where.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,6 +211,80 @@ fn check_segment(
         }
         if whole {
             check_rollups(segment, series, samples, path, report);
+        }
+    }
+    check_metric_rollups(segment, path, report);
+}
+
+/// Checks that the segment's metric rollups are its series' rollups folded per namespace
+/// and metric name (the series' rollups were checked against their samples above).
+fn check_metric_rollups(segment: &Segment, path: &Path, report: &mut VerifyReport) {
+    let tiers: Vec<i64> = segment
+        .tiers
+        .iter()
+        .copied()
+        .filter(|&t| segment.has_metric_rollups(t))
+        .collect();
+    if tiers.is_empty() {
+        return;
+    }
+    let labels = match segment.labels() {
+        Ok(labels) => labels,
+        Err(e) => return report.problems.push(from_error(e, path)),
+    };
+    for tier in tiers {
+        let mut folded: BTreeMap<(&str, &str), MetricRollup> = BTreeMap::new();
+        let mut buckets = Vec::new();
+        for (series, labels) in segment.all_series().zip(&labels) {
+            let Some(name) = labels.get(METRIC_NAME) else {
+                continue;
+            };
+            buckets.clear();
+            // A damaged block was reported with the series' rollups.
+            if segment
+                .read_rollup(series, tier, rollup::Wanted::ALL, &mut buckets)
+                .is_ok()
+            {
+                folded
+                    .entry((series.namespace.as_str(), name))
+                    .or_insert_with(|| MetricRollup::new(tier))
+                    .add(&buckets);
+            }
+        }
+        let listed: Vec<(&str, &str, u64)> = segment.metrics_listed().collect();
+        for &(namespace, metric, at) in &listed {
+            let mut stored = Vec::new();
+            if let Err(e) = segment.read_metric_rollup(namespace, metric, tier, &mut stored) {
+                report.problems.push(from_error(e, path));
+                continue;
+            }
+            let expected = folded
+                .get(&(namespace, metric))
+                .map(MetricRollup::buckets)
+                .unwrap_or_default();
+            let same = stored.len() == expected.len()
+                && stored.iter().zip(&expected).all(|(a, b)| a.same_bits(b));
+            if !same {
+                report.problems.push(problem(
+                    path,
+                    at,
+                    format!(
+                        "the {tier} ms metric rollup of {metric} ({namespace}) holds {} \
+                         buckets, which differ from the {} its series' rollups give",
+                        stored.len(),
+                        expected.len()
+                    ),
+                ));
+            }
+        }
+        for (namespace, metric) in folded.keys() {
+            if !listed.iter().any(|l| (l.0, l.1) == (*namespace, *metric)) {
+                report.problems.push(problem(
+                    path,
+                    0,
+                    format!("metric {metric} ({namespace}) has no metric rollup"),
+                ));
+            }
         }
     }
 }

@@ -38,6 +38,21 @@ pub fn aggregate(ev: &Evaluator<'_, '_>, a: &Aggregate, steps: &[i64]) -> Result
         (None, _) => Param::None,
     };
     if let Param::None = param
+        && let Some(rows) = by_metric_rollups(ev, a, steps)?
+    {
+        return Ok(Value::Vector(rows));
+    }
+    aggregate_series(ev, a, steps, param)
+}
+
+/// [`aggregate`] of the series the expression gives, with its parameter evaluated.
+fn aggregate_series(
+    ev: &Evaluator<'_, '_>,
+    a: &Aggregate,
+    steps: &[i64],
+    param: Param,
+) -> Result<Value> {
+    if let Param::None = param
         && let Some(rows) = folded(ev, a, steps)?
     {
         return Ok(Value::Vector(rows));
@@ -65,6 +80,63 @@ enum Param {
     None,
     Scalar(Vec<f64>),
     Label(String),
+}
+
+/// `max(max_over_time(metric[range]))` or `min(min_over_time(…))`, of a metric named
+/// alone, from segments' metric rollups wherever they answer a step exactly (see
+/// [`Evaluator::metric_extremes`]); the other steps are aggregated series by series.
+/// `None`: not this shape, or no tier answers it.
+fn by_metric_rollups(
+    ev: &Evaluator<'_, '_>,
+    a: &Aggregate,
+    steps: &[i64],
+) -> Result<Option<Vec<Row>>> {
+    use super::plan::{Function, Plan};
+    use super::window::WindowFunction;
+    let Plan::Call(call) = &*a.expr else {
+        return Ok(None);
+    };
+    let (Function::Window(f), [Plan::Range(rs)]) = (call.func, call.args.as_slice()) else {
+        return Ok(None);
+    };
+    let matching = matches!(
+        (a.op, f),
+        (AggregateOp::Max, WindowFunction::MaxOverTime)
+            | (AggregateOp::Min, WindowFunction::MinOverTime)
+    );
+    let ungrouped = matches!(&a.grouping, Grouping::By(names) if names.is_empty());
+    if !matching || !ungrouped || a.param.is_some() {
+        return Ok(None);
+    }
+    let Some(per_step) = ev.metric_extremes(f, rs, steps)? else {
+        return Ok(None);
+    };
+    let mut values = Points::with_capacity(steps.len());
+    let mut rest = Vec::new();
+    for (i, v) in per_step.into_iter().enumerate() {
+        if v.is_none() {
+            rest.push(i);
+        }
+        values.push(v.flatten());
+    }
+    if !rest.is_empty() {
+        let rest_steps: Vec<i64> = rest.iter().filter_map(|&i| steps.get(i).copied()).collect();
+        if let Value::Vector(rows) = aggregate_series(ev, a, &rest_steps, Param::None)?
+            && let Some(row) = rows.first()
+        {
+            for (j, &i) in rest.iter().enumerate() {
+                values.set(i, row.values.get(j));
+            }
+        }
+    }
+    Ok(Some(if values.any() {
+        vec![Row {
+            labels: Labels::default(),
+            values,
+        }]
+    } else {
+        Vec::new()
+    }))
 }
 
 /// `max`, `min`, `count` or `group` of a window function of one metric's series that a

@@ -12,7 +12,10 @@ use super::plan::{At, Plan, RangeSelector, Selector, Subquery};
 use super::value::{Points, RangeRow, Row, Value, check_unique_labels};
 use super::window::WindowFunction;
 use super::{Budget, is_stale_marker};
-use crate::engine::read::{Bucket, Querier, RollupCost, SeriesHandle, Wanted, rollup};
+use crate::engine::read::rollup::metric::MetricBucket;
+use crate::engine::read::{
+    Bucket, MetricSource, Querier, RollupCost, SeriesHandle, Wanted, rollup,
+};
 use crate::model::{Labels, METRIC_NAME, Sample};
 use crate::{Error, Limit, Result};
 
@@ -546,6 +549,104 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             .into_iter()
             .map(|(acc, exact)| exact.then_some(acc))
             .collect())
+    }
+
+    /// `max` over every series of one metric of `max_over_time` (or `min` of
+    /// `min_over_time`, as `f` is) at each step, where segments' metric rollups give it
+    /// exactly (`engine/read/metric.rs`): per step, `Some` of the value (or of none, where
+    /// no series has a sample in the window) or `None` where it must be computed series by
+    /// series — the window reaches data held elsewhere (the head, an overlapping segment) or
+    /// its extreme is a NaN or a zero, whose bits depend on the series' order. `None`
+    /// altogether unless the selector is the metric's name alone and a tier answers every
+    /// step's window.
+    pub fn metric_extremes(
+        &self,
+        f: WindowFunction,
+        rs: &RangeSelector,
+        steps: &[i64],
+    ) -> Result<Option<Vec<Option<Option<f64>>>>> {
+        let max = match f {
+            WindowFunction::MaxOverTime => true,
+            WindowFunction::MinOverTime => false,
+            _ => return Ok(None),
+        };
+        let fold: fn(f64, f64) -> f64 = if max {
+            rollup::fold_max
+        } else {
+            rollup::fold_min
+        };
+        let pick = |b: &MetricBucket| if max { b.max } else { b.min };
+        let at_start = |b: &MetricBucket| b.at_start.map(|(hi, lo)| if max { hi } else { lo });
+        let [m] = rs.selector.matchers.as_slice() else {
+            return Ok(None);
+        };
+        if m.name != METRIC_NAME || m.op != crate::index::MatchOp::Equal {
+            return Ok(None);
+        }
+        let refs = self.refs(rs.selector.at, rs.selector.offset_ms, steps);
+        let (Some(&lo), Some(&hi)) = (refs.first(), refs.last()) else {
+            return Ok(None);
+        };
+        let Some(tier) = self.tier_for(f, rs.range_ms, &refs) else {
+            return Ok(None);
+        };
+        let range = rs.range_ms;
+        let series = self.select(&rs.selector, &refs, range)?;
+        let rollups = self
+            .querier
+            .snapshot(series, lo.saturating_sub(range), hi)
+            .metric_rollups(self.namespace, &m.value, tier)?;
+        let mut used = 0usize;
+        let mut window = |r: i64| -> Option<Option<f64>> {
+            let from = r.checked_sub(range)?;
+            if from < rollups.from || rollups.elsewhere_in(from, r) {
+                return None;
+            }
+            let inside: Vec<&MetricSource> = rollups
+                .sources
+                .iter()
+                .filter(|s| s.first <= r && s.last >= from)
+                .collect();
+            // Two segments holding the metric at one time within the window: the newer
+            // may correct the older's samples, which their rollups cannot tell.
+            for (i, a) in inside.iter().enumerate() {
+                for b in inside.iter().skip(i + 1) {
+                    if a.first.max(b.first).max(from) <= a.last.min(b.last).min(r) {
+                        return None;
+                    }
+                }
+            }
+            let mut extreme: Option<f64> = None;
+            let mut add = |v: f64| extreme = Some(extreme.map_or(v, |e| fold(e, v)));
+            for s in inside {
+                let first = s.buckets.partition_point(|b| b.start < from);
+                for b in s.buckets.get(first..).unwrap_or_default() {
+                    if b.start < r {
+                        add(pick(b));
+                        used += 1;
+                    } else {
+                        if b.start == r {
+                            at_start(b).map(&mut add);
+                        }
+                        break;
+                    }
+                }
+            }
+            match extreme {
+                None => Some(None),
+                Some(v) if v.is_nan() || v == 0.0 => None,
+                Some(v) => Some(Some(v)),
+            }
+        };
+        let values = refs.iter().map(|&r| window(r)).collect();
+        self.charge_rollup(
+            tier,
+            RollupCost {
+                stored: used,
+                raw_samples: 0,
+            },
+        )?;
+        Ok(Some(values))
     }
 
     /// Evaluates a subquery's inner expression on its own grid (multiples of its step)

@@ -465,6 +465,14 @@ impl Segment {
         self.lists_metrics && self.tiers.contains(&interval)
     }
 
+    /// The metrics whose rollups the segment keeps, as (namespace, name, where their block
+    /// is), sorted.
+    pub fn metrics_listed(&self) -> impl Iterator<Item = (&str, &str, u64)> {
+        self.metrics
+            .iter()
+            .map(|m| (&*m.namespace, &*m.metric, m.offset))
+    }
+
     /// Appends the buckets of the tier of `interval` ms of metric `metric` of `namespace`
     /// ([`rollup::metric`]) to `out`, checking the block's checksum, and returns the time
     /// the metric's data covers in the segment; `None` (nothing appended) when the segment

@@ -4,6 +4,7 @@ use super::reader::Segment;
 use super::writer::{SegmentInput, encode_segment};
 use crate::Error;
 use crate::codec::rollup::Wanted;
+use crate::codec::rollup::metric::MetricBucket;
 use crate::fs::Bytes;
 use crate::model::Limits;
 use crate::model::{Label, Labels, Namespace, Sample};
@@ -83,12 +84,17 @@ fn a_flipped_byte_anywhere_is_an_error_naming_the_file_never_a_panic_or_wrong_da
 }
 
 #[test]
-fn a_flipped_byte_among_rollups_and_their_directory_is_an_error_or_changes_nothing() {
+fn a_flipped_byte_among_rollups_and_their_directories_is_an_error_or_changes_nothing() {
     let tiers = [300_000, 3_600_000];
     let series = input();
     let good = super::writer::encode_segment_with_rollups(1, &series, &tiers);
-    let read_all = |seg: &Segment| -> Result<Vec<Vec<crate::codec::rollup::Bucket>>, Error> {
-        let mut all = Vec::new();
+    // Every series' buckets, then the metric's.
+    type Read = (
+        Vec<Vec<crate::codec::rollup::Bucket>>,
+        Vec<Vec<MetricBucket>>,
+    );
+    let read_all = |seg: &Segment| -> Result<Read, Error> {
+        let (mut all, mut metric) = (Vec::new(), Vec::new());
         for s in seg.all_series() {
             for &tier in &tiers {
                 let mut out = Vec::new();
@@ -96,14 +102,20 @@ fn a_flipped_byte_among_rollups_and_their_directory_is_an_error_or_changes_nothi
                 all.push(out);
             }
         }
-        Ok(all)
+        for &tier in &tiers {
+            let mut out = Vec::new();
+            seg.read_metric_rollup("health", "hospital_patients_waiting", tier, &mut out)?;
+            metric.push(out);
+        }
+        Ok((all, metric))
     };
     let want = read_all(
         &Segment::open(std::path::Path::new("good.seg"), Bytes::owned(good.clone()))
             .expect("opens"),
     )
     .expect("reads");
-    assert!(want.iter().all(|b| !b.is_empty()));
+    assert!(want.0.iter().all(|b| !b.is_empty()));
+    assert!(want.1.iter().all(|b| !b.is_empty()));
     // From the first rollup block to the end of the directory.
     let seg =
         Segment::open(std::path::Path::new("good.seg"), Bytes::owned(good.clone())).expect("opens");
@@ -122,12 +134,18 @@ fn a_flipped_byte_among_rollups_and_their_directory_is_an_error_or_changes_nothi
                 "{e}"
             ),
             Ok(seg) => match read_all(&seg) {
-                Ok(got) => assert!(
+                Ok((got, metric)) => assert!(
                     got.iter()
                         .flatten()
-                        .zip(want.iter().flatten())
+                        .zip(want.0.iter().flatten())
                         .all(|(a, b)| a.same_bits(b))
-                        && got.iter().map(Vec::len).eq(want.iter().map(Vec::len)),
+                        && got.iter().map(Vec::len).eq(want.0.iter().map(Vec::len))
+                        && metric
+                            .iter()
+                            .flatten()
+                            .zip(want.1.iter().flatten())
+                            .all(|(a, b)| a.same_bits(b))
+                        && metric.iter().map(Vec::len).eq(want.1.iter().map(Vec::len)),
                     "a flip at {at} changed buckets silently"
                 ),
                 Err(e) => assert!(matches!(e, Error::Corrupt { .. }), "{e}"),

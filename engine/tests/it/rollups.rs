@@ -42,6 +42,10 @@ const EXPRS: &[&str] = &[
     // Folded as the series are read where a tier answers (no row per series).
     "max(max_over_time(m[1m]))",
     "min(min_over_time(m[20s]))",
+    // Also from segments' metric rollups where they alone hold the windows.
+    "max(max_over_time(m[20s]))",
+    "min(min_over_time({__name__=\"m\"}[1m]))",
+    "max(max_over_time(m[1m] offset 20s))",
     "max without (site) (sum_over_time(m[1m]))",
     "count(count_over_time(m[20s]))",
     "group(last_over_time(m[5s]))",
@@ -400,6 +404,91 @@ fn a_damaged_rollup_is_named_by_verify_and_the_query_answers_from_raw_samples() 
     );
 }
 
+/// The same for a metric rollup block: verify names it, and the whole metric's panel is
+/// answered series by series, as without rollups.
+#[test]
+fn a_damaged_metric_rollup_is_named_by_verify_and_the_panel_answers_series_by_series() {
+    use iocdb_engine::fs::{Bytes, OsFs};
+    use iocdb_engine::internal::Segment;
+    let dir = tempfile::tempdir().expect("dir");
+    compacted_store(dir.path()).close().expect("close");
+    let path = std::fs::read_dir(dir.path().join("segments"))
+        .expect("segments")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment");
+    let bytes = std::fs::read(&path).expect("read");
+    let segment = Segment::open(&path, Bytes::owned(bytes.clone())).expect("opens");
+    let listed: Vec<(String, String, u64)> = segment
+        .metrics_listed()
+        .map(|(n, m, at)| (n.to_owned(), m.to_owned(), at))
+        .collect();
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    let offset = listed[0].2;
+    let payload = offset as usize + 8;
+    let len = u32::from_le_bytes(bytes[payload - 8..payload - 4].try_into().expect("4")) as usize;
+
+    let mut flipped = bytes.clone();
+    flipped[payload + len - 2] ^= 0x04;
+    std::fs::write(&path, &flipped).expect("write");
+    let report = Engine::verify(dir.path(), &OsFs).expect("verify");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.file == path && p.reason.contains("metric rollups")),
+        "{:?}",
+        report.problems
+    );
+    {
+        let engine = common::open_with(
+            dir.path(),
+            Options {
+                rollup_tiers_ms: vec![300_000, 3_600_000],
+                query_cache_bytes: 0,
+                ..Options::default()
+            },
+        )
+        .expect("open");
+        let q = |rollups| PromqlQuery {
+            use_rollups: rollups,
+            ..PromqlQuery::range(
+                "ns",
+                "max(max_over_time(m[1h]))",
+                BASE + HOUR,
+                BASE + 3 * HOUR,
+                HOUR,
+            )
+        };
+        let with = engine.query(&q(true)).expect("answered series by series");
+        let without = engine.query(&q(false)).expect("raw");
+        assert_eq!(matrix_bits(&with), matrix_bits(&without));
+        assert!(matrix_bits(&with).is_ok_and(|m| !m.is_empty()));
+        let told = engine
+            .stats()
+            .last_damaged_rollup
+            .expect("the damage is told");
+        assert!(told.contains(&path.display().to_string()), "{told}");
+        engine.close().expect("close");
+    }
+
+    // Rewritten with a valid checksum but another maximum: verify refolds the series'.
+    let mut forged = bytes.clone();
+    forged[payload + len - 1] ^= 0x01;
+    let crc = crc32c::crc32c(&forged[payload..payload + len]);
+    forged[payload - 4..payload].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &forged).expect("write");
+    let report = Engine::verify(dir.path(), &OsFs).expect("verify");
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| p.file == path && p.offset == offset),
+        "{:?}",
+        report.problems
+    );
+}
+
 const DAY: i64 = 86_400_000;
 
 /// Two hundred days of one gauge, a sample every ten minutes, written without retention
@@ -648,4 +737,87 @@ fn aggregations_folded_while_reading_answer_as_the_rows_do() {
         assert_eq!(with.rollup_tier_ms, HOUR, "{expr}");
         assert_eq!(matrix_bits(&with), matrix_bits(&ask(false)), "{expr}");
     }
+}
+
+/// `max(max_over_time(m[1h]))` over a metric named alone reads the segments' metric
+/// rollups — a bucket per hour, not one per series and hour — where a segment alone holds
+/// the window; a late write (a segment overlapping the compacted one) and data in the head
+/// send their windows back to the series' own buckets; every answer is the rows' answer.
+#[test]
+fn extremes_of_a_whole_metric_come_from_its_metric_rollups() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open_with(
+        dir.path(),
+        Options {
+            query_cache_bytes: 0,
+            rollup_tiers_ms: vec![300_000, 3_600_000],
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    const SERIES: usize = 40;
+    // Six hours, a sample a minute; each series' own peak hour, small integers elsewhere.
+    for site in 0..SERIES {
+        let samples: Vec<Sample> = (0..6 * 60)
+            .map(|i| {
+                let peak = i / 60 == (site % 6) as i64 && i % 60 == 30;
+                Sample::new(
+                    BASE + i * 60_000,
+                    if peak {
+                        100.0 + site as f64
+                    } else {
+                        1.0 + (i % 7) as f64
+                    },
+                )
+            })
+            .collect();
+        write(&engine, site, samples);
+    }
+    engine.flush().expect("flush");
+    engine.compact().expect("compact");
+    let ask = |expr: &str, rollups: bool| {
+        engine
+            .query(&PromqlQuery {
+                use_rollups: rollups,
+                ..PromqlQuery::range("ns", expr, BASE + HOUR, BASE + 6 * HOUR, HOUR)
+            })
+            .expect("query")
+    };
+    for expr in ["max(max_over_time(m[1h]))", "min(min_over_time(m[2h]))"] {
+        let (with, without) = (ask(expr, true), ask(expr, false));
+        assert_eq!(matrix_bits(&with), matrix_bits(&without), "{expr}");
+        assert_eq!(with.rollup_tier_ms, HOUR, "{expr}");
+        // Six steps, a bucket or two of the metric each: far fewer than the series'.
+        assert!(
+            with.rollup_buckets <= 12,
+            "{expr}: {} buckets",
+            with.rollup_buckets
+        );
+    }
+    let metric_only = ask("max(max_over_time(m[1h]))", true).rollup_buckets;
+    // A correction of the third hour's peak, flushed into a segment of its own that
+    // overlaps the compacted one: that window is read series by series, and sees it.
+    write(
+        &engine,
+        2,
+        vec![Sample::new(BASE + 2 * HOUR + 30 * 60_000, 7.0)],
+    );
+    engine.flush().expect("flush");
+    let (with, without) = (
+        ask("max(max_over_time(m[1h]))", true),
+        ask("max(max_over_time(m[1h]))", false),
+    );
+    assert_eq!(matrix_bits(&with), matrix_bits(&without));
+    assert!(with.rollup_buckets >= metric_only + SERIES as u64);
+    // A sample in the head, in the last window: the same.
+    write(&engine, 5, vec![Sample::new(BASE + 5 * HOUR + 90_000, 1e6)]);
+    let (with, without) = (
+        ask("max(max_over_time(m[1h]))", true),
+        ask("max(max_over_time(m[1h]))", false),
+    );
+    assert_eq!(matrix_bits(&with), matrix_bits(&without));
+    let QueryValue::Matrix(rows) = &with.value else {
+        panic!("a matrix");
+    };
+    assert_eq!(rows[0].points.last().map(|s| s.v), Some(1e6));
 }

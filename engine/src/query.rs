@@ -68,7 +68,12 @@
 //!   series' data of that interval, no deletion reaches it and the interval lies whole in
 //!   the range read; late writes, corrections, backfill and the live head therefore read
 //!   raw until compaction folds them into one segment, so a rollup is never older than the
-//!   data it summarises.
+//!   data it summarises;
+//! - per step, for `max(max_over_time(m[r]))` and `min(min_over_time(m[r]))` of a metric
+//!   named alone: from segments' metric rollups (the metric's series folded per bucket)
+//!   where one segment alone holds the metric over the window, no deletion reaches it and
+//!   the extreme is neither NaN nor zero; other steps as above, series by series (the
+//!   buckets counted in `rollup_buckets` are then the metric's, a few per step).
 //!
 //! `avg_over_time`, quantiles, `stddev`/`stdvar`, `changes`, `resets`, `irate`, `deriv`,
 //! subqueries and unaligned windows read raw samples. `PromqlResult::rollup_buckets` and

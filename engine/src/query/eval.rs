@@ -190,17 +190,32 @@ impl<'q, 'a> Evaluator<'q, 'a> {
     /// Selects a selector's series that may have samples in the windows reaching `reach`
     /// ms back from the ref times `refs`, and charges the budget for them.
     fn select(&self, sel: &Selector, refs: &[i64], reach: i64) -> Result<Vec<SeriesHandle>> {
+        let series = self.select_uncharged(sel, refs, reach)?;
+        self.charge_series(series.len(), refs.len())?;
+        Ok(series)
+    }
+
+    /// [`Evaluator::select`] without charging the budget for the series (the caller does,
+    /// with [`Evaluator::charge_series`], once it knows it reads them).
+    fn select_uncharged(
+        &self,
+        sel: &Selector,
+        refs: &[i64],
+        reach: i64,
+    ) -> Result<Vec<SeriesHandle>> {
         let (Some(&lo), Some(&hi)) = (refs.iter().min(), refs.iter().max()) else {
             return Ok(Vec::new());
         };
-        let series =
-            self.querier
-                .select(self.namespace, &sel.matchers, lo.saturating_sub(reach), hi)?;
-        self.budget.check_series(series.len())?;
-        self.budget.check_points(series.len(), refs.len())?;
-        self.series_read
-            .fetch_add(series.len() as u64, Ordering::Relaxed);
-        Ok(series)
+        self.querier
+            .select(self.namespace, &sel.matchers, lo.saturating_sub(reach), hi)
+    }
+
+    /// Charges the budget for `series` series read at `steps` steps, and counts them.
+    fn charge_series(&self, series: usize, steps: usize) -> Result<()> {
+        self.budget.check_series(series)?;
+        self.budget.check_points(series, steps)?;
+        self.series_read.fetch_add(series as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// An instant selector at every step: the latest sample in `[ref − lookback, ref]`,
@@ -557,8 +572,8 @@ impl<'q, 'a> Evaluator<'q, 'a> {
     /// no series has a sample in the window) or `None` where it must be computed series by
     /// series — the window reaches data held elsewhere (the head, an overlapping segment) or
     /// its extreme is a NaN or a zero, whose bits depend on the series' order. `None`
-    /// altogether unless the selector is the metric's name alone and a tier answers every
-    /// step's window.
+    /// altogether unless the selector is the metric's name alone, a tier answers every
+    /// step's window and some segment in the range keeps the metric's rollups.
     pub fn metric_extremes(
         &self,
         f: WindowFunction,
@@ -591,7 +606,9 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             return Ok(None);
         };
         let range = rs.range_ms;
-        let series = self.select(&rs.selector, &refs, range)?;
+        // Charged below only if no step is left to the series' path, which charges its own.
+        let series = self.select_uncharged(&rs.selector, &refs, range)?;
+        let selected = series.len();
         let rollups = self
             .querier
             .snapshot(series, lo.saturating_sub(range), hi)
@@ -638,7 +655,13 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                 Some(v) => Some(Some(v)),
             }
         };
-        let values = refs.iter().map(|&r| window(r)).collect();
+        if rollups.sources.is_empty() {
+            return Ok(None);
+        }
+        let values: Vec<Option<Option<f64>>> = refs.iter().map(|&r| window(r)).collect();
+        if values.iter().all(Option::is_some) {
+            self.charge_series(selected, refs.len())?;
+        }
         self.charge_rollup(
             tier,
             RollupCost {

@@ -11,7 +11,10 @@
 //! bit for bit. Prints Markdown. `IOCDB_YEAR_REPORT_DIR` keeps the store; with
 //! `IOCDB_YEAR_REPORT_REUSE` set, a kept store is only asked the panels again
 //! (`IOCDB_YEAR_REPORT_PANELS=8,10`: only those; `IOCDB_YEAR_REPORT_TIERED_ONLY`: only with
-//! the tiers, for a profile of them alone).
+//! the tiers, for a profile of them alone; `IOCDB_YEAR_REPORT_MAX_SAMPLES=N`: a query may
+//! read N samples, so that the raw runs of the largest panels are not refused;
+//! `IOCDB_YEAR_REPORT_LIVE_MINUTES=M`: M minutes more written into the head first, as a
+//! live server holds what came since its last flush).
 
 #![allow(clippy::indexing_slicing)]
 
@@ -48,11 +51,33 @@ fn main() {
         },
         compaction_samples_per_sec: 0,
         query_cache_bytes: 0,
+        query_limits: iocdb_engine::QueryLimits {
+            max_samples: std::env::var("IOCDB_YEAR_REPORT_MAX_SAMPLES")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(Options::default().query_limits.max_samples),
+            ..Options::default().query_limits
+        },
         ..Options::default()
     };
     let engine = Engine::open(&dir, opts.clone()).expect("open");
     // A store kept by an earlier run (IOCDB_YEAR_REPORT_DIR) is only asked again.
     if std::env::var_os("IOCDB_YEAR_REPORT_REUSE").is_some() {
+        // IOCDB_YEAR_REPORT_LIVE_MINUTES=M: the M minutes after the store's end written
+        // into the head first, as a live server holds what came since its last flush, and
+        // the panels asked up to the next whole hour (the store then changes when the
+        // engine closes and flushes them: ask a copy).
+        let live: i64 = std::env::var("IOCDB_YEAR_REPORT_LIVE_MINUTES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        let mut end = end;
+        if live > 0 {
+            let specs = workload::series(scale);
+            let written = dashboard::load(&engine, &specs, end, end + live * 60_000);
+            eprintln!("{written} samples of {live} minutes written into the head");
+            end += (live * 60_000 + 3_599_999) / 3_600_000 * 3_600_000;
+        }
         rollup_panels(&engine, &opts.rollup_tiers_ms, end, repeats);
         return;
     }

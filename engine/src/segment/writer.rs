@@ -239,8 +239,11 @@ impl SegmentBuilder {
     }
 
     /// Folds a series' buckets into its metric's rollups, and widens the time the
-    /// metric's data covers by its samples and buckets (stale markers included: they hide
-    /// what other sources hold at their time).
+    /// metric's data covers by its samples (stale markers included: they hide what other
+    /// sources hold at their time) and by its buckets' samples (those whose samples have
+    /// expired and only their buckets are kept). The times are the samples' own, not their
+    /// buckets': two flushes' segments of one hour hold the metric at different times, so
+    /// their buckets of that hour fold together.
     fn add_to_metric(
         &mut self,
         namespace: &Namespace,
@@ -261,11 +264,11 @@ impl SegmentBuilder {
             entry.min_t = entry.min_t.min(first.t);
             entry.max_t = entry.max_t.max(last.t);
         }
-        for ((rollup, tier), &interval) in entry.tiers.iter_mut().zip(buckets).zip(&self.tiers) {
+        for (rollup, tier) in entry.tiers.iter_mut().zip(buckets) {
             rollup.add(tier);
             if let (Some(first), Some(last)) = (tier.first(), tier.last()) {
-                entry.min_t = entry.min_t.min(first.start);
-                entry.max_t = entry.max_t.max(last.start.saturating_add(interval - 1));
+                entry.min_t = entry.min_t.min(first.first.t);
+                entry.max_t = entry.max_t.max(last.last.t);
             }
         }
     }

@@ -74,7 +74,10 @@ fn main() {
         let mut end = end;
         if live > 0 {
             let specs = workload::series(scale);
-            let written = dashboard::load(&engine, &specs, end, end + live * 60_000);
+            let mut written = 0;
+            for r in workload::backfill(&specs, end, end + live * 60_000, 100_000) {
+                written += engine.write(r).expect("write").accepted;
+            }
             eprintln!("{written} samples of {live} minutes written into the head");
             end += (live * 60_000 + 3_599_999) / 3_600_000 * 3_600_000;
         }

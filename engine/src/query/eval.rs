@@ -606,6 +606,12 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             return Ok(None);
         };
         let range = rs.range_ms;
+        if !self
+            .querier
+            .keeps_metric_rollups(lo.saturating_sub(range), hi, tier)
+        {
+            return Ok(None);
+        }
         // Charged below only if no step is left to the series' path, which charges its own.
         let series = self.select_uncharged(&rs.selector, &refs, range)?;
         let selected = series.len();

@@ -11,7 +11,7 @@
 
 use roaring::RoaringBitmap;
 
-use super::Snapshot;
+use super::{Querier, Snapshot};
 use crate::Result;
 use crate::codec::rollup::metric::MetricBucket;
 use crate::model::Namespace;
@@ -45,6 +45,18 @@ impl MetricRollups {
     pub fn elsewhere_in(&self, start: i64, end: i64) -> bool {
         let i = self.elsewhere.partition_point(|s| s.1 < start);
         self.elsewhere.get(i).is_some_and(|s| s.0 <= end)
+    }
+}
+
+impl Querier<'_> {
+    /// Whether some segment holding data in `[start, end]` keeps metric rollups of the tier
+    /// of `interval` ms: asked before selecting a metric's series for
+    /// [`Snapshot::metric_rollups`], which a store of older segments could not use.
+    pub fn keeps_metric_rollups(&self, start: i64, end: i64, interval: i64) -> bool {
+        self.inner.current_version().segments.iter().any(|h| {
+            let seg = &h.segment;
+            seg.max_t >= start && seg.min_t <= end && seg.has_metric_rollups(interval)
+        })
     }
 }
 

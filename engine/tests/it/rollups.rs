@@ -556,7 +556,14 @@ fn hourly_rollups_kept_longer_than_samples_answer_what_they_can() {
             })
             .expect("query")
     };
-    let panels = ["max_over_time(m[1d])", "sum_over_time(m[1d])", "m"];
+    // (The whole metric's maximum reads its metric rollups where the samples are kept, the
+    // series' buckets before.)
+    let panels = [
+        "max_over_time(m[1d])",
+        "sum_over_time(m[1d])",
+        "m",
+        "max(max_over_time(m[1d]))",
+    ];
     let before: Vec<Vec<(i64, u64)>> = {
         let engine = common::open_with(dir.path(), kept_for(100_000, None)).expect("open");
         panels
@@ -866,6 +873,10 @@ fn flushes_of_one_hour_fold_their_metric_rollups_together() {
     let (with, without) = (ask(true), ask(false));
     assert_eq!(matrix_bits(&with), matrix_bits(&without));
     assert_eq!(with.rollup_tier_ms, HOUR);
+    let QueryValue::Matrix(rows) = &with.value else {
+        panic!("a matrix");
+    };
+    assert!(rows[0].points.iter().all(|p| p.v < 1e9), "{rows:?}");
     // Two steps, each an hour's bucket from each of two segments (and a boundary).
     assert!(with.rollup_buckets <= 6, "{} buckets", with.rollup_buckets);
 }

@@ -60,9 +60,9 @@ pub struct SegmentBuilder {
     directory: Vec<u64>,
     /// Bytes of the rollup blocks written.
     rollup_bytes: u64,
-    /// Per namespace and metric name, its series' rollups folded together, one per tier
+    /// Per namespace, per metric name, its series' rollups folded together, one per tier
     /// (written as metric rollups at the end).
-    metrics: BTreeMap<(String, String), MetricEntry>,
+    metrics: BTreeMap<String, BTreeMap<String, MetricEntry>>,
 }
 
 /// One metric's rollups being built, and the time its series' data covers.
@@ -254,12 +254,25 @@ impl SegmentBuilder {
         let Some(metric) = labels.get(METRIC_NAME).filter(|_| !self.tiers.is_empty()) else {
             return;
         };
-        let key = (namespace.as_str().to_owned(), metric.to_owned());
-        let entry = self.metrics.entry(key).or_insert_with(|| MetricEntry {
-            tiers: self.tiers.iter().map(|&t| MetricRollup::new(t)).collect(),
-            min_t: i64::MAX,
-            max_t: i64::MIN,
-        });
+        // Looked up by the borrowed names first: a segment's series are mostly of metrics
+        // already met.
+        let metrics = match self.metrics.get_mut(namespace.as_str()) {
+            Some(metrics) => metrics,
+            None => self
+                .metrics
+                .entry(namespace.as_str().to_owned())
+                .or_default(),
+        };
+        let entry = match metrics.get_mut(metric) {
+            Some(entry) => entry,
+            None => metrics
+                .entry(metric.to_owned())
+                .or_insert_with(|| MetricEntry {
+                    tiers: self.tiers.iter().map(|&t| MetricRollup::new(t)).collect(),
+                    min_t: i64::MAX,
+                    max_t: i64::MIN,
+                }),
+        };
         if let (Some(first), Some(last)) = (samples.first(), samples.last()) {
             entry.min_t = entry.min_t.min(first.t);
             entry.max_t = entry.max_t.max(last.t);
@@ -279,8 +292,13 @@ impl SegmentBuilder {
     /// zigzag min_t | zigzag max_t | varint block offset. Returns the directory's offset.
     fn write_metric_rollups(&mut self) -> u64 {
         let mut listing = Vec::new();
-        put_u64(&mut listing, self.metrics.len() as u64);
-        for ((namespace, metric), entry) in std::mem::take(&mut self.metrics) {
+        let count: usize = self.metrics.values().map(BTreeMap::len).sum();
+        put_u64(&mut listing, count as u64);
+        let all = std::mem::take(&mut self.metrics);
+        let entries = all.into_iter().flat_map(|(namespace, metrics)| {
+            metrics.into_iter().map(move |m| (namespace.clone(), m))
+        });
+        for (namespace, (metric, entry)) in entries {
             let mut block = Vec::new();
             for (rollup, &interval) in entry.tiers.iter().zip(&self.tiers) {
                 let mut encoded = Vec::new();

@@ -63,7 +63,7 @@ impl MetricBucket {
 }
 
 /// Buckets per page of a [`MetricRollup`] being built.
-const PAGE: i64 = 1024;
+const PAGE: i64 = 256;
 
 /// A metric's buckets of one tier being folded from its series' buckets, one series at a
 /// time. The buckets live in pages of consecutive intervals, so that a month of hourly or

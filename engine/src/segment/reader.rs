@@ -424,38 +424,17 @@ impl Segment {
             return Ok(false);
         };
         let at = offset + 8;
-        let mut read = || -> Result<(), DecodeError> {
-            let block = ByteReader::at(self.data(), offset)?.crc_block("rollup block")?;
-            let mut reader = ByteReader::new(block);
-            // Each tier's bytes follow their length: the tiers before it are skipped whole.
-            for _ in 0..tier {
-                let n = reader.len(reader.remaining(), "rollup tier length")?;
-                reader.bytes(n)?;
-            }
-            let n = reader.len(reader.remaining(), "rollup tier length")?;
-            let at = reader.position() as u64;
-            let mut buckets = ByteReader::new(reader.bytes(n)?);
-            let decoded = if self.version >= 5 {
+        let read = read_tier(self.data(), offset, tier, "rollup block", |buckets| {
+            if self.version >= 5 {
                 // No more buckets than intervals the segment's time span meets (and never
                 // more than a reader would hold for one series).
-                let span = (self.max_t.div_euclid(interval))
-                    .saturating_sub(self.min_t.div_euclid(interval))
-                    .saturating_add(1);
-                let most = usize::try_from(span).unwrap_or(0).min(MAX_TIER_BUCKETS);
-                rollup::decode(&mut buckets, interval, most, wanted, from, out)
+                let most = most_buckets(self.min_t, self.max_t, interval);
+                rollup::decode(buckets, interval, most, wanted, from, out)
             } else {
-                rollup::records::decode(&mut buckets, interval, out)
-            };
-            decoded.map_err(|e| e.shifted(at))?;
-            if !buckets.is_empty() {
-                return Err(DecodeError::new(
-                    at + buckets.position() as u64,
-                    "trailing bytes after a tier's buckets",
-                ));
+                rollup::records::decode(buckets, interval, out)
             }
-            Ok(())
-        };
-        read().map_err(|e| e.in_file(&self.path, at))?;
+        });
+        read.map_err(|e| e.in_file(&self.path, at))?;
         Ok(true)
     }
 
@@ -497,30 +476,17 @@ impl Segment {
             return Ok(None);
         };
         let at = listing.offset + 8;
-        let mut read = || -> Result<(), DecodeError> {
-            let block = ByteReader::at(self.data(), listing.offset)?.crc_block("metric rollups")?;
-            let mut reader = ByteReader::new(block);
-            for _ in 0..tier {
-                let n = reader.len(reader.remaining(), "metric tier length")?;
-                reader.bytes(n)?;
-            }
-            let n = reader.len(reader.remaining(), "metric tier length")?;
-            let at = reader.position() as u64;
-            let mut buckets = ByteReader::new(reader.bytes(n)?);
-            let span = (listing.max_t.div_euclid(interval))
-                .saturating_sub(listing.min_t.div_euclid(interval))
-                .saturating_add(1);
-            let most = usize::try_from(span).unwrap_or(0).min(MAX_TIER_BUCKETS);
-            rollup::metric::decode(&mut buckets, interval, most, out).map_err(|e| e.shifted(at))?;
-            if !buckets.is_empty() {
-                return Err(DecodeError::new(
-                    at + buckets.position() as u64,
-                    "trailing bytes after a tier's metric buckets",
-                ));
-            }
-            Ok(())
-        };
-        read().map_err(|e| e.in_file(&self.path, at))?;
+        let read = read_tier(
+            self.data(),
+            listing.offset,
+            tier,
+            "metric rollups",
+            |buckets| {
+                let most = most_buckets(listing.min_t, listing.max_t, interval);
+                rollup::metric::decode(buckets, interval, most, out)
+            },
+        );
+        read.map_err(|e| e.in_file(&self.path, at))?;
         Ok(Some((listing.min_t, listing.max_t)))
     }
 
@@ -668,6 +634,45 @@ struct Parsed {
     postings_offset: u64,
 }
 
+/// Decodes tier number `tier` of the checksummed block at `offset` (`what` names it in
+/// errors), which holds each tier's bytes after their varint length, with `decode`, which
+/// must read them all; the tiers before it are skipped whole. Error offsets are relative to
+/// the block's payload.
+fn read_tier(
+    data: &[u8],
+    offset: u64,
+    tier: usize,
+    what: &str,
+    decode: impl FnOnce(&mut ByteReader<'_>) -> Result<(), DecodeError>,
+) -> Result<(), DecodeError> {
+    let block = ByteReader::at(data, offset)?.crc_block(what)?;
+    let mut reader = ByteReader::new(block);
+    for _ in 0..tier {
+        let n = reader.len(reader.remaining(), "tier length")?;
+        reader.bytes(n)?;
+    }
+    let n = reader.len(reader.remaining(), "tier length")?;
+    let at = reader.position() as u64;
+    let mut buckets = ByteReader::new(reader.bytes(n)?);
+    decode(&mut buckets).map_err(|e| e.shifted(at))?;
+    if !buckets.is_empty() {
+        return Err(DecodeError::new(
+            at + buckets.position() as u64,
+            "trailing bytes after a tier's buckets",
+        ));
+    }
+    Ok(())
+}
+
+/// Most buckets of `interval` ms that data within `[min_t, max_t]` may have: one per
+/// interval the span meets, and never more than a reader holds for one series or metric.
+fn most_buckets(min_t: i64, max_t: i64, interval: i64) -> usize {
+    let span = (max_t.div_euclid(interval))
+        .saturating_sub(min_t.div_euclid(interval))
+        .saturating_add(1);
+    usize::try_from(span).unwrap_or(0).min(MAX_TIER_BUCKETS)
+}
+
 /// The payload of the block at `offset`, which must lie in `[min, max)`.
 fn block(data: &[u8], offset: u64, min: u64, max: u64) -> Result<&[u8], DecodeError> {
     if offset < min || offset.saturating_add(8) > max {
@@ -749,36 +754,16 @@ fn parse_table(
             tiers.push(t as i64);
         }
     }
-    let mut directory = None;
     let mut data_end = data_end;
+    let mut directory = None;
     if version >= 6 {
-        let at = r.position() as u64;
-        let offset = r.varint()?;
-        if offset != 0 {
-            if tiers.is_empty() || offset < HEADER_LEN as u64 || offset >= data_end {
-                return Err(DecodeError::new(
-                    at,
-                    format!("rollup directory at {offset} is misplaced"),
-                ));
-            }
-            // Chunk and rollup blocks lie before the directory.
-            data_end = offset;
-            directory = Some(offset);
-        }
+        directory = directory_offset(&mut r, &tiers, data_end, "rollup directory")?;
+        // Chunk and rollup blocks lie before the directory.
+        data_end = directory.unwrap_or(data_end);
     }
     let mut metrics = None;
     if version >= 7 {
-        let at = r.position() as u64;
-        let offset = r.varint()?;
-        if offset != 0 {
-            if tiers.is_empty() || offset < HEADER_LEN as u64 || offset >= data_end {
-                return Err(DecodeError::new(
-                    at,
-                    format!("metric directory at {offset} is misplaced"),
-                ));
-            }
-            metrics = Some(offset);
-        }
+        metrics = directory_offset(&mut r, &tiers, data_end, "metric directory")?;
     }
     // A block of `len` bytes at `offset` must lie whole in the data region.
     let inside = |offset: u64, len: u32| {
@@ -891,6 +876,28 @@ fn parse_table(
         rollup_bytes,
         labels: (version < 4).then_some(all_labels),
     })
+}
+
+/// Reads the offset of a directory (`what`) of a segment with `tiers` from its series
+/// table: `None` for 0, else a place in the data region before `data_end`.
+fn directory_offset(
+    r: &mut ByteReader<'_>,
+    tiers: &[i64],
+    data_end: u64,
+    what: &str,
+) -> Result<Option<u64>, DecodeError> {
+    let at = r.position() as u64;
+    let offset = r.varint()?;
+    if offset == 0 {
+        return Ok(None);
+    }
+    if tiers.is_empty() || offset < HEADER_LEN as u64 || offset >= data_end {
+        return Err(DecodeError::new(
+            at,
+            format!("{what} at {offset} is misplaced"),
+        ));
+    }
+    Ok(Some(offset))
 }
 
 /// Checks the rollup directory block at `offset` (before `table_offset`) of a segment of

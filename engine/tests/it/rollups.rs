@@ -316,6 +316,74 @@ fn a_correction_after_compaction_is_seen_at_once() {
     assert!(series[0].points[1].v < 1e6);
 }
 
+/// The first segment file of the store in `dir`, and its bytes.
+fn first_segment(dir: &std::path::Path) -> (std::path::PathBuf, Vec<u8>) {
+    let path = std::fs::read_dir(dir.join("segments"))
+        .expect("segments")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.extension().is_some_and(|e| e == "seg"))
+        .expect("a segment");
+    let bytes = std::fs::read(&path).expect("read");
+    (path, bytes)
+}
+
+/// `bytes` with the last byte of the block whose payload starts at `payload` flipped and
+/// the block's checksum written again: damage only a recomputation finds.
+fn forged(bytes: &[u8], payload: usize) -> Vec<u8> {
+    let len = u32::from_le_bytes(bytes[payload - 8..payload - 4].try_into().expect("4")) as usize;
+    let mut forged = bytes.to_vec();
+    forged[payload + len - 1] ^= 0x01;
+    let crc = crc32c::crc32c(&forged[payload..payload + len]);
+    forged[payload - 4..payload].copy_from_slice(&crc.to_le_bytes());
+    forged
+}
+
+/// Asserts that `iocdb verify` of the store in `dir` reports a problem in `path` that
+/// `found` accepts.
+fn assert_verify_finds(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    found: impl Fn(&iocdb_engine::Problem) -> bool,
+) {
+    let report = Engine::verify(dir, &iocdb_engine::fs::OsFs).expect("verify");
+    assert!(
+        report.problems.iter().any(|p| p.file == path && found(p)),
+        "{:?}",
+        report.problems
+    );
+}
+
+/// Opens the store in `dir` (whose segment `path` is damaged) and asserts that `expr` over
+/// the compacted hours answers with rollups as without, and that the damage is told.
+fn assert_answers_as_raw_and_tells(dir: &std::path::Path, path: &std::path::Path, expr: &str) {
+    let engine = common::open_with(
+        dir,
+        Options {
+            rollup_tiers_ms: vec![300_000, 3_600_000],
+            query_cache_bytes: 0,
+            ..Options::default()
+        },
+    )
+    .expect("open");
+    let q = |rollups| PromqlQuery {
+        use_rollups: rollups,
+        ..PromqlQuery::range("ns", expr, BASE + HOUR, BASE + 3 * HOUR, HOUR)
+    };
+    assert_eq!(engine.stats().damaged_rollup_reads, 0);
+    let with = engine.query(&q(true)).expect("answered from raw samples");
+    let without = engine.query(&q(false)).expect("raw");
+    assert_eq!(matrix_bits(&with), matrix_bits(&without));
+    assert!(matrix_bits(&with).is_ok_and(|m| !m.is_empty()));
+    let stats = engine.stats();
+    assert!(stats.damaged_rollup_reads >= 1);
+    let told = stats.last_damaged_rollup.expect("the damage is told");
+    assert!(
+        told.contains(&path.display().to_string()) && told.contains("rollup"),
+        "{told}"
+    );
+    engine.close().expect("close");
+}
+
 #[test]
 fn a_damaged_rollup_is_named_by_verify_and_the_query_answers_from_raw_samples() {
     use iocdb_engine::fs::{Bytes, OsFs};
@@ -324,12 +392,7 @@ fn a_damaged_rollup_is_named_by_verify_and_the_query_answers_from_raw_samples() 
     compacted_store(dir.path()).close().expect("close");
     let clean = Engine::verify(dir.path(), &OsFs).expect("verify");
     assert!(clean.problems.is_empty(), "{:?}", clean.problems);
-    let path = std::fs::read_dir(dir.path().join("segments"))
-        .expect("segments")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.extension().is_some_and(|e| e == "seg"))
-        .expect("a segment");
-    let bytes = std::fs::read(&path).expect("read");
+    let (path, bytes) = first_segment(dir.path());
     let segment = Segment::open(&path, Bytes::owned(bytes.clone())).expect("opens");
     let offset = segment
         .rollup_offset(segment.series(0).expect("a series"))
@@ -341,83 +404,25 @@ fn a_damaged_rollup_is_named_by_verify_and_the_query_answers_from_raw_samples() 
     let mut flipped = bytes.clone();
     flipped[payload + 3] ^= 0x04;
     std::fs::write(&path, &flipped).expect("write");
-    let report = Engine::verify(dir.path(), &OsFs).expect("verify");
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.file == path && p.reason.contains("rollup block")),
-        "{:?}",
-        report.problems
-    );
-    {
-        let engine = common::open_with(
-            dir.path(),
-            Options {
-                rollup_tiers_ms: vec![300_000, 3_600_000],
-                ..Options::default()
-            },
-        )
-        .expect("open");
-        let q = |rollups| PromqlQuery {
-            use_rollups: rollups,
-            ..PromqlQuery::range(
-                "ns",
-                "max_over_time(m[1h])",
-                BASE + HOUR,
-                BASE + 3 * HOUR,
-                HOUR,
-            )
-        };
-        assert_eq!(engine.stats().damaged_rollup_reads, 0);
-        // The damaged block is not used: the raw samples it summarises answer, exactly as
-        // they do with rollups off, and the damage is told (file and offset).
-        let with = engine.query(&q(true)).expect("answered from raw samples");
-        let without = engine.query(&q(false)).expect("raw");
-        assert_eq!(matrix_bits(&with), matrix_bits(&without));
-        assert!(matrix_bits(&with).is_ok_and(|m| !m.is_empty()));
-        let stats = engine.stats();
-        assert!(stats.damaged_rollup_reads >= 1);
-        let told = stats.last_damaged_rollup.expect("the damage is told");
-        assert!(
-            told.contains(&path.display().to_string()) && told.contains("rollup"),
-            "{told}"
-        );
-        engine.close().expect("close");
-    }
+    assert_verify_finds(dir.path(), &path, |p| p.reason.contains("rollup block"));
+    // The damaged block is not used: the raw samples it summarises answer, exactly as they
+    // do with rollups off, and the damage is told (file and offset).
+    assert_answers_as_raw_and_tells(dir.path(), &path, "max_over_time(m[1h])");
 
     // A block rewritten with a valid checksum but other numbers: verify recomputes it.
-    let mut forged = bytes.clone();
-    let len = u32::from_le_bytes(bytes[payload - 8..payload - 4].try_into().expect("4")) as usize;
-    forged[payload + len - 1] ^= 0x01;
-    let crc = crc32c::crc32c(&forged[payload..payload + len]);
-    forged[payload - 4..payload].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&path, &forged).expect("write");
-    let report = Engine::verify(dir.path(), &OsFs).expect("verify");
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.file == path && p.offset == offset),
-        "{:?}",
-        report.problems
-    );
+    std::fs::write(&path, forged(&bytes, payload)).expect("write");
+    assert_verify_finds(dir.path(), &path, |p| p.offset == offset);
 }
 
 /// The same for a metric rollup block: verify names it, and the whole metric's panel is
 /// answered series by series, as without rollups.
 #[test]
 fn a_damaged_metric_rollup_is_named_by_verify_and_the_panel_answers_series_by_series() {
-    use iocdb_engine::fs::{Bytes, OsFs};
+    use iocdb_engine::fs::Bytes;
     use iocdb_engine::internal::Segment;
     let dir = tempfile::tempdir().expect("dir");
     compacted_store(dir.path()).close().expect("close");
-    let path = std::fs::read_dir(dir.path().join("segments"))
-        .expect("segments")
-        .map(|e| e.expect("entry").path())
-        .find(|p| p.extension().is_some_and(|e| e == "seg"))
-        .expect("a segment");
-    let bytes = std::fs::read(&path).expect("read");
+    let (path, bytes) = first_segment(dir.path());
     let segment = Segment::open(&path, Bytes::owned(bytes.clone())).expect("opens");
     let listed: Vec<(String, String, u64)> = segment
         .metrics_listed()
@@ -426,67 +431,16 @@ fn a_damaged_metric_rollup_is_named_by_verify_and_the_panel_answers_series_by_se
     assert_eq!(listed.len(), 1, "{listed:?}");
     let offset = listed[0].2;
     let payload = offset as usize + 8;
-    let len = u32::from_le_bytes(bytes[payload - 8..payload - 4].try_into().expect("4")) as usize;
 
     let mut flipped = bytes.clone();
-    flipped[payload + len - 2] ^= 0x04;
+    flipped[payload + 3] ^= 0x04;
     std::fs::write(&path, &flipped).expect("write");
-    let report = Engine::verify(dir.path(), &OsFs).expect("verify");
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.file == path && p.reason.contains("metric rollups")),
-        "{:?}",
-        report.problems
-    );
-    {
-        let engine = common::open_with(
-            dir.path(),
-            Options {
-                rollup_tiers_ms: vec![300_000, 3_600_000],
-                query_cache_bytes: 0,
-                ..Options::default()
-            },
-        )
-        .expect("open");
-        let q = |rollups| PromqlQuery {
-            use_rollups: rollups,
-            ..PromqlQuery::range(
-                "ns",
-                "max(max_over_time(m[1h]))",
-                BASE + HOUR,
-                BASE + 3 * HOUR,
-                HOUR,
-            )
-        };
-        let with = engine.query(&q(true)).expect("answered series by series");
-        let without = engine.query(&q(false)).expect("raw");
-        assert_eq!(matrix_bits(&with), matrix_bits(&without));
-        assert!(matrix_bits(&with).is_ok_and(|m| !m.is_empty()));
-        let told = engine
-            .stats()
-            .last_damaged_rollup
-            .expect("the damage is told");
-        assert!(told.contains(&path.display().to_string()), "{told}");
-        engine.close().expect("close");
-    }
+    assert_verify_finds(dir.path(), &path, |p| p.reason.contains("metric rollups"));
+    assert_answers_as_raw_and_tells(dir.path(), &path, "max(max_over_time(m[1h]))");
 
-    // Rewritten with a valid checksum but another maximum: verify refolds the series'.
-    let mut forged = bytes.clone();
-    forged[payload + len - 1] ^= 0x01;
-    let crc = crc32c::crc32c(&forged[payload..payload + len]);
-    forged[payload - 4..payload].copy_from_slice(&crc.to_le_bytes());
-    std::fs::write(&path, &forged).expect("write");
-    let report = Engine::verify(dir.path(), &OsFs).expect("verify");
-    assert!(
-        report
-            .problems
-            .iter()
-            .any(|p| p.file == path && p.offset == offset),
-        "{:?}",
-        report.problems
-    );
+    // Rewritten with a valid checksum but another figure: verify refolds the series'.
+    std::fs::write(&path, forged(&bytes, payload)).expect("write");
+    assert_verify_finds(dir.path(), &path, |p| p.offset == offset);
 }
 
 const DAY: i64 = 86_400_000;

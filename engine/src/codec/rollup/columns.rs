@@ -245,18 +245,8 @@ fn decode_into(
     }
     let at = r.position();
     let bad = |reason: String| DecodeError::new(at as u64, reason);
-    let mut index = r.varint_i64()?;
-    // Starts: an index that overflows marks the bucket, refused below with the others.
-    let start_of = |index: i64| index.checked_mul(interval).unwrap_or(i64::MIN);
     let mut starts = Vec::with_capacity(n);
-    starts.push(start_of(index));
-    Packed::read(r, n - 1)?.each(|step| {
-        index = index
-            .checked_add(1)
-            .and_then(|i| i.checked_add_unsigned(step))
-            .unwrap_or(i64::MAX);
-        starts.push(start_of(index));
-    })?;
+    read_starts(r, n, interval, |start| starts.push(start))?;
     // The buckets that end before `from` (the first ones: checked in order below for those
     // kept) are left out; their other fields are read past.
     let skip = starts.partition_point(|&s| s.saturating_add(interval - 1) < from);
@@ -322,6 +312,27 @@ fn decode_into(
             )
         })
         .map_err(|e| DecodeError::new(at as u64, format!("rollup values: {}", e.reason)))
+}
+
+/// Reads the starts of `n` (at least one) buckets of `interval` ms — the first's index,
+/// then the packed gaps — handing each to `push` in order. An index that overflows gives
+/// `i64::MIN` or a start out of order, which the caller refuses with the others.
+pub(super) fn read_starts(
+    r: &mut ByteReader<'_>,
+    n: usize,
+    interval: i64,
+    mut push: impl FnMut(i64),
+) -> Result<(), DecodeError> {
+    let mut index = r.varint_i64()?;
+    let start_of = |index: i64| index.checked_mul(interval).unwrap_or(i64::MIN);
+    push(start_of(index));
+    Packed::read(r, n.saturating_sub(1))?.each(|step| {
+        index = index
+            .checked_add(1)
+            .and_then(|i| i.checked_add_unsigned(step))
+            .unwrap_or(i64::MAX);
+        push(start_of(index));
+    })
 }
 
 /// [`values`] when `wanted`, else [`skip_values`].

@@ -24,7 +24,7 @@
 //!     start these hold their references)
 //! ```
 
-use super::columns::{Column, Packed, column, put_packed, put_values, values};
+use super::columns::{Column, column, put_packed, put_values, read_starts, values};
 use super::{Bucket, fold_max, fold_min};
 use crate::DecodeError;
 use crate::codec::bytes::ByteReader;
@@ -49,6 +49,17 @@ pub struct MetricBucket {
 }
 
 impl MetricBucket {
+    /// The interval at `start` with no series in it yet.
+    pub fn empty(start: i64) -> Self {
+        MetricBucket {
+            start,
+            series: 0,
+            max: 0.0,
+            min: 0.0,
+            at_start: None,
+        }
+    }
+
     /// Whether both hold the same bits (NaN payloads and signed zeros included).
     pub fn same_bits(&self, other: &MetricBucket) -> bool {
         let key = |b: &MetricBucket| {
@@ -97,13 +108,7 @@ impl MetricRollup {
             let first = number.saturating_mul(PAGE).saturating_mul(interval);
             let slots = self.pages.entry(number).or_insert_with(|| {
                 (0..PAGE)
-                    .map(|i| MetricBucket {
-                        start: first.saturating_add(i * interval),
-                        series: 0,
-                        max: 0.0,
-                        min: 0.0,
-                        at_start: None,
-                    })
+                    .map(|i| MetricBucket::empty(first.saturating_add(i * interval)))
                     .collect()
             });
             for b in run.iter().filter(|b| b.count > 0) {
@@ -205,25 +210,8 @@ fn decode_into(
         return Ok(());
     }
     let at = r.position() as u64;
-    let mut index = r.varint_i64()?;
-    // An index that overflows marks its bucket, refused with the others below.
-    let start_of = |index: i64| index.checked_mul(interval).unwrap_or(i64::MIN);
     let base = out.len();
-    let empty = |start| MetricBucket {
-        start,
-        series: 0,
-        max: 0.0,
-        min: 0.0,
-        at_start: None,
-    };
-    out.push(empty(start_of(index)));
-    Packed::read(r, n - 1)?.each(|step| {
-        index = index
-            .checked_add(1)
-            .and_then(|i| i.checked_add_unsigned(step))
-            .unwrap_or(i64::MAX);
-        out.push(empty(start_of(index)));
-    })?;
+    read_starts(r, n, interval, |start| out.push(MetricBucket::empty(start)))?;
     let Some(buckets) = out.get_mut(base..) else {
         return Ok(());
     };

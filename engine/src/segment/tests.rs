@@ -494,3 +494,25 @@ fn a_series_whose_chunks_overlap_in_time_is_refused() {
     };
     assert!(reason.contains("starts before"), "{reason}");
 }
+
+#[test]
+fn a_metric_whose_series_bring_nothing_is_not_listed_and_the_segment_opens() {
+    let tiers = [300_000, 3_600_000];
+    let mut builder = super::writer::SegmentBuilder::new(1).with_rollups(&tiers);
+    let series = input();
+    let empty = Labels::validate(
+        vec![Label::new("__name__", "nothing_yet")],
+        &Limits::default(),
+    )
+    .expect("labels");
+    builder.add_with_rollups(&series[0].namespace, &empty, &[], &[Vec::new(), Vec::new()]);
+    builder.add(&series[0].namespace, &series[0].labels, &series[0].samples);
+    let seg = Segment::open(
+        std::path::Path::new("s.seg"),
+        Bytes::owned(builder.finish()),
+    )
+    .expect("opens");
+    let listed: Vec<&str> = seg.metrics_listed().map(|(_, m, _)| m).collect();
+    assert_eq!(listed, ["hospital_patients_waiting"]);
+    assert!(seg.has_metric_rollups(3_600_000));
+}

@@ -291,14 +291,20 @@ impl SegmentBuilder {
     /// varint n, then per metric in (namespace, name) order: str namespace | str name |
     /// zigzag min_t | zigzag max_t | varint block offset. Returns the directory's offset.
     fn write_metric_rollups(&mut self) -> u64 {
+        // A metric whose series brought neither samples nor buckets holds nothing here: not
+        // listed (a reader then reads its series, if any, one by one).
+        let entries: Vec<(String, String, MetricEntry)> = std::mem::take(&mut self.metrics)
+            .into_iter()
+            .flat_map(|(namespace, metrics)| {
+                metrics
+                    .into_iter()
+                    .map(move |(metric, entry)| (namespace.clone(), metric, entry))
+            })
+            .filter(|(_, _, entry)| entry.min_t <= entry.max_t)
+            .collect();
         let mut listing = Vec::new();
-        let count: usize = self.metrics.values().map(BTreeMap::len).sum();
-        put_u64(&mut listing, count as u64);
-        let all = std::mem::take(&mut self.metrics);
-        let entries = all.into_iter().flat_map(|(namespace, metrics)| {
-            metrics.into_iter().map(move |m| (namespace.clone(), m))
-        });
-        for (namespace, (metric, entry)) in entries {
+        put_u64(&mut listing, entries.len() as u64);
+        for (namespace, metric, entry) in entries {
             let mut block = Vec::new();
             for (rollup, &interval) in entry.tiers.iter().zip(&self.tiers) {
                 let mut encoded = Vec::new();

@@ -277,8 +277,10 @@ fn check_metric_rollups(segment: &Segment, path: &Path, report: &mut VerifyRepor
                 ));
             }
         }
-        for (namespace, metric) in folded.keys() {
-            if !listed.iter().any(|l| (l.0, l.1) == (*namespace, *metric)) {
+        // (A metric whose series have no bucket in this tier need not be listed.)
+        for ((namespace, metric), rollup) in &folded {
+            let unlisted = !listed.iter().any(|l| (l.0, l.1) == (*namespace, *metric));
+            if unlisted && !rollup.buckets().is_empty() {
                 report.problems.push(problem(
                     path,
                     0,

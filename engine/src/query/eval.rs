@@ -619,6 +619,9 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             .querier
             .snapshot(series, lo.saturating_sub(range), hi)
             .metric_rollups(self.namespace, &m.value, tier)?;
+        if rollups.sources.is_empty() {
+            return Ok(None);
+        }
         let mut used = 0usize;
         let mut window = |r: i64| -> Option<Option<f64>> {
             let from = r.checked_sub(range)?;
@@ -661,9 +664,6 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                 Some(v) => Some(Some(v)),
             }
         };
-        if rollups.sources.is_empty() {
-            return Ok(None);
-        }
         let values: Vec<Option<Option<f64>>> = refs.iter().map(|&r| window(r)).collect();
         if values.iter().all(Option::is_some) {
             self.charge_series(selected, refs.len())?;

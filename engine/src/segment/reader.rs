@@ -85,12 +85,10 @@ pub struct Segment {
     data_end: u64,
     /// The rollup directory (version 6).
     directory: Option<Directory>,
-    /// The metrics whose rollups the segment keeps (version 7), sorted by namespace and
-    /// name; empty when it keeps none.
-    metrics: Box<[MetricListing]>,
-    /// Whether the segment keeps metric rollups (version 7, with tiers): a metric it does
-    /// not list has no series in it.
-    lists_metrics: bool,
+    /// The metrics whose rollups the segment keeps (version 7, with tiers), sorted by
+    /// namespace and name: a metric it does not list has no series in it. `None`: it keeps
+    /// none.
+    metrics: Option<Box<[MetricListing]>>,
     table_offset: u64,
     postings_offset: u64,
     /// A label index built at open for a file older than version 4, which has none.
@@ -167,7 +165,6 @@ impl Segment {
                     data_end: p.data_end,
                     directory: p.directory,
                     metrics: p.metrics,
-                    lists_metrics: p.lists_metrics,
                     table_offset: p.table_offset,
                     postings_offset: p.postings_offset,
                     built_index,
@@ -292,11 +289,10 @@ impl Segment {
             }
             None => (table_offset, None),
         };
-        let lists_metrics = table.metrics.is_some();
-        let metrics = match table.metrics {
-            Some(at) => parse_metrics(data, at, data_end)?,
-            None => Box::default(),
-        };
+        let metrics = table
+            .metrics
+            .map(|at| parse_metrics(data, at, data_end))
+            .transpose()?;
         let index = block(data, postings_offset, table_end, f as u64)?;
         if version >= 4 {
             let index = LabelIndex::parse(index)
@@ -334,7 +330,6 @@ impl Segment {
             data_end,
             directory,
             metrics,
-            lists_metrics,
             table_offset,
             postings_offset,
         })
@@ -351,6 +346,7 @@ impl Segment {
         let metrics: usize = self
             .metrics
             .iter()
+            .flatten()
             .map(|m| std::mem::size_of::<MetricListing>() + m.namespace.len() + m.metric.len())
             .sum();
         self.series.heap_bytes() + self.built_index.as_ref().map_or(0, |b| b.len()) + metrics
@@ -441,7 +437,7 @@ impl Segment {
     /// Whether the segment keeps metric rollups of the tier of `interval` ms (version 7):
     /// then a metric it does not list has no series in it.
     pub fn has_metric_rollups(&self, interval: i64) -> bool {
-        self.lists_metrics && self.tiers.contains(&interval)
+        self.metrics.is_some() && self.tiers.contains(&interval)
     }
 
     /// The metrics whose rollups the segment keeps, as (namespace, name, where their block
@@ -449,6 +445,7 @@ impl Segment {
     pub fn metrics_listed(&self) -> impl Iterator<Item = (&str, &str, u64)> {
         self.metrics
             .iter()
+            .flatten()
             .map(|m| (&*m.namespace, &*m.metric, m.offset))
     }
 
@@ -466,13 +463,13 @@ impl Segment {
         let Some(tier) = self.tiers.iter().position(|&t| t == interval) else {
             return Ok(None);
         };
-        let Ok(i) = self
-            .metrics
-            .binary_search_by(|m| (&*m.namespace, &*m.metric).cmp(&(namespace, metric)))
+        let listed = self.metrics.as_deref().unwrap_or_default();
+        let Ok(i) =
+            listed.binary_search_by(|m| (&*m.namespace, &*m.metric).cmp(&(namespace, metric)))
         else {
             return Ok(None);
         };
-        let Some(listing) = self.metrics.get(i) else {
+        let Some(listing) = listed.get(i) else {
             return Ok(None);
         };
         let at = listing.offset + 8;
@@ -628,8 +625,7 @@ struct Parsed {
     table: Table,
     data_end: u64,
     directory: Option<Directory>,
-    metrics: Box<[MetricListing]>,
-    lists_metrics: bool,
+    metrics: Option<Box<[MetricListing]>>,
     table_offset: u64,
     postings_offset: u64,
 }

@@ -75,19 +75,10 @@ impl Reference {
 /// Appends one tier's buckets (sorted by start, each a multiple of `interval`).
 pub fn encode(buckets: &[Bucket], interval: i64, out: &mut Vec<u8>) {
     put_u64(out, buckets.len() as u64);
-    let Some(first) = buckets.first() else {
+    if buckets.is_empty() {
         return;
-    };
-    let index = |b: &Bucket| b.start.div_euclid(interval);
-    put_i64(out, index(first));
-    let steps: Vec<u64> = buckets
-        .windows(2)
-        .filter_map(|w| {
-            let gap = index(w.get(1)?).wrapping_sub(index(w.first()?));
-            Some(gap.wrapping_sub(1) as u64)
-        })
-        .collect();
-    put_packed(out, &steps);
+    }
+    put_starts(out, buckets.iter().map(|b| b.start), interval);
     let column = |f: &dyn Fn(&Bucket) -> u64| buckets.iter().map(f).collect::<Vec<u64>>();
     put_packed(out, &column(&|b| u64::from(b.count)));
     put_packed(out, &column(&|b| b.first.t.wrapping_sub(b.start) as u64));
@@ -312,6 +303,18 @@ fn decode_into(
             )
         })
         .map_err(|e| DecodeError::new(at as u64, format!("rollup values: {}", e.reason)))
+}
+
+/// Writes the starts of buckets (at least one, ascending, each a multiple of `interval`) as
+/// [`read_starts`] reads them: the first's index, then the packed gaps.
+pub(super) fn put_starts(out: &mut Vec<u8>, starts: impl Iterator<Item = i64>, interval: i64) {
+    let indexes: Vec<i64> = starts.map(|s| s.div_euclid(interval)).collect();
+    put_i64(out, indexes.first().copied().unwrap_or(0));
+    let steps: Vec<u64> = indexes
+        .windows(2)
+        .filter_map(|w| Some(w.get(1)?.wrapping_sub(*w.first()?).wrapping_sub(1) as u64))
+        .collect();
+    put_packed(out, &steps);
 }
 
 /// Reads the starts of `n` (at least one) buckets of `interval` ms — the first's index,

@@ -24,11 +24,11 @@
 //!     start these hold their references)
 //! ```
 
-use super::columns::{Column, column, put_packed, put_values, read_starts, values};
+use super::columns::{Column, column, put_packed, put_starts, put_values, read_starts, values};
 use super::{Bucket, fold_max, fold_min};
 use crate::DecodeError;
 use crate::codec::bytes::ByteReader;
-use crate::codec::varint::{put_i64, put_u64};
+use crate::codec::varint::put_u64;
 use std::collections::BTreeMap;
 
 /// One interval of one metric: its series' buckets folded together.
@@ -151,22 +151,10 @@ fn fold(m: &mut MetricBucket, b: &Bucket) {
 /// module's doc.
 pub fn encode(buckets: &[MetricBucket], interval: i64, out: &mut Vec<u8>) {
     put_u64(out, buckets.len() as u64);
-    let Some(first) = buckets.first() else {
+    if buckets.is_empty() {
         return;
-    };
-    let index = |b: &MetricBucket| b.start.div_euclid(interval);
-    put_i64(out, index(first));
-    let steps: Vec<u64> = buckets
-        .windows(2)
-        .filter_map(|w| {
-            Some(
-                index(w.get(1)?)
-                    .wrapping_sub(index(w.first()?))
-                    .wrapping_sub(1) as u64,
-            )
-        })
-        .collect();
-    put_packed(out, &steps);
+    }
+    put_starts(out, buckets.iter().map(|b| b.start), interval);
     let series: Vec<u64> = buckets.iter().map(|b| u64::from(b.series)).collect();
     put_packed(out, &series);
     let flags: Vec<u64> = buckets
@@ -222,10 +210,10 @@ fn decode_into(
         _ => bad_count = true,
     })?;
     let mut bad_flag = false;
-    column(r, col, buckets, |b, v| match v {
-        0 => {}
-        1 => b.at_start = Some((0.0, 0.0)),
-        _ => bad_flag = true,
+    let mut has_start = Vec::with_capacity(n);
+    column(r, col, buckets, |_, v| {
+        bad_flag |= v > 1;
+        has_start.push(v == 1);
     })?;
     if bad_count || bad_flag {
         return Err(DecodeError::new(
@@ -245,7 +233,6 @@ fn decode_into(
     }
     // The start's figures are read into the `at_start` of every bucket (their references
     // fill those without), then dropped again where the flag says there is none.
-    let has_start: Vec<bool> = buckets.iter().map(|b| b.at_start.is_some()).collect();
     let start_max = |b: &MetricBucket| b.at_start.map_or(b.max, |(hi, _)| hi);
     values(r, col, buckets, |b, v| b.max = v, |_| 0.0)?;
     values(r, col, buckets, |b, v| b.min = v, |b| b.max)?;

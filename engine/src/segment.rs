@@ -27,7 +27,11 @@
 //!                            blocks | u8 width (4 or 8) | per series (local id order)
 //!                            the offset of its rollup block, `width` bytes LE (0: none);
 //!                            read in place
-//! table_offset      ...    series table block: u32 LE length | u32 LE CRC-32C | payload
+//! table_offset      ...    series table block: u32 LE length | u32 LE CRC-32C | payload.
+//!                            Version 8: the table packed, uncompressed, read in place
+//!                            (`segment/table.rs` gives the layout): per series its
+//!                            namespace and where its chunks are, bit-packed.
+//!                            Versions 1-7: varint raw length + zstd of:
 //!                            varint series count,
 //!                            (version 3) varint tier count | varint interval ms per tier,
 //!                            (version 6) varint directory_offset (0: none),
@@ -77,8 +81,9 @@ pub const MAGIC: &[u8; 8] = b"IOCDBSEG";
 /// the compressed postings and the table's labels), 5 the rollup buckets in columns
 /// (`codec/rollup/columns.rs`, instead of a record per bucket), 6 the rollup blocks in
 /// groups with a directory (instead of each after its series' chunks), 7 the metric
-/// rollups (`codec/rollup/metric.rs`) and their directory.
-pub const VERSION: u32 = 7;
+/// rollups (`codec/rollup/metric.rs`) and their directory, 8 the series table packed and
+/// read in place (`segment/table.rs`, instead of compressed and decoded into memory).
+pub const VERSION: u32 = 8;
 /// Oldest version still read: version 1 differs only in not using encoding 4, so the one
 /// chunk decoder reads both; versions before 3 have no rollups.
 pub const OLDEST_READABLE_VERSION: u32 = 1;

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use roaring::RoaringBitmap;
 
 use super::index::{IndexBuilder, LabelIndex};
-use super::table::{ChunkList, Decoded, RollupRef, SeriesTable, TableBuilder};
+use super::table::{
+    ChunkList, Decoded, MAX_TIERS, RollupRef, SeriesTable, TableBuilder, TableHeader,
+};
 use super::{FLAG_COLD, FOOTER_LEN, HEADER_LEN, MAGIC, OLDEST_READABLE_VERSION, VERSION};
 use crate::codec::bytes::{ByteReader, MAX_STR};
 use crate::codec::labels::decode_labels;
@@ -69,10 +71,6 @@ pub struct Segment {
     /// Latest timestamp.
     pub max_t: i64,
     series: SeriesTable,
-    /// Per namespace of the table ([`SeriesTable::namespaces`]), the bytes of its series'
-    /// chunk blocks: what `Stats` reports on every call, summed once here rather than per
-    /// series each time.
-    namespace_bytes: Vec<u64>,
     /// Bytes of the rollup blocks.
     pub rollup_bytes: u64,
     /// Rollup tiers (interval ms) every series with a rollup block has, in block order.
@@ -156,10 +154,9 @@ impl Segment {
                     samples: p.samples,
                     min_t: p.min_t,
                     max_t: p.max_t,
+                    tiers: p.table.series.header().tiers.clone().into(),
                     series: p.table.series,
-                    namespace_bytes: p.table.namespace_bytes,
                     rollup_bytes: p.table.rollup_bytes,
-                    tiers: p.table.tiers,
                     cold: p.flags & FLAG_COLD != 0,
                     version: p.version,
                     data_end: p.data_end,
@@ -225,7 +222,8 @@ impl Segment {
         e.in_file(&self.path, self.postings_offset + INDEX_IN_FILE as u64)
     }
 
-    fn parse(data: &[u8]) -> Result<Parsed, DecodeError> {
+    fn parse(bytes: &Bytes) -> Result<Parsed, DecodeError> {
+        let data: &[u8] = bytes;
         let len = data.len();
         if len < HEADER_LEN + FOOTER_LEN {
             return Err(DecodeError::new(
@@ -275,24 +273,46 @@ impl Segment {
         }
 
         let table_end = postings_offset;
-        let table = block(data, table_offset, HEADER_LEN as u64, table_end)?;
+        let payload = block(data, table_offset, HEADER_LEN as u64, table_end)?;
         let table_at = table_offset + 8;
-        let table = decompress(table).map_err(|e| e.shifted(table_at))?;
-        let mut table = parse_table(&table, table_offset, series_count, version)
-            .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?;
-        let (data_end, directory) = match table.directory {
-            Some(at) => {
+        let (table, total) = if version >= 8 {
+            // Read in place: packed, uncompressed (`segment/table.rs`).
+            let (series, total) = SeriesTable::open(
+                bytes.clone(),
+                table_at as usize,
+                payload.len(),
+                series_count,
+                table_offset,
+            )?;
+            let table = Table {
+                series,
+                rollup_bytes: 0,
+                labels: None,
+            };
+            (table, total)
+        } else {
+            let payload = decompress(payload).map_err(|e| e.shifted(table_at))?;
+            parse_table(&payload, table_offset, series_count, version)
+                .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?
+        };
+        let mut table = table;
+        let header = table.series.header();
+        let data_end = header
+            .data_end(table_offset)
+            .map_err(|reason| DecodeError::new(table_at, reason))?;
+        let directory = match header.directory {
+            0 => None,
+            at => {
                 let (directory, rollup_bytes) =
                     parse_directory(data, at, table_offset, series_count)?;
                 table.rollup_bytes = rollup_bytes;
-                (at, Some(directory))
+                Some(directory)
             }
-            None => (table_offset, None),
         };
-        let metrics = table
-            .metrics
-            .map(|at| parse_metrics(data, at, data_end))
-            .transpose()?;
+        let metrics = match table.series.header().metrics {
+            0 => None,
+            at => Some(parse_metrics(data, at, data_end)?),
+        };
         let index = block(data, postings_offset, table_end, f as u64)?;
         if version >= 4 {
             let index = LabelIndex::parse(index)
@@ -307,12 +327,6 @@ impl Segment {
                 ));
             }
         }
-        let total: u64 = table
-            .series
-            .iter()
-            .flat_map(|s| s.chunks.iter())
-            .map(|c| u64::from(c.samples))
-            .sum();
         if total != samples {
             return Err(DecodeError::new(
                 f as u64 + 24,
@@ -569,7 +583,7 @@ impl Segment {
         )
         .map_err(|e| e.in_file(&self.path, 0))?;
         let table = decompress(table).map_err(|e| e.in_file(&self.path, at))?;
-        let table = parse_table(&table, self.table_offset, self.series.len(), self.version)
+        let (table, _) = parse_table(&table, self.table_offset, self.series.len(), self.version)
             .map_err(|e| e.in_file(&self.path, at))?;
         self.release_tables();
         Ok(table.labels.unwrap_or_default())
@@ -608,7 +622,8 @@ impl Segment {
     /// Bytes of chunk data per namespace (what each department's data costs on disk).
     pub fn bytes_by_namespace(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();
-        for (namespace, &bytes) in self.series.namespaces().iter().zip(&self.namespace_bytes) {
+        let bytes_of = self.series.namespace_bytes();
+        for (namespace, &bytes) in self.series.namespaces().iter().zip(bytes_of) {
             *out.entry(namespace.to_string()).or_default() += bytes;
         }
         out
@@ -706,31 +721,25 @@ fn decompress(body: &[u8]) -> Result<Vec<u8>, DecodeError> {
     Ok(out)
 }
 
-/// Most rollup tiers a segment may name.
-const MAX_TIERS: usize = 16;
-
-/// A segment's series table, decoded.
+/// A segment's series table.
 struct Table {
-    tiers: Box<[i64]>,
-    /// Where the rollup directory is (version 6, with tiers).
-    directory: Option<u64>,
-    /// Where the metric directory is (version 7, with tiers).
-    metrics: Option<u64>,
     series: SeriesTable,
-    namespace_bytes: Vec<u64>,
+    /// Bytes of rollup blocks (versions 3-5: summed from the table; later, the directory's).
     rollup_bytes: u64,
     /// Versions 1-3: the labels the table holds (version 4 keeps them in the label index).
     labels: Option<Vec<Labels>>,
 }
 
-/// Decodes the series table of a segment whose chunk and rollup blocks lie in
-/// `[HEADER_LEN, data_end)`.
+/// Decodes the series table of a segment older than version 8 whose table starts at
+/// `table_offset` (its chunk and rollup blocks lie in `[HEADER_LEN, table_offset)`, before
+/// its directories), packing it into memory; returns it and the samples its chunks hold.
 fn parse_table(
     payload: &[u8],
-    data_end: u64,
+    table_offset: u64,
     expected: usize,
     version: u32,
-) -> Result<Table, DecodeError> {
+) -> Result<(Table, u64), DecodeError> {
+    let data_end = table_offset;
     let mut r = ByteReader::new(payload);
     let count = r.len(payload.len(), "series count")?;
     if count != expected {
@@ -765,26 +774,17 @@ fn parse_table(
     let inside = |offset: u64, len: u32| {
         offset >= HEADER_LEN as u64 && offset.saturating_add(8 + u64::from(len)) <= data_end
     };
-    let mut namespaces: Vec<Namespace> = Vec::new();
-    let mut namespace_bytes: Vec<u64> = Vec::new();
     let mut rollup_bytes = 0u64;
-    let mut builder = TableBuilder::with_capacity(count, directory.is_some());
+    let mut builder = TableBuilder::with_capacity(count);
     let mut all_labels = Vec::with_capacity(count);
     // One series' chunks at a time, in one buffer: its count is the file's to claim.
     let mut chunks = Vec::new();
     for _ in 0..count {
         let at = r.position() as u64;
         let name = r.str(MAX_STR, "namespace")?;
-        // A segment names few namespaces, each once.
-        let namespace = match namespaces.iter().rposition(|n| n.as_str() == name) {
-            Some(i) => i,
-            None => {
-                let ns = Namespace::new(name).map_err(|e| DecodeError::new(at, e))?;
-                namespaces.push(ns);
-                namespace_bytes.push(0);
-                namespaces.len() - 1
-            }
-        };
+        let namespace = builder
+            .namespace(name)
+            .map_err(|e| DecodeError::new(at, e))?;
         let labels = if version < 4 {
             Some(decode_labels(&mut r)?)
         } else {
@@ -793,6 +793,7 @@ fn parse_table(
         let nchunks = r.len(r.remaining(), "chunk count")?;
         chunks.clear();
         let mut chunks_end = None;
+        let mut chunk_bytes = 0;
         // The writer cuts a series' samples, sorted and one per timestamp, into chunks:
         // they follow one another in time without overlapping, which readers rely on to
         // find the chunks of a time range by binary search.
@@ -824,10 +825,8 @@ fn parse_table(
                 samples,
             });
             chunks_end = Some(offset + 8 + u64::from(len));
-            if let Some(bytes) = namespace_bytes.get_mut(namespace) {
-                // The chunk's block: its length and checksum, then the chunk.
-                *bytes += u64::from(len) + 8;
-            }
+            // The chunk's block: its length and checksum, then the chunk.
+            chunk_bytes += u64::from(len) + 8;
         }
         let mut rollup = None;
         if (3..6).contains(&version) {
@@ -847,8 +846,9 @@ fn parse_table(
             }
         }
         let decoded = Decoded {
-            namespace: namespace as u32,
+            namespace,
             chunks: &chunks,
+            chunk_bytes,
             rollup,
             chunks_end,
         };
@@ -860,18 +860,18 @@ fn parse_table(
     if !r.is_empty() {
         return Err(r.error("trailing bytes after the series table"));
     }
-    let series = builder
-        .finish(namespaces)
-        .ok_or_else(|| r.error("too many chunks"))?;
-    Ok(Table {
-        tiers: tiers.into(),
-        directory,
-        metrics,
+    let header = TableHeader {
+        tiers,
+        directory: directory.unwrap_or(0),
+        metrics: metrics.unwrap_or(0),
+    };
+    let (series, total) = builder.finish(&header, table_offset)?;
+    let table = Table {
         series,
-        namespace_bytes,
         rollup_bytes,
         labels: (version < 4).then_some(all_labels),
-    })
+    };
+    Ok((table, total))
 }
 
 /// Reads the offset of a directory (`what`) of a segment with `tiers` from its series

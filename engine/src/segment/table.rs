@@ -1,95 +1,267 @@
-//! The series table as an open segment keeps it in memory: where each series' chunks and
-//! rollups are, packed as narrow as the segment's own values allow.
+//! The series table: where each series' chunks and rollups are, packed as narrow as the
+//! segment's own values allow, and read in place.
 //!
-//! Every open segment holds one entry per series of its partition for as long as it is
-//! open, so this table is most of what a store's segments cost in memory (a province day
-//! flushed into 12 partitions: 200,000 entries). Written as plain arrays of the decoded
-//! fields it took 64 bytes an entry, more than half of the server's live heap once
-//! settled (BENCHMARKS.md, "Memory at flush"); packed it takes about 10:
-//! - a chunk's offset, sample count, earliest time (as a distance from the table's earliest
-//!   chunk) and span are bit-packed, each field as wide as its largest value in the table:
-//!   about 10 bytes instead of 32 for a day's flushed segment ([`Narrow`]; a segment whose
-//!   values do not fit 40, 24 and 32 bits keeps the wide form);
-//! - a chunk's length is not kept: its block on disk starts with it, under the checksum;
-//! - version 6 lists the rollup blocks in a directory read in place from the file, so the
-//!   table keeps nothing of them; in versions 3-5 a series' rollup block lies right after
-//!   its last chunk's block, so a set bit says where it is, and only a series without
-//!   chunks keeps an offset;
-//! - the per-series columns (where its chunks start, its namespace) are as wide as their
-//!   largest value, and vanish when every value is its position or the same.
+//! Every open segment answers for every series of its partition for as long as it is open,
+//! so this table was most of what a store's segments cost in memory: a province day flushed
+//! into 12 partitions is 200,000 entries, and a series that stopped writing keeps its
+//! entries in every segment that holds it (BENCHMARKS.md, "Churn"). Since version 8 the
+//! file holds the table in the packed form below, uncompressed, and an open segment reads it
+//! from the mapped file: checked once at open, then paged in by the kernel only where a
+//! query looks (the process holds none of it; its pages are the file's, and the open gives
+//! them back, [`crate::fs::Bytes::release`]). An older file's table is decoded at open and
+//! packed the same way into memory, so one reader serves both.
+//!
+//! The packed form (all integers little-endian):
+//! ```text
+//! u32 series n | u32 chunks m
+//! u8 tier count | u64 interval ms per tier
+//! u64 rollup directory offset (0: none) | u64 metric directory offset (0: none)
+//! u32 namespace count | per namespace: str name | u64 bytes of its series' chunk blocks
+//! column: each series' namespace, an index into the list above (n entries)
+//! column: where each series' chunks start among the m, then m (n + 1 entries)
+//! chunks: u8 form
+//!   0, packed: i64 base | pairs (block offset, samples) | pairs (earliest time - base,
+//!      latest - earliest), each field as wide as its largest value: about 10 bytes a chunk
+//!      for a day's flushed segment, about 6 for a flush of series of a few samples
+//!   1, wide (a value past 40, 24, 32 or 32 bits): m × (u64 block offset | i64 earliest
+//!      time | i64 latest | u32 samples)
+//! column = u8 kind | u32 v | values: kind 0, entry i is v + i; 1, every entry is v;
+//!          2, a byte an entry; 3, a u32 an entry
+//! pairs  = u8 bits of the first field | u8 bits of the second | u32 words | words (u64),
+//!          pair i at bit i × (sum of the bits), the first field in its low bits
+//! ```
+//! A chunk's length is not kept: its block on disk starts with it, under the checksum.
+//! Versions 3-5 placed each series' rollup block right after its last chunk's block (a set
+//! bit says so; only a series without chunks keeps an offset, in memory); version 6 on list
+//! them in a directory read in place, so the table keeps nothing of them.
 
 use roaring::RoaringBitmap;
 
+use super::HEADER_LEN;
 use super::reader::{ChunkMeta, SegmentSeries};
+use crate::DecodeError;
+use crate::codec::bytes::{ByteReader, MAX_STR};
+use crate::codec::varint::put_str;
+use crate::fs::Bytes;
 use crate::model::Namespace;
 
-/// A column of unsigned integers, one per entry, as narrow as its values allow.
-#[derive(Debug)]
+/// Most rollup tiers a segment may name.
+pub(super) const MAX_TIERS: usize = 16;
+
+/// Widest field the packed form takes — an offset below 2^40 and a count below 2^24 (a
+/// pair of at most 64 bits), times as 32-bit distances (a pair of 64): a table whose
+/// values do not fit takes the wide form.
+const MAX_BITS: [u32; 4] = [40, 24, 32, 32];
+
+/// Bytes of a chunk's row in the wide form.
+const WIDE_ROW: usize = 28;
+
+/// Reads the little-endian `u64` at byte `at` of `data` (0 past its end: the table's
+/// bounds are checked at open, so a read out of them only happens on a wrong index).
+fn u64_at(data: &[u8], at: usize) -> u64 {
+    data.get(at..at.saturating_add(8))
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+fn u32_at(data: &[u8], at: usize) -> u32 {
+    data.get(at..at.saturating_add(4))
+        .and_then(|b| b.try_into().ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+/// A column of unsigned integers, one per entry, as narrow as its values allow; its values
+/// (if it stores any) lie at a place in the table's bytes.
+#[derive(Debug, Clone, Copy)]
 enum Column {
     /// Entry `i` is `first + i`.
     Run(u32),
     /// Every entry is this.
     Same(u32),
-    Bytes(Box<[u8]>),
-    Words(Box<[u32]>),
+    /// A byte an entry, from here.
+    Bytes(usize),
+    /// A `u32` an entry, from here.
+    Words(usize),
 }
 
 impl Column {
-    fn new(values: Vec<u32>) -> Column {
+    /// Appends the column of `values` in the packed form.
+    fn put(values: &[u32], out: &mut Vec<u8>) {
         let first = values.first().copied().unwrap_or(0);
         let run = values
             .iter()
             .enumerate()
             .all(|(i, &v)| u64::from(v) == u64::from(first) + i as u64);
-        if run {
-            Column::Run(first)
+        let (kind, width) = if run {
+            (0, 0)
         } else if values.iter().all(|&v| v == first) {
-            Column::Same(first)
+            (1, 0)
         } else if values.iter().all(|&v| v <= u32::from(u8::MAX)) {
-            Column::Bytes(values.iter().map(|&v| v as u8).collect())
+            (2, 1)
         } else {
-            Column::Words(values.into())
+            (3, 4)
+        };
+        out.push(kind);
+        out.extend_from_slice(&first.to_le_bytes());
+        for &v in values {
+            out.extend(v.to_le_bytes().into_iter().take(width));
         }
+    }
+
+    /// Reads a column of `len` entries.
+    fn read(r: &mut ByteReader<'_>, base: usize, len: usize) -> Result<Column, DecodeError> {
+        let at = r.position() as u64;
+        let kind = r.u8()?;
+        let v = r.u32_le()?;
+        let values = base + r.position();
+        Ok(match kind {
+            0 => Column::Run(v),
+            1 => Column::Same(v),
+            2 => {
+                r.bytes(len)?;
+                Column::Bytes(values)
+            }
+            3 => {
+                r.bytes(
+                    len.checked_mul(4)
+                        .ok_or_else(|| r.error("column too long"))?,
+                )?;
+                Column::Words(values)
+            }
+            _ => return Err(DecodeError::new(at, format!("unknown column kind {kind}"))),
+        })
     }
 
     /// Entry `i`; the caller keeps `i` below the column's length (a run or a constant does
     /// not know it).
-    fn get(&self, i: usize) -> Option<u32> {
+    fn get(self, data: &[u8], i: usize) -> Option<u32> {
         match self {
             Column::Run(first) => first.checked_add(u32::try_from(i).ok()?),
-            Column::Same(v) => Some(*v),
-            Column::Bytes(b) => b.get(i).map(|&v| u32::from(v)),
-            Column::Words(w) => w.get(i).copied(),
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Column::Run(_) | Column::Same(_) => 0,
-            Column::Bytes(b) => b.len(),
-            Column::Words(w) => w.len() * 4,
+            Column::Same(v) => Some(v),
+            Column::Bytes(at) => data.get(at.checked_add(i)?).map(|&v| u32::from(v)),
+            Column::Words(at) => Some(u32_at(data, at.checked_add(i.checked_mul(4)?)?)),
         }
     }
 }
 
-/// Widest field the narrow form takes — an offset below 2^40 and a count below 2^24 (a
-/// pair of at most 64 bits), times as 32-bit distances (a pair of 64): a table whose
-/// values do not fit keeps the wide form.
-const MAX_BITS: [u32; 4] = [40, 24, 32, 32];
-
-/// Every chunk's place, bit-packed: two columns of pairs — (offset, sample count) and
-/// (earliest time as a distance from the table's earliest chunk, span) — each field as wide
-/// as its largest value in this table (a day's flushed segment: about 10 bytes a chunk;
-/// series of a few samples each, all in one flush: about 6). A pair is at most 64 bits, so
-/// each is read with one or two word loads.
-#[derive(Debug)]
-struct Narrow {
-    base: i64,
-    places: Pairs,
-    times: Pairs,
+/// A column of pairs of unsigned integers, each pair's two fields as wide as their largest
+/// values (together at most 64 bits), one pair after another in words.
+#[derive(Debug, Clone, Copy)]
+struct Pairs {
+    /// Bits of the first field; the pair's width is this plus `second_bits`.
+    first_bits: u32,
+    second_bits: u32,
+    /// Where the words are, and how many.
+    at: usize,
+    words: usize,
 }
 
-impl Narrow {
+impl Pairs {
+    /// Appends `pairs` in the packed form.
+    fn put(pairs: impl Iterator<Item = (u64, u64)> + Clone, out: &mut Vec<u8>) {
+        let bits = |v: u64| u64::BITS - v.leading_zeros();
+        let (first_bits, second_bits) = pairs
+            .clone()
+            .fold((0, 0), |(a, b), (x, y)| (bits(x).max(a), bits(y).max(b)));
+        let width = (first_bits + second_bits) as usize;
+        let mut words = vec![0u64; (pairs.clone().count() * width).div_ceil(64)];
+        for (i, (first, second)) in pairs.enumerate() {
+            let value = first | second.checked_shl(first_bits).unwrap_or(0);
+            let (word, shift) = ((i * width) / 64, (i * width) % 64);
+            if let Some(w) = words.get_mut(word) {
+                *w |= value << shift;
+            }
+            if shift > 0
+                && let Some(w) = words.get_mut(word + 1)
+            {
+                *w |= value >> (64 - shift);
+            }
+        }
+        out.push(first_bits as u8);
+        out.push(second_bits as u8);
+        out.extend_from_slice(&(words.len() as u32).to_le_bytes());
+        for w in words {
+            out.extend_from_slice(&w.to_le_bytes());
+        }
+    }
+
+    /// Reads a column of `len` pairs whose fields take at most `max` bits.
+    fn read(
+        r: &mut ByteReader<'_>,
+        base: usize,
+        len: usize,
+        max: [u32; 2],
+    ) -> Result<Pairs, DecodeError> {
+        let at = r.position() as u64;
+        let (first_bits, second_bits) = (u32::from(r.u8()?), u32::from(r.u8()?));
+        let words = r.u32_le()? as usize;
+        let width = (first_bits + second_bits) as usize;
+        if first_bits > max[0]
+            || second_bits > max[1]
+            || len.checked_mul(width).map(|b| b.div_ceil(64)) != Some(words)
+        {
+            return Err(DecodeError::new(
+                at,
+                format!(
+                    "{len} pairs of {first_bits} + {second_bits} bits in {words} words \
+                     (at most {} + {})",
+                    max[0], max[1]
+                ),
+            ));
+        }
+        let start = base + r.position();
+        r.bytes(words * 8)?;
+        Ok(Pairs {
+            first_bits,
+            second_bits,
+            at: start,
+            words,
+        })
+    }
+
+    fn get(&self, data: &[u8], i: usize) -> (u64, u64) {
+        let at = i * (self.first_bits + self.second_bits) as usize;
+        let (word, shift) = (at / 64, at % 64);
+        let read = |w: usize| {
+            if w < self.words {
+                u64_at(data, self.at + w * 8)
+            } else {
+                0
+            }
+        };
+        let low = read(word) >> shift;
+        let high = match shift {
+            0 => 0,
+            _ => read(word + 1) << (64 - shift),
+        };
+        let value = low | high;
+        (
+            value & mask(self.first_bits),
+            value.checked_shr(self.first_bits).unwrap_or(0) & mask(self.second_bits),
+        )
+    }
+}
+
+/// The low `bits` bits set (`bits` ≤ 64).
+fn mask(bits: u32) -> u64 {
+    u64::MAX.checked_shr(64 - bits).unwrap_or(0)
+}
+
+/// Every series' chunks, series after series.
+#[derive(Debug, Clone, Copy)]
+enum Chunks {
+    /// Times as distances from `base`.
+    Packed {
+        base: i64,
+        places: Pairs,
+        times: Pairs,
+    },
+    /// Rows of [`WIDE_ROW`] bytes from here.
+    Wide(usize),
+}
+
+impl Chunks {
+    /// The packed fields of `c`, if they fit.
     fn fields(c: &ChunkMeta, base: i64) -> Option<[u64; 4]> {
         let min = u32::try_from(c.min_t.checked_sub(base)?).ok()?;
         let span = u32::try_from(c.max_t.checked_sub(c.min_t)?).ok()?;
@@ -106,153 +278,115 @@ impl Narrow {
             .then_some(fields)
     }
 
-    fn new(chunks: &[ChunkMeta], base: i64) -> Option<Narrow> {
-        let all = chunks
+    /// Appends `chunks` in the packed form if they fit it, else in the wide form.
+    fn put(chunks: &[ChunkMeta], out: &mut Vec<u8>) {
+        let base = chunks.iter().map(|c| c.min_t).min().unwrap_or(0);
+        let packed = chunks
             .iter()
             .map(|c| Self::fields(c, base))
-            .collect::<Option<Vec<_>>>()?;
-        Some(Narrow {
-            base,
-            places: Pairs::new(all.iter().map(|&[o, s, _, _]| (o, s))),
-            times: Pairs::new(all.iter().map(|&[_, _, m, p]| (m, p))),
-        })
+            .collect::<Option<Vec<_>>>();
+        match packed {
+            Some(all) => {
+                out.push(0);
+                out.extend_from_slice(&base.to_le_bytes());
+                Pairs::put(all.iter().map(|&[o, s, _, _]| (o, s)), out);
+                Pairs::put(all.iter().map(|&[_, _, m, p]| (m, p)), out);
+            }
+            None => {
+                out.push(1);
+                for c in chunks {
+                    out.extend_from_slice(&c.offset.to_le_bytes());
+                    out.extend_from_slice(&c.min_t.to_le_bytes());
+                    out.extend_from_slice(&c.max_t.to_le_bytes());
+                    out.extend_from_slice(&c.samples.to_le_bytes());
+                }
+            }
+        }
+    }
+
+    /// Reads `len` chunks' places.
+    fn read(r: &mut ByteReader<'_>, base: usize, len: usize) -> Result<Chunks, DecodeError> {
+        let at = r.position() as u64;
+        match r.u8()? {
+            0 => {
+                let time_base = r.i64_le()?;
+                // Every time read is `time_base` plus two 32-bit distances.
+                if time_base.checked_add(1 << 33).is_none() {
+                    return Err(DecodeError::new(at, format!("time base {time_base}")));
+                }
+                let places = Pairs::read(r, base, len, [MAX_BITS[0], MAX_BITS[1]])?;
+                let times = Pairs::read(r, base, len, [MAX_BITS[2], MAX_BITS[3]])?;
+                Ok(Chunks::Packed {
+                    base: time_base,
+                    places,
+                    times,
+                })
+            }
+            1 => {
+                let rows = base + r.position();
+                r.bytes(
+                    len.checked_mul(WIDE_ROW)
+                        .ok_or_else(|| r.error("too many chunks"))?,
+                )?;
+                Ok(Chunks::Wide(rows))
+            }
+            form => Err(DecodeError::new(at, format!("unknown chunk form {form}"))),
+        }
     }
 
     /// Chunk `i` (the caller keeps `i` below the table's chunk count).
-    fn get(&self, i: usize) -> ChunkMeta {
-        let (offset, samples) = self.places.get(i);
-        let (min, span) = self.times.get(i);
-        let min_t = self.base + min as i64;
-        ChunkMeta {
-            offset,
-            samples: samples as u32,
-            min_t,
-            max_t: min_t + span as i64,
-        }
-    }
-
-    fn heap_bytes(&self) -> usize {
-        self.places.heap_bytes() + self.times.heap_bytes()
-    }
-}
-
-/// A column of pairs of unsigned integers, each pair's two fields as wide as their largest
-/// values (together at most 64 bits), one pair after another in words.
-#[derive(Debug)]
-struct Pairs {
-    /// Bits of the first field; the pair's width is this plus `second_bits`.
-    first_bits: u32,
-    second_bits: u32,
-    /// The pairs, and one word more so that a pair can always be read as two words.
-    words: Box<[u64]>,
-}
-
-impl Pairs {
-    fn new(pairs: impl Iterator<Item = (u64, u64)> + Clone) -> Pairs {
-        let bits = |v: u64| u64::BITS - v.leading_zeros();
-        let (first_bits, second_bits) = pairs
-            .clone()
-            .fold((0, 0), |(a, b), (x, y)| (bits(x).max(a), bits(y).max(b)));
-        let width = (first_bits + second_bits) as usize;
-        let mut words = vec![0u64; (pairs.clone().count() * width).div_ceil(64) + 1];
-        for (i, (first, second)) in pairs.enumerate() {
-            let value = first | second.checked_shl(first_bits).unwrap_or(0);
-            let (word, shift) = ((i * width) / 64, (i * width) % 64);
-            if let Some(w) = words.get_mut(word) {
-                *w |= value << shift;
-            }
-            if shift > 0
-                && let Some(w) = words.get_mut(word + 1)
-            {
-                *w |= value >> (64 - shift);
-            }
-        }
-        Pairs {
-            first_bits,
-            second_bits,
-            words: words.into(),
-        }
-    }
-
-    fn get(&self, i: usize) -> (u64, u64) {
-        let at = i * (self.first_bits + self.second_bits) as usize;
-        let (word, shift) = (at / 64, at % 64);
-        let low = self.words.get(word).copied().unwrap_or(0) >> shift;
-        let high = match shift {
-            0 => 0,
-            _ => self.words.get(word + 1).copied().unwrap_or(0) << (64 - shift),
-        };
-        let value = low | high;
-        (
-            value & mask(self.first_bits),
-            value.checked_shr(self.first_bits).unwrap_or(0) & mask(self.second_bits),
-        )
-    }
-
-    fn heap_bytes(&self) -> usize {
-        std::mem::size_of_val::<[u64]>(&self.words)
-    }
-}
-
-/// The low `bits` bits set (`bits` ≤ 64).
-fn mask(bits: u32) -> u64 {
-    u64::MAX.checked_shr(64 - bits).unwrap_or(0)
-}
-
-/// Every series' chunks, series after series.
-#[derive(Debug)]
-enum Chunks {
-    Narrow(Narrow, usize),
-    Wide(Box<[ChunkMeta]>),
-}
-
-impl Chunks {
-    fn new(chunks: Vec<ChunkMeta>) -> Chunks {
-        let base = chunks.iter().map(|c| c.min_t).min().unwrap_or(0);
-        match Narrow::new(&chunks, base) {
-            Some(narrow) => Chunks::Narrow(narrow, chunks.len()),
-            None => Chunks::Wide(chunks.into()),
-        }
-    }
-
-    fn slice(&self, start: usize, end: usize) -> Option<ChunkList<'_>> {
-        Some(ChunkList(match self {
-            Chunks::Narrow(n, len) => {
-                if start > end || end > *len {
-                    return None;
+    fn get(&self, data: &[u8], i: usize) -> ChunkMeta {
+        match *self {
+            Chunks::Packed {
+                base,
+                places,
+                times,
+            } => {
+                let (offset, samples) = places.get(data, i);
+                let (min, span) = times.get(data, i);
+                // The base leaves room for both distances (checked at open).
+                let min_t = base.wrapping_add(min as i64);
+                ChunkMeta {
+                    offset,
+                    samples: samples as u32,
+                    min_t,
+                    max_t: min_t.wrapping_add(span as i64),
                 }
-                List::Narrow(n, start, end)
             }
-            Chunks::Wide(c) => List::Wide(c.get(start..end)?),
-        }))
-    }
-
-    fn heap_bytes(&self) -> usize {
-        match self {
-            Chunks::Narrow(n, _) => n.heap_bytes(),
-            Chunks::Wide(c) => std::mem::size_of_val::<[ChunkMeta]>(c),
+            Chunks::Wide(rows) => {
+                let at = rows + i * WIDE_ROW;
+                ChunkMeta {
+                    offset: u64_at(data, at),
+                    min_t: u64_at(data, at + 8) as i64,
+                    max_t: u64_at(data, at + 16) as i64,
+                    samples: u32_at(data, at + 24),
+                }
+            }
         }
     }
 }
 
 /// One series' chunks in time order, read out of the table one [`ChunkMeta`] at a time.
-#[derive(Debug, Clone, Copy)]
-pub struct ChunkList<'a>(List<'a>);
+#[derive(Clone, Copy)]
+pub struct ChunkList<'a> {
+    /// The bytes the table lies in (the whole file, when read in place).
+    data: &'a [u8],
+    chunks: &'a Chunks,
+    start: usize,
+    end: usize,
+}
 
-#[derive(Debug, Clone, Copy)]
-enum List<'a> {
-    /// Chunks `start..end` of the narrow form.
-    Narrow(&'a Narrow, usize, usize),
-    Wide(&'a [ChunkMeta]),
+impl std::fmt::Debug for ChunkList<'_> {
+    // Not the bytes it reads from: they may be the whole file.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 impl<'a> ChunkList<'a> {
     /// Number of chunks.
     pub fn len(&self) -> usize {
-        match self.0 {
-            List::Narrow(_, start, end) => end - start,
-            List::Wide(w) => w.len(),
-        }
+        self.end - self.start
     }
 
     /// Whether there are none.
@@ -262,10 +396,7 @@ impl<'a> ChunkList<'a> {
 
     /// Chunk `i`.
     pub fn get(&self, i: usize) -> Option<ChunkMeta> {
-        match self.0 {
-            List::Narrow(n, start, end) => (i < end - start).then(|| n.get(start + i)),
-            List::Wide(w) => w.get(i).copied(),
-        }
+        (i < self.len()).then(|| self.chunks.get(self.data, self.start + i))
     }
 
     /// The last chunk.
@@ -292,10 +423,10 @@ impl<'a> ChunkList<'a> {
 
     /// The chunks in time order.
     pub fn iter(self) -> ChunkIter<'a> {
-        ChunkIter(match self.0 {
-            List::Narrow(n, start, end) => Iter::Narrow(n, start..end),
-            List::Wide(w) => Iter::Wide(w.iter()),
-        })
+        ChunkIter {
+            list: self,
+            next: 0,
+        }
     }
 }
 
@@ -310,29 +441,23 @@ impl<'a> IntoIterator for ChunkList<'a> {
 
 /// The chunks of a [`ChunkList`], in time order.
 #[derive(Debug, Clone)]
-pub struct ChunkIter<'a>(Iter<'a>);
-
-#[derive(Debug, Clone)]
-enum Iter<'a> {
-    Narrow(&'a Narrow, std::ops::Range<usize>),
-    Wide(std::slice::Iter<'a, ChunkMeta>),
+pub struct ChunkIter<'a> {
+    list: ChunkList<'a>,
+    next: usize,
 }
 
 impl Iterator for ChunkIter<'_> {
     type Item = ChunkMeta;
 
     fn next(&mut self) -> Option<ChunkMeta> {
-        match &mut self.0 {
-            Iter::Narrow(n, range) => range.next().map(|i| n.get(i)),
-            Iter::Wide(w) => w.next().copied(),
-        }
+        let chunk = self.list.get(self.next)?;
+        self.next += 1;
+        Some(chunk)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        match &self.0 {
-            Iter::Narrow(_, range) => range.size_hint(),
-            Iter::Wide(w) => w.size_hint(),
-        }
+        let left = self.list.len().saturating_sub(self.next);
+        (left, Some(left))
     }
 }
 
@@ -349,36 +474,88 @@ pub enum RollupRef {
 
 /// The decoded fields of one series, as [`TableBuilder::push`] takes them.
 pub(super) struct Decoded<'a> {
+    /// Its namespace, an index given by [`TableBuilder::namespace`].
     pub(super) namespace: u32,
     pub(super) chunks: &'a [ChunkMeta],
-    /// Where its rollup block is, if it has one.
+    /// Bytes of its chunk blocks.
+    pub(super) chunk_bytes: u64,
+    /// Where its rollup block is, if it has one and the segment has no rollup directory.
     pub(super) rollup: Option<u64>,
     /// Where its last chunk's block ends.
     pub(super) chunks_end: Option<u64>,
 }
 
-/// Gathers a table's entries as the file's table is decoded.
+/// The fields of a table before its series.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TableHeader {
+    /// Rollup tiers, interval ms.
+    pub(super) tiers: Vec<i64>,
+    /// Where the rollup directory is (version 6 on, with tiers), else 0.
+    pub(super) directory: u64,
+    /// Where the metric directory is (version 7 on, with tiers), else 0.
+    pub(super) metrics: u64,
+}
+
+impl TableHeader {
+    /// Where the chunk and rollup blocks end in a segment whose table starts at
+    /// `table_offset`: at the rollup directory, if there is one. Checks that the
+    /// directories lie in order before the table (the metric directory before the rollup
+    /// directory), and that only a segment with tiers has them.
+    pub(super) fn data_end(&self, table_offset: u64) -> Result<u64, String> {
+        let mut end = table_offset;
+        for (offset, what) in [
+            (self.directory, "rollup directory"),
+            (self.metrics, "metric directory"),
+        ] {
+            if offset == 0 {
+                continue;
+            }
+            if self.tiers.is_empty() || offset < HEADER_LEN as u64 || offset >= end {
+                return Err(format!("{what} at {offset} is misplaced"));
+            }
+            end = offset;
+        }
+        Ok(if self.directory == 0 {
+            table_offset
+        } else {
+            self.directory
+        })
+    }
+}
+
+/// Gathers a table's entries: the writer's as it adds series, an older file's as its table
+/// is decoded.
 #[derive(Debug, Default)]
 pub(super) struct TableBuilder {
+    namespaces: Vec<Namespace>,
+    namespace_bytes: Vec<u64>,
     namespace_of: Vec<u32>,
     chunk_start: Vec<u32>,
     chunks: Vec<ChunkMeta>,
     rollup_after: RoaringBitmap,
     rollup_at: Vec<(u32, u64)>,
-    /// The segment lists its rollups in a directory (version 6).
-    listed: bool,
 }
 
 impl TableBuilder {
-    /// A table of `series` series whose rollups a directory lists when `listed`.
-    pub(super) fn with_capacity(series: usize, listed: bool) -> Self {
+    /// A table of about `series` series.
+    pub(super) fn with_capacity(series: usize) -> Self {
         TableBuilder {
             namespace_of: Vec::with_capacity(series),
             chunk_start: Vec::with_capacity(series + 1),
             chunks: Vec::with_capacity(series),
-            listed,
             ..Default::default()
         }
+    }
+
+    /// The index of namespace `name` in the table's list, added if new.
+    pub(super) fn namespace(&mut self, name: &str) -> Result<u32, String> {
+        // A segment names few namespaces, each once.
+        if let Some(i) = self.namespaces.iter().rposition(|n| n.as_str() == name) {
+            return Ok(i as u32);
+        }
+        self.namespaces.push(Namespace::new(name)?);
+        self.namespace_bytes.push(0);
+        Ok(self.namespaces.len() as u32 - 1)
     }
 
     /// Adds the next series; false when the table has more chunks than a `u32` counts.
@@ -389,6 +566,9 @@ impl TableBuilder {
         ) else {
             return false;
         };
+        if let Some(bytes) = self.namespace_bytes.get_mut(series.namespace as usize) {
+            *bytes += series.chunk_bytes;
+        }
         self.namespace_of.push(series.namespace);
         self.chunk_start.push(start);
         self.chunks.extend_from_slice(series.chunks);
@@ -402,52 +582,243 @@ impl TableBuilder {
         true
     }
 
-    pub(super) fn finish(mut self, namespaces: Vec<Namespace>) -> Option<SeriesTable> {
-        self.chunk_start
-            .push(u32::try_from(self.chunks.len()).ok()?);
-        Some(SeriesTable {
-            len: self.namespace_of.len(),
-            namespaces,
-            namespace_of: Column::new(self.namespace_of),
-            chunk_start: Column::new(self.chunk_start),
-            chunks: Chunks::new(self.chunks),
-            rollup_after: self.rollup_after,
-            rollup_at: self.rollup_at.into(),
-            listed: self.listed,
-        })
+    /// The table in the packed form (the module doc).
+    pub(super) fn encode(&self, header: &TableHeader) -> Option<Vec<u8>> {
+        let chunks = u32::try_from(self.chunks.len()).ok()?;
+        let mut out = Vec::with_capacity(64 + self.namespace_of.len() * 2 + self.chunks.len() * 10);
+        out.extend_from_slice(&u32::try_from(self.namespace_of.len()).ok()?.to_le_bytes());
+        out.extend_from_slice(&chunks.to_le_bytes());
+        out.push(u8::try_from(header.tiers.len()).ok()?);
+        for t in &header.tiers {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        out.extend_from_slice(&header.directory.to_le_bytes());
+        out.extend_from_slice(&header.metrics.to_le_bytes());
+        out.extend_from_slice(&(self.namespaces.len() as u32).to_le_bytes());
+        for (ns, bytes) in self.namespaces.iter().zip(&self.namespace_bytes) {
+            put_str(&mut out, ns.as_str());
+            out.extend_from_slice(&bytes.to_le_bytes());
+        }
+        Column::put(&self.namespace_of, &mut out);
+        let mut starts = self.chunk_start.clone();
+        starts.push(chunks);
+        Column::put(&starts, &mut out);
+        Chunks::put(&self.chunks, &mut out);
+        Some(out)
+    }
+
+    /// The table, packed into memory (an older file's, decoded), with `header`; checked as
+    /// a file's is, for a segment whose table starts at `table_offset`.
+    pub(super) fn finish(
+        self,
+        header: &TableHeader,
+        table_offset: u64,
+    ) -> Result<(SeriesTable, u64), DecodeError> {
+        let packed = self
+            .encode(header)
+            .ok_or_else(|| DecodeError::new(0, "too many chunks"))?;
+        let len = packed.len();
+        let (mut table, samples) = SeriesTable::open(
+            Bytes::owned(packed),
+            0,
+            len,
+            self.namespace_of.len(),
+            table_offset,
+        )?;
+        table.rollup_after = self.rollup_after;
+        table.rollup_at = self.rollup_at.into();
+        Ok((table, samples))
     }
 }
 
 /// The series table of an open segment (see the module doc).
 #[derive(Debug)]
 pub(super) struct SeriesTable {
+    /// The bytes the table lies in: the mapped file (version 8 on) or its packed copy.
+    data: Bytes,
+    /// Its length in them.
+    bytes: usize,
     len: usize,
+    chunk_count: usize,
+    header: TableHeader,
     /// Each distinct namespace once.
     namespaces: Vec<Namespace>,
+    /// Per namespace, the bytes of its series' chunk blocks.
+    namespace_bytes: Vec<u64>,
     /// Per series (local id): its namespace, an index into `namespaces`.
     namespace_of: Column,
     /// Per series, where its chunks start in `chunks`, and one more entry for the end.
     chunk_start: Column,
     chunks: Chunks,
-    /// The series whose rollup block follows their last chunk's block.
+    /// Versions 3-5: the series whose rollup block follows their last chunk's block.
     rollup_after: RoaringBitmap,
-    /// (local id, offset) of the other series' rollup blocks, by local id.
+    /// Versions 3-5: (local id, offset) of the other series' rollup blocks, by local id.
     rollup_at: Box<[(u32, u64)]>,
-    /// The segment lists its rollups in a directory (version 6): the two above are empty.
-    listed: bool,
 }
 
 impl SeriesTable {
+    /// Opens the table of `series` series packed at `at..at + bytes` of `data`, a segment
+    /// whose table block starts at `table_offset`, checking everything a reader relies on:
+    /// its fields in bounds, the directories before the table, each series' chunks in time
+    /// order without overlapping, every chunk's block starting in the data region (before
+    /// the directories; its length and checksum are checked when read). Returns the
+    /// samples its chunks hold. Error offsets are places in `data`.
+    pub(super) fn open(
+        data: Bytes,
+        at: usize,
+        bytes: usize,
+        series: usize,
+        table_offset: u64,
+    ) -> Result<(SeriesTable, u64), DecodeError> {
+        let payload = data
+            .get(at..at.saturating_add(bytes))
+            .ok_or_else(|| DecodeError::new(at as u64, "series table runs past the file"))?;
+        let mut r = ByteReader::new(payload);
+        let read = |r: &mut ByteReader<'_>| -> Result<SeriesTable, DecodeError> {
+            let len = r.u32_le()? as usize;
+            if len != series {
+                return Err(r.error(format!("table holds {len} series, footer says {series}")));
+            }
+            let chunk_count = r.u32_le()? as usize;
+            let tier_count = usize::from(r.u8()?);
+            if tier_count > MAX_TIERS {
+                return Err(r.error(format!("{tier_count} rollup tiers")));
+            }
+            let mut tiers = Vec::with_capacity(tier_count);
+            for _ in 0..tier_count {
+                let t = r.i64_le()?;
+                if t <= 0 || tiers.contains(&t) {
+                    return Err(r.error(format!("bad rollup tier {t}")));
+                }
+                tiers.push(t);
+            }
+            let (directory, metrics) = (r.u64_le()?, r.u64_le()?);
+            // Each namespace is named by some series (or the table is empty).
+            let count = r.u32_le()? as usize;
+            if count > len.max(1) {
+                return Err(r.error(format!("{count} namespaces for {len} series")));
+            }
+            let mut namespaces = Vec::with_capacity(count);
+            let mut namespace_bytes = Vec::with_capacity(count);
+            for _ in 0..count {
+                let place = r.position() as u64;
+                let name = r.str(MAX_STR, "namespace")?;
+                namespaces.push(Namespace::new(name).map_err(|e| DecodeError::new(place, e))?);
+                namespace_bytes.push(r.u64_le()?);
+            }
+            let namespace_of = Column::read(r, at, len)?;
+            let chunk_start = Column::read(r, at, len + 1)?;
+            let chunks = Chunks::read(r, at, chunk_count)?;
+            if !r.is_empty() {
+                return Err(r.error("trailing bytes after the series table"));
+            }
+            Ok(SeriesTable {
+                data: data.clone(),
+                bytes,
+                len,
+                chunk_count,
+                header: TableHeader {
+                    tiers,
+                    directory,
+                    metrics,
+                },
+                namespaces,
+                namespace_bytes,
+                namespace_of,
+                chunk_start,
+                chunks,
+                rollup_after: RoaringBitmap::new(),
+                rollup_at: Box::default(),
+            })
+        };
+        let table = read(&mut r).map_err(|e| e.shifted(at as u64))?;
+        let data_end = table
+            .header
+            .data_end(table_offset)
+            .map_err(|reason| DecodeError::new(at as u64, format!("series table: {reason}")))?;
+        let samples = table
+            .check(data_end)
+            .map_err(|reason| DecodeError::new(at as u64, format!("series table: {reason}")))?;
+        Ok((table, samples))
+    }
+
+    /// Reads every entry once (see [`SeriesTable::open`]); the samples they hold.
+    fn check(&self, data_end: u64) -> Result<u64, String> {
+        let data: &[u8] = &self.data;
+        let column = |c: Column, i: usize| {
+            c.get(data, i)
+                .ok_or_else(|| format!("series {i}'s entry cannot be read"))
+        };
+        let mut samples = 0u64;
+        let mut start = column(self.chunk_start, 0)? as usize;
+        if start != 0 {
+            return Err(format!("the first series' chunks start at {start}"));
+        }
+        for local in 0..self.len {
+            if column(self.namespace_of, local)? as usize >= self.namespaces.len() {
+                return Err(format!("series {local}'s namespace is not listed"));
+            }
+            let end = column(self.chunk_start, local + 1)? as usize;
+            if end < start || end > self.chunk_count {
+                return Err(format!(
+                    "series {local}'s chunks {start}..{end} of {}",
+                    self.chunk_count
+                ));
+            }
+            // The writer cuts a series' samples, sorted and one per timestamp, into
+            // chunks: they follow one another in time without overlapping, which readers
+            // rely on to find the chunks of a time range by binary search.
+            let mut previous_max_t = None;
+            for i in start..end {
+                let c = self.chunks.get(data, i);
+                if c.samples == 0 || c.max_t < c.min_t {
+                    return Err(format!("chunk entry at {} is inconsistent", c.offset));
+                }
+                if previous_max_t.is_some_and(|previous| c.min_t <= previous) {
+                    return Err(format!(
+                        "chunk at {} starts before the series' chunk before it ends",
+                        c.offset
+                    ));
+                }
+                if c.offset < HEADER_LEN as u64 || c.offset.saturating_add(8) > data_end {
+                    return Err(format!(
+                        "chunk at {} lies outside the data region",
+                        c.offset
+                    ));
+                }
+                previous_max_t = Some(c.max_t);
+                samples += u64::from(c.samples);
+            }
+            start = end;
+        }
+        if start != self.chunk_count {
+            return Err(format!(
+                "the series hold {start} chunks, the table {}",
+                self.chunk_count
+            ));
+        }
+        Ok(samples)
+    }
+
     pub(super) fn len(&self) -> usize {
         self.len
+    }
+
+    pub(super) fn header(&self) -> &TableHeader {
+        &self.header
     }
 
     pub(super) fn namespaces(&self) -> &[Namespace] {
         &self.namespaces
     }
 
+    /// Per namespace of [`SeriesTable::namespaces`], the bytes of its series' chunk blocks.
+    pub(super) fn namespace_bytes(&self) -> &[u64] {
+        &self.namespace_bytes
+    }
+
     pub(super) fn iter(&self) -> impl Iterator<Item = SegmentSeries<'_>> {
-        // Every local id below the count has an entry (see `TableBuilder`).
+        // Every local id below the count has an entry (checked at open).
         (0..self.len()).filter_map(|l| self.get(l))
     }
 
@@ -455,15 +826,23 @@ impl SeriesTable {
         if local >= self.len {
             return None;
         }
+        let data: &[u8] = &self.data;
         let namespace = self
             .namespaces
-            .get(self.namespace_of.get(local)? as usize)?;
-        let start = self.chunk_start.get(local)? as usize;
-        let end = self.chunk_start.get(local + 1)? as usize;
-        let chunks = self.chunks.slice(start, end)?;
+            .get(self.namespace_of.get(data, local)? as usize)?;
+        let start = self.chunk_start.get(data, local)? as usize;
+        let end = self.chunk_start.get(data, local + 1)? as usize;
+        if start > end || end > self.chunk_count {
+            return None;
+        }
         Some(SegmentSeries {
             namespace,
-            chunks,
+            chunks: ChunkList {
+                data,
+                chunks: &self.chunks,
+                start,
+                end,
+            },
             local: local as u32,
             table: self,
         })
@@ -471,7 +850,7 @@ impl SeriesTable {
 
     /// Where the rollup block of series `local`, whose chunks are `chunks`, is.
     pub(super) fn rollup(&self, local: u32, chunks: ChunkList<'_>) -> Option<RollupRef> {
-        if self.listed {
+        if self.header.directory != 0 {
             Some(RollupRef::Listed(local))
         } else if self.rollup_after.contains(local) {
             chunks.last().map(|c| RollupRef::AfterChunk(c.offset))
@@ -484,13 +863,10 @@ impl SeriesTable {
         }
     }
 
-    /// Heap bytes the table holds.
+    /// Heap bytes the table holds: none when read in place from a mapped file.
     pub(super) fn heap_bytes(&self) -> usize {
-        self.namespace_of.heap_bytes()
-            + self.chunk_start.heap_bytes()
-            + self.chunks.heap_bytes()
-            + self.rollup_after.serialized_size()
-            + self.rollup_at.len() * 16
+        let packed = if self.data.is_mapped() { 0 } else { self.bytes };
+        packed + self.rollup_after.serialized_size() + self.rollup_at.len() * 16
     }
 }
 
@@ -498,9 +874,36 @@ impl SeriesTable {
 mod tests {
     use super::*;
 
+    /// `values` as a packed column, read back: the bytes and the column.
+    fn column_of(values: &[u32]) -> (Vec<u8>, Column) {
+        let mut out = Vec::new();
+        Column::put(values, &mut out);
+        let column = Column::read(&mut ByteReader::new(&out), 0, values.len()).expect("column");
+        (out, column)
+    }
+
+    /// `chunks` packed, read back: the bytes and the chunks' places.
+    fn chunks_of(chunks: &[ChunkMeta]) -> (Vec<u8>, Chunks) {
+        let mut out = Vec::new();
+        Chunks::put(chunks, &mut out);
+        let mut r = ByteReader::new(&out);
+        let read = Chunks::read(&mut r, 0, chunks.len()).expect("chunks");
+        assert!(r.is_empty());
+        (out, read)
+    }
+
+    fn list<'a>(data: &'a [u8], chunks: &'a Chunks, start: usize, end: usize) -> ChunkList<'a> {
+        ChunkList {
+            data,
+            chunks,
+            start,
+            end,
+        }
+    }
+
     #[test]
     fn a_column_is_as_narrow_as_its_values_and_reads_them_back() {
-        for (values, heap) in [
+        for (values, bytes) in [
             (vec![0, 1, 2, 3], 0),
             (vec![7, 8, 9], 0),
             (vec![4, 4, 4], 0),
@@ -509,10 +912,10 @@ mod tests {
             (vec![u32::MAX, 0], 8),
             (vec![], 0),
         ] {
-            let column = Column::new(values.clone());
-            assert_eq!(column.heap_bytes(), heap, "{values:?}");
+            let (out, column) = column_of(&values);
+            assert_eq!(out.len(), 5 + bytes, "{values:?}");
             for (i, &v) in values.iter().enumerate() {
-                assert_eq!(column.get(i), Some(v), "{values:?} at {i}");
+                assert_eq!(column.get(&out, i), Some(v), "{values:?} at {i}");
             }
         }
     }
@@ -544,15 +947,15 @@ mod tests {
             meta(16, 1, 0, i64::from(u32::MAX) + 1),
             meta(16, 1, i64::MIN, i64::MAX),
         ];
-        let packed = Chunks::new(fitting.clone());
-        assert!(matches!(packed, Chunks::Narrow(..)));
-        let list = packed.slice(0, fitting.len()).expect("slice");
-        assert_eq!(list.iter().collect::<Vec<_>>(), fitting);
+        let (data, packed) = chunks_of(&fitting);
+        assert!(matches!(packed, Chunks::Packed { .. }));
+        let read = list(&data, &packed, 0, fitting.len());
+        assert_eq!(read.iter().collect::<Vec<_>>(), fitting);
         for w in wide {
-            let chunks = Chunks::new(vec![meta(16, 3, 0, 10), w]);
-            assert!(matches!(chunks, Chunks::Wide(_)), "{w:?}");
-            let list = chunks.slice(0, 2).expect("slice");
-            assert_eq!(list.iter().collect::<Vec<_>>(), vec![meta(16, 3, 0, 10), w]);
+            let chunks = [meta(16, 3, 0, 10), w];
+            let (data, read) = chunks_of(&chunks);
+            assert!(matches!(read, Chunks::Wide(_)), "{w:?}");
+            assert_eq!(list(&data, &read, 0, 2).iter().collect::<Vec<_>>(), chunks);
         }
     }
 
@@ -571,20 +974,98 @@ mod tests {
                 )
             })
             .collect();
-        let table = Chunks::new(chunks.clone());
-        assert!(matches!(table, Chunks::Narrow(..)));
-        let per_chunk = table.heap_bytes() as f64 / chunks.len() as f64;
+        let (data, read) = chunks_of(&chunks);
+        assert!(matches!(read, Chunks::Packed { .. }));
+        let per_chunk = data.len() as f64 / chunks.len() as f64;
         assert!(
             (9.0..11.0).contains(&per_chunk),
             "{per_chunk} bytes a chunk"
         );
-        let list = table.slice(0, chunks.len()).expect("slice");
-        assert_eq!(list.iter().collect::<Vec<_>>(), chunks);
+        assert_eq!(
+            list(&data, &read, 0, chunks.len())
+                .iter()
+                .collect::<Vec<_>>(),
+            chunks
+        );
+    }
+
+    /// A table of two namespaces' series, packed and opened; then every damaged copy of it
+    /// is refused or reads entries that pass the checks, never panics.
+    #[test]
+    fn a_table_reads_back_and_a_damaged_one_is_refused_or_safe() {
+        let mut builder = TableBuilder::with_capacity(3);
+        let series: [(&str, Vec<ChunkMeta>); 3] = [
+            ("health", vec![meta(16, 5, 100, 200), meta(60, 2, 300, 301)]),
+            ("education", vec![]),
+            ("health", vec![meta(90, 1, 50, 50)]),
+        ];
+        for (ns, chunks) in &series {
+            let namespace = builder.namespace(ns).expect("namespace");
+            assert!(builder.push(Decoded {
+                namespace,
+                chunks,
+                chunk_bytes: 40 * chunks.len() as u64,
+                rollup: None,
+                chunks_end: None,
+            }));
+        }
+        let header = TableHeader {
+            tiers: vec![3_600_000],
+            directory: 100,
+            metrics: 0,
+        };
+        let packed = builder.encode(&header).expect("encode");
+        let open = |packed: &[u8], series, table_offset| {
+            SeriesTable::open(
+                Bytes::owned(packed.to_vec()),
+                0,
+                packed.len(),
+                series,
+                table_offset,
+            )
+        };
+        let (table, samples) = open(&packed, 3, 120).expect("open");
+        assert_eq!(samples, 8);
+        assert_eq!(table.header().tiers, vec![3_600_000]);
+        assert_eq!(table.namespace_bytes(), &[120, 0]);
+        for (local, (ns, chunks)) in series.iter().enumerate() {
+            let s = table.get(local).expect("series");
+            assert_eq!(s.namespace.as_str(), *ns);
+            assert_eq!(s.chunks.iter().collect::<Vec<_>>(), *chunks);
+        }
+        assert!(table.get(3).is_none());
+        assert!(open(&packed, 4, 120).is_err());
+        // The rollup directory after the table.
+        assert!(open(&packed, 3, 100).is_err());
+        // A chunk's block past the data region, which ends at the directory.
+        let early = TableHeader {
+            directory: 95,
+            ..header.clone()
+        };
+        let past = builder.encode(&early).expect("encode");
+        assert!(open(&past, 3, 120).is_err());
+        // Without tiers, no directories.
+        let untiered = TableHeader {
+            tiers: Vec::new(),
+            ..header.clone()
+        };
+        assert!(open(&builder.encode(&untiered).expect("encode"), 3, 120).is_err());
+        for i in 0..packed.len() {
+            for flip in [0x01u8, 0x80, 0xff] {
+                let mut damaged = packed.clone();
+                damaged[i] ^= flip;
+                if let Ok((t, _)) = open(&damaged, 3, 120) {
+                    for s in t.iter() {
+                        let _ = s.chunks.iter().count();
+                    }
+                }
+            }
+        }
     }
 
     proptest::proptest! {
         #[test]
-        fn narrow_chunks_read_back_exactly_from_any_slice(
+        fn packed_chunks_read_back_exactly_from_any_slice(
             raw in proptest::collection::vec(
                 (0u64..1 << 40, 0u32..1 << 24, 0i64..1 << 32, 0i64..1 << 32),
                 0..200,
@@ -598,19 +1079,18 @@ mod tests {
                     meta(offset, samples, base + min, base + min + span)
                 })
                 .collect();
-            let table = Chunks::new(chunks.clone());
-            proptest::prop_assert!(matches!(table, Chunks::Narrow(..)));
+            let (data, read) = chunks_of(&chunks);
+            let packed = matches!(read, Chunks::Packed { .. });
+            proptest::prop_assert!(packed);
             let (a, b) = (cut.0.min(chunks.len()), cut.1.min(chunks.len()));
             let (start, end) = (a.min(b), a.max(b));
-            let list = table.slice(start, end).expect("slice");
-            proptest::prop_assert_eq!(list.len(), end - start);
-            proptest::prop_assert_eq!(list.iter().collect::<Vec<_>>(), &chunks[start..end]);
-            for i in 0..list.len() {
-                proptest::prop_assert_eq!(list.get(i), chunks.get(start + i).copied());
+            let sliced = list(&data, &read, start, end);
+            proptest::prop_assert_eq!(sliced.len(), end - start);
+            proptest::prop_assert_eq!(sliced.iter().collect::<Vec<_>>(), &chunks[start..end]);
+            for i in 0..sliced.len() {
+                proptest::prop_assert_eq!(sliced.get(i), chunks.get(start + i).copied());
             }
-            proptest::prop_assert_eq!(list.get(list.len()), None);
-            proptest::prop_assert!(end == 0 || table.slice(end, end - 1).is_none());
-            proptest::prop_assert!(table.slice(0, chunks.len() + 1).is_none());
+            proptest::prop_assert_eq!(sliced.get(sliced.len()), None);
         }
 
         /// The chunks a binary search finds for a time range are those that a scan of
@@ -632,15 +1112,15 @@ mod tests {
                     meta(offset, 1, min_t, t)
                 })
                 .collect();
-            let table = Chunks::new(chunks.clone());
-            let list = table.slice(0, chunks.len()).expect("slice");
+            let (data, read) = chunks_of(&chunks);
+            let all = list(&data, &read, 0, chunks.len());
             let (start, end) = (range.0, range.0 + range.1);
             let scanned: Vec<ChunkMeta> = chunks
                 .iter()
                 .filter(|c| c.max_t >= start && c.min_t <= end)
                 .copied()
                 .collect();
-            proptest::prop_assert_eq!(list.overlapping(start, end).collect::<Vec<_>>(), scanned);
+            proptest::prop_assert_eq!(all.overlapping(start, end).collect::<Vec<_>>(), scanned);
         }
     }
 }

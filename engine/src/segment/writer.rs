@@ -3,6 +3,8 @@
 use std::path::Path;
 
 use super::index::IndexBuilder;
+use super::reader::ChunkMeta;
+use super::table::{Decoded, TableBuilder, TableHeader};
 use super::{CHUNK_SAMPLES, COLD_CHUNK_SAMPLES, FLAG_COLD, FOOTER_LEN, HEADER_LEN, MAGIC, VERSION};
 use crate::Result;
 use crate::codec::chunk;
@@ -35,7 +37,10 @@ pub struct SegmentBuilder {
     out: Vec<u8>,
     /// Bytes before `out`, already written.
     written: u64,
-    table: Vec<u8>,
+    /// Where each series' chunks are: the series table.
+    table: TableBuilder,
+    /// One series' chunks' places, while it is added.
+    chunks: Vec<ChunkMeta>,
     /// The series' labels and postings, written as the label index.
     index: IndexBuilder,
     series: u32,
@@ -99,7 +104,8 @@ impl SegmentBuilder {
             seq,
             out,
             written: 0,
-            table: Vec::new(),
+            table: TableBuilder::default(),
+            chunks: Vec::new(),
             index: IndexBuilder::default(),
             series: 0,
             samples: 0,
@@ -152,7 +158,6 @@ impl SegmentBuilder {
     ) {
         let local = self.series;
         self.series += 1;
-        put_str(&mut self.table, namespace.as_str());
         self.index.add(
             namespace.as_str(),
             labels.iter().map(|l| (l.name.as_str(), l.value.as_str())),
@@ -162,9 +167,9 @@ impl SegmentBuilder {
         } else {
             CHUNK_SAMPLES
         };
-        let chunks: Vec<&[Sample]> = samples.chunks(length).collect();
-        put_u64(&mut self.table, chunks.len() as u64);
-        for c in chunks {
+        self.chunks.clear();
+        let mut chunk_bytes = 0;
+        for c in samples.chunks(length) {
             self.ts.clear();
             self.vs.clear();
             self.ts.extend(c.iter().map(|s| s.t));
@@ -184,15 +189,27 @@ impl SegmentBuilder {
                 self.ts.first().copied().unwrap_or(0),
                 self.ts.last().copied().unwrap_or(0),
             );
-            put_u64(&mut self.table, offset);
-            put_u64(&mut self.table, bytes.len() as u64);
-            put_i64(&mut self.table, first);
-            put_i64(&mut self.table, last.wrapping_sub(first));
-            put_u64(&mut self.table, c.len() as u64);
+            self.chunks.push(ChunkMeta {
+                offset,
+                min_t: first,
+                max_t: last,
+                samples: c.len() as u32,
+            });
+            chunk_bytes += bytes.len() as u64 + 8;
             self.samples += c.len() as u64;
             self.min_t = self.min_t.min(first);
             self.max_t = self.max_t.max(last);
         }
+        // A namespace is valid by construction, and a segment holds fewer chunks than a
+        // `u32` counts (a chunk block takes at least 9 bytes of a file below 2^40).
+        let listed = self.table.namespace(namespace.as_str()).unwrap_or_default();
+        self.table.push(Decoded {
+            namespace: listed,
+            chunks: &self.chunks,
+            chunk_bytes,
+            rollup: None,
+            chunks_end: None,
+        });
         self.add_rollups(local, buckets);
         self.add_to_metric(namespace, labels, samples, buckets);
         let gathered = self.offset() - self.group_start + self.pending_rollups.len() as u64;
@@ -400,17 +417,17 @@ impl SegmentBuilder {
             out.extend_from_slice(&payload);
             offset
         };
+        // Packed and uncompressed: read in place (`segment/table.rs`).
         let table_offset = written + out.len() as u64;
-        let mut table = Vec::with_capacity(body.len() + 10);
-        put_u64(&mut table, u64::from(series));
-        put_u64(&mut table, tiers.len() as u64);
-        for t in tiers {
-            put_u64(&mut table, t as u64);
-        }
-        put_u64(&mut table, directory_offset);
-        put_u64(&mut table, metrics_offset);
-        table.extend_from_slice(&body);
-        put_compressed_block(&mut out, &table);
+        let header = TableHeader {
+            tiers,
+            directory: directory_offset,
+            metrics: metrics_offset,
+        };
+        let table = body.encode(&header).unwrap_or_default();
+        out.extend_from_slice(&(table.len() as u32).to_le_bytes());
+        out.extend_from_slice(&crc32c::crc32c(&table).to_le_bytes());
+        out.extend_from_slice(&table);
 
         // Uncompressed: read in place (`segment/index.rs`).
         let index = index.finish();
@@ -452,18 +469,6 @@ pub fn encode_segment_with_rollups(seq: u64, series: &[SegmentInput], tiers: &[i
         builder.add(&s.namespace, &s.labels, &s.samples);
     }
     builder.finish()
-}
-
-/// A metadata block: labels repeat across series (names, communes, domains), so zstd
-/// shrinks them several times; chunk data is already bit-packed and stays as it is.
-fn put_compressed_block(out: &mut Vec<u8>, payload: &[u8]) {
-    let mut body = Vec::with_capacity(payload.len() / 4 + 16);
-    put_u64(&mut body, payload.len() as u64);
-    // Compressing into memory cannot fail short of allocation failure.
-    body.extend(zstd::bulk::compress(payload, 3).unwrap_or_default());
-    out.extend_from_slice(&(body.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&body).to_le_bytes());
-    out.extend_from_slice(&body);
 }
 
 /// Largest single write of a segment file. Linux keeps a file's page cache in folios as

@@ -482,6 +482,15 @@ impl Inner {
 /// segment with its samples, so a version read then holds every series out of the head —
 /// one a writer read before taking the lock might not (two flushes may pass meanwhile).
 impl crate::head::ColdLabels for Inner {
+    fn find_labels(
+        &self,
+        namespace: &crate::model::Namespace,
+        labels: &crate::model::Labels,
+        cold: &roaring::RoaringBitmap,
+    ) -> Option<crate::head::SeriesRef> {
+        self.current_version().find_labels(namespace, labels, cold)
+    }
+
     fn cold_labels(
         &self,
         id: crate::head::SeriesRef,

@@ -13,13 +13,15 @@
 //!
 //! A series that wrote nothing for a whole flush interval leaves the head ([`Head::evict`],
 //! after a flush): its struct, head data, lookup entry and label pairs go; what stays is its
-//! reference and half its hash (to be found again when written), so that memory follows the
-//! active series rather than every series seen. Its labels, postings and newest sample live
-//! on in the segments: queries find it through their label indexes ([`Head::select`] with
-//! the engine's pass over segments), and a later write brings it back under the same
-//! reference ([`Head::get_or_create`], which confirms a hash's match against the labels a
-//! segment holds and reads back the newest sample for the data-quality rules,
-//! [`ColdLabels`]).
+//! reference in a bitmap and half its hash in a sorted array (`head/cold.rs`, four bytes),
+//! so that memory follows the active series rather than every series seen. Its labels,
+//! postings and newest sample live on in the segments: queries find it through their label
+//! indexes ([`Head::select`] with the engine's pass over segments), and a later write whose
+//! half hash is among those that left searches the segments' label indexes for its labels
+//! and brings it back under the same reference ([`Head::get_or_create`], [`ColdLabels`],
+//! which also reads back the newest sample for the data-quality rules). A store's open
+//! registers its segments' series out of the head ([`Head::register`], with a [`Registrar`]
+//! that lives as long as the open).
 //!
 //! Per series, [`HeadSeries`] holds the samples (`head/chunks.rs`), its sealed chunks'
 //! bytes in the head's shared blocks ([`ChunkArena`], `head/arena.rs`); [`SeriesLayer`] is one
@@ -30,11 +32,13 @@
 
 mod arena;
 mod chunks;
+mod cold;
 mod layer;
 mod series;
 mod slots;
 mod usage;
 
+use cold::ColdKeys;
 use slots::Slots;
 
 use std::hash::{BuildHasher, Hasher};
@@ -70,33 +74,17 @@ pub(crate) fn allocated(bytes: usize) -> usize {
     bytes.div_ceil(16) * 16
 }
 
-/// A cold table slot: half the hash and the reference.
-const COLD_SLOT_BYTES: usize = std::mem::size_of::<ColdEntry>() + 1;
-
-/// A series out of the head in its shard's table: the high half of its hash (the table's
-/// own hash is rebuilt from it, [`cold_hash`]) and its reference. Half a hash is enough to
-/// find candidates; each is confirmed against the labels a segment holds.
-type ColdEntry = (u32, SeriesRef);
-
-/// The key of a series' hash in the cold tables.
+/// The key of a series out of the head ([`ColdKeys`]): the high half of its hash.
 fn cold_key(hash: u64) -> u32 {
     (hash >> 32) as u32
 }
 
-/// The cold tables' hash of a key: the key spread over 64 bits (the table takes its control
-/// bits from the top and its bucket from the bottom).
-fn cold_hash(key: u32) -> u64 {
-    u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-}
-
-/// One shard of the registry: the head's series by the hash of their (namespace, labels),
-/// and the references of the series that left the head by the same hash. The tables hold
-/// the series themselves, so a series' labels are stored once, in the index, not again as a
-/// lookup key.
+/// One shard of the registry: the head's series by the hash of their (namespace, labels).
+/// The table holds the series themselves, so a series' labels are stored once, in the
+/// index, not again as a lookup key.
 #[derive(Debug, Default)]
 struct Lookup {
     hot: HashTable<Arc<Series>>,
-    cold: HashTable<ColdEntry>,
 }
 
 /// Every series known, by reference, and the references of those out of the head: one
@@ -108,11 +96,41 @@ struct Registry {
     /// samples were dropped; the reference is not reused).
     slots: Slots,
     cold: RoaringBitmap,
+    /// The half hashes of the series in `cold`: whether a series not in the head may be
+    /// one of them, to be searched for in the segments.
+    keys: ColdKeys,
+}
+
+/// What a store's open registers its segments' series with ([`Head::register`]): each
+/// series registered so far by its half hash, so that a series found in several segments
+/// is confirmed by one label read rather than searched for in the segments opened before.
+/// Dropped once the segments are registered ([`Head::registered`]), which keeps only the
+/// half hashes.
+#[derive(Debug, Default)]
+pub struct Registrar {
+    table: HashTable<(u32, SeriesRef)>,
+}
+
+impl Registrar {
+    /// The registrar's hash of a half hash: spread over 64 bits (the table takes its
+    /// control bits from the top and its bucket from the bottom).
+    fn hash(key: u32) -> u64 {
+        u64::from(key).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+    }
 }
 
 /// Where the labels of series out of the head are found: the segments (the engine's
 /// published version, or the segments opened so far while a store opens).
 pub trait ColdLabels {
+    /// The reference of the series of `namespace` with exactly `labels` among `cold` (the
+    /// series out of the head), if a segment holds it.
+    fn find_labels(
+        &self,
+        namespace: &Namespace,
+        labels: &Labels,
+        cold: &RoaringBitmap,
+    ) -> Option<SeriesRef>;
+
     /// The namespace and labels of series `id`, if a segment holds it.
     fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)>;
 
@@ -125,6 +143,10 @@ pub trait ColdLabels {
 
 /// No segments (a new head, tests).
 impl ColdLabels for () {
+    fn find_labels(&self, _: &Namespace, _: &Labels, _: &RoaringBitmap) -> Option<SeriesRef> {
+        None
+    }
+
     fn cold_labels(&self, _: SeriesRef) -> Option<(Namespace, Labels)> {
         None
     }
@@ -279,7 +301,7 @@ impl Head {
         // References are handed out under the registry's lock, so they stay dense and in
         // order.
         let mut registry = self.series.write();
-        let found = find_cold(&lookup, &registry, hash, namespace, labels, cold);
+        let found = find_cold(&registry, hash, namespace, labels, cold);
         let (id, last, limit) = match found {
             Some(id) => (id, cold.last_sample(id), None),
             None => (registry.slots.len() as SeriesRef, None, max_per_namespace),
@@ -300,16 +322,10 @@ impl Head {
         });
         let mut cost = added.grown as i64;
         if found.is_some() {
-            let slots = lookup.cold.capacity();
-            let key = cold_key(hash);
-            if let Ok(entry) = lookup.cold.find_entry(cold_hash(key), |&(_, c)| c == id) {
-                entry.remove();
-            }
-            // A table that emptied gives its memory back (a quarter full: no thrashing).
-            if lookup.cold.len() < slots / 4 {
-                lookup.cold.shrink_to_fit(|&(k, _)| cold_hash(k));
-            }
-            cost -= ((slots - lookup.cold.capacity()) * COLD_SLOT_BYTES) as i64;
+            // Its half hash goes at the next merge (the next eviction).
+            let keys = registry.keys.heap_bytes() as i64;
+            registry.keys.remove_later(cold_key(hash));
+            cost += registry.keys.heap_bytes() as i64 - keys;
             registry.cold.remove(id);
             let slots = registry.slots.heap_bytes();
             registry.slots.set(id as usize, Some(series.clone()));
@@ -385,6 +401,7 @@ impl Head {
     /// `in_segments` does not hold (it never had a sample stored) is forgotten whole.
     pub fn evict(&self, candidates: &[SeriesRef], in_segments: &RoaringBitmap) -> Evicted {
         let mut evicted = Evicted::default();
+        let mut keys = Vec::new();
         let mut by_shard: Vec<Vec<SeriesRef>> = vec![Vec::new(); SHARDS];
         {
             let registry = self.series.read();
@@ -403,7 +420,7 @@ impl Head {
             // The creation's lock order: the shard, the registry, the index.
             let mut lookup = shard.write();
             let mut registry = self.series.write();
-            let (hot_slots, cold_slots) = (lookup.hot.capacity(), lookup.cold.capacity());
+            let hot_slots = lookup.hot.capacity();
             let registry_slots = registry.slots.heap_bytes();
             let mut freed: Vec<(Arc<NamespaceUsage>, i64)> = Vec::new();
             for id in ids {
@@ -425,10 +442,7 @@ impl Head {
                     series.usage.add_series(-1);
                 } else {
                     registry.cold.insert(id);
-                    let key = cold_key(hash);
-                    lookup
-                        .cold
-                        .insert_unique(cold_hash(key), (key, id), |&(k, _)| cold_hash(k));
+                    keys.push(cold_key(hash));
                 }
                 let bytes = hot_series_bytes(&series.pairs) as i64
                     + self.postings.remove(&series.namespace, id, &series.pairs) as i64;
@@ -448,7 +462,6 @@ impl Head {
                 lookup.hot.shrink_to_fit(|s| s.hash);
             }
             let slots = (hot_slots as i64 - lookup.hot.capacity() as i64) * SLOT_BYTES as i64
-                - (lookup.cold.capacity() as i64 - cold_slots as i64) * COLD_SLOT_BYTES as i64
                 + registry_slots;
             drop(lookup);
             if let Some((_, bytes)) = freed.first_mut() {
@@ -459,6 +472,15 @@ impl Head {
                 evicted.bytes += bytes;
             }
         }
+        // The series that left, in one merge; charged to the registry as a whole.
+        let mut registry = self.series.write();
+        let before = registry.keys.heap_bytes() as i64;
+        registry.keys.merge(keys);
+        let grown = registry.keys.heap_bytes() as i64 - before;
+        drop(registry);
+        self.registry_bytes
+            .fetch_add(grown as u64, Ordering::Relaxed);
+        evicted.bytes -= grown;
         self.hot.fetch_sub(evicted.series, Ordering::Relaxed);
         self.evictions
             .fetch_add(evicted.series as u64, Ordering::Relaxed);
@@ -471,80 +493,98 @@ impl Head {
     /// not reused.
     pub fn forget_absent(&self, in_segments: &RoaringBitmap, before: &dyn ColdLabels) -> usize {
         let absent = {
-            let registry = self.series.read();
-            &registry.cold - in_segments
+            let mut registry = self.series.write();
+            let absent = &registry.cold - in_segments;
+            registry.cold -= &absent;
+            absent
         };
         if absent.is_empty() {
             return 0;
         }
-        let mut forgotten = 0;
-        for shard in self.lookup.iter() {
-            let mut lookup = shard.write();
-            let mut registry = self.series.write();
-            let slots = lookup.cold.capacity();
-            let mut freed: Vec<SeriesRef> = Vec::new();
-            lookup.cold.retain(|&mut (_, id)| {
-                let gone = absent.contains(id);
-                if gone {
-                    freed.push(id);
-                }
-                !gone
-            });
-            if lookup.cold.len() < lookup.cold.capacity() / 4 {
-                lookup.cold.shrink_to_fit(|&(k, _)| cold_hash(k));
+        // Outside the lock: this reads the dropped segments' label indexes.
+        let mut keys = Vec::with_capacity(absent.len() as usize);
+        for id in &absent {
+            if let Some((namespace, labels)) = before.cold_labels(id) {
+                self.usages.of(&namespace).add_series(-1);
+                keys.push(cold_key(self.hash(&namespace, labels.raw())));
             }
-            let bytes = (slots - lookup.cold.capacity()) * COLD_SLOT_BYTES;
-            for &id in &freed {
-                registry.cold.remove(id);
-            }
-            forgotten += freed.len();
-            drop(registry);
-            drop(lookup);
-            // Outside the locks: this reads the dropped segments' label indexes.
-            for &id in &freed {
-                if let Some((namespace, _)) = before.cold_labels(id) {
-                    self.usages.of(&namespace).add_series(-1);
-                }
-            }
-            self.registry_bytes
-                .fetch_sub(bytes as u64, Ordering::Relaxed);
         }
+        // A half hash whose labels could not be read stays: a write of it searches the
+        // segments and finds nothing, as for a new series.
+        let mut registry = self.series.write();
+        let before = registry.keys.heap_bytes() as i64;
+        for key in keys {
+            registry.keys.remove_later(key);
+        }
+        registry.keys.merge(Vec::new());
+        let freed = before - registry.keys.heap_bytes() as i64;
+        drop(registry);
+        self.registry_bytes
+            .fetch_sub(freed as u64, Ordering::Relaxed);
+        let forgotten = absent.len() as usize;
         self.gone.fetch_add(forgotten, Ordering::Relaxed);
         forgotten
     }
 
     /// The reference of the series of `namespace` with `labels`, registered out of the
     /// head if it is new: how a store's open takes in its segments' series (`cold` holds
-    /// the segments registered before), which take head memory only once written again.
+    /// the segments registered before, `registrar` their series), which take head memory
+    /// only once written again. [`Head::registered`] ends the registration.
     pub fn register(
         &self,
         namespace: &Namespace,
         labels: &Labels,
         cold: &dyn ColdLabels,
+        registrar: &mut Registrar,
     ) -> SeriesRef {
         let hash = self.hash(namespace, labels.raw());
-        let mut lookup = self.shard(hash).write();
+        let lookup = self.shard(hash).write();
         if let Some(series) = self.find_in(&lookup, hash, namespace, labels.raw()) {
             return series.id;
         }
         let mut registry = self.series.write();
-        if let Some(id) = find_cold(&lookup, &registry, hash, namespace, labels, cold) {
+        let key = cold_key(hash);
+        let known = registrar
+            .table
+            .iter_hash(Registrar::hash(key))
+            .filter(|&&(k, id)| k == key && registry.cold.contains(id))
+            .find_map(|&(_, id)| {
+                let (ns, found) = cold.cold_labels(id)?;
+                (ns == *namespace && found == *labels).then_some(id)
+            })
+            // A series the head knew out of it before this registration.
+            .or_else(|| find_cold(&registry, hash, namespace, labels, cold));
+        if let Some(id) = known {
             return id;
         }
         let id = registry.slots.len() as SeriesRef;
-        let (slots, cold_slots) = (registry.slots.heap_bytes(), lookup.cold.capacity());
+        let slots = registry.slots.heap_bytes();
         registry.slots.push(None);
         registry.cold.insert(id);
-        let key = cold_key(hash);
-        lookup
-            .cold
-            .insert_unique(cold_hash(key), (key, id), |&(k, _)| cold_hash(k));
-        let cost = (registry.slots.heap_bytes() - slots)
-            + (lookup.cold.capacity() - cold_slots) * COLD_SLOT_BYTES;
+        registrar
+            .table
+            .insert_unique(Registrar::hash(key), (key, id), |&(k, _)| {
+                Registrar::hash(k)
+            });
+        let cost = registry.slots.heap_bytes() - slots;
         let usage = self.usages.of(namespace);
         usage.add_series(1);
         self.charge(&usage, cost as i64);
         id
+    }
+
+    /// Ends a store's registration of its segments' series: their half hashes go into the
+    /// head's look-up of series out of it, and the registrar is dropped.
+    pub fn registered(&self, registrar: Registrar) {
+        let keys: Vec<u32> = registrar.table.iter().map(|&(k, _)| k).collect();
+        drop(registrar);
+        let mut registry = self.series.write();
+        let before = registry.keys.heap_bytes() as i64;
+        registry.keys.merge(keys);
+        let grown = registry.keys.heap_bytes() as i64 - before;
+        drop(registry);
+        self.registry_bytes
+            .fetch_add(grown as u64, Ordering::Relaxed);
     }
 
     /// Applies a committed batch's `samples` to `series` at the place it reserved
@@ -777,25 +817,20 @@ fn hot_series_bytes(pairs: &PairIds) -> usize {
     allocated(std::mem::size_of::<Series>() + ARC_COUNTS) + allocated(pairs.heap_bytes())
 }
 
-/// The reference of the series out of the head whose hash is `hash` and whose labels, as
-/// `cold` finds them, are `namespace` and `labels`.
+/// The reference of the series out of the head whose hash is `hash` and whose labels are
+/// `namespace` and `labels`, as `cold` (the segments) finds it: searched for only when a
+/// series out of the head has that half hash.
 fn find_cold(
-    lookup: &Lookup,
     registry: &Registry,
     hash: u64,
     namespace: &Namespace,
     labels: &Labels,
     cold: &dyn ColdLabels,
 ) -> Option<SeriesRef> {
-    let key = cold_key(hash);
-    lookup
-        .cold
-        .iter_hash(cold_hash(key))
-        .filter(|&&(k, id)| k == key && registry.cold.contains(id))
-        .find_map(|&(_, id)| {
-            let (ns, found) = cold.cold_labels(id)?;
-            (ns == *namespace && found == *labels).then_some(id)
-        })
+    if !registry.keys.contains(cold_key(hash)) {
+        return None;
+    }
+    cold.find_labels(namespace, labels, &registry.cold)
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use super::version::{SegmentHandle, SegmentLabels, Version};
 use super::{FlushState, Inner, Quarantined};
 use crate::error::IoContext;
 use crate::fs::{Vfs, layout};
-use crate::head::{Head, Series};
+use crate::head::{Head, Registrar, Series};
 use crate::manifest::Manifest;
 use crate::metadata::MetadataStore;
 use crate::model::{Labels, Sample};
@@ -68,6 +68,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
 
     let mut segments = Vec::new();
     let mut live_names = Vec::new();
+    let mut registrar = Registrar::default();
     for name in &manifest.segments {
         let path = layout::segment_path(dir, name);
         let opened = vfs
@@ -77,13 +78,21 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         match opened {
             Ok((segment, labels)) => {
                 manifest.next_seq = manifest.next_seq.max(segment.seq + 1);
-                let handle = register_segment(&head, &segments, name.clone(), segment, labels);
+                let handle = register_segment(
+                    &head,
+                    &mut registrar,
+                    &segments,
+                    name.clone(),
+                    segment,
+                    labels,
+                );
                 segments.push(Arc::new(handle));
                 live_names.push(name.clone());
             }
             Err(e) => quarantined.push(quarantine(&*vfs, dir, &path, &e, true)),
         }
     }
+    head.registered(registrar);
     if live_names.len() != manifest.segments.len() {
         manifest.segments = live_names;
         manifest.store(&*vfs, dir)?;
@@ -278,9 +287,10 @@ fn query_pool(threads: usize) -> Result<rayon::ThreadPool> {
 }
 
 /// Registers a segment's series (whose `labels` it gives by local id) with the head, which
-/// confirms a series it knows by the segments registered `before`.
+/// confirms a series it knows by the segments registered `before` (in `registrar`).
 fn register_segment(
     head: &Head,
+    registrar: &mut Registrar,
     before: &[Arc<SegmentHandle>],
     name: String,
     segment: Segment,
@@ -290,7 +300,8 @@ fn register_segment(
     let before = SegmentLabels(before);
     for (local, (s, labels)) in segment.all_series().zip(labels).enumerate() {
         // Out of the head: a segment's series take head memory only once written again.
-        locals.push((head.register(s.namespace, &labels, &before), local as u32));
+        let id = head.register(s.namespace, &labels, &before, registrar);
+        locals.push((id, local as u32));
     }
     SegmentHandle::new(name, segment, locals)
 }

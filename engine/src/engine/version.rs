@@ -212,6 +212,24 @@ impl SegmentHandle {
         Ok(Some((namespace, owned_labels(labels))))
     }
 
+    /// The reference of the series of `namespace` with exactly `labels`, if this segment
+    /// holds it (found through its label index).
+    pub(crate) fn find_labels(
+        &self,
+        namespace: &Namespace,
+        labels: &Labels,
+    ) -> crate::Result<Option<SeriesRef>> {
+        let index = self.segment.label_index()?;
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|l| (l.name.as_str(), l.value.as_str()))
+            .collect();
+        let local = index
+            .find(namespace.as_str(), &pairs)
+            .map_err(|e| self.segment.index_error(e))?;
+        Ok(local.and_then(|l| self.locals.reference(l)))
+    }
+
     /// The series of `namespace` among `unexamined` (series out of the head that no newer
     /// segment has shown: a series' labels are the same in every segment) this segment
     /// holds that match every matcher, by reference, with their local ids; the series it
@@ -304,6 +322,25 @@ impl ColdLabels for SegmentLabels<'_> {
         }
     }
 
+    fn find_labels(
+        &self,
+        namespace: &Namespace,
+        labels: &Labels,
+        cold: &RoaringBitmap,
+    ) -> Option<SeriesRef> {
+        // Newest first: a series that came back soon after it left is in a recent one.
+        self.0
+            .iter()
+            .rev()
+            .find_map(|h| match h.find_labels(namespace, labels) {
+                Ok(found) => found.filter(|id| cold.contains(*id)),
+                Err(e) => {
+                    tracing::error!(error = %e, "a segment's label index cannot be read");
+                    None
+                }
+            })
+    }
+
     fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
         self.0
             .iter()
@@ -320,6 +357,15 @@ impl ColdLabels for SegmentLabels<'_> {
 }
 
 impl ColdLabels for Version {
+    fn find_labels(
+        &self,
+        namespace: &Namespace,
+        labels: &Labels,
+        cold: &RoaringBitmap,
+    ) -> Option<SeriesRef> {
+        SegmentLabels(&self.segments).find_labels(namespace, labels, cold)
+    }
+
     fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
         SegmentLabels(&self.segments).cold_labels(id)
     }

@@ -48,6 +48,18 @@ fn ids(head: &Head, namespace: &Namespace, matchers: &[Matcher]) -> Vec<u32> {
 struct Segments(HashMap<SeriesRef, (Namespace, Labels)>);
 
 impl ColdLabels for Segments {
+    fn find_labels(
+        &self,
+        namespace: &Namespace,
+        labels: &Labels,
+        cold: &RoaringBitmap,
+    ) -> Option<SeriesRef> {
+        self.0
+            .iter()
+            .find(|(id, (n, l))| cold.contains(**id) && n == namespace && l == labels)
+            .map(|(&id, _)| id)
+    }
+
     fn cold_labels(&self, id: SeriesRef) -> Option<(Namespace, Labels)> {
         self.0.get(&id).cloned()
     }
@@ -203,7 +215,9 @@ mod interning {
             prop_assert_eq!(head.cold_refs().len() as usize, seen.len());
             for ((ns, labels), id) in &seen {
                 prop_assert_eq!(head.identity(*id), None);
-                prop_assert_eq!(head.register(&namespaces[*ns], labels, &segments), *id);
+                let mut registrar = Registrar::default();
+                let registered = head.register(&namespaces[*ns], labels, &segments, &mut registrar);
+                prop_assert_eq!(registered, *id);
                 prop_assert!(ids(&head, &namespaces[*ns], &[]).is_empty(), "the index holds none");
             }
             for (i, ((ns, labels), id)) in seen.iter().enumerate() {

@@ -486,6 +486,59 @@ impl<'a> LabelIndex<'a> {
         Ok((namespace, labels))
     }
 
+    /// The local id of the series of `namespace` whose labels are exactly `labels` (in
+    /// label order, as a label set keeps them), if the index holds it: the postings of its
+    /// pairs, smallest first, narrow the candidates (a pair only one series carries, as a
+    /// camera's own name, is one already), whose own labels are then compared. How a write
+    /// finds a series that left the head without the head keeping anything of its labels.
+    pub fn find(
+        &self,
+        namespace: &str,
+        labels: &[(&str, &str)],
+    ) -> Result<Option<u32>, DecodeError> {
+        /// Candidates few enough to compare one by one rather than narrow further.
+        const FEW: u64 = 8;
+        let mut postings = Vec::with_capacity(labels.len());
+        for &(name, value) in labels {
+            let Some(range) = self.find_name(name)? else {
+                return Ok(None);
+            };
+            let Some(at) = self.find_value(range, value)? else {
+                return Ok(None);
+            };
+            postings.push((self.postings_bytes(at)?, at));
+        }
+        postings.sort_unstable();
+        let mut candidates: Option<RoaringBitmap> = None;
+        for &(_, at) in &postings {
+            if candidates.as_ref().is_some_and(|c| c.len() <= FEW) {
+                break;
+            }
+            let p = self.postings(at)?;
+            candidates = Some(match candidates {
+                Some(c) => c & p,
+                None => p,
+            });
+        }
+        let candidates = match candidates {
+            Some(c) => c,
+            None => self.namespace(namespace)?,
+        };
+        for local in &candidates {
+            let (ns, found) = self.labels(local)?;
+            if ns == namespace && found == labels {
+                return Ok(Some(local));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The size of the postings starting at `at`, in bytes (a lone local id counts one).
+    fn postings_bytes(&self, at: usize) -> Result<usize, DecodeError> {
+        let n = ByteReader::at(self.body, at as u64)?.len(self.body.len(), "postings length")?;
+        Ok(n.max(1))
+    }
+
     /// The values of label `name` carried by any of the local ids `within`, sorted.
     pub fn label_values(
         &self,

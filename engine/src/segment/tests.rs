@@ -377,6 +377,25 @@ mod label_index {
                 let want: Vec<(&str, &str)> = input.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
                 prop_assert_eq!(labels, want);
             }
+            // A label set is found exactly: not a series with more labels, nor one of the
+            // other namespace.
+            let exact = |ns: &Namespace, want: &[(&str, &str)]| {
+                inputs
+                    .iter()
+                    .position(|i| {
+                        i.namespace == *ns
+                            && i.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).eq(want.iter().copied())
+                    })
+                    .map(|p| p as u32)
+            };
+            for input in &inputs {
+                let want: Vec<(&str, &str)> = input.labels.iter().map(|l| (l.name.as_str(), l.value.as_str())).collect();
+                for ns in &namespaces {
+                    prop_assert_eq!(index.find(ns.as_str(), &want).expect("find"), exact(ns, &want));
+                    let fewer = want.get(..want.len().saturating_sub(1)).unwrap_or_default();
+                    prop_assert_eq!(index.find(ns.as_str(), fewer).expect("find"), exact(ns, fewer));
+                }
+            }
             for ns in &namespaces {
                 for q in &queries {
                     let on_disk = index.select(ns.as_str(), q).expect("select");

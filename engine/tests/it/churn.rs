@@ -102,6 +102,47 @@ fn idle_series_leave_the_head_and_queries_listings_and_writes_still_find_them() 
     assert_eq!(dump(&engine, NS), oracle.expected());
 }
 
+/// A series that left long ago lives in an old segment only: a write finds it there (the
+/// head keeps half its hash, not its labels), before and after a reopen, never twice.
+#[test]
+fn a_series_silent_for_many_flushes_comes_back_from_an_old_segment() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    let mut oracle = Oracle::default();
+    for generation in 0..6 {
+        let t = 1_000 * (generation as i64 + 1);
+        write_generation(&engine, &mut oracle, generation * 20, 20, &[t]);
+        engine.flush().expect("flush");
+    }
+    let stats = engine.stats();
+    assert_eq!(
+        (stats.series, stats.head_series, stats.segments),
+        (120, 20, 6)
+    );
+    write_generation(&engine, &mut oracle, 0, 40, &[10_000]);
+    let stats = engine.stats();
+    assert_eq!((stats.series, stats.series_revived), (120, 40));
+    engine.flush().expect("flush");
+    engine.flush().expect("flush");
+    engine.close().expect("close");
+    let engine = common::open(dir.path());
+    write_generation(&engine, &mut oracle, 10, 100, &[11_000]);
+    assert_eq!(engine.stats().series, 120, "no series twice");
+    // A new series whose labels are a known series' plus one is new.
+    let mut extra = series(METRIC, 3, vec![Sample::new(12_000, 1.0)]);
+    extra
+        .labels
+        .push(iocdb_engine::Label::new("zone", "Châu Đốc"));
+    let outcome = engine.write(request(NS, vec![extra])).expect("write");
+    assert!(outcome.rejected.is_empty());
+    assert_eq!(engine.stats().series, 121);
+    let s3 = engine
+        .select(NS, &[Matcher::equal("site", "s3")], i64::MIN, i64::MAX)
+        .expect("select");
+    assert_eq!(s3.len(), 2);
+    assert!(s3.iter().any(|s| s.labels.get("zone") == Some("Châu Đốc")));
+}
+
 #[test]
 fn a_held_handle_keeps_its_series_and_a_readers_handle_writes_to_the_same_series() {
     let dir = tempfile::tempdir().expect("dir");

@@ -6,9 +6,11 @@
 //! into 12 partitions is 200,000 entries, and a series that stopped writing keeps its
 //! entries in every segment that holds it (BENCHMARKS.md, "Churn"). Since version 8 the
 //! file holds the table in the packed form below, uncompressed, and an open segment reads it
-//! from the mapped file: checked once at open, then paged in by the kernel only where a
-//! query looks (the process holds none of it; its pages are the file's, and the open gives
-//! them back, [`crate::fs::Bytes::release`]). An older file's table is decoded at open and
+//! from the mapped file: checked once at open (the file never changes once written,
+//! `fs/mmap.rs`; should it all the same, every read stays bounds-checked and a chunk's block
+//! is checked when read), then paged in by the kernel only where a query looks (the process
+//! holds none of it; its pages are the file's, and the open gives them back,
+//! [`crate::fs::Bytes::release`]). An older file's table is decoded at open and
 //! packed the same way into memory, so one reader serves both.
 //!
 //! The packed form (all integers little-endian):

@@ -275,7 +275,7 @@ impl Segment {
         let table_end = postings_offset;
         let payload = block(data, table_offset, HEADER_LEN as u64, table_end)?;
         let table_at = table_offset + 8;
-        let (table, total) = if version >= 8 {
+        let (mut table, total) = if version >= 8 {
             // Read in place: packed, uncompressed (`segment/table.rs`).
             let (series, total) = SeriesTable::open(
                 bytes.clone(),
@@ -295,7 +295,6 @@ impl Segment {
             parse_table(&payload, table_offset, series_count, version)
                 .map_err(|e| DecodeError::new(table_at, format!("series table: {}", e.reason)))?
         };
-        let mut table = table;
         let header = table.series.header();
         let data_end = header
             .data_end(table_offset)

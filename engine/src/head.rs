@@ -472,15 +472,8 @@ impl Head {
                 evicted.bytes += bytes;
             }
         }
-        // The series that left, in one merge; charged to the registry as a whole.
-        let mut registry = self.series.write();
-        let before = registry.keys.heap_bytes() as i64;
-        registry.keys.merge(keys);
-        let grown = registry.keys.heap_bytes() as i64 - before;
-        drop(registry);
-        self.registry_bytes
-            .fetch_add(grown as u64, Ordering::Relaxed);
-        evicted.bytes -= grown;
+        // The series that left, in one merge.
+        evicted.bytes -= self.merge_cold_keys(keys, Vec::new());
         self.hot.fetch_sub(evicted.series, Ordering::Relaxed);
         self.evictions
             .fetch_add(evicted.series as u64, Ordering::Relaxed);
@@ -511,16 +504,7 @@ impl Head {
         }
         // A half hash whose labels could not be read stays: a write of it searches the
         // segments and finds nothing, as for a new series.
-        let mut registry = self.series.write();
-        let before = registry.keys.heap_bytes() as i64;
-        for key in keys {
-            registry.keys.remove_later(key);
-        }
-        registry.keys.merge(Vec::new());
-        let freed = before - registry.keys.heap_bytes() as i64;
-        drop(registry);
-        self.registry_bytes
-            .fetch_sub(freed as u64, Ordering::Relaxed);
+        self.merge_cold_keys(Vec::new(), keys);
         let forgotten = absent.len() as usize;
         self.gone.fetch_add(forgotten, Ordering::Relaxed);
         forgotten
@@ -578,13 +562,25 @@ impl Head {
     pub fn registered(&self, registrar: Registrar) {
         let keys: Vec<u32> = registrar.table.iter().map(|&(k, _)| k).collect();
         drop(registrar);
+        self.merge_cold_keys(keys, Vec::new());
+    }
+
+    /// Adds the half hashes of series that left the head (`added`) to the look-up and takes
+    /// out those of series no longer out of it (`removed`), charging the registry what the
+    /// look-up's size changed by; returns that change.
+    fn merge_cold_keys(&self, added: Vec<u32>, removed: Vec<u32>) -> i64 {
         let mut registry = self.series.write();
         let before = registry.keys.heap_bytes() as i64;
-        registry.keys.merge(keys);
+        for key in removed {
+            registry.keys.remove_later(key);
+        }
+        registry.keys.merge(added);
         let grown = registry.keys.heap_bytes() as i64 - before;
         drop(registry);
+        // Two's complement: adding a negative change as u64 subtracts it.
         self.registry_bytes
             .fetch_add(grown as u64, Ordering::Relaxed);
+        grown
     }
 
     /// Applies a committed batch's `samples` to `series` at the place it reserved

@@ -23,12 +23,7 @@ unsafe extern "C" {
 
 /// `VmRSS` of this process, MiB.
 fn rss_mib() -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
+    status_mib("VmRSS:")
 }
 
 const COMMUNES: [&str; 6] = [
@@ -48,6 +43,67 @@ fn labels(i: usize) -> Vec<Label> {
         Label::new("commune", COMMUNES[i % COMMUNES.len()]),
         Label::new("district", COMMUNES[(i / 7) % COMMUNES.len()]),
     ]
+}
+
+/// A field of `/proc/self/status` in kB, as MiB.
+fn status_mib(field: &str) -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// What the server's completeness export computes every minute (`server/src/completeness.rs`:
+/// the last hour's report, series silent for three intervals) at `at`, when every series
+/// ever written but the last generation's is silent: its time and its peak RSS above the
+/// RSS before it (the peak is reset first through `/proc/self/clear_refs`).
+fn report_completeness(engine: &Engine, at: i64) {
+    // SAFETY: as in `main`.
+    unsafe { mi_collect(true) };
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+    let (before, anon_before) = (rss_mib(), status_mib("RssAnon:"));
+    let q = iocdb_engine::CompletenessQuery {
+        start: at - 3_600_000,
+        end: at + 1,
+        ..Default::default()
+    };
+    // Anonymous memory is sampled meanwhile (the peak RSS also counts the segments' pages
+    // read, which the page cache holds).
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let t = Instant::now();
+    let (report, anon_peak) = std::thread::scope(|scope| {
+        let sampler = scope.spawn(|| {
+            let mut peak = anon_before;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                peak = peak.max(status_mib("RssAnon:"));
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            peak
+        });
+        let report = engine
+            .completeness("security", &q, at, 3.0)
+            .expect("report");
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (report, sampler.join().expect("sampler"))
+    });
+    let took = t.elapsed().as_secs_f64();
+    let peak = status_mib("VmHWM:");
+    println!(
+        "\nCompleteness report (the server's export): {took:.2} s, {} series silent ({} \
+         listed); RSS {before:.0} MiB before, peak {peak:.0} MiB (+{:.0} MiB{}); anonymous \
+         {anon_before:.0} MiB before, sampled peak +{:.0} MiB.",
+        report.silent_by_metric.values().sum::<u64>(),
+        report.silent.len(),
+        peak - before,
+        if reset {
+            ""
+        } else {
+            ", peak not reset: since start"
+        },
+        anon_peak - anon_before
+    );
 }
 
 /// Writes series `range`, four samples each from `hour`, 1,000 a request; returns the time.
@@ -141,6 +197,7 @@ fn main() {
         known.as_secs_f64()
     );
     engine.flush().expect("flush");
+    report_completeness(&engine, later + 3 * 3_600_000);
     // Reopened: every series is in segments only, registered out of the head.
     engine.close().expect("close");
     drop(engine);

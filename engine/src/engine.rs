@@ -458,6 +458,24 @@ impl Inner {
         })
     }
 
+    /// The references of the series [`Inner::select`] gives, without their handles.
+    fn select_refs(
+        &self,
+        namespace: &crate::model::Namespace,
+        matchers: &[crate::index::Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<roaring::RoaringBitmap> {
+        self.head.with_selection(namespace, matchers, |hot, cold| {
+            let mut refs: roaring::RoaringBitmap = hot.map(|s| s.id).collect();
+            // Under the registry's lock, as in `select`.
+            refs |= self
+                .current_version()
+                .cold_refs(cold, namespace, matchers, (start, end))?;
+            Ok(refs)
+        })
+    }
+
     /// The namespace and labels of series `id`, in the head or only in segments.
     fn identity(
         &self,

@@ -745,6 +745,34 @@ impl Head {
         Ok(out)
     }
 
+    /// Handles on the series `ids` of `namespace` as they are now, in reference order: those
+    /// in the head from the registry, those out of it with their labels from `cold` (asked
+    /// under the registry's lock, as [`Head::select`] asks); a reference gone meanwhile, or
+    /// whose labels no segment gives, is left out. A reader of millions of series selects
+    /// their references alone ([`Head::with_selection`]) and takes their handles a batch at a
+    /// time, so that it holds one batch's labels rather than every series'.
+    pub fn handles(
+        &self,
+        namespace: &Namespace,
+        ids: &[SeriesRef],
+        cold: &dyn ColdLabels,
+    ) -> Vec<SeriesHandle> {
+        let registry = self.series.read();
+        let reader = self.postings.reader();
+        let usage = self.usages.of(namespace);
+        ids.iter()
+            .filter_map(|&id| match registry.slots.get(id as usize) {
+                Some(s) => Some(SeriesHandle::new(s.clone(), reader.labels(&s.pairs))),
+                None if registry.cold.contains(id) => {
+                    let (ns, labels) = cold.cold_labels(id)?;
+                    let series = Series::detached(id, usage.clone());
+                    (ns == *namespace).then(|| SeriesHandle::new(Arc::new(series), labels))
+                }
+                None => None,
+            })
+            .collect()
+    }
+
     /// Calls `f` with the series in the head of `namespace` matching every matcher and the
     /// references of the series out of the head, under the registry's lock (as
     /// [`Head::select`] does: no series moves in or out of the head meanwhile).

@@ -111,9 +111,10 @@ use std::time::Instant;
 pub use aggregate::format_value;
 pub use budget::Budget;
 pub use completeness::{
-    CompletenessFigures, CompletenessGroup, CompletenessQuery, Gap, MAX_LISTED_GAPS, completeness,
+    CompletenessFigures, CompletenessGroup, CompletenessQuery, Gap, MAX_LISTED_GAPS,
+    MAX_LISTED_SILENT, Silent, completeness, silent,
 };
-pub use latest::{LatestSample, StaleSeries, latest, stale_series};
+pub use latest::{LatestSample, StaleSeries, latest, stale_series, stale_series_each};
 pub use meta::{SeriesFilter, label_names, label_values, series};
 pub use parse::parse;
 pub use plan::Grouping;

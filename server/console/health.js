@@ -36,6 +36,7 @@ export function start(main, params) {
     }));
     const completeness = [];
     const silent = [];
+    let silentTotal = 0;
     const gaps = [];
     const delays = [];
     const counts = [];
@@ -46,12 +47,14 @@ export function start(main, params) {
       else {
         const department = Object.fromEntries(c.groups.map((g) => [g.metric, g.department]));
         for (const g of c.groups) {
-          const silentHere = c.silent.filter((s) => s.labels.__name__ === g.metric).length;
+          // Counted by the server (it lists the first 10,000 silent series only).
+          const silentHere = c.silent_by_metric[g.metric] || 0;
           completeness.push([g.department || "–", domainName(ns), g.metric, [fmtNum(g.series), "num"],
             [fmtNum(g.expected), "num"], [fmtNum(g.received), "num"],
             [el("div", { class: "row" }, bar(g.ratio, g.ratio < 0.8 ? "bad" : g.ratio < 0.95 ? "warn" : ""), fmtNum((g.ratio ?? NaN) * 100) + " %"), ""],
             [fmtNum(g.gaps), "num"], [fmtNum(silentHere), "num"]]);
         }
+        silentTotal += Object.values(c.silent_by_metric).reduce((n, k) => n + k, 0);
         for (const s of c.silent) {
           silent.push({ ns, s, department: department[s.labels.__name__] || "" });
         }
@@ -75,7 +78,7 @@ export function start(main, params) {
         [t("health.series"), "num"], [t("health.expected"), "num"], [t("health.received"), "num"],
         t("health.ratio"), [t("health.gaps"), "num"], [t("health.silent"), "num"]], completeness)
         : el("p", { class: "dim" }, t("health.noIntervals")),
-      el("h2", {}, t("health.silentSources", { n: silent.length })),
+      el("h2", {}, t("health.silentSources", { n: silentTotal })),
       table([t("health.department"), t("health.domain"), t("health.series"), t("health.lastSample"), t("health.silentFor")],
         silent.slice(0, 100).map(({ ns, s, department }) => [department || "–", domainName(ns),
           [seriesName(s.labels), "labels"], s.last ? timeOf(s.last * 1000, false, true) : t("health.never"),

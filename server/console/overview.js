@@ -38,7 +38,7 @@ export function judge(report) {
   const expected = report.groups.reduce((n, g) => n + g.expected, 0);
   const received = report.groups.reduce((n, g) => n + g.received, 0);
   const ratio = expected > 0 ? received / expected : 1;
-  const silent = report.silent.length;
+  const silent = Object.values(report.silent_by_metric).reduce((n, k) => n + k, 0);
   const last = Math.max(0, ...report.silent.map((s) => s.last || 0));
   if (silent >= total) return { status: "silent", since: last || null, ratio };
   if (silent > 0 || ratio < 0.95) return { status: "late", silent, total, ratio };

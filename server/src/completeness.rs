@@ -116,11 +116,7 @@ fn report_series(ns: &str, r: &CompletenessReport, now: i64) -> Vec<SeriesWrite>
             g.received as f64,
         ));
         out.push(series("iocdb_gaps", &g.metric, d, g.gaps as f64));
-        let silent = r
-            .silent
-            .iter()
-            .filter(|s| s.labels.metric_name() == g.metric)
-            .count();
+        let silent = r.silent_by_metric.get(&g.metric).copied().unwrap_or(0);
         out.push(series("iocdb_silent_series", &g.metric, d, silent as f64));
     }
     for delay in &r.delays {

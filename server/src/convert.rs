@@ -315,6 +315,7 @@ pub fn completeness_out(r: CompletenessReport) -> v1::CompletenessResponse {
             })
             .collect(),
         silent: r.silent.iter().map(stale_out).collect(),
+        silent_by_metric: r.silent_by_metric.into_iter().collect(),
         delays: r
             .delays
             .into_iter()

@@ -22,7 +22,7 @@ use super::delete::hide_deleted;
 use super::version::Version;
 use roaring::RoaringBitmap;
 
-use crate::head::{Series, SeriesLayer, dedupe_newest_wins};
+use crate::head::{Series, SeriesLayer, SeriesRef, dedupe_newest_wins};
 use crate::index::Matcher;
 use crate::metadata::MetricMetadata;
 use crate::model::{Namespace, Sample};
@@ -85,6 +85,10 @@ impl WithData {
     }
 }
 
+/// Series a reader of a whole store takes handles on at a time ([`Querier::in_batches`]):
+/// enough to keep the query workers busy, few enough that their labels cost megabytes.
+pub const BATCH_SERIES: usize = 16_384;
+
 /// Below this many series a snapshot is read on the calling thread.
 const PARALLEL_MIN_SERIES: usize = 64;
 
@@ -141,6 +145,39 @@ impl<'a> Querier<'a> {
         self.inner.check_open()?;
         let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
         self.inner.select(&namespace, matchers, start, end)
+    }
+
+    /// The references of the series [`Querier::select`] gives, without building a handle
+    /// (labels and all) on each: a reader of millions of series takes their handles a batch
+    /// at a time ([`Querier::in_batches`]) and holds one batch's, not the store's.
+    pub fn select_refs(
+        &self,
+        namespace: &str,
+        matchers: &[Matcher],
+        start: i64,
+        end: i64,
+    ) -> Result<RoaringBitmap> {
+        self.inner.check_open()?;
+        let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
+        self.inner.select_refs(&namespace, matchers, start, end)
+    }
+
+    /// Hands `each` handles on the series `refs` of `namespace` (from
+    /// [`Querier::select_refs`]) as they are then, [`BATCH_SERIES`] at a time in reference
+    /// order; a series gone meanwhile is left out. The first error stops it.
+    pub fn in_batches(
+        &self,
+        namespace: &str,
+        refs: &RoaringBitmap,
+        each: &mut dyn FnMut(Vec<SeriesHandle>) -> Result<()>,
+    ) -> Result<()> {
+        self.inner.check_open()?;
+        let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
+        let refs: Vec<SeriesRef> = refs.iter().collect();
+        for batch in refs.chunks(BATCH_SERIES) {
+            each(self.inner.head.handles(&namespace, batch, self.inner))?;
+        }
+        Ok(())
     }
 
     /// Whether a series may have samples in `[start, end]`, judged from chunk bounds alone.
@@ -312,6 +349,12 @@ pub(crate) fn wall_clock_ms() -> i64 {
 }
 
 impl Snapshot<'_> {
+    /// The series, in snapshot order (the order of [`Snapshot::for_each`]'s results): what a
+    /// caller reading them again, or keeping some, takes back rather than clones.
+    pub fn into_series(self) -> Vec<SeriesHandle> {
+        self.work.into_iter().map(|(s, _)| s).collect()
+    }
+
     /// Reads every series and maps it with `f` as soon as it is read, in snapshot order.
     /// Each worker reuses one sample buffer, so a query over thousands of series holds one
     /// series' samples per worker, not all of them. The first error stops the reading.

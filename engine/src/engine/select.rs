@@ -20,8 +20,11 @@ use crate::{Error, Result};
 pub struct CompletenessReport {
     /// Expected against received, by group, and the gaps.
     pub figures: query::CompletenessFigures,
-    /// Series silent now, with their last sample.
+    /// Series silent now, with their last sample: the first
+    /// [`query::MAX_LISTED_SILENT`] by labels.
     pub silent: Vec<StaleSeries>,
+    /// How many series are silent now, by metric: all of them.
+    pub silent_by_metric: std::collections::BTreeMap<String, u64>,
     /// Arrival delay percentiles per metric.
     pub delays: Vec<DelayFigures>,
 }
@@ -259,7 +262,7 @@ impl Engine {
 
     /// The completeness and liveness report of a namespace over a window: expected against
     /// received samples and the gaps ([`query::completeness`]), the series silent at `at`
-    /// for more than `silent_factor` intervals ([`query::stale_series`]), and the arrival
+    /// for more than `silent_factor` intervals ([`query::silent`]), and the arrival
     /// delay percentiles per metric of the samples whose timestamps lie in the window's
     /// hours.
     pub fn completeness(
@@ -274,7 +277,7 @@ impl Engine {
                 .entered();
         let querier = self.querier();
         let figures = query::completeness(&querier, namespace, q)?;
-        let silent = query::stale_series(&querier, namespace, &q.matchers, at, silent_factor)?;
+        let silent = query::silent(&querier, namespace, &q.matchers, at, silent_factor)?;
         let metrics: std::collections::BTreeSet<&str> =
             figures.groups.iter().map(|g| g.metric.as_str()).collect();
         let delays = self
@@ -286,7 +289,8 @@ impl Engine {
             .collect();
         Ok(CompletenessReport {
             figures,
-            silent,
+            silent: silent.listed,
+            silent_by_metric: silent.by_metric,
             delays,
         })
     }

@@ -436,6 +436,28 @@ impl Version {
         Ok(out)
     }
 
+    /// The references among `cold` (series out of the head) of `namespace` matching every
+    /// matcher that a segment overlapping `[start, end]` holds: what [`Version::select_cold`]
+    /// finds, without reading their labels.
+    pub(crate) fn cold_refs(
+        &self,
+        cold: &RoaringBitmap,
+        namespace: &Namespace,
+        matchers: &[Matcher],
+        (start, end): (i64, i64),
+    ) -> crate::Result<RoaringBitmap> {
+        let mut unexamined = cold.clone();
+        let mut out = RoaringBitmap::new();
+        for h in self.segments_in(start, end) {
+            if unexamined.is_empty() {
+                break;
+            }
+            let found = h.select_cold(&mut unexamined, namespace, matchers)?;
+            out.extend(found.into_iter().map(|(id, _)| id));
+        }
+        Ok(out)
+    }
+
     /// For label listings: in each segment overlapping `[start, end]`, the local ids of the
     /// series out of the head (`cold`) of `namespace` matching every matcher with samples in
     /// the range — each series once, in the newest segment that has it.

@@ -85,6 +85,11 @@ impl SeriesHandle {
         &self.labels
     }
 
+    /// The series' labels, the handle given up.
+    pub fn into_labels(self) -> Labels {
+        self.labels
+    }
+
     pub(crate) fn series(&self) -> &Arc<Series> {
         &self.series
     }

@@ -13,9 +13,11 @@
 //! received plus what is missing, so a source that reports more often than declared counts
 //! complete, not more than complete.
 
+use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
 use super::Budget;
+use super::latest::{StaleSeries, stale_series_each};
 use crate::engine::read::Querier;
 use crate::index::Matcher;
 use crate::model::{Labels, Sample};
@@ -26,6 +28,49 @@ const LOOKBACK_MS: i64 = 86_400_000;
 
 /// Most gaps a report lists (the group totals count them all).
 pub const MAX_LISTED_GAPS: usize = 10_000;
+
+/// Most silent series a report lists (the counts by metric count them all).
+pub const MAX_LISTED_SILENT: usize = 10_000;
+
+/// The series silent at a time ([`silent`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Silent {
+    /// The first [`MAX_LISTED_SILENT`] by labels.
+    pub listed: Vec<StaleSeries>,
+    /// How many are silent, by metric: all of them.
+    pub by_metric: BTreeMap<String, u64>,
+}
+
+/// The matching series of `namespace` silent at `at` for more than `factor` of their
+/// intervals ([`stale_series_each`]): listed up to [`MAX_LISTED_SILENT`] and counted by
+/// metric, so that a store whose sources came and went by the million reports them in the
+/// memory of one batch and one listing.
+pub fn silent(
+    querier: &Querier<'_>,
+    namespace: &str,
+    matchers: &[Matcher],
+    at: i64,
+    factor: f64,
+) -> Result<Silent> {
+    let mut out = Silent::default();
+    let by_labels = |a: &StaleSeries, b: &StaleSeries| a.labels.cmp(&b.labels);
+    stale_series_each(querier, namespace, matchers, at, factor, &mut |s| {
+        let metric = s.labels.metric_name();
+        match out.by_metric.get_mut(metric) {
+            Some(n) => *n += 1,
+            None => {
+                out.by_metric.insert(metric.to_owned(), 1);
+            }
+        }
+        out.listed.push(s);
+        if out.listed.len() >= 2 * MAX_LISTED_SILENT {
+            keep_first(&mut out.listed, MAX_LISTED_SILENT, by_labels);
+        }
+        Ok(())
+    })?;
+    keep_first(&mut out.listed, MAX_LISTED_SILENT, by_labels);
+    Ok(out)
+}
 
 /// What a completeness report covers.
 #[derive(Debug, Clone, Default)]
@@ -139,17 +184,19 @@ pub fn completeness(
         &q.matchers[..]
     };
     let lookback = (q.end - q.start).min(LOOKBACK_MS);
-    let series = querier.select(
-        namespace,
-        matchers,
-        q.start.saturating_sub(lookback),
-        q.end - 1,
-    )?;
-    budget.check_series(series.len())?;
     // The snapshot's range is inclusive; the window's end is not.
-    let read = querier
-        .snapshot(series, q.start.saturating_sub(lookback), q.end - 1)
-        .for_each(&|s, samples| {
+    let (from, to) = (q.start.saturating_sub(lookback), q.end - 1);
+    let refs = querier.select_refs(namespace, matchers, from, to)?;
+    budget.check_series(refs.len() as usize)?;
+    let mut figures = CompletenessFigures {
+        by: q.by.clone(),
+        ..Default::default()
+    };
+    let mut groups: BTreeMap<(String, Vec<String>), CompletenessGroup> = BTreeMap::new();
+    // Read a batch at a time: a report holds one batch's series and the gaps it lists.
+    querier.in_batches(namespace, &refs, &mut |series| {
+        let snapshot = querier.snapshot(series, from, to);
+        let read = snapshot.for_each(&|s, samples| {
             budget.spend(samples.len())?;
             let inside = samples.partition_point(|x| x.t < q.start);
             let (before, samples) = samples.split_at(inside);
@@ -158,50 +205,39 @@ pub fn completeness(
                 .copied()
                 .or_else(|| median_gap(samples));
             let prior = before.last().map(|x| x.t);
-            Ok((
-                s.labels().clone(),
-                interval,
-                judge(prior, samples, interval, q),
-            ))
+            Ok((interval, judge(prior, samples, interval, q)))
         })?;
-    let mut figures = CompletenessFigures {
-        by: q.by.clone(),
-        ..Default::default()
-    };
-    let mut groups: BTreeMap<(String, Vec<String>), CompletenessGroup> = BTreeMap::new();
-    let mut read = read;
-    read.sort_by(|a, b| a.0.cmp(&b.0));
-    for (labels, interval, (received, gaps)) in read {
-        if received == 0 && gaps.is_empty() {
-            continue;
-        }
-        let metric = labels.metric_name().to_owned();
-        let values: Vec<String> =
-            q.by.iter()
-                .map(|n| labels.get(n).unwrap_or_default().to_owned())
-                .collect();
-        let g = groups
-            .entry((metric.clone(), values.clone()))
-            .or_insert_with(|| CompletenessGroup {
-                department: department(&metric),
-                metric,
-                labels: values,
-                series: 0,
-                expected: 0,
-                received: 0,
-                gaps: 0,
-            });
-        g.series += 1;
-        g.received += received;
-        let missing: u64 = gaps.iter().map(|(_, _, m, _)| m).sum();
-        g.expected += received + missing;
-        g.gaps += gaps.len() as u64;
-        let Some(interval_ms) = interval else {
-            figures.unjudged_series += 1;
-            continue;
-        };
-        for (start, end, missing, open) in gaps {
-            if figures.gaps.len() < MAX_LISTED_GAPS {
+        for (s, (interval, (received, gaps))) in snapshot.into_series().into_iter().zip(read) {
+            if received == 0 && gaps.is_empty() {
+                continue;
+            }
+            let labels = s.labels();
+            let metric = labels.metric_name().to_owned();
+            let values: Vec<String> =
+                q.by.iter()
+                    .map(|n| labels.get(n).unwrap_or_default().to_owned())
+                    .collect();
+            let g = groups
+                .entry((metric.clone(), values.clone()))
+                .or_insert_with(|| CompletenessGroup {
+                    department: department(&metric),
+                    metric,
+                    labels: values,
+                    series: 0,
+                    expected: 0,
+                    received: 0,
+                    gaps: 0,
+                });
+            g.series += 1;
+            g.received += received;
+            let missing: u64 = gaps.iter().map(|(_, _, m, _)| m).sum();
+            g.expected += received + missing;
+            g.gaps += gaps.len() as u64;
+            let Some(interval_ms) = interval else {
+                figures.unjudged_series += 1;
+                continue;
+            };
+            for (start, end, missing, open) in gaps {
                 figures.gaps.push(Gap {
                     labels: labels.clone(),
                     start,
@@ -211,10 +247,27 @@ pub fn completeness(
                     interval_ms,
                 });
             }
+            if figures.gaps.len() >= 2 * MAX_LISTED_GAPS {
+                keep_first(&mut figures.gaps, MAX_LISTED_GAPS, gap_order);
+            }
         }
-    }
+        Ok(())
+    })?;
+    keep_first(&mut figures.gaps, MAX_LISTED_GAPS, gap_order);
     figures.groups = groups.into_values().collect();
     Ok(figures)
+}
+
+/// Keeps the first `n` of `items` in `order`: what a listing bounded at `n` calls whenever
+/// it reaches `2n` items, and once at its end.
+fn keep_first<T>(items: &mut Vec<T>, n: usize, order: impl FnMut(&T, &T) -> Ordering) {
+    items.sort_unstable_by(order);
+    items.truncate(n);
+}
+
+/// Gaps by series, then time.
+fn gap_order(a: &Gap, b: &Gap) -> Ordering {
+    (&a.labels, a.start).cmp(&(&b.labels, b.start))
 }
 
 /// Received samples and gaps `(start, end, missing, open)` of one series' window, given the

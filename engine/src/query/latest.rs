@@ -69,10 +69,7 @@ pub fn latest(
 }
 
 /// The matching series that have sent nothing for more than `factor` of their expected
-/// intervals at time `at`. The interval comes from the metric's metadata
-/// ([`crate::Engine::set_metadata`]) or, failing that, from the median gap between the
-/// series' last samples; a series with fewer than two samples and no metadata cannot be
-/// judged and is left out.
+/// intervals at time `at`, sorted by labels; see [`stale_series_each`].
 pub fn stale_series(
     querier: &Querier<'_>,
     namespace: &str,
@@ -80,6 +77,31 @@ pub fn stale_series(
     at: i64,
     factor: f64,
 ) -> Result<Vec<StaleSeries>> {
+    let mut out = Vec::new();
+    stale_series_each(querier, namespace, matchers, at, factor, &mut |s| {
+        out.push(s);
+        Ok(())
+    })?;
+    out.sort_by(|a, b| a.labels.cmp(&b.labels));
+    Ok(out)
+}
+
+/// Hands `each` the matching series that have sent nothing for more than `factor` of their
+/// expected intervals at time `at`, in no particular order. The interval comes from the
+/// metric's metadata ([`crate::Engine::set_metadata`]) or, failing that, from the median gap
+/// between the series' last samples; a series with fewer than two samples and no metadata
+/// cannot be judged and is left out. Any series that ever wrote may be the silent one, so
+/// the series are selected by reference and read a batch at a time
+/// ([`Querier::in_batches`]): a store whose sources came and went by the million holds one
+/// batch's handles and last samples.
+pub fn stale_series_each(
+    querier: &Querier<'_>,
+    namespace: &str,
+    matchers: &[Matcher],
+    at: i64,
+    factor: f64,
+    each: &mut dyn FnMut(StaleSeries) -> Result<()>,
+) -> Result<()> {
     if !(factor.is_finite() && factor > 0.0) {
         return Err(Error::InvalidArgument(format!(
             "the factor must be a positive number of intervals, got {factor}"
@@ -88,54 +110,58 @@ pub fn stale_series(
     // Only each series' last samples are kept, so the sample limit does not apply (a
     // province's day of silent series is read whole when the window reaches back to it).
     let budget = Budget::new(&querier.limits().without_sample_limit(), None);
-    // Any series that ever wrote before `at` may be the silent one.
-    let series = querier.select(namespace, matchers, i64::MIN, at)?;
+    let refs = querier.select_refs(namespace, matchers, i64::MIN, at)?;
     let metadata = querier.metadata(namespace)?;
-    let mut out = Vec::new();
-    // Look back in growing windows: dense series are settled by the first, sparse ones
-    // by later ones, and no series is read further back than it needs.
-    let mut pending: Vec<SeriesHandle> = series;
-    let mut window = 3_600_000i64;
-    while !pending.is_empty() {
-        let read = querier
-            .snapshot(std::mem::take(&mut pending), at.saturating_sub(window), at)
-            .for_each(&|s, samples| {
+    let declared = |s: &SeriesHandle| {
+        metadata
+            .iter()
+            .find(|m| m.metric == s.labels().metric_name())
+            .and_then(|m| m.expected_interval_ms)
+    };
+    querier.in_batches(namespace, &refs, &mut |mut pending| {
+        // Look back in growing windows: dense series are settled by the first, sparse ones
+        // by later ones, and no series is read further back than it needs.
+        let mut window = 3_600_000i64;
+        while !pending.is_empty() {
+            let start = at.saturating_sub(window);
+            let snapshot = querier.snapshot(std::mem::take(&mut pending), start, at);
+            let read = snapshot.for_each(&|_, samples| {
                 budget.spend(samples.len())?;
                 let tail = samples.get(samples.len().saturating_sub(INFER_SAMPLES)..);
-                Ok((s.clone(), tail.unwrap_or_default().to_vec()))
+                Ok(tail.unwrap_or_default().to_vec())
             })?;
-        for (s, samples) in read {
-            let declared = metadata
-                .iter()
-                .find(|m| m.metric == s.labels().metric_name())
-                .and_then(|m| m.expected_interval_ms);
-            let inferred = infer_interval(&samples);
-            // A series with no sample in the window reads further back, so that a silent one
-            // is reported with its last sample ("silent since").
-            let settled =
-                samples.len() >= INFER_SAMPLES || (declared.is_some() && !samples.is_empty());
-            if !settled && window < STALE_HORIZON_MS {
-                pending.push(s);
-                continue;
+            for (s, samples) in snapshot.into_series().into_iter().zip(read) {
+                let declared = declared(&s);
+                // A series with no sample in the window reads further back, so that a
+                // silent one is reported with its last sample ("silent since"), and so does
+                // one with too few to infer its interval — unless, by the chunks' bounds,
+                // it has nothing older.
+                let settled = samples.len() >= INFER_SAMPLES
+                    || (!samples.is_empty()
+                        && (declared.is_some()
+                            || !querier.has_data(&s, i64::MIN, start.saturating_sub(1))));
+                if !settled && window < STALE_HORIZON_MS {
+                    pending.push(s);
+                    continue;
+                }
+                let Some(interval) = declared.or_else(|| infer_interval(&samples)) else {
+                    continue;
+                };
+                let last = samples.last().copied();
+                let silent = last.map_or(window, |l| at.saturating_sub(l.t));
+                if silent as f64 > interval as f64 * factor {
+                    each(StaleSeries {
+                        labels: s.into_labels(),
+                        last,
+                        expected_interval_ms: interval,
+                        silent_ms: silent,
+                    })?;
+                }
             }
-            let Some(interval) = declared.or(inferred) else {
-                continue;
-            };
-            let last = samples.last().copied();
-            let silent = last.map_or(window, |l| at.saturating_sub(l.t));
-            if silent as f64 > interval as f64 * factor {
-                out.push(StaleSeries {
-                    labels: s.labels().clone(),
-                    last,
-                    expected_interval_ms: interval,
-                    silent_ms: silent,
-                });
-            }
+            window = window.saturating_mul(8).min(STALE_HORIZON_MS);
         }
-        window = window.saturating_mul(8).min(STALE_HORIZON_MS);
-    }
-    out.sort_by(|a, b| a.labels.cmp(&b.labels));
-    Ok(out)
+        Ok(())
+    })
 }
 
 /// The median gap between the last samples, if there are at least two.

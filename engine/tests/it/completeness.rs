@@ -217,3 +217,83 @@ fn by_commune_totals_add_up_and_a_bad_window_is_refused() {
         Err(iocdb_engine::Error::InvalidArgument(_))
     ));
 }
+
+/// Writes `count` series of `metric` from site `first`, three samples a minute apart from
+/// `t0` each, in one request.
+fn write_three(engine: &Engine, metric: &str, first: usize, count: usize, t0: i64) {
+    let series = (first..first + count)
+        .map(|i| {
+            crate::common::series(
+                metric,
+                i,
+                (0..3).map(|k| Sample::new(t0 + k * MIN, 1.0)).collect(),
+            )
+        })
+        .collect();
+    let outcome = engine
+        .write(crate::common::request(NS, series))
+        .expect("write");
+    assert_eq!(outcome.rejected, vec![]);
+}
+
+#[test]
+fn a_report_over_more_series_than_it_lists_counts_them_all_and_lists_the_first_by_labels() {
+    // More series than one batch of handles and twice the listings' bound, every one
+    // silent with a gap: cameras out of the head (two flushes since their write), sensors
+    // in it.
+    let (cameras, sensors) = (14_000, 10_000);
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = crate::common::open(dir.path());
+    let t0 = 1_700_000_000_000;
+    write_three(&engine, "camera_online", 0, cameras, t0);
+    engine.flush().expect("flush");
+    write_three(&engine, "sensor_level", cameras, sensors, t0);
+    engine.flush().expect("flush");
+    let stats = engine.stats();
+    assert_eq!((stats.series, stats.head_series), (24_000, sensors as u64));
+
+    let end = t0 + 60 * MIN;
+    let q = CompletenessQuery {
+        start: t0,
+        end,
+        ..Default::default()
+    };
+    let r = engine.completeness(NS, &q, end, 3.0).expect("report");
+    // Three samples received, the 57 minutes after the last missing, one open gap each.
+    let groups: Vec<(&str, u64, u64, u64, u64)> = r
+        .figures
+        .groups
+        .iter()
+        .map(|g| (g.metric.as_str(), g.series, g.received, g.expected, g.gaps))
+        .collect();
+    assert_eq!(
+        groups,
+        vec![
+            ("camera_online", 14_000, 42_000, 14_000 * 60, 14_000),
+            ("sensor_level", 10_000, 30_000, 10_000 * 60, 10_000),
+        ]
+    );
+    // Every series is silent: all counted, the first by labels listed — as the whole sorted
+    // list of silent series gives them — and the gaps likewise.
+    let all = engine.stale_series(NS, &[], end, 3.0).expect("stale");
+    assert_eq!(all.len(), 24_000);
+    assert_eq!(
+        r.silent_by_metric.into_iter().collect::<Vec<_>>(),
+        vec![
+            ("camera_online".to_owned(), 14_000),
+            ("sensor_level".to_owned(), 10_000)
+        ]
+    );
+    assert_eq!(r.silent.len(), iocdb_engine::query::MAX_LISTED_SILENT);
+    assert!(r.silent.iter().eq(all.iter().take(r.silent.len())));
+    assert_eq!(r.figures.gaps.len(), iocdb_engine::query::MAX_LISTED_GAPS);
+    let listed: Vec<_> = r.figures.gaps.iter().map(|g| &g.labels).collect();
+    let first: Vec<_> = all.iter().map(|s| &s.labels).take(listed.len()).collect();
+    assert_eq!(listed, first);
+    assert!(
+        r.figures
+            .gaps
+            .iter()
+            .all(|g| (g.start, g.end, g.missing, g.open) == (t0 + 2 * MIN, end, 57, true))
+    );
+}

@@ -174,7 +174,8 @@ pub async fn completeness(a: &CompletenessArgs) -> anyhow::Result<()> {
         let gaps: Vec<_> = r.gaps.iter().map(|g| json!({"labels": labels_json(&g.labels), "start_ms": g.start_ms, "end_ms": g.end_ms, "missing": g.missing, "open": g.open, "interval_ms": g.interval_ms})).collect();
         let silent: Vec<_> = r.silent.iter().map(|s| json!({"labels": labels_json(&s.labels), "last_timestamp_ms": s.last_timestamp_ms, "silent_ms": s.silent_ms, "expected_interval_ms": s.expected_interval_ms})).collect();
         let delays: Vec<_> = r.delays.iter().map(|d| json!({"metric": d.metric, "samples": d.samples, "p50_ms": d.p50_ms, "p99_ms": d.p99_ms, "max_ms": d.max_ms})).collect();
-        let out = json!({"groups": groups, "gaps": gaps, "silent": silent, "delays": delays, "unjudged_series": r.unjudged_series});
+        let by_metric: std::collections::BTreeMap<_, _> = r.silent_by_metric.iter().collect();
+        let out = json!({"groups": groups, "gaps": gaps, "silent": silent, "silent_by_metric": by_metric, "delays": delays, "unjudged_series": r.unjudged_series});
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
@@ -205,8 +206,16 @@ pub async fn completeness(a: &CompletenessArgs) -> anyhow::Result<()> {
             labels_text(&g.labels)
         );
     }
+    let silent_total: u64 = r.silent_by_metric.values().sum();
     if !r.silent.is_empty() {
-        println!("\nsilent since (ms)\tfor (s)\tseries");
+        let listed = r.silent.len();
+        let more = silent_total.saturating_sub(listed as u64);
+        let more = if more > 0 {
+            format!(" (the first {listed} of {silent_total} by labels)")
+        } else {
+            String::new()
+        };
+        println!("\nsilent since (ms)\tfor (s)\tseries{more}");
     }
     for s in &r.silent {
         println!(

@@ -106,7 +106,8 @@ pub async fn completeness(
             "p99": seconds(d.p99_ms), "max": seconds(d.max_ms)})
         })
         .collect();
-    let data = json!({"groups": groups, "gaps": gaps, "silent": silent, "delays": delays,
+    let data = json!({"groups": groups, "gaps": gaps, "silent": silent,
+        "silent_by_metric": r.silent_by_metric, "delays": delays,
         "unjudged_series": r.figures.unjudged_series});
     Ok(ok(&data.to_string()))
 }

@@ -189,9 +189,14 @@ async fn completeness_over_grpc_the_cli_and_as_exported_series() {
     let minute = 60_000;
     let now = now_ms();
     let start = now - now.rem_euclid(minute) - 30 * minute;
-    // Two communes every minute for 30 minutes; Tri Tôn misses minutes 10–14.
+    // Three communes every minute for 30 minutes; Tri Tôn misses minutes 10–14, Tịnh Biên
+    // falls silent after minute 9.
     let mut series_out = Vec::new();
-    for (commune, skip) in [("Châu Đốc", 0..0), ("Tri Tôn", 10..15)] {
+    for (commune, skip) in [
+        ("Châu Đốc", 0..0),
+        ("Tri Tôn", 10..15),
+        ("Tịnh Biên", 10..30),
+    ] {
         let points: Vec<(i64, f64)> = (0..30)
             .filter(|k| !skip.contains(k))
             .map(|k| (start + k * minute, 1.0))
@@ -262,6 +267,7 @@ async fn completeness_over_grpc_the_cli_and_as_exported_series() {
         vec![
             ("Châu Đốc".into(), 30, 30),
             ("Tri Tôn".into(), 30, 25),
+            ("Tịnh Biên".into(), 30, 10),
             ("An Phú".into(), 1, 1)
         ]
     );
@@ -277,9 +283,21 @@ async fn completeness_over_grpc_the_cli_and_as_exported_series() {
             )
         })
         .collect();
-    assert_eq!(gaps, vec![(9, 15, 5)]);
+    assert_eq!(gaps, vec![(9, 15, 5), (9, 30, 20)]);
     assert_eq!(r.delays.len(), 1);
-    assert_eq!(r.delays[0].samples, 55);
+    assert_eq!(r.delays[0].samples, 65);
+    // Silent: Tịnh Biên, for 21 intervals (An Phú's one sample cannot be judged).
+    let silent: Vec<&str> = r
+        .silent
+        .iter()
+        .flat_map(|s| s.labels.iter().filter(|l| l.name == "commune"))
+        .map(|l| l.value.as_str())
+        .collect();
+    assert_eq!(silent, vec!["Tịnh Biên"]);
+    assert_eq!(
+        r.silent_by_metric,
+        std::collections::HashMap::from([("lodging_guests".to_owned(), 1)])
+    );
 
     let addr = server.addr.clone();
     let (ok, out, err) = iocdb(
@@ -318,7 +336,8 @@ async fn completeness_over_grpc_the_cli_and_as_exported_series() {
         ((start + 9 * minute) / 1000) as f64,
         "{v}"
     );
-    assert_eq!(v["data"]["delays"][0]["samples"], 55, "{v}");
+    assert_eq!(v["data"]["delays"][0]["samples"], 65, "{v}");
+    assert_eq!(v["data"]["silent_by_metric"]["lodging_guests"], 1, "{v}");
 
     // The exporter writes the report as series any dashboard can chart.
     let query = "/ns/iocdb/api/v1/query?query=iocdb_completeness_ratio";
@@ -348,6 +367,11 @@ async fn completeness_over_grpc_the_cli_and_as_exported_series() {
         .parse()
         .expect("ratio");
     assert!(ratio > 0.5 && ratio < 1.0, "{ratio}");
+    let (code, v) = server.get_json(
+        "/ns/iocdb/api/v1/query?query=iocdb_silent_series%7Bmetric%3D%22lodging_guests%22%7D",
+    );
+    assert_eq!(code, 200, "{v}");
+    assert_eq!(v["data"]["result"][0]["value"][1], "1", "{v}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

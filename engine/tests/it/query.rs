@@ -492,6 +492,43 @@ fn silent_sources_are_found_however_many_samples_they_sent_before() {
 }
 
 #[test]
+fn a_series_with_few_recent_samples_is_judged_by_its_last_samples_however_old() {
+    // Two samples in the last hour (30 min apart) after a morning of one a minute: the
+    // interval comes from the last eleven samples, which reach back into the morning, so
+    // the check must read on past the first window rather than judge the two alone.
+    // Another series has only its two recent samples: judged by them at once.
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    let hour = 3_600_000;
+    let at = 10 * hour;
+    let mut morning: Vec<(i64, f64)> = (0..120).map(|k| (2 * hour + k * 60_000, 1.0)).collect();
+    morning.extend([(at - 50 * 60_000, 1.0), (at - 20 * 60_000, 1.0)]);
+    let recent = [(at - 50 * 60_000, 1.0), (at - 20 * 60_000, 1.0)];
+    engine
+        .write(request(
+            "c",
+            vec![
+                sw("m", &[("camera", "busy-before")], &morning),
+                sw("m", &[("camera", "always-sparse")], &recent),
+            ],
+        ))
+        .expect("w");
+    let stale = engine.stale_series("c", &[], at, 3.0).expect("stale");
+    let got: Vec<(String, i64, i64)> = stale
+        .iter()
+        .map(|s| {
+            (
+                s.labels.get("camera").unwrap_or("").to_owned(),
+                s.expected_interval_ms,
+                s.silent_ms,
+            )
+        })
+        .collect();
+    // Silent 20 min: more than three 1-min intervals, less than three of 30 min.
+    assert_eq!(got, [("busy-before".to_owned(), 60_000, 20 * 60_000)]);
+}
+
+#[test]
 fn series_label_names_and_values_follow_matchers_and_time() {
     let dir = tempfile::tempdir().expect("dir");
     let engine = common::open(dir.path());

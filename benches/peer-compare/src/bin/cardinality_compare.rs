@@ -131,13 +131,17 @@ fn iocdb_bin() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/release/iocdb")
 }
 
-fn start_iocdb(dir: &std::path::Path, grpc: u16, http: u16) -> Peer {
+/// `iocdb serve` on `dir`, with `extra` lines of configuration.
+fn start_iocdb(dir: &std::path::Path, grpc: u16, http: u16, extra: &str) -> Peer {
     // Room for the largest run: no series cap, a head budget above what it holds.
     let config = dir.join("cardinality.toml");
     std::fs::create_dir_all(dir).expect("dir");
     std::fs::write(
         &config,
-        "max_series_per_namespace = 100000000\nhead_memory_mb = 65536\nquery_max_series = 100000000\n",
+        format!(
+            "max_series_per_namespace = 100000000\nhead_memory_mb = 65536\n\
+             query_max_series = 100000000\n{extra}"
+        ),
     )
     .expect("config");
     let peer = Peer {
@@ -183,7 +187,7 @@ fn clients(runtime: &tokio::runtime::Runtime, grpc: u16) -> (Ingest, Admin) {
 
 fn iocdb(n: usize, dir: &std::path::Path) -> Figures {
     let (grpc, http) = (free_port(), free_port());
-    let mut peer = start_iocdb(dir, grpc, http);
+    let mut peer = start_iocdb(dir, grpc, http, "");
     let pid = peer.child.id();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (mut ingest, mut admin) = clients(&runtime, grpc);
@@ -209,7 +213,7 @@ fn iocdb(n: usize, dir: &std::path::Path) -> Figures {
     let _ = peer.child.wait();
     drop(peer);
     let start = Instant::now();
-    let peer = start_iocdb(dir, grpc, http);
+    let peer = start_iocdb(dir, grpc, http, "");
     let restart = start.elapsed();
     drop(peer);
     Figures {
@@ -352,30 +356,78 @@ fn import_vm(url: &str, range: std::ops::Range<usize>) -> Duration {
 /// Churn: `total` series over time, `active` at a time, each generation new series, then a
 /// flush (iocdb's `Admin.Flush`, VictoriaMetrics' `/internal/force_flush`); RSS once settled
 /// after each generation, iocdb's then VictoriaMetrics'.
-fn churn(total: usize, active: usize, dir: &std::path::Path) -> (Vec<f64>, Vec<f64>) {
+/// The highest RSS of a process since the last [`Peak::take`], sampled every 20 ms by a
+/// thread of its own until dropped.
+struct Peak {
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Peak {
+    fn of(pid: u32) -> Peak {
+        use std::sync::atomic::Ordering::Relaxed;
+        let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, s) = (peak.clone(), stop.clone());
+        std::thread::spawn(move || {
+            while !s.load(Relaxed) {
+                p.fetch_max(rss(pid) as u64, Relaxed);
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        });
+        Peak { peak, stop }
+    }
+
+    fn take(&self) -> f64 {
+        self.peak.swap(0, std::sync::atomic::Ordering::Relaxed) as f64
+    }
+}
+
+impl Drop for Peak {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// RSS once settled after each generation, and the highest it reached during it.
+type Generations = Vec<(f64, f64)>;
+
+/// iocdb runs its completeness export every 10 s (the default is 60 s) and each generation
+/// waits 10 s after its flush, so that every generation spans at least one export: its
+/// transient shows in the peaks.
+fn churn(total: usize, active: usize, dir: &std::path::Path) -> (Generations, Generations) {
     let (grpc, http) = (free_port(), free_port());
-    let peer = start_iocdb(&dir.join("iocdb"), grpc, http);
+    let peer = start_iocdb(
+        &dir.join("iocdb"),
+        grpc,
+        http,
+        "completeness_export_interval = \"10s\"\n",
+    );
     let pid = peer.child.id();
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     let (mut ingest, mut admin) = clients(&runtime, grpc);
-    let mut ours = vec![settled_rss(pid)];
+    let peak = Peak::of(pid);
+    let mut ours = vec![(settled_rss(pid), peak.take())];
     for first in (0..total).step_by(active.max(1)) {
         write_iocdb(&runtime, &mut ingest, first..(first + active).min(total));
         runtime
             .block_on(admin.flush(v1::FlushRequest {}))
             .expect("flush");
-        ours.push(settled_rss(pid));
+        std::thread::sleep(Duration::from_secs(10));
+        ours.push((settled_rss(pid), peak.take()));
     }
-    drop(peer);
+    drop((peak, peer));
     let vm = peers::victoria_metrics(&dir.join("vm"), &[]);
     let pid = vm.child.id();
-    let mut theirs = vec![settled_rss(pid)];
+    let peak = Peak::of(pid);
+    let mut theirs = vec![(settled_rss(pid), peak.take())];
     for first in (0..total).step_by(active.max(1)) {
         import_vm(&vm.url, first..(first + active).min(total));
         ureq::get(&format!("{}/internal/force_flush", vm.url))
             .call()
             .expect("force flush");
-        theirs.push(settled_rss(pid));
+        std::thread::sleep(Duration::from_secs(10));
+        theirs.push((settled_rss(pid), peak.take()));
     }
     (ours, theirs)
 }
@@ -395,14 +447,20 @@ fn main() {
         );
         let tmp = tempfile::tempdir().expect("tmp");
         let (ours, theirs) = churn(total, active, tmp.path());
-        println!("| series written | iocdb RSS | VictoriaMetrics RSS | iocdb / VictoriaMetrics |");
+        println!(
+            "| series written | iocdb RSS (peak during the generation) | VictoriaMetrics RSS \
+             (peak) | iocdb / VictoriaMetrics |"
+        );
         println!("|---|---|---|---|");
-        for (g, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        let mib = |b: f64| b / 1048576.0;
+        for (g, ((a, a_peak), (b, b_peak))) in ours.iter().zip(&theirs).enumerate() {
             println!(
-                "| {} | {:.0} MiB | {:.0} MiB | {:.2}× |",
+                "| {} | {:.0} MiB ({:.0}) | {:.0} MiB ({:.0}) | {:.2}× |",
                 (g * active).min(total),
-                a / 1048576.0,
-                b / 1048576.0,
+                mib(*a),
+                mib(*a_peak),
+                mib(*b),
+                mib(*b_peak),
                 a / b
             );
         }

@@ -118,7 +118,7 @@ pub fn stale_series_each(
             .find(|m| m.metric == s.labels().metric_name())
             .and_then(|m| m.expected_interval_ms)
     };
-    querier.in_batches(namespace, &refs, &mut |mut pending| {
+    let checked = querier.in_batches(namespace, &refs, &mut |mut pending| {
         // Look back in growing windows: dense series are settled by the first, sparse ones
         // by later ones, and no series is read further back than it needs.
         let mut window = 3_600_000i64;
@@ -161,7 +161,10 @@ pub fn stale_series_each(
             window = window.saturating_mul(8).min(STALE_HORIZON_MS);
         }
         Ok(())
-    })
+    });
+    // It read the data of every series in every segment.
+    querier.release_segment_pages();
+    checked
 }
 
 /// The median gap between the last samples, if there are at least two.

@@ -618,6 +618,13 @@ impl Segment {
         self.bytes.release(self.data_end as usize, self.bytes.len());
     }
 
+    /// Drops the process's mapping of the whole file (see [`Bytes::release`]): after a read
+    /// of every series it holds, so that what was read stays in the page cache and not in
+    /// the process's memory.
+    pub fn release_pages(&self) {
+        self.bytes.release(0, self.bytes.len());
+    }
+
     /// Bytes of chunk data per namespace (what each department's data costs on disk).
     pub fn bytes_by_namespace(&self) -> BTreeMap<String, u64> {
         let mut out = BTreeMap::new();

@@ -410,10 +410,7 @@ fn generation(pid: u32, peak: &Peak) -> (f64, f64, f64, f64) {
     let until = Instant::now() + BETWEEN;
     let mut lowest = (f64::INFINITY, 0.0, 0.0);
     while Instant::now() < until {
-        let (anon, file) = (
-            status_bytes(pid, "RssAnon:"),
-            status_bytes(pid, "RssFile:"),
-        );
+        let (anon, file) = (status_bytes(pid, "RssAnon:"), status_bytes(pid, "RssFile:"));
         if anon + file < lowest.0 {
             lowest = (anon + file, anon, file);
         }

@@ -56,6 +56,23 @@ impl Budget {
         Ok(())
     }
 
+    /// Fails when a report grouping its series holds more than the series limit's worth of
+    /// groups: what bounds a report's memory is its groups, not the series it reads a
+    /// batch at a time.
+    pub fn check_groups(&self, n: usize) -> Result<()> {
+        let max = self.limits.max_series;
+        if n > max {
+            return Err(Error::ResourceExhausted {
+                limit: Limit::QueryMaxSeries,
+                detail: format!(
+                    "the report has more than {max} groups (the query series limit); group by \
+                     fewer labels or add matchers"
+                ),
+            });
+        }
+        Ok(())
+    }
+
     /// Fails when an evaluation would hold more values than the sample limit allows: `rows`
     /// series with a value slot for each of `steps` steps (Prometheus counts the points a
     /// query holds against the same limit). Checked before the memory is taken.

@@ -158,7 +158,8 @@ pub fn completeness(
             q.start, q.end
         )));
     }
-    // The report keeps counts and gaps, never the samples it reads.
+    // The report keeps counts and gaps, never the samples it reads, and reads its series a
+    // batch at a time: its groups are what the series limit bounds.
     let budget = Budget::new(&querier.limits().without_sample_limit(), None);
     let catalog = querier.metadata(namespace)?;
     let declared: BTreeMap<&str, i64> = catalog
@@ -187,7 +188,6 @@ pub fn completeness(
     // The snapshot's range is inclusive; the window's end is not.
     let (from, to) = (q.start.saturating_sub(lookback), q.end - 1);
     let refs = querier.select_refs(namespace, matchers, from, to)?;
-    budget.check_series(refs.len() as usize)?;
     let mut figures = CompletenessFigures {
         by: q.by.clone(),
         ..Default::default()
@@ -251,7 +251,7 @@ pub fn completeness(
                 keep_first(&mut figures.gaps, MAX_LISTED_GAPS, gap_order);
             }
         }
-        Ok(())
+        budget.check_groups(groups.len())
     })?;
     keep_first(&mut figures.gaps, MAX_LISTED_GAPS, gap_order);
     figures.groups = groups.into_values().collect();

@@ -297,3 +297,38 @@ fn a_report_over_more_series_than_it_lists_counts_them_all_and_lists_the_first_b
             .all(|g| (g.start, g.end, g.missing, g.open) == (t0 + 2 * MIN, end, 57, true))
     );
 }
+
+#[test]
+fn the_series_limit_bounds_a_reports_groups_not_the_series_it_reads() {
+    // A hundred series under a limit of fifty: reported by metric (one group) they are all
+    // judged; grouped by site (a hundred groups) the report is refused, saying why.
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = crate::common::open_with(
+        dir.path(),
+        iocdb_engine::Options {
+            query_limits: iocdb_engine::QueryLimits {
+                max_series: 50,
+                ..Default::default()
+            },
+            ..crate::common::options()
+        },
+    )
+    .expect("open");
+    let t0 = 1_700_000_000_000;
+    write_three(&engine, "camera_online", 0, 100, t0);
+    let mut q = CompletenessQuery {
+        start: t0,
+        end: t0 + 60 * MIN,
+        ..Default::default()
+    };
+    let r = engine.completeness(NS, &q, q.end, 3.0).expect("report");
+    assert_eq!(r.figures.groups.len(), 1);
+    assert_eq!(r.figures.groups[0].series, 100);
+    q.by = vec!["site".into()];
+    match engine.completeness(NS, &q, q.end, 3.0) {
+        Err(iocdb_engine::Error::ResourceExhausted { detail, .. }) => {
+            assert!(detail.contains("more than 50 groups"), "{detail}");
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+}

@@ -9,6 +9,7 @@
 
 use std::time::{Duration, Instant};
 
+use iocdb_benches::report::status_mib;
 use iocdb_engine::{
     Engine, FsyncPolicy, Label, Limits, Options, Sample, SeriesWrite, WriteRequest,
 };
@@ -43,16 +44,6 @@ fn labels(i: usize) -> Vec<Label> {
         Label::new("commune", COMMUNES[i % COMMUNES.len()]),
         Label::new("district", COMMUNES[(i / 7) % COMMUNES.len()]),
     ]
-}
-
-/// A field of `/proc/self/status` in kB, as MiB.
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
 /// What the server's completeness export computes every minute (`server/src/completeness.rs`:

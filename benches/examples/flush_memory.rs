@@ -4,21 +4,12 @@
 
 use std::time::Duration;
 
+use iocdb_benches::report::status_mib;
 use iocdb_benches::{report, workload};
 use iocdb_engine::{Engine, FsyncPolicy, Options};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// `VmRSS` or `VmHWM` of this process, MiB.
-fn status_mib(field: &str) -> f64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
 
 fn main() {
     let mut args = std::env::args().skip(1);

@@ -20,12 +20,23 @@ pub fn percentile_ms(v: &mut [Duration], q: f64) -> f64 {
 
 /// Resident memory of this process, bytes (Linux; 0 elsewhere).
 pub fn rss_bytes() -> u64 {
+    status_bytes("VmRSS:")
+}
+
+/// A memory field of this process's `/proc/self/status` (named with its colon: `VmHWM:`,
+/// `RssAnon:`…), bytes (Linux; 0 elsewhere).
+pub fn status_bytes(field: &str) -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
         .map_or(0, |kb| kb * 1024)
+}
+
+/// [`status_bytes`] in MiB.
+pub fn status_mib(field: &str) -> f64 {
+    status_bytes(field) as f64 / (1u64 << 20) as f64
 }
 
 /// Codec speed and size for one shape.

@@ -33,10 +33,10 @@ fn with_data(querier: &Querier<'_>, f: &SeriesFilter) -> Result<Vec<SeriesHandle
 /// Labels of the matching series with data in the range, sorted, at most `limit`.
 pub fn series(querier: &Querier<'_>, f: &SeriesFilter) -> Result<Vec<Labels>> {
     let mut out: Vec<Labels> = with_data(querier, f)?
-        .iter()
-        .map(|s| s.labels().clone())
+        .into_iter()
+        .map(SeriesHandle::into_labels)
         .collect();
-    out.sort();
+    out.sort_unstable();
     truncate(out, f.limit)
 }
 

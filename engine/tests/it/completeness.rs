@@ -332,3 +332,46 @@ fn the_series_limit_bounds_a_reports_groups_not_the_series_it_reads() {
         other => panic!("not refused: {other:?}"),
     }
 }
+
+#[test]
+fn silent_series_are_counted_exactly_while_they_move_in_and_out_of_the_head() {
+    // Silent series rewritten with the values they already hold come back into the head,
+    // and leave it again two flushes later, while reports are computed: every report must
+    // count every one of them once, and judge their samples the same.
+    let series = 6_000;
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = crate::common::open(dir.path());
+    let t0 = 1_700_000_000_000;
+    write_three(&engine, "camera_online", 0, series, t0);
+    engine.flush().expect("flush");
+    engine.flush().expect("flush");
+    assert_eq!(engine.stats().head_series, 0);
+    let end = t0 + 60 * MIN;
+    let q = CompletenessQuery {
+        start: t0,
+        end,
+        ..Default::default()
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for round in 0..12 {
+                let first = (round * 1_000) % series;
+                write_three(&engine, "camera_online", first, 1_000, t0);
+                assert!(engine.stats().head_series >= 1_000, "back in the head");
+                engine.flush().expect("flush");
+            }
+        });
+        for _ in 0..6 {
+            let r = engine.completeness(NS, &q, end, 3.0).expect("report");
+            assert_eq!(
+                r.silent_by_metric.get("camera_online"),
+                Some(&(series as u64))
+            );
+            let g = &r.figures.groups[0];
+            assert_eq!(
+                (g.series, g.received, g.gaps),
+                (series as u64, 3 * series as u64, series as u64)
+            );
+        }
+    });
+}

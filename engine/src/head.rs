@@ -746,31 +746,48 @@ impl Head {
     }
 
     /// Handles on the series `ids` of `namespace` as they are now, in reference order: those
-    /// in the head from the registry, those out of it with their labels from `cold` (asked
-    /// under the registry's lock, as [`Head::select`] asks); a reference gone meanwhile, or
-    /// whose labels no segment gives, is left out. A reader of millions of series selects
-    /// their references alone ([`Head::with_selection`]) and takes their handles a batch at a
-    /// time, so that it holds one batch's labels rather than every series'.
+    /// in the head from the registry, those out of it with their labels from `cold`; a
+    /// reference gone meanwhile, or whose labels no segment gives, is left out. A reader of
+    /// millions of series selects their references alone ([`Head::with_selection`]) and
+    /// takes their handles a batch at a time, so that it holds one batch's labels rather
+    /// than every series'. The labels of series out of the head are read after the
+    /// registry's lock is let go (they never change, and the segments that hold a series
+    /// out of the head stay published until compaction or retention drops it, when it is
+    /// left out), so that writers creating series do not wait on a batch's label reads.
     pub fn handles(
         &self,
         namespace: &Namespace,
         ids: &[SeriesRef],
         cold: &dyn ColdLabels,
     ) -> Vec<SeriesHandle> {
-        let registry = self.series.read();
-        let reader = self.postings.reader();
-        let usage = self.usages.of(namespace);
-        ids.iter()
-            .filter_map(|&id| match registry.slots.get(id as usize) {
-                Some(s) => Some(SeriesHandle::new(s.clone(), reader.labels(&s.pairs))),
-                None if registry.cold.contains(id) => {
-                    let (ns, labels) = cold.cold_labels(id)?;
-                    let series = Series::detached(id, usage.clone());
-                    (ns == *namespace).then(|| SeriesHandle::new(Arc::new(series), labels))
+        let (mut out, out_of_head) = {
+            let registry = self.series.read();
+            let reader = self.postings.reader();
+            let mut out = Vec::with_capacity(ids.len());
+            let mut out_of_head = Vec::new();
+            for &id in ids {
+                match registry.slots.get(id as usize) {
+                    Some(s) => out.push(SeriesHandle::new(s.clone(), reader.labels(&s.pairs))),
+                    None if registry.cold.contains(id) => out_of_head.push(id),
+                    None => {}
                 }
-                None => None,
-            })
-            .collect()
+            }
+            (out, out_of_head)
+        };
+        if out_of_head.is_empty() {
+            return out;
+        }
+        let usage = self.usages.of(namespace);
+        for id in out_of_head {
+            if let Some((ns, labels)) = cold.cold_labels(id)
+                && ns == *namespace
+            {
+                let series = Series::detached(id, usage.clone());
+                out.push(SeriesHandle::new(Arc::new(series), labels));
+            }
+        }
+        out.sort_unstable_by_key(|h| h.series().id);
+        out
     }
 
     /// Calls `f` with the series in the head of `namespace` matching every matcher and the

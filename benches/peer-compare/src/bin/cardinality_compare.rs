@@ -359,9 +359,6 @@ fn import_vm(url: &str, range: std::ops::Range<usize>) -> Duration {
     elapsed
 }
 
-/// Churn: `total` series over time, `active` at a time, each generation new series, then a
-/// flush (iocdb's `Admin.Flush`, VictoriaMetrics' `/internal/force_flush`); RSS once settled
-/// after each generation, iocdb's then VictoriaMetrics'.
 /// The highest RSS of a process since the last [`Peak::take`], sampled every 20 ms by a
 /// thread of its own until dropped.
 struct Peak {
@@ -419,8 +416,11 @@ fn generation(pid: u32, peak: &Peak) -> (f64, f64, f64, f64) {
     (lowest.0, peak.take(), lowest.1, lowest.2)
 }
 
-/// iocdb runs its completeness export every 30 s (the default is 60 s), so that each
-/// generation's watch ([`BETWEEN`]) spans one.
+/// Churn: `total` series over time, `active` at a time, each generation new series, then a
+/// flush (iocdb's `Admin.Flush`, VictoriaMetrics' `/internal/force_flush`); each
+/// generation's figures ([`Generations`]), iocdb's then VictoriaMetrics'. iocdb runs its
+/// completeness export every 30 s (the default is 60 s), so that each generation's watch
+/// ([`BETWEEN`]) spans one.
 fn churn(total: usize, active: usize, dir: &std::path::Path) -> (Generations, Generations) {
     let (grpc, http) = (free_port(), free_port());
     let peer = start_iocdb(

@@ -317,7 +317,11 @@ impl<'a> Querier<'a> {
                 .iter()
                 .map(|s| {
                     let head = &s.series().head;
-                    if newest {
+                    // A series out of the head has nothing there, and never will (a write
+                    // brings it back as another struct): no lock to take.
+                    if s.series().detached {
+                        SeriesLayer::default()
+                    } else if newest {
                         head.snapshot_newest(start, end)
                     } else {
                         head.snapshot(start, end)

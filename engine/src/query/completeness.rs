@@ -54,6 +54,8 @@ pub fn silent(
 ) -> Result<Silent> {
     let mut out = Silent::default();
     let by_labels = |a: &StaleSeries, b: &StaleSeries| a.labels.cmp(&b.labels);
+    // Once the listing was cut, the last series kept bounds what can still enter it.
+    let mut cut: Option<Labels> = None;
     stale_series_each(querier, namespace, matchers, at, factor, &mut |s| {
         let metric = s.labels.metric_name();
         match out.by_metric.get_mut(metric) {
@@ -62,9 +64,13 @@ pub fn silent(
                 out.by_metric.insert(metric.to_owned(), 1);
             }
         }
+        if cut.as_ref().is_some_and(|last| s.labels >= *last) {
+            return Ok(());
+        }
         out.listed.push(s);
         if out.listed.len() >= 2 * MAX_LISTED_SILENT {
             keep_first(&mut out.listed, MAX_LISTED_SILENT, by_labels);
+            cut = out.listed.last().map(|s| s.labels.clone());
         }
         Ok(())
     })?;

@@ -3,7 +3,9 @@
 //! ones (a camera swapped, a facility renamed), writes a few samples of each and flushes —
 //! and reports after every generation the process's RSS (once the allocator has returned
 //! what the flush freed), the series the head holds and its accounted bytes. With churn
-//! handled, RSS follows `ACTIVE`; without, it follows `TOTAL`.
+//! handled, RSS follows `ACTIVE`; without, it follows `TOTAL`. At the end it times the
+//! completeness report the server exports every minute, over every series ever written
+//! (then all silent), with its peak RSS and anonymous memory.
 //! `cargo run --release -p iocdb-benches --example churn_memory -- 1000000 100000`
 #![allow(clippy::indexing_slicing, unsafe_code)]
 

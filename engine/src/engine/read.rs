@@ -106,6 +106,13 @@ impl<'a> Querier<'a> {
         Querier { inner }
     }
 
+    /// `namespace` validated, once the store is known to be open: what every reader by
+    /// namespace checks first.
+    fn open_namespace(&self, namespace: &str) -> Result<Namespace> {
+        self.inner.check_open()?;
+        Namespace::new(namespace).map_err(Error::InvalidArgument)
+    }
+
     /// The rollup tiers segments are written with (interval ms).
     pub fn rollup_tiers(&self) -> &'a [i64] {
         &self.inner.opts.rollup_tiers_ms
@@ -142,8 +149,7 @@ impl<'a> Querier<'a> {
         start: i64,
         end: i64,
     ) -> Result<Vec<SeriesHandle>> {
-        self.inner.check_open()?;
-        let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
+        let namespace = self.open_namespace(namespace)?;
         self.inner.select(&namespace, matchers, start, end)
     }
 
@@ -157,8 +163,7 @@ impl<'a> Querier<'a> {
         start: i64,
         end: i64,
     ) -> Result<RoaringBitmap> {
-        self.inner.check_open()?;
-        let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
+        let namespace = self.open_namespace(namespace)?;
         self.inner.select_refs(&namespace, matchers, start, end)
     }
 
@@ -171,8 +176,7 @@ impl<'a> Querier<'a> {
         refs: &RoaringBitmap,
         each: &mut dyn FnMut(Vec<SeriesHandle>) -> Result<()>,
     ) -> Result<()> {
-        self.inner.check_open()?;
-        let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
+        let namespace = self.open_namespace(namespace)?;
         let refs: Vec<SeriesRef> = refs.iter().collect();
         for batch in refs.chunks(BATCH_SERIES) {
             each(self.inner.head.handles(&namespace, batch, self.inner))?;
@@ -220,8 +224,7 @@ impl<'a> Querier<'a> {
         start: i64,
         end: i64,
     ) -> Result<WithData> {
-        self.inner.check_open()?;
-        let namespace = Namespace::new(namespace).map_err(Error::InvalidArgument)?;
+        let namespace = self.open_namespace(namespace)?;
         let start = start.max(self.retention_cutoff(namespace.as_str()));
         if start > end {
             return Ok(WithData::default());

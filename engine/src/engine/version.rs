@@ -402,6 +402,31 @@ impl Version {
             .filter(move |h| h.segment.max_t >= start && h.segment.min_t <= end)
     }
 
+    /// Walks the segments overlapping `[start, end]`, newest first, handing `each` the series
+    /// out of the head (`cold`) of `namespace` matching every matcher that each segment
+    /// holds (reference, local id) — each series once, in the newest segment that has it
+    /// (a series' labels are the same in every segment).
+    fn each_cold(
+        &self,
+        cold: &RoaringBitmap,
+        namespace: &Namespace,
+        matchers: &[Matcher],
+        (start, end): (i64, i64),
+        mut each: impl FnMut(&Arc<SegmentHandle>, Vec<(SeriesRef, u32)>) -> crate::Result<()>,
+    ) -> crate::Result<()> {
+        let mut unexamined = cold.clone();
+        for h in self.segments_in(start, end) {
+            if unexamined.is_empty() {
+                break;
+            }
+            let found = h.select_cold(&mut unexamined, namespace, matchers)?;
+            if !found.is_empty() {
+                each(h, found)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The series out of the head (`cold`) of `namespace` matching every matcher that the
     /// segments overlapping `[start, end]` hold, each once, with its labels from the newest
     /// segment that holds it.
@@ -410,18 +435,10 @@ impl Version {
         cold: &RoaringBitmap,
         namespace: &Namespace,
         matchers: &[Matcher],
-        (start, end): (i64, i64),
+        range: (i64, i64),
     ) -> crate::Result<Vec<(SeriesRef, Labels)>> {
-        let mut unexamined = cold.clone();
         let mut out = Vec::new();
-        for h in self.segments_in(start, end) {
-            if unexamined.is_empty() {
-                break;
-            }
-            let found = h.select_cold(&mut unexamined, namespace, matchers)?;
-            if found.is_empty() {
-                continue;
-            }
+        self.each_cold(cold, namespace, matchers, range, |h, found| {
             let names = h
                 .segment
                 .label_index()?
@@ -431,7 +448,8 @@ impl Version {
                 let (_, labels) = names.labels(local).map_err(|e| h.segment.index_error(e))?;
                 out.push((id, owned_labels(labels)));
             }
-        }
+            Ok(())
+        })?;
         out.sort_unstable_by_key(|&(id, _)| id);
         Ok(out)
     }
@@ -444,17 +462,13 @@ impl Version {
         cold: &RoaringBitmap,
         namespace: &Namespace,
         matchers: &[Matcher],
-        (start, end): (i64, i64),
+        range: (i64, i64),
     ) -> crate::Result<RoaringBitmap> {
-        let mut unexamined = cold.clone();
         let mut out = RoaringBitmap::new();
-        for h in self.segments_in(start, end) {
-            if unexamined.is_empty() {
-                break;
-            }
-            let found = h.select_cold(&mut unexamined, namespace, matchers)?;
+        self.each_cold(cold, namespace, matchers, range, |_, found| {
             out.extend(found.into_iter().map(|(id, _)| id));
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 
@@ -468,22 +482,18 @@ impl Version {
         matchers: &[Matcher],
         (start, end): (i64, i64),
     ) -> crate::Result<Vec<(Arc<SegmentHandle>, RoaringBitmap)>> {
-        let mut unexamined = cold.clone();
         let mut out = Vec::new();
-        for h in self.segments_in(start, end) {
-            if unexamined.is_empty() {
-                break;
-            }
-            let mut locals = RoaringBitmap::new();
-            for (id, local) in h.select_cold(&mut unexamined, namespace, matchers)? {
-                if self.has_data(id, start, end) {
-                    locals.insert(local);
-                }
-            }
+        self.each_cold(cold, namespace, matchers, (start, end), |h, found| {
+            let locals: RoaringBitmap = found
+                .into_iter()
+                .filter(|&(id, _)| self.has_data(id, start, end))
+                .map(|(_, local)| local)
+                .collect();
             if !locals.is_empty() {
                 out.push((h.clone(), locals));
             }
-        }
+            Ok(())
+        })?;
         Ok(out)
     }
 

@@ -8,7 +8,8 @@
 //! (`Engine::write_resolved`), with one and with two writers, alternating, and prints each
 //! rate and the ratios. `ONLY=labels|bytes|handle` and
 //! `WRITERS=N` run one configuration alone (to profile it: see `PERF_CTL` in
-//! `iocdb_workload::drive`), `FSYNC_INTERVAL=1` with an fsync every 100 ms.
+//! `iocdb_workload::drive`), `FSYNC_INTERVAL=1` with an fsync every 100 ms,
+//! `BATCH_SAMPLES=N` cuts every N samples.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -20,13 +21,19 @@ fn main() {
     let rounds: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(3);
     let specs = iocdb_benches::workload::series(1.0);
     let start = day_start();
+    // BATCH_SAMPLES=N: cut every N samples instead of 10,000 (smaller writes, each with an
+    // fsync of its own under fsync always).
+    let cut: usize = std::env::var("BATCH_SAMPLES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
     let make = |lane, lanes| {
         use iocdb_benches::workload::{batches, share};
         batches(
             &share(&specs, lane, lanes),
             start,
             start + minutes * 60_000,
-            10_000,
+            cut,
         )
     };
     if let Ok(only) = std::env::var("ONLY") {

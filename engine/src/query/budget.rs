@@ -105,6 +105,12 @@ impl Budget {
         self.check_time()
     }
 
+    /// Gives back samples charged for reads whose results were dropped and will be read
+    /// again (an abandoned attempt), so that they count once.
+    pub fn refund(&self, samples: u64) {
+        self.samples.fetch_sub(samples, Ordering::Relaxed);
+    }
+
     /// Samples read so far.
     pub fn samples_read(&self) -> u64 {
         self.samples.load(Ordering::Relaxed)

@@ -510,7 +510,8 @@ impl<'q, 'a> Evaluator<'q, 'a> {
     /// that order. `None` — evaluate rows instead — unless the selector names one metric
     /// (so that no two series' rows could share labels), a tier answers `f` exactly at every
     /// step and every series' buckets give the raw answer (when one does not, the rows'
-    /// path reads every series again, and its reads count twice in the budget and stats).
+    /// path reads every series again; what this read is given back to the budget and the
+    /// statistics, so that each read counts once).
     pub fn fold_rolled_windows<A: Send>(
         &self,
         f: WindowFunction,
@@ -542,6 +543,9 @@ impl<'q, 'a> Evaluator<'q, 'a> {
             }
             series.sort_unstable_by(|a, b| unnamed(a).cmp(unnamed(b)));
         }
+        // What this attempt charged: (samples and buckets, buckets), given back if it is
+        // abandoned.
+        let charged = (AtomicU64::new(0), AtomicU64::new(0));
         let parts = self
             .querier
             .snapshot(series, lo.saturating_sub(rs.range_ms), hi)
@@ -550,6 +554,10 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                 &|| (init(), true),
                 &|(acc, exact), s, buckets, cost| {
                     self.charge_rollup(tier, cost)?;
+                    charged
+                        .0
+                        .fetch_add((cost.stored + cost.raw_samples) as u64, Ordering::Relaxed);
+                    charged.1.fetch_add(cost.stored as u64, Ordering::Relaxed);
                     if *exact {
                         match windows_from_buckets(f, buckets, &refs, rs.range_ms) {
                             Some(values) if values.any() => fold(acc, s.labels(), &values),
@@ -560,10 +568,16 @@ impl<'q, 'a> Evaluator<'q, 'a> {
                     Ok(())
                 },
             )?;
-        Ok(parts
+        let folded: Option<Vec<A>> = parts
             .into_iter()
             .map(|(acc, exact)| exact.then_some(acc))
-            .collect())
+            .collect();
+        if folded.is_none() {
+            self.budget.refund(charged.0.into_inner());
+            self.rollup_buckets
+                .fetch_sub(charged.1.into_inner(), Ordering::Relaxed);
+        }
+        Ok(folded)
     }
 
     /// `max` over every series of one metric of `max_over_time` (or `min` of

@@ -268,6 +268,21 @@ fn windows_no_tier_answers_exactly_are_read_raw_and_say_so() {
     assert_eq!(matrix_bits(&with), matrix_bits(&without));
 }
 
+/// An aggregation that tries to fold its series' buckets as it reads them and finds one
+/// series they cannot answer exactly (the gauge's fractional sums) evaluates rows instead:
+/// what the abandoned fold read is not counted again, in the statistics or the budget.
+#[test]
+fn an_abandoned_fold_counts_its_reads_once() {
+    let rows = range("sum_over_time(m[1h])", HOUR, true);
+    let folded = range("count(sum_over_time(m[1h]))", HOUR, true);
+    assert_eq!(folded.rollup_tier_ms, HOUR);
+    assert_eq!(
+        (folded.samples_read, folded.rollup_buckets),
+        (rows.samples_read, rows.rollup_buckets),
+        "the aggregation read what its rows read, no more"
+    );
+}
+
 #[test]
 fn a_correction_after_compaction_is_seen_at_once() {
     let dir = tempfile::tempdir().expect("dir");

@@ -5,7 +5,8 @@
 //! what the flush freed), the series the head holds and its accounted bytes. With churn
 //! handled, RSS follows `ACTIVE`; without, it follows `TOTAL`. At the end it times the
 //! completeness report the server exports every minute, over every series ever written
-//! (then all silent), with its peak RSS and anonymous memory.
+//! (then all silent), and an export of every series, each with its peak RSS and anonymous
+//! memory. `CHURN_METRICS=N` spreads the series over N metric names.
 //! `cargo run --release -p iocdb-benches --example churn_memory -- 1000000 100000`
 #![allow(clippy::indexing_slicing, unsafe_code)]
 
@@ -38,35 +39,40 @@ const COMMUNES: [&str; 6] = [
     "An Phú",
 ];
 
-/// Series `i`'s labels: four, one of them unique (the camera).
+/// Series `i`'s labels: four, one of them unique (the camera); its metric one of
+/// `CHURN_METRICS` (default one).
 fn labels(i: usize) -> Vec<Label> {
+    static METRICS: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    let metrics = *METRICS.get_or_init(|| {
+        std::env::var("CHURN_METRICS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(1)
+    });
+    let metric = match metrics {
+        0 | 1 => "camera_people_count".to_owned(),
+        n => format!("camera_people_count_{}", i % n),
+    };
     vec![
-        Label::new("__name__", "camera_people_count"),
+        Label::new("__name__", metric),
         Label::new("camera", format!("cam-{i:08}")),
         Label::new("commune", COMMUNES[i % COMMUNES.len()]),
         Label::new("district", COMMUNES[(i / 7) % COMMUNES.len()]),
     ]
 }
 
-/// What the server's completeness export computes every minute (`server/src/completeness.rs`:
-/// the last hour's report, series silent for three intervals) at `at`, when every series
-/// ever written but the last generation's is silent: its time and its peak RSS above the
-/// RSS before it (the peak is reset first through `/proc/self/clear_refs`).
-fn report_completeness(engine: &Engine, at: i64) {
+/// Runs `f` and reports, after its result: its time and its peak RSS above the RSS before
+/// it (the peak is reset first through `/proc/self/clear_refs`), and the peak of anonymous
+/// memory, sampled meanwhile (the peak RSS also counts the segments' pages read, which the
+/// page cache holds).
+fn measured<T: Send>(f: impl FnOnce() -> T + Send) -> (T, String) {
     // SAFETY: as in `main`.
     unsafe { mi_collect(true) };
     let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
     let (before, anon_before) = (rss_mib(), status_mib("RssAnon:"));
-    let q = iocdb_engine::CompletenessQuery {
-        start: at - 3_600_000,
-        end: at + 1,
-        ..Default::default()
-    };
-    // Anonymous memory is sampled meanwhile (the peak RSS also counts the segments' pages
-    // read, which the page cache holds).
     let done = std::sync::atomic::AtomicBool::new(false);
     let t = Instant::now();
-    let (report, anon_peak) = std::thread::scope(|scope| {
+    let (out, anon_peak) = std::thread::scope(|scope| {
         let sampler = scope.spawn(|| {
             let mut peak = anon_before;
             while !done.load(std::sync::atomic::Ordering::Relaxed) {
@@ -75,20 +81,15 @@ fn report_completeness(engine: &Engine, at: i64) {
             }
             peak
         });
-        let report = engine
-            .completeness("security", &q, at, 3.0)
-            .expect("report");
+        let out = f();
         done.store(true, std::sync::atomic::Ordering::Relaxed);
-        (report, sampler.join().expect("sampler"))
+        (out, sampler.join().expect("sampler"))
     });
     let took = t.elapsed().as_secs_f64();
     let peak = status_mib("VmHWM:");
-    println!(
-        "\nCompleteness report (the server's export): {took:.2} s, {} series silent ({} \
-         listed); RSS {before:.0} MiB before, peak {peak:.0} MiB (+{:.0} MiB{}); anonymous \
-         {anon_before:.0} MiB before, sampled peak +{:.0} MiB.",
-        report.silent_by_metric.values().sum::<u64>(),
-        report.silent.len(),
+    let figures = format!(
+        "{took:.2} s; RSS {before:.0} MiB before, peak {peak:.0} MiB (+{:.0} MiB{}); anonymous \
+         {anon_before:.0} MiB before, sampled peak +{:.0} MiB",
         peak - before,
         if reset {
             ""
@@ -97,6 +98,44 @@ fn report_completeness(engine: &Engine, at: i64) {
         },
         anon_peak - anon_before
     );
+    (out, figures)
+}
+
+/// What the server's completeness export computes every minute (`server/src/completeness.rs`:
+/// the last hour's report, series silent for three intervals) at `at`, when every series
+/// ever written but the last generation's is silent.
+fn report_completeness(engine: &Engine, at: i64) {
+    let q = iocdb_engine::CompletenessQuery {
+        start: at - 3_600_000,
+        end: at + 1,
+        ..Default::default()
+    };
+    let (report, figures) = measured(|| {
+        engine
+            .completeness("security", &q, at, 3.0)
+            .expect("report")
+    });
+    println!(
+        "\nCompleteness report (the server's export): {} series silent ({} listed); {figures}.",
+        report.silent_by_metric.values().sum::<u64>(),
+        report.silent.len(),
+    );
+}
+
+/// `iocdb export` of the whole namespace (every series ever written, 256 a batch, as the
+/// CLI reads them), its output counted and dropped.
+fn report_export(engine: &Engine) {
+    let ((series, samples), figures) = measured(|| {
+        let mut samples = 0;
+        let series = engine
+            .export("security", &[], (i64::MIN, i64::MAX), 256, &mut |s| {
+                samples += s.samples.len();
+                Ok(())
+            })
+            .expect("export");
+        (series, samples)
+    });
+    println!("\nExport of every series: {series} series, {samples} samples; {figures}.");
 }
 
 /// Writes series `range`, four samples each from `hour`, 1,000 a request; returns the time.
@@ -191,6 +230,7 @@ fn main() {
     );
     engine.flush().expect("flush");
     report_completeness(&engine, later + 3 * 3_600_000);
+    report_export(&engine);
     // Reopened: every series is in segments only, registered out of the head.
     engine.close().expect("close");
     drop(engine);

@@ -5,8 +5,9 @@
 
 use super::Engine;
 use super::read::{self, Querier};
+use crate::head::SeriesRef;
 use crate::index::Matcher;
-use crate::model::{Labels, Sample};
+use crate::model::{Labels, METRIC_NAME, Sample};
 pub use crate::quality::DelayFigures;
 use crate::query::cache::{self, ResultCache};
 use crate::query::{
@@ -14,6 +15,7 @@ use crate::query::{
     ResultSeries, SeriesFilter, StaleSeries,
 };
 use crate::{Error, Result};
+use roaring::RoaringBitmap;
 
 /// What [`Engine::completeness`] reports.
 #[derive(Debug, Clone, PartialEq)]
@@ -78,10 +80,13 @@ impl Engine {
     }
 
     /// Every matching series of `namespace` with samples in `[start, end]`, handed to `each`
-    /// by metric name and then labels, read `batch` series at a time: an export of any size holds one batch
-    /// in memory, not the store, and no query limit applies (an operator's export is not a
-    /// dashboard's query). Each batch is a consistent view of its series as of its reading.
-    /// `each` stops the export by returning an error.
+    /// by metric name and then labels, read `batch` series at a time; no query limit applies
+    /// (an operator's export is not a dashboard's query). It holds the label sets of one
+    /// metric's series (to order them) and one batch's samples, not the store's: the metrics
+    /// come one at a time from the postings, each metric's series as references, their
+    /// handles a batch at a time. Each batch is a consistent view of its series as of its
+    /// reading; a series gone between the listing and its batch is left out. `each` stops
+    /// the export by returning an error.
     pub fn export(
         &self,
         namespace: &str,
@@ -96,24 +101,42 @@ impl Engine {
             )));
         }
         let querier = self.querier();
-        let mut series = querier.select(namespace, matchers, start, end)?;
-        // By metric first (text formats keep a metric's series together), then labels.
-        series.sort_by(|a, b| {
-            (a.labels().metric_name(), a.labels()).cmp(&(b.labels().metric_name(), b.labels()))
-        });
         let mut exported = 0;
-        for part in series.chunks(batch.max(1)) {
-            let read = querier
-                .snapshot(part.to_vec(), start, end)
-                .for_each(&|s, samples| {
-                    Ok((!samples.is_empty()).then(|| SeriesSamples {
-                        labels: s.labels().clone(),
-                        samples: samples.to_vec(),
-                    }))
+        // By metric first (text formats keep a metric's series together), then labels.
+        for metric in querier.label_values(namespace, matchers, METRIC_NAME, start, end)? {
+            let mut of_metric = matchers.to_vec();
+            of_metric.push(Matcher::equal(METRIC_NAME, &metric));
+            let refs = querier.select_refs(namespace, &of_metric, start, end)?;
+            let mut ordered: Vec<(Labels, SeriesRef)> = Vec::with_capacity(refs.len() as usize);
+            querier.in_batches(namespace, &refs, &mut |handles| {
+                for h in handles {
+                    let id = h.series().id;
+                    ordered.push((h.into_labels(), id));
+                }
+                Ok(())
+            })?;
+            ordered.sort_unstable();
+            for part in ordered.chunks(batch.max(1)) {
+                let refs: RoaringBitmap = part.iter().map(|(_, id)| *id).collect();
+                let mut handles = Vec::with_capacity(part.len());
+                querier.in_batches(namespace, &refs, &mut |mut more| {
+                    handles.append(&mut more);
+                    Ok(())
                 })?;
-            for s in read.into_iter().flatten() {
-                exported += 1;
-                each(s)?;
+                // In label order again (`in_batches` gives reference order).
+                handles.sort_unstable_by(|a, b| a.labels().cmp(b.labels()));
+                let read = querier
+                    .snapshot(handles, start, end)
+                    .for_each(&|s, samples| {
+                        Ok((!samples.is_empty()).then(|| SeriesSamples {
+                            labels: s.labels().clone(),
+                            samples: samples.to_vec(),
+                        }))
+                    })?;
+                for s in read.into_iter().flatten() {
+                    exported += 1;
+                    each(s)?;
+                }
             }
         }
         Ok(exported)

@@ -420,6 +420,61 @@ fn select_filters_by_time_range_and_matchers() {
     assert!(engine.select("nobody", &[], 0, 1).expect("s").is_empty());
 }
 
+/// `Engine::export` hands every matching series with samples in range once, by metric and
+/// then labels, with exactly what `select` reads, whatever the batch size; from the head
+/// and the segments alike.
+#[test]
+fn export_hands_each_series_once_by_metric_then_labels() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = common::open(dir.path());
+    let write = |metric: &str, from: i64| {
+        let batch = (0..7)
+            .map(|i| {
+                series(
+                    metric,
+                    i,
+                    (0..5)
+                        .map(|k| Sample::new(from + k * 1000, i as f64))
+                        .collect(),
+                )
+            })
+            .collect();
+        engine.write(request("edu", batch)).expect("write");
+    };
+    // Written out of the metrics' order, partly flushed; one metric only before the range.
+    write("b_metric", 10_000);
+    write("z_before_range", 0);
+    engine.flush().expect("flush");
+    write("a_metric", 10_000);
+    write("c_metric", 12_000);
+    write("b_metric", 20_000);
+    let range = (10_000, 30_000);
+    for (matchers, series_expected) in [
+        (vec![], 21),
+        (vec![Matcher::equal("commune", common::COMMUNES[2])], 6),
+        (vec![Matcher::equal("__name__", "c_metric")], 7),
+    ] {
+        let mut expected = engine
+            .select("edu", &matchers, range.0, range.1)
+            .expect("select");
+        expected.sort_by(|a, b| {
+            (a.labels.metric_name(), &a.labels).cmp(&(b.labels.metric_name(), &b.labels))
+        });
+        assert_eq!(expected.len(), series_expected, "{matchers:?}");
+        for batch in [1, 3, 1000] {
+            let mut got = Vec::new();
+            let n = engine
+                .export("edu", &matchers, range, batch, &mut |s| {
+                    got.push(s);
+                    Ok(())
+                })
+                .expect("export");
+            assert_eq!(n as usize, got.len());
+            assert_eq!(got, expected, "{matchers:?}, batches of {batch}");
+        }
+    }
+}
+
 #[test]
 fn interval_fsync_acknowledges_and_keeps_data_across_a_clean_close() {
     let dir = tempfile::tempdir().expect("dir");

@@ -97,6 +97,8 @@ pub(crate) struct Inner {
     head: Head,
     wal: Wal,
     gate: RwLock<()>,
+    /// The arrays writes fill, kept for later writes.
+    write_buffers: crate::scratch::Pool<write::WriteBuffers>,
     version: RwLock<Arc<Version>>,
     flush: Mutex<FlushState>,
     head_bytes: AtomicI64,

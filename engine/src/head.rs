@@ -591,28 +591,13 @@ impl Head {
         &self,
         series: &Series,
         place: u64,
-        samples: Vec<Sample>,
+        samples: &[Sample],
         on_apply: chunks::OnApply<'_>,
     ) -> isize {
         let sealer = self.sealer(series);
         let grown = match series.head.append_at(place, samples, sealer, on_apply) {
-            Ok(grown) => grown,
-            Err(samples) => {
-                let mut samples = Some(samples);
-                self.wait_turn(|| {
-                    match samples
-                        .take()
-                        .map(|s| series.head.append_at(place, s, sealer, on_apply))
-                    {
-                        Some(Ok(grown)) => Some(grown),
-                        Some(Err(back)) => {
-                            samples = Some(back);
-                            None
-                        }
-                        None => Some(0),
-                    }
-                })
-            }
+            Some(grown) => grown,
+            None => self.wait_turn(|| series.head.append_at(place, samples, sealer, on_apply)),
         };
         self.turn_done();
         grown

@@ -45,6 +45,7 @@ mod model;
 mod options;
 mod quality;
 pub mod query;
+pub mod scratch;
 mod segment;
 mod textfile;
 mod wal;

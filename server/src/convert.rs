@@ -15,10 +15,19 @@ pub const MAX_LISTED_REJECTIONS: usize = 1000;
 /// Labels read in place (spans of the message `buf`) as the engine takes them, byte slices
 /// not yet checked (`Engine::write_raw`).
 pub fn raw_labels<'a>(buf: &'a [u8], spans: &[LabelSpans]) -> Vec<RawLabel<'a>> {
-    spans
-        .iter()
-        .map(|l| RawLabel::new(l.name.of(buf), l.value.of(buf)))
-        .collect()
+    let mut out = Vec::new();
+    raw_labels_into(&mut out, buf, spans);
+    out
+}
+
+/// [`raw_labels`] into `out` (emptied first), whose memory a pool keeps.
+pub fn raw_labels_into<'a>(out: &mut Vec<RawLabel<'a>>, buf: &'a [u8], spans: &[LabelSpans]) {
+    out.clear();
+    out.extend(
+        spans
+            .iter()
+            .map(|l| RawLabel::new(l.name.of(buf), l.value.of(buf))),
+    );
 }
 
 /// Engine labels onto the wire.

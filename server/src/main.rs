@@ -15,7 +15,6 @@ mod http;
 mod limits;
 mod metrics;
 mod oversize;
-mod scratch;
 mod service;
 mod small_queries;
 mod status;

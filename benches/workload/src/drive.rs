@@ -158,7 +158,7 @@ impl WireRequest {
                 rest = others;
                 RawSeriesWrite {
                     labels: mine,
-                    samples,
+                    samples: samples.into(),
                 }
             })
             .collect();

@@ -147,6 +147,7 @@ pub(super) fn open(dir: &Path, opts: Options) -> Result<Inner> {
         head,
         wal,
         gate: RwLock::new(()),
+        write_buffers: crate::scratch::Pool::new(super::write::WriteBuffers::worth_keeping),
         version: RwLock::new(Arc::new(Version {
             segments,
             frozen: Vec::new(),

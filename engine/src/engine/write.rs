@@ -6,6 +6,7 @@
 //! ([`Engine::write_resolved`]), skipping label validation and lookup, like a Prometheus
 //! appender's series reference. The gRPC stream uses this for stream-scoped series ids.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -17,6 +18,7 @@ use crate::model::{
     shorten,
 };
 use crate::quality::{ArrivalBatch, Checker, Quality, Violation, WriteEvents};
+use crate::scratch::recycle;
 use crate::wal::record::{self, SeriesDefRef};
 use crate::{Error, Limit, Result};
 
@@ -35,6 +37,33 @@ pub enum Resolved {
         /// Its samples.
         samples: usize,
     },
+}
+
+/// A batch's samples by series, as [`Admitted`] keeps them.
+type Batch<'a> = Vec<(Arc<Series>, Cow<'a, [Sample]>)>;
+
+/// The arrays a write fills, kept for later writes (see `scratch.rs`).
+#[derive(Debug, Default)]
+pub(crate) struct WriteBuffers {
+    /// The series found by their labels, one per entry (empty between writes).
+    known: Vec<Option<Arc<Series>>>,
+    /// [`Admitted::batch`]'s memory (empty between writes).
+    batch: Batch<'static>,
+    /// Each series' place in its apply order.
+    places: Vec<u64>,
+    /// The samples record, framed.
+    frames: Vec<u8>,
+}
+
+impl WriteBuffers {
+    /// Whether these are worth keeping for the next write: not those of a huge one.
+    pub(crate) fn worth_keeping(&self) -> bool {
+        const MAX_SERIES: usize = 100_000;
+        self.known.capacity() <= MAX_SERIES
+            && self.batch.capacity() <= MAX_SERIES
+            && self.places.capacity() <= MAX_SERIES
+            && self.frames.capacity() <= 16 << 20
+    }
 }
 
 /// The accepted timestamp window at the time of a write.
@@ -96,7 +125,7 @@ impl Engine {
                 rest = others;
                 RawSeriesWrite {
                     labels: mine,
-                    samples,
+                    samples: samples.into(),
                 }
             })
             .collect();
@@ -108,6 +137,17 @@ impl Engine {
     }
 
     fn write_as(&self, req: RawWriteRequest<'_>, live: bool) -> Result<WriteOutcome> {
+        self.inner
+            .write_buffers
+            .with(|buffers| self.write_raw_with(req, live, buffers))
+    }
+
+    fn write_raw_with<'a>(
+        &self,
+        req: RawWriteRequest<'a>,
+        live: bool,
+        buffers: &mut WriteBuffers,
+    ) -> Result<WriteOutcome> {
         let _span = tracing::debug_span!(
             "write",
             namespace = %crate::model::echo(req.namespace),
@@ -137,19 +177,21 @@ impl Engine {
         let now = self.inner.opts.clock.now_ms();
         let window = self.window_at(namespace.as_str(), now);
         let mut checkers = self.inner.quality.lookup();
-        let mut admitted = Admitted::new(req.series.len(), now, &self.inner.quality);
+        let mut admitted = Admitted::new(buffers, req.series.len(), now, &self.inner.quality);
         admitted.record_arrivals &= live;
         let mut scratch = Vec::new();
         // Known series first, under locks taken once for the whole batch (`Head::finder`);
         // the rest after, since creating a series takes them exclusively.
-        let known: Vec<Option<Arc<Series>>> = {
+        let mut known = std::mem::take(&mut buffers.known);
+        {
             let finder = self.inner.head.finder();
-            req.series
-                .iter()
-                .map(|w| self.find_raw(&finder, &namespace, w.labels, &mut scratch))
-                .collect()
-        };
-        for (i, (write, known)) in req.series.into_iter().zip(known).enumerate() {
+            known.extend(
+                req.series
+                    .iter()
+                    .map(|w| self.find_raw(&finder, &namespace, w.labels, &mut scratch)),
+            );
+        }
+        for (i, (write, known)) in req.series.into_iter().zip(known.drain(..)).enumerate() {
             let resolved = match known {
                 Some(series) => Ok((series, None)),
                 None => raw_labels::to_labels(write.labels)
@@ -195,7 +237,8 @@ impl Engine {
                 &mut outcome,
             );
         }
-        self.commit(admitted, outcome)
+        buffers.known = known;
+        self.commit(admitted, outcome, buffers)
     }
 
     /// The known series labels off the wire name, found by their bytes (see
@@ -271,13 +314,23 @@ impl Engine {
     /// Stores samples of already resolved series (see [`Engine::write`] for the guarantees;
     /// a rejection's `series_index` is the position in `batch`).
     pub fn write_resolved(&self, batch: Vec<Resolved>) -> Result<WriteOutcome> {
+        self.inner
+            .write_buffers
+            .with(|buffers| self.write_resolved_with(batch, buffers))
+    }
+
+    fn write_resolved_with(
+        &self,
+        batch: Vec<Resolved>,
+        buffers: &mut WriteBuffers,
+    ) -> Result<WriteOutcome> {
         let _span = tracing::debug_span!("write_resolved", series = batch.len()).entered();
         self.check_writable()?;
         // One clock reading per batch: this is the stream ingest hot path.
         let now = self.inner.opts.clock.now_ms();
         let mut outcome = WriteOutcome::default();
         let mut checkers = self.inner.quality.lookup();
-        let mut admitted = Admitted::new(batch.len(), now, &self.inner.quality);
+        let mut admitted = Admitted::new(buffers, batch.len(), now, &self.inner.quality);
         for (i, entry) in batch.into_iter().enumerate() {
             match entry {
                 Resolved::Series(handle, samples) => {
@@ -308,6 +361,7 @@ impl Engine {
                     let rules = checkers
                         .get(series.namespace.as_str(), metric)
                         .map(|checker| (checker, labels));
+                    let samples = Cow::Owned(samples);
                     admitted.admit(&window, metric, rules, i, series, samples, &mut outcome)
                 }
                 Resolved::Rejected { reason, samples } => outcome.rejected.push(Rejection {
@@ -318,7 +372,7 @@ impl Engine {
                 }),
             }
         }
-        self.commit(admitted, outcome)
+        self.commit(admitted, outcome, buffers)
     }
 
     fn check_writable(&self) -> Result<()> {
@@ -358,10 +412,15 @@ impl Engine {
 
     /// WAL append, durability, head apply; then the write's data-quality events are
     /// recorded (only for a write that is acknowledged: a failed one is sent again).
-    fn commit(&self, admitted: Admitted, mut outcome: WriteOutcome) -> Result<WriteOutcome> {
+    fn commit(
+        &self,
+        admitted: Admitted<'_>,
+        mut outcome: WriteOutcome,
+        buffers: &mut WriteBuffers,
+    ) -> Result<WriteOutcome> {
         let inner = &*self.inner;
         let Admitted {
-            batch,
+            mut batch,
             deferred,
             deferred_checkers,
             mut events,
@@ -375,7 +434,8 @@ impl Engine {
             return Ok(outcome);
         }
         check_head_shares(&batch)?;
-        let frames = record::samples_frame(batch.iter().map(|(s, v)| (s.id, v.as_slice())));
+        let frames = &mut buffers.frames;
+        record::samples_frame_into(frames, batch.iter().map(|(s, v)| (s.id, v.as_ref())));
 
         let _gate = inner.gate.read();
         inner.check_open()?;
@@ -389,13 +449,14 @@ impl Engine {
         // Places in each series' apply order are reserved in WAL order (under the WAL's
         // append lock), so the head applies concurrent writes of a series in the order
         // replay will: what a query shows is what survives a crash.
-        let mut places = Vec::new();
-        let ticket = inner.wal.append(&frames, |file| {
-            places = batch.iter().map(|(s, _)| s.head.reserve()).collect();
+        let places = &mut buffers.places;
+        places.clear();
+        let ticket = inner.wal.append(frames, |file| {
+            places.extend(batch.iter().map(|(s, _)| s.head.reserve()));
             series_defs(&inner.head, file, &batch)
         })?;
         if let Err(e) = inner.wal.commit(ticket) {
-            for ((series, _), &place) in batch.iter().zip(&places) {
+            for ((series, _), &place) in batch.iter().zip(places.iter()) {
                 inner.head.skip(series, place);
             }
             return Err(e);
@@ -420,7 +481,7 @@ impl Engine {
         // sample, violation); their events are built after, outside the locks.
         let mut flagged: Vec<(Arc<Series>, Sample, Violation)> = Vec::new();
         let mut deferred = deferred.into_iter().peekable();
-        for (i, ((series, samples), place)) in batch.into_iter().zip(places).enumerate() {
+        for (i, ((series, samples), &place)) in batch.drain(..).zip(places.iter()).enumerate() {
             accepted += samples.len();
             let n = samples.len() as u64;
             let checker = deferred
@@ -442,7 +503,7 @@ impl Engine {
                     }
                 }
             };
-            let bytes = inner.head.apply(&series, place, samples, &mut tell);
+            let bytes = inner.head.apply(&series, place, &samples, &mut tell);
             let delta = Delta {
                 bytes: bytes as i64,
                 held: n as i64,
@@ -452,6 +513,7 @@ impl Engine {
             grown += bytes;
         }
         tally.settle();
+        buffers.batch = recycle(batch);
         for (ns, earliest) in changed {
             inner.changes.record(ns.as_str(), earliest);
         }
@@ -469,8 +531,8 @@ impl Engine {
 
 /// What a write keeps: the samples to store, by series, the data-quality events, and the
 /// arrival delays of the samples it keeps.
-struct Admitted {
-    batch: Vec<(Arc<Series>, Vec<Sample>)>,
+struct Admitted<'a> {
+    batch: Batch<'a>,
     /// (entry of `batch`, checker in `deferred_checkers`), in entry order: the entries whose
     /// sample rules are judged at apply time, under the series' lock the apply takes anyway
     /// — for the policy `flag`, which refuses nothing, so nothing need be decided before
@@ -483,10 +545,13 @@ struct Admitted {
     arrival_ms: i64,
 }
 
-impl Admitted {
-    fn new(series: usize, arrival_ms: i64, quality: &Quality) -> Self {
+impl<'a> Admitted<'a> {
+    /// Admits into `buffers`' batch memory.
+    fn new(buffers: &mut WriteBuffers, series: usize, arrival_ms: i64, quality: &Quality) -> Self {
+        let mut batch = recycle(std::mem::take(&mut buffers.batch));
+        batch.reserve(series);
         Admitted {
-            batch: Vec::with_capacity(series),
+            batch,
             deferred: Vec::new(),
             deferred_checkers: Vec::new(),
             events: WriteEvents::default(),
@@ -501,7 +566,7 @@ impl Admitted {
         &mut self,
         series: Arc<Series>,
         metric: &str,
-        samples: Vec<Sample>,
+        samples: Cow<'a, [Sample]>,
         deferred: Option<&Arc<Checker>>,
     ) {
         if samples.is_empty() {
@@ -537,7 +602,7 @@ impl Admitted {
         rules: Option<(&Arc<Checker>, &Labels)>,
         series_index: usize,
         series: Arc<Series>,
-        mut samples: Vec<Sample>,
+        mut samples: Cow<'a, [Sample]>,
         outcome: &mut WriteOutcome,
     ) {
         let outside = |s: &Sample| s.t > w.max_t || s.t < w.min_t;
@@ -610,7 +675,7 @@ impl Admitted {
         }
         if !refused.is_empty() {
             let (mut index, mut next) = (0, refused.iter().peekable());
-            samples.retain(|_| {
+            samples.to_mut().retain(|_| {
                 let keep = next.peek() != Some(&&index);
                 if !keep {
                     next.next();
@@ -715,7 +780,7 @@ fn record_event(
 /// Refuses the whole batch when one of its namespaces has filled its share of the head
 /// (a retryable error: the next flush makes room), so that one department's backlog does
 /// not take the memory the others write into.
-fn check_head_shares(batch: &[(Arc<Series>, Vec<Sample>)]) -> Result<()> {
+fn check_head_shares(batch: &[(Arc<Series>, Cow<'_, [Sample]>)]) -> Result<()> {
     let mut checked: Option<&Arc<NamespaceUsage>> = None;
     for (series, _) in batch {
         if checked.is_some_and(|u| Arc::ptr_eq(u, &series.usage)) {
@@ -737,7 +802,11 @@ fn check_head_shares(batch: &[(Arc<Series>, Vec<Sample>)]) -> Result<()> {
 }
 
 /// The definitions frame for the batch's series not yet defined in WAL file `file`.
-fn series_defs(head: &Head, file: u64, batch: &[(Arc<Series>, Vec<Sample>)]) -> Option<Vec<u8>> {
+fn series_defs(
+    head: &Head,
+    file: u64,
+    batch: &[(Arc<Series>, Cow<'_, [Sample]>)],
+) -> Option<Vec<u8>> {
     let new: Vec<&Series> = batch
         .iter()
         .filter(|(series, _)| series.wal_file.swap(file, Ordering::Relaxed) != file)

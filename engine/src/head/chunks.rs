@@ -146,25 +146,25 @@ impl HeadSeries {
     }
 
     /// Applies `samples` at place `place` if every earlier place has been applied or
-    /// skipped; returns the change in accounted bytes, or gives the samples back when an
-    /// earlier place is still outstanding (the caller waits and tries again).
+    /// skipped; returns the change in accounted bytes, or `None` when an earlier place is
+    /// still outstanding (the caller waits and tries again).
     /// `on_apply` sees the samples under the series' lock, so that what it tells (live
     /// subscribers) follows the apply order, and can ask for the newest sample before them
     /// (what the data-quality rules compare with) without locking again.
     pub fn append_at(
         &self,
         place: u64,
-        samples: Vec<Sample>,
+        samples: &[Sample],
         sealer: Sealer<'_>,
         on_apply: OnApply<'_>,
-    ) -> Result<isize, Vec<Sample>> {
+    ) -> Option<isize> {
         let mut d = self.data.lock();
         if d.applied + 1 != place {
-            return Err(samples);
+            return None;
         }
         d.applied = place;
-        on_apply(&samples, &|| latest_locked(&d));
-        Ok(append_locked(&mut d, samples, sealer))
+        on_apply(samples, &|| latest_locked(&d));
+        Some(append_locked(&mut d, samples.iter().copied(), sealer))
     }
 
     /// Marks place `place` done without data (its batch failed), under the same condition

@@ -1,6 +1,8 @@
 //! The shape of a write: a namespace and a list of series, each with its labels once and its
 //! samples; and what the engine answers.
 
+use std::borrow::Cow;
+
 use super::{Label, RawLabel, Rejection, Sample};
 
 /// A batch of samples for one namespace.
@@ -37,8 +39,9 @@ pub struct RawWriteRequest<'a> {
 pub struct RawSeriesWrite<'a> {
     /// The labels as sent, in any order.
     pub labels: &'a [RawLabel<'a>],
-    /// The samples, as in [`SeriesWrite::samples`].
-    pub samples: Vec<Sample>,
+    /// The samples, as in [`SeriesWrite::samples`]: borrowed where the front door holds a
+    /// request's samples in one array (no allocation per series), or owned.
+    pub samples: Cow<'a, [Sample]>,
 }
 
 /// What a write did: how many samples were stored and, for each one that was not, why.

@@ -22,12 +22,26 @@ pub const MAX_PAYLOAD: usize = 256 << 20;
 
 /// Appends one frame.
 pub fn encode(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
-    let mut crc = crc32c::crc32c(&[kind]);
-    crc = crc32c::crc32c_append(crc, payload);
-    out.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc.to_le_bytes());
+    encode_with(out, kind, |out| out.extend_from_slice(payload));
+}
+
+/// Appends one frame whose payload `fill` appends to `out` (so that it is encoded in place,
+/// not into a buffer of its own and copied); the header is written once it is known.
+pub fn encode_with(out: &mut Vec<u8>, kind: u8, fill: impl FnOnce(&mut Vec<u8>)) {
+    let start = out.len();
+    out.extend_from_slice(&[0; HEADER_LEN - 1]);
     out.push(kind);
-    out.extend_from_slice(payload);
+    fill(out);
+    let (header, kinded) = out.split_at_mut(start + HEADER_LEN - 1);
+    let payload_len = (kinded.len() - 1) as u32;
+    // The checksum covers the kind byte and the payload, which follow each other.
+    let crc = crc32c::crc32c(kinded);
+    if let Some(len) = header.get_mut(start..start + 4) {
+        len.copy_from_slice(&payload_len.to_le_bytes());
+    }
+    if let Some(sum) = header.get_mut(start + 4..start + 8) {
+        sum.copy_from_slice(&crc.to_le_bytes());
+    }
 }
 
 /// One frame read back.
@@ -151,6 +165,20 @@ mod tests {
         encode(&mut buf, 1, b"first");
         encode(&mut buf, 2, b"second");
         buf
+    }
+
+    #[test]
+    fn a_frame_is_its_length_checksum_kind_and_payload_after_what_was_there() {
+        let payload = "Châu Đốc".as_bytes();
+        let mut buf = vec![7];
+        encode(&mut buf, 2, payload);
+        let mut want = vec![7];
+        want.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&[2]), payload);
+        want.extend_from_slice(&crc.to_le_bytes());
+        want.push(2);
+        want.extend_from_slice(payload);
+        assert_eq!(buf, want);
     }
 
     #[test]

@@ -134,14 +134,53 @@ pub fn series_defs_frame(defs: &[SeriesDefRef<'_>]) -> Vec<u8> {
 pub fn samples_frame<'a>(
     batch: impl ExactSizeIterator<Item = (u32, &'a [Sample])> + Clone,
 ) -> Vec<u8> {
+    let mut out = Vec::new();
+    samples_frame_into(&mut out, batch);
+    out
+}
+
+/// [`samples_frame`] into `out` (emptied first), encoded in place: the write path keeps
+/// `out` for its next batch.
+pub fn samples_frame_into<'a>(
+    out: &mut Vec<u8>,
+    batch: impl ExactSizeIterator<Item = (u32, &'a [Sample])> + Clone,
+) {
     let bytes: usize = batch.clone().map(|(_, s)| 12 + s.len() * 16).sum();
-    let mut payload = Vec::with_capacity(16 + bytes);
-    encode_samples(&mut payload, batch);
-    framed(KIND_SAMPLES, &payload)
+    out.clear();
+    out.reserve(frame::HEADER_LEN + 16 + bytes);
+    frame::encode_with(out, KIND_SAMPLES, |payload| encode_samples(payload, batch));
 }
 
 fn framed(kind: u8, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
     frame::encode(&mut out, kind, payload);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_samples_frame_encoded_into_a_used_buffer_is_the_fresh_one() {
+        let a = [Sample::new(1, 1.5), Sample::new(2, f64::NAN)];
+        let b = [Sample::new(3, -0.0)];
+        let batch = || [(7, &a[..]), (9, &b[..])].into_iter();
+        let mut used = samples_frame([(1, &b[..])].into_iter());
+        used.extend_from_slice(&[0xff; 100]);
+        samples_frame_into(&mut used, batch());
+        assert_eq!(used, samples_frame(batch()));
+        let frame = frame::FrameReader::new(&used).next().expect("one frame");
+        let mut read = Vec::new();
+        decode_samples(frame.payload, |wal_ref, samples| {
+            read.push((
+                wal_ref,
+                samples.map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>(),
+            ));
+            Ok(())
+        })
+        .expect("decodes");
+        let bits = |s: &[Sample]| s.iter().map(|s| (s.t, s.v.to_bits())).collect::<Vec<_>>();
+        assert_eq!(read, [(7, bits(&a)), (9, bits(&b))]);
+    }
 }

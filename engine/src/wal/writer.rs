@@ -82,7 +82,15 @@ struct State {
     /// Tickets up to this one failed (with `last_failure`) and will never be durable.
     failed_upto: u64,
     last_failure: Option<Failure>,
+    /// Buffers of written batches, emptied, for later appends to fill (see `scratch.rs`):
+    /// at most [`SPARE_BUFFERS`].
+    spare: Vec<Vec<u8>>,
 }
+
+/// Written batches' buffers kept for later appends.
+const SPARE_BUFFERS: usize = 2;
+/// Largest buffer kept.
+const SPARE_BYTES: usize = 16 << 20;
 
 /// Bytes queued for one file.
 #[derive(Debug)]
@@ -156,6 +164,7 @@ impl Wal {
                 failure: None,
                 failed_upto: 0,
                 last_failure: None,
+                spare: Vec::new(),
             }),
             cond: Condvar::new(),
             group_commits: Latency::default(),
@@ -196,9 +205,11 @@ impl Wal {
         let pending = match st.pending.back_mut() {
             Some(p) if p.file == file => p,
             _ => {
+                let mut bytes = st.spare.pop().unwrap_or_default();
+                bytes.reserve(added);
                 st.pending.push_back(Pending {
                     file,
-                    bytes: Vec::with_capacity(added),
+                    bytes,
                     last_ticket: ticket,
                 });
                 st.pending
@@ -250,10 +261,17 @@ impl Wal {
             let upto = st.next_ticket;
             drop(st);
             let started = Instant::now();
-            let result = self.write_batch(batch);
+            let result = self.write_batch(&batch);
             self.group_commits.observe(started.elapsed());
             st = self.state.lock();
             st.leader_active = false;
+            for p in batch {
+                if st.spare.len() < SPARE_BUFFERS && p.bytes.capacity() <= SPARE_BYTES {
+                    let mut bytes = p.bytes;
+                    bytes.clear();
+                    st.spare.push(bytes);
+                }
+            }
             match result {
                 Ok(()) => st.durable_ticket = upto,
                 Err((failure, durable)) => {
@@ -274,7 +292,7 @@ impl Wal {
     /// Writes (and under `Always` syncs) a leader's batch. On failure, returns the last ticket
     /// that is durable all the same (its bytes are in an earlier file synced before the
     /// failure; 0 if none) after cutting the current file back to its acknowledged length.
-    fn write_batch(&self, batch: VecDeque<Pending>) -> Result<(), (Failure, u64)> {
+    fn write_batch(&self, batch: &VecDeque<Pending>) -> Result<(), (Failure, u64)> {
         let mut io = self.io.lock();
         let (mut written_upto, mut durable) = (0, 0);
         let result = (|| {

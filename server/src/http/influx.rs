@@ -357,10 +357,10 @@ pub async fn write(
     }
     let labels = bytes.raw();
     let series = series
-        .into_iter()
+        .iter()
         .map(|(of, sample)| RawSeriesWrite {
-            labels: labels.get(of).unwrap_or_default(),
-            samples: vec![sample],
+            labels: labels.get(of.clone()).unwrap_or_default(),
+            samples: Cow::Borrowed(std::slice::from_ref(sample)),
         })
         .collect();
     let outcome = match store_raw(

@@ -17,9 +17,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use std::borrow::Cow;
+
+use iocdb_engine::scratch::{Pool, recycle};
 use iocdb_engine::{
-    Error, MatchOp, Matcher, MetricMetadata, RawSeriesWrite, RawWriteRequest, Sample, WriteOutcome,
-    echo,
+    Error, MatchOp, Matcher, MetricMetadata, RawLabel, RawSeriesWrite, RawWriteRequest, Sample,
+    WriteOutcome, echo,
 };
 use prost::Message;
 
@@ -152,19 +155,23 @@ pub fn list_problems(
     crate::status::bounded(msg)
 }
 
-/// What a remote write needs besides its body, lent from a pool (see `scratch.rs`): the
-/// decompressed body and the view of it.
+/// What a remote write needs besides its body, lent from a pool (see
+/// `iocdb_engine::scratch`): the decompressed body, the view of it, and the arrays the
+/// engine is handed (those that borrow from the body are empty between requests).
 #[derive(Debug, Default)]
 struct Scratch {
     raw: Vec<u8>,
     view: WriteView,
+    labels: Vec<RawLabel<'static>>,
+    samples: Vec<Sample>,
+    /// The request's number of each series the engine is given.
+    kept: Vec<usize>,
 }
 
 /// Largest decompressed body whose buffers go back to the pool.
 const KEPT_BYTES: usize = 8 << 20;
 
-static SCRATCH: crate::scratch::Pool<Scratch> =
-    crate::scratch::Pool::new(|s| s.raw.capacity() <= KEPT_BYTES);
+static SCRATCH: Pool<Scratch> = Pool::new(|s| s.raw.capacity() <= KEPT_BYTES);
 
 /// Decompresses a snappy block body into `out` (whose length is then the body's, its
 /// memory reused), refusing to grow past `limit` bytes.
@@ -196,7 +203,13 @@ pub async fn write(
 }
 
 fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) -> Response {
-    let Scratch { raw, view } = scratch;
+    let Scratch {
+        raw,
+        view,
+        labels,
+        samples,
+        kept,
+    } = scratch;
     if let Err(e) = unsnappy_into(body, state.config.max_ingest_message_bytes, raw) {
         return e.into_response();
     }
@@ -223,33 +236,37 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
     let histograms: usize = view.series.iter().map(|s| s.histograms).sum();
     // The engine numbers the series it is given (those with samples); `kept` maps its
     // numbers back to the request's. A rejection's reason names the label and value.
-    let labels = crate::convert::raw_labels(raw, &view.labels);
-    let mut kept: Vec<usize> = Vec::new();
-    let series = view
-        .series
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| !s.samples.is_empty())
-        .map(|(i, s)| {
-            kept.push(i);
-            RawSeriesWrite {
-                labels: labels.get(s.labels.clone()).unwrap_or_default(),
-                samples: view
-                    .samples_of(s)
-                    .iter()
-                    .map(|x| Sample::new(x.timestamp, x.value))
-                    .collect(),
-            }
-        })
-        .collect::<Vec<_>>();
-    let outcome = match store_raw(
+    samples.clear();
+    samples.extend(
+        view.samples
+            .iter()
+            .map(|x| Sample::new(x.timestamp, x.value)),
+    );
+    let scratch_labels = labels;
+    let mut labels = recycle(std::mem::take(scratch_labels));
+    crate::convert::raw_labels_into(&mut labels, raw, &view.labels);
+    kept.clear();
+    let mut series = Vec::with_capacity(view.series.len());
+    for (i, s) in view.series.iter().enumerate() {
+        if s.samples.is_empty() {
+            continue;
+        }
+        kept.push(i);
+        series.push(RawSeriesWrite {
+            labels: labels.get(s.labels.clone()).unwrap_or_default(),
+            samples: Cow::Borrowed(samples.get(s.samples.clone()).unwrap_or_default()),
+        });
+    }
+    let stored = store_raw(
         state,
         RawWriteRequest {
             namespace: ns,
             series,
         },
-    ) {
-        Ok(o) => o,
+    );
+    *scratch_labels = recycle(labels);
+    let outcome = match stored {
+        Ok(outcome) => outcome,
         Err(resp) => return *resp,
     };
     if histograms > 0 {

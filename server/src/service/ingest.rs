@@ -10,9 +10,11 @@
 //! refused them) whose message names the first rejections and whose details carry the
 //! encoded `WriteResponse` with the accepted count and every rejection.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use iocdb_engine::scratch::Pool;
 use iocdb_engine::{
     RawLabel, RawSeriesWrite, RawWriteRequest, RejectReason, Resolved, Sample, SeriesHandle,
 };
@@ -36,10 +38,9 @@ pub const BACKFILL_HEADER: &str = "x-iocdb-backfill";
 #[derive(Debug, Clone)]
 pub struct IngestService(pub AppState);
 
-/// Views of write messages, lent from a pool (see `scratch.rs`); one that read more than
-/// a million labels is not kept.
-static VIEWS: crate::scratch::Pool<WriteView> =
-    crate::scratch::Pool::new(|v| v.labels.capacity() <= 1 << 20);
+/// Views of write messages, lent from a pool (see `iocdb_engine::scratch`); one that read
+/// more than a million labels is not kept.
+static VIEWS: Pool<WriteView> = Pool::new(|v| v.labels.capacity() <= 1 << 20);
 
 /// One write message read in place: its bytes and the view of them.
 struct Incoming<'a> {
@@ -95,6 +96,17 @@ impl<'a> Incoming<'a> {
     /// Every series' labels, in one array (a series' are at its `labels` range).
     fn all_labels(&self) -> Vec<RawLabel<'a>> {
         convert::raw_labels(self.buf, &self.view.labels)
+    }
+
+    /// Every series' samples, in one array: a series' are at its `timestamps` range when
+    /// that is its `values` range too.
+    fn all_samples(&self) -> Vec<Sample> {
+        let view = self.view;
+        view.timestamps
+            .iter()
+            .zip(&view.values)
+            .map(|(&t, &v)| Sample { t, v })
+            .collect()
     }
 
     fn samples_of(&self, series: &SeriesEntry) -> Vec<Sample> {
@@ -192,13 +204,17 @@ impl IngestService {
     ) -> Result<(), Status> {
         self.check_limits(m)?;
         let labels = m.all_labels();
+        let samples = m.all_samples();
         let series = m
             .view
             .series
             .iter()
             .map(|s| RawSeriesWrite {
                 labels: labels.get(s.labels.clone()).unwrap_or_default(),
-                samples: m.samples_of(s),
+                samples: match samples.get(s.timestamps.clone()) {
+                    Some(mine) if s.timestamps == s.values => Cow::Borrowed(mine),
+                    _ => Cow::Owned(m.samples_of(s)),
+                },
             })
             .collect();
         let req = RawWriteRequest {

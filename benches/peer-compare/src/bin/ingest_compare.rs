@@ -12,7 +12,8 @@
 //! -p iocdb-server -p iocdb-peer-compare`; needs `victoria-metrics` on PATH. `SYSTEMS` picks
 //! some of `iocdb,iocdb-interval,iocdb-grpc,iocdb-line,vm`; `IOCDB_BEFORE=PATH` adds an
 //! `iocdb` binary of another build (`before`, remote write, and `before-line`, line
-//! protocol; fsync always) to compare builds in one run.
+//! protocol; fsync always) to compare builds in one run. `SENDERS` picks some of the sender
+//! counts (e.g. `4`; default `1,2,4`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -281,9 +282,14 @@ fn main() {
         all.insert(1, (System::BeforeLine, "before-line"));
     }
     let systems = peers::chosen(&all);
+    let sender_counts: Vec<usize> = std::env::var("SENDERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .filter(|v: &Vec<usize>| !v.is_empty())
+        .unwrap_or_else(|| vec![1, 2, 4]);
     let mut figures: Vec<(System, usize, Figures)> = Vec::new();
     for round in 0..rounds {
-        for senders in [1, 2, 4] {
+        for &senders in &sender_counts {
             for &system in &systems {
                 let f = run(system, &batches, senders);
                 eprintln!(
@@ -305,7 +311,7 @@ fn main() {
     println!("| system | senders | M samples/s | M samples per server CPU-s | RSS after ingest |");
     println!("|---|---|---|---|---|");
     for &system in &systems {
-        for senders in [1, 2, 4] {
+        for &senders in &sender_counts {
             let of: Vec<&Figures> = figures
                 .iter()
                 .filter(|(s, n, _)| *s == system && *n == senders)

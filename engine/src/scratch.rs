@@ -1,9 +1,12 @@
-//! Scratch memory for the write paths: the buffers one request fills (a decompressed body,
-//! the arrays of a message read in place) go back to a small shared pool for a later
-//! request, so that a request costs no fresh pages and no growth — both showed in profiles
-//! of the write path. The pool holds at most two sets per core, however many threads serve
-//! writes (per-thread buffers would grow with the blocking pool: 13 threads with four
-//! remote-write senders).
+//! Scratch memory for the write paths: the arrays one request fills (the labels and samples
+//! of a message read in place, the engine's batch and its WAL frames) go back to a small
+//! pool for a later request, so that a request costs no fresh pages and no growth. Freed,
+//! such arrays (hundreds of KiB for a batch of 10,000 series) went back to the allocator,
+//! which returned their pages to the OS and took page faults to have them again: a
+//! twentieth of the server's time in a remote-write profile (BENCHMARKS.md, issue 11).
+//!
+//! The pool holds at most two sets per core, however many threads serve writes (per-thread
+//! buffers would grow with the blocking pool: 13 threads with four remote-write senders).
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -51,6 +54,16 @@ fn max_kept() -> usize {
     *KEPT.get_or_init(|| 2 * std::thread::available_parallelism().map_or(2, |n| n.get()))
 }
 
+/// `v` emptied, as a vector of `U` with its allocation: how an array of borrowed items
+/// (`RawLabel<'a>`, a batch of `Cow<'a, [Sample]>`) outlives the request it borrowed from
+/// and serves the next one. `T` and `U` are meant to be one type under two lifetimes; the
+/// standard library then collects in place, which `recycled_vectors_keep_their_memory`
+/// checks on this toolchain (for other types it would merely allocate anew).
+pub fn recycle<T, U>(mut v: Vec<T>) -> Vec<U> {
+    v.clear();
+    v.into_iter().filter_map(|_| None).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,5 +83,18 @@ mod tests {
         }
         nest(&pool, 3 * max_kept());
         assert_eq!(pool.free().len(), max_kept());
+    }
+
+    #[test]
+    fn recycled_vectors_keep_their_memory() {
+        let text = String::from("Châu Đốc");
+        let mut borrowed: Vec<&str> = Vec::with_capacity(1000);
+        borrowed.extend(text.split(' '));
+        let at = borrowed.as_ptr() as usize;
+        let kept: Vec<&'static str> = recycle(borrowed);
+        drop(text);
+        assert!(kept.is_empty());
+        assert_eq!(kept.capacity(), 1000, "the allocation is kept");
+        assert_eq!(kept.as_ptr() as usize, at, "the same allocation");
     }
 }

@@ -323,12 +323,15 @@ impl Drop for Engine {
 
 /// How often the maintenance thread looks at the write path.
 const MAINTENANCE_TICK: Duration = Duration::from_millis(10);
+/// How long the write path's buffers are kept without a write (see `scratch.rs`).
+const SCRATCH_IDLE: Duration = Duration::from_secs(1);
 /// First and longest wait between attempts to resume writing after a WAL failure.
 const RECOVERY_BACKOFF: (Duration, Duration) = (Duration::from_millis(20), Duration::from_secs(5));
 
 /// The engine's one background thread: fsyncs the WAL periodically under the interval
-/// policy, and resumes writing after a failed fsync or write ([`Inner::recover_writes`]),
-/// with exponential back-off between attempts.
+/// policy, resumes writing after a failed fsync or write ([`Inner::recover_writes`]),
+/// with exponential back-off between attempts, and lets the write path's buffers go once
+/// no write has come for [`SCRATCH_IDLE`].
 fn spawn_maintenance(
     inner: Weak<Inner>,
     sync_every: Option<Duration>,
@@ -352,6 +355,7 @@ fn spawn_maintenance(
                 if inner.closed.load(Ordering::SeqCst) {
                     return;
                 }
+                inner.write_buffers.release_idle(SCRATCH_IDLE);
                 if let Some(every) = sync_every
                     && since_sync >= every
                 {

@@ -6,16 +6,26 @@
 //! twentieth of the server's time in a remote-write profile (BENCHMARKS.md, issue 11).
 //!
 //! The pool holds at most two sets per core, however many threads serve writes (per-thread
-//! buffers would grow with the blocking pool: 13 threads with four remote-write senders).
+//! buffers would grow with the blocking pool: 13 threads with four remote-write senders),
+//! and lets them go once no write has come for a while ([`Pool::release_idle`]), so that
+//! an idle server does not hold them.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 /// A pool of `T`s: [`Pool::with`] lends one (a fresh one when the pool is empty) and takes
 /// it back unless it grew past what is worth keeping.
 #[derive(Debug)]
 pub struct Pool<T> {
-    free: Mutex<Vec<T>>,
+    free: Mutex<Free<T>>,
     keep: fn(&T) -> bool,
+}
+
+#[derive(Debug)]
+struct Free<T> {
+    sets: Vec<T>,
+    /// When a set was last lent.
+    lent: Option<Instant>,
 }
 
 impl<T: Default> Pool<T> {
@@ -23,27 +33,47 @@ impl<T: Default> Pool<T> {
     /// its memory).
     pub const fn new(keep: fn(&T) -> bool) -> Self {
         Pool {
-            free: Mutex::new(Vec::new()),
+            free: Mutex::new(Free {
+                sets: Vec::new(),
+                lent: None,
+            }),
             keep,
         }
     }
 
     /// Runs `f` with a `T` from the pool.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut scratch = self.free().pop().unwrap_or_default();
+        let mut scratch = {
+            let mut free = self.free();
+            free.lent = Some(Instant::now());
+            free.sets.pop().unwrap_or_default()
+        };
         let answer = f(&mut scratch);
         if (self.keep)(&scratch) {
             let mut free = self.free();
-            if free.len() < max_kept() {
-                free.push(scratch);
+            if free.sets.len() < max_kept() {
+                free.sets.push(scratch);
             }
         }
         answer
     }
 
+    /// Drops the sets kept when none was lent for `idle`; whether it did.
+    pub fn release_idle(&self, idle: Duration) -> bool {
+        let dropped = {
+            let mut free = self.free();
+            if free.sets.is_empty() || free.lent.is_some_and(|t| t.elapsed() < idle) {
+                return false;
+            }
+            std::mem::take(&mut free.sets)
+        };
+        drop(dropped);
+        true
+    }
+
     /// The free list (a panic elsewhere while it was held leaves it usable: it is only
     /// ever pushed to and popped from).
-    fn free(&self) -> MutexGuard<'_, Vec<T>> {
+    fn free(&self) -> MutexGuard<'_, Free<T>> {
         self.free.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
@@ -74,7 +104,7 @@ mod tests {
         pool.with(|v| v.extend_from_slice(&[1, 2, 3]));
         pool.with(|v| assert!(v.capacity() >= 3, "the buffer came back"));
         pool.with(|v| v.reserve(4096));
-        assert_eq!(pool.free().len(), 0, "a grown buffer is dropped");
+        assert_eq!(pool.free().sets.len(), 0, "a grown buffer is dropped");
         // Many at once: the pool keeps at most its bound.
         fn nest(pool: &Pool<Vec<u8>>, depth: usize) {
             if depth > 0 {
@@ -82,7 +112,23 @@ mod tests {
             }
         }
         nest(&pool, 3 * max_kept());
-        assert_eq!(pool.free().len(), max_kept());
+        assert_eq!(pool.free().sets.len(), max_kept());
+    }
+
+    #[test]
+    fn sets_are_let_go_only_once_none_was_lent_for_a_while() {
+        let pool: Pool<Vec<u8>> = Pool::new(|_| true);
+        assert!(!pool.release_idle(Duration::ZERO), "nothing to let go");
+        pool.with(|v| v.push(1));
+        assert!(
+            !pool.release_idle(Duration::from_secs(3600)),
+            "lent just now"
+        );
+        assert_eq!(pool.free().sets.len(), 1);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(pool.release_idle(Duration::from_millis(10)));
+        assert!(pool.free().sets.is_empty());
+        pool.with(|v| assert!(v.is_empty(), "a fresh set after the release"));
     }
 
     #[test]

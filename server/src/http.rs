@@ -368,6 +368,11 @@ pub fn answered<T>(outcome: Result<iocdb_engine::Result<T>, String>) -> Result<T
         .map_err(ApiError::from)
 }
 
+/// Lets remote write's pooled request buffers go when no request has taken one for `idle`.
+pub fn release_idle_scratch(idle: std::time::Duration) {
+    remote::SCRATCH.release_idle(idle);
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

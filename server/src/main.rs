@@ -53,12 +53,19 @@ fn init_logging(json: bool) {
 /// another thread), so after a burst of writes the threads that served it held what they had
 /// freed for ten seconds — twice the RSS after ingest with four senders (BENCHMARKS.md,
 /// "Threads that served a burst"). Under load no thread idles a second, so none exits then.
+/// An exiting thread first lets the write doors' pooled request buffers go when no request
+/// has taken one for as long (see `iocdb_engine::scratch`).
 fn runtime(blocking_threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
+    const IDLE: std::time::Duration = std::time::Duration::from_secs(1);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .max_blocking_threads(blocking_threads.max(1))
-        .thread_keep_alive(std::time::Duration::from_secs(1))
-        .on_thread_stop(allocator::release_freed)
+        .thread_keep_alive(IDLE)
+        .on_thread_stop(|| {
+            http::release_idle_scratch(IDLE);
+            service::ingest::VIEWS.release_idle(IDLE);
+            allocator::release_freed();
+        })
         .on_thread_park(allocator::release_freed_when_idle)
         .build()
 }

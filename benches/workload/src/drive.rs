@@ -150,11 +150,11 @@ impl WireRequest {
             })
             .collect();
         let mut rest = labels.as_slice();
-        let series = self
+        let series: Vec<RawSeriesWrite<'_>> = self
             .series
-            .into_iter()
+            .iter()
             .map(|(count, samples)| {
-                let (mine, others) = rest.split_at(count.min(rest.len()));
+                let (mine, others) = rest.split_at((*count).min(rest.len()));
                 rest = others;
                 RawSeriesWrite {
                     labels: mine,
@@ -164,7 +164,7 @@ impl WireRequest {
             .collect();
         engine.write_raw(RawWriteRequest {
             namespace: &self.namespace,
-            series,
+            series: &series,
         })
     }
 }

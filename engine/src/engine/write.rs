@@ -105,33 +105,29 @@ impl Engine {
     }
 
     fn write_owned(&self, req: WriteRequest, live: bool) -> Result<WriteOutcome> {
-        let (labels, samples): (Vec<Vec<Label>>, Vec<Vec<Sample>>) = req
-            .series
-            .into_iter()
-            .map(|s| (s.labels, s.samples))
-            .unzip();
         // Every series' labels in one array, each series a slice of it.
-        let raw: Vec<RawLabel<'_>> = labels
+        let raw: Vec<RawLabel<'_>> = req
+            .series
             .iter()
-            .flatten()
+            .flat_map(|s| &s.labels)
             .map(|l| RawLabel::new(l.name.as_bytes(), l.value.as_bytes()))
             .collect();
         let mut rest = raw.as_slice();
-        let series = labels
+        let series: Vec<RawSeriesWrite<'_>> = req
+            .series
             .iter()
-            .zip(samples)
-            .map(|(labels, samples)| {
-                let (mine, others) = rest.split_at(labels.len().min(rest.len()));
+            .map(|s| {
+                let (mine, others) = rest.split_at(s.labels.len().min(rest.len()));
                 rest = others;
                 RawSeriesWrite {
                     labels: mine,
-                    samples: samples.into(),
+                    samples: Cow::Borrowed(&s.samples),
                 }
             })
             .collect();
         let req = RawWriteRequest {
             namespace: &req.namespace,
-            series,
+            series: &series,
         };
         self.write_as(req, live)
     }
@@ -191,7 +187,7 @@ impl Engine {
                     .map(|w| self.find_raw(&finder, &namespace, w.labels, &mut scratch)),
             );
         }
-        for (i, (write, known)) in req.series.into_iter().zip(known.drain(..)).enumerate() {
+        for (i, (write, known)) in req.series.iter().zip(known.drain(..)).enumerate() {
             let resolved = match known {
                 Some(series) => Ok((series, None)),
                 None => raw_labels::to_labels(write.labels)
@@ -233,7 +229,7 @@ impl Engine {
                 rules,
                 i,
                 series,
-                write.samples,
+                Cow::Borrowed(write.samples.as_ref()),
                 &mut outcome,
             );
         }

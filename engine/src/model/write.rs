@@ -30,8 +30,9 @@ pub struct SeriesWrite {
 pub struct RawWriteRequest<'a> {
     /// The namespace; empty means [`super::DEFAULT_NAMESPACE`].
     pub namespace: &'a str,
-    /// The series and their samples.
-    pub series: Vec<RawSeriesWrite<'a>>,
+    /// The series and their samples (a slice, so that a front door keeps its array for
+    /// its next request).
+    pub series: &'a [RawSeriesWrite<'a>],
 }
 
 /// The samples of one series in a [`RawWriteRequest`].

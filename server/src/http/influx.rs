@@ -356,7 +356,7 @@ pub async fn write(
         }
     }
     let labels = bytes.raw();
-    let series = series
+    let series: Vec<RawSeriesWrite<'_>> = series
         .iter()
         .map(|(of, sample)| RawSeriesWrite {
             labels: labels.get(of.clone()).unwrap_or_default(),
@@ -367,7 +367,7 @@ pub async fn write(
         &state,
         RawWriteRequest {
             namespace: &ns,
-            series,
+            series: &series,
         },
     ) {
         Ok(o) => o,

@@ -159,11 +159,12 @@ pub fn list_problems(
 /// `iocdb_engine::scratch`): the decompressed body, the view of it, and the arrays the
 /// engine is handed (those that borrow from the body are empty between requests).
 #[derive(Debug, Default)]
-struct Scratch {
+pub(crate) struct Scratch {
     raw: Vec<u8>,
     view: WriteView,
     labels: Vec<RawLabel<'static>>,
     samples: Vec<Sample>,
+    series: Vec<RawSeriesWrite<'static>>,
     /// The request's number of each series the engine is given.
     kept: Vec<usize>,
 }
@@ -171,7 +172,7 @@ struct Scratch {
 /// Largest decompressed body whose buffers go back to the pool.
 const KEPT_BYTES: usize = 8 << 20;
 
-static SCRATCH: Pool<Scratch> = Pool::new(|s| s.raw.capacity() <= KEPT_BYTES);
+pub(crate) static SCRATCH: Pool<Scratch> = Pool::new(|s| s.raw.capacity() <= KEPT_BYTES);
 
 /// Decompresses a snappy block body into `out` (whose length is then the body's, its
 /// memory reused), refusing to grow past `limit` bytes.
@@ -208,6 +209,7 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
         view,
         labels,
         samples,
+        series: scratch_series,
         kept,
     } = scratch;
     if let Err(e) = unsnappy_into(body, state.config.max_ingest_message_bytes, raw) {
@@ -246,7 +248,7 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
     let mut labels = recycle(std::mem::take(scratch_labels));
     crate::convert::raw_labels_into(&mut labels, raw, &view.labels);
     kept.clear();
-    let mut series = Vec::with_capacity(view.series.len());
+    let mut series = recycle(std::mem::take(scratch_series));
     for (i, s) in view.series.iter().enumerate() {
         if s.samples.is_empty() {
             continue;
@@ -261,9 +263,10 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
         state,
         RawWriteRequest {
             namespace: ns,
-            series,
+            series: &series,
         },
     );
+    *scratch_series = recycle(series);
     *scratch_labels = recycle(labels);
     let outcome = match stored {
         Ok(outcome) => outcome,

@@ -40,7 +40,7 @@ pub struct IngestService(pub AppState);
 
 /// Views of write messages, lent from a pool (see `iocdb_engine::scratch`); one that read
 /// more than a million labels is not kept.
-static VIEWS: Pool<WriteView> = Pool::new(|v| v.labels.capacity() <= 1 << 20);
+pub(crate) static VIEWS: Pool<WriteView> = Pool::new(|v| v.labels.capacity() <= 1 << 20);
 
 /// One write message read in place: its bytes and the view of them.
 struct Incoming<'a> {
@@ -205,7 +205,7 @@ impl IngestService {
         self.check_limits(m)?;
         let labels = m.all_labels();
         let samples = m.all_samples();
-        let series = m
+        let series: Vec<RawSeriesWrite<'_>> = m
             .view
             .series
             .iter()
@@ -219,7 +219,7 @@ impl IngestService {
             .collect();
         let req = RawWriteRequest {
             namespace: m.namespace,
-            series,
+            series: &series,
         };
         let result = self.0.engine_call(move |e| {
             if backfill {

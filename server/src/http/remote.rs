@@ -13,12 +13,12 @@
 //! Staleness markers arrive as the special NaN Prometheus writes and are stored bit for
 //! bit, so queries end a series where Prometheus would.
 
+use std::borrow::Cow;
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use std::borrow::Cow;
-
 use iocdb_engine::scratch::{Pool, recycle};
 use iocdb_engine::{
     Error, MatchOp, Matcher, MetricMetadata, RawLabel, RawSeriesWrite, RawWriteRequest, Sample,
@@ -159,7 +159,7 @@ pub fn list_problems(
 /// `iocdb_engine::scratch`): the decompressed body, the view of it, and the arrays the
 /// engine is handed (those that borrow from the body are empty between requests).
 #[derive(Debug, Default)]
-pub(crate) struct Scratch {
+pub(super) struct Scratch {
     raw: Vec<u8>,
     view: WriteView,
     labels: Vec<RawLabel<'static>>,
@@ -172,7 +172,7 @@ pub(crate) struct Scratch {
 /// Largest decompressed body whose buffers go back to the pool.
 const KEPT_BYTES: usize = 8 << 20;
 
-pub(crate) static SCRATCH: Pool<Scratch> = Pool::new(|s| s.raw.capacity() <= KEPT_BYTES);
+pub(super) static SCRATCH: Pool<Scratch> = Pool::new(|s| s.raw.capacity() <= KEPT_BYTES);
 
 /// Decompresses a snappy block body into `out` (whose length is then the body's, its
 /// memory reused), refusing to grow past `limit` bytes.
@@ -207,9 +207,9 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
     let Scratch {
         raw,
         view,
-        labels,
+        labels: kept_labels,
         samples,
-        series: scratch_series,
+        series: kept_series,
         kept,
     } = scratch;
     if let Err(e) = unsnappy_into(body, state.config.max_ingest_message_bytes, raw) {
@@ -244,11 +244,10 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
             .iter()
             .map(|x| Sample::new(x.timestamp, x.value)),
     );
-    let scratch_labels = labels;
-    let mut labels = recycle(std::mem::take(scratch_labels));
+    let mut labels = recycle(std::mem::take(kept_labels));
     crate::convert::raw_labels_into(&mut labels, raw, &view.labels);
     kept.clear();
-    let mut series = recycle(std::mem::take(scratch_series));
+    let mut series = recycle(std::mem::take(kept_series));
     for (i, s) in view.series.iter().enumerate() {
         if s.samples.is_empty() {
             continue;
@@ -266,8 +265,8 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
             series: &series,
         },
     );
-    *scratch_series = recycle(series);
-    *scratch_labels = recycle(labels);
+    *kept_series = recycle(series);
+    *kept_labels = recycle(labels);
     let outcome = match stored {
         Ok(outcome) => outcome,
         Err(resp) => return *resp,

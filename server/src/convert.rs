@@ -1,9 +1,14 @@
 //! Conversion between wire types (`iocdb.v1`) and engine types, at the server's edge.
 
+use std::borrow::Cow;
+use std::ops::Range;
+
+use iocdb_engine::scratch::recycle;
 use iocdb_engine::{
     AggregateOp, Aggregation, CompletenessReport, FunctionKind, Grouping, Labels, MatchOp, Matcher,
-    MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, RawLabel, Rejection,
-    Sample, StaleSeries, Subscription, WatchEvent, WriteOutcome, echo,
+    MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, RawLabel,
+    RawSeriesWrite, RawWriteRequest, Rejection, Sample, StaleSeries, Subscription, WatchEvent,
+    WriteOutcome, echo,
 };
 use iocdb_proto::v1;
 use iocdb_proto::wire::LabelSpans;
@@ -15,19 +20,62 @@ pub const MAX_LISTED_REJECTIONS: usize = 1000;
 /// Labels read in place (spans of the message `buf`) as the engine takes them, byte slices
 /// not yet checked (`Engine::write_raw`).
 pub fn raw_labels<'a>(buf: &'a [u8], spans: &[LabelSpans]) -> Vec<RawLabel<'a>> {
-    let mut out = Vec::new();
-    raw_labels_into(&mut out, buf, spans);
-    out
+    spans
+        .iter()
+        .map(|l| RawLabel::new(l.name.of(buf), l.value.of(buf)))
+        .collect()
 }
 
-/// [`raw_labels`] into `out` (emptied first), whose memory a pool keeps.
-pub fn raw_labels_into<'a>(out: &mut Vec<RawLabel<'a>>, buf: &'a [u8], spans: &[LabelSpans]) {
-    out.clear();
-    out.extend(
-        spans
-            .iter()
-            .map(|l| RawLabel::new(l.name.of(buf), l.value.of(buf))),
-    );
+/// The arrays a write read in place hands the engine — its labels as slices of the message,
+/// its samples, its series — kept in a front door's pooled scratch for the next request
+/// (see `iocdb_engine::scratch`): fresh, they were a tenth of the server's page faults and
+/// allocations (BENCHMARKS.md, "A request's arrays kept for the next").
+#[derive(Debug, Default)]
+pub struct RawArrays {
+    labels: Vec<RawLabel<'static>>,
+    samples: Vec<Sample>,
+    /// Each series' labels and samples, as ranges of the two arrays above.
+    ranges: Vec<(Range<usize>, Range<usize>)>,
+    series: Vec<RawSeriesWrite<'static>>,
+}
+
+impl RawArrays {
+    /// Runs `write` with the request of `namespace` whose labels are `spans` of `buf` and
+    /// whose series are `series`: each its range of `spans` and its samples.
+    pub fn write<'b, R, S: IntoIterator<Item = Sample>>(
+        &mut self,
+        namespace: &str,
+        buf: &'b [u8],
+        spans: &[LabelSpans],
+        series: impl Iterator<Item = (Range<usize>, S)>,
+        write: impl FnOnce(RawWriteRequest<'_>) -> R,
+    ) -> R {
+        let mut labels: Vec<RawLabel<'b>> = recycle(std::mem::take(&mut self.labels));
+        labels.extend(
+            spans
+                .iter()
+                .map(|l| RawLabel::new(l.name.of(buf), l.value.of(buf))),
+        );
+        self.samples.clear();
+        self.ranges.clear();
+        for (of, samples) in series {
+            let from = self.samples.len();
+            self.samples.extend(samples);
+            self.ranges.push((of, from..self.samples.len()));
+        }
+        let mut raw = recycle(std::mem::take(&mut self.series));
+        raw.extend(self.ranges.iter().map(|(of, at)| RawSeriesWrite {
+            labels: labels.get(of.clone()).unwrap_or_default(),
+            samples: Cow::Borrowed(self.samples.get(at.clone()).unwrap_or_default()),
+        }));
+        let answer = write(RawWriteRequest {
+            namespace,
+            series: &raw,
+        });
+        self.series = recycle(raw);
+        self.labels = recycle(labels);
+        answer
+    }
 }
 
 /// Engine labels onto the wire.

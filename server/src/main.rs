@@ -63,7 +63,7 @@ fn runtime(blocking_threads: usize) -> std::io::Result<tokio::runtime::Runtime> 
         .thread_keep_alive(IDLE)
         .on_thread_stop(|| {
             http::release_idle_scratch(IDLE);
-            service::ingest::VIEWS.release_idle(IDLE);
+            service::ingest::SCRATCH.release_idle(IDLE);
             allocator::release_freed();
         })
         .on_thread_park(allocator::release_freed_when_idle)

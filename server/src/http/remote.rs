@@ -13,20 +13,18 @@
 //! Staleness markers arrive as the special NaN Prometheus writes and are stored bit for
 //! bit, so queries end a series where Prometheus would.
 
-use std::borrow::Cow;
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use iocdb_engine::scratch::{Pool, recycle};
+use iocdb_engine::scratch::Pool;
 use iocdb_engine::{
-    Error, MatchOp, Matcher, MetricMetadata, RawLabel, RawSeriesWrite, RawWriteRequest, Sample,
-    WriteOutcome, echo,
+    Error, MatchOp, Matcher, MetricMetadata, RawWriteRequest, Sample, WriteOutcome, echo,
 };
 use prost::Message;
 
 use super::{ApiError, Namespace, blocking};
+use crate::convert::RawArrays;
 use crate::service::AppState;
 use iocdb_proto::prompb;
 use iocdb_proto::prompb::view::WriteView;
@@ -162,9 +160,7 @@ pub fn list_problems(
 pub(super) struct Scratch {
     raw: Vec<u8>,
     view: WriteView,
-    labels: Vec<RawLabel<'static>>,
-    samples: Vec<Sample>,
-    series: Vec<RawSeriesWrite<'static>>,
+    arrays: RawArrays,
     /// The request's number of each series the engine is given.
     kept: Vec<usize>,
 }
@@ -207,9 +203,7 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
     let Scratch {
         raw,
         view,
-        labels: kept_labels,
-        samples,
-        series: kept_series,
+        arrays,
         kept,
     } = scratch;
     if let Err(e) = unsnappy_into(body, state.config.max_ingest_message_bytes, raw) {
@@ -238,35 +232,19 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
     let histograms: usize = view.series.iter().map(|s| s.histograms).sum();
     // The engine numbers the series it is given (those with samples); `kept` maps its
     // numbers back to the request's. A rejection's reason names the label and value.
-    samples.clear();
-    samples.extend(
-        view.samples
-            .iter()
-            .map(|x| Sample::new(x.timestamp, x.value)),
-    );
-    let mut labels = recycle(std::mem::take(kept_labels));
-    crate::convert::raw_labels_into(&mut labels, raw, &view.labels);
     kept.clear();
-    let mut series = recycle(std::mem::take(kept_series));
-    for (i, s) in view.series.iter().enumerate() {
-        if s.samples.is_empty() {
-            continue;
-        }
-        kept.push(i);
-        series.push(RawSeriesWrite {
-            labels: labels.get(s.labels.clone()).unwrap_or_default(),
-            samples: Cow::Borrowed(samples.get(s.samples.clone()).unwrap_or_default()),
+    let series = view
+        .series
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| !s.samples.is_empty())
+        .map(|(i, s)| {
+            kept.push(i);
+            let samples = view.samples_of(s).iter();
+            let samples = samples.map(|x| Sample::new(x.timestamp, x.value));
+            (s.labels.clone(), samples)
         });
-    }
-    let stored = store_raw(
-        state,
-        RawWriteRequest {
-            namespace: ns,
-            series: &series,
-        },
-    );
-    *kept_series = recycle(series);
-    *kept_labels = recycle(labels);
+    let stored = arrays.write(ns, raw, &view.labels, series, |req| store_raw(state, req));
     let outcome = match stored {
         Ok(outcome) => outcome,
         Err(resp) => return *resp,

@@ -10,14 +10,11 @@
 //! refused them) whose message names the first rejections and whose details carry the
 //! encoded `WriteResponse` with the accepted count and every rejection.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use iocdb_engine::scratch::Pool;
-use iocdb_engine::{
-    RawLabel, RawSeriesWrite, RawWriteRequest, RejectReason, Resolved, Sample, SeriesHandle,
-};
+use iocdb_engine::{RawLabel, RejectReason, Resolved, Sample, SeriesHandle};
 use iocdb_proto::ingest_view::{SeriesEntry, WriteRequestBytes, WriteView};
 use iocdb_proto::v1;
 use iocdb_proto::v1_server::ingest_server::Ingest;
@@ -25,7 +22,7 @@ use prost::Message;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::AppState;
-use crate::convert;
+use crate::convert::{self, RawArrays};
 
 /// Most series ids one write stream remembers.
 pub const MAX_STREAM_IDS: usize = 1_000_000;
@@ -38,9 +35,16 @@ pub const BACKFILL_HEADER: &str = "x-iocdb-backfill";
 #[derive(Debug, Clone)]
 pub struct IngestService(pub AppState);
 
-/// Views of write messages, lent from a pool (see `iocdb_engine::scratch`); one that read
-/// more than a million labels is not kept.
-pub(crate) static VIEWS: Pool<WriteView> = Pool::new(|v| v.labels.capacity() <= 1 << 20);
+/// What a write message needs, lent from a pool (see `iocdb_engine::scratch`): the view
+/// of it, and the arrays a unary write hands the engine.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    view: WriteView,
+    arrays: RawArrays,
+}
+
+/// The scratch of write messages; one that read more than a million labels is not kept.
+pub(crate) static SCRATCH: Pool<Scratch> = Pool::new(|s| s.view.labels.capacity() <= 1 << 20);
 
 /// One write message read in place: its bytes and the view of them.
 struct Incoming<'a> {
@@ -93,29 +97,16 @@ impl<'a> Incoming<'a> {
         convert::raw_labels(self.buf, self.view.labels_of(series))
     }
 
-    /// Every series' labels, in one array (a series' are at its `labels` range).
-    fn all_labels(&self) -> Vec<RawLabel<'a>> {
-        convert::raw_labels(self.buf, &self.view.labels)
-    }
-
-    /// Every series' samples, in one array: a series' are at its `timestamps` range when
-    /// that is its `values` range too.
-    fn all_samples(&self) -> Vec<Sample> {
-        let view = self.view;
-        view.timestamps
-            .iter()
-            .zip(&view.values)
-            .map(|(&t, &v)| Sample { t, v })
-            .collect()
-    }
-
     fn samples_of(&self, series: &SeriesEntry) -> Vec<Sample> {
+        self.samples_in(series).collect()
+    }
+
+    fn samples_in(&self, series: &SeriesEntry) -> impl Iterator<Item = Sample> + use<'a> {
         let view = self.view;
         view.timestamps_of(series)
             .iter()
             .zip(view.values_of(series))
             .map(|(&t, &v)| Sample { t, v })
-            .collect()
     }
 }
 
@@ -195,38 +186,28 @@ impl IngestService {
         Ok(())
     }
 
-    /// One unary write, by labels read in place.
+    /// One unary write, by labels read in place, handed to the engine in `arrays`.
     fn write_one(
         &self,
         m: &Incoming<'_>,
         resp: &mut v1::WriteResponse,
         backfill: bool,
+        arrays: &mut RawArrays,
     ) -> Result<(), Status> {
         self.check_limits(m)?;
-        let labels = m.all_labels();
-        let samples = m.all_samples();
-        let series: Vec<RawSeriesWrite<'_>> = m
+        let series = m
             .view
             .series
             .iter()
-            .map(|s| RawSeriesWrite {
-                labels: labels.get(s.labels.clone()).unwrap_or_default(),
-                samples: match samples.get(s.timestamps.clone()) {
-                    Some(mine) if s.timestamps == s.values => Cow::Borrowed(mine),
-                    _ => Cow::Owned(m.samples_of(s)),
-                },
+            .map(|s| (s.labels.clone(), m.samples_in(s)));
+        let result = arrays.write(m.namespace, m.buf, &m.view.labels, series, |req| {
+            self.0.engine_call(move |e| {
+                if backfill {
+                    e.write_raw_backfill(req)
+                } else {
+                    e.write_raw(req)
+                }
             })
-            .collect();
-        let req = RawWriteRequest {
-            namespace: m.namespace,
-            series: &series,
-        };
-        let result = self.0.engine_call(move |e| {
-            if backfill {
-                e.write_raw_backfill(req)
-            } else {
-                e.write_raw(req)
-            }
         });
         self.0
             .metrics
@@ -325,11 +306,11 @@ impl Ingest for IngestService {
             .get(BACKFILL_HEADER)
             .is_some_and(|v| v == "1");
         let mut resp = v1::WriteResponse::default();
-        VIEWS.with(|view| {
+        SCRATCH.with(|Scratch { view, arrays }| {
             let m = Incoming::read(&req.get_ref().0, view)?;
             self.0
                 .authorize(&req, "/iocdb.v1.Ingest/Write", m.namespace)?;
-            self.write_one(&m, &mut resp, backfill)
+            self.write_one(&m, &mut resp, backfill, arrays)
         })?;
         finish(resp)
     }
@@ -380,8 +361,8 @@ impl Ingest for IngestService {
             match next {
                 Ok(Some(msg)) => {
                     let index = resp.messages as u32;
-                    let written = VIEWS.with(|view| {
-                        let m = Incoming::read(&msg.0, view)?;
+                    let written = SCRATCH.with(|scratch| {
+                        let m = Incoming::read(&msg.0, &mut scratch.view)?;
                         caller
                             .check(m.namespace, crate::auth::Role::Write)
                             .map_err(|denied| denied.status())?;

@@ -11,8 +11,8 @@
 //! Usage: `ingest_compare SCALE HOURS ROUNDS` (e.g. `1.0 6 2`), after `cargo build --release
 //! -p iocdb-server -p iocdb-peer-compare`; needs `victoria-metrics` on PATH. `SYSTEMS` picks
 //! some of `iocdb,iocdb-interval,iocdb-grpc,iocdb-line,vm`; `IOCDB_BEFORE=PATH` adds an
-//! `iocdb` binary of another build (`before`, remote write, and `before-line`, line
-//! protocol; fsync always) to compare builds in one run. `SENDERS` picks some of the sender
+//! `iocdb` binary of another build (`before`, remote write, `before-grpc`, gRPC `Write`, and
+//! `before-line`, line protocol; fsync always) to compare builds in one run. `SENDERS` picks some of the sender
 //! counts (e.g. `4`; default `1,2,4`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -35,6 +35,7 @@ enum System {
     IocdbGrpc,
     IocdbLine,
     Before,
+    BeforeGrpc,
     BeforeLine,
     Victoria,
 }
@@ -47,6 +48,7 @@ impl System {
             System::IocdbGrpc => "iocdb gRPC Write (fsync always)",
             System::IocdbLine => "iocdb line protocol (fsync always)",
             System::Before => "iocdb before, remote write (fsync always)",
+            System::BeforeGrpc => "iocdb before, gRPC Write (fsync always)",
             System::BeforeLine => "iocdb before, line protocol (fsync always)",
             System::Victoria => "VictoriaMetrics remote write",
         }
@@ -121,8 +123,12 @@ struct Running {
 fn start(system: System) -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
     let iocdb = |args: &[&str]| {
-        let before = std::env::var_os("IOCDB_BEFORE")
-            .filter(|_| matches!(system, System::Before | System::BeforeLine));
+        let before = std::env::var_os("IOCDB_BEFORE").filter(|_| {
+            matches!(
+                system,
+                System::Before | System::BeforeGrpc | System::BeforeLine
+            )
+        });
         let i = match before {
             Some(bin) => peers::iocdb_at(std::path::Path::new(&bin), dir.path(), args),
             None => peers::iocdb(dir.path(), args),
@@ -134,6 +140,7 @@ fn start(system: System) -> Running {
         | System::IocdbGrpc
         | System::IocdbLine
         | System::Before
+        | System::BeforeGrpc
         | System::BeforeLine => iocdb(&[]),
         System::IocdbInterval => iocdb(&["--fsync", "interval"]),
         System::Victoria => (peers::victoria_metrics(dir.path(), &[]), None, false),
@@ -174,7 +181,7 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
     let channel = running
         .grpc
         .as_ref()
-        .filter(|_| system == System::IocdbGrpc)
+        .filter(|_| matches!(system, System::IocdbGrpc | System::BeforeGrpc))
         .map(|addr| {
             runtime.block_on(async {
                 tonic::transport::Channel::from_shared(addr.clone())
@@ -279,7 +286,8 @@ fn main() {
     ];
     if std::env::var_os("IOCDB_BEFORE").is_some() {
         all.insert(0, (System::Before, "before"));
-        all.insert(1, (System::BeforeLine, "before-line"));
+        all.insert(1, (System::BeforeGrpc, "before-grpc"));
+        all.insert(2, (System::BeforeLine, "before-line"));
     }
     let systems = peers::chosen(&all);
     let sender_counts: Vec<usize> = std::env::var("SENDERS")

@@ -2,8 +2,8 @@
 //! of a message read in place, the engine's batch and its WAL frames) go back to a small
 //! pool for a later request, so that a request costs no fresh pages and no growth. Freed,
 //! such arrays (hundreds of KiB for a batch of 10,000 series) went back to the allocator,
-//! which returned their pages to the OS and took page faults to have them again: a
-//! twentieth of the server's time in a remote-write profile (BENCHMARKS.md, issue 11).
+//! which returned their pages to the OS and took page faults to have them again: 6 % of
+//! the server's time in a remote-write profile (BENCHMARKS.md, issue 11).
 //!
 //! The pool holds at most two sets per core, however many threads serve writes (per-thread
 //! buffers would grow with the blocking pool: 13 threads with four remote-write senders),

@@ -28,8 +28,8 @@ pub fn raw_labels<'a>(buf: &'a [u8], spans: &[LabelSpans]) -> Vec<RawLabel<'a>> 
 
 /// The arrays a write read in place hands the engine — its labels as slices of the message,
 /// its samples, its series — kept in a front door's pooled scratch for the next request
-/// (see `iocdb_engine::scratch`): fresh, they were a tenth of the server's page faults and
-/// allocations (BENCHMARKS.md, "A request's arrays kept for the next").
+/// (see `iocdb_engine::scratch`): fresh, they took over half the page faults of a
+/// remote-write run (BENCHMARKS.md, "A request's arrays kept for the next").
 #[derive(Debug, Default)]
 pub struct RawArrays {
     labels: Vec<RawLabel<'static>>,

@@ -155,7 +155,7 @@ pub fn list_problems(
 
 /// What a remote write needs besides its body, lent from a pool (see
 /// `iocdb_engine::scratch`): the decompressed body, the view of it, and the arrays the
-/// engine is handed (those that borrow from the body are empty between requests).
+/// engine is handed.
 #[derive(Debug, Default)]
 pub(super) struct Scratch {
     raw: Vec<u8>,

@@ -20,11 +20,6 @@ pub const HEADER_LEN: usize = 9;
 /// Largest payload accepted.
 pub const MAX_PAYLOAD: usize = 256 << 20;
 
-/// Appends one frame.
-pub fn encode(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
-    encode_with(out, kind, |out| out.extend_from_slice(payload));
-}
-
 /// Appends one frame whose payload `fill` appends to `out` (so that it is encoded in place,
 /// not into a buffer of its own and copied); the header is written once it is known.
 pub fn encode_with(out: &mut Vec<u8>, kind: u8, fill: impl FnOnce(&mut Vec<u8>)) {
@@ -159,6 +154,10 @@ impl<'a> Iterator for FrameReader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn encode(out: &mut Vec<u8>, kind: u8, payload: &[u8]) {
+        encode_with(out, kind, |out| out.extend_from_slice(payload));
+    }
 
     fn two_frames() -> Vec<u8> {
         let mut buf = Vec::new();

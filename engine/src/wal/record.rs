@@ -125,9 +125,11 @@ pub fn decode_samples(
 
 /// A whole framed definitions record, ready to append.
 pub fn series_defs_frame(defs: &[SeriesDefRef<'_>]) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(16 + defs.len() * 96);
-    encode_series_defs(&mut payload, defs);
-    framed(KIND_SERIES, &payload)
+    let mut out = Vec::with_capacity(frame::HEADER_LEN + 16 + defs.len() * 96);
+    frame::encode_with(&mut out, KIND_SERIES, |payload| {
+        encode_series_defs(payload, defs)
+    });
+    out
 }
 
 /// A whole framed samples record, ready to append.
@@ -149,12 +151,6 @@ pub fn samples_frame_into<'a>(
     out.clear();
     out.reserve(frame::HEADER_LEN + 16 + bytes);
     frame::encode_with(out, KIND_SAMPLES, |payload| encode_samples(payload, batch));
-}
-
-fn framed(kind: u8, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(payload.len() + frame::HEADER_LEN);
-    frame::encode(&mut out, kind, payload);
-    out
 }
 
 #[cfg(test)]

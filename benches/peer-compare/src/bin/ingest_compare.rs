@@ -12,8 +12,8 @@
 //! -p iocdb-server -p iocdb-peer-compare`; needs `victoria-metrics` on PATH. `SYSTEMS` picks
 //! some of `iocdb,iocdb-interval,iocdb-grpc,iocdb-line,vm`; `IOCDB_BEFORE=PATH` adds an
 //! `iocdb` binary of another build (`before`, remote write, `before-grpc`, gRPC `Write`, and
-//! `before-line`, line protocol; fsync always) to compare builds in one run. `SENDERS` picks some of the sender
-//! counts (e.g. `4`; default `1,2,4`).
+//! `before-line`, line protocol; fsync always) to compare builds in one run. `SENDERS` picks
+//! some of the sender counts (e.g. `4`; default `1,2,4`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};

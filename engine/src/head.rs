@@ -43,7 +43,7 @@ use slots::Slots;
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use hashbrown::HashTable;
@@ -58,7 +58,7 @@ pub use usage::{Delta, NamespaceUsage, UsageTally, Usages};
 
 use crate::index::PairIds;
 use crate::index::{Index, LabelReader, Matcher};
-use crate::model::{Labels, Namespace, RawLabel, RejectReason, Sample};
+use crate::model::{Labels, Limits, Namespace, RawLabel, RejectReason, Sample, raw_labels};
 
 const SHARDS: usize = 16;
 
@@ -196,6 +196,7 @@ pub struct Head {
 pub struct Finder<'h> {
     head: &'h Head,
     shards: Vec<RwLockReadGuard<'h, Lookup>>,
+    registry: RwLockReadGuard<'h, Registry>,
     pairs: LabelReader<'h>,
 }
 
@@ -211,6 +212,63 @@ impl Finder<'_> {
                 s.is(hash, namespace, &self.pairs, labels.iter().copied())
             })
             .cloned()
+    }
+
+    /// The known series whose labels are `raw` off the wire once validation has shaped them
+    /// (see [`crate::model::raw_labels`]); `None` when the head does not know it or only
+    /// validation can tell (a limit is passed). The bytes are looked up as they came first:
+    /// a set equal label for label to a known series' labels is shaped, since every set the
+    /// head holds is, so only a set that is not found is checked for its shape (senders
+    /// send them shaped; a shaped copy is looked up again).
+    pub fn find_raw<'a>(
+        &self,
+        namespace: &Namespace,
+        raw: &[RawLabel<'a>],
+        limits: &Limits,
+        scratch: &mut Vec<RawLabel<'a>>,
+    ) -> Option<Arc<Series>> {
+        if raw_labels::within(raw, limits)
+            && let Some(series) = self.find(namespace, raw)
+        {
+            return Some(series);
+        }
+        if raw_labels::is_shaped(raw) {
+            return None;
+        }
+        raw_labels::canonical(raw, limits, scratch).and_then(|labels| self.find(namespace, labels))
+    }
+
+    /// [`Finder::find_raw`] for the series that comes after `previous` in a write: the one
+    /// that followed `previous` last time is tried first, by its reference — a sender sends
+    /// its series in the same order write after write, and the references of series created
+    /// in that order lie next to each other, so the try costs a comparison of the labels
+    /// and no look-up in the hash table, whose slots a hash scatters (each a cache miss:
+    /// BENCHMARKS.md, "Ingest by labels"). What is found otherwise becomes `previous`' new
+    /// follower.
+    pub fn find_raw_after<'a>(
+        &self,
+        previous: Option<&Series>,
+        namespace: &Namespace,
+        raw: &[RawLabel<'a>],
+        limits: &Limits,
+        scratch: &mut Vec<RawLabel<'a>>,
+    ) -> Option<Arc<Series>> {
+        let Some(previous) = previous else {
+            return self.find_raw(namespace, raw, limits, scratch);
+        };
+        let follower = previous.follower.load(Ordering::Relaxed);
+        if let Some(series) = self.registry.slots.get(follower as usize)
+            && series.namespace == *namespace
+            && raw_labels::within(raw, limits)
+            && self.pairs.matches(&series.pairs, raw.iter().copied())
+        {
+            return Some(series.clone());
+        }
+        let found = self.find_raw(namespace, raw, limits, scratch);
+        if let Some(series) = &found {
+            previous.follower.store(series.id, Ordering::Relaxed);
+        }
+        found
     }
 
     /// The labels of `series`.
@@ -318,6 +376,7 @@ impl Head {
             usage,
             wal_file: AtomicU64::new(0),
             pairs: added.pairs,
+            follower: AtomicU32::new(SeriesRef::MAX),
             detached: false,
         });
         let mut cost = added.grown as i64;
@@ -349,15 +408,17 @@ impl Head {
 
     /// A view for finding known series by their labels' bytes ([`Finder::find`]): the
     /// write path's way to a series without decoding, validating or allocating anything.
-    /// It holds every shard's and the label index's read locks, taken once for a whole
-    /// batch — not once per series, where two writers would meet on the index's lock — in
-    /// the order every other path takes them (a shard, then the index), so it cannot
-    /// deadlock with a creation; while it lives, series can be found but not created.
+    /// It holds every shard's, the registry's and the label index's read locks, taken once
+    /// for a whole batch — not once per series, where two writers would meet on the index's
+    /// lock — in the order every other path takes them (a shard, the registry, the index),
+    /// so it cannot deadlock with a creation; while it lives, series can be found but not
+    /// created.
     pub fn finder(&self) -> Finder<'_> {
         let shards = self.lookup.iter().map(|s| s.read()).collect();
         Finder {
             head: self,
             shards,
+            registry: self.series.read(),
             pairs: self.postings.reader(),
         }
     }

@@ -230,9 +230,17 @@ pub fn prometheus(dir: &std::path::Path) -> Peer {
     peer
 }
 
-/// POSTs a remote-write body (see [`remote_write_body`]) to `url`; panics on failure.
+/// POSTs a remote-write body (see [`remote_write_body`]) to `url` on a connection of its
+/// own; panics on failure.
 pub fn post_remote_write(url: &str, body: &[u8]) {
-    ureq::post(url)
+    post_remote_write_with(&ureq::agent(), url, body);
+}
+
+/// POSTs a remote-write body to `url` through `agent`, which keeps its connection alive for
+/// the next request as Prometheus' remote-write shards do; panics on failure.
+pub fn post_remote_write_with(agent: &ureq::Agent, url: &str, body: &[u8]) {
+    agent
+        .post(url)
         .set("Content-Type", "application/x-protobuf")
         .set("Content-Encoding", "snappy")
         .set("X-Prometheus-Remote-Write-Version", "0.1.0")

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Engine;
-use crate::head::{Delta, Finder, Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
+use crate::head::{Delta, Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
 use crate::model::{
     Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RawLabel, RawSeriesWrite,
     RawWriteRequest, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest, raw_labels,
@@ -175,17 +175,18 @@ impl Engine {
         let mut checkers = self.inner.quality.lookup();
         let mut admitted = Admitted::new(buffers, req.series.len(), now, &self.inner.quality);
         admitted.record_arrivals &= live;
-        let mut scratch = Vec::new();
+        let (limits, mut scratch) = (&self.inner.opts.limits, Vec::new());
         // Known series first, under locks taken once for the whole batch (`Head::finder`);
         // the rest after, since creating a series takes them exclusively.
         let mut known = std::mem::take(&mut buffers.known);
         {
             let finder = self.inner.head.finder();
-            known.extend(
-                req.series
-                    .iter()
-                    .map(|w| self.find_raw(&finder, &namespace, w.labels, &mut scratch)),
-            );
+            for w in req.series {
+                let previous = known.last().and_then(Option::as_deref);
+                let found =
+                    finder.find_raw_after(previous, &namespace, w.labels, limits, &mut scratch);
+                known.push(found);
+            }
         }
         for (i, (write, known)) in req.series.iter().zip(known.drain(..)).enumerate() {
             let resolved = match known {
@@ -237,19 +238,6 @@ impl Engine {
         self.commit(admitted, outcome, buffers)
     }
 
-    /// The known series labels off the wire name, found by their bytes (see
-    /// [`Head::finder`]); `None` when the head does not know it or only validation can tell.
-    fn find_raw<'a>(
-        &self,
-        finder: &Finder<'_>,
-        namespace: &Namespace,
-        raw: &[RawLabel<'a>],
-        scratch: &mut Vec<RawLabel<'a>>,
-    ) -> Option<Arc<Series>> {
-        raw_labels::canonical(raw, &self.inner.opts.limits, scratch)
-            .and_then(|labels| finder.find(namespace, labels))
-    }
-
     /// [`Engine::resolve`] for labels off the wire (see [`Engine::write_raw`]).
     pub fn resolve_raw(
         &self,
@@ -260,7 +248,9 @@ impl Engine {
             .map_err(|detail| RejectReason::InvalidNamespace { detail })?;
         let known = {
             let finder = self.inner.head.finder();
-            self.find_raw(&finder, &namespace, labels, &mut Vec::new())
+            let limits = &self.inner.opts.limits;
+            finder
+                .find_raw(&namespace, labels, limits, &mut Vec::new())
                 .map(|series| (finder.labels(&series), series))
         };
         let (labels, series) = match known {

@@ -3,7 +3,7 @@
 //! defined it.
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 
 use super::{HeadSeries, NamespaceUsage};
 use crate::index::{LabelReader, PairIds};
@@ -31,6 +31,9 @@ pub struct Series {
     pub usage: Arc<NamespaceUsage>,
     /// Number of the WAL file that holds this series' definition (0: none yet).
     pub wal_file: AtomicU64,
+    /// The reference of the series that followed this one in the last write that looked it
+    /// up by its labels (see [`super::Finder::find_raw_after`]); `SeriesRef::MAX`: none yet.
+    pub follower: AtomicU32,
     /// Not in the registry: a series that left the head, rebuilt from its cold entry for a
     /// reader ([`super::Head::select`]). Its head data is empty and stays so: a write must
     /// resolve the series again, which brings it back into the head.
@@ -49,6 +52,7 @@ impl Series {
             head: HeadSeries::default(),
             usage,
             wal_file: AtomicU64::new(0),
+            follower: AtomicU32::new(SeriesRef::MAX),
             detached: true,
         }
     }

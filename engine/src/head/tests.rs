@@ -256,13 +256,14 @@ mod interning {
 }
 
 mod by_wire_bytes {
-    //! A series found by the request's label bytes ([`Head::finder`] after
-    //! `raw_labels::canonical`) is exactly the one full decoding and validation give, and
-    //! every known series is found that way — on valid, invalid, non-canonical and (with a
-    //! hash that makes every label set collide) colliding inputs.
+    //! A series found by the request's label bytes ([`Finder::find_raw_after`], which tries
+    //! the series that followed the previous one last time before the hash table) is
+    //! exactly the one full decoding and validation give, and every known series is found
+    //! that way — on valid, invalid, non-canonical and (with a hash that makes every label
+    //! set collide) colliding inputs, whatever the followers remembered.
 
     use super::*;
-    use crate::model::raw_labels::{canonical, to_labels};
+    use crate::model::raw_labels::to_labels;
     use proptest::prelude::*;
 
     const NAMES: [&[u8]; 8] = [
@@ -311,6 +312,8 @@ mod by_wire_bytes {
             Namespace::new("tourism").unwrap(),
         ];
         let mut scratch = Vec::new();
+        // The series found before, as a write's next series is looked up after it.
+        let mut previous: Option<Arc<Series>> = None;
         for (second, strict_now, set) in inputs {
             let ns = &namespaces[usize::from(second)];
             let limits = if strict_now { &strict } else { &loose };
@@ -319,9 +322,11 @@ mod by_wire_bytes {
                 .map(|&(n, v)| RawLabel::new(NAMES[n], VALUES[v]))
                 .collect();
             let known = head.len();
-            let fast = canonical(&raw, limits, &mut scratch)
-                .and_then(|labels| head.finder().find(ns, labels))
-                .map(|s| s.id);
+            let found =
+                head.finder()
+                    .find_raw_after(previous.as_deref(), ns, &raw, limits, &mut scratch);
+            let fast = found.as_ref().map(|s| s.id);
+            previous = found.or(previous);
             let slow = to_labels(&raw)
                 .and_then(|labels| Labels::validate(labels, limits))
                 .and_then(|labels| head.get_or_create(ns, &labels, None, &()))
@@ -349,22 +354,86 @@ mod by_wire_bytes {
         Ok(())
     }
 
-    /// Inputs drawn from a few label sets, so that sets come back (in either namespace,
-    /// under either limits).
+    /// Inputs drawn from a few label sets, so that sets come back.
     fn inputs() -> impl Strategy<Value = Vec<Input>> {
+        // An order of sets sent a few times over, as a sender sends its series write after
+        // write (so that followers are remembered and tried), each time in either namespace
+        // and under either limits.
         (
             prop::collection::vec(raw_set(), 1..8),
-            prop::collection::vec(
-                (any::<prop::sample::Index>(), any::<bool>(), any::<bool>()),
-                1..60,
-            ),
+            prop::collection::vec(any::<prop::sample::Index>(), 1..20),
+            prop::collection::vec((any::<bool>(), any::<bool>()), 60),
         )
-            .prop_map(|(sets, picks)| {
-                picks
-                    .into_iter()
-                    .map(|(i, second, strict)| (second, strict, i.get(&sets).clone()))
+            .prop_map(|(sets, order, flags)| {
+                order
+                    .iter()
+                    .cycle()
+                    .zip(flags)
+                    .map(|(i, (second, strict))| (second, strict, i.get(&sets).clone()))
                     .collect()
             })
+    }
+
+    fn raw<'a>(set: &[(&'a str, &'a str)]) -> Vec<RawLabel<'a>> {
+        set.iter()
+            .map(|(n, v)| RawLabel::new(n.as_bytes(), v.as_bytes()))
+            .collect()
+    }
+
+    #[test]
+    fn a_series_remembers_which_followed_it_and_a_wrong_follower_is_not_taken() {
+        let head = Head::default();
+        let ns = Namespace::new("lodging").unwrap();
+        let sets = [
+            raw(&[("__name__", "guests"), ("commune", "Châu Đốc")]),
+            raw(&[("__name__", "guests"), ("commune", "Long Xuyên")]),
+            raw(&[("__name__", "rooms"), ("commune", "Châu Đốc")]),
+        ];
+        let limits = Limits::default();
+        let series: Vec<Arc<Series>> = sets
+            .iter()
+            .map(|set| {
+                let labels = Labels::validate(to_labels(set).unwrap(), &limits).unwrap();
+                head.get_or_create(&ns, &labels, None, &()).unwrap()
+            })
+            .collect();
+        let follower = |s: &Series| s.follower.load(Ordering::Relaxed);
+        assert_eq!(
+            follower(&series[0]),
+            SeriesRef::MAX,
+            "nothing followed it yet"
+        );
+        let mut scratch = Vec::new();
+        let finder = head.finder();
+        let mut find = |previous: &Arc<Series>, set: &[RawLabel<'static>]| {
+            finder
+                .find_raw_after(Some(previous), &ns, set, &limits, &mut scratch)
+                .map(|s| s.id)
+        };
+        assert_eq!(find(&series[0], &sets[1]), Some(series[1].id));
+        assert_eq!(follower(&series[0]), series[1].id);
+        // The remembered follower is not the series asked for: the table finds it, and it
+        // becomes the follower.
+        assert_eq!(find(&series[0], &sets[2]), Some(series[2].id));
+        assert_eq!(follower(&series[0]), series[2].id);
+        // Nor is a follower taken for labels it does not have, in another namespace, or
+        // past limits lowered since it was created.
+        assert_eq!(find(&series[0], &raw(&[("__name__", "rooms")])), None);
+        let other = Namespace::new("tourism").unwrap();
+        let in_other =
+            finder.find_raw_after(Some(&series[0]), &other, &sets[2], &limits, &mut scratch);
+        assert!(in_other.is_none());
+        let strict = Limits {
+            max_label_value_bytes: 4,
+            ..Limits::default()
+        };
+        let past = finder.find_raw_after(Some(&series[0]), &ns, &sets[2], &strict, &mut scratch);
+        assert!(past.is_none());
+        assert_eq!(
+            follower(&series[0]),
+            series[2].id,
+            "a miss changes no follower"
+        );
     }
 
     proptest! {

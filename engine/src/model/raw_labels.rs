@@ -1,13 +1,15 @@
 //! Labels as they arrive on the wire — byte slices into the request, not yet checked, not
 //! even as UTF-8 — and the two ways from them to a series: the quick one for a label set the
-//! head already knows ([`canonical`], then a lookup by these bytes), and the full one
-//! ([`to_labels`], then [`Labels::validate`]) for one it does not.
+//! head already knows (a lookup by these bytes, [`crate::head::Finder::find_raw`]), and the
+//! full one ([`to_labels`], then [`Labels::validate`]) for one it does not.
 //!
 //! Why the quick way gives exactly the series the full one would: [`canonical`] does what
 //! validation does to the set's shape (drops empty values, sorts by name) and checks the
 //! configurable limits; what it leaves unchecked — UTF-8, the name rules, duplicate names,
 //! `__name__` — holds for every label set the head holds, so a canonical set equal byte
 //! for byte to a known series' labels would pass validation and become those very labels.
+//! A set equal label for label to a known series' labels is shaped already (every set the
+//! head holds is), so the lookup tries the bytes as they came before shaping them.
 //! A set the quick way does not find is not refused by it: it goes the full way, which
 //! names what is wrong. The head's tests check the equivalence on random, invalid and
 //! colliding inputs.
@@ -38,6 +40,25 @@ impl Labels {
     }
 }
 
+/// Whether `raw` is as validation would shape it: no empty value, sorted by name (names
+/// unique). Every label set the head holds is.
+pub fn is_shaped(raw: &[RawLabel<'_>]) -> bool {
+    raw.iter().all(|l| !l.value.is_empty())
+        && raw.windows(2).all(|w| match w {
+            [a, b] => a.name < b.name,
+            _ => true,
+        })
+}
+
+/// Whether `labels` are within `limits`' count and lengths.
+pub fn within(labels: &[RawLabel<'_>], limits: &Limits) -> bool {
+    labels.len() <= limits.max_labels_per_series
+        && labels.iter().all(|l| {
+            l.name.len() <= limits.max_label_name_bytes
+                && l.value.len() <= limits.max_label_value_bytes
+        })
+}
+
 /// `raw` as validation would shape it — labels with empty values dropped, sorted by name —
 /// when it is within `limits`' count and lengths: `raw` itself when it already is (as
 /// Prometheus sends labels), else a copy in `scratch`. `None` when a limit is passed: only
@@ -47,12 +68,7 @@ pub fn canonical<'s, 'a>(
     limits: &Limits,
     scratch: &'s mut Vec<RawLabel<'a>>,
 ) -> Option<&'s [RawLabel<'a>]> {
-    let shaped = raw.iter().all(|l| !l.value.is_empty())
-        && raw.windows(2).all(|w| match w {
-            [a, b] => a.name < b.name,
-            _ => true,
-        });
-    let labels = if shaped {
+    let labels = if is_shaped(raw) {
         raw
     } else {
         scratch.clear();
@@ -60,12 +76,7 @@ pub fn canonical<'s, 'a>(
         scratch.sort_unstable_by(|a, b| a.name.cmp(b.name));
         scratch.as_slice()
     };
-    let within = labels.len() <= limits.max_labels_per_series
-        && labels.iter().all(|l| {
-            l.name.len() <= limits.max_label_name_bytes
-                && l.value.len() <= limits.max_label_value_bytes
-        });
-    within.then_some(labels)
+    within(labels, limits).then_some(labels)
 }
 
 /// The labels of `raw` as text, for [`Labels::validate`]: labels with empty values are left

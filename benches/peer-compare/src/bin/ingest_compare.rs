@@ -13,13 +13,15 @@
 //! some of `iocdb,iocdb-interval,iocdb-grpc,iocdb-line,vm`; `IOCDB_BEFORE=PATH` adds an
 //! `iocdb` binary of another build (`before`, remote write, `before-grpc`, gRPC `Write`, and
 //! `before-line`, line protocol; fsync always) to compare builds in one run. `SENDERS` picks
-//! some of the sender counts (e.g. `4`; default `1,2,4`).
+//! some of the sender counts (e.g. `4`; default `1,2,4`). Each sender keeps one connection
+//! alive, as Prometheus' remote-write shards do; `CONNECTION=per-request` opens one per
+//! request instead (how runs before 2026-12-02 sent remote write and line protocol).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use iocdb_benches::workload;
-use iocdb_peer_compare::peers::{self, Peer, cpu_seconds, post_remote_write};
+use iocdb_peer_compare::peers::{self, Peer, cpu_seconds, post_remote_write_with};
 use iocdb_proto::codec::IocdbCodec;
 use iocdb_proto::ingest_view::WriteRequestBytes;
 use iocdb_proto::v1;
@@ -191,6 +193,7 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
                     .expect("connect")
             })
         });
+    let per_request = std::env::var("CONNECTION").is_ok_and(|c| c == "per-request");
     let next = AtomicUsize::new(0);
     let cpu0 = cpu_seconds(pid);
     let t0 = Instant::now();
@@ -200,7 +203,11 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
                 let mut client = channel
                     .clone()
                     .map(|c| tonic::client::Grpc::new(c).max_encoding_message_size(64 << 20));
+                let mut agent = ureq::agent();
                 loop {
+                    if per_request {
+                        agent = ureq::agent();
+                    }
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(b) = batches.get(i) else { break };
                     match client.as_mut() {
@@ -225,7 +232,8 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
                                 "{}/ns/{}/api/v2/write?precision=ms",
                                 running.peer.url, b.namespace
                             );
-                            ureq::post(&url)
+                            agent
+                                .post(&url)
                                 .send_bytes(&b.line)
                                 .unwrap_or_else(|e| panic!("{url}: {e}"));
                         }
@@ -235,7 +243,7 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
                             } else {
                                 format!("{}/api/v1/write", running.peer.url)
                             };
-                            post_remote_write(&url, &b.remote_write);
+                            post_remote_write_with(&agent, &url, &b.remote_write);
                         }
                     }
                 }

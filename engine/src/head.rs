@@ -191,6 +191,15 @@ pub struct Head {
     waiting: AtomicUsize,
 }
 
+/// What a write's look-ups by labels off the wire ([`Finder::find_raw`]) carry from one
+/// series to the next: whether the last set came unshaped, and the memory a shaped copy of
+/// a set is made in.
+#[derive(Debug, Default)]
+pub struct Shaping<'a> {
+    unshaped: bool,
+    copy: Vec<RawLabel<'a>>,
+}
+
 /// Known series by their labels' bytes, under read locks held for a batch (see
 /// [`Head::finder`]).
 pub struct Finder<'h> {
@@ -202,7 +211,7 @@ pub struct Finder<'h> {
 
 impl Finder<'_> {
     /// The known series whose labels are `labels`, given as validation shapes them
-    /// ([`crate::model::raw_labels::canonical`]) but not otherwise checked.
+    /// ([`crate::model::raw_labels::shape`]) but not otherwise checked.
     pub fn find(&self, namespace: &Namespace, labels: &[RawLabel<'_>]) -> Option<Arc<Series>> {
         let hash = self.head.hash(namespace, labels.iter().copied());
         self.shards
@@ -216,55 +225,73 @@ impl Finder<'_> {
 
     /// The known series whose labels are `raw` off the wire once validation has shaped them
     /// (see [`crate::model::raw_labels`]); `None` when the head does not know it or only
-    /// validation can tell (a limit is passed). The bytes are looked up as they came first:
-    /// a set equal label for label to a known series' labels is shaped, since every set the
-    /// head holds is, so only a set that is not found is checked for its shape (senders
-    /// send them shaped; a shaped copy is looked up again).
+    /// validation can tell (a limit is passed). `previous` is the series looked up before
+    /// it in the same write, if any; `shaping` is carried from one series of a write to the
+    /// next.
+    ///
+    /// A set equal label for label to a known series' labels is shaped, since every set the
+    /// head holds is, so the bytes are looked up as they came, and checked for their shape
+    /// only when they are not found. A sender shapes all its sets or none: after a set that
+    /// was not shaped, the next one is shaped first (into a copy).
     pub fn find_raw<'a>(
-        &self,
-        namespace: &Namespace,
-        raw: &[RawLabel<'a>],
-        limits: &Limits,
-        scratch: &mut Vec<RawLabel<'a>>,
-    ) -> Option<Arc<Series>> {
-        if raw_labels::within(raw, limits)
-            && let Some(series) = self.find(namespace, raw)
-        {
-            return Some(series);
-        }
-        if raw_labels::is_shaped(raw) {
-            return None;
-        }
-        raw_labels::canonical(raw, limits, scratch).and_then(|labels| self.find(namespace, labels))
-    }
-
-    /// [`Finder::find_raw`] for the series that comes after `previous` in a write: the one
-    /// that followed `previous` last time is tried first, by its reference — a sender sends
-    /// its series in the same order write after write, and the references of series created
-    /// in that order lie next to each other, so the try costs a comparison of the labels
-    /// and no look-up in the hash table, whose slots a hash scatters (each a cache miss:
-    /// BENCHMARKS.md, "Ingest by labels"). What is found otherwise becomes `previous`' new
-    /// follower.
-    pub fn find_raw_after<'a>(
         &self,
         previous: Option<&Series>,
         namespace: &Namespace,
         raw: &[RawLabel<'a>],
         limits: &Limits,
-        scratch: &mut Vec<RawLabel<'a>>,
+        shaping: &mut Shaping<'a>,
+    ) -> Option<Arc<Series>> {
+        let shaped = if shaping.unshaped {
+            raw_labels::is_shaped(raw)
+        } else {
+            if raw_labels::within(raw, limits)
+                && let Some(series) = self.find_after(previous, namespace, raw)
+            {
+                return Some(series);
+            }
+            let shaped = raw_labels::is_shaped(raw);
+            if shaped {
+                // Looked up as it came already.
+                return None;
+            }
+            shaped
+        };
+        shaping.unshaped = !shaped;
+        let labels = if shaped {
+            raw
+        } else {
+            raw_labels::shape(raw, &mut shaping.copy)
+        };
+        if !raw_labels::within(labels, limits) {
+            return None;
+        }
+        self.find_after(previous, namespace, labels)
+    }
+
+    /// The known series whose labels are `labels` (shaped, within the limits) and which
+    /// comes after `previous` in a write: the one that followed `previous` last time is
+    /// tried first, by its reference — a sender sends its series in the same order write
+    /// after write, and the references of series created in that order lie next to each
+    /// other, so the try costs a comparison of the labels and no look-up in the hash table,
+    /// whose slots a hash scatters (each a cache miss: BENCHMARKS.md, "Ingest by labels").
+    /// What the table finds otherwise becomes `previous`' follower.
+    fn find_after(
+        &self,
+        previous: Option<&Series>,
+        namespace: &Namespace,
+        labels: &[RawLabel<'_>],
     ) -> Option<Arc<Series>> {
         let Some(previous) = previous else {
-            return self.find_raw(namespace, raw, limits, scratch);
+            return self.find(namespace, labels);
         };
         let follower = previous.follower.load(Ordering::Relaxed);
         if let Some(series) = self.registry.slots.get(follower as usize)
             && series.namespace == *namespace
-            && raw_labels::within(raw, limits)
-            && self.pairs.matches(&series.pairs, raw.iter().copied())
+            && self.pairs.matches(&series.pairs, labels.iter().copied())
         {
             return Some(series.clone());
         }
-        let found = self.find_raw(namespace, raw, limits, scratch);
+        let found = self.find(namespace, labels);
         if let Some(series) = &found {
             previous.follower.store(series.id, Ordering::Relaxed);
         }

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use super::Engine;
-use crate::head::{Delta, Head, NamespaceUsage, Series, SeriesHandle, UsageTally};
+use crate::head::{Delta, Head, NamespaceUsage, Series, SeriesHandle, Shaping, UsageTally};
 use crate::model::{
     Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RawLabel, RawSeriesWrite,
     RawWriteRequest, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest, raw_labels,
@@ -175,7 +175,7 @@ impl Engine {
         let mut checkers = self.inner.quality.lookup();
         let mut admitted = Admitted::new(buffers, req.series.len(), now, &self.inner.quality);
         admitted.record_arrivals &= live;
-        let (limits, mut scratch) = (&self.inner.opts.limits, Vec::new());
+        let (limits, mut shaping) = (&self.inner.opts.limits, Shaping::default());
         // Known series first, under locks taken once for the whole batch (`Head::finder`);
         // the rest after, since creating a series takes them exclusively.
         let mut known = std::mem::take(&mut buffers.known);
@@ -183,8 +183,7 @@ impl Engine {
             let finder = self.inner.head.finder();
             for w in req.series {
                 let previous = known.last().and_then(Option::as_deref);
-                let found =
-                    finder.find_raw_after(previous, &namespace, w.labels, limits, &mut scratch);
+                let found = finder.find_raw(previous, &namespace, w.labels, limits, &mut shaping);
                 known.push(found);
             }
         }
@@ -250,7 +249,7 @@ impl Engine {
             let finder = self.inner.head.finder();
             let limits = &self.inner.opts.limits;
             finder
-                .find_raw(&namespace, labels, limits, &mut Vec::new())
+                .find_raw(None, &namespace, labels, limits, &mut Shaping::default())
                 .map(|series| (finder.labels(&series), series))
         };
         let (labels, series) = match known {

@@ -256,8 +256,8 @@ mod interning {
 }
 
 mod by_wire_bytes {
-    //! A series found by the request's label bytes ([`Finder::find_raw_after`], which tries
-    //! the series that followed the previous one last time before the hash table) is
+    //! A series found by the request's label bytes ([`Finder::find_raw`], which tries the
+    //! series that followed the previous one last time before the hash table) is
     //! exactly the one full decoding and validation give, and every known series is found
     //! that way — on valid, invalid, non-canonical and (with a hash that makes every label
     //! set collide) colliding inputs, whatever the followers remembered.
@@ -311,7 +311,7 @@ mod by_wire_bytes {
             Namespace::new("health").unwrap(),
             Namespace::new("tourism").unwrap(),
         ];
-        let mut scratch = Vec::new();
+        let mut shaping = Shaping::default();
         // The series found before, as a write's next series is looked up after it.
         let mut previous: Option<Arc<Series>> = None;
         for (second, strict_now, set) in inputs {
@@ -322,9 +322,9 @@ mod by_wire_bytes {
                 .map(|&(n, v)| RawLabel::new(NAMES[n], VALUES[v]))
                 .collect();
             let known = head.len();
-            let found =
-                head.finder()
-                    .find_raw_after(previous.as_deref(), ns, &raw, limits, &mut scratch);
+            let found = head
+                .finder()
+                .find_raw(previous.as_deref(), ns, &raw, limits, &mut shaping);
             let fast = found.as_ref().map(|s| s.id);
             previous = found.or(previous);
             let slow = to_labels(&raw)
@@ -403,11 +403,11 @@ mod by_wire_bytes {
             SeriesRef::MAX,
             "nothing followed it yet"
         );
-        let mut scratch = Vec::new();
+        let mut shaping = Shaping::default();
         let finder = head.finder();
         let mut find = |previous: &Arc<Series>, set: &[RawLabel<'static>]| {
             finder
-                .find_raw_after(Some(previous), &ns, set, &limits, &mut scratch)
+                .find_raw(Some(previous), &ns, set, &limits, &mut shaping)
                 .map(|s| s.id)
         };
         assert_eq!(find(&series[0], &sets[1]), Some(series[1].id));
@@ -420,14 +420,13 @@ mod by_wire_bytes {
         // past limits lowered since it was created.
         assert_eq!(find(&series[0], &raw(&[("__name__", "rooms")])), None);
         let other = Namespace::new("tourism").unwrap();
-        let in_other =
-            finder.find_raw_after(Some(&series[0]), &other, &sets[2], &limits, &mut scratch);
+        let in_other = finder.find_raw(Some(&series[0]), &other, &sets[2], &limits, &mut shaping);
         assert!(in_other.is_none());
         let strict = Limits {
             max_label_value_bytes: 4,
             ..Limits::default()
         };
-        let past = finder.find_raw_after(Some(&series[0]), &ns, &sets[2], &strict, &mut scratch);
+        let past = finder.find_raw(Some(&series[0]), &ns, &sets[2], &strict, &mut shaping);
         assert!(past.is_none());
         assert_eq!(
             follower(&series[0]),

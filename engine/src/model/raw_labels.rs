@@ -3,10 +3,10 @@
 //! head already knows (a lookup by these bytes, [`crate::head::Finder::find_raw`]), and the
 //! full one ([`to_labels`], then [`Labels::validate`]) for one it does not.
 //!
-//! Why the quick way gives exactly the series the full one would: [`canonical`] does what
-//! validation does to the set's shape (drops empty values, sorts by name) and checks the
-//! configurable limits; what it leaves unchecked — UTF-8, the name rules, duplicate names,
-//! `__name__` — holds for every label set the head holds, so a canonical set equal byte
+//! Why the quick way gives exactly the series the full one would: it looks up the set as
+//! validation shapes it ([`shape`]: empty values dropped, sorted by name) within the
+//! configurable limits ([`within`]); what it leaves unchecked — UTF-8, the name rules, duplicate names,
+//! `__name__` — holds for every label set the head holds, so a shaped set equal byte
 //! for byte to a known series' labels would pass validation and become those very labels.
 //! A set equal label for label to a known series' labels is shaped already (every set the
 //! head holds is), so the lookup tries the bytes as they came before shaping them.
@@ -60,23 +60,12 @@ pub fn within(labels: &[RawLabel<'_>], limits: &Limits) -> bool {
 }
 
 /// `raw` as validation would shape it — labels with empty values dropped, sorted by name —
-/// when it is within `limits`' count and lengths: `raw` itself when it already is (as
-/// Prometheus sends labels), else a copy in `scratch`. `None` when a limit is passed: only
-/// [`Labels::validate`] can then say what is wrong.
-pub fn canonical<'s, 'a>(
-    raw: &'s [RawLabel<'a>],
-    limits: &Limits,
-    scratch: &'s mut Vec<RawLabel<'a>>,
-) -> Option<&'s [RawLabel<'a>]> {
-    let labels = if is_shaped(raw) {
-        raw
-    } else {
-        scratch.clear();
-        scratch.extend(raw.iter().filter(|l| !l.value.is_empty()));
-        scratch.sort_unstable_by(|a, b| a.name.cmp(b.name));
-        scratch.as_slice()
-    };
-    within(labels, limits).then_some(labels)
+/// in `copy`.
+pub fn shape<'s, 'a>(raw: &[RawLabel<'a>], copy: &'s mut Vec<RawLabel<'a>>) -> &'s [RawLabel<'a>] {
+    copy.clear();
+    copy.extend(raw.iter().filter(|l| !l.value.is_empty()));
+    copy.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    copy.as_slice()
 }
 
 /// The labels of `raw` as text, for [`Labels::validate`]: labels with empty values are left
@@ -129,32 +118,43 @@ mod tests {
     }
 
     #[test]
-    fn sorted_sets_without_empty_values_are_used_as_they_are() {
-        let labels = raw(&[("__name__", "up"), ("commune", "Châu Đốc")]);
-        let mut scratch = Vec::new();
-        let c = canonical(&labels, &Limits::default(), &mut scratch).unwrap();
-        assert!(std::ptr::eq(c, labels.as_slice()));
-        assert!(scratch.is_empty());
+    fn sorted_sets_without_empty_values_are_shaped() {
+        assert!(is_shaped(&raw(&[
+            ("__name__", "up"),
+            ("commune", "Châu Đốc")
+        ])));
+        assert!(!is_shaped(&raw(&[
+            ("commune", "Châu Đốc"),
+            ("__name__", "up")
+        ])));
+        assert!(!is_shaped(&raw(&[("__name__", "up"), ("commune", "")])));
+        assert!(!is_shaped(&raw(&[("__name__", "up"), ("__name__", "up")])));
     }
 
     #[test]
     fn other_sets_are_shaped_as_validation_shapes_them() {
         let labels = raw(&[("zone", "a"), ("empty", ""), ("__name__", "up")]);
-        let mut scratch = Vec::new();
-        let c = canonical(&labels, &Limits::default(), &mut scratch).unwrap();
+        let mut copy = Vec::new();
+        let c = shape(&labels, &mut copy);
         assert_eq!(c, raw(&[("__name__", "up"), ("zone", "a")]).as_slice());
         let validated = Labels::validate(to_labels(&labels).unwrap(), &Limits::default()).unwrap();
         assert!(validated.raw().eq(c.iter().copied()));
     }
 
     #[test]
-    fn past_a_limit_only_validation_decides() {
-        let limits = Limits {
+    fn limits_count_labels_and_bytes() {
+        let labels = raw(&[("__name__", "up"), ("zone", "Long Xuyên")]);
+        assert!(within(&labels, &Limits::default()));
+        let fewer = Limits {
             max_labels_per_series: 1,
             ..Limits::default()
         };
-        let labels = raw(&[("__name__", "up"), ("zone", "a")]);
-        assert!(canonical(&labels, &limits, &mut Vec::new()).is_none());
+        assert!(!within(&labels, &fewer));
+        let shorter = Limits {
+            max_label_value_bytes: 10,
+            ..Limits::default()
+        };
+        assert!(!within(&labels, &shorter), "\"Long Xuyên\" is 11 bytes");
     }
 
     #[test]

@@ -449,17 +449,6 @@ impl Engine {
         // The earliest time this write touches in each of its namespaces (usually one), for
         // the result cache, recorded once the samples are visible.
         let mut changed: Vec<(crate::model::Namespace, i64)> = Vec::new();
-        if inner.cache.is_some() {
-            for (series, samples) in &batch {
-                let Some(t) = samples.iter().map(|s| s.t).min() else {
-                    continue;
-                };
-                match changed.iter_mut().find(|(ns, _)| *ns == series.namespace) {
-                    Some((_, earliest)) => *earliest = (*earliest).min(t),
-                    None => changed.push((series.namespace.clone(), t)),
-                }
-            }
-        }
         let (mut accepted, mut grown) = (0, 0);
         let mut tally = UsageTally::default();
         // Samples that broke a deferred rule, judged under their series' lock: (series,
@@ -489,6 +478,14 @@ impl Engine {
                 }
             };
             let bytes = inner.head.apply(&series, place, &samples, &mut tell);
+            if inner.cache.is_some()
+                && let Some(t) = samples.iter().map(|s| s.t).min()
+            {
+                match changed.iter_mut().find(|(ns, _)| *ns == series.namespace) {
+                    Some((_, earliest)) => *earliest = (*earliest).min(t),
+                    None => changed.push((series.namespace.clone(), t)),
+                }
+            }
             let delta = Delta {
                 bytes: bytes as i64,
                 held: n as i64,
@@ -794,7 +791,12 @@ fn series_defs(
 ) -> Option<Vec<u8>> {
     let new: Vec<&Series> = batch
         .iter()
-        .filter(|(series, _)| series.wal_file.swap(file, Ordering::Relaxed) != file)
+        // A load first: most series are defined in the file already, and a swap would
+        // write (and own) their cache line for every write.
+        .filter(|(series, _)| {
+            series.wal_file.load(Ordering::Relaxed) != file
+                && series.wal_file.swap(file, Ordering::Relaxed) != file
+        })
         .map(|(series, _)| series.as_ref())
         .collect();
     if new.is_empty() {

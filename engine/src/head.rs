@@ -249,12 +249,11 @@ impl Finder<'_> {
             {
                 return Some(series);
             }
-            let shaped = raw_labels::is_shaped(raw);
-            if shaped {
+            if raw_labels::is_shaped(raw) {
                 // Looked up as it came already.
                 return None;
             }
-            shaped
+            false
         };
         shaping.unshaped = !shaped;
         let labels = if shaped {

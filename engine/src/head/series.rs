@@ -32,7 +32,7 @@ pub struct Series {
     /// Number of the WAL file that holds this series' definition (0: none yet).
     pub wal_file: AtomicU64,
     /// The reference of the series that followed this one in the last write that looked it
-    /// up by its labels (see [`super::Finder::find_raw_after`]); `SeriesRef::MAX`: none yet.
+    /// up by its labels (see [`super::Finder::find_raw`]); `SeriesRef::MAX`: none yet.
     pub follower: AtomicU32,
     /// Not in the registry: a series that left the head, rebuilt from its cold entry for a
     /// reader ([`super::Head::select`]). Its head data is empty and stays so: a write must

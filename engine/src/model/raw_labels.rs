@@ -5,9 +5,10 @@
 //!
 //! Why the quick way gives exactly the series the full one would: it looks up the set as
 //! validation shapes it ([`shape`]: empty values dropped, sorted by name) within the
-//! configurable limits ([`within`]); what it leaves unchecked — UTF-8, the name rules, duplicate names,
-//! `__name__` — holds for every label set the head holds, so a shaped set equal byte
-//! for byte to a known series' labels would pass validation and become those very labels.
+//! configurable limits ([`within`]); what it leaves unchecked — UTF-8, the name rules,
+//! duplicate names, `__name__` — holds for every label set the head holds, so a shaped set
+//! equal byte for byte to a known series' labels would pass validation and become those
+//! very labels.
 //! A set equal label for label to a known series' labels is shaped already (every set the
 //! head holds is), so the lookup tries the bytes as they came before shaping them.
 //! A set the quick way does not find is not refused by it: it goes the full way, which

@@ -9,7 +9,9 @@
 //! a process; they are not persisted (WAL files define their own, segments carry labels), so
 //! they stay dense. Creating a series takes one shard's write lock, the table's and the
 //! postings' write locks, once per series, never per sample; a write finds its known series
-//! under every shard's and the index's read locks, taken once per batch ([`Head::finder`]).
+//! under every shard's, the table's and the index's read locks, taken once per batch
+//! ([`Head::finder`]), most of them without the hash table: each series remembers which
+//! series followed it in the last write ([`Finder::find_raw`]).
 //!
 //! A series that wrote nothing for a whole flush interval leaves the head ([`Head::evict`],
 //! after a flush): its struct, head data, lookup entry and label pairs go; what stays is its

@@ -86,6 +86,9 @@ pub struct LabelSpans {
 /// A `Label` — `name = 1`, `value = 2`, the same message in remote write and in
 /// `iocdb.v1` — as spans; the last name and the last value sent win, as in prost.
 pub fn read_label(mut c: Cursor<'_>) -> Result<LabelSpans, DecodeError> {
+    if let Some(label) = c.common_label() {
+        return Ok(label);
+    }
     let mut label = LabelSpans::default();
     // An absent name or value is empty: an empty span where the label starts.
     label.name = Span::new(c.position(), 0);
@@ -142,6 +145,32 @@ impl<'a> Cursor<'a> {
     /// Where the cursor is, in bytes from the start of the outermost message.
     pub fn position(&self) -> usize {
         self.base + self.pos
+    }
+
+    /// A `Label` laid out as every sender writes it — the name (field 1) then the value
+    /// (field 2), each shorter than 128 bytes and nothing else — read without the general
+    /// loop of keys (a request holds one per label; this layout was most of the reading's
+    /// time). `None` for any other layout, which the general reader then reads exactly as
+    /// it reads every message; this one gives the same spans it would.
+    #[inline]
+    fn common_label(&self) -> Option<LabelSpans> {
+        let buf = self.buf.get(self.pos..)?;
+        let (&[0x0a, name_len], rest) = buf.split_first_chunk::<2>()? else {
+            return None;
+        };
+        let name_len = usize::from(name_len);
+        let (&[0x12, value_len], value) = rest.get(name_len..)?.split_first_chunk::<2>()? else {
+            return None;
+        };
+        let value_len = usize::from(value_len);
+        if name_len >= 0x80 || value_len >= 0x80 || value.len() != value_len {
+            return None;
+        }
+        let at = self.position();
+        Some(LabelSpans {
+            name: Span::new(at + 2, name_len),
+            value: Span::new(at + 4 + name_len, value_len),
+        })
     }
 
     /// Whether the whole message has been read.
@@ -386,6 +415,77 @@ mod tests {
         let mut deep = at(&deep);
         let (f, w) = deep.key().unwrap();
         assert!(deep.skip(f, w).is_err());
+    }
+
+    proptest::proptest! {
+        /// Labels in every layout — the common one (name then value, both short), which is
+        /// read without the loop of keys, and others: value first, repeated or missing
+        /// fields, unknown fields, names and values of 128 bytes or more — read as prost
+        /// reads them.
+        #[test]
+        fn labels_read_as_prost_reads_them(
+            fields in proptest::collection::vec((1u32..4, "[a-zĐố]{0,140}"), 0..4),
+            cut in proptest::option::of(0usize..400),
+        ) {
+            use prost::Message;
+            let mut buf = Vec::new();
+            for (field, text) in &fields {
+                prost::encoding::encode_key(*field, prost::encoding::WireType::LengthDelimited, &mut buf);
+                prost::encoding::encode_varint(text.len() as u64, &mut buf);
+                buf.extend_from_slice(text.as_bytes());
+            }
+            let buf = &buf[..cut.map_or(buf.len(), |c| c.min(buf.len()))];
+            let ours = read_label(at(buf));
+            match crate::prompb::Label::decode(buf) {
+                Ok(label) => {
+                    let spans = ours.expect("prost read it");
+                    proptest::prop_assert_eq!(spans.name.of(buf), label.name.as_bytes());
+                    proptest::prop_assert_eq!(spans.value.of(buf), label.value.as_bytes());
+                }
+                Err(_) => proptest::prop_assert!(ours.is_err(), "prost refused {:?}", buf),
+            }
+        }
+    }
+
+    #[test]
+    fn a_common_label_is_read_without_the_loop_and_others_with_it() {
+        let common = [0x0a, 0x02, b'u', b'p', 0x12, 0x01, b'x'];
+        let spans = at(&common).common_label().expect("the common layout");
+        assert_eq!(
+            (spans.name.of(&common), spans.value.of(&common)),
+            (&b"up"[..], &b"x"[..])
+        );
+        let value_first = [0x12, 0x01, b'x', 0x0a, 0x02, b'u', b'p'];
+        assert!(at(&value_first).common_label().is_none());
+        let spans = read_label(at(&value_first)).expect("read");
+        assert_eq!(spans.name.of(&value_first), b"up");
+        let trailing = [0x0a, 0x02, b'u', b'p', 0x12, 0x01, b'x', 0x18, 0x01];
+        assert!(at(&trailing).common_label().is_none());
+        assert_eq!(
+            read_label(at(&trailing)).expect("read").value.of(&trailing),
+            b"x"
+        );
+
+        // A name of 200 bytes (a two-byte length) whose bytes, read with a one-byte length,
+        // would look like the common layout: it is not taken for one.
+        let mut long_name = vec![0x0a, 0xc8, 0x01];
+        long_name.extend(std::iter::repeat_n(b'n', 199));
+        long_name.push(0x12);
+        long_name.extend([0x12, 0x11]);
+        long_name.extend(std::iter::repeat_n(b'v', 17));
+        assert!(at(&long_name).common_label().is_none());
+        let spans = read_label(at(&long_name)).expect("read");
+        assert_eq!(
+            (spans.name.of(&long_name).len(), spans.value.of(&long_name)),
+            (200, &[b'v'; 17][..])
+        );
+
+        // A value length that does not end in its first byte and runs past the message:
+        // refused, not read as a one-byte length.
+        let mut bad_value = vec![0x0a, 0x01, b'a', 0x12, 0x85];
+        bad_value.extend(std::iter::repeat_n(0x80, 0x85));
+        assert!(at(&bad_value).common_label().is_none());
+        assert!(read_label(at(&bad_value)).is_err());
     }
 
     #[test]

@@ -149,9 +149,9 @@ impl<'a> Cursor<'a> {
 
     /// A `Label` laid out as every sender writes it — the name (field 1) then the value
     /// (field 2), each shorter than 128 bytes and nothing else — read without the general
-    /// loop of keys (a request holds one per label; this layout was most of the reading's
-    /// time). `None` for any other layout, which the general reader then reads exactly as
-    /// it reads every message; this one gives the same spans it would.
+    /// loop of keys (a request holds one per label: reading them took 5 % of a remote-write
+    /// server's time). `None` for any other layout, which the general reader then reads
+    /// exactly as it reads every message; this one gives the same spans it would.
     #[inline]
     fn common_label(&self) -> Option<LabelSpans> {
         let buf = self.buf.get(self.pos..)?;

@@ -20,10 +20,12 @@ pub const MAX_LISTED_REJECTIONS: usize = 1000;
 /// Labels read in place (spans of the message `buf`) as the engine takes them, byte slices
 /// not yet checked (`Engine::write_raw`).
 pub fn raw_labels<'a>(buf: &'a [u8], spans: &[LabelSpans]) -> Vec<RawLabel<'a>> {
-    spans
-        .iter()
-        .map(|l| RawLabel::new(l.name.of(buf), l.value.of(buf)))
-        .collect()
+    spans.iter().map(|l| raw_label(buf, l)).collect()
+}
+
+/// One label read in place as the engine takes it.
+fn raw_label<'a>(buf: &'a [u8], l: &LabelSpans) -> RawLabel<'a> {
+    RawLabel::new(l.name.of(buf), l.value.of(buf))
 }
 
 /// The arrays a write read in place hands the engine — its labels as slices of the message,
@@ -51,11 +53,7 @@ impl RawArrays {
         write: impl FnOnce(RawWriteRequest<'_>) -> R,
     ) -> R {
         let mut labels: Vec<RawLabel<'b>> = recycle(std::mem::take(&mut self.labels));
-        labels.extend(
-            spans
-                .iter()
-                .map(|l| RawLabel::new(l.name.of(buf), l.value.of(buf))),
-        );
+        labels.extend(spans.iter().map(|l| raw_label(buf, l)));
         self.samples.clear();
         self.ranges.clear();
         for (of, samples) in series {

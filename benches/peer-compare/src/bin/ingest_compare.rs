@@ -16,6 +16,8 @@
 //! some of the sender counts (e.g. `4`; default `1,2,4`). Each sender keeps one connection
 //! alive, as Prometheus' remote-write shards do; `CONNECTION=per-request` opens one per
 //! request instead (how runs before 2026-12-02 sent remote write and line protocol).
+//! `WAL_TIMINGS=1` also prints, after each iocdb run, what its WAL's group commits took and
+//! how long the writers waited for durability (from the server's `/metrics`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -165,6 +167,37 @@ fn rss_mib(pid: u32) -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
+/// What the WAL of the iocdb server at `url` did in a run of `wall` with `senders`: its group
+/// commits (how many, writes per commit, mean time to write and sync each, the share of the
+/// run they took) and the writers' mean wait for durability, also as a share of the senders'
+/// time — the part of a request's time spent waiting for its fsync.
+fn wal_timings(url: &str, wall: Duration, senders: usize) -> Option<String> {
+    let body = ureq::get(&format!("{url}/metrics"))
+        .call()
+        .ok()?
+        .into_string()
+        .ok()?;
+    let value = |name: &str| {
+        body.lines().find_map(|l| {
+            let rest = l.strip_prefix(name)?.strip_prefix(' ')?;
+            rest.trim().parse::<f64>().ok()
+        })
+    };
+    let commits = value("iocdb_wal_group_commit_duration_seconds_count")?;
+    let committing = value("iocdb_wal_group_commit_duration_seconds_sum")?;
+    let waits = value("iocdb_wal_commit_wait_duration_seconds_count")?;
+    let waiting = value("iocdb_wal_commit_wait_duration_seconds_sum")?;
+    let wall = wall.as_secs_f64();
+    Some(format!(
+        "{commits:.0} group commits ({:.2} writes each), {:.2} ms mean write and sync, {:.0} % of the run; writers waited {:.2} ms mean, {:.0} % of the senders' time",
+        waits / commits.max(1.0),
+        1e3 * committing / commits.max(1.0),
+        100.0 * committing / wall,
+        1e3 * waiting / waits.max(1.0),
+        100.0 * waiting / (wall * senders as f64),
+    ))
+}
+
 struct Figures {
     rate: f64,
     per_cpu: f64,
@@ -252,6 +285,13 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
     });
     let wall = t0.elapsed();
     let cpu = cpu_seconds(pid) - cpu0;
+    if std::env::var_os("WAL_TIMINGS").is_some() && system != System::Victoria {
+        let timings = wal_timings(&running.peer.url, wall, senders);
+        eprintln!(
+            "  WAL: {}",
+            timings.as_deref().unwrap_or("no figures in /metrics")
+        );
+    }
     std::thread::sleep(Duration::from_secs(2));
     let samples: usize = batches.iter().map(|b| b.samples).sum();
     Figures {

@@ -6,7 +6,8 @@
 //!
 //! Reports, per system and sender count: samples/s, samples per server CPU-second (from
 //! `/proc/PID/stat`) and the server's RSS 2 s after the last write; rounds alternate the
-//! systems so that the machine's drift falls on all of them alike.
+//! systems so that the machine's drift falls on all of them alike, and each iocdb figure is
+//! also given over VictoriaMetrics' in the same round.
 //!
 //! Usage: `ingest_compare SCALE HOURS ROUNDS` (e.g. `1.0 6 2`), after `cargo build --release
 //! -p iocdb-server -p iocdb-peer-compare`; needs `victoria-metrics` on PATH. `SYSTEMS` picks
@@ -343,7 +344,7 @@ fn main() {
         .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
         .filter(|v: &Vec<usize>| !v.is_empty())
         .unwrap_or_else(|| vec![1, 2, 4]);
-    let mut figures: Vec<(System, usize, Figures)> = Vec::new();
+    let mut figures: Vec<(usize, System, usize, Figures)> = Vec::new();
     for round in 0..rounds {
         for &senders in &sender_counts {
             for &system in &systems {
@@ -355,7 +356,7 @@ fn main() {
                     f.per_cpu / 1e6,
                     f.rss
                 );
-                figures.push((system, senders, f));
+                figures.push((round, system, senders, f));
             }
         }
     }
@@ -370,8 +371,8 @@ fn main() {
         for &senders in &sender_counts {
             let of: Vec<&Figures> = figures
                 .iter()
-                .filter(|(s, n, _)| *s == system && *n == senders)
-                .map(|(_, _, f)| f)
+                .filter(|(_, s, n, _)| *s == system && *n == senders)
+                .map(|(_, _, _, f)| f)
                 .collect();
             let list = |g: &dyn Fn(&Figures) -> f64, digits: usize| {
                 of.iter()
@@ -385,6 +386,53 @@ fn main() {
                 list(&|f| f.rate / 1e6, 2),
                 list(&|f| f.per_cpu / 1e6, 2),
                 list(&|f| f.rss, 0)
+            );
+        }
+    }
+    print_ratios_to_victoria(&figures, &systems, &sender_counts);
+}
+
+/// Each iocdb system's figures over VictoriaMetrics' in the same round and with the same
+/// senders — the ratios the targets are stated in, measured side by side so that the
+/// machine's drift between rounds cancels out.
+fn print_ratios_to_victoria(
+    figures: &[(usize, System, usize, Figures)],
+    systems: &[System],
+    sender_counts: &[usize],
+) {
+    if !systems.contains(&System::Victoria) {
+        return;
+    }
+    println!(
+        "\nOver VictoriaMetrics' in the same round (samples/s, per server CPU-s, RSS), round by round:\n"
+    );
+    println!("| system | senders | samples/s | per server CPU-s | RSS after ingest |");
+    println!("|---|---|---|---|---|");
+    for &system in systems.iter().filter(|&&s| s != System::Victoria) {
+        for &senders in sender_counts {
+            let pairs: Vec<(&Figures, &Figures)> = figures
+                .iter()
+                .filter(|(_, s, n, _)| *s == system && *n == senders)
+                .filter_map(|(round, _, _, f)| {
+                    let vm = figures.iter().find(|(r, s, n, _)| {
+                        r == round && *s == System::Victoria && *n == senders
+                    })?;
+                    Some((f, &vm.3))
+                })
+                .collect();
+            let list = |g: &dyn Fn(&Figures) -> f64| {
+                pairs
+                    .iter()
+                    .map(|(f, vm)| format!("{:.2}×", g(f) / g(vm)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "| {} | {senders} | {} | {} | {} |",
+                system.name(),
+                list(&|f| f.rate),
+                list(&|f| f.per_cpu),
+                list(&|f| f.rss)
             );
         }
     }

@@ -171,7 +171,8 @@ fn rss_mib(pid: u32) -> f64 {
 /// What the WAL of the iocdb server at `url` did in a run of `wall` with `senders`: its group
 /// commits (how many, writes per commit, mean time to write and sync each, the share of the
 /// run they took) and the writers' mean wait for durability, also as a share of the senders'
-/// time — the part of a request's time spent waiting for its fsync.
+/// time — the part of a request's time spent waiting for its bytes to be written (and, under
+/// fsync always, synced).
 fn wal_timings(url: &str, wall: Duration, senders: usize) -> Option<String> {
     let body = ureq::get(&format!("{url}/metrics"))
         .call()

@@ -13,27 +13,35 @@ use crate::model::{Labels, Namespace, RawLabel};
 pub type SeriesRef = u32;
 
 /// One series: its identity, head data, and the WAL file that last defined it.
+///
+/// Laid out in declaration order (`repr(C)`) so that what a look-up by labels reads of a
+/// series lies together at the front: its namespace and pair ids, which the comparison with
+/// a request's labels reads, and its follower, which the look-up of the request's next
+/// series reads right after ([`super::Finder::find_raw`]). Left to the compiler, the
+/// follower sat at the struct's end, a cache line of its own: the load of the previous
+/// series' follower was 28 % of `find_after`'s samples (BENCHMARKS.md, "Ingest by labels").
 #[derive(Debug)]
+#[repr(C)]
 pub struct Series {
-    /// Its reference.
-    pub id: SeriesRef,
     /// Its namespace.
     pub namespace: Namespace,
-    /// The hash of its namespace and labels (the registry's key, kept so that the registry
-    /// can grow without rebuilding labels).
-    pub hash: u64,
+    /// Its reference.
+    pub id: SeriesRef,
+    /// The reference of the series that followed this one in the last write that looked it
+    /// up by its labels (see [`super::Finder::find_raw`]); `SeriesRef::MAX`: none yet.
+    pub follower: AtomicU32,
     /// Its labels, as the ids of their interned pairs (in label order): the labels
     /// themselves live once in the index ([`super::Head::labels`] rebuilds them).
     pub pairs: PairIds,
-    /// Its in-memory samples.
-    pub head: HeadSeries,
+    /// The hash of its namespace and labels (the registry's key, kept so that the registry
+    /// can grow without rebuilding labels).
+    pub hash: u64,
     /// Its namespace's head memory (shared by the namespace's series).
     pub usage: Arc<NamespaceUsage>,
     /// Number of the WAL file that holds this series' definition (0: none yet).
     pub wal_file: AtomicU64,
-    /// The reference of the series that followed this one in the last write that looked it
-    /// up by its labels (see [`super::Finder::find_raw`]); `SeriesRef::MAX`: none yet.
-    pub follower: AtomicU32,
+    /// Its in-memory samples.
+    pub head: HeadSeries,
     /// Not in the registry: a series that left the head, rebuilt from its cold entry for a
     /// reader ([`super::Head::select`]). Its head data is empty and stays so: a write must
     /// resolve the series again, which brings it back into the head.

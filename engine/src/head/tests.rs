@@ -66,6 +66,17 @@ impl ColdLabels for Segments {
 }
 
 #[test]
+fn a_series_struct_stays_in_its_allocation_class() {
+    // 192 bytes and the `Arc`'s two counts: 208, a class of its own; the layout that puts a
+    // look-up's fields together (`Series`' doc) must not grow it.
+    assert!(
+        std::mem::size_of::<Series>() <= 192,
+        "{}",
+        std::mem::size_of::<Series>()
+    );
+}
+
+#[test]
 fn the_same_labels_give_the_same_series() {
     let (ix, ns) = fixture();
     let again = ix

@@ -287,8 +287,7 @@ impl Finder<'_> {
         };
         let follower = previous.follower.load(Ordering::Relaxed);
         if let Some(series) = self.registry.slots.get(follower as usize)
-            && series.namespace == *namespace
-            && self.pairs.matches(&series.pairs, labels.iter().copied())
+            && series.has_labels(namespace, &self.pairs, labels.iter().copied())
         {
             return Some(series.clone());
         }

@@ -74,7 +74,19 @@ impl Series {
         pairs: &LabelReader<'_>,
         labels: impl ExactSizeIterator<Item = RawLabel<'l>>,
     ) -> bool {
-        self.hash == hash && self.namespace == *namespace && pairs.matches(&self.pairs, labels)
+        self.hash == hash && self.has_labels(namespace, pairs, labels)
+    }
+
+    /// Whether this is the series of `namespace` with these labels (in label order), its
+    /// hash not compared (a follower tried by its reference, [`super::Finder::find_raw`]);
+    /// `pairs` reads the interned labels.
+    pub fn has_labels<'l>(
+        &self,
+        namespace: &Namespace,
+        pairs: &LabelReader<'_>,
+        labels: impl ExactSizeIterator<Item = RawLabel<'l>>,
+    ) -> bool {
+        self.namespace == *namespace && pairs.matches(&self.pairs, labels)
     }
 }
 

@@ -376,10 +376,7 @@ fn main() {
                 .map(|(_, _, _, f)| f)
                 .collect();
             let list = |g: &dyn Fn(&Figures) -> f64, digits: usize| {
-                of.iter()
-                    .map(|f| format!("{:.*}", digits, g(f)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                joined(of.iter().map(|f| format!("{:.*}", digits, g(f))))
             };
             println!(
                 "| {} | {senders} | {} | {} | {} MiB |",
@@ -422,11 +419,7 @@ fn print_ratios_to_victoria(
                 })
                 .collect();
             let list = |g: &dyn Fn(&Figures) -> f64| {
-                pairs
-                    .iter()
-                    .map(|(f, vm)| format!("{:.2}×", g(f) / g(vm)))
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                joined(pairs.iter().map(|(f, vm)| format!("{:.2}×", g(f) / g(vm))))
             };
             println!(
                 "| {} | {senders} | {} | {} | {} |",
@@ -437,4 +430,9 @@ fn print_ratios_to_victoria(
             );
         }
     }
+}
+
+/// Round by round figures as one table cell.
+fn joined(figures: impl Iterator<Item = String>) -> String {
+    figures.collect::<Vec<_>>().join(", ")
 }

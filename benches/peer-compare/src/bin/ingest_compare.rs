@@ -5,7 +5,8 @@
 //! and 4 senders, each run on an empty directory.
 //!
 //! Reports, per system and sender count: samples/s, samples per server CPU-second (from
-//! `/proc/PID/stat`) and the server's RSS 2 s after the last write; rounds alternate the
+//! `/proc/PID/stat`) and the server's RSS 2 s after the last write (and, per run, the cores
+//! the senders themselves used, which the server did not have); rounds alternate the
 //! systems so that the machine's drift falls on all of them alike, and each iocdb figure is
 //! also given over VictoriaMetrics' in the same round.
 //!
@@ -15,8 +16,10 @@
 //! `iocdb` binary of another build (`before`, remote write, `before-grpc`, gRPC `Write`, and
 //! `before-line`, line protocol; fsync always) to compare builds in one run. `SENDERS` picks
 //! some of the sender counts (e.g. `4`; default `1,2,4`). Each sender keeps one connection
-//! alive, as Prometheus' remote-write shards do; `CONNECTION=per-request` opens one per
-//! request instead (how runs before 2026-12-02 sent remote write and line protocol).
+//! alive, as Prometheus' remote-write shards do (a gRPC sender its own channel; runs before
+//! 2026-12-02's third session shared one among all gRPC senders); `CONNECTION=per-request`
+//! opens one per request instead (how runs before 2026-12-02 sent remote write and line
+//! protocol).
 //! `WAL_TIMINGS=1` also prints, after each iocdb run, what its WAL's group commits took and
 //! how long the writers waited for durability (from the server's `/metrics`).
 
@@ -203,6 +206,9 @@ fn wal_timings(url: &str, wall: Duration, senders: usize) -> Option<String> {
 struct Figures {
     rate: f64,
     per_cpu: f64,
+    /// The senders' own CPU over the run, in cores: on this machine they share the server's
+    /// cores, so what they take is not the server's.
+    senders_cores: f64,
     rss: f64,
 }
 
@@ -210,34 +216,35 @@ struct Figures {
 fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
     let running = start(system);
     let pid = running.peer.child.id();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(senders)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let channel = running
+    // Each gRPC sender is a client of its own, as each remote-write sender is: its own
+    // connection, driven on its own thread (a current-thread runtime), so that no sender's
+    // request hops to another thread on the way out.
+    let grpc = running
         .grpc
         .as_ref()
-        .filter(|_| matches!(system, System::IocdbGrpc | System::BeforeGrpc))
-        .map(|addr| {
-            runtime.block_on(async {
-                tonic::transport::Channel::from_shared(addr.clone())
-                    .expect("uri")
-                    .connect()
-                    .await
-                    .expect("connect")
-            })
-        });
+        .filter(|_| matches!(system, System::IocdbGrpc | System::BeforeGrpc));
     let per_request = std::env::var("CONNECTION").is_ok_and(|c| c == "per-request");
     let next = AtomicUsize::new(0);
     let cpu0 = cpu_seconds(pid);
+    let senders_cpu0 = cpu_seconds(std::process::id());
     let t0 = Instant::now();
     std::thread::scope(|s| {
         for _ in 0..senders {
             s.spawn(|| {
-                let mut client = channel
-                    .clone()
-                    .map(|c| tonic::client::Grpc::new(c).max_encoding_message_size(64 << 20));
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                let mut client = grpc.map(|addr| {
+                    let channel = runtime.block_on(async {
+                        tonic::transport::Channel::from_shared(addr.clone())
+                            .expect("uri")
+                            .connect()
+                            .await
+                            .expect("connect")
+                    });
+                    tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20)
+                });
                 let mut agent = ureq::agent();
                 loop {
                     if per_request {
@@ -287,6 +294,7 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
     });
     let wall = t0.elapsed();
     let cpu = cpu_seconds(pid) - cpu0;
+    let senders_cpu = cpu_seconds(std::process::id()) - senders_cpu0;
     if std::env::var_os("WAL_TIMINGS").is_some() && system != System::Victoria {
         let timings = wal_timings(&running.peer.url, wall, senders);
         eprintln!(
@@ -299,6 +307,7 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
     Figures {
         rate: samples as f64 / wall.as_secs_f64(),
         per_cpu: samples as f64 / cpu,
+        senders_cores: senders_cpu / wall.as_secs_f64(),
         rss: rss_mib(pid),
     }
 }
@@ -351,11 +360,12 @@ fn main() {
             for &system in &systems {
                 let f = run(system, &batches, senders);
                 eprintln!(
-                    "round {round}: {}, {senders} senders: {:.2} M samples/s, {:.2} M per CPU-s, RSS {:.0} MiB",
+                    "round {round}: {}, {senders} senders: {:.2} M samples/s, {:.2} M per CPU-s, RSS {:.0} MiB; the senders used {:.2} cores",
                     system.name(),
                     f.rate / 1e6,
                     f.per_cpu / 1e6,
-                    f.rss
+                    f.rss,
+                    f.senders_cores
                 );
                 figures.push((round, system, senders, f));
             }

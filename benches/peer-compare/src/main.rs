@@ -18,7 +18,9 @@ use iocdb_benches::dashboard::{self, QueryKind};
 use iocdb_benches::{report, workload};
 use iocdb_engine::{Engine, FsyncPolicy, Options, Sample, WriteRequest};
 use iocdb_peer_compare::answers::{Answer, differences, query_range as peer_query, series_key};
-use iocdb_peer_compare::peers::{Peer, exposition, free_port, victoria_metrics, wait_ready};
+use iocdb_peer_compare::peers::{
+    Peer, exposition, free_port, spawn_peer, victoria_metrics, wait_ready,
+};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -191,15 +193,15 @@ fn start_prometheus(tmp: &std::path::Path, om_path: &std::path::Path) -> Peer {
     let prom_port = free_port();
     let prom = Peer {
         name: "Prometheus",
-        child: Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!("--storage.tsdb.path={}", prom_dir.display()))
-            .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
-            .args(["--storage.tsdb.retention.time=100y", "--log.level=error"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
+        child: spawn_peer(
+            Command::new("prometheus")
+                .arg(format!("--config.file={}", cfg.display()))
+                .arg(format!("--storage.tsdb.path={}", prom_dir.display()))
+                .arg(format!("--web.listen-address=127.0.0.1:{prom_port}"))
+                .args(["--storage.tsdb.retention.time=100y", "--log.level=error"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        ),
         url: format!("http://127.0.0.1:{prom_port}"),
     };
     wait_ready(&format!("{}/-/ready", prom.url), prom.name);

@@ -167,21 +167,33 @@ pub fn wait_ready(url: &str, what: &str) {
     panic!("{what} did not become ready at {url}");
 }
 
+/// Starts `command`, a peer's program from its Debian package of the same name; when it is
+/// not installed, says so and how to install it (`.ci/run` installs every peer).
+pub fn spawn_peer(command: &mut std::process::Command) -> Child {
+    let program = command.get_program().to_string_lossy().into_owned();
+    command.spawn().unwrap_or_else(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => panic!(
+            "start {program}: not on PATH; install the Debian package `{program}` (`.ci/run` installs the peers)"
+        ),
+        _ => panic!("start {program}: {e}"),
+    })
+}
+
 /// Starts VictoriaMetrics storing under `dir` with `-retentionPeriod=100y`, quiet, plus
 /// `flags`, and waits until it answers.
 pub fn victoria_metrics(dir: &std::path::Path, flags: &[&str]) -> Peer {
     let port = free_port();
     let peer = Peer {
         name: "VictoriaMetrics",
-        child: std::process::Command::new("victoria-metrics")
-            .arg(format!("-storageDataPath={}", dir.display()))
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .args(["-retentionPeriod=100y", "-loggerLevel=ERROR"])
-            .args(flags)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start victoria-metrics"),
+        child: spawn_peer(
+            std::process::Command::new("victoria-metrics")
+                .arg(format!("-storageDataPath={}", dir.display()))
+                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                .args(["-retentionPeriod=100y", "-loggerLevel=ERROR"])
+                .args(flags)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        ),
         url: format!("http://127.0.0.1:{port}"),
     };
     wait_ready(&format!("{}/health", peer.url), peer.name);
@@ -208,22 +220,22 @@ pub fn prometheus(dir: &std::path::Path) -> Peer {
     let port = free_port();
     let peer = Peer {
         name: "Prometheus",
-        child: std::process::Command::new("prometheus")
-            .arg(format!("--config.file={}", cfg.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .args([
-                "--web.enable-remote-write-receiver",
-                "--storage.tsdb.retention.time=100y",
-                "--log.level=error",
-            ])
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("start prometheus"),
+        child: spawn_peer(
+            std::process::Command::new("prometheus")
+                .arg(format!("--config.file={}", cfg.display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    dir.join("tsdb").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .args([
+                    "--web.enable-remote-write-receiver",
+                    "--storage.tsdb.retention.time=100y",
+                    "--log.level=error",
+                ])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null()),
+        ),
         url: format!("http://127.0.0.1:{port}"),
     };
     wait_ready(&format!("{}/-/ready", peer.url), peer.name);

@@ -20,7 +20,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use iocdb_benches::{report, workload};
-use iocdb_peer_compare::peers::{Peer, exposition, free_port, victoria_metrics, wait_ready};
+use iocdb_peer_compare::peers::{
+    Peer, exposition, free_port, spawn_peer, victoria_metrics, wait_ready,
+};
 
 /// Bytes of every file under `dir`.
 fn dir_bytes(dir: &Path) -> u64 {
@@ -60,12 +62,12 @@ fn node(file: &Path, minutes: u64) -> u64 {
     let port = free_port();
     let _exporter = Peer {
         name: "node exporter",
-        child: Command::new("prometheus-node-exporter")
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus-node-exporter"),
+        child: spawn_peer(
+            Command::new("prometheus-node-exporter")
+                .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        ),
         url: format!("http://127.0.0.1:{port}"),
     };
     let url = format!("http://127.0.0.1:{port}/metrics");

@@ -217,34 +217,41 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
     let running = start(system);
     let pid = running.peer.child.id();
     // Each gRPC sender is a client of its own, as each remote-write sender is: its own
-    // connection, driven on its own thread (a current-thread runtime), so that no sender's
-    // request hops to another thread on the way out.
+    // connection, driven on its own thread (a current-thread runtime, moved to the sender's
+    // thread), so that no sender's request hops to another thread on the way out. Connected
+    // before the clock starts.
     let grpc = running
         .grpc
         .as_ref()
         .filter(|_| matches!(system, System::IocdbGrpc | System::BeforeGrpc));
+    let clients: Vec<_> = (0..senders)
+        .map(|_| {
+            grpc.map(|addr| {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime");
+                let channel = runtime.block_on(async {
+                    tonic::transport::Channel::from_shared(addr.clone())
+                        .expect("uri")
+                        .connect()
+                        .await
+                        .expect("connect")
+                });
+                let client = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
+                (runtime, client)
+            })
+        })
+        .collect();
     let per_request = std::env::var("CONNECTION").is_ok_and(|c| c == "per-request");
     let next = AtomicUsize::new(0);
     let cpu0 = cpu_seconds(pid);
     let senders_cpu0 = cpu_seconds(std::process::id());
     let t0 = Instant::now();
     std::thread::scope(|s| {
-        for _ in 0..senders {
-            s.spawn(|| {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .expect("runtime");
-                let mut client = grpc.map(|addr| {
-                    let channel = runtime.block_on(async {
-                        tonic::transport::Channel::from_shared(addr.clone())
-                            .expect("uri")
-                            .connect()
-                            .await
-                            .expect("connect")
-                    });
-                    tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20)
-                });
+        for mut client in clients {
+            let (next, running) = (&next, &running);
+            s.spawn(move || {
                 let mut agent = ureq::agent();
                 loop {
                     if per_request {
@@ -253,7 +260,7 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(b) = batches.get(i) else { break };
                     match client.as_mut() {
-                        Some(c) => {
+                        Some((runtime, c)) => {
                             let out = runtime
                                 .block_on(async {
                                     c.ready().await.expect("connection");

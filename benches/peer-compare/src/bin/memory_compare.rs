@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use iocdb_benches::{report, workload};
-use iocdb_peer_compare::peers::{Peer, exposition, free_port, grpc_write, wait_ready};
+use iocdb_peer_compare::peers::{Peer, exposition, free_port, grpc_write, spawn_peer, wait_ready};
 use iocdb_proto::v1;
 
 /// `VmRSS` or `VmHWM` of process `pid`, MiB.
@@ -164,14 +164,14 @@ fn victoria_metrics(scale: f64, dir: &std::path::Path) -> Figures {
     let port = free_port();
     let vm = Peer {
         name: "VictoriaMetrics",
-        child: Command::new("victoria-metrics")
-            .arg(format!("-storageDataPath={}", dir.display()))
-            .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-            .args(["-retentionPeriod=100y", "-loggerLevel=ERROR"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start victoria-metrics"),
+        child: spawn_peer(
+            Command::new("victoria-metrics")
+                .arg(format!("-storageDataPath={}", dir.display()))
+                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
+                .args(["-retentionPeriod=100y", "-loggerLevel=ERROR"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        ),
         url: format!("http://127.0.0.1:{port}"),
     };
     wait_ready(&format!("{}/health", vm.url), vm.name);

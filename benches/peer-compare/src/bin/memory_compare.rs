@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use iocdb_benches::{report, workload};
-use iocdb_peer_compare::peers::{Peer, exposition, free_port, grpc_write, spawn_peer, wait_ready};
+use iocdb_peer_compare::peers::{self, exposition, grpc_write};
 use iocdb_proto::v1;
 
 /// `VmRSS` or `VmHWM` of process `pid`, MiB.
@@ -161,20 +161,7 @@ fn iocdb(scale: f64, dir: &std::path::Path) -> Figures {
 }
 
 fn victoria_metrics(scale: f64, dir: &std::path::Path) -> Figures {
-    let port = free_port();
-    let vm = Peer {
-        name: "VictoriaMetrics",
-        child: spawn_peer(
-            Command::new("victoria-metrics")
-                .arg(format!("-storageDataPath={}", dir.display()))
-                .arg(format!("-httpListenAddr=127.0.0.1:{port}"))
-                .args(["-retentionPeriod=100y", "-loggerLevel=ERROR"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        ),
-        url: format!("http://127.0.0.1:{port}"),
-    };
-    wait_ready(&format!("{}/health", vm.url), vm.name);
+    let vm = peers::victoria_metrics(dir, &[]);
     let pid = vm.child.id();
     let end = report::day_start() + 86_400_000;
     let specs = workload::series(scale);

@@ -28,40 +28,64 @@ fn samples_in(reqs: &[WriteRequest]) -> usize {
 /// into batches with `prepare` and counts their samples before the clock starts (so memory
 /// is freed by the thread that allocated it, as in the server), then writes them with
 /// `write`. Returns samples/s.
-fn timed_writers<B>(
+///
+/// The batches are what a front door holds once a request is read off the wire: `write`
+/// borrows each and builds from it what the engine's call takes (as the door's decoder
+/// does, into memory the allocator hands out again at once), and the batches are freed
+/// only after the clock stops. Consuming them instead freed the whole pre-built input while
+/// the clock ran, page after page that nothing would reuse, and mimalloc gave each back
+/// to the kernel (`madvise`) — with two writers every such call also interrupts the other
+/// core to flush its TLB: it cost two writers by label bytes a fifth of their rate
+/// (BENCHMARKS.md, "Ingest by labels"), a cost of the bench, not of a server, whose
+/// request memory is reused by the next request.
+fn timed_writers<B: Send>(
     dir: &Path,
     opts: Options,
     threads: usize,
     make: impl Fn(usize, usize) -> Vec<WriteRequest> + Sync,
     prepare: impl Fn(&Engine, Vec<WriteRequest>) -> (Vec<B>, usize) + Sync,
-    write: impl Fn(&Engine, B) -> iocdb_engine::Result<iocdb_engine::WriteOutcome> + Sync,
+    write: impl Fn(&Engine, &B) -> iocdb_engine::Result<iocdb_engine::WriteOutcome> + Sync,
 ) -> f64 {
     let engine = Engine::open(dir, opts).unwrap_or_else(|e| panic!("open {}: {e}", dir.display()));
     let barrier = std::sync::Barrier::new(threads + 1);
     let total = std::sync::atomic::AtomicUsize::new(0);
-    let elapsed = std::thread::scope(|s| {
-        for lane in 0..threads {
-            let (engine, barrier, make, prepare, write, total) =
-                (&engine, &barrier, &make, &prepare, &write, &total);
-            s.spawn(move || {
-                let (batches, samples) = prepare(engine, make(lane, threads));
-                total.fetch_add(samples, std::sync::atomic::Ordering::Relaxed);
-                barrier.wait();
-                for b in batches {
-                    let out = write(engine, b).unwrap_or_else(|e| panic!("write: {e}"));
-                    assert!(out.rejected.is_empty(), "{:?}", out.rejected.first());
-                }
-            });
-        }
+    let (elapsed, spent) = std::thread::scope(|s| {
+        let writers: Vec<_> = (0..threads)
+            .map(|lane| {
+                let (engine, barrier, make, prepare, write, total) =
+                    (&engine, &barrier, &make, &prepare, &write, &total);
+                s.spawn(move || {
+                    let (batches, samples) = prepare(engine, make(lane, threads));
+                    total.fetch_add(samples, std::sync::atomic::Ordering::Relaxed);
+                    barrier.wait();
+                    for b in &batches {
+                        let out = write(engine, b).unwrap_or_else(|e| panic!("write: {e}"));
+                        assert!(out.rejected.is_empty(), "{:?}", out.rejected.first());
+                    }
+                    (Instant::now(), batches)
+                })
+            })
+            .collect();
         barrier.wait();
         // `PERF_CTL=<fifo>` with `perf record -D -1 --control fifo:<fifo>` profiles the
-        // timed writes alone, not the generation of their batches.
+        // timed writes alone, not the generation of their batches nor the engine's close.
         if let Ok(ctl) = std::env::var("PERF_CTL") {
             let _ = std::fs::write(ctl, "enable\n");
         }
-        Instant::now()
-    })
-    .elapsed();
+        let t0 = Instant::now();
+        let mut spent = Vec::with_capacity(threads);
+        let mut last = t0;
+        for w in writers {
+            let (done, batches) = w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            last = last.max(done);
+            spent.push(batches);
+        }
+        (last - t0, spent)
+    });
+    if let Ok(ctl) = std::env::var("PERF_CTL") {
+        let _ = std::fs::write(ctl, "disable\n");
+    }
+    drop(spent);
     // WAL_TIMINGS=1: how the writes shared their fsyncs (group commits against writes, and
     // what each took on average).
     if std::env::var_os("WAL_TIMINGS").is_some() {
@@ -96,7 +120,8 @@ pub fn ingest(
             let n = samples_in(&reqs);
             (reqs, n)
         },
-        |e, r| e.write(r),
+        // As a decoder of owned labels builds them from the wire.
+        |e, r| e.write(r.clone()),
     )
 }
 
@@ -136,36 +161,41 @@ impl WireRequest {
     }
 
     /// Writes it with [`Engine::write_raw`], building its label views as the remote-write
-    /// door's reader does.
-    fn write(self, engine: &Engine) -> iocdb_engine::Result<iocdb_engine::WriteOutcome> {
+    /// door's reader does: into the writer's arrays of the previous request (the door's
+    /// come from a pool), not into new ones — a request's label views are hundreds of KiB,
+    /// which the allocator would otherwise hand back to the kernel and fault in again.
+    fn write(&self, engine: &Engine) -> iocdb_engine::Result<iocdb_engine::WriteOutcome> {
+        use iocdb_engine::scratch::recycle;
         use iocdb_engine::{RawLabel, RawSeriesWrite, RawWriteRequest};
-        let labels: Vec<RawLabel<'_>> = self
-            .spans
-            .iter()
-            .map(|(n, v)| {
-                RawLabel::new(
-                    self.bytes.get(n.clone()).unwrap_or_default(),
-                    self.bytes.get(v.clone()).unwrap_or_default(),
-                )
-            })
-            .collect();
+        type Views = (Vec<RawLabel<'static>>, Vec<RawSeriesWrite<'static>>);
+        thread_local! {
+            static VIEWS: std::cell::Cell<Views> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+        }
+        let (labels, series) = VIEWS.take();
+        let mut labels: Vec<RawLabel<'_>> = recycle(labels);
+        labels.extend(self.spans.iter().map(|(n, v)| {
+            RawLabel::new(
+                self.bytes.get(n.clone()).unwrap_or_default(),
+                self.bytes.get(v.clone()).unwrap_or_default(),
+            )
+        }));
+        let mut series: Vec<RawSeriesWrite<'_>> = recycle(series);
         let mut rest = labels.as_slice();
-        let series: Vec<RawSeriesWrite<'_>> = self
-            .series
-            .iter()
-            .map(|(count, samples)| {
-                let (mine, others) = rest.split_at((*count).min(rest.len()));
-                rest = others;
-                RawSeriesWrite {
-                    labels: mine,
-                    samples: samples.into(),
-                }
-            })
-            .collect();
-        engine.write_raw(RawWriteRequest {
+        series.extend(self.series.iter().map(|(count, samples)| {
+            let (mine, others) = rest.split_at((*count).min(rest.len()));
+            rest = others;
+            RawSeriesWrite {
+                labels: mine,
+                samples: samples.into(),
+            }
+        }));
+        let out = engine.write_raw(RawWriteRequest {
             namespace: &self.namespace,
             series: &series,
-        })
+        });
+        let series = recycle(series);
+        VIEWS.set((recycle(labels), series));
+        out
     }
 }
 
@@ -187,24 +217,27 @@ pub fn ingest_raw(
             let n = samples_in(&reqs);
             (reqs.into_iter().map(WireRequest::new).collect(), n)
         },
-        |e, r: WireRequest| r.write(e),
+        |e, r: &WireRequest| r.write(e),
     )
 }
 
 /// Like [`ingest`], but each writer first resolves every series it will write (as a
 /// long-running source keeps its series handle) and then writes by handle
-/// ([`Engine::write_resolved`]): the engine's ingest without label processing.
+/// ([`Engine::write_resolved`]): the engine's ingest without label processing. Each write
+/// builds its batch from the handles and samples as `WriteStream` does from a message (a
+/// shared handle and a vector of samples per series).
 pub fn ingest_resolved(
     dir: &Path,
     opts: Options,
     make: impl Fn(usize, usize) -> Vec<WriteRequest> + Sync,
     threads: usize,
 ) -> f64 {
-    use iocdb_engine::Resolved;
+    use iocdb_engine::{Resolved, Sample, SeriesHandle};
+    use std::sync::Arc;
     let prepare = |engine: &Engine, reqs: Vec<WriteRequest>| {
         let n = samples_in(&reqs);
         let mut handles = std::collections::HashMap::new();
-        let batches = reqs
+        let batches: Vec<Vec<(Arc<SeriesHandle>, Vec<Sample>)>> = reqs
             .into_iter()
             .map(|r| {
                 r.series
@@ -218,21 +251,25 @@ pub fn ingest_resolved(
                         let handle = handles
                             .entry(key)
                             .or_insert_with(|| {
-                                std::sync::Arc::new(
+                                Arc::new(
                                     engine
                                         .resolve(&r.namespace, w.labels)
                                         .unwrap_or_else(|e| panic!("resolve: {e}")),
                                 )
                             })
                             .clone();
-                        Resolved::Series(handle, w.samples)
+                        (handle, w.samples)
                     })
-                    .collect::<Vec<_>>()
+                    .collect()
             })
             .collect();
         (batches, n)
     };
     timed_writers(dir, opts, threads, make, prepare, |e, b| {
-        e.write_resolved(b)
+        e.write_resolved(
+            b.iter()
+                .map(|(h, samples)| Resolved::Series(h.clone(), samples.clone()))
+                .collect(),
+        )
     })
 }

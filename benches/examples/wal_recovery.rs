@@ -20,19 +20,19 @@ struct FailOnce(Arc<AtomicBool>);
 struct File(Box<dyn VfsFile>, Arc<AtomicBool>, bool);
 
 impl VfsFile for File {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         self.0.write_all(buf)
     }
-    fn sync(&mut self) -> io::Result<()> {
+    fn sync(&self) -> io::Result<()> {
         if self.2 && self.1.swap(false, Ordering::SeqCst) {
             return Err(io::Error::other("injected fsync failure"));
         }
         self.0.sync()
     }
-    fn write_zeros(&mut self, from: u64, to: u64) -> io::Result<()> {
+    fn write_zeros(&self, from: u64, to: u64) -> io::Result<()> {
         self.0.write_zeros(from, to)
     }
-    fn trim(&mut self, len: u64) -> io::Result<()> {
+    fn trim(&self, len: u64) -> io::Result<()> {
         self.0.trim(len)
     }
 }

@@ -19,19 +19,22 @@ use std::path::{Path, PathBuf};
 pub use bytes::Bytes;
 pub use os::OsFs;
 
-/// A file open for writing (appending).
-pub trait VfsFile: Send + Debug {
+/// A file open for writing (appending). Its operations take `&self` so that a sync may run
+/// while appends go on (the WAL's interval policy syncs up to 100 ms of writes, which takes
+/// milliseconds, and its writers must not wait for it): a sync makes durable at least what
+/// was written before it began. Callers keep appends themselves in order.
+pub trait VfsFile: Send + Sync + Debug {
     /// Writes all of `buf` at the end of the file.
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()>;
-    /// Makes everything written so far durable (fdatasync).
-    fn sync(&mut self) -> io::Result<()>;
+    fn write_all(&self, buf: &[u8]) -> io::Result<()>;
+    /// Makes everything written before the call durable (fdatasync).
+    fn sync(&self) -> io::Result<()>;
     /// Writes zeros over `[from, to)` without moving the position appends write at (the WAL
     /// writes ahead of its frames so that an fdatasync over them need not commit a new file
     /// length). Made durable by the next [`VfsFile::sync`].
-    fn write_zeros(&mut self, from: u64, to: u64) -> io::Result<()>;
+    fn write_zeros(&self, from: u64, to: u64) -> io::Result<()>;
     /// Cuts the file to `len` bytes and makes that durable (the WAL's unused zeros when it
     /// moves on to a new file or closes).
-    fn trim(&mut self, len: u64) -> io::Result<()>;
+    fn trim(&self, len: u64) -> io::Result<()>;
 }
 
 /// The file operations the engine needs, and nothing more.

@@ -75,7 +75,7 @@ pub fn read(vfs: &dyn Vfs, dir: &Path, name: &str) -> Result<Option<Vec<u8>>> {
 /// Replaces `dir/name` with `text` atomically and durably, through `dir/tmp_name`.
 pub fn replace(vfs: &dyn Vfs, dir: &Path, name: &str, tmp_name: &str, text: &str) -> Result<()> {
     let (tmp, path) = (dir.join(tmp_name), dir.join(name));
-    let mut file = vfs.create(&tmp).at(&tmp)?;
+    let file = vfs.create(&tmp).at(&tmp)?;
     file.write_all(text.as_bytes()).at(&tmp)?;
     file.sync().at(&tmp)?;
     drop(file);

@@ -92,8 +92,16 @@ fn timed_writers<B: Send>(
         let wal = engine.stats().wal;
         let mean_us =
             |l: &iocdb_engine::LatencySnapshot| l.sum_ns as f64 / l.count.max(1) as f64 / 1000.0;
+        // Waits past 5 ms: a writer held up by more than its own sync.
+        let over_5ms: u64 = iocdb_engine::LATENCY_BUCKETS
+            .iter()
+            .chain(&[f64::INFINITY])
+            .zip(&wal.commit_waits.buckets)
+            .filter(|&(&le, _)| le > 0.005)
+            .map(|(_, n)| n)
+            .sum();
         eprintln!(
-            "{threads} writer(s): {} group commits of {:.0} µs for {} commit waits of {:.0} µs",
+            "{threads} writer(s): {} group commits of {:.0} µs for {} commit waits of {:.0} µs, {over_5ms} of them over 5 ms",
             wal.group_commits.count,
             mean_us(&wal.group_commits),
             wal.commit_waits.count,

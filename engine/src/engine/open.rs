@@ -321,7 +321,7 @@ pub(super) fn quarantine(
         vfs.rename(path, &moved_to)
     } else {
         vfs.read(path).and_then(|data| {
-            let mut f = vfs.create(&moved_to)?;
+            let f = vfs.create(&moved_to)?;
             f.write_all(&data)?;
             f.sync()
         })

@@ -40,7 +40,7 @@ pub struct SnapshotReport {
 
 fn copy_file(vfs: &dyn Vfs, from: &Path, to: &Path) -> Result<u64> {
     let data = vfs.read(from).at(from)?;
-    let mut f = vfs.create(to).at(to)?;
+    let f = vfs.create(to).at(to)?;
     f.write_all(&data).at(to)?;
     f.sync().at(to)?;
     Ok(data.len() as u64)

@@ -15,16 +15,17 @@ pub struct OsFs;
 struct OsFile(File);
 
 impl VfsFile for OsFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.0.write_all(buf)
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
+        // `&File` writes at the descriptor's offset; the caller keeps appends in order.
+        (&self.0).write_all(buf)
     }
 
-    fn sync(&mut self) -> io::Result<()> {
+    fn sync(&self) -> io::Result<()> {
         self.0.sync_data()
     }
 
     #[cfg(unix)]
-    fn write_zeros(&mut self, mut from: u64, to: u64) -> io::Result<()> {
+    fn write_zeros(&self, mut from: u64, to: u64) -> io::Result<()> {
         use std::os::unix::fs::FileExt;
         static ZEROS: [u8; 64 << 10] = [0; 64 << 10];
         while from < to {
@@ -39,11 +40,11 @@ impl VfsFile for OsFile {
     /// Without positional writes, nothing is written ahead: the zeros only make syncs
     /// cheaper, and the file's contents are the same without them.
     #[cfg(not(unix))]
-    fn write_zeros(&mut self, _from: u64, _to: u64) -> io::Result<()> {
+    fn write_zeros(&self, _from: u64, _to: u64) -> io::Result<()> {
         Ok(())
     }
 
-    fn trim(&mut self, len: u64) -> io::Result<()> {
+    fn trim(&self, len: u64) -> io::Result<()> {
         self.0.set_len(len)?;
         self.0.sync_all()
     }

@@ -189,7 +189,7 @@ pub fn write_new(
     for e in events {
         text.push_str(&encode_line(&Record::Listed(e.clone())));
     }
-    let mut file = vfs.create(&tmp).at(&tmp)?;
+    let file = vfs.create(&tmp).at(&tmp)?;
     file.write_all(text.as_bytes()).at(&tmp)?;
     file.sync().at(&tmp)?;
     vfs.rename(&tmp, &path).at(&path)?;

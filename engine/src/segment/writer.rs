@@ -483,8 +483,8 @@ const WRITE_PIECE: usize = 64 << 10;
 /// Writes a segment's bytes durably at `path`: temporary name, fsync, rename. The caller
 /// fsyncs the directory once after writing all segments of a flush.
 pub fn write_segment(vfs: &dyn Vfs, path: &Path, bytes: &[u8]) -> Result<u64> {
-    let (mut file, tmp) = create_tmp(vfs, path)?;
-    write_pieces(&mut *file, bytes, &tmp)?;
+    let (file, tmp) = create_tmp(vfs, path)?;
+    write_pieces(&*file, bytes, &tmp)?;
     publish(vfs, file, &tmp, path)?;
     Ok(bytes.len() as u64)
 }
@@ -526,7 +526,7 @@ impl SegmentFile {
         self.builder
             .add_with_rollups(namespace, labels, samples, buckets);
         if self.builder.out.len() >= SPILL_BYTES {
-            write_pieces(&mut *self.file, &self.builder.out, &self.tmp)?;
+            write_pieces(&*self.file, &self.builder.out, &self.tmp)?;
             self.builder.written += self.builder.out.len() as u64;
             self.builder.out.clear();
         }
@@ -537,13 +537,13 @@ impl SegmentFile {
     pub fn finish(self, vfs: &dyn Vfs) -> Result<u64> {
         let SegmentFile {
             builder,
-            mut file,
+            file,
             tmp,
             path,
         } = self;
         let written = builder.written;
         let tail = builder.finish();
-        write_pieces(&mut *file, &tail, &tmp)?;
+        write_pieces(&*file, &tail, &tmp)?;
         publish(vfs, file, &tmp, &path)?;
         Ok(written + tail.len() as u64)
     }
@@ -564,7 +564,7 @@ fn create_tmp(
     Ok((file, tmp))
 }
 
-fn write_pieces(file: &mut dyn crate::fs::VfsFile, bytes: &[u8], tmp: &Path) -> Result<()> {
+fn write_pieces(file: &dyn crate::fs::VfsFile, bytes: &[u8], tmp: &Path) -> Result<()> {
     for piece in bytes.chunks(WRITE_PIECE) {
         file.write_all(piece).at(tmp)?;
     }
@@ -573,7 +573,7 @@ fn write_pieces(file: &mut dyn crate::fs::VfsFile, bytes: &[u8], tmp: &Path) -> 
 
 fn publish(
     vfs: &dyn Vfs,
-    mut file: Box<dyn crate::fs::VfsFile>,
+    file: Box<dyn crate::fs::VfsFile>,
     tmp: &Path,
     path: &Path,
 ) -> Result<()> {

@@ -102,7 +102,9 @@ struct Pending {
 
 #[derive(Debug)]
 struct Io {
-    file: Option<Box<dyn VfsFile>>,
+    /// Shared with [`Wal::sync`], which syncs it outside this lock under the interval
+    /// policy.
+    file: Option<Arc<dyn VfsFile>>,
     file_no: u64,
     /// Bytes of `file_no` known written (and, under `Always`, synced) in full batches: its
     /// acknowledged length.
@@ -303,7 +305,7 @@ impl Wal {
                     durable = written_upto;
                 }
                 self.zero_ahead(&mut io, p.file, p.bytes.len() as u64)?;
-                let Some(file) = io.file.as_mut() else {
+                let Some(file) = io.file.as_ref() else {
                     continue;
                 };
                 if let Err(e) = file.write_all(&p.bytes) {
@@ -338,7 +340,7 @@ impl Wal {
             return Ok(());
         }
         let to = (end + ZERO_AHEAD).min(self.max_file_bytes);
-        let Some(file) = io.file.as_mut() else {
+        let Some(file) = io.file.as_ref() else {
             return Ok(());
         };
         if to > end {
@@ -352,7 +354,7 @@ impl Wal {
     /// Cuts the zeros written ahead off the current file, durably.
     fn trim(&self, io: &mut Io) -> Result<(), Failure> {
         let written = io.written;
-        match io.file.as_mut() {
+        match io.file.as_ref() {
             Some(file) if io.zeroed > written => {
                 file.trim(written)
                     .map_err(|e| classify_write(&self.path(io.file_no), e))?;
@@ -402,7 +404,7 @@ impl Wal {
             .sync_dir(&wal_dir)
             .map_err(|e| Failure::Fatal(format!("fsync of {} failed: {e}", wal_dir.display())))?;
         *io = Io {
-            file: Some(file),
+            file: Some(Arc::from(file)),
             file_no,
             good_len: 0,
             written: 0,
@@ -478,26 +480,45 @@ impl Wal {
         Ok(())
     }
 
-    /// Makes everything written durable (the interval policy's timer, and close).
+    /// Makes everything written before the call durable (the interval policy's timer, a
+    /// snapshot, and close).
+    ///
+    /// Under the interval policy the fsync runs outside the I/O lock, so that leaders go on
+    /// writing while it runs: it covers up to an interval of writes and takes milliseconds,
+    /// and holding the lock stalled every writer for it. Under `Always` the lock is held: a
+    /// leader's own fsync decides what is acknowledged, and the kernel reports a failed
+    /// write-back once per open file — a failure taken by this fsync beside a leader's
+    /// could let the leader's succeed and acknowledge pages that were dropped.
     pub fn sync(&self) -> Result<()> {
-        let result = {
-            let mut io = self.io.lock();
-            if io.file.is_none() {
-                return Ok(());
-            }
-            let path = self.path(io.file_no);
-            sync_file(&mut io, &path)
+        let mut io = self.io.lock();
+        let Some(file) = io.file.clone() else {
+            return Ok(());
         };
+        let file_no = io.file_no;
+        let synced = if self.policy == FsyncPolicy::Always {
+            file.sync()
+        } else {
+            parking_lot::MutexGuard::unlocked(&mut io, || file.sync())
+        };
+        let Err(e) = synced else {
+            return Ok(());
+        };
+        // Never retry: the kernel may have dropped the dirty pages it could not write. Later
+        // writes go nowhere until recovery checks the file.
+        if io.file_no == file_no {
+            io.file = None;
+        }
+        drop(io);
+        let failure = Failure::Fatal(format!(
+            "fsync of {} failed: {e}",
+            self.path(file_no).display()
+        ));
         // The state lock is taken after the I/O lock is released: `append` takes them in
         // the other order.
-        if let Err(failure) = result {
-            let err = failure.to_error();
-            let mut st = self.state.lock();
-            st.last_failure = Some(failure.clone());
-            st.failure = Some(failure);
-            return Err(err);
-        }
-        Ok(())
+        let mut st = self.state.lock();
+        st.last_failure = Some(failure.clone());
+        st.failure = Some(failure.clone());
+        Err(failure.to_error())
     }
 
     /// Makes everything written durable and cuts the current file's zeros off, for a clean
@@ -557,7 +578,7 @@ fn resume_in_new_file(st: &mut State, io: &mut Io) {
 }
 
 fn sync_file(io: &mut Io, path: &std::path::Path) -> Result<(), Failure> {
-    match io.file.as_mut().map(|f| f.sync()) {
+    match io.file.as_ref().map(|f| f.sync()) {
         Some(Err(e)) => {
             // Never retry: the kernel may have dropped the dirty pages it could not write.
             io.file = None;

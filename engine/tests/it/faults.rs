@@ -32,6 +32,8 @@ pub struct State {
     /// How long a WAL fsync takes (none: instant), so that concurrent writers meet in the
     /// group commit.
     pub wal_sync_time: std::time::Duration,
+    /// WAL fsyncs begun and ended so far.
+    pub wal_syncs: (usize, usize),
     /// What of each file is durable (a real fsync is skipped: this is the record).
     synced: HashMap<PathBuf, Durable>,
 }
@@ -94,25 +96,32 @@ struct FaultyFile {
     fs: FaultyFs,
     path: PathBuf,
     inner: Box<dyn VfsFile>,
-    written: u64,
-    /// The file's length with zeros written ahead of `written`.
-    zeroed: u64,
+    /// (bytes written, the file's length with zeros written ahead of them).
+    lens: Mutex<(u64, u64)>,
 }
 
 impl VfsFile for FaultyFile {
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+    fn write_all(&self, buf: &[u8]) -> io::Result<()> {
         self.fs.op(false)?;
         self.inner.write_all(buf)?;
-        self.written += buf.len() as u64;
+        self.lens.lock().0 += buf.len() as u64;
         Ok(())
     }
 
-    fn sync(&mut self) -> io::Result<()> {
+    fn sync(&self) -> io::Result<()> {
+        // What a sync makes durable is what was written before it began: appends may go on
+        // while it runs (the WAL's interval policy).
+        let (written, zeroed) = *self.lens.lock();
         self.fs.op(is_wal(&self.path))?;
-        let time = self.fs.0.lock().wal_sync_time;
+        let time = {
+            let mut st = self.fs.0.lock();
+            st.wal_syncs.0 += usize::from(is_wal(&self.path));
+            st.wal_sync_time
+        };
         if is_wal(&self.path) && !time.is_zero() {
             std::thread::sleep(time);
         }
+        self.fs.0.lock().wal_syncs.1 += usize::from(is_wal(&self.path));
         {
             let mut st = self.fs.0.lock();
             if st.fail_next_wal_sync && is_wal(&self.path) {
@@ -124,24 +133,25 @@ impl VfsFile for FaultyFile {
         self.fs.0.lock().synced.insert(
             self.path.clone(),
             Durable {
-                data: self.written,
-                len: self.written.max(self.zeroed),
+                data: written,
+                len: written.max(zeroed),
             },
         );
         Ok(())
     }
 
-    fn write_zeros(&mut self, from: u64, to: u64) -> io::Result<()> {
+    fn write_zeros(&self, from: u64, to: u64) -> io::Result<()> {
         self.fs.op(false)?;
         self.inner.write_zeros(from, to)?;
-        self.zeroed = self.zeroed.max(to);
+        let mut lens = self.lens.lock();
+        lens.1 = lens.1.max(to);
         Ok(())
     }
 
-    fn trim(&mut self, len: u64) -> io::Result<()> {
+    fn trim(&self, len: u64) -> io::Result<()> {
         self.fs.op(false)?;
         self.inner.trim(len)?;
-        (self.written, self.zeroed) = (len, len);
+        *self.lens.lock() = (len, len);
         self.fs
             .0
             .lock()
@@ -174,8 +184,7 @@ impl Vfs for FaultyFs {
             fs: self.clone(),
             path: path.to_path_buf(),
             inner,
-            written: 0,
-            zeroed: 0,
+            lens: Mutex::new((0, 0)),
         }))
     }
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
@@ -363,5 +372,114 @@ fn concurrent_writers_with_failing_fsyncs_leave_exactly_the_acknowledged_writes(
     assert!(
         failed_writes > 0,
         "the injected fsync failures failed writes"
+    );
+}
+
+fn interval(fs: &FaultyFs, every_ms: u64) -> Options {
+    Options {
+        fsync: iocdb_engine::FsyncPolicy::Interval(std::time::Duration::from_millis(every_ms)),
+        ..options(fs)
+    }
+}
+
+/// Waits (boundedly) until `done` holds of the file system's state.
+fn wait_for(fs: &FaultyFs, what: &str, done: impl Fn(&State) -> bool) {
+    for _ in 0..2_000 {
+        if done(&fs.0.lock()) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    panic!("gave up waiting for {what}");
+}
+
+/// Under the interval policy the periodic fsync covers up to an interval of writes and
+/// may take long; writers must not wait for it (they waited for the WAL's I/O lock while it
+/// synced). Here a WAL fsync takes a second and writes finish while one is running.
+#[test]
+fn under_the_interval_policy_writes_go_on_while_the_periodic_fsync_runs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fs = FaultyFs::default();
+    fs.0.lock().wal_sync_time = std::time::Duration::from_secs(1);
+    let engine = common::open_with(dir.path(), interval(&fs, 10)).expect("open");
+    let mut oracle = Oracle::default();
+    let mut write = |k: i64| {
+        let req = request(
+            "faults",
+            vec![series("m", 0, vec![Sample::new(k, k as f64)])],
+        );
+        engine.write(req.clone()).expect("write");
+        oracle.apply(&req);
+    };
+    // The first write creates the WAL file that the periodic fsync then syncs.
+    write(0);
+    wait_for(&fs, "a periodic WAL fsync to begin", |st| {
+        st.wal_syncs.0 > st.wal_syncs.1
+    });
+    let running = fs.0.lock().wal_syncs;
+    for k in 1..=20 {
+        write(k);
+    }
+    let after = fs.0.lock().wal_syncs;
+    assert_eq!(
+        after.1, running.1,
+        "20 writes finished while one fsync ran (fsyncs begun and ended: {running:?} then {after:?})"
+    );
+    assert_eq!(dump(&engine, "faults"), oracle.expected());
+    drop(engine);
+    let engine = common::open_with(dir.path(), common::options()).expect("reopen");
+    assert_eq!(
+        dump(&engine, "faults"),
+        oracle.expected(),
+        "after a clean close"
+    );
+}
+
+/// A failed periodic fsync stops writes (the kernel may have dropped the pages it could not
+/// write) until the engine recovers by itself, and no acknowledged write is lost.
+#[test]
+fn a_failed_periodic_fsync_stops_writes_until_the_wal_recovers_and_keeps_the_acknowledged_ones() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fs = FaultyFs::default();
+    let engine = common::open_with(dir.path(), interval(&fs, 5)).expect("open");
+    let mut oracle = Oracle::default();
+    for k in 0..40i64 {
+        if k == 10 {
+            fs.0.lock().fail_next_wal_sync = true;
+            wait_for(&fs, "the injected fsync failure", |st| st.failed_sync);
+        }
+        for attempt in 0..1_000 {
+            let t = k * 10_000 + attempt;
+            let req = request(
+                "faults",
+                vec![series("m", 0, vec![Sample::new(t, k as f64)])],
+            );
+            match engine.write(req.clone()) {
+                Ok(_) => {
+                    oracle.apply(&req);
+                    break;
+                }
+                // Refused from the failure until the background thread's recovery, which may
+                // come before the next write.
+                Err(iocdb_engine::Error::WritesStopped { .. }) => {
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("write {k}: {e}"),
+            }
+        }
+    }
+    assert_eq!(
+        engine.stats().write_recoveries,
+        1,
+        "the engine recovered by itself"
+    );
+    assert_eq!(oracle.expected().len(), 1, "one series");
+    assert_eq!(dump(&engine, "faults"), oracle.expected());
+    drop(engine);
+    let engine = common::open_with(dir.path(), common::options()).expect("reopen");
+    assert_eq!(
+        dump(&engine, "faults"),
+        oracle.expected(),
+        "after a clean close"
     );
 }

@@ -25,9 +25,8 @@ fn samples_in(reqs: &[WriteRequest]) -> usize {
 /// `make(i, threads)` (usually built from its [`crate::share`] of the series: each series
 /// has one writer, as each department's collector writes its own, and two writers of one
 /// series would wait on each other, since a series' writes apply in WAL order), turns them
-/// into batches with `prepare` and counts their samples before the clock starts (so memory
-/// is freed by the thread that allocated it, as in the server), then writes them with
-/// `write`. Returns samples/s.
+/// into batches with `prepare` and counts their samples before the clock starts, then
+/// writes them with `write`. Returns samples/s.
 ///
 /// The batches are what a front door holds once a request is read off the wire: `write`
 /// borrows each and builds from it what the engine's call takes (as the door's decoder

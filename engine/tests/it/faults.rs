@@ -393,6 +393,18 @@ fn wait_for(fs: &FaultyFs, what: &str, done: impl Fn(&State) -> bool) {
     panic!("gave up waiting for {what}");
 }
 
+/// The engine holds exactly the oracle's writes, and still does once closed and reopened.
+fn holds_across_a_clean_close(engine: Engine, dir: &Path, oracle: &Oracle) {
+    assert_eq!(dump(&engine, "faults"), oracle.expected());
+    drop(engine);
+    let engine = common::open_with(dir, common::options()).expect("reopen");
+    assert_eq!(
+        dump(&engine, "faults"),
+        oracle.expected(),
+        "after a clean close"
+    );
+}
+
 /// Under the interval policy the periodic fsync covers up to an interval of writes and
 /// may take long; writers must not wait for it (they waited for the WAL's I/O lock while it
 /// synced). Here a WAL fsync takes a second and writes finish while one is running.
@@ -425,14 +437,7 @@ fn under_the_interval_policy_writes_go_on_while_the_periodic_fsync_runs() {
         after.1, running.1,
         "20 writes finished while one fsync ran (fsyncs begun and ended: {running:?} then {after:?})"
     );
-    assert_eq!(dump(&engine, "faults"), oracle.expected());
-    drop(engine);
-    let engine = common::open_with(dir.path(), common::options()).expect("reopen");
-    assert_eq!(
-        dump(&engine, "faults"),
-        oracle.expected(),
-        "after a clean close"
-    );
+    holds_across_a_clean_close(engine, dir.path(), &oracle);
 }
 
 /// A failed periodic fsync stops writes (the kernel may have dropped the pages it could not
@@ -474,12 +479,5 @@ fn a_failed_periodic_fsync_stops_writes_until_the_wal_recovers_and_keeps_the_ack
         "the engine recovered by itself"
     );
     assert_eq!(oracle.expected().len(), 1, "one series");
-    assert_eq!(dump(&engine, "faults"), oracle.expected());
-    drop(engine);
-    let engine = common::open_with(dir.path(), common::options()).expect("reopen");
-    assert_eq!(
-        dump(&engine, "faults"),
-        oracle.expected(),
-        "after a clean close"
-    );
+    holds_across_a_clean_close(engine, dir.path(), &oracle);
 }

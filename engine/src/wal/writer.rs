@@ -402,7 +402,7 @@ impl Wal {
         let wal_dir = self.dir.join(layout::WAL_DIR);
         self.vfs
             .sync_dir(&wal_dir)
-            .map_err(|e| Failure::Fatal(format!("fsync of {} failed: {e}", wal_dir.display())))?;
+            .map_err(|e| fsync_failed(&wal_dir, e))?;
         *io = Io {
             file: Some(Arc::from(file)),
             file_no,
@@ -509,16 +509,14 @@ impl Wal {
             io.file = None;
         }
         drop(io);
-        let failure = Failure::Fatal(format!(
-            "fsync of {} failed: {e}",
-            self.path(file_no).display()
-        ));
+        let failure = fsync_failed(&self.path(file_no), e);
+        let err = failure.to_error();
         // The state lock is taken after the I/O lock is released: `append` takes them in
         // the other order.
         let mut st = self.state.lock();
         st.last_failure = Some(failure.clone());
-        st.failure = Some(failure.clone());
-        Err(failure.to_error())
+        st.failure = Some(failure);
+        Err(err)
     }
 
     /// Makes everything written durable and cuts the current file's zeros off, for a clean
@@ -582,13 +580,14 @@ fn sync_file(io: &mut Io, path: &std::path::Path) -> Result<(), Failure> {
         Some(Err(e)) => {
             // Never retry: the kernel may have dropped the dirty pages it could not write.
             io.file = None;
-            Err(Failure::Fatal(format!(
-                "fsync of {} failed: {e}",
-                path.display()
-            )))
+            Err(fsync_failed(path, e))
         }
         _ => Ok(()),
     }
+}
+
+fn fsync_failed(path: &std::path::Path, e: io::Error) -> Failure {
+    Failure::Fatal(format!("fsync of {} failed: {e}", path.display()))
 }
 
 fn classify_write(path: &std::path::Path, e: io::Error) -> Failure {

@@ -43,19 +43,29 @@ impl<T: Default> Pool<T> {
 
     /// Runs `f` with a `T` from the pool.
     pub fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut scratch = {
-            let mut free = self.free();
-            free.lent = Some(Instant::now());
-            free.sets.pop().unwrap_or_default()
-        };
+        let mut scratch = self.take();
         let answer = f(&mut scratch);
+        self.give_back(scratch);
+        answer
+    }
+
+    /// Lends a `T` for as long as the caller needs it (past an `await`, inside a buffer
+    /// handed on); [`Pool::give_back`] returns it.
+    pub fn take(&self) -> T {
+        let mut free = self.free();
+        free.lent = Some(Instant::now());
+        free.sets.pop().unwrap_or_default()
+    }
+
+    /// Takes back a `T` lent by [`Pool::take`], unless it grew past what is worth keeping or
+    /// the pool is full.
+    pub fn give_back(&self, scratch: T) {
         if (self.keep)(&scratch) {
             let mut free = self.free();
             if free.sets.len() < max_kept() {
                 free.sets.push(scratch);
             }
         }
-        answer
     }
 
     /// Drops the sets kept when none was lent for `idle`; whether it did.

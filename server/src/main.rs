@@ -10,6 +10,7 @@ mod completeness;
 mod config;
 mod console;
 mod convert;
+mod decompress;
 mod demo;
 mod http;
 mod limits;
@@ -64,6 +65,7 @@ fn runtime(blocking_threads: usize) -> std::io::Result<tokio::runtime::Runtime> 
         .on_thread_stop(|| {
             http::release_idle_scratch(IDLE);
             service::ingest::SCRATCH.release_idle(IDLE);
+            decompress::release_idle(IDLE);
             allocator::release_freed();
         })
         .on_thread_park(allocator::release_freed_when_idle)

@@ -16,10 +16,15 @@ fn message(limit_name: &str, limit: usize) -> String {
     )
 }
 
+/// What a too-large message on the ingest service is told.
+pub fn ingest_message(limit: usize) -> String {
+    message("max_ingest_message_bytes", limit)
+}
+
 /// The status for a too-large message on the ingest service.
 pub fn status(original: Status, limit: usize) -> Status {
     if is_oversize(original.code(), original.message()) {
-        Status::resource_exhausted(message("max_ingest_message_bytes", limit))
+        Status::resource_exhausted(ingest_message(limit))
     } else {
         original
     }

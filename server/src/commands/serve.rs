@@ -197,6 +197,9 @@ pub async fn run_until(
             ingest: config.max_ingest_message_bytes,
             query: config.max_query_message_bytes,
         }))
+        .layer(crate::decompress::Layer {
+            limit: config.max_ingest_message_bytes,
+        })
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

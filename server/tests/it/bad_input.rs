@@ -4,7 +4,7 @@
 
 use iocdb_proto::v1::{self, RangeFunction, range_function::Kind};
 use tonic::Code;
-use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
 use crate::harness::{Server, eq, label_field, now_ms, series};
 
@@ -107,6 +107,82 @@ async fn bytes_that_are_not_protobuf_are_invalid_arguments() {
     }
 }
 
+/// The `grpc-status` and `grpc-message` of a unary call sent frame by frame, as no
+/// well-behaved client would: `message` after a frame header flagged `flag`, under
+/// `grpc-encoding: encoding`.
+async fn hand_framed_call(
+    server: &Server,
+    encoding: &str,
+    flag: u8,
+    message: &[u8],
+) -> (String, String) {
+    let authority = server.addr.trim_start_matches("http://").to_owned();
+    let tcp = tokio::net::TcpStream::connect(&authority)
+        .await
+        .expect("connect");
+    let (send, connection) = h2::client::handshake(tcp).await.expect("handshake");
+    tokio::spawn(connection);
+    let mut send = send.ready().await.expect("ready");
+    let head = http::Request::post(format!("http://{authority}/iocdb.v1.Ingest/Write"))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-encoding", encoding)
+        .body(())
+        .expect("request");
+    let (response, mut stream) = send.send_request(head, false).expect("send");
+    let mut body = vec![flag];
+    bytes::BufMut::put_u32(&mut body, message.len() as u32);
+    body.extend_from_slice(message);
+    stream.send_data(body.into(), true).expect("data");
+    let response = response.await.expect("response");
+    let (parts, mut recv) = response.into_parts();
+    let mut headers = parts.headers;
+    while let Some(data) = recv.data().await {
+        let _ = data.expect("data");
+    }
+    if let Some(trailers) = recv.trailers().await.expect("trailers") {
+        headers.extend(trailers);
+    }
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .replace("%20", " ")
+    };
+    (text("grpc-status"), text("grpc-message"))
+}
+
+/// A compressed write whose bytes do not decompress is the caller's error, and says which
+/// compression and what is wrong (tonic's own decompression answered INTERNAL).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compressed_write_that_does_not_decompress_is_an_invalid_argument() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let invalid = (Code::InvalidArgument as i32).to_string();
+    for (encoding, flag, message, says) in [
+        ("zstd", 1, &b"not zstd at all"[..], "not valid zstd data"),
+        ("gzip", 1, &b"\x1f\x8b not gzip"[..], "not valid gzip data"),
+        ("zstd", 7, &b"x"[..], "flagged 7"),
+    ] {
+        let (status, text) = hand_framed_call(&server, encoding, flag, message).await;
+        assert_eq!(status, invalid, "{encoding}: {text}");
+        assert!(text.contains(says), "{encoding}: {text}");
+    }
+    // A well-framed zstd message goes through.
+    let good = v1::WriteRequest {
+        namespace: "tourism".into(),
+        series: vec![series(
+            "guests",
+            &[("xa", "Long Xuyên")],
+            &[(now_ms() - 1_000, 3.0)],
+        )],
+    };
+    let compressed = zstd::bulk::compress(&prost::Message::encode_to_vec(&good), 3).expect("zstd");
+    let (status, text) = hand_framed_call(&server, "zstd", 1, &compressed).await;
+    assert_eq!(status, "0", "{text}");
+}
+
 /// `Ingest.Write` reads its message in place: a label value that is not UTF-8 refuses its
 /// own series (prost would have refused the whole message), and the good series beside it
 /// is stored.
@@ -186,7 +262,14 @@ async fn messages_over_the_size_limits_are_resource_exhausted_naming_the_limit()
         .write_stream(tokio_stream::iter([big()]))
         .await
         .expect_err("too large");
-    for status in [unary, streamed] {
+    // Compressed, the message is far under the limit on the wire; what it decompresses to
+    // is what counts (the unary write's decompression stops at the limit).
+    let mut compressed = Vec::new();
+    for encoding in [CompressionEncoding::Zstd, CompressionEncoding::Gzip] {
+        let mut client = server.ingest().await.send_compressed(encoding);
+        compressed.push(client.write(big()).await.expect_err("too large"));
+    }
+    for status in [unary, streamed].into_iter().chain(compressed) {
         let says = ["max_ingest_message_bytes", "split"];
         assert_status(&status, Code::ResourceExhausted, 4096, &says);
     }

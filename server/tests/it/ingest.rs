@@ -48,6 +48,59 @@ async fn written_samples_read_back_with_vietnamese_labels_exactly() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn compressed_unary_writes_are_stored_exactly_and_plain_ones_still_are() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = Server::start(&dir.path().join("data"), "");
+    let t = now_ms() - 60_000;
+    let request = |commune: &str, v: f64| v1::WriteRequest {
+        namespace: "lodging".into(),
+        series: (0..2_000)
+            .map(|i| {
+                series(
+                    "lodging_guests",
+                    &[("commune", commune), ("hotel", &format!("khách sạn {i}"))],
+                    &[(t, v), (t + 1000, v + 0.5)],
+                )
+            })
+            .collect(),
+    };
+    // Each encoding twice: the second request reuses the pooled buffer and context.
+    let mut written = Vec::new();
+    for (k, encoding) in [
+        Some(CompressionEncoding::Zstd),
+        Some(CompressionEncoding::Gzip),
+        None,
+        Some(CompressionEncoding::Zstd),
+        Some(CompressionEncoding::Gzip),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let commune = format!("Phường Châu Đốc {k}");
+        let mut client = server.ingest().await;
+        if let Some(encoding) = encoding {
+            client = client.send_compressed(encoding);
+        }
+        let r = client
+            .write(request(&commune, k as f64))
+            .await
+            .unwrap_or_else(|e| panic!("{encoding:?}: {e}"))
+            .into_inner();
+        assert_eq!((r.accepted, r.rejected), (4_000, 0), "{encoding:?}");
+        written.push((commune, k as f64));
+    }
+    for (commune, v) in written {
+        let got = select_all(&server, "lodging", vec![eq("commune", &commune)]).await;
+        assert_eq!(got.len(), 2_000, "{commune}");
+        for s in &got {
+            assert_eq!(s.timestamps_ms, [t, t + 1000], "{commune}");
+            assert_eq!(s.values, [v, v + 0.5], "{commune}");
+            assert!(s.labels.iter().any(|l| l.value.starts_with("khách sạn ")));
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_stream_of_a_million_samples_is_stored_whole() {
     let dir = tempfile::tempdir().expect("dir");
     let server = Server::start(&dir.path().join("data"), "");

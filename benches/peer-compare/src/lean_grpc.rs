@@ -51,14 +51,54 @@ impl LeanGrpc {
         request.encode(&mut body).map_err(|e| e.to_string())?;
         let head = http::Request::post(format!("http://{}{path}", self.authority))
             .header("content-type", "application/grpc")
-            .header("te", "trailers")
-            .body(())
-            .map_err(|e| e.to_string())?;
+            .header("te", "trailers");
+        self.send(head, body.freeze()).await
+    }
+
+    /// An encoded request message in its gRPC frame (uncompressed), to send with
+    /// [`LeanGrpc::call_framed`] as many times as needed.
+    pub fn frame(message: &[u8]) -> Result<Framed, String> {
+        Ok(Framed {
+            body: framed(0, message)?,
+            encoding: None,
+        })
+    }
+
+    /// [`LeanGrpc::frame`], the message compressed with zstd at `level` (`grpc-encoding:
+    /// zstd`), as a client that compresses its requests sends it.
+    pub fn frame_zstd(message: &[u8], level: i32) -> Result<Framed, String> {
+        let compressed = zstd::bulk::compress(message, level).map_err(|e| e.to_string())?;
+        Ok(Framed {
+            body: framed(1, &compressed)?,
+            encoding: Some("zstd"),
+        })
+    }
+
+    /// [`LeanGrpc::call`] with the request already framed ([`LeanGrpc::frame`]): the client
+    /// encodes and copies nothing per call.
+    pub async fn call_framed<Resp: prost::Message + Default>(
+        &mut self,
+        path: &str,
+        request: &Framed,
+    ) -> Result<Vec<Resp>, String> {
+        let mut head = http::Request::post(format!("http://{}{path}", self.authority))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers");
+        if let Some(encoding) = request.encoding {
+            head = head.header("grpc-encoding", encoding);
+        }
+        self.send(head, request.body.clone()).await
+    }
+
+    async fn send<Resp: prost::Message + Default>(
+        &mut self,
+        head: http::request::Builder,
+        body: Bytes,
+    ) -> Result<Vec<Resp>, String> {
+        let head = head.body(()).map_err(|e| e.to_string())?;
         let mut send = self.send.clone().ready().await.map_err(|e| e.to_string())?;
         let (response, mut stream) = send.send_request(head, false).map_err(|e| e.to_string())?;
-        stream
-            .send_data(body.freeze(), true)
-            .map_err(|e| e.to_string())?;
+        stream.send_data(body, true).map_err(|e| e.to_string())?;
         let response = response.await.map_err(|e| e.to_string())?;
         let (parts, mut recv) = response.into_parts();
         if let Some(status) = grpc_status(&parts.headers) {
@@ -99,6 +139,34 @@ impl LeanGrpc {
         }
         Ok(messages)
     }
+}
+
+/// A request message in its gRPC frame, and the `grpc-encoding` it is compressed with.
+#[derive(Clone, Debug)]
+pub struct Framed {
+    body: Bytes,
+    encoding: Option<&'static str>,
+}
+
+impl Framed {
+    /// Bytes on the wire, frame header included.
+    pub fn len(&self) -> usize {
+        self.body.len()
+    }
+
+    /// Whether the frame is empty (never: it has a header).
+    pub fn is_empty(&self) -> bool {
+        self.body.is_empty()
+    }
+}
+
+/// `message` after gRPC's frame header: the compressed flag and the length.
+fn framed(compressed: u8, message: &[u8]) -> Result<Bytes, String> {
+    let mut body = BytesMut::with_capacity(5 + message.len());
+    body.put_u8(compressed);
+    body.put_u32(u32::try_from(message.len()).map_err(|e| e.to_string())?);
+    body.put_slice(message);
+    Ok(body.freeze())
 }
 
 /// The call's failure, when `headers` carry a `grpc-status` other than 0.

@@ -12,8 +12,12 @@
 //!
 //! Usage: `ingest_compare SCALE HOURS ROUNDS` (e.g. `1.0 6 2`), after `cargo build --release
 //! -p iocdb-server -p iocdb-peer-compare`; needs `victoria-metrics` on PATH. `SYSTEMS` picks
-//! some of `iocdb,iocdb-interval,iocdb-grpc,iocdb-line,vm`; `IOCDB_BEFORE=PATH` adds an
-//! `iocdb` binary of another build (`before`, remote write, `before-grpc`, gRPC `Write`, and
+//! some of `iocdb,iocdb-interval,iocdb-grpc,iocdb-grpc-lean,iocdb-grpc-zstd,iocdb-line,vm`
+//! (`-lean`: gRPC `Write` sent by a bare HTTP/2 client that queues a call's frames together,
+//! as grpc-go does, instead of tonic's; `-zstd`: the same client, each message
+//! zstd-compressed before the clock starts, as the remote-write bodies are
+//! snappy-compressed); `IOCDB_BEFORE=PATH` adds an `iocdb` binary of another build
+//! (`before`, remote write, `before-grpc`, gRPC `Write`, `before-grpc-zstd`, and
 //! `before-line`, line protocol; fsync always) to compare builds in one run. `SENDERS` picks
 //! some of the sender counts (e.g. `4`; default `1,2,4`). Each sender keeps one connection
 //! alive, as Prometheus' remote-write shards do (a gRPC sender its own channel; runs before
@@ -27,6 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use iocdb_benches::workload;
+use iocdb_peer_compare::lean_grpc::{Framed, LeanGrpc};
 use iocdb_peer_compare::peers::{self, Peer, cpu_seconds, post_remote_write_with};
 use iocdb_proto::codec::IocdbCodec;
 use iocdb_proto::ingest_view::WriteRequestBytes;
@@ -41,9 +46,12 @@ enum System {
     Iocdb,
     IocdbInterval,
     IocdbGrpc,
+    IocdbGrpcLean,
+    IocdbGrpcZstd,
     IocdbLine,
     Before,
     BeforeGrpc,
+    BeforeGrpcZstd,
     BeforeLine,
     Victoria,
 }
@@ -54,9 +62,12 @@ impl System {
             System::Iocdb => "iocdb remote write (fsync always)",
             System::IocdbInterval => "iocdb remote write (fsync every 100 ms)",
             System::IocdbGrpc => "iocdb gRPC Write (fsync always)",
+            System::IocdbGrpcLean => "iocdb gRPC Write, lean client (fsync always)",
+            System::IocdbGrpcZstd => "iocdb gRPC Write, lean client, zstd (fsync always)",
             System::IocdbLine => "iocdb line protocol (fsync always)",
             System::Before => "iocdb before, remote write (fsync always)",
             System::BeforeGrpc => "iocdb before, gRPC Write (fsync always)",
+            System::BeforeGrpcZstd => "iocdb before, gRPC Write, lean client, zstd (fsync always)",
             System::BeforeLine => "iocdb before, line protocol (fsync always)",
             System::Victoria => "VictoriaMetrics remote write",
         }
@@ -69,6 +80,9 @@ struct Batch {
     namespace: String,
     remote_write: Vec<u8>,
     grpc: WriteRequestBytes,
+    /// The same message in its gRPC frame, for the lean client: as it is, and compressed.
+    grpc_framed: Framed,
+    grpc_zstd: Framed,
     /// InfluxDB line protocol, millisecond timestamps: the metric as the measurement, the
     /// value as field `value` (stored as `<metric>_value`), the other labels as tags.
     line: Vec<u8>,
@@ -113,10 +127,16 @@ fn encode(r: &iocdb_engine::WriteRequest) -> Batch {
     Batch {
         namespace: r.namespace.clone(),
         remote_write: peers::remote_write_body(r),
+        grpc_framed: LeanGrpc::frame(&grpc.encode_to_vec()).expect("a request under 4 GiB"),
+        grpc_zstd: LeanGrpc::frame_zstd(&grpc.encode_to_vec(), 3).expect("compressed"),
         grpc: WriteRequestBytes(grpc.encode_to_vec().into()),
         line: line_protocol(r),
         samples: r.series.iter().map(|s| s.samples.len()).sum(),
     }
+}
+
+fn mean_len(batches: &[Batch], len: impl Fn(&Batch) -> usize) -> f64 {
+    batches.iter().map(len).sum::<usize>() as f64 / batches.len().max(1) as f64
 }
 
 /// A running system: its process and how to reach it.
@@ -134,7 +154,7 @@ fn start(system: System) -> Running {
         let before = std::env::var_os("IOCDB_BEFORE").filter(|_| {
             matches!(
                 system,
-                System::Before | System::BeforeGrpc | System::BeforeLine
+                System::Before | System::BeforeGrpc | System::BeforeGrpcZstd | System::BeforeLine
             )
         });
         let i = match before {
@@ -146,9 +166,12 @@ fn start(system: System) -> Running {
     let (peer, grpc, namespaced) = match system {
         System::Iocdb
         | System::IocdbGrpc
+        | System::IocdbGrpcLean
+        | System::IocdbGrpcZstd
         | System::IocdbLine
         | System::Before
         | System::BeforeGrpc
+        | System::BeforeGrpcZstd
         | System::BeforeLine => iocdb(&[]),
         System::IocdbInterval => iocdb(&["--fsync", "interval"]),
         System::Victoria => (peers::victoria_metrics(dir.path(), &[]), None, false),
@@ -220,10 +243,24 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
     // connection, driven on its own thread (a current-thread runtime, moved to the sender's
     // thread), so that no sender's request hops to another thread on the way out. Connected
     // before the clock starts.
-    let grpc = running
-        .grpc
-        .as_ref()
-        .filter(|_| matches!(system, System::IocdbGrpc | System::BeforeGrpc));
+    let grpc = running.grpc.as_ref().filter(|_| {
+        matches!(
+            system,
+            System::IocdbGrpc
+                | System::IocdbGrpcLean
+                | System::IocdbGrpcZstd
+                | System::BeforeGrpc
+                | System::BeforeGrpcZstd
+        )
+    });
+    enum Client {
+        Tonic(tonic::client::Grpc<tonic::transport::Channel>),
+        Lean(LeanGrpc),
+    }
+    let lean = matches!(
+        system,
+        System::IocdbGrpcLean | System::IocdbGrpcZstd | System::BeforeGrpcZstd
+    );
     let clients: Vec<_> = (0..senders)
         .map(|_| {
             grpc.map(|addr| {
@@ -231,14 +268,19 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
                     .enable_all()
                     .build()
                     .expect("runtime");
-                let channel = runtime.block_on(async {
-                    tonic::transport::Channel::from_shared(addr.clone())
+                let client = runtime.block_on(async {
+                    if lean {
+                        return Client::Lean(LeanGrpc::connect(addr).await.expect("connect"));
+                    }
+                    let channel = tonic::transport::Channel::from_shared(addr.clone())
                         .expect("uri")
                         .connect()
                         .await
-                        .expect("connect")
+                        .expect("connect");
+                    Client::Tonic(
+                        tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20),
+                    )
                 });
-                let client = tonic::client::Grpc::new(channel).max_encoding_message_size(64 << 20);
                 (runtime, client)
             })
         })
@@ -260,7 +302,7 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(b) = batches.get(i) else { break };
                     match client.as_mut() {
-                        Some((runtime, c)) => {
+                        Some((runtime, Client::Tonic(c))) => {
                             let out = runtime
                                 .block_on(async {
                                     c.ready().await.expect("connection");
@@ -275,6 +317,23 @@ fn run(system: System, batches: &[Batch], senders: usize) -> Figures {
                                 .expect("gRPC write")
                                 .into_inner();
                             assert_eq!(out.accepted as usize, b.samples, "all stored");
+                        }
+                        Some((runtime, Client::Lean(c))) => {
+                            let out: Vec<v1::WriteResponse> = runtime
+                                .block_on(c.call_framed(
+                                    "/iocdb.v1.Ingest/Write",
+                                    if matches!(
+                                        system,
+                                        System::IocdbGrpcZstd | System::BeforeGrpcZstd
+                                    ) {
+                                        &b.grpc_zstd
+                                    } else {
+                                        &b.grpc_framed
+                                    },
+                                ))
+                                .expect("gRPC write");
+                            let accepted: u64 = out.iter().map(|r| r.accepted).sum();
+                            assert_eq!(accepted as usize, b.samples, "all stored");
                         }
                         None if matches!(system, System::IocdbLine | System::BeforeLine) => {
                             let url = format!(
@@ -338,22 +397,28 @@ fn main() {
     .collect();
     let samples: usize = batches.iter().map(|b| b.samples).sum();
     eprintln!(
-        "encoded {samples} samples of {} series in {} requests in {:.1} s",
+        "encoded {samples} samples of {} series in {} requests in {:.1} s; mean bytes a request: remote write {:.0} (snappy), gRPC {:.0}, gRPC zstd {:.0}",
         specs.len(),
         batches.len(),
-        t0.elapsed().as_secs_f64()
+        t0.elapsed().as_secs_f64(),
+        mean_len(&batches, |b| b.remote_write.len()),
+        mean_len(&batches, |b| b.grpc_framed.len()),
+        mean_len(&batches, |b| b.grpc_zstd.len()),
     );
     let mut all = vec![
         (System::Iocdb, "iocdb"),
         (System::IocdbInterval, "iocdb-interval"),
         (System::IocdbGrpc, "iocdb-grpc"),
+        (System::IocdbGrpcLean, "iocdb-grpc-lean"),
+        (System::IocdbGrpcZstd, "iocdb-grpc-zstd"),
         (System::IocdbLine, "iocdb-line"),
         (System::Victoria, "vm"),
     ];
     if std::env::var_os("IOCDB_BEFORE").is_some() {
         all.insert(0, (System::Before, "before"));
         all.insert(1, (System::BeforeGrpc, "before-grpc"));
-        all.insert(2, (System::BeforeLine, "before-line"));
+        all.insert(2, (System::BeforeGrpcZstd, "before-grpc-zstd"));
+        all.insert(3, (System::BeforeLine, "before-line"));
     }
     let systems = peers::chosen(&all);
     let sender_counts: Vec<usize> = std::env::var("SENDERS")

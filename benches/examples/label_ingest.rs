@@ -5,8 +5,8 @@
 //! own share of the series,
 //! by labels (`Engine::write` with owned `String`s), by label bytes (`Engine::write_raw`,
 //! the labels in one buffer per request, as every front door hands them over) and by handle
-//! (`Engine::write_resolved`), with one and with two writers, alternating, and prints each
-//! rate and the ratios. Each write builds the engine's call from its pre-built request as
+//! (`SeriesBy::Handle` in `Engine::write_raw`, as `WriteStream` writes a series by its
+//! id), with one and with two writers, alternating, and prints each rate and the ratios. Each write builds the engine's call from its pre-built request as
 //! the path's front door would (see `iocdb_workload::drive`); the requests are freed after
 //! the clock. `ONLY=labels|bytes|handle` and
 //! `WRITERS=N` run one configuration alone (to profile it: see `PERF_CTL` in

@@ -52,7 +52,7 @@ mod wal;
 
 pub use engine::flush::FlushReport;
 pub use engine::read::{Querier, SeriesFn, Snapshot};
-pub use engine::write::Resolved;
+pub use engine::write::{RawSeriesWrite, RawWriteRequest, SeriesBy};
 pub use engine::{
     CompactReport, DeleteReport, Inspection, Problem, SegmentInfo, SnapshotReport, VerifyReport,
 };
@@ -68,8 +68,8 @@ pub use metadata::MetricMetadata;
 pub use model::{
     DEFAULT_NAMESPACE, LATENCY_BUCKETS, Label, Labels, Latency, LatencySnapshot, METRIC_NAME,
     Namespace, PerNamespace, QualityAction, QualityCount, QualityEvent, QualityPolicy, QualityRule,
-    QualityRules, RawLabel, RawSeriesWrite, RawWriteRequest, RejectReason, Rejection, Sample,
-    SeriesWrite, WriteOutcome, WriteRequest, echo, is_valid_label_name,
+    QualityRules, RawLabel, RejectReason, Rejection, Sample, SeriesWrite, WriteOutcome,
+    WriteRequest, echo, is_valid_label_name,
 };
 pub use options::{
     Clock, FsyncPolicy, Limits, MetadataCorruption, Options, QueryLimits, WalCorruption,

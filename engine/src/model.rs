@@ -27,4 +27,4 @@ pub use quality::{
 pub use raw_labels::RawLabel;
 pub use reject::{RejectReason, Rejection};
 pub use sample::{STALE_NAN_BITS, Sample, is_stale_marker};
-pub use write::{RawSeriesWrite, RawWriteRequest, SeriesWrite, WriteOutcome, WriteRequest};
+pub use write::{SeriesWrite, WriteOutcome, WriteRequest};

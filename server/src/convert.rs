@@ -7,8 +7,8 @@ use iocdb_engine::scratch::recycle;
 use iocdb_engine::{
     AggregateOp, Aggregation, CompletenessReport, FunctionKind, Grouping, Labels, MatchOp, Matcher,
     MetricMetadata, QualityPolicy, QualityReport, QualityRules, RangeFunction, RawLabel,
-    RawSeriesWrite, RawWriteRequest, Rejection, Sample, StaleSeries, Subscription, WatchEvent,
-    WriteOutcome, echo,
+    RawSeriesWrite, RawWriteRequest, RejectReason, Rejection, Sample, SeriesBy, SeriesHandle,
+    StaleSeries, Subscription, WatchEvent, WriteOutcome, echo,
 };
 use iocdb_proto::v1;
 use iocdb_proto::wire::LabelSpans;
@@ -36,41 +36,60 @@ fn raw_label<'a>(buf: &'a [u8], l: &LabelSpans) -> RawLabel<'a> {
 pub struct RawArrays {
     labels: Vec<RawLabel<'static>>,
     samples: Vec<Sample>,
-    /// Each series' labels and samples, as ranges of the two arrays above.
-    ranges: Vec<(Range<usize>, Range<usize>)>,
+    /// Each series: how it is named and its samples, as a range of the array above.
+    entries: Vec<(Named<'static>, Range<usize>)>,
     series: Vec<RawSeriesWrite<'static>>,
+}
+
+/// How a series of a message read in place is named: by its labels (a range of the
+/// message's label spans), by a series the caller holds (a stream's id), or not at all
+/// (refused by the caller, with why).
+#[derive(Debug)]
+pub enum Named<'h> {
+    /// By the labels at this range of the message's label spans.
+    Labels(Range<usize>),
+    /// By a series resolved before.
+    Handle(&'h SeriesHandle),
+    /// Refused before the engine.
+    Refused(RejectReason),
 }
 
 impl RawArrays {
     /// Runs `write` with the request of `namespace` whose labels are `spans` of `buf` and
-    /// whose series are `series`: each its range of `spans` and its samples.
-    pub fn write<'b, R, S: IntoIterator<Item = Sample>>(
+    /// whose series are `series`: each how it is named and its samples.
+    pub fn write<'b, 'h, R, S: IntoIterator<Item = Sample>>(
         &mut self,
         namespace: &str,
         buf: &'b [u8],
         spans: &[LabelSpans],
-        series: impl Iterator<Item = (Range<usize>, S)>,
+        series: impl Iterator<Item = (Named<'h>, S)>,
         write: impl FnOnce(RawWriteRequest<'_>) -> R,
     ) -> R {
         let mut labels: Vec<RawLabel<'b>> = recycle(std::mem::take(&mut self.labels));
         labels.extend(spans.iter().map(|l| raw_label(buf, l)));
         self.samples.clear();
-        self.ranges.clear();
-        for (of, samples) in series {
+        let mut entries: Vec<(Named<'h>, Range<usize>)> =
+            recycle(std::mem::take(&mut self.entries));
+        for (named, samples) in series {
             let from = self.samples.len();
             self.samples.extend(samples);
-            self.ranges.push((of, from..self.samples.len()));
+            entries.push((named, from..self.samples.len()));
         }
         let mut raw = recycle(std::mem::take(&mut self.series));
-        raw.extend(self.ranges.iter().map(|(of, at)| RawSeriesWrite {
-            labels: labels.get(of.clone()).unwrap_or_default(),
-            samples: Cow::Borrowed(self.samples.get(at.clone()).unwrap_or_default()),
+        raw.extend(entries.drain(..).map(|(named, at)| RawSeriesWrite {
+            by: match named {
+                Named::Labels(of) => SeriesBy::Labels(labels.get(of).unwrap_or_default()),
+                Named::Handle(handle) => SeriesBy::Handle(handle),
+                Named::Refused(reason) => SeriesBy::Refused(reason),
+            },
+            samples: Cow::Borrowed(self.samples.get(at).unwrap_or_default()),
         }));
         let answer = write(RawWriteRequest {
             namespace,
             series: &raw,
         });
         self.series = recycle(raw);
+        self.entries = recycle(entries);
         self.labels = recycle(labels);
         answer
     }

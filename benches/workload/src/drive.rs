@@ -213,7 +213,7 @@ impl WireRequest {
     /// which the allocator would otherwise hand back to the kernel and fault in again.
     fn write(&self, engine: &Engine) -> iocdb_engine::Result<iocdb_engine::WriteOutcome> {
         use iocdb_engine::scratch::recycle;
-        use iocdb_engine::{RawLabel, RawSeriesWrite, RawWriteRequest};
+        use iocdb_engine::{RawLabel, RawSeriesWrite, RawWriteRequest, SeriesBy};
         type Views = (Vec<RawLabel<'static>>, Vec<RawSeriesWrite<'static>>);
         thread_local! {
             static VIEWS: std::cell::Cell<Views> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
@@ -232,7 +232,7 @@ impl WireRequest {
             let (mine, others) = rest.split_at((*count).min(rest.len()));
             rest = others;
             RawSeriesWrite {
-                labels: mine,
+                by: SeriesBy::Labels(mine),
                 samples: samples.into(),
             }
         }));
@@ -270,24 +270,28 @@ pub fn ingest_raw(
 
 /// Like [`ingest`], but each writer first resolves every series it will write (as a
 /// long-running source keeps its series handle) and then writes by handle
-/// ([`Engine::write_resolved`]): the engine's ingest without label processing. Each write
-/// builds its batch from the handles and samples as `WriteStream` does from a message (a
-/// shared handle and a vector of samples per series).
+/// ([`iocdb_engine::SeriesBy::Handle`]): the engine's ingest without label processing, as
+/// `WriteStream` writes the series a stream named by id. Each write lists its series'
+/// handles and samples in the writer's array of the previous write, as the stream's door
+/// lists them in its pooled one.
 pub fn ingest_resolved(
     dir: &Path,
     opts: Options,
     make: impl Fn(usize, usize) -> Vec<WriteRequest> + Sync,
     threads: usize,
 ) -> f64 {
-    use iocdb_engine::{Resolved, Sample, SeriesHandle};
+    use iocdb_engine::scratch::recycle;
+    use iocdb_engine::{RawSeriesWrite, RawWriteRequest, Sample, SeriesBy, SeriesHandle};
     use std::sync::Arc;
+    type Batch = (String, Vec<(Arc<SeriesHandle>, Vec<Sample>)>);
     let prepare = |engine: &Engine, reqs: Vec<WriteRequest>| {
         let n = samples_in(&reqs);
         let mut handles = std::collections::HashMap::new();
-        let batches: Vec<Vec<(Arc<SeriesHandle>, Vec<Sample>)>> = reqs
+        let batches: Vec<Batch> = reqs
             .into_iter()
             .map(|r| {
-                r.series
+                let series = r
+                    .series
                     .into_iter()
                     .map(|w| {
                         let key: Vec<(String, String)> = w
@@ -307,16 +311,34 @@ pub fn ingest_resolved(
                             .clone();
                         (handle, w.samples)
                     })
-                    .collect()
+                    .collect();
+                (r.namespace, series)
             })
             .collect();
         (batches, n)
     };
-    timed_writers(dir, opts, threads, make, prepare, |e, b| {
-        e.write_resolved(
-            b.iter()
-                .map(|(h, samples)| Resolved::Series(h.clone(), samples.clone()))
-                .collect(),
-        )
-    })
+    thread_local! {
+        static LIST: std::cell::Cell<Vec<RawSeriesWrite<'static>>> =
+            const { std::cell::Cell::new(Vec::new()) };
+    }
+    timed_writers(
+        dir,
+        opts,
+        threads,
+        make,
+        prepare,
+        |e, (namespace, b): &Batch| {
+            let mut series: Vec<RawSeriesWrite<'_>> = recycle(LIST.take());
+            series.extend(b.iter().map(|(h, samples)| RawSeriesWrite {
+                by: SeriesBy::Handle(h),
+                samples: samples.into(),
+            }));
+            let out = e.write_raw(RawWriteRequest {
+                namespace,
+                series: &series,
+            });
+            LIST.set(recycle(series));
+            out
+        },
+    )
 }

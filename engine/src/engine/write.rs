@@ -2,9 +2,10 @@
 //! head, acknowledge.
 //!
 //! Writers that send the same series again and again (a camera every 10 s) can resolve a
-//! series once ([`Engine::resolve`]) and then write by [`SeriesHandle`]
-//! ([`Engine::write_resolved`]), skipping label validation and lookup, like a Prometheus
-//! appender's series reference. The gRPC stream uses this for stream-scoped series ids.
+//! series once ([`Engine::resolve`], [`Engine::resolve_raw`]) and then name it by its
+//! [`SeriesHandle`] ([`SeriesBy::Handle`]), skipping the look-up by labels, like a
+//! Prometheus appender's series reference; the gRPC stream does so for its stream-scoped
+//! series ids. Series by labels and by handle go through one path ([`Engine::write_raw`]).
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -13,30 +14,50 @@ use std::sync::atomic::Ordering;
 use super::Engine;
 use crate::head::{Delta, Head, NamespaceUsage, Series, SeriesHandle, Shaping, UsageTally};
 use crate::model::{
-    Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RawLabel, RawSeriesWrite,
-    RawWriteRequest, RejectReason, Rejection, Sample, WriteOutcome, WriteRequest, raw_labels,
-    shorten,
+    Label, Labels, Namespace, QualityAction, QualityEvent, QualityPolicy, RawLabel, RejectReason,
+    Rejection, Sample, WriteOutcome, WriteRequest, raw_labels, shorten,
 };
 use crate::quality::{ArrivalBatch, Checker, Quality, Violation, WriteEvents};
 use crate::scratch::recycle;
 use crate::wal::record::{self, SeriesDefRef};
 use crate::{Error, Limit, Result};
 
-/// One entry of [`Engine::write_resolved`]: a resolved series and its samples, or a series
-/// the caller could not resolve (kept so that rejection indices and counters stay right).
+/// A batch whose labels are still the request's bytes ([`RawLabel`]): what the front doors
+/// that read their messages in place hand the engine, so that a known series costs a lookup
+/// by those bytes and nothing else (see `model/raw_labels.rs`).
+#[derive(Debug, Clone, Default)]
+pub struct RawWriteRequest<'a> {
+    /// The namespace; empty means [`crate::DEFAULT_NAMESPACE`].
+    pub namespace: &'a str,
+    /// The series and their samples (a slice, so that a front door keeps its array for
+    /// its next request).
+    pub series: &'a [RawSeriesWrite<'a>],
+}
+
+/// The samples of one series in a [`RawWriteRequest`].
 #[derive(Debug, Clone)]
-pub enum Resolved {
-    /// A series and its samples. The handle is shared: a stream writes the same series in
-    /// message after message, and cloning a handle with its labels for each would cost
-    /// more than writing the samples.
-    Series(Arc<SeriesHandle>, Vec<Sample>),
-    /// A series that [`Engine::resolve`] refused, with how many samples it carried.
-    Rejected {
-        /// Why.
-        reason: RejectReason,
-        /// Its samples.
-        samples: usize,
-    },
+pub struct RawSeriesWrite<'a> {
+    /// Which series.
+    pub by: SeriesBy<'a>,
+    /// The samples, as in [`crate::SeriesWrite::samples`]: borrowed where the front door holds a
+    /// request's samples in one array (no allocation per series), or owned.
+    pub samples: Cow<'a, [Sample]>,
+}
+
+/// How a [`RawSeriesWrite`] names its series. One write mixes them freely: a stream's
+/// message names some series by the ids the stream gave them and others by labels, and is
+/// written as one batch either way.
+#[derive(Debug, Clone)]
+pub enum SeriesBy<'a> {
+    /// By its labels as sent, in any order.
+    Labels(&'a [RawLabel<'a>]),
+    /// By the handle of a series the writer resolved before ([`Engine::resolve_raw`],
+    /// a stream's series by its id): no look-up. Written in the series' own namespace,
+    /// which may differ from the request's.
+    Handle(&'a SeriesHandle),
+    /// Refused by the front door before the engine (a stream id the stream never named):
+    /// reported and counted with the write's other rejections, at its place.
+    Refused(RejectReason),
 }
 
 /// A batch's samples by series, as [`Admitted`] keeps them.
@@ -120,7 +141,7 @@ impl Engine {
                 let (mine, others) = rest.split_at(s.labels.len().min(rest.len()));
                 rest = others;
                 RawSeriesWrite {
-                    labels: mine,
+                    by: SeriesBy::Labels(mine),
                     samples: Cow::Borrowed(&s.samples),
                 }
             })
@@ -182,15 +203,35 @@ impl Engine {
         {
             let finder = self.inner.head.finder();
             for w in req.series {
-                let previous = known.last().and_then(Option::as_deref);
-                let found = finder.find_raw(previous, &namespace, w.labels, limits, &mut shaping);
+                let found = match &w.by {
+                    SeriesBy::Labels(labels) => {
+                        let previous = known.last().and_then(Option::as_deref);
+                        finder.find_raw(previous, &namespace, labels, limits, &mut shaping)
+                    }
+                    SeriesBy::Handle(handle) => Some(handle.series().clone()),
+                    SeriesBy::Refused(_) => None,
+                };
                 known.push(found);
             }
         }
         for (i, (write, known)) in req.series.iter().zip(known.drain(..)).enumerate() {
-            let resolved = match known {
-                Some(series) => Ok((series, None)),
-                None => raw_labels::to_labels(write.labels)
+            let resolved = match (known, &write.by) {
+                (_, SeriesBy::Refused(reason)) => Err(reason.clone()),
+                // A reader's handle of a series out of the head: writing brings the series
+                // back (a known series, so no limit applies).
+                (_, SeriesBy::Handle(handle)) if handle.series().detached => self
+                    .inner
+                    .head
+                    .get_or_create(
+                        &handle.series().namespace,
+                        handle.labels(),
+                        None,
+                        &*self.inner,
+                    )
+                    .map(|series| (series, None)),
+                (_, SeriesBy::Handle(handle)) => Ok((handle.series().clone(), None)),
+                (Some(series), SeriesBy::Labels(_)) => Ok((series, None)),
+                (None, SeriesBy::Labels(labels)) => raw_labels::to_labels(labels)
                     .and_then(|labels| self.resolve_in(&namespace, labels))
                     .map(|(series, labels)| (series, Some(labels))),
             };
@@ -206,25 +247,36 @@ impl Engine {
                     continue;
                 }
             };
-            let metric = match &labels {
-                Some(labels) => labels.metric_name(),
-                None => raw_labels::metric_name(write.labels),
+            let metric = match (&labels, &write.by) {
+                (Some(labels), _) => labels.metric_name(),
+                (None, SeriesBy::Handle(handle)) => handle.labels().metric_name(),
+                (None, SeriesBy::Labels(labels)) => raw_labels::metric_name(labels),
+                (None, SeriesBy::Refused(_)) => "",
             };
-            let checker = checkers.get(namespace.as_str(), metric);
+            let checker = checkers.get(series.namespace.as_str(), metric);
             // The quality rules read the labels in full: a series found by its bytes has
             // them rebuilt from the head, and only then.
             let rebuilt;
-            let labels = match (&labels, checker) {
-                (Some(labels), _) => Some(labels),
-                (None, Some(_)) => {
+            let labels = match (&labels, &write.by, checker) {
+                (Some(labels), _, _) => Some(labels),
+                (None, SeriesBy::Handle(handle), Some(_)) => Some(handle.labels()),
+                (None, _, Some(_)) => {
                     rebuilt = self.inner.head.labels(&series);
                     Some(&rebuilt)
                 }
-                (None, None) => None,
+                (None, _, None) => None,
             };
             let rules = checker.zip(labels);
+            // A series by handle keeps its own namespace's window.
+            let elsewhere;
+            let window = if series.namespace == namespace {
+                &window
+            } else {
+                elsewhere = self.window_at(series.namespace.as_str(), now);
+                &elsewhere
+            };
             admitted.admit(
-                &window,
+                window,
                 metric,
                 rules,
                 i,
@@ -263,7 +315,8 @@ impl Engine {
         Ok(SeriesHandle::new(series, labels))
     }
 
-    /// Validates labels and finds or creates the series, for [`Engine::write_resolved`].
+    /// Validates labels and finds or creates the series, to write by its handle
+    /// ([`SeriesBy::Handle`]).
     pub fn resolve(
         &self,
         namespace: &str,
@@ -294,70 +347,6 @@ impl Engine {
             .head
             .get_or_create(namespace, &labels, Some(max), &*self.inner)?;
         Ok((series, labels))
-    }
-
-    /// Stores samples of already resolved series (see [`Engine::write`] for the guarantees;
-    /// a rejection's `series_index` is the position in `batch`).
-    pub fn write_resolved(&self, batch: Vec<Resolved>) -> Result<WriteOutcome> {
-        self.inner
-            .write_buffers
-            .with(|buffers| self.write_resolved_with(batch, buffers))
-    }
-
-    fn write_resolved_with(
-        &self,
-        batch: Vec<Resolved>,
-        buffers: &mut WriteBuffers,
-    ) -> Result<WriteOutcome> {
-        let _span = tracing::debug_span!("write_resolved", series = batch.len()).entered();
-        self.check_writable()?;
-        // One clock reading per batch: this is the stream ingest hot path.
-        let now = self.inner.opts.clock.now_ms();
-        let mut outcome = WriteOutcome::default();
-        let mut checkers = self.inner.quality.lookup();
-        let mut admitted = Admitted::new(buffers, batch.len(), now, &self.inner.quality);
-        for (i, entry) in batch.into_iter().enumerate() {
-            match entry {
-                Resolved::Series(handle, samples) => {
-                    let mut series = handle.series().clone();
-                    // A reader's handle of a series out of the head: writing brings the
-                    // series back (a known series, so no limit applies).
-                    if series.detached {
-                        match self.inner.head.get_or_create(
-                            &series.namespace,
-                            handle.labels(),
-                            None,
-                            &*self.inner,
-                        ) {
-                            Ok(registered) => series = registered,
-                            Err(reason) => {
-                                outcome.rejected.push(Rejection {
-                                    series_index: i,
-                                    sample_index: None,
-                                    samples: samples.len(),
-                                    reason,
-                                });
-                                continue;
-                            }
-                        }
-                    }
-                    let window = self.window_at(series.namespace.as_str(), now);
-                    let (labels, metric) = (handle.labels(), handle.labels().metric_name());
-                    let rules = checkers
-                        .get(series.namespace.as_str(), metric)
-                        .map(|checker| (checker, labels));
-                    let samples = Cow::Owned(samples);
-                    admitted.admit(&window, metric, rules, i, series, samples, &mut outcome)
-                }
-                Resolved::Rejected { reason, samples } => outcome.rejected.push(Rejection {
-                    series_index: i,
-                    sample_index: None,
-                    samples,
-                    reason,
-                }),
-            }
-        }
-        self.commit(admitted, outcome, buffers)
     }
 
     fn check_writable(&self) -> Result<()> {

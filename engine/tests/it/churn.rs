@@ -2,7 +2,9 @@
 //! found by queries, label listings, compaction, deletion and a later write, under the same
 //! identity, with nothing acknowledged lost.
 
-use iocdb_engine::{Engine, MatchOp, Matcher, Resolved, Sample, SeriesFilter};
+use iocdb_engine::{
+    Engine, MatchOp, Matcher, RawSeriesWrite, RawWriteRequest, Sample, SeriesBy, SeriesFilter,
+};
 
 use crate::common::{self, Oracle, dump, request, series};
 
@@ -152,10 +154,13 @@ fn a_held_handle_keeps_its_series_and_a_readers_handle_writes_to_the_same_series
         .expect("resolve");
     let write = |handle: &iocdb_engine::SeriesHandle, t: i64| {
         let outcome = engine
-            .write_resolved(vec![Resolved::Series(
-                std::sync::Arc::new(handle.clone()),
-                vec![Sample::new(t, t as f64)],
-            )])
+            .write_raw(RawWriteRequest {
+                namespace: NS,
+                series: &[RawSeriesWrite {
+                    by: SeriesBy::Handle(handle),
+                    samples: vec![Sample::new(t, t as f64)].into(),
+                }],
+            })
             .expect("write");
         assert_eq!(outcome.accepted, 1);
     };

@@ -7,7 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use iocdb_engine::{
     Engine, Label, Matcher, MetricMetadata, Options, QualityAction, QualityFilter, QualityPolicy,
-    QualityRule, QualityRules, Resolved, Sample, SeriesWrite, WriteRequest,
+    QualityRule, QualityRules, RawSeriesWrite, RawWriteRequest, Sample, SeriesBy, SeriesWrite,
+    WriteRequest,
 };
 
 const NS: &str = "y_te";
@@ -312,11 +313,16 @@ fn an_indicator_policy_overrides_its_namespace_and_writes_by_handle_are_checked_
         let handle = engine
             .resolve(NS, series(metric, Some("An Phú"), &[]).labels)
             .expect("resolve");
-        let batch = vec![Resolved::Series(
-            std::sync::Arc::new(handle),
-            vec![Sample::new(t, 11.0), Sample::new(t + 1, 9.0)],
-        )];
-        let outcome = engine.write_resolved(batch).expect("write");
+        let samples = [Sample::new(t, 11.0), Sample::new(t + 1, 9.0)];
+        let outcome = engine
+            .write_raw(RawWriteRequest {
+                namespace: NS,
+                series: &[RawSeriesWrite {
+                    by: SeriesBy::Handle(&handle),
+                    samples: samples[..].into(),
+                }],
+            })
+            .expect("write");
         outcomes.push((outcome.accepted, outcome.rejected.len()));
     }
     assert_eq!(outcomes, vec![(1, 1), (2, 0)]);

@@ -20,7 +20,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use iocdb_engine::{RawLabel, RawSeriesWrite, RawWriteRequest, Sample, echo};
+use iocdb_engine::{RawLabel, RawSeriesWrite, RawWriteRequest, Sample, SeriesBy, echo};
 
 use super::params::Params;
 use super::remote::{list_problems, store_raw};
@@ -359,7 +359,7 @@ pub async fn write(
     let series: Vec<RawSeriesWrite<'_>> = series
         .iter()
         .map(|(of, sample)| RawSeriesWrite {
-            labels: labels.get(of.clone()).unwrap_or_default(),
+            by: SeriesBy::Labels(labels.get(of.clone()).unwrap_or_default()),
             samples: Cow::Borrowed(std::slice::from_ref(sample)),
         })
         .collect();

@@ -24,7 +24,7 @@ use iocdb_engine::{
 use prost::Message;
 
 use super::{ApiError, Namespace, blocking};
-use crate::convert::RawArrays;
+use crate::convert::{Named, RawArrays};
 use crate::service::AppState;
 use iocdb_proto::prompb;
 use iocdb_proto::prompb::view::WriteView;
@@ -242,7 +242,7 @@ fn write_with(state: &AppState, ns: &str, body: &[u8], scratch: &mut Scratch) ->
             kept.push(i);
             let samples = view.samples_of(s).iter();
             let samples = samples.map(|x| Sample::new(x.timestamp, x.value));
-            (s.labels.clone(), samples)
+            (Named::Labels(s.labels.clone()), samples)
         });
     let stored = arrays.write(ns, raw, &view.labels, series, |req| store_raw(state, req));
     let outcome = match stored {

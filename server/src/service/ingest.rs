@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use iocdb_engine::scratch::Pool;
-use iocdb_engine::{RawLabel, RejectReason, Resolved, Sample, SeriesHandle};
+use iocdb_engine::{RawLabel, RejectReason, Sample, SeriesHandle};
 use iocdb_proto::ingest_view::{SeriesEntry, WriteRequestBytes, WriteView};
 use iocdb_proto::v1;
 use iocdb_proto::v1_server::ingest_server::Ingest;
@@ -22,7 +22,7 @@ use prost::Message;
 use tonic::{Code, Request, Response, Status, Streaming};
 
 use super::AppState;
-use crate::convert::{self, RawArrays};
+use crate::convert::{self, Named, RawArrays};
 
 /// Most series ids one write stream remembers.
 pub const MAX_STREAM_IDS: usize = 1_000_000;
@@ -97,10 +97,6 @@ impl<'a> Incoming<'a> {
         convert::raw_labels(self.buf, self.view.labels_of(series))
     }
 
-    fn samples_of(&self, series: &SeriesEntry) -> Vec<Sample> {
-        self.samples_in(series).collect()
-    }
-
     fn samples_in(&self, series: &SeriesEntry) -> impl Iterator<Item = Sample> + use<'a> {
         let view = self.view;
         view.timestamps_of(series)
@@ -135,49 +131,48 @@ impl IngestService {
     }
 
     /// One message of a stream: series may come by labels (and a stream id to remember) or
-    /// by a stream id alone.
+    /// by a stream id alone. The message is one write, its series by labels and by id alike
+    /// (`Engine::write_raw`); a series that brings an id with its labels is resolved first,
+    /// so that the stream remembers it.
     fn write_streamed(
         &self,
         m: &Incoming<'_>,
         ids: &mut HashMap<u64, Arc<SeriesHandle>>,
         resp: &mut v1::WriteResponse,
         index: u32,
+        arrays: &mut RawArrays,
     ) -> Result<(), Status> {
         self.check_limits(m)?;
         let result = self.0.engine_call(|e| {
-            let mut batch = Vec::with_capacity(m.view.series.len());
             for s in &m.view.series {
-                let samples = m.samples_of(s);
-                if s.labels.is_empty() && s.stream_id != 0 {
-                    batch.push(match ids.get(&s.stream_id) {
-                        Some(h) => Resolved::Series(h.clone(), samples),
-                        None => Resolved::Rejected {
-                            reason: RejectReason::UnknownStreamId { id: s.stream_id },
-                            samples: samples.len(),
-                        },
-                    });
-                    continue;
-                }
-                match e.resolve_raw(m.namespace, &m.labels(s)) {
-                    Ok(h) => {
-                        let h = Arc::new(h);
-                        // A stream remembers at most MAX_STREAM_IDS ids, so a client cannot
-                        // grow the server's memory without bound; past it, series still
-                        // store by labels.
-                        if s.stream_id != 0
-                            && (ids.len() < MAX_STREAM_IDS || ids.contains_key(&s.stream_id))
-                        {
-                            ids.insert(s.stream_id, h.clone());
+                // A stream remembers at most MAX_STREAM_IDS ids, so a client cannot grow the
+                // server's memory without bound; past it, series still store by labels.
+                let remembered = ids.len() < MAX_STREAM_IDS || ids.contains_key(&s.stream_id);
+                if s.stream_id != 0 && !s.labels.is_empty() && remembered {
+                    match e.resolve_raw(m.namespace, &m.labels(s)) {
+                        Ok(h) => {
+                            ids.insert(s.stream_id, Arc::new(h));
                         }
-                        batch.push(Resolved::Series(h, samples));
+                        // Written by its labels below, which refuses it again, with why.
+                        Err(_) => {
+                            ids.remove(&s.stream_id);
+                        }
                     }
-                    Err(reason) => batch.push(Resolved::Rejected {
-                        reason,
-                        samples: samples.len(),
-                    }),
                 }
             }
-            e.write_resolved(batch)
+            let series = m.view.series.iter().map(|s| {
+                let named = match (s.labels.is_empty(), s.stream_id) {
+                    (true, id) if id != 0 => match ids.get(&id) {
+                        Some(h) => Named::Handle(h),
+                        None => Named::Refused(RejectReason::UnknownStreamId { id }),
+                    },
+                    _ => Named::Labels(s.labels.clone()),
+                };
+                (named, m.samples_in(s))
+            });
+            arrays.write(m.namespace, m.buf, &m.view.labels, series, |req| {
+                e.write_raw(req)
+            })
         });
         self.0
             .metrics
@@ -199,7 +194,7 @@ impl IngestService {
             .view
             .series
             .iter()
-            .map(|s| (s.labels.clone(), m.samples_in(s)));
+            .map(|s| (Named::Labels(s.labels.clone()), m.samples_in(s)));
         let result = arrays.write(m.namespace, m.buf, &m.view.labels, series, |req| {
             self.0.engine_call(move |e| {
                 if backfill {
@@ -366,7 +361,7 @@ impl Ingest for IngestService {
                         caller
                             .check(m.namespace, crate::auth::Role::Write)
                             .map_err(|denied| denied.status())?;
-                        self.write_streamed(&m, &mut ids, &mut resp, index)
+                        self.write_streamed(&m, &mut ids, &mut resp, index, &mut scratch.arrays)
                     });
                     if let Err(status) = written {
                         return Err(partial(status, &resp));

@@ -250,25 +250,52 @@ async fn a_stream_may_name_its_series_once_and_then_by_id() {
     };
     unknown.series[0].labels.clear();
     unknown.series[1].labels.clear();
+    // One message of another namespace naming its series every way at once: by labels, by
+    // an id of the first message (whose series stays in its own namespace), by bad labels
+    // with an id (refused, the id not remembered), by that id (unknown).
+    let mut mixed = v1::WriteRequest {
+        namespace: "lodging".into(),
+        series: vec![
+            series("lodging_guests", &[("commune", "Long Xuyên")], &[(t, 7.0)]),
+            by_id(8, &[(t + 30_000, 8.0)]),
+            v1::Series {
+                stream_id: 10,
+                ..series("lodging_guests", &[("bad name", "x")], &[(t, 9.0)])
+            },
+            by_id(10, &[(t + 30_000, 10.0)]),
+        ],
+    };
+    mixed.series[1].labels.clear();
+    mixed.series[3].labels.clear();
     let status = server
         .ingest()
         .await
-        .write_stream(tokio_stream::iter([first, later, unknown]))
+        .write_stream(tokio_stream::iter([first, later, unknown, mixed]))
         .await
         .expect_err("an unknown id is rejected");
     let answer = <v1::WriteResponse as prost::Message>::decode(status.details()).expect("details");
     assert_eq!(
         (answer.accepted, answer.rejected, answer.messages),
-        (5, 1, 3)
+        (7, 3, 4)
     );
-    assert_eq!(answer.rejections[0].reason, "unknown_stream_id");
+    let rejections: Vec<(u32, u32, &str)> = answer
+        .rejections
+        .iter()
+        .map(|r| (r.message_index, r.series_index, r.reason.as_str()))
+        .collect();
     assert_eq!(
-        (
-            answer.rejections[0].message_index,
-            answer.rejections[0].series_index
-        ),
-        (2, 0)
+        rejections,
+        [
+            (2, 0, "unknown_stream_id"),
+            (3, 2, "invalid_label_name"),
+            (3, 3, "unknown_stream_id")
+        ]
     );
     let got = select_all(&server, "cams", vec![eq("camera", "Núi Sam 1")]).await;
     assert_eq!(got[0].values, [1.0, 3.0, 6.0]);
+    let got = select_all(&server, "cams", vec![eq("camera", "Núi Sam 2")]).await;
+    assert_eq!(got[0].values, [2.0, 4.0, 8.0]);
+    let got = select_all(&server, "lodging", vec![]).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!(got[0].values, [7.0]);
 }

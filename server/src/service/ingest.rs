@@ -153,7 +153,8 @@ impl IngestService {
                         Ok(h) => {
                             ids.insert(s.stream_id, Arc::new(h));
                         }
-                        // Written by its labels below, which refuses it again, with why.
+                        // Written by its labels below, which refuses it again, with why;
+                        // the id names no series now (not the one it named before).
                         Err(_) => {
                             ids.remove(&s.stream_id);
                         }

@@ -592,3 +592,105 @@ fn the_head_sample_count_follows_writes_corrections_flushes_and_replay() {
     let engine = common::open(dir.path());
     assert_eq!(engine.stats().head_samples, 2 * 8 * 64);
 }
+
+mod by_handle {
+    //! A series named by its handle is stored exactly as it would be by its labels, in its
+    //! own namespace, whatever the request's; a series the door refused is counted at its
+    //! place and costs the others nothing.
+
+    use std::borrow::Cow;
+
+    use iocdb_engine::{
+        RawLabel, RawSeriesWrite, RawWriteRequest, RejectReason, Sample, SeriesBy, SeriesHandle,
+    };
+    use proptest::prelude::*;
+
+    use crate::common::{self, dump};
+
+    const NAMESPACES: [&str; 2] = ["tourism", "lodging"];
+
+    /// Series `i`'s namespace.
+    fn namespace(i: usize) -> &'static str {
+        NAMESPACES[i % 2]
+    }
+
+    /// How an entry names its series in the mixed write.
+    #[derive(Debug, Clone, Copy)]
+    enum Way {
+        Labels,
+        Handle,
+        Refused,
+    }
+
+    fn way() -> impl Strategy<Value = Way> {
+        prop_oneof![Just(Way::Labels), Just(Way::Handle), Just(Way::Refused)]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(24))]
+        #[test]
+        fn a_series_by_handle_is_stored_as_by_its_labels(
+            entries in prop::collection::vec((0usize..6, way(), 0i64..40, -1e3f64..1e3), 1..30),
+        ) {
+            let (mixed_dir, plain_dir) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+            let (mixed, plain) = (common::open(mixed_dir.path()), common::open(plain_dir.path()));
+            let t0 = 1_000_000;
+            let sets: Vec<Vec<iocdb_engine::Label>> = (0..6).map(|i| common::labels("guests", i)).collect();
+            let handles: Vec<SeriesHandle> = sets
+                .iter()
+                .enumerate()
+                .map(|(i, l)| mixed.resolve(namespace(i), l.clone()).expect("resolve"))
+                .collect();
+            let raw: Vec<Vec<RawLabel<'_>>> = sets
+                .iter()
+                .map(|l| l.iter().map(|l| RawLabel::new(l.name.as_bytes(), l.value.as_bytes())).collect())
+                .collect();
+            let samples: Vec<[Sample; 1]> = entries
+                .iter()
+                .map(|&(_, _, dt, v)| [Sample::new(t0 + dt * 1000, v)])
+                .collect();
+            // One request of the first namespace: a series of the other namespace can only
+            // be named by its handle there; by labels it would be a series of the first.
+            let series: Vec<RawSeriesWrite<'_>> = entries
+                .iter()
+                .zip(&samples)
+                .map(|(&(i, way, _, _), s)| RawSeriesWrite {
+                    by: match way {
+                        Way::Labels if namespace(i) == NAMESPACES[0] => SeriesBy::Labels(&raw[i]),
+                        Way::Labels | Way::Handle => SeriesBy::Handle(&handles[i]),
+                        Way::Refused => SeriesBy::Refused(RejectReason::UnknownStreamId { id: i as u64 }),
+                    },
+                    samples: Cow::Borrowed(&s[..]),
+                })
+                .collect();
+            let outcome = mixed
+                .write_raw(RawWriteRequest { namespace: NAMESPACES[0], series: &series })
+                .expect("mixed write");
+            let refused: Vec<usize> = entries
+                .iter()
+                .enumerate()
+                .filter(|(_, e)| matches!(e.1, Way::Refused))
+                .map(|(k, _)| k)
+                .collect();
+            let rejected: Vec<usize> = outcome.rejected.iter().map(|r| r.series_index).collect();
+            prop_assert_eq!(&rejected, &refused);
+            prop_assert!(outcome.rejected.iter().all(|r| r.reason.kind() == "unknown_stream_id"));
+            prop_assert_eq!(outcome.accepted, entries.len() - refused.len());
+            // The same samples by labels, each series in its own namespace, in entry order.
+            for (&(i, way, _, _), s) in entries.iter().zip(&samples) {
+                if matches!(way, Way::Refused) {
+                    continue;
+                }
+                plain
+                    .write(common::request(
+                        namespace(i),
+                        vec![iocdb_engine::SeriesWrite { labels: sets[i].clone(), samples: s.to_vec() }],
+                    ))
+                    .expect("plain write");
+            }
+            for ns in NAMESPACES {
+                prop_assert_eq!(dump(&mixed, ns), dump(&plain, ns), "{}", ns);
+            }
+        }
+    }
+}

@@ -264,10 +264,28 @@ async fn messages_over_the_size_limits_are_resource_exhausted_naming_the_limit()
         .expect_err("too large");
     // Compressed, the message is far under the limit on the wire; what it decompresses to
     // is what counts (the unary write's decompression stops at the limit).
+    // A message that does not compress is over the limit on the wire already, and is
+    // refused before it is read whole.
+    let incompressible = || {
+        let mut x = 0x2545_f491_4f6c_dd1d_u64;
+        let noise: String = (0..100_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                char::from(b'!' + (x % 90) as u8)
+            })
+            .collect();
+        v1::WriteRequest {
+            namespace: "security".into(),
+            series: vec![series("camera_count", &[("noise", &noise)], &[(t, 1.0)])],
+        }
+    };
     let mut compressed = Vec::new();
     for encoding in [CompressionEncoding::Zstd, CompressionEncoding::Gzip] {
         let mut client = server.ingest().await.send_compressed(encoding);
         compressed.push(client.write(big()).await.expect_err("too large"));
+        compressed.push(client.write(incompressible()).await.expect_err("too large"));
     }
     for status in [unary, streamed].into_iter().chain(compressed) {
         let says = ["max_ingest_message_bytes", "split"];

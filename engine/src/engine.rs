@@ -390,15 +390,40 @@ impl Inner {
     /// Resumes writing after a WAL failure (see [`Wal::recover_fatal`]), with no write in
     /// flight: the head already holds exactly the acknowledged writes (a failed batch never
     /// reaches it), so what must be proved is that the disk holds them too.
+    ///
+    /// After a failed fsync or write (not a full disk) it then flushes the head. The WAL's
+    /// check reads the damaged file back through the page cache, and after a failed
+    /// write-back the kernel may have dropped pages it could not write while still showing
+    /// them (marked clean): under the interval policy, writes acknowledged since the last
+    /// good fsync may be gone from the disk whatever the check saw. The flush puts every
+    /// acknowledged sample in a segment and retires the damaged file.
     fn recover_writes(&self) -> Result<()> {
-        let _gate = self.gate.write();
-        let Some(failure) = self.wal.failure() else {
-            return Ok(());
+        let failure = {
+            let _gate = self.gate.write();
+            let Some(failure) = self.wal.failure() else {
+                return Ok(());
+            };
+            let started = std::time::Instant::now();
+            self.wal.recover_fatal()?;
+            self.write_recoveries.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(after = %failure, took = ?started.elapsed(), "the WAL recovered; writes resume");
+            failure
         };
-        let started = std::time::Instant::now();
-        self.wal.recover_fatal()?;
-        self.write_recoveries.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(after = %failure, took = ?started.elapsed(), "the WAL recovered; writes resume");
+        if !failure.is_disk_full() {
+            let mut state = self.flush.lock();
+            match flush::flush_locked(self, &mut state) {
+                Ok(report) => {
+                    tracing::info!(
+                        segments = report.segments,
+                        samples = report.samples,
+                        "the head flushed after the WAL's recovery"
+                    )
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "the flush after the WAL's recovery failed; the head keeps its samples until the next flush")
+                }
+            }
+        }
         Ok(())
     }
 

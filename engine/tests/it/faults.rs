@@ -36,6 +36,26 @@ pub struct State {
     pub wal_syncs: (usize, usize),
     /// What of each file is durable (a real fsync is skipped: this is the record).
     synced: HashMap<PathBuf, Durable>,
+    /// Files whose fsync failed, with their durable data then: as the kernel may drop the
+    /// pages it could not write (marking them clean), no later fsync or truncate makes
+    /// more of that data durable, whatever the page cache still shows.
+    poisoned: HashMap<PathBuf, u64>,
+}
+
+impl State {
+    /// Records `durable` for `path`, capped where a failed fsync left the file.
+    fn set_durable(&mut self, path: &Path, mut durable: Durable) {
+        if let Some(&cap) = self.poisoned.get(path) {
+            durable.data = durable.data.min(cap);
+        }
+        self.synced.insert(path.to_path_buf(), durable);
+    }
+
+    /// A WAL fsync of `path` failed: what was not durable before may never be.
+    fn poison(&mut self, path: &Path) {
+        let data = self.synced.get(path).map_or(0, |d| d.data);
+        self.poisoned.entry(path.to_path_buf()).or_insert(data);
+    }
 }
 
 /// The durable part of a file: its written bytes up to `data`, zeros from there to `len`.
@@ -112,7 +132,12 @@ impl VfsFile for FaultyFile {
         // What a sync makes durable is what was written before it began: appends may go on
         // while it runs (the WAL's interval policy).
         let (written, zeroed) = *self.lens.lock();
-        self.fs.op(is_wal(&self.path))?;
+        if let Err(e) = self.fs.op(is_wal(&self.path)) {
+            if is_wal(&self.path) {
+                self.fs.0.lock().poison(&self.path);
+            }
+            return Err(e);
+        }
         let time = {
             let mut st = self.fs.0.lock();
             st.wal_syncs.0 += usize::from(is_wal(&self.path));
@@ -127,11 +152,12 @@ impl VfsFile for FaultyFile {
             if st.fail_next_wal_sync && is_wal(&self.path) {
                 st.fail_next_wal_sync = false;
                 st.failed_sync = true;
+                st.poison(&self.path);
                 return Err(io::Error::other("injected fsync failure"));
             }
         }
-        self.fs.0.lock().synced.insert(
-            self.path.clone(),
+        self.fs.0.lock().set_durable(
+            &self.path,
             Durable {
                 data: written,
                 len: written.max(zeroed),
@@ -155,8 +181,7 @@ impl VfsFile for FaultyFile {
         self.fs
             .0
             .lock()
-            .synced
-            .insert(self.path.clone(), Durable::whole(len));
+            .set_durable(&self.path, Durable::whole(len));
         Ok(())
     }
 }
@@ -176,10 +201,7 @@ impl Vfs for FaultyFs {
     fn create(&self, path: &Path) -> io::Result<Box<dyn VfsFile>> {
         self.op(false)?;
         let inner = OsFs.create(path)?;
-        self.0
-            .lock()
-            .synced
-            .insert(path.to_path_buf(), Durable::whole(0));
+        self.0.lock().set_durable(path, Durable::whole(0));
         Ok(Box::new(FaultyFile {
             fs: self.clone(),
             path: path.to_path_buf(),
@@ -206,10 +228,7 @@ impl Vfs for FaultyFs {
     fn truncate(&self, path: &Path, len: u64) -> io::Result<()> {
         self.op(false)?;
         OsFs.truncate(path, len)?;
-        self.0
-            .lock()
-            .synced
-            .insert(path.to_path_buf(), Durable::whole(len));
+        self.0.lock().set_durable(path, Durable::whole(len));
         Ok(())
     }
     fn open_immutable(&self, path: &Path) -> io::Result<Bytes> {
@@ -480,4 +499,63 @@ fn a_failed_periodic_fsync_stops_writes_until_the_wal_recovers_and_keeps_the_ack
     );
     assert_eq!(oracle.expected().len(), 1, "one series");
     holds_across_a_clean_close(engine, dir.path(), &oracle);
+}
+
+/// A failed periodic fsync under the interval policy may have lost acknowledged writes
+/// from the WAL file for good: the kernel can drop the pages it could not write, and the
+/// WAL's check on recovery reads them back from the page cache, which may still hold them.
+/// So the engine flushes the head once it has recovered: every acknowledged sample is then
+/// in a segment, whatever the damaged WAL file holds. A power cut afterwards keeps them all.
+#[test]
+fn acknowledged_writes_a_failed_periodic_fsync_may_have_lost_survive_a_later_power_cut() {
+    let dir = tempfile::tempdir().expect("dir");
+    let fs = FaultyFs::default();
+    let engine = common::open_with(dir.path(), interval(&fs, 200)).expect("open");
+    let mut oracle = Oracle::default();
+    let mut write = |k: i64| {
+        let req = request(
+            "faults",
+            vec![series("m", 0, vec![Sample::new(k * 1000, k as f64)])],
+        );
+        match engine.write(req.clone()) {
+            Ok(_) => oracle.apply(&req),
+            Err(iocdb_engine::Error::WritesStopped { .. }) => {}
+            Err(e) => panic!("write {k}: {e}"),
+        }
+    };
+    for k in 0..10 {
+        write(k);
+    }
+    let synced = fs.0.lock().wal_syncs.1;
+    wait_for(&fs, "a periodic WAL fsync", |st| st.wal_syncs.1 > synced);
+    // Acknowledged after that fsync, before the next, which fails.
+    for k in 10..20 {
+        write(k);
+    }
+    fs.0.lock().fail_next_wal_sync = true;
+    wait_for(&fs, "the injected fsync failure", |st| st.failed_sync);
+    for _ in 0..2_000 {
+        if engine.stats().write_recoveries > 0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(engine.stats().write_recoveries, 1, "the engine recovered");
+    // A write after the recovery, and a periodic fsync after it: everything acknowledged
+    // is older than an interval and was covered by a successful fsync, or by the flush.
+    write(20);
+    let synced = fs.0.lock().wal_syncs.1;
+    wait_for(&fs, "a periodic WAL fsync after the recovery", |st| {
+        st.wal_syncs.1 > synced
+    });
+    assert!(
+        oracle.expected().values().any(|s| s.len() > 11),
+        "writes acknowledged between the last good fsync and the failed one: {:?}",
+        oracle.expected()
+    );
+    // A clean close syncs the current WAL file, not the damaged one before it.
+    drop(engine);
+    fs.power_cut();
+    let engine = common::open_with(dir.path(), common::options()).expect("reopen");
+    assert_eq!(dump(&engine, "faults"), oracle.expected());
 }

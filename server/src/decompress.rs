@@ -172,7 +172,9 @@ async fn decompressed(body: Body, encoding: Encoding, limit: usize) -> Result<By
 }
 
 /// Writes the gRPC messages of `body` into `out` (emptied first) framed uncompressed,
-/// decompressing those flagged compressed with `encoding`.
+/// decompressing those flagged compressed with `encoding`. `limit` bounds the messages
+/// together: a unary call carries one, and a body of many small compressed frames must
+/// not decompress to many times the limit.
 fn plain_frames(
     mut body: &[u8],
     encoding: Encoding,
@@ -180,7 +182,11 @@ fn plain_frames(
     out: &mut Vec<u8>,
 ) -> Result<(), Status> {
     out.clear();
+    let mut frames = 0;
     while !body.is_empty() {
+        // What the messages before this one left of the limit.
+        let limit = limit.saturating_sub(out.len() - 5 * frames);
+        frames += 1;
         let (&[flag, a, b, c, d], rest) = body.split_first_chunk::<5>().ok_or_else(|| {
             Status::invalid_argument(format!(
                 "the request ends inside a message's 5-byte frame header ({} bytes left)",
@@ -377,6 +383,12 @@ mod tests {
         let plain = framed(0, &m[..(1 << 20) + 1]);
         let e = plain_frames(&plain, Encoding::Zstd, 1 << 20, &mut out).expect_err("plain over");
         assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        // Many frames, each under the limit, together over it: refused as they add up.
+        let quarter = zstd::bulk::compress(&m[..300 << 10], 3).expect("zstd");
+        let many: Vec<u8> = (0..100).flat_map(|_| framed(1, &quarter)).collect();
+        let e = plain_frames(&many, Encoding::Zstd, 1 << 20, &mut out).expect_err("together");
+        assert_eq!(e.code(), tonic::Code::ResourceExhausted);
+        assert!(out.capacity() <= 2 << 20, "grew to {}", out.capacity());
     }
 
     #[test]

@@ -45,14 +45,8 @@ impl LeanGrpc {
         path: &str,
         request: &Req,
     ) -> Result<Vec<Resp>, String> {
-        let mut body = BytesMut::with_capacity(5 + request.encoded_len());
-        body.put_u8(0);
-        body.put_u32(u32::try_from(request.encoded_len()).map_err(|e| e.to_string())?);
-        request.encode(&mut body).map_err(|e| e.to_string())?;
-        let head = http::Request::post(format!("http://{}{path}", self.authority))
-            .header("content-type", "application/grpc")
-            .header("te", "trailers");
-        self.send(head, body.freeze()).await
+        let request = Self::frame(&request.encode_to_vec())?;
+        self.call_framed(path, &request).await
     }
 
     /// An encoded request message in its gRPC frame (uncompressed), to send with
@@ -87,15 +81,8 @@ impl LeanGrpc {
         if let Some(encoding) = request.encoding {
             head = head.header("grpc-encoding", encoding);
         }
-        self.send(head, request.body.clone()).await
-    }
-
-    async fn send<Resp: prost::Message + Default>(
-        &mut self,
-        head: http::request::Builder,
-        body: Bytes,
-    ) -> Result<Vec<Resp>, String> {
         let head = head.body(()).map_err(|e| e.to_string())?;
+        let body = request.body.clone();
         let mut send = self.send.clone().ready().await.map_err(|e| e.to_string())?;
         let (response, mut stream) = send.send_request(head, false).map_err(|e| e.to_string())?;
         stream.send_data(body, true).map_err(|e| e.to_string())?;

@@ -123,13 +123,13 @@ fn line_protocol(r: &iocdb_engine::WriteRequest) -> Vec<u8> {
 
 fn encode(r: &iocdb_engine::WriteRequest) -> Batch {
     use prost::Message;
-    let grpc = peers::grpc_write(r);
+    let grpc = peers::grpc_write(r).encode_to_vec();
     Batch {
         namespace: r.namespace.clone(),
         remote_write: peers::remote_write_body(r),
-        grpc_framed: LeanGrpc::frame(&grpc.encode_to_vec()).expect("a request under 4 GiB"),
-        grpc_zstd: LeanGrpc::frame_zstd(&grpc.encode_to_vec(), 3).expect("compressed"),
-        grpc: WriteRequestBytes(grpc.encode_to_vec().into()),
+        grpc_framed: LeanGrpc::frame(&grpc).expect("a request under 4 GiB"),
+        grpc_zstd: LeanGrpc::frame_zstd(&grpc, 3).expect("compressed"),
+        grpc: WriteRequestBytes(grpc.into()),
         line: line_protocol(r),
         samples: r.series.iter().map(|s| s.samples.len()).sum(),
     }

@@ -691,6 +691,25 @@ impl Head {
         grown
     }
 
+    /// [`Head::apply`] if `place`'s turn has come; `None`, having done nothing, while an
+    /// earlier place of the series is outstanding. A write applies the series whose turn has
+    /// come first and waits only for the rest: two writes of the same series a moment apart
+    /// then overlap, instead of the later one following the earlier series by series, woken
+    /// for each.
+    pub fn try_apply(
+        &self,
+        series: &Series,
+        place: u64,
+        samples: &[Sample],
+        on_apply: chunks::OnApply<'_>,
+    ) -> Option<isize> {
+        let grown = series
+            .head
+            .append_at(place, samples, self.sealer(series), on_apply)?;
+        self.turn_done();
+        Some(grown)
+    }
+
     /// Where `series` seals its chunks.
     pub fn sealer(&self, series: &Series) -> Sealer<'_> {
         Sealer {

@@ -163,9 +163,8 @@ impl std::fmt::Debug for Hub {
 /// subscriber index) pairs in series order.
 pub(crate) struct Targets {
     watchers: Vec<Arc<Watcher>>,
+    /// (series of the write, subscriber), sorted.
     pairs: Vec<(u32, u32)>,
-    /// The next pair `deliver` looks at (series are applied in order).
-    cursor: usize,
     /// This write's losses, per subscriber, added to theirs at the end.
     lost: Vec<Lost>,
 }
@@ -253,21 +252,20 @@ impl Hub {
             lost: vec![none; watchers.len()],
             watchers,
             pairs,
-            cursor: 0,
         }
     }
 
     /// Delivers the applied samples of series `index` of the write to the subscribers that
-    /// want it (called for the write's series in order).
+    /// want it (series may come in any order: a write applies first those whose turn has
+    /// come).
     pub fn deliver(&self, to: &mut Targets, index: usize, series: SeriesRef, samples: &[Sample]) {
-        while let Some(&(i, w)) = to.pairs.get(to.cursor) {
-            if i as usize > index {
+        let first = to.pairs.partition_point(|&(i, _)| (i as usize) < index);
+        for &(i, w) in to.pairs.get(first..).unwrap_or_default() {
+            if i as usize != index {
                 break;
             }
-            to.cursor += 1;
-            if i as usize == index
-                && let (Some(watcher), Some(lost)) =
-                    (to.watchers.get(w as usize), to.lost.get_mut(w as usize))
+            if let (Some(watcher), Some(lost)) =
+                (to.watchers.get(w as usize), to.lost.get_mut(w as usize))
             {
                 watcher.deliver(series, samples, self, lost);
             }

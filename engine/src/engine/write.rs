@@ -72,6 +72,8 @@ pub(crate) struct WriteBuffers {
     batch: Batch<'static>,
     /// Each series' place in its apply order.
     places: Vec<u64>,
+    /// The entries whose turn to apply had not come on the first pass.
+    later: Vec<usize>,
     /// The samples record, framed.
     frames: Vec<u8>,
 }
@@ -394,7 +396,7 @@ impl Engine {
     ) -> Result<WriteOutcome> {
         let inner = &*self.inner;
         let Admitted {
-            mut batch,
+            batch,
             deferred,
             deferred_checkers,
             mut events,
@@ -443,13 +445,15 @@ impl Engine {
         // Samples that broke a deferred rule, judged under their series' lock: (series,
         // sample, violation); their events are built after, outside the locks.
         let mut flagged: Vec<(Arc<Series>, Sample, Violation)> = Vec::new();
-        let mut deferred = deferred.into_iter().peekable();
-        for (i, ((series, samples), &place)) in batch.drain(..).zip(places.iter()).enumerate() {
-            accepted += samples.len();
-            let n = samples.len() as u64;
+        let mut apply = |i: usize, wait: bool| -> bool {
+            let (Some((series, samples)), Some(&place)) = (batch.get(i), places.get(i)) else {
+                return true;
+            };
             let checker = deferred
-                .next_if(|&(entry, _)| entry == i)
-                .and_then(|(_, k)| deferred_checkers.get(k));
+                .binary_search_by_key(&i, |&(entry, _)| entry)
+                .ok()
+                .and_then(|j| deferred.get(j))
+                .and_then(|&(_, k)| deferred_checkers.get(k));
             let mut tell = |applied: &[Sample], latest: &dyn Fn() -> Option<Sample>| {
                 if let Some(to) = targets.as_mut() {
                     inner.watch.deliver(to, i, series.id, applied);
@@ -466,7 +470,14 @@ impl Engine {
                     }
                 }
             };
-            let bytes = inner.head.apply(&series, place, &samples, &mut tell);
+            let bytes = if wait {
+                inner.head.apply(series, place, samples, &mut tell)
+            } else {
+                match inner.head.try_apply(series, place, samples, &mut tell) {
+                    Some(bytes) => bytes,
+                    None => return false,
+                }
+            };
             if inner.cache.is_some()
                 && let Some(t) = samples.iter().map(|s| s.t).min()
             {
@@ -475,6 +486,8 @@ impl Engine {
                     None => changed.push((series.namespace.clone(), t)),
                 }
             }
+            let n = samples.len() as u64;
+            accepted += samples.len();
             let delta = Delta {
                 bytes: bytes as i64,
                 held: n as i64,
@@ -482,6 +495,19 @@ impl Engine {
             };
             tally.add(&series.usage, delta);
             grown += bytes;
+            true
+        };
+        // Series whose earlier places another write is still applying wait until the
+        // rest are applied (see `Head::try_apply`); with one writer every turn has come.
+        let later = &mut buffers.later;
+        later.clear();
+        for i in 0..batch.len() {
+            if !apply(i, false) {
+                later.push(i);
+            }
+        }
+        for &i in later.iter() {
+            apply(i, true);
         }
         tally.settle();
         buffers.batch = recycle(batch);

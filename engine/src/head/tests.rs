@@ -458,3 +458,44 @@ mod by_wire_bytes {
         }
     }
 }
+
+#[test]
+fn a_place_applies_only_after_the_earlier_places_of_its_series() {
+    let (head, _) = fixture();
+    let series = head.all();
+    let (x, y) = (&series[0], &series[1]);
+    let mut none = |_: &[Sample], _: &dyn Fn() -> Option<Sample>| {};
+    // Write 1 reserves its places in x and y, then write 2 reserves its places after it.
+    let (x1, y1) = (x.head.reserve(), y.head.reserve());
+    let (x2, y2) = (x.head.reserve(), y.head.reserve());
+    let second = [Sample::new(1, 2.0)];
+    assert_eq!(
+        head.try_apply(x, x2, &second, &mut none),
+        None,
+        "x: write 1 is out"
+    );
+    assert_eq!(
+        head.try_apply(y, y2, &second, &mut none),
+        None,
+        "y: write 1 is out"
+    );
+    // Write 1 applies x: write 2's turn in x has come, not yet in y.
+    let first = [Sample::new(1, 1.0)];
+    assert!(head.try_apply(x, x1, &first, &mut none).is_some());
+    assert!(head.try_apply(x, x2, &second, &mut none).is_some());
+    assert_eq!(head.try_apply(y, y2, &second, &mut none), None);
+    // Write 1's batch failed in y: its place is skipped, and write 2 applies.
+    head.skip(y, y1);
+    assert!(head.try_apply(y, y2, &second, &mut none).is_some());
+    // x: write 1's value, then write 2's correction, which wins; y: write 2's alone.
+    for (s, want) in [(x, vec![1.0, 2.0]), (y, vec![2.0])] {
+        let mut got = Vec::new();
+        s.head
+            .snapshot(0, 10)
+            .decode_into(0, 10, &mut got)
+            .expect("decodes");
+        assert_eq!(got.iter().map(|s| s.v).collect::<Vec<_>>(), want);
+        layer::dedupe_newest_wins(&mut got, 0);
+        assert_eq!(got, [Sample::new(1, 2.0)]);
+    }
+}

@@ -29,6 +29,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -125,6 +126,10 @@ pub struct Wal {
     policy: FsyncPolicy,
     max_file_bytes: u64,
     state: Mutex<State>,
+    /// Whether `State::failure` is set, for [`Wal::failure`] to answer without the state
+    /// lock in the common case: every write asks, and two writers' asks met each other's
+    /// appends and commits on that lock. Changed only under the lock, with the failure.
+    stopped: AtomicBool,
     cond: Condvar,
     io: Mutex<Io>,
     /// What each group commit's leader took to write (and, under `Always`, sync) its batch.
@@ -168,6 +173,7 @@ impl Wal {
                 last_failure: None,
                 spare: Vec::new(),
             }),
+            stopped: AtomicBool::new(false),
             cond: Condvar::new(),
             group_commits: Latency::default(),
             commit_waits: Latency::default(),
@@ -283,8 +289,7 @@ impl Wal {
                     st.durable_ticket = st.durable_ticket.max(durable);
                     st.pending.clear();
                     st.failed_upto = st.next_ticket;
-                    st.last_failure = Some(failure.clone());
-                    st.failure = Some(failure);
+                    self.stop(&mut st, failure);
                 }
             }
             self.cond.notify_all();
@@ -432,7 +437,7 @@ impl Wal {
                 });
             }
         }
-        resume_in_new_file(st, &mut io);
+        self.resume_in_new_file(st, &mut io);
         Ok(())
     }
 
@@ -476,7 +481,7 @@ impl Wal {
             // of the one that failed.
             self.vfs.truncate(&path, io.good_len).at(&path)?;
         }
-        resume_in_new_file(&mut st, &mut io);
+        self.resume_in_new_file(&mut st, &mut io);
         Ok(())
     }
 
@@ -514,8 +519,7 @@ impl Wal {
         // The state lock is taken after the I/O lock is released: `append` takes them in
         // the other order.
         let mut st = self.state.lock();
-        st.last_failure = Some(failure.clone());
-        st.failure = Some(failure);
+        self.stop(&mut st, failure);
         Err(err)
     }
 
@@ -558,21 +562,33 @@ impl Wal {
 
     /// The error writes get now, if the write path is stopped.
     pub fn failure(&self) -> Option<Error> {
+        // A failure set a moment ago may not be seen here; the append that follows sees it.
+        if !self.stopped.load(Ordering::Acquire) {
+            return None;
+        }
         self.state.lock().failure.as_ref().map(Failure::to_error)
+    }
+
+    /// Stops the write path with `failure` until a recovery.
+    fn stop(&self, st: &mut State, failure: Failure) {
+        st.last_failure = Some(failure.clone());
+        st.failure = Some(failure);
+        self.stopped.store(true, Ordering::Release);
+    }
+
+    /// Clears the failure and sends later appends to a new file (the current one is cut
+    /// back to what was acknowledged).
+    fn resume_in_new_file(&self, st: &mut State, io: &mut Io) {
+        io.file = None;
+        st.file = st.file.max(io.file_no) + 1;
+        st.file_len = 0;
+        st.failure = None;
+        self.stopped.store(false, Ordering::Release);
     }
 
     fn path(&self, file_no: u64) -> PathBuf {
         layout::wal_file(&self.dir, file_no)
     }
-}
-
-/// Clears the failure and sends later appends to a new file (the current one is cut back
-/// to what was acknowledged).
-fn resume_in_new_file(st: &mut State, io: &mut Io) {
-    io.file = None;
-    st.file = st.file.max(io.file_no) + 1;
-    st.file_len = 0;
-    st.failure = None;
 }
 
 fn sync_file(io: &mut Io, path: &std::path::Path) -> Result<(), Failure> {

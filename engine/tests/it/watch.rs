@@ -117,6 +117,71 @@ fn every_subscriber_gets_every_acknowledged_matching_sample_once_in_order() {
     assert_eq!(engine.stats().watchers, 3);
 }
 
+/// Writers of the same series: a write applies the series whose turn has come first and
+/// the others after (`Head::try_apply`), so its series reach the subscribers out of the
+/// write's order; each sample still arrives once, and a series' samples in the order the
+/// head applied them (here, the order of the values each writer counts up).
+#[test]
+fn writers_of_the_same_series_deliver_every_sample_once() {
+    let dir = tempfile::tempdir().expect("dir");
+    let engine = Engine::open(dir.path(), Options::default()).expect("open");
+    let all = engine
+        .watch(NS, vec![], 1_000_000, no_wake())
+        .expect("watch");
+    let t0 = 1_764_000_000_000;
+    let (writers, series, writes) = (4i64, 40, 50i64);
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            let engine = &engine;
+            s.spawn(move || {
+                for k in 0..writes {
+                    // Every writer writes every series, starting at a different one.
+                    let batch = (0..series)
+                        .map(|i| SeriesWrite {
+                            labels: labels(&format!("s{}", (i + w as usize * 10) % series)),
+                            samples: vec![Sample::new(t0 + k * writers + w, w as f64)],
+                        })
+                        .collect();
+                    engine
+                        .write(WriteRequest {
+                            namespace: NS.into(),
+                            series: batch,
+                        })
+                        .expect("write");
+                }
+            });
+        }
+    });
+    let mut values: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
+    for e in drain(&all) {
+        if let WatchEvent::Samples { labels, samples } = e {
+            let site = labels.get("site").unwrap_or_default().to_owned();
+            values
+                .entry(site)
+                .or_default()
+                .extend(samples.iter().map(|s| (s.t, s.v)));
+        } else {
+            panic!("unexpected gap: {e:?}");
+        }
+    }
+    assert_eq!(values.len(), series);
+    let expected: Vec<i64> = (0..writes * writers).map(|k| t0 + k).collect();
+    for (site, got) in &values {
+        let mut ts: Vec<i64> = got.iter().map(|&(t, _)| t).collect();
+        // Each writer's samples of a series arrive in its own order.
+        for w in 0..writers {
+            let own: Vec<i64> = got
+                .iter()
+                .filter(|&&(_, v)| v == w as f64)
+                .map(|&(t, _)| t)
+                .collect();
+            assert!(own.windows(2).all(|p| p[0] < p[1]), "{site}, writer {w}");
+        }
+        ts.sort_unstable();
+        assert_eq!(ts, expected, "{site}: every sample once");
+    }
+}
+
 #[test]
 fn a_stalled_subscriber_is_told_its_gap_and_reads_it_back_while_others_get_everything() {
     let dir = tempfile::tempdir().expect("dir");

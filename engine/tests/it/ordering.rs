@@ -133,10 +133,14 @@ fn a_batch_that_fails_across_a_wal_file_roll_leaves_nothing_for_replay() {
         1,
     );
     let t1 = wal
-        .append(&batch(0, &ns, &first, Sample::new(1_000, 1.0)), |_| None)
+        .append(&mut batch(0, &ns, &first, Sample::new(1_000, 1.0)), |_| {
+            None
+        })
         .expect("append");
     let t2 = wal
-        .append(&batch(0, &ns, &second, Sample::new(1_000, 2.0)), |_| None)
+        .append(&mut batch(0, &ns, &second, Sample::new(1_000, 2.0)), |_| {
+            None
+        })
         .expect("append");
     assert!(
         wal.commit(t2).is_err(),
@@ -151,6 +155,51 @@ fn a_batch_that_fails_across_a_wal_file_roll_leaves_nothing_for_replay() {
     let engine = common::open_with(dir.path(), common::options()).expect("reopen");
     let found = dump(&engine, "health");
     assert_eq!(found.keys().collect::<Vec<_>>(), ["a"], "{found:?}");
+}
+
+/// Writers hand their batches to the WAL (no copy under its lock); one leader's group
+/// commit writes them all, joined per file, in ticket order, definitions before the frames
+/// that need them, and every writer gets an empty buffer back to encode its next batch in.
+#[test]
+fn a_group_commit_writes_its_writers_batches_in_ticket_order_across_files() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::create_dir_all(dir.path().join("wal")).expect("wal dir");
+    let ns = Namespace::new("health").expect("ns");
+    let frames: Vec<Vec<u8>> = ["a", "b", "c"]
+        .iter()
+        .enumerate()
+        .map(|(i, site)| batch(i as u32, &ns, &labels(site), Sample::new(1_000, i as f64)))
+        .collect();
+    let defs = |i: u8| vec![0xd0 + i; 7];
+    // Batches a and b fill file 1; c starts file 2.
+    let limit = (frames[0].len() + 7 + frames[1].len()) as u64;
+    let wal = Wal::new(
+        dir.path().to_path_buf(),
+        Arc::new(FaultyFs::default()),
+        FsyncPolicy::Always,
+        limit,
+        1,
+    );
+    let mut handed: Vec<Vec<u8>> = frames.clone();
+    let mut tickets = Vec::new();
+    for (i, buf) in handed.iter_mut().enumerate() {
+        let with_defs = i != 1;
+        let ticket = wal
+            .append(buf, |_| with_defs.then(|| defs(i as u8)))
+            .expect("append");
+        assert!(buf.is_empty(), "batch {i}: the writer's buffer was taken");
+        tickets.push(ticket);
+    }
+    // The last writer leads: its commit writes all three.
+    for ticket in tickets.into_iter().rev() {
+        wal.commit(ticket).expect("commit");
+    }
+    wal.close().expect("close");
+    let read = |n: u64| std::fs::read(dir.path().join(format!("wal/{n:016}.wal"))).expect("read");
+    let file_1: Vec<u8> = [defs(0), frames[0].clone(), frames[1].clone()].concat();
+    let file_2: Vec<u8> = [defs(2), frames[2].clone()].concat();
+    assert_eq!(read(1), file_1);
+    assert_eq!(read(2), file_2);
 }
 
 #[test]

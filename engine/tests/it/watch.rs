@@ -44,6 +44,34 @@ fn by_site(events: &[WatchEvent]) -> BTreeMap<String, Vec<i64>> {
     out
 }
 
+/// `writers` threads, each writing `writes` batches (`batch(writer, k)`), every sample
+/// accepted.
+fn write_concurrently(
+    engine: &Engine,
+    writers: i64,
+    writes: i64,
+    batch: impl Fn(i64, i64) -> Vec<SeriesWrite> + Sync,
+) {
+    std::thread::scope(|s| {
+        for w in 0..writers {
+            let batch = &batch;
+            s.spawn(move || {
+                for k in 0..writes {
+                    let series = batch(w, k);
+                    let samples: usize = series.iter().map(|s| s.samples.len()).sum();
+                    let out = engine
+                        .write(WriteRequest {
+                            namespace: NS.into(),
+                            series,
+                        })
+                        .expect("write");
+                    assert_eq!(out.accepted, samples);
+                }
+            });
+        }
+    });
+}
+
 #[test]
 fn every_subscriber_gets_every_acknowledged_matching_sample_once_in_order() {
     let dir = tempfile::tempdir().expect("dir");
@@ -78,35 +106,21 @@ fn every_subscriber_gets_every_acknowledged_matching_sample_once_in_order() {
     let other_ns = engine
         .watch("y_te", vec![], 100_000, no_wake())
         .expect("watch");
-    let (writers, series, writes) = (4, 25, 60);
-    std::thread::scope(|s| {
-        for w in 0..writers {
-            let engine = &engine;
-            s.spawn(move || {
-                for k in 0..writes {
-                    let batch = (0..series)
-                        .map(|i| SeriesWrite {
-                            labels: labels(&format!("w{w}-s{i}")),
-                            samples: vec![
-                                Sample::new(t0 + k * 2, k as f64),
-                                Sample::new(t0 + k * 2 + 1, k as f64),
-                            ],
-                        })
-                        .collect();
-                    let out = engine
-                        .write(WriteRequest {
-                            namespace: NS.into(),
-                            series: batch,
-                        })
-                        .expect("write");
-                    assert_eq!(out.accepted, series * 2);
-                }
-            });
-        }
+    let (writers, series, writes) = (4i64, 25usize, 60i64);
+    write_concurrently(&engine, writers, writes, |w, k| {
+        (0..series)
+            .map(|i| SeriesWrite {
+                labels: labels(&format!("w{w}-s{i}")),
+                samples: vec![
+                    Sample::new(t0 + k * 2, k as f64),
+                    Sample::new(t0 + k * 2 + 1, k as f64),
+                ],
+            })
+            .collect()
     });
     let expected: Vec<i64> = (0..writes * 2).map(|k| t0 + k).collect();
     let got = by_site(&drain(&all));
-    assert_eq!(got.len(), writers * series);
+    assert_eq!(got.len(), writers as usize * series);
     for (site, ts) in &got {
         assert_eq!(ts, &expected, "{site}: every sample once, in order");
     }
@@ -130,27 +144,14 @@ fn writers_of_the_same_series_deliver_every_sample_once() {
         .expect("watch");
     let t0 = 1_764_000_000_000;
     let (writers, series, writes) = (4i64, 40, 50i64);
-    std::thread::scope(|s| {
-        for w in 0..writers {
-            let engine = &engine;
-            s.spawn(move || {
-                for k in 0..writes {
-                    // Every writer writes every series, starting at a different one.
-                    let batch = (0..series)
-                        .map(|i| SeriesWrite {
-                            labels: labels(&format!("s{}", (i + w as usize * 10) % series)),
-                            samples: vec![Sample::new(t0 + k * writers + w, w as f64)],
-                        })
-                        .collect();
-                    engine
-                        .write(WriteRequest {
-                            namespace: NS.into(),
-                            series: batch,
-                        })
-                        .expect("write");
-                }
-            });
-        }
+    write_concurrently(&engine, writers, writes, |w, k| {
+        // Every writer writes every series, starting at a different one.
+        (0..series)
+            .map(|i| SeriesWrite {
+                labels: labels(&format!("s{}", (i + w as usize * 10) % series)),
+                samples: vec![Sample::new(t0 + k * writers + w, w as f64)],
+            })
+            .collect()
     });
     let mut values: BTreeMap<String, Vec<(i64, f64)>> = BTreeMap::new();
     for e in drain(&all) {

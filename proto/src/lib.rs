@@ -1,7 +1,7 @@
 //! The wire types: the iocdb gRPC API, generated from `proto/iocdb/v1/iocdb.proto`, the
 //! codec its services use ([`codec`]), Prometheus' remote write and read messages
-//! ([`prompb`]), and the in-place reading of the protobuf wire format that the hot write
-//! messages' readers share ([`wire`]). Nothing else lives here: conversion to engine types is the server's
+//! ([`prompb`]), the in-place reading of the protobuf wire format that the hot write
+//! messages' readers share ([`wire`]), and InfluxDB's line protocol ([`line_protocol`]). Nothing else lives here: conversion to engine types is the server's
 //! business.
 
 #![allow(
@@ -14,6 +14,7 @@
 
 pub mod codec;
 pub mod ingest_view;
+pub mod line_protocol;
 pub mod prompb;
 pub mod wire;
 

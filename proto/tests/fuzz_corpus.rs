@@ -31,3 +31,10 @@ fn the_ingest_reader_agrees_with_prost_on_its_corpus() {
         iocdb_proto::ingest_view::check_against_prost(&data);
     }
 }
+
+#[test]
+fn the_line_protocol_reader_holds_together_on_its_corpus() {
+    for data in corpus("line_protocol") {
+        iocdb_proto::line_protocol::check_lines(&data);
+    }
+}

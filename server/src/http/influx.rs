@@ -16,6 +16,8 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
+use iocdb_proto::line_protocol::{FieldValue, LineError, Point};
+
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
@@ -27,189 +29,17 @@ use super::remote::{list_problems, store_raw};
 use super::{ApiError, Namespace, json};
 use crate::service::{AppState, now_ms};
 
-/// One parsed line; names and tags borrow from the line unless they had escapes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Point<'a> {
-    /// Measurement.
-    pub measurement: Cow<'a, str>,
-    /// Tags, in line order.
-    pub tags: Vec<(Cow<'a, str>, Cow<'a, str>)>,
-    /// Fields, in line order.
-    pub fields: Vec<(Cow<'a, str>, FieldValue)>,
-    /// Timestamp in the request's precision, if the line has one.
-    pub timestamp: Option<i64>,
-}
-
-/// A field's value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FieldValue {
-    /// `1.5`, `1`, `-3e2`.
-    Float(f64),
-    /// `3i`.
-    Integer(i64),
-    /// `3u`.
-    Unsigned(u64),
-    /// `"text"`.
-    String(String),
-    /// `t`, `false`, ….
-    Boolean(bool),
-}
-
-/// Splits at `sep` where it is not escaped by a backslash (nor inside a double-quoted string
-/// when `quotes`).
-fn split_unescaped(s: &str, sep: char, quotes: bool) -> Vec<&str> {
-    let mut parts = Vec::new();
-    let mut start = 0;
-    let mut escaped = false;
-    let mut in_quotes = false;
-    for (i, c) in s.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' => escaped = true,
-            '"' if quotes => in_quotes = !in_quotes,
-            c if c == sep && !in_quotes => {
-                parts.push(s.get(start..i).unwrap_or_default());
-                start = i + c.len_utf8();
-            }
-            _ => {}
-        }
-    }
-    parts.push(s.get(start..).unwrap_or_default());
-    parts
-}
-
-/// Removes the backslash before the characters the protocol escapes in names and tags
-/// (borrowing `s` when it has no backslash, as almost every name and tag).
-fn unescape<'a>(s: &'a str, special: &[char]) -> Cow<'a, str> {
-    if !s.contains('\\') {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c == '\\'
-            && let Some(&next) = chars.peek()
-            && special.contains(&next)
-        {
-            out.push(next);
-            chars.next();
-            continue;
-        }
-        out.push(c);
-    }
-    Cow::Owned(out)
-}
-
-/// Splits a line into its three space-separated sections (the timestamp may be missing).
-fn sections(line: &str) -> Result<(&str, &str, Option<&str>), String> {
-    let parts = split_unescaped(line, ' ', true);
-    let parts: Vec<&str> = parts.into_iter().filter(|p| !p.is_empty()).collect();
-    match parts.as_slice() {
-        [head, fields] => Ok((head, fields, None)),
-        [head, fields, ts] => Ok((head, fields, Some(ts))),
-        [_] => Err("no fields: a line needs at least one field=value".into()),
-        _ => Err("more than three space-separated sections (unescaped space?)".into()),
-    }
-}
-
-fn parse_field_value(raw: &str) -> Result<FieldValue, String> {
-    if let Some(inner) = raw.strip_prefix('"') {
-        let inner = inner
-            .strip_suffix('"')
-            .ok_or_else(|| format!("unterminated string {}", echo(raw)))?;
-        return Ok(FieldValue::String(
-            unescape(inner, &['"', '\\']).into_owned(),
-        ));
-    }
-    match raw {
-        "t" | "T" | "true" | "True" | "TRUE" => return Ok(FieldValue::Boolean(true)),
-        "f" | "F" | "false" | "False" | "FALSE" => return Ok(FieldValue::Boolean(false)),
-        _ => {}
-    }
-    if let Some(i) = raw.strip_suffix('i') {
-        return i
-            .parse()
-            .map(FieldValue::Integer)
-            .map_err(|_| format!("bad integer {}", echo(raw)));
-    }
-    if let Some(u) = raw.strip_suffix('u') {
-        return u
-            .parse()
-            .map(FieldValue::Unsigned)
-            .map_err(|_| format!("bad unsigned integer {}", echo(raw)));
-    }
-    // Floats are decimal: no "inf", "nan" or hex (the protocol has none).
-    if !raw.is_empty()
-        && raw
-            .chars()
-            .all(|c| c.is_ascii_digit() || matches!(c, '.' | '-' | '+' | 'e' | 'E'))
-        && let Ok(v) = raw.parse::<f64>()
-    {
-        return Ok(FieldValue::Float(v));
-    }
-    Err(format!("bad field value {}", echo(raw)))
-}
-
-/// Parses one line.
+/// Parses one line, saying why it does not parse with the user's text shortened.
 pub fn parse_line(line: &str) -> Result<Point<'_>, String> {
-    let (head, fields, ts) = sections(line)?;
-    let mut head_parts = split_unescaped(head, ',', false).into_iter();
-    let measurement = unescape(head_parts.next().unwrap_or_default(), &[',', ' ']);
-    if measurement.is_empty() {
-        return Err("empty measurement".into());
-    }
-    let mut tags = Vec::new();
-    for t in head_parts {
-        let kv = split_unescaped(t, '=', false);
-        let [k, v] = kv.as_slice() else {
-            return Err(format!("bad tag {} (want key=value)", echo(t)));
-        };
-        if k.is_empty() || v.is_empty() {
-            return Err(format!("bad tag {} (empty key or value)", echo(t)));
-        }
-        tags.push((unescape(k, &[',', '=', ' ']), unescape(v, &[',', '=', ' '])));
-    }
-    let mut parsed = Vec::new();
-    for f in split_unescaped(fields, ',', true) {
-        let (k, v) =
-            split_field(f).ok_or_else(|| format!("bad field {} (want key=value)", echo(f)))?;
-        if k.is_empty() {
-            return Err(format!("bad field {} (empty key)", echo(f)));
-        }
-        parsed.push((unescape(k, &[',', '=', ' ']), parse_field_value(v)?));
-    }
-    let timestamp = ts
-        .map(|t| {
-            t.parse::<i64>()
-                .map_err(|_| format!("bad timestamp {}", echo(t)))
-        })
-        .transpose()?;
-    Ok(Point {
-        measurement,
-        tags,
-        fields: parsed,
-        timestamp,
-    })
+    iocdb_proto::line_protocol::parse_line(line).map_err(|e| describe(&e))
 }
 
-/// `key=value` at the first unescaped `=`.
-fn split_field(f: &str) -> Option<(&str, &str)> {
-    let mut escaped = false;
-    for (i, c) in f.char_indices() {
-        if escaped {
-            escaped = false;
-            continue;
-        }
-        match c {
-            '\\' => escaped = true,
-            '=' => return Some((f.get(..i)?, f.get(i + 1..)?)),
-            _ => {}
-        }
+/// A parse error as the server answers it.
+fn describe(e: &LineError<'_>) -> String {
+    match e.text {
+        Some(text) => format!("{} {}{}", e.what, echo(text), e.detail),
+        None => format!("{}{}", e.what, e.detail),
     }
-    None
 }
 
 /// A name with every character a Prometheus metric or label name cannot hold made `_`.
@@ -412,92 +242,6 @@ fn influx_error(v2: bool, status: StatusCode, message: String) -> Response {
 mod tests {
     use super::*;
 
-    fn p(line: &str) -> Point<'_> {
-        parse_line(line).unwrap_or_else(|e| panic!("{line}: {e}"))
-    }
-
-    /// The examples of InfluxDB's line protocol reference.
-    #[test]
-    fn the_reference_examples_parse_as_specified() {
-        let x =
-            p("myMeasurement,tag1=value1,tag2=value2 fieldKey=\"fieldValue\" 1556813561098000000");
-        assert_eq!(x.measurement, "myMeasurement");
-        assert_eq!(
-            x.tags,
-            [
-                ("tag1".into(), "value1".into()),
-                ("tag2".into(), "value2".into())
-            ]
-        );
-        assert_eq!(
-            x.fields,
-            [("fieldKey".into(), FieldValue::String("fieldValue".into()))]
-        );
-        assert_eq!(x.timestamp, Some(1_556_813_561_098_000_000));
-
-        // Field types.
-        let x = p("myMeasurement fieldKey=1.0,i=1i,u=1u,e=-1.234456e+78,b=true,s=\"x\"");
-        assert_eq!(
-            x.fields,
-            [
-                ("fieldKey".into(), FieldValue::Float(1.0)),
-                ("i".into(), FieldValue::Integer(1)),
-                ("u".into(), FieldValue::Unsigned(1)),
-                ("e".into(), FieldValue::Float(-1.234456e78)),
-                ("b".into(), FieldValue::Boolean(true)),
-                ("s".into(), FieldValue::String("x".into())),
-            ]
-        );
-        assert_eq!(x.timestamp, None);
-        for (raw, want) in [
-            ("t", true),
-            ("T", true),
-            ("True", true),
-            ("TRUE", true),
-            ("f", false),
-            ("False", false),
-            ("FALSE", false),
-        ] {
-            assert_eq!(
-                p(&format!("m v={raw}")).fields[0].1,
-                FieldValue::Boolean(want)
-            );
-        }
-
-        // Escaping: spaces and commas in measurements, commas, equals and spaces in tags
-        // and field keys, quotes and backslashes in string fields.
-        let x = p(
-            r#"my\ Measurement,tag\ Key=tag\,value\=x fieldKey="string \"quoted\" and \\ back" 1"#,
-        );
-        assert_eq!(x.measurement, "my Measurement");
-        assert_eq!(x.tags, [("tag Key".into(), "tag,value=x".into())]);
-        assert_eq!(
-            x.fields,
-            [(
-                "fieldKey".into(),
-                FieldValue::String(r#"string "quoted" and \ back"#.into())
-            )]
-        );
-        let x = p(r#"my\,Measurement field\ Key\,x\=y="a, b=c" 2"#);
-        assert_eq!(x.measurement, "my,Measurement");
-        assert_eq!(x.fields[0].0, "field Key,x=y");
-        assert_eq!(x.fields[0].1, FieldValue::String("a, b=c".into()));
-
-        // Vietnamese tag values round-trip.
-        let x = p("giuong,xa=Châu\\ Đốc trong=12i");
-        assert_eq!(x.tags, [("xa".into(), "Châu Đốc".into())]);
-    }
-
-    #[test]
-    fn names_and_tags_without_escapes_borrow_the_line() {
-        let x = p(r"m,a=b,c\ d=e\,f v=1 1");
-        assert!(matches!(x.measurement, Cow::Borrowed("m")));
-        assert!(matches!(x.tags[0].1, Cow::Borrowed("b")));
-        assert!(matches!(&x.tags[1].0, Cow::Owned(k) if k == "c d"));
-        assert!(matches!(&x.tags[1].1, Cow::Owned(v) if v == "e,f"));
-        assert!(matches!(x.fields[0].0, Cow::Borrowed("v")));
-    }
-
     #[test]
     fn bad_lines_say_why() {
         for (line, why) in [
@@ -521,14 +265,5 @@ mod tests {
         assert_eq!(sanitize("9lives", false), "_9lives");
         assert_eq!(sanitize("a:b", true), "a:b");
         assert_eq!(sanitize("a:b", false), "a_b");
-    }
-
-    proptest::proptest! {
-        /// Any line — random bytes or near-misses of the syntax — parses or says why; it
-        /// never panics.
-        #[test]
-        fn no_line_panics(line in "[a-z=,\\\\\" 0-9.eiuTtFf\\-]{0,40}|\\PC{0,40}") {
-            let _ = parse_line(&line);
-        }
     }
 }

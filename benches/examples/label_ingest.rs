@@ -12,7 +12,8 @@
 //! `WRITERS=N` run one configuration alone (to profile it: see `PERF_CTL` in
 //! `iocdb_workload::drive`), `FSYNC_INTERVAL=1` with an fsync every 100 ms,
 //! `BATCH_SAMPLES=N` cuts every N samples, `SPLIT=queue` gives every writer count the same
-//! requests, taken in turn (see `iocdb_workload::drive`).
+//! requests, taken in turn, `CPU_TIMES=1` also prints the CPU the timed writes took (see
+//! `iocdb_workload::drive`).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

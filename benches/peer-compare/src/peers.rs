@@ -128,20 +128,7 @@ pub fn chosen<S: Copy>(all: &[(S, &str)]) -> Vec<S> {
         .collect()
 }
 
-/// CPU seconds a process has used (user + system), from `/proc/PID/stat`.
-pub fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|f| f.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    (ticks(11) + ticks(12)) / 100.0
-}
+pub use iocdb_benches::workload::drive::cpu_seconds;
 
 /// A free loopback port.
 pub fn free_port() -> u16 {

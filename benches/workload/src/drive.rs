@@ -75,6 +75,7 @@ fn timed_writers<B: Send + Sync>(
     // Under `Split::Queue`: every request, and the number of the next one to write.
     let queue: std::sync::OnceLock<Vec<B>> = std::sync::OnceLock::new();
     let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut cpu = 0.0;
     let (elapsed, spent) = std::thread::scope(|s| {
         let writers: Vec<_> = (0..threads)
             .map(|lane| {
@@ -112,6 +113,7 @@ fn timed_writers<B: Send + Sync>(
             let _ = std::fs::write(ctl, "enable\n");
         }
         let t0 = Instant::now();
+        let cpu0 = cpu_seconds(std::process::id());
         let mut spent = Vec::with_capacity(threads);
         let mut last = t0;
         for w in writers {
@@ -119,6 +121,7 @@ fn timed_writers<B: Send + Sync>(
             last = last.max(done);
             spent.push(batches);
         }
+        cpu = cpu_seconds(std::process::id()) - cpu0;
         (last - t0, spent)
     });
     if let Ok(ctl) = std::env::var("PERF_CTL") {
@@ -147,7 +150,32 @@ fn timed_writers<B: Send + Sync>(
             mean_us(&wal.commit_waits)
         );
     }
-    total.into_inner() as f64 / elapsed.as_secs_f64()
+    let total = total.into_inner() as f64;
+    // CPU_TIMES=1: the CPU the timed writes took (every thread of the process, the engine's
+    // own included), steadier than the rate when the machine's speed drifts.
+    if std::env::var_os("CPU_TIMES").is_some() {
+        eprintln!(
+            "{threads} writer(s): {cpu:.2} CPU-s, {:.2} M samples per CPU-s",
+            total / cpu.max(0.01) / 1e6
+        );
+    }
+    total / elapsed.as_secs_f64()
+}
+
+/// CPU seconds (user and system, all threads) process `pid` has used, from
+/// `/proc/PID/stat` (in clock ticks of 10 ms); 0 when it cannot be read.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the parenthesised command name; utime and stime are the 12th and 13th.
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
 }
 
 /// Writes the requests `make(writer, threads)` returns with `threads` writers by labels

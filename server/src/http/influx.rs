@@ -16,13 +16,12 @@
 use std::borrow::Cow;
 use std::ops::Range;
 
-use iocdb_proto::line_protocol::{FieldValue, LineError, Point};
-
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use iocdb_engine::{RawLabel, RawSeriesWrite, RawWriteRequest, Sample, SeriesBy, echo};
+use iocdb_proto::line_protocol::{FieldValue, LineError, Point};
 
 use super::params::Params;
 use super::remote::{list_problems, store_raw};

@@ -682,11 +682,11 @@ impl Head {
         samples: &[Sample],
         on_apply: chunks::OnApply<'_>,
     ) -> isize {
+        if let Some(grown) = self.try_apply(series, place, samples, &mut *on_apply) {
+            return grown;
+        }
         let sealer = self.sealer(series);
-        let grown = match series.head.append_at(place, samples, sealer, on_apply) {
-            Some(grown) => grown,
-            None => self.wait_turn(|| series.head.append_at(place, samples, sealer, on_apply)),
-        };
+        let grown = self.wait_turn(|| series.head.append_at(place, samples, sealer, on_apply));
         self.turn_done();
         grown
     }
